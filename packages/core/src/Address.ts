@@ -1,0 +1,39 @@
+/**
+ * Addresses name the endpoints that exchange messages: `role/id`, e.g. `acceptor/a1`,
+ * `leader/s2`, `replica/s3`, `client/7f3c…`. The id part names the node that hosts the
+ * role, so a colocated server `s1` owns `replica/s1`, `leader/s1` and `acceptor/s1`, and
+ * fault injection can cut a whole node by its id.
+ *
+ * @since 0.1.0
+ */
+import { Schema } from "effect"
+
+export const Role = Schema.Literals(["replica", "leader", "acceptor", "client"])
+export type Role = typeof Role.Type
+
+/** Ids are used as NATS subject tokens, so they must not contain `.`, `*`, `>` or whitespace. */
+export const Id = Schema.String.check(
+  Schema.isPattern(/^[A-Za-z0-9_-]{1,64}$/, {
+    message: "an id is 1-64 characters of letters, digits, '_' or '-'"
+  })
+)
+export type Id = typeof Id.Type
+
+export const Address = Schema.String.check(
+  Schema.isPattern(/^(replica|leader|acceptor|client)\/[A-Za-z0-9_-]{1,64}$/, {
+    message: "an address is role/id with role one of replica, leader, acceptor, client"
+  })
+)
+export type Address = typeof Address.Type
+
+export const make = (role: Role, id: string): Address => `${role}/${id}`
+
+export const replica = (id: string): Address => `replica/${id}`
+export const leader = (id: string): Address => `leader/${id}`
+export const acceptor = (id: string): Address => `acceptor/${id}`
+export const client = (id: string): Address => `client/${id}`
+
+export const role = (address: Address): Role => address.slice(0, address.indexOf("/")) as Role
+
+/** The node id: the part after the slash. */
+export const id = (address: Address): string => address.slice(address.indexOf("/") + 1)

@@ -1,0 +1,91 @@
+/**
+ * Who is in the cluster and how it is tuned. Decoded with Schema from JSON or plain
+ * objects; a bad config fails with a `ConfigError` whose message names the field.
+ *
+ * All times are milliseconds. The defaults suit a LAN or a single machine.
+ *
+ * @since 0.1.0
+ */
+import { Effect, Result, Schema, SchemaIssue } from "effect"
+import { Id } from "./Address.ts"
+
+const Ids = (what: string) =>
+  Schema.Array(Id).check(
+    Schema.isMinLength(1, { message: `at least one ${what} is required` }),
+    Schema.makeFilter((ids: ReadonlyArray<string>) => {
+      const seen = new Set<string>()
+      for (const id of ids) {
+        if (seen.has(id)) return `duplicate ${what} id "${id}"`
+        seen.add(id)
+      }
+      return true
+    })
+  )
+
+const Positive = Schema.Int.check(Schema.isGreaterThanOrEqualTo(1))
+const NonNegative = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))
+const withDefault = <S extends Schema.Codec<number, number>>(schema: S, value: number) =>
+  schema.pipe(Schema.withDecodingDefaultKey(Effect.succeed(value)))
+
+export const Batching = Schema.Struct({
+  /** Most client commands decided in one slot. */
+  maxSize: withDefault(Positive, 256),
+  /** How long a replica may wait to fill a batch; 0 sends as soon as the window allows. */
+  lingerMs: withDefault(NonNegative, 0)
+})
+
+export const Timeouts = Schema.Struct({
+  /** Resend interval for P1a, P2a, proposals and client requests. */
+  retransmitMs: withDefault(Positive, 100),
+  /** Interval between heartbeats of a leader. */
+  heartbeatMs: withDefault(Positive, 50),
+  /** Initial wait before a passive leader suspects the active one (adapts at run time). */
+  leaderTimeoutMs: withDefault(Positive, 300),
+  /** Bound for the adaptive leader timeout. */
+  maxLeaderTimeoutMs: withDefault(Positive, 5000),
+  /** How long a client waits for a command before reporting an unknown outcome. */
+  clientTimeoutMs: withDefault(Positive, 10000)
+})
+
+export const ClusterConfig = Schema.Struct({
+  acceptors: Ids("acceptor"),
+  leaders: Ids("leader"),
+  replicas: Ids("replica"),
+  /** Replicas propose at most `window` slots beyond the first undecided one. */
+  window: Schema.Int.check(Schema.isGreaterThanOrEqualTo(1, { message: "window must be at least 1" })).pipe(
+    Schema.withDecodingDefaultKey(Effect.succeed(16))
+  ),
+  batch: Batching.pipe(Schema.withDecodingDefaultKey(Effect.succeed({}))),
+  timeouts: Timeouts.pipe(Schema.withDecodingDefaultKey(Effect.succeed({})))
+})
+export type ClusterConfig = typeof ClusterConfig.Type
+export type ClusterConfigInput = typeof ClusterConfig.Encoded
+
+export class ConfigError extends Schema.TaggedError<ConfigError>()("ConfigError", {
+  message: Schema.String
+}) {}
+
+const decodeConfig = Schema.decodeUnknownResult(ClusterConfig)
+const formatter = SchemaIssue.makeFormatterDefault()
+
+export const decode = (input: unknown): Result.Result<ClusterConfig, ConfigError> =>
+  Result.mapError(
+    decodeConfig(input),
+    (e) => new ConfigError({ message: `invalid cluster config: ${formatter(e.issue)}` })
+  )
+
+export const decodeEffect = (input: unknown): Effect.Effect<ClusterConfig, ConfigError> =>
+  Effect.fromResult(decode(input))
+
+/** For code and tests that build configs by hand: throws a ConfigError on bad input. */
+export const make = (input: ClusterConfigInput): ClusterConfig => {
+  const r = decode(input)
+  if (Result.isFailure(r)) throw r.failure
+  return r.success
+}
+
+/** `n` servers `s1..sn`, each hosting an acceptor, a leader and a replica. */
+export const servers = (n: number, overrides: Partial<ClusterConfigInput> = {}): ClusterConfig => {
+  const ids = Array.from({ length: n }, (_, i) => `s${i + 1}`)
+  return make({ acceptors: ids, leaders: ids, replicas: ids, ...overrides })
+}

@@ -1,0 +1,44 @@
+/**
+ * The one wire codec every transport uses: envelopes to JSON text and back, derived from
+ * the message schemas. `Schema.toCodecJson` makes every field JSON-safe (STYLE.md §1.6).
+ * Decoding never throws: bad bytes, bad JSON and wrong shapes become a `DecodeError`
+ * carrying the reason.
+ *
+ * @since 0.1.0
+ */
+import { Effect, Result, Schema, SchemaIssue } from "effect"
+import { Envelope } from "./Message.ts"
+
+export class DecodeError extends Schema.TaggedError<DecodeError>()("DecodeError", {
+  reason: Schema.String
+}) {}
+
+export const Wire = Schema.fromJsonString(Schema.toCodecJson(Envelope))
+
+const encodeWire = Schema.encodeSync(Wire)
+const decodeWire = Schema.decodeUnknownResult(Wire)
+const utf8Decoder = new TextDecoder("utf-8", { fatal: true })
+const utf8Encoder = new TextEncoder()
+const formatter = SchemaIssue.makeFormatterDefault()
+
+/** Encodes an envelope to JSON text. Envelopes are validated when built, so this cannot fail. */
+export const encode = (envelope: Envelope): string => encodeWire(envelope)
+
+export const encodeBytes = (envelope: Envelope): Uint8Array => utf8Encoder.encode(encodeWire(envelope))
+
+export const decode = (input: string | Uint8Array): Result.Result<Envelope, DecodeError> => {
+  let text: string
+  if (typeof input === "string") {
+    text = input
+  } else {
+    try {
+      text = utf8Decoder.decode(input)
+    } catch {
+      return Result.fail(new DecodeError({ reason: "payload is not valid UTF-8" }))
+    }
+  }
+  return Result.mapError(decodeWire(text), (e) => new DecodeError({ reason: formatter(e.issue) }))
+}
+
+export const decodeEffect = (input: string | Uint8Array): Effect.Effect<Envelope, DecodeError> =>
+  Effect.fromResult(decode(input))

@@ -1,0 +1,223 @@
+/**
+ * The in-process `Transport`: every actor of a test (or of the embedded single-process
+ * cluster) in one runtime, with every message encoded and decoded through the wire codec
+ * so codec bugs show here before they show on NATS.
+ *
+ * All randomness comes from the `Random` in scope when the layer is built and all time
+ * from `Clock`, so under `Random.withSeed` and a test clock the delivery order is a pure
+ * function of the seed. Fault knobs, all changeable while running: loss, duplication,
+ * delay (which also reorders), one-way cuts, partitions and isolation of nodes.
+ *
+ * A "node" is the id part of an address (`replica/s1`, `leader/s1` and `acceptor/s1` are
+ * node `s1`); fault specs name either a whole address or a node id.
+ *
+ * @since 0.1.0
+ */
+import { Clock, Context, Effect, FiberSet, Layer, Queue, Random, Result } from "effect"
+import * as Address from "./Address.ts"
+import * as Codec from "./Codec.ts"
+import type { Envelope } from "./Message.ts"
+import { Transport } from "./Transport.ts"
+
+export interface Faults {
+  /** Probability that a message is dropped. */
+  readonly lossRate: number
+  /** Probability that a message is delivered twice. */
+  readonly duplicateRate: number
+  /** Delay of each delivered copy, uniform in [minDelay, maxDelay] milliseconds. */
+  readonly minDelay: number
+  readonly maxDelay: number
+}
+
+export const noFaults: Faults = { lossRate: 0, duplicateRate: 0, minDelay: 0, maxDelay: 0 }
+
+export interface TraceEntry {
+  readonly time: number
+  readonly event: "deliver" | "drop" | "undeliverable" | "decode-error"
+  readonly from: string
+  readonly to: string
+  readonly tag: string
+}
+
+export interface Stats {
+  readonly sent: number
+  readonly delivered: number
+  readonly dropped: number
+  readonly duplicated: number
+  readonly undeliverable: number
+  readonly decodeErrors: number
+}
+
+export interface Options {
+  readonly faults?: Partial<Faults>
+  /** Record every delivery and drop (for determinism checks and replay traces). */
+  readonly trace?: boolean
+  /** Called synchronously after each delivery or drop, e.g. to print a live trace. */
+  readonly onTrace?: (entry: TraceEntry) => void
+}
+
+export class InMemoryBus extends Context.Service<
+  InMemoryBus,
+  {
+    setFaults(faults: Partial<Faults>): Effect.Effect<void>
+    /** Drops messages from `from` to `to` (one way). */
+    cut(from: string, to: string): Effect.Effect<void>
+    /** Messages between different groups are dropped; nodes in no group are unaffected. */
+    partition(groups: ReadonlyArray<ReadonlyArray<string>>): Effect.Effect<void>
+    /** Drops every message from or to `node`. */
+    isolate(node: string): Effect.Effect<void>
+    /** Removes cuts, partitions and isolation (not loss, duplication or delay). */
+    readonly heal: Effect.Effect<void>
+    readonly trace: Effect.Effect<ReadonlyArray<TraceEntry>>
+    readonly stats: Effect.Effect<Stats>
+    /** Sends raw text to `to`, bypassing the encoder: for tests of bad input. */
+    injectRaw(from: string, to: Address.Address, payload: string | Uint8Array): Effect.Effect<void>
+  }
+>()("@synod/core/InMemoryBus") {}
+
+const matches = (spec: string, address: string): boolean => spec === address || spec === Address.id(address)
+
+/** Builds the bus; the transport and the control service share it. */
+export const make = Effect.fnUntraced(function* (options: Options = {}) {
+  const rng = yield* Random.Random
+  const clock = yield* Clock.Clock
+  const inFlight = yield* FiberSet.make()
+  let faults: Faults = { ...noFaults, ...options.faults }
+  const listeners = new Map<string, Set<Queue.Queue<Envelope>>>()
+  const cuts: Array<readonly [string, string]> = []
+  let groups: ReadonlyArray<ReadonlyArray<string>> = []
+  const isolated = new Set<string>()
+  const trace: Array<TraceEntry> = []
+  const recording = options.trace === true || options.onTrace !== undefined
+  const stats = { sent: 0, delivered: 0, dropped: 0, duplicated: 0, undeliverable: 0, decodeErrors: 0 }
+
+  const groupOf = (address: string): number => groups.findIndex((g) => g.some((spec) => matches(spec, address)))
+
+  const blocked = (from: string, to: string): boolean => {
+    for (const node of isolated) if (matches(node, from) || matches(node, to)) return true
+    for (const [a, b] of cuts) if (matches(a, from) && matches(b, to)) return true
+    if (groups.length > 0) {
+      const gf = groupOf(from)
+      const gt = groupOf(to)
+      if (gf !== -1 && gt !== -1 && gf !== gt) return true
+    }
+    return false
+  }
+
+  const record = (event: TraceEntry["event"], from: string, to: string, tag: string) => {
+    if (!recording) return
+    const entry: TraceEntry = { time: clock.currentTimeMillisUnsafe(), event, from, to, tag }
+    if (options.trace === true) trace.push(entry)
+    options.onTrace?.(entry)
+  }
+
+  const tagOf = (payload: string | Uint8Array): string => {
+    if (typeof payload !== "string") return "?"
+    const m = /"_tag":"([A-Za-z0-9]+)"/.exec(payload.slice(payload.indexOf('"message"')))
+    return m?.[1] ?? "?"
+  }
+
+  const deliver = (from: string, to: Address.Address, payload: string | Uint8Array): void => {
+    if (blocked(from, to)) {
+      stats.dropped++
+      record("drop", from, to, tagOf(payload))
+      return
+    }
+    const decoded = Codec.decode(payload)
+    if (Result.isFailure(decoded)) {
+      stats.decodeErrors++
+      record("decode-error", from, to, "?")
+      return
+    }
+    const queues = listeners.get(to)
+    if (queues === undefined || queues.size === 0) {
+      stats.undeliverable++
+      record("undeliverable", from, to, decoded.success.message._tag)
+      return
+    }
+    stats.delivered++
+    record("deliver", from, to, decoded.success.message._tag)
+    for (const q of queues) Queue.offerUnsafe(q, decoded.success)
+  }
+
+  const schedule = (from: string, to: Address.Address, payload: string | Uint8Array) =>
+    Effect.suspend(() => {
+      const span = faults.maxDelay - faults.minDelay
+      const delay = faults.minDelay + (span > 0 ? Math.floor(rng.nextDoubleUnsafe() * (span + 1)) : 0)
+      if (delay <= 0) return Effect.sync(() => deliver(from, to, payload))
+      return FiberSet.run(
+        inFlight,
+        Effect.sleep(delay).pipe(Effect.andThen(Effect.sync(() => deliver(from, to, payload))))
+      ).pipe(Effect.asVoid)
+    })
+
+  const sendRaw = (from: string, to: Address.Address, payload: string | Uint8Array) =>
+    Effect.suspend(() => {
+      stats.sent++
+      if (blocked(from, to) || (faults.lossRate > 0 && rng.nextDoubleUnsafe() < faults.lossRate)) {
+        stats.dropped++
+        record("drop", from, to, tagOf(payload))
+        return Effect.void
+      }
+      if (faults.duplicateRate > 0 && rng.nextDoubleUnsafe() < faults.duplicateRate) {
+        stats.duplicated++
+        return Effect.andThen(schedule(from, to, payload), schedule(from, to, payload))
+      }
+      return schedule(from, to, payload)
+    })
+
+  const transport = Transport.of({
+    send: (to, envelope) => sendRaw(envelope.from, to, Codec.encode(envelope)),
+    listen: (address) =>
+      Effect.acquireRelease(
+        Effect.gen(function* () {
+          const queue = yield* Queue.unbounded<Envelope>()
+          let set = listeners.get(address)
+          if (set === undefined) listeners.set(address, (set = new Set()))
+          set.add(queue)
+          return queue
+        }),
+        (queue) =>
+          Effect.sync(() => {
+            listeners.get(address)?.delete(queue)
+          }).pipe(Effect.andThen(Queue.shutdown(queue)))
+      )
+  })
+
+  const control = InMemoryBus.of({
+    setFaults: (f) =>
+      Effect.sync(() => {
+        faults = { ...faults, ...f }
+      }),
+    cut: (from, to) =>
+      Effect.sync(() => {
+        cuts.push([from, to])
+      }),
+    partition: (g) =>
+      Effect.sync(() => {
+        groups = g.map((group) => [...group])
+      }),
+    isolate: (node) =>
+      Effect.sync(() => {
+        isolated.add(node)
+      }),
+    heal: Effect.sync(() => {
+      cuts.length = 0
+      groups = []
+      isolated.clear()
+    }),
+    trace: Effect.sync(() => [...trace]),
+    stats: Effect.sync(() => ({ ...stats })),
+    injectRaw: (from, to, payload) => sendRaw(from, to, payload)
+  })
+
+  return { transport, control } as const
+})
+
+/** The bus as a layer providing both `Transport` and `InMemoryBus`. */
+export const layer = (options: Options = {}): Layer.Layer<Transport | InMemoryBus> =>
+  Layer.effectContext(
+    Effect.map(make(options), ({ control, transport }) =>
+      Context.make(Transport, transport).pipe(Context.add(InMemoryBus, control))
+    )
+  )

@@ -1,0 +1,97 @@
+/**
+ * Every message the roles exchange, as `Schema` tagged classes, and the per-role inbound
+ * unions. `_tag`s are wire format: short, stable, never renamed.
+ *
+ * Departures from the paper (PROTOCOL.md §1.2): P1b and P2b carry both the acceptor's
+ * current ballot and an echo of the ballot they answer, and P2b the slot, so a leader can
+ * route replies to the child that asked and a commander counts only its own (ballot, slot)
+ * (B3). Decisions carry the deciding ballot and responses the slot, for debugging.
+ *
+ * @since 0.1.0
+ */
+import { Schema } from "effect"
+import { Address } from "./Address.ts"
+import { Ballot } from "./Ballot.ts"
+import { Command, PValue, Slot, SlotValue } from "./Command.ts"
+
+/** Phase 1a: scout → acceptors. */
+export class P1a extends Schema.TaggedClass<P1a>()("P1a", {
+  ballot: Ballot
+}) {}
+
+/** Phase 1b: acceptor → leader. `ballot` is the acceptor's promise after handling the P1a it answers (`request`). */
+export class P1b extends Schema.TaggedClass<P1b>()("P1b", {
+  ballot: Ballot,
+  request: Ballot,
+  accepted: Schema.Array(PValue)
+}) {}
+
+/** Phase 2a: commander → acceptors. */
+export class P2a extends Schema.TaggedClass<P2a>()("P2a", {
+  ballot: Ballot,
+  slot: Slot,
+  value: SlotValue
+}) {}
+
+/** Phase 2b: acceptor → leader. Accepted iff `ballot` equals `request`. */
+export class P2b extends Schema.TaggedClass<P2b>()("P2b", {
+  ballot: Ballot,
+  request: Ballot,
+  slot: Slot
+}) {}
+
+/** Replica → leaders: please get `value` decided in `slot`. */
+export class Propose extends Schema.TaggedClass<Propose>()("Propose", {
+  slot: Slot,
+  value: SlotValue
+}) {}
+
+/** Commander → replicas: `value` is chosen for `slot` (under `ballot`). */
+export class Decision extends Schema.TaggedClass<Decision>()("Decision", {
+  slot: Slot,
+  value: SlotValue,
+  ballot: Ballot
+}) {}
+
+/** Client → replicas. */
+export class Request extends Schema.TaggedClass<Request>()("Request", {
+  command: Command
+}) {}
+
+/** Replica → client: the result of performing `seq` (encoded by the state machine's result schema). */
+export class Response extends Schema.TaggedClass<Response>()("Response", {
+  seq: Command.fields.seq,
+  result: Schema.Json,
+  slot: Slot
+}) {}
+
+/**
+ * Leader → leaders, periodically. `decided` counts the slots this leader's commanders got
+ * decided, so a passive leader can tell a live-but-stuck leader from a working one (B14).
+ */
+export class Heartbeat extends Schema.TaggedClass<Heartbeat>()("Heartbeat", {
+  ballot: Ballot,
+  active: Schema.Boolean,
+  decided: Schema.Int
+}) {}
+
+export const AcceptorInbound = Schema.Union([P1a, P2a])
+export type AcceptorInbound = typeof AcceptorInbound.Type
+
+export const LeaderInbound = Schema.Union([Propose, P1b, P2b, Heartbeat])
+export type LeaderInbound = typeof LeaderInbound.Type
+
+export const ReplicaInbound = Schema.Union([Request, Decision])
+export type ReplicaInbound = typeof ReplicaInbound.Type
+
+export const ClientInbound = Schema.Union([Response])
+export type ClientInbound = typeof ClientInbound.Type
+
+export const Message = Schema.Union([P1a, P1b, P2a, P2b, Propose, Decision, Request, Response, Heartbeat])
+export type Message = typeof Message.Type
+
+export class Envelope extends Schema.Class<Envelope>("@synod/core/Envelope")({
+  from: Address,
+  to: Address,
+  message: Message
+}) {}

@@ -1,0 +1,65 @@
+/**
+ * The contract a user's replicated state machine fulfils: schemas for its commands,
+ * results and snapshots, an initial state, and a pure, deterministic `apply`. Replicas
+ * decode each command from the wire with `command`, apply it in slot order, and encode
+ * the result with `result` for the client; `snapshot` turns the state into JSON and back.
+ *
+ * `apply` must not read clocks, randomness or anything outside its arguments: every
+ * replica applies the same commands in the same order and must reach the same state.
+ * It returns a new state; it may share structure with the old one but must not mutate
+ * it in a way the old value's holder could see.
+ *
+ * @since 0.1.0
+ */
+import { Result, Schema, SchemaIssue } from "effect"
+
+export interface StateMachine<S, C, R> {
+  readonly name: string
+  readonly command: Schema.Codec<C, unknown>
+  readonly result: Schema.Codec<R, unknown>
+  readonly snapshot: Schema.Codec<S, unknown>
+  readonly initial: S
+  apply(state: S, command: C): readonly [S, R]
+}
+
+/** Any state machine, for code that only moves its values around. */
+// biome-ignore lint/suspicious/noExplicitAny: the replica is generic over the user's types
+export type Any = StateMachine<any, any, any>
+
+export const make = <S, C, R>(machine: StateMachine<S, C, R>): StateMachine<S, C, R> => machine
+
+/** JSON codecs derived once per machine, used by the replica and the client. */
+export interface Codecs<S, C, R> {
+  encodeCommand(command: C): Schema.Json
+  decodeCommand(json: unknown): Result.Result<C, string>
+  encodeResult(result: R): Schema.Json
+  decodeResult(json: unknown): Result.Result<R, string>
+  encodeState(state: S): Schema.Json
+  decodeState(json: unknown): Result.Result<S, string>
+}
+
+const formatter = SchemaIssue.makeFormatterDefault()
+
+const codec = <A>(schema: Schema.Codec<A, unknown>) => {
+  const json = Schema.toCodecJson(schema)
+  const enc = Schema.encodeSync(json)
+  const dec = Schema.decodeUnknownResult(json)
+  return {
+    encode: (a: A) => enc(a) as Schema.Json,
+    decode: (u: unknown): Result.Result<A, string> => Result.mapError(dec(u), (e) => formatter(e.issue))
+  }
+}
+
+export const codecs = <S, C, R>(machine: StateMachine<S, C, R>): Codecs<S, C, R> => {
+  const command = codec(machine.command)
+  const result = codec(machine.result)
+  const state = codec(machine.snapshot)
+  return {
+    encodeCommand: command.encode,
+    decodeCommand: command.decode,
+    encodeResult: result.encode,
+    decodeResult: result.decode,
+    encodeState: state.encode,
+    decodeState: state.decode
+  }
+}

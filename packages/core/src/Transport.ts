@@ -1,0 +1,33 @@
+/**
+ * The `Transport` service: how roles reach each other. Both transports (the in-memory bus
+ * here, NATS in `@synod/transport-nats`) offer the same contract and pass the same
+ * conformance suite (`@synod/core/testing`):
+ *
+ * - `send` is fire-and-forget: a message may be lost, duplicated, delayed or reordered.
+ *   The protocol tolerates all four, so the transport adds no acknowledgement.
+ * - `listen(address)` is scoped: closing the scope stops delivery to that mailbox.
+ *   Several listeners on one address each get every message.
+ *
+ * @since 0.1.0
+ */
+import { Context, type Effect, type Queue, Schema, type Scope } from "effect"
+import type { Address } from "./Address.ts"
+import type { Envelope } from "./Message.ts"
+
+export class TransportError extends Schema.TaggedError<TransportError>()("TransportError", {
+  reason: Schema.String,
+  cause: Schema.optionalKey(Schema.Defect())
+}) {}
+
+/** A mailbox: decoded envelopes addressed to one listener, in arrival order. */
+export type Mailbox = Queue.Dequeue<Envelope>
+
+export class Transport extends Context.Service<
+  Transport,
+  {
+    /** Sends `envelope` to `to`; never fails and never waits for the receiver. */
+    send(to: Address, envelope: Envelope): Effect.Effect<void>
+    /** Receives what is sent to `address` until the scope closes. */
+    listen(address: Address): Effect.Effect<Mailbox, TransportError, Scope.Scope>
+  }
+>()("@synod/core/Transport") {}

@@ -1,0 +1,61 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Result } from "effect"
+import * as fc from "fast-check"
+import { Codec } from "@synod/core"
+import { envelopeArb } from "@synod/core/testing"
+
+describe("Codec", () => {
+  it("every envelope round-trips through text and bytes", () => {
+    fc.assert(
+      fc.property(envelopeArb, (env) => {
+        const text = Codec.encode(env)
+        const back = Codec.decode(text)
+        assert.isTrue(Result.isSuccess(back))
+        assert.deepStrictEqual(Result.getOrThrow(back), env)
+        assert.strictEqual(Codec.encode(Result.getOrThrow(back)), text)
+        const fromBytes = Codec.decode(Codec.encodeBytes(env))
+        assert.deepStrictEqual(Result.getOrThrow(fromBytes), env)
+      }),
+      { numRuns: 300 }
+    )
+  })
+
+  it("garbage bytes decode to a DecodeError with a reason", () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 200 }), (bytes) => {
+        const r = Codec.decode(bytes)
+        assert.isTrue(Result.isFailure(r))
+        if (Result.isFailure(r)) {
+          assert.strictEqual(r.failure._tag, "DecodeError")
+          assert.isAbove(r.failure.reason.length, 0)
+        }
+      })
+    )
+  })
+
+  it("valid JSON of the wrong shape decodes to a DecodeError", () => {
+    fc.assert(
+      fc.property(fc.jsonValue(), (json) => {
+        const r = Codec.decode(JSON.stringify(json))
+        assert.isTrue(Result.isFailure(r))
+      })
+    )
+  })
+
+  it("names what is wrong in a near-miss envelope", () => {
+    const bad = {
+      from: "leader/s1",
+      to: "acceptor/s2",
+      message: { _tag: "P2a", ballot: { round: -1, leader: "s1" }, slot: 1, value: { _tag: "Noop" } }
+    }
+    const r = Codec.decode(JSON.stringify(bad))
+    assert.isTrue(Result.isFailure(r))
+    if (Result.isFailure(r)) assert.include(r.failure.reason, "round")
+    const badAddress = { ...bad, from: "nobody", message: { _tag: "P1a", ballot: { round: 1, leader: "s1" } } }
+    const r2 = Codec.decode(JSON.stringify(badAddress))
+    assert.isTrue(Result.isFailure(r2))
+    if (Result.isFailure(r2)) assert.include(r2.failure.reason, "from")
+    const unknownTag = { ...bad, message: { _tag: "P9z" } }
+    assert.isTrue(Result.isFailure(Codec.decode(JSON.stringify(unknownTag))))
+  })
+})
