@@ -55,6 +55,8 @@ export const ClusterConfig = Schema.Struct({
   window: Schema.Int.check(Schema.isGreaterThanOrEqualTo(1, { message: "window must be at least 1" })).pipe(
     Schema.withDecodingDefaultKey(Effect.succeed(16))
   ),
+  /** A replica saves a snapshot after performing this many slots. */
+  snapshotEvery: withDefault(Positive, 1000),
   batch: Batching.pipe(Schema.withDecodingDefaultKey(Effect.succeed({}))),
   timeouts: Timeouts.pipe(Schema.withDecodingDefaultKey(Effect.succeed({})))
 })

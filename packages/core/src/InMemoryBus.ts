@@ -27,9 +27,14 @@ export interface Faults {
   /** Delay of each delivered copy, uniform in [minDelay, maxDelay] milliseconds. */
   readonly minDelay: number
   readonly maxDelay: number
+  /**
+   * The second copy of a duplicated message arrives up to this many ms late (a replay, as
+   * after a reconnect); 0: duplicates are delayed like any message.
+   */
+  readonly maxReplayDelay: number
 }
 
-export const noFaults: Faults = { lossRate: 0, duplicateRate: 0, minDelay: 0, maxDelay: 0 }
+export const noFaults: Faults = { lossRate: 0, duplicateRate: 0, minDelay: 0, maxDelay: 0, maxReplayDelay: 0 }
 
 export interface TraceEntry {
   readonly time: number
@@ -66,6 +71,8 @@ export class InMemoryBus extends Context.Service<
     partition(groups: ReadonlyArray<ReadonlyArray<string>>): Effect.Effect<void>
     /** Drops every message from or to `node`. */
     isolate(node: string): Effect.Effect<void>
+    /** Ends the isolation of `node` (other faults stay). */
+    reconnect(node: string): Effect.Effect<void>
     /** Removes cuts, partitions and isolation (not loss, duplication or delay). */
     readonly heal: Effect.Effect<void>
     readonly trace: Effect.Effect<ReadonlyArray<TraceEntry>>
@@ -140,9 +147,10 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
     for (const q of queues) Queue.offerUnsafe(q, decoded.success)
   }
 
-  const schedule = (from: string, to: Address.Address, payload: string | Uint8Array) =>
+  const schedule = (from: string, to: Address.Address, payload: string | Uint8Array, replay = false) =>
     Effect.suspend(() => {
-      const span = faults.maxDelay - faults.minDelay
+      const max = replay && faults.maxReplayDelay > 0 ? faults.maxReplayDelay : faults.maxDelay
+      const span = max - faults.minDelay
       const delay = faults.minDelay + (span > 0 ? Math.floor(rng.nextDoubleUnsafe() * (span + 1)) : 0)
       if (delay <= 0) return Effect.sync(() => deliver(from, to, payload))
       return FiberSet.run(
@@ -161,7 +169,7 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
       }
       if (faults.duplicateRate > 0 && rng.nextDoubleUnsafe() < faults.duplicateRate) {
         stats.duplicated++
-        return Effect.andThen(schedule(from, to, payload), schedule(from, to, payload))
+        return Effect.andThen(schedule(from, to, payload), schedule(from, to, payload, true))
       }
       return schedule(from, to, payload)
     })
@@ -200,6 +208,10 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
     isolate: (node) =>
       Effect.sync(() => {
         isolated.add(node)
+      }),
+    reconnect: (node) =>
+      Effect.sync(() => {
+        isolated.delete(node)
       }),
     heal: Effect.sync(() => {
       cuts.length = 0

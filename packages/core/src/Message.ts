@@ -58,21 +58,29 @@ export class Request extends Schema.TaggedClass<Request>()("Request", {
   command: Command
 }) {}
 
-/** Replica → client: the result of performing `seq` (encoded by the state machine's result schema). */
+/**
+ * Replica → client: the result of performing `seq` (encoded by the state machine's result
+ * schema), or `error` when the command could not be decoded by the state machine (it was
+ * decided, but changed nothing).
+ */
 export class Response extends Schema.TaggedClass<Response>()("Response", {
   seq: Command.fields.seq,
   result: Schema.Json,
+  error: Schema.optionalKey(Schema.String),
   slot: Slot
 }) {}
 
 /**
- * Leader → leaders, periodically. `decided` counts the slots this leader's commanders got
- * decided, so a passive leader can tell a live-but-stuck leader from a working one (B14).
+ * Active leader → other leaders and replicas, periodically. `decided` counts the slots
+ * this leader's commanders got decided, so a passive leader can tell a live-but-stuck
+ * leader from a working one (B14); `slot` is the highest slot it knows decided, so a
+ * replica that missed decisions notices and asks for them (B10).
  */
 export class Heartbeat extends Schema.TaggedClass<Heartbeat>()("Heartbeat", {
   ballot: Ballot,
   active: Schema.Boolean,
-  decided: Schema.Int
+  decided: Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)),
+  slot: Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))
 }) {}
 
 export const AcceptorInbound = Schema.Union([P1a, P2a])
@@ -81,7 +89,7 @@ export type AcceptorInbound = typeof AcceptorInbound.Type
 export const LeaderInbound = Schema.Union([Propose, P1b, P2b, Heartbeat])
 export type LeaderInbound = typeof LeaderInbound.Type
 
-export const ReplicaInbound = Schema.Union([Request, Decision])
+export const ReplicaInbound = Schema.Union([Request, Decision, Heartbeat])
 export type ReplicaInbound = typeof ReplicaInbound.Type
 
 export const ClientInbound = Schema.Union([Response])

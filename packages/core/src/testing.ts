@@ -52,9 +52,14 @@ export const messageArb: fc.Arbitrary<M.Message> = fc.oneof(
   fc.record({ slot: slotArb, value: slotValueArb, ballot: ballotArb }).map((m) => new M.Decision(m)),
   commandArb.map((command) => new M.Request({ command })),
   fc
-    .record({ seq: fc.integer({ min: 1, max: 2 ** 40 }), result: jsonArb, slot: slotArb })
+    .record(
+      { seq: fc.integer({ min: 1, max: 2 ** 40 }), result: jsonArb, error: fc.string(), slot: slotArb },
+      { requiredKeys: ["seq", "result", "slot"] }
+    )
     .map((m) => new M.Response(m)),
-  fc.record({ ballot: ballotArb, active: fc.boolean(), decided: fc.integer({ min: 0 }) }).map((m) => new M.Heartbeat(m))
+  fc
+    .record({ ballot: ballotArb, active: fc.boolean(), decided: fc.integer({ min: 0 }), slot: fc.integer({ min: 0 }) })
+    .map((m) => new M.Heartbeat(m))
 )
 export const envelopeArb: fc.Arbitrary<M.Envelope> = fc
   .record({ from: addressArb, to: addressArb, message: messageArb })

@@ -53,6 +53,23 @@ describe("InMemoryBus faults", () => {
     })
   )
 
+  it.effect("a replayed duplicate can arrive long after the original", () =>
+    Effect.gen(function*() {
+      const bus = yield* InMemoryBus.InMemoryBus
+      const t = yield* Transport.Transport
+      const q = yield* t.listen("replica/b")
+      yield* bus.setFaults({ duplicateRate: 1, minDelay: 1, maxDelay: 1, maxReplayDelay: 500 })
+      for (let i = 1; i <= 50; i++) yield* t.send("replica/b", env("replica/a", "replica/b", i))
+      yield* TestClock.adjust(1)
+      assert.deepStrictEqual(yield* seqs(q), Array.from({ length: 50 }, (_, i) => i + 1))
+      yield* TestClock.adjust(100)
+      const early = (yield* seqs(q)).length
+      yield* TestClock.adjust(500)
+      const late = (yield* seqs(q)).length
+      assert.isBelow(early, 20)
+      assert.strictEqual(early + late, 50)
+    }).pipe(withBus({})))
+
   it.effect("delays reorder messages but deliver them all", () =>
     Effect.gen(function* () {
       const got = yield* blast(200).pipe(withBus({ faults: { minDelay: 0, maxDelay: 20 } }))
@@ -119,6 +136,10 @@ describe("InMemoryBus faults", () => {
       yield* TestClock.adjust("1 second")
       assert.deepStrictEqual(yield* seqs(la), [])
       assert.deepStrictEqual(yield* seqs(b), [])
+      yield* bus.reconnect("a")
+      yield* t.send("leader/a", env("replica/b", "leader/a", 5))
+      yield* TestClock.adjust("1 second")
+      assert.deepStrictEqual(yield* seqs(la), [5])
       const stats = yield* bus.stats
       assert.strictEqual(stats.dropped, 3)
     }).pipe(withBus({}))
