@@ -16,7 +16,7 @@ const token = (from: Address.Address, to: Address.Address, seq: number) =>
     message: new Message.Request({ command: new Command.Command({ client: "demo", seq, acked: 0, op: { hop: seq } }) })
   })
 
-const program = Effect.gen(function*() {
+const program = Effect.gen(function* () {
   const transport = yield* Transport.Transport
   const bus = yield* InMemoryBus.InMemoryBus
   const mailboxes = yield* Effect.forEach(nodes, (n) => transport.listen(n))

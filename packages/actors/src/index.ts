@@ -1,7 +1,17 @@
 /**
- * @synod/actors: the five roles of Multi-Paxos as Effect fibers, the colocated server,
- * the client, and the deterministic simulation harness.
+ * @synod/actors: the five roles of Multi-Paxos as Effect fibers (acceptor, leader with its
+ * scouts and commanders, replica), the colocated server, the client, a key-value state
+ * machine, and the deterministic simulation harness (`sim/`).
  *
  * @since 0.1.0
  */
-export {}
+export * as Acceptor from "./Acceptor.ts"
+export * as Client from "./Client.ts"
+export * as ClientTable from "./ClientTable.ts"
+export * as Commander from "./Commander.ts"
+export * as KeyValue from "./KeyValue.ts"
+export * as Leader from "./Leader.ts"
+export * as Liveness from "./Liveness.ts"
+export * as Replica from "./Replica.ts"
+export * as Scout from "./Scout.ts"
+export * as Server from "./Server.ts"

@@ -59,6 +59,8 @@ export interface Options {
   readonly trace?: boolean
   /** Called synchronously after each delivery or drop, e.g. to print a live trace. */
   readonly onTrace?: (entry: TraceEntry) => void
+  /** Remember the last N messages sent, so `replay` can send them again (0: off). */
+  readonly replayBuffer?: number
 }
 
 export class InMemoryBus extends Context.Service<
@@ -73,6 +75,11 @@ export class InMemoryBus extends Context.Service<
     isolate(node: string): Effect.Effect<void>
     /** Ends the isolation of `node` (other faults stay). */
     reconnect(node: string): Effect.Effect<void>
+    /**
+     * Sends up to `count` randomly chosen recent messages again, as a reconnecting client
+     * re-sending its buffer would (needs `replayBuffer`). Answers how many were sent.
+     */
+    replay(count: number): Effect.Effect<number>
     /** Removes cuts, partitions and isolation (not loss, duplication or delay). */
     readonly heal: Effect.Effect<void>
     readonly trace: Effect.Effect<ReadonlyArray<TraceEntry>>
@@ -95,6 +102,8 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
   let groups: ReadonlyArray<ReadonlyArray<string>> = []
   const isolated = new Set<string>()
   const trace: Array<TraceEntry> = []
+  const recent: Array<readonly [string, Address.Address, string | Uint8Array]> = []
+  const replayBuffer = options.replayBuffer ?? 0
   const recording = options.trace === true || options.onTrace !== undefined
   const stats = { sent: 0, delivered: 0, dropped: 0, duplicated: 0, undeliverable: 0, decodeErrors: 0 }
 
@@ -162,6 +171,10 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
   const sendRaw = (from: string, to: Address.Address, payload: string | Uint8Array) =>
     Effect.suspend(() => {
       stats.sent++
+      if (replayBuffer > 0) {
+        recent.push([from, to, payload])
+        if (recent.length > replayBuffer) recent.splice(0, recent.length - replayBuffer)
+      }
       if (blocked(from, to) || (faults.lossRate > 0 && rng.nextDoubleUnsafe() < faults.lossRate)) {
         stats.dropped++
         record("drop", from, to, tagOf(payload))
@@ -212,6 +225,16 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
     reconnect: (node) =>
       Effect.sync(() => {
         isolated.delete(node)
+      }),
+    replay: (count) =>
+      Effect.suspend(() => {
+        const n = Math.min(count, recent.length)
+        const picks: Array<readonly [string, Address.Address, string | Uint8Array]> = []
+        for (let i = 0; i < n; i++) picks.push(recent[Math.floor(rng.nextDoubleUnsafe() * recent.length)]!)
+        return Effect.as(
+          Effect.forEach(picks, ([from, to, payload]) => schedule(from, to, payload), { discard: true }),
+          n
+        )
       }),
     heal: Effect.sync(() => {
       cuts.length = 0

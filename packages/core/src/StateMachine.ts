@@ -23,7 +23,6 @@ export interface StateMachine<S, C, R> {
 }
 
 /** Any state machine, for code that only moves its values around. */
-// biome-ignore lint/suspicious/noExplicitAny: the replica is generic over the user's types
 export type Any = StateMachine<any, any, any>
 
 export const make = <S, C, R>(machine: StateMachine<S, C, R>): StateMachine<S, C, R> => machine

@@ -104,13 +104,16 @@ export interface MemoryOptions {
    * fiber is interrupted before that time is lost, which is how the simulation models
    * "crash before fsync".
    */
-  readonly syncDelay?: number
+  readonly syncDelay?: number | (() => number)
 }
 
 export const makeMemory = (disk: MemoryDisk, options: MemoryOptions = {}): Storage["Service"] => {
   const delay = options.syncDelay ?? 0
   const durably = (write: () => void): Effect.Effect<void> =>
-    delay > 0 ? Effect.andThen(Effect.sleep(delay), Effect.sync(write)) : Effect.sync(write)
+    Effect.suspend(() => {
+      const ms = typeof delay === "number" ? delay : delay()
+      return ms > 0 ? Effect.andThen(Effect.sleep(ms), Effect.sync(write)) : Effect.sync(write)
+    })
   return Storage.of({
     acceptor: (id) =>
       Effect.sync(() => ({

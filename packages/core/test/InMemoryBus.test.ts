@@ -54,21 +54,39 @@ describe("InMemoryBus faults", () => {
   )
 
   it.effect("a replayed duplicate can arrive long after the original", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const bus = yield* InMemoryBus.InMemoryBus
       const t = yield* Transport.Transport
       const q = yield* t.listen("replica/b")
       yield* bus.setFaults({ duplicateRate: 1, minDelay: 1, maxDelay: 1, maxReplayDelay: 500 })
       for (let i = 1; i <= 50; i++) yield* t.send("replica/b", env("replica/a", "replica/b", i))
       yield* TestClock.adjust(1)
-      assert.deepStrictEqual(yield* seqs(q), Array.from({ length: 50 }, (_, i) => i + 1))
+      assert.deepStrictEqual(
+        yield* seqs(q),
+        Array.from({ length: 50 }, (_, i) => i + 1)
+      )
       yield* TestClock.adjust(100)
       const early = (yield* seqs(q)).length
       yield* TestClock.adjust(500)
       const late = (yield* seqs(q)).length
       assert.isBelow(early, 20)
       assert.strictEqual(early + late, 50)
-    }).pipe(withBus({})))
+    }).pipe(withBus({}))
+  )
+
+  it.effect("replay sends recent messages again", () =>
+    Effect.gen(function* () {
+      const bus = yield* InMemoryBus.InMemoryBus
+      const t = yield* Transport.Transport
+      const q = yield* t.listen("replica/b")
+      for (let i = 1; i <= 20; i++) yield* t.send("replica/b", env("replica/a", "replica/b", i))
+      assert.strictEqual((yield* seqs(q)).length, 20)
+      assert.strictEqual(yield* bus.replay(5), 5)
+      const again = yield* seqs(q)
+      assert.strictEqual(again.length, 5)
+      for (const s of again) assert.isAbove(s, 10, "only the last 10 are remembered")
+    }).pipe(withBus({ replayBuffer: 10 }))
+  )
 
   it.effect("delays reorder messages but deliver them all", () =>
     Effect.gen(function* () {

@@ -1,0 +1,113 @@
+/**
+ * The acceptor: Paxos's memory. It promises not to accept ballots below its promise and
+ * remembers, per slot, the highest-ballot pvalue it accepted (state reduction, PROTOCOL.md
+ * §2.3).
+ *
+ * Rules (PROTOCOL.md §1.4): on P1a it raises its promise to a higher ballot; on P2a it
+ * accepts when the ballot is **at least** its promise and adopts it (the `>=` variant: an
+ * acceptor that missed a P1a can still vote, B5). Every reply carries its current promise
+ * and echoes the request, so the leader can route it and detect preemption.
+ *
+ * The fiber drains its whole mailbox at once, makes the batch's changes durable with one
+ * append (group commit), and only then replies (B2).
+ *
+ * @since 0.1.0
+ */
+import {
+  Address,
+  Ballot,
+  type ClusterConfig,
+  type Command,
+  Command as Cmd,
+  Message,
+  Storage,
+  Transport
+} from "@synod/core"
+import { Effect, Queue } from "effect"
+import { PlantedBugs } from "./internal/PlantedBugs.ts"
+import { Probe } from "./internal/Probe.ts"
+
+/** The acceptor's decisions, without I/O. Mutable: one instance per running acceptor. */
+export class AcceptorCore {
+  promised: Ballot.Ballot
+  readonly accepted: Map<number, Command.PValue>
+  /** B5 planted bug: accept only when the ballot equals the promise. */
+  private readonly strict: boolean
+
+  constructor(state: Storage.AcceptorState, options: { readonly strictAccept?: boolean } = {}) {
+    this.promised = state.promised
+    this.accepted = new Map(state.accepted)
+    this.strict = options.strictAccept === true
+  }
+
+  /** Handles a P1a; the P1b to send back. */
+  p1a(ballot: Ballot.Ballot): Message.P1b {
+    if (Ballot.greaterThan(ballot, this.promised)) this.promised = ballot
+    return new Message.P1b({ ballot: this.promised, request: ballot, accepted: [...this.accepted.values()] })
+  }
+
+  /** Handles a P2a; the P2b to send back and the pvalue accepted, if any. */
+  p2a(msg: Message.P2a): { readonly reply: Message.P2b; readonly accepted: Command.PValue | undefined } {
+    const ok = this.strict ? Ballot.equals(msg.ballot, this.promised) : !Ballot.lessThan(msg.ballot, this.promised)
+    let accepted: Command.PValue | undefined
+    if (ok) {
+      this.promised = msg.ballot
+      accepted = new Cmd.PValue({ ballot: msg.ballot, slot: msg.slot, value: msg.value })
+      this.accepted.set(msg.slot, accepted)
+    }
+    return { reply: new Message.P2b({ ballot: this.promised, request: msg.ballot, slot: msg.slot }), accepted }
+  }
+}
+
+/** Runs acceptor `id` until the scope closes. Requires `Transport` and `Storage`. */
+export const run = Effect.fn("Acceptor.run")(function* (id: string, _config: ClusterConfig.ClusterConfig) {
+  const transport = yield* Transport.Transport
+  const storage = yield* Storage.Storage
+  const bugs = yield* PlantedBugs
+  const probe = yield* Probe
+  const self = Address.acceptor(id)
+  const store = yield* storage.acceptor(id)
+  const loaded = yield* store.load
+  probe?.acceptorLoaded(id, loaded.promised, loaded.accepted)
+  const core = new AcceptorCore(loaded, { strictAccept: bugs.strictAccept })
+  const mailbox = yield* transport.listen(self)
+
+  const handleBatch = Effect.fnUntraced(function* (batch: ReadonlyArray<Message.Envelope>) {
+    const before = core.promised
+    const replies: Array<readonly [Address.Address, Message.P1b | Message.P2b]> = []
+    const accepted: Array<Command.PValue> = []
+    for (const env of batch) {
+      const msg = env.message
+      if (msg._tag === "P1a") {
+        replies.push([env.from, core.p1a(msg.ballot)])
+      } else if (msg._tag === "P2a") {
+        const r = core.p2a(msg)
+        if (r.accepted !== undefined) accepted.push(r.accepted)
+        replies.push([env.from, r.reply])
+      }
+    }
+    const dirty = accepted.length > 0 || !Ballot.equals(before, core.promised)
+    const record = { promised: core.promised, accepted }
+    if (dirty && !bugs.replyBeforeDurable) yield* store.append(record)
+    for (const [to, reply] of replies) {
+      if (probe !== undefined) {
+        probe.acceptorPromised(id, reply.ballot)
+        if (reply._tag === "P2b" && Ballot.equals(reply.ballot, reply.request)) {
+          const pv = core.accepted.get(reply.slot)
+          if (pv !== undefined && Ballot.equals(pv.ballot, reply.request)) probe.acceptorAccepted(id, pv)
+        }
+      }
+      yield* transport.send(to, new Message.Envelope({ from: self, to, message: reply }))
+    }
+    if (dirty && bugs.replyBeforeDurable) yield* store.append(record)
+  })
+
+  yield* Queue.takeAll(mailbox).pipe(
+    Effect.flatMap(handleBatch),
+    Effect.forever,
+    Effect.tapCause((cause) => Effect.logError("acceptor stopped", cause)),
+    Effect.annotateLogs({ role: "acceptor", id }),
+    Effect.orDie,
+    Effect.forkScoped
+  )
+})

@@ -1,0 +1,124 @@
+/**
+ * The client: submits commands to the replicated state machine and waits for their
+ * results.
+ *
+ * Each command gets the next sequence number of this client; retries reuse it, so the
+ * replicas' client tables make a retry harmless (B9). The first attempt goes to one
+ * replica (the last one that answered, so one replica does the proposing and replicas do
+ * not compete for slots); every retry goes to all of them. Several commands may be in
+ * flight at once; each carries `acked`, the lowest seq still unanswered, so replicas can
+ * forget older results.
+ *
+ * A command that gets no answer within `clientTimeoutMs` fails with `OutcomeUnknown`: it
+ * may still take effect later (B16), so callers must not read a timeout as "not applied".
+ *
+ * @since 0.1.0
+ */
+import { Address, type ClusterConfig, Command, Message, StateMachine, Transport } from "@synod/core"
+import { Clock, Deferred, Effect, Option, Queue, Random, Result, Schema, type Scope } from "effect"
+
+/** The command may or may not have been applied: no replica answered in time. */
+export class OutcomeUnknown extends Schema.TaggedError<OutcomeUnknown>()("OutcomeUnknown", {
+  client: Schema.String,
+  seq: Schema.Int,
+  waitedMs: Schema.Int
+}) {
+  override get message(): string {
+    return `no answer for command ${this.seq} of client ${this.client} after ${this.waitedMs} ms: it may or may not have been applied`
+  }
+}
+
+/** The command was decided but the state machine could not decode it; nothing changed. */
+export class CommandRejected extends Schema.TaggedError<CommandRejected>()("CommandRejected", {
+  reason: Schema.String
+}) {}
+
+export type SubmitError = OutcomeUnknown | CommandRejected
+
+export interface Client<C, R> {
+  readonly id: string
+  submit(command: C): Effect.Effect<R, SubmitError>
+}
+
+export interface Options {
+  /** The client id (default: random, from the `Random` service). */
+  readonly id?: string
+}
+
+type Reply = { readonly result: Schema.Json; readonly error?: string }
+
+/** A client of `machine` on `config`'s replicas, until the scope closes. Requires `Transport`. */
+export const make = Effect.fn("Client.make")(function* <S, C, R>(
+  machine: StateMachine.StateMachine<S, C, R>,
+  config: ClusterConfig.ClusterConfig,
+  options: Options = {}
+): Effect.fn.Return<Client<C, R>, Transport.TransportError, Transport.Transport | Scope.Scope> {
+  const transport = yield* Transport.Transport
+  const clock = yield* Clock.Clock
+  const id = options.id ?? `c${(yield* Random.nextIntBetween(0, 2 ** 48)).toString(36)}`
+  const self = Address.client(id)
+  const codecs = StateMachine.codecs(machine)
+  const replicas = config.replicas.map(Address.replica)
+  const { retransmitMs, clientTimeoutMs } = config.timeouts
+  const waiting = new Map<number, Deferred.Deferred<Reply>>()
+  let nextSeq = 1
+  let preferred = replicas[0]!
+
+  const dispatch = (batch: ReadonlyArray<Message.Envelope>): void => {
+    for (const env of batch) {
+      if (env.message._tag !== "Response") continue
+      const d = waiting.get(env.message.seq)
+      if (d === undefined) continue
+      preferred = env.from
+      const { result, error } = env.message
+      Deferred.doneUnsafe(d, Effect.succeed(error === undefined ? { result } : { result, error }))
+    }
+  }
+  const mailbox = yield* transport.listen(self)
+  yield* Queue.takeAll(mailbox).pipe(Effect.map(dispatch), Effect.forever, Effect.forkScoped)
+
+  const acked = (): number => {
+    let low = nextSeq
+    for (const s of waiting.keys()) if (s < low) low = s
+    return low
+  }
+
+  const submit = (command: C): Effect.Effect<R, SubmitError> =>
+    Effect.suspend(() => {
+      const seq = nextSeq++
+      return attempt(seq, command).pipe(Effect.ensuring(Effect.sync(() => waiting.delete(seq))))
+    })
+
+  const attempt = (seq: number, command: C): Effect.Effect<R, SubmitError> =>
+    Effect.gen(function* () {
+      const done = yield* Deferred.make<Reply>()
+      waiting.set(seq, done)
+      const request = new Message.Request({
+        command: new Command.Command({ client: id, seq, acked: acked(), op: codecs.encodeCommand(command) })
+      })
+      const started = clock.currentTimeMillisUnsafe()
+      const sendTo = (to: Address.Address) =>
+        transport.send(to, new Message.Envelope({ from: self, to, message: request }))
+      yield* sendTo(preferred)
+      let reply: Option.Option<Reply> = Option.none()
+      let wait = retransmitMs
+      for (;;) {
+        const left = started + clientTimeoutMs - clock.currentTimeMillisUnsafe()
+        if (left <= 0) break
+        reply = yield* Deferred.await(done).pipe(Effect.timeoutOption(Math.min(wait, left)))
+        if (Option.isSome(reply)) break
+        for (const r of replicas) yield* sendTo(r)
+        wait = Math.min(wait * 2, 8 * retransmitMs)
+      }
+      if (Option.isNone(reply)) {
+        return yield* new OutcomeUnknown({ client: id, seq, waitedMs: clock.currentTimeMillisUnsafe() - started })
+      }
+      if (reply.value.error !== undefined) return yield* new CommandRejected({ reason: reply.value.error })
+      const decoded = codecs.decodeResult(reply.value.result)
+      if (Result.isFailure(decoded))
+        return yield* new CommandRejected({ reason: `result does not decode: ${decoded.failure}` })
+      return decoded.success
+    })
+
+  return { id, submit }
+})

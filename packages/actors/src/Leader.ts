@@ -1,0 +1,286 @@
+/**
+ * The leader: turns replicas' proposals into decisions. It owns at most one scout and one
+ * commander per (ballot, slot), as child fibers it interrupts when preempted (DESIGN.md).
+ *
+ * - Passive, it records proposals and watches the active leader (`Liveness`); when that
+ *   one seems dead or stuck it picks a ballot above every ballot it has seen, stores the
+ *   round durably, and only then starts a scout with it (B1).
+ * - Adopted, it overrides its proposals with the acceptors' pvalues (`update`, pmax ◁),
+ *   fills every hole below the highest known slot with a no-op (B10), spawns a commander
+ *   per undecided slot, and from then on skips phase 1 for new slots.
+ * - Preempted by a higher ballot, it interrupts every child and goes back to watching.
+ *   Adopted/Preempted reports that do not match its current ballot are ignored (B4).
+ * - A proposal for a slot it has seen decided is answered with the decision: that is how
+ *   a replica that missed a decision recovers it.
+ *
+ * P1b and P2b arrive on the leader's own address and are routed in-process to the child
+ * whose ballot (and slot) they echo.
+ *
+ * @since 0.1.0
+ */
+import {
+  Address,
+  Ballot,
+  type ClusterConfig,
+  type Command,
+  Command as Cmd,
+  Message,
+  Storage,
+  Transport
+} from "@synod/core"
+import { Clock, Effect, FiberHandle, FiberSet, Queue, Random, Schedule } from "effect"
+import * as Commander from "./Commander.ts"
+import { PlantedBugs } from "./internal/PlantedBugs.ts"
+import { Probe } from "./internal/Probe.ts"
+import { Liveness } from "./Liveness.ts"
+import * as Scout from "./Scout.ts"
+
+/**
+ * The update operator `proposals ◁ pmax(pvalues)`: the acceptors' reported value wins in
+ * every slot they report; the leader's own proposals stand elsewhere (PROTOCOL.md §1.7).
+ * Mutates and returns `proposals`.
+ */
+export const update = (
+  proposals: Map<number, Command.SlotValue>,
+  pmax: ReadonlyMap<number, Command.PValue>
+): Map<number, Command.SlotValue> => {
+  for (const [slot, pv] of pmax) proposals.set(slot, pv.value)
+  return proposals
+}
+
+/** Fills every slot in [from, to] that has no proposal and is not `known` with a no-op. */
+export const fillHoles = (
+  proposals: Map<number, Command.SlotValue>,
+  from: number,
+  to: number,
+  known: (slot: number) => boolean
+): void => {
+  for (let s = from; s <= to; s++) if (!proposals.has(s) && !known(s)) proposals.set(s, Cmd.noop)
+}
+
+type Event =
+  | { readonly _tag: "Message"; readonly envelope: Message.Envelope }
+  | { readonly _tag: "Tick" }
+  | Scout.Outcome
+  | Commander.Outcome
+
+const key = (ballot: Ballot.Ballot, slot: number) => `${ballot.round}.${ballot.leader}|${slot}`
+
+/** Runs leader `id` until the scope closes. Requires `Transport` and `Storage`. */
+export const run = Effect.fn("Leader.run")(function* (id: string, config: ClusterConfig.ClusterConfig) {
+  const transport = yield* Transport.Transport
+  const storage = yield* Storage.Storage
+  const bugs = yield* PlantedBugs
+  const probe = yield* Probe
+  const clock = yield* Clock.Clock
+  const rng = yield* Random.Random
+  const self = Address.leader(id)
+  const store = yield* storage.leader(id)
+  const { retransmitMs, heartbeatMs } = config.timeouts
+
+  /** The highest ballot this leader has used (or would have used: its stored round). */
+  let ballot = Ballot.make(bugs.ballotReuse ? 0 : yield* store.loadRound, id)
+  let active = false
+  let highestSeen = Ballot.bottom
+  const proposals = new Map<number, Command.SlotValue>()
+  const decided = new Map<number, Message.Decision>()
+  let decidedCount = 0
+  let maxDecided = 0
+  const liveness = new Liveness(
+    { initialMs: config.timeouts.leaderTimeoutMs, maxMs: config.timeouts.maxLeaderTimeoutMs },
+    clock.currentTimeMillisUnsafe(),
+    () => rng.nextDoubleUnsafe(),
+    config.leaders[0] === id
+  )
+
+  const events = yield* Queue.unbounded<Event>()
+  const scoutFiber = yield* FiberHandle.make()
+  const commanderFibers = yield* FiberSet.make()
+  let scout: { readonly ballot: Ballot.Ballot; readonly inbox: Queue.Queue<Message.Envelope> } | undefined
+  const commanders = new Map<string, Queue.Queue<Message.Envelope>>()
+  const bySlot = new Map<number, Queue.Queue<Message.Envelope>>() // for the B3 planted bug only
+
+  const send = (to: Address.Address, message: Message.Message) =>
+    transport.send(to, new Message.Envelope({ from: self, to, message }))
+
+  const spawnCommander = Effect.fnUntraced(function* (slot: number, value: Command.SlotValue) {
+    const k = key(ballot, slot)
+    if (commanders.has(k)) return // C1: one commander per (ballot, slot)
+    const inbox = yield* Queue.unbounded<Message.Envelope>()
+    commanders.set(k, inbox)
+    bySlot.set(slot, inbox)
+    const options: Commander.Options = {
+      leader: self,
+      ballot,
+      slot,
+      value,
+      acceptors: config.acceptors,
+      replicas: config.replicas,
+      inbox,
+      retransmitMs,
+      probe,
+      bugs: {
+        ignoreRequest: bugs.p2bBySlotOnly,
+        strict: bugs.strictAccept,
+        duplicatePreempts: bugs.duplicatePreempts,
+        ...(bugs.staleChildren ? { currentBallot: () => ballot } : {})
+      }
+    }
+    yield* FiberSet.run(
+      commanderFibers,
+      Commander.run(options).pipe(
+        Effect.flatMap((outcome) => Queue.offer(events, outcome)),
+        Effect.ensuring(
+          Effect.sync(() => {
+            commanders.delete(k)
+            if (bySlot.get(slot) === inbox) bySlot.delete(slot)
+          })
+        )
+      )
+    )
+  })
+
+  const startScout = Effect.fnUntraced(function* () {
+    const next = Ballot.make(Math.max(ballot.round, highestSeen.round) + 1, id)
+    // the round is durable before any P1a carries it: a restarted leader never reuses a ballot (B1)
+    if (!bugs.ballotReuse) yield* store.saveRound(next.round)
+    ballot = next
+    probe?.leaderBallot(id, ballot)
+    liveness.competing(clock.currentTimeMillisUnsafe())
+    const inbox = yield* Queue.unbounded<Message.Envelope>()
+    scout = { ballot, inbox }
+    yield* FiberHandle.run(
+      scoutFiber,
+      Scout.run({
+        leader: self,
+        ballot,
+        acceptors: config.acceptors,
+        inbox,
+        retransmitMs,
+        duplicatePreempts: bugs.duplicatePreempts
+      }).pipe(Effect.flatMap((outcome) => Queue.offer(events, outcome)))
+    )
+  })
+
+  const stepDown = Effect.fnUntraced(function* (by: Ballot.Ballot) {
+    active = false
+    scout = undefined
+    if (Ballot.greaterThan(by, highestSeen)) highestSeen = by
+    liveness.preempted(clock.currentTimeMillisUnsafe(), by)
+    yield* FiberHandle.clear(scoutFiber)
+    // (the planted B3 and B4 bugs keep old commanders running, as the paper does)
+    if (!bugs.staleChildren && !bugs.p2bBySlotOnly) {
+      yield* FiberSet.clear(commanderFibers)
+      commanders.clear()
+      bySlot.clear()
+    }
+  })
+
+  const onAdopted = Effect.fnUntraced(function* (adopted: Extract<Scout.Outcome, { _tag: "Adopted" }>) {
+    if (!Ballot.equals(adopted.ballot, ballot)) return // a stale scout
+    scout = undefined
+    active = true
+    liveness.success()
+    if (bugs.updateReversed) {
+      for (const [slot, pv] of adopted.pvalues) if (!proposals.has(slot)) proposals.set(slot, pv.value)
+    } else {
+      update(proposals, adopted.pvalues)
+    }
+    if (!bugs.noHoleFilling) {
+      let top = maxDecided
+      for (const slot of proposals.keys()) if (slot > top) top = slot
+      fillHoles(proposals, 1, top, (s) => decided.has(s))
+    }
+    for (const [slot, value] of proposals) if (!decided.has(slot)) yield* spawnCommander(slot, value)
+  })
+
+  const onMessage = Effect.fnUntraced(function* (env: Message.Envelope) {
+    const msg = env.message
+    switch (msg._tag) {
+      case "Propose": {
+        const known = decided.get(msg.slot)
+        if (known !== undefined) return yield* send(env.from, known)
+        if (!proposals.has(msg.slot)) {
+          proposals.set(msg.slot, msg.value)
+          if (active) yield* spawnCommander(msg.slot, msg.value)
+        }
+        if (!active) liveness.proposal(clock.currentTimeMillisUnsafe())
+        return
+      }
+      case "P1b": {
+        if (scout !== undefined && Ballot.equals(msg.request, scout.ballot)) Queue.offerUnsafe(scout.inbox, env)
+        return
+      }
+      case "P2b": {
+        const inbox = bugs.p2bBySlotOnly ? bySlot.get(msg.slot) : commanders.get(key(msg.request, msg.slot))
+        if (inbox !== undefined) Queue.offerUnsafe(inbox, env)
+        return
+      }
+      case "Heartbeat": {
+        if (env.from === self) return
+        if (Ballot.greaterThan(msg.ballot, highestSeen)) highestSeen = msg.ballot
+        liveness.heartbeat(clock.currentTimeMillisUnsafe(), msg)
+        return
+      }
+    }
+  })
+
+  const onTick = Effect.fnUntraced(function* () {
+    if (active) {
+      if (probe !== undefined) {
+        const orphans: Array<number> = []
+        for (const slot of proposals.keys())
+          if (!decided.has(slot) && !commanders.has(key(ballot, slot))) orphans.push(slot)
+        probe.leaderOrphans(id, orphans)
+      }
+      const hb = new Message.Heartbeat({ ballot, active: true, decided: decidedCount, slot: maxDecided })
+      for (const l of config.leaders) if (l !== id) yield* send(Address.leader(l), hb)
+      for (const r of config.replicas) yield* send(Address.replica(r), hb)
+    } else if (scout === undefined && liveness.shouldCompete(clock.currentTimeMillisUnsafe())) {
+      yield* startScout()
+    }
+  })
+
+  const handle = Effect.fnUntraced(function* (event: Event) {
+    switch (event._tag) {
+      case "Message":
+        return yield* onMessage(event.envelope)
+      case "Tick":
+        return yield* onTick()
+      case "Adopted":
+        return yield* onAdopted(event)
+      case "Preempted":
+        if (Ballot.greaterThan(event.by, ballot)) yield* stepDown(event.by)
+        return
+      case "Decided": {
+        if (!decided.has(event.slot)) {
+          decided.set(event.slot, new Message.Decision({ slot: event.slot, value: event.value, ballot: event.ballot }))
+          decidedCount++
+          if (event.slot > maxDecided) maxDecided = event.slot
+          liveness.success()
+        }
+        return
+      }
+    }
+  })
+
+  const mailbox = yield* transport.listen(self)
+  yield* Queue.takeAll(mailbox).pipe(
+    Effect.flatMap((batch) =>
+      Queue.offerAll(
+        events,
+        batch.map((envelope) => ({ _tag: "Message", envelope }) as const)
+      )
+    ),
+    Effect.forever,
+    Effect.forkScoped
+  )
+  yield* Queue.offer(events, { _tag: "Tick" }).pipe(Effect.repeat(Schedule.spaced(heartbeatMs)), Effect.forkScoped)
+  yield* Queue.takeAll(events).pipe(
+    Effect.flatMap((batch) => Effect.forEach(batch, handle, { discard: true })),
+    Effect.forever,
+    Effect.annotateLogs({ role: "leader", id }),
+    Effect.orDie,
+    Effect.forkScoped
+  )
+})

@@ -1,0 +1,94 @@
+/**
+ * When a passive leader competes for leadership (PROTOCOL.md §2.2, B14, B15).
+ *
+ * A passive leader defers to the owner of the highest ballot it has seen and watches its
+ * heartbeats. It competes when that leader seems dead (no heartbeat for `timeout`) or
+ * seems stuck: proposals keep arriving but the heartbeats' decided counter has not moved
+ * for `timeout` (B14: a leader that answers pings but makes no progress).
+ *
+ * `timeout` adapts like TCP's window, the other way round: it doubles on each preemption
+ * (so two leaders stop dueling, B15) and shrinks additively with each success, never
+ * below its initial value nor above its bound. Each wait gets seeded jitter so leaders
+ * with identical settings still break symmetry.
+ *
+ * Pure: time and randomness come in as arguments.
+ *
+ * @since 0.1.0
+ */
+import { Ballot, type Message } from "@synod/core"
+
+export interface Settings {
+  readonly initialMs: number
+  readonly maxMs: number
+}
+
+export class Liveness {
+  /** Current adaptive timeout. */
+  timeout: number
+  /** The ballot whose leader we defer to. */
+  watched: Ballot.Ballot = Ballot.bottom
+  private deadline: number
+  private lastProgress: number
+  private lastDecided = -1
+  private pendingSince: number | undefined
+  private readonly settings: Settings
+  /** Draws in [0, 1): the jitter source. */
+  private readonly random: () => number
+
+  /** `eager`: compete at once when nobody is known to lead (the preferred leader at start-up). */
+  constructor(settings: Settings, now: number, random: () => number, eager: boolean) {
+    this.settings = settings
+    this.random = random
+    this.timeout = settings.initialMs
+    this.lastProgress = now
+    this.deadline = eager ? now : now + this.jittered()
+  }
+
+  private jittered(): number {
+    return this.timeout + Math.floor(this.random() * this.timeout)
+  }
+
+  /** A heartbeat from another leader. */
+  heartbeat(now: number, hb: Message.Heartbeat): void {
+    if (Ballot.lessThan(hb.ballot, this.watched)) return
+    if (!Ballot.equals(hb.ballot, this.watched) || hb.decided !== this.lastDecided) {
+      this.lastProgress = now
+      this.lastDecided = hb.decided
+      this.pendingSince = undefined
+    }
+    this.watched = hb.ballot
+    this.deadline = now + this.jittered()
+  }
+
+  /** A proposal reached this passive leader: someone is waiting for progress. */
+  proposal(now: number): void {
+    this.pendingSince ??= now
+  }
+
+  /** Should this passive leader start a scout now? */
+  shouldCompete(now: number): boolean {
+    if (now >= this.deadline) return true
+    return this.pendingSince !== undefined && now - Math.max(this.pendingSince, this.lastProgress) >= this.timeout
+  }
+
+  /** A scout was started: wait a full period before judging again. */
+  competing(now: number): void {
+    this.deadline = now + this.jittered()
+    this.pendingSince = undefined
+    this.lastProgress = now
+  }
+
+  /** Preempted by `by`: back off, and watch its leader. */
+  preempted(now: number, by: Ballot.Ballot): void {
+    this.timeout = Math.min(this.settings.maxMs, this.timeout * 2)
+    if (Ballot.greaterThan(by, this.watched)) this.watched = by
+    this.lastProgress = now
+    this.pendingSince = undefined
+    this.deadline = now + this.jittered()
+  }
+
+  /** A slot got decided or a ballot adopted: trust the current timeout a bit less. */
+  success(): void {
+    this.timeout = Math.max(this.settings.initialMs, this.timeout - this.settings.initialMs / 8)
+  }
+}

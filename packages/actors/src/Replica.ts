@@ -1,0 +1,282 @@
+/**
+ * The replica: keeps a copy of the user's state machine and applies decided commands in
+ * slot order (PROTOCOL.md §1.3).
+ *
+ * - Client requests are de-duplicated at intake (already performed: answered from the
+ *   client table; already pending or proposed: ignored) and proposed in batches: one slot
+ *   decides up to `batch.maxSize` commands, and at most `window` slots beyond `slotOut`
+ *   are in flight, so under load requests queue up and batches grow.
+ * - Decisions may arrive in any order and more than once; slots are performed strictly in
+ *   order. A proposal that lost its slot goes back to pending and is proposed again.
+ * - Each command is performed at most once, whatever slots it was decided in (B9).
+ * - On a timer it resends outstanding proposals, and asks the leaders for slots it knows
+ *   were decided but never learned, by proposing a no-op there (a leader that knows the
+ *   decision answers with it; otherwise the no-op fills the hole, B10).
+ * - Every `snapshotEvery` slots it saves state, slotOut and client table atomically (B17),
+ *   and on start it resumes from the last snapshot.
+ *
+ * @since 0.1.0
+ */
+import {
+  Address,
+  type ClusterConfig,
+  type Command,
+  Command as Cmd,
+  Message,
+  StateMachine,
+  Storage,
+  Transport
+} from "@synod/core"
+import { Clock, Effect, Option, Queue, Result } from "effect"
+import { ClientTable } from "./ClientTable.ts"
+import { PlantedBugs } from "./internal/PlantedBugs.ts"
+import { type Probe, Probe as ProbeRef } from "./internal/Probe.ts"
+
+export interface Outbound {
+  readonly to: Address.Address
+  readonly message: Message.Message
+}
+
+/** The replica's decisions, without I/O: feed it inputs, then `drain` what to send. */
+export class ReplicaCore<S, C, R> {
+  state: S
+  slotIn: number
+  slotOut: number
+  table: ClientTable
+  /** Highest slot known to be decided somewhere. */
+  knownMax = 0
+  readonly pending = new Map<string, Command.Command>()
+  readonly inFlight = new Set<string>()
+  readonly proposals = new Map<number, Command.Batch>()
+  readonly decisions = new Map<number, Command.SlotValue>()
+  private out: Array<Outbound> = []
+  private readonly codecs: StateMachine.Codecs<S, C, R>
+  private readonly leaders: ReadonlyArray<Address.Address>
+  private readonly id: string
+  private readonly config: ClusterConfig.ClusterConfig
+  private readonly machine: StateMachine.StateMachine<S, C, R>
+  private readonly probe: Probe | undefined
+  private readonly noClientTable: boolean
+  private readonly noRecovery: boolean
+
+  constructor(
+    id: string,
+    config: ClusterConfig.ClusterConfig,
+    machine: StateMachine.StateMachine<S, C, R>,
+    snapshot: Option.Option<Storage.ReplicaSnapshot>,
+    options: {
+      readonly probe?: Probe | undefined
+      readonly noClientTable?: boolean
+      readonly noRecovery?: boolean
+    } = {}
+  ) {
+    this.id = id
+    this.config = config
+    this.machine = machine
+    this.codecs = StateMachine.codecs(machine)
+    this.leaders = config.leaders.map(Address.leader)
+    this.probe = options.probe
+    this.noClientTable = options.noClientTable === true
+    this.noRecovery = options.noRecovery === true
+    if (Option.isSome(snapshot)) {
+      const decoded = this.codecs.decodeState(snapshot.value.state)
+      if (Result.isFailure(decoded)) throw new Error(`replica ${id}: snapshot does not decode: ${decoded.failure}`)
+      this.state = decoded.success
+      this.slotOut = snapshot.value.slotOut
+      this.table = ClientTable.fromSnapshot(snapshot.value.clients)
+    } else {
+      this.state = machine.initial
+      this.slotOut = 1
+      this.table = new ClientTable()
+    }
+    this.slotIn = this.slotOut
+  }
+
+  /** Messages produced since the last call. */
+  drain(): Array<Outbound> {
+    const out = this.out
+    this.out = []
+    return out
+  }
+
+  request(command: Command.Command): void {
+    const k = Cmd.commandKey(command)
+    if (!this.noClientTable) {
+      const done = this.table.lookup(command.client, command.seq)
+      if (done === "acked") return
+      if (done !== undefined) {
+        this.respond(command.client, command.seq, done)
+        return
+      }
+    }
+    if (this.pending.has(k) || this.inFlight.has(k)) return
+    this.pending.set(k, command)
+    this.propose()
+  }
+
+  decision(slot: number, value: Command.SlotValue): void {
+    if (slot > this.knownMax) this.knownMax = slot
+    if (slot < this.slotOut || this.decisions.has(slot)) return
+    this.decisions.set(slot, value)
+    this.probe?.decisionLearned(this.id, slot, value)
+    for (let d = this.decisions.get(this.slotOut); d !== undefined; d = this.decisions.get(this.slotOut)) {
+      const slot = this.slotOut
+      this.decisions.delete(slot)
+      const mine = this.proposals.get(slot)
+      if (mine !== undefined) {
+        this.proposals.delete(slot)
+        for (const c of mine.commands) this.inFlight.delete(Cmd.commandKey(c))
+      }
+      this.perform(slot, d)
+      if (mine !== undefined && !Cmd.sameValue(mine, d)) {
+        // lost the slot: propose again whatever was not performed
+        for (const c of mine.commands) {
+          if (!this.table.isPerformed(c.client, c.seq)) this.pending.set(Cmd.commandKey(c), c)
+        }
+      }
+    }
+    if (this.slotIn < this.slotOut) this.slotIn = this.slotOut
+    this.propose()
+  }
+
+  heartbeat(hb: Message.Heartbeat): void {
+    if (hb.slot > this.knownMax) this.knownMax = hb.slot
+  }
+
+  /** Timer: resend outstanding proposals, ask for decisions this replica is missing. */
+  tick(): void {
+    for (const [slot, batch] of this.proposals) this.toLeaders(new Message.Propose({ slot, value: batch }))
+    if (this.noRecovery) return
+    const top = Math.min(this.knownMax, this.slotOut + this.config.window - 1)
+    for (let s = this.slotOut; s <= top; s++) {
+      if (!this.decisions.has(s) && !this.proposals.has(s))
+        this.toLeaders(new Message.Propose({ slot: s, value: Cmd.noop }))
+    }
+  }
+
+  /** A snapshot of everything below `slotOut`. */
+  snapshot(): Storage.ReplicaSnapshot {
+    return { slotOut: this.slotOut, state: this.codecs.encodeState(this.state), clients: this.table.toSnapshot() }
+  }
+
+  private propose(): void {
+    const { window, batch } = this.config
+    while (this.slotIn < this.slotOut + window && this.pending.size > 0) {
+      const slot = this.slotIn++
+      if (this.decisions.has(slot)) continue
+      const commands: Array<Command.Command> = []
+      for (const [k, c] of this.pending) {
+        this.pending.delete(k)
+        this.inFlight.add(k)
+        commands.push(c)
+        if (commands.length >= batch.maxSize) break
+      }
+      const value = new Cmd.Batch({ commands })
+      this.proposals.set(slot, value)
+      this.toLeaders(new Message.Propose({ slot, value }))
+    }
+  }
+
+  private perform(slot: number, value: Command.SlotValue): void {
+    const performed: Array<string> = []
+    if (value._tag === "Batch") {
+      for (const c of value.commands) {
+        const k = Cmd.commandKey(c)
+        this.pending.delete(k)
+        if (!this.noClientTable && this.table.isPerformed(c.client, c.seq)) continue
+        const decoded = this.codecs.decodeCommand(c.op)
+        let outcome:
+          | { slot: number; result: null; error: string }
+          | { slot: number; result: ReturnType<StateMachine.Codecs<S, C, R>["encodeResult"]> }
+        if (Result.isFailure(decoded)) {
+          outcome = { slot, result: null, error: `invalid command: ${decoded.failure}` }
+        } else {
+          const [next, result] = this.machine.apply(this.state, decoded.success)
+          this.state = next
+          outcome = { slot, result: this.codecs.encodeResult(result) }
+        }
+        this.table.record(c.client, c.seq, c.acked, outcome)
+        performed.push(k)
+        this.respond(c.client, c.seq, outcome)
+      }
+    }
+    this.slotOut = slot + 1
+    this.probe?.performed(this.id, slot, performed)
+  }
+
+  private respond(
+    client: string,
+    seq: number,
+    outcome: { readonly slot: number; readonly result: any; readonly error?: string }
+  ): void {
+    this.out.push({
+      to: Address.client(client),
+      message: new Message.Response(
+        outcome.error === undefined
+          ? { seq, result: outcome.result, slot: outcome.slot }
+          : { seq, result: outcome.result, slot: outcome.slot, error: outcome.error }
+      )
+    })
+  }
+
+  private toLeaders(message: Message.Message): void {
+    for (const to of this.leaders) this.out.push({ to, message })
+  }
+}
+
+/** Runs replica `id` of `machine` until the scope closes. Requires `Transport` and `Storage`. */
+export const run = Effect.fn("Replica.run")(function* <S, C, R>(
+  id: string,
+  config: ClusterConfig.ClusterConfig,
+  machine: StateMachine.StateMachine<S, C, R>
+) {
+  const transport = yield* Transport.Transport
+  const storage = yield* Storage.Storage
+  const bugs = yield* PlantedBugs
+  const probe = yield* ProbeRef
+  const clock = yield* Clock.Clock
+  const self = Address.replica(id)
+  const store = yield* storage.replica(id)
+  const snapshot = yield* store.load
+  const core = new ReplicaCore(id, config, machine, snapshot, {
+    probe,
+    noClientTable: bugs.noClientTable,
+    noRecovery: bugs.noHoleFilling
+  })
+  probe?.replicaLoaded(id, core.slotOut)
+  const mailbox = yield* transport.listen(self)
+  const { retransmitMs } = config.timeouts
+  let nextTick = clock.currentTimeMillisUnsafe() + retransmitMs
+  let lastSnapshot = core.slotOut
+
+  const flush = Effect.fnUntraced(function* () {
+    for (const o of core.drain())
+      yield* transport.send(o.to, new Message.Envelope({ from: self, to: o.to, message: o.message }))
+    if (core.slotOut - lastSnapshot >= config.snapshotEvery) {
+      lastSnapshot = core.slotOut
+      yield* store.save(core.snapshot())
+    }
+  })
+
+  const loop = Effect.gen(function* () {
+    for (;;) {
+      const wait = Math.max(0, nextTick - clock.currentTimeMillisUnsafe())
+      const batch = yield* Queue.takeAll(mailbox).pipe(Effect.timeoutOption(wait))
+      if (Option.isSome(batch)) {
+        for (const env of batch.value) {
+          const msg = env.message
+          if (msg._tag === "Request") core.request(msg.command)
+          else if (msg._tag === "Decision") core.decision(msg.slot, msg.value)
+          else if (msg._tag === "Heartbeat") core.heartbeat(msg)
+        }
+      }
+      const now = clock.currentTimeMillisUnsafe()
+      if (now >= nextTick) {
+        nextTick = now + retransmitMs
+        core.tick()
+      }
+      yield* flush()
+    }
+  })
+  yield* loop.pipe(Effect.annotateLogs({ role: "replica", id }), Effect.orDie, Effect.forkScoped)
+})

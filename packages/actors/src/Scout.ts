@@ -1,0 +1,74 @@
+/**
+ * The scout: phase 1 for one ballot, a child fiber of its leader. It sends P1a to every
+ * acceptor, resends to those that have not answered on a schedule, and merges the
+ * pvalues of every promise for its ballot (per slot, highest ballot: pmax). It ends with
+ * `adopted` once a majority promised, or `preempted` as soon as one acceptor reports a
+ * higher ballot. Replies with a lower ballot are ignored; duplicates count once (B6).
+ *
+ * The leader routes P1b to the scout by the ballot they echo; the scout never sees
+ * another ballot's replies.
+ *
+ * @since 0.1.0
+ */
+import { Address, Ballot, type Command, Message, Quorum, Transport } from "@synod/core"
+import { Effect, Queue, Schedule } from "effect"
+
+export type Outcome =
+  | { readonly _tag: "Adopted"; readonly ballot: Ballot.Ballot; readonly pvalues: ReadonlyMap<number, Command.PValue> }
+  | { readonly _tag: "Preempted"; readonly ballot: Ballot.Ballot; readonly by: Ballot.Ballot }
+
+export interface Options {
+  readonly leader: Address.Address
+  readonly ballot: Ballot.Ballot
+  readonly acceptors: ReadonlyArray<string>
+  readonly inbox: Queue.Dequeue<Message.Envelope>
+  readonly retransmitMs: number
+  /** B6 planted bug: a duplicate promise ends the scout as preempted. */
+  readonly duplicatePreempts?: boolean
+}
+
+/** Merges `pvalues` into `into`, keeping per slot the pvalue with the highest ballot. */
+export const mergePmax = (into: Map<number, Command.PValue>, pvalues: Iterable<Command.PValue>): void => {
+  for (const pv of pvalues) {
+    const old = into.get(pv.slot)
+    if (old === undefined || Ballot.greaterThan(pv.ballot, old.ballot)) into.set(pv.slot, pv)
+  }
+}
+
+export const run = Effect.fnUntraced(function* (options: Options) {
+  const transport = yield* Transport.Transport
+  const { ballot, leader } = options
+  const tally = Quorum.make(options.acceptors)
+  const pvalues = new Map<number, Command.PValue>()
+  const sendTo = (ids: ReadonlyArray<string>) =>
+    Effect.forEach(
+      ids,
+      (a) => {
+        const to = Address.acceptor(a)
+        return transport.send(to, new Message.Envelope({ from: leader, to, message: new Message.P1a({ ballot }) }))
+      },
+      { discard: true }
+    )
+  yield* sendTo(options.acceptors)
+  yield* Effect.suspend(() => sendTo(tally.missing())).pipe(
+    Effect.delay(options.retransmitMs),
+    Effect.repeat(Schedule.spaced(options.retransmitMs)),
+    Effect.forkChild
+  )
+  for (;;) {
+    const env = yield* Queue.take(options.inbox)
+    const msg = env.message
+    if (msg._tag !== "P1b") continue
+    if (Ballot.equals(msg.ballot, ballot)) {
+      const from = Address.id(env.from)
+      if (tally.has(from)) {
+        if (options.duplicatePreempts) return { _tag: "Preempted", ballot, by: ballot } satisfies Outcome
+        continue
+      }
+      mergePmax(pvalues, msg.accepted)
+      if (tally.add(from)) return { _tag: "Adopted", ballot, pvalues } satisfies Outcome
+    } else if (Ballot.greaterThan(msg.ballot, ballot)) {
+      return { _tag: "Preempted", ballot, by: msg.ballot } satisfies Outcome
+    }
+  }
+})

@@ -1,0 +1,66 @@
+/**
+ * A server: the roles one process hosts. The usual deployment colocates a replica, a
+ * leader and an acceptor under one id ("servers play all roles"); `roles` picks any
+ * subset, so each role can also run alone. Nothing else needs to know where a role runs:
+ * roles find each other by address through the `Transport`.
+ *
+ * @since 0.1.0
+ */
+import type { ClusterConfig, StateMachine, Storage, Transport } from "@synod/core"
+import { Effect, Layer, type Scope } from "effect"
+import * as Acceptor from "./Acceptor.ts"
+import * as Leader from "./Leader.ts"
+import * as Replica from "./Replica.ts"
+
+export type Role = "acceptor" | "leader" | "replica"
+
+export interface Options<S, C, R> {
+  readonly id: string
+  readonly config: ClusterConfig.ClusterConfig
+  readonly machine: StateMachine.StateMachine<S, C, R>
+  /** Which roles to host; default: every role whose list in `config` contains `id`. */
+  readonly roles?: ReadonlyArray<Role>
+}
+
+export const rolesOf = (id: string, config: ClusterConfig.ClusterConfig): Array<Role> => [
+  ...(config.acceptors.includes(id) ? (["acceptor"] as const) : []),
+  ...(config.leaders.includes(id) ? (["leader"] as const) : []),
+  ...(config.replicas.includes(id) ? (["replica"] as const) : [])
+]
+
+/** Starts the server's roles; they run until the scope closes. */
+export const run = <S, C, R>(
+  options: Options<S, C, R>
+): Effect.Effect<
+  void,
+  Storage.StorageError | Transport.TransportError,
+  Transport.Transport | Storage.Storage | Scope.Scope
+> =>
+  Effect.gen(function* () {
+    const roles = options.roles ?? rolesOf(options.id, options.config)
+    // acceptors first: a leader's first P1a should find them listening
+    if (roles.includes("acceptor")) yield* Acceptor.run(options.id, options.config)
+    if (roles.includes("replica")) yield* Replica.run(options.id, options.config, options.machine)
+    if (roles.includes("leader")) yield* Leader.run(options.id, options.config)
+  }).pipe(Effect.annotateLogs({ server: options.id }))
+
+/** The server as a layer: its roles run as long as the layer is alive. */
+export const layer = <S, C, R>(
+  options: Options<S, C, R>
+): Layer.Layer<never, Storage.StorageError | Transport.TransportError, Transport.Transport | Storage.Storage> =>
+  Layer.effectDiscard(run(options))
+
+/** Every server of `config` in this process (an embedded cluster): one layer, one Storage for all. */
+export const layerCluster = <S, C, R>(
+  config: ClusterConfig.ClusterConfig,
+  machine: StateMachine.StateMachine<S, C, R>
+): Layer.Layer<never, Storage.StorageError | Transport.TransportError, Transport.Transport | Storage.Storage> =>
+  Layer.effectDiscard(
+    Effect.forEach(
+      [...new Set([...config.acceptors, ...config.replicas, ...config.leaders])],
+      (id) => run({ id, config, machine }),
+      {
+        discard: true
+      }
+    )
+  )

@@ -1,0 +1,46 @@
+/**
+ * Switches that re-introduce known Paxos bugs (PROTOCOL.md §6), so tests can prove the
+ * simulator catches each one. All off by default; reachable only from inside this
+ * package (the `internal/` folder is not exported).
+ */
+import { Context } from "effect"
+
+export interface PlantedBugs {
+  /** B1: the leader keeps its round only in memory and starts again at round 1 after a restart. */
+  readonly ballotReuse: boolean
+  /** B2: the acceptor replies before its state is durable. */
+  readonly replyBeforeDurable: boolean
+  /** B3: P2b routed and counted by slot only, ignoring the ballot it answers. */
+  readonly p2bBySlotOnly: boolean
+  /** B4: commanders outlive preemption and resend under the leader's current ballot, never the one they were spawned with. */
+  readonly staleChildren: boolean
+  /** B5: acceptor accepts only b == promise; commanders give up on any other ballot. */
+  readonly strictAccept: boolean
+  /** B6: a duplicate reply from an already counted acceptor ends the scout/commander as preempted. */
+  readonly duplicatePreempts: boolean
+  /** B8: the update operator reversed: the leader's own proposals override the acceptors' pvalues. */
+  readonly updateReversed: boolean
+  /** B9: the replica performs duplicates and keeps no client table. */
+  readonly noClientTable: boolean
+  /** B10: no no-op hole filling on adoption and no recovery of missing slots. */
+  readonly noHoleFilling: boolean
+}
+
+export const none: PlantedBugs = {
+  ballotReuse: false,
+  replyBeforeDurable: false,
+  p2bBySlotOnly: false,
+  staleChildren: false,
+  strictAccept: false,
+  duplicatePreempts: false,
+  updateReversed: false,
+  noClientTable: false,
+  noHoleFilling: false
+}
+
+export type Name = keyof PlantedBugs
+export const names = Object.keys(none) as ReadonlyArray<Name>
+
+export const PlantedBugs = Context.Reference<PlantedBugs>("@synod/actors/internal/PlantedBugs", {
+  defaultValue: () => none
+})

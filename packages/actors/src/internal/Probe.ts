@@ -1,0 +1,41 @@
+/**
+ * Observation hooks for the simulator's invariant checker. Roles report what they do at
+ * the moment they do it (an acceptor when it replies, a commander when it sends P2a, a
+ * replica when it performs), so the checker sees every event in order, including those
+ * of fibers that are interrupted a moment later. Outside the simulator the probe is
+ * absent and each hook costs one `undefined` check.
+ *
+ * Internal: not exported from the package.
+ */
+import { Context } from "effect"
+import type { Ballot, Command } from "@synod/core"
+
+export interface Probe {
+  /** An acceptor started (or restarted) with this durable state. */
+  acceptorLoaded(acceptor: string, promised: Ballot.Ballot, accepted: ReadonlyMap<number, Command.PValue>): void
+  /** An acceptor is about to reply with `promised` (its state is durable). */
+  acceptorPromised(acceptor: string, promised: Ballot.Ballot): void
+  /** An acceptor is about to report that it accepted `pvalue` (durable). */
+  acceptorAccepted(acceptor: string, pvalue: Command.PValue): void
+  /** A leader starts phase 1 with `ballot`. */
+  leaderBallot(leader: string, ballot: Ballot.Ballot): void
+  /**
+   * An active leader's slots that have a proposal but neither a decision it knows of nor a
+   * running commander (reported on each heartbeat tick; should always be empty).
+   */
+  leaderOrphans(leader: string, slots: ReadonlyArray<number>): void
+  /** A commander sends P2a. */
+  p2aSent(leader: string, ballot: Ballot.Ballot, slot: number, value: Command.SlotValue): void
+  /** A commander saw a majority and sends the decision. */
+  decided(leader: string, ballot: Ballot.Ballot, slot: number, value: Command.SlotValue): void
+  /** A replica learned a decision. */
+  decisionLearned(replica: string, slot: number, value: Command.SlotValue): void
+  /** A replica performed slot `slot` (`performed` = the commands that changed its state). */
+  performed(replica: string, slot: number, performed: ReadonlyArray<string>): void
+  /** A replica (re)started from a snapshot covering the slots below `slotOut`. */
+  replicaLoaded(replica: string, slotOut: number): void
+}
+
+export const Probe = Context.Reference<Probe | undefined>("@synod/actors/internal/Probe", {
+  defaultValue: () => undefined
+})

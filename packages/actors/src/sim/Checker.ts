@@ -1,0 +1,250 @@
+/**
+ * The simulator's invariant checker (PROTOCOL.md §3). It receives every protocol event
+ * through the probe as it happens, keeps the history it needs (every accept, every
+ * decision, every perform), and records a violation the moment an invariant breaks:
+ *
+ * - A1  an acceptor's promise never goes back, including across restarts (catches B2);
+ *       an acceptor never forgets an accept it reported.
+ * - A4  one value per (ballot, slot) across all acceptors.
+ * - A5  once a majority accepted ⟨b,s,v⟩, no acceptor accepts another value for s at a
+ *       higher ballot.
+ * - C1  one value per (ballot, slot) across every P2a sent.
+ * - C2  no P2a for a chosen slot at a higher ballot with another value (catches B4, B8).
+ * - L   a leader's ballots are its own and strictly increase, also across restarts (B1).
+ * - D   every decision sent had a real majority accepting exactly it (B3); one value per
+ *       slot (R1); a replica learns only decisions that were made.
+ * - LIVE an active leader never abandons a slot it has a proposal for: it has a
+ *       commander running until the slot is decided (catches B5, B6).
+ * - R   replicas perform slots in order without gaps, only decided values; every
+ *       performed command was submitted and none is performed twice by one replica (B9);
+ *       logs are prefixes of one another (they agree slot by slot with the decisions).
+ *
+ * @since 0.1.0
+ */
+import { Ballot, Command, Quorum } from "@synod/core"
+import type { Probe } from "../internal/Probe.ts"
+
+const bkey = (b: Ballot.Ballot) => `${b.round}.${b.leader}`
+
+interface ReplicaView {
+  next: number
+  /** command key → slot in which this replica performed it */
+  readonly performed: Map<string, number>
+}
+
+export class Checker implements Probe {
+  readonly violations: Array<string> = []
+  /** Events seen, for statistics. */
+  events = 0
+  private readonly acceptorCount: number
+  /** Promise each acceptor has revealed (in a reply). */
+  private readonly promised = new Map<string, Ballot.Ballot>()
+  /** Accepts each acceptor has revealed: slot → highest ballot. */
+  private readonly reportedAccepts = new Map<string, Map<number, Ballot.Ballot>>()
+  /** (ballot, slot) → value key, over all acceptors (A4) */
+  private readonly acceptedValue = new Map<string, string>()
+  /** (ballot, slot) → acceptors that accepted it */
+  private readonly acceptors = new Map<string, Set<string>>()
+  /** slot → accepts (ballot, value) seen, for A5 */
+  private readonly acceptsBySlot = new Map<number, Array<{ readonly ballot: Ballot.Ballot; readonly value: string }>>()
+  /** slot → the lowest ballot at which a majority accepted, and its value */
+  private readonly chosen = new Map<number, { ballot: Ballot.Ballot; value: string }>()
+  /** (ballot, slot) → value key over P2as (C1) */
+  private readonly p2aValue = new Map<string, string>()
+  private readonly leaderBallots = new Map<string, Ballot.Ballot>()
+  /** slot → value key of the decision (R1) */
+  readonly decisions = new Map<number, string>()
+  private readonly replicas = new Map<string, ReplicaView>()
+  private readonly submitted = new Set<string>()
+
+  constructor(acceptorCount: number) {
+    this.acceptorCount = acceptorCount
+  }
+
+  private fail(message: string): void {
+    if (this.violations.length < 20) this.violations.push(message)
+  }
+
+  submit(commandKey: string): void {
+    this.submitted.add(commandKey)
+  }
+
+  acceptorLoaded(acceptor: string, promised: Ballot.Ballot, accepted: ReadonlyMap<number, Command.PValue>): void {
+    this.events++
+    const revealed = this.promised.get(acceptor)
+    if (revealed !== undefined && Ballot.lessThan(promised, revealed)) {
+      this.fail(`A1: acceptor ${acceptor} restarted with promise ${promised} below the ${revealed} it had replied with`)
+    }
+    for (const [slot, ballot] of this.reportedAccepts.get(acceptor) ?? []) {
+      const kept = accepted.get(slot)
+      if (kept === undefined || Ballot.lessThan(kept.ballot, ballot)) {
+        this.fail(`A3: acceptor ${acceptor} restarted without the accept of slot ${slot} at ${ballot} it had reported`)
+      }
+    }
+  }
+
+  acceptorPromised(acceptor: string, promised: Ballot.Ballot): void {
+    this.events++
+    const before = this.promised.get(acceptor)
+    if (before !== undefined && Ballot.lessThan(promised, before)) {
+      this.fail(`A1: acceptor ${acceptor} replied with promise ${promised} after ${before}`)
+    }
+    if (before === undefined || Ballot.greaterThan(promised, before)) this.promised.set(acceptor, promised)
+  }
+
+  acceptorAccepted(acceptor: string, pv: Command.PValue): void {
+    this.events++
+    const k = `${bkey(pv.ballot)}|${pv.slot}`
+    const value = Command.valueKey(pv.value)
+    const prior = this.acceptedValue.get(k)
+    if (prior !== undefined && prior !== value) {
+      this.fail(`A4: two values accepted in slot ${pv.slot} at ballot ${pv.ballot}: ${prior} and ${value}`)
+    }
+    this.acceptedValue.set(k, value)
+    let reported = this.reportedAccepts.get(acceptor)
+    if (reported === undefined) this.reportedAccepts.set(acceptor, (reported = new Map()))
+    const had = reported.get(pv.slot)
+    if (had === undefined || Ballot.greaterThan(pv.ballot, had)) reported.set(pv.slot, pv.ballot)
+
+    const chosen = this.chosen.get(pv.slot)
+    if (chosen !== undefined && Ballot.greaterThan(pv.ballot, chosen.ballot) && chosen.value !== value) {
+      this.fail(
+        `A5: slot ${pv.slot} was chosen as ${chosen.value} at ${chosen.ballot}, yet ${acceptor} accepted ${value} at ${pv.ballot}`
+      )
+    }
+    let list = this.acceptsBySlot.get(pv.slot)
+    if (list === undefined) this.acceptsBySlot.set(pv.slot, (list = []))
+    list.push({ ballot: pv.ballot, value })
+
+    let voters = this.acceptors.get(k)
+    if (voters === undefined) this.acceptors.set(k, (voters = new Set()))
+    voters.add(acceptor)
+    if (
+      Quorum.isMajority(voters.size, this.acceptorCount) &&
+      (chosen === undefined || Ballot.lessThan(pv.ballot, chosen.ballot))
+    ) {
+      if (chosen !== undefined && chosen.value !== value) {
+        this.fail(`R1: slot ${pv.slot} chosen twice: ${chosen.value} at ${chosen.ballot} and ${value} at ${pv.ballot}`)
+      }
+      this.chosen.set(pv.slot, { ballot: pv.ballot, value })
+      for (const other of list) {
+        if (Ballot.greaterThan(other.ballot, pv.ballot) && other.value !== value) {
+          this.fail(
+            `A5: slot ${pv.slot} chosen as ${value} at ${pv.ballot}, but ${other.value} was accepted at ${other.ballot}`
+          )
+        }
+      }
+    }
+  }
+
+  /** Slots each leader left orphaned at its previous tick. */
+  private readonly orphans = new Map<string, ReadonlySet<number>>()
+
+  leaderOrphans(leader: string, slots: ReadonlyArray<number>): void {
+    this.events++
+    // a commander's outcome may still be queued at one tick; two ticks in a row is abandonment
+    const before = this.orphans.get(leader)
+    for (const s of slots) {
+      if (before?.has(s))
+        this.fail(`LIVE: active leader ${leader} abandoned slot ${s}: a proposal, no decision, no commander`)
+    }
+    this.orphans.set(leader, new Set(slots))
+  }
+
+  leaderBallot(leader: string, ballot: Ballot.Ballot): void {
+    this.orphans.delete(leader)
+    this.events++
+    if (ballot.leader !== leader) this.fail(`L: leader ${leader} uses ballot ${ballot} of another leader`)
+    const before = this.leaderBallots.get(leader)
+    if (before !== undefined && !Ballot.greaterThan(ballot, before)) {
+      this.fail(
+        `L: leader ${leader} started phase 1 with ballot ${ballot} after already using ${before} (ballot reuse)`
+      )
+    }
+    this.leaderBallots.set(leader, ballot)
+  }
+
+  p2aSent(leader: string, ballot: Ballot.Ballot, slot: number, value: Command.SlotValue): void {
+    this.events++
+    const k = `${bkey(ballot)}|${slot}`
+    const v = Command.valueKey(value)
+    const prior = this.p2aValue.get(k)
+    if (prior !== undefined && prior !== v) {
+      this.fail(`C1: two P2a for slot ${slot} at ballot ${ballot}: ${prior} and ${v} (leader ${leader})`)
+    }
+    this.p2aValue.set(k, v)
+    const chosen = this.chosen.get(slot)
+    if (chosen !== undefined && Ballot.greaterThan(ballot, chosen.ballot) && chosen.value !== v) {
+      this.fail(
+        `C2: leader ${leader} sent P2a ${v} for slot ${slot} at ${ballot}, but ${chosen.value} was chosen at ${chosen.ballot}`
+      )
+    }
+  }
+
+  decided(leader: string, ballot: Ballot.Ballot, slot: number, value: Command.SlotValue): void {
+    this.events++
+    const k = `${bkey(ballot)}|${slot}`
+    const v = Command.valueKey(value)
+    const voters = this.acceptors.get(k)
+    if (
+      this.acceptedValue.get(k) !== v ||
+      voters === undefined ||
+      !Quorum.isMajority(voters.size, this.acceptorCount)
+    ) {
+      this.fail(
+        `D: leader ${leader} decided ${v} in slot ${slot} at ${ballot} without a majority of acceptors accepting it`
+      )
+    }
+    const prior = this.decisions.get(slot)
+    if (prior !== undefined && prior !== v) this.fail(`R1: slot ${slot} decided as ${prior} and as ${v}`)
+    this.decisions.set(slot, v)
+  }
+
+  decisionLearned(replica: string, slot: number, value: Command.SlotValue): void {
+    this.events++
+    const v = Command.valueKey(value)
+    const d = this.decisions.get(slot)
+    if (d !== v) this.fail(`R1: replica ${replica} learned ${v} for slot ${slot}, but the decision is ${d ?? "none"}`)
+  }
+
+  private view(replica: string): ReplicaView {
+    let v = this.replicas.get(replica)
+    if (v === undefined) this.replicas.set(replica, (v = { next: 1, performed: new Map() }))
+    return v
+  }
+
+  replicaLoaded(replica: string, slotOut: number): void {
+    this.events++
+    const v = this.view(replica)
+    if (slotOut > v.next)
+      this.fail(`R4: replica ${replica} restarted at slot ${slotOut} beyond what it performed (${v.next})`)
+    for (const [k, s] of v.performed) if (s >= slotOut) v.performed.delete(k)
+    v.next = slotOut
+  }
+
+  performed(replica: string, slot: number, commands: ReadonlyArray<string>): void {
+    this.events++
+    const v = this.view(replica)
+    if (slot !== v.next) this.fail(`R2: replica ${replica} performed slot ${slot} when slot ${v.next} was next`)
+    v.next = slot + 1
+    if (!this.decisions.has(slot)) this.fail(`R1: replica ${replica} performed slot ${slot}, which was never decided`)
+    for (const k of commands) {
+      if (!this.submitted.has(k)) this.fail(`R: replica ${replica} performed ${k}, which no client submitted`)
+      const before = v.performed.get(k)
+      if (before !== undefined) this.fail(`R: replica ${replica} performed ${k} twice (slots ${before} and ${slot})`)
+      v.performed.set(k, slot)
+    }
+  }
+
+  /** The leader that started the highest ballot so far: presumably the active one. */
+  currentLeader(): string | undefined {
+    let best: [string, Ballot.Ballot] | undefined
+    for (const [l, b] of this.leaderBallots) if (best === undefined || Ballot.greaterThan(b, best[1])) best = [l, b]
+    return best?.[0]
+  }
+
+  /** The next slot each replica will perform. */
+  progress(): ReadonlyMap<string, number> {
+    return new Map([...this.replicas].map(([r, v]) => [r, v.next]))
+  }
+}

@@ -1,0 +1,63 @@
+/**
+ * What one simulation run does, derived from its seed: cluster shape, workload, and which
+ * kinds of faults the nemesis may inject. Every field can be overridden, which is how a
+ * failing case is reduced to a smaller one.
+ *
+ * @since 0.1.0
+ */
+import type { PlantedBugs } from "../internal/PlantedBugs.ts"
+
+export interface Scenario {
+  readonly seed: number
+  /** Failures tolerated: 2f+1 acceptors, f+1 leaders and replicas. */
+  readonly f: 1 | 2
+  /** Colocated servers (each hosts all three roles) or every role on its own node. */
+  readonly layout: "colocated" | "split"
+  readonly clients: number
+  readonly opsPerClient: number
+  readonly keys: number
+  /** Loss, duplication, delay and reordering. */
+  readonly network: boolean
+  /** Partitions, one-way cuts, isolated nodes. */
+  readonly partitions: boolean
+  /** Crash-restart of a minority of roles (memory lost, storage kept). */
+  readonly crashes: boolean
+  /** How long the nemesis acts, in simulated ms; then everything heals. */
+  readonly faultMs: number
+  readonly bugs: Partial<PlantedBugs>
+}
+
+/** A small, fast, seedable PRNG (mulberry32): scenario choices must not depend on Effect's scheduling. */
+export const prng = (seed: number): (() => number) => {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+export const fromSeed = (seed: number, overrides: Partial<Omit<Scenario, "seed">> = {}): Scenario => {
+  const r = prng(seed ^ 0x5eed)
+  const base: Scenario = {
+    seed,
+    f: r() < 0.7 ? 1 : 2,
+    layout: r() < 0.5 ? "colocated" : "split",
+    clients: 1 + Math.floor(r() * 4),
+    opsPerClient: 10 + Math.floor(r() * 20),
+    keys: 1 + Math.floor(r() * 3),
+    network: r() < 0.85,
+    partitions: r() < 0.7,
+    crashes: r() < 0.7,
+    faultMs: 1000 + Math.floor(r() * 2000),
+    bugs: {}
+  }
+  return { ...base, ...overrides }
+}
+
+export const describe = (s: Scenario): string =>
+  `seed ${s.seed}: f=${s.f} ${s.layout}, ${s.clients} clients x ${s.opsPerClient} ops on ${s.keys} keys, ` +
+  `faults for ${s.faultMs} ms: ${[s.network && "network", s.partitions && "partitions", s.crashes && "crashes"].filter(Boolean).join(", ") || "none"}` +
+  (Object.keys(s.bugs).length > 0 ? `, planted: ${Object.keys(s.bugs).join(", ")}` : "")

@@ -1,0 +1,373 @@
+/**
+ * One deterministic simulation run: a whole cluster, its clients and a nemesis on the
+ * in-memory bus, in one runtime, under one seed and the step-wise `SimClock`.
+ *
+ * Every role runs in its own scope, so the nemesis can crash any of them (memory lost,
+ * the in-memory disk kept; writes not yet synced are lost) and restart it. After every
+ * step (one fired timer or delivered message) the run stops at the first invariant
+ * violation the `Checker` recorded. When the fault phase ends everything heals; from then
+ * on every command must complete within a bounded simulated time (else: a stall), all
+ * replicas must converge, and the client history must be linearizable (`KvModel`).
+ *
+ * Same seed, same scenario ⇒ the same run, step for step.
+ *
+ * @since 0.1.0
+ */
+import { ClusterConfig, InMemoryBus, Storage, Transport } from "@synod/core"
+import { Effect, Exit, Fiber, Layer, Random, Scope } from "effect"
+import * as Acceptor from "../Acceptor.ts"
+import * as Client from "../Client.ts"
+import { PlantedBugs, none as noBugs } from "../internal/PlantedBugs.ts"
+import { Probe } from "../internal/Probe.ts"
+import * as KeyValue from "../KeyValue.ts"
+import * as Leader from "../Leader.ts"
+import * as Replica from "../Replica.ts"
+import { Checker } from "./Checker.ts"
+import { KvModel, type KvInput, type KvOutput } from "./KvModel.ts"
+import { check, type Operation } from "./Linearizability.ts"
+import { prng, type Scenario } from "./Scenario.ts"
+import * as SimClock from "./SimClock.ts"
+
+export interface Report {
+  readonly scenario: Scenario
+  readonly steps: number
+  readonly simMs: number
+  readonly violations: ReadonlyArray<string>
+  /** Why the run did not finish in time after the faults healed, if it did not. */
+  readonly stall: string | undefined
+  readonly linearizable: boolean
+  /** The linearizability check gave up (too many interleavings): "linearizable" is then unproven. */
+  readonly linearizabilityTimedOut: boolean
+  /** The operations of the first key whose history is not linearizable. */
+  readonly nonlinearizable?: ReadonlyArray<string>
+  readonly operations: number
+  readonly unknown: number
+}
+
+export const failed = (r: Report): boolean => r.violations.length > 0 || r.stall !== undefined || !r.linearizable
+
+export interface RunOptions {
+  /** Called with each trace line (deliveries, faults, client operations). */
+  readonly trace?: (line: string) => void
+}
+
+type Role = "acceptor" | "leader" | "replica"
+
+/**
+ * The network after the fault phase: connected but never perfect, since core NATS may
+ * drop and a reconnect may replay. Liveness must hold under it.
+ */
+const mild: Partial<InMemoryBus.Faults> = {
+  lossRate: 0.02,
+  duplicateRate: 0.02,
+  minDelay: 1,
+  maxDelay: 5,
+  maxReplayDelay: 0
+}
+
+/** Time after the heal within which a newly invoked command must not time out. */
+const settleMs = 4000
+/** Time after the heal within which the whole workload must be done and replicas converged. */
+const boundMs = 40_000
+
+export const configFor = (s: Scenario): ClusterConfig.ClusterConfig => {
+  const n = 2 * s.f + 1
+  const ids = (prefix: string, k: number) => Array.from({ length: k }, (_, i) => `${prefix}${i + 1}`)
+  const roles =
+    s.layout === "colocated"
+      ? { acceptors: ids("s", n), leaders: ids("s", n), replicas: ids("s", n) }
+      : { acceptors: ids("a", n), leaders: ids("l", s.f + 1), replicas: ids("r", s.f + 1) }
+  return ClusterConfig.make({
+    ...roles,
+    window: 4,
+    snapshotEvery: 8,
+    batch: { maxSize: 3 },
+    timeouts: {
+      retransmitMs: 40,
+      heartbeatMs: 20,
+      leaderTimeoutMs: 100,
+      maxLeaderTimeoutMs: 1600,
+      clientTimeoutMs: 2500
+    }
+  })
+}
+
+const randomOp = (r: () => number, keys: number, client: number, i: number): KvInput => {
+  const key = `k${Math.floor(r() * keys)}`
+  const value = `c${client}.${i}`
+  const x = r()
+  if (x < 0.35) return { _tag: "Put", key, value }
+  if (x < 0.65) return { _tag: "Get", key }
+  if (x < 0.75) return { _tag: "Del", key }
+  return { _tag: "Cas", key, expected: r() < 0.3 ? null : `c${Math.floor(r() * 4)}.${Math.floor(r() * 10)}`, value }
+}
+
+export const run = (scenario: Scenario, options: RunOptions = {}): Effect.Effect<Report> =>
+  Effect.gen(function* () {
+    const sim = yield* SimClock.make
+    return yield* body(scenario, options, sim.clock).pipe(
+      SimClock.provide(sim),
+      Random.withSeed(`synod-${scenario.seed}`)
+    )
+  })
+
+const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock) =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      const trace = options.trace
+      const r = prng(scenario.seed)
+      const config = configFor(scenario)
+      const checker = new Checker(config.acceptors.length)
+      const bugs = { ...noBugs, ...scenario.bugs }
+      const disk = new Storage.MemoryDisk()
+      // disks are mostly fast and sometimes slow: replies then lag behind their requests
+      const storage = Storage.makeMemory(disk, {
+        syncDelay: () => (r() < 0.9 ? 1 + Math.floor(r() * 3) : 5 + Math.floor(r() * 40))
+      })
+      const busOptions: InMemoryBus.Options = {
+        faults: { minDelay: 1, maxDelay: 3 },
+        replayBuffer: 2000,
+        ...(trace
+          ? { onTrace: (e: InMemoryBus.TraceEntry) => trace(`${e.time} ${e.event} ${e.from} -> ${e.to} ${e.tag}`) }
+          : {})
+      }
+      const context = yield* Layer.build(InMemoryBus.layer(busOptions))
+      const transport = context.mapUnsafe.get(Transport.Transport.key) as Transport.Transport["Service"]
+      const bus = context.mapUnsafe.get(InMemoryBus.InMemoryBus.key) as InMemoryBus.InMemoryBus["Service"]
+      const note = (line: string) => trace?.(`${clock.currentTimeMillisUnsafe()} ${line}`)
+
+      const provideAll = <A, E, R>(eff: Effect.Effect<A, E, R>) =>
+        eff.pipe(
+          Effect.provideService(Transport.Transport, transport),
+          Effect.provideService(Storage.Storage, storage),
+          Effect.provideService(Probe, checker),
+          Effect.provideService(PlantedBugs, bugs)
+        ) as Effect.Effect<A, E, Exclude<R, Transport.Transport | Storage.Storage>>
+
+      // ---- roles, each in its own scope so it can crash and restart
+      const running = new Map<string, Scope.Closeable>()
+      const roleKey = (role: Role, id: string) => `${role}/${id}`
+      const start = (role: Role, id: string) =>
+        Effect.gen(function* () {
+          const scope = yield* Scope.make()
+          running.set(roleKey(role, id), scope)
+          const eff =
+            role === "acceptor"
+              ? Acceptor.run(id, config)
+              : role === "leader"
+                ? Leader.run(id, config)
+                : Replica.run(id, config, KeyValue.machine)
+          yield* provideAll(eff).pipe(Scope.provide(scope), Effect.orDie)
+        })
+      const crash = (role: Role, id: string) =>
+        Effect.gen(function* () {
+          const scope = running.get(roleKey(role, id))
+          if (scope === undefined) return
+          running.delete(roleKey(role, id))
+          note(`crash ${role}/${id}`)
+          yield* Scope.close(scope, Exit.void)
+        })
+      const all: Array<readonly [Role, string]> = [
+        ...config.acceptors.map((id) => ["acceptor", id] as const),
+        ...config.replicas.map((id) => ["replica", id] as const),
+        ...config.leaders.map((id) => ["leader", id] as const)
+      ]
+      const nodes = [...new Set(all.map(([, id]) => id))]
+      const down = (role: Role) => all.filter(([ro, id]) => ro === role && !running.has(roleKey(ro, id))).length
+      const restartAll = Effect.suspend(() =>
+        Effect.forEach(
+          all.filter(([role, id]) => !running.has(roleKey(role, id))),
+          ([role, id]) =>
+            Effect.andThen(
+              Effect.sync(() => note(`restart ${role}/${id}`)),
+              start(role, id)
+            ),
+          { discard: true }
+        )
+      )
+
+      // ---- the nemesis: random faults until faultMs, then heal
+      const pick = <A>(xs: ReadonlyArray<A>): A => xs[Math.floor(r() * xs.length)]!
+      const nemesis = Effect.gen(function* () {
+        const kinds = [
+          ...(scenario.network ? ["network", "network", "calm", "replay"] : []),
+          ...(scenario.partitions ? ["partition", "cut", "isolate", "heal", "depose", "depose"] : []),
+          ...(scenario.crashes ? ["crash", "crash", "restart"] : [])
+        ]
+        if (kinds.length === 0) return
+        while (clock.currentTimeMillisUnsafe() < scenario.faultMs) {
+          yield* Effect.sleep(20 + Math.floor(r() * 180))
+          switch (pick(kinds)) {
+            case "network": {
+              // now and then very late messages and late replays of old ones, as around a
+              // transport reconnect: the stale replies that B3/B4-style bugs trip over
+              const faults = {
+                lossRate: r() * 0.3,
+                duplicateRate: r() * 0.4,
+                minDelay: 1,
+                maxDelay: 1 + Math.floor(r() < 0.3 ? r() * 400 : r() * 30),
+                maxReplayDelay: r() < 0.7 ? Math.floor(r() * 2000) : 0
+              }
+              note(
+                `faults loss=${faults.lossRate.toFixed(2)} dup=${faults.duplicateRate.toFixed(2)} delay<=${faults.maxDelay}`
+              )
+              yield* bus.setFaults(faults)
+              break
+            }
+            case "replay": {
+              const n = yield* bus.replay(10 + Math.floor(r() * 200))
+              note(`replay ${n} old messages`)
+              break
+            }
+            case "calm":
+              note("faults mild")
+              yield* bus.setFaults(mild)
+              break
+            case "partition": {
+              const side = nodes.filter(() => r() < 0.5)
+              const other = nodes.filter((n) => !side.includes(n))
+              note(`partition [${side}] | [${other}]`)
+              yield* bus.partition([side, other])
+              break
+            }
+            case "cut": {
+              const from = pick(nodes)
+              const to = pick(nodes)
+              note(`cut ${from} -> ${to}`)
+              yield* bus.cut(from, to)
+              break
+            }
+            case "isolate": {
+              const n = pick(nodes)
+              note(`isolate ${n}`)
+              yield* bus.isolate(n)
+              break
+            }
+            case "depose": {
+              // leader churn: cut the presumed active leader off for a moment
+              const leader = checker.currentLeader()
+              if (leader === undefined) break
+              const ms = 100 + Math.floor(r() * 400)
+              note(`depose ${leader} for ${ms} ms`)
+              yield* bus.isolate(leader)
+              yield* Effect.forkScoped(Effect.andThen(Effect.sleep(ms), bus.reconnect(leader)))
+              break
+            }
+            case "heal":
+              note("heal links")
+              yield* bus.heal
+              break
+            case "crash": {
+              if (scenario.layout === "colocated") {
+                const id = pick(nodes)
+                if (down("acceptor") < scenario.f && running.has(roleKey("acceptor", id))) {
+                  for (const role of ["leader", "replica", "acceptor"] as const) yield* crash(role, id)
+                }
+              } else {
+                const [role, id] = pick(all)
+                if (down(role) < scenario.f) yield* crash(role, id)
+              }
+              break
+            }
+            case "restart":
+              yield* restartAll
+              break
+          }
+        }
+        note("heal everything")
+        yield* bus.heal
+        yield* bus.setFaults(mild)
+        yield* restartAll
+      })
+
+      // ---- the workload: clients doing KV operations, recording the history
+      const history: Array<Operation<KvInput, KvOutput>> = []
+      let clientsDone = 0
+      let lateTimeouts = 0
+      const healAt = scenario.faultMs
+      const workload = (c: number) =>
+        Effect.gen(function* () {
+          const client = yield* provideAll(Client.make(KeyValue.machine, config, { id: `k${c}` }))
+          for (let i = 0; i < scenario.opsPerClient; i++) {
+            yield* Effect.sleep(Math.floor(r() * 40))
+            const input = randomOp(r, scenario.keys, c, i)
+            checker.submit(`k${c}#${i + 1}`)
+            const call = clock.currentTimeMillisUnsafe()
+            const exit = yield* Effect.exit(client.submit(input))
+            const ret = clock.currentTimeMillisUnsafe()
+            if (Exit.isSuccess(exit)) {
+              history.push({ client: `k${c}`, input, call, ret, output: exit.value as KvOutput })
+              note(`client k${c} ${input._tag} ${JSON.stringify(input)} -> ${JSON.stringify(exit.value)}`)
+            } else {
+              history.push({ client: `k${c}`, input, call, ret: undefined, output: undefined })
+              note(`client k${c} ${input._tag} ${JSON.stringify(input)} -> outcome unknown`)
+              if (call >= healAt + settleMs) lateTimeouts++
+            }
+          }
+          clientsDone++
+        })
+
+      const boot = Effect.gen(function* () {
+        yield* Effect.sleep(1)
+        for (const [role, id] of all) yield* start(role, id)
+        yield* Effect.forkScoped(nemesis)
+        for (let c = 0; c < scenario.clients; c++) yield* Effect.forkScoped(workload(c))
+      })
+      const booted = yield* Effect.forkScoped(boot)
+      // let the boot fiber reach its first sleep: from then on every step is tracked
+      for (let i = 0; i < 100 && clock.sleepers() === 0; i++) yield* Effect.yieldNow
+
+      // ---- the step loop
+      const converged = (): boolean => {
+        let top = 0
+        for (const s of checker.decisions.keys()) if (s > top) top = s
+        for (const id of config.replicas) {
+          if ((checker.progress().get(id) ?? 1) !== top + 1) return false
+        }
+        return true
+      }
+      let steps = 0
+      let stall: string | undefined
+      for (;;) {
+        const t = yield* clock.step
+        if (t === undefined) {
+          stall = "nothing left to run (deadlock)"
+          break
+        }
+        steps++
+        if (checker.violations.length > 0) break
+        if (lateTimeouts > 0) {
+          stall = `a command invoked more than ${settleMs} ms after the faults healed timed out`
+          break
+        }
+        if (clientsDone === scenario.clients && t > healAt && converged()) break
+        if (t > healAt + boundMs) {
+          stall =
+            clientsDone < scenario.clients
+              ? `clients still waiting ${boundMs} ms after the faults healed`
+              : `replicas did not converge: next slots ${JSON.stringify(Object.fromEntries(checker.progress()))}, decided up to ${Math.max(0, ...checker.decisions.keys())}`
+          break
+        }
+      }
+      yield* Fiber.interrupt(booted)
+      const simMs = clock.currentTimeMillisUnsafe()
+      for (const scope of running.values()) yield* Scope.close(scope, Exit.void)
+
+      const lin =
+        checker.violations.length === 0 && stall === undefined
+          ? check(KvModel, history)
+          : { ok: true, timedOut: false, failingPartition: undefined }
+      return {
+        scenario,
+        steps,
+        simMs,
+        violations: checker.violations,
+        stall,
+        linearizable: lin.ok,
+        linearizabilityTimedOut: lin.timedOut,
+        ...(lin.failingPartition === undefined ? {} : { nonlinearizable: lin.failingPartition }),
+        operations: history.length,
+        unknown: history.filter((h) => h.ret === undefined).length
+      } satisfies Report
+    })
+  )

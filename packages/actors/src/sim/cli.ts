@@ -1,0 +1,130 @@
+/**
+ * `pnpm sim`: runs simulation seeds.
+ *
+ *   pnpm sim --first S --count N     seeds S..S+N-1, a progress line, one summary line
+ *   pnpm sim --seed S --trace        replays one seed and prints its event trace
+ *   pnpm sim ... --bug NAME          with a planted bug switched on (see internal/PlantedBugs.ts)
+ *
+ * Exit status is non-zero unless violations, stalls and non-linearizable histories are all 0.
+ * A failing seed is printed with its scenario, then reduced to the smallest case that
+ * still fails.
+ */
+import { Effect } from "effect"
+import { names as bugNames, type Name } from "../internal/PlantedBugs.ts"
+import { reduce } from "./Reduce.ts"
+import * as Scenario from "./Scenario.ts"
+import * as Simulation from "./Simulation.ts"
+
+const usage = `usage: pnpm sim [--first S] [--count N] | --seed S [--trace]   [--bug NAME] [--no-reduce]
+  planted bugs: ${bugNames.join(", ")}`
+
+const fail = (message: string): never => {
+  process.stderr.write(`${message}\n${usage}\n`)
+  process.exit(2)
+}
+
+const args = process.argv.slice(2)
+const flags = new Map<string, string | true>()
+for (let i = 0; i < args.length; i++) {
+  const a = args[i]!
+  if (!a.startsWith("--")) fail(`unexpected argument "${a}"`)
+  const name = a.slice(2)
+  if (name === "help") {
+    process.stdout.write(`${usage}\n`)
+    process.exit(0)
+  }
+  if (!["first", "count", "seed", "trace", "bug", "no-reduce"].includes(name)) fail(`unknown option --${name}`)
+  if (name === "trace" || name === "no-reduce") flags.set(name, true)
+  else {
+    const v = args[++i]
+    if (v === undefined) fail(`--${name} needs a value`)
+    flags.set(name, v!)
+  }
+}
+const int = (name: string, dflt: number): number => {
+  const v = flags.get(name)
+  if (v === undefined) return dflt
+  const n = Number(v)
+  if (!Number.isInteger(n) || n < 0) fail(`--${name} must be a non-negative integer, got "${v}"`)
+  return n
+}
+const bug = flags.get("bug")
+if (bug !== undefined && !bugNames.includes(bug as Name)) fail(`unknown planted bug "${bug}"`)
+const bugs = bug === undefined ? {} : { [bug as Name]: true }
+
+const summary = (r: Simulation.Report): string =>
+  r.violations.length > 0
+    ? `violation: ${r.violations[0]}`
+    : r.stall !== undefined
+      ? `stall: ${r.stall}`
+      : !r.linearizable
+        ? `history is not linearizable:\n    ${(r.nonlinearizable ?? []).join("\n    ")}`
+        : r.linearizabilityTimedOut
+          ? "ok (linearizability check gave up: too many interleavings)"
+          : "ok"
+
+const main = Effect.gen(function* () {
+  if (flags.has("seed")) {
+    const scenario = Scenario.fromSeed(int("seed", 0), { bugs })
+    process.stdout.write(`${Scenario.describe(scenario)}\n`)
+    const trace = flags.has("trace") ? (line: string) => process.stdout.write(`${line}\n`) : undefined
+    const r = yield* Simulation.run(scenario, trace ? { trace } : {})
+    process.stdout.write(
+      `steps ${r.steps}, simulated ${r.simMs} ms, ${r.operations} operations (${r.unknown} unknown outcome): ${summary(r)}\n`
+    )
+    return Simulation.failed(r) ? 1 : 0
+  }
+  const first = int("first", 1)
+  const count = int("count", 100)
+  let steps = 0
+  let violations = 0
+  let stalls = 0
+  let nonlin = 0
+  const failures: Array<Simulation.Report> = []
+  const started = Date.now()
+  for (let seed = first; seed < first + count; seed++) {
+    const r = yield* Simulation.run(Scenario.fromSeed(seed, { bugs }))
+    steps += r.steps
+    if (r.violations.length > 0) violations++
+    else if (r.stall !== undefined) stalls++
+    else if (!r.linearizable) nonlin++
+    if (Simulation.failed(r)) {
+      failures.push(r)
+      process.stdout.write(`\nFAIL ${Scenario.describe(r.scenario)}\n  ${summary(r)}\n`)
+    }
+    const done = seed - first + 1
+    const rate = done / ((Date.now() - started) / 1000)
+    if (process.stdout.isTTY)
+      process.stdout.write(
+        `\r${done}/${count} seeds, ${steps} steps, ${rate.toFixed(1)} seeds/s, ${failures.length} failed`
+      )
+    else if (done % 25 === 0 || done === count)
+      process.stdout.write(
+        `${done}/${count} seeds, ${steps} steps, ${rate.toFixed(1)} seeds/s, ${failures.length} failed\n`
+      )
+  }
+  if (process.stdout.isTTY) process.stdout.write("\n")
+  if (failures.length > 0 && !flags.has("no-reduce")) {
+    const f = failures[0]!
+    process.stdout.write(`reducing seed ${f.scenario.seed}...\n`)
+    const small = yield* reduce(f)
+    process.stdout.write(
+      `smallest failing case: ${Scenario.describe(small.scenario)}\n  ${summary(small)}\n` +
+        `  replay: pnpm sim --seed ${small.scenario.seed} --trace${bug ? ` --bug ${bug}` : ""}` +
+        (small.scenario !== f.scenario ? "  (with the reduced parameters above)" : "") +
+        "\n"
+    )
+  }
+  process.stdout.write(
+    `seeds ${count}, steps ${steps}, violations ${violations}, stalls ${stalls}, nonlinearizable ${nonlin}\n`
+  )
+  return violations + stalls + nonlin > 0 ? 1 : 0
+})
+
+Effect.runPromise(main).then(
+  (code) => process.exit(code),
+  (e) => {
+    process.stderr.write(`${e}\n`)
+    process.exit(2)
+  }
+)

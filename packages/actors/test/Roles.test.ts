@@ -1,0 +1,304 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Ballot, ClusterConfig, Command, Message, type Storage } from "@synod/core"
+import { Option } from "effect"
+import * as fc from "fast-check"
+import { Acceptor, ClientTable, Commander, KeyValue, Leader, Liveness, Replica, Scout } from "@synod/actors"
+import { ballotArb, pvalueArb } from "@synod/core/testing"
+
+const b = (round: number, leader = "l1") => Ballot.make(round, leader)
+const cmd = (client: string, seq: number, op: unknown = { _tag: "Get", key: "k" }) =>
+  new Command.Command({ client, seq, acked: 0, op: op as never })
+const batch = (...cs: Array<Command.Command>) => new Command.Batch({ commands: cs })
+const empty: Storage.AcceptorState = { promised: Ballot.bottom, accepted: new Map() }
+
+describe("acceptor rules", () => {
+  it("promises only higher ballots and always answers with its promise", () => {
+    const a = new Acceptor.AcceptorCore(empty)
+    assert.deepStrictEqual(a.p1a(b(2)).ballot, b(2))
+    const lower = a.p1a(b(1))
+    assert.deepStrictEqual(lower.ballot, b(2), "a lower P1a does not lower the promise")
+    assert.deepStrictEqual(lower.request, b(1), "the reply echoes the request")
+    assert.deepStrictEqual(a.p1a(b(2, "l2")).ballot, b(2, "l2"))
+  })
+
+  it("accepts a P2a at or above its promise, adopting it, and rejects lower ones", () => {
+    const a = new Acceptor.AcceptorCore(empty)
+    a.p1a(b(3))
+    const low = a.p2a(new Message.P2a({ ballot: b(2), slot: 1, value: Command.noop }))
+    assert.isUndefined(low.accepted)
+    assert.deepStrictEqual(low.reply.ballot, b(3))
+    assert.deepStrictEqual(low.reply.request, b(2))
+    // a P2a above the promise (the acceptor missed that ballot's P1a) is accepted: B5
+    const high = a.p2a(new Message.P2a({ ballot: b(5), slot: 1, value: batch(cmd("c", 1)) }))
+    assert.isDefined(high.accepted)
+    assert.deepStrictEqual(a.promised, b(5))
+    assert.deepStrictEqual(high.reply.ballot, high.reply.request)
+    // per slot only the highest-ballot pvalue is kept and reported
+    a.p2a(new Message.P2a({ ballot: b(5), slot: 2, value: Command.noop }))
+    const p1b = a.p1a(b(6))
+    assert.deepStrictEqual(p1b.accepted.map((pv) => [pv.slot, pv.ballot.round]).sort(), [
+      [1, 5],
+      [2, 5]
+    ])
+  })
+
+  it("the strict rule of the paper (the B5 planted bug) refuses a higher ballot it never promised", () => {
+    const a = new Acceptor.AcceptorCore(empty, { strictAccept: true })
+    a.p1a(b(3))
+    assert.isUndefined(a.p2a(new Message.P2a({ ballot: b(5), slot: 1, value: Command.noop })).accepted)
+    assert.isDefined(a.p2a(new Message.P2a({ ballot: b(3), slot: 1, value: Command.noop })).accepted)
+  })
+})
+
+describe("pmax and the update operator", () => {
+  it("pmax keeps, per slot, the pvalue with the highest ballot (set-builder definition)", () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          pvalueArb.map((pv) => new Command.PValue({ ...pv, slot: (pv.slot % 5) + 1 })),
+          { maxLength: 30 }
+        ),
+        (pvs) => {
+          const got = new Map<number, Command.PValue>()
+          Scout.mergePmax(got, pvs)
+          const slots = new Set(pvs.map((pv) => pv.slot))
+          assert.strictEqual(got.size, slots.size)
+          for (const s of slots) {
+            const best = got.get(s)!
+            for (const pv of pvs) if (pv.slot === s) assert.isFalse(Ballot.greaterThan(pv.ballot, best.ballot))
+            assert.isTrue(pvs.includes(best))
+          }
+        }
+      ),
+      { numRuns: 300 }
+    )
+  })
+
+  it("x ◁ y takes y wherever y has the slot, x elsewhere", () => {
+    fc.assert(
+      fc.property(
+        fc.uniqueArray(fc.integer({ min: 1, max: 20 })),
+        fc.array(fc.tuple(fc.integer({ min: 1, max: 20 }), ballotArb)),
+        (own, reported) => {
+          const proposals = new Map<number, Command.SlotValue>(own.map((s) => [s, batch(cmd("own", s))]))
+          const pm = new Map<number, Command.PValue>()
+          for (const [s, bal] of reported)
+            pm.set(s, new Command.PValue({ ballot: bal, slot: s, value: batch(cmd("acc", s)) }))
+          const before = new Map(proposals)
+          const out = Leader.update(proposals, pm)
+          for (const s of new Set([...before.keys(), ...pm.keys()])) {
+            const expected = pm.has(s) ? pm.get(s)!.value : before.get(s)
+            assert.deepStrictEqual(out.get(s), expected)
+          }
+          assert.strictEqual(out.size, new Set([...before.keys(), ...pm.keys()]).size)
+        }
+      )
+    )
+  })
+
+  it("a chosen value overrides the new leader's own proposal for that slot (B8 scenario)", () => {
+    const proposals = new Map<number, Command.SlotValue>([[1, batch(cmd("mine", 1))]])
+    const pm = new Map([[1, new Command.PValue({ ballot: b(2), slot: 1, value: batch(cmd("chosen", 1)) })]])
+    assert.deepStrictEqual(Leader.update(proposals, pm).get(1), batch(cmd("chosen", 1)))
+  })
+
+  it("hole filling puts a no-op in every unknown slot and nowhere else", () => {
+    const proposals = new Map<number, Command.SlotValue>([
+      [2, batch(cmd("a", 1))],
+      [5, batch(cmd("b", 1))]
+    ])
+    Leader.fillHoles(proposals, 1, 5, (s) => s === 3)
+    assert.deepStrictEqual([...proposals.keys()].sort(), [1, 2, 4, 5])
+    assert.strictEqual(proposals.get(1)!._tag, "Noop")
+    assert.strictEqual(proposals.get(2)!._tag, "Batch")
+  })
+})
+
+describe("commander counting", () => {
+  it("counts only replies that echo its own ballot and slot (B3)", () => {
+    const mine = b(4)
+    const ok = new Message.P2b({ ballot: mine, request: mine, slot: 7 })
+    assert.isTrue(Commander.isAcceptance(ok, mine, 7))
+    // an acceptor that promised b(4) rejecting an old P2a(b(3)) for the same slot
+    assert.isFalse(Commander.isAcceptance(new Message.P2b({ ballot: mine, request: b(3), slot: 7 }), mine, 7))
+    assert.isFalse(Commander.isAcceptance(new Message.P2b({ ballot: mine, request: mine, slot: 8 }), mine, 7))
+    assert.isFalse(Commander.isAcceptance(new Message.P2b({ ballot: b(5), request: mine, slot: 7 }), mine, 7))
+  })
+})
+
+const config = ClusterConfig.make({
+  acceptors: ["a1", "a2", "a3"],
+  leaders: ["l1", "l2"],
+  replicas: ["r1", "r2"],
+  window: 2,
+  batch: { maxSize: 2 }
+})
+const kv = (key: string, value: string) => ({ _tag: "Put", key, value })
+const proposes = (out: ReadonlyArray<Replica.Outbound>) =>
+  out.filter((o) => o.message._tag === "Propose" && o.to === "leader/l1").map((o) => o.message as Message.Propose)
+const responses = (out: ReadonlyArray<Replica.Outbound>) =>
+  out.filter((o) => o.message._tag === "Response").map((o) => [o.to, (o.message as Message.Response).seq] as const)
+
+describe("replica slot logic", () => {
+  it("proposes batches within the window and performs decisions in slot order", () => {
+    const r = new Replica.ReplicaCore("r1", config, KeyValue.machine, Option.none())
+    for (let i = 1; i <= 5; i++) r.request(cmd("c", i, kv("k", `v${i}`)))
+    const first = proposes(r.drain())
+    assert.deepStrictEqual(
+      first.map((p) => p.slot),
+      [1, 2],
+      "window 2: slots 1 and 2 only"
+    )
+    // with a free window a request goes out at once; the rest wait for the window
+    assert.deepStrictEqual(
+      first.map((p) => (p.value as Command.Batch).commands.length),
+      [1, 1]
+    )
+    // decision for slot 2 first: nothing performed until slot 1
+    r.decision(2, first[1]!.value)
+    assert.strictEqual(r.slotOut, 1)
+    assert.deepStrictEqual(responses(r.drain()), [])
+    r.decision(1, first[0]!.value)
+    assert.strictEqual(r.slotOut, 3)
+    const out = r.drain()
+    assert.deepStrictEqual(
+      responses(out).map(([, s]) => s),
+      [1, 2]
+    )
+    const next = proposes(out)
+    assert.deepStrictEqual(
+      next.map((p) => p.slot),
+      [3, 4],
+      "the window moved on"
+    )
+    assert.deepStrictEqual(
+      next.map((p) => (p.value as Command.Batch).commands.length),
+      [2, 1],
+      "waiting requests batch up"
+    )
+  })
+
+  it("re-proposes commands whose slot another proposal won, and performs a command decided twice once (B9)", () => {
+    const r = new Replica.ReplicaCore("r1", config, KeyValue.machine, Option.none())
+    r.request(cmd("c", 1, kv("k", "mine")))
+    const [p1] = proposes(r.drain())
+    const other = batch(cmd("d", 1, kv("k", "theirs")))
+    r.decision(1, other)
+    const out = r.drain()
+    assert.deepStrictEqual(responses(out), [["client/d", 1]])
+    const again = proposes(out)
+    assert.deepStrictEqual(
+      again.map((p) => p.slot),
+      [2],
+      "the lost command is proposed again"
+    )
+    assert.deepStrictEqual(again[0]!.value, p1!.value)
+    r.decision(2, again[0]!.value)
+    r.decision(3, again[0]!.value) // the same command decided again in slot 3
+    assert.deepStrictEqual(responses(r.drain()), [["client/c", 1]], "performed and answered once")
+    assert.strictEqual(r.slotOut, 4)
+    // a retry of an answered command is answered from the client table, not proposed
+    r.request(cmd("c", 1, kv("k", "mine")))
+    const retry = r.drain()
+    assert.deepStrictEqual(responses(retry), [["client/c", 1]])
+    assert.deepStrictEqual(proposes(retry), [])
+  })
+
+  it("resends outstanding proposals and asks for missing decisions on its timer (B10)", () => {
+    const r = new Replica.ReplicaCore("r1", config, KeyValue.machine, Option.none())
+    r.request(cmd("c", 1, kv("k", "v")))
+    r.drain()
+    r.tick()
+    assert.deepStrictEqual(
+      proposes(r.drain()).map((p) => [p.slot, p.value._tag]),
+      [[1, "Batch"]]
+    )
+    const idle = new Replica.ReplicaCore("r2", config, KeyValue.machine, Option.none())
+    idle.decision(2, batch(cmd("x", 1, kv("k", "v"))))
+    idle.tick()
+    assert.deepStrictEqual(
+      proposes(idle.drain()).map((p) => [p.slot, p.value._tag]),
+      [[1, "Noop"]]
+    )
+  })
+
+  it("a snapshot restores state, slotOut and client table together", () => {
+    const r = new Replica.ReplicaCore("r1", config, KeyValue.machine, Option.none())
+    r.request(cmd("c", 1, kv("k", "v")))
+    const [p] = proposes(r.drain())
+    r.decision(1, p!.value)
+    const copy = new Replica.ReplicaCore("r1", config, KeyValue.machine, Option.some(r.snapshot()))
+    assert.strictEqual(copy.slotOut, 2)
+    copy.request(cmd("c", 1, kv("k", "v")))
+    assert.deepStrictEqual(responses(copy.drain()), [["client/c", 1]], "the restored table answers the retry")
+    copy.request(cmd("c", 2, { _tag: "Get", key: "k" }))
+    const [get] = proposes(copy.drain())
+    copy.decision(2, get!.value)
+    const resp = copy.drain().find((o) => o.message._tag === "Response")!.message as Message.Response
+    assert.deepStrictEqual(resp.result, { _tag: "Value", value: "v" })
+  })
+
+  it("a command the state machine cannot decode is decided, changes nothing, and is answered with an error", () => {
+    const r = new Replica.ReplicaCore("r1", config, KeyValue.machine, Option.none())
+    r.request(cmd("c", 1, { _tag: "Explode" }))
+    const [p] = proposes(r.drain())
+    r.decision(1, p!.value)
+    const resp = r.drain().find((o) => o.message._tag === "Response")!.message as Message.Response
+    assert.include(resp.error ?? "", "invalid command")
+  })
+})
+
+describe("client table", () => {
+  it("remembers results until the client acknowledges them", () => {
+    const t = new ClientTable.ClientTable()
+    assert.isUndefined(t.lookup("c", 1))
+    t.record("c", 1, 0, { slot: 1, result: "a" })
+    t.record("c", 2, 0, { slot: 2, result: "b" })
+    assert.deepStrictEqual(t.lookup("c", 1), { slot: 1, result: "a" })
+    t.record("c", 3, 2, { slot: 3, result: "c" })
+    assert.strictEqual(t.lookup("c", 1), "acked", "forgotten but known performed")
+    assert.deepStrictEqual(t.lookup("c", 2), { slot: 2, result: "b" })
+    assert.isFalse(t.isPerformed("c", 4))
+    const back = ClientTable.ClientTable.fromSnapshot(t.toSnapshot())
+    assert.deepStrictEqual(back.toSnapshot(), t.toSnapshot())
+  })
+})
+
+describe("leader liveness", () => {
+  const settings = { initialMs: 100, maxMs: 800 }
+  const hb = (round: number, decided: number) =>
+    new Message.Heartbeat({ ballot: b(round, "l2"), active: true, decided, slot: decided })
+
+  it("competes when the watched leader falls silent, not while it beats", () => {
+    const l = new Liveness.Liveness(settings, 0, () => 0, false)
+    assert.isFalse(l.shouldCompete(50))
+    l.heartbeat(90, hb(1, 0))
+    assert.isFalse(l.shouldCompete(180))
+    assert.isTrue(l.shouldCompete(191))
+  })
+
+  it("competes when the watched leader beats but makes no progress while proposals wait (B14)", () => {
+    const l = new Liveness.Liveness(settings, 0, () => 0, false)
+    for (let t = 10; t <= 400; t += 10) {
+      l.heartbeat(t, hb(1, 5)) // alive, decided counter stuck
+      if (t === 100) l.proposal(t)
+      if (t < 200) assert.isFalse(l.shouldCompete(t), `t=${t}`)
+    }
+    assert.isTrue(l.shouldCompete(400))
+    const healthy = new Liveness.Liveness(settings, 0, () => 0, false)
+    for (let t = 10; t <= 400; t += 10) {
+      healthy.heartbeat(t, hb(1, t)) // progress
+      healthy.proposal(t)
+      assert.isFalse(healthy.shouldCompete(t))
+    }
+  })
+
+  it("backs off on preemption up to a bound and shrinks on success", () => {
+    const l = new Liveness.Liveness(settings, 0, () => 0, true)
+    assert.isTrue(l.shouldCompete(0), "the preferred leader starts at once")
+    for (let i = 0; i < 10; i++) l.preempted(0, b(i + 1, "l2"))
+    assert.strictEqual(l.timeout, 800)
+    for (let i = 0; i < 100; i++) l.success()
+    assert.strictEqual(l.timeout, 100)
+  })
+})

@@ -1,0 +1,190 @@
+/**
+ * Scripted scenarios with exact interleavings, outside the random simulator.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Address, Ballot, ClusterConfig, Command, InMemoryBus, Message, Storage, Transport } from "@synod/core"
+import { Effect, Fiber, Layer, Queue } from "effect"
+import { TestClock } from "effect/testing"
+import { Client, Commander, KeyValue, Server } from "@synod/actors"
+
+/** A transport that records what is sent and delivers nothing. */
+const recording = () => {
+  const sent: Array<Message.Envelope> = []
+  const layer = Layer.succeed(
+    Transport.Transport,
+    Transport.Transport.of({
+      send: (_to, env) => Effect.sync(() => void sent.push(env)),
+      listen: () => Queue.unbounded<Message.Envelope>()
+    })
+  )
+  return { sent, layer }
+}
+
+const b1 = Ballot.make(1, "l1")
+const b2 = Ballot.make(2, "l1")
+const p2b = (from: string, ballot: Ballot.Ballot, request: Ballot.Ballot, slot: number) =>
+  new Message.Envelope({
+    from: Address.acceptor(from),
+    to: Address.leader("l1"),
+    message: new Message.P2b({ ballot, request, slot })
+  })
+
+describe("a commander", () => {
+  it.effect("does not count a rejection of an old ballot's P2a as a vote for its own (B3)", () =>
+    Effect.gen(function* () {
+      const { sent, layer } = recording()
+      const inbox = yield* Queue.unbounded<Message.Envelope>()
+      const value = new Command.Batch({ commands: [new Command.Command({ client: "c", seq: 1, acked: 0, op: null })] })
+      const fiber = yield* Commander.run({
+        leader: Address.leader("l1"),
+        ballot: b2,
+        slot: 7,
+        value,
+        acceptors: ["a1", "a2", "a3"],
+        replicas: ["r1"],
+        inbox,
+        retransmitMs: 100,
+        probe: undefined
+      }).pipe(Effect.provide(layer), Effect.forkChild)
+      // a1 and a2 promised b2, and reply to an old commander's P2a(b1, 7): not acceptances of b2
+      yield* Queue.offerAll(inbox, [p2b("a1", b2, b1, 7), p2b("a2", b2, b1, 7), p2b("a2", b2, b2, 8)])
+      yield* TestClock.adjust(1)
+      assert.isUndefined(fiber.pollUnsafe(), "no decision from replies to another ballot or slot")
+      // a real acceptance from a1, duplicated, then a lower ballot: still no majority, no preemption
+      yield* Queue.offerAll(inbox, [p2b("a1", b2, b2, 7), p2b("a1", b2, b2, 7), p2b("a3", b1, b1, 7)])
+      yield* TestClock.adjust(1)
+      assert.isUndefined(fiber.pollUnsafe())
+      yield* Queue.offer(inbox, p2b("a3", b2, b2, 7))
+      const outcome = yield* Fiber.join(fiber)
+      assert.strictEqual(outcome._tag, "Decided")
+      const decisions = sent.filter((e) => e.message._tag === "Decision")
+      assert.deepStrictEqual(
+        decisions.map((e) => e.to),
+        ["replica/r1"]
+      )
+    })
+  )
+
+  it.effect("resends P2a to the acceptors that have not answered, on a schedule", () =>
+    Effect.gen(function* () {
+      const { sent, layer } = recording()
+      const inbox = yield* Queue.unbounded<Message.Envelope>()
+      yield* Commander.run({
+        leader: Address.leader("l1"),
+        ballot: b2,
+        slot: 1,
+        value: Command.noop,
+        acceptors: ["a1", "a2", "a3"],
+        replicas: [],
+        inbox,
+        retransmitMs: 100,
+        probe: undefined
+      }).pipe(Effect.provide(layer), Effect.forkChild)
+      yield* TestClock.adjust(1)
+      assert.strictEqual(sent.length, 3)
+      yield* Queue.offer(inbox, p2b("a1", b2, b2, 1))
+      yield* TestClock.adjust(100)
+      assert.deepStrictEqual(
+        sent
+          .slice(3)
+          .map((e) => e.to)
+          .sort(),
+        ["acceptor/a2", "acceptor/a3"]
+      )
+    })
+  )
+
+  it.effect("ends preempted on a higher ballot and ignores lower ones (B5)", () =>
+    Effect.gen(function* () {
+      const { layer } = recording()
+      const inbox = yield* Queue.unbounded<Message.Envelope>()
+      const fiber = yield* Commander.run({
+        leader: Address.leader("l1"),
+        ballot: b2,
+        slot: 1,
+        value: Command.noop,
+        acceptors: ["a1", "a2", "a3"],
+        replicas: [],
+        inbox,
+        retransmitMs: 100,
+        probe: undefined
+      }).pipe(Effect.provide(layer), Effect.forkChild)
+      yield* Queue.offer(inbox, p2b("a1", b1, b1, 1))
+      yield* TestClock.adjust(1)
+      assert.isUndefined(fiber.pollUnsafe())
+      const b3 = Ballot.make(3, "l2")
+      yield* Queue.offer(inbox, p2b("a2", b3, b2, 1))
+      const outcome = yield* Fiber.join(fiber)
+      assert.deepStrictEqual(outcome, { _tag: "Preempted", ballot: b2, by: b3 })
+    })
+  )
+})
+
+// ---- whole clusters on the bus, in real time with short timeouts
+
+const fast = (ids: { acceptors: Array<string>; leaders: Array<string>; replicas: Array<string> }) =>
+  ClusterConfig.make({
+    ...ids,
+    timeouts: { retransmitMs: 10, heartbeatMs: 10, leaderTimeoutMs: 40, maxLeaderTimeoutMs: 400, clientTimeoutMs: 5000 }
+  })
+
+const clusterOf = (config: ClusterConfig.ClusterConfig) => {
+  return Server.layerCluster(config, KeyValue.machine).pipe(
+    Layer.provideMerge(Storage.layerMemory()),
+    Layer.provideMerge(InMemoryBus.layer())
+  )
+}
+
+describe("clusters in scripted situations", () => {
+  const split = fast({ acceptors: ["a1", "a2", "a3"], leaders: ["l1", "l2"], replicas: ["r1", "r2"] })
+
+  it.live(
+    "an acceptor that missed phase 1 still votes in phase 2 (B5)",
+    () =>
+      Effect.gen(function* () {
+        const bus = yield* InMemoryBus.InMemoryBus
+        // a3 never hears l1's P1a; l1 is adopted by a1 and a2
+        yield* bus.cut("leader/l1", "acceptor/a3")
+        const client = yield* Client.make(KeyValue.machine, split)
+        yield* client.submit({ _tag: "Put", key: "k", value: "1" })
+        // now a1 is gone: every decision needs a3, which never promised l1's ballot
+        yield* bus.heal
+        yield* bus.isolate("a1")
+        for (let i = 0; i < 5; i++) yield* client.submit({ _tag: "Put", key: "k", value: `v${i}` })
+        assert.deepStrictEqual(yield* client.submit({ _tag: "Get", key: "k" }), { _tag: "Value", value: "v4" })
+      }).pipe(Effect.provide(clusterOf(split))),
+    20_000
+  )
+
+  it.live(
+    "two leaders that both compete converge on one, and commands commit (dueling leaders)",
+    () =>
+      Effect.gen(function* () {
+        const bus = yield* InMemoryBus.InMemoryBus
+        // l2 cannot hear l1's heartbeats, so it keeps competing with l1
+        yield* bus.cut("leader/l1", "leader/l2")
+        const client = yield* Client.make(KeyValue.machine, split)
+        for (let i = 0; i < 20; i++) yield* client.submit({ _tag: "Put", key: "k", value: `v${i}` })
+        assert.deepStrictEqual(yield* client.submit({ _tag: "Get", key: "k" }), { _tag: "Value", value: "v19" })
+        const stats = yield* bus.stats
+        assert.isAbove(stats.delivered, 0)
+      }).pipe(Effect.provide(clusterOf(split))),
+    30_000
+  )
+
+  it.live(
+    "the cluster keeps working when the active leader is cut off, and when it returns",
+    () =>
+      Effect.gen(function* () {
+        const bus = yield* InMemoryBus.InMemoryBus
+        const client = yield* Client.make(KeyValue.machine, split)
+        yield* client.submit({ _tag: "Put", key: "k", value: "before" })
+        yield* bus.isolate("l1")
+        yield* client.submit({ _tag: "Put", key: "k", value: "during" })
+        yield* bus.reconnect("l1")
+        yield* client.submit({ _tag: "Put", key: "k", value: "after" })
+        assert.deepStrictEqual(yield* client.submit({ _tag: "Get", key: "k" }), { _tag: "Value", value: "after" })
+      }).pipe(Effect.provide(clusterOf(split))),
+    30_000
+  )
+})

@@ -1,0 +1,32 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Effect } from "effect"
+import * as Scenario from "@synod/actors/sim/Scenario"
+import * as Simulation from "@synod/actors/sim/Simulation"
+import { seedBlock } from "./simulate.ts"
+
+describe("deterministic simulation", () => {
+  seedBlock(1, 75)
+  seedBlock(76, 75)
+
+  it.live(
+    "the same seed replays exactly: same trace, same steps",
+    () =>
+      Effect.gen(function* () {
+        const run = (seed: number) =>
+          Effect.gen(function* () {
+            const lines: Array<string> = []
+            const r = yield* Simulation.run(Scenario.fromSeed(seed), { trace: (l) => lines.push(l) })
+            return { lines, steps: r.steps, simMs: r.simMs }
+          })
+        const one = yield* run(7)
+        const two = yield* run(7)
+        const other = yield* run(8)
+        assert.isAbove(one.lines.length, 1000)
+        assert.strictEqual(one.steps, two.steps)
+        assert.strictEqual(one.simMs, two.simMs)
+        assert.deepStrictEqual(one.lines, two.lines)
+        assert.notDeepEqual(one.lines, other.lines)
+      }),
+    60_000
+  )
+})
