@@ -58,6 +58,11 @@ export class ReplicaCore<S, C, R> {
   private readonly probe: Probe | undefined
   private readonly noClientTable: boolean
   private readonly noRecovery: boolean
+  private readonly now: () => number
+  /** When the oldest pending command arrived (for the batching linger). */
+  private pendingSince = 0
+  /** Set while a partial batch lingers: when it must go out at the latest. */
+  private lingerUntil: number | undefined
 
   constructor(
     id: string,
@@ -68,6 +73,8 @@ export class ReplicaCore<S, C, R> {
       readonly probe?: Probe | undefined
       readonly noClientTable?: boolean
       readonly noRecovery?: boolean
+      /** The clock, for the batching linger (default: no linger). */
+      readonly now?: () => number
     } = {}
   ) {
     this.id = id
@@ -78,6 +85,7 @@ export class ReplicaCore<S, C, R> {
     this.probe = options.probe
     this.noClientTable = options.noClientTable === true
     this.noRecovery = options.noRecovery === true
+    this.now = options.now ?? (() => 0)
     if (Option.isSome(snapshot)) {
       const decoded = this.codecs.decodeState(snapshot.value.state)
       if (Result.isFailure(decoded)) throw new Error(`replica ${id}: snapshot does not decode: ${decoded.failure}`)
@@ -110,8 +118,14 @@ export class ReplicaCore<S, C, R> {
       }
     }
     if (this.pending.has(k) || this.inFlight.has(k)) return
+    if (this.pending.size === 0) this.pendingSince = this.now()
     this.pending.set(k, command)
     this.propose()
+  }
+
+  /** While a partial batch lingers: the time at which it must be proposed anyway. */
+  wakeAt(): number | undefined {
+    return this.lingerUntil
   }
 
   decision(slot: number, value: Command.SlotValue): void {
@@ -159,9 +173,19 @@ export class ReplicaCore<S, C, R> {
     return { slotOut: this.slotOut, state: this.codecs.encodeState(this.state), clients: this.table.toSnapshot() }
   }
 
-  private propose(): void {
+  /** Proposes what the window and the batching linger allow. */
+  propose(): void {
     const { window, batch } = this.config
+    this.lingerUntil = undefined
     while (this.slotIn < this.slotOut + window && this.pending.size > 0) {
+      if (batch.lingerMs > 0 && this.pending.size < batch.maxSize) {
+        // a partial batch waits a little for company, but never longer than the linger
+        const until = this.pendingSince + batch.lingerMs
+        if (this.now() < until) {
+          this.lingerUntil = until
+          return
+        }
+      }
       const slot = this.slotIn++
       if (this.decisions.has(slot)) continue
       const commands: Array<Command.Command> = []
@@ -172,6 +196,7 @@ export class ReplicaCore<S, C, R> {
         if (commands.length >= batch.maxSize) break
       }
       const value = new Cmd.Batch({ commands })
+      this.pendingSince = this.now()
       this.proposals.set(slot, value)
       this.toLeaders(new Message.Propose({ slot, value }))
     }
@@ -241,7 +266,8 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
   const core = new ReplicaCore(id, config, machine, snapshot, {
     probe,
     noClientTable: bugs.noClientTable,
-    noRecovery: bugs.noHoleFilling
+    noRecovery: bugs.noHoleFilling,
+    now: () => clock.currentTimeMillisUnsafe()
   })
   probe?.replicaLoaded(id, core.slotOut)
   const mailbox = yield* transport.listen(self)
@@ -260,7 +286,8 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
 
   const loop = Effect.gen(function* () {
     for (;;) {
-      const wait = Math.max(0, nextTick - clock.currentTimeMillisUnsafe())
+      const wake = Math.min(nextTick, core.wakeAt() ?? nextTick)
+      const wait = Math.max(0, wake - clock.currentTimeMillisUnsafe())
       const batch = yield* Queue.takeAll(mailbox).pipe(Effect.timeoutOption(wait))
       if (Option.isSome(batch)) {
         for (const env of batch.value) {
@@ -275,6 +302,8 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
         nextTick = now + retransmitMs
         core.tick()
       }
+      const linger = core.wakeAt()
+      if (linger !== undefined && now >= linger) core.propose()
       yield* flush()
     }
   })

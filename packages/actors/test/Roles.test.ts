@@ -178,6 +178,25 @@ describe("replica slot logic", () => {
     )
   })
 
+  it("a partial batch lingers up to lingerMs for more commands, a full one goes at once", () => {
+    let now = 0
+    const lingering = ClusterConfig.make({ ...config, batch: { maxSize: 3, lingerMs: 5 } })
+    const r = new Replica.ReplicaCore("r1", lingering, KeyValue.machine, Option.none(), { now: () => now })
+    r.request(cmd("c", 1, kv("k", "1")))
+    assert.deepStrictEqual(proposes(r.drain()), [], "one command waits")
+    assert.strictEqual(r.wakeAt(), 5)
+    now = 3
+    r.request(cmd("c", 2, kv("k", "2")))
+    assert.deepStrictEqual(proposes(r.drain()), [])
+    now = 5
+    r.propose()
+    const [p] = proposes(r.drain())
+    assert.strictEqual((p!.value as Command.Batch).commands.length, 2, "after the linger the partial batch goes")
+    for (let i = 3; i <= 5; i++) r.request(cmd("c", i, kv("k", `${i}`)))
+    const [full] = proposes(r.drain())
+    assert.strictEqual((full!.value as Command.Batch).commands.length, 3, "a full batch does not wait")
+  })
+
   it("re-proposes commands whose slot another proposal won, and performs a command decided twice once (B9)", () => {
     const r = new Replica.ReplicaCore("r1", config, KeyValue.machine, Option.none())
     r.request(cmd("c", 1, kv("k", "mine")))
