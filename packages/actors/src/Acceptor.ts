@@ -74,28 +74,27 @@ export const run = Effect.fn("Acceptor.run")(function* (id: string, _config: Clu
 
   const handleBatch = Effect.fnUntraced(function* (batch: ReadonlyArray<Message.Envelope>) {
     const before = core.promised
-    const replies: Array<readonly [Address.Address, Message.P1b | Message.P2b]> = []
+    // each reply with the pvalue it reports accepted (for the probe), captured when handled:
+    // a later P2a of the same batch may replace that slot's pvalue
+    const replies: Array<readonly [Address.Address, Message.P1b | Message.P2b, Command.PValue | undefined]> = []
     const accepted: Array<Command.PValue> = []
     for (const env of batch) {
       const msg = env.message
       if (msg._tag === "P1a") {
-        replies.push([env.from, core.p1a(msg.ballot)])
+        replies.push([env.from, core.p1a(msg.ballot), undefined])
       } else if (msg._tag === "P2a") {
         const r = core.p2a(msg)
         if (r.accepted !== undefined) accepted.push(r.accepted)
-        replies.push([env.from, r.reply])
+        replies.push([env.from, r.reply, r.accepted])
       }
     }
     const dirty = accepted.length > 0 || !Ballot.equals(before, core.promised)
     const record = { promised: core.promised, accepted }
     if (dirty && !bugs.replyBeforeDurable) yield* store.append(record)
-    for (const [to, reply] of replies) {
+    for (const [to, reply, pv] of replies) {
       if (probe !== undefined) {
         probe.acceptorPromised(id, reply.ballot)
-        if (reply._tag === "P2b" && Ballot.equals(reply.ballot, reply.request)) {
-          const pv = core.accepted.get(reply.slot)
-          if (pv !== undefined && Ballot.equals(pv.ballot, reply.request)) probe.acceptorAccepted(id, pv)
-        }
+        if (pv !== undefined) probe.acceptorAccepted(id, pv)
       }
       yield* transport.send(to, new Message.Envelope({ from: self, to, message: reply }))
     }

@@ -40,6 +40,8 @@ export interface Options {
     readonly ignoreRequest?: boolean
     /** B4: read the ballot to send from the leader at each (re)send, and never give up. */
     readonly currentBallot?: () => Ballot.Ballot
+    /** B4: how the never-ending commander still tells its leader it was preempted. */
+    readonly reportPreempted?: (by: Ballot.Ballot) => void
     /** B5: any other ballot ends the commander as preempted. */
     readonly strict?: boolean
     /** B6: a duplicate acceptance ends the commander as preempted. */
@@ -100,6 +102,7 @@ export const run = Effect.fnUntraced(function* (options: Options) {
       }
     } else if (Ballot.greaterThan(msg.ballot, ballot) || (bugs.strict && !Ballot.equals(msg.ballot, ballot))) {
       if (bugs.currentBallot === undefined) return { _tag: "Preempted", ballot, by: msg.ballot } satisfies Outcome
+      bugs.reportPreempted?.(msg.ballot)
     }
   }
 })

@@ -107,6 +107,7 @@ export const run = Effect.fn("Leader.run")(function* (id: string, config: Cluste
     const k = key(ballot, slot)
     if (commanders.has(k)) return // C1: one commander per (ballot, slot)
     const inbox = yield* Queue.unbounded<Message.Envelope>()
+    const spawnedAt = ballot
     commanders.set(k, inbox)
     bySlot.set(slot, inbox)
     const options: Commander.Options = {
@@ -123,7 +124,13 @@ export const run = Effect.fn("Leader.run")(function* (id: string, config: Cluste
         ignoreRequest: bugs.p2bBySlotOnly,
         strict: bugs.strictAccept,
         duplicatePreempts: bugs.duplicatePreempts,
-        ...(bugs.staleChildren ? { currentBallot: () => ballot } : {})
+        ...(bugs.staleChildren
+          ? {
+              currentBallot: () => ballot,
+              reportPreempted: (by: Ballot.Ballot) =>
+                Queue.offerUnsafe(events, { _tag: "Preempted", ballot: spawnedAt, by })
+            }
+          : {})
       }
     }
     yield* FiberSet.run(

@@ -49,6 +49,10 @@ export class ReplicaCore<S, C, R> {
   readonly inFlight = new Set<string>()
   readonly proposals = new Map<number, Command.Batch>()
   readonly decisions = new Map<number, Command.SlotValue>()
+  /** Commands a client sent to this replica: only those it answers when it performs them. */
+  private readonly local = new Set<string>()
+  /** The leader whose heartbeats say it is active: where proposals go first. */
+  private activeLeader: Address.Address | undefined
   private out: Array<Outbound> = []
   private readonly codecs: StateMachine.Codecs<S, C, R>
   private readonly leaders: ReadonlyArray<Address.Address>
@@ -117,6 +121,7 @@ export class ReplicaCore<S, C, R> {
         return
       }
     }
+    this.local.add(k)
     if (this.pending.has(k) || this.inFlight.has(k)) return
     if (this.pending.size === 0) this.pendingSince = this.now()
     this.pending.set(k, command)
@@ -155,10 +160,12 @@ export class ReplicaCore<S, C, R> {
 
   heartbeat(hb: Message.Heartbeat): void {
     if (hb.slot > this.knownMax) this.knownMax = hb.slot
+    if (hb.active) this.activeLeader = Address.leader(hb.ballot.leader)
   }
 
   /** Timer: resend outstanding proposals, ask for decisions this replica is missing. */
   tick(): void {
+    // resend to every leader: if the active one is stuck, the others learn what waits (B14)
     for (const [slot, batch] of this.proposals) this.toLeaders(new Message.Propose({ slot, value: batch }))
     if (this.noRecovery) return
     const top = Math.min(this.knownMax, this.slotOut + this.config.window - 1)
@@ -198,7 +205,9 @@ export class ReplicaCore<S, C, R> {
       const value = new Cmd.Batch({ commands })
       this.pendingSince = this.now()
       this.proposals.set(slot, value)
-      this.toLeaders(new Message.Propose({ slot, value }))
+      const propose = new Message.Propose({ slot, value })
+      if (this.activeLeader === undefined) this.toLeaders(propose)
+      else this.out.push({ to: this.activeLeader, message: propose })
     }
   }
 
@@ -208,7 +217,10 @@ export class ReplicaCore<S, C, R> {
       for (const c of value.commands) {
         const k = Cmd.commandKey(c)
         this.pending.delete(k)
-        if (!this.noClientTable && this.table.isPerformed(c.client, c.seq)) continue
+        if (!this.noClientTable && this.table.isPerformed(c.client, c.seq)) {
+          this.local.delete(k)
+          continue
+        }
         const decoded = this.codecs.decodeCommand(c.op)
         let outcome:
           | { slot: number; result: null; error: string }
@@ -222,7 +234,8 @@ export class ReplicaCore<S, C, R> {
         }
         this.table.record(c.client, c.seq, c.acked, outcome)
         performed.push(k)
-        this.respond(c.client, c.seq, outcome)
+        // the replica the client asked answers; the others answer its retries from the table
+        if (this.local.delete(k)) this.respond(c.client, c.seq, outcome)
       }
     }
     this.slotOut = slot + 1

@@ -21,10 +21,19 @@ const utf8Decoder = new TextDecoder("utf-8", { fatal: true })
 const utf8Encoder = new TextEncoder()
 const formatter = SchemaIssue.makeFormatterDefault()
 
-/** Encodes an envelope to JSON text. Envelopes are validated when built, so this cannot fail. */
-export const encode = (envelope: Envelope): string => encodeWire(envelope)
+/** Encodes through the schemas: the reference `encode` must agree with. */
+export const encodeWithSchema = (envelope: Envelope): string => encodeWire(envelope)
 
-export const encodeBytes = (envelope: Envelope): Uint8Array => utf8Encoder.encode(encodeWire(envelope))
+/**
+ * Encodes an envelope to JSON text. Every field of every message is JSON-native (no
+ * bytes, bigints or dates), so an envelope's encoded form is exactly its JSON, and
+ * `JSON.stringify` produces it several times faster than walking the schemas; a property
+ * test holds the two to the same output. Envelopes are validated when built, so this
+ * cannot fail.
+ */
+export const encode = (envelope: Envelope): string => JSON.stringify(envelope)
+
+export const encodeBytes = (envelope: Envelope): Uint8Array => utf8Encoder.encode(encode(envelope))
 
 export const decode = (input: string | Uint8Array): Result.Result<Envelope, DecodeError> => {
   let text: string

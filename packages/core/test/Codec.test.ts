@@ -20,6 +20,15 @@ describe("Codec", () => {
     )
   })
 
+  it("the fast encoder writes exactly what the schema encoder writes", () => {
+    fc.assert(
+      fc.property(envelopeArb, (env) => {
+        assert.strictEqual(Codec.encode(env), Codec.encodeWithSchema(env))
+      }),
+      { numRuns: 500 }
+    )
+  })
+
   it("garbage bytes decode to a DecodeError with a reason", () => {
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 200 }), (bytes) => {

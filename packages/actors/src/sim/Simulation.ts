@@ -191,7 +191,7 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
       const nemesis = Effect.gen(function* () {
         const kinds = [
           ...(scenario.network ? ["network", "network", "calm", "replay"] : []),
-          ...(scenario.partitions ? ["partition", "cut", "isolate", "heal", "depose", "depose"] : []),
+          ...(scenario.partitions ? ["partition", "cut", "isolate", "heal", "depose", "depose", "flap"] : []),
           ...(scenario.crashes ? ["crash", "crash", "restart"] : [])
         ]
         if (kinds.length === 0) return
@@ -251,6 +251,28 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
               note(`depose ${leader} for ${ms} ms`)
               yield* bus.isolate(leader)
               yield* Effect.forkScoped(Effect.andThen(Effect.sleep(ms), bus.reconnect(leader)))
+              break
+            }
+            case "flap": {
+              // flapping leadership: depose the leader, then its successor, so the first
+              // one may lead again while its old children and messages are still about
+              const first = checker.currentLeader()
+              if (first === undefined) break
+              const ms = 150 + Math.floor(r() * 250)
+              note(`flap: depose ${first} for ${ms} ms`)
+              yield* bus.isolate(first)
+              yield* Effect.forkScoped(
+                Effect.gen(function* () {
+                  yield* Effect.sleep(ms)
+                  yield* bus.reconnect(first)
+                  const second = checker.currentLeader()
+                  if (second === undefined || second === first) return
+                  note(`flap: depose ${second} for ${ms} ms`)
+                  yield* bus.isolate(second)
+                  yield* Effect.sleep(ms)
+                  yield* bus.reconnect(second)
+                })
+              )
               break
             }
             case "heal":
