@@ -1,5 +1,12 @@
 /**
- * @synod/transport-nats — not built yet (see the open issues); this entry point exists so the
- * workspace type-checks as a whole.
+ * @synod/transport-nats: the `Transport` over NATS. `NatsTransport.layer(options)` replaces
+ * the in-memory bus; `Subjects` is the subject scheme, `NatsConnection` the process's one
+ * connection, `NatsStats` its counters, `Trace` the `synod-trace` header.
+ *
+ * @since 0.1.0
  */
-export {}
+export * as NatsConnection from "./NatsConnection.ts"
+export * as NatsStats from "./NatsStats.ts"
+export * as NatsTransport from "./NatsTransport.ts"
+export * as Subjects from "./Subjects.ts"
+export * as Trace from "./Trace.ts"

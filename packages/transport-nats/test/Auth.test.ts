@@ -1,0 +1,152 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Queue } from "effect"
+import { Subjects } from "@synod/transport-nats"
+import * as Kit from "./Kit.ts"
+import * as NatsServer from "./NatsServer.ts"
+
+const cluster = "perm"
+const list = (subjects: ReadonlyArray<string>) => `[${subjects.map((s) => JSON.stringify(s)).join(", ")}]`
+
+// "server" (node s1) may publish anywhere in the cluster and subscribe to its own roles;
+// "client" (c1) may only publish to replicas and subscribe to its own address
+const permissions = `
+authorization {
+  users = [
+    {
+      user: "server", password: "server-pass",
+      permissions: {
+        publish: ${list([Subjects.wildcard(cluster)])},
+        subscribe: ${list([Subjects.wildcard(cluster, { id: "s1" })])}
+      }
+    },
+    {
+      user: "client", password: "client-pass",
+      permissions: {
+        publish: ${list([Subjects.wildcard(cluster, { role: "replica" })])},
+        subscribe: ${list([Subjects.wildcard(cluster, { role: "client", id: "c1" })])}
+      }
+    }
+  ]
+}
+`
+
+const quick = { reconnectWait: "50 millis", reconnectJitter: "10 millis" } as const
+
+describe("NatsTransport auth", () => {
+  it.live(
+    "per-user subject permissions: a client cannot reach an acceptor, server traffic flows",
+    () =>
+      Effect.gen(function* () {
+        const server = yield* NatsServer.start({ config: permissions })
+        const s1 = yield* Kit.build({
+          ...quick,
+          servers: server.url,
+          name: "s1",
+          cluster,
+          auth: { user: "server", password: "server-pass" }
+        })
+        const c1 = yield* Kit.build({
+          ...quick,
+          servers: server.url,
+          name: "c1",
+          cluster,
+          auth: { user: "client", password: "client-pass" }
+        })
+        const acceptor = yield* s1.transport.listen("acceptor/s1")
+        const replica = yield* s1.transport.listen("replica/s1")
+        const client = yield* c1.transport.listen("client/c1")
+
+        // refused by the server: the client's connection reports it, the send itself does not fail
+        yield* c1.transport.send("acceptor/s1", Kit.ping("client/c1", "acceptor/s1", 1))
+        yield* Kit.eventually(
+          "the client's connection reports the violation",
+          c1.stats.snapshot.pipe(Effect.map((s) => s.permissionErrors >= 1))
+        )
+        // the acceptor's first message is the server's: the client's never arrived
+        yield* s1.transport.send("acceptor/s1", Kit.ping("leader/s1", "acceptor/s1", 2))
+        assert.strictEqual(Kit.seqOf(yield* Kit.takeWithin(acceptor)), 2)
+        assert.strictEqual(Queue.sizeUnsafe(acceptor), 0)
+
+        // what each may do keeps working
+        yield* c1.transport.send("replica/s1", Kit.ping("client/c1", "replica/s1", 3))
+        assert.strictEqual(Kit.seqOf(yield* Kit.takeWithin(replica)), 3)
+        yield* s1.transport.send("client/c1", Kit.ping("replica/s1", "client/c1", 4))
+        assert.strictEqual(Kit.seqOf(yield* Kit.takeWithin(client)), 4)
+
+        // a refused subscription fails listen
+        const denied = yield* Effect.flip(c1.transport.listen("acceptor/s1"))
+        assert.include(denied.reason, "Permissions Violation")
+        const other = yield* Effect.flip(c1.transport.listen("client/c2"))
+        assert.include(other.reason, "synod.perm.client.c2")
+
+        // status events are read by a fiber of their own: they may trail the listen failure
+        yield* Kit.eventually(
+          "one publish and two subscribe violations reported",
+          c1.stats.snapshot.pipe(Effect.map((s) => s.permissionErrors === 3))
+        )
+        assert.strictEqual((yield* c1.stats.snapshot).subscriptionErrors, 2)
+        const ss = yield* s1.stats.snapshot
+        assert.strictEqual(ss.permissionErrors, 0)
+        assert.strictEqual(ss.errors, 0)
+      }),
+    20_000
+  )
+
+  it.live(
+    "user/password: the right password connects, a wrong one fails the layer clearly",
+    () =>
+      Effect.gen(function* () {
+        const server = yield* NatsServer.start({
+          config: `authorization { user: "node", password: "right" }`
+        })
+        const ok = yield* Kit.build({
+          ...quick,
+          servers: server.url,
+          name: "ok",
+          cluster: "up",
+          auth: { user: "node", password: "right" }
+        })
+        const mailbox = yield* ok.transport.listen("replica/u1")
+        yield* ok.transport.send("replica/u1", Kit.ping("leader/u2", "replica/u1", 1))
+        assert.strictEqual(Kit.seqOf(yield* Kit.takeWithin(mailbox)), 1)
+
+        const wrong = yield* Effect.flip(
+          Kit.build({
+            ...quick,
+            servers: server.url,
+            name: "bad",
+            cluster: "up",
+            auth: { user: "node", password: "wrong" }
+          })
+        )
+        assert.strictEqual(wrong._tag, "TransportError")
+        assert.include(wrong.reason, "Authorization Violation")
+        assert.include(wrong.reason, server.url)
+      }),
+    20_000
+  )
+
+  it.live(
+    "token: the right token connects, a wrong one fails the layer",
+    () =>
+      Effect.gen(function* () {
+        const server = yield* NatsServer.start({ config: `authorization { token: "s3cret" }` })
+        const ok = yield* Kit.build({
+          ...quick,
+          servers: server.url,
+          name: "tok",
+          cluster: "tok",
+          auth: { token: "s3cret" }
+        })
+        const mailbox = yield* ok.transport.listen("leader/t1")
+        yield* ok.transport.send("leader/t1", Kit.ping("replica/t2", "leader/t1", 5))
+        assert.strictEqual(Kit.seqOf(yield* Kit.takeWithin(mailbox)), 5)
+
+        const wrong = yield* Effect.flip(
+          Kit.build({ ...quick, servers: server.url, name: "tok-bad", cluster: "tok", auth: { token: "guess" } })
+        )
+        assert.include(wrong.reason, "Authorization Violation")
+      }),
+    20_000
+  )
+})

@@ -1,0 +1,159 @@
+import { assert, describe, it } from "@effect/vitest"
+import { headers } from "@nats-io/transport-node"
+import { transportContract } from "@synod/core/testing"
+import { Effect, Exit, Layer, Logger, Queue } from "effect"
+import { NatsTransport, Trace } from "@synod/transport-nats"
+import * as Kit from "./Kit.ts"
+import * as NatsServer from "./NatsServer.ts"
+
+// every contract test gets its own server and transport
+transportContract(
+  "NATS",
+  Layer.unwrap(
+    Effect.map(NatsServer.start(), (server) =>
+      NatsTransport.layer({ servers: server.url, name: "contract", cluster: "contract" })
+    )
+  ),
+  "nats"
+)
+
+/** Log lines (message arrays) written while `eff` runs. */
+const capturingLogs = <A, E, R>(eff: (lines: Array<ReadonlyArray<unknown>>) => Effect.Effect<A, E, R>) => {
+  const lines: Array<ReadonlyArray<unknown>> = []
+  const logger = Logger.make(({ message }) => {
+    lines.push(Array.isArray(message) ? message : [message])
+  })
+  return eff(lines).pipe(Effect.provide(Logger.layer([logger])))
+}
+
+describe("NatsTransport", () => {
+  it.live(
+    "drops garbage, wrong shapes and oversized messages, counts and logs each, and keeps delivering",
+    () =>
+      capturingLogs((lines) =>
+        Effect.gen(function* () {
+          const server = yield* NatsServer.start()
+          const { transport, stats } = yield* Kit.build({
+            servers: server.url,
+            name: "bad-input",
+            cluster: "bad",
+            maxMessageBytes: 64 * 1024
+          })
+          const mailbox = yield* transport.listen("acceptor/a1")
+          const raw = yield* Kit.rawClient(server.url)
+          const subject = "synod.bad.acceptor.a1"
+          raw.publish(subject, new Uint8Array([0xff, 0xfe, 0x00, 0x80])) // not UTF-8
+          raw.publish(subject, "{ not json")
+          raw.publish(subject, JSON.stringify({ hello: "world" })) // JSON, not an envelope
+          raw.publish(
+            subject,
+            JSON.stringify({ from: "replica/x", to: "acceptor/a1", message: { _tag: "P1a", ballot: "high" } })
+          )
+          raw.publish(subject, "x".repeat(100 * 1024)) // over the 64 KiB limit
+          // the server has routed all five before the valid one (one server, FIFO per subscriber)
+          yield* Effect.promise(() => raw.flush())
+          yield* transport.send("acceptor/a1", Kit.ping("replica/x", "acceptor/a1", 42))
+
+          const got = yield* Kit.takeWithin(mailbox)
+          assert.strictEqual(Kit.seqOf(got), 42)
+          assert.strictEqual(Queue.sizeUnsafe(mailbox), 0)
+          const s = yield* stats.snapshot
+          assert.strictEqual(s.decodeErrors, 4)
+          assert.strictEqual(s.oversized, 1)
+          assert.strictEqual(s.received, 6)
+          assert.strictEqual(s.delivered, 1)
+
+          const dropped = lines.filter((l) => typeof l[0] === "string" && l[0].startsWith("dropping an"))
+          assert.strictEqual(dropped.length, 5)
+          for (const line of dropped) {
+            const detail = line[1] as { subject: string; reason: string }
+            assert.strictEqual(detail.subject, subject)
+            assert.isAbove(detail.reason.length, 0)
+          }
+          assert.include((dropped[4]![1] as { reason: string }).reason, "exceeds the limit")
+        })
+      ),
+    20_000
+  )
+
+  it.live(
+    "a send the client refuses is counted and dropped, never failed",
+    () =>
+      Effect.gen(function* () {
+        const server = yield* NatsServer.start()
+        const { transport, stats } = yield* Kit.build({ servers: server.url, name: "refused", cluster: "refused" })
+        const mailbox = yield* transport.listen("replica/r1")
+        // over the server's max_payload (1 MB): the client throws, the transport must not
+        const huge = Kit.ping("replica/x", "replica/r1", 1, { blob: "y".repeat(2 * 1024 * 1024) })
+        const exit = yield* Effect.exit(transport.send("replica/r1", huge))
+        assert.isTrue(Exit.isSuccess(exit))
+        // not an address: would be a wildcard subject
+        yield* transport.send("replica/*" as never, Kit.ping("replica/x", "replica/r1", 2))
+        yield* transport.send("replica/r1", Kit.ping("replica/x", "replica/r1", 3))
+        assert.strictEqual(Kit.seqOf(yield* Kit.takeWithin(mailbox)), 3)
+        const s = yield* stats.snapshot
+        assert.strictEqual(s.publishErrors, 2)
+        assert.strictEqual(s.published, 1)
+      }),
+    20_000
+  )
+
+  it.live(
+    "listen refuses what is not an address, and the layer refuses a bad cluster name",
+    () =>
+      Effect.gen(function* () {
+        const server = yield* NatsServer.start()
+        const { transport } = yield* Kit.build({ servers: server.url, name: "refuse", cluster: "refuse" })
+        const bad = yield* Effect.exit(transport.listen("acceptor/>" as never))
+        assert.isTrue(Exit.isFailure(bad))
+        const notAddress = yield* Effect.flip(transport.listen("acceptor/a b" as never))
+        assert.include(notAddress.reason, "not an address")
+        // refused before connecting: no server at this address
+        const layer = yield* Effect.flip(Kit.build({ servers: "nats://127.0.0.1:1", name: "x", cluster: "a.b" }))
+        assert.strictEqual(layer._tag, "TransportError")
+        assert.include(layer.reason, "invalid cluster name")
+      }),
+    20_000
+  )
+
+  it.live(
+    "every publish carries a synod-trace header, exposed on the received envelope",
+    () =>
+      Effect.gen(function* () {
+        const server = yield* NatsServer.start()
+        const { transport } = yield* Kit.build({ servers: server.url, name: "trace", cluster: "trace" })
+        const raw = yield* Kit.rawClient(server.url)
+        const seen = yield* Queue.unbounded<string>()
+        raw.subscribe("synod.trace.leader.l1", {
+          callback: (_err, msg) => {
+            Queue.offerUnsafe(seen, msg.headers?.get(Trace.header) ?? "<none>")
+          }
+        })
+        yield* Effect.promise(() => raw.flush())
+        const mailbox = yield* transport.listen("leader/l1")
+
+        // inside a span: the span's ids
+        const span = yield* transport
+          .send("leader/l1", Kit.ping("replica/r9", "leader/l1", 1))
+          .pipe(Effect.andThen(Effect.currentSpan), Effect.withSpan("propose"))
+        const first = yield* Kit.takeWithin(mailbox)
+        assert.strictEqual(Trace.of(first!), `${span.traceId}/${span.spanId}`)
+        assert.strictEqual(yield* Queue.take(seen), `${span.traceId}/${span.spanId}`)
+
+        // no span: the sender and a per-transport counter
+        yield* transport.send("leader/l1", Kit.ping("replica/r9", "leader/l1", 2))
+        const second = yield* Kit.takeWithin(mailbox)
+        assert.strictEqual(Trace.of(second!), "replica/r9#2")
+        assert.strictEqual(yield* Queue.take(seen), "replica/r9#2")
+
+        // a message without the header has no trace
+        const h = headers()
+        h.set("other", "1")
+        raw.publish("synod.trace.leader.l1", JSON.stringify(Kit.ping("replica/raw", "leader/l1", 3)), { headers: h })
+        const third = yield* Kit.takeWithin(mailbox)
+        assert.strictEqual(Kit.seqOf(third), 3)
+        assert.isUndefined(Trace.of(third!))
+      }),
+    20_000
+  )
+})
