@@ -16,7 +16,7 @@ const Cluster = Server.layerCluster(config, KeyValue.machine).pipe(
   Layer.provideMerge(InMemoryBus.layer({ faults: { lossRate: 0.01, minDelay: 0, maxDelay: 1 } }))
 )
 
-const program = Effect.gen(function*() {
+const program = Effect.gen(function* () {
   const bus = yield* InMemoryBus.InMemoryBus
   yield* Console.log("synod: 3 servers (s1, s2, s3) in one process on the in-memory bus, 1% message loss")
   const client = yield* Client.make(KeyValue.machine, config, { id: "demo" })
@@ -24,15 +24,21 @@ const program = Effect.gen(function*() {
 
   yield* show("put greeting = hello", yield* client.submit({ _tag: "Put", key: "greeting", value: "hello" }))
   yield* show("get greeting", yield* client.submit({ _tag: "Get", key: "greeting" }))
-  yield* show("cas greeting hello -> hi", yield* client.submit({ _tag: "Cas", key: "greeting", expected: "hello", value: "hi" }))
-  yield* show("cas greeting hello -> hey (stale)", yield* client.submit({ _tag: "Cas", key: "greeting", expected: "hello", value: "hey" }))
+  yield* show(
+    "cas greeting hello -> hi",
+    yield* client.submit({ _tag: "Cas", key: "greeting", expected: "hello", value: "hi" })
+  )
+  yield* show(
+    "cas greeting hello -> hey (stale)",
+    yield* client.submit({ _tag: "Cas", key: "greeting", expected: "hello", value: "hey" })
+  )
 
   const writers = 32
   const started = Date.now()
   const counters = yield* Effect.forEach(
     Array.from({ length: writers }, (_, i) => i),
     (i) =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const c = yield* Client.make(KeyValue.machine, config, { id: `writer${i}` })
         for (let n = 1; n <= 50; n++) {
           if (i === 0 && n === 25) {

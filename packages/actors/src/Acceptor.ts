@@ -59,7 +59,14 @@ export class AcceptorCore {
   }
 }
 
-/** Runs acceptor `id` until the scope closes. Requires `Transport` and `Storage`. */
+export interface Status {
+  readonly id: string
+  readonly promised: Ballot.Ballot
+  /** Slots with an accepted pvalue. */
+  readonly accepted: number
+}
+
+/** Runs acceptor `id` until the scope closes; answers its status. Requires `Transport` and `Storage`. */
 export const run = Effect.fn("Acceptor.run")(function* (id: string, _config: ClusterConfig.ClusterConfig) {
   const transport = yield* Transport.Transport
   const storage = yield* Storage.Storage
@@ -109,4 +116,7 @@ export const run = Effect.fn("Acceptor.run")(function* (id: string, _config: Clu
     Effect.orDie,
     Effect.forkScoped
   )
+  return {
+    status: Effect.sync((): Status => ({ id, promised: core.promised, accepted: core.accepted.size }))
+  }
 })

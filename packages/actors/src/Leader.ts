@@ -66,7 +66,19 @@ type Event =
 
 const key = (ballot: Ballot.Ballot, slot: number) => `${ballot.round}.${ballot.leader}|${slot}`
 
-/** Runs leader `id` until the scope closes. Requires `Transport` and `Storage`. */
+export interface Status {
+  readonly id: string
+  /** The highest ballot this leader has used. */
+  readonly ballot: Ballot.Ballot
+  /** Adopted by a majority: proposing without phase 1. */
+  readonly active: boolean
+  /** Slots its commanders got decided. */
+  readonly decided: number
+  /** Its current failure-detection timeout. */
+  readonly timeoutMs: number
+}
+
+/** Runs leader `id` until the scope closes; answers its status. Requires `Transport` and `Storage`. */
 export const run = Effect.fn("Leader.run")(function* (id: string, config: ClusterConfig.ClusterConfig) {
   const transport = yield* Transport.Transport
   const storage = yield* Storage.Storage
@@ -290,4 +302,7 @@ export const run = Effect.fn("Leader.run")(function* (id: string, config: Cluste
     Effect.orDie,
     Effect.forkScoped
   )
+  return {
+    status: Effect.sync((): Status => ({ id, ballot, active, decided: decidedCount, timeoutMs: liveness.timeout }))
+  }
 })

@@ -262,7 +262,19 @@ export class ReplicaCore<S, C, R> {
   }
 }
 
-/** Runs replica `id` of `machine` until the scope closes. Requires `Transport` and `Storage`. */
+export interface Status {
+  readonly id: string
+  /** Every slot below this one is applied. */
+  readonly slotOut: number
+  /** The state machine's state, encoded by its snapshot schema. */
+  readonly state: unknown
+  /** Clients in the client table. */
+  readonly clients: number
+  /** Client commands waiting for a slot. */
+  readonly pending: number
+}
+
+/** Runs replica `id` of `machine` until the scope closes; answers its status. Requires `Transport` and `Storage`. */
 export const run = Effect.fn("Replica.run")(function* <S, C, R>(
   id: string,
   config: ClusterConfig.ClusterConfig,
@@ -321,4 +333,15 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
     }
   })
   yield* loop.pipe(Effect.annotateLogs({ role: "replica", id }), Effect.orDie, Effect.forkScoped)
+  return {
+    status: Effect.sync(
+      (): Status => ({
+        id,
+        slotOut: core.slotOut,
+        state: core.snapshot().state,
+        clients: core.table.size,
+        pending: core.pending.size
+      })
+    )
+  }
 })

@@ -28,20 +28,43 @@ export const rolesOf = (id: string, config: ClusterConfig.ClusterConfig): Array<
   ...(config.replicas.includes(id) ? (["replica"] as const) : [])
 ]
 
+export interface Status {
+  readonly id: string
+  readonly acceptor?: Acceptor.Status
+  readonly leader?: Leader.Status
+  readonly replica?: Replica.Status
+}
+
+/** A running server: its status on demand. */
+export interface Handle {
+  readonly status: Effect.Effect<Status>
+}
+
 /** Starts the server's roles; they run until the scope closes. */
 export const run = <S, C, R>(
   options: Options<S, C, R>
 ): Effect.Effect<
-  void,
+  Handle,
   Storage.StorageError | Transport.TransportError,
   Transport.Transport | Storage.Storage | Scope.Scope
 > =>
   Effect.gen(function* () {
     const roles = options.roles ?? rolesOf(options.id, options.config)
     // acceptors first: a leader's first P1a should find them listening
-    if (roles.includes("acceptor")) yield* Acceptor.run(options.id, options.config)
-    if (roles.includes("replica")) yield* Replica.run(options.id, options.config, options.machine)
-    if (roles.includes("leader")) yield* Leader.run(options.id, options.config)
+    const acceptor = roles.includes("acceptor") ? yield* Acceptor.run(options.id, options.config) : undefined
+    const replica = roles.includes("replica")
+      ? yield* Replica.run(options.id, options.config, options.machine)
+      : undefined
+    const leader = roles.includes("leader") ? yield* Leader.run(options.id, options.config) : undefined
+    const status = Effect.gen(function* () {
+      return {
+        id: options.id,
+        ...(acceptor ? { acceptor: yield* acceptor.status } : {}),
+        ...(leader ? { leader: yield* leader.status } : {}),
+        ...(replica ? { replica: yield* replica.status } : {})
+      } satisfies Status
+    })
+    return { status } satisfies Handle
   }).pipe(Effect.annotateLogs({ server: options.id }))
 
 /** The server as a layer: its roles run as long as the layer is alive. */

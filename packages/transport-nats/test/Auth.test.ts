@@ -2,7 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect, Queue } from "effect"
 import { Subjects } from "@synod/transport-nats"
 import * as Kit from "./Kit.ts"
-import * as NatsServer from "./NatsServer.ts"
+import * as NatsServer from "@synod/transport-nats/NatsServer"
 
 const cluster = "perm"
 const list = (subjects: ReadonlyArray<string>) => `[${subjects.map((s) => JSON.stringify(s)).join(", ")}]`

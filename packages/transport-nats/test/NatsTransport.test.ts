@@ -4,7 +4,7 @@ import { transportContract } from "@synod/core/testing"
 import { Effect, Exit, Layer, Logger, Queue } from "effect"
 import { NatsTransport, Trace } from "@synod/transport-nats"
 import * as Kit from "./Kit.ts"
-import * as NatsServer from "./NatsServer.ts"
+import * as NatsServer from "@synod/transport-nats/NatsServer"
 
 // every contract test gets its own server and transport
 transportContract(

@@ -151,7 +151,7 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
         Effect.gen(function* () {
           const scope = yield* Scope.make()
           running.set(roleKey(role, id), scope)
-          const eff =
+          const eff: Effect.Effect<unknown, unknown, Transport.Transport | Storage.Storage | Scope.Scope> =
             role === "acceptor"
               ? Acceptor.run(id, config)
               : role === "leader"

@@ -1,5 +1,5 @@
 /**
- * Test kit: real `nats-server` processes on loopback, as scoped resources. Each server
+ * Test and benchmark kit: real `nats-server` processes on loopback, as scoped resources. Each server
  * gets a free port, is waited for until it accepts TCP connections, and is killed when
  * the scope closes; `kill` (SIGKILL) and `restart` (same port, same arguments) simulate
  * a crash. Clusters are three servers routed to each other on loopback.
