@@ -1,5 +1,13 @@
 /**
- * @synod/node — not built yet (see the open issues); this entry point exists so the
- * workspace type-checks as a whole.
+ * @synod/node: synod on Node — durable file storage (a write-ahead log with group commit
+ * for acceptors, atomic files for leader rounds and replica snapshots) and the process
+ * host that runs the roles a config file names.
+ *
+ * @since 0.1.0
  */
-export {}
+export * as AtomicFile from "./AtomicFile.ts"
+export * as FileStorage from "./FileStorage.ts"
+export * as Frame from "./Frame.ts"
+export * as Host from "./Host.ts"
+export * as HostConfig from "./HostConfig.ts"
+export * as Wal from "./Wal.ts"

@@ -1,0 +1,140 @@
+/**
+ * Benchmark over NATS: starts a local nats-server and three synod server processes
+ * (each a replica + leader + acceptor, state on disk with fsync), then drives them from
+ * this process with 1, 16, 64 and 256 concurrent clients and prints committed ops/s and
+ * latency p50/p99 for each.
+ *
+ *   pnpm bench            (root; also runs the in-memory benchmark)
+ *   node apps/cluster/bench/nats.ts --seconds 5
+ */
+import { type ChildProcess, spawn } from "node:child_process"
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { cpus, tmpdir } from "node:os"
+import { join } from "node:path"
+import { Client, KeyValue } from "@synod/actors"
+import { ClusterConfig } from "@synod/core"
+import { NatsServer, NatsTransport } from "@synod/transport-nats"
+import { Effect, Layer } from "effect"
+
+const arg = (name: string, dflt: number) => {
+  const i = process.argv.indexOf(`--${name}`)
+  const v = i > 0 ? Number(process.argv[i + 1]) : dflt
+  if (!Number.isFinite(v) || v <= 0) {
+    process.stderr.write(`--${name} must be a positive number\n`)
+    process.exit(2)
+  }
+  return v
+}
+const seconds = arg("seconds", 4)
+const levels = [1, 16, 64, 256]
+const nodeMain = new URL("../../../packages/node/src/main.ts", import.meta.url).pathname
+
+const clusterInput = {
+  acceptors: ["s1", "s2", "s3"],
+  leaders: ["s1", "s2", "s3"],
+  replicas: ["s1", "s2", "s3"],
+  window: 16,
+  batch: { maxSize: 256 },
+  timeouts: { clientTimeoutMs: 30_000 }
+}
+const config = ClusterConfig.make(clusterInput)
+
+const startNode = (dir: string, id: string, url: string) =>
+  Effect.acquireRelease(
+    Effect.callback<ChildProcess, Error>((resume) => {
+      const file = join(dir, `${id}.json`)
+      writeFileSync(
+        file,
+        JSON.stringify({
+          name: "bench",
+          cluster: clusterInput,
+          node: id,
+          dataDir: join(dir, id),
+          transport: { kind: "nats", servers: [url] },
+          logLevel: "Warn"
+        })
+      )
+      // the real Node binary, not the npm `node` shim, so that signals reach it
+      const child = spawn(process.execPath, [nodeMain, "--config", file], { stdio: ["ignore", "pipe", "pipe"] })
+      let err = ""
+      child.stderr?.on("data", (d: Buffer) => {
+        err += d.toString()
+      })
+      child.once("exit", (code) => resume(Effect.fail(new Error(`node ${id} exited (${code}): ${err}`))))
+      // the node logs nothing at Warn when healthy: give it a moment to connect
+      setTimeout(() => resume(Effect.succeed(child)), 1500)
+    }),
+    (child) =>
+      Effect.callback<void>((resume) => {
+        if (child.exitCode !== null) return resume(Effect.void)
+        child.once("exit", () => resume(Effect.void))
+        child.kill("SIGTERM")
+      })
+  )
+
+const percentile = (sorted: ReadonlyArray<number>, p: number) =>
+  sorted.length === 0 ? Number.NaN : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!
+
+const measure = (clients: ReadonlyArray<Client.Client<KeyValue.KvCommand, KeyValue.KvResult>>) =>
+  Effect.gen(function* () {
+    const latencies: Array<number> = []
+    const start = performance.now()
+    const end = start + seconds * 1000
+    let last = start
+    yield* Effect.forEach(
+      clients,
+      (client, i) =>
+        Effect.gen(function* () {
+          let n = 0
+          while (performance.now() < end) {
+            const t0 = performance.now()
+            yield* client.submit({ _tag: "Put", key: `k${i}`, value: `${n++}` })
+            latencies.push(performance.now() - t0)
+            if (i === 0 && performance.now() - last > 1000) {
+              last = performance.now()
+              process.stderr.write(
+                `  ${clients.length} clients: ${Math.round((last - start) / 1000)}/${seconds} s, ${latencies.length} ops\r`
+              )
+            }
+          }
+        }),
+      { concurrency: "unbounded", discard: true }
+    )
+    const elapsed = (performance.now() - start) / 1000
+    latencies.sort((a, b) => a - b)
+    return { ops: latencies.length / elapsed, p50: percentile(latencies, 50), p99: percentile(latencies, 99) }
+  })
+
+const main = Effect.gen(function* () {
+  process.stdout.write(
+    `synod over NATS: 3 server processes (fsync on) + 1 client process, ${cpus().length} cores, ${seconds} s per level\n`
+  )
+  const dir = yield* Effect.acquireRelease(
+    Effect.sync(() => mkdtempSync(join(tmpdir(), "synod-bench-"))),
+    (d) => Effect.sync(() => rmSync(d, { recursive: true, force: true }))
+  )
+  const nats = yield* NatsServer.start()
+  process.stderr.write("  starting 3 server processes...\r")
+  yield* Effect.forEach(["s1", "s2", "s3"], (id) => startNode(dir, id, nats.url), { concurrency: "unbounded" })
+  const ctx = yield* Layer.build(NatsTransport.layer({ servers: [nats.url], name: "bench-client", cluster: "bench" }))
+  const all = yield* Effect.forEach(
+    Array.from({ length: Math.max(...levels) }, (_, i) => i),
+    (i) => Client.make(KeyValue.machine, config, { id: `bench${i}` }).pipe(Effect.provideContext(ctx))
+  )
+  yield* all[0]!.submit({ _tag: "Put", key: "warm", value: "up" })
+  process.stdout.write("clients     ops/s   p50 ms   p99 ms\n")
+  for (const n of levels) {
+    const r = yield* measure(all.slice(0, n))
+    process.stdout.write(
+      `${String(n).padStart(7)} ${r.ops.toFixed(0).padStart(9)} ${r.p50.toFixed(2).padStart(8)} ${r.p99.toFixed(2).padStart(8)}\n`
+    )
+  }
+})
+
+Effect.runPromise(Effect.scoped(main)).then(
+  () => process.exit(0),
+  (e) => {
+    process.stderr.write(`${e}\n`)
+    process.exit(1)
+  }
+)

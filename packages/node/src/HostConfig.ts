@@ -1,0 +1,109 @@
+/**
+ * What a synod process is told: which cluster, which node it is and which roles it
+ * hosts, where its data lives, how to reach the other roles (NATS, or the in-memory bus
+ * when one process hosts everything), and its knobs. Decoded with Schema from a JSON
+ * file, then overridden by environment variables and command-line flags (flags win);
+ * a bad value fails with a message that names the field.
+ *
+ * @since 0.1.0
+ */
+import { Address, ClusterConfig } from "@synod/core"
+import { Effect, Result, Schema, SchemaIssue } from "effect"
+
+export const Role = Schema.Literals(["acceptor", "leader", "replica"])
+
+export const NatsAuth = Schema.Union([
+  Schema.Struct({ user: Schema.String, password: Schema.String }),
+  Schema.Struct({ token: Schema.String }),
+  Schema.Struct({ nkeySeed: Schema.String }),
+  Schema.Struct({ credsFile: Schema.String })
+])
+
+export const Transport = Schema.Union([
+  Schema.Struct({
+    kind: Schema.Literal("nats"),
+    servers: Schema.Array(Schema.String).check(
+      Schema.isMinLength(1, { message: "at least one NATS server is required" })
+    ),
+    auth: Schema.optionalKey(NatsAuth),
+    tls: Schema.optionalKey(
+      Schema.Struct({
+        caFile: Schema.optionalKey(Schema.String),
+        certFile: Schema.optionalKey(Schema.String),
+        keyFile: Schema.optionalKey(Schema.String)
+      })
+    )
+  }),
+  Schema.Struct({ kind: Schema.Literal("memory") })
+])
+
+export const HostConfig = Schema.Struct({
+  /** Cluster name: the NATS subject prefix `synod.<name>`. */
+  name: Schema.String.check(
+    Schema.isPattern(/^[A-Za-z0-9_-]{1,64}$/, { message: "a cluster name is 1-64 letters, digits, '_' or '-'" })
+  ),
+  cluster: ClusterConfig.ClusterConfig,
+  /** This node's id; it hosts the roles of `cluster` listed under this id (or `roles`). */
+  node: Address.Id,
+  roles: Schema.optionalKey(Schema.Array(Role)),
+  /** Where durable state lives; without it state is kept in memory (lost on exit). */
+  dataDir: Schema.optionalKey(Schema.String),
+  transport: Transport,
+  /** Port of the Prometheus metrics endpoint (0 or absent: none). */
+  metricsPort: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 65535 }))),
+  logLevel: Schema.optionalKey(Schema.Literals(["Debug", "Info", "Warn", "Error"]))
+})
+export type HostConfig = typeof HostConfig.Type
+
+export class HostConfigError extends Schema.TaggedError<HostConfigError>()("HostConfigError", {
+  message: Schema.String
+}) {}
+
+const formatter = SchemaIssue.makeFormatterDefault()
+const decodeConfig = Schema.decodeUnknownResult(HostConfig)
+
+/** Flags and environment variables that override the file (flags win over environment). */
+export interface Overrides {
+  readonly node?: string
+  readonly dataDir?: string
+  readonly nats?: string
+  readonly metricsPort?: string
+  readonly logLevel?: string
+}
+
+export const overridesFromEnv = (env: Record<string, string | undefined>): Overrides => ({
+  ...(env.SYNOD_NODE ? { node: env.SYNOD_NODE } : {}),
+  ...(env.SYNOD_DATA_DIR ? { dataDir: env.SYNOD_DATA_DIR } : {}),
+  ...(env.SYNOD_NATS ? { nats: env.SYNOD_NATS } : {}),
+  ...(env.SYNOD_METRICS_PORT ? { metricsPort: env.SYNOD_METRICS_PORT } : {}),
+  ...(env.SYNOD_LOG_LEVEL ? { logLevel: env.SYNOD_LOG_LEVEL } : {})
+})
+
+/** Applies overrides to the raw (not yet decoded) config, then decodes it. */
+export const decode = (raw: unknown, overrides: Overrides = {}): Result.Result<HostConfig, HostConfigError> => {
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
+    return Result.fail(new HostConfigError({ message: "invalid config: expected a JSON object" }))
+  }
+  const merged: Record<string, unknown> = { ...raw }
+  if (overrides.node !== undefined) merged.node = overrides.node
+  if (overrides.dataDir !== undefined) merged.dataDir = overrides.dataDir
+  if (overrides.nats !== undefined)
+    merged.transport = { kind: "nats", servers: overrides.nats.split(",").map((s) => s.trim()) }
+  if (overrides.metricsPort !== undefined) merged.metricsPort = Number(overrides.metricsPort)
+  if (overrides.logLevel !== undefined) merged.logLevel = overrides.logLevel
+  const r = decodeConfig(merged)
+  if (Result.isFailure(r))
+    return Result.fail(new HostConfigError({ message: `invalid config: ${formatter(r.failure.issue)}` }))
+  const c = r.success
+  const all = new Set([...c.cluster.acceptors, ...c.cluster.leaders, ...c.cluster.replicas])
+  if (c.roles === undefined && !all.has(c.node)) {
+    return Result.fail(
+      new HostConfigError({
+        message: `invalid config: node "${c.node}" is not in cluster.acceptors, cluster.leaders or cluster.replicas`
+      })
+    )
+  }
+  return Result.succeed(c)
+}
+
+export const decodeEffect = (raw: unknown, overrides: Overrides = {}) => Effect.fromResult(decode(raw, overrides))

@@ -1,0 +1,424 @@
+import { NodeFileSystem, NodePath } from "@effect/platform-node"
+import { assert, describe, it } from "@effect/vitest"
+import { Ballot, type Storage } from "@synod/core"
+import * as Frame from "@synod/node/Frame"
+import * as Wal from "@synod/node/Wal"
+import { Deferred, Effect, Exit, Fiber, FileSystem, Layer, Path, Result, Scope } from "effect"
+import * as InstrumentedFs from "./fixtures/InstrumentedFs.ts"
+import { promise, record } from "./fixtures/records.ts"
+
+const NodeLayer = Layer.mergeAll(NodeFileSystem.layer, NodePath.layer)
+const instrumented = (instrument: InstrumentedFs.Instrument) =>
+  Layer.mergeAll(InstrumentedFs.layer(instrument), NodePath.layer)
+
+/** A fresh log path in a temp directory removed with the test's scope. */
+const tempLog = Effect.gen(function* () {
+  const fs = yield* FileSystem.FileSystem
+  const path = yield* Path.Path
+  const dir = yield* fs.makeTempDirectoryScoped({ prefix: "synod-wal-" })
+  return path.join(dir, "acceptor-a1", "wal")
+})
+
+/** Opens the log at `file`, runs `f` on it, and closes it. */
+const withWal = <A, E, R>(file: string, f: (wal: Wal.Wal) => Effect.Effect<A, E, R>, options: Wal.Options = {}) =>
+  Effect.scoped(Effect.flatMap(Wal.open(file, options), f))
+
+const stateOf = (file: string) => withWal(file, (wal) => Effect.map(wal.load, (state) => ({ state, wal })))
+
+const assertState = (actual: Storage.AcceptorState, expected: Storage.AcceptorState, message?: string) => {
+  assert.deepStrictEqual(actual.promised, expected.promised, message)
+  assert.deepStrictEqual(
+    [...actual.accepted.entries()].sort((a, b) => a[0] - b[0]),
+    [...expected.accepted.entries()].sort((a, b) => a[0] - b[0]),
+    message
+  )
+}
+
+const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i)
+
+/** A log of `records`, appended one by one, and the offsets where its frames start and end. */
+const writeLog = Effect.fnUntraced(function* (file: string, records: ReadonlyArray<Storage.AcceptorRecord>) {
+  yield* withWal(file, (wal) => Effect.forEach(records, (r) => wal.append(r), { discard: true }))
+  const bytes = yield* (yield* FileSystem.FileSystem).readFile(file)
+  const boundaries = [...Frame.scan(bytes).frames.map((f) => f.offset), bytes.length]
+  assert.strictEqual(boundaries.length, records.length + 1)
+  return { bytes, boundaries }
+})
+
+describe("Wal", () => {
+  it.effect("appends survive a reopen, folded like the in-memory store", () =>
+    Effect.gen(function* () {
+      const file = yield* tempLog
+      const records = [record(3), record(1, 1), promise(2), record(4, 2), record(2, 2), promise(9)]
+      yield* withWal(file, (wal) => Effect.forEach(records, (r) => wal.append(r), { discard: true }))
+      const { state, wal } = yield* stateOf(file)
+      assertState(state, Wal.fold(records))
+      assert.deepStrictEqual(state.promised, Ballot.make(9, "s2"))
+      assert.deepStrictEqual(state.accepted.get(2), record(4, 2).accepted[0], "a lower ballot never replaces a higher")
+      assert.deepStrictEqual(state.accepted.get(1), record(1, 1).accepted[0])
+      assert.strictEqual(state.accepted.get(3)?.value._tag, "Batch", "pvalues come back as schema classes")
+      assert.deepStrictEqual(wal.recovery, {
+        records: records.length,
+        validBytes: wal.recovery.validBytes,
+        truncatedBytes: 0,
+        tornReason: undefined
+      })
+    }).pipe(Effect.provide(NodeLayer))
+  )
+
+  it.effect("an empty or missing log opens empty", () =>
+    Effect.gen(function* () {
+      const file = yield* tempLog
+      const first = yield* stateOf(file)
+      assert.strictEqual(first.state.accepted.size, 0)
+      assert.isTrue(Ballot.isBottom(first.state.promised))
+      assert.isTrue(yield* (yield* FileSystem.FileSystem).exists(file), "open creates the log")
+    }).pipe(Effect.provide(NodeLayer))
+  )
+
+  it.effect("an append completes only after the fsync that covers it", () =>
+    Effect.gen(function* () {
+      const instrument = new InstrumentedFs.Instrument()
+      yield* Effect.gen(function* () {
+        const file = yield* tempLog
+        const syncing = yield* Deferred.make<void>()
+        const release = yield* Deferred.make<void>()
+        const wal = yield* Wal.open(file)
+        instrument.hook = (call) =>
+          call.op === "sync" && call.path === file
+            ? Effect.andThen(Deferred.succeed(syncing, undefined), Deferred.await(release))
+            : Effect.void
+        const fiber = yield* Effect.forkChild(wal.append(record(1)), { startImmediately: true })
+        yield* Deferred.await(syncing)
+        // The bytes are written, the fsync is under way: the caller must still be waiting,
+        // and `load` must not show the record yet.
+        assert.isUndefined(fiber.pollUnsafe())
+        assert.strictEqual((yield* wal.load).accepted.size, 0)
+        yield* Deferred.succeed(release, undefined)
+        yield* Fiber.join(fiber)
+        assert.strictEqual((yield* wal.load).accepted.size, 1)
+      }).pipe(Effect.provide(instrumented(instrument)))
+    })
+  )
+
+  it.effect("group commit: 200 concurrent appends share a few fsyncs and all survive a reopen", () =>
+    Effect.gen(function* () {
+      const instrument = new InstrumentedFs.Instrument()
+      const file = yield* tempLog.pipe(Effect.provide(NodeLayer))
+      const stats = yield* withWal(file, (wal) =>
+        Effect.gen(function* () {
+          yield* Effect.forEach(range(1, 200), (seq) => wal.append(record(seq)), {
+            concurrency: "unbounded",
+            discard: true
+          })
+          return yield* wal.stats
+        })
+      ).pipe(Effect.provide(instrumented(instrument)))
+      const fsyncs = instrument.count("sync", file)
+      assert.strictEqual(stats.appends, 200)
+      assert.strictEqual(stats.syncs, fsyncs, "the writer's own count matches the fsyncs the file system saw")
+      assert.isAtMost(fsyncs, 10, `200 appends took ${fsyncs} fsyncs`)
+      assert.isAtMost(instrument.count("writeAll", file), fsyncs, "one write per fsync")
+      const { state } = yield* stateOf(file).pipe(Effect.provide(NodeLayer))
+      assert.strictEqual(state.accepted.size, 200)
+      assertState(state, Wal.fold(range(1, 200).map((seq) => record(seq))))
+    })
+  )
+
+  it.effect("crash at every byte of an append: recovery keeps exactly the complete frames and persists the cut", () =>
+    Effect.gen(function* () {
+      const fs = yield* FileSystem.FileSystem
+      const path = yield* Path.Path
+      const source = yield* tempLog
+      const records = range(1, 6).map((seq) => record(seq))
+      const { bytes, boundaries } = yield* writeLog(source, records)
+      const lastFrame = boundaries[records.length - 1]!
+      // Every offset inside the last frame (header and payload), plus every frame boundary.
+      const cuts = [...new Set([...boundaries, ...range(lastFrame, bytes.length)])].sort((a, b) => a - b)
+      const dir = path.dirname(source)
+      for (const cut of cuts) {
+        const file = path.join(dir, `cut-${cut}`)
+        yield* fs.writeFile(file, bytes.subarray(0, cut))
+        const complete = boundaries.filter((b) => b <= cut).length - 1
+        const boundary = boundaries[complete]!
+        const { state, wal } = yield* stateOf(file)
+        assertState(state, Wal.fold(records.slice(0, complete)), `cut at ${cut}`)
+        assert.strictEqual(wal.recovery.records, complete, `cut at ${cut}`)
+        assert.strictEqual(wal.recovery.truncatedBytes, cut - boundary, `cut at ${cut}`)
+        assert.strictEqual((yield* fs.stat(file)).size, BigInt(boundary), `cut at ${cut}: truncation persisted`)
+        // Recovery is idempotent, and appends after it land on a clean boundary.
+        const again = yield* withWal(file, (w) => Effect.as(w.append(record(7)), w.recovery))
+        assert.strictEqual(again.truncatedBytes, 0)
+        const after = yield* stateOf(file)
+        assertState(after.state, Wal.fold([...records.slice(0, complete), record(7)]), `cut at ${cut}, then append`)
+        yield* fs.remove(file)
+      }
+    }).pipe(Effect.provide(NodeLayer))
+  )
+
+  it.effect("a damaged middle frame (payload, checksum or length) stops recovery with CorruptLog", () =>
+    Effect.gen(function* () {
+      const fs = yield* FileSystem.FileSystem
+      const source = yield* tempLog
+      const records = range(1, 5).map((seq) => record(seq))
+      const { bytes, boundaries } = yield* writeLog(source, records)
+      const second = boundaries[1]!
+      const damages = {
+        payload: second + Frame.HeaderBytes + 10,
+        checksum: second + 5,
+        length: second + 1
+      }
+      for (const [what, at] of Object.entries(damages)) {
+        const damaged = new Uint8Array(bytes)
+        damaged[at] = damaged[at]! ^ 0x40
+        yield* fs.writeFile(source, damaged)
+        const result = yield* Effect.result(stateOf(source))
+        assert.isTrue(Result.isFailure(result), what)
+        if (Result.isFailure(result)) {
+          const error = result.failure
+          assert.strictEqual(error._tag, "CorruptLog", what)
+          if (error._tag === "CorruptLog") {
+            assert.strictEqual(error.file, source, what)
+            assert.strictEqual(error.offset, second, what)
+            assert.include(error.message, source)
+          }
+        }
+        assert.deepStrictEqual(yield* fs.readFile(source), damaged, `${what}: a corrupt log is left untouched`)
+      }
+    }).pipe(Effect.provide(NodeLayer))
+  )
+
+  it.effect("a damaged last frame is a torn tail: cut, and the earlier records kept", () =>
+    Effect.gen(function* () {
+      const fs = yield* FileSystem.FileSystem
+      const source = yield* tempLog
+      const records = range(1, 5).map((seq) => record(seq))
+      const { bytes, boundaries } = yield* writeLog(source, records)
+      const last = boundaries[4]!
+      for (const at of [last + 1, last + 5, last + Frame.HeaderBytes + 3, bytes.length - 1]) {
+        const damaged = new Uint8Array(bytes)
+        damaged[at] = damaged[at]! ^ 0x40
+        yield* fs.writeFile(source, damaged)
+        const { state, wal } = yield* stateOf(source)
+        assertState(state, Wal.fold(records.slice(0, 4)), `byte ${at}`)
+        assert.strictEqual(wal.recovery.truncatedBytes, bytes.length - last)
+        assert.strictEqual((yield* fs.stat(source)).size, BigInt(last))
+      }
+    }).pipe(Effect.provide(NodeLayer))
+  )
+
+  it.effect("a frame with a valid checksum that does not decode is corruption, even at the end", () =>
+    Effect.gen(function* () {
+      const fs = yield* FileSystem.FileSystem
+      const source = yield* tempLog
+      const { bytes } = yield* writeLog(source, [record(1)])
+      const foreign = Frame.encode(new TextEncoder().encode('{"promised":"nope"}'))
+      const damaged = new Uint8Array(bytes.length + foreign.length)
+      damaged.set(bytes)
+      damaged.set(foreign, bytes.length)
+      yield* fs.writeFile(source, damaged)
+      const error = yield* Effect.flip(stateOf(source))
+      assert.strictEqual(error._tag, "CorruptLog")
+      if (error._tag === "CorruptLog") {
+        assert.strictEqual(error.offset, bytes.length)
+        assert.include(error.reason, "does not decode")
+      }
+    }).pipe(Effect.provide(NodeLayer))
+  )
+
+  it.effect("compaction keeps the state, shrinks the file and keeps working", () =>
+    Effect.gen(function* () {
+      const fs = yield* FileSystem.FileSystem
+      const file = yield* tempLog
+      // 300 records over 10 slots: the state stays small while the log grows.
+      const records = range(1, 300).map((seq) => record(seq, 1 + (seq % 10)))
+      const stats = yield* withWal(
+        file,
+        (wal) =>
+          Effect.gen(function* () {
+            for (const r of records) yield* wal.append(r)
+            return yield* wal.stats
+          }),
+        { compactBytes: 16 * 1024 }
+      )
+      const written = records.reduce((n, r) => n + Result.getOrThrow(Wal.encodeFrame(r)).length, 0)
+      assert.isAtLeast(stats.compactions, 2)
+      const size = Number((yield* fs.stat(file)).size)
+      assert.strictEqual(size, stats.bytes)
+      assert.isBelow(size, written / 4, `log of ${size} bytes for ${written} bytes appended`)
+      assert.isAtMost(size, 16 * 1024 + 2 * 1024)
+      const { state, wal } = yield* stateOf(file)
+      assertState(state, Wal.fold(records))
+      assert.isBelow(wal.recovery.records, records.length, "the log starts with a checkpoint")
+      assert.isFalse(yield* fs.exists(`${file}.tmp`))
+    }).pipe(Effect.provide(NodeLayer))
+  )
+
+  it.effect("appends that arrive during a compaction wait for it and are not lost", () =>
+    Effect.gen(function* () {
+      const instrument = new InstrumentedFs.Instrument()
+      const file = yield* tempLog.pipe(Effect.provide(NodeLayer))
+      const renaming = yield* Deferred.make<void>()
+      const release = yield* Deferred.make<void>()
+      yield* withWal(
+        file,
+        (wal) =>
+          Effect.gen(function* () {
+            instrument.hook = (call) =>
+              call.op === "rename" && call.path === `${file}.tmp`
+                ? Effect.andThen(Deferred.succeed(renaming, undefined), Deferred.await(release))
+                : Effect.void
+            // Big enough to cross the threshold in one batch.
+            yield* Effect.forEach(range(1, 40), (seq) => wal.append(record(seq)), {
+              concurrency: "unbounded",
+              discard: true
+            })
+            yield* Deferred.await(renaming)
+            const during = yield* Effect.forkChild(
+              Effect.forEach(range(41, 90), (seq) => wal.append(record(seq)), {
+                concurrency: "unbounded",
+                discard: true
+              }),
+              { startImmediately: true }
+            )
+            assert.isUndefined(during.pollUnsafe(), "appends wait while the checkpoint is being swapped in")
+            yield* Deferred.succeed(release, undefined)
+            yield* Fiber.join(during)
+            const stats = yield* wal.stats
+            assert.strictEqual(stats.compactions, 1)
+            assert.strictEqual(stats.appends, 90)
+          }),
+        { compactBytes: 4 * 1024 }
+      ).pipe(Effect.provide(instrumented(instrument)))
+      const { state } = yield* stateOf(file).pipe(Effect.provide(NodeLayer))
+      assertState(state, Wal.fold(range(1, 90).map((seq) => record(seq))))
+    })
+  )
+
+  it.effect("crash states of a checkpoint: old log or new log, never a mix, never lost", () =>
+    Effect.gen(function* () {
+      const fs = yield* FileSystem.FileSystem
+      const file = yield* tempLog
+      const records = range(1, 20).map((seq) => record(seq, 1 + (seq % 4)))
+      const old = (yield* writeLog(file, records)).bytes
+      const expected = Wal.fold(records)
+      const checkpoint = Result.getOrThrow(Wal.encodeFrame(Wal.checkpoint(expected)))
+      // A temp file that is *not* the old state, so using it would show.
+      const impostor = Result.getOrThrow(Wal.encodeFrame(Wal.checkpoint(Wal.fold([...records, promise(99)]))))
+      const states: Record<string, { wal: Uint8Array; temp?: Uint8Array }> = {
+        "temp written, not renamed": { wal: old, temp: impostor },
+        "temp partially written": { wal: old, temp: impostor.subarray(0, impostor.length >> 1) },
+        "temp created, nothing written": { wal: old, temp: new Uint8Array(0) },
+        "renamed, directory not synced (rename lost)": { wal: old, temp: checkpoint },
+        "renamed, directory not synced (rename kept)": { wal: checkpoint }
+      }
+      for (const [name, files] of Object.entries(states)) {
+        yield* fs.writeFile(file, files.wal)
+        if (files.temp !== undefined) yield* fs.writeFile(`${file}.tmp`, files.temp)
+        const { state } = yield* stateOf(file)
+        assertState(state, expected, name)
+        assert.isFalse(yield* fs.exists(`${file}.tmp`), `${name}: stray temp removed`)
+      }
+    }).pipe(Effect.provide(NodeLayer))
+  )
+
+  it.effect("a compaction failing at any step loses no acknowledged record", () =>
+    Effect.gen(function* () {
+      const steps: ReadonlyArray<{ readonly name: string; readonly op: InstrumentedFs.Op; readonly temp: boolean }> = [
+        { name: "open temp", op: "open", temp: true },
+        { name: "write temp", op: "writeAll", temp: true },
+        { name: "fsync temp", op: "sync", temp: true },
+        { name: "rename", op: "rename", temp: true },
+        { name: "fsync directory", op: "sync", temp: false }
+      ]
+      for (const step of steps) {
+        const instrument = new InstrumentedFs.Instrument()
+        const file = yield* tempLog.pipe(Effect.provide(NodeLayer))
+        const dir = file.slice(0, file.lastIndexOf("/"))
+        const acknowledged: Array<Storage.AcceptorRecord> = []
+        const after = yield* withWal(
+          file,
+          (wal) =>
+            Effect.gen(function* () {
+              instrument.hook = (call) =>
+                call.op === step.op && call.path === (step.temp ? `${file}.tmp` : dir)
+                  ? Effect.fail(InstrumentedFs.injected(call))
+                  : Effect.void
+              for (const seq of range(1, 60)) {
+                const r = record(seq, 1 + (seq % 5))
+                if (Result.isSuccess(yield* Effect.result(wal.append(r)))) acknowledged.push(r)
+              }
+              return { stats: yield* wal.stats, failure: yield* wal.failure }
+            }),
+          { compactBytes: 4 * 1024 }
+        ).pipe(Effect.provide(instrumented(instrument)))
+        assert.strictEqual(after.stats.compactions, 0, step.name)
+        if (step.op === "rename" || !step.temp) {
+          // Past the point of no return: the log refuses further appends until reopened.
+          assert.isDefined(after.failure, step.name)
+          assert.isBelow(acknowledged.length, 60, step.name)
+        } else {
+          // Before the rename nothing changed: appending goes on in the old log.
+          assert.isUndefined(after.failure, step.name)
+          assert.strictEqual(acknowledged.length, 60, step.name)
+        }
+        const { state } = yield* stateOf(file).pipe(Effect.provide(NodeLayer))
+        assertState(state, Wal.fold(acknowledged), step.name)
+      }
+    })
+  )
+
+  it.effect("a failed fsync poisons the log; reopening recovers what reached the disk", () =>
+    Effect.gen(function* () {
+      const instrument = new InstrumentedFs.Instrument()
+      const file = yield* tempLog.pipe(Effect.provide(NodeLayer))
+      yield* withWal(file, (wal) =>
+        Effect.gen(function* () {
+          yield* wal.append(record(1))
+          instrument.hook = (call) =>
+            call.op === "sync" && call.path === file ? Effect.fail(InstrumentedFs.injected(call)) : Effect.void
+          const failed = yield* Effect.flip(wal.append(record(2)))
+          assert.strictEqual(failed._tag, "StorageError")
+          assert.include(failed.reason, "must be reopened")
+          instrument.hook = () => Effect.void
+          const after = yield* Effect.flip(wal.append(record(3)))
+          assert.strictEqual(after, failed, "later appends fail without touching the file")
+          assert.deepStrictEqual([...(yield* wal.load).accepted.keys()], [1])
+        })
+      ).pipe(Effect.provide(instrumented(instrument)))
+      // Record 2 was written but its fsync "failed": it may or may not be there, record 3 never.
+      const { state } = yield* stateOf(file).pipe(Effect.provide(NodeLayer))
+      assert.isTrue(state.accepted.has(1))
+      assert.isFalse(state.accepted.has(3))
+    })
+  )
+
+  it.effect("closing the log finishes the batch in flight and fails the queued appends", () =>
+    Effect.gen(function* () {
+      const instrument = new InstrumentedFs.Instrument()
+      yield* Effect.gen(function* () {
+        const file = yield* tempLog
+        const syncing = yield* Deferred.make<void>()
+        const release = yield* Deferred.make<void>()
+        const scope = yield* Scope.make()
+        const wal = yield* Wal.open(file).pipe(Scope.provide(scope))
+        instrument.hook = (call) =>
+          call.op === "sync" && call.path === file
+            ? Effect.andThen(Deferred.succeed(syncing, undefined), Deferred.await(release))
+            : Effect.void
+        const inFlight = yield* Effect.forkChild(wal.append(record(1)), { startImmediately: true })
+        yield* Deferred.await(syncing)
+        const queued = yield* Effect.forkChild(Effect.flip(wal.append(record(2))), { startImmediately: true })
+        const closing = yield* Effect.forkChild(Scope.close(scope, Exit.void), { startImmediately: true })
+        yield* Deferred.succeed(release, undefined)
+        yield* Fiber.join(closing)
+        yield* Fiber.join(inFlight)
+        assert.include((yield* Fiber.join(queued)).reason, "closed")
+        assert.include((yield* Effect.flip(wal.append(record(3)))).reason, "closed")
+        instrument.hook = () => Effect.void
+        const { state } = yield* stateOf(file)
+        assert.deepStrictEqual([...state.accepted.keys()], [1])
+      }).pipe(Effect.provide(instrumented(instrument)))
+    })
+  )
+})
