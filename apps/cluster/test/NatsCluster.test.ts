@@ -6,29 +6,39 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Client, KeyValue, Server } from "@synod/actors"
 import { ClusterConfig, Storage } from "@synod/core"
-import { NatsServer, NatsTransport } from "@synod/transport-nats"
-import { Effect, Layer } from "effect"
+import { NatsServer, NatsStats, NatsTransport } from "@synod/transport-nats"
+import { connect } from "@nats-io/transport-node"
+import { Context, Effect, Layer } from "effect"
 
 const config = ClusterConfig.servers(3, {
   timeouts: { retransmitMs: 50, heartbeatMs: 50, leaderTimeoutMs: 300, clientTimeoutMs: 20_000 }
 })
 
-const transport = (url: string, name: string) =>
-  Layer.build(NatsTransport.layer({ servers: [url], name, cluster: "it", reconnectWait: 100 }))
-
-/** Starts the three servers, each on its own connection; returns their handles. */
-const startServers = (url: string) =>
-  Effect.forEach(config.replicas, (id) =>
-    Effect.gen(function* () {
-      const ctx = yield* transport(url, id)
-      return yield* Server.run({ id, config, machine: KeyValue.machine }).pipe(
-        Effect.provideContext(ctx),
-        Effect.provideService(Storage.Storage, Storage.makeMemory(new Storage.MemoryDisk()))
-      )
+const transport = (url: string | ReadonlyArray<string>, name: string) =>
+  Layer.build(
+    NatsTransport.layer({
+      servers: typeof url === "string" ? [url] : [...url],
+      name,
+      cluster: "it",
+      reconnectWait: 100,
+      maxMessageBytes: 256 * 1024
     })
   )
 
-const newClient = (url: string, id: string) =>
+/** Starts the three servers, each on its own connection (server i on `urls[i]`); returns their handles. */
+const startServers = (url: string | ReadonlyArray<ReadonlyArray<string>>) =>
+  Effect.forEach(config.replicas, (id, i) =>
+    Effect.gen(function* () {
+      const ctx = yield* transport(typeof url === "string" ? url : url[i]!, id)
+      const handle = yield* Server.run({ id, config, machine: KeyValue.machine }).pipe(
+        Effect.provideContext(ctx),
+        Effect.provideService(Storage.Storage, Storage.makeMemory(new Storage.MemoryDisk()))
+      )
+      return { ...handle, stats: Context.get(ctx, NatsStats.NatsStats).snapshot }
+    })
+  )
+
+const newClient = (url: string | ReadonlyArray<string>, id: string) =>
   Effect.gen(function* () {
     const ctx = yield* transport(url, id)
     return yield* Client.make(KeyValue.machine, config, { id }).pipe(Effect.provideContext(ctx))
@@ -118,5 +128,62 @@ describe("a 3-server cluster over NATS", () => {
         for (let i = 0; i < clients; i++) assert.include(states[0]!, `"counter${i}","${steps}"`)
       }),
     90_000
+  )
+
+  it.live(
+    "keeps working when the servers sit on different members of a NATS cluster and one member dies",
+    () =>
+      Effect.gen(function* () {
+        const [m1, m2, m3] = yield* NatsServer.startCluster()
+        const urls = [m1!.url, m2!.url, m3!.url]
+        // server i starts on member i and knows the others for reconnecting
+        const servers = yield* startServers(urls.map((u, i) => [u, ...urls.filter((_, j) => j !== i)]))
+        const client = yield* newClient([m1!.url, m2!.url], "roaming")
+        // route interest takes a moment to spread: the client retries until then
+        for (let n = 1; n <= 20; n++) yield* client.submit({ _tag: "Put", key: "k", value: `${n}` })
+        yield* m3!.kill
+        for (let n = 21; n <= 40; n++) yield* client.submit({ _tag: "Put", key: "k", value: `${n}` })
+        assert.deepStrictEqual(yield* client.submit({ _tag: "Get", key: "k" }), { _tag: "Value", value: "40" })
+        const states = yield* settledStates(servers)
+        assert.strictEqual(new Set(states).size, 1)
+      }),
+    90_000
+  )
+
+  it.live(
+    "garbage, wrong shapes and oversized payloads on every role subject crash nothing; commands still commit",
+    () =>
+      Effect.gen(function* () {
+        const nats = yield* NatsServer.start()
+        const servers = yield* startServers(nats.url)
+        const client = yield* newClient(nats.url, "steady")
+        yield* client.submit({ _tag: "Put", key: "k", value: "before" })
+        const raw = yield* Effect.acquireRelease(
+          Effect.promise(() => connect({ servers: nats.url })),
+          (c) => Effect.promise(() => c.close())
+        )
+        const junk: Array<string | Uint8Array> = [
+          new Uint8Array([0xff, 0x00, 0xfe]),
+          "{not json",
+          JSON.stringify({ hello: "world" }),
+          JSON.stringify({ from: "leader/x", to: "acceptor/s1", message: { _tag: "P2a", ballot: { round: -1 } } }),
+          "x".repeat(512 * 1024) // over the transports' 256 KiB limit, under the server's
+        ]
+        for (let round = 0; round < 3; round++) {
+          for (const role of ["acceptor", "leader", "replica"]) {
+            for (const id of config.replicas) for (const j of junk) raw.publish(`synod.it.${role}.${id}`, j)
+          }
+          yield* Effect.promise(() => raw.flush())
+          yield* client.submit({ _tag: "Put", key: "k", value: `during${round}` })
+        }
+        assert.deepStrictEqual(yield* client.submit({ _tag: "Get", key: "k" }), { _tag: "Value", value: "during2" })
+        // per server: 3 rounds x 3 roles x 4 undecodable payloads, and 3 x 3 oversized ones
+        for (const server of servers) {
+          const stats = yield* server.stats
+          assert.strictEqual(stats.decodeErrors, 36)
+          assert.strictEqual(stats.oversized, 9)
+        }
+      }),
+    60_000
   )
 })
