@@ -278,7 +278,8 @@ export interface Status {
 export const run = Effect.fn("Replica.run")(function* <S, C, R>(
   id: string,
   config: ClusterConfig.ClusterConfig,
-  machine: StateMachine.StateMachine<S, C, R>
+  machine: StateMachine.StateMachine<S, C, R>,
+  options: { readonly snapshotOnClose?: boolean } = {}
 ) {
   const transport = yield* Transport.Transport
   const storage = yield* Storage.Storage
@@ -332,6 +333,12 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
       yield* flush()
     }
   })
+  // registered before the loop is forked, so it runs after the loop has stopped
+  if (options.snapshotOnClose === true) {
+    yield* Effect.addFinalizer(() =>
+      store.save(core.snapshot()).pipe(Effect.catchCause((cause) => Effect.logWarning("final snapshot failed", cause)))
+    )
+  }
   yield* loop.pipe(Effect.annotateLogs({ role: "replica", id }), Effect.orDie, Effect.forkScoped)
   return {
     status: Effect.sync(

@@ -20,6 +20,8 @@ export interface Options<S, C, R> {
   readonly machine: StateMachine.StateMachine<S, C, R>
   /** Which roles to host; default: every role whose list in `config` contains `id`. */
   readonly roles?: ReadonlyArray<Role>
+  /** The replica saves a snapshot when it stops cleanly, so a restart replays nothing. */
+  readonly snapshotOnClose?: boolean
 }
 
 export const rolesOf = (id: string, config: ClusterConfig.ClusterConfig): Array<Role> => [
@@ -53,7 +55,9 @@ export const run = <S, C, R>(
     // acceptors first: a leader's first P1a should find them listening
     const acceptor = roles.includes("acceptor") ? yield* Acceptor.run(options.id, options.config) : undefined
     const replica = roles.includes("replica")
-      ? yield* Replica.run(options.id, options.config, options.machine)
+      ? yield* Replica.run(options.id, options.config, options.machine, {
+          snapshotOnClose: options.snapshotOnClose === true
+        })
       : undefined
     const leader = roles.includes("leader") ? yield* Leader.run(options.id, options.config) : undefined
     const status = Effect.gen(function* () {

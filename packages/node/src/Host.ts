@@ -44,6 +44,7 @@ export const run = <S, C, R>(config: HostConfig, machine: StateMachine.StateMach
       id: config.node,
       config: config.cluster,
       machine,
+      snapshotOnClose: true,
       ...(config.roles === undefined ? {} : { roles: config.roles })
     }).pipe(Effect.provideContext(context))
     yield* Effect.logInfo("synod node started", {

@@ -12,7 +12,7 @@
 import { readFileSync } from "node:fs"
 import { NodeRuntime } from "@effect/platform-node"
 import { KeyValue } from "@synod/actors"
-import { Effect, Result } from "effect"
+import { Cause, Effect, Exit, Result } from "effect"
 import * as Host from "./Host.ts"
 import * as HostConfig from "./HostConfig.ts"
 
@@ -54,11 +54,16 @@ const decoded = HostConfig.decode(raw, { ...HostConfig.overridesFromEnv(process.
 if (Result.isFailure(decoded)) die(`${file}: ${decoded.failure.message}`)
 const config = Result.getOrThrow(decoded)
 
+// SIGTERM/SIGINT interrupt the program; once its finalizers ran (in-flight syncs done,
+// a last snapshot saved, NATS drained) that is a clean stop: exit 0
+const teardown = <E, A>(exit: Exit.Exit<E, A>, onExit: (code: number) => void) =>
+  onExit(Exit.isSuccess(exit) || Cause.hasInterruptsOnly(exit.cause) ? 0 : 1)
+
 Host.run(config, KeyValue.machine).pipe(
   Effect.andThen(Effect.never),
   Effect.scoped,
   Effect.provide(Host.logging(config)),
-  NodeRuntime.runMain
+  (program) => NodeRuntime.runMain(program, { teardown })
 )
 
 export {}
