@@ -26,7 +26,7 @@ const arg = (name: string, dflt: number) => {
   return v
 }
 const seconds = arg("seconds", 4)
-const levels = [1, 16, 64, 256]
+const levels = (process.env.BENCH_LEVELS ?? "1,16,64,256").split(",").map(Number)
 const nodeMain = new URL("../../../packages/node/src/main.ts", import.meta.url).pathname
 
 const clusterInput = {
@@ -55,7 +55,9 @@ const startNode = (dir: string, id: string, url: string) =>
         })
       )
       // the real Node binary, not the npm `node` shim, so that signals reach it
-      const child = spawn(process.execPath, [nodeMain, "--config", file], { stdio: ["ignore", "pipe", "pipe"] })
+      // BENCH_PROFILE_DIR=dir: CPU profiles of the server processes, for finding hot spots
+      const profile = process.env.BENCH_PROFILE_DIR ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`] : []
+      const child = spawn(process.execPath, [...profile, nodeMain, "--config", file], { stdio: ["ignore", "pipe", "pipe"] })
       let err = ""
       child.stderr?.on("data", (d: Buffer) => {
         err += d.toString()
