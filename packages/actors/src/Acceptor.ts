@@ -23,9 +23,10 @@ import {
   Storage,
   Transport
 } from "@synod/core"
-import { Effect, Queue } from "effect"
+import { Effect, Metric, Queue } from "effect"
 import { PlantedBugs } from "./internal/PlantedBugs.ts"
 import { Probe } from "./internal/Probe.ts"
+import * as Metrics from "./Metrics.ts"
 
 /** The acceptor's decisions, without I/O. Mutable: one instance per running acceptor. */
 export class AcceptorCore {
@@ -78,6 +79,8 @@ export const run = Effect.fn("Acceptor.run")(function* (id: string, _config: Clu
   probe?.acceptorLoaded(id, loaded.promised, loaded.accepted)
   const core = new AcceptorCore(loaded, { strictAccept: bugs.strictAccept })
   const mailbox = yield* transport.listen(self)
+  const promisedRound = Metrics.of(Metrics.promisedRound, id)
+  yield* Metric.update(promisedRound, core.promised.round)
 
   const handleBatch = Effect.fnUntraced(function* (batch: ReadonlyArray<Message.Envelope>) {
     const before = core.promised
@@ -106,6 +109,7 @@ export const run = Effect.fn("Acceptor.run")(function* (id: string, _config: Clu
       yield* transport.send(to, new Message.Envelope({ from: self, to, message: reply }))
     }
     if (dirty && bugs.replyBeforeDurable) yield* store.append(record)
+    if (!Ballot.equals(before, core.promised)) yield* Metric.update(promisedRound, core.promised.round)
   })
 
   yield* Queue.takeAll(mailbox).pipe(

@@ -15,7 +15,8 @@
  * @since 0.1.0
  */
 import { Address, type ClusterConfig, Command, Message, StateMachine, Transport } from "@synod/core"
-import { Clock, Deferred, Effect, Option, Queue, Random, Result, Schema, type Scope } from "effect"
+import { Clock, Deferred, Effect, Metric, Option, Queue, Random, Result, Schema, type Scope } from "effect"
+import * as Metrics from "./Metrics.ts"
 
 /** The command may or may not have been applied: no replica answered in time. */
 export class OutcomeUnknown extends Schema.TaggedError<OutcomeUnknown>()("OutcomeUnknown", {
@@ -61,6 +62,7 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
   const replicas = config.replicas.map(Address.replica)
   const { retransmitMs, clientTimeoutMs } = config.timeouts
   const waiting = new Map<number, Deferred.Deferred<Reply>>()
+  const resent = Metrics.of(Metrics.retransmissions, id, { role: "client" })
   let nextSeq = 1
   let preferred = replicas[0]!
 
@@ -107,6 +109,7 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
         if (left <= 0) break
         reply = yield* Deferred.await(done).pipe(Effect.timeoutOption(Math.min(wait, left)))
         if (Option.isSome(reply)) break
+        yield* Metric.update(resent, 1)
         for (const r of replicas) yield* sendTo(r)
         wait = Math.min(wait * 2, 8 * retransmitMs)
       }

@@ -12,7 +12,8 @@
  * @since 0.1.0
  */
 import { Address, Ballot, type Command, Message, Quorum, Transport } from "@synod/core"
-import { Effect, Queue, Schedule } from "effect"
+import { Effect, Metric, Queue, Schedule } from "effect"
+import * as Metrics from "./Metrics.ts"
 import type { Probe } from "./internal/Probe.ts"
 
 export type Outcome =
@@ -74,7 +75,8 @@ export const run = Effect.fnUntraced(function* (options: Options) {
       )
     })
   yield* sendTo(options.acceptors)
-  yield* Effect.suspend(() => sendTo(tally.missing())).pipe(
+  const resent = Metrics.of(Metrics.retransmissions, Address.id(leader), { role: "leader" })
+  yield* Effect.suspend(() => Effect.andThen(Metric.update(resent, 1), sendTo(tally.missing()))).pipe(
     Effect.delay(options.retransmitMs),
     Effect.repeat(Schedule.spaced(options.retransmitMs)),
     Effect.forkChild

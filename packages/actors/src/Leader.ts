@@ -28,11 +28,12 @@ import {
   Storage,
   Transport
 } from "@synod/core"
-import { Clock, Effect, FiberHandle, FiberSet, Queue, Random, Schedule } from "effect"
+import { Clock, Effect, FiberHandle, FiberSet, Metric, Queue, Random, Schedule } from "effect"
 import * as Commander from "./Commander.ts"
 import { PlantedBugs } from "./internal/PlantedBugs.ts"
 import { Probe } from "./internal/Probe.ts"
 import { Liveness } from "./Liveness.ts"
+import * as Metrics from "./Metrics.ts"
 import * as Scout from "./Scout.ts"
 
 /**
@@ -105,6 +106,13 @@ export const run = Effect.fn("Leader.run")(function* (id: string, config: Cluste
     config.leaders[0] === id
   )
 
+  const metrics = {
+    round: Metrics.of(Metrics.ballotRound, id),
+    active: Metrics.of(Metrics.leaderActive, id),
+    preemptions: Metrics.of(Metrics.preemptions, id)
+  }
+  yield* Metric.update(metrics.round, ballot.round)
+  yield* Metric.update(metrics.active, 0)
   const events = yield* Queue.unbounded<Event>()
   const scoutFiber = yield* FiberHandle.make()
   const commanderFibers = yield* FiberSet.make()
@@ -165,6 +173,7 @@ export const run = Effect.fn("Leader.run")(function* (id: string, config: Cluste
     if (!bugs.ballotReuse) yield* store.saveRound(next.round)
     ballot = next
     probe?.leaderBallot(id, ballot)
+    yield* Metric.update(metrics.round, ballot.round)
     liveness.competing(clock.currentTimeMillisUnsafe())
     const inbox = yield* Queue.unbounded<Message.Envelope>()
     scout = { ballot, inbox }
@@ -183,6 +192,8 @@ export const run = Effect.fn("Leader.run")(function* (id: string, config: Cluste
 
   const stepDown = Effect.fnUntraced(function* (by: Ballot.Ballot) {
     active = false
+    yield* Metric.update(metrics.preemptions, 1)
+    yield* Metric.update(metrics.active, 0)
     scout = undefined
     if (Ballot.greaterThan(by, highestSeen)) highestSeen = by
     liveness.preempted(clock.currentTimeMillisUnsafe(), by)
@@ -199,6 +210,7 @@ export const run = Effect.fn("Leader.run")(function* (id: string, config: Cluste
     if (!Ballot.equals(adopted.ballot, ballot)) return // a stale scout
     scout = undefined
     active = true
+    yield* Metric.update(metrics.active, 1)
     liveness.success()
     if (bugs.updateReversed) {
       for (const [slot, pv] of adopted.pvalues) if (!proposals.has(slot)) proposals.set(slot, pv.value)

@@ -27,10 +27,11 @@ import {
   Storage,
   Transport
 } from "@synod/core"
-import { Clock, Effect, Option, Queue, Result } from "effect"
+import { Clock, Effect, Metric, Option, Queue, Result } from "effect"
 import { ClientTable } from "./ClientTable.ts"
 import { PlantedBugs } from "./internal/PlantedBugs.ts"
 import { type Probe, Probe as ProbeRef } from "./internal/Probe.ts"
+import * as Metrics from "./Metrics.ts"
 
 export interface Outbound {
   readonly to: Address.Address
@@ -45,6 +46,10 @@ export class ReplicaCore<S, C, R> {
   table: ClientTable
   /** Highest slot known to be decided somewhere. */
   knownMax = 0
+  /** Running totals, for metrics: commands performed, slots performed, proposals resent. */
+  performedCommands = 0
+  performedSlots = 0
+  resent = 0
   readonly pending = new Map<string, Command.Command>()
   readonly inFlight = new Set<string>()
   readonly proposals = new Map<number, Command.Batch>()
@@ -166,7 +171,10 @@ export class ReplicaCore<S, C, R> {
   /** Timer: resend outstanding proposals, ask for decisions this replica is missing. */
   tick(): void {
     // resend to every leader: if the active one is stuck, the others learn what waits (B14)
-    for (const [slot, batch] of this.proposals) this.toLeaders(new Message.Propose({ slot, value: batch }))
+    for (const [slot, batch] of this.proposals) {
+      this.resent++
+      this.toLeaders(new Message.Propose({ slot, value: batch }))
+    }
     if (this.noRecovery) return
     const top = Math.min(this.knownMax, this.slotOut + this.config.window - 1)
     for (let s = this.slotOut; s <= top; s++) {
@@ -239,6 +247,8 @@ export class ReplicaCore<S, C, R> {
       }
     }
     this.slotOut = slot + 1
+    this.performedSlots++
+    this.performedCommands += performed.length
     this.probe?.performed(this.id, slot, performed)
   }
 
@@ -300,6 +310,25 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
   const { retransmitMs } = config.timeouts
   let nextTick = clock.currentTimeMillisUnsafe() + retransmitMs
   let lastSnapshot = core.slotOut
+  const committed = Metrics.of(Metrics.commandsCommitted, id)
+  const slots = Metrics.of(Metrics.slotsPerformed, id)
+  const lag = Metrics.of(Metrics.slotLag, id)
+  const resent = Metrics.of(Metrics.retransmissions, id, { role: "replica" })
+  let reported = { commands: 0, slots: 0, resent: 0 }
+  const report = Effect.suspend(() => {
+    const now = { commands: core.performedCommands, slots: core.performedSlots, resent: core.resent }
+    const before = reported
+    reported = now
+    return Effect.all(
+      [
+        Metrics.add(committed, now.commands - before.commands),
+        Metrics.add(slots, now.slots - before.slots),
+        Metrics.add(resent, now.resent - before.resent),
+        Metric.update(lag, Math.max(0, core.knownMax - core.slotOut + 1))
+      ],
+      { discard: true }
+    )
+  })
 
   const flush = Effect.fnUntraced(function* () {
     for (const o of core.drain())
@@ -331,6 +360,7 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
       const linger = core.wakeAt()
       if (linger !== undefined && now >= linger) core.propose()
       yield* flush()
+      yield* report
     }
   })
   // registered before the loop is forked, so it runs after the loop has stopped

@@ -11,7 +11,8 @@
  * @since 0.1.0
  */
 import { Address, Ballot, type Command, Message, Quorum, Transport } from "@synod/core"
-import { Effect, Queue, Schedule } from "effect"
+import { Effect, Metric, Queue, Schedule } from "effect"
+import * as Metrics from "./Metrics.ts"
 
 export type Outcome =
   | { readonly _tag: "Adopted"; readonly ballot: Ballot.Ballot; readonly pvalues: ReadonlyMap<number, Command.PValue> }
@@ -50,7 +51,8 @@ export const run = Effect.fnUntraced(function* (options: Options) {
       { discard: true }
     )
   yield* sendTo(options.acceptors)
-  yield* Effect.suspend(() => sendTo(tally.missing())).pipe(
+  const resent = Metrics.of(Metrics.retransmissions, Address.id(leader), { role: "leader" })
+  yield* Effect.suspend(() => Effect.andThen(Metric.update(resent, 1), sendTo(tally.missing()))).pipe(
     Effect.delay(options.retransmitMs),
     Effect.repeat(Schedule.spaced(options.retransmitMs)),
     Effect.forkChild

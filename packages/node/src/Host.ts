@@ -10,7 +10,12 @@
 import { Server } from "@synod/actors"
 import { InMemoryBus, type StateMachine, Storage, Transport } from "@synod/core"
 import { NatsTransport } from "@synod/transport-nats"
+import { createServer } from "node:http"
+import { NodeHttpServer } from "@effect/platform-node"
 import { Effect, Layer, Logger, References } from "effect"
+import { HttpRouter } from "effect/http"
+import type { ServeError } from "effect/http/HttpServerError"
+import { PrometheusMetrics } from "effect/observability"
 import * as FileStorage from "./FileStorage.ts"
 import type { HostConfig } from "./HostConfig.ts"
 
@@ -36,10 +41,22 @@ export const logging = (config: HostConfig) =>
     Layer.succeed(References.MinimumLogLevel, config.logLevel ?? "Info")
   )
 
+/**
+ * The Prometheus endpoint (`GET /metrics` on `metricsPort`), if the config asks for one:
+ * every effect `Metric` of the process (roles, NATS counters, WAL fsync latency).
+ */
+export const metricsServer = (config: HostConfig): Layer.Layer<never, ServeError> =>
+  config.metricsPort === undefined || config.metricsPort === 0
+    ? Layer.empty
+    : HttpRouter.serve(PrometheusMetrics.layerHttp({ path: "/metrics" }), { disableLogger: true }).pipe(
+        Layer.provide(NodeHttpServer.layer(createServer, { port: config.metricsPort }))
+      )
+
 /** Starts the configured roles; they run until the scope closes. */
 export const run = <S, C, R>(config: HostConfig, machine: StateMachine.StateMachine<S, C, R>) =>
   Effect.gen(function* () {
     const context = yield* Layer.build(Layer.merge(transportLayer(config), storageLayer(config)))
+    yield* Layer.build(metricsServer(config))
     const handle = yield* Server.run({
       id: config.node,
       config: config.cluster,

@@ -1,0 +1,45 @@
+/**
+ * The roles' metrics, as effect `Metric`s (exported by the process host in Prometheus
+ * format). Roles update them once per handled batch or per event, never per message in
+ * a hot loop. Every metric carries the role's id as the `id` attribute.
+ *
+ * @since 0.1.0
+ */
+import { Effect, Metric } from "effect"
+
+export const commandsCommitted = Metric.counter("synod_commands_committed_total", {
+  description: "Client commands a replica performed",
+  incremental: true
+})
+export const slotsPerformed = Metric.counter("synod_slots_performed_total", {
+  description: "Slots a replica performed (batches and no-ops)",
+  incremental: true
+})
+export const slotLag = Metric.gauge("synod_slot_lag", {
+  description: "Slots known decided that a replica has not performed yet"
+})
+export const ballotRound = Metric.gauge("synod_leader_ballot_round", {
+  description: "Round of the highest ballot a leader has used"
+})
+export const leaderActive = Metric.gauge("synod_leader_active", {
+  description: "1 while a leader is adopted by a majority, else 0"
+})
+export const preemptions = Metric.counter("synod_leader_preemptions_total", {
+  description: "Times a leader was preempted by a higher ballot",
+  incremental: true
+})
+export const promisedRound = Metric.gauge("synod_acceptor_promised_round", {
+  description: "Round of the ballot an acceptor has promised"
+})
+export const retransmissions = Metric.counter("synod_retransmissions_total", {
+  description: "Messages sent again because no answer came (by role)",
+  incremental: true
+})
+
+/** `metric` for the role with this id. */
+export const of = <A extends Metric.Metric<any, any>>(metric: A, id: string, extra: Record<string, string> = {}): A =>
+  Metric.withAttributes(metric, { id, ...extra }) as A
+
+/** Adds `n` to a counter (skips zero). */
+export const add = (counter: Metric.Metric<number, any>, n: number): Effect.Effect<void> =>
+  n === 0 ? Effect.void : Metric.update(counter, n)
