@@ -7,7 +7,7 @@
 import { NodeRuntime } from "@effect/platform-node"
 import { Client, KeyValue, Server } from "@synod/actors"
 import { ClusterConfig, InMemoryBus, Storage } from "@synod/core"
-import { Console, Effect, Layer } from "effect"
+import { Console, Effect, Layer, References } from "effect"
 
 const config = ClusterConfig.servers(3)
 
@@ -60,4 +60,9 @@ const program = Effect.gen(function* () {
   if (!ok) return yield* Effect.fail(new Error("a counter did not read 50"))
 })
 
-program.pipe(Effect.scoped, Effect.provide(Cluster), NodeRuntime.runMain)
+program.pipe(
+  Effect.scoped,
+  Effect.provide(Cluster),
+  Effect.provideService(References.MinimumLogLevel, "Warn"),
+  NodeRuntime.runMain
+)

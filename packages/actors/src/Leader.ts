@@ -174,6 +174,7 @@ export const run = Effect.fn("Leader.run")(function* (id: string, config: Cluste
     ballot = next
     probe?.leaderBallot(id, ballot)
     yield* Metric.update(metrics.round, ballot.round)
+    yield* Effect.logInfo("competing for leadership", { ballot: `${ballot}`, watched: `${liveness.watched}` })
     liveness.competing(clock.currentTimeMillisUnsafe())
     const inbox = yield* Queue.unbounded<Message.Envelope>()
     scout = { ballot, inbox }
@@ -194,6 +195,7 @@ export const run = Effect.fn("Leader.run")(function* (id: string, config: Cluste
     active = false
     yield* Metric.update(metrics.preemptions, 1)
     yield* Metric.update(metrics.active, 0)
+    yield* Effect.logInfo("preempted", { ballot: `${ballot}`, by: `${by}` })
     scout = undefined
     if (Ballot.greaterThan(by, highestSeen)) highestSeen = by
     liveness.preempted(clock.currentTimeMillisUnsafe(), by)
@@ -222,7 +224,13 @@ export const run = Effect.fn("Leader.run")(function* (id: string, config: Cluste
       for (const slot of proposals.keys()) if (slot > top) top = slot
       fillHoles(proposals, 1, top, (s) => decided.has(s))
     }
-    for (const [slot, value] of proposals) if (!decided.has(slot)) yield* spawnCommander(slot, value)
+    let spawned = 0
+    for (const [slot, value] of proposals) {
+      if (decided.has(slot)) continue
+      spawned++
+      yield* spawnCommander(slot, value)
+    }
+    yield* Effect.logInfo("adopted: leading", { ballot: `${ballot}`, slots: spawned, reported: adopted.pvalues.size })
   })
 
   const onMessage = Effect.fnUntraced(function* (env: Message.Envelope) {

@@ -336,6 +336,7 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
     if (core.slotOut - lastSnapshot >= config.snapshotEvery) {
       lastSnapshot = core.slotOut
       yield* store.save(core.snapshot())
+      yield* Effect.logDebug("snapshot saved", { slot: core.slotOut })
     }
   })
 

@@ -14,7 +14,7 @@
  * @since 0.1.0
  */
 import { ClusterConfig, InMemoryBus, Storage, Transport } from "@synod/core"
-import { Effect, Exit, Fiber, Layer, Random, Scope } from "effect"
+import { Effect, Exit, Fiber, Layer, Random, References, Scope } from "effect"
 import * as Acceptor from "../Acceptor.ts"
 import * as Client from "../Client.ts"
 import { PlantedBugs, none as noBugs } from "../internal/PlantedBugs.ts"
@@ -107,7 +107,9 @@ export const run = (scenario: Scenario, options: RunOptions = {}): Effect.Effect
     const sim = yield* SimClock.make
     return yield* body(scenario, options, sim.clock).pipe(
       SimClock.provide(sim),
-      Random.withSeed(`synod-${scenario.seed}`)
+      Random.withSeed(`synod-${scenario.seed}`),
+      // the simulation has its own trace; role logs would only interleave with it
+      Effect.provideService(References.MinimumLogLevel, "None")
     )
   })
 
