@@ -16,6 +16,9 @@ import * as Scenario from "./Scenario.ts"
 import * as Simulation from "./Simulation.ts"
 
 const usage = `usage: pnpm sim [--first S] [--count N] | --seed S [--trace]   [--bug NAME] [--no-reduce]
+  scenario overrides (otherwise derived from the seed):
+    --f 1|2  --layout colocated|split  --clients N  --ops N  --keys N  --fault-ms N
+    --network on|off  --partitions on|off  --crashes on|off
   planted bugs: ${bugNames.join(", ")}`
 
 const fail = (message: string): never => {
@@ -33,7 +36,27 @@ for (let i = 0; i < args.length; i++) {
     process.stdout.write(`${usage}\n`)
     process.exit(0)
   }
-  if (!["first", "count", "seed", "trace", "bug", "no-reduce"].includes(name)) fail(`unknown option --${name}`)
+  if (
+    ![
+      "first",
+      "count",
+      "seed",
+      "trace",
+      "bug",
+      "no-reduce",
+      "f",
+      "layout",
+      "clients",
+      "ops",
+      "keys",
+      "fault-ms",
+      "network",
+      "partitions",
+      "crashes"
+    ].includes(name)
+  ) {
+    fail(`unknown option --${name}`)
+  }
   if (name === "trace" || name === "no-reduce") flags.set(name, true)
   else {
     const v = args[++i]
@@ -52,6 +75,39 @@ const bug = flags.get("bug")
 if (bug !== undefined && !bugNames.includes(bug as Name)) fail(`unknown planted bug "${bug}"`)
 const bugs = bug === undefined ? {} : { [bug as Name]: true }
 
+const onOff = (name: string): boolean | undefined => {
+  const v = flags.get(name)
+  if (v === undefined) return undefined
+  if (v !== "on" && v !== "off") fail(`--${name} must be on or off, got "${v}"`)
+  return v === "on"
+}
+const positive = (name: string): number | undefined => (flags.has(name) ? Math.max(1, int(name, 1)) : undefined)
+const layout = flags.get("layout")
+if (layout !== undefined && layout !== "colocated" && layout !== "split") fail(`--layout must be colocated or split`)
+const f = flags.get("f")
+if (f !== undefined && f !== "1" && f !== "2") fail(`--f must be 1 or 2`)
+const overrides: Partial<Omit<Scenario.Scenario, "seed">> = Object.fromEntries(
+  Object.entries({
+    f: f === undefined ? undefined : (Number(f) as 1 | 2),
+    layout,
+    clients: positive("clients"),
+    opsPerClient: positive("ops"),
+    keys: positive("keys"),
+    faultMs: positive("fault-ms"),
+    network: onOff("network"),
+    partitions: onOff("partitions"),
+    crashes: onOff("crashes"),
+    bugs
+  }).filter(([, v]) => v !== undefined)
+)
+
+/** The command that replays exactly this scenario. */
+const replayCommand = (s: Scenario.Scenario): string =>
+  `pnpm sim --seed ${s.seed} --trace --f ${s.f} --layout ${s.layout} --clients ${s.clients} --ops ${s.opsPerClient} ` +
+  `--keys ${s.keys} --fault-ms ${s.faultMs} --network ${s.network ? "on" : "off"} ` +
+  `--partitions ${s.partitions ? "on" : "off"} --crashes ${s.crashes ? "on" : "off"}` +
+  (bug ? ` --bug ${bug}` : "")
+
 const summary = (r: Simulation.Report): string =>
   r.violations.length > 0
     ? `violation: ${r.violations[0]}`
@@ -65,7 +121,7 @@ const summary = (r: Simulation.Report): string =>
 
 const main = Effect.gen(function* () {
   if (flags.has("seed")) {
-    const scenario = Scenario.fromSeed(int("seed", 0), { bugs })
+    const scenario = Scenario.fromSeed(int("seed", 0), overrides)
     process.stdout.write(`${Scenario.describe(scenario)}\n`)
     const trace = flags.has("trace") ? (line: string) => process.stdout.write(`${line}\n`) : undefined
     const r = yield* Simulation.run(scenario, trace ? { trace } : {})
@@ -83,14 +139,16 @@ const main = Effect.gen(function* () {
   const failures: Array<Simulation.Report> = []
   const started = Date.now()
   for (let seed = first; seed < first + count; seed++) {
-    const r = yield* Simulation.run(Scenario.fromSeed(seed, { bugs }))
+    const r = yield* Simulation.run(Scenario.fromSeed(seed, overrides))
     steps += r.steps
     if (r.violations.length > 0) violations++
     else if (r.stall !== undefined) stalls++
     else if (!r.linearizable) nonlin++
     if (Simulation.failed(r)) {
       failures.push(r)
-      process.stdout.write(`\nFAIL ${Scenario.describe(r.scenario)}\n  ${summary(r)}\n`)
+      process.stdout.write(
+        `\nFAIL ${Scenario.describe(r.scenario)}\n  ${summary(r)}\n  replay: ${replayCommand(r.scenario)}\n`
+      )
     }
     const done = seed - first + 1
     const rate = done / ((Date.now() - started) / 1000)
@@ -110,9 +168,7 @@ const main = Effect.gen(function* () {
     const small = yield* reduce(f)
     process.stdout.write(
       `smallest failing case: ${Scenario.describe(small.scenario)}\n  ${summary(small)}\n` +
-        `  replay: pnpm sim --seed ${small.scenario.seed} --trace${bug ? ` --bug ${bug}` : ""}` +
-        (small.scenario !== f.scenario ? "  (with the reduced parameters above)" : "") +
-        "\n"
+        `  replay: ${replayCommand(small.scenario)}\n`
     )
   }
   process.stdout.write(
