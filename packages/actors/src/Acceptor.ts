@@ -23,7 +23,7 @@ import {
   Storage,
   Transport
 } from "@synod/core"
-import { Effect, Metric, Queue } from "effect"
+import { Clock, Effect, Metric, Queue } from "effect"
 import { PlantedBugs } from "./internal/PlantedBugs.ts"
 import { Probe } from "./internal/Probe.ts"
 import * as Metrics from "./Metrics.ts"
@@ -34,16 +34,33 @@ export class AcceptorCore {
   readonly accepted: Map<number, Command.PValue>
   /** B5 planted bug: accept only when the ballot equals the promise. */
   private readonly strict: boolean
+  /** How long an accept from the current leader protects it from other leaders' scouts (ms; 0: off). */
+  private readonly leaseMs: number
+  private readonly now: () => number
+  /** When this acceptor last accepted a P2a under its current promise. */
+  private lastAccept = Number.NEGATIVE_INFINITY
 
-  constructor(state: Storage.AcceptorState, options: { readonly strictAccept?: boolean } = {}) {
+  constructor(
+    state: Storage.AcceptorState,
+    options: { readonly strictAccept?: boolean; readonly leaseMs?: number; readonly now?: () => number } = {}
+  ) {
     this.promised = state.promised
     this.accepted = new Map(state.accepted)
     this.strict = options.strictAccept === true
+    this.leaseMs = options.leaseMs ?? 0
+    this.now = options.now ?? (() => 0)
   }
 
-  /** Handles a P1a; the P1b to send back. */
+  /**
+   * Handles a P1a; the P1b to send back. A higher ballot of *another* leader is not
+   * promised while the current leader has had a P2a accepted within the lease: a leader
+   * coming back from a long isolation must not depose a working one (B15). The refusal
+   * answers with the current promise, which the scout ignores as lower and retries later.
+   * Refusing a promise is always safe; it only delays a scout by at most the lease.
+   */
   p1a(ballot: Ballot.Ballot): Message.P1b {
-    if (Ballot.greaterThan(ballot, this.promised)) this.promised = ballot
+    const leased = ballot.leader !== this.promised.leader && this.now() - this.lastAccept < this.leaseMs
+    if (Ballot.greaterThan(ballot, this.promised) && !leased) this.promised = ballot
     return new Message.P1b({ ballot: this.promised, request: ballot, accepted: [...this.accepted.values()] })
   }
 
@@ -53,6 +70,7 @@ export class AcceptorCore {
     let accepted: Command.PValue | undefined
     if (ok) {
       this.promised = msg.ballot
+      this.lastAccept = this.now()
       accepted = new Cmd.PValue({ ballot: msg.ballot, slot: msg.slot, value: msg.value })
       this.accepted.set(msg.slot, accepted)
     }
@@ -68,7 +86,7 @@ export interface Status {
 }
 
 /** Runs acceptor `id` until the scope closes; answers its status. Requires `Transport` and `Storage`. */
-export const run = Effect.fn("Acceptor.run")(function* (id: string, _config: ClusterConfig.ClusterConfig) {
+export const run = Effect.fn("Acceptor.run")(function* (id: string, config: ClusterConfig.ClusterConfig) {
   const transport = yield* Transport.Transport
   const storage = yield* Storage.Storage
   const bugs = yield* PlantedBugs
@@ -77,7 +95,12 @@ export const run = Effect.fn("Acceptor.run")(function* (id: string, _config: Clu
   const store = yield* storage.acceptor(id)
   const loaded = yield* store.load
   probe?.acceptorLoaded(id, loaded.promised, loaded.accepted)
-  const core = new AcceptorCore(loaded, { strictAccept: bugs.strictAccept })
+  const clock = yield* Clock.Clock
+  const core = new AcceptorCore(loaded, {
+    strictAccept: bugs.strictAccept,
+    leaseMs: config.timeouts.leaderTimeoutMs,
+    now: () => clock.currentTimeMillisUnsafe()
+  })
   const mailbox = yield* transport.listen(self)
   const promisedRound = Metrics.of(Metrics.promisedRound, id)
   yield* Metric.update(promisedRound, core.promised.round)

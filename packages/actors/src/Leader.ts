@@ -259,6 +259,12 @@ export const run = Effect.fn("Leader.run")(function* (id: string, config: Cluste
         if (env.from === self) return
         if (Ballot.greaterThan(msg.ballot, highestSeen)) highestSeen = msg.ballot
         liveness.heartbeat(clock.currentTimeMillisUnsafe(), msg)
+        // another leader is active and heard: stop competing with it (B15); the failure
+        // detector decides again whether it is dead or stuck
+        if (msg.active && scout !== undefined && !active && Ballot.greaterThan(msg.ballot, Ballot.bottom)) {
+          scout = undefined
+          yield* FiberHandle.clear(scoutFiber)
+        }
         return
       }
     }

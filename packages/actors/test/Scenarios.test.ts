@@ -187,4 +187,46 @@ describe("clusters in scripted situations", () => {
       }).pipe(Effect.provide(clusterOf(split))),
     30_000
   )
+
+  it.live(
+    "a leader isolated for a long time does not depose the working leader when it returns (B15)",
+    () =>
+      Effect.gen(function* () {
+        const bus = yield* InMemoryBus.InMemoryBus
+        // a lease long enough for real time on a busy machine; l2 is cut off far longer
+        const config = ClusterConfig.make({
+          ...split,
+          timeouts: { retransmitMs: 10, heartbeatMs: 10, leaderTimeoutMs: 200, maxLeaderTimeoutMs: 400 }
+        })
+        const servers = yield* Effect.forEach(["a1", "a2", "a3", "l1", "l2", "r1", "r2"], (id) =>
+          Server.run({ id, config, machine: KeyValue.machine })
+        )
+        const leader = (id: string) =>
+          Effect.map(
+            Effect.forEach(servers, (s) => s.status),
+            (all) => all.find((s) => s.id === id)!.leader!
+          )
+        const client = yield* Client.make(KeyValue.machine, config)
+        yield* client.submit({ _tag: "Put", key: "k", value: "0" })
+        assert.isTrue((yield* leader("l1")).active)
+        const stable = (yield* leader("l1")).ballot
+        // l2 hears nothing for a long while: it suspects l1 and keeps trying higher ballots
+        yield* bus.isolate("l2")
+        for (let i = 1; i <= 30; i++) {
+          yield* client.submit({ _tag: "Put", key: "k", value: `${i}` })
+          yield* Effect.sleep("50 millis")
+        }
+        assert.isTrue(Ballot.greaterThan((yield* leader("l2")).ballot, stable), "l2 did compete while cut off")
+        yield* bus.reconnect("l2")
+        // l1 keeps working: l2's higher ballot meets acceptors that l1 keeps busy
+        for (let i = 31; i <= 60; i++) {
+          yield* client.submit({ _tag: "Put", key: "k", value: `${i}` })
+          yield* Effect.sleep("10 millis")
+        }
+        const after = yield* leader("l1")
+        assert.isTrue(after.active, "l1 still leads")
+        assert.deepStrictEqual(after.ballot, stable, "and was never preempted")
+      }).pipe(Effect.provide(Storage.layerMemory()), Effect.provide(InMemoryBus.layer())),
+    30_000
+  )
 })
