@@ -56,8 +56,12 @@ const startNode = (dir: string, id: string, url: string) =>
       )
       // the real Node binary, not the npm `node` shim, so that signals reach it
       // BENCH_PROFILE_DIR=dir: CPU profiles of the server processes, for finding hot spots
-      const profile = process.env.BENCH_PROFILE_DIR ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`] : []
-      const child = spawn(process.execPath, [...profile, nodeMain, "--config", file], { stdio: ["ignore", "pipe", "pipe"] })
+      const profile = process.env.BENCH_PROFILE_DIR
+        ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`]
+        : []
+      const child = spawn(process.execPath, [...profile, nodeMain, "--config", file], {
+        stdio: ["ignore", "pipe", "pipe"]
+      })
       let err = ""
       child.stderr?.on("data", (d: Buffer) => {
         err += d.toString()

@@ -1,0 +1,217 @@
+/**
+ * The HTTP API of a synod cluster, as one `HttpApi` definition: the server implements
+ * it (`HttpServer.ts`), the CLI calls it through the client derived from it, and the
+ * OpenAPI document served at `/openapi.json` is generated from it.
+ *
+ * - `GET    /kv/{key}`          read a key (404 when absent)
+ * - `PUT    /kv/{key}`          write a key, body `{"value": "..."}`
+ * - `DELETE /kv/{key}`          delete a key
+ * - `POST   /kv/{key}/cas`      write only if the key's version is `version` (0: absent),
+ *                               body `{"version": 3, "value": "..."}`; 409 on a mismatch
+ * - `GET    /kv?prefix=&limit=` list keys by prefix, in key order
+ * - `GET    /status`            the servers this process hosts: leader, acceptor, replica
+ *
+ * Keys go in the path percent-encoded (`a/b` is `a%2Fb`). Every answer is JSON. A body,
+ * path or query that does not decode gets a 400 whose `message` names the field. A
+ * command no replica answered in time gets a 504 `{"outcome": "unknown"}`: it may or may
+ * not have been applied, and may still be.
+ *
+ * @since 0.1.0
+ */
+import { Schema } from "effect"
+import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiMiddleware, OpenApi } from "effect/http-api"
+import * as Kv from "./Kv.ts"
+
+// ---------------------------------------------------------------------------------------
+// errors (each with its status; the body is the error's fields plus `_tag`)
+
+/** The request did not decode; `message` names the field and what was wrong with it. */
+export class BadRequest extends Schema.TaggedError<BadRequest>()(
+  "BadRequest",
+  {
+    message: Schema.String,
+    /** The fields at fault, as paths (`["value"]`, `["key"]`). */
+    issues: Schema.Array(Schema.Struct({ path: Schema.Array(Schema.String), message: Schema.String }))
+  },
+  { httpApiStatus: 400 }
+) {}
+
+export class KeyNotFound extends Schema.TaggedError<KeyNotFound>()(
+  "KeyNotFound",
+  { key: Schema.String },
+  { httpApiStatus: 404 }
+) {
+  override get message(): string {
+    return `key not found: ${JSON.stringify(this.key)}`
+  }
+}
+
+/** A compare-and-set whose expected version was not the key's: nothing changed. */
+export class VersionConflict extends Schema.TaggedError<VersionConflict>()(
+  "VersionConflict",
+  {
+    key: Schema.String,
+    expected: Kv.Version,
+    /** The key's current version (0: absent) and value. */
+    version: Kv.Version,
+    value: Schema.NullOr(Schema.String)
+  },
+  { httpApiStatus: 409 }
+) {
+  override get message(): string {
+    return `version conflict on ${JSON.stringify(this.key)}: expected version ${this.expected}, it is ${this.version}`
+  }
+}
+
+/**
+ * No replica answered in time. The command may or may not have been applied, and may
+ * still be: never read this as "failed".
+ */
+export class OutcomeUnknown extends Schema.TaggedError<OutcomeUnknown>()(
+  "OutcomeUnknown",
+  { outcome: Schema.Literal("unknown"), message: Schema.String },
+  { httpApiStatus: 504 }
+) {}
+
+/** The replicas refused the command (it did not decode there); nothing changed. */
+export class CommandRejected extends Schema.TaggedError<CommandRejected>()(
+  "CommandRejected",
+  { message: Schema.String },
+  { httpApiStatus: 500 }
+) {}
+
+/** Turns request decoding failures into a `BadRequest` body (the default is an empty 400). */
+export class RequestErrors extends HttpApiMiddleware.Service<RequestErrors>()("@synod/cluster/Api/RequestErrors", {
+  error: BadRequest
+}) {}
+
+// ---------------------------------------------------------------------------------------
+// bodies
+
+export const KeyParams = { key: Kv.Key }
+
+export const Found = Schema.Struct({ key: Schema.String, value: Schema.String, version: Kv.Version })
+export const PutBody = Schema.Struct({ value: Kv.Value })
+export const Written = Schema.Struct({ key: Schema.String, version: Kv.Version })
+export const Deleted = Schema.Struct({ key: Schema.String, existed: Schema.Boolean })
+export const CasBody = Schema.Struct({
+  /** The version the key must have (0: it must be absent). */
+  version: Kv.Version,
+  value: Kv.Value
+})
+export const Listed = Schema.Struct({
+  prefix: Schema.String,
+  entries: Schema.Array(Kv.Entry),
+  /** More entries match than `limit`. */
+  more: Schema.Boolean,
+  /** Writes applied when the list was taken. */
+  revision: Kv.Version
+})
+
+export const Ballot = Schema.Struct({ round: Schema.Int, leader: Schema.String })
+
+export const ServerStatus = Schema.Struct({
+  id: Schema.String,
+  acceptor: Schema.optionalKey(
+    Schema.Struct({
+      /** The highest ballot it promised. */
+      promised: Ballot,
+      /** Slots with an accepted pvalue. */
+      accepted: Schema.Int
+    })
+  ),
+  leader: Schema.optionalKey(
+    Schema.Struct({
+      /** The highest ballot it used. */
+      ballot: Ballot,
+      /** Adopted by a majority of acceptors: it is the one proposing. */
+      active: Schema.Boolean,
+      /** Slots its commanders got decided. */
+      decided: Schema.Int,
+      timeoutMs: Schema.Int
+    })
+  ),
+  replica: Schema.optionalKey(
+    Schema.Struct({
+      /** Every slot below this one is applied. */
+      slotOut: Schema.Int,
+      /** Keys in its store, and its revision (writes applied). */
+      keys: Schema.Int,
+      revision: Schema.Int,
+      clients: Schema.Int,
+      pending: Schema.Int
+    })
+  )
+})
+export type ServerStatus = typeof ServerStatus.Type
+
+export const Status = Schema.Struct({
+  /** The cluster's name (NATS subject prefix) or `embedded`. */
+  cluster: Schema.String,
+  transport: Schema.Literals(["memory", "nats"]),
+  /** The servers this process hosts (all of them for `synod up`). */
+  servers: Schema.Array(ServerStatus)
+})
+export type Status = typeof Status.Type
+
+const commandErrors = [OutcomeUnknown, CommandRejected] as const
+
+// ---------------------------------------------------------------------------------------
+// the API
+
+export class KvGroup extends HttpApiGroup.make("kv")
+  .add(
+    HttpApiEndpoint.get("get", "/kv/:key", {
+      params: KeyParams,
+      success: Found,
+      error: [KeyNotFound, ...commandErrors]
+    }),
+    HttpApiEndpoint.put("put", "/kv/:key", {
+      params: KeyParams,
+      payload: PutBody,
+      success: Written,
+      error: commandErrors
+    }),
+    HttpApiEndpoint.delete("del", "/kv/:key", {
+      params: KeyParams,
+      success: Deleted,
+      error: commandErrors
+    }),
+    HttpApiEndpoint.post("cas", "/kv/:key/cas", {
+      params: KeyParams,
+      payload: CasBody,
+      success: Written,
+      error: [VersionConflict, ...commandErrors]
+    }),
+    HttpApiEndpoint.get("list", "/kv", {
+      query: {
+        prefix: Schema.optional(Schema.String),
+        limit: Schema.optional(Kv.Limit)
+      },
+      success: Listed,
+      error: commandErrors
+    })
+  )
+  .annotateMerge(
+    OpenApi.annotations({
+      title: "Key-value store",
+      description: "Every operation, reads included, is a command decided in the replicated log: linearizable."
+    })
+  ) {}
+
+export class SystemGroup extends HttpApiGroup.make("system", { topLevel: true }).add(
+  HttpApiEndpoint.get("status", "/status", { success: Status })
+) {}
+
+export class Api extends HttpApi.make("synod")
+  .add(KvGroup)
+  .add(SystemGroup)
+  .middleware(RequestErrors)
+  .annotateMerge(
+    OpenApi.annotations({
+      title: "synod",
+      description: "A replicated key-value and coordination service on Multi-Paxos."
+    })
+  ) {}
+
+export const openApiPath = "/openapi.json"

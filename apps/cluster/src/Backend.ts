@@ -1,0 +1,71 @@
+/**
+ * What the HTTP API needs from the cluster: a way to submit key-value commands and the
+ * status of the servers this process hosts. `Embedded` (for `synod up`) and `Serve`
+ * (for `synod serve`) provide it; tests can provide their own.
+ *
+ * @since 0.1.0
+ */
+import type { Client, Server } from "@synod/actors"
+import { Context, Effect } from "effect"
+import type * as Api from "./Api.ts"
+import type * as Kv from "./Kv.ts"
+
+export class Backend extends Context.Service<
+  Backend,
+  {
+    readonly cluster: string
+    readonly transport: "memory" | "nats"
+    submit(command: Kv.Command): Effect.Effect<Kv.Result, Client.SubmitError>
+    readonly servers: Effect.Effect<ReadonlyArray<Server.Status>>
+  }
+>()("@synod/cluster/Backend") {}
+
+/** The replica's state as its snapshot schema encodes it: `{ revision, entries: [[k, v, ver], …] }`. */
+const storeSize = (state: unknown): { readonly keys: number; readonly revision: number } => {
+  if (typeof state === "object" && state !== null && "revision" in state && "entries" in state) {
+    const revision = typeof state.revision === "number" ? state.revision : 0
+    const keys = Array.isArray(state.entries) ? state.entries.length : 0
+    return { keys, revision }
+  }
+  return { keys: 0, revision: 0 }
+}
+
+/** A server's status in the API's shape. */
+export const toApi = (s: Server.Status): Api.ServerStatus => ({
+  id: s.id,
+  ...(s.acceptor === undefined
+    ? {}
+    : {
+        acceptor: {
+          promised: { round: s.acceptor.promised.round, leader: s.acceptor.promised.leader },
+          accepted: s.acceptor.accepted
+        }
+      }),
+  ...(s.leader === undefined
+    ? {}
+    : {
+        leader: {
+          ballot: { round: s.leader.ballot.round, leader: s.leader.ballot.leader },
+          active: s.leader.active,
+          decided: s.leader.decided,
+          timeoutMs: Math.round(s.leader.timeoutMs)
+        }
+      }),
+  ...(s.replica === undefined
+    ? {}
+    : {
+        replica: {
+          slotOut: s.replica.slotOut,
+          ...storeSize(s.replica.state),
+          clients: s.replica.clients,
+          pending: s.replica.pending
+        }
+      })
+})
+
+/** The status answer of this process. */
+export const status: Effect.Effect<Api.Status, never, Backend> = Effect.gen(function* () {
+  const backend = yield* Backend
+  const servers = yield* backend.servers
+  return { cluster: backend.cluster, transport: backend.transport, servers: servers.map(toApi) }
+})

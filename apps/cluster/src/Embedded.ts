@@ -1,0 +1,56 @@
+/**
+ * `synod up`'s cluster: every server of a cluster config (three by default, each a
+ * replica, a leader and an acceptor) inside this process, on the in-memory bus (nothing
+ * to install) or over NATS, with in-memory storage, and one client the HTTP API submits
+ * through.
+ *
+ * @since 0.1.0
+ */
+import { Client, Server } from "@synod/actors"
+import { ClusterConfig, InMemoryBus, Storage, type Transport } from "@synod/core"
+import { NatsTransport } from "@synod/transport-nats"
+import { Effect, Layer, Random } from "effect"
+import { Backend } from "./Backend.ts"
+import * as Kv from "./Kv.ts"
+
+export interface Options {
+  /** NATS URLs; without them the servers talk over the in-memory bus. */
+  readonly nats?: ReadonlyArray<string>
+  /** The cluster's name: the NATS subject prefix `synod.<name>` (default `synod`). */
+  readonly name?: string
+  readonly config?: ClusterConfig.ClusterConfig
+}
+
+const transportLayer = (options: Options): Layer.Layer<Transport.Transport, Transport.TransportError> =>
+  options.nats === undefined
+    ? InMemoryBus.layer()
+    : NatsTransport.layer({ servers: options.nats, name: "synod-up", cluster: options.name ?? "synod" })
+
+/** The servers and the client, as a `Backend`, on the `Transport` and `Storage` in context. */
+export const layerNoDeps = (
+  config: ClusterConfig.ClusterConfig,
+  about: { readonly cluster: string; readonly transport: "memory" | "nats" }
+) =>
+  Layer.effect(
+    Backend,
+    Effect.gen(function* () {
+      const ids = [...new Set([...config.acceptors, ...config.leaders, ...config.replicas])]
+      const handles = yield* Effect.forEach(ids, (id) => Server.run({ id, config, machine: Kv.machine }))
+      const id = `up-${(yield* Random.nextIntBetween(0, 2 ** 48)).toString(36)}`
+      const client = yield* Client.make(Kv.machine, config, { id })
+      return Backend.of({
+        ...about,
+        submit: client.submit,
+        servers: Effect.forEach(handles, (h) => h.status)
+      })
+    })
+  )
+
+/** The servers and the client, as a `Backend`; they run as long as the layer. */
+export const layer = (options: Options = {}) =>
+  layerNoDeps(
+    options.config ?? ClusterConfig.servers(3),
+    options.nats === undefined
+      ? { cluster: "embedded", transport: "memory" }
+      : { cluster: options.name ?? "synod", transport: "nats" }
+  ).pipe(Layer.provide(Layer.merge(Storage.layerMemory(), transportLayer(options))))

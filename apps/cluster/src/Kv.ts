@@ -1,0 +1,184 @@
+/**
+ * The product's replicated state machine: a key-value store for configuration and
+ * coordination. Get, put, delete, compare-and-set on a version, and list by prefix.
+ *
+ * Versions: the store counts the writes it has applied (`revision`); every write
+ * (a put, a successful compare-and-set, a delete of a present key) adds one, and the key
+ * it wrote carries the new count as its `version`. So a version is the position of the
+ * write that last changed the key among all writes, in log order: the same on every
+ * replica, strictly increasing per key, and 0 never names a present key. (`apply` is
+ * not told the slot a command was decided in, so the slot itself is not used.)
+ * Compare-and-set with `version: 0` means "only if the key is absent".
+ *
+ * Reads (get, list) are commands too: they go through the log like writes, so they are
+ * linearizable without any lease or read protocol, at the cost of one slot each.
+ *
+ * The state is a persistent `Trie` (sorted by key, prefix lookup in O(prefix + results)),
+ * so `apply` returns a new state without copying the old one.
+ *
+ * @since 0.1.0
+ */
+import { StateMachine } from "@synod/core"
+import { Option, Schema, SchemaTransformation, Trie } from "effect"
+
+/** Longest key, in UTF-16 code units. */
+export const maxKeyLength = 1024
+/** Longest value, in UTF-16 code units. */
+export const maxValueLength = 64 * 1024
+/** Most entries one `List` returns. */
+export const maxListLimit = 1000
+
+export const Key = Schema.String.check(
+  Schema.isMinLength(1, { message: "a key must not be empty" }),
+  Schema.isMaxLength(maxKeyLength, { message: `a key is at most ${maxKeyLength} characters` }),
+  // a URL path segment cannot carry these: they would be resolved away
+  Schema.makeFilter((key: string) => (key === "." || key === ".." ? 'a key cannot be "." or ".."' : true))
+)
+export const Value = Schema.String.check(
+  Schema.isMaxLength(maxValueLength, { message: `a value is at most ${maxValueLength} characters` })
+)
+/** A key's version; 0 stands for "absent". */
+export const Version = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0, { message: "a version is 0 or more" }))
+export const Limit = Schema.Int.check(
+  Schema.isBetween({ minimum: 1, maximum: maxListLimit }, { message: `a limit is between 1 and ${maxListLimit}` })
+)
+
+// ---------------------------------------------------------------------------------------
+// commands and results (wire format: `_tag`s are frozen)
+
+export const Get = Schema.TaggedStruct("Get", { key: Key })
+export const Put = Schema.TaggedStruct("Put", { key: Key, value: Value })
+export const Del = Schema.TaggedStruct("Del", { key: Key })
+/** Writes `value` only if the key's version is `version` (0: only if the key is absent). */
+export const Cas = Schema.TaggedStruct("Cas", { key: Key, version: Version, value: Value })
+/** Up to `limit` entries whose key starts with `prefix`, in key order (UTF-16 code units). */
+export const List = Schema.TaggedStruct("List", { prefix: Schema.String, limit: Limit })
+
+export const Command = Schema.Union([Get, Put, Del, Cas, List])
+export type Command = typeof Command.Type
+
+export const Entry = Schema.Struct({ key: Schema.String, value: Schema.String, version: Version })
+export type Entry = typeof Entry.Type
+
+/** A `Get`'s answer: `value: null` and `version: 0` when the key is absent. */
+export const GetResult = Schema.TaggedStruct("Value", { value: Schema.NullOr(Schema.String), version: Version })
+/** A `Put`'s answer: the key's new version. */
+export const PutResult = Schema.TaggedStruct("Written", { version: Version })
+export const DelResult = Schema.TaggedStruct("Deleted", { existed: Schema.Boolean })
+/**
+ * A `Cas`'s answer. `ok`: the write happened and `version` is the new one. Otherwise
+ * nothing changed, and `version`/`value` are the key's current ones (0/null: absent).
+ */
+export const CasResult = Schema.TaggedStruct("Swapped", {
+  ok: Schema.Boolean,
+  version: Version,
+  value: Schema.NullOr(Schema.String)
+})
+/** A `List`'s answer; `more`: entries beyond `limit` were left out. */
+export const ListResult = Schema.TaggedStruct("Listed", {
+  entries: Schema.Array(Entry),
+  more: Schema.Boolean,
+  /** The store's revision when the list was taken. */
+  revision: Version
+})
+
+export const Result = Schema.Union([GetResult, PutResult, DelResult, CasResult, ListResult])
+export type Result = typeof Result.Type
+
+// ---------------------------------------------------------------------------------------
+// state
+
+interface Stored {
+  readonly value: string
+  readonly version: number
+}
+
+export class State {
+  /** Writes applied so far; the version the next write gets is `revision + 1`. */
+  readonly revision: number
+  readonly entries: Trie.Trie<Stored>
+  constructor(revision: number, entries: Trie.Trie<Stored>) {
+    this.revision = revision
+    this.entries = entries
+  }
+}
+
+export const initial: State = new State(0, Trie.empty())
+
+/** The snapshot: the revision and every entry as `[key, value, version]`, in key order. */
+export const Snapshot = Schema.Struct({
+  revision: Version,
+  entries: Schema.Array(Schema.Tuple([Schema.String, Schema.String, Version]))
+}).pipe(
+  Schema.decodeTo(
+    Schema.declare((u): u is State => u instanceof State, { title: "Kv.State" }),
+    SchemaTransformation.transform({
+      decode: (s) =>
+        new State(
+          s.revision,
+          Trie.fromIterable(s.entries.map(([key, value, version]) => [key, { value, version }] as const))
+        ),
+      encode: (state) => ({
+        revision: state.revision,
+        entries: Array.from(Trie.entries(state.entries), ([key, e]) => [key, e.value, e.version] as const)
+      })
+    })
+  )
+)
+
+// ---------------------------------------------------------------------------------------
+// apply
+
+const write = (state: State, key: string, value: string): readonly [State, number] => {
+  const version = state.revision + 1
+  return [new State(version, Trie.insert(state.entries, key, { value, version })), version]
+}
+
+/** Pure and deterministic: every replica applies the same commands in the same order. */
+export const apply = (state: State, command: Command): readonly [State, Result] => {
+  switch (command._tag) {
+    case "Get": {
+      const found = Option.getOrUndefined(Trie.get(state.entries, command.key))
+      return [state, { _tag: "Value", value: found?.value ?? null, version: found?.version ?? 0 }]
+    }
+    case "Put": {
+      const [next, version] = write(state, command.key, command.value)
+      return [next, { _tag: "Written", version }]
+    }
+    case "Del": {
+      if (!Trie.has(state.entries, command.key)) return [state, { _tag: "Deleted", existed: false }]
+      const next = new State(state.revision + 1, Trie.remove(state.entries, command.key))
+      return [next, { _tag: "Deleted", existed: true }]
+    }
+    case "Cas": {
+      const found = Option.getOrUndefined(Trie.get(state.entries, command.key))
+      const current = found?.version ?? 0
+      if (current !== command.version) {
+        return [state, { _tag: "Swapped", ok: false, version: current, value: found?.value ?? null }]
+      }
+      const [next, version] = write(state, command.key, command.value)
+      return [next, { _tag: "Swapped", ok: true, version, value: command.value }]
+    }
+    case "List": {
+      const entries: Array<Entry> = []
+      let more = false
+      for (const [key, e] of Trie.entriesWithPrefix(state.entries, command.prefix)) {
+        if (entries.length === command.limit) {
+          more = true
+          break
+        }
+        entries.push({ key, value: e.value, version: e.version })
+      }
+      return [state, { _tag: "Listed", entries, more, revision: state.revision }]
+    }
+  }
+}
+
+export const machine = StateMachine.make<State, Command, Result>({
+  name: "synod-cluster-kv",
+  command: Command,
+  result: Result,
+  snapshot: Snapshot,
+  initial,
+  apply
+})

@@ -1,0 +1,142 @@
+/**
+ * The key-value state machine alone: versions, compare-and-set, list by prefix, the
+ * snapshot round trip and the command schemas' limits.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { StateMachine } from "@synod/core"
+import { Result, Schema } from "effect"
+import * as Kv from "@synod/cluster/Kv"
+
+const run = (commands: ReadonlyArray<Kv.Command>, from: Kv.State = Kv.initial) => {
+  let state = from
+  const results: Array<Kv.Result> = []
+  for (const c of commands) {
+    const [next, r] = Kv.apply(state, c)
+    state = next
+    results.push(r)
+  }
+  return { state, results }
+}
+
+describe("Kv", () => {
+  it("versions count the writes: puts, successful swaps and deletes of present keys", () => {
+    const { results, state } = run([
+      { _tag: "Put", key: "a", value: "1" },
+      { _tag: "Put", key: "b", value: "1" },
+      { _tag: "Get", key: "a" },
+      { _tag: "Put", key: "a", value: "2" },
+      { _tag: "Del", key: "nope" },
+      { _tag: "Del", key: "b" },
+      { _tag: "Get", key: "b" },
+      { _tag: "Put", key: "c", value: "x" }
+    ])
+    assert.deepStrictEqual(results, [
+      { _tag: "Written", version: 1 },
+      { _tag: "Written", version: 2 },
+      { _tag: "Value", value: "1", version: 1 },
+      { _tag: "Written", version: 3 },
+      { _tag: "Deleted", existed: false },
+      { _tag: "Deleted", existed: true },
+      { _tag: "Value", value: null, version: 0 },
+      { _tag: "Written", version: 5 }
+    ])
+    assert.strictEqual(state.revision, 5)
+  })
+
+  it("compare-and-set writes only on the expected version; 0 means absent", () => {
+    const { results } = run([
+      { _tag: "Cas", key: "lock", version: 0, value: "alice" },
+      { _tag: "Cas", key: "lock", version: 0, value: "bob" },
+      { _tag: "Cas", key: "lock", version: 1, value: "carol" },
+      { _tag: "Cas", key: "lock", version: 1, value: "dave" },
+      { _tag: "Del", key: "lock" },
+      { _tag: "Cas", key: "lock", version: 2, value: "erin" },
+      { _tag: "Cas", key: "lock", version: 0, value: "erin" }
+    ])
+    assert.deepStrictEqual(results, [
+      { _tag: "Swapped", ok: true, version: 1, value: "alice" },
+      { _tag: "Swapped", ok: false, version: 1, value: "alice" },
+      { _tag: "Swapped", ok: true, version: 2, value: "carol" },
+      { _tag: "Swapped", ok: false, version: 2, value: "carol" },
+      { _tag: "Deleted", existed: true },
+      { _tag: "Swapped", ok: false, version: 0, value: null },
+      { _tag: "Swapped", ok: true, version: 4, value: "erin" }
+    ])
+  })
+
+  it("lists by prefix in key order, up to the limit", () => {
+    const { state } = run(
+      ["b", "a/2", "a/10", "a", "a/1", "ab"].map((key): Kv.Command => ({ _tag: "Put", key, value: key.toUpperCase() }))
+    )
+    const [, all] = Kv.apply(state, { _tag: "List", prefix: "", limit: 100 })
+    assert.deepStrictEqual(all._tag === "Listed" ? all.entries.map((e) => e.key) : [], [
+      "a",
+      "a/1",
+      "a/10",
+      "a/2",
+      "ab",
+      "b"
+    ])
+    const [, some] = Kv.apply(state, { _tag: "List", prefix: "a/", limit: 2 })
+    assert.deepStrictEqual(some, {
+      _tag: "Listed",
+      entries: [
+        { key: "a/1", value: "A/1", version: 5 },
+        { key: "a/10", value: "A/10", version: 3 }
+      ],
+      more: true,
+      revision: 6
+    })
+    const [, none] = Kv.apply(state, { _tag: "List", prefix: "zz", limit: 5 })
+    assert.deepStrictEqual(none, { _tag: "Listed", entries: [], more: false, revision: 6 })
+  })
+
+  it("apply does not change the state it was given", () => {
+    const { state } = run([{ _tag: "Put", key: "k", value: "1" }])
+    run(
+      [
+        { _tag: "Put", key: "k", value: "2" },
+        { _tag: "Del", key: "k" }
+      ],
+      state
+    )
+    assert.deepStrictEqual(Kv.apply(state, { _tag: "Get", key: "k" })[1], { _tag: "Value", value: "1", version: 1 })
+  })
+
+  it("the snapshot round-trips through JSON and the restored store goes on with the same versions", () => {
+    const codecs = StateMachine.codecs(Kv.machine)
+    const { state } = run([
+      { _tag: "Put", key: "x/1", value: "one" },
+      { _tag: "Put", key: "x/2", value: "two" },
+      { _tag: "Del", key: "x/1" },
+      { _tag: "Put", key: "y", value: "" }
+    ])
+    const json = JSON.parse(JSON.stringify(codecs.encodeState(state)))
+    assert.deepStrictEqual(json, {
+      revision: 4,
+      entries: [
+        ["x/2", "two", 2],
+        ["y", "", 4]
+      ]
+    })
+    const restored = Result.getOrThrow(codecs.decodeState(json))
+    assert.deepStrictEqual(Kv.apply(restored, { _tag: "Put", key: "x/2", value: "2" })[1], {
+      _tag: "Written",
+      version: 5
+    })
+    assert.isTrue(Result.isFailure(codecs.decodeState({ revision: -1, entries: [] })))
+  })
+
+  it("commands are validated: empty or oversized keys, oversized values, bad limits and versions", () => {
+    const decode = Schema.decodeUnknownResult(Kv.Command)
+    assert.isTrue(Result.isSuccess(decode({ _tag: "Put", key: "k", value: "" })))
+    assert.isTrue(Result.isFailure(decode({ _tag: "Put", key: "", value: "v" })))
+    assert.isTrue(Result.isFailure(decode({ _tag: "Get", key: ".." })))
+    assert.isTrue(Result.isFailure(decode({ _tag: "Get", key: "k".repeat(Kv.maxKeyLength + 1) })))
+    assert.isTrue(Result.isFailure(decode({ _tag: "Put", key: "k", value: "v".repeat(Kv.maxValueLength + 1) })))
+    assert.isTrue(Result.isFailure(decode({ _tag: "Cas", key: "k", version: -1, value: "v" })))
+    assert.isTrue(Result.isFailure(decode({ _tag: "Cas", key: "k", version: 1.5, value: "v" })))
+    assert.isTrue(Result.isFailure(decode({ _tag: "List", prefix: "", limit: 0 })))
+    assert.isTrue(Result.isFailure(decode({ _tag: "List", prefix: "", limit: Kv.maxListLimit + 1 })))
+  })
+})

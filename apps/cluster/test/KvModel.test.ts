@@ -1,0 +1,79 @@
+/**
+ * The KV model with the linearizability checker: it accepts histories a correct store
+ * gives (concurrent operations in either order, unknown outcomes) and rejects ones that
+ * no sequential order explains, so the HTTP linearizability test can fail.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { check, type Operation } from "@synod/actors/sim/Linearizability"
+import { type Input, KvModel, type Output } from "./KvModel.ts"
+
+const op = (client: string, input: Input, call: number, ret: number | undefined, output?: Output) =>
+  ({ client, input, call, ret, output }) as Operation<Input, Output>
+
+const put = (key: string, value: string) => ({ _tag: "Put", key, value }) as const
+const get = (key: string) => ({ _tag: "Get", key }) as const
+const cas = (key: string, version: number, value: string) => ({ _tag: "Cas", key, version, value }) as const
+const value = (v: string | null, version: number) => ({ _tag: "Value", value: v, version }) as const
+const written = (version: number) => ({ _tag: "Written", version }) as const
+const swapped = (ok: boolean, version: number, v: string | null) =>
+  ({ _tag: "Swapped", ok, version, value: v }) as const
+
+describe("KvModel", () => {
+  it("accepts a sequential history and concurrent writes read in either order", () => {
+    assert.isTrue(
+      check(KvModel, [
+        op("a", put("k", "1"), 0, 1, written(1)),
+        op("a", get("k"), 2, 3, value("1", 1)),
+        op("a", cas("k", 1, "2"), 4, 5, swapped(true, 7, "2")),
+        op("a", cas("k", 1, "3"), 6, 7, swapped(false, 7, "2")),
+        op("a", { _tag: "Del", key: "k" }, 8, 9, { _tag: "Deleted", existed: true }),
+        op("a", get("k"), 10, 11, value(null, 0))
+      ]).ok
+    )
+    // b's write overlaps a's; c reads b's value after both returned: b went second
+    assert.isTrue(
+      check(KvModel, [
+        op("a", put("k", "a"), 0, 10, written(2)),
+        op("b", put("k", "b"), 1, 9, written(3)),
+        op("c", get("k"), 11, 12, value("b", 3))
+      ]).ok
+    )
+  })
+
+  it("rejects a stale read, a lost write, a wrong version and a double swap", () => {
+    const stale = check(KvModel, [
+      op("a", put("k", "1"), 0, 1, written(1)),
+      op("a", put("k", "2"), 2, 3, written(2)),
+      op("b", get("k"), 4, 5, value("1", 1))
+    ])
+    assert.isFalse(stale.ok)
+    assert.isDefined(stale.failingPartition)
+    assert.isFalse(
+      check(KvModel, [op("a", put("k", "1"), 0, 1, written(1)), op("b", get("k"), 2, 3, value(null, 0))]).ok
+    )
+    assert.isFalse(
+      check(KvModel, [op("a", put("k", "1"), 0, 1, written(4)), op("b", get("k"), 2, 3, value("1", 5))]).ok
+    )
+    // two clients swap from the same version and both succeed
+    assert.isFalse(
+      check(KvModel, [
+        op("a", put("k", "0"), 0, 1, written(1)),
+        op("a", cas("k", 1, "a"), 2, 5, swapped(true, 2, "a")),
+        op("b", cas("k", 1, "b"), 3, 6, swapped(true, 3, "b"))
+      ]).ok
+    )
+    // a version going down
+    assert.isFalse(
+      check(KvModel, [op("a", put("k", "1"), 0, 1, written(5)), op("a", put("k", "2"), 2, 3, written(4))]).ok
+    )
+  })
+
+  it("an unknown outcome may or may not have happened, but not both", () => {
+    const unknown = op("a", put("k", "x"), 0, undefined)
+    assert.isTrue(check(KvModel, [unknown, op("b", get("k"), 5, 6, value("x", 9))]).ok)
+    assert.isTrue(check(KvModel, [unknown, op("b", get("k"), 5, 6, value(null, 0))]).ok)
+    assert.isFalse(
+      check(KvModel, [unknown, op("b", get("k"), 5, 6, value("x", 9)), op("b", get("k"), 7, 8, value(null, 0))]).ok
+    )
+  })
+})
