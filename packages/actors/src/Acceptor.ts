@@ -58,10 +58,12 @@ export class AcceptorCore {
    * answers with the current promise, which the scout ignores as lower and retries later.
    * Refusing a promise is always safe; it only delays a scout by at most the lease.
    */
-  p1a(ballot: Ballot.Ballot): Message.P1b {
+  p1a(ballot: Ballot.Ballot, from = 1): Message.P1b {
     const leased = ballot.leader !== this.promised.leader && this.now() - this.lastAccept < this.leaseMs
     if (Ballot.greaterThan(ballot, this.promised) && !leased) this.promised = ballot
-    return new Message.P1b({ ballot: this.promised, request: ballot, accepted: [...this.accepted.values()] })
+    const accepted: Array<Command.PValue> = []
+    for (const pv of this.accepted.values()) if (pv.slot >= from) accepted.push(pv)
+    return new Message.P1b({ ballot: this.promised, request: ballot, accepted })
   }
 
   /** Handles a P2a; the P2b to send back and the pvalue accepted, if any. */
@@ -114,7 +116,7 @@ export const run = Effect.fn("Acceptor.run")(function* (id: string, config: Clus
     for (const env of batch) {
       const msg = env.message
       if (msg._tag === "P1a") {
-        replies.push([env.from, core.p1a(msg.ballot), undefined])
+        replies.push([env.from, core.p1a(msg.ballot, msg.from), undefined])
       } else if (msg._tag === "P2a") {
         const r = core.p2a(msg)
         if (r.accepted !== undefined) accepted.push(r.accepted)

@@ -77,6 +77,10 @@ export interface Status {
   readonly decided: number
   /** Its current failure-detection timeout. */
   readonly timeoutMs: number
+  /** Every replica durably has the slots below this one; the leader forgets them. */
+  readonly watermark: number
+  /** Slots it still holds proposals or decisions for. */
+  readonly retained: number
 }
 
 /** Runs leader `id` until the scope closes; answers its status. Requires `Transport` and `Storage`. */
@@ -99,6 +103,23 @@ export const run = Effect.fn("Leader.run")(function* (id: string, config: Cluste
   const decided = new Map<number, Message.Decision>()
   let decidedCount = 0
   let maxDecided = 0
+  /**
+   * Per replica, the slotOut of its last durable snapshot. Below the minimum over all
+   * replicas (the watermark) no replica will ever need a decision again, even after a
+   * restart: the leader proposes nothing there, asks acceptors for nothing there, and
+   * forgets its own proposals and decisions there. Skipping slots is always safe.
+   */
+  const progress = new Map<string, number>()
+  let watermark = 1
+  const advanceWatermark = () => {
+    if (progress.size < config.replicas.length) return
+    let low = Number.POSITIVE_INFINITY
+    for (const s of progress.values()) if (s < low) low = s
+    if (low <= watermark) return
+    watermark = low
+    for (const slot of proposals.keys()) if (slot < watermark) proposals.delete(slot)
+    for (const slot of decided.keys()) if (slot < watermark) decided.delete(slot)
+  }
   const liveness = new Liveness(
     { initialMs: config.timeouts.leaderTimeoutMs, maxMs: config.timeouts.maxLeaderTimeoutMs },
     clock.currentTimeMillisUnsafe(),
@@ -183,6 +204,7 @@ export const run = Effect.fn("Leader.run")(function* (id: string, config: Cluste
       Scout.run({
         leader: self,
         ballot,
+        from: watermark,
         acceptors: config.acceptors,
         inbox,
         retransmitMs,
@@ -219,10 +241,12 @@ export const run = Effect.fn("Leader.run")(function* (id: string, config: Cluste
     } else {
       update(proposals, adopted.pvalues)
     }
+    // acceptors may still report slots below the watermark (it moved while phase 1 ran)
+    for (const slot of proposals.keys()) if (slot < watermark) proposals.delete(slot)
     if (!bugs.noHoleFilling) {
       let top = maxDecided
       for (const slot of proposals.keys()) if (slot > top) top = slot
-      fillHoles(proposals, 1, top, (s) => decided.has(s))
+      fillHoles(proposals, watermark, top, (s) => decided.has(s))
     }
     let spawned = 0
     for (const [slot, value] of proposals) {
@@ -236,7 +260,16 @@ export const run = Effect.fn("Leader.run")(function* (id: string, config: Cluste
   const onMessage = Effect.fnUntraced(function* (env: Message.Envelope) {
     const msg = env.message
     switch (msg._tag) {
+      case "Progress": {
+        const id = Address.id(env.from)
+        if (config.replicas.includes(id) && msg.slotOut > (progress.get(id) ?? 0)) {
+          progress.set(id, msg.slotOut)
+          advanceWatermark()
+        }
+        return
+      }
       case "Propose": {
+        if (msg.slot < watermark) return // every replica has it durably
         const known = decided.get(msg.slot)
         if (known !== undefined) return yield* send(env.from, known)
         if (!proposals.has(msg.slot)) {
@@ -329,6 +362,16 @@ export const run = Effect.fn("Leader.run")(function* (id: string, config: Cluste
     Effect.forkScoped
   )
   return {
-    status: Effect.sync((): Status => ({ id, ballot, active, decided: decidedCount, timeoutMs: liveness.timeout }))
+    status: Effect.sync(
+      (): Status => ({
+        id,
+        ballot,
+        active,
+        decided: decidedCount,
+        timeoutMs: liveness.timeout,
+        watermark,
+        retained: proposals.size + decided.size
+      })
+    )
   }
 })

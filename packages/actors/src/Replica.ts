@@ -46,6 +46,8 @@ export class ReplicaCore<S, C, R> {
   table: ClientTable
   /** Highest slot known to be decided somewhere. */
   knownMax = 0
+  /** slotOut of the last durable snapshot: this replica never needs slots below it again. */
+  durable: number
   /** Running totals, for metrics: commands performed, slots performed, proposals resent. */
   performedCommands = 0
   performedSlots = 0
@@ -107,6 +109,7 @@ export class ReplicaCore<S, C, R> {
       this.table = new ClientTable()
     }
     this.slotIn = this.slotOut
+    this.durable = this.slotOut
   }
 
   /** Messages produced since the last call. */
@@ -170,6 +173,8 @@ export class ReplicaCore<S, C, R> {
 
   /** Timer: resend outstanding proposals, ask for decisions this replica is missing. */
   tick(): void {
+    // tell the leaders how far this replica's durable state reaches (their watermark)
+    this.toLeaders(new Message.Progress({ slotOut: this.durable }))
     // resend to every leader: if the active one is stuck, the others learn what waits (B14)
     for (const [slot, batch] of this.proposals) {
       this.resent++
@@ -335,7 +340,9 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
       yield* transport.send(o.to, new Message.Envelope({ from: self, to: o.to, message: o.message }))
     if (core.slotOut - lastSnapshot >= config.snapshotEvery) {
       lastSnapshot = core.slotOut
-      yield* store.save(core.snapshot())
+      const snapshot = core.snapshot()
+      yield* store.save(snapshot)
+      core.durable = snapshot.slotOut
       yield* Effect.logDebug("snapshot saved", { slot: core.slotOut })
     }
   })

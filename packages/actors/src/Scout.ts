@@ -21,6 +21,8 @@ export type Outcome =
 export interface Options {
   readonly leader: Address.Address
   readonly ballot: Ballot.Ballot
+  /** The leader's watermark: acceptors report only pvalues for slots from here on. */
+  readonly from?: number
   readonly acceptors: ReadonlyArray<string>
   readonly inbox: Queue.Dequeue<Message.Envelope>
   readonly retransmitMs: number
@@ -46,7 +48,10 @@ export const run = Effect.fnUntraced(function* (options: Options) {
       ids,
       (a) => {
         const to = Address.acceptor(a)
-        return transport.send(to, new Message.Envelope({ from: leader, to, message: new Message.P1a({ ballot }) }))
+        const message = new Message.P1a(
+          options.from === undefined || options.from <= 1 ? { ballot } : { ballot, from: options.from }
+        )
+        return transport.send(to, new Message.Envelope({ from: leader, to, message }))
       },
       { discard: true }
     )

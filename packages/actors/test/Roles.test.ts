@@ -42,6 +42,19 @@ describe("acceptor rules", () => {
     ])
   })
 
+  it("reports only the pvalues at or above the leader's watermark", () => {
+    const a = new Acceptor.AcceptorCore(empty)
+    for (let s = 1; s <= 10; s++) a.p2a(new Message.P2a({ ballot: b(1), slot: s, value: Command.noop }))
+    assert.strictEqual(a.p1a(b(2)).accepted.length, 10)
+    assert.deepStrictEqual(
+      a
+        .p1a(b(3), 8)
+        .accepted.map((pv) => pv.slot)
+        .sort((x, y) => x - y),
+      [8, 9, 10]
+    )
+  })
+
   it("the strict rule of the paper (the B5 planted bug) refuses a higher ballot it never promised", () => {
     const a = new Acceptor.AcceptorCore(empty, { strictAccept: true })
     a.p1a(b(3))

@@ -229,4 +229,35 @@ describe("clusters in scripted situations", () => {
       }).pipe(Effect.provide(Storage.layerMemory()), Effect.provide(InMemoryBus.layer())),
     30_000
   )
+
+  it.live(
+    "leaders forget what every replica has durably; a new leader asks the acceptors only for the rest",
+    () =>
+      Effect.gen(function* () {
+        const bus = yield* InMemoryBus.InMemoryBus
+        const config = ClusterConfig.make({ ...split, snapshotEvery: 10 })
+        const servers = yield* Effect.forEach(["a1", "a2", "a3", "l1", "l2", "r1", "r2"], (id) =>
+          Server.run({ id, config, machine: KeyValue.machine })
+        )
+        const leader = (id: string) =>
+          Effect.map(
+            Effect.forEach(servers, (s) => s.status),
+            (all) => all.find((s) => s.id === id)!.leader!
+          )
+        const client = yield* Client.make(KeyValue.machine, config)
+        for (let i = 1; i <= 150; i++) yield* client.submit({ _tag: "Put", key: "k", value: `${i}` })
+        yield* Effect.sleep("100 millis") // a few progress reports
+        const l1 = yield* leader("l1")
+        assert.isAbove(l1.watermark, 100, "replicas' snapshots moved the watermark")
+        assert.isBelow(l1.retained, 60, "and the leader forgot the slots below it")
+        // fail over: l2 adopts with only the slots above its watermark
+        yield* bus.isolate("l1")
+        for (let i = 151; i <= 160; i++) yield* client.submit({ _tag: "Put", key: "k", value: `${i}` })
+        const l2 = yield* leader("l2")
+        assert.isTrue(l2.active)
+        assert.isBelow(l2.retained, 60)
+        assert.deepStrictEqual(yield* client.submit({ _tag: "Get", key: "k" }), { _tag: "Value", value: "160" })
+      }).pipe(Effect.provide(Storage.layerMemory()), Effect.provide(InMemoryBus.layer())),
+    30_000
+  )
 })

@@ -14,9 +14,13 @@ import { Address } from "./Address.ts"
 import { Ballot } from "./Ballot.ts"
 import { Command, PValue, Slot, SlotValue } from "./Command.ts"
 
-/** Phase 1a: scout → acceptors. */
+/**
+ * Phase 1a: scout → acceptors. `from`: the leader's watermark — every replica has durably
+ * applied the slots below it, so the acceptor reports only pvalues from there on.
+ */
 export class P1a extends Schema.TaggedClass<P1a>()("P1a", {
-  ballot: Ballot
+  ballot: Ballot,
+  from: Schema.optionalKey(Slot)
 }) {}
 
 /** Phase 1b: acceptor → leader. `ballot` is the acceptor's promise after handling the P1a it answers (`request`). */
@@ -83,10 +87,18 @@ export class Heartbeat extends Schema.TaggedClass<Heartbeat>()("Heartbeat", {
   slot: Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))
 }) {}
 
+/**
+ * Replica → leaders, periodically: every slot below `slotOut` is in this replica's last
+ * durable snapshot, so it will never need those decisions again, even after a restart.
+ */
+export class Progress extends Schema.TaggedClass<Progress>()("Progress", {
+  slotOut: Slot
+}) {}
+
 export const AcceptorInbound = Schema.Union([P1a, P2a])
 export type AcceptorInbound = typeof AcceptorInbound.Type
 
-export const LeaderInbound = Schema.Union([Propose, P1b, P2b, Heartbeat])
+export const LeaderInbound = Schema.Union([Propose, P1b, P2b, Heartbeat, Progress])
 export type LeaderInbound = typeof LeaderInbound.Type
 
 export const ReplicaInbound = Schema.Union([Request, Decision, Heartbeat])
@@ -95,7 +107,7 @@ export type ReplicaInbound = typeof ReplicaInbound.Type
 export const ClientInbound = Schema.Union([Response])
 export type ClientInbound = typeof ClientInbound.Type
 
-export const Message = Schema.Union([P1a, P1b, P2a, P2b, Propose, Decision, Request, Response, Heartbeat])
+export const Message = Schema.Union([P1a, P1b, P2a, P2b, Propose, Decision, Request, Response, Heartbeat, Progress])
 export type Message = typeof Message.Type
 
 export class Envelope extends Schema.Class<Envelope>("@synod/core/Envelope")({

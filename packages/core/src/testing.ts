@@ -43,6 +43,8 @@ export const pvalueArb: fc.Arbitrary<PValue> = fc
   .map((p) => new PValue(p))
 export const messageArb: fc.Arbitrary<M.Message> = fc.oneof(
   ballotArb.map((ballot) => new M.P1a({ ballot })),
+  fc.tuple(ballotArb, slotArb).map(([ballot, from]) => new M.P1a({ ballot, from })),
+  slotArb.map((slotOut) => new M.Progress({ slotOut })),
   fc
     .record({ ballot: ballotArb, request: ballotArb, accepted: fc.array(pvalueArb, { maxLength: 3 }) })
     .map((m) => new M.P1b(m)),
