@@ -12,8 +12,8 @@
  * @since 0.1.0
  */
 import { Address, Ballot, type Command, Message, Quorum, Transport } from "@synod/core"
-import { Effect, Metric, Queue, Schedule } from "effect"
-import * as Metrics from "./Metrics.ts"
+import { Effect, Queue } from "effect"
+import * as Phase from "./internal/Phase.ts"
 import type { Probe } from "./internal/Probe.ts"
 
 export type Outcome =
@@ -60,27 +60,17 @@ export const run = Effect.fnUntraced(function* (options: Options) {
   const bugs = options.bugs ?? {}
   const ballotNow = bugs.currentBallot ?? (() => options.ballot)
   const tally = Quorum.make(options.acceptors)
-  const sendTo = (ids: ReadonlyArray<string>) =>
-    Effect.suspend(() => {
+  yield* Phase.broadcast({
+    leader,
+    acceptors: options.acceptors,
+    tally,
+    retransmitMs: options.retransmitMs,
+    message: () => {
       const ballot = ballotNow()
       probe?.p2aSent(Address.id(leader), ballot, slot, value)
-      const message = new Message.P2a({ ballot, slot, value })
-      return Effect.forEach(
-        ids,
-        (a) => {
-          const to = Address.acceptor(a)
-          return transport.send(to, new Message.Envelope({ from: leader, to, message }))
-        },
-        { discard: true }
-      )
-    })
-  yield* sendTo(options.acceptors)
-  const resent = Metrics.of(Metrics.retransmissions, Address.id(leader), { role: "leader" })
-  yield* Effect.suspend(() => Effect.andThen(Metric.update(resent, 1), sendTo(tally.missing()))).pipe(
-    Effect.delay(options.retransmitMs),
-    Effect.repeat(Schedule.spaced(options.retransmitMs)),
-    Effect.forkChild
-  )
+      return new Message.P2a({ ballot, slot, value })
+    }
+  })
   for (;;) {
     const env = yield* Queue.take(options.inbox)
     const msg = env.message

@@ -10,9 +10,9 @@
  *
  * @since 0.1.0
  */
-import { Address, Ballot, type Command, Message, Quorum, Transport } from "@synod/core"
-import { Effect, Metric, Queue, Schedule } from "effect"
-import * as Metrics from "./Metrics.ts"
+import { Address, Ballot, type Command, Message, Quorum } from "@synod/core"
+import { Effect, Queue } from "effect"
+import * as Phase from "./internal/Phase.ts"
 
 export type Outcome =
   | { readonly _tag: "Adopted"; readonly ballot: Ballot.Ballot; readonly pvalues: ReadonlyMap<number, Command.PValue> }
@@ -39,29 +39,19 @@ export const mergePmax = (into: Map<number, Command.PValue>, pvalues: Iterable<C
 }
 
 export const run = Effect.fnUntraced(function* (options: Options) {
-  const transport = yield* Transport.Transport
   const { ballot, leader } = options
   const tally = Quorum.make(options.acceptors)
   const pvalues = new Map<number, Command.PValue>()
-  const sendTo = (ids: ReadonlyArray<string>) =>
-    Effect.forEach(
-      ids,
-      (a) => {
-        const to = Address.acceptor(a)
-        const message = new Message.P1a(
-          options.from === undefined || options.from <= 1 ? { ballot } : { ballot, from: options.from }
-        )
-        return transport.send(to, new Message.Envelope({ from: leader, to, message }))
-      },
-      { discard: true }
-    )
-  yield* sendTo(options.acceptors)
-  const resent = Metrics.of(Metrics.retransmissions, Address.id(leader), { role: "leader" })
-  yield* Effect.suspend(() => Effect.andThen(Metric.update(resent, 1), sendTo(tally.missing()))).pipe(
-    Effect.delay(options.retransmitMs),
-    Effect.repeat(Schedule.spaced(options.retransmitMs)),
-    Effect.forkChild
+  const message = new Message.P1a(
+    options.from === undefined || options.from <= 1 ? { ballot } : { ballot, from: options.from }
   )
+  yield* Phase.broadcast({
+    leader,
+    acceptors: options.acceptors,
+    tally,
+    retransmitMs: options.retransmitMs,
+    message: () => message
+  })
   for (;;) {
     const env = yield* Queue.take(options.inbox)
     const msg = env.message

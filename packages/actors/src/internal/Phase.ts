@@ -1,0 +1,44 @@
+/**
+ * What scouts and commanders share: send a message to every acceptor, then resend it on a
+ * schedule to those that have not answered yet, until the calling fiber ends.
+ *
+ * Internal: not exported from the package.
+ */
+import { Address, Message, type Quorum, Transport } from "@synod/core"
+import { Effect, Metric, Schedule } from "effect"
+import * as Metrics from "../Metrics.ts"
+
+/**
+ * Sends `message()` to all `acceptors` now, and to `tally.missing()` every `retransmitMs`
+ * in a child fiber (it stops when the caller's fiber ends). `message` is re-evaluated at
+ * each send.
+ */
+export const broadcast = Effect.fnUntraced(function* (options: {
+  readonly leader: Address.Address
+  readonly acceptors: ReadonlyArray<string>
+  readonly tally: Quorum.Tally
+  readonly retransmitMs: number
+  readonly message: () => Message.Message
+}) {
+  const transport = yield* Transport.Transport
+  const { leader } = options
+  const sendTo = (ids: ReadonlyArray<string>) =>
+    Effect.suspend(() => {
+      const message = options.message()
+      return Effect.forEach(
+        ids,
+        (a) => {
+          const to = Address.acceptor(a)
+          return transport.send(to, new Message.Envelope({ from: leader, to, message }))
+        },
+        { discard: true }
+      )
+    })
+  yield* sendTo(options.acceptors)
+  const resent = Metrics.of(Metrics.retransmissions, Address.id(leader), { role: "leader" })
+  yield* Effect.suspend(() => Effect.andThen(Metric.update(resent, 1), sendTo(options.tally.missing()))).pipe(
+    Effect.delay(options.retransmitMs),
+    Effect.repeat(Schedule.spaced(options.retransmitMs)),
+    Effect.forkChild
+  )
+})
