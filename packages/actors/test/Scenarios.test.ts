@@ -29,23 +29,34 @@ const p2b = (from: string, ballot: Ballot.Ballot, request: Ballot.Ballot, slot: 
     message: new Message.P2b({ ballot, request, slot })
   })
 
+/** A commander of l1 at ballot b2 for `slot`, with acceptors a1..a3, resending every 100 ms. */
+const commanderOptions = (
+  inbox: Queue.Dequeue<Message.Envelope>,
+  slot: number,
+  value: Command.SlotValue,
+  replicas: ReadonlyArray<string>
+): Commander.Options => ({
+  leader: Address.leader("l1"),
+  ballot: b2,
+  slot,
+  value,
+  acceptors: ["a1", "a2", "a3"],
+  replicas,
+  inbox,
+  retransmitMs: 100,
+  probe: undefined
+})
+
 describe("a commander", () => {
   it.effect("does not count a rejection of an old ballot's P2a as a vote for its own (B3)", () =>
     Effect.gen(function* () {
       const { sent, layer } = recording()
       const inbox = yield* Queue.unbounded<Message.Envelope>()
       const value = new Command.Batch({ commands: [new Command.Command({ client: "c", seq: 1, acked: 0, op: null })] })
-      const fiber = yield* Commander.run({
-        leader: Address.leader("l1"),
-        ballot: b2,
-        slot: 7,
-        value,
-        acceptors: ["a1", "a2", "a3"],
-        replicas: ["r1"],
-        inbox,
-        retransmitMs: 100,
-        probe: undefined
-      }).pipe(Effect.provide(layer), Effect.forkChild)
+      const fiber = yield* Commander.run(commanderOptions(inbox, 7, value, ["r1"])).pipe(
+        Effect.provide(layer),
+        Effect.forkChild
+      )
       // a1 and a2 promised b2, and reply to an old commander's P2a(b1, 7): not acceptances of b2
       yield* Queue.offerAll(inbox, [p2b("a1", b2, b1, 7), p2b("a2", b2, b1, 7), p2b("a2", b2, b2, 8)])
       yield* TestClock.adjust(1)
@@ -69,17 +80,7 @@ describe("a commander", () => {
     Effect.gen(function* () {
       const { sent, layer } = recording()
       const inbox = yield* Queue.unbounded<Message.Envelope>()
-      yield* Commander.run({
-        leader: Address.leader("l1"),
-        ballot: b2,
-        slot: 1,
-        value: Command.noop,
-        acceptors: ["a1", "a2", "a3"],
-        replicas: [],
-        inbox,
-        retransmitMs: 100,
-        probe: undefined
-      }).pipe(Effect.provide(layer), Effect.forkChild)
+      yield* Commander.run(commanderOptions(inbox, 1, Command.noop, [])).pipe(Effect.provide(layer), Effect.forkChild)
       yield* TestClock.adjust(1)
       assert.strictEqual(sent.length, 3)
       yield* Queue.offer(inbox, p2b("a1", b2, b2, 1))
@@ -98,17 +99,10 @@ describe("a commander", () => {
     Effect.gen(function* () {
       const { layer } = recording()
       const inbox = yield* Queue.unbounded<Message.Envelope>()
-      const fiber = yield* Commander.run({
-        leader: Address.leader("l1"),
-        ballot: b2,
-        slot: 1,
-        value: Command.noop,
-        acceptors: ["a1", "a2", "a3"],
-        replicas: [],
-        inbox,
-        retransmitMs: 100,
-        probe: undefined
-      }).pipe(Effect.provide(layer), Effect.forkChild)
+      const fiber = yield* Commander.run(commanderOptions(inbox, 1, Command.noop, [])).pipe(
+        Effect.provide(layer),
+        Effect.forkChild
+      )
       yield* Queue.offer(inbox, p2b("a1", b1, b1, 1))
       yield* TestClock.adjust(1)
       assert.isUndefined(fiber.pollUnsafe())
