@@ -87,8 +87,6 @@ export class MemoryDisk {
   readonly acceptors = new Map<string, { promised: Ballot.Ballot; accepted: Map<number, PValue> }>()
   readonly leaders = new Map<string, number>()
   readonly replicas = new Map<string, ReplicaSnapshot>()
-  /** Counts of durable writes, for tests and benchmarks. */
-  writes = 0
 
   /** Forgets everything a node stored (a node that lost its disk). */
   wipe(id: string): void {
@@ -130,7 +128,6 @@ export const makeMemory = (disk: MemoryDisk, options: MemoryOptions = {}): Stora
               const old = d.accepted.get(pv.slot)
               if (old === undefined || !Ballot.lessThan(pv.ballot, old.ballot)) d.accepted.set(pv.slot, pv)
             }
-            disk.writes++
           })
       })),
     leader: (id) =>
@@ -139,7 +136,6 @@ export const makeMemory = (disk: MemoryDisk, options: MemoryOptions = {}): Stora
         saveRound: (round) =>
           durably(() => {
             disk.leaders.set(id, Math.max(round, disk.leaders.get(id) ?? 0))
-            disk.writes++
           })
       })),
     replica: (id) =>
@@ -148,7 +144,6 @@ export const makeMemory = (disk: MemoryDisk, options: MemoryOptions = {}): Stora
         save: (snapshot) =>
           durably(() => {
             disk.replicas.set(id, snapshot)
-            disk.writes++
           })
       }))
   })

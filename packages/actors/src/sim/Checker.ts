@@ -34,8 +34,6 @@ interface ReplicaView {
 
 export class Checker implements Probe {
   readonly violations: Array<string> = []
-  /** Events seen, for statistics. */
-  events = 0
   private readonly acceptorCount: number
   /** Promise each acceptor has revealed (in a reply). */
   private readonly promised = new Map<string, Ballot.Ballot>()
@@ -70,7 +68,6 @@ export class Checker implements Probe {
   }
 
   acceptorLoaded(acceptor: string, promised: Ballot.Ballot, accepted: ReadonlyMap<number, Command.PValue>): void {
-    this.events++
     const revealed = this.promised.get(acceptor)
     if (revealed !== undefined && Ballot.lessThan(promised, revealed)) {
       this.fail(`A1: acceptor ${acceptor} restarted with promise ${promised} below the ${revealed} it had replied with`)
@@ -84,7 +81,6 @@ export class Checker implements Probe {
   }
 
   acceptorPromised(acceptor: string, promised: Ballot.Ballot): void {
-    this.events++
     const before = this.promised.get(acceptor)
     if (before !== undefined && Ballot.lessThan(promised, before)) {
       this.fail(`A1: acceptor ${acceptor} replied with promise ${promised} after ${before}`)
@@ -93,7 +89,6 @@ export class Checker implements Probe {
   }
 
   acceptorAccepted(acceptor: string, pv: Command.PValue): void {
-    this.events++
     const k = `${bkey(pv.ballot)}|${pv.slot}`
     const value = Command.valueKey(pv.value)
     const prior = this.acceptedValue.get(k)
@@ -141,7 +136,6 @@ export class Checker implements Probe {
   private readonly orphans = new Map<string, ReadonlySet<number>>()
 
   leaderOrphans(leader: string, slots: ReadonlyArray<number>): void {
-    this.events++
     // a commander's outcome may still be queued at one tick; two ticks in a row is abandonment
     const before = this.orphans.get(leader)
     for (const s of slots) {
@@ -153,7 +147,6 @@ export class Checker implements Probe {
 
   leaderBallot(leader: string, ballot: Ballot.Ballot): void {
     this.orphans.delete(leader)
-    this.events++
     if (ballot.leader !== leader) this.fail(`L: leader ${leader} uses ballot ${ballot} of another leader`)
     const before = this.leaderBallots.get(leader)
     if (before !== undefined && !Ballot.greaterThan(ballot, before)) {
@@ -165,7 +158,6 @@ export class Checker implements Probe {
   }
 
   p2aSent(leader: string, ballot: Ballot.Ballot, slot: number, value: Command.SlotValue): void {
-    this.events++
     const k = `${bkey(ballot)}|${slot}`
     const v = Command.valueKey(value)
     const prior = this.p2aValue.get(k)
@@ -182,7 +174,6 @@ export class Checker implements Probe {
   }
 
   decided(leader: string, ballot: Ballot.Ballot, slot: number, value: Command.SlotValue): void {
-    this.events++
     const k = `${bkey(ballot)}|${slot}`
     const v = Command.valueKey(value)
     const voters = this.acceptors.get(k)
@@ -201,7 +192,6 @@ export class Checker implements Probe {
   }
 
   decisionLearned(replica: string, slot: number, value: Command.SlotValue): void {
-    this.events++
     const v = Command.valueKey(value)
     const d = this.decisions.get(slot)
     if (d !== v) this.fail(`R1: replica ${replica} learned ${v} for slot ${slot}, but the decision is ${d ?? "none"}`)
@@ -214,7 +204,6 @@ export class Checker implements Probe {
   }
 
   replicaLoaded(replica: string, slotOut: number): void {
-    this.events++
     const v = this.view(replica)
     if (slotOut > v.next)
       this.fail(`R4: replica ${replica} restarted at slot ${slotOut} beyond what it performed (${v.next})`)
@@ -223,7 +212,6 @@ export class Checker implements Probe {
   }
 
   performed(replica: string, slot: number, commands: ReadonlyArray<string>): void {
-    this.events++
     const v = this.view(replica)
     if (slot !== v.next) this.fail(`R2: replica ${replica} performed slot ${slot} when slot ${v.next} was next`)
     v.next = slot + 1
