@@ -8,6 +8,15 @@
  * acceptor that missed a P1a can still vote, B5). Every reply carries its current promise
  * and echoes the request, so the leader can route it and detect preemption.
  *
+ * Garbage collection (PROTOCOL.md §2.4): replicas report the slotOut of their last durable
+ * snapshot (`Progress`). Once `f + 1` replicas (all of them, if there are fewer) report a
+ * slot `w`, the acceptor forgets every pvalue below `w` and keeps `w` as its GC watermark.
+ * Safe because a slot below `w` is decided, and its effect is on the disks of `f + 1`
+ * replicas: with at most `f` of them lost, one survives to serve it by state transfer, and
+ * no one needs the decision itself again. The watermark is durable with the forgetting and
+ * goes out in every P1b, so a new leader skips those slots instead of reading "no pvalue"
+ * as "anything may be proposed here" (B11); a P2a below it is refused.
+ *
  * The fiber drains its whole mailbox at once, makes the batch's changes durable with one
  * append (group commit), and only then replies (B2).
  *
@@ -31,6 +40,8 @@ import * as Metrics from "./Metrics.ts"
 /** The acceptor's decisions, without I/O. Mutable: one instance per running acceptor. */
 export class AcceptorCore {
   promised: Ballot.Ballot
+  /** The GC watermark: every slot below it is forgotten. */
+  watermark: number
   readonly accepted: Map<number, Command.PValue>
   /** B5 planted bug: accept only when the ballot equals the promise. */
   private readonly strict: boolean
@@ -40,11 +51,30 @@ export class AcceptorCore {
   /** When this acceptor last accepted a P2a under its current promise. */
   private lastAccept = Number.NEGATIVE_INFINITY
 
+  /** The replicas whose progress counts, and how many must pass a slot before it is forgotten. */
+  private readonly replicas: ReadonlyArray<string>
+  private readonly holders: number
+  private readonly reported = new Map<string, number>()
+  /** B11 planted bug: forget below the watermark, but never say so nor refuse below it. */
+  private readonly silentGc: boolean
+
   constructor(
     state: Storage.AcceptorState,
-    options: { readonly strictAccept?: boolean; readonly leaseMs?: number; readonly now?: () => number } = {}
+    options: {
+      readonly strictAccept?: boolean
+      readonly leaseMs?: number
+      readonly now?: () => number
+      /** The cluster's acceptors and replicas (default: none, so nothing is ever forgotten). */
+      readonly cluster?: { readonly acceptors: ReadonlyArray<string>; readonly replicas: ReadonlyArray<string> }
+      readonly silentGc?: boolean
+    } = {}
   ) {
+    this.replicas = options.cluster?.replicas ?? []
+    const f = Math.floor(((options.cluster?.acceptors.length ?? 1) - 1) / 2)
+    this.holders = Math.max(1, Math.min(this.replicas.length, f + 1))
+    this.silentGc = options.silentGc === true
     this.promised = state.promised
+    this.watermark = state.watermark
     this.accepted = new Map(state.accepted)
     this.strict = options.strictAccept === true
     this.leaseMs = options.leaseMs ?? 0
@@ -63,11 +93,20 @@ export class AcceptorCore {
     if (Ballot.greaterThan(ballot, this.promised) && !leased) this.promised = ballot
     const accepted: Array<Command.PValue> = []
     for (const pv of this.accepted.values()) if (pv.slot >= from) accepted.push(pv)
-    return new Message.P1b({ ballot: this.promised, request: ballot, accepted })
+    return new Message.P1b(
+      this.watermark > 1 && !this.silentGc
+        ? { ballot: this.promised, request: ballot, accepted, watermark: this.watermark }
+        : { ballot: this.promised, request: ballot, accepted }
+    )
   }
 
   /** Handles a P2a; the P2b to send back and the pvalue accepted, if any. */
   p2a(msg: Message.P2a): { readonly reply: Message.P2b; readonly accepted: Command.PValue | undefined } {
+    if (msg.slot < this.watermark && !this.silentGc) {
+      // forgotten: accepting would bring the slot back, and the leader must learn it is gone
+      const reply = { ballot: this.promised, request: msg.ballot, slot: msg.slot, watermark: this.watermark }
+      return { reply: new Message.P2b(reply), accepted: undefined }
+    }
     const ok = this.strict ? Ballot.equals(msg.ballot, this.promised) : !Ballot.lessThan(msg.ballot, this.promised)
     let accepted: Command.PValue | undefined
     if (ok) {
@@ -78,11 +117,30 @@ export class AcceptorCore {
     }
     return { reply: new Message.P2b({ ballot: this.promised, request: msg.ballot, slot: msg.slot }), accepted }
   }
+
+  /**
+   * Records replica `replica`'s durable slotOut; returns the new watermark when enough
+   * replicas passed a higher one (the pvalues below it are dropped), else undefined.
+   */
+  progress(replica: string, slotOut: number): number | undefined {
+    if (!this.replicas.includes(replica)) return undefined
+    // the latest report, not the highest: a replica that lost its disk holds nothing any more
+    this.reported.set(replica, slotOut)
+    if (this.reported.size < this.holders) return undefined
+    const slots = [...this.reported.values()].sort((a, b) => b - a)
+    const w = slots[this.holders - 1]!
+    if (w <= this.watermark) return undefined
+    this.watermark = w
+    for (const slot of this.accepted.keys()) if (slot < w) this.accepted.delete(slot)
+    return w
+  }
 }
 
 export interface Status {
   readonly id: string
   readonly promised: Ballot.Ballot
+  /** Every slot below it is forgotten. */
+  readonly watermark: number
   /** Slots with an accepted pvalue. */
   readonly accepted: number
 }
@@ -96,13 +154,17 @@ export const run = Effect.fn("Acceptor.run")(function* (id: string, config: Clus
   const self = Address.acceptor(id)
   const store = yield* storage.acceptor(id)
   const loaded = yield* store.load
-  probe?.acceptorLoaded(id, loaded.promised, loaded.accepted)
+  probe?.acceptorLoaded(id, loaded.promised, loaded.accepted, loaded.watermark)
   const clock = yield* Clock.Clock
   const core = new AcceptorCore(loaded, {
     strictAccept: bugs.strictAccept,
     leaseMs: config.timeouts.leaderTimeoutMs,
-    now: () => clock.currentTimeMillisUnsafe()
+    now: () => clock.currentTimeMillisUnsafe(),
+    cluster: config,
+    silentGc: bugs.gcWithoutWatermark
   })
+  /** Per leader, the watermark this acceptor last told it in a P2b. */
+  const told = new Map<Address.Address, number>()
   const mailbox = yield* transport.listen(self)
   const promisedRound = Metrics.of(Metrics.promisedRound, id)
   yield* Metric.update(promisedRound, core.promised.round)
@@ -113,6 +175,7 @@ export const run = Effect.fn("Acceptor.run")(function* (id: string, config: Clus
     // a later P2a of the same batch may replace that slot's pvalue
     const replies: Array<readonly [Address.Address, Message.P1b | Message.P2b, Command.PValue | undefined]> = []
     const accepted: Array<Command.PValue> = []
+    let forgot: number | undefined
     for (const env of batch) {
       const msg = env.message
       if (msg._tag === "P1a") {
@@ -120,11 +183,26 @@ export const run = Effect.fn("Acceptor.run")(function* (id: string, config: Clus
       } else if (msg._tag === "P2a") {
         const r = core.p2a(msg)
         if (r.accepted !== undefined) accepted.push(r.accepted)
-        replies.push([env.from, r.reply, r.accepted])
+        let reply = r.reply
+        if (reply.watermark === undefined && core.watermark > (told.get(env.from) ?? 1) && !bugs.gcWithoutWatermark) {
+          reply = new Message.P2b({ ...reply, watermark: core.watermark })
+        }
+        if (reply.watermark !== undefined) told.set(env.from, reply.watermark)
+        replies.push([env.from, reply, r.accepted])
+      } else if (msg._tag === "Progress" && Address.role(env.from) === "replica") {
+        const w = core.progress(Address.id(env.from), msg.slotOut)
+        if (w !== undefined) {
+          forgot = w
+          probe?.acceptorForgot(id, w)
+        }
       }
     }
-    const dirty = accepted.length > 0 || !Ballot.equals(before, core.promised)
-    const record = { promised: core.promised, accepted }
+    const dirty = accepted.length > 0 || !Ballot.equals(before, core.promised) || forgot !== undefined
+    // a batch's accepts are all at or above the watermark: `p2a` refused the rest
+    const record: Storage.AcceptorRecord =
+      forgot === undefined
+        ? { promised: core.promised, accepted }
+        : { promised: core.promised, accepted: accepted.filter((pv) => pv.slot >= forgot), watermark: forgot }
     if (dirty && !bugs.replyBeforeDurable) yield* store.append(record)
     for (const [to, reply, pv] of replies) {
       if (probe !== undefined) {
@@ -146,6 +224,8 @@ export const run = Effect.fn("Acceptor.run")(function* (id: string, config: Clus
     Effect.forkScoped
   )
   return {
-    status: Effect.sync((): Status => ({ id, promised: core.promised, accepted: core.accepted.size }))
+    status: Effect.sync(
+      (): Status => ({ id, promised: core.promised, watermark: core.watermark, accepted: core.accepted.size })
+    )
   }
 })

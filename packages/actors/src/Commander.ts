@@ -50,9 +50,12 @@ export interface Options {
   }
 }
 
-/** Is `reply` an acceptance of exactly (ballot, slot)? */
+/** Is `reply` an acceptance of exactly (ballot, slot)? (Not if the acceptor forgot the slot.) */
 export const isAcceptance = (reply: Message.P2b, ballot: Ballot.Ballot, slot: number): boolean =>
-  reply.slot === slot && Ballot.equals(reply.ballot, ballot) && Ballot.equals(reply.request, ballot)
+  reply.slot === slot &&
+  Ballot.equals(reply.ballot, ballot) &&
+  Ballot.equals(reply.request, ballot) &&
+  (reply.watermark === undefined || slot >= reply.watermark)
 
 export const run = Effect.fnUntraced(function* (options: Options) {
   const transport = yield* Transport.Transport

@@ -28,7 +28,7 @@ import {
   Storage,
   Transport
 } from "@synod/core"
-import { Clock, Effect, FiberHandle, FiberSet, Metric, Queue, Random, Schedule } from "effect"
+import { Clock, Effect, Fiber, FiberHandle, FiberSet, Metric, Queue, Random, Schedule } from "effect"
 import * as Commander from "./Commander.ts"
 import { PlantedBugs } from "./internal/PlantedBugs.ts"
 import { Probe } from "./internal/Probe.ts"
@@ -77,7 +77,7 @@ export interface Status {
   readonly decided: number
   /** Its current failure-detection timeout. */
   readonly timeoutMs: number
-  /** Every replica durably has the slots below this one; the leader forgets them. */
+  /** The acceptors' GC watermark as this leader knows it: it forgets the slots below. */
   readonly watermark: number
   /** Slots it still holds proposals or decisions for. */
   readonly retained: number
@@ -104,22 +104,22 @@ export const run = Effect.fn("Leader.run")(function* (id: string, config: Cluste
   let decidedCount = 0
   let maxDecided = 0
   /**
-   * Per replica, the slotOut of its last durable snapshot. Below the minimum over all
-   * replicas (the watermark) no replica will ever need a decision again, even after a
-   * restart: the leader proposes nothing there, asks acceptors for nothing there, and
+   * The GC watermark, as the acceptors report it (in P1b and P2b, or through the active
+   * leader's heartbeats): acceptors forgot every slot below it, and enough replicas hold
+   * those slots durably that none will need their decisions again. The leader proposes
+   * nothing there (B11), asks acceptors for nothing there, stops its commanders there and
    * forgets its own proposals and decisions there. Skipping slots is always safe.
    */
-  const progress = new Map<string, number>()
   let watermark = 1
-  const advanceWatermark = () => {
-    if (progress.size < config.replicas.length) return
-    let low = Number.POSITIVE_INFINITY
-    for (const s of progress.values()) if (s < low) low = s
-    if (low <= watermark) return
-    watermark = low
+  const raiseWatermark = Effect.fnUntraced(function* (w: number) {
+    if (w <= watermark) return
+    watermark = w
     for (const slot of proposals.keys()) if (slot < watermark) proposals.delete(slot)
     for (const slot of decided.keys()) if (slot < watermark) decided.delete(slot)
-  }
+    const stale: Array<Fiber.Fiber<unknown, unknown>> = []
+    for (const c of commanders.values()) if (c.slot < watermark && c.fiber !== undefined) stale.push(c.fiber)
+    if (stale.length > 0) yield* Fiber.interruptAll(stale)
+  })
   const liveness = new Liveness(
     { initialMs: config.timeouts.leaderTimeoutMs, maxMs: config.timeouts.maxLeaderTimeoutMs },
     clock.currentTimeMillisUnsafe(),
@@ -138,7 +138,10 @@ export const run = Effect.fn("Leader.run")(function* (id: string, config: Cluste
   const scoutFiber = yield* FiberHandle.make()
   const commanderFibers = yield* FiberSet.make()
   let scout: { readonly ballot: Ballot.Ballot; readonly inbox: Queue.Queue<Message.Envelope> } | undefined
-  const commanders = new Map<string, Queue.Queue<Message.Envelope>>()
+  const commanders = new Map<
+    string,
+    { readonly inbox: Queue.Queue<Message.Envelope>; readonly slot: number; fiber?: Fiber.Fiber<unknown, unknown> }
+  >()
   const bySlot = new Map<number, Queue.Queue<Message.Envelope>>() // for the B3 planted bug only
 
   const send = (to: Address.Address, message: Message.Message) =>
@@ -149,7 +152,11 @@ export const run = Effect.fn("Leader.run")(function* (id: string, config: Cluste
     if (commanders.has(k)) return // C1: one commander per (ballot, slot)
     const inbox = yield* Queue.unbounded<Message.Envelope>()
     const spawnedAt = ballot
-    commanders.set(k, inbox)
+    const entry: { inbox: Queue.Queue<Message.Envelope>; slot: number; fiber?: Fiber.Fiber<unknown, unknown> } = {
+      inbox,
+      slot
+    }
+    commanders.set(k, entry)
     bySlot.set(slot, inbox)
     const options: Commander.Options = {
       leader: self,
@@ -174,13 +181,13 @@ export const run = Effect.fn("Leader.run")(function* (id: string, config: Cluste
           : {})
       }
     }
-    yield* FiberSet.run(
+    entry.fiber = yield* FiberSet.run(
       commanderFibers,
       Commander.run(options).pipe(
         Effect.flatMap((outcome) => Queue.offer(events, outcome)),
         Effect.ensuring(
           Effect.sync(() => {
-            commanders.delete(k)
+            if (commanders.get(k) === entry) commanders.delete(k)
             if (bySlot.get(slot) === inbox) bySlot.delete(slot)
           })
         )
@@ -233,6 +240,7 @@ export const run = Effect.fn("Leader.run")(function* (id: string, config: Cluste
   const onAdopted = Effect.fnUntraced(function* (adopted: Extract<Scout.Outcome, { _tag: "Adopted" }>) {
     if (!Ballot.equals(adopted.ballot, ballot)) return // a stale scout
     scout = undefined
+    yield* raiseWatermark(adopted.watermark)
     active = true
     yield* Metric.update(metrics.active, 1)
     liveness.success()
@@ -241,7 +249,7 @@ export const run = Effect.fn("Leader.run")(function* (id: string, config: Cluste
     } else {
       update(proposals, adopted.pvalues)
     }
-    // acceptors may still report slots below the watermark (it moved while phase 1 ran)
+    // an acceptor of the quorum may report slots another one already forgot
     for (const slot of proposals.keys()) if (slot < watermark) proposals.delete(slot)
     if (!bugs.noHoleFilling) {
       let top = maxDecided
@@ -260,14 +268,6 @@ export const run = Effect.fn("Leader.run")(function* (id: string, config: Cluste
   const onMessage = Effect.fnUntraced(function* (env: Message.Envelope) {
     const msg = env.message
     switch (msg._tag) {
-      case "Progress": {
-        const id = Address.id(env.from)
-        if (config.replicas.includes(id) && msg.slotOut > (progress.get(id) ?? 0)) {
-          progress.set(id, msg.slotOut)
-          advanceWatermark()
-        }
-        return
-      }
       case "Propose": {
         if (msg.slot < watermark) return // every replica has it durably
         const known = decided.get(msg.slot)
@@ -284,13 +284,16 @@ export const run = Effect.fn("Leader.run")(function* (id: string, config: Cluste
         return
       }
       case "P2b": {
-        const inbox = bugs.p2bBySlotOnly ? bySlot.get(msg.slot) : commanders.get(key(msg.request, msg.slot))
+        if (msg.watermark !== undefined) yield* raiseWatermark(msg.watermark)
+        if (msg.slot < watermark) return
+        const inbox = bugs.p2bBySlotOnly ? bySlot.get(msg.slot) : commanders.get(key(msg.request, msg.slot))?.inbox
         if (inbox !== undefined) Queue.offerUnsafe(inbox, env)
         return
       }
       case "Heartbeat": {
         if (env.from === self) return
         if (Ballot.greaterThan(msg.ballot, highestSeen)) highestSeen = msg.ballot
+        yield* raiseWatermark(msg.watermark)
         liveness.heartbeat(clock.currentTimeMillisUnsafe(), msg)
         // another leader is active and heard: stop competing with it (B15); the failure
         // detector decides again whether it is dead or stuck
@@ -311,7 +314,7 @@ export const run = Effect.fn("Leader.run")(function* (id: string, config: Cluste
           if (!decided.has(slot) && !commanders.has(key(ballot, slot))) orphans.push(slot)
         probe.leaderOrphans(id, orphans)
       }
-      const hb = new Message.Heartbeat({ ballot, active: true, decided: decidedCount, slot: maxDecided })
+      const hb = new Message.Heartbeat({ ballot, active: true, decided: decidedCount, slot: maxDecided, watermark })
       for (const l of config.leaders) if (l !== id) yield* send(Address.leader(l), hb)
       for (const r of config.replicas) yield* send(Address.replica(r), hb)
     } else if (scout === undefined && liveness.shouldCompete(clock.currentTimeMillisUnsafe())) {

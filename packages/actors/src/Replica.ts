@@ -12,8 +12,12 @@
  * - On a timer it resends outstanding proposals, and asks the leaders for slots it knows
  *   were decided but never learned, by proposing a no-op there (a leader that knows the
  *   decision answers with it; otherwise the no-op fills the hole, B10).
- * - Every `snapshotEvery` slots it saves state, slotOut and client table atomically (B17),
- *   and on start it resumes from the last snapshot.
+ * - Every `snapshotEvery` slots or `snapshotBytes` of commands it saves state, slotOut and
+ *   client table atomically (B17), tells the acceptors how far its durable state reaches
+ *   (their GC watermark, see Acceptor.ts), and on start it resumes from the last snapshot.
+ * - Below the GC watermark (the active leader's heartbeats say where it is) the decisions
+ *   it misses are gone: it copies a snapshot from a peer replica (`StateTransfer`), and
+ *   until then it ignores clients, who retry elsewhere.
  *
  * @since 0.1.0
  */
@@ -29,6 +33,7 @@ import {
 } from "@synod/core"
 import { Clock, Effect, Metric, Option, Queue, Result } from "effect"
 import { ClientTable } from "./ClientTable.ts"
+import * as StateTransfer from "./StateTransfer.ts"
 import { PlantedBugs } from "./internal/PlantedBugs.ts"
 import { type Probe, Probe as ProbeRef } from "./internal/Probe.ts"
 import * as Metrics from "./Metrics.ts"
@@ -48,6 +53,12 @@ export class ReplicaCore<S, C, R> {
   knownMax = 0
   /** slotOut of the last durable snapshot: this replica never needs slots below it again. */
   durable: number
+  /** The GC watermark, from the active leader's heartbeats: decisions below it are gone. */
+  watermark = 1
+  /** JSON bytes of the commands performed since the last snapshot. */
+  bytesSinceSnapshot = 0
+  /** A peer's snapshot was installed and is not durable yet. */
+  installed = false
   /** Running totals, for metrics: commands performed, slots performed, proposals resent. */
   performedCommands = 0
   performedSlots = 0
@@ -63,6 +74,7 @@ export class ReplicaCore<S, C, R> {
   private out: Array<Outbound> = []
   private readonly codecs: StateMachine.Codecs<S, C, R>
   private readonly leaders: ReadonlyArray<Address.Address>
+  private readonly acceptors: ReadonlyArray<Address.Address>
   private readonly id: string
   private readonly config: ClusterConfig.ClusterConfig
   private readonly machine: StateMachine.StateMachine<S, C, R>
@@ -70,6 +82,8 @@ export class ReplicaCore<S, C, R> {
   private readonly noClientTable: boolean
   private readonly noRecovery: boolean
   private readonly now: () => number
+  private readonly source: StateTransfer.Source
+  private readonly sink: StateTransfer.Sink
   /** When the oldest pending command arrived (for the batching linger). */
   private pendingSince = 0
   /** Set while a partial batch lingers: when it must go out at the latest. */
@@ -93,6 +107,10 @@ export class ReplicaCore<S, C, R> {
     this.machine = machine
     this.codecs = StateMachine.codecs(machine)
     this.leaders = config.leaders.map(Address.leader)
+    this.acceptors = config.acceptors.map(Address.acceptor)
+    const peers = config.replicas.filter((r) => r !== id)
+    this.source = new StateTransfer.Source(config.transferChunkBytes)
+    this.sink = new StateTransfer.Sink(peers.map(Address.replica), Math.max(0, config.replicas.indexOf(id)))
     this.probe = options.probe
     this.noClientTable = options.noClientTable === true
     this.noRecovery = options.noRecovery === true
@@ -119,7 +137,13 @@ export class ReplicaCore<S, C, R> {
     return out
   }
 
+  /** Below the GC watermark: waiting for a peer's snapshot, deaf to clients. */
+  get catchingUp(): boolean {
+    return this.slotOut < this.watermark
+  }
+
   request(command: Command.Command): void {
+    if (this.catchingUp) return
     const k = Cmd.commandKey(command)
     if (!this.noClientTable) {
       const done = this.table.lookup(command.client, command.seq)
@@ -168,13 +192,81 @@ export class ReplicaCore<S, C, R> {
 
   heartbeat(hb: Message.Heartbeat): void {
     if (hb.slot > this.knownMax) this.knownMax = hb.slot
+    if (hb.watermark > this.watermark) this.watermark = hb.watermark
     if (hb.active) this.activeLeader = Address.leader(hb.ballot.leader)
+  }
+
+  /** A peer asks for state: serve it, unless this replica is behind itself. */
+  stateRequest(from: Address.Address, request: Message.StateRequest): void {
+    if (this.catchingUp) return
+    const chunks = this.source.serve(request, {
+      slotOut: this.slotOut,
+      floor: this.watermark,
+      snapshot: () => this.snapshot(),
+      now: this.now()
+    })
+    for (const message of chunks) this.out.push({ to: from, message })
+  }
+
+  /**
+   * A chunk of a peer's snapshot. Once all arrived and verified, installs it when it is
+   * ahead; the caller must then save it (`installed`).
+   */
+  stateChunk(from: Address.Address, chunk: Message.StateChunk): string | undefined {
+    const r = this.sink.chunk(from, chunk, this.slotOut)
+    for (const o of r.send) this.out.push(o)
+    if (r.received === undefined) return undefined
+    if (r.received._tag === "Rejected") return `state transfer from ${from} rejected: ${r.received.reason}`
+    return this.install(r.received.snapshot)
+  }
+
+  /** Replaces state, slotOut and client table with a peer's snapshot that is ahead. */
+  private install(snapshot: Storage.ReplicaSnapshot): string | undefined {
+    if (snapshot.slotOut <= this.slotOut) return undefined
+    const decoded = this.codecs.decodeState(snapshot.state)
+    if (Result.isFailure(decoded)) return `state transfer: the peer's state does not decode: ${decoded.failure}`
+    this.state = decoded.success
+    this.slotOut = snapshot.slotOut
+    this.table = ClientTable.fromSnapshot(snapshot.clients)
+    this.installed = true
+    this.bytesSinceSnapshot = 0
+    this.probe?.replicaInstalled(this.id, this.slotOut)
+    for (const slot of this.decisions.keys()) if (slot < this.slotOut) this.decisions.delete(slot)
+    // what this replica proposed below the new slotOut: done, or to propose again
+    for (const [slot, batch] of this.proposals) {
+      if (slot >= this.slotOut) continue
+      this.proposals.delete(slot)
+      for (const c of batch.commands) {
+        const k = Cmd.commandKey(c)
+        this.inFlight.delete(k)
+        if (!this.table.isPerformed(c.client, c.seq)) this.pending.set(k, c)
+      }
+    }
+    for (const [k, c] of this.pending) if (this.table.isPerformed(c.client, c.seq)) this.pending.delete(k)
+    if (this.slotIn < this.slotOut) this.slotIn = this.slotOut
+    if (!this.catchingUp) this.sink.stop()
+    // decisions that arrived while catching up
+    const next = this.decisions.get(this.slotOut)
+    if (next !== undefined) {
+      this.decisions.delete(this.slotOut)
+      this.decision(this.slotOut, next)
+    } else {
+      this.propose()
+    }
+    return undefined
   }
 
   /** Timer: resend outstanding proposals, ask for decisions this replica is missing. */
   tick(): void {
-    // tell the leaders how far this replica's durable state reaches (their watermark)
-    this.toLeaders(new Message.Progress({ slotOut: this.durable }))
+    // tell the acceptors how far this replica's durable state reaches (their GC watermark)
+    const progress = new Message.Progress({ slotOut: this.durable })
+    for (const to of this.acceptors) this.out.push({ to, message: progress })
+    this.source.tick(this.now())
+    if (this.catchingUp) {
+      for (const o of this.sink.tick(this.slotOut)) this.out.push(o)
+      return
+    }
+    this.sink.stop()
     // resend to every leader: if the active one is stuck, the others learn what waits (B14)
     for (const [slot, batch] of this.proposals) {
       this.resent++
@@ -238,6 +330,7 @@ export class ReplicaCore<S, C, R> {
         let outcome:
           | { slot: number; result: null; error: string }
           | { slot: number; result: ReturnType<StateMachine.Codecs<S, C, R>["encodeResult"]> }
+        this.bytesSinceSnapshot += JSON.stringify(c.op).length
         if (Result.isFailure(decoded)) {
           outcome = { slot, result: null, error: `invalid command: ${decoded.failure}` }
         } else {
@@ -287,6 +380,10 @@ export interface Status {
   readonly clients: number
   /** Client commands waiting for a slot. */
   readonly pending: number
+  /** The GC watermark it knows of; below it, it is fetching a peer's snapshot. */
+  readonly watermark: number
+  /** slotOut of its last durable snapshot. */
+  readonly durable: number
 }
 
 /** Runs replica `id` of `machine` until the scope closes; answers its status. Requires `Transport` and `Storage`. */
@@ -338,11 +435,19 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
   const flush = Effect.fnUntraced(function* () {
     for (const o of core.drain())
       yield* transport.send(o.to, new Message.Envelope({ from: self, to: o.to, message: o.message }))
-    if (core.slotOut - lastSnapshot >= config.snapshotEvery) {
+    if (
+      core.installed ||
+      core.slotOut - lastSnapshot >= config.snapshotEvery ||
+      core.bytesSinceSnapshot >= config.snapshotBytes
+    ) {
+      if (core.installed) yield* Effect.logInfo("installed a peer's snapshot", { slot: core.slotOut })
       lastSnapshot = core.slotOut
+      core.installed = false
+      core.bytesSinceSnapshot = 0
       const snapshot = core.snapshot()
       yield* store.save(snapshot)
       core.durable = snapshot.slotOut
+      probe?.replicaSaved(id, snapshot.slotOut)
       yield* Effect.logDebug("snapshot saved", { slot: core.slotOut })
     }
   })
@@ -358,6 +463,11 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
           if (msg._tag === "Request") core.request(msg.command)
           else if (msg._tag === "Decision") core.decision(msg.slot, msg.value)
           else if (msg._tag === "Heartbeat") core.heartbeat(msg)
+          else if (msg._tag === "StateRequest") core.stateRequest(env.from, msg)
+          else if (msg._tag === "StateChunk") {
+            const failure = core.stateChunk(env.from, msg)
+            if (failure !== undefined) yield* Effect.logWarning(failure)
+          }
         }
       }
       const now = clock.currentTimeMillisUnsafe()
@@ -385,7 +495,9 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
         slotOut: core.slotOut,
         state: core.snapshot().state,
         clients: core.table.size,
-        pending: core.pending.size
+        pending: core.pending.size,
+        watermark: core.watermark,
+        durable: core.durable
       })
     )
   }

@@ -2,7 +2,7 @@
  * The scout: phase 1 for one ballot, a child fiber of its leader. It sends P1a to every
  * acceptor, resends to those that have not answered on a schedule, and merges the
  * pvalues of every promise for its ballot (per slot, highest ballot: pmax). It ends with
- * `adopted` once a majority promised, or `preempted` as soon as one acceptor reports a
+ * `adopted` once a majority promised (with the highest GC watermark they reported), or `preempted` as soon as one acceptor reports a
  * higher ballot. Replies with a lower ballot are ignored; duplicates count once (B6).
  *
  * The leader routes P1b to the scout by the ballot they echo; the scout never sees
@@ -15,7 +15,13 @@ import { Effect, Queue } from "effect"
 import * as Phase from "./internal/Phase.ts"
 
 export type Outcome =
-  | { readonly _tag: "Adopted"; readonly ballot: Ballot.Ballot; readonly pvalues: ReadonlyMap<number, Command.PValue> }
+  | {
+      readonly _tag: "Adopted"
+      readonly ballot: Ballot.Ballot
+      readonly pvalues: ReadonlyMap<number, Command.PValue>
+      /** The highest GC watermark the promising acceptors reported: nothing may be proposed below it. */
+      readonly watermark: number
+    }
   | { readonly _tag: "Preempted"; readonly ballot: Ballot.Ballot; readonly by: Ballot.Ballot }
 
 export interface Options {
@@ -42,6 +48,7 @@ export const run = Effect.fnUntraced(function* (options: Options) {
   const { ballot, leader } = options
   const tally = Quorum.make(options.acceptors)
   const pvalues = new Map<number, Command.PValue>()
+  let watermark = 1
   const message = new Message.P1a(
     options.from === undefined || options.from <= 1 ? { ballot } : { ballot, from: options.from }
   )
@@ -63,7 +70,8 @@ export const run = Effect.fnUntraced(function* (options: Options) {
         continue
       }
       mergePmax(pvalues, msg.accepted)
-      if (tally.add(from)) return { _tag: "Adopted", ballot, pvalues } satisfies Outcome
+      if (msg.watermark !== undefined && msg.watermark > watermark) watermark = msg.watermark
+      if (tally.add(from)) return { _tag: "Adopted", ballot, pvalues, watermark } satisfies Outcome
     } else if (Ballot.greaterThan(msg.ballot, ballot)) {
       return { _tag: "Preempted", ballot, by: msg.ballot } satisfies Outcome
     }

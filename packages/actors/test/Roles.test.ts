@@ -2,14 +2,24 @@ import { assert, describe, it } from "@effect/vitest"
 import { Ballot, ClusterConfig, Command, Message, type Storage } from "@synod/core"
 import { Option } from "effect"
 import * as fc from "fast-check"
-import { Acceptor, ClientTable, Commander, KeyValue, Leader, Liveness, Replica, Scout } from "@synod/actors"
+import {
+  Acceptor,
+  ClientTable,
+  Commander,
+  KeyValue,
+  Leader,
+  Liveness,
+  Replica,
+  Scout,
+  StateTransfer
+} from "@synod/actors"
 import { ballotArb, pvalueArb } from "@synod/core/testing"
 
 const b = (round: number, leader = "l1") => Ballot.make(round, leader)
 const cmd = (client: string, seq: number, op: unknown = { _tag: "Get", key: "k" }) =>
   new Command.Command({ client, seq, acked: 0, op: op as never })
 const batch = (...cs: Array<Command.Command>) => new Command.Batch({ commands: cs })
-const empty: Storage.AcceptorState = { promised: Ballot.bottom, accepted: new Map() }
+const empty: Storage.AcceptorState = { promised: Ballot.bottom, watermark: 1, accepted: new Map() }
 
 describe("acceptor rules", () => {
   it("promises only higher ballots and always answers with its promise", () => {
@@ -53,6 +63,47 @@ describe("acceptor rules", () => {
         .sort((x, y) => x - y),
       [8, 9, 10]
     )
+  })
+
+  it("forgets the slots below what f + 1 replicas hold durably, and says so in P1b and P2b (B11)", () => {
+    const cluster = { acceptors: ["a1", "a2", "a3"], replicas: ["r1", "r2", "r3"] }
+    const a = new Acceptor.AcceptorCore(empty, { cluster })
+    for (let s = 1; s <= 10; s++) a.p2a(new Message.P2a({ ballot: b(1), slot: s, value: Command.noop }))
+    assert.isUndefined(a.progress("r1", 8), "one replica is not enough (f + 1 = 2)")
+    assert.isUndefined(a.progress("leader-or-stranger", 9), "only the configured replicas count")
+    assert.strictEqual(a.progress("r2", 6), 6, "the second highest report is held by two replicas")
+    assert.strictEqual(a.watermark, 6)
+    assert.deepStrictEqual(
+      [...a.accepted.keys()].sort((x, y) => x - y),
+      [6, 7, 8, 9, 10]
+    )
+    assert.isUndefined(a.progress("r2", 5), "the watermark never goes back")
+    const p1b = a.p1a(b(2))
+    assert.strictEqual(p1b.watermark, 6)
+    assert.deepStrictEqual(
+      p1b.accepted.map((pv) => pv.slot).sort((x, y) => x - y),
+      [6, 7, 8, 9, 10]
+    )
+    // a P2a for a forgotten slot is refused, and the reply is no acceptance even at the promised ballot
+    const old = a.p2a(new Message.P2a({ ballot: b(2), slot: 3, value: Command.noop }))
+    assert.isUndefined(old.accepted)
+    assert.strictEqual(old.reply.watermark, 6)
+    assert.isFalse(Commander.isAcceptance(old.reply, b(2), 3))
+    assert.isFalse(a.accepted.has(3))
+    assert.isTrue(
+      Commander.isAcceptance(a.p2a(new Message.P2a({ ballot: b(2), slot: 6, value: Command.noop })).reply, b(2), 6)
+    )
+  })
+
+  it("restarts with its watermark and without the slots below it", () => {
+    const a = new Acceptor.AcceptorCore(
+      { promised: b(3), watermark: 5, accepted: new Map() },
+      {
+        cluster: { acceptors: ["a1"], replicas: ["r1"] }
+      }
+    )
+    assert.strictEqual(a.p1a(b(4)).watermark, 5)
+    assert.isUndefined(a.p2a(new Message.P2a({ ballot: b(4), slot: 4, value: Command.noop })).accepted)
   })
 
   it("the strict rule of the paper (the B5 planted bug) refuses a higher ballot it never promised", () => {
@@ -280,6 +331,84 @@ describe("replica slot logic", () => {
   })
 })
 
+describe("state transfer", () => {
+  const snapshotOf = (n: number) => {
+    const r = new Replica.ReplicaCore("r2", config, KeyValue.machine, Option.none())
+    for (let i = 1; i <= n; i++) r.decision(i, batch(cmd("c", i, kv(`k${i}`, "x".repeat(50)))))
+    r.drain()
+    return r
+  }
+  const chunked = ClusterConfig.make({ ...config, transferChunkBytes: 40 })
+
+  it("a replica below the watermark ignores clients, pulls a peer's snapshot in chunks and installs it", () => {
+    const peer = new Replica.ReplicaCore("r2", chunked, KeyValue.machine, Option.some(snapshotOf(20).snapshot()))
+    const behind = new Replica.ReplicaCore("r1", chunked, KeyValue.machine, Option.none())
+    behind.heartbeat(new Message.Heartbeat({ ballot: b(1), active: true, decided: 20, slot: 20, watermark: 15 }))
+    assert.isTrue(behind.catchingUp)
+    behind.request(cmd("d", 1, kv("k", "v")))
+    assert.deepStrictEqual(behind.drain(), [], "no proposal, no answer while catching up")
+    behind.tick()
+    let messages = behind.drain().filter((o) => o.message._tag === "StateRequest")
+    assert.strictEqual(messages.length, 1)
+    let rounds = 0
+    let dropped = 0
+    while (messages.length > 0 && rounds++ < 1000) {
+      const next: Array<Replica.Outbound> = []
+      for (const o of messages) {
+        if (o.message._tag === "StateRequest") {
+          peer.stateRequest("replica/r1", o.message)
+          next.push(...peer.drain())
+        } else if (o.message._tag === "StateChunk") {
+          // lose every fifth chunk: the asker must ask again for it
+          if (++dropped % 5 === 0) continue
+          assert.isAtMost(o.message.count * 40, 40 * Math.ceil(JSON.stringify(peer.snapshot()).length / 40))
+          assert.isUndefined(behind.stateChunk("replica/r2", o.message))
+          next.push(...behind.drain())
+        }
+      }
+      if (next.length === 0 && behind.catchingUp) {
+        behind.tick()
+        behind.tick()
+        next.push(...behind.drain().filter((o) => o.message._tag === "StateRequest"))
+      }
+      messages = next
+    }
+    assert.isFalse(behind.catchingUp)
+    assert.strictEqual(behind.slotOut, 21)
+    assert.isTrue(behind.installed, "the caller must save the installed snapshot")
+    assert.deepStrictEqual(behind.snapshot(), peer.snapshot())
+    behind.request(cmd("c", 3, kv("k3", "y")))
+    assert.deepStrictEqual(responses(behind.drain()), [["client/c", 3]], "the copied client table answers retries")
+  })
+
+  it("the peer serves nothing when it is not ahead", () => {
+    const peer = new Replica.ReplicaCore("r2", config, KeyValue.machine, Option.some(snapshotOf(5).snapshot()))
+    peer.stateRequest("replica/r1", new Message.StateRequest({ slotOut: 6, chunks: [] }))
+    assert.deepStrictEqual(peer.drain(), [])
+  })
+
+  it("a damaged transfer is rejected, never installed", () => {
+    const source = new StateTransfer.Source(30)
+    const state = snapshotOf(3).snapshot()
+    const sink = new StateTransfer.Sink(["replica/r2"])
+    const [ask] = sink.tick(1)
+    const own = { slotOut: state.slotOut, floor: 1, snapshot: () => state, now: 0 }
+    const chunks = source.serve(ask!.message, own)
+    let result: StateTransfer.Received | undefined
+    let pending = chunks.map((c, i) => (i === 1 ? new Message.StateChunk({ ...c, data: c.data.replace(/x/, "y") }) : c))
+    for (let round = 0; round < 100 && result === undefined; round++) {
+      const next: Array<Message.StateChunk> = []
+      for (const c of pending) {
+        const r = sink.chunk("replica/r2", c, 1)
+        if (r.received !== undefined) result = r.received
+        for (const o of r.send) next.push(...source.serve(o.message, own))
+      }
+      pending = next
+    }
+    assert.deepStrictEqual(result, { _tag: "Rejected", reason: "checksum mismatch" })
+  })
+})
+
 describe("client table", () => {
   it("remembers results until the client acknowledges them", () => {
     const t = new ClientTable.ClientTable()
@@ -299,7 +428,7 @@ describe("client table", () => {
 describe("leader liveness", () => {
   const settings = { initialMs: 100, maxMs: 800 }
   const hb = (round: number, decided: number) =>
-    new Message.Heartbeat({ ballot: b(round, "l2"), active: true, decided, slot: decided })
+    new Message.Heartbeat({ ballot: b(round, "l2"), active: true, decided, slot: decided, watermark: 1 })
 
   it("competes when the watched leader falls silent, not while it beats", () => {
     const l = new Liveness.Liveness(settings, 0, () => 0, false)

@@ -3,7 +3,7 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Address, Ballot, ClusterConfig, Command, InMemoryBus, Message, Storage, Transport } from "@synod/core"
-import { Effect, Fiber, Layer, Queue } from "effect"
+import { Effect, Exit, Fiber, Layer, Queue, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import { Client, Commander, KeyValue, Server } from "@synod/actors"
 
@@ -225,33 +225,70 @@ describe("clusters in scripted situations", () => {
   )
 
   it.live(
-    "leaders forget what every replica has durably; a new leader asks the acceptors only for the rest",
-    () =>
-      Effect.gen(function* () {
+    "acceptors forget what f + 1 replicas hold; stranded and wiped replicas catch up by state transfer; a new leader skips the forgotten slots",
+    () => {
+      const disk = new Storage.MemoryDisk()
+      return Effect.gen(function* () {
         const bus = yield* InMemoryBus.InMemoryBus
-        const config = ClusterConfig.make({ ...split, snapshotEvery: 10 })
+        const config = ClusterConfig.make({ ...split, replicas: ["r1", "r2", "r3"], snapshotEvery: 10 })
         const servers = yield* Effect.forEach(["a1", "a2", "a3", "l1", "l2", "r1", "r2"], (id) =>
           Server.run({ id, config, machine: KeyValue.machine })
         )
-        const leader = (id: string) =>
-          Effect.map(
-            Effect.forEach(servers, (s) => s.status),
-            (all) => all.find((s) => s.id === id)!.leader!
-          )
+        const startR3 = Effect.gen(function* () {
+          const scope = yield* Scope.make()
+          const handle = yield* Server.run({ id: "r3", config, machine: KeyValue.machine }).pipe(Scope.provide(scope))
+          return { scope, handle }
+        })
+        let r3 = yield* startR3
+        const status = (id: string) =>
+          id === "r3"
+            ? r3.handle.status
+            : Effect.map(
+                Effect.forEach(servers, (s) => s.status),
+                (all) => all.find((s) => s.id === id)!
+              )
+        const caughtUp = Effect.gen(function* () {
+          for (let i = 0; i < 200; i++) {
+            const [a, b] = [(yield* status("r1")).replica!, (yield* status("r3")).replica!]
+            if (a.slotOut === b.slotOut) return JSON.stringify(b.state) === JSON.stringify(a.state)
+            yield* Effect.sleep("25 millis")
+          }
+          return false
+        })
         const client = yield* Client.make(KeyValue.machine, config)
-        for (let i = 1; i <= 150; i++) yield* client.submit({ _tag: "Put", key: "k", value: `${i}` })
-        yield* Effect.sleep("100 millis") // a few progress reports
-        const l1 = yield* leader("l1")
-        assert.isAbove(l1.watermark, 100, "replicas' snapshots moved the watermark")
-        assert.isBelow(l1.retained, 60, "and the leader forgot the slots below it")
-        // fail over: l2 adopts with only the slots above its watermark
+        const put = (i: number) => client.submit({ _tag: "Put", key: `k${i % 7}`, value: `${i}` })
+        for (let i = 1; i <= 30; i++) yield* put(i)
+
+        // r3 misses several garbage collections
+        yield* bus.isolate("r3")
+        for (let i = 31; i <= 180; i++) yield* put(i)
+        yield* Effect.sleep("150 millis") // a few progress reports
+        const a1 = (yield* status("a1")).acceptor!
+        assert.isAbove(a1.watermark, 100, "r1 and r2 (f + 1 = 2) hold the slots durably: acceptors forgot them")
+        assert.isBelow(a1.accepted, 40)
+        const l1 = (yield* status("l1")).leader!
+        assert.isAbove(l1.watermark, 100, "the leader learned the watermark from the acceptors")
+        assert.isBelow(l1.retained, 60, "and forgot the slots below it")
+        yield* bus.reconnect("r3")
+        assert.isTrue(yield* caughtUp, "the stranded replica copied a peer's state")
+
+        // r3 loses its disk
+        yield* Scope.close(r3.scope, Exit.void)
+        disk.wipeReplica("r3")
+        r3 = yield* startR3
+        assert.isTrue(yield* caughtUp, "the wiped replica copied a peer's state")
+        assert.isAbove((yield* status("r3")).replica!.durable, 100, "and saved it")
+
+        // fail over: l2 adopts above the watermark, with little state
         yield* bus.isolate("l1")
-        for (let i = 151; i <= 160; i++) yield* client.submit({ _tag: "Put", key: "k", value: `${i}` })
-        const l2 = yield* leader("l2")
+        for (let i = 181; i <= 190; i++) yield* put(i)
+        const l2 = (yield* status("l2")).leader!
         assert.isTrue(l2.active)
+        assert.isAbove(l2.watermark, 100)
         assert.isBelow(l2.retained, 60)
-        assert.deepStrictEqual(yield* client.submit({ _tag: "Get", key: "k" }), { _tag: "Value", value: "160" })
-      }).pipe(Effect.provide(Storage.layerMemory()), Effect.provide(InMemoryBus.layer())),
+        assert.deepStrictEqual(yield* client.submit({ _tag: "Get", key: "k1" }), { _tag: "Value", value: "190" })
+      }).pipe(Effect.provide(Storage.layerMemory(disk)), Effect.provide(InMemoryBus.layer()))
+    },
     30_000
   )
 })

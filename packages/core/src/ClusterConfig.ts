@@ -55,8 +55,12 @@ export const ClusterConfig = Schema.Struct({
   window: Schema.Int.check(Schema.isGreaterThanOrEqualTo(1, { message: "window must be at least 1" })).pipe(
     Schema.withDecodingDefaultKey(Effect.succeed(16))
   ),
-  /** A replica saves a snapshot after performing this many slots. */
+  /** A replica saves a snapshot after performing this many slots... */
   snapshotEvery: withDefault(Positive, 1000),
+  /** ...or commands of this many bytes (of JSON), whichever comes first. */
+  snapshotBytes: withDefault(Positive, 8 * 1024 * 1024),
+  /** State transfer sends a snapshot in chunks of this many characters of JSON. */
+  transferChunkBytes: withDefault(Positive, 64 * 1024),
   batch: Batching.pipe(Schema.withDecodingDefaultKey(Effect.succeed({}))),
   timeouts: Timeouts.pipe(Schema.withDecodingDefaultKey(Effect.succeed({})))
 })

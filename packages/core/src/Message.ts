@@ -23,11 +23,16 @@ export class P1a extends Schema.TaggedClass<P1a>()("P1a", {
   from: Schema.optionalKey(Slot)
 }) {}
 
-/** Phase 1b: acceptor → leader. `ballot` is the acceptor's promise after handling the P1a it answers (`request`). */
+/**
+ * Phase 1b: acceptor → leader. `ballot` is the acceptor's promise after handling the P1a it
+ * answers (`request`). `watermark`: the acceptor's GC watermark, when above 1 — it forgot
+ * every slot below it, so "no pvalue" there means "forgotten", not "free" (B11).
+ */
 export class P1b extends Schema.TaggedClass<P1b>()("P1b", {
   ballot: Ballot,
   request: Ballot,
-  accepted: Schema.Array(PValue)
+  accepted: Schema.Array(PValue),
+  watermark: Schema.optionalKey(Slot)
 }) {}
 
 /** Phase 2a: commander → acceptors. */
@@ -37,11 +42,16 @@ export class P2a extends Schema.TaggedClass<P2a>()("P2a", {
   value: SlotValue
 }) {}
 
-/** Phase 2b: acceptor → leader. Accepted iff `ballot` equals `request`. */
+/**
+ * Phase 2b: acceptor → leader. Accepted iff `ballot` equals `request` and `slot` is not
+ * below `watermark`. `watermark` (the acceptor's GC watermark) is present when it moved
+ * since the acceptor last told this leader, or when the P2a asked for a forgotten slot.
+ */
 export class P2b extends Schema.TaggedClass<P2b>()("P2b", {
   ballot: Ballot,
   request: Ballot,
-  slot: Slot
+  slot: Slot,
+  watermark: Schema.optionalKey(Slot)
 }) {}
 
 /** Replica → leaders: please get `value` decided in `slot`. */
@@ -78,36 +88,81 @@ export class Response extends Schema.TaggedClass<Response>()("Response", {
  * Active leader → other leaders and replicas, periodically. `decided` counts the slots
  * this leader's commanders got decided, so a passive leader can tell a live-but-stuck
  * leader from a working one (B14); `slot` is the highest slot it knows decided, so a
- * replica that missed decisions notices and asks for them (B10).
+ * replica that missed decisions notices and asks for them (B10); `watermark` is the GC
+ * watermark it learned from the acceptors, so a replica below it knows it must fetch a
+ * snapshot from a peer (state transfer) and a passive leader forgets what lies below.
  */
 export class Heartbeat extends Schema.TaggedClass<Heartbeat>()("Heartbeat", {
   ballot: Ballot,
   active: Schema.Boolean,
   decided: Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)),
-  slot: Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))
+  slot: Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)),
+  watermark: Slot
 }) {}
 
 /**
- * Replica → leaders, periodically: every slot below `slotOut` is in this replica's last
+ * Replica → acceptors, periodically: every slot below `slotOut` is in this replica's last
  * durable snapshot, so it will never need those decisions again, even after a restart.
+ * Acceptors garbage-collect below the slot enough replicas reported (see Acceptor.ts).
  */
 export class Progress extends Schema.TaggedClass<Progress>()("Progress", {
   slotOut: Slot
 }) {}
 
-export const AcceptorInbound = Schema.Union([P1a, P2a])
+/** Identifies one encoded snapshot a replica serves for state transfer. */
+export const TransferId = Schema.Struct({
+  slotOut: Slot,
+  /** CRC-32 of the whole encoded snapshot. */
+  checksum: Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))
+})
+export type TransferId = typeof TransferId.Type
+
+/**
+ * Replica → peer replica: "I am at `slotOut`; send me state". Without `transfer` the peer
+ * starts a new transfer of its current state (if it is ahead) and sends the first
+ * chunks; with it, the peer resends the listed `chunks` of that transfer, if it still
+ * serves it. The asker pulls chunks a few at a time, so a large state never floods the bus.
+ */
+export class StateRequest extends Schema.TaggedClass<StateRequest>()("StateRequest", {
+  slotOut: Slot,
+  transfer: Schema.optionalKey(TransferId),
+  chunks: Schema.Array(Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)))
+}) {}
+
+/** Peer replica → replica: chunk `index` of `count` of the encoded snapshot `transfer`. */
+export class StateChunk extends Schema.TaggedClass<StateChunk>()("StateChunk", {
+  transfer: TransferId,
+  index: Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)),
+  count: Schema.Int.check(Schema.isGreaterThanOrEqualTo(1)),
+  data: Schema.String
+}) {}
+
+export const AcceptorInbound = Schema.Union([P1a, P2a, Progress])
 export type AcceptorInbound = typeof AcceptorInbound.Type
 
-export const LeaderInbound = Schema.Union([Propose, P1b, P2b, Heartbeat, Progress])
+export const LeaderInbound = Schema.Union([Propose, P1b, P2b, Heartbeat])
 export type LeaderInbound = typeof LeaderInbound.Type
 
-export const ReplicaInbound = Schema.Union([Request, Decision, Heartbeat])
+export const ReplicaInbound = Schema.Union([Request, Decision, Heartbeat, StateRequest, StateChunk])
 export type ReplicaInbound = typeof ReplicaInbound.Type
 
 export const ClientInbound = Schema.Union([Response])
 export type ClientInbound = typeof ClientInbound.Type
 
-export const Message = Schema.Union([P1a, P1b, P2a, P2b, Propose, Decision, Request, Response, Heartbeat, Progress])
+export const Message = Schema.Union([
+  P1a,
+  P1b,
+  P2a,
+  P2b,
+  Propose,
+  Decision,
+  Request,
+  Response,
+  Heartbeat,
+  Progress,
+  StateRequest,
+  StateChunk
+])
 export type Message = typeof Message.Type
 
 export class Envelope extends Schema.Class<Envelope>("@synod/core/Envelope")({

@@ -2,8 +2,10 @@
  * Storage contracts: what each role must be able to make durable, and in-memory
  * implementations for tests and the embedded cluster.
  *
- * - An acceptor appends records (a promise and/or accepted pvalues); `append` completes
- *   only when the record is durable, and only then may the acceptor reply (B2).
+ * - An acceptor appends records (a promise, accepted pvalues, a GC watermark); `append`
+ *   completes only when the record is durable, and only then may the acceptor reply (B2).
+ *   A watermark drops every pvalue below it, and is kept: a store that forgot slots always
+ *   knows which (B11).
  * - A leader stores the highest round it has used before it sends P1a with it (B1).
  * - A replica saves its state, slotOut and client table together, atomically (B17).
  *
@@ -16,7 +18,7 @@
  */
 import { Context, Effect, Layer, Option, Schema } from "effect"
 import * as Ballot from "./Ballot.ts"
-import { PValue } from "./Command.ts"
+import { PValue, Slot } from "./Command.ts"
 
 export class StorageError extends Schema.TaggedError<StorageError>()("StorageError", {
   reason: Schema.String,
@@ -26,14 +28,41 @@ export class StorageError extends Schema.TaggedError<StorageError>()("StorageErr
 /** One durable acceptor update. */
 export const AcceptorRecord = Schema.Struct({
   promised: Ballot.Ballot,
-  accepted: Schema.Array(PValue)
+  accepted: Schema.Array(PValue),
+  /** Forget every slot below this one (the GC watermark only grows). */
+  watermark: Schema.optionalKey(Slot)
 })
 export type AcceptorRecord = typeof AcceptorRecord.Type
 
-/** What an acceptor recovers: its promise and, per slot, the highest-ballot pvalue it accepted. */
+/**
+ * What an acceptor recovers: its promise, its GC watermark and, per slot from the
+ * watermark on, the highest-ballot pvalue it accepted.
+ */
 export interface AcceptorState {
   readonly promised: Ballot.Ballot
+  readonly watermark: number
   readonly accepted: ReadonlyMap<number, PValue>
+}
+
+/**
+ * Applies `record` to a mutable acceptor state: the highest promise, the highest
+ * watermark, and per slot at or above it the pvalue with the highest ballot (a later
+ * record with an equal ballot wins). Every store folds its records with this.
+ */
+export const applyRecord = (
+  state: { promised: Ballot.Ballot; watermark: number; readonly accepted: Map<number, PValue> },
+  record: AcceptorRecord
+): void => {
+  state.promised = Ballot.max(state.promised, record.promised)
+  if (record.watermark !== undefined && record.watermark > state.watermark) {
+    state.watermark = record.watermark
+    for (const slot of state.accepted.keys()) if (slot < state.watermark) state.accepted.delete(slot)
+  }
+  for (const pv of record.accepted) {
+    if (pv.slot < state.watermark) continue
+    const old = state.accepted.get(pv.slot)
+    if (old === undefined || !Ballot.lessThan(pv.ballot, old.ballot)) state.accepted.set(pv.slot, pv)
+  }
 }
 
 export interface AcceptorStore {
@@ -84,7 +113,7 @@ export class Storage extends Context.Service<
 
 /** The in-memory "disk": survives crashes of the roles that use it, not of the process. */
 export class MemoryDisk {
-  readonly acceptors = new Map<string, { promised: Ballot.Ballot; accepted: Map<number, PValue> }>()
+  readonly acceptors = new Map<string, { promised: Ballot.Ballot; watermark: number; accepted: Map<number, PValue> }>()
   readonly leaders = new Map<string, number>()
   readonly replicas = new Map<string, ReplicaSnapshot>()
 
@@ -92,6 +121,11 @@ export class MemoryDisk {
   wipe(id: string): void {
     this.acceptors.delete(id)
     this.leaders.delete(id)
+    this.replicas.delete(id)
+  }
+
+  /** Forgets a replica's snapshot (a replica that lost its disk; it recovers by state transfer). */
+  wipeReplica(id: string): void {
     this.replicas.delete(id)
   }
 }
@@ -117,17 +151,18 @@ export const makeMemory = (disk: MemoryDisk, options: MemoryOptions = {}): Stora
       Effect.sync(() => ({
         load: Effect.sync(() => {
           const d = disk.acceptors.get(id)
-          return { promised: d?.promised ?? Ballot.bottom, accepted: new Map(d?.accepted ?? []) }
+          return {
+            promised: d?.promised ?? Ballot.bottom,
+            watermark: d?.watermark ?? 1,
+            accepted: new Map(d?.accepted ?? [])
+          }
         }),
         append: (record) =>
           durably(() => {
             let d = disk.acceptors.get(id)
-            if (d === undefined) disk.acceptors.set(id, (d = { promised: Ballot.bottom, accepted: new Map() }))
-            d.promised = Ballot.max(d.promised, record.promised)
-            for (const pv of record.accepted) {
-              const old = d.accepted.get(pv.slot)
-              if (old === undefined || !Ballot.lessThan(pv.ballot, old.ballot)) d.accepted.set(pv.slot, pv)
-            }
+            if (d === undefined)
+              disk.acceptors.set(id, (d = { promised: Ballot.bottom, watermark: 1, accepted: new Map() }))
+            applyRecord(d, record)
           })
       })),
     leader: (id) =>

@@ -41,15 +41,24 @@ const slotArb = fc.integer({ min: 1, max: 2 ** 40 })
 export const pvalueArb: fc.Arbitrary<PValue> = fc
   .record({ ballot: ballotArb, slot: slotArb, value: slotValueArb })
   .map((p) => new PValue(p))
+const transferIdArb = fc.record({ slotOut: slotArb, checksum: fc.integer({ min: 0, max: 2 ** 32 - 1 }) })
 export const messageArb: fc.Arbitrary<M.Message> = fc.oneof(
   ballotArb.map((ballot) => new M.P1a({ ballot })),
   fc.tuple(ballotArb, slotArb).map(([ballot, from]) => new M.P1a({ ballot, from })),
   slotArb.map((slotOut) => new M.Progress({ slotOut })),
   fc
-    .record({ ballot: ballotArb, request: ballotArb, accepted: fc.array(pvalueArb, { maxLength: 3 }) })
+    .record(
+      { ballot: ballotArb, request: ballotArb, accepted: fc.array(pvalueArb, { maxLength: 3 }), watermark: slotArb },
+      { requiredKeys: ["ballot", "request", "accepted"] }
+    )
     .map((m) => new M.P1b(m)),
   fc.record({ ballot: ballotArb, slot: slotArb, value: slotValueArb }).map((m) => new M.P2a(m)),
-  fc.record({ ballot: ballotArb, request: ballotArb, slot: slotArb }).map((m) => new M.P2b(m)),
+  fc
+    .record(
+      { ballot: ballotArb, request: ballotArb, slot: slotArb, watermark: slotArb },
+      { requiredKeys: ["ballot", "request", "slot"] }
+    )
+    .map((m) => new M.P2b(m)),
   fc.record({ slot: slotArb, value: slotValueArb }).map((m) => new M.Propose(m)),
   fc.record({ slot: slotArb, value: slotValueArb, ballot: ballotArb }).map((m) => new M.Decision(m)),
   commandArb.map((command) => new M.Request({ command })),
@@ -60,8 +69,32 @@ export const messageArb: fc.Arbitrary<M.Message> = fc.oneof(
     )
     .map((m) => new M.Response(m)),
   fc
-    .record({ ballot: ballotArb, active: fc.boolean(), decided: fc.integer({ min: 0 }), slot: fc.integer({ min: 0 }) })
-    .map((m) => new M.Heartbeat(m))
+    .record({
+      ballot: ballotArb,
+      active: fc.boolean(),
+      decided: fc.integer({ min: 0 }),
+      slot: fc.integer({ min: 0 }),
+      watermark: slotArb
+    })
+    .map((m) => new M.Heartbeat(m)),
+  fc
+    .record(
+      {
+        slotOut: slotArb,
+        transfer: transferIdArb,
+        chunks: fc.array(fc.integer({ min: 0, max: 2 ** 20 }), { maxLength: 8 })
+      },
+      { requiredKeys: ["slotOut", "chunks"] }
+    )
+    .map((m) => new M.StateRequest(m)),
+  fc
+    .record({
+      transfer: transferIdArb,
+      index: fc.integer({ min: 0, max: 2 ** 20 }),
+      count: fc.integer({ min: 1, max: 2 ** 20 }),
+      data: fc.string({ unit: "binary", maxLength: 64 })
+    })
+    .map((m) => new M.StateChunk(m))
 )
 export const envelopeArb: fc.Arbitrary<M.Envelope> = fc
   .record({ from: addressArb, to: addressArb, message: messageArb })

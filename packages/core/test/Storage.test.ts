@@ -40,6 +40,24 @@ describe("in-memory storage", () => {
     })
   )
 
+  it.effect("an acceptor's GC watermark drops the slots below it and is kept; a replica's disk can be lost alone", () =>
+    Effect.gen(function* () {
+      const disk = new Storage.MemoryDisk()
+      const storage = Storage.makeMemory(disk)
+      const acc = yield* storage.acceptor("s1")
+      yield* acc.append({ promised: Ballot.make(1, "s1"), accepted: [pv(1, 1, "a"), pv(1, 2, "b"), pv(1, 3, "c")] })
+      yield* acc.append({ promised: Ballot.make(1, "s1"), accepted: [pv(1, 4, "d")], watermark: 3 })
+      yield* acc.append({ promised: Ballot.make(1, "s1"), accepted: [pv(2, 2, "late")], watermark: 2 })
+      const state = yield* (yield* Storage.makeMemory(disk).acceptor("s1")).load
+      assert.strictEqual(state.watermark, 3, "the watermark only grows")
+      assert.deepStrictEqual([...state.accepted.keys()].sort(), [3, 4], "nothing below it, not even a late accept")
+      yield* (yield* storage.replica("s1")).save({ slotOut: 9, state: {}, clients: [] })
+      disk.wipeReplica("s1")
+      assert.isTrue(Option.isNone(yield* (yield* storage.replica("s1")).load))
+      assert.strictEqual((yield* acc.load).watermark, 3, "the acceptor on the same node keeps its disk")
+    })
+  )
+
   it.effect("a write interrupted before its sync delay is lost, one that completed is kept", () =>
     Effect.gen(function* () {
       const disk = new Storage.MemoryDisk()

@@ -3,9 +3,11 @@
  * crash, and compaction into a checkpoint.
  *
  * Format: frames (see `Frame`), each payload the JSON of one `AcceptorRecord` encoded with
- * `Schema.toCodecJson`. The acceptor's state is the fold of the records in order: the
- * highest promise, and per slot the pvalue with the highest ballot (a later record with an
- * equal ballot wins, as in core's in-memory store).
+ * `Schema.toCodecJson`. The acceptor's state is the fold of the records in order
+ * (`Storage.applyRecord`, shared with core's in-memory store): the highest promise, the
+ * highest GC watermark, and per slot from the watermark on the pvalue with the highest
+ * ballot. Compaction therefore drops every slot the acceptor garbage-collected, and keeps
+ * the watermark that says so.
  *
  * Group commit: `append` frames its record and queues it; one writer fiber takes everything
  * queued (up to `maxBatch`), writes it with one `writeAll`, fsyncs once, applies the records
@@ -98,20 +100,15 @@ export interface Wal extends Storage.AcceptorStore {
 
 interface MutableState {
   promised: BallotT.Ballot
+  watermark: number
   readonly accepted: Map<number, Command.PValue>
 }
 
-const applyRecord = (state: MutableState, record: Storage.AcceptorRecord): void => {
-  state.promised = Ballot.max(state.promised, record.promised)
-  for (const pv of record.accepted) {
-    const old = state.accepted.get(pv.slot)
-    if (old === undefined || !Ballot.lessThan(pv.ballot, old.ballot)) state.accepted.set(pv.slot, pv)
-  }
-}
+const applyRecord = Storage.applyRecord
 
 /** The acceptor state `records` describe, in order. */
 export const fold = (records: Iterable<Storage.AcceptorRecord>): Storage.AcceptorState => {
-  const state: MutableState = { promised: Ballot.bottom, accepted: new Map() }
+  const state: MutableState = { promised: Ballot.bottom, watermark: 1, accepted: new Map() }
   for (const record of records) applyRecord(state, record)
   return state
 }
@@ -119,7 +116,8 @@ export const fold = (records: Iterable<Storage.AcceptorRecord>): Storage.Accepto
 /** One record whose fold is `state`: what compaction writes. */
 export const checkpoint = (state: Storage.AcceptorState): Storage.AcceptorRecord => ({
   promised: state.promised,
-  accepted: [...state.accepted.values()].sort((a, b) => a.slot - b.slot)
+  accepted: [...state.accepted.values()].sort((a, b) => a.slot - b.slot),
+  ...(state.watermark > 1 ? { watermark: state.watermark } : {})
 })
 
 // -----------------------------------------------------------------------------------------
@@ -218,7 +216,7 @@ export const open = Effect.fn("Wal.open")(function* (file: string, options: Opti
   if (scan.damage?._tag === "Corrupt") {
     return yield* new CorruptLog({ file, offset: scan.damage.offset, reason: scan.damage.reason })
   }
-  const state: MutableState = { promised: Ballot.bottom, accepted: new Map() }
+  const state: MutableState = { promised: Ballot.bottom, watermark: 1, accepted: new Map() }
   for (const frame of scan.frames) {
     const record = decodePayload(frame.payload)
     if (Result.isFailure(record)) return yield* new CorruptLog({ file, offset: frame.offset, reason: record.failure })
@@ -323,7 +321,11 @@ export const open = Effect.fn("Wal.open")(function* (file: string, options: Opti
   const wal: Wal = {
     file,
     recovery,
-    load: Effect.sync(() => ({ promised: state.promised, accepted: new Map(state.accepted) })),
+    load: Effect.sync(() => ({
+      promised: state.promised,
+      watermark: state.watermark,
+      accepted: new Map(state.accepted)
+    })),
     append: (record) =>
       Effect.suspend(() => {
         if (failure !== undefined) return Effect.fail(failure)

@@ -24,6 +24,8 @@ export interface PlantedBugs {
   readonly noClientTable: boolean
   /** B10: no no-op hole filling on adoption and no recovery of missing slots. */
   readonly noHoleFilling: boolean
+  /** B11: acceptors garbage-collect old slots but keep no watermark: they never report it nor refuse below it. */
+  readonly gcWithoutWatermark: boolean
 }
 
 export const none: PlantedBugs = {
@@ -35,7 +37,8 @@ export const none: PlantedBugs = {
   duplicatePreempts: false,
   updateReversed: false,
   noClientTable: false,
-  noHoleFilling: false
+  noHoleFilling: false,
+  gcWithoutWatermark: false
 }
 
 export type Name = keyof PlantedBugs

@@ -12,7 +12,14 @@ import type { Ballot, Command } from "@synod/core"
 
 export interface Probe {
   /** An acceptor started (or restarted) with this durable state. */
-  acceptorLoaded(acceptor: string, promised: Ballot.Ballot, accepted: ReadonlyMap<number, Command.PValue>): void
+  acceptorLoaded(
+    acceptor: string,
+    promised: Ballot.Ballot,
+    accepted: ReadonlyMap<number, Command.PValue>,
+    watermark: number
+  ): void
+  /** An acceptor forgets every slot below `watermark` (garbage collection). */
+  acceptorForgot(acceptor: string, watermark: number): void
   /** An acceptor is about to reply with `promised` (its state is durable). */
   acceptorPromised(acceptor: string, promised: Ballot.Ballot): void
   /** An acceptor is about to report that it accepted `pvalue` (durable). */
@@ -34,6 +41,10 @@ export interface Probe {
   performed(replica: string, slot: number, performed: ReadonlyArray<string>): void
   /** A replica (re)started from a snapshot covering the slots below `slotOut`. */
   replicaLoaded(replica: string, slotOut: number): void
+  /** A replica's snapshot covering the slots below `slotOut` is durable. */
+  replicaSaved(replica: string, slotOut: number): void
+  /** A replica installed a peer's snapshot covering the slots below `slotOut` (state transfer). */
+  replicaInstalled(replica: string, slotOut: number): void
 }
 
 export const Probe = Context.Reference<Probe | undefined>("@synod/actors/internal/Probe", {

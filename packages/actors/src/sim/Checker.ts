@@ -4,7 +4,9 @@
  * decision, every perform), and records a violation the moment an invariant breaks:
  *
  * - A1  an acceptor's promise never goes back, including across restarts (catches B2);
- *       an acceptor never forgets an accept it reported.
+ *       an acceptor never forgets an accept it reported, unless below its GC watermark.
+ * - G   an acceptor forgets slots only below a watermark that f + 1 replicas (all, if
+ *       fewer) have durably snapshotted.
  * - A4  one value per (ballot, slot) across all acceptors.
  * - A5  once a majority accepted ⟨b,s,v⟩, no acceptor accepts another value for s at a
  *       higher ballot.
@@ -17,7 +19,8 @@
  *       commander running until the slot is decided (catches B5, B6).
  * - R   replicas perform slots in order without gaps, only decided values; every
  *       performed command was submitted and none is performed twice by one replica (B9);
- *       logs are prefixes of one another (they agree slot by slot with the decisions).
+ *       logs are prefixes of one another (they agree slot by slot with the decisions); a
+ *       snapshot installed by state transfer covers only slots some replica performed.
  *
  * @since 0.1.0
  */
@@ -54,9 +57,19 @@ export class Checker implements Probe {
   readonly decisions = new Map<number, string>()
   private readonly replicas = new Map<string, ReplicaView>()
   private readonly submitted = new Set<string>()
+  /** slot → the commands the first replica to perform it performed (replicas agree, R1). */
+  private readonly performedAt = new Map<number, ReadonlyArray<string>>()
+  /** Per replica, the highest slotOut it ever had durably. */
+  private readonly durable = new Map<string, number>()
+  /** How many replicas must hold a slot durably before acceptors may forget it. */
+  private readonly holders: number
+  /** Garbage collections so far (the nemesis watches it), and snapshots installed by state transfer. */
+  gcs = 0
+  installs = 0
 
-  constructor(acceptorCount: number) {
+  constructor(acceptorCount: number, replicaCount = 1) {
     this.acceptorCount = acceptorCount
+    this.holders = Math.max(1, Math.min(replicaCount, Math.floor((acceptorCount - 1) / 2) + 1))
   }
 
   private fail(message: string): void {
@@ -67,16 +80,33 @@ export class Checker implements Probe {
     this.submitted.add(commandKey)
   }
 
-  acceptorLoaded(acceptor: string, promised: Ballot.Ballot, accepted: ReadonlyMap<number, Command.PValue>): void {
+  acceptorLoaded(
+    acceptor: string,
+    promised: Ballot.Ballot,
+    accepted: ReadonlyMap<number, Command.PValue>,
+    watermark: number
+  ): void {
     const revealed = this.promised.get(acceptor)
     if (revealed !== undefined && Ballot.lessThan(promised, revealed)) {
       this.fail(`A1: acceptor ${acceptor} restarted with promise ${promised} below the ${revealed} it had replied with`)
     }
     for (const [slot, ballot] of this.reportedAccepts.get(acceptor) ?? []) {
+      if (slot < watermark) continue // garbage-collected (G checks that was allowed)
       const kept = accepted.get(slot)
       if (kept === undefined || Ballot.lessThan(kept.ballot, ballot)) {
         this.fail(`A3: acceptor ${acceptor} restarted without the accept of slot ${slot} at ${ballot} it had reported`)
       }
+    }
+  }
+
+  acceptorForgot(acceptor: string, watermark: number): void {
+    this.gcs++
+    let holding = 0
+    for (const slotOut of this.durable.values()) if (slotOut >= watermark) holding++
+    if (holding < this.holders) {
+      this.fail(
+        `G: acceptor ${acceptor} forgot the slots below ${watermark}, but only ${holding} replicas hold them durably (${this.holders} needed)`
+      )
     }
   }
 
@@ -209,6 +239,27 @@ export class Checker implements Probe {
       this.fail(`R4: replica ${replica} restarted at slot ${slotOut} beyond what it performed (${v.next})`)
     for (const [k, s] of v.performed) if (s >= slotOut) v.performed.delete(k)
     v.next = slotOut
+    this.replicaSaved(replica, slotOut)
+  }
+
+  replicaSaved(replica: string, slotOut: number): void {
+    if (slotOut > (this.durable.get(replica) ?? 0)) this.durable.set(replica, slotOut)
+  }
+
+  replicaInstalled(replica: string, slotOut: number): void {
+    this.installs++
+    const v = this.view(replica)
+    if (slotOut <= v.next) this.fail(`R: replica ${replica} installed a snapshot at ${slotOut}, not ahead of ${v.next}`)
+    for (let s = v.next; s < slotOut; s++) {
+      const commands = this.performedAt.get(s)
+      if (commands === undefined) {
+        this.fail(`R: replica ${replica} installed a snapshot through slot ${slotOut - 1}; no replica performed ${s}`)
+        break
+      }
+      // the snapshot's state performed these: performing one again would be a duplicate
+      for (const k of commands) v.performed.set(k, s)
+    }
+    v.next = slotOut
   }
 
   performed(replica: string, slot: number, commands: ReadonlyArray<string>): void {
@@ -216,6 +267,7 @@ export class Checker implements Probe {
     if (slot !== v.next) this.fail(`R2: replica ${replica} performed slot ${slot} when slot ${v.next} was next`)
     v.next = slot + 1
     if (!this.decisions.has(slot)) this.fail(`R1: replica ${replica} performed slot ${slot}, which was never decided`)
+    if (!this.performedAt.has(slot)) this.performedAt.set(slot, commands)
     for (const k of commands) {
       if (!this.submitted.has(k)) this.fail(`R: replica ${replica} performed ${k}, which no client submitted`)
       const before = v.performed.get(k)

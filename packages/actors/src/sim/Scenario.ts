@@ -24,6 +24,8 @@ export interface Scenario {
   readonly crashes: boolean
   /** How long the nemesis acts, in simulated ms; then everything heals. */
   readonly faultMs: number
+  /** Replicas snapshot every this many slots, and acceptors garbage-collect behind them. */
+  readonly snapshotEvery: number
   readonly bugs: Partial<PlantedBugs>
 }
 
@@ -52,6 +54,7 @@ export const fromSeed = (seed: number, overrides: Partial<Omit<Scenario, "seed">
     partitions: r() < 0.7,
     crashes: r() < 0.7,
     faultMs: 1000 + Math.floor(r() * 2000),
+    snapshotEvery: [2, 4, 8][Math.floor(r() * 3)]!,
     bugs: {}
   }
   return { ...base, ...overrides }
@@ -59,5 +62,5 @@ export const fromSeed = (seed: number, overrides: Partial<Omit<Scenario, "seed">
 
 export const describe = (s: Scenario): string =>
   `seed ${s.seed}: f=${s.f} ${s.layout}, ${s.clients} clients x ${s.opsPerClient} ops on ${s.keys} keys, ` +
-  `faults for ${s.faultMs} ms: ${[s.network && "network", s.partitions && "partitions", s.crashes && "crashes"].filter(Boolean).join(", ") || "none"}` +
+  `snapshots every ${s.snapshotEvery} slots, faults for ${s.faultMs} ms: ${[s.network && "network", s.partitions && "partitions", s.crashes && "crashes"].filter(Boolean).join(", ") || "none"}` +
   (Object.keys(s.bugs).length > 0 ? `, planted: ${Object.keys(s.bugs).join(", ")}` : "")

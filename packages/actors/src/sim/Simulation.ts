@@ -42,6 +42,9 @@ export interface Report {
   readonly nonlinearizable?: ReadonlyArray<string>
   readonly operations: number
   readonly unknown: number
+  /** Acceptor garbage collections, and snapshots replicas installed from peers. */
+  readonly gcs: number
+  readonly transfers: number
 }
 
 export const failed = (r: Report): boolean => r.violations.length > 0 || r.stall !== undefined || !r.linearizable
@@ -80,7 +83,7 @@ export const configFor = (s: Scenario): ClusterConfig.ClusterConfig => {
   return ClusterConfig.make({
     ...roles,
     window: 4,
-    snapshotEvery: 8,
+    snapshotEvery: s.snapshotEvery,
     batch: { maxSize: 3 },
     timeouts: {
       retransmitMs: 40,
@@ -119,7 +122,7 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
       const trace = options.trace
       const r = prng(scenario.seed)
       const config = configFor(scenario)
-      const checker = new Checker(config.acceptors.length)
+      const checker = new Checker(config.acceptors.length, config.replicas.length)
       const bugs = { ...noBugs, ...scenario.bugs }
       const disk = new Storage.MemoryDisk()
       // disks are mostly fast and sometimes slow: replies then lag behind their requests
@@ -148,6 +151,7 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
 
       // ---- roles, each in its own scope so it can crash and restart
       const running = new Map<string, Scope.Closeable>()
+      const replicas = new Map<string, { readonly status: Effect.Effect<Replica.Status> }>()
       const roleKey = (role: Role, id: string) => `${role}/${id}`
       const start = (role: Role, id: string) =>
         Effect.gen(function* () {
@@ -158,7 +162,9 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
               ? Acceptor.run(id, config)
               : role === "leader"
                 ? Leader.run(id, config)
-                : Replica.run(id, config, KeyValue.machine)
+                : Effect.tap(Replica.run(id, config, KeyValue.machine), (handle) =>
+                    Effect.sync(() => replicas.set(id, handle))
+                  )
           yield* provideAll(eff).pipe(Scope.provide(scope), Effect.orDie)
         })
       const crash = (role: Role, id: string) =>
@@ -193,9 +199,12 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
       const nemesis = Effect.gen(function* () {
         const kinds = [
           ...(scenario.network ? ["network", "network", "calm", "replay"] : []),
-          ...(scenario.partitions ? ["partition", "cut", "isolate", "heal", "depose", "depose", "flap"] : []),
-          ...(scenario.crashes ? ["crash", "crash", "restart"] : [])
+          ...(scenario.partitions
+            ? ["partition", "cut", "isolate", "heal", "depose", "depose", "flap", "strand", "gc-depose"]
+            : []),
+          ...(scenario.crashes ? ["crash", "crash", "restart", "wipe"] : [])
         ]
+        let wipes = 0
         if (kinds.length === 0) return
         while (clock.currentTimeMillisUnsafe() < scenario.faultMs) {
           yield* Effect.sleep(20 + Math.floor(r() * 180))
@@ -275,6 +284,47 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
                   yield* bus.reconnect(second)
                 })
               )
+              break
+            }
+            case "strand": {
+              // a replica cut off long enough for several garbage collections to pass it by:
+              // when it is back, the decisions it missed are gone and it must fetch a snapshot
+              const id = pick(config.replicas)
+              const ms = 400 + Math.floor(r() * 1200)
+              note(`strand replica ${id} for ${ms} ms`)
+              yield* bus.isolate(id)
+              yield* Effect.forkScoped(Effect.andThen(Effect.sleep(ms), bus.reconnect(id)))
+              break
+            }
+            case "gc-depose": {
+              // a leader change right after a garbage collection: the new leader must learn
+              // the watermark from its quorum and skip the forgotten slots (B11)
+              const seen = checker.gcs
+              const ms = 100 + Math.floor(r() * 300)
+              yield* Effect.forkScoped(
+                Effect.gen(function* () {
+                  for (let i = 0; i < 100 && checker.gcs === seen; i++) yield* Effect.sleep(5)
+                  const leader = checker.currentLeader()
+                  if (leader === undefined || checker.gcs === seen) return
+                  note(`depose ${leader} for ${ms} ms after a garbage collection`)
+                  yield* bus.isolate(leader)
+                  yield* Effect.sleep(ms)
+                  yield* bus.reconnect(leader)
+                })
+              )
+              break
+            }
+            case "wipe": {
+              // a replica loses its disk: it restarts empty and must copy a peer's snapshot;
+              // at most f such losses, so every forgotten slot survives on some replica
+              const id = pick(config.replicas)
+              if (wipes >= scenario.f || !running.has(roleKey("replica", id))) break
+              wipes++
+              yield* crash("replica", id)
+              note(`wipe the disk of replica ${id}`)
+              disk.wipeReplica(id)
+              note(`restart replica/${id}`)
+              yield* start("replica", id)
               break
             }
             case "heal":
@@ -374,6 +424,16 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
         }
       }
       yield* Fiber.interrupt(booted)
+      if (checker.violations.length === 0 && stall === undefined) {
+        // same slots performed must mean the same state, whether performed or installed
+        const states = new Map<string, string>()
+        for (const [id, handle] of replicas) states.set(id, JSON.stringify((yield* handle.status).state))
+        if (new Set(states.values()).size > 1) {
+          checker.violations.push(
+            `R: replicas converged to different states: ${JSON.stringify(Object.fromEntries(states))}`
+          )
+        }
+      }
       const simMs = clock.currentTimeMillisUnsafe()
       for (const scope of running.values()) yield* Scope.close(scope, Exit.void)
 
@@ -391,7 +451,9 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
         linearizabilityTimedOut: lin.timedOut,
         ...(lin.failingPartition === undefined ? {} : { nonlinearizable: lin.failingPartition }),
         operations: history.length,
-        unknown: history.filter((h) => h.ret === undefined).length
+        unknown: history.filter((h) => h.ret === undefined).length,
+        gcs: checker.gcs,
+        transfers: checker.installs
       } satisfies Report
     })
   )

@@ -17,7 +17,7 @@ import * as Simulation from "./Simulation.ts"
 
 const usage = `usage: pnpm sim [--first S] [--count N] | --seed S [--trace]   [--bug NAME] [--no-reduce]
   scenario overrides (otherwise derived from the seed):
-    --f 1|2  --layout colocated|split  --clients N  --ops N  --keys N  --fault-ms N
+    --f 1|2  --layout colocated|split  --clients N  --ops N  --keys N  --fault-ms N  --snapshot-every N
     --network on|off  --partitions on|off  --crashes on|off
   planted bugs: ${bugNames.join(", ")}`
 
@@ -50,6 +50,7 @@ for (let i = 0; i < args.length; i++) {
       "ops",
       "keys",
       "fault-ms",
+      "snapshot-every",
       "network",
       "partitions",
       "crashes"
@@ -94,6 +95,7 @@ const overrides: Partial<Omit<Scenario.Scenario, "seed">> = Object.fromEntries(
     opsPerClient: positive("ops"),
     keys: positive("keys"),
     faultMs: positive("fault-ms"),
+    snapshotEvery: positive("snapshot-every"),
     network: onOff("network"),
     partitions: onOff("partitions"),
     crashes: onOff("crashes"),
@@ -104,7 +106,7 @@ const overrides: Partial<Omit<Scenario.Scenario, "seed">> = Object.fromEntries(
 /** The command that replays exactly this scenario. */
 const replayCommand = (s: Scenario.Scenario): string =>
   `pnpm sim --seed ${s.seed} --trace --f ${s.f} --layout ${s.layout} --clients ${s.clients} --ops ${s.opsPerClient} ` +
-  `--keys ${s.keys} --fault-ms ${s.faultMs} --network ${s.network ? "on" : "off"} ` +
+  `--keys ${s.keys} --fault-ms ${s.faultMs} --snapshot-every ${s.snapshotEvery} --network ${s.network ? "on" : "off"} ` +
   `--partitions ${s.partitions ? "on" : "off"} --crashes ${s.crashes ? "on" : "off"}` +
   (bug ? ` --bug ${bug}` : "")
 
@@ -126,7 +128,8 @@ const main = Effect.gen(function* () {
     const trace = flags.has("trace") ? (line: string) => process.stdout.write(`${line}\n`) : undefined
     const r = yield* Simulation.run(scenario, trace ? { trace } : {})
     process.stdout.write(
-      `steps ${r.steps}, simulated ${r.simMs} ms, ${r.operations} operations (${r.unknown} unknown outcome): ${summary(r)}\n`
+      `steps ${r.steps}, simulated ${r.simMs} ms, ${r.operations} operations (${r.unknown} unknown outcome), ` +
+        `${r.gcs} garbage collections, ${r.transfers} state transfers: ${summary(r)}\n`
     )
     return Simulation.failed(r) ? 1 : 0
   }
@@ -136,11 +139,15 @@ const main = Effect.gen(function* () {
   let violations = 0
   let stalls = 0
   let nonlin = 0
+  let gcs = 0
+  let transfers = 0
   const failures: Array<Simulation.Report> = []
   const started = Date.now()
   for (let seed = first; seed < first + count; seed++) {
     const r = yield* Simulation.run(Scenario.fromSeed(seed, overrides))
     steps += r.steps
+    gcs += r.gcs
+    transfers += r.transfers
     if (r.violations.length > 0) violations++
     else if (r.stall !== undefined) stalls++
     else if (!r.linearizable) nonlin++
@@ -171,6 +178,7 @@ const main = Effect.gen(function* () {
         `  replay: ${replayCommand(small.scenario)}\n`
     )
   }
+  process.stdout.write(`garbage collections ${gcs}, state transfers ${transfers}\n`)
   process.stdout.write(
     `seeds ${count}, steps ${steps}, violations ${violations}, stalls ${stalls}, nonlinearizable ${nonlin}\n`
   )

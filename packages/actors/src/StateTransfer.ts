@@ -1,0 +1,214 @@
+/**
+ * State transfer between replicas (PROTOCOL.md §2.4): a replica whose slotOut is below the
+ * GC watermark, or that lost its disk, can no longer learn the decisions it misses (the
+ * acceptors forgot them), so it copies a snapshot from a peer replica that is ahead.
+ *
+ * The asker (`Sink`) pulls: it names what it has, the peer (`Source`) encodes its current
+ * state, slotOut and client table once, and serves that encoding in chunks of
+ * `transferChunkBytes` characters, `PULL` at a time as the asker asks for them. The asker
+ * re-asks for chunks that do not arrive, moves to another peer when one stays silent, and
+ * installs the snapshot only when every chunk arrived and the CRC-32 of the whole encoding
+ * matches, and it decodes as a `ReplicaSnapshot`. A peer's state is a valid snapshot
+ * whether or not the peer has saved it: it reflects the decided slots below its slotOut.
+ *
+ * Both sides are plain classes without I/O; the replica feeds them messages and the clock.
+ *
+ * @since 0.1.0
+ */
+import { crc32 } from "node:zlib"
+import { type Address, Message, Storage } from "@synod/core"
+import { Result, Schema } from "effect"
+
+/** Chunks requested at a time: enough to keep the link busy, few enough never to flood it. */
+export const PULL = 8
+/** Ticks without a new chunk before the asker re-asks, and before it tries another peer. */
+const RETRY_TICKS = 1
+const SWITCH_TICKS = 5
+/** A served encoding is dropped after this long unused. */
+const IDLE_MS = 10_000
+
+const decodeSnapshot = Schema.decodeUnknownResult(Storage.ReplicaSnapshot)
+
+/** What the serving replica knows of itself. */
+export interface Own {
+  readonly slotOut: number
+  /** The lowest slotOut worth serving: the GC watermark as this replica knows it. */
+  readonly floor: number
+  /** Its current state, slotOut and client table; called only when no served encoding fits. */
+  readonly snapshot: () => Storage.ReplicaSnapshot
+  readonly now: number
+}
+
+/** The peer side: serves one encoding of its snapshot at a time. */
+export class Source {
+  private served:
+    | { readonly id: Message.TransferId; readonly chunks: ReadonlyArray<string>; usedAt: number }
+    | undefined
+  private readonly chunkChars: number
+
+  constructor(chunkChars: number) {
+    this.chunkChars = chunkChars
+  }
+
+  /** Answers `request` with chunks of `own` state. */
+  serve(request: Message.StateRequest, own: Own): Array<Message.StateChunk> {
+    const served = this.served
+    if (request.transfer !== undefined) {
+      // a transfer in progress: resend what it asks for, if this is still the one served
+      if (
+        served === undefined ||
+        served.id.slotOut !== request.transfer.slotOut ||
+        served.id.checksum !== request.transfer.checksum
+      ) {
+        return own.slotOut > request.slotOut ? this.begin(request.slotOut, own) : []
+      }
+      served.usedAt = own.now
+      return request.chunks.filter((i) => i < served.chunks.length).map((i) => this.chunk(i))
+    }
+    if (own.slotOut <= request.slotOut) return []
+    return this.begin(request.slotOut, own)
+  }
+
+  /** Drops an encoding nobody asked for in a while. */
+  tick(now: number): void {
+    if (this.served !== undefined && now - this.served.usedAt > IDLE_MS) this.served = undefined
+  }
+
+  private begin(askerAt: number, own: Own): Array<Message.StateChunk> {
+    const { slotOut, floor, now } = own
+    const served = this.served
+    // reuse the encoding another asker got, unless it is no longer ahead of this one or of the watermark
+    if (served === undefined || served.id.slotOut <= askerAt || served.id.slotOut < Math.min(floor, slotOut)) {
+      const encoded = JSON.stringify(own.snapshot())
+      const chunks: Array<string> = []
+      for (let i = 0; i < encoded.length || i === 0; i += this.chunkChars)
+        chunks.push(encoded.slice(i, i + this.chunkChars))
+      this.served = { id: { slotOut, checksum: crc32(encoded) }, chunks, usedAt: now }
+    }
+    this.served!.usedAt = now
+    const count = Math.min(PULL, this.served!.chunks.length)
+    return Array.from({ length: count }, (_, i) => this.chunk(i))
+  }
+
+  private chunk(index: number): Message.StateChunk {
+    const served = this.served!
+    return new Message.StateChunk({
+      transfer: served.id,
+      index,
+      count: served.chunks.length,
+      data: served.chunks[index]!
+    })
+  }
+}
+
+export type Received =
+  | { readonly _tag: "Snapshot"; readonly snapshot: Storage.ReplicaSnapshot }
+  | { readonly _tag: "Rejected"; readonly reason: string }
+
+/** The asker side: fetches one snapshot, from one peer at a time. */
+export class Sink {
+  private readonly peers: ReadonlyArray<Address.Address>
+  private next = 0
+  private transfer:
+    | {
+        readonly peer: Address.Address
+        id: Message.TransferId | undefined
+        chunks: Array<string | undefined>
+        received: number
+        /** Indices asked for and not yet received. */
+        readonly asked: Set<number>
+        /** Ticks since the last new chunk. */
+        idle: number
+      }
+    | undefined
+
+  constructor(peers: ReadonlyArray<Address.Address>, start = 0) {
+    this.peers = peers
+    this.next = peers.length === 0 ? 0 : start % peers.length
+  }
+
+  get active(): boolean {
+    return this.transfer !== undefined
+  }
+
+  /** Stops fetching (caught up by other means). */
+  stop(): void {
+    this.transfer = undefined
+  }
+
+  /** Timer, while behind: start, re-ask or move to another peer. What to send. */
+  tick(slotOut: number): Array<{ readonly to: Address.Address; readonly message: Message.StateRequest }> {
+    if (this.peers.length === 0) return []
+    const t = this.transfer
+    if (t !== undefined && t.idle < SWITCH_TICKS) {
+      t.idle++
+      if (t.idle <= RETRY_TICKS) return []
+      return [{ to: t.peer, message: this.ask(slotOut) }]
+    }
+    const peer = this.peers[this.next]!
+    this.next = (this.next + 1) % this.peers.length
+    this.transfer = { peer, id: undefined, chunks: [], received: 0, asked: new Set(), idle: 0 }
+    return [{ to: peer, message: new Message.StateRequest({ slotOut, chunks: [] }) }]
+  }
+
+  /**
+   * A chunk from `from`. Returns the verified snapshot once the transfer is complete, a
+   * rejection if it is complete but damaged, and otherwise what to ask for next.
+   */
+  chunk(
+    from: Address.Address,
+    chunk: Message.StateChunk,
+    slotOut: number
+  ): {
+    readonly received?: Received
+    readonly send: Array<{ readonly to: Address.Address; readonly message: Message.StateRequest }>
+  } {
+    const t = this.transfer
+    if (t === undefined || t.peer !== from) return { send: [] }
+    if (t.id === undefined || t.id.slotOut !== chunk.transfer.slotOut || t.id.checksum !== chunk.transfer.checksum) {
+      // the peer serves another encoding than the one begun: a newer one replaces it
+      if (t.id !== undefined && chunk.transfer.slotOut <= t.id.slotOut) return { send: [] }
+      t.id = chunk.transfer
+      t.chunks = new Array(chunk.count).fill(undefined)
+      t.received = 0
+      t.asked.clear()
+      for (let i = 0; i < Math.min(PULL, chunk.count); i++) t.asked.add(i)
+    }
+    if (chunk.count !== t.chunks.length || chunk.index >= t.chunks.length) return { send: [] }
+    t.asked.delete(chunk.index)
+    if (t.chunks[chunk.index] !== undefined) return { send: [] }
+    t.chunks[chunk.index] = chunk.data
+    t.received++
+    t.idle = 0
+    if (t.received === t.chunks.length) {
+      this.transfer = undefined
+      return { received: verify(t.chunks as Array<string>, t.id), send: [] }
+    }
+    return t.asked.size === 0 ? { send: [{ to: t.peer, message: this.ask(slotOut) }] } : { send: [] }
+  }
+
+  /** The next request of the current transfer: the first `PULL` chunks still missing. */
+  private ask(slotOut: number): Message.StateRequest {
+    const t = this.transfer!
+    if (t.id === undefined) return new Message.StateRequest({ slotOut, chunks: [] })
+    t.asked.clear()
+    for (let i = 0; i < t.chunks.length && t.asked.size < PULL; i++) if (t.chunks[i] === undefined) t.asked.add(i)
+    return new Message.StateRequest({ slotOut, transfer: t.id, chunks: [...t.asked] })
+  }
+}
+
+/** The snapshot the chunks spell, if its checksum matches and it decodes. */
+const verify = (chunks: ReadonlyArray<string>, id: Message.TransferId): Received => {
+  const encoded = chunks.join("")
+  if (crc32(encoded) !== id.checksum) return { _tag: "Rejected", reason: "checksum mismatch" }
+  let json: unknown
+  try {
+    json = JSON.parse(encoded)
+  } catch (e) {
+    return { _tag: "Rejected", reason: `not JSON: ${String(e)}` }
+  }
+  const decoded = decodeSnapshot(json)
+  if (Result.isFailure(decoded)) return { _tag: "Rejected", reason: `not a snapshot: ${decoded.failure.message}` }
+  if (decoded.success.slotOut !== id.slotOut) return { _tag: "Rejected", reason: "slotOut does not match the transfer" }
+  return { _tag: "Snapshot", snapshot: decoded.success }
+}
