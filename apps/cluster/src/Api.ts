@@ -117,7 +117,9 @@ export const ServerStatus = Schema.Struct({
       /** The highest ballot it promised. */
       promised: Ballot,
       /** Slots with an accepted pvalue. */
-      accepted: Schema.Int
+      accepted: Schema.Int,
+      /** Its GC watermark: it forgot every slot below (enough replicas hold them durably). */
+      watermark: Schema.Int
     })
   ),
   leader: Schema.optionalKey(

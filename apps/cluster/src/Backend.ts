@@ -38,7 +38,8 @@ export const toApi = (s: Server.Status): Api.ServerStatus => ({
     : {
         acceptor: {
           promised: { round: s.acceptor.promised.round, leader: s.acceptor.promised.leader },
-          accepted: s.acceptor.accepted
+          accepted: s.acceptor.accepted,
+          watermark: s.acceptor.watermark
         }
       }),
   ...(s.leader === undefined

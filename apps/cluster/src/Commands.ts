@@ -354,13 +354,14 @@ export const renderStatus = (rows: ReadonlyArray<Row>): string => {
     ? `active leader: ${active.id} at ballot ${ballot(active.leader!.ballot)}`
     : "active leader: none seen (an election may be under way)"
   const table = [
-    ["server", "leader", "ballot", "promised", "accepted", "slotOut", "lag", "keys", "revision"],
+    ["server", "leader", "ballot", "promised", "accepted", "gcBelow", "slotOut", "lag", "keys", "revision"],
     ...rows.map((r) => [
       r.id,
       r.leader === undefined ? "-" : r.leader.active ? "active" : "passive",
       r.leader === undefined ? "-" : ballot(r.leader.ballot),
       r.acceptor === undefined ? "-" : ballot(r.acceptor.promised),
       r.acceptor === undefined ? "-" : String(r.acceptor.accepted),
+      r.acceptor === undefined ? "-" : String(r.acceptor.watermark),
       r.replica === undefined ? "-" : String(r.replica.slotOut),
       r.lag === undefined ? "-" : String(r.lag),
       r.replica === undefined ? "-" : String(r.replica.keys),
@@ -412,7 +413,7 @@ const status = Command.make(
   })
 ).pipe(
   Command.withDescription(
-    "Per server: leader (active or not) and its ballot, acceptor promise, replica slotOut and lag"
+    "Per server: leader (active or not) and its ballot, acceptor promise and GC watermark, replica slotOut and lag"
   )
 )
 

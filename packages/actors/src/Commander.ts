@@ -86,6 +86,7 @@ export const run = Effect.fnUntraced(function* (options: Options) {
         if (bugs.duplicatePreempts) return { _tag: "Preempted", ballot, by: ballot } satisfies Outcome
         continue
       }
+      probe?.voteCounted(Address.id(leader), from, ballot, slot)
       if (tally.add(from)) {
         probe?.decided(Address.id(leader), ballot, slot, value)
         const decision = new Message.Decision({ slot, value, ballot })

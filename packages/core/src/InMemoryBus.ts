@@ -77,9 +77,10 @@ export class InMemoryBus extends Context.Service<
     reconnect(node: string): Effect.Effect<void>
     /**
      * Sends up to `count` randomly chosen recent messages again, as a reconnecting client
-     * re-sending its buffer would (needs `replayBuffer`). Answers how many were sent.
+     * re-sending its buffer would (needs `replayBuffer`); with `node`, only messages that
+     * node sent (the last `replayBuffer` of them). Answers how many were sent.
      */
-    replay(count: number): Effect.Effect<number>
+    replay(count: number, node?: string): Effect.Effect<number>
     /** Removes cuts, partitions and isolation (not loss, duplication or delay). */
     readonly heal: Effect.Effect<void>
     readonly trace: Effect.Effect<ReadonlyArray<TraceEntry>>
@@ -102,7 +103,14 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
   let groups: ReadonlyArray<ReadonlyArray<string>> = []
   const isolated = new Set<string>()
   const trace: Array<TraceEntry> = []
-  const recent: Array<readonly [string, Address.Address, string | Uint8Array]> = []
+  type Sent = readonly [string, Address.Address, string | Uint8Array]
+  const recent: Array<Sent> = []
+  const recentBy = new Map<string, Array<Sent>>()
+  /** Keeps the last `replayBuffer` messages of `list` (trimmed in bulk: sends are hot). */
+  const remember = (list: Array<Sent>, sent: Sent) => {
+    list.push(sent)
+    if (list.length > 2 * replayBuffer) list.splice(0, list.length - replayBuffer)
+  }
   const replayBuffer = options.replayBuffer ?? 0
   const recording = options.trace === true || options.onTrace !== undefined
   const stats = { sent: 0, delivered: 0, dropped: 0, duplicated: 0, undeliverable: 0, decodeErrors: 0 }
@@ -172,8 +180,11 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
     Effect.suspend(() => {
       stats.sent++
       if (replayBuffer > 0) {
-        recent.push([from, to, payload])
-        if (recent.length > replayBuffer) recent.splice(0, recent.length - replayBuffer)
+        remember(recent, [from, to, payload])
+        const node = Address.id(from as Address.Address)
+        let mine = recentBy.get(node)
+        if (mine === undefined) recentBy.set(node, (mine = []))
+        remember(mine, [from, to, payload])
       }
       if (blocked(from, to) || (faults.lossRate > 0 && rng.nextDoubleUnsafe() < faults.lossRate)) {
         stats.dropped++
@@ -226,11 +237,13 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
       Effect.sync(() => {
         isolated.delete(node)
       }),
-    replay: (count) =>
+    replay: (count, node) =>
       Effect.suspend(() => {
-        const n = Math.min(count, recent.length)
-        const picks: Array<readonly [string, Address.Address, string | Uint8Array]> = []
-        for (let i = 0; i < n; i++) picks.push(recent[Math.floor(rng.nextDoubleUnsafe() * recent.length)]!)
+        const list = node === undefined ? recent : (recentBy.get(node) ?? [])
+        const pool = list.slice(-replayBuffer)
+        const n = Math.min(count, pool.length)
+        const picks: Array<Sent> = []
+        for (let i = 0; i < n; i++) picks.push(pool[Math.floor(rng.nextDoubleUnsafe() * pool.length)]!)
         return Effect.as(
           Effect.forEach(picks, ([from, to, payload]) => schedule(from, to, payload), { discard: true }),
           n

@@ -85,6 +85,12 @@ describe("InMemoryBus faults", () => {
       const again = yield* seqs(q)
       assert.strictEqual(again.length, 5)
       for (const s of again) assert.isAbove(s, 10, "only the last 10 are remembered")
+      // replaying one node's messages: what that node sent, however much others sent since
+      yield* t.send("replica/b", env("replica/c", "replica/b", 99))
+      for (let i = 21; i <= 40; i++) yield* t.send("replica/b", env("replica/a", "replica/b", i))
+      yield* seqs(q)
+      assert.strictEqual(yield* bus.replay(3, "c"), 1)
+      assert.deepStrictEqual(yield* seqs(q), [99])
     }).pipe(withBus({ replayBuffer: 10 }))
   )
 

@@ -261,7 +261,7 @@ describe("Wal", () => {
       const file = yield* tempLog
       // a long run whose acceptor forgets everything 20 slots behind: the log must level off
       const records = range(1, 2000).map((seq) =>
-        seq % 20 === 0 ? { ...record(seq), watermark: seq - 20 > 1 ? seq - 20 : 1 } : record(seq)
+        seq % 20 === 0 ? { ...record(seq), watermark: Math.max(seq - 20, 1) } : record(seq)
       )
       const stats = yield* withWal(
         file,

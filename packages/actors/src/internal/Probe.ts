@@ -33,6 +33,8 @@ export interface Probe {
   leaderOrphans(leader: string, slots: ReadonlyArray<number>): void
   /** A commander sends P2a. */
   p2aSent(leader: string, ballot: Ballot.Ballot, slot: number, value: Command.SlotValue): void
+  /** A commander counts `acceptor`'s reply as a vote for (ballot, slot). */
+  voteCounted(leader: string, acceptor: string, ballot: Ballot.Ballot, slot: number): void
   /** A commander saw a majority and sends the decision. */
   decided(leader: string, ballot: Ballot.Ballot, slot: number, value: Command.SlotValue): void
   /** A replica learned a decision. */

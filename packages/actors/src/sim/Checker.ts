@@ -13,8 +13,9 @@
  * - C1  one value per (ballot, slot) across every P2a sent.
  * - C2  no P2a for a chosen slot at a higher ballot with another value (catches B4, B8).
  * - L   a leader's ballots are its own and strictly increase, also across restarts (B1).
- * - D   every decision sent had a real majority accepting exactly it (B3); one value per
- *       slot (R1); a replica learns only decisions that were made.
+ * - D   a commander counts a reply as a vote only if that acceptor accepted exactly its
+ *       (ballot, slot) (B3); every decision sent had a real majority accepting exactly it;
+ *       one value per slot (R1); a replica learns only decisions that were made.
  * - LIVE an active leader never abandons a slot it has a proposal for: it has a
  *       commander running until the slot is decided (catches B5, B6).
  * - R   replicas perform slots in order without gaps, only decided values; every
@@ -185,6 +186,7 @@ export class Checker implements Probe {
       )
     }
     this.leaderBallots.set(leader, ballot)
+    if (before !== undefined) this.reelections.push(leader)
   }
 
   p2aSent(leader: string, ballot: Ballot.Ballot, slot: number, value: Command.SlotValue): void {
@@ -199,6 +201,14 @@ export class Checker implements Probe {
     if (chosen !== undefined && Ballot.greaterThan(ballot, chosen.ballot) && chosen.value !== v) {
       this.fail(
         `C2: leader ${leader} sent P2a ${v} for slot ${slot} at ${ballot}, but ${chosen.value} was chosen at ${chosen.ballot}`
+      )
+    }
+  }
+
+  voteCounted(leader: string, acceptor: string, ballot: Ballot.Ballot, slot: number): void {
+    if (this.acceptors.get(`${bkey(ballot)}|${slot}`)?.has(acceptor) !== true) {
+      this.fail(
+        `D: leader ${leader} counted ${acceptor} as voting for slot ${slot} at ${ballot}, which it never accepted`
       )
     }
   }
@@ -275,6 +285,9 @@ export class Checker implements Probe {
       v.performed.set(k, slot)
     }
   }
+
+  /** Leaders that started a ballot after an earlier one of their own, in order (the nemesis watches it). */
+  readonly reelections: Array<string> = []
 
   /** The leader that started the highest ballot so far: presumably the active one. */
   currentLeader(): string | undefined {

@@ -200,7 +200,7 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
         const kinds = [
           ...(scenario.network ? ["network", "network", "calm", "replay"] : []),
           ...(scenario.partitions
-            ? ["partition", "cut", "isolate", "heal", "depose", "depose", "flap", "strand", "gc-depose"]
+            ? ["partition", "cut", "isolate", "heal", "depose", "depose", "flap", "strand", "gc-depose", "echo"]
             : []),
           ...(scenario.crashes ? ["crash", "crash", "restart", "wipe"] : [])
         ]
@@ -294,6 +294,23 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
               note(`strand replica ${id} for ${ms} ms`)
               yield* bus.isolate(id)
               yield* Effect.forkScoped(Effect.andThen(Effect.sleep(ms), bus.reconnect(id)))
+              break
+            }
+            case "echo": {
+              // the next time a leader starts a ballot after one of its own, its old
+              // messages come back as it takes over (a reconnect flushing a send buffer):
+              // rejections of its old P2as must not count for its new commanders (B3)
+              const seen = checker.reelections.length
+              yield* Effect.forkScoped(
+                Effect.gen(function* () {
+                  for (let i = 0; i < 500 && checker.reelections.length === seen; i++) yield* Effect.sleep(2)
+                  const leader = checker.reelections[seen]
+                  if (leader === undefined) return
+                  yield* Effect.sleep(Math.floor(r() * 8))
+                  note(`echo: replay old messages of ${leader}`)
+                  yield* bus.replay(300, leader)
+                })
+              )
               break
             }
             case "gc-depose": {
