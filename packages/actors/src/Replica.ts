@@ -243,6 +243,8 @@ export class ReplicaCore<S, C, R> {
       }
     }
     for (const [k, c] of this.pending) if (this.table.isPerformed(c.client, c.seq)) this.pending.delete(k)
+    // commands the snapshot performed are answered from the table when their clients retry
+    for (const k of this.local) if (!this.pending.has(k) && !this.inFlight.has(k)) this.local.delete(k)
     if (this.slotIn < this.slotOut) this.slotIn = this.slotOut
     if (!this.catchingUp) this.sink.stop()
     // decisions that arrived while catching up
