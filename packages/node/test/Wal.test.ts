@@ -126,35 +126,38 @@ describe("Wal", () => {
     })
   )
 
-  it.effect("crash at every byte of an append: recovery keeps exactly the complete frames and persists the cut", () =>
-    Effect.gen(function* () {
-      const fs = yield* FileSystem.FileSystem
-      const path = yield* Path.Path
-      const source = yield* tempLog
-      const records = range(1, 6).map((seq) => record(seq))
-      const { bytes, boundaries } = yield* writeLog(source, records)
-      const lastFrame = boundaries[records.length - 1]!
-      // Every offset inside the last frame (header and payload), plus every frame boundary.
-      const cuts = [...new Set([...boundaries, ...range(lastFrame, bytes.length)])].sort((a, b) => a - b)
-      const dir = path.dirname(source)
-      for (const cut of cuts) {
-        const file = path.join(dir, `cut-${cut}`)
-        yield* fs.writeFile(file, bytes.subarray(0, cut))
-        const complete = boundaries.filter((b) => b <= cut).length - 1
-        const boundary = boundaries[complete]!
-        const { state, wal } = yield* stateOf(file)
-        assertState(state, Wal.fold(records.slice(0, complete)), `cut at ${cut}`)
-        assert.strictEqual(wal.recovery.records, complete, `cut at ${cut}`)
-        assert.strictEqual(wal.recovery.truncatedBytes, cut - boundary, `cut at ${cut}`)
-        assert.strictEqual((yield* fs.stat(file)).size, BigInt(boundary), `cut at ${cut}: truncation persisted`)
-        // Recovery is idempotent, and appends after it land on a clean boundary.
-        const again = yield* withWal(file, (w) => Effect.as(w.append(record(7)), w.recovery))
-        assert.strictEqual(again.truncatedBytes, 0)
-        const after = yield* stateOf(file)
-        assertState(after.state, Wal.fold([...records.slice(0, complete), record(7)]), `cut at ${cut}, then append`)
-        yield* fs.remove(file)
-      }
-    }).pipe(Effect.provide(NodeLayer))
+  it.effect(
+    "crash at every byte of an append: recovery keeps exactly the complete frames and persists the cut",
+    () =>
+      Effect.gen(function* () {
+        const fs = yield* FileSystem.FileSystem
+        const path = yield* Path.Path
+        const source = yield* tempLog
+        const records = range(1, 6).map((seq) => record(seq))
+        const { bytes, boundaries } = yield* writeLog(source, records)
+        const lastFrame = boundaries[records.length - 1]!
+        // Every offset inside the last frame (header and payload), plus every frame boundary.
+        const cuts = [...new Set([...boundaries, ...range(lastFrame, bytes.length)])].sort((a, b) => a - b)
+        const dir = path.dirname(source)
+        for (const cut of cuts) {
+          const file = path.join(dir, `cut-${cut}`)
+          yield* fs.writeFile(file, bytes.subarray(0, cut))
+          const complete = boundaries.filter((b) => b <= cut).length - 1
+          const boundary = boundaries[complete]!
+          const { state, wal } = yield* stateOf(file)
+          assertState(state, Wal.fold(records.slice(0, complete)), `cut at ${cut}`)
+          assert.strictEqual(wal.recovery.records, complete, `cut at ${cut}`)
+          assert.strictEqual(wal.recovery.truncatedBytes, cut - boundary, `cut at ${cut}`)
+          assert.strictEqual((yield* fs.stat(file)).size, BigInt(boundary), `cut at ${cut}: truncation persisted`)
+          // Recovery is idempotent, and appends after it land on a clean boundary.
+          const again = yield* withWal(file, (w) => Effect.as(w.append(record(7)), w.recovery))
+          assert.strictEqual(again.truncatedBytes, 0)
+          const after = yield* stateOf(file)
+          assertState(after.state, Wal.fold([...records.slice(0, complete), record(7)]), `cut at ${cut}, then append`)
+          yield* fs.remove(file)
+        }
+      }).pipe(Effect.provide(NodeLayer)),
+    30_000
   )
 
   it.effect("a damaged middle frame (payload, checksum or length) stops recovery with CorruptLog", () =>
@@ -255,36 +258,39 @@ describe("Wal", () => {
     }).pipe(Effect.provide(NodeLayer))
   )
 
-  it.effect("a GC watermark drops the slots below it, survives a reopen, and compaction keeps the log small", () =>
-    Effect.gen(function* () {
-      const fs = yield* FileSystem.FileSystem
-      const file = yield* tempLog
-      // a long run whose acceptor forgets everything 20 slots behind: the log must level off
-      const records = range(1, 2000).map((seq) =>
-        seq % 20 === 0 ? { ...record(seq), watermark: Math.max(seq - 20, 1) } : record(seq)
-      )
-      const stats = yield* withWal(
-        file,
-        (wal) =>
-          Effect.gen(function* () {
-            for (const r of records) yield* wal.append(r)
-            return yield* wal.stats
-          }),
-        { compactBytes: 16 * 1024 }
-      )
-      assert.isAtLeast(stats.compactions, 10)
-      const { state } = yield* stateOf(file)
-      assert.strictEqual(state.watermark, 1980)
-      assert.deepStrictEqual(
-        [...state.accepted.keys()].sort((a, b) => a - b),
-        range(1980, 2000)
-      )
-      assertState(state, Wal.fold(records))
-      assert.isAtMost(Number((yield* fs.stat(file)).size), 16 * 1024 + 4 * 1024)
-      // a late pvalue below the watermark (a stale P2a's record) is not brought back
-      yield* withWal(file, (wal) => wal.append(record(2001, 5)))
-      assert.isFalse((yield* stateOf(file)).state.accepted.has(5))
-    }).pipe(Effect.provide(NodeLayer))
+  it.effect(
+    "a GC watermark drops the slots below it, survives a reopen, and compaction keeps the log small",
+    () =>
+      Effect.gen(function* () {
+        const fs = yield* FileSystem.FileSystem
+        const file = yield* tempLog
+        // a long run whose acceptor forgets everything 20 slots behind: the log must level off
+        const records = range(1, 800).map((seq) =>
+          seq % 20 === 0 ? { ...record(seq), watermark: Math.max(seq - 20, 1) } : record(seq)
+        )
+        const stats = yield* withWal(
+          file,
+          (wal) =>
+            Effect.gen(function* () {
+              for (const r of records) yield* wal.append(r)
+              return yield* wal.stats
+            }),
+          { compactBytes: 8 * 1024 }
+        )
+        assert.isAtLeast(stats.compactions, 10)
+        const { state } = yield* stateOf(file)
+        assert.strictEqual(state.watermark, 780)
+        assert.deepStrictEqual(
+          [...state.accepted.keys()].sort((a, b) => a - b),
+          range(780, 800)
+        )
+        assertState(state, Wal.fold(records))
+        assert.isAtMost(Number((yield* fs.stat(file)).size), 8 * 1024 + 4 * 1024)
+        // a late pvalue below the watermark (a stale P2a's record) is not brought back
+        yield* withWal(file, (wal) => wal.append(record(801, 5)))
+        assert.isFalse((yield* stateOf(file)).state.accepted.has(5))
+      }).pipe(Effect.provide(NodeLayer)),
+    30_000
   )
 
   it.effect("appends that arrive during a compaction wait for it and are not lost", () =>
