@@ -277,7 +277,12 @@ describe("clusters in scripted situations", () => {
         disk.wipeReplica("r3")
         r3 = yield* startR3
         assert.isTrue(yield* caughtUp, "the wiped replica copied a peer's state")
-        assert.isAbove((yield* status("r3")).replica!.durable, 100, "and saved it")
+        let durable = 0
+        for (let i = 0; i < 100 && durable <= 100; i++) {
+          durable = (yield* status("r3")).replica!.durable
+          if (durable <= 100) yield* Effect.sleep("20 millis")
+        }
+        assert.isAbove(durable, 100, "and saved it")
 
         // fail over: l2 adopts above the watermark, with little state
         yield* bus.isolate("l1")

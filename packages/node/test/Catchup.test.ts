@@ -58,7 +58,14 @@ describe("garbage collection and state transfer on files", () => {
           if (!caughtUp) yield* Effect.sleep("25 millis")
         }
         assert.isTrue(caughtUp, "s3 copied a peer's state and applies new commands")
-        assert.isTrue(yield* fs.exists(path.join(dataDir, "replica-s3", "snapshot")), "and saved it")
+        // the copy is saved right after it is installed
+        let durable = 0
+        for (let i = 0; i < 100 && durable <= 150; i++) {
+          durable = (yield* s3.status).replica!.durable
+          if (durable <= 150) yield* Effect.sleep("20 millis")
+        }
+        assert.isAbove(durable, 150, "and saved it")
+        assert.isTrue(yield* fs.exists(path.join(dataDir, "replica-s3", "snapshot")))
         yield* Scope.close(cluster.scope, Exit.void)
       }).pipe(Effect.provide(InMemoryBus.layer()), Effect.provide(NodeLayer), Effect.scoped),
     60_000
