@@ -38,7 +38,12 @@ describe("garbage collection and state transfer on files", () => {
         let cluster = yield* startCluster(dataDir)
         const client = yield* Client.make(KeyValue.machine, config, { id: "c1" })
         for (let i = 1; i <= 200; i++) yield* client.submit({ _tag: "Put", key: `k${i % 5}`, value: `${i}` })
-        yield* Effect.sleep("300 millis") // progress reports reach the acceptors
+        // progress reports reach the acceptors on a timer
+        const forgot = (s: Server.Status) => s.acceptor!.watermark > 150 && s.acceptor!.accepted < 60
+        for (let i = 0; i < 100; i++) {
+          if ((yield* Effect.forEach(cluster.servers, (s) => s.status)).every(forgot)) break
+          yield* Effect.sleep("50 millis")
+        }
         const before = yield* Effect.forEach(cluster.servers, (s) => s.status)
         for (const s of before) {
           assert.isAbove(s.acceptor!.watermark, 150, `${s.id} garbage-collected`)
