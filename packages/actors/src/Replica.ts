@@ -454,6 +454,7 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
     }
   })
 
+  let behind = false
   const loop = Effect.gen(function* () {
     for (;;) {
       const wake = Math.min(nextTick, core.wakeAt() ?? nextTick)
@@ -470,6 +471,15 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
             const failure = core.stateChunk(env.from, msg)
             if (failure !== undefined) yield* Effect.logWarning(failure)
           }
+        }
+      }
+      if (core.catchingUp !== behind) {
+        behind = core.catchingUp
+        if (behind) {
+          yield* Effect.logInfo("behind the GC watermark: copying a peer's snapshot", {
+            slot: core.slotOut,
+            watermark: core.watermark
+          })
         }
       }
       const now = clock.currentTimeMillisUnsafe()
