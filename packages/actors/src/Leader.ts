@@ -12,6 +12,9 @@
  *   Adopted/Preempted reports that do not match its current ballot are ignored (B4).
  * - A proposal for a slot it has seen decided is answered with the decision: that is how
  *   a replica that missed a decision recovers it.
+ * - Below the acceptors' GC watermark (learned from P1b, P2b and the active leader's
+ *   heartbeats) it proposes nothing and remembers nothing: those slots are decided and
+ *   enough replicas hold them durably (B11).
  *
  * P1b and P2b arrive on the leader's own address and are routed in-process to the child
  * whose ballot (and slot) they echo.
