@@ -2,8 +2,9 @@
  * Crash test with real processes: three synod server processes over a nats-server the
  * test starts, each with its own data directory. Clients advance counters by
  * compare-and-set while the test SIGKILLs servers at random moments (the first leader
- * first) and restarts them from their data directories. Afterwards every acknowledged
- * command is in every replica's state exactly once, and the replicas are identical.
+ * first) and restarts them from their data directories, once after deleting the victim's
+ * replica directory (a lost disk). Afterwards every acknowledged command is in every
+ * replica's state exactly once, and the replicas are identical.
  */
 import { type ChildProcess, spawn } from "node:child_process"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
@@ -126,6 +127,8 @@ describe("real server processes killed under load", () => {
             yield* Effect.sleep(`${200 + Math.floor(Math.random() * 400)} millis`)
             const victim = k === 0 ? nodes[0]! : nodes[Math.floor(Math.random() * nodes.length)]!
             yield* victim.kill
+            // once, the victim also loses its replica's disk: it must copy a peer's state
+            if (k === 2) rmSync(join(dir, victim.id, `replica-${victim.id}`), { recursive: true, force: true })
             yield* Effect.sleep(`${100 + Math.floor(Math.random() * 400)} millis`)
             yield* victim.start
           }
