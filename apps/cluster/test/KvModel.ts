@@ -14,7 +14,7 @@
  * A list is checked as one read per key of the history (listed or absent), each at the
  * list's interval: its per-key values are checked, not that it was one atomic snapshot.
  */
-import type { Model, Operation } from "@synod/actors/sim/Linearizability"
+import { type Model, partitionByKey } from "@synod/actors/sim/Linearizability"
 
 export type Input =
   | { readonly _tag: "Get"; readonly key: string }
@@ -107,15 +107,7 @@ export const KvModel: Model<State, Input, Output> = {
   init: absent,
   step,
   key: (s) => `${s.version ?? "?"}${s.value === null ? "-" : `=${s.value}`}`,
-  partition: (ops) => {
-    const byKey = new Map<string, Array<Operation<Input, Output>>>()
-    for (const op of ops) {
-      const part = byKey.get(op.input.key)
-      if (part === undefined) byKey.set(op.input.key, [op])
-      else part.push(op)
-    }
-    return [...byKey.values()]
-  },
+  partition: partitionByKey,
   readOnly: (input, output) => {
     switch (input._tag) {
       case "Get":

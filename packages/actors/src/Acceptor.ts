@@ -55,6 +55,8 @@ export class AcceptorCore {
   private readonly replicas: ReadonlyArray<string>
   private readonly holders: number
   private readonly reported = new Map<string, number>()
+  /** Per leader, the watermark this acceptor last told it in a P2b. */
+  private readonly told = new Map<Address.Address, number>()
   /** B11 planted bug: forget below the watermark, but never say so nor refuse below it. */
   private readonly silentGc: boolean
 
@@ -100,10 +102,17 @@ export class AcceptorCore {
     )
   }
 
-  /** Handles a P2a; the P2b to send back and the pvalue accepted, if any. */
-  p2a(msg: Message.P2a): { readonly reply: Message.P2b; readonly accepted: Command.PValue | undefined } {
+  /**
+   * Handles a P2a from leader `from`; the P2b to send back and the pvalue accepted, if any.
+   * The reply carries the watermark when it moved since this acceptor last told `from`.
+   */
+  p2a(
+    msg: Message.P2a,
+    from?: Address.Address
+  ): { readonly reply: Message.P2b; readonly accepted: Command.PValue | undefined } {
     if (msg.slot < this.watermark && !this.silentGc) {
       // forgotten: accepting would bring the slot back, and the leader must learn it is gone
+      if (from !== undefined) this.told.set(from, this.watermark)
       const reply = { ballot: this.promised, request: msg.ballot, slot: msg.slot, watermark: this.watermark }
       return { reply: new Message.P2b(reply), accepted: undefined }
     }
@@ -115,7 +124,10 @@ export class AcceptorCore {
       accepted = new Cmd.PValue({ ballot: msg.ballot, slot: msg.slot, value: msg.value })
       this.accepted.set(msg.slot, accepted)
     }
-    return { reply: new Message.P2b({ ballot: this.promised, request: msg.ballot, slot: msg.slot }), accepted }
+    const reply = { ballot: this.promised, request: msg.ballot, slot: msg.slot }
+    const tell = from !== undefined && !this.silentGc && this.watermark > (this.told.get(from) ?? 1)
+    if (tell) this.told.set(from, this.watermark)
+    return { reply: new Message.P2b(tell ? { ...reply, watermark: this.watermark } : reply), accepted }
   }
 
   /**
@@ -163,8 +175,6 @@ export const run = Effect.fn("Acceptor.run")(function* (id: string, config: Clus
     cluster: config,
     silentGc: bugs.gcWithoutWatermark
   })
-  /** Per leader, the watermark this acceptor last told it in a P2b. */
-  const told = new Map<Address.Address, number>()
   const mailbox = yield* transport.listen(self)
   const promisedRound = Metrics.of(Metrics.promisedRound, id)
   yield* Metric.update(promisedRound, core.promised.round)
@@ -181,14 +191,9 @@ export const run = Effect.fn("Acceptor.run")(function* (id: string, config: Clus
       if (msg._tag === "P1a") {
         replies.push([env.from, core.p1a(msg.ballot, msg.from), undefined])
       } else if (msg._tag === "P2a") {
-        const r = core.p2a(msg)
+        const r = core.p2a(msg, env.from)
         if (r.accepted !== undefined) accepted.push(r.accepted)
-        let reply = r.reply
-        if (reply.watermark === undefined && core.watermark > (told.get(env.from) ?? 1) && !bugs.gcWithoutWatermark) {
-          reply = new Message.P2b({ ...reply, watermark: core.watermark })
-        }
-        if (reply.watermark !== undefined) told.set(env.from, reply.watermark)
-        replies.push([env.from, reply, r.accepted])
+        replies.push([env.from, r.reply, r.accepted])
       } else if (msg._tag === "Progress" && Address.role(env.from) === "replica") {
         const w = core.progress(Address.id(env.from), msg.slotOut)
         if (w !== undefined) {
@@ -198,11 +203,11 @@ export const run = Effect.fn("Acceptor.run")(function* (id: string, config: Clus
       }
     }
     const dirty = accepted.length > 0 || !Ballot.equals(before, core.promised) || forgot !== undefined
-    // a batch's accepts are all at or above the watermark: `p2a` refused the rest
+    // the store drops what the watermark covers, accepts of this very batch included
     const record: Storage.AcceptorRecord =
       forgot === undefined
         ? { promised: core.promised, accepted }
-        : { promised: core.promised, accepted: accepted.filter((pv) => pv.slot >= forgot), watermark: forgot }
+        : { promised: core.promised, accepted, watermark: forgot }
     if (dirty && !bugs.replyBeforeDurable) yield* store.append(record)
     for (const [to, reply, pv] of replies) {
       if (probe !== undefined) {

@@ -44,15 +44,19 @@ export interface AcceptorState {
   readonly accepted: ReadonlyMap<number, PValue>
 }
 
+/** An acceptor state a store updates in place. */
+export interface MutableAcceptorState {
+  promised: Ballot.Ballot
+  watermark: number
+  readonly accepted: Map<number, PValue>
+}
+
 /**
  * Applies `record` to a mutable acceptor state: the highest promise, the highest
  * watermark, and per slot at or above it the pvalue with the highest ballot (a later
  * record with an equal ballot wins). Every store folds its records with this.
  */
-export const applyRecord = (
-  state: { promised: Ballot.Ballot; watermark: number; readonly accepted: Map<number, PValue> },
-  record: AcceptorRecord
-): void => {
+export const applyRecord = (state: MutableAcceptorState, record: AcceptorRecord): void => {
   state.promised = Ballot.max(state.promised, record.promised)
   if (record.watermark !== undefined && record.watermark > state.watermark) {
     state.watermark = record.watermark
@@ -113,7 +117,7 @@ export class Storage extends Context.Service<
 
 /** The in-memory "disk": survives crashes of the roles that use it, not of the process. */
 export class MemoryDisk {
-  readonly acceptors = new Map<string, { promised: Ballot.Ballot; watermark: number; accepted: Map<number, PValue> }>()
+  readonly acceptors = new Map<string, MutableAcceptorState>()
   readonly leaders = new Map<string, number>()
   readonly replicas = new Map<string, ReplicaSnapshot>()
 

@@ -34,7 +34,7 @@
  *
  * @since 0.1.0
  */
-import { type Ballot as BallotT, Ballot, type Command, Storage } from "@synod/core"
+import { Ballot, Storage } from "@synod/core"
 import { Deferred, Effect, Exit, FileSystem, Metric, Path, Queue, Result, Schema, Scope } from "effect"
 import type { PlatformError } from "effect/PlatformError"
 import * as AtomicFile from "./AtomicFile.ts"
@@ -98,18 +98,10 @@ export interface Wal extends Storage.AcceptorStore {
 // -----------------------------------------------------------------------------------------
 // State
 
-interface MutableState {
-  promised: BallotT.Ballot
-  watermark: number
-  readonly accepted: Map<number, Command.PValue>
-}
-
-const applyRecord = Storage.applyRecord
-
 /** The acceptor state `records` describe, in order. */
 export const fold = (records: Iterable<Storage.AcceptorRecord>): Storage.AcceptorState => {
-  const state: MutableState = { promised: Ballot.bottom, watermark: 1, accepted: new Map() }
-  for (const record of records) applyRecord(state, record)
+  const state: Storage.MutableAcceptorState = { promised: Ballot.bottom, watermark: 1, accepted: new Map() }
+  for (const record of records) Storage.applyRecord(state, record)
   return state
 }
 
@@ -216,11 +208,11 @@ export const open = Effect.fn("Wal.open")(function* (file: string, options: Opti
   if (scan.damage?._tag === "Corrupt") {
     return yield* new CorruptLog({ file, offset: scan.damage.offset, reason: scan.damage.reason })
   }
-  const state: MutableState = { promised: Ballot.bottom, watermark: 1, accepted: new Map() }
+  const state: Storage.MutableAcceptorState = { promised: Ballot.bottom, watermark: 1, accepted: new Map() }
   for (const frame of scan.frames) {
     const record = decodePayload(frame.payload)
     if (Result.isFailure(record)) return yield* new CorruptLog({ file, offset: frame.offset, reason: record.failure })
-    applyRecord(state, record.success)
+    Storage.applyRecord(state, record.success)
   }
   if (scan.damage !== undefined) {
     // Cut only once the whole valid prefix decoded, and make the cut durable before any
@@ -292,7 +284,7 @@ export const open = Effect.fn("Wal.open")(function* (file: string, options: Opti
           size += bytes.length
           syncs++
           appends += batch.length
-          for (const p of batch) applyRecord(state, p.record)
+          for (const p of batch) Storage.applyRecord(state, p.record)
           for (const p of batch) Deferred.doneUnsafe(p.done, Exit.void)
           if (size > compactBytes && size >= 2 * lastCheckpoint) yield* compact
           return

@@ -7,7 +7,7 @@
  *
  * @since 0.1.0
  */
-import type { Model, Operation } from "./Linearizability.ts"
+import { type Model, partitionByKey } from "./Linearizability.ts"
 
 export type KvInput =
   | { readonly _tag: "Put"; readonly key: string; readonly value: string }
@@ -85,17 +85,7 @@ export const KvModel: Model<KvKeyState, KvInput, KvOutput> = {
   step,
   // The prefix keeps `null` and the string "null" apart.
   key: (state) => (state === null ? "-" : `=${state}`),
-  partition: (ops) => {
-    // Parts come out in order of each key's first operation, so results are
-    // deterministic for a given history.
-    const byKey = new Map<string, Array<Operation<KvInput, KvOutput>>>()
-    for (const op of ops) {
-      const part = byKey.get(op.input.key)
-      if (part === undefined) byKey.set(op.input.key, [op])
-      else part.push(op)
-    }
-    return [...byKey.values()]
-  },
+  partition: partitionByKey,
   readOnly: (input, output) => {
     switch (input._tag) {
       case "Get":

@@ -45,6 +45,22 @@ export interface Operation<I, O> {
   readonly output: O | undefined
 }
 
+/**
+ * A `Model.partition` for key-value models: one sub-history per `input.key`, in order of
+ * each key's first operation, so results are deterministic for a given history.
+ */
+export const partitionByKey = <I extends { readonly key: string }, O>(
+  ops: ReadonlyArray<Operation<I, O>>
+): Array<Array<Operation<I, O>>> => {
+  const byKey = new Map<string, Array<Operation<I, O>>>()
+  for (const op of ops) {
+    const part = byKey.get(op.input.key)
+    if (part === undefined) byKey.set(op.input.key, [op])
+    else part.push(op)
+  }
+  return [...byKey.values()]
+}
+
 /** The sequential specification that a history is checked against. */
 export interface Model<S, I, O> {
   readonly init: S
