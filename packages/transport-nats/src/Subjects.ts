@@ -46,6 +46,15 @@ export const parse = (cluster: ClusterName, subject: string): Option.Option<Addr
 }
 
 /**
+ * The presence subject of node `id` in `cluster`, `synod.<c>.node.<id>`: the processes
+ * claiming that node id announce themselves there (`Presence`). It is no address (`parse`
+ * ignores it) and falls under `wildcard(c, { id })`, so a server allowed to subscribe to
+ * its own roles may subscribe to it too. `None` when `id` is not one subject token.
+ */
+export const presence = (cluster: ClusterName, id: string): Option.Option<string> =>
+  tokenPattern.test(id) ? Option.some(`${root}.${cluster}.node.${id}`) : Option.none()
+
+/**
  * Wildcard subjects, for monitoring, permission files and bulk subscriptions:
  * - `wildcard(c)`: everything in cluster `c` (`synod.c.>`),
  * - `wildcard(c, { role })`: every address of one role (`synod.c.acceptor.*`),

@@ -1,13 +1,15 @@
 /**
  * @synod/transport-nats: the `Transport` over NATS. `NatsTransport.layer(options)` replaces
  * the in-memory bus; `Subjects` is the subject scheme, `NatsConnection` the process's one
- * connection, `NatsStats` its counters, `Trace` the `synod-trace` header.
+ * connection, `NatsStats` its counters, `Presence` one process per node id, `Trace` the
+ * `synod-trace` header.
  *
  * @since 0.1.0
  */
 export * as NatsConnection from "./NatsConnection.ts"
 export * as NatsStats from "./NatsStats.ts"
 export * as NatsTransport from "./NatsTransport.ts"
+export * as Presence from "./Presence.ts"
 export * as Subjects from "./Subjects.ts"
 export * as Trace from "./Trace.ts"
 export * as NatsServer from "./NatsServer.ts"

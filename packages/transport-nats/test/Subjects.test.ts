@@ -35,6 +35,14 @@ describe("Subjects", () => {
     })
   )
 
+  it.effect("names a node's presence subject, which is no address but falls under the node's wildcard", () =>
+    Effect.sync(() => {
+      assert.deepStrictEqual(Subjects.presence("prod", "s1"), Option.some("synod.prod.node.s1"))
+      assert.isTrue(Option.isNone(Subjects.parse("prod", "synod.prod.node.s1")))
+      for (const bad of ["s.1", "*", ">", ""]) assert.isTrue(Option.isNone(Subjects.presence("prod", bad)), bad)
+    })
+  )
+
   it.effect("builds wildcards for a cluster, a role and a node", () =>
     Effect.sync(() => {
       assert.strictEqual(Subjects.wildcard("prod"), "synod.prod.>")

@@ -1,0 +1,182 @@
+/**
+ * One process per node id on a cluster. Two processes hosting the same acceptor break
+ * every promise it makes, so a process claims its node id on NATS before it starts its
+ * roles, and keeps announcing it while it runs.
+ *
+ * Every claimant listens on the presence subject `synod.<c>.node.<id>` (`Subjects.presence`),
+ * each with a random nonce telling it apart from the others:
+ *
+ * - Starting, it publishes a `Probe` there and listens for `probeTimeout`. A `Here` (a
+ *   process that holds the id answering) or a `Probe` of another claimant (two starting
+ *   at once) fails the claim with `DuplicateNode`, naming the other process.
+ * - Running, it answers every other claimant's `Probe` with a `Here`, and publishes a
+ *   `Here` every `heartbeat`. Hearing another claimant's `Here` then means two processes
+ *   run as one node (they started in the same instant, or NATS was split when one
+ *   probed): neither can take back what its roles did, so it is logged as an error and
+ *   counted (`synod_duplicate_node_total`), every heartbeat, for as long as it lasts.
+ *
+ * Probes and answers share the one subject (no `_INBOX` request/reply), so the server
+ * permissions of the subject scheme (`subscribe: synod.<c>.*.<id>`) cover them.
+ *
+ * @since 0.1.0
+ */
+import { randomUUID } from "node:crypto"
+import { hostname } from "node:os"
+import type { Msg } from "@nats-io/transport-node"
+import { Transport } from "@synod/core"
+import { Clock, Data, Deferred, type Duration, Effect, Metric, Option, Queue, Schedule, Schema } from "effect"
+import * as NatsConnection from "./NatsConnection.ts"
+import * as Subjects from "./Subjects.ts"
+
+export interface Options {
+  readonly cluster: string
+  readonly node: string
+  /** How long a starting process listens for another one before it takes the id (default 1 second). */
+  readonly probeTimeout?: Duration.Input
+  /** How often a running process announces itself (default 5 seconds). */
+  readonly heartbeat?: Duration.Input
+}
+
+const Instance = {
+  nonce: Schema.String,
+  pid: Schema.Int,
+  host: Schema.String,
+  startedAt: Schema.String
+}
+
+/** What claimants publish on the presence subject. */
+export const Announcement = Schema.Union([Schema.TaggedStruct("Probe", Instance), Schema.TaggedStruct("Here", Instance)])
+export type Announcement = typeof Announcement.Type
+type Instance = Omit<Announcement, "_tag">
+
+const Wire = Schema.fromJsonString(Schema.toCodecJson(Announcement))
+const encode = Schema.encodeSync(Wire)
+const decode = Schema.decodeUnknownOption(Wire)
+const utf8 = new TextDecoder()
+
+export class DuplicateNode extends Data.TaggedError("DuplicateNode")<{
+  readonly node: string
+  readonly pid: number
+  readonly host: string
+  readonly message: string
+}> {}
+
+export const duplicates = Metric.counter("synod_duplicate_node_total", {
+  description: "Announcements heard from another process running with this node id",
+  incremental: true
+})
+
+export interface Claim {
+  /** This claimant's nonce. */
+  readonly nonce: string
+  /** How many announcements of another running process with this id it has heard. */
+  readonly duplicatesHeard: Effect.Effect<number>
+}
+
+const errorMessage = (e: unknown): string => (e instanceof Error ? e.message : String(e))
+
+const describe = (other: Instance) => `pid ${other.pid} on host ${other.host}, started ${other.startedAt}`
+
+/**
+ * Claims node `options.node` on the connection in context for the life of the scope; fails
+ * with `DuplicateNode` when another process has it or claims it at the same time.
+ */
+export const claim = Effect.fn("Presence.claim")(function* (options: Options) {
+  const found = Subjects.isClusterName(options.cluster)
+    ? Subjects.presence(options.cluster, options.node)
+    : Option.none()
+  if (Option.isNone(found)) {
+    return yield* new Transport.TransportError({
+      reason: `cannot claim node ${JSON.stringify(options.node)} of cluster ${JSON.stringify(options.cluster)}: not a subject token`
+    })
+  }
+  const subject = found.value
+  const { client } = yield* NatsConnection.NatsConnection
+  const me: Instance = {
+    // an identity that must differ between processes, not a simulated choice: not `Random`
+    nonce: randomUUID(),
+    pid: process.pid,
+    host: hostname(),
+    startedAt: new Date(yield* Clock.currentTimeMillis).toISOString()
+  }
+  const counter = Metric.withAttributes(duplicates, { id: options.node })
+  const conflict = yield* Deferred.make<Instance>()
+  let phase: "starting" | "running" | "refused" = "starting"
+  let heard = 0
+
+  const announce = (tag: Announcement["_tag"]) =>
+    Effect.suspend(() => {
+      try {
+        client.publish(subject, encode({ _tag: tag, ...me }))
+        return Effect.void
+      } catch (cause) {
+        return Effect.logWarning("cannot publish on the presence subject", { subject, error: errorMessage(cause) })
+      }
+    })
+
+  const onAnnouncement = Effect.fnUntraced(function* (a: Announcement) {
+    const { _tag, ...other } = a
+    if (other.nonce === me.nonce || phase === "refused") return
+    // answer first: a claimant that gives up must still tell the other one
+    if (_tag === "Probe") yield* announce("Here")
+    if (phase === "starting") return yield* Deferred.succeed(conflict, other)
+    if (_tag === "Probe") {
+      return yield* Effect.logWarning("another process tried to start with this node id; told it to refuse", {
+        other: describe(other)
+      })
+    }
+    heard++
+    yield* Metric.update(counter, 1)
+    yield* Effect.logError("ANOTHER PROCESS IS RUNNING WITH THIS NODE ID: stop one of them", {
+      subject,
+      other: describe(other)
+    })
+  })
+
+  const inbox = yield* Queue.dropping<Msg>(256)
+  yield* Effect.acquireRelease(
+    Effect.try({
+      try: () =>
+        client.subscribe(subject, {
+          callback: (err, msg) => {
+            if (err === null) Queue.offerUnsafe(inbox, msg)
+          }
+        }),
+      catch: (cause) =>
+        new Transport.TransportError({ reason: `cannot subscribe to ${subject}: ${errorMessage(cause)}`, cause })
+    }),
+    (sub) => Effect.sync(() => sub.unsubscribe())
+  )
+  yield* Queue.take(inbox).pipe(
+    Effect.flatMap((msg) =>
+      Option.match(decode(utf8.decode(msg.data)), {
+        onNone: () => Effect.logWarning("ignoring an undecodable presence message", { subject }),
+        onSome: onAnnouncement
+      })
+    ),
+    Effect.forever,
+    Effect.forkScoped
+  )
+  // the server has the subscription before anyone is asked: an answer cannot be missed
+  yield* Effect.tryPromise(() => client.flush()).pipe(Effect.timeoutOption("5 seconds"), Effect.ignore)
+  yield* announce("Probe")
+  const other = yield* Deferred.await(conflict).pipe(Effect.timeoutOption(options.probeTimeout ?? "1 second"))
+  if (Option.isSome(other)) {
+    phase = "refused"
+    const o = other.value
+    return yield* new DuplicateNode({
+      node: options.node,
+      pid: o.pid,
+      host: o.host,
+      message: `another process claims node id "${options.node}" on cluster "${options.cluster}" (${describe(o)}); stop it, or give this process another node id`
+    })
+  }
+  phase = "running"
+  // at once, then every heartbeat: a claimant that missed our probe hears this
+  yield* announce("Here").pipe(
+    Effect.repeat(Schedule.spaced(options.heartbeat ?? "5 seconds")),
+    Effect.forkScoped
+  )
+  yield* Effect.logDebug("node id claimed", { subject, nonce: me.nonce })
+  return { nonce: me.nonce, duplicatesHeard: Effect.sync(() => heard) } satisfies Claim
+})

@@ -1,0 +1,109 @@
+/**
+ * One process per node id, on a real nats-server: a second claimant is refused while the
+ * first holds the id; two starting at once do not both get it; a running claimant answers
+ * probes, and one that hears another running claimant logs and counts it.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import type { Msg } from "@nats-io/transport-node"
+import { Effect, Exit, Metric, Option, Queue, Scope } from "effect"
+import { NatsConnection, Presence, Subjects } from "@synod/transport-nats"
+import * as NatsServer from "@synod/transport-nats/NatsServer"
+import * as Kit from "./Kit.ts"
+
+const cluster = "presence"
+const fast = { probeTimeout: "300 millis", heartbeat: "100 millis" } as const
+
+let connections = 0
+
+/** A claim of `node` on a connection of its own, in a scope the caller may close (else the test's does). */
+const claimIn = Effect.fnUntraced(function* (url: string, node: string, options: Partial<Presence.Options> = {}) {
+  const scope = yield* Scope.fork(yield* Effect.scope)
+  const exit = yield* Effect.gen(function* () {
+    const { connection } = yield* Kit.build({ servers: url, name: `${node}-${++connections}`, cluster })
+    return yield* Presence.claim({ cluster, node, ...fast, ...options }).pipe(
+      Effect.provideService(NatsConnection.NatsConnection, connection)
+    )
+  }).pipe(Scope.provide(scope), Effect.exit)
+  // as a refused process would exit
+  if (Exit.isFailure(exit)) yield* Scope.close(scope, exit)
+  return { exit, scope }
+})
+
+const foreign = (tag: "Probe" | "Here") =>
+  JSON.stringify({ _tag: tag, nonce: "someone-else", pid: 4242, host: "elsewhere", startedAt: "2025-01-01T00:00:00Z" })
+
+describe("Presence", () => {
+  it.live("a second claimant is refused while the first holds the id; another id, or the id once freed, is not", () =>
+    Effect.gen(function* () {
+      const server = yield* NatsServer.start()
+      const first = yield* claimIn(server.url, "s1")
+      assert.isTrue(Exit.isSuccess(first.exit))
+
+      const second = yield* claimIn(server.url, "s1")
+      assert.isTrue(Exit.isFailure(second.exit))
+      const error = Option.getOrUndefined(Exit.findErrorOption(second.exit))
+      assert.strictEqual(error?._tag, "DuplicateNode")
+      assert.include(error?.message, `node id "s1"`)
+      assert.include(error?.message, `pid ${process.pid}`)
+
+      const other = yield* claimIn(server.url, "s2")
+      assert.isTrue(Exit.isSuccess(other.exit))
+
+      yield* Scope.close(first.scope, Exit.void)
+      const again = yield* claimIn(server.url, "s1")
+      assert.isTrue(Exit.isSuccess(again.exit))
+    })
+  )
+
+  it.live("two claimants starting at once do not both get the id", () =>
+    Effect.gen(function* () {
+      const server = yield* NatsServer.start()
+      for (let round = 0; round < 3; round++) {
+        const node = `race${round}`
+        const claims = yield* Effect.all([claimIn(server.url, node), claimIn(server.url, node)], {
+          concurrency: "unbounded"
+        })
+        assert.isAtMost(claims.filter((c) => Exit.isSuccess(c.exit)).length, 1, node)
+      }
+    })
+  )
+
+  it.live("a running claimant answers probes, and logs and counts another running claimant's announcements", () =>
+    Effect.gen(function* () {
+      const server = yield* NatsServer.start()
+      const node = "dup"
+      const subject = Option.getOrThrow(Subjects.presence(cluster, node))
+      const raw = yield* Kit.rawClient(server.url)
+      const heard = yield* Queue.unbounded<Msg>()
+      raw.subscribe(subject, {
+        callback: (_, msg) => {
+          Queue.offerUnsafe(heard, msg)
+        }
+      })
+      yield* Effect.promise(() => raw.flush())
+
+      // no heartbeat during the test: every Here after the first one answers something
+      const { exit } = yield* claimIn(server.url, node, { heartbeat: "1 hour" })
+      const claim = Exit.isSuccess(exit) ? exit.value : assert.fail("claim failed")
+      const counter = Metric.withAttributes(Presence.duplicates, { id: node })
+      const before = (yield* Metric.value(counter)).count
+      const nextHere = Queue.take(heard).pipe(
+        Effect.map((m) => JSON.parse(m.string())),
+        Effect.repeat({ until: (a) => a._tag === "Here" && a.nonce === claim.nonce }),
+        Effect.timeout("5 seconds")
+      )
+      // the claimant says Here once it holds the id, and again to answer a probe
+      yield* nextHere
+      raw.publish(subject, foreign("Probe"))
+      yield* nextHere
+      assert.strictEqual(yield* claim.duplicatesHeard, 0)
+
+      raw.publish(subject, foreign("Here"))
+      yield* Kit.eventually(
+        "the duplicate is counted",
+        Effect.map(claim.duplicatesHeard, (n) => n === 1)
+      )
+      assert.strictEqual((yield* Metric.value(counter)).count - before, 1)
+    })
+  )
+})
