@@ -16,7 +16,8 @@
  * never open the same files twice. An acceptor whose log was poisoned by an I/O failure is
  * reopened from disk on the next `acceptor(id)`.
  *
- * This process must be the only one using `dataDir`; nothing here locks it.
+ * This process must be the only one using `dataDir`: `Host.run` locks it (`DataDirLock`)
+ * before it builds this storage; nothing here does.
  *
  * @since 0.1.0
  */

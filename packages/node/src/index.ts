@@ -6,6 +6,7 @@
  * @since 0.1.0
  */
 export * as AtomicFile from "./AtomicFile.ts"
+export * as DataDirLock from "./DataDirLock.ts"
 export * as FileStorage from "./FileStorage.ts"
 export * as Frame from "./Frame.ts"
 export * as Host from "./Host.ts"

@@ -1,0 +1,115 @@
+/**
+ * One process per data directory: a live owner (this process or a child) is refused with
+ * its pid named; a lock left by a SIGKILLed child, or an empty one, is taken over; closing
+ * the scope releases the lock.
+ */
+import { type ChildProcess, spawn } from "node:child_process"
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { assert, describe, it } from "@effect/vitest"
+import { DataDirLock } from "@synod/node"
+import { Effect, Exit, Scope } from "effect"
+
+const fixture = new URL("./fixtures/hold-lock.ts", import.meta.url).pathname
+
+const tempDir = Effect.acquireRelease(
+  Effect.sync(() => mkdtempSync(join(tmpdir(), "synod-lock-"))),
+  (dir) => Effect.sync(() => rmSync(dir, { recursive: true, force: true }))
+)
+
+/** The pid recorded in the lock file of `dir`. */
+const ownerPid = (dir: string): number => JSON.parse(readFileSync(join(dir, DataDirLock.fileName), "utf8")).pid
+
+/** Runs the fixture on `dir` until it has printed `locked`; SIGKILLed when the scope closes. */
+const holder = (dir: string) =>
+  Effect.acquireRelease(
+    Effect.callback<ChildProcess>((resume) => {
+      const child = spawn(process.execPath, [fixture, dir], { stdio: ["ignore", "pipe", "inherit"] })
+      child.stdout.on("data", (d: Buffer) => {
+        if (d.toString().includes("locked")) resume(Effect.succeed(child))
+      })
+      child.once("exit", (code) => resume(Effect.die(new Error(`hold-lock exited with ${code}`))))
+    }),
+    (child) => Effect.sync(() => child.kill("SIGKILL"))
+  )
+
+const killed = (child: ChildProcess) =>
+  Effect.callback<void>((resume) => {
+    child.once("exit", () => resume(Effect.void))
+    child.kill("SIGKILL")
+  })
+
+/** The refusal of `acquire`, or a test failure. */
+const refusal = (dir: string) =>
+  DataDirLock.acquire(dir).pipe(
+    Effect.scoped,
+    Effect.flip,
+    Effect.map((e) => (e._tag === "DataDirLocked" ? e : assert.fail(`expected DataDirLocked, got ${e.reason}`)))
+  )
+
+/** Acquires the lock in a scope of its own (closed by the caller, or with the test's): the result and the scope. */
+const lockIn = Effect.fnUntraced(function* (dir: string) {
+  const scope = yield* Scope.fork(yield* Effect.scope)
+  const exit = yield* DataDirLock.acquire(dir).pipe(Scope.provide(scope), Effect.exit)
+  return { exit, scope }
+})
+
+describe("data directory lock", () => {
+  it.live("refuses a second lock in this process, naming this pid, and releases on scope close", () =>
+    Effect.gen(function* () {
+      const dir = join(yield* tempDir, "data")
+      const first = yield* lockIn(dir)
+      assert.isTrue(Exit.isSuccess(first.exit))
+      assert.strictEqual(ownerPid(dir), process.pid)
+
+      const second = yield* refusal(dir)
+      assert.strictEqual(second.pid, process.pid)
+      assert.include(second.message, `pid ${process.pid}`)
+      assert.include(second.message, dir)
+      // the refused attempt left the owner's file alone
+      assert.strictEqual(ownerPid(dir), process.pid)
+
+      yield* Scope.close(first.scope, Exit.void)
+      assert.isFalse(existsSync(join(dir, DataDirLock.fileName)))
+      const again = yield* lockIn(dir)
+      assert.isTrue(Exit.isSuccess(again.exit))
+      yield* Scope.close(again.scope, Exit.void)
+    })
+  )
+
+  it.live(
+    "refuses while another process holds it, naming its pid; takes over once that process is SIGKILLed",
+    () =>
+      Effect.gen(function* () {
+        const dir = yield* tempDir
+        const child = yield* holder(dir)
+        assert.strictEqual(ownerPid(dir), child.pid)
+
+        const refused = yield* refusal(dir)
+        assert.strictEqual(refused.pid, child.pid)
+        assert.include(refused.message, `pid ${child.pid}`)
+
+        yield* killed(child)
+        // SIGKILL runs no finalizer: the file stays, naming a dead pid
+        assert.strictEqual(ownerPid(dir), child.pid)
+        const taken = yield* lockIn(dir)
+        assert.isTrue(Exit.isSuccess(taken.exit))
+        assert.strictEqual(ownerPid(dir), process.pid)
+        yield* Scope.close(taken.scope, Exit.void)
+        assert.isFalse(existsSync(join(dir, DataDirLock.fileName)))
+      }),
+    30_000
+  )
+
+  it.live("takes over an empty lock file (an owner that crashed before writing it) after a pause", () =>
+    Effect.gen(function* () {
+      const dir = yield* tempDir
+      writeFileSync(join(dir, DataDirLock.fileName), "")
+      const taken = yield* lockIn(dir)
+      assert.isTrue(Exit.isSuccess(taken.exit))
+      assert.strictEqual(ownerPid(dir), process.pid)
+      yield* Scope.close(taken.scope, Exit.void)
+    })
+  )
+})
