@@ -1,0 +1,258 @@
+/**
+ * Fail-over benchmark: a nats-server and 3 (then 5) `synod serve` processes with fsync,
+ * 64 closed-loop clients in this process, and the active leader faulted again and again:
+ * SIGKILLed (then restarted from its data directory) 10 times, then stopped with SIGSTOP
+ * for 3 s and resumed with SIGCONT 5 times. Before each fault the cluster must be whole,
+ * have an active leader and commit writes, and is left to settle for 2 s.
+ *
+ * For each fault it prints the time from the fault to the commit of the first write
+ * submitted after it (a write decided before the fault does not count), and at the end
+ * p50/p99/max over the events and the longest interval without any commit (a majority is
+ * up throughout), against the targets: p99 ≤ 1 s with 3 servers, ≤ 1.5 s with 5, no
+ * interval over 2 s. An event without a commit within the cap (30 s) is a failure. After
+ * an event slower than 2 s the last lines of every server's log are printed, and the temp
+ * directory (data and full logs) is kept.
+ *
+ *   pnpm bench failover                                  3 servers, then 5
+ *   pnpm bench failover --servers 3 --kills 2 --pauses 1
+ *
+ * Flags: --servers N, --kills N, --pauses N, --clients N (64), --value-bytes N (100),
+ * --client-timeout MS (2500), --cap S (30), --settle S (2), --pause-seconds S (3), --keep
+ * (keep data and logs).
+ */
+import { NodeRuntime } from "@effect/platform-node"
+import { Effect, Fiber, Option, References } from "effect"
+import * as Cluster from "./Cluster.ts"
+import { flag, has, now, percentile, print } from "./Cluster.ts"
+
+const serverCounts = has("servers") ? [flag("servers", 3)] : [3, 5]
+const kills = flag("kills", 10)
+const pauses = flag("pauses", 5)
+const clients = flag("clients", 64)
+const valueBytes = flag("value-bytes", 100)
+const clientTimeoutMs = flag("client-timeout", 2500)
+const capMs = flag("cap", 30) * 1000
+const settleMs = flag("settle", 2) * 1000
+const pauseMs = flag("pause-seconds", 3) * 1000
+const targetMs = (servers: number) => (servers <= 3 ? 1000 : 1500)
+const gapTargetMs = 2000
+
+type Kind = "kill" | "pause"
+
+interface Event {
+  readonly kind: Kind
+  readonly n: number
+  readonly server: string
+  /** Fault to the commit of the first write submitted after it; Infinity: none within the cap. */
+  readonly ms: number
+  /** Longest interval without a commit that ended (or was still open) during the event. */
+  readonly gapMs: number
+  readonly unknown: number
+}
+
+interface Scenario {
+  readonly servers: number
+  readonly events: ReadonlyArray<Event>
+  /** Longest interval without a commit from the first fault to the end. */
+  readonly gapMs: number
+  readonly unknown: number
+  readonly committed: number
+  /** Why the scenario stopped early, if it did. */
+  readonly aborted: string | undefined
+}
+
+const secs = (ms: number) => (Number.isFinite(ms) ? (ms / 1000).toFixed(2) : "none")
+
+/**
+ * Polls until every server runs and answers, a leader is active and writes commit
+ * (one in the last 500 ms); answers the active leader, or undefined after `capMs`.
+ */
+const ready = (cluster: Cluster.Cluster, load: Cluster.Load) =>
+  Effect.gen(function* () {
+    const deadline = now() + capMs
+    while (now() < deadline) {
+      const rows = yield* cluster.statuses()
+      const leader = Cluster.activeLeader(rows)
+      const whole = cluster.servers.every((s, i) => s.running() && !s.paused() && rows[i] !== undefined)
+      if (whole && leader !== undefined && now() - load.lastCommit() < 500) return leader
+      yield* Effect.sleep("200 millis")
+    }
+    return undefined
+  })
+
+const scenario = (servers: number) =>
+  Effect.gen(function* () {
+    let failed = false
+    print(`\n${servers} servers: starting nats-server and ${servers} synod serve processes (fsync on)…`)
+    const cluster = yield* Cluster.start({
+      servers,
+      name: `failover${servers}`,
+      clientTimeoutMs,
+      keep: () => failed || has("keep")
+    })
+    let measuring = false
+    let last: number | undefined
+    let gapMs = 0
+    let eventGapMs = 0
+    const load = yield* Cluster.load(cluster, {
+      clients,
+      valueBytes,
+      onCommit: (_, end) => {
+        if (measuring && last !== undefined) {
+          gapMs = Math.max(gapMs, end - last)
+          eventGapMs = Math.max(eventGapMs, end - last)
+        }
+        last = end
+      }
+    })
+    print(`${clients} clients writing ${valueBytes}-byte values; waiting for a leader and commits…`)
+    const plan: Array<Kind> = [...Array.from({ length: kills }, () => "kill" as const)]
+    for (let i = 0; i < pauses; i++) plan.push("pause")
+    const events: Array<Event> = []
+    let aborted: string | undefined
+    let unknownFrom = load.unknown()
+    for (const [k, kind] of plan.entries()) {
+      const leader = yield* ready(cluster, load)
+      if (leader === undefined) {
+        aborted = `no active leader with commits flowing within ${capMs / 1000} s before event ${k + 1}`
+        break
+      }
+      if (!measuring) {
+        measuring = true
+        unknownFrom = load.unknown()
+      }
+      yield* Effect.sleep(settleMs)
+      const rows = yield* cluster.statuses()
+      const target = Cluster.activeLeader(rows)
+      const server = cluster.servers.find((s) => s.id === (target ?? leader).id)!
+      const unknownBefore = load.unknown()
+      eventGapMs = 0
+      const t0 = now()
+      if (kind === "kill") yield* server.kill
+      else yield* server.pause
+      const resumer =
+        kind === "pause"
+          ? yield* Effect.forkChild(Effect.sleep(pauseMs).pipe(Effect.andThen(server.resume)))
+          : undefined
+      const first = yield* load.firstCommitAfter(t0).pipe(Effect.timeoutOption(capMs))
+      const ms = Option.isSome(first) ? first.value - t0 : Number.POSITIVE_INFINITY
+      // nothing committed since: the open interval counts too
+      eventGapMs = Math.max(eventGapMs, now() - load.lastCommit())
+      gapMs = Math.max(gapMs, eventGapMs)
+      let restartError: string | undefined
+      if (resumer !== undefined) yield* Fiber.join(resumer)
+      else {
+        const r = yield* Effect.result(server.restart)
+        if (r._tag === "Failure") restartError = r.failure.reason
+      }
+      const after = Cluster.activeLeader(yield* cluster.statuses())
+      const event: Event = {
+        kind,
+        n: k + 1,
+        server: server.id,
+        ms,
+        gapMs: eventGapMs,
+        unknown: load.unknown() - unknownBefore
+      }
+      events.push(event)
+      print(
+        `${kind.padEnd(5)} #${String(event.n).padEnd(2)} leader ${server.id.padEnd(3)} ` +
+          `→ next commit ${Number.isFinite(ms) ? `${secs(ms)} s` : `none within ${capMs / 1000} s`}` +
+          `   (longest gap ${secs(event.gapMs)} s, ${event.unknown} unknown, ` +
+          `leader now ${after === undefined ? "none" : `${after.id} ${Cluster.ballotText(after.ballot)}`})`
+      )
+      // slow or no recovery: what the servers were saying (and keep their full logs)
+      if (!(ms <= gapTargetMs)) {
+        failed = true
+        Cluster.printTails(cluster, 16)
+      }
+      if (restartError !== undefined) {
+        aborted = `restart of ${server.id} failed: ${restartError}`
+        break
+      }
+    }
+    if (aborted !== undefined) {
+      failed = true
+      print(`aborted: ${aborted}`)
+      Cluster.printTails(cluster)
+    }
+    yield* load.stop
+    return {
+      servers,
+      events,
+      gapMs,
+      unknown: load.unknown() - unknownFrom,
+      committed: load.committed(),
+      aborted
+    } satisfies Scenario
+  }).pipe(
+    Effect.scoped,
+    Effect.catchTag("BenchError", (e) =>
+      Effect.sync(() => {
+        print(`aborted: ${e.reason}`)
+        return { servers, events: [], gapMs: 0, unknown: 0, committed: 0, aborted: e.reason } satisfies Scenario
+      })
+    )
+  )
+
+const row = (label: string, events: ReadonlyArray<Event>, extra: string) => {
+  const ms = events.map((e) => e.ms).sort((a, b) => a - b)
+  const recovered = ms.filter(Number.isFinite).length
+  return (
+    `${label.padEnd(17)} ${String(events.length).padStart(6)} ${String(recovered).padStart(9)} ` +
+    `${secs(percentile(ms, 50)).padStart(6)} ${secs(percentile(ms, 99)).padStart(6)} ${secs(ms.at(-1) ?? Number.NaN).padStart(6)}` +
+    extra
+  )
+}
+
+const summary = (scenarios: ReadonlyArray<Scenario>) => {
+  print(`\nsummary (seconds from the fault to the next committed write)`)
+  print(
+    `${"scenario".padEnd(17)} ${"events".padStart(6)} ${"recovered".padStart(9)} ${"p50".padStart(6)} ${"p99".padStart(6)} ${"max".padStart(6)}` +
+      `  ${"max gap".padStart(7)} ${"unknown".padStart(7)}  result`
+  )
+  let pass = true
+  for (const s of scenarios) {
+    for (const kind of ["kill", "pause"] as const) {
+      const evs = s.events.filter((e) => e.kind === kind)
+      if (evs.length > 0) {
+        const gap = Math.max(...evs.map((e) => e.gapMs))
+        const unknown = evs.reduce((n, e) => n + e.unknown, 0)
+        print(row(`${s.servers} servers ${kind}`, evs, `  ${secs(gap).padStart(7)} ${String(unknown).padStart(7)}`))
+      }
+    }
+    const ms = s.events.map((e) => e.ms).sort((a, b) => a - b)
+    const p99 = percentile(ms, 99)
+    const planned = kills + pauses
+    const reasons: Array<string> = []
+    if (s.aborted !== undefined || s.events.length < planned) reasons.push(`${s.events.length}/${planned} events run`)
+    if (ms.some((m) => !Number.isFinite(m))) reasons.push("no recovery")
+    if (!(p99 <= targetMs(s.servers))) reasons.push(`p99 > ${targetMs(s.servers) / 1000} s`)
+    if (s.gapMs > gapTargetMs) reasons.push(`gap > ${gapTargetMs / 1000} s`)
+    pass &&= reasons.length === 0
+    const verdict =
+      reasons.length === 0
+        ? `PASS (p99 ≤ ${targetMs(s.servers) / 1000} s, gap ≤ ${gapTargetMs / 1000} s)`
+        : `FAIL: ${reasons.join(", ")}`
+    print(
+      row(
+        `${s.servers} servers all`,
+        s.events,
+        `  ${secs(s.gapMs).padStart(7)} ${String(s.unknown).padStart(7)}  ${verdict}`
+      )
+    )
+  }
+  print(pass ? "all targets met" : "targets missed")
+}
+
+const main = Effect.gen(function* () {
+  print(
+    `fail-over benchmark: ${serverCounts.join(" then ")} servers over NATS, fsync on, ${clients} clients, ` +
+      `${kills} leader kills and ${pauses} leader pauses of ${pauseMs / 1000} s each, cap ${capMs / 1000} s per event`
+  )
+  const scenarios: Array<Scenario> = []
+  for (const n of serverCounts) scenarios.push(yield* scenario(n))
+  summary(scenarios)
+})
+
+NodeRuntime.runMain(main.pipe(Effect.provideService(References.MinimumLogLevel, "Warn")))
