@@ -1,0 +1,48 @@
+/**
+ * `pnpm bench [name] [flags]`: runs one benchmark with its flags, or, without a name, the
+ * throughput benchmark over NATS and then the in-memory one. Each runs in its own Node
+ * process (the real binary, so Ctrl-C and SIGTERM reach it; they are also forwarded).
+ *
+ *   pnpm bench                      nats, then inmemory
+ *   pnpm bench failover [flags]     leader kills and pauses: time to the next commit
+ *   pnpm bench load [flags]         many clients, large values: ops/s per interval, leader changes
+ *   pnpm bench nats [flags]         throughput over NATS, 1..256 clients
+ *   pnpm bench inmemory [flags]     in-memory 3-server cluster
+ */
+import { spawn } from "node:child_process"
+
+const root = new URL("..", import.meta.url).pathname
+const benches: Record<string, string> = {
+  failover: "apps/cluster/bench/failover.ts",
+  load: "apps/cluster/bench/load.ts",
+  nats: "apps/cluster/bench/nats.ts",
+  inmemory: "packages/actors/bench/inmemory.ts"
+}
+
+const runOne = (file: string, args: ReadonlyArray<string>): Promise<number> =>
+  new Promise((resolve) => {
+    const child = spawn(process.execPath, [root + file, ...args], { stdio: "inherit", cwd: root })
+    const forward = (signal: NodeJS.Signals) => () => child.kill(signal)
+    const onInt = forward("SIGINT")
+    const onTerm = forward("SIGTERM")
+    process.on("SIGINT", onInt)
+    process.on("SIGTERM", onTerm)
+    child.once("exit", (code) => {
+      process.off("SIGINT", onInt)
+      process.off("SIGTERM", onTerm)
+      resolve(code ?? 1)
+    })
+  })
+
+const [name, ...args] = process.argv.slice(2)
+if (name === undefined) {
+  const code = await runOne(benches.nats!, [])
+  process.exit(code === 0 ? await runOne(benches.inmemory!, []) : code)
+} else if (name in benches) {
+  process.exit(await runOne(benches[name]!, args))
+} else {
+  process.stderr.write(
+    `unknown benchmark "${name}"; one of: ${Object.keys(benches).join(", ")} (none: nats, then inmemory)\n`
+  )
+  process.exit(2)
+}
