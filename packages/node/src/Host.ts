@@ -1,7 +1,10 @@
 /**
  * Runs the roles a `HostConfig` names in this process, on the transport and storage it
  * names: NATS or the in-memory bus; files under `dataDir` (fsynced) or memory. Logs are
- * JSON lines annotated with the node and role. Everything is scoped: closing the scope
+ * JSON lines annotated with the node and role. Before any storage is opened the process
+ * locks its data directory (`DataDirLock`) and, over NATS, claims its node id on the
+ * cluster (`Presence`); either held by another process refuses the start, naming it.
+ * Everything is scoped: closing the scope
  * (SIGTERM/SIGINT under `NodeRuntime.runMain`) stops taking work, lets in-flight syncs
  * finish, and drains the NATS connection.
  *
@@ -9,27 +12,40 @@
  */
 import { Server } from "@synod/actors"
 import { InMemoryBus, type StateMachine, Storage, Transport } from "@synod/core"
-import { NatsTransport } from "@synod/transport-nats"
+import { NatsTransport, Presence } from "@synod/transport-nats"
 import { createServer } from "node:http"
 import { NodeHttpServer } from "@effect/platform-node"
-import { Effect, Layer, Logger, References } from "effect"
+import { Context, Effect, Layer, Logger, References, type Scope } from "effect"
 import { HttpRouter } from "effect/http"
 import type { ServeError } from "effect/http/HttpServerError"
 import { PrometheusMetrics } from "effect/observability"
+import * as DataDirLock from "./DataDirLock.ts"
 import * as FileStorage from "./FileStorage.ts"
 import type { HostConfig } from "./HostConfig.ts"
 
-const transportLayer = (config: HostConfig): Layer.Layer<Transport.Transport, Transport.TransportError> => {
+/** The transport; over NATS, once this process has claimed its node id on the cluster. */
+const connect = Effect.fnUntraced(function* (
+  config: HostConfig,
+  presence: Omit<Presence.Options, "cluster" | "node">
+): Effect.fn.Return<
+  Context.Context<Transport.Transport>,
+  Transport.TransportError | Presence.DuplicateNode,
+  Scope.Scope
+> {
   const t = config.transport
-  if (t.kind === "memory") return InMemoryBus.layer()
-  return NatsTransport.layer({
-    servers: t.servers,
-    name: config.node,
-    cluster: config.name,
-    ...(t.auth === undefined ? {} : { auth: t.auth }),
-    ...(t.tls === undefined ? {} : { tls: t.tls })
-  })
-}
+  if (t.kind === "memory") return yield* Layer.build(InMemoryBus.layer())
+  const context = yield* Layer.build(
+    NatsTransport.layer({
+      servers: t.servers,
+      name: config.node,
+      cluster: config.name,
+      ...(t.auth === undefined ? {} : { auth: t.auth }),
+      ...(t.tls === undefined ? {} : { tls: t.tls })
+    })
+  )
+  yield* Presence.claim({ ...presence, cluster: config.name, node: config.node }).pipe(Effect.provideContext(context))
+  return context
+})
 
 const storageLayer = (config: HostConfig): Layer.Layer<Storage.Storage, Storage.StorageError> =>
   config.dataDir === undefined ? Storage.layerMemory() : FileStorage.layerNode({ dataDir: config.dataDir })
@@ -42,20 +58,35 @@ export const logging = (config: HostConfig) =>
   )
 
 /**
- * The Prometheus endpoint (`GET /metrics` on `metricsPort`), if the config asks for one:
- * every effect `Metric` of the process (roles, NATS counters, WAL fsync latency).
+ * The Prometheus endpoint (`GET /metrics` on `metricsHost`:`metricsPort`, by default on
+ * 127.0.0.1 only), if the config asks for one: every effect `Metric` of the process
+ * (roles, NATS counters, WAL fsync latency).
  */
 export const metricsServer = (config: HostConfig): Layer.Layer<never, ServeError> =>
   config.metricsPort === undefined || config.metricsPort === 0
     ? Layer.empty
     : HttpRouter.serve(PrometheusMetrics.layerHttp({ path: "/metrics" }), { disableLogger: true }).pipe(
-        Layer.provide(NodeHttpServer.layer(createServer, { port: config.metricsPort }))
+        Layer.provide(
+          NodeHttpServer.layer(createServer, { port: config.metricsPort, host: config.metricsHost ?? "127.0.0.1" })
+        )
       )
 
+export interface Options {
+  /** How this process claims its node id over NATS (`Presence`; tests shorten the timings). */
+  readonly presence?: Omit<Presence.Options, "cluster" | "node">
+}
+
 /** Starts the configured roles; they run until the scope closes. */
-export const run = <S, C, R>(config: HostConfig, machine: StateMachine.StateMachine<S, C, R>) =>
+export const run = <S, C, R>(
+  config: HostConfig,
+  machine: StateMachine.StateMachine<S, C, R>,
+  options: Options = {}
+) =>
   Effect.gen(function* () {
-    const context = yield* Layer.build(Layer.merge(transportLayer(config), storageLayer(config)))
+    if (config.dataDir !== undefined) yield* DataDirLock.acquire(config.dataDir)
+    const transport = yield* connect(config, options.presence ?? {})
+    const storage = yield* Layer.build(storageLayer(config))
+    const context = Context.merge(transport, storage)
     yield* Layer.build(metricsServer(config))
     const handle = yield* Server.run({
       id: config.node,

@@ -46,11 +46,17 @@ export const HostConfig = Schema.Struct({
   /** This node's id; it hosts the roles of `cluster` listed under this id (or `roles`). */
   node: Address.Id,
   roles: Schema.optionalKey(Schema.Array(Role)),
-  /** Where durable state lives; without it state is kept in memory (lost on exit). */
+  /**
+   * Where durable state lives, locked by this process while it runs. Required over NATS
+   * for a node hosting an acceptor or a leader; without it state is kept in memory (lost
+   * on exit).
+   */
   dataDir: Schema.optionalKey(Schema.String),
   transport: Transport,
   /** Port of the Prometheus metrics endpoint (0 or absent: none). */
   metricsPort: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 65535 }))),
+  /** Address the metrics endpoint listens on (default 127.0.0.1; "0.0.0.0" for every interface). */
+  metricsHost: Schema.optionalKey(Schema.String),
   logLevel: Schema.optionalKey(Schema.Literals(["Debug", "Info", "Warn", "Error"]))
 })
 export type HostConfig = typeof HostConfig.Type
@@ -68,6 +74,7 @@ export interface Overrides {
   readonly dataDir?: string
   readonly nats?: string
   readonly metricsPort?: string
+  readonly metricsHost?: string
   readonly logLevel?: string
 }
 
@@ -76,6 +83,7 @@ export const overridesFromEnv = (env: Record<string, string | undefined>): Overr
   ...(env.SYNOD_DATA_DIR ? { dataDir: env.SYNOD_DATA_DIR } : {}),
   ...(env.SYNOD_NATS ? { nats: env.SYNOD_NATS } : {}),
   ...(env.SYNOD_METRICS_PORT ? { metricsPort: env.SYNOD_METRICS_PORT } : {}),
+  ...(env.SYNOD_METRICS_HOST ? { metricsHost: env.SYNOD_METRICS_HOST } : {}),
   ...(env.SYNOD_LOG_LEVEL ? { logLevel: env.SYNOD_LOG_LEVEL } : {})
 })
 
@@ -90,6 +98,7 @@ export const decode = (raw: unknown, overrides: Overrides = {}): Result.Result<H
   if (overrides.nats !== undefined)
     merged.transport = { kind: "nats", servers: overrides.nats.split(",").map((s) => s.trim()) }
   if (overrides.metricsPort !== undefined) merged.metricsPort = Number(overrides.metricsPort)
+  if (overrides.metricsHost !== undefined) merged.metricsHost = overrides.metricsHost
   if (overrides.logLevel !== undefined) merged.logLevel = overrides.logLevel
   const r = decodeConfig(merged)
   if (Result.isFailure(r))
@@ -100,6 +109,18 @@ export const decode = (raw: unknown, overrides: Overrides = {}): Result.Result<H
     return Result.fail(
       new HostConfigError({
         message: `invalid config: node "${c.node}" is not in cluster.acceptors, cluster.leaders or cluster.replicas`
+      })
+    )
+  }
+  const roles = c.roles ?? [
+    ...(c.cluster.acceptors.includes(c.node) ? (["acceptor"] as const) : []),
+    ...(c.cluster.leaders.includes(c.node) ? (["leader"] as const) : [])
+  ]
+  const durable = roles.filter((r) => r === "acceptor" || r === "leader")
+  if (c.transport.kind === "nats" && c.dataDir === undefined && durable.length > 0) {
+    return Result.fail(
+      new HostConfigError({
+        message: `invalid config: dataDir is required: node "${c.node}" hosts ${durable.join(" and ")} over NATS, and a restarted acceptor must remember its promises and a restarted leader its round (set dataDir, --data-dir or SYNOD_DATA_DIR)`
       })
     )
   }

@@ -5,8 +5,10 @@
  *   node packages/node/src/main.ts --config node.json [--node s1] [--data-dir DIR]
  *        [--nats nats://127.0.0.1:4222,...] [--log-level Info]
  *
- * Environment: SYNOD_NODE, SYNOD_DATA_DIR, SYNOD_NATS, SYNOD_LOG_LEVEL (flags win).
- * Exits non-zero with a message naming the bad field when the config is wrong; exits 0
+ * Environment: SYNOD_NODE, SYNOD_DATA_DIR, SYNOD_NATS, SYNOD_METRICS_PORT,
+ * SYNOD_METRICS_HOST, SYNOD_LOG_LEVEL (flags win).
+ * Exits non-zero with a message naming the bad field when the config is wrong, or naming
+ * the other process when the data directory or (over NATS) the node id is taken; exits 0
  * after SIGTERM/SIGINT once NATS is drained.
  */
 import { readFileSync } from "node:fs"

@@ -38,4 +38,25 @@ describe("host config", () => {
     assert.include(error(base, { metricsPort: "abc" }), "metricsPort")
     assert.include(error([1, 2]), "expected a JSON object")
   })
+
+  it("requires dataDir over NATS for a node hosting an acceptor or a leader", () => {
+    const { dataDir: _, ...noDir } = base
+    assert.include(error(noDir), "dataDir is required")
+    assert.include(error(noDir), "acceptor and leader")
+    const leaderOnly = { ...noDir, cluster: { ...base.cluster, acceptors: ["s2", "s3", "s4"] } }
+    assert.include(error(leaderOnly), "hosts leader over NATS")
+    assert.include(error({ ...noDir, node: "r9", roles: ["acceptor"] }), "hosts acceptor over NATS")
+    // what may start without one: a replica alone (it copies its state from a peer), a
+    // whole cluster in one process on the in-memory bus, or a data dir from the flags
+    assert.isTrue(Result.isSuccess(HostConfig.decode({ ...noDir, roles: ["replica"] })))
+    assert.isTrue(Result.isSuccess(HostConfig.decode({ ...noDir, transport: { kind: "memory" } })))
+    assert.isTrue(Result.isSuccess(HostConfig.decode(noDir, { dataDir: "/tmp/s1" })))
+  })
+
+  it("binds metrics to what metricsHost or SYNOD_METRICS_HOST says", () => {
+    assert.isUndefined(Result.getOrThrow(HostConfig.decode(base)).metricsHost)
+    const env = HostConfig.overridesFromEnv({ SYNOD_METRICS_PORT: "9100", SYNOD_METRICS_HOST: "0.0.0.0" })
+    const c = Result.getOrThrow(HostConfig.decode({ ...base, metricsHost: "10.0.0.1" }, env))
+    assert.deepStrictEqual([c.metricsPort, c.metricsHost], [9100, "0.0.0.0"])
+  })
 })

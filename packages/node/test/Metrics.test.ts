@@ -1,14 +1,16 @@
 /**
  * A node process with a metrics port: Prometheus text on GET /metrics, and a clean exit
- * (code 0) on SIGTERM.
+ * (code 0) on SIGTERM. The endpoint listens on 127.0.0.1 unless `metricsHost` says
+ * otherwise.
  */
 import { spawn } from "node:child_process"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { assert, describe, it } from "@effect/vitest"
+import { Host, HostConfig } from "@synod/node"
 import { NatsServer } from "@synod/transport-nats"
-import { Effect, Schedule } from "effect"
+import { Effect, Layer, Option, Result, Schedule } from "effect"
 
 const main = new URL("../src/main.ts", import.meta.url).pathname
 
@@ -54,5 +56,32 @@ describe("node process", () => {
         assert.strictEqual(code, 0)
       }),
     30_000
+  )
+
+  it.live("binds the metrics endpoint to 127.0.0.1 unless metricsHost says otherwise", () =>
+    Effect.gen(function* () {
+      const serve = Effect.fnUntraced(function* (metricsHost?: string) {
+        const metricsPort = yield* NatsServer.freePort
+        const config = HostConfig.decode({
+          name: "m",
+          cluster: { acceptors: ["s1"], leaders: ["s1"], replicas: ["s1"] },
+          node: "s1",
+          transport: { kind: "memory" },
+          metricsPort,
+          ...(metricsHost === undefined ? {} : { metricsHost })
+        })
+        yield* Layer.build(Host.metricsServer(Result.getOrThrow(config)))
+        return metricsPort
+      })
+      // every 127.x.y.z is loopback on Linux: a server on every interface answers on 127.0.0.2 too
+      const status = (address: string, port: number) =>
+        Effect.tryPromise(() => fetch(`http://${address}:${port}/metrics`).then((r) => r.status)).pipe(Effect.option)
+
+      const local = yield* serve()
+      assert.deepStrictEqual(yield* status("127.0.0.1", local), Option.some(200))
+      assert.deepStrictEqual(yield* status("127.0.0.2", local), Option.none())
+      const everywhere = yield* serve("0.0.0.0")
+      assert.deepStrictEqual(yield* status("127.0.0.2", everywhere), Option.some(200))
+    })
   )
 })
