@@ -18,7 +18,7 @@
  *
  * @since 0.1.0
  */
-import { StateMachine } from "@synod/core"
+import { Limits, StateMachine } from "@synod/core"
 import { Option, Schema, SchemaTransformation, Trie } from "effect"
 
 /** Longest key, in UTF-16 code units. */
@@ -27,6 +27,11 @@ export const maxKeyLength = 1024
 export const maxValueLength = 64 * 1024
 /** Most entries one `List` returns. */
 export const maxListLimit = 1000
+/**
+ * Most bytes of keys and values (UTF-8) one `List` returns, beyond its first entry: an
+ * answer must fit one message of the transport (NATS's `max_payload`, 1 MiB by default).
+ */
+export const maxListBytes = 256 * 1024
 
 export const Key = Schema.String.check(
   Schema.isMinLength(1, { message: "a key must not be empty" }),
@@ -51,8 +56,16 @@ export const Put = Schema.TaggedStruct("Put", { key: Key, value: Value })
 export const Del = Schema.TaggedStruct("Del", { key: Key })
 /** Writes `value` only if the key's version is `version` (0: only if the key is absent). */
 export const Cas = Schema.TaggedStruct("Cas", { key: Key, version: Version, value: Value })
-/** Up to `limit` entries whose key starts with `prefix`, in key order (UTF-16 code units). */
-export const List = Schema.TaggedStruct("List", { prefix: Schema.String, limit: Limit })
+/**
+ * Up to `limit` entries whose key starts with `prefix`, in key order (UTF-16 code units),
+ * and at most `maxListBytes` of them; with `after`, only keys after it (a cursor: the last
+ * key of the previous page).
+ */
+export const List = Schema.TaggedStruct("List", {
+  prefix: Schema.String,
+  limit: Limit,
+  after: Schema.optionalKey(Schema.String)
+})
 
 export const Command = Schema.Union([Get, Put, Del, Cas, List])
 export type Command = typeof Command.Type
@@ -74,7 +87,7 @@ export const CasResult = Schema.TaggedStruct("Swapped", {
   version: Version,
   value: Schema.NullOr(Schema.String)
 })
-/** A `List`'s answer; `more`: entries beyond `limit` were left out. */
+/** A `List`'s answer; `more`: entries beyond `limit` or `maxListBytes` were left out (ask again `after` the last key). */
 export const ListResult = Schema.TaggedStruct("Listed", {
   entries: Schema.Array(Entry),
   more: Schema.Boolean,
@@ -129,6 +142,8 @@ export const Snapshot = Schema.Struct({
 // ---------------------------------------------------------------------------------------
 // apply
 
+const utf8Bytes = Limits.utf8Bytes
+
 const write = (state: State, key: string, value: string): readonly [State, number] => {
   const version = state.revision + 1
   return [new State(version, Trie.insert(state.entries, key, { value, version })), version]
@@ -162,11 +177,16 @@ export const apply = (state: State, command: Command): readonly [State, Result] 
     case "List": {
       const entries: Array<Entry> = []
       let more = false
+      let bytes = 0
+      const after = command.after
       for (const [key, e] of Trie.entriesWithPrefix(state.entries, command.prefix)) {
-        if (entries.length === command.limit) {
+        if (after !== undefined && key <= after) continue
+        const size = utf8Bytes(key) + utf8Bytes(e.value)
+        if (entries.length === command.limit || (entries.length > 0 && bytes + size > maxListBytes)) {
           more = true
           break
         }
+        bytes += size
         entries.push({ key, value: e.value, version: e.version })
       }
       return [state, { _tag: "Listed", entries, more, revision: state.revision }]

@@ -28,11 +28,13 @@ import {
   type ClusterConfig,
   type Command,
   Command as Cmd,
+  Limits,
   Message,
+  Monotonic,
   Storage,
   Transport
 } from "@synod/core"
-import { Clock, Effect, Metric, Queue } from "effect"
+import { Effect, Metric, Queue } from "effect"
 import { PlantedBugs } from "./internal/PlantedBugs.ts"
 import { Probe } from "./internal/Probe.ts"
 import * as Metrics from "./Metrics.ts"
@@ -45,10 +47,12 @@ export class AcceptorCore {
   readonly accepted: Map<number, Command.PValue>
   /** B5 planted bug: accept only when the ballot equals the promise. */
   private readonly strict: boolean
+  /** Most bytes of pvalues in one P1b page (undefined: one page, however large — the unpagedP1b planted bug). */
+  private readonly pageBytes: number | undefined
   /** How long an accept from the current leader protects it from other leaders' scouts (ms; 0: off). */
   private readonly leaseMs: number
   private readonly now: () => number
-  /** When this acceptor last accepted a P2a under its current promise. */
+  /** When this acceptor last accepted new work (a pvalue it did not hold) under its current promise. */
   private lastAccept = Number.NEGATIVE_INFINITY
 
   /** The replicas whose progress counts, and how many must pass a slot before it is forgotten. */
@@ -69,8 +73,11 @@ export class AcceptorCore {
       /** The cluster's acceptors and replicas (default: none, so nothing is ever forgotten). */
       readonly cluster?: { readonly acceptors: ReadonlyArray<string>; readonly replicas: ReadonlyArray<string> }
       readonly silentGc?: boolean
+      /** Most bytes of pvalues in one P1b page (default: no paging). */
+      readonly pageBytes?: number
     } = {}
   ) {
+    this.pageBytes = options.pageBytes
     this.replicas = options.cluster?.replicas ?? []
     const f = Math.floor(((options.cluster?.acceptors.length ?? 1) - 1) / 2)
     this.holders = Math.max(1, Math.min(this.replicas.length, f + 1))
@@ -84,22 +91,45 @@ export class AcceptorCore {
   }
 
   /**
-   * Handles a P1a; the P1b to send back. A higher ballot of *another* leader is not
-   * promised while the current leader has had a P2a accepted within the lease: a leader
-   * coming back from a long isolation must not depose a working one (B15). The refusal
-   * answers with the current promise, which the scout ignores as lower and retries later.
-   * Refusing a promise is always safe; it only delays a scout by at most the lease.
+   * Handles a P1a; the P1b page to send back. A higher ballot of *another* leader is not
+   * promised while the current leader has had new work accepted within the lease: a
+   * leader coming back from a long isolation must not depose a working one (B15). The
+   * refusal answers with the current promise, which the scout ignores as lower and retries
+   * later. Refusing a promise is always safe; it only delays a scout by at most the lease.
+   *
+   * The page holds the pvalues from slot `from` on, in slot order, until the next one
+   * would take it past `pageBytes`; `next` then says where the following page starts.
    */
   p1a(ballot: Ballot.Ballot, from = 1): Message.P1b {
     const leased = ballot.leader !== this.promised.leader && this.now() - this.lastAccept < this.leaseMs
     if (Ballot.greaterThan(ballot, this.promised) && !leased) this.promised = ballot
+    const slots: Array<number> = []
+    for (const slot of this.accepted.keys()) if (slot >= from) slots.push(slot)
+    slots.sort((a, b) => a - b)
     const accepted: Array<Command.PValue> = []
-    for (const pv of this.accepted.values()) if (pv.slot >= from) accepted.push(pv)
-    return new Message.P1b(
-      this.watermark > 1 && !this.silentGc
-        ? { ballot: this.promised, request: ballot, accepted, watermark: this.watermark }
-        : { ballot: this.promised, request: ballot, accepted }
-    )
+    let bytes = 0
+    let next: number | undefined
+    for (const slot of slots) {
+      const pv = this.accepted.get(slot)!
+      if (this.pageBytes !== undefined) {
+        const size = Limits.jsonBytes(pv) + 1
+        // at least one pvalue per page: a batch always fits a page (Limits)
+        if (accepted.length > 0 && bytes + size > this.pageBytes) {
+          next = slot
+          break
+        }
+        bytes += size
+      }
+      accepted.push(pv)
+    }
+    return new Message.P1b({
+      ballot: this.promised,
+      request: ballot,
+      accepted,
+      ...(this.watermark > 1 && !this.silentGc ? { watermark: this.watermark } : {}),
+      ...(from > 1 ? { from } : {}),
+      ...(next === undefined ? {} : { next })
+    })
   }
 
   /**
@@ -119,8 +149,11 @@ export class AcceptorCore {
     const ok = this.strict ? Ballot.equals(msg.ballot, this.promised) : !Ballot.lessThan(msg.ballot, this.promised)
     let accepted: Command.PValue | undefined
     if (ok) {
+      // only new work renews the lease: a leader that can send but not hear keeps
+      // retransmitting the same P2as, and must not hold off other leaders forever
+      const before = this.accepted.get(msg.slot)
+      if (before === undefined || !Ballot.equals(before.ballot, msg.ballot)) this.lastAccept = this.now()
       this.promised = msg.ballot
-      this.lastAccept = this.now()
       accepted = new Cmd.PValue({ ballot: msg.ballot, slot: msg.slot, value: msg.value })
       this.accepted.set(msg.slot, accepted)
     }
@@ -167,13 +200,14 @@ export const run = Effect.fn("Acceptor.run")(function* (id: string, config: Clus
   const store = yield* storage.acceptor(id)
   const loaded = yield* store.load
   probe?.acceptorLoaded(id, loaded.promised, loaded.accepted, loaded.watermark)
-  const clock = yield* Clock.Clock
+  const now = yield* Monotonic.Monotonic
   const core = new AcceptorCore(loaded, {
     strictAccept: bugs.strictAccept,
     leaseMs: config.timeouts.leaderTimeoutMs,
-    now: () => clock.currentTimeMillisUnsafe(),
+    now,
     cluster: config,
-    silentGc: bugs.gcWithoutWatermark
+    silentGc: bugs.gcWithoutWatermark,
+    ...(bugs.unpagedP1b ? {} : { pageBytes: Limits.fromMessageBytes(transport.maxMessageBytes).pageBytes })
   })
   const mailbox = yield* transport.listen(self)
   const promisedRound = Metrics.of(Metrics.promisedRound, id)

@@ -9,12 +9,13 @@
  * flight at once; each carries `acked`, the lowest seq still unanswered, so replicas can
  * forget older results.
  *
+ * A command too large for one message fails with `CommandTooLarge` before anything is sent.
  * A command that gets no answer within `clientTimeoutMs` fails with `OutcomeUnknown`: it
  * may still take effect later (B16), so callers must not read a timeout as "not applied".
  *
  * @since 0.1.0
  */
-import { Address, type ClusterConfig, Command, Message, StateMachine, Transport } from "@synod/core"
+import { Address, type ClusterConfig, Command, Limits, Message, StateMachine, Transport } from "@synod/core"
 import { Clock, Deferred, Effect, Metric, Option, Queue, Random, Result, Schema, type Scope } from "effect"
 import * as Metrics from "./Metrics.ts"
 
@@ -34,7 +35,21 @@ export class CommandRejected extends Schema.TaggedError<CommandRejected>()("Comm
   reason: Schema.String
 }) {}
 
-export type SubmitError = OutcomeUnknown | CommandRejected
+/**
+ * The command is too large for one message of the transport (with what a batch carries
+ * around it): it was not sent, and nothing was proposed.
+ */
+export class CommandTooLarge extends Schema.TaggedError<CommandTooLarge>()("CommandTooLarge", {
+  /** Its encoded size, and the largest command the transport allows (UTF-8 bytes of JSON). */
+  bytes: Schema.Int,
+  limit: Schema.Int
+}) {
+  override get message(): string {
+    return `the command is ${this.bytes} bytes encoded; the largest command this cluster carries is ${this.limit} bytes`
+  }
+}
+
+export type SubmitError = OutcomeUnknown | CommandRejected | CommandTooLarge
 
 export interface Client<C, R> {
   readonly id: string
@@ -59,6 +74,7 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
   const id = options.id ?? `c${(yield* Random.nextIntBetween(0, 2 ** 48)).toString(36)}`
   const self = Address.client(id)
   const codecs = StateMachine.codecs(machine)
+  const limit = Limits.fromMessageBytes(transport.maxMessageBytes).commandBytes
   const replicas = config.replicas.map(Address.replica)
   const { retransmitMs, clientTimeoutMs } = config.timeouts
   const waiting = new Map<number, Deferred.Deferred<Reply>>()
@@ -93,11 +109,12 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
 
   const attempt = (seq: number, command: C): Effect.Effect<R, SubmitError> =>
     Effect.gen(function* () {
+      const encoded = new Command.Command({ client: id, seq, acked: acked(), op: codecs.encodeCommand(command) })
+      const bytes = Limits.jsonBytes(encoded)
+      if (bytes > limit) return yield* new CommandTooLarge({ bytes, limit })
       const done = yield* Deferred.make<Reply>()
       waiting.set(seq, done)
-      const request = new Message.Request({
-        command: new Command.Command({ client: id, seq, acked: acked(), op: codecs.encodeCommand(command) })
-      })
+      const request = new Message.Request({ command: encoded })
       const started = clock.currentTimeMillisUnsafe()
       const sendTo = (to: Address.Address) =>
         transport.send(to, new Message.Envelope({ from: self, to, message: request }))

@@ -26,6 +26,7 @@ import {
   type ClusterConfig,
   type Command,
   Command as Cmd,
+  Limits,
   Message,
   StateMachine,
   Storage,
@@ -37,6 +38,17 @@ import * as StateTransfer from "./StateTransfer.ts"
 import { PlantedBugs } from "./internal/PlantedBugs.ts"
 import { type Probe, Probe as ProbeRef } from "./internal/Probe.ts"
 import * as Metrics from "./Metrics.ts"
+
+/** Encoded size of each command seen (UTF-8 JSON bytes), counted once however often it is batched. */
+const commandSizes = new WeakMap<Command.Command, number>()
+const sizeOf = (command: Command.Command): number => {
+  let size = commandSizes.get(command)
+  if (size === undefined) {
+    size = Limits.jsonBytes(command)
+    commandSizes.set(command, size)
+  }
+  return size
+}
 
 export interface Outbound {
   readonly to: Address.Address
@@ -63,6 +75,9 @@ export class ReplicaCore<S, C, R> {
   performedCommands = 0
   performedSlots = 0
   resent = 0
+  /** Client commands refused at intake for being too large to decide. */
+  refused = 0
+  private readonly limits: Limits.Limits
   readonly pending = new Map<string, Command.Command>()
   readonly inFlight = new Set<string>()
   readonly proposals = new Map<number, Command.Batch>()
@@ -100,8 +115,11 @@ export class ReplicaCore<S, C, R> {
       readonly noRecovery?: boolean
       /** The clock, for the batching linger (default: no linger). */
       readonly now?: () => number
+      /** The transport's message limit (default: NATS's 1 MiB). */
+      readonly maxMessageBytes?: number
     } = {}
   ) {
+    this.limits = Limits.fromMessageBytes(options.maxMessageBytes ?? Limits.defaultMaxMessageBytes)
     this.id = id
     this.config = config
     this.machine = machine
@@ -109,7 +127,8 @@ export class ReplicaCore<S, C, R> {
     this.leaders = config.leaders.map(Address.leader)
     this.acceptors = config.acceptors.map(Address.acceptor)
     const peers = config.replicas.filter((r) => r !== id)
-    this.source = new StateTransfer.Source(config.transferChunkBytes)
+    // a character of the encoded snapshot takes at most 6 bytes in a StateChunk (a \u escape)
+    this.source = new StateTransfer.Source(Math.min(config.transferChunkBytes, Math.floor(this.limits.batchBytes / 6)))
     this.sink = new StateTransfer.Sink(peers.map(Address.replica), Math.max(0, config.replicas.indexOf(id)))
     this.probe = options.probe
     this.noClientTable = options.noClientTable === true
@@ -144,6 +163,11 @@ export class ReplicaCore<S, C, R> {
 
   request(command: Command.Command): void {
     if (this.catchingUp) return
+    // a batch of it alone would not fit a message: clients refuse these before sending
+    if (sizeOf(command) > this.limits.commandBytes) {
+      this.refused++
+      return
+    }
     const k = Cmd.commandKey(command)
     if (!this.noClientTable) {
       const done = this.table.lookup(command.client, command.seq)
@@ -303,7 +327,12 @@ export class ReplicaCore<S, C, R> {
       const slot = this.slotIn++
       if (this.decisions.has(slot)) continue
       const commands: Array<Command.Command> = []
+      let bytes = 0
       for (const [k, c] of this.pending) {
+        // capped by bytes as well as count, so the Propose, P2a and Decision carrying it fit
+        const size = sizeOf(c) + 1
+        if (commands.length > 0 && bytes + size > this.limits.batchBytes) break
+        bytes += size
         this.pending.delete(k)
         this.inFlight.add(k)
         commands.push(c)
@@ -357,6 +386,15 @@ export class ReplicaCore<S, C, R> {
     seq: number,
     outcome: { readonly slot: number; readonly result: any; readonly error?: string }
   ): void {
+    const size = Limits.jsonBytes(outcome.result)
+    if (size > this.limits.batchBytes) {
+      // the answer would never arrive: say so instead (the command was performed all the same)
+      outcome = {
+        slot: outcome.slot,
+        result: null,
+        error: `the result of ${size} bytes exceeds the message limit of ${this.limits.batchBytes} bytes`
+      }
+    }
     this.out.push({
       to: Address.client(client),
       message: new Message.Response(
@@ -386,6 +424,8 @@ export interface Status {
   readonly watermark: number
   /** slotOut of its last durable snapshot. */
   readonly durable: number
+  /** The leader (its id) whose heartbeats last said it is active; absent until one did. */
+  readonly leader?: string
 }
 
 /** Runs replica `id` of `machine` until the scope closes; answers its status. Requires `Transport` and `Storage`. */
@@ -407,7 +447,8 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
     probe,
     noClientTable: bugs.noClientTable,
     noRecovery: bugs.noHoleFilling,
-    now: () => clock.currentTimeMillisUnsafe()
+    now: () => clock.currentTimeMillisUnsafe(),
+    maxMessageBytes: transport.maxMessageBytes
   })
   probe?.replicaLoaded(id, core.slotOut)
   const mailbox = yield* transport.listen(self)
@@ -418,13 +459,24 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
   const slots = Metrics.of(Metrics.slotsPerformed, id)
   const lag = Metrics.of(Metrics.slotLag, id)
   const resent = Metrics.of(Metrics.retransmissions, id, { role: "replica" })
-  let reported = { commands: 0, slots: 0, resent: 0 }
+  let reported = { commands: 0, slots: 0, resent: 0, refused: 0 }
   const report = Effect.suspend(() => {
-    const now = { commands: core.performedCommands, slots: core.performedSlots, resent: core.resent }
+    const now = {
+      commands: core.performedCommands,
+      slots: core.performedSlots,
+      resent: core.resent,
+      refused: core.refused
+    }
     const before = reported
     reported = now
     return Effect.all(
       [
+        now.refused === before.refused
+          ? Effect.void
+          : Effect.logWarning("refused client commands too large for one message", {
+              refused: now.refused - before.refused,
+              limit: Limits.fromMessageBytes(transport.maxMessageBytes).commandBytes
+            }),
         Metrics.add(committed, now.commands - before.commands),
         Metrics.add(slots, now.slots - before.slots),
         Metrics.add(resent, now.resent - before.resent),
@@ -509,7 +561,9 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
         clients: core.table.size,
         pending: core.pending.size,
         watermark: core.watermark,
-        durable: core.durable
+        durable: core.durable,
+        // element access: the field is private to the core, read-only here
+        ...(core["activeLeader"] === undefined ? {} : { leader: Address.id(core["activeLeader"]) })
       })
     )
   }

@@ -1,9 +1,12 @@
 /**
  * The scout: phase 1 for one ballot, a child fiber of its leader. It sends P1a to every
  * acceptor, resends to those that have not answered on a schedule, and merges the
- * pvalues of every promise for its ballot (per slot, highest ballot: pmax). It ends with
- * `adopted` once a majority promised (with the highest GC watermark they reported), or `preempted` as soon as one acceptor reports a
- * higher ballot. Replies with a lower ballot are ignored; duplicates count once (B6).
+ * pvalues of every promise for its ballot (per slot, highest ballot: pmax). An acceptor
+ * answers in pages by slot range (`P1b.next`); the scout asks for each next page at once
+ * and counts the acceptor only when its last page arrived. It ends with `adopted` once a
+ * majority promised and sent every page (with the highest GC watermark they reported), or
+ * `preempted` as soon as one acceptor reports a higher ballot. Replies with a lower ballot
+ * are ignored; duplicates count once (B6).
  *
  * The leader routes P1b to the scout by the ballot they echo; the scout never sees
  * another ballot's replies.
@@ -49,15 +52,19 @@ export const run = Effect.fnUntraced(function* (options: Options) {
   const tally = Quorum.make(options.acceptors)
   const pvalues = new Map<number, Command.PValue>()
   let watermark = 1
-  const message = new Message.P1a(
-    options.from === undefined || options.from <= 1 ? { ballot } : { ballot, from: options.from }
-  )
-  yield* Phase.broadcast({
+  const first = Math.max(1, options.from ?? 1)
+  /** Per acceptor, the slot its next P1b page starts at. */
+  const cursor = new Map<string, number>(options.acceptors.map((a) => [a, first]))
+  const p1a = (acceptor: string) => {
+    const from = cursor.get(acceptor) ?? first
+    return new Message.P1a(from <= 1 ? { ballot } : { ballot, from })
+  }
+  const sendTo = yield* Phase.broadcast({
     leader,
     acceptors: options.acceptors,
     tally,
     retransmitMs: options.retransmitMs,
-    message: () => message
+    message: p1a
   })
   for (;;) {
     const env = yield* Queue.take(options.inbox)
@@ -69,8 +76,17 @@ export const run = Effect.fnUntraced(function* (options: Options) {
         if (options.duplicatePreempts) return { _tag: "Preempted", ballot, by: ballot } satisfies Outcome
         continue
       }
+      // only the page asked for: a duplicate or a late answer to an earlier page adds nothing
+      const at = cursor.get(from)
+      if (at === undefined || (msg.from ?? 1) !== at) continue
       mergePmax(pvalues, msg.accepted)
       if (msg.watermark !== undefined && msg.watermark > watermark) watermark = msg.watermark
+      if (msg.next !== undefined) {
+        if (msg.next <= at) continue // a page that does not advance: ignore it, the resend asks again
+        cursor.set(from, msg.next)
+        yield* sendTo([from])
+        continue
+      }
       if (tally.add(from)) return { _tag: "Adopted", ballot, pvalues, watermark } satisfies Outcome
     } else if (Ballot.greaterThan(msg.ballot, ballot)) {
       return { _tag: "Preempted", ballot, by: msg.ballot } satisfies Outcome

@@ -2,23 +2,11 @@
  * Scripted scenarios with exact interleavings, outside the random simulator.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Address, Ballot, ClusterConfig, Command, InMemoryBus, Message, Storage, Transport } from "@synod/core"
+import { Address, Ballot, ClusterConfig, Command, InMemoryBus, Message, Storage } from "@synod/core"
 import { Effect, Exit, Fiber, Layer, Queue, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import { Client, Commander, KeyValue, Server } from "@synod/actors"
-
-/** A transport that records what is sent and delivers nothing. */
-const recording = () => {
-  const sent: Array<Message.Envelope> = []
-  const layer = Layer.succeed(
-    Transport.Transport,
-    Transport.Transport.of({
-      send: (_to, env) => Effect.sync(() => void sent.push(env)),
-      listen: () => Queue.unbounded<Message.Envelope>()
-    })
-  )
-  return { sent, layer }
-}
+import { recording } from "./Recording.ts"
 
 const b1 = Ballot.make(1, "l1")
 const b2 = Ballot.make(2, "l1")

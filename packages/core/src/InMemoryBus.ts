@@ -16,6 +16,7 @@
 import { Clock, Context, Effect, FiberSet, Layer, Queue, Random, Result } from "effect"
 import * as Address from "./Address.ts"
 import * as Codec from "./Codec.ts"
+import * as Limits from "./Limits.ts"
 import type { Envelope } from "./Message.ts"
 import { Transport } from "./Transport.ts"
 
@@ -38,7 +39,7 @@ export const noFaults: Faults = { lossRate: 0, duplicateRate: 0, minDelay: 0, ma
 
 export interface TraceEntry {
   readonly time: number
-  readonly event: "deliver" | "drop" | "undeliverable" | "decode-error"
+  readonly event: "deliver" | "drop" | "oversized" | "undeliverable" | "decode-error"
   readonly from: string
   readonly to: string
   readonly tag: string
@@ -51,6 +52,8 @@ export interface Stats {
   readonly duplicated: number
   readonly undeliverable: number
   readonly decodeErrors: number
+  /** Dropped for exceeding `maxMessageBytes`. */
+  readonly oversized: number
 }
 
 export interface Options {
@@ -61,6 +64,11 @@ export interface Options {
   readonly onTrace?: (entry: TraceEntry) => void
   /** Remember the last N messages sent, so `replay` can send them again (0: off). */
   readonly replayBuffer?: number
+  /**
+   * The largest encoded message delivered, in UTF-8 bytes (default: NATS's 1 MiB); larger
+   * ones are dropped and counted as `oversized`, as NATS refuses them.
+   */
+  readonly maxMessageBytes?: number
 }
 
 export class InMemoryBus extends Context.Service<
@@ -113,7 +121,13 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
   }
   const replayBuffer = options.replayBuffer ?? 0
   const recording = options.trace === true || options.onTrace !== undefined
-  const stats = { sent: 0, delivered: 0, dropped: 0, duplicated: 0, undeliverable: 0, decodeErrors: 0 }
+  const stats = { sent: 0, delivered: 0, dropped: 0, duplicated: 0, undeliverable: 0, decodeErrors: 0, oversized: 0 }
+  const maxMessageBytes = options.maxMessageBytes ?? Limits.defaultMaxMessageBytes
+  // a string's UTF-8 length is at most three times its length: most need no counting
+  const oversized = (payload: string | Uint8Array): boolean =>
+    typeof payload === "string"
+      ? payload.length * 3 > maxMessageBytes && Limits.utf8Bytes(payload) > maxMessageBytes
+      : payload.length > maxMessageBytes
 
   const groupOf = (address: string): number => groups.findIndex((g) => g.some((spec) => matches(spec, address)))
 
@@ -179,6 +193,11 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
   const sendRaw = (from: string, to: Address.Address, payload: string | Uint8Array) =>
     Effect.suspend(() => {
       stats.sent++
+      if (oversized(payload)) {
+        stats.oversized++
+        record("oversized", from, to, tagOf(payload))
+        return Effect.void
+      }
       if (replayBuffer > 0) {
         remember(recent, [from, to, payload])
         const node = Address.id(from as Address.Address)
@@ -199,6 +218,7 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
     })
 
   const transport = Transport.of({
+    maxMessageBytes,
     send: (to, envelope) => sendRaw(envelope.from, to, Codec.encode(envelope)),
     listen: (address) =>
       Effect.acquireRelease(

@@ -15,8 +15,9 @@ import { Ballot } from "./Ballot.ts"
 import { Command, PValue, Slot, SlotValue } from "./Command.ts"
 
 /**
- * Phase 1a: scout → acceptors. `from`: the leader's watermark — every replica has durably
- * applied the slots below it, so the acceptor reports only pvalues from there on.
+ * Phase 1a: scout → acceptors. `from`: report pvalues from this slot on — the leader's
+ * watermark at first (every replica has durably applied the slots below it), then the
+ * `next` of the previous P1b page.
  */
 export class P1a extends Schema.TaggedClass<P1a>()("P1a", {
   ballot: Ballot,
@@ -24,15 +25,23 @@ export class P1a extends Schema.TaggedClass<P1a>()("P1a", {
 }) {}
 
 /**
- * Phase 1b: acceptor → leader. `ballot` is the acceptor's promise after handling the P1a it
- * answers (`request`). `watermark`: the acceptor's GC watermark, when above 1 — it forgot
- * every slot below it, so "no pvalue" there means "forgotten", not "free" (B11).
+ * Phase 1b: acceptor → leader, one page of the answer to a P1a. `ballot` is the
+ * acceptor's promise after handling the P1a it answers (`request`). `watermark`: the
+ * acceptor's GC watermark, when above 1 — it forgot every slot below it, so "no pvalue"
+ * there means "forgotten", not "free" (B11).
+ *
+ * Paging: the page holds the accepted pvalues of slots from `from` (the P1a's, echoed;
+ * absent: 1) up to, not including, `next`; absent `next`, it holds every one from `from`
+ * on and is the last page. The scout asks for the next page with a P1a `from: next`, so a
+ * long accepted tail never makes one message larger than the transport carries.
  */
 export class P1b extends Schema.TaggedClass<P1b>()("P1b", {
   ballot: Ballot,
   request: Ballot,
   accepted: Schema.Array(PValue),
-  watermark: Schema.optionalKey(Slot)
+  watermark: Schema.optionalKey(Slot),
+  from: Schema.optionalKey(Slot),
+  next: Schema.optionalKey(Slot)
 }) {}
 
 /** Phase 2a: commander → acceptors. */

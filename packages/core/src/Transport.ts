@@ -7,6 +7,8 @@
  *   The protocol tolerates all four, so the transport adds no acknowledgement.
  * - `listen(address)` is scoped: closing the scope stops delivery to that mailbox.
  *   Several listeners on one address each get every message.
+ * - `maxMessageBytes` is the largest encoded message it carries; it drops larger ones
+ *   (counted), so roles size what they send to fit (`Limits`).
  *
  * @since 0.1.0
  */
@@ -29,5 +31,7 @@ export class Transport extends Context.Service<
     send(to: Address, envelope: Envelope): Effect.Effect<void>
     /** Receives what is sent to `address` until the scope closes. */
     listen(address: Address): Effect.Effect<Mailbox, TransportError, Scope.Scope>
+    /** The largest encoded message (UTF-8 bytes) it delivers; larger ones are dropped. */
+    readonly maxMessageBytes: number
   }
 >()("@synod/core/Transport") {}

@@ -21,7 +21,7 @@
  * @since 0.1.0
  */
 import { headers, type Msg } from "@nats-io/transport-node"
-import { type Address, Codec, type Message, Transport } from "@synod/core"
+import { type Address, Codec, Limits, type Message, Transport } from "@synod/core"
 import { Cause, type Duration, Effect, Layer, Option, Queue, Result } from "effect"
 import * as NatsConnection from "./NatsConnection.ts"
 import { NatsStats } from "./NatsStats.ts"
@@ -31,7 +31,11 @@ import * as Trace from "./Trace.ts"
 export interface TransportOptions {
   /** The cluster's name: the second subject token, so several clusters can share one NATS. */
   readonly cluster: string
-  /** Received messages larger than this are dropped undecoded (default 1 MiB, NATS's default `max_payload`). */
+  /**
+   * The largest message sent or received (default and upper bound: the server's
+   * `max_payload`, from its INFO). Larger received messages are dropped undecoded; roles
+   * size what they send to fit it (`Transport.maxMessageBytes`).
+   */
   readonly maxMessageBytes?: number
   /** Per-listener capacity of the raw inbox and of the mailbox (default 4096); overflow is dropped and counted. */
   readonly inboxCapacity?: number
@@ -54,11 +58,17 @@ const invalidCluster = (cluster: string) =>
 export const make = Effect.fnUntraced(function* (options: TransportOptions) {
   if (!Subjects.isClusterName(options.cluster)) return yield* invalidCluster(options.cluster)
   const cluster = options.cluster
-  const maxBytes = options.maxMessageBytes ?? 1024 * 1024
   const capacity = options.inboxCapacity ?? 4096
   const subscribeTimeout = options.subscribeTimeout ?? "5 seconds"
   const withTrace = options.traceHeader ?? true
   const { client, isConnectedUnsafe } = yield* NatsConnection.NatsConnection
+  const serverMax = client.info?.max_payload ?? Limits.defaultMaxMessageBytes
+  const maxBytes = Math.min(options.maxMessageBytes ?? serverMax, serverMax)
+  if (maxBytes < Limits.minMaxMessageBytes) {
+    return yield* new Transport.TransportError({
+      reason: `the NATS max_payload of ${maxBytes} bytes is below synod's minimum of ${Limits.minMaxMessageBytes}`
+    })
+  }
   const stats = yield* NatsStats
   let sendSeq = 0
 
@@ -196,7 +206,7 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
       return mailbox as Transport.Mailbox
     })
 
-  return Transport.Transport.of({ send, listen })
+  return Transport.Transport.of({ send, listen, maxMessageBytes: maxBytes })
 })
 
 /** The transport, on a `NatsConnection` (and its `NatsStats`) provided from outside. */

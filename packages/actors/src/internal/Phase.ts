@@ -9,31 +9,29 @@ import { Effect, Metric, Schedule } from "effect"
 import * as Metrics from "../Metrics.ts"
 
 /**
- * Sends `message()` to all `acceptors` now, and to `tally.missing()` every `retransmitMs`
- * in a child fiber (it stops when the caller's fiber ends). `message` is re-evaluated at
- * each send.
+ * Sends `message(acceptor)` to all `acceptors` now, and to `tally.missing()` every
+ * `retransmitMs` in a child fiber (it stops when the caller's fiber ends). `message` is
+ * re-evaluated at each send. Answers the send, for the caller's own follow-ups.
  */
 export const broadcast = Effect.fnUntraced(function* (options: {
   readonly leader: Address.Address
   readonly acceptors: ReadonlyArray<string>
   readonly tally: Quorum.Tally
   readonly retransmitMs: number
-  readonly message: () => Message.Message
+  readonly message: (acceptor: string) => Message.Message
 }) {
   const transport = yield* Transport.Transport
   const { leader } = options
   const sendTo = (ids: ReadonlyArray<string>) =>
-    Effect.suspend(() => {
-      const message = options.message()
-      return Effect.forEach(
-        ids,
-        (a) => {
+    Effect.forEach(
+      ids,
+      (a) =>
+        Effect.suspend(() => {
           const to = Address.acceptor(a)
-          return transport.send(to, new Message.Envelope({ from: leader, to, message }))
-        },
-        { discard: true }
-      )
-    })
+          return transport.send(to, new Message.Envelope({ from: leader, to, message: options.message(a) }))
+        }),
+      { discard: true }
+    )
   yield* sendTo(options.acceptors)
   const resent = Metrics.of(Metrics.retransmissions, Address.id(leader), { role: "leader" })
   yield* Effect.suspend(() => Effect.andThen(Metric.update(resent, 1), sendTo(options.tally.missing()))).pipe(
@@ -41,4 +39,5 @@ export const broadcast = Effect.fnUntraced(function* (options: {
     Effect.repeat(Schedule.spaced(options.retransmitMs)),
     Effect.forkChild
   )
+  return sendTo
 })

@@ -26,6 +26,8 @@ export interface PlantedBugs {
   readonly noHoleFilling: boolean
   /** B11: acceptors garbage-collect old slots but keep no watermark: they never report it nor refuse below it. */
   readonly gcWithoutWatermark: boolean
+  /** B18: acceptors answer a P1a with every pvalue in one P1b, however large: past the transport's limit it is dropped, and no leader is ever adopted again. */
+  readonly unpagedP1b: boolean
 }
 
 export const none: PlantedBugs = {
@@ -38,7 +40,8 @@ export const none: PlantedBugs = {
   updateReversed: false,
   noClientTable: false,
   noHoleFilling: false,
-  gcWithoutWatermark: false
+  gcWithoutWatermark: false,
+  unpagedP1b: false
 }
 
 export type Name = keyof PlantedBugs

@@ -18,6 +18,7 @@ const candidates = (s: Scenario): Array<Scenario> => {
   if (s.network) out.push({ ...s, network: false })
   if (s.f === 2) out.push({ ...s, f: 1 })
   if (s.keys > 1) out.push({ ...s, keys: 1 })
+  if (s.largeValues) out.push({ ...s, largeValues: false })
   if (s.faultMs > 400) out.push({ ...s, faultMs: Math.ceil(s.faultMs / 2) })
   return out
 }

@@ -26,6 +26,12 @@ export interface Scenario {
   readonly faultMs: number
   /** Replicas snapshot every this many slots, and acceptors garbage-collect behind them. */
   readonly snapshotEvery: number
+  /**
+   * Some writes carry values of kilobytes (and a few are too large to send at all), on a
+   * bus whose message limit is `Simulation.messageBytes`: batches, P1b pages, state
+   * chunks and answers must all be sized to fit.
+   */
+  readonly largeValues: boolean
   readonly bugs: Partial<PlantedBugs>
 }
 
@@ -55,6 +61,7 @@ export const fromSeed = (seed: number, overrides: Partial<Omit<Scenario, "seed">
     crashes: r() < 0.7,
     faultMs: 1000 + Math.floor(r() * 2000),
     snapshotEvery: [2, 4, 8][Math.floor(r() * 3)]!,
+    largeValues: r() < 0.5,
     bugs: {}
   }
   return { ...base, ...overrides }
@@ -62,5 +69,5 @@ export const fromSeed = (seed: number, overrides: Partial<Omit<Scenario, "seed">
 
 export const describe = (s: Scenario): string =>
   `seed ${s.seed}: f=${s.f} ${s.layout}, ${s.clients} clients x ${s.opsPerClient} ops on ${s.keys} keys, ` +
-  `snapshots every ${s.snapshotEvery} slots, faults for ${s.faultMs} ms: ${[s.network && "network", s.partitions && "partitions", s.crashes && "crashes"].filter(Boolean).join(", ") || "none"}` +
+  `snapshots every ${s.snapshotEvery} slots${s.largeValues ? ", large values" : ""}, faults for ${s.faultMs} ms: ${[s.network && "network", s.partitions && "partitions", s.crashes && "crashes"].filter(Boolean).join(", ") || "none"}` +
   (Object.keys(s.bugs).length > 0 ? `, planted: ${Object.keys(s.bugs).join(", ")}` : "")

@@ -13,7 +13,7 @@
  *
  * @since 0.1.0
  */
-import { ClusterConfig, InMemoryBus, Storage, Transport } from "@synod/core"
+import { ClusterConfig, InMemoryBus, Monotonic, Storage, Transport } from "@synod/core"
 import { Effect, Exit, Fiber, Layer, Random, References, Scope } from "effect"
 import * as Acceptor from "../Acceptor.ts"
 import * as Client from "../Client.ts"
@@ -45,9 +45,12 @@ export interface Report {
   /** Acceptor garbage collections, and snapshots replicas installed from peers. */
   readonly gcs: number
   readonly transfers: number
+  /** Messages the bus dropped for exceeding its limit: a role sent more than a message carries. */
+  readonly oversized: number
 }
 
-export const failed = (r: Report): boolean => r.violations.length > 0 || r.stall !== undefined || !r.linearizable
+export const failed = (r: Report): boolean =>
+  r.violations.length > 0 || r.stall !== undefined || !r.linearizable || r.oversized > 0
 
 export interface RunOptions {
   /** Called with each trace line (deliveries, faults, client operations). */
@@ -95,9 +98,21 @@ export const configFor = (s: Scenario): ClusterConfig.ClusterConfig => {
   })
 }
 
-const randomOp = (r: () => number, keys: number, client: number, i: number): KvInput => {
+/**
+ * The bus's message limit in every run (NATS's is 1 MiB): small, so that kilobyte values
+ * make every kind of message press against it.
+ */
+export const messageBytes = 16 * 1024
+
+/** Text of about `chars` UTF-16 units, one to three UTF-8 bytes each. */
+const filler = (chars: number): string => "x\u6f22\u00e9-".repeat(Math.ceil(chars / 4)).slice(0, chars)
+
+/** A value that no message can carry: its client must refuse it. */
+const oversized = (client: number, i: number) => `c${client}.${i}:${filler(messageBytes)}`
+
+const randomOp = (r: () => number, keys: number, client: number, i: number, large: boolean): KvInput => {
   const key = `k${Math.floor(r() * keys)}`
-  const value = `c${client}.${i}`
+  const value = large && r() < 0.4 ? `c${client}.${i}:${filler(200 + Math.floor(r() * 4000))}` : `c${client}.${i}`
   const x = r()
   if (x < 0.35) return { _tag: "Put", key, value }
   if (x < 0.65) return { _tag: "Get", key }
@@ -131,6 +146,7 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
       })
       const busOptions: InMemoryBus.Options = {
         faults: { minDelay: 1, maxDelay: 3 },
+        maxMessageBytes: messageBytes,
         replayBuffer: 2000,
         ...(trace
           ? { onTrace: (e: InMemoryBus.TraceEntry) => trace(`${e.time} ${e.event} ${e.from} -> ${e.to} ${e.tag}`) }
@@ -146,6 +162,7 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
           Effect.provideService(Transport.Transport, transport),
           Effect.provideService(Storage.Storage, storage),
           Effect.provideService(Probe, checker),
+          Effect.provideService(Monotonic.Monotonic, () => clock.currentTimeMillisUnsafe()),
           Effect.provideService(PlantedBugs, bugs)
         ) as Effect.Effect<A, E, Exclude<R, Transport.Transport | Storage.Storage>>
 
@@ -200,7 +217,7 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
         const kinds = [
           ...(scenario.network ? ["network", "network", "calm", "replay"] : []),
           ...(scenario.partitions
-            ? ["partition", "cut", "isolate", "heal", "depose", "depose", "flap", "strand", "gc-depose", "echo"]
+            ? ["partition", "cut", "isolate", "heal", "depose", "depose", "flap", "strand", "gc-depose", "echo", "tail"]
             : []),
           ...(scenario.crashes ? ["crash", "crash", "restart", "wipe"] : [])
         ]
@@ -344,6 +361,29 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
               yield* start("replica", id)
               break
             }
+            case "tail": {
+              // acceptors stop hearing replicas' progress, so they garbage-collect nothing and
+              // their accepted tails grow; then the leader changes, and the new one's P1b
+              // must carry the whole tail: in pages, or not at all past the message limit
+              const ms = 300 + Math.floor(r() * 1200)
+              note(`tail: acceptors hear no progress for ${ms} ms, then the leader is deposed`)
+              for (const rep of config.replicas)
+                for (const acc of config.acceptors) yield* bus.cut(`replica/${rep}`, `acceptor/${acc}`)
+              yield* Effect.forkScoped(
+                Effect.gen(function* () {
+                  yield* Effect.sleep(ms)
+                  const leader = checker.currentLeader()
+                  if (leader !== undefined) {
+                    note(`tail: depose ${leader}`)
+                    yield* bus.isolate(leader)
+                    yield* Effect.sleep(100 + Math.floor(r() * 300))
+                  }
+                  note("tail: heal links")
+                  yield* bus.heal
+                })
+              )
+              break
+            }
             case "heal":
               note("heal links")
               yield* bus.heal
@@ -381,7 +421,19 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
           const client = yield* provideAll(Client.make(KeyValue.machine, config, { id: `k${c}` }))
           for (let i = 0; i < scenario.opsPerClient; i++) {
             yield* Effect.sleep(Math.floor(r() * 40))
-            const input = randomOp(r, scenario.keys, c, i)
+            if (scenario.largeValues && r() < 0.03) {
+              // too large for any message: refused before anything is sent, never applied
+              const exit = yield* Effect.exit(client.submit({ _tag: "Put", key: "k0", value: oversized(c, i) }))
+              const refused =
+                Exit.isFailure(exit) &&
+                exit.cause.reasons.some(
+                  (reason) => reason._tag === "Fail" && (reason.error as { _tag?: string })._tag === "CommandTooLarge"
+                )
+              note(`client k${c} oversized Put -> ${refused ? "refused" : "NOT refused"}`)
+              if (!refused) checker.violations.push(`M: client k${c} did not refuse a command larger than a message`)
+              continue
+            }
+            const input = randomOp(r, scenario.keys, c, i, scenario.largeValues)
             checker.submit(`k${c}#${i + 1}`)
             const call = clock.currentTimeMillisUnsafe()
             const exit = yield* Effect.exit(client.submit(input))
@@ -470,7 +522,8 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
         operations: history.length,
         unknown: history.filter((h) => h.ret === undefined).length,
         gcs: checker.gcs,
-        transfers: checker.installs
+        transfers: checker.installs,
+        oversized: (yield* bus.stats).oversized
       } satisfies Report
     })
   )

@@ -18,7 +18,7 @@ import * as Simulation from "./Simulation.ts"
 const usage = `usage: pnpm sim [--first S] [--count N] | --seed S [--trace]   [--bug NAME] [--no-reduce]
   scenario overrides (otherwise derived from the seed):
     --f 1|2  --layout colocated|split  --clients N  --ops N  --keys N  --fault-ms N  --snapshot-every N
-    --network on|off  --partitions on|off  --crashes on|off
+    --network on|off  --partitions on|off  --crashes on|off  --large on|off
   planted bugs: ${bugNames.join(", ")}`
 
 const fail = (message: string): never => {
@@ -53,7 +53,8 @@ for (let i = 0; i < args.length; i++) {
       "snapshot-every",
       "network",
       "partitions",
-      "crashes"
+      "crashes",
+      "large"
     ].includes(name)
   ) {
     fail(`unknown option --${name}`)
@@ -99,6 +100,7 @@ const overrides: Partial<Omit<Scenario.Scenario, "seed">> = Object.fromEntries(
     network: onOff("network"),
     partitions: onOff("partitions"),
     crashes: onOff("crashes"),
+    largeValues: onOff("large"),
     bugs
   }).filter(([, v]) => v !== undefined)
 )
@@ -107,7 +109,7 @@ const overrides: Partial<Omit<Scenario.Scenario, "seed">> = Object.fromEntries(
 const replayCommand = (s: Scenario.Scenario): string =>
   `pnpm sim --seed ${s.seed} --trace --f ${s.f} --layout ${s.layout} --clients ${s.clients} --ops ${s.opsPerClient} ` +
   `--keys ${s.keys} --fault-ms ${s.faultMs} --snapshot-every ${s.snapshotEvery} --network ${s.network ? "on" : "off"} ` +
-  `--partitions ${s.partitions ? "on" : "off"} --crashes ${s.crashes ? "on" : "off"}` +
+  `--partitions ${s.partitions ? "on" : "off"} --crashes ${s.crashes ? "on" : "off"} --large ${s.largeValues ? "on" : "off"}` +
   (bug ? ` --bug ${bug}` : "")
 
 const summary = (r: Simulation.Report): string =>
@@ -117,9 +119,11 @@ const summary = (r: Simulation.Report): string =>
       ? `stall: ${r.stall}`
       : !r.linearizable
         ? `history is not linearizable:\n    ${(r.nonlinearizable ?? []).join("\n    ")}`
-        : r.linearizabilityTimedOut
-          ? "ok (linearizability check gave up: too many interleavings)"
-          : "ok"
+        : r.oversized > 0
+          ? `${r.oversized} messages exceeded the bus's limit of ${Simulation.messageBytes} bytes`
+          : r.linearizabilityTimedOut
+            ? "ok (linearizability check gave up: too many interleavings)"
+            : "ok"
 
 const main = Effect.gen(function* () {
   if (flags.has("seed")) {
@@ -139,6 +143,7 @@ const main = Effect.gen(function* () {
   let violations = 0
   let stalls = 0
   let nonlin = 0
+  let oversized = 0
   let gcs = 0
   let transfers = 0
   const failures: Array<Simulation.Report> = []
@@ -151,6 +156,7 @@ const main = Effect.gen(function* () {
     if (r.violations.length > 0) violations++
     else if (r.stall !== undefined) stalls++
     else if (!r.linearizable) nonlin++
+    else if (r.oversized > 0) oversized++
     if (Simulation.failed(r)) {
       failures.push(r)
       process.stdout.write(
@@ -180,9 +186,9 @@ const main = Effect.gen(function* () {
   }
   process.stdout.write(`garbage collections ${gcs}, state transfers ${transfers}\n`)
   process.stdout.write(
-    `seeds ${count}, steps ${steps}, violations ${violations}, stalls ${stalls}, nonlinearizable ${nonlin}\n`
+    `seeds ${count}, steps ${steps}, violations ${violations}, stalls ${stalls}, nonlinearizable ${nonlin}, oversized ${oversized}\n`
   )
-  return violations + stalls + nonlin > 0 ? 1 : 0
+  return violations + stalls + nonlin + oversized > 0 ? 1 : 0
 })
 
 Effect.runPromise(main).then(

@@ -1,0 +1,265 @@
+/**
+ * Every message fits the transport's limit: P1b pages, batches capped by bytes, commands
+ * refused at intake, answers too large to send, and the acceptor's lease renewed only by
+ * new work.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import {
+  Address,
+  Ballot,
+  ClusterConfig,
+  Codec,
+  Command,
+  InMemoryBus,
+  Limits,
+  Message,
+  Storage,
+  Transport
+} from "@synod/core"
+import { Effect, Exit, Fiber, Layer, Option, Queue } from "effect"
+import * as fc from "fast-check"
+import { Acceptor, Client, KeyValue, Replica, Scout, Server } from "@synod/actors"
+import { recording } from "./Recording.ts"
+
+const b = (round: number, leader = "l1") => Ballot.make(round, leader)
+const empty: Storage.AcceptorState = { promised: Ballot.bottom, watermark: 1, accepted: new Map() }
+const put = (client: string, seq: number, value: string) =>
+  new Command.Command({ client, seq, acked: 0, op: { _tag: "Put", key: "k", value } })
+const batchOf = (...values: Array<string>) => new Command.Batch({ commands: values.map((v, i) => put("c", i + 1, v)) })
+
+/** Every page of `acceptor`'s answer to a P1a at `ballot`, following `next`. */
+const pages = (acceptor: Acceptor.AcceptorCore, ballot: Ballot.Ballot, from = 1): Array<Message.P1b> => {
+  const out: Array<Message.P1b> = []
+  let at: number | undefined = from
+  while (at !== undefined) {
+    const page = acceptor.p1a(ballot, at)
+    out.push(page)
+    assert.strictEqual(page.from ?? 1, at, "a page echoes where it starts")
+    if (page.next !== undefined) assert.isAbove(page.next, at, "each page advances")
+    at = page.next
+  }
+  return out
+}
+
+describe("P1b pages", () => {
+  it("hold every pvalue from the asked slot on, in slot order, each page within the limit", () => {
+    const limits = Limits.fromMessageBytes(Limits.minMaxMessageBytes)
+    fc.assert(
+      fc.property(
+        fc.uniqueArray(fc.integer({ min: 1, max: 400 }), { maxLength: 60 }),
+        fc.array(fc.integer({ min: 0, max: 2000 }), { minLength: 60, maxLength: 60 }),
+        fc.integer({ min: 1, max: 200 }),
+        (slots, sizes, from) => {
+          const a = new Acceptor.AcceptorCore(empty, { pageBytes: limits.pageBytes })
+          slots.forEach((slot, i) => {
+            // multi-byte text: limits are UTF-8 bytes, not characters
+            a.p2a(new Message.P2a({ ballot: b(1), slot, value: batchOf("é".repeat(sizes[i]!)) }))
+          })
+          const all = pages(a, b(2), from)
+          const reported = all.flatMap((p) => p.accepted.map((pv) => pv.slot))
+          assert.deepStrictEqual(
+            reported,
+            slots.filter((s) => s >= from).sort((x, y) => x - y)
+          )
+          for (const page of all) {
+            const envelope = new Message.Envelope({ from: "acceptor/a1", to: "leader/l1", message: page })
+            assert.isAtMost(Limits.utf8Bytes(Codec.encode(envelope)), limits.messageBytes)
+          }
+        }
+      )
+    )
+  })
+
+  it("the planted B18 answers in one page, however large", () => {
+    const a = new Acceptor.AcceptorCore(empty)
+    for (let slot = 1; slot <= 20; slot++)
+      a.p2a(new Message.P2a({ ballot: b(1), slot, value: batchOf("x".repeat(4000)) }))
+    const page = a.p1a(b(2))
+    assert.strictEqual(page.accepted.length, 20)
+    assert.isUndefined(page.next)
+  })
+})
+
+describe("the acceptor's lease (B15)", () => {
+  it("is renewed by new work only, not by a retransmitted P2a", () => {
+    let now = 0
+    const a = new Acceptor.AcceptorCore(empty, { leaseMs: 100, now: () => now })
+    a.p1a(b(1, "l1"))
+    a.p2a(new Message.P2a({ ballot: b(1, "l1"), slot: 1, value: Command.noop }))
+    now = 60
+    // the same P2a again: a leader that sends but cannot hear retransmits it forever
+    a.p2a(new Message.P2a({ ballot: b(1, "l1"), slot: 1, value: Command.noop }))
+    now = 120
+    assert.deepStrictEqual(a.p1a(b(2, "l2")).ballot, b(2, "l2"), "the lease lapsed 100 ms after the new work")
+  })
+
+  it("holds off another leader while new work arrives", () => {
+    let now = 0
+    const a = new Acceptor.AcceptorCore(empty, { leaseMs: 100, now: () => now })
+    a.p1a(b(1, "l1"))
+    for (let slot = 1; slot <= 3; slot++) {
+      now += 60
+      a.p2a(new Message.P2a({ ballot: b(1, "l1"), slot, value: Command.noop }))
+    }
+    now += 60
+    assert.deepStrictEqual(a.p1a(b(2, "l2")).ballot, b(1, "l1"), "refused within the lease")
+  })
+})
+
+describe("a scout", () => {
+  it.effect("asks for each next page at once and adopts only with every page from a majority", () =>
+    Effect.gen(function* () {
+      const { sent, layer } = recording()
+      const inbox = yield* Queue.unbounded<Message.Envelope>()
+      const ballot = b(2)
+      const fiber = yield* Scout.run({
+        leader: Address.leader("l1"),
+        ballot,
+        acceptors: ["a1", "a2", "a3"],
+        inbox,
+        retransmitMs: 1000
+      }).pipe(Effect.provide(layer), Effect.forkChild)
+      yield* Effect.yieldNow
+      const pv = (slot: number) => new Command.PValue({ ballot: b(1), slot, value: Command.noop })
+      const reply = (from: string, fields: Partial<ConstructorParameters<typeof Message.P1b>[0]>) =>
+        Queue.offer(
+          inbox,
+          new Message.Envelope({
+            from: Address.acceptor(from),
+            to: "leader/l1",
+            message: new Message.P1b({ ballot, request: ballot, accepted: [], ...fields })
+          })
+        )
+      yield* reply("a1", { accepted: [pv(1)], next: 5 })
+      yield* reply("a2", { accepted: [pv(1), pv(2)] })
+      yield* Effect.yieldNow
+      const asked = sent.filter((e) => e.to === "acceptor/a1" && e.message._tag === "P1a")
+      assert.deepStrictEqual(
+        asked.map((e) => (e.message as Message.P1a).from),
+        [undefined, 5],
+        "a1 is asked for the page from slot 5"
+      )
+      assert.isUndefined(fiber.pollUnsafe(), "a1 has not sent its last page: no majority yet")
+      // a duplicate of the first page is not the page asked for
+      yield* reply("a1", { accepted: [pv(1)], next: 5 })
+      yield* Effect.yieldNow
+      assert.isUndefined(fiber.pollUnsafe())
+      yield* reply("a1", { accepted: [pv(7)], from: 5 })
+      const outcome = yield* Fiber.join(fiber)
+      assert.strictEqual(outcome._tag, "Adopted")
+      if (outcome._tag === "Adopted") assert.deepStrictEqual([...outcome.pvalues.keys()].sort(), [1, 2, 7])
+    })
+  )
+})
+
+const config = ClusterConfig.make({
+  acceptors: ["a1", "a2", "a3"],
+  leaders: ["l1"],
+  replicas: ["r1"],
+  window: 4
+})
+
+describe("replica batches", () => {
+  const limits = Limits.fromMessageBytes(Limits.minMaxMessageBytes)
+  const replica = () =>
+    new Replica.ReplicaCore("r1", config, KeyValue.machine, Option.none(), {
+      maxMessageBytes: Limits.minMaxMessageBytes
+    })
+
+  it("are capped by bytes as well as by count, so every Propose fits a message", () => {
+    const r = replica()
+    // about 1,900 UTF-8 bytes each: three fit the 6 KiB batch, four do not
+    for (let i = 1; i <= 12; i++) r.request(put("c", i, "漢".repeat(600)))
+    const first = r.drain().filter((o) => o.message._tag === "Propose")
+    assert.strictEqual(first.length, 4, "the window (4) fills with one command per slot")
+    // each decision opens the window for one batch of what waited
+    const proposals = [...first]
+    for (let slot = 1; slot <= 3; slot++) {
+      r.decision(slot, (first[slot - 1]!.message as Message.Propose).value)
+      proposals.push(...r.drain().filter((o) => o.message._tag === "Propose"))
+    }
+    const sizes = proposals.map((o) => ((o.message as Message.Propose).value as Command.Batch).commands.length)
+    assert.deepStrictEqual(sizes, [1, 1, 1, 1, 3, 3, 2], "batches fill by bytes, not to maxSize")
+    for (const o of proposals) {
+      const envelope = new Message.Envelope({ from: "replica/r1", to: o.to, message: o.message })
+      assert.isAtMost(Limits.utf8Bytes(Codec.encode(envelope)), limits.messageBytes)
+    }
+  })
+
+  it("refuse a command too large for a batch of its own at intake", () => {
+    const r = replica()
+    r.request(put("c", 1, "x".repeat(limits.commandBytes)))
+    assert.deepStrictEqual(r.drain(), [])
+    assert.strictEqual(r.refused, 1)
+    assert.strictEqual(r.pending.size, 0)
+  })
+
+  it("answer with an error when a result is too large for a message", () => {
+    const r = replica()
+    // decided elsewhere (a replica with a larger limit took it): larger than this one can answer
+    const write = new Command.Command({
+      client: "w",
+      seq: 1,
+      acked: 0,
+      op: { _tag: "Put", key: "a", value: "y".repeat(7000) }
+    })
+    r.decision(1, new Command.Batch({ commands: [write] }))
+    const read = (seq: number, key: string) =>
+      new Command.Command({ client: "c", seq, acked: 0, op: { _tag: "Get", key } })
+    r.request(read(1, "a"))
+    r.decision(2, new Command.Batch({ commands: [read(1, "a")] }))
+    const answers = () =>
+      r
+        .drain()
+        .filter((o) => o.message._tag === "Response")
+        .map((o) => o.message as Message.Response)
+    const [big] = answers()
+    assert.match(big!.error ?? "", /exceeds the message limit/)
+    assert.strictEqual(r.slotOut, 3, "the read was performed all the same")
+    r.request(read(2, "b"))
+    r.decision(3, new Command.Batch({ commands: [read(2, "b")] }))
+    const [small] = answers()
+    assert.strictEqual(small!.error, undefined, "a result that fits is answered as usual")
+  })
+})
+
+describe("over the in-memory bus", () => {
+  it.live("a message over the bus's limit is dropped and counted, as NATS refuses it", () =>
+    Effect.gen(function* () {
+      const bus = yield* InMemoryBus.InMemoryBus
+      const transport = yield* Transport.Transport
+      assert.strictEqual(transport.maxMessageBytes, 10_000)
+      const mailbox = yield* transport.listen("replica/r1")
+      const request = (value: string) =>
+        new Message.Envelope({
+          from: "client/c",
+          to: "replica/r1",
+          message: new Message.Request({ command: put("c", 1, value) })
+        })
+      yield* transport.send("replica/r1", request("é".repeat(6000)))
+      yield* transport.send("replica/r1", request("small"))
+      yield* Effect.sleep(10)
+      const got = yield* Queue.takeAll(mailbox)
+      assert.strictEqual(got.length, 1)
+      assert.strictEqual((yield* bus.stats).oversized, 1)
+    }).pipe(Effect.scoped, Effect.provide(InMemoryBus.layer({ maxMessageBytes: 10_000 })))
+  )
+
+  it.live("a client refuses a command too large for one message, and nothing is proposed", () =>
+    Effect.gen(function* () {
+      const cluster = ClusterConfig.servers(3)
+      yield* Layer.build(Server.layerCluster(cluster, KeyValue.machine))
+      const client = yield* Client.make(KeyValue.machine, cluster)
+      const exit = yield* Effect.exit(client.submit({ _tag: "Put", key: "k", value: "x".repeat(20_000) }))
+      assert.isTrue(Exit.isFailure(exit))
+      const error = Exit.isFailure(exit) ? exit.cause.reasons.find((r) => r._tag === "Fail") : undefined
+      assert.strictEqual((error as { error: { _tag: string } } | undefined)?.error._tag, "CommandTooLarge")
+      // the next command is served as usual
+      assert.deepStrictEqual(yield* client.submit({ _tag: "Put", key: "k", value: "ok" }), { _tag: "Ok" })
+      assert.deepStrictEqual(yield* client.submit({ _tag: "Get", key: "k" }), { _tag: "Value", value: "ok" })
+    }).pipe(
+      Effect.scoped,
+      Effect.provide(Layer.merge(InMemoryBus.layer({ maxMessageBytes: 16_384 }), Storage.layerMemory()))
+    )
+  )
+})

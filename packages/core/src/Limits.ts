@@ -1,0 +1,61 @@
+/**
+ * How big a message may be, and what that leaves for the values inside it. Every message
+ * a role sends fits the transport's limit (`Transport.maxMessageBytes`: NATS's
+ * `max_payload`, or the in-memory bus's setting), because a transport drops what exceeds
+ * it, and a message dropped at every retransmission is an outage, not a delay:
+ *
+ * - a client command larger than `commandBytes` is refused before it is sent;
+ * - a replica closes a batch before its commands pass `batchBytes`, so a Propose, a P2a
+ *   and a Decision, each carrying one batch, fit;
+ * - an acceptor pages its P1b by slot range, each page under `pageBytes`;
+ * - state transfer chunks and client responses are sized the same way.
+ *
+ * Sizes are UTF-8 bytes of the JSON encoding, as the wire codec writes it.
+ *
+ * @since 0.2.0
+ */
+import { Buffer } from "node:buffer"
+
+/** NATS's default `max_payload`: the limit when nothing else says. */
+export const defaultMaxMessageBytes = 1024 * 1024
+
+/** The smallest limit synod runs with: below it, ordinary commands would not fit. */
+export const minMaxMessageBytes = 8 * 1024
+
+/**
+ * Bytes kept in every message for everything around its payload: the envelope and its
+ * two addresses, tags, ballot, slot, watermark, and the transport's headers. Addresses
+ * are at most 73 characters and numbers 16 digits, so this is several times what they take.
+ */
+export const envelopeBytes = 2048
+
+export interface Limits {
+  /** The transport's limit for one encoded message. */
+  readonly messageBytes: number
+  /** The encoded commands of one batch, commas included: a Propose, P2a or Decision carries one. */
+  readonly batchBytes: number
+  /** One encoded client command (`Command`: client, seq, acked and op). */
+  readonly commandBytes: number
+  /** The pvalues of one P1b page, commas included. */
+  readonly pageBytes: number
+}
+
+/** The limits that follow from a transport's message limit. */
+export const fromMessageBytes = (messageBytes: number): Limits => {
+  const m = Math.max(minMaxMessageBytes, Math.floor(messageBytes))
+  const payload = m - envelopeBytes
+  return {
+    messageBytes: m,
+    batchBytes: payload,
+    // a batch of one command must fit: the brackets and the batch's tag come out of it
+    commandBytes: payload - 64,
+    // one pvalue adds its ballot and slot (under 128 bytes) to the batch it carries
+    pageBytes: payload + 128
+  }
+}
+
+/** UTF-8 bytes of `text`. */
+export const utf8Bytes = (text: string): number => Buffer.byteLength(text, "utf8")
+
+/** UTF-8 bytes of the JSON encoding of `value` (as the wire codec encodes it). */
+export const jsonBytes = (value: unknown): number => Buffer.byteLength(JSON.stringify(value), "utf8")
