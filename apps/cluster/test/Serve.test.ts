@@ -3,7 +3,8 @@
  * directory and HTTP API) on a nats-server the test starts, and the `synod` CLI talking
  * to them: writes through one process are read through another, compare-and-set
  * conflicts, status across the three, and, with two of them killed, a write whose
- * outcome the CLI reports as unknown. Bad configs are refused with the field named.
+ * outcome the CLI reports as unknown. Bad configs are refused with the field named, and
+ * a second process on a data directory or node id in use is refused naming the first.
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -124,18 +125,22 @@ describe("synod serve", () => {
           name: "e2e",
           node: "s1",
           cluster,
+          dataDir: join(dir, "s1"),
           transport: { kind: "nats", servers: ["nats://127.0.0.1:4222"] }
         }
         const badPort = writeConfig(dir, "port", { ...base, http: { port: 70000 } })
         const badWindow = writeConfig(dir, "window", { ...base, cluster: { ...cluster, window: 0 } })
         const memory = writeConfig(dir, "memory", { ...base, transport: { kind: "memory" } })
-        const [port, window, mem, missing, noConfig] = yield* Effect.all(
+        const { dataDir: _, ...withoutDir } = base
+        const noDir = writeConfig(dir, "nodir", withoutDir)
+        const [port, window, mem, missing, noConfig, dataDir] = yield* Effect.all(
           [
             run(["serve", "--config", badPort]),
             run(["serve", "--config", badWindow]),
             run(["serve", "--config", memory]),
             run(["serve", "--config", join(dir, "nope.json")]),
-            run(["serve"])
+            run(["serve"]),
+            run(["serve", "--config", noDir])
           ],
           { concurrency: "unbounded" }
         )
@@ -149,6 +154,41 @@ describe("synod serve", () => {
         assert.include(missing.stderr, "nope.json")
         assert.strictEqual(noConfig.code, 2)
         assert.include(noConfig.stderr, "--config")
+        assert.strictEqual(dataDir.code, 2, dataDir.stderr)
+        assert.include(dataDir.stderr, "dataDir is required")
+      }),
+    60_000
+  )
+
+  it.live(
+    "a second server on the same data directory, or with the same node id, is refused naming the first's pid",
+    () =>
+      Effect.gen(function* () {
+        const dir = yield* tempDir
+        const nats = yield* NatsServer.start()
+        const config = (dataDir: string) =>
+          writeConfig(dir, dataDir, {
+            name: "dup",
+            node: "s1",
+            cluster: { acceptors: ["s1"], leaders: ["s1"], replicas: ["s1"] },
+            dataDir: join(dir, dataDir),
+            transport: { kind: "nats", servers: [nats.url] },
+            http: { port: 0 },
+            logLevel: "Warn"
+          })
+        const first = yield* daemon(["serve", "--config", config("a")])
+        yield* first.waitFor(/HTTP API on (http:\/\/\S+)/)
+        const [sameDir, sameNode] = yield* Effect.all(
+          [run(["serve", "--config", config("a")]), run(["serve", "--config", config("b")])],
+          { concurrency: "unbounded" }
+        )
+        assert.strictEqual(sameDir.code, 4, sameDir.stderr)
+        assert.include(sameDir.stderr, `data directory ${join(dir, "a")} is in use by pid ${first.pid}`)
+        assert.strictEqual(sameNode.code, 4, sameNode.stderr)
+        assert.include(sameNode.stderr, `node id "s1" on cluster "dup" (pid ${first.pid}`)
+        // neither refused start disturbed the first
+        assert.isFalse(first.exited())
+        assert.strictEqual(yield* first.signal("SIGTERM"), 0, first.stderr())
       }),
     60_000
   )
