@@ -1,7 +1,8 @@
 /**
  * One process per node id, on a real nats-server: a second claimant is refused while the
- * first holds the id; two starting at once do not both get it; a running claimant answers
- * probes, and one that hears another running claimant logs and counts it.
+ * first holds the id, also under the server permissions of the subject scheme; two
+ * starting at once do not both get it; a running claimant answers probes, and one that
+ * hears another running claimant logs and counts it.
  */
 import { assert, describe, it } from "@effect/vitest"
 import type { Msg } from "@nats-io/transport-node"
@@ -16,10 +17,20 @@ const fast = { probeTimeout: "300 millis", heartbeat: "100 millis" } as const
 let connections = 0
 
 /** A claim of `node` on a connection of its own, in a scope the caller may close (else the test's does). */
-const claimIn = Effect.fnUntraced(function* (url: string, node: string, options: Partial<Presence.Options> = {}) {
+const claimIn = Effect.fnUntraced(function* (
+  url: string,
+  node: string,
+  options: Partial<Presence.Options> = {},
+  auth?: NatsConnection.Auth
+) {
   const scope = yield* Scope.fork(yield* Effect.scope)
   const exit = yield* Effect.gen(function* () {
-    const { connection } = yield* Kit.build({ servers: url, name: `${node}-${++connections}`, cluster })
+    const { connection } = yield* Kit.build({
+      servers: url,
+      name: `${node}-${++connections}`,
+      cluster,
+      ...(auth === undefined ? {} : { auth })
+    })
     return yield* Presence.claim({ cluster, node, ...fast, ...options }).pipe(
       Effect.provideService(NatsConnection.NatsConnection, connection)
     )
@@ -52,6 +63,22 @@ describe("Presence", () => {
       yield* Scope.close(first.scope, Exit.void)
       const again = yield* claimIn(server.url, "s1")
       assert.isTrue(Exit.isSuccess(again.exit))
+    })
+  )
+
+  it.live("works within the server permissions of the subject scheme (no _INBOX needed)", () =>
+    Effect.gen(function* () {
+      const list = (subjects: ReadonlyArray<string>) => subjects.map((s) => JSON.stringify(s)).join(", ")
+      const server = yield* NatsServer.start({
+        config: `authorization { users = [ { user: "s1", password: "pw", permissions: {
+          publish: [${list([Subjects.wildcard(cluster)])}],
+          subscribe: [${list([Subjects.wildcard(cluster, { id: "s1" })])}] } } ] }`
+      })
+      const auth = { user: "s1", password: "pw" }
+      const first = yield* claimIn(server.url, "s1", {}, auth)
+      assert.isTrue(Exit.isSuccess(first.exit))
+      const second = yield* claimIn(server.url, "s1", {}, auth)
+      assert.strictEqual(Option.getOrUndefined(Exit.findErrorOption(second.exit))?._tag, "DuplicateNode")
     })
   )
 
