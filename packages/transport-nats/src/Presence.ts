@@ -16,7 +16,9 @@
  *   counted (`synod_duplicate_node_total`), every heartbeat, for as long as it lasts.
  *
  * Probes and answers share the one subject (no `_INBOX` request/reply), so the server
- * permissions of the subject scheme (`subscribe: synod.<c>.*.<id>`) cover them.
+ * permissions of the subject scheme (`subscribe: synod.<c>.*.<id>`) cover them. A server
+ * that refuses the subscription does not stop the start: it is logged as an error, and
+ * duplicates go undetected.
  *
  * @since 0.1.0
  */
@@ -134,12 +136,14 @@ export const claim = Effect.fn("Presence.claim")(function* (options: Options) {
   })
 
   const inbox = yield* Queue.dropping<Msg>(256)
+  let denied: Error | undefined
   yield* Effect.acquireRelease(
     Effect.try({
       try: () =>
         client.subscribe(subject, {
           callback: (err, msg) => {
             if (err === null) Queue.offerUnsafe(inbox, msg)
+            else denied = err
           }
         }),
       catch: (cause) =>
@@ -159,6 +163,13 @@ export const claim = Effect.fn("Presence.claim")(function* (options: Options) {
   )
   // the server has the subscription before anyone is asked: an answer cannot be missed
   yield* Effect.tryPromise(() => client.flush()).pipe(Effect.timeoutOption("5 seconds"), Effect.ignore)
+  if (denied !== undefined) {
+    // a server whose permissions predate presence: run, but say what is not checked
+    yield* Effect.logError("NATS refused the presence subscription: another process with this node id goes undetected", {
+      subject,
+      error: denied.message
+    })
+  }
   yield* announce("Probe")
   const other = yield* Deferred.await(conflict).pipe(Effect.timeoutOption(options.probeTimeout ?? "1 second"))
   if (Option.isSome(other)) {

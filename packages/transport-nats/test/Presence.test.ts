@@ -6,7 +6,7 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import type { Msg } from "@nats-io/transport-node"
-import { Effect, Exit, Metric, Option, Queue, Scope } from "effect"
+import { Effect, Exit, Logger, Metric, Option, Queue, Scope } from "effect"
 import { NatsConnection, Presence, Subjects } from "@synod/transport-nats"
 import * as NatsServer from "@synod/transport-nats/NatsServer"
 import * as Kit from "./Kit.ts"
@@ -79,6 +79,27 @@ describe("Presence", () => {
       assert.isTrue(Exit.isSuccess(first.exit))
       const second = yield* claimIn(server.url, "s1", {}, auth)
       assert.strictEqual(Option.getOrUndefined(Exit.findErrorOption(second.exit))?._tag, "DuplicateNode")
+    })
+  )
+
+  it.live("a server that refuses the presence subscription does not stop the start, and it is logged", () =>
+    Effect.gen(function* () {
+      const server = yield* NatsServer.start({
+        config: `authorization { users = [ { user: "s1", password: "pw", permissions: {
+          publish: ["synod.>"], subscribe: ["synod.${cluster}.acceptor.s1"] } } ] }`
+      })
+      const lines: Array<string> = []
+      const logger = Logger.make(({ message }) => {
+        lines.push(JSON.stringify(message))
+      })
+      const claimed = yield* claimIn(server.url, "s1", {}, { user: "s1", password: "pw" }).pipe(
+        Effect.provide(Logger.layer([logger]))
+      )
+      assert.isTrue(Exit.isSuccess(claimed.exit))
+      assert.isTrue(
+        lines.some((l) => l.includes("refused the presence subscription")),
+        lines.join("\n")
+      )
     })
   )
 
