@@ -93,8 +93,8 @@ export interface Server {
   readonly resume: Effect.Effect<void>
   /** Its `GET /status` row, or undefined when it does not answer within `timeoutMs`. */
   status(timeoutMs?: number): Effect.Effect<ServerStatus | undefined>
-  /** The last `n` lines it wrote. */
-  tail(n: number): string
+  /** The lines it wrote (and its starts and exits) from `since` on (`now()` scale), at most the last `max`. */
+  lines(since: number, max: number): ReadonlyArray<string>
 }
 
 export interface Cluster {
@@ -136,7 +136,8 @@ const fetchStatus = (url: string, timeoutMs: number): Effect.Effect<ServerStatus
     }
   })
 
-const tailKept = 64 * 1024
+/** Lines of output kept in memory per server. */
+const linesKept = 4000
 
 const server = Effect.fnUntraced(function* (dir: string, id: string, config: object) {
   const port = yield* NatsServer.freePort.pipe(Effect.mapError((e) => new BenchError({ reason: e.reason })))
@@ -144,7 +145,16 @@ const server = Effect.fnUntraced(function* (dir: string, id: string, config: obj
   writeFileSync(file, JSON.stringify({ ...config, node: id, dataDir: join(dir, id), http: { port } }, null, 2))
   const url = `http://127.0.0.1:${port}`
   const log = createWriteStream(join(dir, `${id}.log`), { flags: "a" })
-  let output = ""
+  const kept: Array<{ readonly at: number; readonly text: string }> = []
+  const keep = (text: string) => {
+    kept.push({ at: now(), text })
+    if (kept.length > linesKept) kept.splice(0, kept.length - linesKept)
+  }
+  const recent = (n: number) =>
+    kept
+      .slice(-n)
+      .map((l) => l.text)
+      .join("\n")
   let child: ChildProcess | undefined
   let stopped = false
   const running = () => child !== undefined && child.exitCode === null && child.signalCode === null
@@ -160,16 +170,25 @@ const server = Effect.fnUntraced(function* (dir: string, id: string, config: obj
     let seen = ""
     const c = spawn(process.execPath, [cli, "serve", "--config", file], { stdio: ["ignore", "pipe", "pipe"] })
     child = c
-    log.write(`---- ${new Date().toISOString()} start pid ${c.pid}\n`)
-    const onData = (d: Buffer) => {
-      const text = d.toString()
-      seen += seen.length < 4096 ? text : ""
-      log.write(text)
-      output = (output + text).slice(-tailKept)
+    const mark = (what: string) => {
+      log.write(`---- ${new Date().toISOString()} ${what}\n`)
+      keep(`---- ${new Date().toISOString().slice(11, 23)} ${what}`)
     }
-    c.stdout?.on("data", onData)
-    c.stderr?.on("data", onData)
-    c.once("exit", (code, signal) => log.write(`---- ${new Date().toISOString()} exit ${code ?? signal}\n`))
+    mark(`start pid ${c.pid}`)
+    const reader = () => {
+      let partial = ""
+      return (d: Buffer) => {
+        const text = d.toString()
+        seen += seen.length < 4096 ? text : ""
+        log.write(text)
+        const parts = (partial + text).split("\n")
+        partial = parts.pop()!
+        for (const line of parts) keep(line)
+      }
+    }
+    c.stdout?.on("data", reader())
+    c.stderr?.on("data", reader())
+    c.once("exit", (code, signal) => mark(`exit ${code ?? signal}`))
     return Effect.callback<void, BenchError>((resume) => {
       const timer = setInterval(() => {
         if (/HTTP API on/.test(seen)) {
@@ -177,14 +196,14 @@ const server = Effect.fnUntraced(function* (dir: string, id: string, config: obj
           resume(Effect.void)
         } else if (c.exitCode !== null || c.signalCode !== null) {
           clearInterval(timer)
-          resume(Effect.fail(new BenchError({ reason: `${id} exited at start:\n${output.slice(-4000)}` })))
+          resume(Effect.fail(new BenchError({ reason: `${id} exited at start:\n${recent(40)}` })))
         }
       }, 25)
       return Effect.sync(() => clearInterval(timer))
     }).pipe(
       Effect.timeoutOrElse({
         duration: "30 seconds",
-        orElse: () => Effect.fail(new BenchError({ reason: `${id} did not start in 30 s:\n${output.slice(-4000)}` }))
+        orElse: () => Effect.fail(new BenchError({ reason: `${id} did not start in 30 s:\n${recent(40)}` }))
       })
     )
   })
@@ -216,11 +235,11 @@ const server = Effect.fnUntraced(function* (dir: string, id: string, config: obj
       child?.kill("SIGCONT")
     }),
     status: (timeoutMs = 1000) => (running() ? fetchStatus(url, timeoutMs) : Effect.succeed(undefined)),
-    tail: (n) =>
-      output
-        .split("\n")
-        .slice(-n - 1)
-        .join("\n")
+    lines: (since, max) =>
+      kept
+        .filter((l) => l.at >= since)
+        .slice(-max)
+        .map((l) => l.text)
   } satisfies Server
 })
 
@@ -235,11 +254,25 @@ const compact = (line: string): string => {
   }
 }
 
-/** Prints the last `n` lines of every server's output. */
-export const printTails = (cluster: Cluster, n = 12): void => {
+/**
+ * Prints what every server wrote since `since` (`now()` scale): the last `max` lines,
+ * shortened, runs of the same line folded into one with a count.
+ */
+export const printLogs = (cluster: Cluster, since: number, max = 20): void => {
   for (const s of cluster.servers) {
-    print(`    ---- last lines of ${s.id} (${s.running() ? (s.paused() ? "paused" : "running") : "down"})`)
-    for (const line of s.tail(n).split("\n")) if (line !== "") print(`    ${compact(line).slice(0, 300)}`)
+    const state = s.running() ? (s.paused() ? "paused" : "running") : "down"
+    const lines = s.lines(since, 2000).map(compact)
+    const folded: Array<{ text: string; times: number }> = []
+    for (const text of lines) {
+      const last = folded.at(-1)
+      if (last?.text === text) last.times++
+      else folded.push({ text, times: 1 })
+    }
+    print(
+      `    ---- ${s.id} (${state} now): ${lines.length} lines since then${folded.length > max ? `, the last ${max}` : ""}`
+    )
+    for (const { text, times } of folded.slice(-max))
+      print(`    ${text.slice(0, 300)}${times > 1 ? ` (×${times})` : ""}`)
   }
 }
 

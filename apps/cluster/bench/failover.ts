@@ -3,7 +3,7 @@
  * 64 closed-loop clients in this process, and the active leader faulted again and again:
  * SIGKILLed (then restarted from its data directory) 10 times, then stopped with SIGSTOP
  * for 3 s and resumed with SIGCONT 5 times. Before each fault the cluster must be whole,
- * have an active leader and commit writes, and is left to settle for 2 s.
+ * have an active leader and commit writes, and keep that leader through 2 s of settling.
  *
  * For each fault it prints the time from the fault to the commit of the first write
  * submitted after it (a write decided before the fault does not count), and at the end
@@ -63,19 +63,35 @@ interface Scenario {
 
 const secs = (ms: number) => (Number.isFinite(ms) ? (ms / 1000).toFixed(2) : "none")
 
+const leaderText = (l: { readonly id: string; readonly ballot: Cluster.Ballot } | undefined) =>
+  l === undefined ? "none" : `${l.id} ${Cluster.ballotText(l.ballot)}`
+
 /**
- * Polls until every server runs and answers, a leader is active and writes commit
- * (one in the last 500 ms); answers the active leader, or undefined after `capMs`.
+ * Waits until the cluster is ready for a fault: every server runs and answers, a leader
+ * is active and writes commit (one in the last 500 ms), and after `settleMs` the same
+ * leader is still active and writes still commit. Answers that leader, or undefined
+ * after `capMs`. A leader change while settling is printed (no fault caused it).
  */
-const ready = (cluster: Cluster.Cluster, load: Cluster.Load) =>
+const settled = (cluster: Cluster.Cluster, load: Cluster.Load, onReady: () => void) =>
   Effect.gen(function* () {
     const deadline = now() + capMs
+    const flowing = () => now() - load.lastCommit() < 500
     while (now() < deadline) {
       const rows = yield* cluster.statuses()
-      const leader = Cluster.activeLeader(rows)
+      const before = Cluster.activeLeader(rows)
       const whole = cluster.servers.every((s, i) => s.running() && !s.paused() && rows[i] !== undefined)
-      if (whole && leader !== undefined && now() - load.lastCommit() < 500) return leader
-      yield* Effect.sleep("200 millis")
+      if (!whole || before === undefined || !flowing()) {
+        yield* Effect.sleep("200 millis")
+        continue
+      }
+      onReady()
+      yield* Effect.sleep(settleMs)
+      const after = Cluster.activeLeader(yield* cluster.statuses())
+      if (leaderText(after) === leaderText(before) && flowing()) return after
+      print(
+        `  not settled: leader ${leaderText(before)} → ${leaderText(after)} without a fault, ` +
+          `last commit ${secs(now() - load.lastCommit())} s ago; settling again`
+      )
     }
     return undefined
   })
@@ -112,19 +128,17 @@ const scenario = (servers: number) =>
     let aborted: string | undefined
     let unknownFrom = load.unknown()
     for (const [k, kind] of plan.entries()) {
-      const leader = yield* ready(cluster, load)
+      const leader = yield* settled(cluster, load, () => {
+        if (!measuring) {
+          measuring = true
+          unknownFrom = load.unknown()
+        }
+      })
       if (leader === undefined) {
-        aborted = `no active leader with commits flowing within ${capMs / 1000} s before event ${k + 1}`
+        aborted = `no settled leader with commits flowing within ${capMs / 1000} s before event ${k + 1}`
         break
       }
-      if (!measuring) {
-        measuring = true
-        unknownFrom = load.unknown()
-      }
-      yield* Effect.sleep(settleMs)
-      const rows = yield* cluster.statuses()
-      const target = Cluster.activeLeader(rows)
-      const server = cluster.servers.find((s) => s.id === (target ?? leader).id)!
+      const server = cluster.servers.find((s) => s.id === leader.id)!
       const unknownBefore = load.unknown()
       eventGapMs = 0
       const t0 = now()
@@ -159,12 +173,12 @@ const scenario = (servers: number) =>
         `${kind.padEnd(5)} #${String(event.n).padEnd(2)} leader ${server.id.padEnd(3)} ` +
           `→ next commit ${Number.isFinite(ms) ? `${secs(ms)} s` : `none within ${capMs / 1000} s`}` +
           `   (longest gap ${secs(event.gapMs)} s, ${event.unknown} unknown, ` +
-          `leader now ${after === undefined ? "none" : `${after.id} ${Cluster.ballotText(after.ballot)}`})`
+          `leader now ${leaderText(after)})`
       )
       // slow or no recovery: what the servers were saying (and keep their full logs)
       if (!(ms <= gapTargetMs)) {
         failed = true
-        Cluster.printTails(cluster, 16)
+        Cluster.printLogs(cluster, t0 - 1000)
       }
       if (restartError !== undefined) {
         aborted = `restart of ${server.id} failed: ${restartError}`
@@ -174,7 +188,7 @@ const scenario = (servers: number) =>
     if (aborted !== undefined) {
       failed = true
       print(`aborted: ${aborted}`)
-      Cluster.printTails(cluster)
+      Cluster.printLogs(cluster, now() - capMs)
     }
     yield* load.stop
     return {

@@ -63,7 +63,7 @@ const main = Effect.gen(function* () {
   const first = yield* load.firstCommitAfter(0).pipe(Effect.timeoutOption("60 seconds"))
   if (Option.isNone(first)) {
     print("no commit within 60 s: giving up")
-    Cluster.printTails(cluster)
+    Cluster.printLogs(cluster, 0)
     return
   }
 
@@ -135,7 +135,7 @@ const main = Effect.gen(function* () {
     `  one leader throughout: ${changes.length === 0 && leaderless === 0 ? "PASS" : "FAIL"}; ` +
       `steady commits (every interval ≥ half the median): ${steady ? "PASS" : "FAIL"}`
   )
-  if (changes.length > 0 || !steady) Cluster.printTails(cluster)
+  if (changes.length > 0 || !steady) Cluster.printLogs(cluster, t0)
 })
 
 NodeRuntime.runMain(
