@@ -10,11 +10,17 @@
  *                               body `{"version": 3, "value": "..."}`; 409 on a mismatch
  * - `GET    /kv?prefix=&limit=` list keys by prefix, in key order
  * - `GET    /status`            the servers this process hosts: leader, acceptor, replica
+ * - `GET    /healthz`           200 while the process serves
+ * - `GET    /readyz`            200 once this process's replicas are caught up and a leader
+ *                               is known; 503 saying why not
  *
- * Keys go in the path percent-encoded (`a/b` is `a%2Fb`). Every answer is JSON. A body,
- * path or query that does not decode gets a 400 whose `message` names the field. A
- * command no replica answered in time gets a 504 `{"outcome": "unknown"}`: it may or may
- * not have been applied, and may still be.
+ * Keys go in the path percent-encoded (`a/b` is `a%2Fb`). Every answer is JSON, errors
+ * included: `{"_tag": ..., "message": ...}`. A body, path or query that does not decode,
+ * or that has a field the endpoint does not know, gets a 400 whose `message` names the
+ * field. A body over the server's limit gets a 413, a body that is not JSON a 415, an
+ * unknown path a 404 and a method the path does not take a 405 with `Allow`. A command no
+ * replica answered in time gets a 504 `{"outcome": "unknown"}`: it may or may not have
+ * been applied, and may still be.
  *
  * @since 0.1.0
  */
@@ -78,6 +84,41 @@ export class CommandRejected extends Schema.TaggedError<CommandRejected>()(
   "CommandRejected",
   { message: Schema.String },
   { httpApiStatus: 500 }
+) {}
+
+/** No endpoint has this path. */
+export class RouteNotFound extends Schema.TaggedError<RouteNotFound>()(
+  "RouteNotFound",
+  { message: Schema.String },
+  { httpApiStatus: 404 }
+) {}
+
+/** The path exists, but not for this method; `allow` (and the `Allow` header) lists the ones it takes. */
+export class MethodNotAllowed extends Schema.TaggedError<MethodNotAllowed>()(
+  "MethodNotAllowed",
+  { message: Schema.String, allow: Schema.Array(Schema.String) },
+  { httpApiStatus: 405 }
+) {}
+
+/** The body is longer than the server's limit (`limit` bytes); it was not read. */
+export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>()(
+  "PayloadTooLarge",
+  { message: Schema.String, limit: Schema.Int },
+  { httpApiStatus: 413 }
+) {}
+
+/** The body is not `application/json`. */
+export class UnsupportedMediaType extends Schema.TaggedError<UnsupportedMediaType>()(
+  "UnsupportedMediaType",
+  { message: Schema.String },
+  { httpApiStatus: 415 }
+) {}
+
+/** This process is not ready to serve; `reasons` says why. */
+export class NotReady extends Schema.TaggedError<NotReady>()(
+  "NotReady",
+  { message: Schema.String, reasons: Schema.Array(Schema.String) },
+  { httpApiStatus: 503 }
 ) {}
 
 /** Turns request decoding failures into a `BadRequest` body (the default is an empty 400). */
@@ -156,7 +197,18 @@ export const Status = Schema.Struct({
 })
 export type Status = typeof Status.Type
 
-const commandErrors = [OutcomeUnknown, CommandRejected] as const
+export const Health = Schema.Struct({ status: Schema.Literal("ok") })
+
+export const Ready = Schema.Struct({
+  status: Schema.Literal("ready"),
+  /** The active leader this process knows of. */
+  leader: Schema.String
+})
+export type Ready = typeof Ready.Type
+
+const commandErrors = [OutcomeUnknown, CommandRejected, PayloadTooLarge] as const
+/** What a request with a body can also get (answered before the endpoint runs). */
+const bodyErrors = [PayloadTooLarge, UnsupportedMediaType] as const
 
 // ---------------------------------------------------------------------------------------
 // the API
@@ -172,7 +224,7 @@ export class KvGroup extends HttpApiGroup.make("kv")
       params: KeyParams,
       payload: PutBody,
       success: Written,
-      error: commandErrors
+      error: [...bodyErrors, ...commandErrors]
     }),
     HttpApiEndpoint.delete("del", "/kv/:key", {
       params: KeyParams,
@@ -183,7 +235,7 @@ export class KvGroup extends HttpApiGroup.make("kv")
       params: KeyParams,
       payload: CasBody,
       success: Written,
-      error: [VersionConflict, ...commandErrors]
+      error: [VersionConflict, ...bodyErrors, ...commandErrors]
     }),
     HttpApiEndpoint.get("list", "/kv", {
       query: {
@@ -202,13 +254,26 @@ export class KvGroup extends HttpApiGroup.make("kv")
   ) {}
 
 export class SystemGroup extends HttpApiGroup.make("system", { topLevel: true }).add(
-  HttpApiEndpoint.get("status", "/status", { success: Status })
+  HttpApiEndpoint.get("status", "/status", { success: Status }),
+  HttpApiEndpoint.get("healthz", "/healthz", { success: Health }).annotateMerge(
+    OpenApi.annotations({ description: "Liveness: 200 while the process serves." })
+  ),
+  HttpApiEndpoint.get("readyz", "/readyz", { success: Ready, error: NotReady }).annotateMerge(
+    OpenApi.annotations({
+      description:
+        "Readiness: 200 once every replica of this process is caught up (not below the GC watermark) and an active leader is known; 503 saying why not."
+    })
+  )
 ) {}
 
 export class Api extends HttpApi.make("synod")
   .add(KvGroup)
   .add(SystemGroup)
   .middleware(RequestErrors)
+  // a field a body or query does not declare is a 400 naming it, not silently dropped
+  // (every issue is collected: `ApiServer.badRequest` picks what to report)
+  .annotate(HttpApi.PayloadParseOptions, { onExcessProperty: "error", errors: "all" })
+  .annotate(HttpApi.QueryParseOptions, { onExcessProperty: "error", errors: "all" })
   .annotateMerge(
     OpenApi.annotations({
       title: "synod",

@@ -1,23 +1,39 @@
 /**
  * The HTTP API's implementation: each key-value endpoint submits one command through the
- * `Backend` and maps its result to the `Api` shapes; `/status` asks the hosted servers;
- * `/openapi.json` is generated from the same `Api` definition.
+ * `Backend` and maps its result to the `Api` shapes; `/status`, `/healthz` and `/readyz`
+ * ask the hosted servers; `/openapi.json` is generated from the same `Api` definition.
  *
  * A request that does not decode is answered 400 with a `BadRequest` naming the field;
- * a command that timed out is answered 504 with `{"outcome": "unknown"}`.
+ * a command that timed out is answered 504 with `{"outcome": "unknown"}`. A body over
+ * `maxBodyBytes` is answered 413 without being read whole (a `Content-Length` over it is
+ * refused before any byte; a chunked body once the limit is passed). Every error answer,
+ * the router's included (404, 405 with `Allow`, 413, 415), has a JSON body
+ * `{"_tag": ..., "message": ...}`.
  *
  * @since 0.1.0
  */
 import { createServer } from "node:http"
 import { NodeHttpServer } from "@effect/platform-node"
-import { Effect, Layer, SchemaIssue } from "effect"
-import { HttpRouter, HttpServer } from "effect/http"
-import { HttpApiBuilder, type HttpApiError, HttpApiMiddleware } from "effect/http-api"
+import { ByteSize, Cause, Effect, Layer, SchemaIssue } from "effect"
+import {
+  FindMyWay,
+  HttpIncomingMessage,
+  HttpRouter,
+  HttpServer,
+  HttpServerError,
+  HttpServerRequest,
+  HttpServerResponse
+} from "effect/http"
+import { HttpApi, HttpApiBuilder, type HttpApiError, HttpApiMiddleware } from "effect/http-api"
 import * as Api from "./Api.ts"
-import { Backend, status } from "./Backend.ts"
+import { Backend, ready, status } from "./Backend.ts"
 import * as Kv from "./Kv.ts"
 
-const formatIssues = SchemaIssue.makeFormatterStandardSchemaV1()
+const unknownField = "unknown field"
+
+const formatIssues = SchemaIssue.makeFormatterStandardSchemaV1({
+  leafHook: (issue) => (issue._tag === "UnexpectedKey" ? unknownField : SchemaIssue.defaultLeafHook(issue))
+})
 
 const where: Record<HttpApiError.HttpApiSchemaError["kind"], string> = {
   Params: "path",
@@ -28,12 +44,17 @@ const where: Record<HttpApiError.HttpApiSchemaError["kind"], string> = {
   ResponseHeaders: "response headers"
 }
 
-/** A decoding failure as a 400 that names each field at fault. */
+/**
+ * A decoding failure as a 400 that names each field at fault. Fields the endpoint does not
+ * know are named once the known ones are right: `{"valeu": "x"}` is told `value` is missing.
+ */
 export const badRequest = (error: HttpApiError.HttpApiSchemaError): Api.BadRequest => {
-  const issues = formatIssues(error.cause.issue).issues.map((i) => ({
+  const all = formatIssues(error.cause.issue).issues.map((i) => ({
     path: (i.path ?? []).map((p) => String(typeof p === "object" && p !== null && "key" in p ? p.key : p)),
     message: i.message
   }))
+  const known = all.filter((i) => i.message !== unknownField)
+  const issues = known.length > 0 ? known : all
   const parts = issues.map((i) => (i.path.length === 0 ? i.message : `${i.path.join(".")}: ${i.message}`))
   return new Api.BadRequest({ message: `invalid ${where[error.kind]}: ${parts.join("; ")}`, issues })
 }
@@ -54,7 +75,9 @@ const KvHandlers = HttpApiBuilder.group(
       backend.submit(command).pipe(
         Effect.catchTags({
           OutcomeUnknown: (e) => Effect.fail(new Api.OutcomeUnknown({ outcome: "unknown", message: e.message })),
-          CommandRejected: (e) => Effect.fail(new Api.CommandRejected({ message: e.reason }))
+          CommandRejected: (e) => Effect.fail(new Api.CommandRejected({ message: e.reason })),
+          // too large for one message of the cluster's transport: refused before proposing
+          CommandTooLarge: (e) => Effect.fail(new Api.PayloadTooLarge({ message: e.message, limit: e.limit }))
         })
       )
     return handlers.handleAll({
@@ -97,7 +120,19 @@ const KvHandlers = HttpApiBuilder.group(
   })
 )
 
-const SystemHandlers = HttpApiBuilder.group(Api.Api, "system", (handlers) => handlers.handle("status", () => status))
+const SystemHandlers = HttpApiBuilder.group(Api.Api, "system", (handlers) =>
+  handlers.handleAll({
+    status: () => status,
+    healthz: () => Effect.succeed({ status: "ok" as const }),
+    readyz: Effect.fn(function* () {
+      const r = yield* ready
+      if (!r.ready) {
+        return yield* new Api.NotReady({ message: `not ready: ${r.reasons.join("; ")}`, reasons: r.reasons })
+      }
+      return { status: "ready" as const, leader: r.leader }
+    })
+  })
+)
 
 /** The API's routes, with `/openapi.json`; requires a `Backend`. */
 export const routes = HttpApiBuilder.layer(Api.Api, { openapiPath: Api.openApiPath }).pipe(
@@ -105,19 +140,131 @@ export const routes = HttpApiBuilder.layer(Api.Api, { openapiPath: Api.openApiPa
   Layer.provide(RequestErrorsLive)
 )
 
+// ---------------------------------------------------------------------------------------
+// the body limit and JSON bodies for the errors the router and the server answer
+
+/**
+ * The default request body limit. The largest command is a compare-and-set of a value of
+ * 64 Ki UTF-16 code units: up to 192 KiB of UTF-8, or 384 KiB written as JSON `\u` escapes.
+ */
+export const defaultMaxBodyBytes = 512 * 1024
+
+// a percent-encoded key takes up to 9 characters per UTF-16 code unit (the default allows 100)
+const routerConfig = { maxParamLength: 9 * Kv.maxKeyLength + 16 }
+
+const methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"] as const
+
+/** The methods a URL's path takes, from the `Api` definition; GET brings HEAD, as in the router. */
+const allowedMethods = (): ((url: string) => ReadonlyArray<string>) => {
+  const router = FindMyWay.make<true>(routerConfig)
+  router.on("GET", Api.openApiPath, true)
+  HttpApi.reflect(Api.Api, {
+    onGroup: () => {},
+    onEndpoint: ({ endpoint }) => router.on(endpoint.method, endpoint.path as FindMyWay.PathInput, true)
+  })
+  return (url) => methods.filter((m) => router.find(m === "HEAD" ? "GET" : m, url) !== undefined)
+}
+
+/** The bodies of the `Api` errors answered here, and a catch-all for the server's own. */
+type ErrorBody =
+  | typeof Api.BadRequest.Encoded
+  | typeof Api.RouteNotFound.Encoded
+  | typeof Api.MethodNotAllowed.Encoded
+  | typeof Api.PayloadTooLarge.Encoded
+  | typeof Api.UnsupportedMediaType.Encoded
+  | { readonly _tag: "InternalError" | "HttpError"; readonly message: string }
+
+const errorResponse = (status: number, body: ErrorBody, headers: Record<string, string> = {}) =>
+  HttpServerResponse.jsonUnsafe(body, { status, headers })
+
+const isJson = (response: HttpServerResponse.HttpServerResponse): boolean =>
+  response.body._tag === "Uint8Array" && (response.body.contentType ?? "").startsWith("application/json")
+
+/** A JSON body for an error answer that has none (or a text one): the router's and the server's. */
+const asJson = (
+  request: HttpServerRequest.HttpServerRequest,
+  response: HttpServerResponse.HttpServerResponse,
+  allowed: (url: string) => ReadonlyArray<string>,
+  limit: number
+): HttpServerResponse.HttpServerResponse => {
+  const what = `${request.method} ${request.url.split("?")[0]}`
+  switch (response.status) {
+    case 400:
+      return errorResponse(400, { _tag: "BadRequest", message: "the request could not be read", issues: [] })
+    case 404: {
+      const allow = allowed(request.url)
+      if (allow.length === 0) return errorResponse(404, { _tag: "RouteNotFound", message: `no such path: ${what}` })
+      return errorResponse(
+        405,
+        { _tag: "MethodNotAllowed", message: `method not allowed: ${what} (allowed: ${allow.join(", ")})`, allow },
+        { allow: allow.join(", ") }
+      )
+    }
+    case 413:
+      return tooLarge(limit)
+    case 415: {
+      const type = request.headers["content-type"] ?? "none"
+      return errorResponse(415, {
+        _tag: "UnsupportedMediaType",
+        message: `unsupported content-type: ${type}; send application/json`
+      })
+    }
+    case 500:
+      return errorResponse(500, { _tag: "InternalError", message: "internal error" })
+    default:
+      return errorResponse(response.status, { _tag: "HttpError", message: `HTTP ${response.status}` })
+  }
+}
+
+const tooLarge = (limit: number) =>
+  errorResponse(
+    413,
+    { _tag: "PayloadTooLarge", message: `the request body is over the limit of ${limit} bytes`, limit },
+    // the rest of the body is not read: the connection cannot carry another request
+    { connection: "close" }
+  )
+
+/**
+ * Global middleware: refuses a body over `limit` (by its `Content-Length`, else while
+ * reading it: effect's `MaxBodySize`), and gives every error answer a JSON body.
+ */
+const guard = (limit: number) => {
+  const allowed = allowedMethods()
+  const maxBodySize = ByteSize.bytes(limit)
+  return HttpRouter.middleware<{ handles: unknown }>()(
+    (app) =>
+      Effect.gen(function* () {
+        const request = yield* HttpServerRequest.HttpServerRequest
+        const declared = request.headers["content-length"]
+        if (declared !== undefined && Number(declared) > limit) return tooLarge(limit)
+        const response = yield* app.pipe(
+          Effect.provideService(HttpIncomingMessage.MaxBodySize, maxBodySize),
+          Effect.catchCause((cause) =>
+            Cause.hasInterruptsOnly(cause)
+              ? Effect.failCause(cause)
+              : Effect.map(HttpServerError.causeResponse(cause), ([r]) => r)
+          )
+        )
+        return response.status < 400 || isJson(response) ? response : asJson(request, response, allowed, limit)
+      }),
+    { global: true }
+  )
+}
+
 export interface Options {
   readonly port: number
   /** Default 127.0.0.1: the API has no authentication, so it is not exposed unless asked. */
   readonly host?: string
+  /** The longest request body accepted, in bytes (default `defaultMaxBodyBytes`); longer: 413. */
+  readonly maxBodyBytes?: number
 }
 
 /** The API served on a Node HTTP server; `HttpServer` stays visible for its address. */
 export const layer = (options: Options) =>
-  HttpRouter.serve(routes, {
+  HttpRouter.serve(Layer.merge(routes, guard(options.maxBodyBytes ?? defaultMaxBodyBytes)), {
     disableLogger: true,
     disableListenLog: true,
-    // a percent-encoded key takes up to 9 characters per UTF-16 code unit (the default allows 100)
-    routerConfig: { maxParamLength: 9 * Kv.maxKeyLength + 16 }
+    routerConfig
   }).pipe(
     Layer.provideMerge(NodeHttpServer.layer(createServer, { port: options.port, host: options.host ?? "127.0.0.1" }))
   )

@@ -70,3 +70,35 @@ export const status: Effect.Effect<Api.Status, never, Backend> = Effect.gen(func
   const servers = yield* backend.servers
   return { cluster: backend.cluster, transport: backend.transport, servers: servers.map(toApi) }
 })
+
+export type Readiness =
+  | { readonly ready: true; readonly leader: string }
+  | { readonly ready: false; readonly reasons: ReadonlyArray<string> }
+
+/**
+ * Whether this process can serve: every replica it hosts is caught up (not below the GC
+ * watermark, where it is still copying a peer's snapshot) and an active leader is known
+ * (a hosted replica heard an active leader's heartbeat, or a hosted leader is active).
+ */
+export const readiness = (servers: ReadonlyArray<Server.Status>): Readiness => {
+  const reasons: Array<string> = []
+  for (const s of servers) {
+    const r = s.replica
+    if (r !== undefined && r.slotOut < r.watermark) {
+      reasons.push(`replica ${s.id} is catching up: slot ${r.slotOut} is below the GC watermark ${r.watermark}`)
+    }
+  }
+  // a replica names the leader whose heartbeat last said it is active; a hosted leader's
+  // own flag can be stale (a preempted leader that has not proposed since still says active)
+  const leader =
+    servers.find((s) => s.replica?.leader !== undefined)?.replica?.leader ??
+    servers.find((s) => s.leader?.active === true)?.id
+  if (leader === undefined) reasons.push("no active leader known")
+  return leader !== undefined && reasons.length === 0 ? { ready: true, leader } : { ready: false, reasons }
+}
+
+/** The readiness of this process. */
+export const ready: Effect.Effect<Readiness, never, Backend> = Effect.gen(function* () {
+  const backend = yield* Backend
+  return readiness(yield* backend.servers)
+})

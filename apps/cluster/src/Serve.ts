@@ -12,6 +12,9 @@
  *   "http": { "port": 8081 } }
  * ```
  *
+ * `http.host` (default 127.0.0.1) and `http.maxBodyBytes` (the longest request body, default
+ * 512 KiB) are optional.
+ *
  * @since 0.1.0
  */
 import { Client } from "@synod/actors"
@@ -27,7 +30,11 @@ export const Http = Schema.Struct({
   /** 0 picks a free port (the process prints it). */
   port: Port,
   /** Default 127.0.0.1. */
-  host: Schema.optionalKey(Schema.String)
+  host: Schema.optionalKey(Schema.String),
+  /** The longest request body accepted, in bytes; longer ones get a 413. Default 512 KiB. */
+  maxBodyBytes: Schema.optionalKey(
+    Schema.Int.check(Schema.isGreaterThanOrEqualTo(1024, { message: "maxBodyBytes is at least 1024" }))
+  )
 })
 export type Http = typeof Http.Type
 
@@ -70,7 +77,15 @@ export const decode = (raw: unknown, overrides: Overrides = {}): Result.Result<S
   const fromFile = extras.success.http
   const port = overrides.httpPort ?? fromFile?.port
   const hostName = overrides.httpHost ?? fromFile?.host
-  const http = port === undefined ? undefined : { port, ...(hostName === undefined ? {} : { host: hostName }) }
+  const maxBodyBytes = fromFile?.maxBodyBytes
+  const http =
+    port === undefined
+      ? undefined
+      : {
+          port,
+          ...(hostName === undefined ? {} : { host: hostName }),
+          ...(maxBodyBytes === undefined ? {} : { maxBodyBytes })
+        }
   return Result.succeed({ host: host.success, http })
 }
 

@@ -94,7 +94,14 @@ describe("the HTTP API", () => {
         const r = yield* http("GET", `${url}/openapi.json`)
         assert.strictEqual(r.status, 200)
         assert.strictEqual(r.body.openapi, "3.1.0")
-        assert.deepStrictEqual(Object.keys(r.body.paths).sort(), ["/kv", "/kv/{key}", "/kv/{key}/cas", "/status"])
+        assert.deepStrictEqual(Object.keys(r.body.paths).sort(), [
+          "/healthz",
+          "/kv",
+          "/kv/{key}",
+          "/kv/{key}/cas",
+          "/readyz",
+          "/status"
+        ])
         assert.deepStrictEqual(Object.keys(r.body.paths["/kv/{key}"]).sort(), ["delete", "get", "put"])
         const cas = r.body.paths["/kv/{key}/cas"].post
         assert.includeMembers(Object.keys(cas.responses), ["200", "400", "409", "504"])
