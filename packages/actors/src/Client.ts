@@ -109,11 +109,12 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
 
   const attempt = (seq: number, command: C): Effect.Effect<R, SubmitError> =>
     Effect.gen(function* () {
+      const done = yield* Deferred.make<Reply>()
+      // waiting before `acked()`: this very seq is not answered yet
+      waiting.set(seq, done)
       const encoded = new Command.Command({ client: id, seq, acked: acked(), op: codecs.encodeCommand(command) })
       const bytes = Limits.jsonBytes(encoded)
       if (bytes > limit) return yield* new CommandTooLarge({ bytes, limit })
-      const done = yield* Deferred.make<Reply>()
-      waiting.set(seq, done)
       const request = new Message.Request({ command: encoded })
       const started = clock.currentTimeMillisUnsafe()
       const sendTo = (to: Address.Address) =>

@@ -28,10 +28,12 @@ import {
   type Command,
   Command as Cmd,
   Message,
+  Monotonic,
+  Quorum,
   Storage,
   Transport
 } from "@synod/core"
-import { Clock, Effect, Fiber, FiberHandle, FiberSet, Metric, Queue, Random, Schedule } from "effect"
+import { Effect, Fiber, FiberHandle, FiberSet, Metric, Queue, Random, Schedule } from "effect"
 import * as Commander from "./Commander.ts"
 import { PlantedBugs } from "./internal/PlantedBugs.ts"
 import { Probe } from "./internal/Probe.ts"
@@ -92,7 +94,7 @@ export const run = Effect.fn("Leader.run")(function* (id: string, config: Cluste
   const storage = yield* Storage.Storage
   const bugs = yield* PlantedBugs
   const probe = yield* Probe
-  const clock = yield* Clock.Clock
+  const now = yield* Monotonic.Monotonic
   const rng = yield* Random.Random
   const self = Address.leader(id)
   const store = yield* storage.leader(id)
@@ -124,11 +126,27 @@ export const run = Effect.fn("Leader.run")(function* (id: string, config: Cluste
     if (stale.length > 0) yield* Fiber.interruptAll(stale)
   })
   const liveness = new Liveness(
-    { initialMs: config.timeouts.leaderTimeoutMs, maxMs: config.timeouts.maxLeaderTimeoutMs },
-    clock.currentTimeMillisUnsafe(),
+    {
+      initialMs: config.timeouts.leaderTimeoutMs,
+      maxMs: config.timeouts.maxLeaderTimeoutMs,
+      // long enough to hear a working leader's heartbeats before competing with it
+      listenMs: 2 * heartbeatMs
+    },
+    now(),
     () => rng.nextDoubleUnsafe(),
     config.leaders[0] === id
   )
+  /** The ballot this leader last stepped down from: its children's later reports of the same preemption change nothing. */
+  let steppedDownFrom: Ballot.Ballot | undefined
+  /** When each acceptor last answered this leader (any P1b or P2b): an active leader that hears no majority steps down. */
+  const heardAt = new Map<string, number>()
+  /** Since when commanders have been running without a break: the abdication clock starts there. */
+  let busySince = 0
+  /**
+   * Slots an adoption found to re-propose, in slot order: spawned a window at a time as
+   * commanders finish, so a new leader does not send hundreds of P2a at once.
+   */
+  let backlog: Array<readonly [number, Command.SlotValue]> = []
 
   const metrics = {
     round: Metrics.of(Metrics.ballotRound, id),
@@ -153,6 +171,7 @@ export const run = Effect.fn("Leader.run")(function* (id: string, config: Cluste
   const spawnCommander = Effect.fnUntraced(function* (slot: number, value: Command.SlotValue) {
     const k = key(ballot, slot)
     if (commanders.has(k)) return // C1: one commander per (ballot, slot)
+    if (commanders.size === 0) busySince = now()
     const inbox = yield* Queue.unbounded<Message.Envelope>()
     const spawnedAt = ballot
     const entry: { inbox: Queue.Queue<Message.Envelope>; slot: number; fiber?: Fiber.Fiber<unknown, unknown> } = {
@@ -206,7 +225,7 @@ export const run = Effect.fn("Leader.run")(function* (id: string, config: Cluste
     probe?.leaderBallot(id, ballot)
     yield* Metric.update(metrics.round, ballot.round)
     yield* Effect.logInfo("competing for leadership", { ballot: `${ballot}`, watched: `${liveness.watched}` })
-    liveness.competing(clock.currentTimeMillisUnsafe())
+    liveness.competing(now())
     const inbox = yield* Queue.unbounded<Message.Envelope>()
     scout = { ballot, inbox }
     yield* FiberHandle.run(
@@ -224,19 +243,47 @@ export const run = Effect.fn("Leader.run")(function* (id: string, config: Cluste
   })
 
   const stepDown = Effect.fnUntraced(function* (by: Ballot.Ballot) {
+    if (Ballot.greaterThan(by, highestSeen)) highestSeen = by
+    // each in-flight commander reports the same preemption: back off once per ballot
+    if (steppedDownFrom !== undefined && Ballot.equals(steppedDownFrom, ballot)) return
+    steppedDownFrom = ballot
+    backlog = []
     active = false
     yield* Metric.update(metrics.preemptions, 1)
     yield* Metric.update(metrics.active, 0)
     yield* Effect.logInfo("preempted", { ballot: `${ballot}`, by: `${by}` })
     scout = undefined
-    if (Ballot.greaterThan(by, highestSeen)) highestSeen = by
-    liveness.preempted(clock.currentTimeMillisUnsafe(), by)
+    liveness.preempted(now(), by)
     yield* FiberHandle.clear(scoutFiber)
     // (the planted B3 and B4 bugs keep old commanders running, as the paper does)
     if (!bugs.staleChildren && !bugs.p2bBySlotOnly) {
       yield* FiberSet.clear(commanderFibers)
       commanders.clear()
       bySlot.clear()
+    }
+  })
+
+  /** Active, but no majority of acceptors answered for a lease period while work waits: stop leading. */
+  const abdicate = Effect.fnUntraced(function* () {
+    steppedDownFrom = ballot
+    backlog = []
+    active = false
+    yield* Metric.update(metrics.active, 0)
+    yield* Effect.logWarning("no majority of acceptors heard for a lease period: stepping down", {
+      ballot: `${ballot}`
+    })
+    liveness.competing(now())
+    yield* FiberSet.clear(commanderFibers)
+    commanders.clear()
+    bySlot.clear()
+  })
+
+  /** Spawns commanders for the backlog while fewer than a window of them run. */
+  const drainBacklog = Effect.fnUntraced(function* () {
+    while (backlog.length > 0 && commanders.size < config.window) {
+      const [slot, value] = backlog.shift()!
+      if (slot < watermark || decided.has(slot)) continue
+      yield* spawnCommander(slot, value)
     }
   })
 
@@ -259,13 +306,10 @@ export const run = Effect.fn("Leader.run")(function* (id: string, config: Cluste
       for (const slot of proposals.keys()) if (slot > top) top = slot
       fillHoles(proposals, watermark, top, (s) => decided.has(s))
     }
-    let spawned = 0
-    for (const [slot, value] of proposals) {
-      if (decided.has(slot)) continue
-      spawned++
-      yield* spawnCommander(slot, value)
-    }
-    yield* Effect.logInfo("adopted: leading", { ballot: `${ballot}`, slots: spawned, reported: adopted.pvalues.size })
+    backlog = [...proposals].filter(([slot]) => !decided.has(slot)).sort(([a], [b]) => a - b)
+    const slots = backlog.length
+    yield* drainBacklog()
+    yield* Effect.logInfo("adopted: leading", { ballot: `${ballot}`, slots, reported: adopted.pvalues.size })
   })
 
   const onMessage = Effect.fnUntraced(function* (env: Message.Envelope) {
@@ -279,14 +323,16 @@ export const run = Effect.fn("Leader.run")(function* (id: string, config: Cluste
           proposals.set(msg.slot, msg.value)
           if (active) yield* spawnCommander(msg.slot, msg.value)
         }
-        if (!active) liveness.proposal(clock.currentTimeMillisUnsafe())
+        if (!active) liveness.proposal(now())
         return
       }
       case "P1b": {
+        heardAt.set(Address.id(env.from), now())
         if (scout !== undefined && Ballot.equals(msg.request, scout.ballot)) Queue.offerUnsafe(scout.inbox, env)
         return
       }
       case "P2b": {
+        heardAt.set(Address.id(env.from), now())
         if (msg.watermark !== undefined) yield* raiseWatermark(msg.watermark)
         if (msg.slot < watermark) return
         const inbox = bugs.p2bBySlotOnly ? bySlot.get(msg.slot) : commanders.get(key(msg.request, msg.slot))?.inbox
@@ -297,10 +343,13 @@ export const run = Effect.fn("Leader.run")(function* (id: string, config: Cluste
         if (env.from === self) return
         if (Ballot.greaterThan(msg.ballot, highestSeen)) highestSeen = msg.ballot
         yield* raiseWatermark(msg.watermark)
-        liveness.heartbeat(clock.currentTimeMillisUnsafe(), msg)
-        // another leader is active and heard: stop competing with it (B15); the failure
-        // detector decides again whether it is dead or stuck
-        if (msg.active && scout !== undefined && !active && Ballot.greaterThan(msg.ballot, Ballot.bottom)) {
+        liveness.heartbeat(now(), msg)
+        if (!msg.active || !Ballot.greaterThan(msg.ballot, ballot)) return
+        // a higher ballot leads: an active leader was deposed without hearing it yet
+        if (active) return yield* stepDown(msg.ballot)
+        // a scout yields only to a higher ballot whose leader is making progress (B15); the
+        // failure detector decides again whether it is dead or stuck
+        if (scout !== undefined && liveness.progressing(now())) {
           scout = undefined
           yield* FiberHandle.clear(scoutFiber)
         }
@@ -309,18 +358,29 @@ export const run = Effect.fn("Leader.run")(function* (id: string, config: Cluste
     }
   })
 
+  const hearsMajority = (): boolean => {
+    const since = now() - config.timeouts.leaderTimeoutMs
+    if (busySince > since) return true // not busy for a whole lease period yet
+    let heard = 0
+    for (const at of heardAt.values()) if (at >= since) heard++
+    return Quorum.isMajority(heard, config.acceptors.length)
+  }
+
   const onTick = Effect.fnUntraced(function* () {
     if (active) {
+      yield* drainBacklog()
       if (probe !== undefined) {
+        const queued = new Set(backlog.map(([slot]) => slot))
         const orphans: Array<number> = []
         for (const slot of proposals.keys())
-          if (!decided.has(slot) && !commanders.has(key(ballot, slot))) orphans.push(slot)
+          if (!decided.has(slot) && !commanders.has(key(ballot, slot)) && !queued.has(slot)) orphans.push(slot)
         probe.leaderOrphans(id, orphans)
       }
+      if (commanders.size > 0 && !hearsMajority()) return yield* abdicate()
       const hb = new Message.Heartbeat({ ballot, active: true, decided: decidedCount, slot: maxDecided, watermark })
       for (const l of config.leaders) if (l !== id) yield* send(Address.leader(l), hb)
       for (const r of config.replicas) yield* send(Address.replica(r), hb)
-    } else if (scout === undefined && liveness.shouldCompete(clock.currentTimeMillisUnsafe())) {
+    } else if (scout === undefined && liveness.shouldCompete(now())) {
       yield* startScout()
     }
   })
@@ -343,6 +403,7 @@ export const run = Effect.fn("Leader.run")(function* (id: string, config: Cluste
           if (event.slot > maxDecided) maxDecided = event.slot
           liveness.success()
         }
+        if (active) yield* drainBacklog()
         return
       }
     }

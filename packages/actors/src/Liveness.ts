@@ -8,8 +8,8 @@
  *
  * `timeout` adapts like TCP's window, the other way round: it doubles on each preemption
  * (so two leaders stop dueling, B15) and shrinks additively with each success, never
- * below its initial value nor above its bound. Each wait gets seeded jitter so leaders
- * with identical settings still break symmetry.
+ * below its initial value nor above its bound. Each wait, for silence and for progress
+ * alike, gets seeded jitter so leaders with identical settings still break symmetry.
  *
  * Pure: time and randomness come in as arguments.
  *
@@ -20,6 +20,8 @@ import { Ballot, type Message } from "@synod/core"
 export interface Settings {
   readonly initialMs: number
   readonly maxMs: number
+  /** How long even the preferred leader listens for a working leader before competing at start (default 0). */
+  readonly listenMs?: number
 }
 
 export class Liveness {
@@ -31,17 +33,24 @@ export class Liveness {
   private lastProgress: number
   private lastDecided = -1
   private pendingSince: number | undefined
+  /** How long proposals may wait without progress before this leader suspects the watched one (jittered). */
+  private suspectAfter: number
   private readonly settings: Settings
   /** Draws in [0, 1): the jitter source. */
   private readonly random: () => number
 
-  /** `eager`: compete at once when nobody is known to lead (the preferred leader at start-up). */
+  /**
+   * `eager`: compete as soon as `listenMs` passed without a heartbeat (the preferred
+   * leader at start-up). A server that rejoins hears the working leader within that
+   * time and defers to it instead of deposing it.
+   */
   constructor(settings: Settings, now: number, random: () => number, eager: boolean) {
     this.settings = settings
     this.random = random
     this.timeout = settings.initialMs
     this.lastProgress = now
-    this.deadline = eager ? now : now + this.jittered()
+    this.suspectAfter = this.jittered()
+    this.deadline = eager ? now + (settings.listenMs ?? 0) : now + this.jittered()
   }
 
   private jittered(): number {
@@ -55,6 +64,7 @@ export class Liveness {
       this.lastProgress = now
       this.lastDecided = hb.decided
       this.pendingSince = undefined
+      this.suspectAfter = this.jittered()
     }
     this.watched = hb.ballot
     this.deadline = now + this.jittered()
@@ -67,8 +77,16 @@ export class Liveness {
 
   /** Should this passive leader start a scout now? */
   shouldCompete(now: number): boolean {
-    if (now >= this.deadline) return true
-    return this.pendingSince !== undefined && now - Math.max(this.pendingSince, this.lastProgress) >= this.timeout
+    return now >= this.deadline || !this.progressing(now)
+  }
+
+  /**
+   * Is the watched leader making progress? Not when proposals have waited, with its
+   * decided counter standing still, for a (jittered) timeout — so passive leaders that
+   * suspect it together still start their scouts apart.
+   */
+  progressing(now: number): boolean {
+    return this.pendingSince === undefined || now - Math.max(this.pendingSince, this.lastProgress) < this.suspectAfter
   }
 
   /** A scout was started: wait a full period before judging again. */
@@ -76,6 +94,7 @@ export class Liveness {
     this.deadline = now + this.jittered()
     this.pendingSince = undefined
     this.lastProgress = now
+    this.suspectAfter = this.jittered()
   }
 
   /** Preempted by `by`: back off, and watch its leader. */
@@ -85,6 +104,7 @@ export class Liveness {
     this.lastProgress = now
     this.pendingSince = undefined
     this.deadline = now + this.jittered()
+    this.suspectAfter = this.jittered()
   }
 
   /** A slot got decided or a ballot adopted: trust the current timeout a bit less. */

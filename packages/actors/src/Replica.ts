@@ -23,6 +23,7 @@
  */
 import {
   Address,
+  Ballot,
   type ClusterConfig,
   type Command,
   Command as Cmd,
@@ -84,8 +85,11 @@ export class ReplicaCore<S, C, R> {
   readonly decisions = new Map<number, Command.SlotValue>()
   /** Commands a client sent to this replica: only those it answers when it performs them. */
   private readonly local = new Set<string>()
-  /** The leader whose heartbeats say it is active: where proposals go first. */
-  private activeLeader: Address.Address | undefined
+  /**
+   * The leader of the highest ballot whose heartbeats say it is active, and when it last
+   * said so: where proposals go first, until it falls silent for a leader timeout.
+   */
+  private active: { readonly leader: Address.Address; readonly ballot: Ballot.Ballot; heardAt: number } | undefined
   private out: Array<Outbound> = []
   private readonly codecs: StateMachine.Codecs<S, C, R>
   private readonly leaders: ReadonlyArray<Address.Address>
@@ -147,6 +151,13 @@ export class ReplicaCore<S, C, R> {
     }
     this.slotIn = this.slotOut
     this.durable = this.slotOut
+  }
+
+  /** The active leader it follows, unless it has been silent for a leader timeout. */
+  get leader(): Address.Address | undefined {
+    const a = this.active
+    if (a === undefined || this.now() - a.heardAt > this.config.timeouts.leaderTimeoutMs) return undefined
+    return a.leader
   }
 
   /** Messages produced since the last call. */
@@ -217,7 +228,16 @@ export class ReplicaCore<S, C, R> {
   heartbeat(hb: Message.Heartbeat): void {
     if (hb.slot > this.knownMax) this.knownMax = hb.slot
     if (hb.watermark > this.watermark) this.watermark = hb.watermark
-    if (hb.active) this.activeLeader = Address.leader(hb.ballot.leader)
+    const from = Address.leader(hb.ballot.leader)
+    if (hb.active) {
+      // follow the highest active ballot: a deposed leader that has not noticed yet may still beat
+      const current = this.leader === undefined ? undefined : this.active
+      if (current === undefined || !Ballot.lessThan(hb.ballot, current.ballot)) {
+        this.active = { leader: from, ballot: hb.ballot, heardAt: this.now() }
+      }
+    } else if (this.active?.leader === from) {
+      this.active = undefined
+    }
   }
 
   /** A peer asks for state: serve it, unless this replica is behind itself. */
@@ -342,8 +362,9 @@ export class ReplicaCore<S, C, R> {
       this.pendingSince = this.now()
       this.proposals.set(slot, value)
       const propose = new Message.Propose({ slot, value })
-      if (this.activeLeader === undefined) this.toLeaders(propose)
-      else this.out.push({ to: this.activeLeader, message: propose })
+      const leader = this.leader
+      if (leader === undefined) this.toLeaders(propose)
+      else this.out.push({ to: leader, message: propose })
     }
   }
 
@@ -562,8 +583,7 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
         pending: core.pending.size,
         watermark: core.watermark,
         durable: core.durable,
-        // element access: the field is private to the core, read-only here
-        ...(core["activeLeader"] === undefined ? {} : { leader: Address.id(core["activeLeader"]) })
+        ...(core.leader === undefined ? {} : { leader: Address.id(core.leader) })
       })
     )
   }

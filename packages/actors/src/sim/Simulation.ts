@@ -493,6 +493,15 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
         }
       }
       yield* Fiber.interrupt(booted)
+      if (stall !== undefined && trace !== undefined) {
+        // where each replica stands, to tell a stuck leader from a stuck replica
+        for (const [id, handle] of replicas) {
+          const { slotOut, pending, watermark, durable, leader } = yield* handle.status
+          note(
+            `stalled: replica ${id} slotOut ${slotOut} pending ${pending} watermark ${watermark} durable ${durable} following ${leader ?? "no leader"}`
+          )
+        }
+      }
       if (checker.violations.length === 0 && stall === undefined) {
         // same slots performed must mean the same state, whether performed or installed
         const states = new Map<string, string>()
