@@ -143,8 +143,13 @@ export const CasBody = Schema.Struct({
 export const Listed = Schema.Struct({
   prefix: Schema.String,
   entries: Schema.Array(Kv.Entry),
-  /** More entries match than `limit`. */
+  /**
+   * More entries match than `limit` (or than fit one answer, `Kv.maxListBytes` of keys and
+   * values): ask again with `after` set to `next`.
+   */
   more: Schema.Boolean,
+  /** The cursor for the next page (the last key returned), when `more`. */
+  next: Schema.optionalKey(Schema.String),
   /** Writes applied when the list was taken. */
   revision: Kv.Version
 })
@@ -240,7 +245,9 @@ export class KvGroup extends HttpApiGroup.make("kv")
     HttpApiEndpoint.get("list", "/kv", {
       query: {
         prefix: Schema.optional(Schema.String),
-        limit: Schema.optional(Kv.Limit)
+        limit: Schema.optional(Kv.Limit),
+        /** Only keys after this one: the `next` of the previous page. */
+        after: Schema.optional(Schema.String)
       },
       success: Listed,
       error: commandErrors

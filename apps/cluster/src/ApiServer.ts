@@ -111,10 +111,22 @@ const KvHandlers = HttpApiBuilder.group(
       }),
       list: Effect.fn(function* ({ query }) {
         const prefix = query.prefix ?? ""
-        const command: Kv.Command = { _tag: "List", prefix, limit: query.limit ?? 100 }
+        const command: Kv.Command = {
+          _tag: "List",
+          prefix,
+          limit: query.limit ?? 100,
+          ...(query.after === undefined ? {} : { after: query.after })
+        }
         const r = yield* submit(command)
         if (r._tag !== "Listed") return yield* unexpected(command, r)
-        return { prefix, entries: r.entries, more: r.more, revision: r.revision }
+        const last = r.entries.at(-1)
+        return {
+          prefix,
+          entries: r.entries,
+          more: r.more,
+          ...(r.more && last !== undefined ? { next: last.key } : {}),
+          revision: r.revision
+        }
       })
     })
   })

@@ -316,12 +316,22 @@ const list = Command.make(
       Flag.withDescription(`Most entries to print (1-${Kv.maxListLimit})`),
       Flag.withSchema(Kv.Limit),
       Flag.withDefault(100)
+    ),
+    after: Flag.String("after").pipe(
+      Flag.withDescription("Only keys after this one: the `next` of the previous page"),
+      Flag.optional
     )
   },
-  ({ prefix, limit }) =>
+  ({ prefix, limit, after }) =>
     Effect.flatMap(kv, ({ url }) =>
       withCluster(url, (c) =>
-        c.kv.list({ query: { limit, ...(Option.isSome(prefix) ? { prefix: prefix.value } : {}) } })
+        c.kv.list({
+          query: {
+            limit,
+            ...(Option.isSome(prefix) ? { prefix: prefix.value } : {}),
+            ...(Option.isSome(after) ? { after: after.value } : {})
+          }
+        })
       )
     ).pipe(Effect.flatMap(print))
 ).pipe(Command.withDescription("List keys by prefix, in key order"))

@@ -91,6 +91,31 @@ describe("Kv", () => {
     assert.deepStrictEqual(none, { _tag: "Listed", entries: [], more: false, revision: 6 })
   })
 
+  it("a list stops at maxListBytes of keys and values and continues after a cursor", () => {
+    // seven values of 64 Ki CJK characters: about 192 KiB of UTF-8 each
+    const big = "漢".repeat(Kv.maxValueLength)
+    let state = Kv.initial
+    for (let i = 0; i < 7; i++) [state] = Kv.apply(state, { _tag: "Put", key: `cjk/${i}`, value: big })
+    const keys: Array<string> = []
+    let after: string | undefined
+    for (let page = 0; page < 10; page++) {
+      const [, r] = Kv.apply(state, {
+        _tag: "List",
+        prefix: "cjk/",
+        limit: 100,
+        ...(after === undefined ? {} : { after })
+      })
+      if (r._tag !== "Listed") throw new Error("not a list")
+      const bytes = r.entries.reduce((n, e) => n + Buffer.byteLength(e.key) + Buffer.byteLength(e.value), 0)
+      // the first entry always comes; the others only within the byte cap
+      assert.isTrue(r.entries.length === 1 || bytes <= Kv.maxListBytes, `page of ${bytes} bytes`)
+      keys.push(...r.entries.map((e) => e.key))
+      if (!r.more) break
+      after = r.entries.at(-1)!.key
+    }
+    assert.deepStrictEqual(keys, ["cjk/0", "cjk/1", "cjk/2", "cjk/3", "cjk/4", "cjk/5", "cjk/6"])
+  })
+
   it("apply does not change the state it was given", () => {
     const { state } = run([{ _tag: "Put", key: "k", value: "1" }])
     run(
