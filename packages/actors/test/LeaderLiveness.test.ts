@@ -1,0 +1,195 @@
+/**
+ * One real leader on the in-memory bus, its acceptors and rivals played by the test: how
+ * it backs off, when it yields, and when it steps down. Real time with short timeouts.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Address, Ballot, ClusterConfig, Command, InMemoryBus, Message, Storage, Transport } from "@synod/core"
+import { Effect, Layer, Option, Queue } from "effect"
+import { KeyValue, Leader, Liveness, Replica } from "@synod/actors"
+
+const config = ClusterConfig.make({
+  acceptors: ["a1", "a2", "a3"],
+  leaders: ["l1", "l2"],
+  replicas: ["r1"],
+  window: 64,
+  timeouts: { retransmitMs: 1000, heartbeatMs: 10, leaderTimeoutMs: 60, maxLeaderTimeoutMs: 5000 }
+})
+
+const env = Layer.merge(InMemoryBus.layer(), Storage.layerMemory())
+
+/** Plays the acceptors: their mailboxes, and a way to answer as one of them. */
+const acceptors = Effect.gen(function* () {
+  const transport = yield* Transport.Transport
+  const boxes = yield* Effect.forEach(config.acceptors, (a) => transport.listen(Address.acceptor(a)))
+  const reply = (from: string, message: Message.Message) =>
+    transport.send("leader/l1", new Message.Envelope({ from: Address.acceptor(from), to: "leader/l1", message }))
+  /** Waits for the next message of `tag` at acceptor `i`. */
+  const next = <T extends Message.Message["_tag"]>(i: number, tag: T) =>
+    Effect.gen(function* () {
+      for (;;) {
+        const e = yield* Queue.take(boxes[i]!)
+        if (e.message._tag === tag) return e.message as Extract<Message.Message, { _tag: T }>
+      }
+    })
+  return { reply, next, transport }
+})
+
+/** Starts l1 and has a majority promise its first ballot: it is active. */
+const activeLeader = Effect.gen(function* () {
+  const a = yield* acceptors
+  const leader = yield* Leader.run("l1", config)
+  const p1a = yield* a.next(0, "P1a")
+  for (const id of ["a1", "a2"])
+    yield* a.reply(id, new Message.P1b({ ballot: p1a.ballot, request: p1a.ballot, accepted: [] }))
+  for (let i = 0; i < 100 && !(yield* leader.status).active; i++) yield* Effect.sleep(5)
+  assert.isTrue((yield* leader.status).active)
+  return { ...a, leader, ballot: p1a.ballot }
+})
+
+describe("a leader's liveness", () => {
+  it.live("a step-down backs off once per ballot, however many commanders report the preemption", () =>
+    Effect.gen(function* () {
+      const { leader, ballot, reply, next, transport } = yield* activeLeader
+      const before = (yield* leader.status).timeoutMs
+      // 40 commanders in flight
+      for (let slot = 1; slot <= 40; slot++) {
+        const value = new Command.Batch({
+          commands: [new Command.Command({ client: "c", seq: slot, acked: 0, op: null })]
+        })
+        yield* transport.send(
+          "leader/l1",
+          new Message.Envelope({ from: "replica/r1", to: "leader/l1", message: new Message.Propose({ slot, value }) })
+        )
+      }
+      const higher = Ballot.make(ballot.round + 5, "l2")
+      // every acceptor rejects every P2a: 120 preemption reports
+      for (let n = 0; n < 40; n++) {
+        const p2a = yield* next(0, "P2a")
+        for (const id of config.acceptors)
+          yield* reply(id, new Message.P2b({ ballot: higher, request: p2a.ballot, slot: p2a.slot }))
+      }
+      yield* Effect.sleep(50)
+      const after = yield* leader.status
+      assert.isFalse(after.active)
+      assert.strictEqual(after.timeoutMs, Math.min(2 * before, config.timeouts.maxLeaderTimeoutMs))
+    }).pipe(Effect.scoped, Effect.provide(env))
+  )
+
+  it.live("an active leader that hears a higher active ballot steps down at once", () =>
+    Effect.gen(function* () {
+      const { leader, ballot, transport } = yield* activeLeader
+      const hb = new Message.Heartbeat({
+        ballot: Ballot.make(ballot.round + 1, "l2"),
+        active: true,
+        decided: 0,
+        slot: 0,
+        watermark: 1
+      })
+      yield* transport.send("leader/l1", new Message.Envelope({ from: "leader/l2", to: "leader/l1", message: hb }))
+      yield* Effect.sleep(30)
+      assert.isFalse((yield* leader.status).active)
+    }).pipe(Effect.scoped, Effect.provide(env))
+  )
+
+  it.live("an active leader that hears no majority for a lease period while busy steps down", () =>
+    Effect.gen(function* () {
+      const { leader, transport } = yield* activeLeader
+      const value = new Command.Batch({ commands: [new Command.Command({ client: "c", seq: 1, acked: 0, op: null })] })
+      yield* transport.send(
+        "leader/l1",
+        new Message.Envelope({ from: "replica/r1", to: "leader/l1", message: new Message.Propose({ slot: 1, value }) })
+      )
+      // no acceptor answers its P2a; the lease is leaderTimeoutMs (60 ms)
+      yield* Effect.sleep(20)
+      assert.isTrue((yield* leader.status).active, "still within the lease")
+      yield* Effect.sleep(150)
+      assert.isFalse((yield* leader.status).active, "stepped down")
+    }).pipe(Effect.scoped, Effect.provide(env))
+  )
+
+  it.live("an idle leader keeps leading without answers: it has nothing to wait for", () =>
+    Effect.gen(function* () {
+      const { leader } = yield* activeLeader
+      yield* Effect.sleep(200)
+      assert.isTrue((yield* leader.status).active)
+    }).pipe(Effect.scoped, Effect.provide(env))
+  )
+
+  it.live("a starting leader listens first and defers to a working leader instead of deposing it", () =>
+    Effect.gen(function* () {
+      const transport = yield* Transport.Transport
+      const a1 = yield* transport.listen("acceptor/a1")
+      // l2 leads and beats; l1 (the preferred leader) starts in the middle of it
+      const beat = Effect.gen(function* () {
+        const hb = new Message.Heartbeat({
+          ballot: Ballot.make(3, "l2"),
+          active: true,
+          decided: 0,
+          slot: 0,
+          watermark: 1
+        })
+        for (;;) {
+          yield* transport.send("leader/l1", new Message.Envelope({ from: "leader/l2", to: "leader/l1", message: hb }))
+          yield* Effect.sleep(10)
+        }
+      })
+      yield* Effect.forkScoped(beat)
+      yield* Effect.sleep(15)
+      yield* Leader.run("l1", config)
+      yield* Effect.sleep(200)
+      const sent = yield* Queue.clear(a1)
+      assert.deepStrictEqual(
+        sent.filter((e) => e.message._tag === "P1a"),
+        [],
+        "no scout while l2 beats"
+      )
+    }).pipe(Effect.scoped, Effect.provide(env))
+  )
+})
+
+describe("the failure detector", () => {
+  const settings = { initialMs: 100, maxMs: 1000 }
+
+  it("suspects a leader that makes no progress after a jittered wait, so rivals start apart", () => {
+    const waits = [0, 0.5, 0.99].map((draw) => {
+      const live = new Liveness.Liveness(settings, 0, () => draw, false)
+      live.heartbeat(
+        0,
+        new Message.Heartbeat({ ballot: Ballot.make(1, "l2"), active: true, decided: 1, slot: 1, watermark: 1 })
+      )
+      live.proposal(0)
+      let t = 0
+      while (live.progressing(t)) t++
+      return t
+    })
+    assert.deepStrictEqual(waits, [100, 150, 199])
+  })
+
+  it("the preferred leader competes only after its listening period", () => {
+    const live = new Liveness.Liveness({ ...settings, listenMs: 20 }, 0, () => 0, true)
+    assert.isFalse(live.shouldCompete(19))
+    assert.isTrue(live.shouldCompete(20))
+  })
+})
+
+describe("a replica", () => {
+  it("follows the highest active ballot it hears, and forgets a leader silent for a leader timeout", () => {
+    let now = 0
+    const r = new Replica.ReplicaCore("r1", config, KeyValue.machine, Option.none(), { now: () => now })
+    const hb = (round: number, leader: string, active = true) =>
+      new Message.Heartbeat({ ballot: Ballot.make(round, leader), active, decided: 0, slot: 0, watermark: 1 })
+    r.heartbeat(hb(3, "l2"))
+    assert.strictEqual(r.leader, "leader/l2")
+    // a deposed leader that has not noticed yet still beats as active, at a lower ballot
+    r.heartbeat(hb(2, "l1"))
+    assert.strictEqual(r.leader, "leader/l2")
+    r.heartbeat(hb(4, "l1"))
+    assert.strictEqual(r.leader, "leader/l1")
+    // a leader that says it stepped down is no longer followed
+    r.heartbeat(hb(4, "l1", false))
+    assert.isUndefined(r.leader)
+    r.heartbeat(hb(5, "l2"))
+    now = config.timeouts.leaderTimeoutMs + 1
+    assert.isUndefined(r.leader, "silent for a leader timeout: proposals go to every leader again")
+  })
+})
