@@ -3,7 +3,7 @@
  * clients in this process writing 4 KB values for 60 s (after a 5 s warm-up). Prints
  * committed ops/s and latency p50/p99 for every 5 s interval, and the leader changes seen while polling each
  * server's `GET /status` (the active leader with the highest ballot) twice a second. The
- * run should keep one leader throughout and commit steadily.
+ * run should keep one leader throughout (warm-up included) and commit steadily.
  *
  *   pnpm bench load
  *   pnpm bench load --clients 64 --value-bytes 1024 --seconds 20 --servers 5
@@ -28,6 +28,8 @@ const warmupMs = flag("warmup", 5) * 1000
 interface Interval {
   readonly latencies: Array<number>
   unknown: number
+  /** Status polls that found no active leader. */
+  leaderless: number
 }
 
 const ms = (x: number) => (Number.isNaN(x) ? "-" : x.toFixed(0))
@@ -46,7 +48,7 @@ const main = Effect.gen(function* () {
   const intervals: Array<Interval> = []
   let t0 = Number.POSITIVE_INFINITY
   const interval = (i: number): Interval => {
-    while (intervals.length <= i) intervals.push({ latencies: [], unknown: 0 })
+    while (intervals.length <= i) intervals.push({ latencies: [], unknown: 0, leaderless: 0 })
     return intervals[i]!
   }
   const slot = (end: number) => (end < t0 ? undefined : interval(Math.floor((end - t0) / intervalMs)))
@@ -70,6 +72,7 @@ const main = Effect.gen(function* () {
   // leader watch: the active leader with the highest ballot, polled twice a second
   const changes: Array<string> = []
   let current: string | undefined
+  let latest: string | undefined
   let polls = 0
   let unanswered = 0
   let leaderless = 0
@@ -79,9 +82,15 @@ const main = Effect.gen(function* () {
     unanswered += rows.filter((r) => r === undefined).length
     const leader = Cluster.activeLeader(rows)
     const seen = leader === undefined ? undefined : `${leader.id} ${Cluster.ballotText(leader.ballot)}`
-    if (seen === undefined) leaderless++
+    latest = seen
+    if (seen === undefined) {
+      leaderless++
+      const s = slot(now())
+      if (s !== undefined) s.leaderless++
+    }
     if (seen !== undefined && seen !== current) {
-      const at = Number.isFinite(t0) ? ((now() - t0) / 1000).toFixed(1) : "0.0"
+      // negative: during the warm-up
+      const at = ((now() - t0) / 1000).toFixed(1)
       if (current !== undefined) {
         changes.push(`${at} s: ${current} → ${seen}`)
         print(`  ${at.padStart(5)} s  leader change: ${current} → ${seen}`)
@@ -89,14 +98,13 @@ const main = Effect.gen(function* () {
       current = seen
     }
   })
+  t0 = now() + warmupMs
   yield* poll
+  yield* Effect.forkScoped(Effect.forever(Effect.andThen(Effect.sleep("500 millis"), poll)))
   if (warmupMs > 0) {
     print(`warming up for ${warmupMs / 1000} s (not counted)…`)
-    yield* Effect.sleep(warmupMs)
+    yield* Effect.sleep(Math.max(0, t0 - now()))
   }
-  yield* Effect.forkScoped(Effect.forever(Effect.andThen(Effect.sleep("500 millis"), poll)))
-
-  t0 = now()
   print(
     `${"interval".padEnd(11)} ${"ops/s".padStart(7)} ${"p50 ms".padStart(7)} ${"p99 ms".padStart(7)} ${"unknown".padStart(7)}  leader`
   )
@@ -108,7 +116,8 @@ const main = Effect.gen(function* () {
     const from = (i * intervalMs) / 1000
     print(
       `${`${from}-${from + intervalMs / 1000} s`.padEnd(11)} ${(s.latencies.length / (intervalMs / 1000)).toFixed(0).padStart(7)} ` +
-        `${ms(percentile(sorted, 50)).padStart(7)} ${ms(percentile(sorted, 99)).padStart(7)} ${String(s.unknown).padStart(7)}  ${current ?? "none"}`
+        `${ms(percentile(sorted, 50)).padStart(7)} ${ms(percentile(sorted, 99)).padStart(7)} ${String(s.unknown).padStart(7)}  ${latest ?? "none"}` +
+        (s.leaderless > 0 ? ` (no active leader in ${s.leaderless} polls)` : "")
     )
   }
   yield* load.stop
