@@ -9,7 +9,9 @@
  * - Decisions may arrive in any order and more than once; slots are performed strictly in
  *   order. A proposal that lost its slot goes back to pending and is proposed again.
  * - Each command is performed at most once, whatever slots it was decided in (B9).
- * - On a timer it resends outstanding proposals, and asks the leaders for slots it knows
+ * - On a timer it resends outstanding proposals (backing off, to the active leader while
+ *   slots get decided, to every leader when none was for a leader timeout, and at once to
+ *   a new leader), and asks the leaders for slots it knows
  *   were decided but never learned, by proposing a no-op there (a leader that knows the
  *   decision answers with it; otherwise the no-op fills the hole, B10).
  * - Every `snapshotEvery` slots or `snapshotBytes` of commands it saves state, slotOut and
@@ -82,6 +84,10 @@ export class ReplicaCore<S, C, R> {
   readonly pending = new Map<string, Command.Command>()
   readonly inFlight = new Set<string>()
   readonly proposals = new Map<number, Command.Batch>()
+  /** Per outstanding proposal: when to resend it, and how often it was resent (the back-off). */
+  private readonly resendAt = new Map<number, { readonly at: number; readonly attempts: number }>()
+  /** When slotOut last advanced: while it moves, only the active leader hears resends. */
+  private lastProgress = 0
   readonly decisions = new Map<number, Command.SlotValue>()
   /** Commands a client sent to this replica: only those it answers when it performs them. */
   private readonly local = new Set<string>()
@@ -211,9 +217,11 @@ export class ReplicaCore<S, C, R> {
       const mine = this.proposals.get(slot)
       if (mine !== undefined) {
         this.proposals.delete(slot)
+        this.resendAt.delete(slot)
         for (const c of mine.commands) this.inFlight.delete(Cmd.commandKey(c))
       }
       this.perform(slot, d)
+      this.lastProgress = this.now()
       if (mine !== undefined && !Cmd.sameValue(mine, d)) {
         // lost the slot: propose again whatever was not performed
         for (const c of mine.commands) {
@@ -229,14 +237,24 @@ export class ReplicaCore<S, C, R> {
     if (hb.slot > this.knownMax) this.knownMax = hb.slot
     if (hb.watermark > this.watermark) this.watermark = hb.watermark
     const from = Address.leader(hb.ballot.leader)
+    const before = this.leader
     if (hb.active) {
       // follow the highest active ballot: a deposed leader that has not noticed yet may still beat
-      const current = this.leader === undefined ? undefined : this.active
+      const current = before === undefined ? undefined : this.active
       if (current === undefined || !Ballot.lessThan(hb.ballot, current.ballot)) {
         this.active = { leader: from, ballot: hb.ballot, heardAt: this.now() }
       }
     } else if (this.active?.leader === from) {
       this.active = undefined
+    }
+    const after = this.leader
+    if (after !== undefined && after !== before) {
+      // a new leader: it needs what waits now, not after a back-off
+      const at = this.now() + this.config.timeouts.retransmitMs
+      for (const [slot, value] of this.proposals) {
+        this.out.push({ to: after, message: new Message.Propose({ slot, value }) })
+        this.resendAt.set(slot, { at, attempts: 0 })
+      }
     }
   }
 
@@ -273,6 +291,7 @@ export class ReplicaCore<S, C, R> {
     this.slotOut = snapshot.slotOut
     this.table = ClientTable.fromSnapshot(snapshot.clients)
     this.installed = true
+    this.lastProgress = this.now()
     this.bytesSinceSnapshot = 0
     this.probe?.replicaInstalled(this.id, this.slotOut)
     for (const slot of this.decisions.keys()) if (slot < this.slotOut) this.decisions.delete(slot)
@@ -280,6 +299,7 @@ export class ReplicaCore<S, C, R> {
     for (const [slot, batch] of this.proposals) {
       if (slot >= this.slotOut) continue
       this.proposals.delete(slot)
+      this.resendAt.delete(slot)
       for (const c of batch.commands) {
         const k = Cmd.commandKey(c)
         this.inFlight.delete(k)
@@ -313,10 +333,22 @@ export class ReplicaCore<S, C, R> {
       return
     }
     this.sink.stop()
-    // resend to every leader: if the active one is stuck, the others learn what waits (B14)
-    for (const [slot, batch] of this.proposals) {
+    // Resend what waits, backing off per proposal (a batch may be a megabyte). While slots
+    // get decided only the active leader needs it, in case it lost it; once none was for a
+    // leader timeout, every leader hears it, so a stuck leader's rivals learn what waits (B14).
+    const now = this.now()
+    const { retransmitMs, leaderTimeoutMs } = this.config.timeouts
+    const leader = this.leader
+    const stuck = leader === undefined || now - this.lastProgress >= leaderTimeoutMs
+    for (const [slot, value] of this.proposals) {
+      const due = this.resendAt.get(slot)
+      if (due !== undefined && now < due.at) continue
+      const attempts = (due?.attempts ?? 0) + 1
+      this.resendAt.set(slot, { at: now + retransmitMs * 2 ** Math.min(attempts, 4), attempts })
       this.resent++
-      this.toLeaders(new Message.Propose({ slot, value: batch }))
+      const propose = new Message.Propose({ slot, value })
+      if (stuck) this.toLeaders(propose)
+      else this.out.push({ to: leader, message: propose })
     }
     if (this.noRecovery) return
     const top = Math.min(this.knownMax, this.slotOut + this.config.window - 1)
@@ -361,6 +393,7 @@ export class ReplicaCore<S, C, R> {
       const value = new Cmd.Batch({ commands })
       this.pendingSince = this.now()
       this.proposals.set(slot, value)
+      this.resendAt.set(slot, { at: this.now() + this.config.timeouts.retransmitMs, attempts: 0 })
       const propose = new Message.Propose({ slot, value })
       const leader = this.leader
       if (leader === undefined) this.toLeaders(propose)

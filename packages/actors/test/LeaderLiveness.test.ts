@@ -68,6 +68,8 @@ describe("a leader's liveness", () => {
         for (const id of config.acceptors)
           yield* reply(id, new Message.P2b({ ballot: higher, request: p2a.ballot, slot: p2a.slot }))
       }
+      // every report handled (polling: the machine may be busy), then one back-off only
+      for (let i = 0; i < 200 && (yield* leader.status).active; i++) yield* Effect.sleep(10)
       yield* Effect.sleep(50)
       const after = yield* leader.status
       assert.isFalse(after.active)
@@ -86,7 +88,7 @@ describe("a leader's liveness", () => {
         watermark: 1
       })
       yield* transport.send("leader/l1", new Message.Envelope({ from: "leader/l2", to: "leader/l1", message: hb }))
-      yield* Effect.sleep(30)
+      for (let i = 0; i < 100 && (yield* leader.status).active; i++) yield* Effect.sleep(10)
       assert.isFalse((yield* leader.status).active)
     }).pipe(Effect.scoped, Effect.provide(env))
   )
@@ -191,5 +193,43 @@ describe("a replica", () => {
     r.heartbeat(hb(5, "l2"))
     now = config.timeouts.leaderTimeoutMs + 1
     assert.isUndefined(r.leader, "silent for a leader timeout: proposals go to every leader again")
+  })
+
+  it("resends to the active leader only while slots get decided, to every leader when none was, and at once to a new leader", () => {
+    let now = 0
+    const timing = ClusterConfig.make({
+      ...config,
+      timeouts: { retransmitMs: 50, heartbeatMs: 10, leaderTimeoutMs: 300, maxLeaderTimeoutMs: 5000 }
+    })
+    const r = new Replica.ReplicaCore("r1", timing, KeyValue.machine, Option.none(), { now: () => now })
+    const hb = (round: number, leader: string) =>
+      new Message.Heartbeat({ ballot: Ballot.make(round, leader), active: true, decided: 0, slot: 0, watermark: 1 })
+    const put = (seq: number) =>
+      new Command.Command({ client: "c", seq, acked: 0, op: { _tag: "Put", key: "k", value: `${seq}` } })
+    const proposals = () =>
+      r
+        .drain()
+        .filter((o) => o.message._tag === "Propose")
+        .map((o) => `${o.to}:${(o.message as Message.Propose).slot}`)
+    r.heartbeat(hb(1, "l1"))
+    r.request(put(1))
+    r.request(put(2))
+    assert.deepStrictEqual(proposals(), ["leader/l1:1", "leader/l1:2"])
+    // slot 1 is decided: decisions flow, so slot 2 is resent to l1 alone
+    now = 50
+    r.decision(1, new Command.Batch({ commands: [put(1)] }))
+    r.drain()
+    now = timing.timeouts.retransmitMs
+    r.heartbeat(hb(1, "l1"))
+    r.tick()
+    assert.deepStrictEqual(proposals(), ["leader/l1:2"])
+    // l2 takes over: it gets slot 2 at once
+    r.heartbeat(hb(2, "l2"))
+    assert.deepStrictEqual(proposals(), ["leader/l2:2"])
+    // nothing decided for a leader timeout: every leader hears it
+    now = 50 + timing.timeouts.leaderTimeoutMs
+    r.heartbeat(hb(2, "l2"))
+    r.tick()
+    assert.deepStrictEqual(proposals().sort(), ["leader/l1:2", "leader/l2:2"])
   })
 })

@@ -288,14 +288,25 @@ describe("replica slot logic", () => {
   })
 
   it("resends outstanding proposals and asks for missing decisions on its timer (B10)", () => {
-    const r = new Replica.ReplicaCore("r1", config, KeyValue.machine, Option.none())
+    let now = 0
+    const r = new Replica.ReplicaCore("r1", config, KeyValue.machine, Option.none(), { now: () => now })
     r.request(cmd("c", 1, kv("k", "v")))
     r.drain()
+    r.tick()
+    assert.deepStrictEqual(proposes(r.drain()), [], "not yet: sent less than retransmitMs ago")
+    now = config.timeouts.retransmitMs
     r.tick()
     assert.deepStrictEqual(
       proposes(r.drain()).map((p) => [p.slot, p.value._tag]),
       [[1, "Batch"]]
     )
+    // then it backs off: twice the wait before the next resend
+    now += config.timeouts.retransmitMs
+    r.tick()
+    assert.deepStrictEqual(proposes(r.drain()), [])
+    now += config.timeouts.retransmitMs
+    r.tick()
+    assert.strictEqual(proposes(r.drain()).length, 1)
     const idle = new Replica.ReplicaCore("r2", config, KeyValue.machine, Option.none())
     idle.decision(2, batch(cmd("x", 1, kv("k", "v"))))
     idle.tick()
