@@ -17,8 +17,8 @@
  * goes out in every P1b, so a new leader skips those slots instead of reading "no pvalue"
  * as "anything may be proposed here" (B11); a P2a below it is refused.
  *
- * The fiber drains its whole mailbox at once, makes the batch's changes durable with one
- * append (group commit), and only then replies (B2).
+ * Hosted by internal/Host.ts: it drains the whole mailbox at once, makes the batch's
+ * changes durable with one append (group commit), and only then replies (B2).
  *
  * @since 0.1.0
  */
@@ -34,13 +34,27 @@ import {
   Storage,
   Transport
 } from "@synod/core"
-import { Effect, Metric, Queue } from "effect"
+import { Effect, Metric } from "effect"
+import * as Host from "./internal/Host.ts"
 import { PlantedBugs } from "./internal/PlantedBugs.ts"
 import { Probe } from "./internal/Probe.ts"
 import * as Metrics from "./Metrics.ts"
 
+/** What the acceptor is fed: a message of its inbound union. */
+export interface Input {
+  readonly from: Address.Address
+  readonly message: Message.AcceptorInbound
+}
+
+/** What observers learn, in order: each reply's promise and accept, and each garbage collection. */
+export type Event =
+  | { readonly _tag: "Promised"; readonly ballot: Ballot.Ballot }
+  | { readonly _tag: "Accepted"; readonly pvalue: Command.PValue }
+  | { readonly _tag: "Forgot"; readonly watermark: number }
+
 /** The acceptor's decisions, without I/O. Mutable: one instance per running acceptor. */
 export class AcceptorCore {
+  readonly out = new Host.Outbox<Storage.AcceptorRecord, never, Event>()
   promised: Ballot.Ballot
   /** The GC watermark: every slot below it is forgotten. */
   watermark: number
@@ -164,6 +178,37 @@ export class AcceptorCore {
   }
 
   /**
+   * One input: what must be durable (a changed promise, an accept, a garbage collection)
+   * goes to the outbox to persist; replies go out after it.
+   */
+  step({ from, message }: Input) {
+    const before = this.promised
+    switch (message._tag) {
+      case "P1a": {
+        const reply = this.p1a(message.ballot, message.from)
+        if (!Ballot.equals(before, this.promised)) this.out.persist({ promised: this.promised, accepted: [] })
+        this.out.event({ _tag: "Promised", ballot: reply.ballot })
+        return this.out.send(from, reply)
+      }
+      case "P2a": {
+        const { reply, accepted } = this.p2a(message, from)
+        if (accepted !== undefined) this.out.persist({ promised: this.promised, accepted: [accepted] })
+        else if (!Ballot.equals(before, this.promised)) this.out.persist({ promised: this.promised, accepted: [] })
+        this.out.event({ _tag: "Promised", ballot: reply.ballot })
+        if (accepted !== undefined) this.out.event({ _tag: "Accepted", pvalue: accepted })
+        return this.out.send(from, reply)
+      }
+      case "Progress": {
+        if (Address.role(from) !== "replica") return
+        const w = this.progress(Address.id(from), message.slotOut)
+        if (w === undefined) return
+        this.out.persist({ promised: this.promised, accepted: [], watermark: w })
+        return this.out.event({ _tag: "Forgot", watermark: w })
+      }
+    }
+  }
+
+  /**
    * Records replica `replica`'s durable slotOut; returns the new watermark when enough
    * replicas passed a higher one (the pvalues below it are dropped), else undefined.
    */
@@ -190,6 +235,21 @@ export interface Status {
   readonly accepted: number
 }
 
+const isInbound = (m: Message.Message): m is Message.AcceptorInbound =>
+  m._tag === "P1a" || m._tag === "P2a" || m._tag === "Progress"
+
+/** Merges a batch's records into one append: the last promise, every accept, the highest watermark. */
+export const mergeRecords = (records: ReadonlyArray<Storage.AcceptorRecord>): Storage.AcceptorRecord => {
+  const accepted: Array<Command.PValue> = []
+  let watermark: number | undefined
+  for (const r of records) {
+    for (const pv of r.accepted) accepted.push(pv)
+    if (r.watermark !== undefined && (watermark === undefined || r.watermark > watermark)) watermark = r.watermark
+  }
+  const promised = records[records.length - 1]!.promised
+  return watermark === undefined ? { promised, accepted } : { promised, accepted, watermark }
+}
+
 /** Runs acceptor `id` until the scope closes; answers its status. Requires `Transport` and `Storage`. */
 export const run = Effect.fn("Acceptor.run")(function* (id: string, config: ClusterConfig.ClusterConfig) {
   const transport = yield* Transport.Transport
@@ -209,59 +269,31 @@ export const run = Effect.fn("Acceptor.run")(function* (id: string, config: Clus
     silentGc: bugs.gcWithoutWatermark,
     ...(bugs.unpagedP1b ? {} : { pageBytes: Limits.fromMessageBytes(transport.maxMessageBytes).pageBytes })
   })
-  const mailbox = yield* transport.listen(self)
   const promisedRound = Metrics.of(Metrics.promisedRound, id)
   yield* Metric.update(promisedRound, core.promised.round)
 
-  const handleBatch = Effect.fnUntraced(function* (batch: ReadonlyArray<Message.Envelope>) {
-    const before = core.promised
-    // each reply with the pvalue it reports accepted (for the probe), captured when handled:
-    // a later P2a of the same batch may replace that slot's pvalue
-    const replies: Array<readonly [Address.Address, Message.P1b | Message.P2b, Command.PValue | undefined]> = []
-    const accepted: Array<Command.PValue> = []
-    let forgot: number | undefined
-    for (const env of batch) {
-      const msg = env.message
-      if (msg._tag === "P1a") {
-        replies.push([env.from, core.p1a(msg.ballot, msg.from), undefined])
-      } else if (msg._tag === "P2a") {
-        const r = core.p2a(msg, env.from)
-        if (r.accepted !== undefined) accepted.push(r.accepted)
-        replies.push([env.from, r.reply, r.accepted])
-      } else if (msg._tag === "Progress" && Address.role(env.from) === "replica") {
-        const w = core.progress(Address.id(env.from), msg.slotOut)
-        if (w !== undefined) {
-          forgot = w
-          probe?.acceptorForgot(id, w)
-        }
-      }
-    }
-    const dirty = accepted.length > 0 || !Ballot.equals(before, core.promised) || forgot !== undefined
+  yield* Host.run({
+    self,
+    mailbox: yield* transport.listen(self),
+    core,
+    accepts: isInbound,
+    message: (from, message): Input => ({ from, message }),
     // the store drops what the watermark covers, accepts of this very batch included
-    const record: Storage.AcceptorRecord =
-      forgot === undefined
-        ? { promised: core.promised, accepted }
-        : { promised: core.promised, accepted, watermark: forgot }
-    if (dirty && !bugs.replyBeforeDurable) yield* store.append(record)
-    for (const [to, reply, pv] of replies) {
-      if (probe !== undefined) {
-        probe.acceptorPromised(id, reply.ballot)
-        if (pv !== undefined) probe.acceptorAccepted(id, pv)
-      }
-      yield* transport.send(to, new Message.Envelope({ from: self, to, message: reply }))
-    }
-    if (dirty && bugs.replyBeforeDurable) yield* store.append(record)
-    if (!Ballot.equals(before, core.promised)) yield* Metric.update(promisedRound, core.promised.round)
-  })
+    persist: (records) => store.append(mergeRecords(records)),
+    persistAfterSend: bugs.replyBeforeDurable,
+    observe: (events) =>
+      Effect.sync(() => {
+        if (probe === undefined) return
+        for (const e of events) {
+          if (e._tag === "Promised") probe.acceptorPromised(id, e.ballot)
+          else if (e._tag === "Accepted") probe.acceptorAccepted(id, e.pvalue)
+          else probe.acceptorForgot(id, e.watermark)
+        }
+      }),
+    afterBatch: Effect.suspend(() => Metric.update(promisedRound, core.promised.round)),
+    send: transport.send
+  }).pipe(Effect.annotateLogs({ role: "acceptor", id }))
 
-  yield* Queue.takeAll(mailbox).pipe(
-    Effect.flatMap(handleBatch),
-    Effect.forever,
-    Effect.tapCause((cause) => Effect.logError("acceptor stopped", cause)),
-    Effect.annotateLogs({ role: "acceptor", id }),
-    Effect.orDie,
-    Effect.forkScoped
-  )
   return {
     status: Effect.sync(
       (): Status => ({ id, promised: core.promised, watermark: core.watermark, accepted: core.accepted.size })

@@ -1,13 +1,15 @@
 /**
- * The commander: phase 2 for one (ballot, slot, value), a child fiber of its leader. It
- * sends P2a to every acceptor, resends to those that have not answered on a schedule,
- * and counts a P2b only when the acceptor's ballot and the echoed request both equal its
- * own ballot and the slot matches (B3). With a majority it sends the decision to every
- * replica and ends `decided`; a higher ballot in any reply ends it `preempted`; lower
- * ballots are ignored (B5) and duplicates count once (B6).
+ * The commander: phase 2 for one (ballot, slot, value). Its decisions are a pure tally
+ * (`CommanderTally`): a P2b in, `Continue | Decided | Preempted` out. Its fiber, a child
+ * of the leader's host, sends P2a to every acceptor, resends to those that have not
+ * answered on a schedule, sends the decision to every replica once a majority accepted,
+ * and returns the outcome (docs/protocol.md#commander).
  *
- * The pvalue is fixed when the commander is spawned (C1/C2: it never reads its leader's
- * later ballot).
+ * - A P2b counts only when the acceptor's ballot and the echoed request both equal its
+ *   own ballot, the slot matches and the acceptor has not forgotten the slot (B3).
+ * - A higher ballot in any reply ends it preempted; lower ballots are ignored (B5);
+ *   duplicates count once (B6).
+ * - The pvalue is fixed when it is spawned: it never reads its leader's later ballot (C1/C2).
  *
  * @since 0.1.0
  */
@@ -25,6 +27,79 @@ export type Outcome =
     }
   | { readonly _tag: "Preempted"; readonly ballot: Ballot.Ballot; readonly by: Ballot.Ballot }
 
+export type Step = { readonly _tag: "Continue" } | { readonly _tag: "Voted"; readonly acceptor: string } | Outcome
+
+const continue_: Step = { _tag: "Continue" }
+
+/** Is `reply` an acceptance of exactly (ballot, slot)? (Not if the acceptor forgot the slot.) */
+export const isAcceptance = (reply: Message.P2b, ballot: Ballot.Ballot, slot: number): boolean =>
+  reply.slot === slot &&
+  Ballot.equals(reply.ballot, ballot) &&
+  Ballot.equals(reply.request, ballot) &&
+  (reply.watermark === undefined || slot >= reply.watermark)
+
+/** The planted bugs a commander can carry (internal/PlantedBugs.ts), by the same names. */
+export interface Bugs {
+  /** B3: count any P2b whose current ballot equals ours, whatever request it answers. */
+  readonly p2bBySlotOnly?: boolean
+  /** B4: the ballot to send is the leader's current one, read at each (re)send; never give up. */
+  readonly staleChildren?: { readonly currentBallot: () => Ballot.Ballot }
+  /** B5: any other ballot ends the commander as preempted. */
+  readonly strictAccept?: boolean
+  /** B6: a duplicate acceptance ends the commander as preempted. */
+  readonly duplicatePreempts?: boolean
+}
+
+/** Phase 2 of one (ballot, slot, value), without I/O. */
+export class CommanderTally {
+  readonly slot: number
+  readonly value: Command.SlotValue
+  readonly tally: Quorum.Tally
+  private readonly spawnedWith: Ballot.Ballot
+  private readonly bugs: Bugs
+
+  constructor(
+    ballot: Ballot.Ballot,
+    slot: number,
+    value: Command.SlotValue,
+    acceptors: ReadonlyArray<string>,
+    bugs: Bugs = {}
+  ) {
+    this.spawnedWith = ballot
+    this.slot = slot
+    this.value = value
+    this.tally = Quorum.make(acceptors)
+    this.bugs = bugs
+  }
+
+  /** The ballot it sends and counts: its own, or (B4) the leader's current one. */
+  get ballot(): Ballot.Ballot {
+    return this.bugs.staleChildren?.currentBallot() ?? this.spawnedWith
+  }
+
+  p2a(): Message.P2a {
+    return new Message.P2a({ ballot: this.ballot, slot: this.slot, value: this.value })
+  }
+
+  /** A P2b from `acceptor`. A B4 commander reports preemption as `Preempted` but keeps going. */
+  p2b(acceptor: string, msg: Message.P2b): Step {
+    if (msg.slot !== this.slot) return continue_
+    const ballot = this.ballot
+    const counts = this.bugs.p2bBySlotOnly ? Ballot.equals(msg.ballot, ballot) : isAcceptance(msg, ballot, this.slot)
+    if (counts) {
+      if (this.tally.has(acceptor)) {
+        return this.bugs.duplicatePreempts ? { _tag: "Preempted", ballot, by: ballot } : continue_
+      }
+      if (!this.tally.add(acceptor)) return { _tag: "Voted", acceptor }
+      return { _tag: "Decided", ballot, slot: this.slot, value: this.value }
+    }
+    if (Ballot.greaterThan(msg.ballot, ballot) || (this.bugs.strictAccept && !Ballot.equals(msg.ballot, ballot))) {
+      return { _tag: "Preempted", ballot, by: msg.ballot }
+    }
+    return continue_
+  }
+}
+
 export interface Options {
   readonly leader: Address.Address
   readonly ballot: Ballot.Ballot
@@ -35,70 +110,55 @@ export interface Options {
   readonly inbox: Queue.Dequeue<Message.Envelope>
   readonly retransmitMs: number
   readonly probe: Probe | undefined
-  /** Planted bugs, see internal/PlantedBugs.ts. */
-  readonly bugs?: {
-    /** B3: count any P2b whose current ballot equals ours, whatever request it answers. */
-    readonly ignoreRequest?: boolean
-    /** B4: read the ballot to send from the leader at each (re)send, and never give up. */
-    readonly currentBallot?: () => Ballot.Ballot
-    /** B4: how the never-ending commander still tells its leader it was preempted. */
-    readonly reportPreempted?: (by: Ballot.Ballot) => void
-    /** B5: any other ballot ends the commander as preempted. */
-    readonly strict?: boolean
-    /** B6: a duplicate acceptance ends the commander as preempted. */
-    readonly duplicatePreempts?: boolean
-  }
+  readonly bugs?: Bugs
+  /** B4: how the never-ending commander still tells its leader it was preempted. */
+  readonly reportPreempted?: (by: Ballot.Ballot) => void
 }
 
-/** Is `reply` an acceptance of exactly (ballot, slot)? (Not if the acceptor forgot the slot.) */
-export const isAcceptance = (reply: Message.P2b, ballot: Ballot.Ballot, slot: number): boolean =>
-  reply.slot === slot &&
-  Ballot.equals(reply.ballot, ballot) &&
-  Ballot.equals(reply.request, ballot) &&
-  (reply.watermark === undefined || slot >= reply.watermark)
-
+/** The commander's fiber: sends and resends until the tally ends. Requires `Transport`. */
 export const run = Effect.fnUntraced(function* (options: Options) {
   const transport = yield* Transport.Transport
-  const { leader, slot, value, probe } = options
-  const bugs = options.bugs ?? {}
-  const ballotNow = bugs.currentBallot ?? (() => options.ballot)
-  const tally = Quorum.make(options.acceptors)
+  const { leader, probe } = options
+  const me = Address.id(leader)
+  const commander = new CommanderTally(options.ballot, options.slot, options.value, options.acceptors, options.bugs)
   yield* Phase.broadcast({
     leader,
     acceptors: options.acceptors,
-    tally,
+    tally: commander.tally,
     retransmitMs: options.retransmitMs,
     message: () => {
-      const ballot = ballotNow()
-      probe?.p2aSent(Address.id(leader), ballot, slot, value)
-      return new Message.P2a({ ballot, slot, value })
+      const p2a = commander.p2a()
+      probe?.p2aSent(me, p2a.ballot, p2a.slot, p2a.value)
+      return p2a
     }
   })
   for (;;) {
     const env = yield* Queue.take(options.inbox)
-    const msg = env.message
-    if (msg._tag !== "P2b" || msg.slot !== slot) continue
-    const ballot = ballotNow()
-    const counts = bugs.ignoreRequest ? Ballot.equals(msg.ballot, ballot) : isAcceptance(msg, ballot, slot)
-    if (counts) {
-      const from = Address.id(env.from)
-      if (tally.has(from)) {
-        if (bugs.duplicatePreempts) return { _tag: "Preempted", ballot, by: ballot } satisfies Outcome
+    if (env.message._tag !== "P2b") continue
+    const from = Address.id(env.from)
+    const step = commander.p2b(from, env.message)
+    switch (step._tag) {
+      case "Continue":
         continue
-      }
-      probe?.voteCounted(Address.id(leader), from, ballot, slot)
-      if (tally.add(from)) {
-        probe?.decided(Address.id(leader), ballot, slot, value)
-        const decision = new Message.Decision({ slot, value, ballot })
+      case "Voted":
+        probe?.voteCounted(me, from, commander.ballot, commander.slot)
+        continue
+      case "Preempted":
+        if (options.bugs?.staleChildren !== undefined) {
+          options.reportPreempted?.(step.by)
+          continue
+        }
+        return step
+      case "Decided": {
+        probe?.voteCounted(me, from, step.ballot, step.slot)
+        probe?.decided(me, step.ballot, step.slot, step.value)
+        const decision = new Message.Decision({ slot: step.slot, value: step.value, ballot: step.ballot })
         for (const r of options.replicas) {
           const to = Address.replica(r)
           yield* transport.send(to, new Message.Envelope({ from: leader, to, message: decision }))
         }
-        return { _tag: "Decided", ballot, slot, value } satisfies Outcome
+        return step
       }
-    } else if (Ballot.greaterThan(msg.ballot, ballot) || (bugs.strict && !Ballot.equals(msg.ballot, ballot))) {
-      if (bugs.currentBallot === undefined) return { _tag: "Preempted", ballot, by: msg.ballot } satisfies Outcome
-      bugs.reportPreempted?.(msg.ballot)
     }
   }
 })

@@ -1,23 +1,26 @@
 /**
- * The leader: turns replicas' proposals into decisions. It owns at most one scout and one
- * commander per (ballot, slot), as child fibers it interrupts when preempted (DESIGN.md).
+ * The leader: turns replicas' proposals into decisions (docs/protocol.md#leader).
+ *
+ * `LeaderCore` holds its state as data — `Passive | Scouting(ballot) | Active(ballot)`,
+ * as frankenpaxos' Leader does — and makes every decision without I/O: fed a message, a
+ * tick or a child's outcome, it writes into its outbox the round to persist, the scouts
+ * and commanders to start or stop, the P1b and P2b to hand to them, the messages to send
+ * and the events to report. `run` hosts it (internal/Host.ts): scouts and commanders are
+ * child fibers that a step-down interrupts.
  *
  * - Passive, it records proposals and watches the active leader (`Liveness`); when that
- *   one seems dead or stuck it picks a ballot above every ballot it has seen, stores the
- *   round durably, and only then starts a scout with it (B1).
+ *   one seems dead or stuck it picks a ballot above every ballot it has seen, persists
+ *   the round, and only then starts a scout with it (B1).
  * - Adopted, it overrides its proposals with the acceptors' pvalues (`update`, pmax ◁),
- *   fills every hole below the highest known slot with a no-op (B10), spawns a commander
- *   per undecided slot, and from then on skips phase 1 for new slots.
- * - Preempted by a higher ballot, it interrupts every child and goes back to watching.
- *   Adopted/Preempted reports that do not match its current ballot are ignored (B4).
- * - A proposal for a slot it has seen decided is answered with the decision: that is how
- *   a replica that missed a decision recovers it.
- * - Below the acceptors' GC watermark (learned from P1b, P2b and the active leader's
- *   heartbeats) it proposes nothing and remembers nothing: those slots are decided and
- *   enough replicas hold them durably (B11).
- *
- * P1b and P2b arrive on the leader's own address and are routed in-process to the child
- * whose ballot (and slot) they echo.
+ *   fills every hole below the highest known slot with a no-op (B10), and re-proposes a
+ *   window of slots at a time; from then on new proposals skip phase 1.
+ * - Preempted by a higher ballot (once per ballot, however many children report it), it
+ *   stops every child, backs off, and goes back to watching. Reports that do not match its
+ *   current ballot are ignored (B4). Active, it also steps down when it hears a higher
+ *   active ballot, or when a majority of acceptors has not answered for a lease period
+ *   while it has work in flight.
+ * - A proposal for a slot it has seen decided is answered with the decision.
+ * - Below the acceptors' GC watermark it proposes nothing and remembers nothing (B11).
  *
  * @since 0.1.0
  */
@@ -33,9 +36,10 @@ import {
   Storage,
   Transport
 } from "@synod/core"
-import { Effect, Fiber, FiberHandle, FiberSet, Metric, Queue, Random, Schedule } from "effect"
+import { Effect, Metric, type Queue, Random } from "effect"
 import * as Commander from "./Commander.ts"
-import { PlantedBugs } from "./internal/PlantedBugs.ts"
+import * as Host from "./internal/Host.ts"
+import { type PlantedBugs, PlantedBugs as PlantedBugsRef } from "./internal/PlantedBugs.ts"
 import { Probe } from "./internal/Probe.ts"
 import { Liveness } from "./Liveness.ts"
 import * as Metrics from "./Metrics.ts"
@@ -43,7 +47,7 @@ import * as Scout from "./Scout.ts"
 
 /**
  * The update operator `proposals ◁ pmax(pvalues)`: the acceptors' reported value wins in
- * every slot they report; the leader's own proposals stand elsewhere (PROTOCOL.md §1.7).
+ * every slot they report; the leader's own proposals stand elsewhere.
  * Mutates and returns `proposals`.
  */
 export const update = (
@@ -64,13 +68,349 @@ export const fillHoles = (
   for (let s = from; s <= to; s++) if (!proposals.has(s) && !known(s)) proposals.set(s, Cmd.noop)
 }
 
-type Event =
-  | { readonly _tag: "Message"; readonly envelope: Message.Envelope }
-  | { readonly _tag: "Tick" }
-  | Scout.Outcome
-  | Commander.Outcome
+export type State =
+  | { readonly _tag: "Passive" }
+  | { readonly _tag: "Scouting"; readonly ballot: Ballot.Ballot }
+  | { readonly _tag: "Active"; readonly ballot: Ballot.Ballot }
 
-const key = (ballot: Ballot.Ballot, slot: number) => `${ballot.round}.${ballot.leader}|${slot}`
+const passive: State = { _tag: "Passive" }
+
+/** What the leader is fed: a message, a tick, or how one of its children ended. */
+export type Input =
+  | { readonly _tag: "Message"; readonly from: Address.Address; readonly message: Message.LeaderInbound }
+  | { readonly _tag: "Tick" }
+  | { readonly _tag: "ScoutEnded"; readonly outcome: Scout.Outcome }
+  | { readonly _tag: "CommanderEnded"; readonly slot: number; readonly outcome: Commander.Outcome }
+
+/** The children it starts: one scout per ballot, one commander per (ballot, slot). */
+export type Child =
+  | { readonly _tag: "Scout"; readonly ballot: Ballot.Ballot; readonly from: number }
+  | {
+      readonly _tag: "Commander"
+      readonly ballot: Ballot.Ballot
+      readonly slot: number
+      readonly value: Command.SlotValue
+    }
+
+/** What observers learn (logs, metrics, the checker). */
+export type Event =
+  | { readonly _tag: "Competing"; readonly ballot: Ballot.Ballot; readonly watched: Ballot.Ballot }
+  | { readonly _tag: "Adopted"; readonly ballot: Ballot.Ballot; readonly slots: number; readonly reported: number }
+  | { readonly _tag: "SteppedDown"; readonly ballot: Ballot.Ballot; readonly by: Ballot.Ballot }
+  | { readonly _tag: "Abdicated"; readonly ballot: Ballot.Ballot }
+  /** An active leader's slots with a proposal but no decision, commander or place in the backlog (should be none). */
+  | { readonly _tag: "Orphans"; readonly slots: ReadonlyArray<number> }
+
+/** The round to make durable before the scout that uses it starts. */
+export interface Record {
+  readonly round: number
+}
+
+export const scoutKey = (ballot: Ballot.Ballot) => `scout ${ballot}`
+export const commanderKey = (ballot: Ballot.Ballot, slot: number) => `${ballot}|${slot}`
+
+export interface Options {
+  /** The round stored by the last run (0 at first). */
+  readonly round: number
+  /** A monotonic clock in ms, and a source of draws in [0, 1) for the failure detector's jitter. */
+  readonly now: () => number
+  readonly random: () => number
+  readonly bugs?: Partial<PlantedBugs>
+  /** Report `Orphans` on every tick (for the simulator's checker; it costs a pass over the proposals). */
+  readonly observeOrphans?: boolean
+}
+
+/** The leader's decisions, without I/O. */
+export class LeaderCore {
+  readonly out = new Host.Outbox<Record, Child, Event>()
+  state: State = passive
+  /** The highest ballot this leader has used (or would have used: its stored round). */
+  ballot: Ballot.Ballot
+  /** The highest ballot heard of, from any leader. */
+  highestSeen = Ballot.bottom
+  readonly proposals = new Map<number, Command.SlotValue>()
+  readonly decided = new Map<number, Message.Decision>()
+  decidedCount = 0
+  maxDecided = 0
+  /**
+   * The GC watermark, as the acceptors report it (in P1b and P2b, or through the active
+   * leader's heartbeats): acceptors forgot every slot below it, and enough replicas hold
+   * those slots durably that none will need their decisions again. Skipping slots is
+   * always safe.
+   */
+  watermark = 1
+  readonly liveness: Liveness
+  /** Running commanders: key → slot. */
+  readonly commanders = new Map<string, number>()
+  /** Slots an adoption found to re-propose, in slot order, started a window at a time. */
+  backlog: Array<readonly [number, Command.SlotValue]> = []
+  /** The ballot it last stepped down from: its children's later reports of the same preemption change nothing. */
+  private steppedDownFrom: Ballot.Ballot | undefined
+  /** When each acceptor last answered (any P1b or P2b). */
+  private readonly heardAt = new Map<string, number>()
+  /** Since when commanders have been running without a break. */
+  private busySince = 0
+  private readonly id: string
+  private readonly self: Address.Address
+  private readonly config: ClusterConfig.ClusterConfig
+  private readonly now: () => number
+  private readonly bugs: Partial<PlantedBugs>
+  private readonly observeOrphans: boolean
+
+  constructor(id: string, config: ClusterConfig.ClusterConfig, options: Options) {
+    this.id = id
+    this.self = Address.leader(id)
+    this.config = config
+    this.now = options.now
+    this.bugs = options.bugs ?? {}
+    this.observeOrphans = options.observeOrphans === true
+    this.ballot = Ballot.make(this.bugs.ballotReuse ? 0 : options.round, id)
+    this.liveness = new Liveness(
+      {
+        initialMs: config.timeouts.leaderTimeoutMs,
+        maxMs: config.timeouts.maxLeaderTimeoutMs,
+        // long enough to hear a working leader's heartbeats before competing with it
+        listenMs: 2 * config.timeouts.heartbeatMs
+      },
+      options.now(),
+      options.random,
+      config.leaders[0] === id
+    )
+  }
+
+  get active(): boolean {
+    return this.state._tag === "Active"
+  }
+
+  step(input: Input) {
+    switch (input._tag) {
+      case "Message":
+        return this.message(input.from, input.message)
+      case "Tick":
+        return this.tick()
+      case "ScoutEnded":
+        if (input.outcome._tag === "Adopted") return this.adopted(input.outcome)
+        return this.preempted(input.outcome.by)
+      case "CommanderEnded": {
+        const { outcome } = input
+        this.commanders.delete(commanderKey(outcome.ballot, input.slot))
+        if (outcome._tag === "Decided") return this.decidedSlot(outcome)
+        return this.preempted(outcome.by)
+      }
+    }
+  }
+
+  /** A child met a higher ballot (reports of older ballots are ignored, B4). */
+  preempted(by: Ballot.Ballot) {
+    if (Ballot.greaterThan(by, this.ballot)) this.stepDown(by)
+  }
+
+  private message(from: Address.Address, msg: Message.LeaderInbound) {
+    switch (msg._tag) {
+      case "Propose":
+        return this.propose(from, msg)
+      case "P1b": {
+        this.heardAt.set(Address.id(from), this.now())
+        if (this.state._tag === "Scouting" && Ballot.equals(msg.request, this.state.ballot)) {
+          this.out.route(scoutKey(this.state.ballot), new Message.Envelope({ from, to: this.self, message: msg }))
+        }
+        return
+      }
+      case "P2b":
+        return this.p2b(from, msg)
+      case "Heartbeat":
+        return this.heartbeat(from, msg)
+    }
+  }
+
+  private propose(from: Address.Address, msg: Message.Propose) {
+    if (msg.slot < this.watermark) return // every replica has it durably
+    const known = this.decided.get(msg.slot)
+    if (known !== undefined) return this.out.send(from, known)
+    if (!this.proposals.has(msg.slot)) {
+      this.proposals.set(msg.slot, msg.value)
+      if (this.active) this.startCommander(msg.slot, msg.value)
+    }
+    if (!this.active) this.liveness.proposal(this.now())
+  }
+
+  private p2b(from: Address.Address, msg: Message.P2b): void {
+    this.heardAt.set(Address.id(from), this.now())
+    if (msg.watermark !== undefined) this.raiseWatermark(msg.watermark)
+    if (msg.slot < this.watermark) return
+    let key: string | undefined = commanderKey(msg.request, msg.slot)
+    if (this.bugs.p2bBySlotOnly) {
+      // B3: any commander of the slot gets it, whatever ballot it answers
+      key = undefined
+      for (const [k, slot] of this.commanders) if (slot === msg.slot) key = k
+    }
+    if (key !== undefined && this.commanders.has(key)) {
+      this.out.route(key, new Message.Envelope({ from, to: this.self, message: msg }))
+    }
+  }
+
+  private heartbeat(from: Address.Address, msg: Message.Heartbeat) {
+    if (from === this.self) return
+    if (Ballot.greaterThan(msg.ballot, this.highestSeen)) this.highestSeen = msg.ballot
+    this.raiseWatermark(msg.watermark)
+    const now = this.now()
+    this.liveness.heartbeat(now, msg)
+    if (!msg.active || !Ballot.greaterThan(msg.ballot, this.ballot)) return
+    // a higher ballot leads: an active leader was deposed without hearing it yet
+    if (this.state._tag === "Active") return this.stepDown(msg.ballot)
+    // a scout yields only to a higher ballot whose leader is making progress (B15); the
+    // failure detector decides again whether it is dead or stuck
+    if (this.state._tag === "Scouting" && this.liveness.progressing(now)) {
+      this.out.stop(scoutKey(this.state.ballot))
+      this.state = passive
+    }
+  }
+
+  private tick() {
+    const now = this.now()
+    if (this.state._tag === "Active") {
+      if (this.commanders.size > 0 && !this.hearsMajority(now)) return this.abdicate()
+      this.drainBacklog()
+      this.reportOrphans()
+      const hb = new Message.Heartbeat({
+        ballot: this.ballot,
+        active: true,
+        decided: this.decidedCount,
+        slot: this.maxDecided,
+        watermark: this.watermark
+      })
+      for (const l of this.config.leaders) if (l !== this.id) this.out.send(Address.leader(l), hb)
+      for (const r of this.config.replicas) this.out.send(Address.replica(r), hb)
+    } else if (this.state._tag === "Passive" && this.liveness.shouldCompete(now)) {
+      this.compete(now)
+    }
+  }
+
+  /** Picks a ballot above every one seen; the round is persisted before the scout starts (B1). */
+  private compete(now: number) {
+    const next = Ballot.make(Math.max(this.ballot.round, this.highestSeen.round) + 1, this.id)
+    if (!this.bugs.ballotReuse) this.out.persist({ round: next.round })
+    this.ballot = next
+    this.state = { _tag: "Scouting", ballot: next }
+    this.out.event({ _tag: "Competing", ballot: next, watched: this.liveness.watched })
+    this.liveness.competing(now)
+    this.out.start(scoutKey(next), { _tag: "Scout", ballot: next, from: this.watermark })
+  }
+
+  private adopted(adopted: Extract<Scout.Outcome, { _tag: "Adopted" }>) {
+    if (this.state._tag !== "Scouting" || !Ballot.equals(adopted.ballot, this.state.ballot)) return // a stale scout
+    this.raiseWatermark(adopted.watermark)
+    this.state = { _tag: "Active", ballot: adopted.ballot }
+    this.liveness.success()
+    const proposals = this.proposals
+    if (this.bugs.updateReversed) {
+      for (const [slot, pv] of adopted.pvalues) if (!proposals.has(slot)) proposals.set(slot, pv.value)
+    } else {
+      update(proposals, adopted.pvalues)
+    }
+    // an acceptor of the quorum may report slots another one already forgot
+    for (const slot of proposals.keys()) if (slot < this.watermark) proposals.delete(slot)
+    if (!this.bugs.noHoleFilling) {
+      let top = this.maxDecided
+      for (const slot of proposals.keys()) if (slot > top) top = slot
+      fillHoles(proposals, this.watermark, top, (s) => this.decided.has(s))
+    }
+    this.backlog = [...proposals].filter(([slot]) => !this.decided.has(slot)).sort(([a], [b]) => a - b)
+    this.out.event({
+      _tag: "Adopted",
+      ballot: adopted.ballot,
+      slots: this.backlog.length,
+      reported: adopted.pvalues.size
+    })
+    this.drainBacklog()
+  }
+
+  private decidedSlot(event: Extract<Commander.Outcome, { _tag: "Decided" }>) {
+    if (!this.decided.has(event.slot) && event.slot >= this.watermark) {
+      this.decided.set(event.slot, new Message.Decision({ slot: event.slot, value: event.value, ballot: event.ballot }))
+      this.decidedCount++
+      if (event.slot > this.maxDecided) this.maxDecided = event.slot
+      this.liveness.success()
+    }
+    if (this.active) this.drainBacklog()
+  }
+
+  private startCommander(slot: number, value: Command.SlotValue) {
+    const key = commanderKey(this.ballot, slot)
+    if (this.commanders.has(key)) return // C1: one commander per (ballot, slot)
+    if (this.commanders.size === 0) this.busySince = this.now()
+    this.commanders.set(key, slot)
+    this.out.start(key, { _tag: "Commander", ballot: this.ballot, slot, value })
+  }
+
+  /** Starts commanders for the backlog while fewer than a window of them run. */
+  private drainBacklog() {
+    while (this.backlog.length > 0 && this.commanders.size < this.config.window) {
+      const [slot, value] = this.backlog.shift()!
+      if (slot < this.watermark || this.decided.has(slot)) continue
+      this.startCommander(slot, value)
+    }
+  }
+
+  /** Stops every child (the planted B3 and B4 keep old commanders running, as the paper does). */
+  private stopChildren() {
+    if (this.state._tag === "Scouting") this.out.stop(scoutKey(this.state.ballot))
+    this.backlog = []
+    if (this.bugs.staleChildren || this.bugs.p2bBySlotOnly) return
+    for (const key of this.commanders.keys()) this.out.stop(key)
+    this.commanders.clear()
+  }
+
+  private stepDown(by: Ballot.Ballot) {
+    if (Ballot.greaterThan(by, this.highestSeen)) this.highestSeen = by
+    // each in-flight commander reports the same preemption: back off once per ballot
+    if (this.steppedDownFrom !== undefined && Ballot.equals(this.steppedDownFrom, this.ballot)) return
+    this.steppedDownFrom = this.ballot
+    this.stopChildren()
+    this.state = passive
+    this.out.event({ _tag: "SteppedDown", ballot: this.ballot, by })
+    this.liveness.preempted(this.now(), by)
+  }
+
+  /** Active, but no majority of acceptors answered for a lease period while work waits: stop leading. */
+  private abdicate() {
+    this.steppedDownFrom = this.ballot
+    this.stopChildren()
+    this.state = passive
+    this.out.event({ _tag: "Abdicated", ballot: this.ballot })
+    this.liveness.competing(this.now())
+  }
+
+  private hearsMajority(now: number): boolean {
+    const since = now - this.config.timeouts.leaderTimeoutMs
+    if (this.busySince > since) return true // not busy for a whole lease period yet
+    let heard = 0
+    for (const at of this.heardAt.values()) if (at >= since) heard++
+    return Quorum.isMajority(heard, this.config.acceptors.length)
+  }
+
+  private raiseWatermark(w: number) {
+    if (w <= this.watermark) return
+    this.watermark = w
+    for (const slot of this.proposals.keys()) if (slot < w) this.proposals.delete(slot)
+    for (const slot of this.decided.keys()) if (slot < w) this.decided.delete(slot)
+    for (const [key, slot] of this.commanders) {
+      if (slot >= w) continue
+      this.out.stop(key)
+      this.commanders.delete(key)
+    }
+  }
+
+  private reportOrphans() {
+    if (!this.observeOrphans) return
+    const queued = new Set(this.backlog.map(([slot]) => slot))
+    const orphans: Array<number> = []
+    const running = new Set(this.commanders.values())
+    for (const slot of this.proposals.keys())
+      if (!this.decided.has(slot) && !running.has(slot) && !queued.has(slot)) orphans.push(slot)
+    this.out.event({ _tag: "Orphans", slots: orphans })
+  }
+}
 
 export interface Status {
   readonly id: string
@@ -88,356 +428,136 @@ export interface Status {
   readonly retained: number
 }
 
+const isInbound = (m: Message.Message): m is Message.LeaderInbound =>
+  m._tag === "Propose" || m._tag === "P1b" || m._tag === "P2b" || m._tag === "Heartbeat"
+
 /** Runs leader `id` until the scope closes; answers its status. Requires `Transport` and `Storage`. */
 export const run = Effect.fn("Leader.run")(function* (id: string, config: ClusterConfig.ClusterConfig) {
   const transport = yield* Transport.Transport
   const storage = yield* Storage.Storage
-  const bugs = yield* PlantedBugs
+  const bugs = yield* PlantedBugsRef
   const probe = yield* Probe
   const now = yield* Monotonic.Monotonic
   const rng = yield* Random.Random
   const self = Address.leader(id)
   const store = yield* storage.leader(id)
   const { retransmitMs, heartbeatMs } = config.timeouts
-
-  /** The highest ballot this leader has used (or would have used: its stored round). */
-  let ballot = Ballot.make(bugs.ballotReuse ? 0 : yield* store.loadRound, id)
-  let active = false
-  let highestSeen = Ballot.bottom
-  const proposals = new Map<number, Command.SlotValue>()
-  const decided = new Map<number, Message.Decision>()
-  let decidedCount = 0
-  let maxDecided = 0
-  /**
-   * The GC watermark, as the acceptors report it (in P1b and P2b, or through the active
-   * leader's heartbeats): acceptors forgot every slot below it, and enough replicas hold
-   * those slots durably that none will need their decisions again. The leader proposes
-   * nothing there (B11), asks acceptors for nothing there, stops its commanders there and
-   * forgets its own proposals and decisions there. Skipping slots is always safe.
-   */
-  let watermark = 1
-  const raiseWatermark = Effect.fnUntraced(function* (w: number) {
-    if (w <= watermark) return
-    watermark = w
-    for (const slot of proposals.keys()) if (slot < watermark) proposals.delete(slot)
-    for (const slot of decided.keys()) if (slot < watermark) decided.delete(slot)
-    const stale: Array<Fiber.Fiber<unknown, unknown>> = []
-    for (const c of commanders.values()) if (c.slot < watermark && c.fiber !== undefined) stale.push(c.fiber)
-    if (stale.length > 0) yield* Fiber.interruptAll(stale)
+  const core = new LeaderCore(id, config, {
+    round: bugs.ballotReuse ? 0 : yield* store.loadRound,
+    now,
+    random: () => rng.nextDoubleUnsafe(),
+    bugs,
+    observeOrphans: probe !== undefined
   })
-  const liveness = new Liveness(
-    {
-      initialMs: config.timeouts.leaderTimeoutMs,
-      maxMs: config.timeouts.maxLeaderTimeoutMs,
-      // long enough to hear a working leader's heartbeats before competing with it
-      listenMs: 2 * heartbeatMs
-    },
-    now(),
-    () => rng.nextDoubleUnsafe(),
-    config.leaders[0] === id
-  )
-  /** The ballot this leader last stepped down from: its children's later reports of the same preemption change nothing. */
-  let steppedDownFrom: Ballot.Ballot | undefined
-  /** When each acceptor last answered this leader (any P1b or P2b): an active leader that hears no majority steps down. */
-  const heardAt = new Map<string, number>()
-  /** Since when commanders have been running without a break: the abdication clock starts there. */
-  let busySince = 0
-  /**
-   * Slots an adoption found to re-propose, in slot order: spawned a window at a time as
-   * commanders finish, so a new leader does not send hundreds of P2a at once.
-   */
-  let backlog: Array<readonly [number, Command.SlotValue]> = []
 
   const metrics = {
     round: Metrics.of(Metrics.ballotRound, id),
     active: Metrics.of(Metrics.leaderActive, id),
     preemptions: Metrics.of(Metrics.preemptions, id)
   }
-  yield* Metric.update(metrics.round, ballot.round)
+  yield* Metric.update(metrics.round, core.ballot.round)
   yield* Metric.update(metrics.active, 0)
-  const events = yield* Queue.unbounded<Event>()
-  const scoutFiber = yield* FiberHandle.make()
-  const commanderFibers = yield* FiberSet.make()
-  let scout: { readonly ballot: Ballot.Ballot; readonly inbox: Queue.Queue<Message.Envelope> } | undefined
-  const commanders = new Map<
-    string,
-    { readonly inbox: Queue.Queue<Message.Envelope>; readonly slot: number; fiber?: Fiber.Fiber<unknown, unknown> }
-  >()
-  const bySlot = new Map<number, Queue.Queue<Message.Envelope>>() // for the B3 planted bug only
 
-  const send = (to: Address.Address, message: Message.Message) =>
-    transport.send(to, new Message.Envelope({ from: self, to, message }))
+  const observe = (events: ReadonlyArray<Event>) =>
+    Effect.forEach(
+      events,
+      (event) => {
+        switch (event._tag) {
+          case "Competing":
+            probe?.leaderBallot(id, event.ballot)
+            return Effect.logInfo("competing for leadership", {
+              ballot: `${event.ballot}`,
+              watched: `${event.watched}`
+            })
+          case "Adopted":
+            return Effect.logInfo("adopted: leading", {
+              ballot: `${event.ballot}`,
+              slots: event.slots,
+              reported: event.reported
+            })
+          case "SteppedDown":
+            return Effect.andThen(
+              Metric.update(metrics.preemptions, 1),
+              Effect.logInfo("preempted", { ballot: `${event.ballot}`, by: `${event.by}` })
+            )
+          case "Abdicated":
+            return Effect.logWarning("no majority of acceptors heard for a lease period: stepping down", {
+              ballot: `${event.ballot}`
+            })
+          case "Orphans":
+            probe?.leaderOrphans(id, event.slots)
+            return Effect.void
+        }
+      },
+      { discard: true }
+    )
 
-  const spawnCommander = Effect.fnUntraced(function* (slot: number, value: Command.SlotValue) {
-    const k = key(ballot, slot)
-    if (commanders.has(k)) return // C1: one commander per (ballot, slot)
-    if (commanders.size === 0) busySince = now()
-    const inbox = yield* Queue.unbounded<Message.Envelope>()
-    const spawnedAt = ballot
-    const entry: { inbox: Queue.Queue<Message.Envelope>; slot: number; fiber?: Fiber.Fiber<unknown, unknown> } = {
-      inbox,
-      slot
-    }
-    commanders.set(k, entry)
-    bySlot.set(slot, inbox)
-    const options: Commander.Options = {
-      leader: self,
-      ballot,
-      slot,
-      value,
-      acceptors: config.acceptors,
-      replicas: config.replicas,
-      inbox,
-      retransmitMs,
-      probe,
-      bugs: {
-        ignoreRequest: bugs.p2bBySlotOnly,
-        strict: bugs.strictAccept,
-        duplicatePreempts: bugs.duplicatePreempts,
-        ...(bugs.staleChildren
-          ? {
-              currentBallot: () => ballot,
-              reportPreempted: (by: Ballot.Ballot) =>
-                Queue.offerUnsafe(events, { _tag: "Preempted", ballot: spawnedAt, by })
-            }
-          : {})
-      }
-    }
-    entry.fiber = yield* FiberSet.run(
-      commanderFibers,
-      Commander.run(options).pipe(
-        Effect.flatMap((outcome) => Queue.offer(events, outcome)),
-        Effect.ensuring(
-          Effect.sync(() => {
-            if (commanders.get(k) === entry) commanders.delete(k)
-            if (bySlot.get(slot) === inbox) bySlot.delete(slot)
-          })
+  const child = (spec: Child, inbox: Queue.Dequeue<Message.Envelope>): Effect.Effect<Input> =>
+    spec._tag === "Scout"
+      ? Scout.run({
+          leader: self,
+          ballot: spec.ballot,
+          from: spec.from,
+          acceptors: config.acceptors,
+          inbox,
+          retransmitMs,
+          duplicatePreempts: bugs.duplicatePreempts
+        }).pipe(
+          Effect.map((outcome): Input => ({ _tag: "ScoutEnded", outcome })),
+          Effect.provideService(Transport.Transport, transport)
         )
-      )
-    )
-  })
+      : Commander.run({
+          leader: self,
+          ballot: spec.ballot,
+          slot: spec.slot,
+          value: spec.value,
+          acceptors: config.acceptors,
+          replicas: config.replicas,
+          inbox,
+          retransmitMs,
+          probe,
+          bugs: {
+            p2bBySlotOnly: bugs.p2bBySlotOnly,
+            strictAccept: bugs.strictAccept,
+            duplicatePreempts: bugs.duplicatePreempts,
+            ...(bugs.staleChildren ? { staleChildren: { currentBallot: () => core.ballot } } : {})
+          },
+          // B4: the never-ending commander's preemption reaches its leader as an outcome
+          reportPreempted: (by) => core.preempted(by)
+        }).pipe(
+          Effect.map((outcome): Input => ({ _tag: "CommanderEnded", slot: spec.slot, outcome })),
+          Effect.provideService(Transport.Transport, transport)
+        )
 
-  const startScout = Effect.fnUntraced(function* () {
-    const next = Ballot.make(Math.max(ballot.round, highestSeen.round) + 1, id)
-    // the round is durable before any P1a carries it: a restarted leader never reuses a ballot (B1)
-    if (!bugs.ballotReuse) yield* store.saveRound(next.round)
-    ballot = next
-    probe?.leaderBallot(id, ballot)
-    yield* Metric.update(metrics.round, ballot.round)
-    yield* Effect.logInfo("competing for leadership", { ballot: `${ballot}`, watched: `${liveness.watched}` })
-    liveness.competing(now())
-    const inbox = yield* Queue.unbounded<Message.Envelope>()
-    scout = { ballot, inbox }
-    yield* FiberHandle.run(
-      scoutFiber,
-      Scout.run({
-        leader: self,
-        ballot,
-        from: watermark,
-        acceptors: config.acceptors,
-        inbox,
-        retransmitMs,
-        duplicatePreempts: bugs.duplicatePreempts
-      }).pipe(Effect.flatMap((outcome) => Queue.offer(events, outcome)))
-    )
-  })
-
-  const stepDown = Effect.fnUntraced(function* (by: Ballot.Ballot) {
-    if (Ballot.greaterThan(by, highestSeen)) highestSeen = by
-    // each in-flight commander reports the same preemption: back off once per ballot
-    if (steppedDownFrom !== undefined && Ballot.equals(steppedDownFrom, ballot)) return
-    steppedDownFrom = ballot
-    backlog = []
-    active = false
-    yield* Metric.update(metrics.preemptions, 1)
-    yield* Metric.update(metrics.active, 0)
-    yield* Effect.logInfo("preempted", { ballot: `${ballot}`, by: `${by}` })
-    scout = undefined
-    liveness.preempted(now(), by)
-    yield* FiberHandle.clear(scoutFiber)
-    // (the planted B3 and B4 bugs keep old commanders running, as the paper does)
-    if (!bugs.staleChildren && !bugs.p2bBySlotOnly) {
-      yield* FiberSet.clear(commanderFibers)
-      commanders.clear()
-      bySlot.clear()
-    }
-  })
-
-  /** Active, but no majority of acceptors answered for a lease period while work waits: stop leading. */
-  const abdicate = Effect.fnUntraced(function* () {
-    steppedDownFrom = ballot
-    backlog = []
-    active = false
-    yield* Metric.update(metrics.active, 0)
-    yield* Effect.logWarning("no majority of acceptors heard for a lease period: stepping down", {
-      ballot: `${ballot}`
-    })
-    liveness.competing(now())
-    yield* FiberSet.clear(commanderFibers)
-    commanders.clear()
-    bySlot.clear()
-  })
-
-  /** Spawns commanders for the backlog while fewer than a window of them run. */
-  const drainBacklog = Effect.fnUntraced(function* () {
-    while (backlog.length > 0 && commanders.size < config.window) {
-      const [slot, value] = backlog.shift()!
-      if (slot < watermark || decided.has(slot)) continue
-      yield* spawnCommander(slot, value)
-    }
-  })
-
-  const onAdopted = Effect.fnUntraced(function* (adopted: Extract<Scout.Outcome, { _tag: "Adopted" }>) {
-    if (!Ballot.equals(adopted.ballot, ballot)) return // a stale scout
-    scout = undefined
-    yield* raiseWatermark(adopted.watermark)
-    active = true
-    yield* Metric.update(metrics.active, 1)
-    liveness.success()
-    if (bugs.updateReversed) {
-      for (const [slot, pv] of adopted.pvalues) if (!proposals.has(slot)) proposals.set(slot, pv.value)
-    } else {
-      update(proposals, adopted.pvalues)
-    }
-    // an acceptor of the quorum may report slots another one already forgot
-    for (const slot of proposals.keys()) if (slot < watermark) proposals.delete(slot)
-    if (!bugs.noHoleFilling) {
-      let top = maxDecided
-      for (const slot of proposals.keys()) if (slot > top) top = slot
-      fillHoles(proposals, watermark, top, (s) => decided.has(s))
-    }
-    backlog = [...proposals].filter(([slot]) => !decided.has(slot)).sort(([a], [b]) => a - b)
-    const slots = backlog.length
-    yield* drainBacklog()
-    yield* Effect.logInfo("adopted: leading", { ballot: `${ballot}`, slots, reported: adopted.pvalues.size })
-  })
-
-  const onMessage = Effect.fnUntraced(function* (env: Message.Envelope) {
-    const msg = env.message
-    switch (msg._tag) {
-      case "Propose": {
-        if (msg.slot < watermark) return // every replica has it durably
-        const known = decided.get(msg.slot)
-        if (known !== undefined) return yield* send(env.from, known)
-        if (!proposals.has(msg.slot)) {
-          proposals.set(msg.slot, msg.value)
-          if (active) yield* spawnCommander(msg.slot, msg.value)
-        }
-        if (!active) liveness.proposal(now())
-        return
-      }
-      case "P1b": {
-        heardAt.set(Address.id(env.from), now())
-        if (scout !== undefined && Ballot.equals(msg.request, scout.ballot)) Queue.offerUnsafe(scout.inbox, env)
-        return
-      }
-      case "P2b": {
-        heardAt.set(Address.id(env.from), now())
-        if (msg.watermark !== undefined) yield* raiseWatermark(msg.watermark)
-        if (msg.slot < watermark) return
-        const inbox = bugs.p2bBySlotOnly ? bySlot.get(msg.slot) : commanders.get(key(msg.request, msg.slot))?.inbox
-        if (inbox !== undefined) Queue.offerUnsafe(inbox, env)
-        return
-      }
-      case "Heartbeat": {
-        if (env.from === self) return
-        if (Ballot.greaterThan(msg.ballot, highestSeen)) highestSeen = msg.ballot
-        yield* raiseWatermark(msg.watermark)
-        liveness.heartbeat(now(), msg)
-        if (!msg.active || !Ballot.greaterThan(msg.ballot, ballot)) return
-        // a higher ballot leads: an active leader was deposed without hearing it yet
-        if (active) return yield* stepDown(msg.ballot)
-        // a scout yields only to a higher ballot whose leader is making progress (B15); the
-        // failure detector decides again whether it is dead or stuck
-        if (scout !== undefined && liveness.progressing(now())) {
-          scout = undefined
-          yield* FiberHandle.clear(scoutFiber)
-        }
-        return
-      }
-    }
-  })
-
-  const hearsMajority = (): boolean => {
-    const since = now() - config.timeouts.leaderTimeoutMs
-    if (busySince > since) return true // not busy for a whole lease period yet
-    let heard = 0
-    for (const at of heardAt.values()) if (at >= since) heard++
-    return Quorum.isMajority(heard, config.acceptors.length)
-  }
-
-  const onTick = Effect.fnUntraced(function* () {
-    if (active) {
-      yield* drainBacklog()
-      if (probe !== undefined) {
-        const queued = new Set(backlog.map(([slot]) => slot))
-        const orphans: Array<number> = []
-        for (const slot of proposals.keys())
-          if (!decided.has(slot) && !commanders.has(key(ballot, slot)) && !queued.has(slot)) orphans.push(slot)
-        probe.leaderOrphans(id, orphans)
-      }
-      if (commanders.size > 0 && !hearsMajority()) return yield* abdicate()
-      const hb = new Message.Heartbeat({ ballot, active: true, decided: decidedCount, slot: maxDecided, watermark })
-      for (const l of config.leaders) if (l !== id) yield* send(Address.leader(l), hb)
-      for (const r of config.replicas) yield* send(Address.replica(r), hb)
-    } else if (scout === undefined && liveness.shouldCompete(now())) {
-      yield* startScout()
-    }
-  })
-
-  const handle = Effect.fnUntraced(function* (event: Event) {
-    switch (event._tag) {
-      case "Message":
-        return yield* onMessage(event.envelope)
-      case "Tick":
-        return yield* onTick()
-      case "Adopted":
-        return yield* onAdopted(event)
-      case "Preempted":
-        if (Ballot.greaterThan(event.by, ballot)) yield* stepDown(event.by)
-        return
-      case "Decided": {
-        if (!decided.has(event.slot)) {
-          decided.set(event.slot, new Message.Decision({ slot: event.slot, value: event.value, ballot: event.ballot }))
-          decidedCount++
-          if (event.slot > maxDecided) maxDecided = event.slot
-          liveness.success()
-        }
-        if (active) yield* drainBacklog()
-        return
-      }
-    }
-  })
-
-  const mailbox = yield* transport.listen(self)
-  yield* Queue.takeAll(mailbox).pipe(
-    Effect.flatMap((batch) =>
-      Queue.offerAll(
-        events,
-        batch.map((envelope) => ({ _tag: "Message", envelope }) as const)
+  yield* Host.run({
+    self,
+    mailbox: yield* transport.listen(self),
+    core,
+    accepts: isInbound,
+    message: (from, message): Input => ({ _tag: "Message", from, message }),
+    tick: { everyMs: heartbeatMs, input: { _tag: "Tick" } },
+    persist: (records) => store.saveRound(records[records.length - 1]!.round),
+    child,
+    observe,
+    afterBatch: Effect.suspend(() =>
+      Effect.andThen(
+        Metric.update(metrics.round, core.ballot.round),
+        Metric.update(metrics.active, core.active ? 1 : 0)
       )
     ),
-    Effect.forever,
-    Effect.forkScoped
-  )
-  yield* Queue.offer(events, { _tag: "Tick" }).pipe(Effect.repeat(Schedule.spaced(heartbeatMs)), Effect.forkScoped)
-  yield* Queue.takeAll(events).pipe(
-    Effect.flatMap((batch) => Effect.forEach(batch, handle, { discard: true })),
-    Effect.forever,
-    Effect.annotateLogs({ role: "leader", id }),
-    Effect.orDie,
-    Effect.forkScoped
-  )
+    send: transport.send
+  }).pipe(Effect.annotateLogs({ role: "leader", id }))
+
   return {
     status: Effect.sync(
       (): Status => ({
         id,
-        ballot,
-        active,
-        decided: decidedCount,
-        timeoutMs: liveness.timeout,
-        watermark,
-        retained: proposals.size + decided.size
+        ballot: core.ballot,
+        active: core.active,
+        decided: core.decidedCount,
+        timeoutMs: core.liveness.timeout,
+        watermark: core.watermark,
+        retained: core.proposals.size + core.decided.size
       })
     )
   }

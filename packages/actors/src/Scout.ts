@@ -1,15 +1,15 @@
 /**
- * The scout: phase 1 for one ballot, a child fiber of its leader. It sends P1a to every
- * acceptor, resends to those that have not answered on a schedule, and merges the
- * pvalues of every promise for its ballot (per slot, highest ballot: pmax). An acceptor
- * answers in pages by slot range (`P1b.next`); the scout asks for each next page at once
- * and counts the acceptor only when its last page arrived. It ends with `adopted` once a
- * majority promised and sent every page (with the highest GC watermark they reported), or
- * `preempted` as soon as one acceptor reports a higher ballot. Replies with a lower ballot
- * are ignored; duplicates count once (B6).
+ * The scout: phase 1 for one ballot. Its decisions are a pure tally (`ScoutTally`): a P1b
+ * in, `Continue | NextPage | Adopted | Preempted` out. Its fiber, a child of the leader's
+ * host, sends P1a to every acceptor, resends to those that have not answered on a
+ * schedule, asks for each next page, and returns the outcome (docs/protocol.md#scout).
  *
- * The leader routes P1b to the scout by the ballot they echo; the scout never sees
- * another ballot's replies.
+ * - Promises for its ballot are merged per slot by highest ballot (pmax).
+ * - An acceptor answers in pages by slot range (`P1b.next`); it counts only when its last
+ *   page arrived, and only the page asked for counts (a duplicate adds nothing).
+ * - Adopted once a majority sent every page, with the highest GC watermark they reported.
+ * - Preempted as soon as one acceptor reports a higher ballot; lower ballots are ignored;
+ *   a duplicate promise counts once (B6).
  *
  * @since 0.1.0
  */
@@ -27,6 +27,65 @@ export type Outcome =
     }
   | { readonly _tag: "Preempted"; readonly ballot: Ballot.Ballot; readonly by: Ballot.Ballot }
 
+export type Step = { readonly _tag: "Continue" } | { readonly _tag: "NextPage"; readonly acceptor: string } | Outcome
+
+const continue_: Step = { _tag: "Continue" }
+
+/** Merges `pvalues` into `into`, keeping per slot the pvalue with the highest ballot. */
+export const mergePmax = (into: Map<number, Command.PValue>, pvalues: Iterable<Command.PValue>): void => {
+  for (const pv of pvalues) {
+    const old = into.get(pv.slot)
+    if (old === undefined || Ballot.greaterThan(pv.ballot, old.ballot)) into.set(pv.slot, pv)
+  }
+}
+
+/** Phase 1 of one ballot, without I/O. */
+export class ScoutTally {
+  readonly ballot: Ballot.Ballot
+  readonly tally: Quorum.Tally
+  private readonly pvalues = new Map<number, Command.PValue>()
+  private watermark = 1
+  private readonly first: number
+  /** Per acceptor, the slot its next P1b page starts at. */
+  private readonly cursor: Map<string, number>
+  /** B6 planted bug: a duplicate promise ends the scout as preempted. */
+  private readonly duplicatePreempts: boolean
+
+  constructor(ballot: Ballot.Ballot, acceptors: ReadonlyArray<string>, from = 1, duplicatePreempts = false) {
+    this.ballot = ballot
+    this.tally = Quorum.make(acceptors)
+    this.first = Math.max(1, from)
+    this.cursor = new Map(acceptors.map((a) => [a, this.first]))
+    this.duplicatePreempts = duplicatePreempts
+  }
+
+  /** The P1a to send `acceptor` now: it asks for the page this scout is waiting for. */
+  p1a(acceptor: string): Message.P1a {
+    const from = this.cursor.get(acceptor) ?? this.first
+    return new Message.P1a(from <= 1 ? { ballot: this.ballot } : { ballot: this.ballot, from })
+  }
+
+  /** A P1b from `acceptor`. */
+  p1b(acceptor: string, msg: Message.P1b): Step {
+    const ballot = this.ballot
+    if (Ballot.greaterThan(msg.ballot, ballot)) return { _tag: "Preempted", ballot, by: msg.ballot }
+    if (!Ballot.equals(msg.ballot, ballot)) return continue_
+    if (this.tally.has(acceptor)) return this.duplicatePreempts ? { _tag: "Preempted", ballot, by: ballot } : continue_
+    const at = this.cursor.get(acceptor)
+    if (at === undefined || (msg.from ?? 1) !== at) return continue_
+    mergePmax(this.pvalues, msg.accepted)
+    if (msg.watermark !== undefined && msg.watermark > this.watermark) this.watermark = msg.watermark
+    if (msg.next !== undefined) {
+      // a page that does not advance is ignored: the resend asks for it again
+      if (msg.next <= at) return continue_
+      this.cursor.set(acceptor, msg.next)
+      return { _tag: "NextPage", acceptor }
+    }
+    if (!this.tally.add(acceptor)) return continue_
+    return { _tag: "Adopted", ballot, pvalues: this.pvalues, watermark: this.watermark }
+  }
+}
+
 export interface Options {
   readonly leader: Address.Address
   readonly ballot: Ballot.Ballot
@@ -39,57 +98,22 @@ export interface Options {
   readonly duplicatePreempts?: boolean
 }
 
-/** Merges `pvalues` into `into`, keeping per slot the pvalue with the highest ballot. */
-export const mergePmax = (into: Map<number, Command.PValue>, pvalues: Iterable<Command.PValue>): void => {
-  for (const pv of pvalues) {
-    const old = into.get(pv.slot)
-    if (old === undefined || Ballot.greaterThan(pv.ballot, old.ballot)) into.set(pv.slot, pv)
-  }
-}
-
+/** The scout's fiber: sends, resends and asks for pages until the tally ends. Requires `Transport`. */
 export const run = Effect.fnUntraced(function* (options: Options) {
-  const { ballot, leader } = options
-  const tally = Quorum.make(options.acceptors)
-  const pvalues = new Map<number, Command.PValue>()
-  let watermark = 1
-  const first = Math.max(1, options.from ?? 1)
-  /** Per acceptor, the slot its next P1b page starts at. */
-  const cursor = new Map<string, number>(options.acceptors.map((a) => [a, first]))
-  const p1a = (acceptor: string) => {
-    const from = cursor.get(acceptor) ?? first
-    return new Message.P1a(from <= 1 ? { ballot } : { ballot, from })
-  }
+  const scout = new ScoutTally(options.ballot, options.acceptors, options.from, options.duplicatePreempts)
   const sendTo = yield* Phase.broadcast({
-    leader,
+    leader: options.leader,
     acceptors: options.acceptors,
-    tally,
+    tally: scout.tally,
     retransmitMs: options.retransmitMs,
-    message: p1a
+    message: (a) => scout.p1a(a)
   })
   for (;;) {
     const env = yield* Queue.take(options.inbox)
-    const msg = env.message
-    if (msg._tag !== "P1b") continue
-    if (Ballot.equals(msg.ballot, ballot)) {
-      const from = Address.id(env.from)
-      if (tally.has(from)) {
-        if (options.duplicatePreempts) return { _tag: "Preempted", ballot, by: ballot } satisfies Outcome
-        continue
-      }
-      // only the page asked for: a duplicate or a late answer to an earlier page adds nothing
-      const at = cursor.get(from)
-      if (at === undefined || (msg.from ?? 1) !== at) continue
-      mergePmax(pvalues, msg.accepted)
-      if (msg.watermark !== undefined && msg.watermark > watermark) watermark = msg.watermark
-      if (msg.next !== undefined) {
-        if (msg.next <= at) continue // a page that does not advance: ignore it, the resend asks again
-        cursor.set(from, msg.next)
-        yield* sendTo([from])
-        continue
-      }
-      if (tally.add(from)) return { _tag: "Adopted", ballot, pvalues, watermark } satisfies Outcome
-    } else if (Ballot.greaterThan(msg.ballot, ballot)) {
-      return { _tag: "Preempted", ballot, by: msg.ballot } satisfies Outcome
-    }
+    if (env.message._tag !== "P1b") continue
+    const step = scout.p1b(Address.id(env.from), env.message)
+    if (step._tag === "Continue") continue
+    if (step._tag === "NextPage") yield* sendTo([step.acceptor])
+    else return step
   }
 })

@@ -137,7 +137,9 @@ describe("a leader's liveness", () => {
       })
       yield* Effect.forkScoped(beat)
       yield* Effect.sleep(15)
-      yield* Leader.run("l1", config)
+      // a listening period of 100 ms (2 heartbeats) against beats every 10 ms: room for a busy machine
+      const slow = ClusterConfig.make({ ...config, timeouts: { ...config.timeouts, heartbeatMs: 50 } })
+      yield* Leader.run("l1", slow)
       yield* Effect.sleep(200)
       const sent = yield* Queue.clear(a1)
       assert.deepStrictEqual(

@@ -10,8 +10,14 @@ import * as Simulation from "@synod/actors/sim/Simulation"
 
 type Name = keyof Scenario.Scenario["bugs"]
 
-/** How a failure must show for a bug to count as caught: any failure, or a stall specifically. */
-type How = "any" | "stall"
+/**
+ * How a failure must show for a bug to count as caught (any failure, or a stall
+ * specifically), and scenario settings the seeds run with.
+ */
+interface How {
+  readonly as: "any" | "stall"
+  readonly scenario?: Partial<Omit<Scenario.Scenario, "seed" | "bugs">>
+}
 
 /** Bug → seeds within which the simulator must catch it (measured first catch in parentheses). */
 const budget: ReadonlyArray<readonly [Name, string, number] | readonly [Name, string, number, How]> = [
@@ -28,19 +34,26 @@ const budget: ReadonlyArray<readonly [Name, string, number] | readonly [Name, st
   // rarer since leaders change less often (listen before competing, back off once per ballot)
   ["noHoleFilling", "B10 no no-op hole filling, no recovery of missing slots", 60], // (38)
   ["gcWithoutWatermark", "B11 acceptors garbage-collect without a watermark", 10], // (3)
-  // the consequence, not the symptom: no leader is adopted again once the P1b outgrows a message
-  ["unpagedP1b", "B18 an unpaged P1b larger than a message stalls the cluster", 80, "stall"] // (44)
+  // the consequence, not the symptom: no leader is adopted again once the P1b outgrows a
+  // message; with garbage collection out of the way the accepted tail of large values grows
+  // past the bus's limit before the nemesis changes the leader (the correct code passes these)
+  [
+    "unpagedP1b",
+    "B18 an unpaged P1b larger than a message stalls the cluster",
+    10,
+    { as: "stall", scenario: { snapshotEvery: 1000, largeValues: true } }
+  ] // (2)
 ]
 
 describe("planted bugs are caught", () => {
-  for (const [bug, title, seeds, how = "any"] of budget) {
+  for (const [bug, title, seeds, how = { as: "any" } as How] of budget) {
     it.live(
       `${title} (within ${seeds} seeds)`,
       () =>
         Effect.gen(function* () {
           for (let seed = 1; seed <= seeds; seed++) {
-            const r = yield* Simulation.run(Scenario.fromSeed(seed, { bugs: { [bug]: true } }))
-            if (how === "stall" ? r.stall !== undefined : Simulation.failed(r)) return
+            const r = yield* Simulation.run(Scenario.fromSeed(seed, { ...how.scenario, bugs: { [bug]: true } }))
+            if (how.as === "stall" ? r.stall !== undefined : Simulation.failed(r)) return
           }
           assert.fail(`the simulator did not catch ${bug} in ${seeds} seeds`)
         }),

@@ -1,0 +1,209 @@
+/**
+ * The one host every role runs on, in the manner of etcd-raft's `RawNode` and `Ready`.
+ *
+ * A role is a core: its state as plain data and its decisions as code without I/O. The
+ * core is fed one input at a time — a message of its inbound union, a tick, a child's
+ * outcome — and writes what must happen into its `Outbox`: records to persist, messages
+ * to send, child fibers to start or stop, envelopes to hand to a child, and events for
+ * observers. The host does the I/O, in the same order for every role:
+ *
+ * 1. take every input waiting (mailbox, ticks, children's outcomes) and feed each to the core;
+ * 2. persist the records of the whole batch with one write (group commit);
+ * 3. hand the events to the observers (logs, metrics, the simulator's checker);
+ * 4. stop children, start children, hand envelopes to children;
+ * 5. send the messages.
+ *
+ * So nothing is sent and no child is started before the records it depends on are durable
+ * (an acceptor's promise before its P1b, a leader's round before its scout's P1a): that
+ * rule lives here and nowhere else. Children (the leader's scouts and commanders) are
+ * fibers of the host's scope; stopping one interrupts it, and its outcome comes back to
+ * the core as an input.
+ *
+ * Internal: not exported from the package.
+ */
+import { type Address, Message, type Transport } from "@synod/core"
+import { Clock, Effect, Fiber, Option, Queue, type Scope } from "effect"
+
+export interface Outbound {
+  readonly to: Address.Address
+  readonly message: Message.Message
+}
+
+/** What a core decided since the host last drained it. */
+export interface Ready<Rec, Spec, Ev> {
+  readonly persist: ReadonlyArray<Rec>
+  readonly send: ReadonlyArray<Outbound>
+  readonly stop: ReadonlyArray<string>
+  readonly start: ReadonlyArray<{ readonly key: string; readonly spec: Spec }>
+  readonly route: ReadonlyArray<{ readonly key: string; readonly envelope: Message.Envelope }>
+  readonly events: ReadonlyArray<Ev>
+}
+
+/** Where a core writes what must happen; the host drains it after each batch of inputs. */
+export class Outbox<Rec = never, Spec = never, Ev = never> {
+  private ready = Outbox.empty<Rec, Spec, Ev>()
+
+  private static empty<Rec, Spec, Ev>() {
+    return {
+      persist: [] as Array<Rec>,
+      send: [] as Array<Outbound>,
+      stop: [] as Array<string>,
+      start: [] as Array<{ readonly key: string; readonly spec: Spec }>,
+      route: [] as Array<{ readonly key: string; readonly envelope: Message.Envelope }>,
+      events: [] as Array<Ev>
+    }
+  }
+
+  persist(record: Rec): void {
+    this.ready.persist.push(record)
+  }
+  send(to: Address.Address, message: Message.Message): void {
+    this.ready.send.push({ to, message })
+  }
+  stop(key: string): void {
+    this.ready.stop.push(key)
+  }
+  start(key: string, spec: Spec): void {
+    this.ready.start.push({ key, spec })
+  }
+  route(key: string, envelope: Message.Envelope): void {
+    this.ready.route.push({ key, envelope })
+  }
+  event(event: Ev): void {
+    this.ready.events.push(event)
+  }
+
+  /** Everything written since the last drain. */
+  drain(): Ready<Rec, Spec, Ev> {
+    const ready = this.ready
+    this.ready = Outbox.empty()
+    return ready
+  }
+}
+
+export interface Core<In, Rec, Spec, Ev> {
+  readonly out: Outbox<Rec, Spec, Ev>
+  step(input: In): void
+  /** A time (on the host's clock) at which the core wants a `wake` input before the next tick. */
+  wakeAt?(): number | undefined
+}
+
+export interface Options<Inbound extends Message.Message, In, Rec, Spec, Ev> {
+  readonly self: Address.Address
+  readonly mailbox: Transport.Mailbox
+  readonly core: Core<In, Rec, Spec, Ev>
+  /** The role's inbound union: messages of other tags are not for this role and are dropped. */
+  readonly accepts: (message: Message.Message) => message is Inbound
+  /** A message of the inbound union as the core's input. */
+  readonly message: (from: Address.Address, message: Inbound) => In
+  /** A periodic tick, if the role has timers. */
+  readonly tick?: { readonly everyMs: number; readonly input: In }
+  /** The input fed when the core's `wakeAt` comes before the next tick. */
+  readonly wake?: In
+  /** Makes the batch's records durable (one write); required when the core persists anything. */
+  readonly persist?: (records: ReadonlyArray<Rec>) => Effect.Effect<void, unknown>
+  /** B2 planted bug: send first, persist after. */
+  readonly persistAfterSend?: boolean
+  /** Runs a child the core started; its result is fed back to the core. */
+  readonly child?: (spec: Spec, inbox: Queue.Dequeue<Message.Envelope>) => Effect.Effect<In>
+  /** Observers: logs, metrics, the checker. Runs after the records are durable, before anything is sent. */
+  readonly observe?: (events: ReadonlyArray<Ev>) => Effect.Effect<void>
+  /** After each batch (gauges that follow the core's state). */
+  readonly afterBatch?: Effect.Effect<void>
+  /** Sends one message (the transport's `send`, with the envelope built here). */
+  readonly send: (to: Address.Address, envelope: Message.Envelope) => Effect.Effect<void>
+}
+
+/** Runs the core until the scope closes. */
+export const run = <Inbound extends Message.Message, In, Rec, Spec, Ev>(
+  options: Options<Inbound, In, Rec, Spec, Ev>
+): Effect.Effect<void, never, Scope.Scope> =>
+  Effect.gen(function* () {
+    const { core, self } = options
+    const clock = yield* Clock.Clock
+    /** Inputs that do not come from the mailbox: children's outcomes. */
+    const local = yield* Queue.unbounded<In>()
+    const children = new Map<
+      string,
+      { readonly inbox: Queue.Queue<Message.Envelope>; fiber?: Fiber.Fiber<unknown, unknown> }
+    >()
+
+    // the mailbox and the children's outcomes, merged into one stream of inputs
+    const inputs = yield* Queue.unbounded<In>()
+    yield* Queue.takeAll(options.mailbox).pipe(
+      Effect.flatMap((batch) => {
+        const mapped: Array<In> = []
+        for (const env of batch) if (options.accepts(env.message)) mapped.push(options.message(env.from, env.message))
+        return Queue.offerAll(inputs, mapped)
+      }),
+      Effect.forever,
+      Effect.forkScoped
+    )
+    yield* Queue.takeAll(local).pipe(
+      Effect.flatMap((batch) => Queue.offerAll(inputs, batch)),
+      Effect.forever,
+      Effect.forkScoped
+    )
+
+    const flush = Effect.fnUntraced(function* () {
+      const ready = core.out.drain()
+      const persist = Effect.suspend(() => {
+        if (ready.persist.length === 0) return Effect.void
+        if (options.persist === undefined) return Effect.die(new Error(`${self}: nothing to persist with`))
+        return Effect.orDie(options.persist(ready.persist))
+      })
+      if (!options.persistAfterSend) yield* persist
+      if (ready.events.length > 0 && options.observe !== undefined) yield* options.observe(ready.events)
+      for (const key of ready.stop) {
+        const child = children.get(key)
+        if (child === undefined) continue
+        children.delete(key)
+        if (child.fiber !== undefined) yield* Fiber.interrupt(child.fiber)
+      }
+      for (const { key, spec } of ready.start) {
+        if (options.child === undefined) return yield* Effect.die(new Error(`${self}: no children to start`))
+        if (children.has(key)) continue
+        const inbox = yield* Queue.unbounded<Message.Envelope>()
+        const entry: { inbox: Queue.Queue<Message.Envelope>; fiber?: Fiber.Fiber<unknown, unknown> } = { inbox }
+        children.set(key, entry)
+        entry.fiber = yield* options.child(spec, inbox).pipe(
+          Effect.flatMap((outcome) => Queue.offer(local, outcome)),
+          Effect.ensuring(
+            Effect.sync(() => {
+              if (children.get(key) === entry) children.delete(key)
+            })
+          ),
+          Effect.forkScoped
+        )
+      }
+      for (const { key, envelope } of ready.route) {
+        const child = children.get(key)
+        if (child !== undefined) Queue.offerUnsafe(child.inbox, envelope)
+      }
+      for (const { to, message } of ready.send)
+        yield* options.send(to, new Message.Envelope({ from: self, to, message }))
+      if (options.afterBatch !== undefined) yield* options.afterBatch
+    })
+
+    const tick = options.tick
+    let nextTick = tick === undefined ? Number.POSITIVE_INFINITY : clock.currentTimeMillisUnsafe() + tick.everyMs
+    const loop = Effect.gen(function* () {
+      for (;;) {
+        const wake = Math.min(nextTick, core.wakeAt?.() ?? nextTick)
+        const batch = Number.isFinite(wake)
+          ? yield* Queue.takeAll(inputs).pipe(Effect.timeoutOption(Math.max(0, wake - clock.currentTimeMillisUnsafe())))
+          : Option.some(yield* Queue.takeAll(inputs))
+        if (Option.isSome(batch)) for (const input of batch.value) core.step(input)
+        const now = clock.currentTimeMillisUnsafe()
+        if (tick !== undefined && now >= nextTick) {
+          nextTick = now + tick.everyMs
+          core.step(tick.input)
+        } else if (options.wake !== undefined) {
+          const wakeAt = core.wakeAt?.()
+          if (wakeAt !== undefined && now >= wakeAt) core.step(options.wake)
+        }
+        yield* flush()
+      }
+    })
+    yield* Effect.forkScoped(loop)
+  })
