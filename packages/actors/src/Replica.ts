@@ -35,9 +35,10 @@ import {
   Storage,
   Transport
 } from "@synod/core"
-import { Clock, Effect, Metric, Option, Queue, Result } from "effect"
+import { Clock, Effect, Metric, Option, Result } from "effect"
 import { ClientTable } from "./ClientTable.ts"
 import * as StateTransfer from "./StateTransfer.ts"
+import * as Host from "./internal/Host.ts"
 import { PlantedBugs } from "./internal/PlantedBugs.ts"
 import { type Probe, Probe as ProbeRef } from "./internal/Probe.ts"
 import * as Metrics from "./Metrics.ts"
@@ -53,10 +54,20 @@ const sizeOf = (command: Command.Command): number => {
   return size
 }
 
-export interface Outbound {
-  readonly to: Address.Address
-  readonly message: Message.Message
-}
+export type Outbound = Host.Outbound
+
+/** What the replica is fed: a message of its inbound union, its timer, or the end of a batching linger. */
+export type Input =
+  | { readonly _tag: "Message"; readonly from: Address.Address; readonly message: Message.ReplicaInbound }
+  | { readonly _tag: "Tick" }
+  | { readonly _tag: "Wake" }
+
+/** What observers learn: logs, and the checker's view of durable snapshots. */
+export type Event =
+  | { readonly _tag: "Saved"; readonly slotOut: number }
+  | { readonly _tag: "Installed"; readonly slotOut: number }
+  | { readonly _tag: "CatchingUp"; readonly slotOut: number; readonly watermark: number }
+  | { readonly _tag: "TransferFailed"; readonly reason: string }
 
 /** The replica's decisions, without I/O: feed it inputs, then `drain` what to send. */
 export class ReplicaCore<S, C, R> {
@@ -96,7 +107,11 @@ export class ReplicaCore<S, C, R> {
    * said so: where proposals go first, until it falls silent for a leader timeout.
    */
   private active: { readonly leader: Address.Address; readonly ballot: Ballot.Ballot; heardAt: number } | undefined
-  private out: Array<Outbound> = []
+  readonly out = new Host.Outbox<Storage.ReplicaSnapshot, never, Event>()
+  /** slotOut of the last snapshot it asked to persist. */
+  private lastSnapshot: number
+  /** Below the watermark at the last step (to report the change once). */
+  private behind = false
   private readonly codecs: StateMachine.Codecs<S, C, R>
   private readonly leaders: ReadonlyArray<Address.Address>
   private readonly acceptors: ReadonlyArray<Address.Address>
@@ -157,6 +172,7 @@ export class ReplicaCore<S, C, R> {
     }
     this.slotIn = this.slotOut
     this.durable = this.slotOut
+    this.lastSnapshot = this.slotOut
   }
 
   /** The active leader it follows, unless it has been silent for a leader timeout. */
@@ -166,11 +182,67 @@ export class ReplicaCore<S, C, R> {
     return a.leader
   }
 
-  /** Messages produced since the last call. */
+  /** The messages produced since the last call (and whatever else the outbox held). */
   drain(): Array<Outbound> {
-    const out = this.out
-    this.out = []
-    return out
+    return [...this.out.drain().send]
+  }
+
+  /**
+   * One input, then whatever it made due: a snapshot to persist (every `snapshotEvery`
+   * slots, `snapshotBytes` of commands, or after installing a peer's). Messages written in
+   * the same batch go out only once it is durable (the host's rule), so the Progress that
+   * reports it never runs ahead of the disk.
+   */
+  step(input: Input) {
+    switch (input._tag) {
+      case "Message": {
+        const { from, message: msg } = input
+        switch (msg._tag) {
+          case "Request":
+            this.request(msg.command)
+            break
+          case "Decision":
+            this.decision(msg.slot, msg.value)
+            break
+          case "Heartbeat":
+            this.heartbeat(msg)
+            break
+          case "StateRequest":
+            this.stateRequest(from, msg)
+            break
+          case "StateChunk": {
+            const failure = this.stateChunk(from, msg)
+            if (failure !== undefined) this.out.event({ _tag: "TransferFailed", reason: failure })
+            break
+          }
+        }
+        break
+      }
+      case "Tick":
+        this.tick()
+        break
+      case "Wake":
+        this.propose()
+        break
+    }
+    if (this.catchingUp !== this.behind) {
+      this.behind = this.catchingUp
+      if (this.behind) this.out.event({ _tag: "CatchingUp", slotOut: this.slotOut, watermark: this.watermark })
+    }
+    if (
+      this.installed ||
+      this.slotOut - this.lastSnapshot >= this.config.snapshotEvery ||
+      this.bytesSinceSnapshot >= this.config.snapshotBytes
+    ) {
+      if (this.installed) this.out.event({ _tag: "Installed", slotOut: this.slotOut })
+      this.lastSnapshot = this.slotOut
+      this.installed = false
+      this.bytesSinceSnapshot = 0
+      const snapshot = this.snapshot()
+      this.out.persist(snapshot)
+      this.durable = snapshot.slotOut
+      this.out.event({ _tag: "Saved", slotOut: snapshot.slotOut })
+    }
   }
 
   /** Below the GC watermark: waiting for a peer's snapshot, deaf to clients. */
@@ -252,7 +324,7 @@ export class ReplicaCore<S, C, R> {
       // a new leader: it needs what waits now, not after a back-off
       const at = this.now() + this.config.timeouts.retransmitMs
       for (const [slot, value] of this.proposals) {
-        this.out.push({ to: after, message: new Message.Propose({ slot, value }) })
+        this.out.send(after, new Message.Propose({ slot, value }))
         this.resendAt.set(slot, { at, attempts: 0 })
       }
     }
@@ -267,7 +339,7 @@ export class ReplicaCore<S, C, R> {
       snapshot: () => this.snapshot(),
       now: this.now()
     })
-    for (const message of chunks) this.out.push({ to: from, message })
+    for (const message of chunks) this.out.send(from, message)
   }
 
   /**
@@ -276,7 +348,7 @@ export class ReplicaCore<S, C, R> {
    */
   stateChunk(from: Address.Address, chunk: Message.StateChunk): string | undefined {
     const r = this.sink.chunk(from, chunk, this.slotOut)
-    for (const o of r.send) this.out.push(o)
+    for (const o of r.send) this.out.send(o.to, o.message)
     if (r.received === undefined) return undefined
     if (r.received._tag === "Rejected") return `state transfer from ${from} rejected: ${r.received.reason}`
     return this.install(r.received.snapshot)
@@ -326,10 +398,10 @@ export class ReplicaCore<S, C, R> {
   tick(): void {
     // tell the acceptors how far this replica's durable state reaches (their GC watermark)
     const progress = new Message.Progress({ slotOut: this.durable })
-    for (const to of this.acceptors) this.out.push({ to, message: progress })
+    for (const to of this.acceptors) this.out.send(to, progress)
     this.source.tick(this.now())
     if (this.catchingUp) {
-      for (const o of this.sink.tick(this.slotOut)) this.out.push(o)
+      for (const o of this.sink.tick(this.slotOut)) this.out.send(o.to, o.message)
       return
     }
     this.sink.stop()
@@ -348,7 +420,7 @@ export class ReplicaCore<S, C, R> {
       this.resent++
       const propose = new Message.Propose({ slot, value })
       if (stuck) this.toLeaders(propose)
-      else this.out.push({ to: leader, message: propose })
+      else this.out.send(leader, propose)
     }
     if (this.noRecovery) return
     const top = Math.min(this.knownMax, this.slotOut + this.config.window - 1)
@@ -397,7 +469,7 @@ export class ReplicaCore<S, C, R> {
       const propose = new Message.Propose({ slot, value })
       const leader = this.leader
       if (leader === undefined) this.toLeaders(propose)
-      else this.out.push({ to: leader, message: propose })
+      else this.out.send(leader, propose)
     }
   }
 
@@ -449,18 +521,18 @@ export class ReplicaCore<S, C, R> {
         error: `the result of ${size} bytes exceeds the message limit of ${this.limits.batchBytes} bytes`
       }
     }
-    this.out.push({
-      to: Address.client(client),
-      message: new Message.Response(
+    this.out.send(
+      Address.client(client),
+      new Message.Response(
         outcome.error === undefined
           ? { seq, result: outcome.result, slot: outcome.slot }
           : { seq, result: outcome.result, slot: outcome.slot, error: outcome.error }
       )
-    })
+    )
   }
 
   private toLeaders(message: Message.Message): void {
-    for (const to of this.leaders) this.out.push({ to, message })
+    for (const to of this.leaders) this.out.send(to, message)
   }
 }
 
@@ -481,6 +553,13 @@ export interface Status {
   /** The leader (its id) whose heartbeats last said it is active; absent until one did. */
   readonly leader?: string
 }
+
+const isInbound = (m: Message.Message): m is Message.ReplicaInbound =>
+  m._tag === "Request" ||
+  m._tag === "Decision" ||
+  m._tag === "Heartbeat" ||
+  m._tag === "StateRequest" ||
+  m._tag === "StateChunk"
 
 /** Runs replica `id` of `machine` until the scope closes; answers its status. Requires `Transport` and `Storage`. */
 export const run = Effect.fn("Replica.run")(function* <S, C, R>(
@@ -505,10 +584,7 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
     maxMessageBytes: transport.maxMessageBytes
   })
   probe?.replicaLoaded(id, core.slotOut)
-  const mailbox = yield* transport.listen(self)
   const { retransmitMs } = config.timeouts
-  let nextTick = clock.currentTimeMillisUnsafe() + retransmitMs
-  let lastSnapshot = core.slotOut
   const committed = Metrics.of(Metrics.commandsCommitted, id)
   const slots = Metrics.of(Metrics.slotsPerformed, id)
   const lag = Metrics.of(Metrics.slotLag, id)
@@ -540,72 +616,47 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
     )
   })
 
-  const flush = Effect.fnUntraced(function* () {
-    for (const o of core.drain())
-      yield* transport.send(o.to, new Message.Envelope({ from: self, to: o.to, message: o.message }))
-    if (
-      core.installed ||
-      core.slotOut - lastSnapshot >= config.snapshotEvery ||
-      core.bytesSinceSnapshot >= config.snapshotBytes
-    ) {
-      if (core.installed) yield* Effect.logInfo("installed a peer's snapshot", { slot: core.slotOut })
-      lastSnapshot = core.slotOut
-      core.installed = false
-      core.bytesSinceSnapshot = 0
-      const snapshot = core.snapshot()
-      yield* store.save(snapshot)
-      core.durable = snapshot.slotOut
-      probe?.replicaSaved(id, snapshot.slotOut)
-      yield* Effect.logDebug("snapshot saved", { slot: core.slotOut })
-    }
-  })
+  const observe = (events: ReadonlyArray<Event>) =>
+    Effect.forEach(
+      events,
+      (event) => {
+        switch (event._tag) {
+          case "Saved":
+            probe?.replicaSaved(id, event.slotOut)
+            return Effect.logDebug("snapshot saved", { slot: event.slotOut })
+          case "Installed":
+            return Effect.logInfo("installed a peer's snapshot", { slot: event.slotOut })
+          case "CatchingUp":
+            return Effect.logInfo("behind the GC watermark: copying a peer's snapshot", {
+              slot: event.slotOut,
+              watermark: event.watermark
+            })
+          case "TransferFailed":
+            return Effect.logWarning(event.reason)
+        }
+      },
+      { discard: true }
+    )
 
-  let behind = false
-  const loop = Effect.gen(function* () {
-    for (;;) {
-      const wake = Math.min(nextTick, core.wakeAt() ?? nextTick)
-      const wait = Math.max(0, wake - clock.currentTimeMillisUnsafe())
-      const batch = yield* Queue.takeAll(mailbox).pipe(Effect.timeoutOption(wait))
-      if (Option.isSome(batch)) {
-        for (const env of batch.value) {
-          const msg = env.message
-          if (msg._tag === "Request") core.request(msg.command)
-          else if (msg._tag === "Decision") core.decision(msg.slot, msg.value)
-          else if (msg._tag === "Heartbeat") core.heartbeat(msg)
-          else if (msg._tag === "StateRequest") core.stateRequest(env.from, msg)
-          else if (msg._tag === "StateChunk") {
-            const failure = core.stateChunk(env.from, msg)
-            if (failure !== undefined) yield* Effect.logWarning(failure)
-          }
-        }
-      }
-      if (core.catchingUp !== behind) {
-        behind = core.catchingUp
-        if (behind) {
-          yield* Effect.logInfo("behind the GC watermark: copying a peer's snapshot", {
-            slot: core.slotOut,
-            watermark: core.watermark
-          })
-        }
-      }
-      const now = clock.currentTimeMillisUnsafe()
-      if (now >= nextTick) {
-        nextTick = now + retransmitMs
-        core.tick()
-      }
-      const linger = core.wakeAt()
-      if (linger !== undefined && now >= linger) core.propose()
-      yield* flush()
-      yield* report
-    }
-  })
   // registered before the loop is forked, so it runs after the loop has stopped
   if (options.snapshotOnClose === true) {
     yield* Effect.addFinalizer(() =>
       store.save(core.snapshot()).pipe(Effect.catchCause((cause) => Effect.logWarning("final snapshot failed", cause)))
     )
   }
-  yield* loop.pipe(Effect.annotateLogs({ role: "replica", id }), Effect.orDie, Effect.forkScoped)
+  yield* Host.run({
+    self,
+    mailbox: yield* transport.listen(self),
+    core,
+    accepts: isInbound,
+    message: (from, message): Input => ({ _tag: "Message", from, message }),
+    tick: { everyMs: retransmitMs, input: { _tag: "Tick" } },
+    wake: { _tag: "Wake" },
+    persist: (snapshots) => store.save(snapshots[snapshots.length - 1]!),
+    observe,
+    afterBatch: report,
+    send: transport.send
+  }).pipe(Effect.annotateLogs({ role: "replica", id }))
   return {
     status: Effect.sync(
       (): Status => ({
