@@ -17,8 +17,8 @@
  * - Preempted by a higher ballot (once per ballot, however many children report it), it
  *   stops every child, backs off, and goes back to watching. Reports that do not match its
  *   current ballot are ignored (B4). Active, it also steps down when it hears a higher
- *   active ballot, or when a majority of acceptors has not answered for a lease period
- *   while it has work in flight.
+ *   active ballot, or when a majority of acceptors has not answered for the longest
+ *   failure-detection timeout while it has work in flight.
  * - A proposal for a slot it has seen decided is answered with the decision.
  * - Below the acceptors' GC watermark it proposes nothing and remembers nothing (B11).
  *
@@ -372,7 +372,7 @@ export class LeaderCore {
     this.liveness.preempted(this.now(), by)
   }
 
-  /** Active, but no majority of acceptors answered for a lease period while work waits: stop leading. */
+  /** Active, but no majority of acceptors answered for `maxLeaderTimeoutMs` while work waits: stop leading. */
   private abdicate() {
     this.steppedDownFrom = this.ballot
     this.stopChildren()
@@ -381,8 +381,14 @@ export class LeaderCore {
     this.liveness.competing(this.now())
   }
 
+  /**
+   * Has a majority of acceptors answered within the longest failure-detection timeout? A
+   * leader that sends but cannot hear must stop claiming to lead, but an overloaded one
+   * whose acceptors answer late must not: the bound is `maxLeaderTimeoutMs`, not the
+   * initial timeout.
+   */
   private hearsMajority(now: number): boolean {
-    const since = now - this.config.timeouts.leaderTimeoutMs
+    const since = now - this.config.timeouts.maxLeaderTimeoutMs
     if (this.busySince > since) return true // not busy for a whole lease period yet
     let heard = 0
     for (const at of this.heardAt.values()) if (at >= since) heard++
