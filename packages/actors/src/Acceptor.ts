@@ -1,14 +1,13 @@
 /**
  * The acceptor: Paxos's memory. It promises not to accept ballots below its promise and
- * remembers, per slot, the highest-ballot pvalue it accepted (state reduction, PROTOCOL.md
- * §2.3).
+ * remembers, per slot, the highest-ballot pvalue it accepted (state reduction, docs/protocol.md#acceptor).
  *
- * Rules (PROTOCOL.md §1.4): on P1a it raises its promise to a higher ballot; on P2a it
+ * Rules (docs/protocol.md#acceptor): on P1a it raises its promise to a higher ballot; on P2a it
  * accepts when the ballot is **at least** its promise and adopts it (the `>=` variant: an
  * acceptor that missed a P1a can still vote, B5). Every reply carries its current promise
  * and echoes the request, so the leader can route it and detect preemption.
  *
- * Garbage collection (PROTOCOL.md §2.4): replicas report the slotOut of their last durable
+ * Garbage collection (docs/protocol.md#garbage-collection): replicas report the slotOut of their last durable
  * snapshot (`Progress`). Once `f + 1` replicas (all of them, if there are fewer) report a
  * slot `w`, the acceptor forgets every pvalue below `w` and keeps `w` as its GC watermark.
  * Safe because a slot below `w` is decided, and its effect is on the disks of `f + 1`

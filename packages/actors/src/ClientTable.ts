@@ -1,7 +1,7 @@
 /**
  * The replica's client table: per client, which commands have been performed and with
  * what result, so a retried command is answered from here and never performed twice
- * (PROTOCOL.md §1.3, B9). Deterministic: every replica builds the same table from the
+ * (docs/protocol.md#replica, B9). Deterministic: every replica builds the same table from the
  * same decisions, and it is saved in snapshots together with the state (B17).
  *
  * A client may have several commands in flight. Each command carries `acked`: every seq

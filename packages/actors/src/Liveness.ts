@@ -1,5 +1,5 @@
 /**
- * When a passive leader competes for leadership (PROTOCOL.md §2.2, B14, B15).
+ * When a passive leader competes for leadership (docs/protocol.md#failure-detector, B14, B15).
  *
  * A passive leader defers to the owner of the highest ballot it has seen and watches its
  * heartbeats. It competes when that leader seems dead (no heartbeat for `timeout`) or

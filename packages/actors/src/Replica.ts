@@ -1,6 +1,6 @@
 /**
  * The replica: keeps a copy of the user's state machine and applies decided commands in
- * slot order (PROTOCOL.md §1.3).
+ * slot order (docs/protocol.md#replica).
  *
  * - Client requests are de-duplicated at intake (already performed: answered from the
  *   client table; already pending or proposed: ignored) and proposed in batches: one slot

@@ -1,5 +1,5 @@
 /**
- * State transfer between replicas (PROTOCOL.md §2.4): a replica whose slotOut is below the
+ * State transfer between replicas (docs/protocol.md#state-transfer): a replica whose slotOut is below the
  * GC watermark, or that lost its disk, can no longer learn the decisions it misses (the
  * acceptors forgot them), so it copies a snapshot from a peer replica that is ahead.
  *

@@ -1,5 +1,5 @@
 /**
- * Each planted bug (PROTOCOL.md §6), switched on alone, must make the simulator fail
+ * Each planted bug (docs/protocol.md#planted-bugs), switched on alone, must make the simulator fail
  * within the stated number of seeds; the correct code passes those same seeds (the other
  * simulation files). A simulator that cannot catch a planted bug is not done.
  */

@@ -4,7 +4,7 @@
  * per slot, so the window bounds batches, not commands) or a `Noop`.
  *
  * Two commands are the same command iff `(client, seq)` are equal; replicas perform each
- * at most once (PROTOCOL.md §1.3).
+ * at most once (docs/protocol.md#replica).
  *
  * @since 0.1.0
  */

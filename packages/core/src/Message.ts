@@ -2,7 +2,7 @@
  * Every message the roles exchange, as `Schema` tagged classes, and the per-role inbound
  * unions. `_tag`s are wire format: short, stable, never renamed.
  *
- * Departures from the paper (PROTOCOL.md §1.2): P1b and P2b carry both the acceptor's
+ * Departures from the paper (docs/protocol.md#messages): P1b and P2b carry both the acceptor's
  * current ballot and an echo of the ballot they answer, and P2b the slot, so a leader can
  * route replies to the child that asked and a commander counts only its own (ballot, slot)
  * (B3). Decisions carry the deciding ballot and responses the slot, for debugging.

@@ -1,7 +1,7 @@
 /**
  * Majority counting, in one place. A scout or commander succeeds when strictly more than
  * half of the configuration's acceptors answered; duplicates (at-least-once delivery) and
- * answers from outside the configuration never count (PROTOCOL.md §1.1, B6, B7).
+ * answers from outside the configuration never count (docs/protocol.md#terms, B6, B7).
  *
  * @since 0.1.0
  */

@@ -1,5 +1,5 @@
 /**
- * Switches that re-introduce known Paxos bugs (PROTOCOL.md §6), so tests can prove the
+ * Switches that re-introduce known Paxos bugs (docs/protocol.md#planted-bugs), so tests can prove the
  * simulator catches each one. All off by default; reachable only from inside this
  * package (the `internal/` folder is not exported).
  */

@@ -1,5 +1,5 @@
 /**
- * The simulator's invariant checker (PROTOCOL.md §3). It receives every protocol event
+ * The simulator's invariant checker (docs/protocol.md#simulator-checks). It receives every protocol event
  * through the probe as it happens, keeps the history it needs (every accept, every
  * decision, every perform), and records a violation the moment an invariant breaks:
  *
