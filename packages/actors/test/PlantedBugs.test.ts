@@ -21,19 +21,19 @@ interface How {
 
 /** Bug → seeds within which the simulator must catch it (measured first catch in parentheses). */
 const budget: ReadonlyArray<readonly [Name, string, number] | readonly [Name, string, number, How]> = [
-  ["ballotReuse", "B1 ballot reuse after a leader restart", 20], // (4)
-  ["replyBeforeDurable", "B2 acceptor replies before its state is durable", 60], // (19)
+  ["ballotReuse", "B1 ballot reuse after a leader restart", 20], // (2)
+  ["replyBeforeDurable", "B2 acceptor replies before its state is durable", 60], // (3)
   // needs a leader re-elected while its old P2as are still about (the nemesis's "echo")
-  ["p2bBySlotOnly", "B3 P2b routed and counted by slot only", 100], // (34)
-  // rare since leaders stop commanders below the GC watermark: 1 catch in 700 seeds (first at 466)
-  ["staleChildren", "B4 commanders outlive preemption and use the leader's current ballot", 500], // (466)
-  ["strictAccept", "B5 strict accept rule, commanders give up on lower ballots", 10], // (2)
-  ["duplicatePreempts", "B6 a duplicate reply ends a scout or commander", 10], // (1)
+  ["p2bBySlotOnly", "B3 P2b routed and counted by slot only", 100], // (32)
+  // was rare (first at 466) until the backlog and the stale-report rules changed the timing
+  ["staleChildren", "B4 commanders outlive preemption and use the leader's current ballot", 500], // (5)
+  ["strictAccept", "B5 strict accept rule, commanders give up on lower ballots", 10], // (1)
+  ["duplicatePreempts", "B6 a duplicate reply ends a scout or commander", 10], // (2)
   ["updateReversed", "B8 update operator reversed", 10], // (2)
   ["noClientTable", "B9 no client table: duplicates performed", 10], // (1)
   // rarer since leaders change less often (listen before competing, back off once per ballot)
-  ["noHoleFilling", "B10 no no-op hole filling, no recovery of missing slots", 60], // (38)
-  ["gcWithoutWatermark", "B11 acceptors garbage-collect without a watermark", 10], // (3)
+  ["noHoleFilling", "B10 no no-op hole filling, no recovery of missing slots", 60], // (32)
+  ["gcWithoutWatermark", "B11 acceptors garbage-collect without a watermark", 10], // (1)
   // the consequence, not the symptom: no leader is adopted again once the P1b outgrows a
   // message; with garbage collection out of the way the accepted tail of large values grows
   // past the bus's limit before the nemesis changes the leader (the correct code passes these)
