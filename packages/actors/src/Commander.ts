@@ -107,6 +107,8 @@ export interface Options {
   readonly value: Command.SlotValue
   readonly acceptors: ReadonlyArray<string>
   readonly replicas: ReadonlyArray<string>
+  /** Learners get each decision too (docs/adding-a-role.md). */
+  readonly learners?: ReadonlyArray<string>
   readonly inbox: Queue.Dequeue<Message.Envelope>
   readonly retransmitMs: number
   readonly probe: Probe | undefined
@@ -153,10 +155,8 @@ export const run = Effect.fnUntraced(function* (options: Options) {
         probe?.voteCounted(me, from, step.ballot, step.slot)
         probe?.decided(me, step.ballot, step.slot, step.value)
         const decision = new Message.Decision({ slot: step.slot, value: step.value, ballot: step.ballot })
-        for (const r of options.replicas) {
-          const to = Address.replica(r)
+        for (const to of [...options.replicas.map(Address.replica), ...(options.learners ?? []).map(Address.learner)])
           yield* transport.send(to, new Message.Envelope({ from: leader, to, message: decision }))
-        }
         return step
       }
     }

@@ -281,6 +281,7 @@ export class LeaderCore {
       })
       for (const l of this.config.leaders) if (l !== this.id) this.out.send(Address.leader(l), hb)
       for (const r of this.config.replicas) this.out.send(Address.replica(r), hb)
+      for (const l of this.config.learners) this.out.send(Address.learner(l), hb)
     } else if (this.state._tag === "Passive" && this.liveness.shouldCompete(now)) {
       this.compete(now)
     }
@@ -519,6 +520,7 @@ export const run = Effect.fn("Leader.run")(function* (id: string, config: Cluste
           value: spec.value,
           acceptors: config.acceptors,
           replicas: config.replicas,
+          learners: config.learners,
           inbox,
           retransmitMs,
           probe,

@@ -10,9 +10,10 @@ import type { ClusterConfig, StateMachine, Storage, Transport } from "@synod/cor
 import { Effect, Layer, type Scope } from "effect"
 import * as Acceptor from "./Acceptor.ts"
 import * as Leader from "./Leader.ts"
+import * as Learner from "./Learner.ts"
 import * as Replica from "./Replica.ts"
 
-export type Role = "acceptor" | "leader" | "replica"
+export type Role = "acceptor" | "leader" | "replica" | "learner"
 
 export interface Options<S, C, R> {
   readonly id: string
@@ -27,7 +28,8 @@ export interface Options<S, C, R> {
 export const rolesOf = (id: string, config: ClusterConfig.ClusterConfig): Array<Role> => [
   ...(config.acceptors.includes(id) ? (["acceptor"] as const) : []),
   ...(config.leaders.includes(id) ? (["leader"] as const) : []),
-  ...(config.replicas.includes(id) ? (["replica"] as const) : [])
+  ...(config.replicas.includes(id) ? (["replica"] as const) : []),
+  ...(config.learners.includes(id) ? (["learner"] as const) : [])
 ]
 
 export interface Status {
@@ -35,6 +37,7 @@ export interface Status {
   readonly acceptor?: Acceptor.Status
   readonly leader?: Leader.Status
   readonly replica?: Replica.Status
+  readonly learner?: { readonly id: string; readonly slotOut: number }
 }
 
 /** A running server: its status on demand. */
@@ -60,12 +63,14 @@ export const run = <S, C, R>(
         })
       : undefined
     const leader = roles.includes("leader") ? yield* Leader.run(options.id, options.config) : undefined
+    const learner = roles.includes("learner") ? yield* Learner.run(options.id, options.config) : undefined
     const status = Effect.gen(function* () {
       return {
         id: options.id,
         ...(acceptor ? { acceptor: yield* acceptor.status } : {}),
         ...(leader ? { leader: yield* leader.status } : {}),
-        ...(replica ? { replica: yield* replica.status } : {})
+        ...(replica ? { replica: yield* replica.status } : {}),
+        ...(learner ? { learner: yield* learner.status } : {})
       } satisfies Status
     })
     return { status } satisfies Handle
@@ -84,7 +89,7 @@ export const layerCluster = <S, C, R>(
 ): Layer.Layer<never, Storage.StorageError | Transport.TransportError, Transport.Transport | Storage.Storage> =>
   Layer.effectDiscard(
     Effect.forEach(
-      [...new Set([...config.acceptors, ...config.replicas, ...config.leaders])],
+      [...new Set([...config.acceptors, ...config.replicas, ...config.leaders, ...config.learners])],
       (id) => run({ id, config, machine }),
       {
         discard: true

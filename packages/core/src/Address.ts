@@ -8,7 +8,7 @@
  */
 import { Schema } from "effect"
 
-export const Role = Schema.Literals(["replica", "leader", "acceptor", "client"])
+export const Role = Schema.Literals(["replica", "leader", "acceptor", "learner", "client"])
 export type Role = typeof Role.Type
 
 /** Ids are used as NATS subject tokens, so they must not contain `.`, `*`, `>` or whitespace. */
@@ -20,8 +20,8 @@ export const Id = Schema.String.check(
 export type Id = typeof Id.Type
 
 export const Address = Schema.String.check(
-  Schema.isPattern(/^(replica|leader|acceptor|client)\/[A-Za-z0-9_-]{1,64}$/, {
-    message: "an address is role/id with role one of replica, leader, acceptor, client"
+  Schema.isPattern(/^(replica|leader|acceptor|learner|client)\/[A-Za-z0-9_-]{1,64}$/, {
+    message: "an address is role/id with role one of replica, leader, acceptor, learner, client"
   })
 )
 export type Address = typeof Address.Type
@@ -31,6 +31,7 @@ export const make = (role: Role, id: string): Address => `${role}/${id}`
 export const replica = (id: string): Address => `replica/${id}`
 export const leader = (id: string): Address => `leader/${id}`
 export const acceptor = (id: string): Address => `acceptor/${id}`
+export const learner = (id: string): Address => `learner/${id}`
 export const client = (id: string): Address => `client/${id}`
 
 export const role = (address: Address): Role => address.slice(0, address.indexOf("/")) as Role

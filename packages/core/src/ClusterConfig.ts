@@ -51,6 +51,8 @@ export const ClusterConfig = Schema.Struct({
   acceptors: Ids("acceptor"),
   leaders: Ids("leader"),
   replicas: Ids("replica"),
+  /** Learners follow the decisions without voting or applying them (docs/adding-a-role.md). */
+  learners: Schema.Array(Id).pipe(Schema.withDecodingDefaultKey(Effect.succeed([]))),
   /** Replicas propose at most `window` slots beyond the first undecided one. */
   window: Schema.Int.check(Schema.isGreaterThanOrEqualTo(1, { message: "window must be at least 1" })).pipe(
     Schema.withDecodingDefaultKey(Effect.succeed(16))

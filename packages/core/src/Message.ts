@@ -155,6 +155,9 @@ export type LeaderInbound = typeof LeaderInbound.Type
 export const ReplicaInbound = Schema.Union([Request, Decision, Heartbeat, StateRequest, StateChunk])
 export type ReplicaInbound = typeof ReplicaInbound.Type
 
+export const LearnerInbound = Schema.Union([Decision, Heartbeat])
+export type LearnerInbound = typeof LearnerInbound.Type
+
 export const ClientInbound = Schema.Union([Response])
 export type ClientInbound = typeof ClientInbound.Type
 

@@ -10,7 +10,7 @@
 import { Address, ClusterConfig } from "@synod/core"
 import { Effect, Result, Schema, SchemaIssue } from "effect"
 
-export const Role = Schema.Literals(["acceptor", "leader", "replica"])
+export const Role = Schema.Literals(["acceptor", "leader", "replica", "learner"])
 
 export const NatsAuth = Schema.Union([
   Schema.Struct({ user: Schema.String, password: Schema.String }),
@@ -104,11 +104,11 @@ export const decode = (raw: unknown, overrides: Overrides = {}): Result.Result<H
   if (Result.isFailure(r))
     return Result.fail(new HostConfigError({ message: `invalid config: ${formatter(r.failure.issue)}` }))
   const c = r.success
-  const all = new Set([...c.cluster.acceptors, ...c.cluster.leaders, ...c.cluster.replicas])
+  const all = new Set([...c.cluster.acceptors, ...c.cluster.leaders, ...c.cluster.replicas, ...c.cluster.learners])
   if (c.roles === undefined && !all.has(c.node)) {
     return Result.fail(
       new HostConfigError({
-        message: `invalid config: node "${c.node}" is not in cluster.acceptors, cluster.leaders or cluster.replicas`
+        message: `invalid config: node "${c.node}" is not in cluster.acceptors, cluster.leaders, cluster.replicas or cluster.learners`
       })
     )
   }

@@ -17,7 +17,7 @@ import { Option, Schema } from "effect"
 export const root = "synod"
 
 const tokenPattern = /^[A-Za-z0-9_-]{1,64}$/
-const addressPattern = /^(replica|leader|acceptor|client)\/([A-Za-z0-9_-]{1,64})$/
+const addressPattern = /^(replica|leader|acceptor|learner|client)\/([A-Za-z0-9_-]{1,64})$/
 
 /** A cluster name: one NATS subject token, so clusters sharing a NATS account stay apart. */
 export const ClusterName = Schema.String.check(
