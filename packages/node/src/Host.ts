@@ -11,7 +11,7 @@
  * @since 0.1.0
  */
 import { Server } from "@synod/actors"
-import { InMemoryBus, type StateMachine, Storage, Transport } from "@synod/core"
+import { InMemoryBus, type StateMachine, Storage, type Transport } from "@synod/core"
 import { NatsTransport, Presence } from "@synod/transport-nats"
 import { createServer } from "node:http"
 import { NodeHttpServer } from "@effect/platform-node"
@@ -77,11 +77,7 @@ export interface Options {
 }
 
 /** Starts the configured roles; they run until the scope closes. */
-export const run = <S, C, R>(
-  config: HostConfig,
-  machine: StateMachine.StateMachine<S, C, R>,
-  options: Options = {}
-) =>
+export const run = <S, C, R>(config: HostConfig, machine: StateMachine.StateMachine<S, C, R>, options: Options = {}) =>
   Effect.gen(function* () {
     if (config.dataDir !== undefined) yield* DataDirLock.acquire(config.dataDir)
     const transport = yield* connect(config, options.presence ?? {})

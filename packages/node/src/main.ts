@@ -67,5 +67,3 @@ Host.run(config, KeyValue.machine).pipe(
   Effect.provide(Host.logging(config)),
   (program) => NodeRuntime.runMain(program, { teardown })
 )
-
-export {}

@@ -47,7 +47,10 @@ const Instance = {
 }
 
 /** What claimants publish on the presence subject. */
-export const Announcement = Schema.Union([Schema.TaggedStruct("Probe", Instance), Schema.TaggedStruct("Here", Instance)])
+export const Announcement = Schema.Union([
+  Schema.TaggedStruct("Probe", Instance),
+  Schema.TaggedStruct("Here", Instance)
+])
 export type Announcement = typeof Announcement.Type
 type Instance = Omit<Announcement, "_tag">
 
@@ -165,10 +168,13 @@ export const claim = Effect.fn("Presence.claim")(function* (options: Options) {
   yield* Effect.tryPromise(() => client.flush()).pipe(Effect.timeoutOption("5 seconds"), Effect.ignore)
   if (denied !== undefined) {
     // a server whose permissions predate presence: run, but say what is not checked
-    yield* Effect.logError("NATS refused the presence subscription: another process with this node id goes undetected", {
-      subject,
-      error: denied.message
-    })
+    yield* Effect.logError(
+      "NATS refused the presence subscription: another process with this node id goes undetected",
+      {
+        subject,
+        error: denied.message
+      }
+    )
   }
   yield* announce("Probe")
   const other = yield* Deferred.await(conflict).pipe(Effect.timeoutOption(options.probeTimeout ?? "1 second"))
@@ -184,10 +190,7 @@ export const claim = Effect.fn("Presence.claim")(function* (options: Options) {
   }
   phase = "running"
   // at once, then every heartbeat: a claimant that missed our probe hears this
-  yield* announce("Here").pipe(
-    Effect.repeat(Schedule.spaced(options.heartbeat ?? "5 seconds")),
-    Effect.forkScoped
-  )
+  yield* announce("Here").pipe(Effect.repeat(Schedule.spaced(options.heartbeat ?? "5 seconds")), Effect.forkScoped)
   yield* Effect.logDebug("node id claimed", { subject, nonce: me.nonce })
   return { nonce: me.nonce, duplicatesHeard: Effect.sync(() => heard) } satisfies Claim
 })
