@@ -106,6 +106,19 @@ export interface Record {
   readonly round: number
 }
 
+/**
+ * `self`'s turn to compete once `failed` fails: 0 for the leader right after it in the
+ * configured order (cyclically), 1 for the next, ...; with no leader known, the order
+ * itself (the first leader goes first).
+ */
+export const turnAfter = (leaders: ReadonlyArray<string>, failed: string, self: string): number => {
+  const n = leaders.length
+  const i = leaders.indexOf(self)
+  const w = leaders.indexOf(failed)
+  if (i < 0) return 0
+  return w < 0 ? i : (i - w - 1 + n) % n
+}
+
 export const scoutKey = (ballot: Ballot.Ballot) => `scout ${ballot}`
 export const commanderKey = (ballot: Ballot.Ballot, slot: number) => `${ballot}|${slot}`
 
@@ -169,8 +182,10 @@ export class LeaderCore {
       {
         initialMs: config.timeouts.leaderTimeoutMs,
         maxMs: config.timeouts.maxLeaderTimeoutMs,
-        // long enough to hear a working leader's heartbeats before competing with it
-        listenMs: 2 * config.timeouts.heartbeatMs
+        // long enough to hear a working leader's heartbeats before competing with it, also
+        // for a process that is still warming up
+        listenMs: Math.max(2 * config.timeouts.heartbeatMs, config.timeouts.leaderTimeoutMs),
+        turn: (watched) => turnAfter(config.leaders, watched.leader, id)
       },
       options.now(),
       options.random,

@@ -22,6 +22,13 @@ export interface Settings {
   readonly maxMs: number
   /** How long even the preferred leader listens for a working leader before competing at start (default 0). */
   readonly listenMs?: number
+  /**
+   * This leader's turn among the candidates once the leader of `watched` fails: 0 for the
+   * first one after it in the configured order, 1 for the next, and so on (default: 0 for
+   * everyone). Waits are staggered by turn, half a timeout apart, so with many leaders the
+   * next one in line competes alone instead of several at once.
+   */
+  readonly turn?: (watched: Ballot.Ballot) => number
 }
 
 export class Liveness {
@@ -53,8 +60,10 @@ export class Liveness {
     this.deadline = eager ? now + (settings.listenMs ?? 0) : now + this.jittered()
   }
 
+  /** A wait of one timeout, plus half a timeout per turn, plus up to half a timeout of seeded jitter. */
   private jittered(): number {
-    return this.timeout + Math.floor(this.random() * this.timeout)
+    const turn = this.settings.turn?.(this.watched) ?? 0
+    return this.timeout + Math.floor(((turn + this.random()) * this.timeout) / 2)
   }
 
   /** A heartbeat from another leader. */

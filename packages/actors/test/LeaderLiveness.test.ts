@@ -166,7 +166,38 @@ describe("the failure detector", () => {
       while (live.progressing(t)) t++
       return t
     })
-    assert.deepStrictEqual(waits, [100, 150, 199])
+    assert.deepStrictEqual(waits, [100, 125, 149])
+  })
+
+  it("staggers candidates by their turn after the failed leader, half a timeout apart", () => {
+    const leaders = ["s1", "s2", "s3", "s4", "s5"]
+    assert.deepStrictEqual(
+      leaders.map((l) => Leader.turnAfter(leaders, "s2", l)),
+      [3, 4, 0, 1, 2],
+      "s3 goes first after s2, then s4, s5, s1"
+    )
+    assert.deepStrictEqual(
+      leaders.map((l) => Leader.turnAfter(leaders, "", l)),
+      [0, 1, 2, 3, 4],
+      "no leader known: the configured order"
+    )
+    const silence = (self: string) => {
+      const live = new Liveness.Liveness(
+        { ...settings, turn: (w) => Leader.turnAfter(leaders, w.leader, self) },
+        0,
+        () => 0.99,
+        false
+      )
+      live.heartbeat(
+        0,
+        new Message.Heartbeat({ ballot: Ballot.make(1, "s2"), active: true, decided: 0, slot: 0, watermark: 1 })
+      )
+      let t = 0
+      while (!live.shouldCompete(t)) t++
+      return t
+    }
+    // even with the largest jitter, each turn's window ends before the next one's begins
+    assert.deepStrictEqual(["s3", "s4", "s5", "s1"].map(silence), [149, 199, 249, 299])
   })
 
   it("the preferred leader competes only after its listening period", () => {
