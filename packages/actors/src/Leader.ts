@@ -242,9 +242,14 @@ export class LeaderCore {
     if (msg.slot < this.watermark) return // every replica has it durably
     const known = this.decided.get(msg.slot)
     if (known !== undefined) return this.out.send(from, known)
-    if (!this.proposals.has(msg.slot)) {
+    const value = this.proposals.get(msg.slot)
+    if (value === undefined) {
       this.proposals.set(msg.slot, msg.value)
       if (this.active) this.startCommander(msg.slot, msg.value)
+    } else if (this.active) {
+      // a replica waits for this slot: do not keep it waiting behind the backlog (the
+      // commander proposes the leader's value for the slot, never the replica's)
+      this.startCommander(msg.slot, value)
     }
     if (!this.active) this.liveness.proposal(this.now())
   }
@@ -287,19 +292,24 @@ export class LeaderCore {
       if (this.commanders.size > 0 && !this.hearsMajority(now)) return this.abdicate()
       this.drainBacklog()
       this.reportOrphans()
-      const hb = new Message.Heartbeat({
-        ballot: this.ballot,
-        active: true,
-        decided: this.decidedCount,
-        slot: this.maxDecided,
-        watermark: this.watermark
-      })
-      for (const l of this.config.leaders) if (l !== this.id) this.out.send(Address.leader(l), hb)
-      for (const r of this.config.replicas) this.out.send(Address.replica(r), hb)
-      for (const l of this.config.learners) this.out.send(Address.learner(l), hb)
+      this.beat()
     } else if (this.state._tag === "Passive" && this.liveness.shouldCompete(now)) {
       this.compete(now)
     }
+  }
+
+  /** Tells the other leaders, the replicas and the learners that this leader leads, and how far. */
+  private beat() {
+    const hb = new Message.Heartbeat({
+      ballot: this.ballot,
+      active: true,
+      decided: this.decidedCount,
+      slot: this.maxDecided,
+      watermark: this.watermark
+    })
+    for (const l of this.config.leaders) if (l !== this.id) this.out.send(Address.leader(l), hb)
+    for (const r of this.config.replicas) this.out.send(Address.replica(r), hb)
+    for (const l of this.config.learners) this.out.send(Address.learner(l), hb)
   }
 
   /** Picks a ballot above every one seen; the round is persisted before the scout starts (B1). */
@@ -339,6 +349,8 @@ export class LeaderCore {
       reported: adopted.pvalues.size
     })
     this.drainBacklog()
+    // at once, not at the next tick: replicas send what waits as soon as they hear it
+    this.beat()
   }
 
   private decidedSlot(event: Extract<Commander.Outcome, { _tag: "Decided" }>) {
