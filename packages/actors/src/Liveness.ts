@@ -69,13 +69,15 @@ export class Liveness {
   /** A heartbeat from another leader. */
   heartbeat(now: number, hb: Message.Heartbeat): void {
     if (Ballot.lessThan(hb.ballot, this.watched)) return
-    if (!Ballot.equals(hb.ballot, this.watched) || hb.decided !== this.lastDecided) {
+    const progress = !Ballot.equals(hb.ballot, this.watched) || hb.decided !== this.lastDecided
+    // watched first: the waits drawn below take this leader's turn after the new one
+    this.watched = hb.ballot
+    if (progress) {
       this.lastProgress = now
       this.lastDecided = hb.decided
       this.pendingSince = undefined
       this.suspectAfter = this.jittered()
     }
-    this.watched = hb.ballot
     this.deadline = now + this.jittered()
   }
 
