@@ -19,7 +19,7 @@ import { ClusterConfig } from "@synod/core"
 import { NatsServer, NatsTransport } from "@synod/transport-nats"
 import { Data, Deferred, Effect, FiberSet, Layer, Option } from "effect"
 import type { ServerStatus, Status } from "@synod/cluster/Api"
-import * as Kv from "@synod/cluster/Kv"
+import { Kv } from "@synod/kv"
 
 const cli = new URL("../src/cli.ts", import.meta.url).pathname
 

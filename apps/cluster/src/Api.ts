@@ -26,7 +26,7 @@
  */
 import { Schema } from "effect"
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiMiddleware, OpenApi } from "effect/http-api"
-import * as Kv from "./Kv.ts"
+import { Kv } from "@synod/kv"
 
 // ---------------------------------------------------------------------------------------
 // errors (each with its status; the body is the error's fields plus `_tag`)

@@ -25,9 +25,9 @@ import {
   HttpServerResponse
 } from "effect/http"
 import { HttpApi, HttpApiBuilder, type HttpApiError, HttpApiMiddleware } from "effect/http-api"
+import { Kv } from "@synod/kv"
 import * as Api from "./Api.ts"
 import { Backend, ready, status } from "./Backend.ts"
-import * as Kv from "./Kv.ts"
 
 const unknownField = "unknown field"
 

@@ -7,8 +7,8 @@
  */
 import type { Client, Server } from "@synod/actors"
 import { Context, Effect } from "effect"
+import type { Kv } from "@synod/kv"
 import type * as Api from "./Api.ts"
-import type * as Kv from "./Kv.ts"
 
 export class Backend extends Context.Service<
   Backend,

@@ -14,6 +14,7 @@
  * @since 0.1.0
  */
 import { Host, HostConfig } from "@synod/node"
+import { Kv } from "@synod/kv"
 import { Config, Console, Effect, FileSystem, Layer, Logger, Option, Result, Schema } from "effect"
 import { Argument, CliError, Command, Flag } from "effect/cli"
 import { FetchHttpClient } from "effect/http"
@@ -21,7 +22,6 @@ import { HttpApiClient } from "effect/http-api"
 import * as Api from "./Api.ts"
 import * as ApiServer from "./ApiServer.ts"
 import * as Embedded from "./Embedded.ts"
-import * as Kv from "./Kv.ts"
 import * as Serve from "./Serve.ts"
 
 /** A failure the CLI reports in one line, with its exit code. */

@@ -8,10 +8,10 @@
  */
 import { Client, Server } from "@synod/actors"
 import { ClusterConfig, InMemoryBus, Storage, type Transport } from "@synod/core"
+import { Kv } from "@synod/kv"
 import { NatsTransport } from "@synod/transport-nats"
 import { Effect, Layer, Random } from "effect"
 import { Backend } from "./Backend.ts"
-import * as Kv from "./Kv.ts"
 
 export interface Options {
   /** NATS URLs; without them the servers talk over the in-memory bus. */

@@ -18,11 +18,11 @@
  * @since 0.1.0
  */
 import { Client } from "@synod/actors"
+import { Kv } from "@synod/kv"
 import { Host, HostConfig } from "@synod/node"
 import { NatsTransport } from "@synod/transport-nats"
 import { Effect, Layer, Random, Result, Schema, SchemaIssue } from "effect"
 import { Backend } from "./Backend.ts"
-import * as Kv from "./Kv.ts"
 
 export const Port = Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 65535 }, { message: "a port is 0-65535" }))
 

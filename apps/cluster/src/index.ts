@@ -1,6 +1,6 @@
 /**
- * @synod/cluster: the replicated key-value and coordination service — the state machine
- * (`Kv`), the HTTP API definition (`Api`) and its server (`ApiServer`), the embedded
+ * @synod/cluster: the replicated key-value and coordination service — the HTTP API
+ * definition (`Api`) over the state machine of `@synod/kv`, its server (`ApiServer`), the embedded
  * cluster of `synod up` (`Embedded`), one server of `synod serve` (`Serve`), and the
  * `synod` command line (`Commands`; entry point `cli.ts`).
  *
@@ -11,5 +11,4 @@ export * as ApiServer from "./ApiServer.ts"
 export * as Backend from "./Backend.ts"
 export * as Commands from "./Commands.ts"
 export * as Embedded from "./Embedded.ts"
-export * as Kv from "./Kv.ts"
 export * as Serve from "./Serve.ts"

@@ -1,5 +1,5 @@
 /**
- * The sequential specification of the cluster's key-value store (`src/Kv.ts`) for the
+ * The sequential specification of the cluster's key-value store (`@synod/kv`) for the
  * linearizability checker of `@synod/actors/sim/Linearizability`, over the answers the
  * HTTP API gives.
  *

@@ -14,9 +14,9 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Client } from "@synod/actors"
+import { Kv } from "@synod/kv"
 import { NatsTransport } from "@synod/transport-nats"
 import { Effect, Layer } from "effect"
-import * as Kv from "@synod/cluster/Kv"
 import { http, ProcessError } from "./Process.ts"
 import * as ServeCluster from "./ServeCluster.ts"
 

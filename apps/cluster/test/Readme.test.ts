@@ -4,8 +4,8 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Client, Server } from "@synod/actors"
-import { Kv } from "@synod/cluster"
 import { ClusterConfig, Storage } from "@synod/core"
+import { Kv } from "@synod/kv"
 import { NatsServer, NatsTransport } from "@synod/transport-nats"
 import { Effect, Layer } from "effect"
 

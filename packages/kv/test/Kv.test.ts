@@ -5,7 +5,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { StateMachine } from "@synod/core"
 import { Result, Schema } from "effect"
-import * as Kv from "@synod/cluster/Kv"
+import { Kv } from "@synod/kv"
 
 const run = (commands: ReadonlyArray<Kv.Command>, from: Kv.State = Kv.initial) => {
   let state = from
