@@ -87,6 +87,7 @@ export class CommanderTally {
     const ballot = this.ballot
     const counts = this.bugs.p2bBySlotOnly ? Ballot.equals(msg.ballot, ballot) : isAcceptance(msg, ballot, this.slot)
     if (counts) {
+      if (!this.tally.isMember(acceptor)) return continue_
       if (this.tally.has(acceptor)) {
         return this.bugs.duplicatePreempts ? { _tag: "Preempted", ballot, by: ballot } : continue_
       }

@@ -23,6 +23,10 @@ export class Tally {
   has(member: string): boolean {
     return this.responded.has(member)
   }
+  /** Is `member` one of the configuration's? Answers from others never count. */
+  isMember(member: string): boolean {
+    return this.members.has(member)
+  }
   get reached(): boolean {
     return isMajority(this.responded.size, this.members.size)
   }
