@@ -13,7 +13,8 @@ import { cpus, tmpdir } from "node:os"
 import { join } from "node:path"
 import { Client, KeyValue } from "@synod/actors"
 import { ClusterConfig } from "@synod/core"
-import { NatsServer, NatsTransport } from "@synod/transport-nats"
+import * as NatsServer from "@synod/testing/NatsServer"
+import { NatsTransport } from "@synod/transport-nats"
 import { Effect, Layer } from "effect"
 
 const arg = (name: string, dflt: number) => {

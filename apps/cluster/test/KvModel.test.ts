@@ -4,7 +4,7 @@
  * no sequential order explains, so the HTTP linearizability test can fail.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { check, type Operation } from "@synod/actors/sim/Linearizability"
+import { check, type Operation } from "@synod/testing/Linearizability"
 import { type Input, KvModel, type Output } from "./KvModel.ts"
 
 const op = (client: string, input: Input, call: number, ret: number | undefined, output?: Output) =>

@@ -1,6 +1,6 @@
 /**
  * The sequential specification of the cluster's key-value store (`@synod/kv`) for the
- * linearizability checker of `@synod/actors/sim/Linearizability`, over the answers the
+ * linearizability checker of `@synod/testing/Linearizability`, over the answers the
  * HTTP API gives.
  *
  * Keys are independent objects, so a history is partitioned by key; the state of a part
@@ -14,7 +14,7 @@
  * A list is checked as one read per key of the history (listed or absent), each at the
  * list's interval: its per-key values are checked, not that it was one atomic snapshot.
  */
-import { type Model, partitionByKey } from "@synod/actors/sim/Linearizability"
+import { type Model, partitionByKey } from "@synod/testing/Linearizability"
 
 export type Input =
   | { readonly _tag: "Get"; readonly key: string }

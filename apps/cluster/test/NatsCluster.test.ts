@@ -6,7 +6,8 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Client, KeyValue, Server } from "@synod/actors"
 import { ClusterConfig, Storage } from "@synod/core"
-import { NatsServer, NatsStats, NatsTransport } from "@synod/transport-nats"
+import { NatsServer } from "@synod/testing"
+import { NatsStats, NatsTransport } from "@synod/transport-nats"
 import { connect } from "@nats-io/transport-node"
 import { Context, Effect, Layer } from "effect"
 

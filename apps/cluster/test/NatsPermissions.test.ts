@@ -6,7 +6,8 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Client, KeyValue, Server } from "@synod/actors"
 import { Address, Ballot, ClusterConfig, Message, Storage, Transport } from "@synod/core"
-import { NatsServer, NatsStats, NatsTransport, Subjects } from "@synod/transport-nats"
+import { NatsServer } from "@synod/testing"
+import { NatsStats, NatsTransport, Subjects } from "@synod/transport-nats"
 import { Context, Effect, Layer, Schedule } from "effect"
 
 const cluster = "perm"

@@ -6,7 +6,8 @@ import { assert, describe, it } from "@effect/vitest"
 import { Client, Server } from "@synod/actors"
 import { ClusterConfig, Storage } from "@synod/core"
 import { Kv } from "@synod/kv"
-import { NatsServer, NatsTransport } from "@synod/transport-nats"
+import { NatsServer } from "@synod/testing"
+import { NatsTransport } from "@synod/transport-nats"
 import { Effect, Layer } from "effect"
 
 const config = ClusterConfig.servers(3)

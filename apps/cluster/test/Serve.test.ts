@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { assert, describe, it } from "@effect/vitest"
-import { NatsServer } from "@synod/transport-nats"
+import { NatsServer } from "@synod/testing"
 import { Effect } from "effect"
 import { daemon, run, settledStatus } from "./Process.ts"
 

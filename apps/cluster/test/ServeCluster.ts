@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { ClusterConfig } from "@synod/core"
-import { NatsServer } from "@synod/transport-nats"
+import { NatsServer } from "@synod/testing"
 import { Cause, Effect } from "effect"
 import { type Daemon, daemon, http, ProcessError, settledStatus } from "./Process.ts"
 

@@ -5,8 +5,8 @@
  * linearizability against the key-value model.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { check, type Operation } from "@synod/actors/sim/Linearizability"
-import { NatsServer } from "@synod/transport-nats"
+import { NatsServer } from "@synod/testing"
+import { check, type Operation } from "@synod/testing/Linearizability"
 import { Clock, Effect, Random } from "effect"
 import { type Input, KvModel, type Output } from "./KvModel.ts"
 import { daemon, http, run, settledStatus } from "./Process.ts"

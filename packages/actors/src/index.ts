@@ -1,7 +1,8 @@
 /**
  * @synod/actors: the five roles of Multi-Paxos as Effect fibers (acceptor, leader with its
- * scouts and commanders, replica), the colocated server, the client, a key-value state
- * machine, and the deterministic simulation harness (`sim/`).
+ * scouts and commanders, replica), the colocated server, the client and a key-value state
+ * machine. The simulator (`@synod/testing`) reaches the roles' test hooks through the
+ * `@synod/actors/Hooks` subpath, which this barrel does not export.
  *
  * @since 0.1.0
  */

@@ -5,8 +5,7 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
-import * as Scenario from "@synod/actors/sim/Scenario"
-import * as Simulation from "@synod/actors/sim/Simulation"
+import { Scenario, Simulation } from "@synod/testing"
 
 type Name = keyof Scenario.Scenario["bugs"]
 

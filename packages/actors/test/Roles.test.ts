@@ -13,7 +13,7 @@ import {
   Scout,
   StateTransfer
 } from "@synod/actors"
-import { ballotArb, pvalueArb } from "@synod/core/testing"
+import { ballotArb, pvalueArb } from "@synod/testing/Arbitraries"
 
 const b = (round: number, leader = "l1") => Ballot.make(round, leader)
 const cmd = (client: string, seq: number, op: unknown = { _tag: "Get", key: "k" }) =>

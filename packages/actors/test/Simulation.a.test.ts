@@ -1,7 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
-import * as Scenario from "@synod/actors/sim/Scenario"
-import * as Simulation from "@synod/actors/sim/Simulation"
+import { Scenario, Simulation } from "@synod/testing"
 import { seedBlock } from "./simulate.ts"
 
 describe("deterministic simulation", () => {

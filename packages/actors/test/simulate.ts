@@ -1,8 +1,7 @@
 /** Shared helpers of the simulation test files. */
 import { assert, it } from "@effect/vitest"
 import { Effect } from "effect"
-import * as Scenario from "@synod/actors/sim/Scenario"
-import * as Simulation from "@synod/actors/sim/Simulation"
+import { Scenario, Simulation } from "@synod/testing"
 
 export const explain = (r: Simulation.Report): string =>
   `${Scenario.describe(r.scenario)}: ${r.violations[0] ?? r.stall ?? (r.linearizable ? "ok" : `not linearizable: ${r.nonlinearizable?.join("; ")}`)}` +

@@ -1,7 +1,7 @@
 /**
  * The `Transport` service: how roles reach each other. Both transports (the in-memory bus
  * here, NATS in `@synod/transport-nats`) offer the same contract and pass the same
- * conformance suite (`@synod/core/testing`):
+ * conformance suite (`@synod/testing/TransportContract`):
  *
  * - `send` is fire-and-forget: a message may be lost, duplicated, delayed or reordered.
  *   The protocol tolerates all four, so the transport adds no acknowledgement.

@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as fc from "fast-check"
 import { Ballot } from "@synod/core"
-import { ballotArb } from "@synod/core/testing"
+import { ballotArb } from "@synod/testing/Arbitraries"
 
 describe("Ballot order", () => {
   it("is a total order: antisymmetric, transitive, total", () => {

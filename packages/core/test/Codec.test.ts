@@ -2,7 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Result } from "effect"
 import * as fc from "fast-check"
 import { Codec } from "@synod/core"
-import { envelopeArb } from "@synod/core/testing"
+import { envelopeArb } from "@synod/testing/Arbitraries"
 
 describe("Codec", () => {
   it("every envelope round-trips through text and bytes", () => {

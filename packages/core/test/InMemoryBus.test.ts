@@ -2,7 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Clock, Effect, Layer, Queue, Random } from "effect"
 import { TestClock } from "effect/testing"
 import { type Address, Command, InMemoryBus, Message, Transport } from "@synod/core"
-import { transportContract } from "@synod/core/testing"
+import { transportContract } from "@synod/testing/TransportContract"
 
 transportContract("in-memory bus", InMemoryBus.layer())
 transportContract("in-memory bus with delays", InMemoryBus.layer({ faults: { minDelay: 1, maxDelay: 3 } }), "tcd")

@@ -9,7 +9,7 @@ import { join } from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import { KeyValue } from "@synod/actors"
 import { Host, HostConfig } from "@synod/node"
-import { NatsServer } from "@synod/transport-nats"
+import { NatsServer } from "@synod/testing"
 import { Effect, Result } from "effect"
 
 const tempDir = Effect.acquireRelease(

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import { Host, HostConfig } from "@synod/node"
-import { NatsServer } from "@synod/transport-nats"
+import { NatsServer } from "@synod/testing"
 import { Effect, Layer, Option, Result, Schedule } from "effect"
 
 const main = new URL("../src/main.ts", import.meta.url).pathname

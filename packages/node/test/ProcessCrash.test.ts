@@ -15,7 +15,8 @@ import { assert, describe, it } from "@effect/vitest"
 import { Client, KeyValue } from "@synod/actors"
 import { ClusterConfig, StateMachine } from "@synod/core"
 import { FileStorage } from "@synod/node"
-import { NatsServer, NatsTransport } from "@synod/transport-nats"
+import { NatsServer } from "@synod/testing"
+import { NatsTransport } from "@synod/transport-nats"
 import { Effect, HashMap, Layer, Option, Result } from "effect"
 
 const main = new URL("../src/main.ts", import.meta.url).pathname

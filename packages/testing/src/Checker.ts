@@ -25,8 +25,8 @@
  *
  * @since 0.1.0
  */
+import type { Probe } from "@synod/actors/Hooks"
 import { Ballot, Command, Quorum } from "@synod/core"
-import type { Probe } from "../internal/Probe.ts"
 
 const bkey = (b: Ballot.Ballot) => `${b.round}.${b.leader}`
 
@@ -36,7 +36,7 @@ interface ReplicaView {
   readonly performed: Map<string, number>
 }
 
-export class Checker implements Probe {
+export class Checker implements Probe.Probe {
   readonly violations: Array<string> = []
   private readonly acceptorCount: number
   /** Promise each acceptor has revealed (in a reply). */

@@ -5,7 +5,7 @@
  *
  * @since 0.1.0
  */
-import type { PlantedBugs } from "../internal/PlantedBugs.ts"
+import type { PlantedBugs } from "@synod/actors/Hooks"
 
 export interface Scenario {
   readonly seed: number
@@ -32,7 +32,7 @@ export interface Scenario {
    * chunks and answers must all be sized to fit.
    */
   readonly largeValues: boolean
-  readonly bugs: Partial<PlantedBugs>
+  readonly bugs: Partial<PlantedBugs.PlantedBugs>
 }
 
 /** A small, fast, seedable PRNG (mulberry32): scenario choices must not depend on Effect's scheduling. */

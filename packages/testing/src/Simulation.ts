@@ -13,15 +13,10 @@
  *
  * @since 0.1.0
  */
+import { Acceptor, Client, KeyValue, Leader, Replica } from "@synod/actors"
+import { PlantedBugs, Probe } from "@synod/actors/Hooks"
 import { ClusterConfig, InMemoryBus, Monotonic, Storage, Transport } from "@synod/core"
 import { Effect, Exit, Fiber, Layer, Random, References, Scope } from "effect"
-import * as Acceptor from "../Acceptor.ts"
-import * as Client from "../Client.ts"
-import { PlantedBugs, none as noBugs } from "../internal/PlantedBugs.ts"
-import { Probe } from "../internal/Probe.ts"
-import * as KeyValue from "../KeyValue.ts"
-import * as Leader from "../Leader.ts"
-import * as Replica from "../Replica.ts"
 import { Checker } from "./Checker.ts"
 import { KvModel, type KvInput, type KvOutput } from "./KvModel.ts"
 import { check, type Operation } from "./Linearizability.ts"
@@ -138,7 +133,7 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
       const r = prng(scenario.seed)
       const config = configFor(scenario)
       const checker = new Checker(config.acceptors.length, config.replicas.length)
-      const bugs = { ...noBugs, ...scenario.bugs }
+      const bugs = { ...PlantedBugs.none, ...scenario.bugs }
       const disk = new Storage.MemoryDisk()
       // disks are mostly fast and sometimes slow: replies then lag behind their requests
       const storage = Storage.makeMemory(disk, {
@@ -161,9 +156,9 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
         eff.pipe(
           Effect.provideService(Transport.Transport, transport),
           Effect.provideService(Storage.Storage, storage),
-          Effect.provideService(Probe, checker),
+          Effect.provideService(Probe.Probe, checker),
           Effect.provideService(Monotonic.Monotonic, () => clock.currentTimeMillisUnsafe()),
-          Effect.provideService(PlantedBugs, bugs)
+          Effect.provideService(PlantedBugs.PlantedBugs, bugs)
         ) as Effect.Effect<A, E, Exclude<R, Transport.Transport | Storage.Storage>>
 
       // ---- roles, each in its own scope so it can crash and restart

@@ -1,106 +1,18 @@
 /**
- * Test kit for other packages: the Transport conformance suite, which every transport
- * must pass, and fast-check arbitraries for the wire vocabulary.
+ * The Transport conformance suite, which every transport must pass: delivery to the
+ * addressed listener only, nothing after a listener's scope closes, many listeners at
+ * once, large messages intact, sends to nobody neither failing nor blocking.
  *
- * Import from `@synod/core/testing` in test files only: it depends on `@effect/vitest`.
+ * Call it from a test file: it defines vitest suites (`@effect/vitest`).
  *
  * @since 0.1.0
  */
 import { assert, describe, it } from "@effect/vitest"
+import * as Address from "@synod/core/Address"
+import { Command } from "@synod/core/Command"
+import * as M from "@synod/core/Message"
+import { Transport } from "@synod/core/Transport"
 import { Effect, Exit, type Layer, Option, Queue, Scope } from "effect"
-import * as fc from "fast-check"
-import * as Address from "./Address.ts"
-import * as Ballot from "./Ballot.ts"
-import { Batch, Command, Noop, PValue, type SlotValue } from "./Command.ts"
-import * as M from "./Message.ts"
-import { Transport } from "./Transport.ts"
-
-// ---------------------------------------------------------------- arbitraries
-
-const idArb = fc.stringMatching(/^[A-Za-z0-9_-]{1,12}$/)
-export const addressArb: fc.Arbitrary<Address.Address> = fc
-  .tuple(fc.constantFrom("replica", "leader", "acceptor", "client") as fc.Arbitrary<Address.Role>, idArb)
-  .map(([role, id]) => Address.make(role, id))
-export const ballotArb: fc.Arbitrary<Ballot.Ballot> = fc
-  .tuple(fc.integer({ min: 0, max: 1_000_000 }), fc.stringMatching(/^[a-z0-9]{0,4}$/))
-  .map(([round, leader]) => Ballot.make(round, leader))
-const jsonArb: fc.Arbitrary<any> = fc.jsonValue().map((v) => JSON.parse(JSON.stringify(v)))
-export const commandArb: fc.Arbitrary<Command> = fc
-  .record({
-    client: idArb,
-    seq: fc.integer({ min: 1, max: 2 ** 40 }),
-    acked: fc.integer({ min: 0, max: 2 ** 40 }),
-    op: jsonArb
-  })
-  .map((c) => new Command(c))
-export const slotValueArb: fc.Arbitrary<SlotValue> = fc.oneof(
-  fc.constant(new Noop({})),
-  fc.array(commandArb, { maxLength: 4 }).map((commands) => new Batch({ commands }))
-)
-const slotArb = fc.integer({ min: 1, max: 2 ** 40 })
-export const pvalueArb: fc.Arbitrary<PValue> = fc
-  .record({ ballot: ballotArb, slot: slotArb, value: slotValueArb })
-  .map((p) => new PValue(p))
-const transferIdArb = fc.record({ slotOut: slotArb, checksum: fc.integer({ min: 0, max: 2 ** 32 - 1 }) })
-export const messageArb: fc.Arbitrary<M.Message> = fc.oneof(
-  ballotArb.map((ballot) => new M.P1a({ ballot })),
-  fc.tuple(ballotArb, slotArb).map(([ballot, from]) => new M.P1a({ ballot, from })),
-  slotArb.map((slotOut) => new M.Progress({ slotOut })),
-  fc
-    .record(
-      { ballot: ballotArb, request: ballotArb, accepted: fc.array(pvalueArb, { maxLength: 3 }), watermark: slotArb },
-      { requiredKeys: ["ballot", "request", "accepted"] }
-    )
-    .map((m) => new M.P1b(m)),
-  fc.record({ ballot: ballotArb, slot: slotArb, value: slotValueArb }).map((m) => new M.P2a(m)),
-  fc
-    .record(
-      { ballot: ballotArb, request: ballotArb, slot: slotArb, watermark: slotArb },
-      { requiredKeys: ["ballot", "request", "slot"] }
-    )
-    .map((m) => new M.P2b(m)),
-  fc.record({ slot: slotArb, value: slotValueArb }).map((m) => new M.Propose(m)),
-  fc.record({ slot: slotArb, value: slotValueArb, ballot: ballotArb }).map((m) => new M.Decision(m)),
-  commandArb.map((command) => new M.Request({ command })),
-  fc
-    .record(
-      { seq: fc.integer({ min: 1, max: 2 ** 40 }), result: jsonArb, error: fc.string(), slot: slotArb },
-      { requiredKeys: ["seq", "result", "slot"] }
-    )
-    .map((m) => new M.Response(m)),
-  fc
-    .record({
-      ballot: ballotArb,
-      active: fc.boolean(),
-      decided: fc.integer({ min: 0 }),
-      slot: fc.integer({ min: 0 }),
-      watermark: slotArb
-    })
-    .map((m) => new M.Heartbeat(m)),
-  fc
-    .record(
-      {
-        slotOut: slotArb,
-        transfer: transferIdArb,
-        chunks: fc.array(fc.integer({ min: 0, max: 2 ** 20 }), { maxLength: 8 })
-      },
-      { requiredKeys: ["slotOut", "chunks"] }
-    )
-    .map((m) => new M.StateRequest(m)),
-  fc
-    .record({
-      transfer: transferIdArb,
-      index: fc.integer({ min: 0, max: 2 ** 20 }),
-      count: fc.integer({ min: 1, max: 2 ** 20 }),
-      data: fc.string({ unit: "binary", maxLength: 64 })
-    })
-    .map((m) => new M.StateChunk(m))
-)
-export const envelopeArb: fc.Arbitrary<M.Envelope> = fc
-  .record({ from: addressArb, to: addressArb, message: messageArb })
-  .map((e) => new M.Envelope(e))
-
-// ---------------------------------------------------------------- conformance suite
 
 const ping = (from: Address.Address, to: Address.Address, seq: number, op: unknown = null) =>
   new M.Envelope({

@@ -3,14 +3,14 @@
  *
  *   pnpm sim --first S --count N     seeds S..S+N-1, a progress line, one summary line
  *   pnpm sim --seed S --trace        replays one seed and prints its event trace
- *   pnpm sim ... --bug NAME          with a planted bug switched on (see internal/PlantedBugs.ts)
+ *   pnpm sim ... --bug NAME          with a planted bug switched on (see @synod/actors/Hooks)
  *
  * Exit status is non-zero unless violations, stalls and non-linearizable histories are all 0.
  * A failing seed is printed with its scenario, then reduced to the smallest case that
  * still fails.
  */
+import { PlantedBugs } from "@synod/actors/Hooks"
 import { Effect } from "effect"
-import { names as bugNames, type Name } from "../internal/PlantedBugs.ts"
 import { reduce } from "./Reduce.ts"
 import * as Scenario from "./Scenario.ts"
 import * as Simulation from "./Simulation.ts"
@@ -19,7 +19,7 @@ const usage = `usage: pnpm sim [--first S] [--count N] | --seed S [--trace]   [-
   scenario overrides (otherwise derived from the seed):
     --f 1|2  --layout colocated|split  --clients N  --ops N  --keys N  --fault-ms N  --snapshot-every N
     --network on|off  --partitions on|off  --crashes on|off  --large on|off
-  planted bugs: ${bugNames.join(", ")}`
+  planted bugs: ${PlantedBugs.names.join(", ")}`
 
 const fail = (message: string): never => {
   process.stderr.write(`${message}\n${usage}\n`)
@@ -74,8 +74,8 @@ const int = (name: string, dflt: number): number => {
   return n
 }
 const bug = flags.get("bug")
-if (bug !== undefined && !bugNames.includes(bug as Name)) fail(`unknown planted bug "${bug}"`)
-const bugs = bug === undefined ? {} : { [bug as Name]: true }
+if (bug !== undefined && !PlantedBugs.names.includes(bug as PlantedBugs.Name)) fail(`unknown planted bug "${bug}"`)
+const bugs = bug === undefined ? {} : { [bug as PlantedBugs.Name]: true }
 
 const onOff = (name: string): boolean | undefined => {
   const v = flags.get(name)

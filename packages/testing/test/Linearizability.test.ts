@@ -5,8 +5,8 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import * as fc from "fast-check"
-import { type KvInput, KvModel, type KvOutput } from "@synod/actors/sim/KvModel"
-import { type CheckResult, check, type Operation } from "@synod/actors/sim/Linearizability"
+import { type KvInput, KvModel, type KvOutput } from "@synod/testing/KvModel"
+import { type CheckResult, check, type Operation } from "@synod/testing/Linearizability"
 
 type Op = Operation<KvInput, KvOutput>
 

@@ -1,8 +1,8 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Queue } from "effect"
 import { Subjects } from "@synod/transport-nats"
+import { NatsServer } from "@synod/testing"
 import * as Kit from "./Kit.ts"
-import * as NatsServer from "@synod/transport-nats/NatsServer"
 
 const cluster = "perm"
 const list = (subjects: ReadonlyArray<string>) => `[${subjects.map((s) => JSON.stringify(s)).join(", ")}]`

@@ -1,10 +1,10 @@
 import { assert, describe, it } from "@effect/vitest"
 import { headers } from "@nats-io/transport-node"
-import { transportContract } from "@synod/core/testing"
+import { transportContract } from "@synod/testing/TransportContract"
 import { Effect, Exit, Layer, Logger, Queue } from "effect"
 import { NatsTransport, Trace } from "@synod/transport-nats"
+import { NatsServer } from "@synod/testing"
 import * as Kit from "./Kit.ts"
-import * as NatsServer from "@synod/transport-nats/NatsServer"
 
 // every contract test gets its own server and transport
 transportContract(

@@ -8,7 +8,7 @@ import { assert, describe, it } from "@effect/vitest"
 import type { Msg } from "@nats-io/transport-node"
 import { Effect, Exit, Logger, Metric, Option, Queue, Scope } from "effect"
 import { NatsConnection, Presence, Subjects } from "@synod/transport-nats"
-import * as NatsServer from "@synod/transport-nats/NatsServer"
+import { NatsServer } from "@synod/testing"
 import * as Kit from "./Kit.ts"
 
 const cluster = "presence"

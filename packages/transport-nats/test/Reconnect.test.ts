@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Fiber } from "effect"
+import { NatsServer } from "@synod/testing"
 import * as Kit from "./Kit.ts"
-import * as NatsServer from "@synod/transport-nats/NatsServer"
 
 describe("NatsTransport connection loss", () => {
   it.live(

@@ -1,7 +1,7 @@
 /**
  * Switches that re-introduce known Paxos bugs (docs/protocol.md#planted-bugs), so tests can prove the
- * simulator catches each one. All off by default; reachable only from inside this
- * package (the `internal/` folder is not exported).
+ * simulator catches each one. All off by default; outside this package reachable only
+ * through `@synod/actors/Hooks` (the simulator's scenarios set them).
  */
 import { Context } from "effect"
 

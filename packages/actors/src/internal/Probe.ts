@@ -5,7 +5,7 @@
  * of fibers that are interrupted a moment later. Outside the simulator the probe is
  * absent and each hook costs one `undefined` check.
  *
- * Internal: not exported from the package.
+ * Outside this package reachable only through `@synod/actors/Hooks`.
  */
 import { Context } from "effect"
 import type { Ballot, Command } from "@synod/core"
