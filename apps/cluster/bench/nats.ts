@@ -1,8 +1,8 @@
 /**
- * Benchmark over NATS: starts a local nats-server and three synod server processes
- * (each a replica + leader + acceptor, state on disk with fsync), then drives them from
- * this process with 1, 16, 64 and 256 concurrent clients and prints committed ops/s and
- * latency p50/p99 for each.
+ * Benchmark over NATS: starts a local nats-server and three `synod serve` processes
+ * (each a replica + leader + acceptor of the product's key-value store, state on disk
+ * with fsync), then drives them from this process with 1, 16, 64 and 256 concurrent
+ * clients and prints committed ops/s and latency p50/p99 for each.
  *
  *   pnpm bench            (root; also runs the in-memory benchmark)
  *   node apps/cluster/bench/nats.ts --seconds 5
@@ -11,8 +11,9 @@ import { type ChildProcess, spawn } from "node:child_process"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { cpus, tmpdir } from "node:os"
 import { join } from "node:path"
-import { Client, KeyValue } from "@synod/actors"
+import { Client } from "@synod/actors"
 import { ClusterConfig } from "@synod/core"
+import { Kv } from "@synod/kv"
 import * as NatsServer from "@synod/testing/NatsServer"
 import { NatsTransport } from "@synod/transport-nats"
 import { Effect, Layer } from "effect"
@@ -28,7 +29,7 @@ const arg = (name: string, dflt: number) => {
 }
 const seconds = arg("seconds", 4)
 const levels = (process.env.BENCH_LEVELS ?? "1,16,64,256").split(",").map(Number)
-const nodeMain = new URL("../../../packages/node/src/main.ts", import.meta.url).pathname
+const cli = new URL("../src/cli.ts", import.meta.url).pathname
 
 const clusterInput = {
   acceptors: ["s1", "s2", "s3"],
@@ -60,16 +61,18 @@ const startNode = (dir: string, id: string, url: string) =>
       const profile = process.env.BENCH_PROFILE_DIR
         ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`]
         : []
-      const child = spawn(process.execPath, [...profile, nodeMain, "--config", file], {
+      const child = spawn(process.execPath, [...profile, cli, "serve", "--config", file], {
         stdio: ["ignore", "pipe", "pipe"]
       })
-      let err = ""
-      child.stderr?.on("data", (d: Buffer) => {
-        err += d.toString()
-      })
-      child.once("exit", (code) => resume(Effect.fail(new Error(`node ${id} exited (${code}): ${err}`))))
-      // the node logs nothing at Warn when healthy: give it a moment to connect
-      setTimeout(() => resume(Effect.succeed(child)), 1500)
+      let output = ""
+      const append = (d: Buffer) => {
+        output += d.toString()
+        // it prints this line once its roles run and its connections are up
+        if (/synod serve: node /.test(output)) resume(Effect.succeed(child))
+      }
+      child.stdout?.on("data", append)
+      child.stderr?.on("data", append)
+      child.once("exit", (code) => resume(Effect.fail(new Error(`server ${id} exited (${code}): ${output}`))))
     }),
     (child) =>
       Effect.callback<void>((resume) => {
@@ -82,7 +85,7 @@ const startNode = (dir: string, id: string, url: string) =>
 const percentile = (sorted: ReadonlyArray<number>, p: number) =>
   sorted.length === 0 ? Number.NaN : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!
 
-const measure = (clients: ReadonlyArray<Client.Client<KeyValue.KvCommand, KeyValue.KvResult>>) =>
+const measure = (clients: ReadonlyArray<Client.Client<Kv.Command, Kv.Result>>) =>
   Effect.gen(function* () {
     const latencies: Array<number> = []
     const start = performance.now()
@@ -126,7 +129,7 @@ const main = Effect.gen(function* () {
   const ctx = yield* Layer.build(NatsTransport.layer({ servers: [nats.url], name: "bench-client", cluster: "bench" }))
   const all = yield* Effect.forEach(
     Array.from({ length: Math.max(...levels) }, (_, i) => i),
-    (i) => Client.make(KeyValue.machine, config, { id: `bench${i}` }).pipe(Effect.provideContext(ctx))
+    (i) => Client.make(Kv.machine, config, { id: `bench${i}` }).pipe(Effect.provideContext(ctx))
   )
   yield* all[0]!.submit({ _tag: "Put", key: "warm", value: "up" })
   process.stdout.write("clients     ops/s   p50 ms   p99 ms\n")

@@ -7,9 +7,9 @@
  * @since 0.1.0
  */
 import { Client, Server } from "@synod/actors"
-import { ClusterConfig, InMemoryBus, Storage, type Transport } from "@synod/core"
+import { ClusterConfig, Storage, type Transport } from "@synod/core"
 import { Kv } from "@synod/kv"
-import { NatsTransport } from "@synod/transport-nats"
+import { Host } from "@synod/node"
 import { Effect, Layer, Random } from "effect"
 import { Backend } from "./Backend.ts"
 
@@ -22,9 +22,13 @@ export interface Options {
 }
 
 const transportLayer = (options: Options): Layer.Layer<Transport.Transport, Transport.TransportError> =>
-  options.nats === undefined
-    ? InMemoryBus.layer()
-    : NatsTransport.layer({ servers: options.nats, name: "synod-up", cluster: options.name ?? "synod" })
+  Host.transport(
+    {
+      name: options.name ?? "synod",
+      transport: options.nats === undefined ? { kind: "memory" } : { kind: "nats", servers: options.nats }
+    },
+    "synod-up"
+  )
 
 /** The servers and the client, as a `Backend`, on the `Transport` and `Storage` in context. */
 export const layerNoDeps = (

@@ -20,7 +20,6 @@
 import { Client } from "@synod/actors"
 import { Kv } from "@synod/kv"
 import { Host, HostConfig } from "@synod/node"
-import { NatsTransport } from "@synod/transport-nats"
 import { Effect, Layer, Random, Result, Schema, SchemaIssue } from "effect"
 import { Backend } from "./Backend.ts"
 
@@ -102,15 +101,7 @@ export const backend = (config: HostConfig.HostConfig) =>
       if (t.kind !== "nats") return yield* Effect.die(new Error("synod serve needs a NATS transport"))
       // The host keeps its connection to itself; the API's client gets its own. Its id is
       // new at every start: a restarted process must not reuse sequence numbers.
-      const context = yield* Layer.build(
-        NatsTransport.layer({
-          servers: t.servers,
-          name: `${config.node}-http`,
-          cluster: config.name,
-          ...(t.auth === undefined ? {} : { auth: t.auth }),
-          ...(t.tls === undefined ? {} : { tls: t.tls })
-        })
-      )
+      const context = yield* Layer.build(Host.natsTransport({ name: config.name, transport: t }, `${config.node}-http`))
       const id = `${config.node}-http-${(yield* Random.nextIntBetween(0, 2 ** 48)).toString(36)}`
       const client = yield* Client.make(Kv.machine, config.cluster, { id }).pipe(Effect.provideContext(context))
       return Backend.of({

@@ -23,6 +23,39 @@ import * as DataDirLock from "./DataDirLock.ts"
 import * as FileStorage from "./FileStorage.ts"
 import type { HostConfig } from "./HostConfig.ts"
 
+/** A config's `transport` when it is NATS. */
+export type NatsConfig = Extract<HostConfig["transport"], { readonly kind: "nats" }>
+
+/**
+ * One NATS connection called `name` to the config's servers, for its cluster (the subject
+ * prefix `synod.<name>`), with its credentials and TLS; its `NatsConnection` and
+ * `NatsStats` stay visible.
+ */
+export const natsTransport = (config: { readonly name: string; readonly transport: NatsConfig }, name: string) => {
+  const t = config.transport
+  return NatsTransport.layer({
+    servers: t.servers,
+    name,
+    cluster: config.name,
+    ...(t.auth === undefined ? {} : { auth: t.auth }),
+    ...(t.tls === undefined ? {} : { tls: t.tls })
+  })
+}
+
+/**
+ * The transport a config names: the in-memory bus (a new one at each build) or a NATS
+ * connection called `name` (`natsTransport`). The one place a transport is built from a
+ * config: the host's own connection (`name`: the node id), `synod serve`'s API client (a
+ * second connection) and `synod up` all use it.
+ */
+export const transport = (
+  config: Pick<HostConfig, "name" | "transport">,
+  name: string
+): Layer.Layer<Transport.Transport, Transport.TransportError> => {
+  const t = config.transport
+  return t.kind === "memory" ? InMemoryBus.layer() : natsTransport({ name: config.name, transport: t }, name)
+}
+
 /** The transport; over NATS, once this process has claimed its node id on the cluster. */
 const connect = Effect.fnUntraced(function* (
   config: HostConfig,
@@ -33,16 +66,8 @@ const connect = Effect.fnUntraced(function* (
   Scope.Scope
 > {
   const t = config.transport
-  if (t.kind === "memory") return yield* Layer.build(InMemoryBus.layer())
-  const context = yield* Layer.build(
-    NatsTransport.layer({
-      servers: t.servers,
-      name: config.node,
-      cluster: config.name,
-      ...(t.auth === undefined ? {} : { auth: t.auth }),
-      ...(t.tls === undefined ? {} : { tls: t.tls })
-    })
-  )
+  if (t.kind === "memory") return yield* Layer.build(transport(config, config.node))
+  const context = yield* Layer.build(natsTransport({ name: config.name, transport: t }, config.node))
   yield* Presence.claim({ ...presence, cluster: config.name, node: config.node }).pipe(Effect.provideContext(context))
   return context
 })

@@ -1,7 +1,8 @@
 /**
  * @synod/node: synod on Node — durable file storage (a write-ahead log with group commit
  * for acceptors, atomic files for leader rounds and replica snapshots) and the process
- * host that runs the roles a config file names.
+ * host that runs the roles a config file names, on the transport it names. A library: the
+ * server process is `synod serve` (apps/cluster).
  *
  * @since 0.1.0
  */

@@ -1,7 +1,7 @@
 /**
- * A node process with a metrics port: Prometheus text on GET /metrics, and a clean exit
- * (code 0) on SIGTERM. The endpoint listens on 127.0.0.1 unless `metricsHost` says
- * otherwise.
+ * A server process (`synod serve`) with a metrics port: Prometheus text on GET /metrics,
+ * and a clean exit (code 0) on SIGTERM. The endpoint listens on 127.0.0.1 unless
+ * `metricsHost` says otherwise.
  */
 import { spawn } from "node:child_process"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
@@ -12,9 +12,9 @@ import { Host, HostConfig } from "@synod/node"
 import { NatsServer } from "@synod/testing"
 import { Effect, Layer, Option, Result, Schedule } from "effect"
 
-const main = new URL("../src/main.ts", import.meta.url).pathname
+const cli = new URL("../../../apps/cluster/src/cli.ts", import.meta.url).pathname
 
-describe("node process", () => {
+describe("server process", () => {
   it.live(
     "serves Prometheus metrics and exits 0 on SIGTERM",
     () =>
@@ -23,6 +23,7 @@ describe("node process", () => {
           Effect.sync(() => mkdtempSync(join(tmpdir(), "synod-metrics-"))),
           (d) => Effect.sync(() => rmSync(d, { recursive: true, force: true }))
         )
+        const nats = yield* NatsServer.start()
         const port = yield* NatsServer.freePort
         const file = join(dir, "node.json")
         writeFileSync(
@@ -32,13 +33,13 @@ describe("node process", () => {
             cluster: { acceptors: ["s1"], leaders: ["s1"], replicas: ["s1"] },
             node: "s1",
             dataDir: join(dir, "data"),
-            transport: { kind: "memory" },
+            transport: { kind: "nats", servers: [nats.url] },
             metricsPort: port,
             logLevel: "Warn"
           })
         )
         const child = yield* Effect.acquireRelease(
-          Effect.sync(() => spawn(process.execPath, [main, "--config", file], { stdio: "ignore" })),
+          Effect.sync(() => spawn(process.execPath, [cli, "serve", "--config", file], { stdio: "ignore" })),
           (c) => Effect.sync(() => c.kill("SIGKILL"))
         )
         const scrape = Effect.tryPromise(() => fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text()))

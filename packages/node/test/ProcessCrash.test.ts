@@ -1,5 +1,5 @@
 /**
- * Crash test with real processes: three synod server processes over a nats-server the
+ * Crash test with real processes: three `synod serve` processes over a nats-server the
  * test starts, each with its own data directory. Clients advance counters by
  * compare-and-set while the test SIGKILLs servers at random moments (the first leader
  * first) and restarts them from their data directories, once after deleting the victim's
@@ -12,14 +12,15 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { NodeFileSystem, NodePath } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
-import { Client, KeyValue } from "@synod/actors"
+import { Client } from "@synod/actors"
 import { ClusterConfig, StateMachine } from "@synod/core"
+import { Kv } from "@synod/kv"
 import { FileStorage } from "@synod/node"
 import { NatsServer } from "@synod/testing"
 import { NatsTransport } from "@synod/transport-nats"
-import { Effect, HashMap, Layer, Option, Result } from "effect"
+import { Effect, Layer, Option, Result, Trie } from "effect"
 
-const main = new URL("../src/main.ts", import.meta.url).pathname
+const cli = new URL("../../../apps/cluster/src/cli.ts", import.meta.url).pathname
 const clusterInput = {
   acceptors: ["s1", "s2", "s3"],
   leaders: ["s1", "s2", "s3"],
@@ -46,10 +47,12 @@ const makeNode = (dir: string, id: string, url: string) => {
   let child: ChildProcess | undefined
   let log = ""
   const start = Effect.sync(() => {
-    const c = spawn(process.execPath, [main, "--config", file], { stdio: ["ignore", "ignore", "pipe"] })
-    c.stderr?.on("data", (d: Buffer) => {
+    const c = spawn(process.execPath, [cli, "serve", "--config", file], { stdio: ["ignore", "pipe", "pipe"] })
+    const append = (d: Buffer) => {
       log += d.toString()
-    })
+    }
+    c.stdout?.on("data", append)
+    c.stderr?.on("data", append)
     child = c
   })
   const exited = (c: ChildProcess) =>
@@ -87,7 +90,8 @@ describe("real server processes killed under load", () => {
           NatsTransport.layer({ servers: [nats.url], name: "crash-client", cluster: "crash" })
         )
 
-        // clients: each advances its own counter; after an unknown outcome it re-reads it
+        // clients: each advances its own counter by compare-and-set on the version it last
+        // saw; after an unknown outcome it re-reads the counter and its version
         const clients = 3
         const steps = 40
         const acknowledged: Array<number> = Array.from({ length: clients }, () => 0)
@@ -95,27 +99,28 @@ describe("real server processes killed under load", () => {
           Array.from({ length: clients }, (_, i) => i),
           (i) =>
             Effect.gen(function* () {
-              const client = yield* Client.make(KeyValue.machine, config, { id: `w${i}` }).pipe(
-                Effect.provideContext(ctx)
-              )
+              const client = yield* Client.make(Kv.machine, config, { id: `w${i}` }).pipe(Effect.provideContext(ctx))
               let current = 0
+              let version = 0
               while (current < steps) {
-                const r = yield* Effect.result(
-                  client.submit({
-                    _tag: "Cas",
-                    key: `counter${i}`,
-                    expected: current === 0 ? null : String(current),
-                    value: String(current + 1)
-                  })
-                )
+                const value = String(current + 1)
+                const r = yield* Effect.result(client.submit({ _tag: "Cas", key: `counter${i}`, version, value }))
                 if (Result.isSuccess(r)) {
                   // nobody else writes this key: a failed swap means an acknowledged step was lost
-                  assert.deepStrictEqual(r.success, { _tag: "Swapped", ok: true }, `client ${i} step ${current + 1}`)
+                  const swap = r.success
+                  assert.isTrue(
+                    swap._tag === "Swapped" && swap.ok,
+                    `client ${i} step ${value}: ${JSON.stringify(swap)}`
+                  )
+                  if (swap._tag === "Swapped") version = swap.version
                   current++
                   acknowledged[i] = current
                 } else {
                   const read = yield* client.submit({ _tag: "Get", key: `counter${i}` })
-                  current = read._tag === "Value" && read.value !== null ? Number(read.value) : 0
+                  if (read._tag === "Value") {
+                    current = read.value === null ? 0 : Number(read.value)
+                    version = read.version
+                  }
                 }
                 yield* Effect.sleep(`${5 + Math.floor(Math.random() * 20)} millis`)
               }
@@ -135,12 +140,10 @@ describe("real server processes killed under load", () => {
           }
         })
         yield* Effect.all([workload, nemesis], { concurrency: "unbounded", discard: true })
-        const client = yield* Client.make(KeyValue.machine, config, { id: "final" }).pipe(Effect.provideContext(ctx))
+        const client = yield* Client.make(Kv.machine, config, { id: "final" }).pipe(Effect.provideContext(ctx))
         for (let i = 0; i < clients; i++) {
-          assert.deepStrictEqual(yield* client.submit({ _tag: "Get", key: `counter${i}` }), {
-            _tag: "Value",
-            value: String(steps)
-          })
+          const read = yield* client.submit({ _tag: "Get", key: `counter${i}` })
+          assert.strictEqual(read._tag === "Value" ? read.value : undefined, String(steps), JSON.stringify(read))
         }
         // let every replica catch up, then stop them cleanly: each exits 0 after a last snapshot
         yield* Effect.sleep("1 second")
@@ -149,14 +152,15 @@ describe("real server processes killed under load", () => {
           assert.strictEqual(code, 0, `${n.id} exit code; its log:\n${n.log()}`)
         }
 
-        const codecs = StateMachine.codecs(KeyValue.machine)
+        const codecs = StateMachine.codecs(Kv.machine)
         const states: Array<string> = []
         for (const n of nodes) {
           const store = yield* (yield* FileStorage.make({ dataDir: join(dir, n.id) })).replica(n.id)
           const snapshot = Option.getOrThrow(yield* store.load)
           const state = Result.getOrThrow(codecs.decodeState(snapshot.state))
           for (let i = 0; i < clients; i++) {
-            assert.deepStrictEqual(HashMap.get(state, `counter${i}`), Option.some(String(steps)), `${n.id} counter${i}`)
+            const counter = Option.map(Trie.get(state.entries, `counter${i}`), (e) => e.value)
+            assert.deepStrictEqual(counter, Option.some(String(steps)), `${n.id} counter${i}`)
           }
           states.push(JSON.stringify(snapshot.state))
         }
