@@ -4,8 +4,9 @@
  * its own address; its attempt to publish to an acceptor is refused and changes nothing.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Client, KeyValue, Server } from "@synod/actors"
+import { Client, Server } from "@synod/actors"
 import { Address, Ballot, ClusterConfig, Message, Storage, Transport } from "@synod/core"
+import { Kv } from "@synod/kv"
 import { NatsServer } from "@synod/testing"
 import { NatsStats, NatsTransport, Subjects } from "@synod/transport-nats"
 import { Context, Effect, Layer, Schedule } from "effect"
@@ -53,14 +54,14 @@ describe("a cluster on a NATS server with per-role permissions", () => {
         const servers = yield* Effect.forEach(config.replicas, (id) =>
           Effect.gen(function* () {
             const ctx = yield* connect(nats.url, id)
-            return yield* Server.run({ id, config, machine: KeyValue.machine }).pipe(
+            return yield* Server.run({ id, config, machine: Kv.machine }).pipe(
               Effect.provideContext(ctx),
               Effect.provideService(Storage.Storage, Storage.makeMemory(new Storage.MemoryDisk()))
             )
           })
         )
         const appCtx = yield* connect(nats.url, "app")
-        const client = yield* Client.make(KeyValue.machine, config, { id: "app" }).pipe(Effect.provideContext(appCtx))
+        const client = yield* Client.make(Kv.machine, config, { id: "app" }).pipe(Effect.provideContext(appCtx))
         for (let n = 1; n <= 10; n++) yield* client.submit({ _tag: "Put", key: "k", value: `${n}` })
 
         // the app user forges a phase-2 message with a huge ballot for every acceptor
@@ -85,7 +86,11 @@ describe("a cluster on a NATS server with per-role permissions", () => {
           Effect.retry(Schedule.spaced("20 millis").pipe(Schedule.upTo({ times: 100 })))
         )
         for (let n = 11; n <= 20; n++) yield* client.submit({ _tag: "Put", key: "k", value: `${n}` })
-        assert.deepStrictEqual(yield* client.submit({ _tag: "Get", key: "k" }), { _tag: "Value", value: "20" })
+        assert.deepStrictEqual(yield* client.submit({ _tag: "Get", key: "k" }), {
+          _tag: "Value",
+          value: "20",
+          version: 20
+        })
         // no acceptor ever promised the forged ballot
         for (const s of servers) {
           const status = yield* s.status

@@ -9,8 +9,9 @@
  * this measures the protocol and runtime overhead, not disks or the network.
  */
 import { ClusterConfig, InMemoryBus, Storage } from "@synod/core"
+import { Kv } from "@synod/kv"
 import { Clock, Effect, Layer } from "effect"
-import { Client, KeyValue, Server } from "@synod/actors"
+import { Client, Server } from "@synod/actors"
 
 const secondsArg = process.argv.indexOf("--seconds")
 const seconds = secondsArg > 0 ? Number(process.argv[secondsArg + 1]) : 3
@@ -28,7 +29,7 @@ const runOne = (clients: number, batching: boolean) => {
     batch: { maxSize: batching ? 256 : 1 },
     timeouts: { clientTimeoutMs: 30_000 }
   })
-  const cluster = Server.layerCluster(config, KeyValue.machine).pipe(
+  const cluster = Server.layerCluster(config, Kv.machine).pipe(
     Layer.provideMerge(Storage.layerMemory()),
     Layer.provideMerge(InMemoryBus.layer())
   )
@@ -36,7 +37,7 @@ const runOne = (clients: number, batching: boolean) => {
     const clock = yield* Clock.Clock
     const handles = yield* Effect.forEach(
       Array.from({ length: clients }, (_, i) => i),
-      (i) => Client.make(KeyValue.machine, config, { id: `bench${i}` })
+      (i) => Client.make(Kv.machine, config, { id: `bench${i}` })
     )
     // warm up: elect a leader, JIT the hot paths
     yield* handles[0]!.submit({ _tag: "Put", key: "warm", value: "up" })

@@ -1,8 +1,9 @@
 /**
  * @synod/actors: the five roles of Multi-Paxos as Effect fibers (acceptor, leader with its
- * scouts and commanders, replica), the colocated server, the client and a key-value state
- * machine. The simulator (`@synod/testing`) reaches the roles' test hooks through the
- * `@synod/actors/Hooks` subpath, which this barrel does not export.
+ * scouts and commanders, replica), the colocated server and the client, for any
+ * `StateMachine` (the product's is `@synod/kv`). The simulator (`@synod/testing`) reaches
+ * the roles' test hooks through the `@synod/actors/Hooks` subpath, which this barrel does
+ * not export.
  *
  * @since 0.1.0
  */
@@ -10,7 +11,6 @@ export * as Acceptor from "./Acceptor.ts"
 export * as Client from "./Client.ts"
 export * as ClientTable from "./ClientTable.ts"
 export * as Commander from "./Commander.ts"
-export * as KeyValue from "./KeyValue.ts"
 export * as Learner from "./Learner.ts"
 export * as Leader from "./Leader.ts"
 export * as Liveness from "./Liveness.ts"

@@ -16,9 +16,10 @@ import {
   Storage,
   Transport
 } from "@synod/core"
+import { Kv } from "@synod/kv"
 import { Effect, Exit, Fiber, Layer, Option, Queue } from "effect"
 import * as fc from "fast-check"
-import { Acceptor, Client, KeyValue, Replica, Scout, Server } from "@synod/actors"
+import { Acceptor, Client, Replica, Scout, Server } from "@synod/actors"
 import { recording } from "./Recording.ts"
 
 const b = (round: number, leader = "l1") => Ballot.make(round, leader)
@@ -162,7 +163,7 @@ const config = ClusterConfig.make({
 describe("replica batches", () => {
   const limits = Limits.fromMessageBytes(Limits.minMaxMessageBytes)
   const replica = () =>
-    new Replica.ReplicaCore("r1", config, KeyValue.machine, Option.none(), {
+    new Replica.ReplicaCore("r1", config, Kv.machine, Option.none(), {
       maxMessageBytes: Limits.minMaxMessageBytes
     })
 
@@ -248,15 +249,22 @@ describe("over the in-memory bus", () => {
   it.live("a client refuses a command too large for one message, and nothing is proposed", () =>
     Effect.gen(function* () {
       const cluster = ClusterConfig.servers(3)
-      yield* Layer.build(Server.layerCluster(cluster, KeyValue.machine))
-      const client = yield* Client.make(KeyValue.machine, cluster)
+      yield* Layer.build(Server.layerCluster(cluster, Kv.machine))
+      const client = yield* Client.make(Kv.machine, cluster)
       const exit = yield* Effect.exit(client.submit({ _tag: "Put", key: "k", value: "x".repeat(20_000) }))
       assert.isTrue(Exit.isFailure(exit))
       const error = Exit.isFailure(exit) ? exit.cause.reasons.find((r) => r._tag === "Fail") : undefined
       assert.strictEqual((error as { error: { _tag: string } } | undefined)?.error._tag, "CommandTooLarge")
       // the next command is served as usual
-      assert.deepStrictEqual(yield* client.submit({ _tag: "Put", key: "k", value: "ok" }), { _tag: "Ok" })
-      assert.deepStrictEqual(yield* client.submit({ _tag: "Get", key: "k" }), { _tag: "Value", value: "ok" })
+      assert.deepStrictEqual(yield* client.submit({ _tag: "Put", key: "k", value: "ok" }), {
+        _tag: "Written",
+        version: 1
+      })
+      assert.deepStrictEqual(yield* client.submit({ _tag: "Get", key: "k" }), {
+        _tag: "Value",
+        value: "ok",
+        version: 1
+      })
     }).pipe(
       Effect.scoped,
       Effect.provide(Layer.merge(InMemoryBus.layer({ maxMessageBytes: 16_384 }), Storage.layerMemory()))

@@ -4,8 +4,9 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Address, Ballot, ClusterConfig, Command, InMemoryBus, Message, Storage, Transport } from "@synod/core"
+import { Kv } from "@synod/kv"
 import { Effect, Layer, Option, Queue } from "effect"
-import { KeyValue, Leader, Liveness, Replica } from "@synod/actors"
+import { Leader, Liveness, Replica } from "@synod/actors"
 
 const config = ClusterConfig.make({
   acceptors: ["a1", "a2", "a3"],
@@ -210,7 +211,7 @@ describe("the failure detector", () => {
 describe("a replica", () => {
   it("follows the highest active ballot it hears, and forgets a leader silent for a leader timeout", () => {
     let now = 0
-    const r = new Replica.ReplicaCore("r1", config, KeyValue.machine, Option.none(), { now: () => now })
+    const r = new Replica.ReplicaCore("r1", config, Kv.machine, Option.none(), { now: () => now })
     const hb = (round: number, leader: string, active = true) =>
       new Message.Heartbeat({ ballot: Ballot.make(round, leader), active, decided: 0, slot: 0, watermark: 1 })
     r.heartbeat(hb(3, "l2"))
@@ -234,7 +235,7 @@ describe("a replica", () => {
       ...config,
       timeouts: { retransmitMs: 50, heartbeatMs: 10, leaderTimeoutMs: 300, maxLeaderTimeoutMs: 5000 }
     })
-    const r = new Replica.ReplicaCore("r1", timing, KeyValue.machine, Option.none(), { now: () => now })
+    const r = new Replica.ReplicaCore("r1", timing, Kv.machine, Option.none(), { now: () => now })
     const hb = (round: number, leader: string) =>
       new Message.Heartbeat({ ballot: Ballot.make(round, leader), active: true, decided: 0, slot: 0, watermark: 1 })
     const put = (seq: number) =>

@@ -4,8 +4,9 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Ballot, ClusterConfig, Command, InMemoryBus, Message, Storage } from "@synod/core"
+import { Kv } from "@synod/kv"
 import { Effect, Layer, Queue } from "effect"
-import { Client, KeyValue, Learner, Server } from "@synod/actors"
+import { Client, Learner, Server } from "@synod/actors"
 
 const config = ClusterConfig.make({
   acceptors: ["s1", "s2", "s3"],
@@ -71,7 +72,7 @@ describe("a learner in a cluster", () => {
       Effect.gen(function* () {
         const bus = yield* InMemoryBus.InMemoryBus
         const learner = yield* Learner.toQueue("w1", cluster)
-        const client = yield* Client.make(KeyValue.machine, cluster)
+        const client = yield* Client.make(Kv.machine, cluster)
         for (let i = 0; i < 5; i++) yield* client.submit({ _tag: "Put", key: "k", value: `a${i}` })
         // cut off for a while: decisions are lost on the way; it asks for them afterwards
         yield* bus.isolate("w1")
@@ -92,7 +93,7 @@ describe("a learner in a cluster", () => {
       }).pipe(
         Effect.scoped,
         Effect.provide(
-          Server.layerCluster(cluster, KeyValue.machine).pipe(
+          Server.layerCluster(cluster, Kv.machine).pipe(
             Layer.provideMerge(Storage.layerMemory()),
             Layer.provideMerge(InMemoryBus.layer())
           )

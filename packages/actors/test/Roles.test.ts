@@ -1,18 +1,9 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Ballot, ClusterConfig, Command, Message, type Storage } from "@synod/core"
+import { Kv } from "@synod/kv"
 import { Option } from "effect"
 import * as fc from "fast-check"
-import {
-  Acceptor,
-  ClientTable,
-  Commander,
-  KeyValue,
-  Leader,
-  Liveness,
-  Replica,
-  Scout,
-  StateTransfer
-} from "@synod/actors"
+import { Acceptor, ClientTable, Commander, Leader, Liveness, Replica, Scout, StateTransfer } from "@synod/actors"
 import { ballotArb, pvalueArb } from "@synod/testing/Arbitraries"
 
 const b = (round: number, leader = "l1") => Ballot.make(round, leader)
@@ -205,7 +196,7 @@ const responses = (out: ReadonlyArray<Replica.Outbound>) =>
 
 describe("replica slot logic", () => {
   it("proposes batches within the window and performs decisions in slot order", () => {
-    const r = new Replica.ReplicaCore("r1", config, KeyValue.machine, Option.none())
+    const r = new Replica.ReplicaCore("r1", config, Kv.machine, Option.none())
     for (let i = 1; i <= 5; i++) r.request(cmd("c", i, kv("k", `v${i}`)))
     const first = proposes(r.drain())
     assert.deepStrictEqual(
@@ -245,7 +236,7 @@ describe("replica slot logic", () => {
   it("a partial batch lingers up to lingerMs for more commands, a full one goes at once", () => {
     let now = 0
     const lingering = ClusterConfig.make({ ...config, batch: { maxSize: 3, lingerMs: 5 } })
-    const r = new Replica.ReplicaCore("r1", lingering, KeyValue.machine, Option.none(), { now: () => now })
+    const r = new Replica.ReplicaCore("r1", lingering, Kv.machine, Option.none(), { now: () => now })
     r.request(cmd("c", 1, kv("k", "1")))
     assert.deepStrictEqual(proposes(r.drain()), [], "one command waits")
     assert.strictEqual(r.wakeAt(), 5)
@@ -262,7 +253,7 @@ describe("replica slot logic", () => {
   })
 
   it("re-proposes commands whose slot another proposal won, and performs a command decided twice once (B9)", () => {
-    const r = new Replica.ReplicaCore("r1", config, KeyValue.machine, Option.none())
+    const r = new Replica.ReplicaCore("r1", config, Kv.machine, Option.none())
     r.request(cmd("c", 1, kv("k", "mine")))
     const [p1] = proposes(r.drain())
     const other = batch(cmd("d", 1, kv("k", "theirs")))
@@ -289,7 +280,7 @@ describe("replica slot logic", () => {
 
   it("resends outstanding proposals and asks for missing decisions on its timer (B10)", () => {
     let now = 0
-    const r = new Replica.ReplicaCore("r1", config, KeyValue.machine, Option.none(), { now: () => now })
+    const r = new Replica.ReplicaCore("r1", config, Kv.machine, Option.none(), { now: () => now })
     r.request(cmd("c", 1, kv("k", "v")))
     r.drain()
     r.tick()
@@ -307,7 +298,7 @@ describe("replica slot logic", () => {
     now += config.timeouts.retransmitMs
     r.tick()
     assert.strictEqual(proposes(r.drain()).length, 1)
-    const idle = new Replica.ReplicaCore("r2", config, KeyValue.machine, Option.none())
+    const idle = new Replica.ReplicaCore("r2", config, Kv.machine, Option.none())
     idle.decision(2, batch(cmd("x", 1, kv("k", "v"))))
     idle.tick()
     assert.deepStrictEqual(
@@ -317,11 +308,11 @@ describe("replica slot logic", () => {
   })
 
   it("a snapshot restores state, slotOut and client table together", () => {
-    const r = new Replica.ReplicaCore("r1", config, KeyValue.machine, Option.none())
+    const r = new Replica.ReplicaCore("r1", config, Kv.machine, Option.none())
     r.request(cmd("c", 1, kv("k", "v")))
     const [p] = proposes(r.drain())
     r.decision(1, p!.value)
-    const copy = new Replica.ReplicaCore("r1", config, KeyValue.machine, Option.some(r.snapshot()))
+    const copy = new Replica.ReplicaCore("r1", config, Kv.machine, Option.some(r.snapshot()))
     assert.strictEqual(copy.slotOut, 2)
     copy.request(cmd("c", 1, kv("k", "v")))
     assert.deepStrictEqual(responses(copy.drain()), [["client/c", 1]], "the restored table answers the retry")
@@ -329,11 +320,11 @@ describe("replica slot logic", () => {
     const [get] = proposes(copy.drain())
     copy.decision(2, get!.value)
     const resp = copy.drain().find((o) => o.message._tag === "Response")!.message as Message.Response
-    assert.deepStrictEqual(resp.result, { _tag: "Value", value: "v" })
+    assert.deepStrictEqual(resp.result, { _tag: "Value", value: "v", version: 1 })
   })
 
   it("a command the state machine cannot decode is decided, changes nothing, and is answered with an error", () => {
-    const r = new Replica.ReplicaCore("r1", config, KeyValue.machine, Option.none())
+    const r = new Replica.ReplicaCore("r1", config, Kv.machine, Option.none())
     r.request(cmd("c", 1, { _tag: "Explode" }))
     const [p] = proposes(r.drain())
     r.decision(1, p!.value)
@@ -344,7 +335,7 @@ describe("replica slot logic", () => {
 
 describe("state transfer", () => {
   const snapshotOf = (n: number) => {
-    const r = new Replica.ReplicaCore("r2", config, KeyValue.machine, Option.none())
+    const r = new Replica.ReplicaCore("r2", config, Kv.machine, Option.none())
     for (let i = 1; i <= n; i++) r.decision(i, batch(cmd("c", i, kv(`k${i}`, "x".repeat(50)))))
     r.drain()
     return r
@@ -352,8 +343,8 @@ describe("state transfer", () => {
   const chunked = ClusterConfig.make({ ...config, transferChunkBytes: 40 })
 
   it("a replica below the watermark ignores clients, pulls a peer's snapshot in chunks and installs it", () => {
-    const peer = new Replica.ReplicaCore("r2", chunked, KeyValue.machine, Option.some(snapshotOf(20).snapshot()))
-    const behind = new Replica.ReplicaCore("r1", chunked, KeyValue.machine, Option.none())
+    const peer = new Replica.ReplicaCore("r2", chunked, Kv.machine, Option.some(snapshotOf(20).snapshot()))
+    const behind = new Replica.ReplicaCore("r1", chunked, Kv.machine, Option.none())
     behind.heartbeat(new Message.Heartbeat({ ballot: b(1), active: true, decided: 20, slot: 20, watermark: 15 }))
     assert.isTrue(behind.catchingUp)
     behind.request(cmd("d", 1, kv("k", "v")))
@@ -393,7 +384,7 @@ describe("state transfer", () => {
   })
 
   it("the peer serves nothing when it is not ahead", () => {
-    const peer = new Replica.ReplicaCore("r2", config, KeyValue.machine, Option.some(snapshotOf(5).snapshot()))
+    const peer = new Replica.ReplicaCore("r2", config, Kv.machine, Option.some(snapshotOf(5).snapshot()))
     peer.stateRequest("replica/r1", new Message.StateRequest({ slotOut: 6, chunks: [] }))
     assert.deepStrictEqual(peer.drain(), [])
   })

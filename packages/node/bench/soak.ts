@@ -15,8 +15,9 @@
 import { mkdtemp, readdir, rm, stat } from "node:fs/promises"
 import { cpus, tmpdir } from "node:os"
 import { join } from "node:path"
-import { Client, KeyValue, Server } from "@synod/actors"
+import { Client, Server } from "@synod/actors"
 import { ClusterConfig, InMemoryBus } from "@synod/core"
+import { Kv } from "@synod/kv"
 import { Effect, Fiber, Layer, Queue } from "effect"
 import { FileStorage } from "@synod/node"
 
@@ -90,7 +91,7 @@ const run = (dataDir: string) =>
   Effect.gen(function* () {
     const handles = yield* Effect.forEach(
       Array.from({ length: clients }, (_, i) => i),
-      (i) => Client.make(KeyValue.machine, config, { id: `soak${i}` })
+      (i) => Client.make(Kv.machine, config, { id: `soak${i}` })
     )
     // elect a leader before the clock starts
     yield* handles[0]!.submit({ _tag: "Put", key: "warm", value })
@@ -144,7 +145,7 @@ const run = (dataDir: string) =>
   }).pipe(
     Effect.scoped,
     Effect.provide(
-      Server.layerCluster(config, KeyValue.machine).pipe(
+      Server.layerCluster(config, Kv.machine).pipe(
         Layer.provideMerge(FileStorage.layerNode({ dataDir })),
         Layer.provideMerge(InMemoryBus.layer())
       )

@@ -5,8 +5,9 @@
  */
 import { NodeFileSystem, NodePath } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
-import { Client, KeyValue, Server } from "@synod/actors"
+import { Client, Server } from "@synod/actors"
 import { ClusterConfig, InMemoryBus, Storage } from "@synod/core"
+import { Kv } from "@synod/kv"
 import * as FileStorage from "@synod/node/FileStorage"
 import { Effect, Exit, FileSystem, Layer, Path, Scope } from "effect"
 
@@ -19,7 +20,7 @@ const startCluster = (dataDir: string) =>
     const scope = yield* Scope.make()
     const storage = yield* FileStorage.make({ dataDir }).pipe(Scope.provide(scope))
     const servers = yield* Effect.forEach(["s1", "s2", "s3"], (id) =>
-      Server.run({ id, config, machine: KeyValue.machine, snapshotOnClose: true }).pipe(
+      Server.run({ id, config, machine: Kv.machine, snapshotOnClose: true }).pipe(
         Effect.provideService(Storage.Storage, storage),
         Scope.provide(scope)
       )
@@ -36,7 +37,7 @@ describe("garbage collection and state transfer on files", () => {
         const path = yield* Path.Path
         const dataDir = path.join(yield* fs.makeTempDirectoryScoped({ prefix: "synod-catchup-" }), "data")
         let cluster = yield* startCluster(dataDir)
-        const client = yield* Client.make(KeyValue.machine, config, { id: "c1" })
+        const client = yield* Client.make(Kv.machine, config, { id: "c1" })
         for (let i = 1; i <= 200; i++) yield* client.submit({ _tag: "Put", key: `k${i % 5}`, value: `${i}` })
         // progress reports reach the acceptors on a timer
         const forgot = (s: Server.Status) => s.acceptor!.watermark > 150 && s.acceptor!.accepted < 60

@@ -7,9 +7,9 @@ import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { assert, describe, it } from "@effect/vitest"
-import { KeyValue } from "@synod/actors"
 import { Host, HostConfig } from "@synod/node"
 import { NatsServer } from "@synod/testing"
+import { Kv } from "@synod/kv"
 import { Effect, Result } from "effect"
 
 const tempDir = Effect.acquireRelease(
@@ -35,8 +35,8 @@ describe("Host.run", () => {
     Effect.gen(function* () {
       const dataDir = yield* tempDir
       const c = config({ dataDir, transport: { kind: "memory" } })
-      yield* Host.run(c, KeyValue.machine)
-      const error = yield* Host.run(c, KeyValue.machine).pipe(Effect.flip)
+      yield* Host.run(c, Kv.machine)
+      const error = yield* Host.run(c, Kv.machine).pipe(Effect.flip)
       assert.strictEqual(error._tag, "DataDirLocked")
       assert.include(error.message, `pid ${process.pid}`)
     })
@@ -49,8 +49,8 @@ describe("Host.run", () => {
         const nats = yield* NatsServer.start()
         const dir = yield* tempDir
         const on = (dataDir: string) => config({ dataDir, transport: { kind: "nats", servers: [nats.url] } })
-        yield* Host.run(on(join(dir, "a")), KeyValue.machine, presence)
-        const error = yield* Host.run(on(join(dir, "b")), KeyValue.machine, presence).pipe(Effect.flip)
+        yield* Host.run(on(join(dir, "a")), Kv.machine, presence)
+        const error = yield* Host.run(on(join(dir, "b")), Kv.machine, presence).pipe(Effect.flip)
         assert.strictEqual(error._tag, "DuplicateNode")
         assert.include(error.message, `node id "s1" on cluster "host"`)
       }),

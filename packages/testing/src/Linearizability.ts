@@ -82,6 +82,13 @@ export interface Model<S, I, O> {
    * an operation that may change the state (`check` throws when it notices).
    */
   readOnly?(input: I, output: O | undefined): boolean
+  /**
+   * Optional: where an operation that changes the state took effect among the others, when
+   * its answer says so (a version number): such candidates are tried in this order, in the
+   * places return order gives them, the others by return. Only the order of the search
+   * changes, never its verdict; a good guess spares it dead ends noticed much later.
+   */
+  order?(input: I, output: O | undefined): number | undefined
 }
 
 export interface CheckResult {
@@ -299,11 +306,26 @@ const checkPart = <S, I, O>(
   const readOnly = new Uint8Array(nd)
   if (model.readOnly !== undefined)
     for (let i = 0; i < nd; i++) readOnly[i] = model.readOnly(done[i]!.input, done[i]!.output) ? 1 : 0
+  const order = new Float64Array(nd).fill(Number.NaN)
+  if (model.order !== undefined)
+    for (let i = 0; i < nd; i++) order[i] = model.order(done[i]!.input, done[i]!.output) ?? Number.NaN
+  /** Candidates by return; then those with an `order` permuted among their own places by it. */
+  const tryOrder = (writes: Array<number>): Int32Array => {
+    const sorted = Int32Array.from(writes).sort((a, b) => retNode[a]! - retNode[b]!)
+    if (model.order === undefined) return sorted
+    const places: Array<number> = []
+    for (let k = 0; k < sorted.length; k++) if (!Number.isNaN(order[sorted[k]!]!)) places.push(k)
+    const ranked = places.map((k) => sorted[k]!).sort((a, b) => order[a]! - order[b]!)
+    places.forEach((k, j) => {
+      sorted[k] = ranked[j]!
+    })
+    return sorted
+  }
 
   // A call is a candidate iff it precedes the first return still linked. Writes are
-  // tried earliest return first: the operation that returned first most often took
-  // effect first, and guessing right keeps the search out of dead ends that are only
-  // noticed, and then explored exhaustively, much later.
+  // tried earliest return first (or as `Model.order` says): the operation that returned
+  // first most often took effect first, and guessing right keeps the search out of dead
+  // ends that are only noticed, and then explored exhaustively, much later.
   const newFrame = (config: Config<S>): Frame<S> => {
     const reads: Array<number> = []
     const writes: Array<number> = []
@@ -318,7 +340,7 @@ const checkPart = <S, I, O>(
       configs: [config],
       index: 0,
       reads: Int32Array.from(reads),
-      writes: Int32Array.from(writes).sort((a, b) => retNode[a]! - retNode[b]!),
+      writes: tryOrder(writes),
       next: -1,
       expand: true,
       limit: nodeTime[n]!,

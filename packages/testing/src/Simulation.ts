@@ -7,18 +7,20 @@
  * step (one fired timer or delivered message) the run stops at the first invariant
  * violation the `Checker` recorded. When the fault phase ends everything heals; from then
  * on every command must complete within a bounded simulated time (else: a stall), all
- * replicas must converge, and the client history must be linearizable (`KvModel`).
+ * replicas must converge, and the client history must be linearizable (`KvModel`). The
+ * state machine is the product's key-value store (`@synod/kv`).
  *
  * Same seed, same scenario ⇒ the same run, step for step.
  *
  * @since 0.1.0
  */
-import { Acceptor, Client, KeyValue, Leader, Replica } from "@synod/actors"
+import { Acceptor, Client, Leader, Replica } from "@synod/actors"
 import { PlantedBugs, Probe } from "@synod/actors/Hooks"
 import { ClusterConfig, InMemoryBus, Monotonic, Storage, Transport } from "@synod/core"
+import { Kv } from "@synod/kv"
 import { Effect, Exit, Fiber, Layer, Random, References, Scope } from "effect"
 import { Checker } from "./Checker.ts"
-import { KvModel, type KvInput, type KvOutput } from "./KvModel.ts"
+import { type Input, KvModel, type Output } from "./KvModel.ts"
 import { check, type Operation } from "./Linearizability.ts"
 import { prng, type Scenario } from "./Scenario.ts"
 import * as SimClock from "./SimClock.ts"
@@ -105,14 +107,54 @@ const filler = (chars: number): string => "x\u6f22\u00e9-".repeat(Math.ceil(char
 /** A value that no message can carry: its client must refuse it. */
 const oversized = (client: number, i: number) => `c${client}.${i}:${filler(messageBytes)}`
 
-const randomOp = (r: () => number, keys: number, client: number, i: number, large: boolean): KvInput => {
+/**
+ * A client's next command: puts, reads, deletes, compare-and-sets and a few lists. A
+ * compare-and-set mostly names the version this client last saw of the key (`seen`), so
+ * that some succeed, else 0 ("only if absent") or one older than the last seen.
+ */
+const randomOp = (
+  r: () => number,
+  keys: number,
+  client: number,
+  i: number,
+  large: boolean,
+  seen: ReadonlyMap<string, number>
+): Input => {
   const key = `k${Math.floor(r() * keys)}`
   const value = large && r() < 0.4 ? `c${client}.${i}:${filler(200 + Math.floor(r() * 4000))}` : `c${client}.${i}`
   const x = r()
   if (x < 0.35) return { _tag: "Put", key, value }
-  if (x < 0.65) return { _tag: "Get", key }
-  if (x < 0.75) return { _tag: "Del", key }
-  return { _tag: "Cas", key, expected: r() < 0.3 ? null : `c${Math.floor(r() * 4)}.${Math.floor(r() * 10)}`, value }
+  if (x < 0.6) return { _tag: "Get", key }
+  if (x < 0.7) return { _tag: "Del", key }
+  if (x < 0.95) {
+    const last = seen.get(key) ?? 0
+    const y = r()
+    return { _tag: "Cas", key, version: y < 0.7 ? last : y < 0.85 ? 0 : Math.max(0, last - 1), value }
+  }
+  // with large values one entry per list, so that the answer fits a message
+  const after = r() < 0.3 ? `k${Math.floor(r() * keys)}` : undefined
+  return {
+    _tag: "List",
+    prefix: "k",
+    limit: large ? 1 : 1 + Math.floor(r() * keys),
+    ...(after === undefined ? {} : { after })
+  }
+}
+
+/** Records the versions an answer reveals, for the client's next compare-and-sets. */
+const observe = (seen: Map<string, number>, input: Input, output: Output): void => {
+  switch (output._tag) {
+    case "Value":
+    case "Written":
+    case "Swapped":
+      if (input._tag !== "List") seen.set(input.key, output.version)
+      break
+    case "Deleted":
+      if (input._tag !== "List") seen.set(input.key, 0)
+      break
+    case "Listed":
+      for (const e of output.entries) seen.set(e.key, e.version)
+  }
 }
 
 export const run = (scenario: Scenario, options: RunOptions = {}): Effect.Effect<Report> =>
@@ -174,7 +216,7 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
               ? Acceptor.run(id, config)
               : role === "leader"
                 ? Leader.run(id, config)
-                : Effect.tap(Replica.run(id, config, KeyValue.machine), (handle) =>
+                : Effect.tap(Replica.run(id, config, Kv.machine), (handle) =>
                     Effect.sync(() => replicas.set(id, handle))
                   )
           yield* provideAll(eff).pipe(Scope.provide(scope), Effect.orDie)
@@ -407,13 +449,14 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
       })
 
       // ---- the workload: clients doing KV operations, recording the history
-      const history: Array<Operation<KvInput, KvOutput>> = []
+      const history: Array<Operation<Input, Output>> = []
       let clientsDone = 0
       let lateTimeouts = 0
       const healAt = scenario.faultMs
       const workload = (c: number) =>
         Effect.gen(function* () {
-          const client = yield* provideAll(Client.make(KeyValue.machine, config, { id: `k${c}` }))
+          const client = yield* provideAll(Client.make(Kv.machine, config, { id: `k${c}` }))
+          const seen = new Map<string, number>()
           for (let i = 0; i < scenario.opsPerClient; i++) {
             yield* Effect.sleep(Math.floor(r() * 40))
             if (scenario.largeValues && r() < 0.03) {
@@ -428,13 +471,14 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
               if (!refused) checker.violations.push(`M: client k${c} did not refuse a command larger than a message`)
               continue
             }
-            const input = randomOp(r, scenario.keys, c, i, scenario.largeValues)
+            const input = randomOp(r, scenario.keys, c, i, scenario.largeValues, seen)
             checker.submit(`k${c}#${i + 1}`)
             const call = clock.currentTimeMillisUnsafe()
             const exit = yield* Effect.exit(client.submit(input))
             const ret = clock.currentTimeMillisUnsafe()
             if (Exit.isSuccess(exit)) {
-              history.push({ client: `k${c}`, input, call, ret, output: exit.value as KvOutput })
+              history.push({ client: `k${c}`, input, call, ret, output: exit.value })
+              observe(seen, input, exit.value)
               note(`client k${c} ${input._tag} ${JSON.stringify(input)} -> ${JSON.stringify(exit.value)}`)
             } else {
               history.push({ client: `k${c}`, input, call, ret: undefined, output: undefined })

@@ -4,22 +4,25 @@
  * exhaustive search, and large histories to keep the search's cost in view.
  */
 import { assert, describe, it } from "@effect/vitest"
+import { Kv } from "@synod/kv"
 import * as fc from "fast-check"
-import { type KvInput, KvModel, type KvOutput } from "@synod/testing/KvModel"
+import { type Input, KvModel, type Output, type State } from "@synod/testing/KvModel"
 import { type CheckResult, check, type Operation } from "@synod/testing/Linearizability"
 
-type Op = Operation<KvInput, KvOutput>
+/** The commands about one key (the properties leave lists to `KvModel.test.ts`). */
+type KvInput = Exclude<Input, { readonly _tag: "List" }>
+type Op = Operation<KvInput, Output>
 
 const put = (key: string, value: string): KvInput => ({ _tag: "Put", key, value })
 const get = (key: string): KvInput => ({ _tag: "Get", key })
 const del = (key: string): KvInput => ({ _tag: "Del", key })
-const cas = (key: string, expected: string | null, value: string): KvInput => ({ _tag: "Cas", key, expected, value })
-const ok: KvOutput = { _tag: "Ok" }
-const value = (v: string | null): KvOutput => ({ _tag: "Value", value: v })
-const deleted = (existed: boolean): KvOutput => ({ _tag: "Deleted", existed })
-const swapped = (ok: boolean): KvOutput => ({ _tag: "Swapped", ok })
+const cas = (key: string, version: number, value: string): KvInput => ({ _tag: "Cas", key, version, value })
+const written = (version: number): Output => ({ _tag: "Written", version })
+const value = (v: string | null, version: number): Output => ({ _tag: "Value", value: v, version })
+const deleted = (existed: boolean): Output => ({ _tag: "Deleted", existed })
+const swapped = (ok: boolean, version: number, v: string | null): Output => ({ _tag: "Swapped", ok, version, value: v })
 
-const done = (client: string, input: KvInput, call: number, ret: number, output: KvOutput): Op => ({
+const done = (client: string, input: KvInput, call: number, ret: number, output: Output): Op => ({
   client,
   input,
   call,
@@ -34,22 +37,13 @@ const lost = (client: string, input: KvInput, call: number): Op => ({
   output: undefined
 })
 
-/** What a correct store answers, computed without the model under test. */
-const apply = (store: Map<string, string>, input: KvInput): KvOutput => {
-  const current = store.get(input.key) ?? null
-  switch (input._tag) {
-    case "Put":
-      store.set(input.key, input.value)
-      return ok
-    case "Get":
-      return value(current)
-    case "Del":
-      store.delete(input.key)
-      return deleted(current !== null)
-    case "Cas":
-      if (current !== input.expected) return swapped(false)
-      store.set(input.key, input.value)
-      return swapped(true)
+/** A correct store (the product's own `apply`): answers computed without the model under test. */
+class Store {
+  state = Kv.initial
+  apply(input: KvInput): Output {
+    const [next, output] = Kv.apply(this.state, input)
+    this.state = next
+    return output
   }
 }
 
@@ -60,7 +54,7 @@ const apply = (store: Map<string, string>, input: KvInput): KvOutput => {
  */
 const bruteForce = (history: ReadonlyArray<Op>): boolean => {
   const used = history.map(() => false)
-  const go = (store: ReadonlyMap<string, string>): boolean => {
+  const go = (store: ReadonlyMap<string, State>): boolean => {
     let minRet = Number.POSITIVE_INFINITY
     let left = 0
     history.forEach((op, i) => {
@@ -73,11 +67,9 @@ const bruteForce = (history: ReadonlyArray<Op>): boolean => {
     for (let i = 0; i < history.length; i++) {
       const op = history[i]!
       if (used[i] || op.call > minRet) continue
-      const r = KvModel.step(store.get(op.input.key) ?? null, op.input, op.output)
+      const r = KvModel.step(store.get(op.input.key) ?? KvModel.init, op.input, op.output)
       if (!r.ok) continue
-      const nextStore = new Map(store)
-      if (r.state === null) nextStore.delete(op.input.key)
-      else nextStore.set(op.input.key, r.state)
+      const nextStore = new Map(store).set(op.input.key, r.state)
       used[i] = true
       const found = go(nextStore)
       used[i] = false
@@ -104,103 +96,110 @@ const assertViolation = (history: ReadonlyArray<Op>): void => {
 describe("Linearizability / hand-written histories", () => {
   it("accepts a sequential history", () => {
     assertLinearizable([
-      done("c1", put("x", "a"), 0, 1, ok),
-      done("c2", get("x"), 2, 3, value("a")),
-      done("c1", cas("x", "a", "b"), 4, 5, swapped(true)),
-      done("c2", cas("x", "a", "c"), 6, 7, swapped(false)),
-      done("c1", get("x"), 8, 9, value("b")),
+      done("c1", put("x", "a"), 0, 1, written(1)),
+      done("c2", get("x"), 2, 3, value("a", 1)),
+      done("c1", cas("x", 1, "b"), 4, 5, swapped(true, 2, "b")),
+      done("c2", cas("x", 1, "c"), 6, 7, swapped(false, 2, "b")),
+      done("c1", get("x"), 8, 9, value("b", 2)),
       done("c2", del("x"), 10, 11, deleted(true)),
-      done("c1", get("x"), 12, 13, value(null)),
+      done("c1", get("x"), 12, 13, value(null, 0)),
       done("c2", del("x"), 14, 15, deleted(false)),
-      done("c1", cas("x", null, "d"), 16, 17, swapped(true)),
-      done("c2", get("x"), 18, 19, value("d"))
+      done("c1", cas("x", 0, "d"), 16, 17, swapped(true, 4, "d")),
+      done("c2", get("x"), 18, 19, value("d", 4))
     ])
   })
 
   it("rejects a stale read that starts after a write returned", () => {
     assertViolation([
-      done("c1", put("x", "a"), 0, 1, ok),
-      done("c1", put("x", "b"), 2, 3, ok),
-      done("c2", get("x"), 4, 5, value("a"))
+      done("c1", put("x", "a"), 0, 1, written(1)),
+      done("c1", put("x", "b"), 2, 3, written(2)),
+      done("c2", get("x"), 4, 5, value("a", 1))
     ])
   })
 
   it("treats a read called at the instant a write returns as concurrent with it", () => {
     assertLinearizable([
-      done("c1", put("x", "a"), 0, 1, ok),
-      done("c1", put("x", "b"), 2, 4, ok),
-      done("c2", get("x"), 4, 5, value("a"))
+      done("c1", put("x", "a"), 0, 1, written(1)),
+      done("c1", put("x", "b"), 2, 4, written(2)),
+      done("c2", get("x"), 4, 5, value("a", 1))
     ])
   })
 
   it("treats an unknown-outcome put called at the instant a read returns as concurrent with it", () => {
-    assertLinearizable([done("c2", get("x"), 0, 2, value("b")), lost("c1", put("x", "b"), 2)])
+    assertLinearizable([done("c2", get("x"), 0, 2, value("b", 1)), lost("c1", put("x", "b"), 2)])
   })
 
   it("accepts either value for a read concurrent with a write", () => {
-    for (const seen of ["a", "b"]) {
+    for (const [seen, version] of [
+      ["a", 1],
+      ["b", 2]
+    ] as const) {
       assertLinearizable([
-        done("c1", put("x", "a"), 0, 1, ok),
-        done("c1", put("x", "b"), 2, 10, ok),
-        done("c2", get("x"), 3, 4, value(seen))
+        done("c1", put("x", "a"), 0, 1, written(1)),
+        done("c1", put("x", "b"), 2, 10, written(2)),
+        done("c2", get("x"), 3, 4, value(seen, version))
       ])
     }
   })
 
   it("rejects a read that goes back to the old value after seeing the new one", () => {
     assertViolation([
-      done("c1", put("x", "a"), 0, 1, ok),
-      done("c1", put("x", "b"), 2, 10, ok),
-      done("c2", get("x"), 3, 4, value("b")),
-      done("c3", get("x"), 5, 6, value("a"))
+      done("c1", put("x", "a"), 0, 1, written(1)),
+      done("c1", put("x", "b"), 2, 10, written(2)),
+      done("c2", get("x"), 3, 4, value("b", 2)),
+      done("c3", get("x"), 5, 6, value("a", 1))
     ])
   })
 
-  it("rejects two successful sequential compare-and-sets from the same value", () => {
+  it("rejects a read of the right value at the wrong version", () => {
+    assertViolation([done("c1", put("x", "a"), 0, 1, written(3)), done("c2", get("x"), 2, 3, value("a", 2))])
+  })
+
+  it("rejects two successful sequential compare-and-sets from the same version", () => {
     assertViolation([
-      done("c1", put("x", "a"), 0, 1, ok),
-      done("c1", cas("x", "a", "b"), 2, 3, swapped(true)),
-      done("c2", cas("x", "a", "c"), 4, 5, swapped(true))
+      done("c1", put("x", "a"), 0, 1, written(1)),
+      done("c1", cas("x", 1, "b"), 2, 3, swapped(true, 2, "b")),
+      done("c2", cas("x", 1, "c"), 4, 5, swapped(true, 3, "c"))
     ])
   })
 
-  it("rejects two successful concurrent compare-and-sets from the same value", () => {
+  it("rejects two successful concurrent compare-and-sets from the same version", () => {
     assertViolation([
-      done("c1", put("x", "a"), 0, 1, ok),
-      done("c1", cas("x", "a", "b"), 2, 5, swapped(true)),
-      done("c2", cas("x", "a", "c"), 3, 6, swapped(true))
+      done("c1", put("x", "a"), 0, 1, written(1)),
+      done("c1", cas("x", 1, "b"), 2, 5, swapped(true, 2, "b")),
+      done("c2", cas("x", 1, "c"), 3, 6, swapped(true, 3, "c"))
     ])
   })
 
   it("accepts an unknown-outcome put whose value is read later", () => {
     assertLinearizable([
-      done("c1", put("x", "a"), 0, 1, ok),
+      done("c1", put("x", "a"), 0, 1, written(1)),
       lost("c1", put("x", "b"), 2),
-      done("c2", get("x"), 10, 11, value("a")),
-      done("c2", get("x"), 12, 13, value("b")),
-      done("c2", get("x"), 14, 15, value("b"))
+      done("c2", get("x"), 10, 11, value("a", 1)),
+      done("c2", get("x"), 12, 13, value("b", 2)),
+      done("c2", get("x"), 14, 15, value("b", 2))
     ])
   })
 
   it("accepts an unknown-outcome put that is never observed", () => {
     assertLinearizable([
-      done("c1", put("x", "a"), 0, 1, ok),
+      done("c1", put("x", "a"), 0, 1, written(1)),
       lost("c1", put("x", "b"), 2),
-      done("c2", get("x"), 10, 11, value("a")),
-      done("c2", get("x"), 12, 13, value("a"))
+      done("c2", get("x"), 10, 11, value("a", 1)),
+      done("c2", get("x"), 12, 13, value("a", 1))
     ])
   })
 
   it("rejects an unknown-outcome put observed before it was called", () => {
-    assertViolation([done("c2", get("x"), 0, 1, value("b")), lost("c1", put("x", "b"), 2)])
+    assertViolation([done("c2", get("x"), 0, 1, value("b", 1)), lost("c1", put("x", "b"), 2)])
   })
 
   it("rejects an unknown-outcome put that takes effect twice", () => {
     assertViolation([
       lost("c1", put("x", "b"), 0),
-      done("c2", get("x"), 10, 11, value("b")),
-      done("c2", put("x", "c"), 12, 13, ok),
-      done("c2", get("x"), 14, 15, value("b"))
+      done("c2", get("x"), 10, 11, value("b", 1)),
+      done("c2", put("x", "c"), 12, 13, written(2)),
+      done("c2", get("x"), 14, 15, value("b", 1))
     ])
   })
 
@@ -208,52 +207,53 @@ describe("Linearizability / hand-written histories", () => {
   // leaves the put for the second read, so the memo must not equate the two.
   it("keeps track of which unknown-outcome operations are still available", () => {
     assertLinearizable([
-      done("c1", put("x", "w"), 0, 1, ok),
+      done("c1", put("x", "w"), 0, 1, written(1)),
       lost("c2", put("x", "v"), 2),
-      lost("c3", cas("x", "w", "v"), 3),
-      done("c1", get("x"), 10, 11, value("v")),
-      done("c1", put("x", "z"), 12, 13, ok),
-      done("c1", get("x"), 14, 15, value("v"))
+      lost("c3", cas("x", 1, "v"), 3),
+      done("c1", get("x"), 10, 11, value("v", 2)),
+      done("c1", put("x", "z"), 12, 13, written(3)),
+      done("c1", get("x"), 14, 15, value("v", 4))
     ])
   })
 
-  // Found by fuzzing against the exhaustive search. The branch that applies the lost put
-  // early records two incomparable ways ({put, del1}, {put, del2}) to reach the same
-  // configuration; the only solution reaches it with a delete alone, keeping the put for
-  // the last read, so the memo must compare against each recorded set.
+  // Found by fuzzing against the exhaustive search (on the store without versions). The
+  // branch that applies the lost put early records two incomparable ways ({put, del1},
+  // {put, del2}) to reach the same configuration; the only solution reaches it with a
+  // delete alone, keeping the put for the last read, so the memo must compare against each
+  // recorded set.
   it("keeps every minimal set of unknown-outcome operations reaching a configuration", () => {
     assertLinearizable([
       lost("c0", put("x", "1"), 0),
-      done("c1", put("x", "3"), 0, 0, ok),
+      done("c1", put("x", "3"), 0, 0, written(1)),
       lost("c2", del("x"), 0),
       lost("c3", del("x"), 0),
-      done("c4", cas("x", "3", "1"), 1, 1, swapped(false)),
-      done("c5", cas("x", null, "3"), 1, 1, swapped(true)),
-      done("c6", get("x"), 2, 2, value("1"))
+      done("c4", cas("x", 1, "1"), 1, 1, swapped(false, 0, null)),
+      done("c5", cas("x", 0, "3"), 1, 1, swapped(true, 3, "3")),
+      done("c6", get("x"), 2, 2, value("1", 4))
     ])
   })
 
   it("rejects a read of a value nobody wrote", () => {
     assertViolation([
-      done("c1", put("x", "a"), 0, 1, ok),
-      done("c2", get("x"), 0, 5, value("zzz")),
+      done("c1", put("x", "a"), 0, 1, written(1)),
+      done("c2", get("x"), 0, 5, value("zzz", 1)),
       lost("c3", put("x", "b"), 0)
     ])
   })
 
   it("reports the operations of the failing key only", () => {
     const result = check(KvModel, [
-      done("c1", put("x", "a"), 0, 1, ok),
-      done("c1", put("y", "a"), 2, 3, ok),
-      done("c2", get("x"), 4, 5, value("a")),
-      done("c1", put("y", "b"), 6, 7, ok),
-      done("c2", get("y"), 8, 9, value("a"))
+      done("c1", put("x", "a"), 0, 1, written(1)),
+      done("c1", put("y", "a"), 2, 3, written(2)),
+      done("c2", get("x"), 4, 5, value("a", 1)),
+      done("c1", put("y", "b"), 6, 7, written(3)),
+      done("c2", get("y"), 8, 9, value("a", 2))
     ])
     assert.isFalse(result.ok)
     assert.deepStrictEqual(result.failingPartition, [
-      'c1: put "y" "a" => ok [2, 3]',
-      'c1: put "y" "b" => ok [6, 7]',
-      'c2: get "y" => "a" [8, 9]'
+      'c1: put y "a" => v2 [2, 3]',
+      'c1: put y "b" => v3 [6, 7]',
+      'c2: get y => "a" v2 [8, 9]'
     ])
   })
 
@@ -261,9 +261,9 @@ describe("Linearizability / hand-written histories", () => {
     const result = check(
       KvModel,
       [
-        done("c1", put("x", "a"), 0, 1, ok),
-        done("c1", put("x", "b"), 2, 3, ok),
-        done("c2", get("x"), 4, 5, value("a"))
+        done("c1", put("x", "a"), 0, 1, written(1)),
+        done("c1", put("x", "b"), 2, 3, written(2)),
+        done("c2", get("x"), 4, 5, value("a", 1))
       ],
       { maxSteps: 2 }
     )
@@ -274,59 +274,60 @@ describe("Linearizability / hand-written histories", () => {
     const slow = Array.from({ length: 12 }, (_, i) => lost("c0", put("x", `v${i}`), 0))
     const result = check(
       KvModel,
-      [...slow, done("c1", get("x"), 1, 2, value("zzz")), done("c1", get("y"), 3, 4, value("zzz"))],
+      [...slow, done("c1", get("x"), 1, 2, value("zzz", 1)), done("c1", get("y"), 3, 4, value("zzz", 1))],
       { maxSteps: 20 }
     )
     assert.isFalse(result.ok)
     assert.isTrue(result.timedOut)
-    assert.deepStrictEqual(result.failingPartition, ['c1: get "y" => "zzz" [3, 4]'])
+    assert.deepStrictEqual(result.failingPartition, ['c1: get y => "zzz" v1 [3, 4]'])
   })
 
   // With return time = +Infinity and plain memoization, any of the 2^40 subsets of the
   // lost puts could be "already applied", and proving the violation would never finish.
   it("does not blow up on many unknown-outcome operations", () => {
     const lostPuts = Array.from({ length: 40 }, (_, i) => lost(`c${i}`, put("x", `v${i}`), i))
-    assertViolation([...lostPuts, done("r", get("x"), 50, 51, value("zzz"))])
+    assertViolation([...lostPuts, done("r", get("x"), 50, 51, value("zzz", 41))])
     assertLinearizable([
       ...lostPuts,
-      done("r", get("x"), 50, 51, value("v5")),
-      done("r", get("x"), 52, 53, value("v30")),
-      done("r", get("x"), 54, 55, value("v7"))
+      done("r", get("x"), 50, 51, value("v5", 6)),
+      done("r", get("x"), 52, 53, value("v30", 31)),
+      done("r", get("x"), 54, 55, value("v7", 32))
     ])
     assertViolation([
       ...lostPuts,
-      done("r", get("x"), 50, 51, value("v5")),
-      done("r", get("x"), 52, 53, value("v30")),
-      done("r", get("x"), 54, 55, value("v5"))
+      done("r", get("x"), 50, 51, value("v5", 6)),
+      done("r", get("x"), 52, 53, value("v30", 31)),
+      done("r", get("x"), 54, 55, value("v5", 32))
     ])
   })
 
   it("is deterministic", () => {
     const history = [
-      done("c1", put("x", "a"), 0, 10, ok),
-      done("c2", put("x", "b"), 1, 10, ok),
+      done("c1", put("x", "a"), 0, 10, written(1)),
+      done("c2", put("x", "b"), 1, 10, written(2)),
       lost("c3", put("x", "c"), 2),
-      done("c4", get("x"), 3, 10, value("c")),
-      done("c5", get("x"), 11, 12, value("a"))
+      done("c4", get("x"), 3, 10, value("c", 3)),
+      done("c5", get("x"), 11, 12, value("a", 1))
     ]
     assert.deepStrictEqual(check(KvModel, history), check(KvModel, history))
   })
 
   it("rejects a return before the call", () => {
-    assert.throws(() => check(KvModel, [done("c1", get("x"), 5, 4, value(null))]), RangeError)
+    assert.throws(() => check(KvModel, [done("c1", get("x"), 5, 4, value(null, 0))]), RangeError)
   })
 })
 
-// Small domains, so that different operations collide on keys and values.
+// Small domains, so that different operations collide on keys, values and versions.
 const keyArb = fc.constantFrom("a", "b", "c")
 const valueArb = fc.constantFrom("1", "2", "3")
+const versionArb = fc.nat(6)
 const inputOn = (keyArb: fc.Arbitrary<string>): fc.Arbitrary<KvInput> =>
   fc.oneof(
     fc.record({ _tag: fc.constant("Put" as const), key: keyArb, value: valueArb }),
     fc.record({ _tag: fc.constant("Get" as const), key: keyArb }),
     fc.record({ _tag: fc.constant("Get" as const), key: keyArb }),
     fc.record({ _tag: fc.constant("Del" as const), key: keyArb }),
-    fc.record({ _tag: fc.constant("Cas" as const), key: keyArb, expected: fc.option(valueArb), value: valueArb })
+    fc.record({ _tag: fc.constant("Cas" as const), key: keyArb, version: versionArb, value: valueArb })
   )
 const inputArb = inputOn(keyArb)
 
@@ -335,12 +336,12 @@ const sequentialArb: fc.Arbitrary<Array<Op>> = fc
     maxLength: 60
   })
   .map((steps) => {
-    const store = new Map<string, string>()
+    const store = new Store()
     let t = 0
     return steps.map(({ client, gap, input }) => {
       const call = t + gap
       t = call + 1
-      return done(client, input, call, call + 1, apply(store, input))
+      return done(client, input, call, call + 1, store.apply(input))
     })
   })
 
@@ -387,12 +388,12 @@ const concurrentArb = (options: {
 const simulate = (planned: ReadonlyArray<Planned>): Array<Op> => {
   const at = planned.map((p) => (p.unknown ? p.call + p.offset : p.call + (p.offset % (p.duration + 1))))
   const order = planned.map((_, i) => i).sort((a, b) => at[a]! - at[b]! || a - b)
-  const outputs: Array<KvOutput | undefined> = planned.map(() => undefined)
-  const store = new Map<string, string>()
+  const outputs: Array<Output | undefined> = planned.map(() => undefined)
+  const store = new Store()
   for (const i of order) {
     const p = planned[i]!
     if (p.unknown && !p.effect) continue
-    outputs[i] = apply(store, p.input)
+    outputs[i] = store.apply(p.input)
   }
   return planned.map((p, i) =>
     p.unknown ? lost(`c${i}`, p.input, p.call) : done(`c${i}`, p.input, p.call, p.call + p.duration, outputs[i]!)
@@ -424,7 +425,7 @@ describe("Linearizability / properties", () => {
       fc.property(withRead, ([history, pick]) => {
         const reads = history.flatMap((op, i) => (op.input._tag === "Get" && op.ret !== undefined ? [i] : []))
         const victim = reads[pick % reads.length]!
-        const mutated = history.map((op, i) => (i === victim ? { ...op, output: value("never written") } : op))
+        const mutated = history.map((op, i) => (i === victim ? { ...op, output: value("never written", 1) } : op))
         assertLinearizable(history)
         assertViolation(mutated)
       })
@@ -441,16 +442,18 @@ describe("Linearizability / properties", () => {
 })
 
 // Replaces an answer with another one of the right kind, often a wrong one.
-const corrupt = (input: KvInput, pick: number): KvOutput => {
+const corrupt = (input: KvInput, pick: number): Output => {
+  const other = [null, "1", "2", "3"][pick % 4]!
+  const version = other === null ? 0 : 1 + ((pick >> 2) % 6)
   switch (input._tag) {
     case "Put":
-      return ok
+      return written(1 + (pick % 6))
     case "Get":
-      return value([null, "1", "2", "3"][pick % 4]!)
+      return value(other, version)
     case "Del":
       return deleted(pick % 2 === 0)
     case "Cas":
-      return swapped(pick % 2 === 0)
+      return pick % 2 === 0 ? swapped(true, 1 + ((pick >> 1) % 6), input.value) : swapped(false, version, other)
   }
 }
 
@@ -516,12 +519,15 @@ const largeHistory = (options: {
   const below = (n: number): number => Math.floor(random() * n)
   const planned: Array<Planned> = []
   const clock = Array.from({ length: options.clients }, () => below(10))
-  const recent = new Map<string, Array<string | null>>()
+  // compare-and-sets name one of the last versions a key had when the operations are
+  // applied in the order they are planned: close to the real order, so some succeed
+  const shadow = new Store()
+  const recent = new Map<string, Array<number>>()
   for (let i = 0; i < options.ops; i++) {
     const client = i % options.clients
     const key = `k${below(options.keys)}`
     const fresh = options.values === undefined ? `v${i}` : `${below(options.values)}`
-    const seen = recent.get(key) ?? [null]
+    const seen = recent.get(key) ?? [0]
     const roll = random()
     const input: KvInput =
       roll < 0.4
@@ -531,7 +537,10 @@ const largeHistory = (options: {
           : roll < 0.8
             ? del(key)
             : cas(key, seen[below(seen.length)]!, fresh)
-    if (input._tag === "Put" || input._tag === "Cas") recent.set(key, [...seen.slice(-3), input.value])
+    const output = shadow.apply(input)
+    if (output._tag === "Written" || (output._tag === "Swapped" && output.ok))
+      recent.set(key, [...seen.slice(-3), output.version])
+    else if (output._tag === "Deleted" && output.existed) recent.set(key, [...seen.slice(-3), 0])
     const call = clock[client]!
     const duration = 1 + below(20)
     const unknown = random() < options.lostRate
@@ -552,7 +561,7 @@ const largeHistory = (options: {
 const corruptLateRead = (history: ReadonlyArray<Op>): Array<Op> => {
   const reads = history.flatMap((op, i) => (op.input._tag === "Get" && op.ret !== undefined ? [i] : []))
   const victim = reads[Math.floor(reads.length * 0.9)]!
-  return history.map((op, i) => (i === victim ? { ...op, output: value("never written") } : op))
+  return history.map((op, i) => (i === victim ? { ...op, output: value("never written", 1) } : op))
 }
 
 // Timings are logged, not asserted; step counts are deterministic, so `timedOut` is.

@@ -12,8 +12,9 @@
  * counts as durable, as the host writes it before anything else happens).
  */
 import { Address, Ballot, ClusterConfig, type Message, type Quorum, StateMachine, Storage } from "@synod/core"
-import { HashMap, Option, Result } from "effect"
-import { Acceptor, Commander, KeyValue, Leader, Replica, Scout } from "@synod/actors"
+import { Kv } from "@synod/kv"
+import { Option, Result, Trie } from "effect"
+import { Acceptor, Commander, Leader, Replica, Scout } from "@synod/actors"
 import { type Cmd, type Handler, ScriptError } from "./Driver.ts"
 import * as N from "./Notation.ts"
 
@@ -281,13 +282,13 @@ export const acceptor = (): Handler => {
   }
 }
 
-const codecs = StateMachine.codecs(KeyValue.machine)
+const codecs = StateMachine.codecs(Kv.machine)
 
 /** A key-value state, values longer than 12 characters cut (`c1=1xxxxxxxxxx…(2001)`). */
-const kv = (state: KeyValue.KvState): string => {
-  const entries = [...HashMap.entries(state)].sort(([a], [b]) => (a < b ? -1 : 1))
+const kv = (state: Kv.State): string => {
+  const entries = [...Trie.entries(state.entries)]
   if (entries.length === 0) return "-"
-  return entries.map(([k, v]) => `${k}=${v.length > 12 ? `${v.slice(0, 12)}…(${v.length})` : v}`).join(",")
+  return entries.map(([k, { value: v }]) => `${k}=${v.length > 12 ? `${v.slice(0, 12)}…(${v.length})` : v}`).join(",")
 }
 
 /**
@@ -298,7 +299,7 @@ const kv = (state: KeyValue.KvState): string => {
  */
 export const replica = (): Handler => {
   const clock = new Clock()
-  type Core = Replica.ReplicaCore<KeyValue.KvState, KeyValue.KvCommand, KeyValue.KvResult>
+  type Core = Replica.ReplicaCore<Kv.State, Kv.Command, Kv.Result>
   let make = (_snapshot: Option.Option<Storage.ReplicaSnapshot>): Core | undefined => undefined
   let stored: Option.Option<Storage.ReplicaSnapshot> = Option.none()
   let core: Core | undefined
@@ -329,7 +330,7 @@ export const replica = (): Handler => {
         const maxMessageBytes = cmd.int("maxMessageBytes", 8192)
         const id = cmd.get("id", "r1")
         make = (snapshot) =>
-          new Replica.ReplicaCore(id, config, KeyValue.machine, snapshot, { now: clock.read, maxMessageBytes })
+          new Replica.ReplicaCore(id, config, Kv.machine, snapshot, { now: clock.read, maxMessageBytes })
         stored = Option.none()
         core = make(stored)
         return []

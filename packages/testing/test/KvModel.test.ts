@@ -1,11 +1,12 @@
 /**
  * The KV model with the linearizability checker: it accepts histories a correct store
- * gives (concurrent operations in either order, unknown outcomes) and rejects ones that
- * no sequential order explains, so the HTTP linearizability test can fail.
+ * gives (concurrent operations in either order, unknown outcomes, lists) and rejects ones
+ * that no sequential order explains, so the simulator's and the HTTP linearizability
+ * checks can fail.
  */
 import { assert, describe, it } from "@effect/vitest"
+import { type Input, KvModel, type Output } from "@synod/testing/KvModel"
 import { check, type Operation } from "@synod/testing/Linearizability"
-import { type Input, KvModel, type Output } from "./KvModel.ts"
 
 const op = (client: string, input: Input, call: number, ret: number | undefined, output?: Output) =>
   ({ client, input, call, ret, output }) as Operation<Input, Output>
@@ -17,6 +18,15 @@ const value = (v: string | null, version: number) => ({ _tag: "Value", value: v,
 const written = (version: number) => ({ _tag: "Written", version }) as const
 const swapped = (ok: boolean, version: number, v: string | null) =>
   ({ _tag: "Swapped", ok, version, value: v }) as const
+const list = (prefix: string, after?: string) =>
+  ({ _tag: "List", prefix, limit: 10, ...(after === undefined ? {} : { after }) }) as const
+const listed = (entries: ReadonlyArray<readonly [string, string, number]>, more = false) =>
+  ({
+    _tag: "Listed",
+    entries: entries.map(([key, value, version]) => ({ key, value, version })),
+    more,
+    revision: 0
+  }) as const
 
 describe("KvModel", () => {
   it("accepts a sequential history and concurrent writes read in either order", () => {
@@ -75,5 +85,39 @@ describe("KvModel", () => {
     assert.isFalse(
       check(KvModel, [unknown, op("b", get("k"), 5, 6, value("x", 9)), op("b", get("k"), 7, 8, value(null, 0))]).ok
     )
+  })
+
+  it("a compare-and-set on version 0 fails once a write of unknown outcome was seen", () => {
+    const unknown = op("a", put("k", "x"), 0, undefined)
+    const swap = op("c", cas("k", 0, "y"), 7, 8, swapped(true, 10, "y"))
+    assert.isTrue(check(KvModel, [unknown, swap]).ok)
+    assert.isFalse(check(KvModel, [unknown, op("b", get("k"), 5, 6, value("x", 9)), swap]).ok)
+  })
+
+  it("checks a list as one read of every key it covers", () => {
+    const writes = [op("a", put("a", "1"), 0, 1, written(1)), op("a", put("b", "2"), 2, 3, written(2))]
+    const after = (l: Input, o: Output) => check(KvModel, [...writes, op("b", l, 4, 5, o)]).ok
+    assert.isTrue(
+      after(
+        list(""),
+        listed([
+          ["a", "1", 1],
+          ["b", "2", 2]
+        ])
+      )
+    )
+    // a key it covers but did not return reads as absent: stale
+    assert.isFalse(after(list(""), listed([["a", "1", 1]])))
+    // with more to come, keys past its last entry are not covered; nor are keys outside
+    // the prefix or not after the cursor
+    assert.isTrue(after(list(""), listed([["a", "1", 1]], true)))
+    assert.isTrue(after(list("b"), listed([["b", "2", 2]])))
+    assert.isTrue(after(list("", "a"), listed([["b", "2", 2]])))
+    // a value nobody wrote, a wrong version, an answer that is no list
+    assert.isFalse(after(list("c"), listed([["c", "3", 3]])))
+    assert.isFalse(after(list("a"), listed([["a", "1", 2]])))
+    assert.isFalse(after(list(""), written(3)))
+    // a list whose outcome is unknown reads nothing
+    assert.isTrue(check(KvModel, [...writes, op("b", list(""), 4, undefined)]).ok)
   })
 })
