@@ -128,22 +128,31 @@ export const run = <Inbound extends Message.Message, In, Rec, Spec, Ev>(
       { readonly inbox: Queue.Queue<Message.Envelope>; fiber?: Fiber.Fiber<unknown, unknown> }
     >()
 
-    // the mailbox and the children's outcomes, merged into one stream of inputs
-    const inputs = yield* Queue.unbounded<In>()
-    yield* Queue.takeAll(options.mailbox).pipe(
-      Effect.flatMap((batch) => {
-        const mapped: Array<In> = []
-        for (const env of batch) if (options.accepts(env.message)) mapped.push(options.message(env.from, env.message))
-        return Queue.offerAll(inputs, mapped)
-      }),
-      Effect.forever,
-      Effect.forkScoped
-    )
-    yield* Queue.takeAll(local).pipe(
-      Effect.flatMap((batch) => Queue.offerAll(inputs, batch)),
-      Effect.forever,
-      Effect.forkScoped
-    )
+    const fromMailbox = (batch: ReadonlyArray<Message.Envelope>): Array<In> => {
+      const mapped: Array<In> = []
+      for (const env of batch) if (options.accepts(env.message)) mapped.push(options.message(env.from, env.message))
+      return mapped
+    }
+    // A role without children reads its mailbox directly; one with children (the leader)
+    // merges the mailbox and their outcomes into one queue. Every hand-off between fibers
+    // costs a turn of the event loop on the hot path, so there is only one when needed.
+    let take: Effect.Effect<ReadonlyArray<In>>
+    if (options.child === undefined) {
+      take = Effect.map(Queue.takeAll(options.mailbox), fromMailbox)
+    } else {
+      const inputs = yield* Queue.unbounded<In>()
+      yield* Queue.takeAll(options.mailbox).pipe(
+        Effect.flatMap((batch) => Queue.offerAll(inputs, fromMailbox(batch))),
+        Effect.forever,
+        Effect.forkScoped
+      )
+      yield* Queue.takeAll(local).pipe(
+        Effect.flatMap((batch) => Queue.offerAll(inputs, batch)),
+        Effect.forever,
+        Effect.forkScoped
+      )
+      take = Queue.takeAll(inputs)
+    }
 
     const flush = Effect.fnUntraced(function* () {
       const ready = core.out.drain()
@@ -191,8 +200,8 @@ export const run = <Inbound extends Message.Message, In, Rec, Spec, Ev>(
       for (;;) {
         const wake = Math.min(nextTick, core.wakeAt?.() ?? nextTick)
         const batch = Number.isFinite(wake)
-          ? yield* Queue.takeAll(inputs).pipe(Effect.timeoutOption(Math.max(0, wake - clock.currentTimeMillisUnsafe())))
-          : Option.some(yield* Queue.takeAll(inputs))
+          ? yield* take.pipe(Effect.timeoutOption(Math.max(0, wake - clock.currentTimeMillisUnsafe())))
+          : Option.some(yield* take)
         if (Option.isSome(batch)) for (const input of batch.value) core.step(input)
         const now = clock.currentTimeMillisUnsafe()
         if (tick !== undefined && now >= nextTick) {
