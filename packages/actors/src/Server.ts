@@ -82,14 +82,17 @@ export const layer = <S, C, R>(
 ): Layer.Layer<never, Storage.StorageError | Transport.TransportError, Transport.Transport | Storage.Storage> =>
   Layer.effectDiscard(run(options))
 
-/** Every server of `config` in this process (an embedded cluster): one layer, one Storage for all. */
+/**
+ * Every server of `config` in this process (an embedded cluster): one layer, one Storage
+ * for all. Learners are not started here: whoever follows the log runs `Learner.run`.
+ */
 export const layerCluster = <S, C, R>(
   config: ClusterConfig.ClusterConfig,
   machine: StateMachine.StateMachine<S, C, R>
 ): Layer.Layer<never, Storage.StorageError | Transport.TransportError, Transport.Transport | Storage.Storage> =>
   Layer.effectDiscard(
     Effect.forEach(
-      [...new Set([...config.acceptors, ...config.replicas, ...config.leaders, ...config.learners])],
+      [...new Set([...config.acceptors, ...config.replicas, ...config.leaders])],
       (id) => run({ id, config, machine }),
       {
         discard: true
