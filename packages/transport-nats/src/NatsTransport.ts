@@ -41,7 +41,7 @@ export interface TransportOptions {
   readonly inboxCapacity?: number
   /** How long `listen` waits for the server to confirm the subscription (default 5 seconds). */
   readonly subscribeTimeout?: Duration.Input
-  /** Put a `synod-trace` header on every publish (default true). */
+  /** Put a `synod-trace` header on every publish (default false: nothing reads it yet, and a header costs an allocation per message). */
   readonly traceHeader?: boolean
 }
 
@@ -60,7 +60,7 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
   const cluster = options.cluster
   const capacity = options.inboxCapacity ?? 4096
   const subscribeTimeout = options.subscribeTimeout ?? "5 seconds"
-  const withTrace = options.traceHeader ?? true
+  const withTrace = options.traceHeader ?? false
   const { client, isConnectedUnsafe } = yield* NatsConnection.NatsConnection
   const serverMax = client.info?.max_payload ?? Limits.defaultMaxMessageBytes
   const maxBytes = Math.min(options.maxMessageBytes ?? serverMax, serverMax)

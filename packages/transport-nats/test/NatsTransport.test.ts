@@ -117,11 +117,16 @@ describe("NatsTransport", () => {
   )
 
   it.live(
-    "every publish carries a synod-trace header, exposed on the received envelope",
+    "with traceHeader, every publish carries a synod-trace header, exposed on the received envelope",
     () =>
       Effect.gen(function* () {
         const server = yield* NatsServer.start()
-        const { transport } = yield* Kit.build({ servers: server.url, name: "trace", cluster: "trace" })
+        const { transport } = yield* Kit.build({
+          servers: server.url,
+          name: "trace",
+          cluster: "trace",
+          traceHeader: true
+        })
         const raw = yield* Kit.rawClient(server.url)
         const seen = yield* Queue.unbounded<string>()
         raw.subscribe("synod.trace.leader.l1", {
