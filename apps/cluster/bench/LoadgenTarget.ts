@@ -1,0 +1,62 @@
+/**
+ * The entry point through which the shared yardstick (`../shared/peers`, its
+ * `targets/synod.mjs`) drives synod's own client: `create(opts)` answers
+ * `{ put(key, value), close() }` over NATS, against the servers its `synod.sh` starts
+ * (`synod serve` processes of cluster `bench`, servers `s1,s2,s3`).
+ *
+ * One NATS connection, and a pool of clients: one per concurrent put, since a client's
+ * commands carry its sequence numbers and the load generator keeps C puts in flight.
+ * Environment: `SYNOD_CLUSTER` (default `bench`), `SYNOD_SERVERS` (default `s1,s2,s3`).
+ *
+ * Kept at `bench/loadgen-target.ts` (a re-export) so the yardstick finds it; keep it
+ * working through every refactor.
+ */
+import { Client } from "@synod/actors"
+import { ClusterConfig } from "@synod/core"
+import { Kv } from "@synod/kv"
+import { NatsTransport } from "@synod/transport-nats"
+import { Exit, ManagedRuntime, Scope } from "effect"
+
+export interface Options {
+  /** NATS URLs. */
+  readonly endpoints: ReadonlyArray<string>
+}
+
+export interface Target {
+  readonly info: { readonly system: string; readonly servers: number; readonly transport: string }
+  put(key: string, value: Uint8Array): Promise<unknown>
+  close(): Promise<void>
+}
+
+export const create = async (opts: Options): Promise<Target> => {
+  const ids = (process.env.SYNOD_SERVERS ?? "s1,s2,s3").split(",")
+  const config = ClusterConfig.make({ acceptors: ids, leaders: ids, replicas: ids })
+  const runtime = ManagedRuntime.make(
+    NatsTransport.layer({
+      servers: opts.endpoints.length > 0 ? [...opts.endpoints] : ["nats://127.0.0.1:14222"],
+      name: "loadgen",
+      cluster: process.env.SYNOD_CLUSTER ?? "bench"
+    })
+  )
+  const scope = await runtime.runPromise(Scope.make())
+  const free: Array<Client.Client<Kv.Command, Kv.Result>> = []
+  const text = new TextDecoder()
+  let n = 0
+  const newClient = () =>
+    runtime.runPromise(Client.make(Kv.machine, config, { id: `lg${process.pid}-${n++}` }).pipe(Scope.provide(scope)))
+  return {
+    info: { system: "synod", servers: ids.length, transport: "nats" },
+    put: async (key, value) => {
+      const client = free.pop() ?? (await newClient())
+      try {
+        return await runtime.runPromise(client.submit({ _tag: "Put", key, value: text.decode(value) }))
+      } finally {
+        free.push(client)
+      }
+    },
+    close: async () => {
+      await runtime.runPromise(Scope.close(scope, Exit.void))
+      await runtime.dispose()
+    }
+  }
+}
