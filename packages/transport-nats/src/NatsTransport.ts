@@ -7,12 +7,12 @@
  *   connection) or one attempted while NATS is unreachable is counted and dropped, never
  *   failed: Paxos retransmits, so a lost message is only a delay. Nothing is flushed per
  *   message; the client batches writes.
- * - `listen` makes one callback subscription per call. The callback runs in the socket's
- *   read path, so it only puts the raw message into a bounded inbox; a fiber per listener
- *   checks the size, decodes and validates (`Codec.decode`), and offers envelopes to the
- *   mailbox. Oversized and undecodable messages are counted, logged with their subject and
- *   the reason, and dropped; the listener keeps going. The subscription ends with the
- *   listener's scope.
+ * - `listen` makes one callback subscription per call. The callback checks the size,
+ *   decodes and validates (`Codec.decode`) and offers the envelope to the bounded mailbox
+ *   at once: a fiber in between would cost a turn of the event loop per message. What it
+ *   cannot deliver (oversized, undecodable, mailbox full, a subscription error) a fiber per
+ *   listener counts and logs with the subject and the reason; the listener keeps going.
+ *   The subscription ends with the listener's scope.
  * - `listen` returns once the server has seen the subscription (one round trip), so a
  *   message sent after it returns is delivered; a subscription the server refuses (no
  *   permission) fails `listen` with a `TransportError`. When NATS is unreachable `listen`
@@ -102,55 +102,45 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
       return Effect.void
     })
 
-  /** Size check, decode, hand over; everything off the socket's read path. */
-  const pump = (
-    subject: string,
-    inbox: Queue.Dequeue<Msg | Error>,
-    mailbox: Queue.Queue<Message.Envelope>,
-    overflow: { count: number }
-  ) =>
+  /** What the subscription callback could not deliver, for the reporting fiber to count and log. */
+  type Problem =
+    | { readonly _tag: "Ended"; readonly error: Error }
+    | { readonly _tag: "Oversized"; readonly subject: string; readonly size: number }
+    | { readonly _tag: "Undecodable"; readonly subject: string; readonly reason: string }
+    /** The mailbox was full: `overflow.count` says how many were dropped since the last report. */
+    | { readonly _tag: "Overflow" }
+
+  /** Counts and logs what could not be delivered; runs off the hot path, in a fiber of its own. */
+  const report = (subject: string, problems: Queue.Dequeue<Problem>, overflow: { count: number }) =>
     Effect.gen(function* () {
       while (true) {
-        const batch = yield* Queue.takeAll(inbox)
-        const out: Array<Message.Envelope> = []
-        for (const item of batch) {
-          if (item instanceof Error) {
-            yield* stats.count("subscriptionErrors")
-            yield* Effect.logError("NATS ended a subscription", { subject, error: item.message })
-            continue
+        const batch = yield* Queue.takeAll(problems)
+        for (const p of batch) {
+          switch (p._tag) {
+            case "Ended":
+              yield* stats.count("subscriptionErrors")
+              yield* Effect.logError("NATS ended a subscription", { subject, error: p.error.message })
+              break
+            case "Oversized":
+              yield* stats.count("oversized")
+              yield* Effect.logWarning("dropping an oversized message", {
+                subject: p.subject,
+                reason: `${p.size} bytes exceeds the limit of ${maxBytes}`
+              })
+              break
+            case "Undecodable":
+              yield* stats.count("decodeErrors")
+              yield* Effect.logWarning("dropping an undecodable message", { subject: p.subject, reason: p.reason })
+              break
+            case "Overflow":
+              break
           }
-          stats.countUnsafe("received")
-          const size = item.data.length
-          if (size > maxBytes) {
-            yield* stats.count("oversized")
-            yield* Effect.logWarning("dropping an oversized message", {
-              subject: item.subject,
-              reason: `${size} bytes exceeds the limit of ${maxBytes}`
-            })
-            continue
-          }
-          const decoded = Codec.decode(item.data)
-          if (Result.isFailure(decoded)) {
-            yield* stats.count("decodeErrors")
-            yield* Effect.logWarning("dropping an undecodable message", {
-              subject: item.subject,
-              reason: decoded.failure.reason
-            })
-            continue
-          }
-          const trace = item.headers?.get(Trace.header)
-          if (trace !== undefined) Trace.remember(decoded.success, trace)
-          out.push(decoded.success)
         }
         if (overflow.count > 0) {
           const n = overflow.count
           overflow.count = 0
           yield* stats.count("inboxOverflow", n)
           yield* Effect.logWarning("listener inbox full; dropped messages", { subject, dropped: n })
-        }
-        if (out.length > 0) {
-          yield* Queue.offerAll(mailbox, out)
-          stats.countUnsafe("delivered", out.length)
         }
       }
     })
@@ -164,25 +154,41 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
         })
       }
       const subject = found.value
-      const inbox = yield* Queue.dropping<Msg | Error>(capacity)
       const mailbox = yield* Queue.bounded<Message.Envelope>(capacity)
-      yield* Effect.addFinalizer(() => Effect.andThen(Queue.shutdown(inbox), Queue.shutdown(mailbox)))
+      const problems = yield* Queue.dropping<Problem>(capacity)
+      yield* Effect.addFinalizer(() => Effect.andThen(Queue.shutdown(problems), Queue.shutdown(mailbox)))
       const overflow = { count: 0 }
       let refused: Error | undefined
+      /**
+       * The socket's read path: size check, decode and validate, hand over. Decoding here
+       * rather than in a fiber of its own saves a turn of the event loop per message (each
+       * hand-off between fibers is one); what cannot be delivered goes to `report`.
+       */
+      const deliver = (err: Error | null, msg: Msg): void => {
+        if (err !== null) {
+          refused = err
+          Queue.offerUnsafe(problems, { _tag: "Ended", error: err })
+          return
+        }
+        stats.countUnsafe("received")
+        const size = msg.data.length
+        if (size > maxBytes) {
+          Queue.offerUnsafe(problems, { _tag: "Oversized", subject: msg.subject, size })
+          return
+        }
+        const decoded = Codec.decode(msg.data)
+        if (Result.isFailure(decoded)) {
+          Queue.offerUnsafe(problems, { _tag: "Undecodable", subject: msg.subject, reason: decoded.failure.reason })
+          return
+        }
+        const trace = msg.headers?.get(Trace.header)
+        if (trace !== undefined) Trace.remember(decoded.success, trace)
+        if (Queue.offerUnsafe(mailbox, decoded.success)) stats.countUnsafe("delivered")
+        else if (overflow.count++ === 0) Queue.offerUnsafe(problems, { _tag: "Overflow" })
+      }
       yield* Effect.acquireRelease(
         Effect.try({
-          try: () =>
-            client.subscribe(subject, {
-              // the socket's read path: no decoding, no allocation beyond the queue's
-              callback: (err, msg) => {
-                if (err !== null) {
-                  refused = err
-                  Queue.offerUnsafe(inbox, err)
-                } else if (!Queue.offerUnsafe(inbox, msg)) {
-                  overflow.count++
-                }
-              }
-            }),
+          try: () => client.subscribe(subject, { callback: deliver }),
           catch: (cause) =>
             new Transport.TransportError({ reason: `cannot subscribe to ${subject}: ${errorMessage(cause)}`, cause })
         }),
@@ -197,7 +203,7 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
           cause: refused
         })
       }
-      yield* pump(subject, inbox, mailbox, overflow).pipe(
+      yield* report(subject, problems, overflow).pipe(
         Effect.catchCause((cause) =>
           Cause.hasInterruptsOnly(cause) ? Effect.void : Effect.logError("listener stopped", { subject }, cause)
         ),
