@@ -49,5 +49,43 @@ export const decode = (input: string | Uint8Array): Result.Result<Envelope, Deco
   return Result.mapError(decodeWire(text), (e) => new DecodeError({ reason: formatter(e.issue) }))
 }
 
+const decodeValue = Schema.decodeUnknownResult(Schema.toCodecJson(Envelope))
+
+/**
+ * Decodes a payload that holds one envelope or a JSON array of them (a transport that
+ * coalesces what it sends to one receiver). The payload as a whole fails only when it is
+ * not JSON or neither shape; each element of an array succeeds or fails on its own, so
+ * one bad envelope does not hide the others.
+ */
+export const decodeMany = (
+  input: string | Uint8Array
+): Result.Result<ReadonlyArray<Result.Result<Envelope, DecodeError>>, DecodeError> => {
+  let text: string
+  if (typeof input === "string") {
+    text = input
+  } else {
+    if (input.length === 0 || input[0] !== 0x5b /* [ */) return Result.map(decode(input), (e) => [Result.succeed(e)])
+    try {
+      text = utf8Decoder.decode(input)
+    } catch {
+      return Result.fail(new DecodeError({ reason: "payload is not valid UTF-8" }))
+    }
+  }
+  if (!text.startsWith("[")) return Result.map(decode(text), (e) => [Result.succeed(e)])
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(text)
+  } catch (e) {
+    return Result.fail(
+      new DecodeError({ reason: `payload is not JSON: ${e instanceof Error ? e.message : String(e)}` })
+    )
+  }
+  if (!Array.isArray(parsed))
+    return Result.fail(new DecodeError({ reason: "expected an envelope or an array of them" }))
+  return Result.succeed(
+    parsed.map((value) => Result.mapError(decodeValue(value), (e) => new DecodeError({ reason: formatter(e.issue) })))
+  )
+}
+
 export const decodeEffect = (input: string | Uint8Array): Effect.Effect<Envelope, DecodeError> =>
   Effect.fromResult(decode(input))

@@ -81,26 +81,81 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
         : Effect.logWarning("dropping a send", { reason, to })
     )
 
+  /**
+   * Coalescing: the envelopes sent to one subject while a fiber runs (a host's whole
+   * batch: a replica's answers to one client, an acceptor's P2b to one leader, a client's
+   * requests to one replica) leave as one NATS message, a JSON array of envelopes, at the
+   * end of the current microtask — never larger than `maxBytes`. One message instead of
+   * many costs the sender, the NATS server and the receiver a per-message overhead once.
+   */
+  const pending = new Map<string, { parts: Array<string>; bytes: number }>()
+  let flushScheduled = false
+  /** Publish failures found after `send` returned: counted here, logged by `reportSends`. */
+  const sendFailures: Array<string> = []
+
+  const publishNow = (subject: string, parts: ReadonlyArray<string>): void => {
+    const data = parts.length === 1 ? parts[0]! : `[${parts.join(",")}]`
+    try {
+      client.publish(subject, data)
+      stats.countUnsafe("published", parts.length)
+    } catch (cause) {
+      stats.countUnsafe("publishErrors", parts.length)
+      if (sendFailures.length < 100) sendFailures.push(`publish refused on ${subject}: ${errorMessage(cause)}`)
+    }
+  }
+
+  const flushPending = (): void => {
+    flushScheduled = false
+    for (const [subject, batch] of pending) publishNow(subject, batch.parts)
+    pending.clear()
+  }
+
+  const enqueue = (subject: string, json: string): void => {
+    // UTF-8 takes at most three bytes per UTF-16 unit: count exactly only when that bound is too high
+    const bound = json.length * 3
+    const size = bound <= maxBytes ? bound : Limits.utf8Bytes(json)
+    let batch = pending.get(subject)
+    if (batch !== undefined && batch.bytes + size + 1 > maxBytes) {
+      publishNow(subject, batch.parts)
+      pending.delete(subject)
+      batch = undefined
+    }
+    if (batch === undefined) pending.set(subject, { parts: [json], bytes: size + 2 })
+    else {
+      batch.parts.push(json)
+      batch.bytes += size + 1
+    }
+    if (!flushScheduled) {
+      flushScheduled = true
+      queueMicrotask(flushPending)
+    }
+  }
+
   const send = (to: Address.Address, envelope: Message.Envelope): Effect.Effect<void> =>
     Effect.withFiber((fiber) => {
       const subject = Subjects.subject(cluster, to)
       if (Option.isNone(subject)) return dropSend("not an address", to)
       if (!isConnectedUnsafe()) return dropSend("NATS unreachable", to)
-      const data = Codec.encodeBytes(envelope)
+      if (!withTrace) {
+        enqueue(subject.value, Codec.encode(envelope))
+        return sendFailures.length > 0 ? reportSends : Effect.void
+      }
+      // a trace header belongs to one envelope: no coalescing
       try {
-        if (withTrace) {
-          const h = headers()
-          h.set(Trace.header, Trace.outgoing(fiber, envelope, ++sendSeq))
-          client.publish(subject.value, data, { headers: h })
-        } else {
-          client.publish(subject.value, data)
-        }
+        const h = headers()
+        h.set(Trace.header, Trace.outgoing(fiber, envelope, ++sendSeq))
+        client.publish(subject.value, Codec.encodeBytes(envelope), { headers: h })
       } catch (cause) {
         return dropSend(`publish refused: ${errorMessage(cause)}`, to)
       }
       stats.countUnsafe("published")
       return Effect.void
     })
+
+  const reportSends = Effect.suspend(() => {
+    const failures = sendFailures.splice(0)
+    return Effect.forEach(failures, (reason) => Effect.logWarning("dropping a send", { reason }), { discard: true })
+  })
 
   /** What the subscription callback could not deliver, for the reporting fiber to count and log. */
   type Problem =
@@ -176,15 +231,21 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
           Queue.offerUnsafe(problems, { _tag: "Oversized", subject: msg.subject, size })
           return
         }
-        const decoded = Codec.decode(msg.data)
+        const decoded = Codec.decodeMany(msg.data)
         if (Result.isFailure(decoded)) {
           Queue.offerUnsafe(problems, { _tag: "Undecodable", subject: msg.subject, reason: decoded.failure.reason })
           return
         }
         const trace = msg.headers?.get(Trace.header)
-        if (trace !== undefined) Trace.remember(decoded.success, trace)
-        if (Queue.offerUnsafe(mailbox, decoded.success)) stats.countUnsafe("delivered")
-        else if (overflow.count++ === 0) Queue.offerUnsafe(problems, { _tag: "Overflow" })
+        for (const item of decoded.success) {
+          if (Result.isFailure(item)) {
+            Queue.offerUnsafe(problems, { _tag: "Undecodable", subject: msg.subject, reason: item.failure.reason })
+            continue
+          }
+          if (trace !== undefined) Trace.remember(item.success, trace)
+          if (Queue.offerUnsafe(mailbox, item.success)) stats.countUnsafe("delivered")
+          else if (overflow.count++ === 0) Queue.offerUnsafe(problems, { _tag: "Overflow" })
+        }
       }
       yield* Effect.acquireRelease(
         Effect.try({

@@ -162,3 +162,62 @@ describe("NatsTransport", () => {
     20_000
   )
 })
+
+describe("coalescing", () => {
+  it.live(
+    "envelopes sent to one address in one run leave as one message, within max_payload, and arrive in order",
+    () =>
+      Effect.gen(function* () {
+        const server = yield* NatsServer.start()
+        const { transport, stats } = yield* Kit.build({ servers: server.url, name: "co", cluster: "co" })
+        const raw = yield* Kit.rawClient(server.url)
+        const sizes: Array<number> = []
+        raw.subscribe("synod.co.leader.l1", { callback: (_err, msg) => void sizes.push(msg.data.length) })
+        yield* Effect.promise(() => raw.flush())
+        const mailbox = yield* transport.listen("leader/l1")
+        // 40 envelopes of about 40 KiB in one synchronous run: more than one NATS message can carry
+        const big = "x".repeat(40 * 1024)
+        yield* Effect.forEach(
+          Array.from({ length: 40 }, (_, i) => i + 1),
+          (i) => transport.send("leader/l1", Kit.ping("replica/r1", "leader/l1", i, big)),
+          { discard: true }
+        )
+        const seqs: Array<number> = []
+        for (let i = 0; i < 40; i++) seqs.push(Kit.seqOf(yield* Kit.takeWithin(mailbox)))
+        assert.deepStrictEqual(
+          seqs,
+          Array.from({ length: 40 }, (_, i) => i + 1)
+        )
+        yield* Kit.eventually(
+          "the raw subscriber saw every message",
+          Effect.sync(() => sizes.length > 0)
+        )
+        assert.isAbove(sizes.length, 1, "split: 1.6 MiB does not fit one message")
+        assert.isBelow(sizes.length, 40, "coalesced: fewer messages than envelopes")
+        for (const size of sizes) assert.isAtMost(size, transport.maxMessageBytes)
+        assert.strictEqual((yield* stats.snapshot).published, 40)
+      }),
+    20_000
+  )
+
+  it.live(
+    "an array with one bad envelope delivers the others and counts the bad one",
+    () =>
+      Effect.gen(function* () {
+        const server = yield* NatsServer.start()
+        const { transport, stats } = yield* Kit.build({ servers: server.url, name: "arr", cluster: "arr" })
+        const raw = yield* Kit.rawClient(server.url)
+        const mailbox = yield* transport.listen("leader/l1")
+        const good = (seq: number) => JSON.stringify(Kit.ping("replica/r1", "leader/l1", seq))
+        raw.publish("synod.arr.leader.l1", `[${good(1)},{"from":"nobody"},${good(3)}]`)
+        raw.publish("synod.arr.leader.l1", "[1,2")
+        assert.strictEqual(Kit.seqOf(yield* Kit.takeWithin(mailbox)), 1)
+        assert.strictEqual(Kit.seqOf(yield* Kit.takeWithin(mailbox)), 3)
+        yield* Kit.eventually(
+          "both bad payloads counted",
+          Effect.map(stats.snapshot, (s) => s.decodeErrors === 2)
+        )
+      }),
+    20_000
+  )
+})
