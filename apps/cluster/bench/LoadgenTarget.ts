@@ -4,9 +4,11 @@
  * `{ put(key, value), close() }` over NATS, against the servers its `synod.sh` starts
  * (`synod serve` processes of cluster `bench`, servers `s1,s2,s3`).
  *
- * One NATS connection, and a pool of clients: one per concurrent put, since a client's
- * commands carry its sequence numbers and the load generator keeps C puts in flight.
- * Environment: `SYNOD_CLUSTER` (default `bench`), `SYNOD_SERVERS` (default `s1,s2,s3`).
+ * One NATS connection and one client (`SYNOD_LOADGEN_CLIENTS` to use more, taken in
+ * turn): a client keeps any number of commands in flight, and what it sends to one
+ * replica in one run leaves as one NATS message, so one client is how an application
+ * would use it. Environment: `SYNOD_CLUSTER` (default `bench`), `SYNOD_SERVERS`
+ * (default `s1,s2,s3`).
  *
  * Kept at `bench/loadgen-target.ts` (a re-export) so the yardstick finds it; keep it
  * working through every refactor.
@@ -39,21 +41,21 @@ export const create = async (opts: Options): Promise<Target> => {
     })
   )
   const scope = await runtime.runPromise(Scope.make())
-  const free: Array<Client.Client<Kv.Command, Kv.Result>> = []
   const text = new TextDecoder()
-  let n = 0
-  const newClient = () =>
-    runtime.runPromise(Client.make(Kv.machine, config, { id: `lg${process.pid}-${n++}` }).pipe(Scope.provide(scope)))
+  const count = Math.max(1, Number(process.env.SYNOD_LOADGEN_CLIENTS ?? 1) || 1)
+  const clients: Array<Client.Client<Kv.Command, Kv.Result>> = []
+  for (let i = 0; i < count; i++) {
+    clients.push(
+      await runtime.runPromise(
+        Client.make(Kv.machine, config, { id: `lg${process.pid}-${i}` }).pipe(Scope.provide(scope))
+      )
+    )
+  }
+  let next = 0
   return {
     info: { system: "synod", servers: ids.length, transport: "nats" },
-    put: async (key, value) => {
-      const client = free.pop() ?? (await newClient())
-      try {
-        return await runtime.runPromise(client.submit({ _tag: "Put", key, value: text.decode(value) }))
-      } finally {
-        free.push(client)
-      }
-    },
+    put: (key, value) =>
+      runtime.runPromise(clients[next++ % count]!.submit({ _tag: "Put", key, value: text.decode(value) })),
     close: async () => {
       await runtime.runPromise(Scope.close(scope, Exit.void))
       await runtime.dispose()
