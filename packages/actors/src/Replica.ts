@@ -61,6 +61,8 @@ export type Input =
   | { readonly _tag: "Message"; readonly from: Address.Address; readonly message: Message.ReplicaInbound }
   | { readonly _tag: "Tick" }
   | { readonly _tag: "Wake" }
+  /** A snapshot this core asked to persist is durable (a storage completion). */
+  | { readonly _tag: "Saved"; readonly slotOut: number }
 
 /** What observers learn: logs, and the checker's view of durable snapshots. */
 export type Event =
@@ -189,9 +191,10 @@ export class ReplicaCore<S, C, R> {
 
   /**
    * One input, then whatever it made due: a snapshot to persist (every `snapshotEvery`
-   * slots, `snapshotBytes` of commands, or after installing a peer's). Messages written in
-   * the same batch go out only once it is durable (the host's rule), so the Progress that
-   * reports it never runs ahead of the disk.
+   * slots, `snapshotBytes` of commands, or after installing a peer's). The snapshot guards
+   * none of the batch's messages, so they leave first (answers do not wait for a write of
+   * the whole state); `durable`, which Progress reports, moves only on `Saved`, once the
+   * snapshot is on disk.
    */
   step(input: Input) {
     switch (input._tag) {
@@ -224,6 +227,11 @@ export class ReplicaCore<S, C, R> {
       case "Wake":
         this.propose()
         break
+      case "Saved":
+        // only now may Progress report it: acceptors forget what f + 1 replicas hold durably
+        if (input.slotOut > this.durable) this.durable = input.slotOut
+        this.out.event({ _tag: "Saved", slotOut: input.slotOut })
+        return
     }
     if (this.catchingUp !== this.behind) {
       this.behind = this.catchingUp
@@ -238,10 +246,7 @@ export class ReplicaCore<S, C, R> {
       this.lastSnapshot = this.slotOut
       this.installed = false
       this.bytesSinceSnapshot = 0
-      const snapshot = this.snapshot()
-      this.out.persist(snapshot)
-      this.durable = snapshot.slotOut
-      this.out.event({ _tag: "Saved", slotOut: snapshot.slotOut })
+      this.out.persist(this.snapshot())
     }
   }
 
@@ -653,6 +658,8 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
     tick: { everyMs: retransmitMs, input: { _tag: "Tick" } },
     wake: { _tag: "Wake" },
     persist: (snapshots) => store.save(snapshots[snapshots.length - 1]!),
+    persistAfterSend: true,
+    persisted: (snapshots): Input => ({ _tag: "Saved", slotOut: snapshots[snapshots.length - 1]!.slotOut }),
     observe,
     afterBatch: report,
     send: transport.send

@@ -102,8 +102,14 @@ export interface Options<Inbound extends Message.Message, In, Rec, Spec, Ev> {
   readonly wake?: In
   /** Makes the batch's records durable (one write); required when the core persists anything. */
   readonly persist?: (records: ReadonlyArray<Rec>) => Effect.Effect<void, unknown>
-  /** B2 planted bug: send first, persist after. */
+  /**
+   * Send first, persist after: for a role whose records guard none of the messages of the
+   * same batch (the replica: its snapshot, which only its next Progress reports, after
+   * `persisted`); for an acceptor it is the planted B2.
+   */
   readonly persistAfterSend?: boolean
+  /** The input fed to the core once a batch's records are durable (a storage completion). */
+  readonly persisted?: (records: ReadonlyArray<Rec>) => In
   /** Runs a child the core started; its result is fed back to the core. */
   readonly child?: (spec: Spec, inbox: Queue.Dequeue<Message.Envelope>) => Effect.Effect<In>
   /** Observers: logs, metrics, the checker. Runs after the records are durable, before anything is sent. */
@@ -159,7 +165,15 @@ export const run = <Inbound extends Message.Message, In, Rec, Spec, Ev>(
       const persist = Effect.suspend(() => {
         if (ready.persist.length === 0) return Effect.void
         if (options.persist === undefined) return Effect.die(new Error(`${self}: nothing to persist with`))
-        return Effect.orDie(options.persist(ready.persist))
+        const persisted = options.persisted
+        return Effect.orDie(options.persist(ready.persist)).pipe(
+          // its outputs leave with the next batch
+          Effect.tap(() =>
+            Effect.sync(() => {
+              if (persisted !== undefined) core.step(persisted(ready.persist))
+            })
+          )
+        )
       })
       if (!options.persistAfterSend) yield* persist
       if (ready.events.length > 0 && options.observe !== undefined) yield* options.observe(ready.events)
@@ -191,6 +205,7 @@ export const run = <Inbound extends Message.Message, In, Rec, Spec, Ev>(
       }
       for (const { to, message } of ready.send)
         yield* options.send(to, new Message.Envelope({ from: self, to, message }))
+      if (options.persistAfterSend) yield* persist
       if (options.afterBatch !== undefined) yield* options.afterBatch
     })
 

@@ -343,6 +343,8 @@ export const replica = (): Handler => {
         return step({ _tag: "Tick" })
       case "wake":
         return step({ _tag: "Wake" })
+      case "saved":
+        return step({ _tag: "Saved", slotOut: cmd.int("slotOut", 1) })
       case "status": {
         if (core === undefined) return ["crashed"]
         const lines = [
