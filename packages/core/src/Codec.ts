@@ -24,14 +24,25 @@ const formatter = SchemaIssue.makeFormatterDefault()
 /** Encodes through the schemas: the reference `encode` must agree with. */
 export const encodeWithSchema = (envelope: Envelope): string => encodeWire(envelope)
 
+/** Each message's JSON, once: a P2a goes to every acceptor, a decision to every replica. */
+const messageJson = new WeakMap<object, string>()
+
 /**
  * Encodes an envelope to JSON text. Every field of every message is JSON-native (no
  * bytes, bigints or dates), so an envelope's encoded form is exactly its JSON, and
  * `JSON.stringify` produces it several times faster than walking the schemas; a property
- * test holds the two to the same output. Envelopes are validated when built, so this
- * cannot fail.
+ * test holds the two to the same output. Messages are immutable, so a message sent to
+ * several receivers is stringified once and only the addresses around it are new.
+ * Envelopes are validated when built, so this cannot fail.
  */
-export const encode = (envelope: Envelope): string => JSON.stringify(envelope)
+export const encode = (envelope: Envelope): string => {
+  let message = messageJson.get(envelope.message)
+  if (message === undefined) {
+    message = JSON.stringify(envelope.message)
+    messageJson.set(envelope.message, message)
+  }
+  return `{"from":${JSON.stringify(envelope.from)},"to":${JSON.stringify(envelope.to)},"message":${message}}`
+}
 
 export const encodeBytes = (envelope: Envelope): Uint8Array => utf8Encoder.encode(encode(envelope))
 
