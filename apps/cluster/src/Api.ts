@@ -27,6 +27,7 @@
 import { Schema } from "effect"
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiMiddleware, OpenApi } from "effect/http-api"
 import { Kv } from "@synod/kv"
+import { version } from "./Version.ts"
 
 // ---------------------------------------------------------------------------------------
 // errors (each with its status; the body is the error's fields plus `_tag`)
@@ -284,6 +285,7 @@ export class Api extends HttpApi.make("synod")
   .annotateMerge(
     OpenApi.annotations({
       title: "synod",
+      version,
       description: "A replicated key-value and coordination service on Multi-Paxos."
     })
   ) {}

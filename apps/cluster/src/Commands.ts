@@ -23,6 +23,7 @@ import * as Api from "./Api.ts"
 import * as ApiServer from "./ApiServer.ts"
 import * as Embedded from "./Embedded.ts"
 import * as Serve from "./Serve.ts"
+import { version } from "./Version.ts"
 
 /** A failure the CLI reports in one line, with its exit code. */
 export class CliFailure extends Schema.TaggedError<CliFailure>()("CliFailure", {
@@ -434,4 +435,4 @@ export const synod = Command.make("synod").pipe(
   Command.withSubcommands([up, serve, kv.pipe(Command.withSubcommands([get, put, del, cas, list])), status])
 )
 
-export const run = Command.run(synod, { version: "0.1.0" })
+export const run = Command.run(synod, { version })
