@@ -194,11 +194,18 @@ export const apply = (state: State, command: Command): readonly [State, Result] 
   }
 }
 
+/** `Snapshot`'s encoding, built directly: about twice as fast for a large store (a test holds them equal). */
+export const encodeSnapshot = (state: State): { revision: number; entries: Array<[string, string, number]> } => ({
+  revision: state.revision,
+  entries: Array.from(Trie.entries(state.entries), ([key, e]): [string, string, number] => [key, e.value, e.version])
+})
+
 export const machine = StateMachine.make<State, Command, Result>({
   name: "synod-cluster-kv",
   command: Command,
   result: Result,
   snapshot: Snapshot,
   initial,
-  apply
+  apply,
+  encodeSnapshot
 })

@@ -174,7 +174,10 @@ export const make = Effect.fn("FileStorage.make")(function* (options: Options) {
       save: (snapshot) =>
         writing.withPermits(1)(
           Effect.gen(function* () {
-            const payload = yield* encodeValue(SnapshotJson, snapshot, file)
+            // a snapshot is plain JSON (the state as its schema encoded it, the client table):
+            // JSON.stringify writes what the schema would, without walking the whole state again
+            // (50–70 ms for 100,000 keys); loading still decodes it through the schema
+            const payload = utf8Encoder.encode(JSON.stringify(snapshot))
             yield* AtomicFile.write(file, payload).pipe(Effect.mapError(ioError("cannot write", file)))
             current = Option.some(snapshot)
           }).pipe(Effect.provide(context))
