@@ -79,6 +79,7 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
   const { retransmitMs, clientTimeoutMs } = config.timeouts
   const waiting = new Map<number, Deferred.Deferred<Reply>>()
   const resent = Metrics.of(Metrics.retransmissions, id, { role: "client" })
+  yield* Metrics.start([resent])
   let nextSeq = 1
   let preferred = replicas[0]!
 

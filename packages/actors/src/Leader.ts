@@ -489,6 +489,7 @@ export const run = Effect.fn("Leader.run")(function* (id: string, config: Cluste
     active: Metrics.of(Metrics.leaderActive, id),
     preemptions: Metrics.of(Metrics.preemptions, id)
   }
+  yield* Metrics.start([metrics.preemptions, Metrics.of(Metrics.retransmissions, id, { role: "leader" })])
   yield* Metric.update(metrics.round, core.ballot.round)
   yield* Metric.update(metrics.active, 0)
 

@@ -40,6 +40,13 @@ export const retransmissions = Metric.counter("synod_retransmissions_total", {
 export const of = <A extends Metric.Metric<any, any>>(metric: A, id: string, extra: Record<string, string> = {}): A =>
   Metric.withAttributes(metric, { id, ...extra }) as A
 
+/**
+ * Makes each metric appear at once, at 0 (a counter or gauge that was never updated is
+ * not exported at all, and a dashboard cannot tell "none yet" from "not running").
+ */
+export const start = (metrics: ReadonlyArray<Metric.Metric<number, any>>): Effect.Effect<void> =>
+  Effect.forEach(metrics, (m) => Metric.update(m, 0), { discard: true })
+
 /** Adds `n` to a counter (skips zero). */
 export const add = (counter: Metric.Metric<number, any>, n: number): Effect.Effect<void> =>
   n === 0 ? Effect.void : Metric.update(counter, n)

@@ -594,6 +594,7 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
   const slots = Metrics.of(Metrics.slotsPerformed, id)
   const lag = Metrics.of(Metrics.slotLag, id)
   const resent = Metrics.of(Metrics.retransmissions, id, { role: "replica" })
+  yield* Metrics.start([committed, slots, lag, resent])
   let reported = { commands: 0, slots: 0, resent: 0, refused: 0 }
   const report = Effect.suspend(() => {
     const now = {

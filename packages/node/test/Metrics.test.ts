@@ -48,6 +48,15 @@ describe("server process", () => {
           Effect.retry(Schedule.spaced("100 millis").pipe(Schedule.upTo({ times: 100 })))
         )
         assert.match(body, /synod_acceptor_promised_round\{[^}]*id="s1"[^}]*\} 1/)
+        // present from the start, at 0 until they move: no command has been submitted
+        for (const family of [
+          "synod_commands_committed_total",
+          "synod_slots_performed_total",
+          "synod_leader_preemptions_total",
+          "synod_retransmissions_total",
+          "synod_slot_lag"
+        ])
+          assert.match(body, new RegExp(`${family}\\{[^}]*id="s1"`), family)
         assert.match(body, /synod_leader_ballot_round/)
         assert.match(body, /synod_wal_fsync_milliseconds_bucket/)
         const code = yield* Effect.callback<number | null>((resume) => {
