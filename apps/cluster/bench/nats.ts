@@ -5,6 +5,7 @@
  * clients and prints committed ops/s and latency p50/p99 for each.
  *
  *   pnpm bench            (root; also runs the in-memory benchmark)
+ *   pnpm bench nats --profile DIR   also CPU profiles of the servers, and their top functions
  *   node apps/cluster/bench/nats.ts --seconds 5
  */
 import { type ChildProcess, spawn } from "node:child_process"
@@ -17,6 +18,7 @@ import { Kv } from "@synod/kv"
 import * as NatsServer from "@synod/testing/NatsServer"
 import { NatsTransport } from "@synod/transport-nats"
 import { Effect, Layer } from "effect"
+import { printTop } from "./Profile.ts"
 
 const arg = (name: string, dflt: number) => {
   const i = process.argv.indexOf(`--${name}`)
@@ -28,6 +30,10 @@ const arg = (name: string, dflt: number) => {
   return v
 }
 const seconds = arg("seconds", 4)
+const profileAt = process.argv.indexOf("--profile")
+/** `--profile DIR` (or BENCH_PROFILE_DIR): CPU profiles of the servers, and their top functions at the end. */
+const profileDir =
+  profileAt > 0 ? (process.argv[profileAt + 1] ?? "synod-profiles") : process.env.BENCH_PROFILE_DIR || undefined
 const levels = (process.env.BENCH_LEVELS ?? "1,16,64,256").split(",").map(Number)
 const cli = new URL("../src/cli.ts", import.meta.url).pathname
 
@@ -57,10 +63,8 @@ const startNode = (dir: string, id: string, url: string) =>
         })
       )
       // the real Node binary, not the npm `node` shim, so that signals reach it
-      // BENCH_PROFILE_DIR=dir: CPU profiles of the server processes, for finding hot spots
-      const profile = process.env.BENCH_PROFILE_DIR
-        ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`]
-        : []
+      // --profile DIR: a CPU profile of each server process, written when it exits
+      const profile = profileDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${join(profileDir, id)}`]
       const child = spawn(process.execPath, [...profile, cli, "serve", "--config", file], {
         stdio: ["ignore", "pipe", "pipe"]
       })
@@ -142,7 +146,11 @@ const main = Effect.gen(function* () {
 })
 
 Effect.runPromise(Effect.scoped(main)).then(
-  () => process.exit(0),
+  () => {
+    // the servers have exited (the scope closed), so their profiles are written
+    if (profileDir !== undefined) printTop(profileDir, (line) => process.stdout.write(`${line}\n`))
+    process.exit(0)
+  },
   (e) => {
     process.stderr.write(`${e}\n`)
     process.exit(1)
