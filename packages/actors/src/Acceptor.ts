@@ -273,7 +273,6 @@ export const run = Effect.fn("Acceptor.run")(function* (id: string, config: Clus
 
   yield* Host.run({
     self,
-    mailbox: yield* transport.listen(self),
     core,
     accepts: isInbound,
     message: (from, message): Input => ({ from, message }),
@@ -289,8 +288,7 @@ export const run = Effect.fn("Acceptor.run")(function* (id: string, config: Clus
           else probe.acceptorForgot(id, e.watermark)
         }
       }),
-    afterBatch: Effect.suspend(() => Metric.update(promisedRound, core.promised.round)),
-    send: transport.send
+    afterBatch: Effect.suspend(() => Metric.update(promisedRound, core.promised.round))
   }).pipe(Effect.annotateLogs({ role: "acceptor", id }))
 
   return {

@@ -567,7 +567,6 @@ export const run = Effect.fn("Leader.run")(function* (id: string, config: Cluste
 
   yield* Host.run({
     self,
-    mailbox: yield* transport.listen(self),
     core,
     accepts: isInbound,
     message: (from, message): Input => ({ _tag: "Message", from, message }),
@@ -580,8 +579,7 @@ export const run = Effect.fn("Leader.run")(function* (id: string, config: Cluste
         Metric.update(metrics.round, core.ballot.round),
         Metric.update(metrics.active, core.active ? 1 : 0)
       )
-    ),
-    send: transport.send
+    )
   }).pipe(Effect.annotateLogs({ role: "leader", id }))
 
   return {

@@ -16,8 +16,8 @@
  *
  * @since 0.2.0
  */
-import { Address, type ClusterConfig, type Command, Command as Cmd, Message, Transport } from "@synod/core"
-import { Effect, Queue } from "effect"
+import { Address, type ClusterConfig, type Command, Command as Cmd, Message } from "@synod/core"
+import { Effect } from "effect"
 import * as Host from "./internal/Host.ts"
 
 /** What the learner is fed: a message of its inbound union, or its timer. */
@@ -105,12 +105,10 @@ export const run = Effect.fn("Learner.run")(function* (
   config: ClusterConfig.ClusterConfig,
   onLearned: (slot: number, value: Command.SlotValue) => void = () => {}
 ) {
-  const transport = yield* Transport.Transport
   const self = Address.learner(id)
   const core = new LearnerCore(config)
   yield* Host.run({
     self,
-    mailbox: yield* transport.listen(self),
     core,
     accepts: isInbound,
     message: (from, message): Input => ({ _tag: "Message", from, message }),
@@ -123,15 +121,7 @@ export const run = Effect.fn("Learner.run")(function* (
             ? Effect.sync(() => onLearned(e.slot, e.value))
             : Effect.logWarning("behind the GC watermark: skipped slots", { from: e.from, to: e.to }),
         { discard: true }
-      ),
-    send: transport.send
+      )
   }).pipe(Effect.annotateLogs({ role: "learner", id }))
   return { status: Effect.sync(() => ({ id, slotOut: core.slotOut })) }
-})
-
-/** For tests and examples: a learner whose log is a queue of `[slot, value]`. */
-export const toQueue = Effect.fnUntraced(function* (id: string, config: ClusterConfig.ClusterConfig) {
-  const log = yield* Queue.unbounded<readonly [number, Command.SlotValue]>()
-  const handle = yield* run(id, config, (slot, value) => Queue.offerUnsafe(log, [slot, value] as const))
-  return { ...handle, log }
 })

@@ -652,7 +652,6 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
   }
   yield* Host.run({
     self,
-    mailbox: yield* transport.listen(self),
     core,
     accepts: isInbound,
     message: (from, message): Input => ({ _tag: "Message", from, message }),
@@ -662,8 +661,7 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
     persistAfterSend: true,
     persisted: (snapshots): Input => ({ _tag: "Saved", slotOut: snapshots[snapshots.length - 1]!.slotOut }),
     observe,
-    afterBatch: report,
-    send: transport.send
+    afterBatch: report
   }).pipe(Effect.annotateLogs({ role: "replica", id }))
   return {
     status: Effect.sync(

@@ -21,7 +21,7 @@
  *
  * Internal: not exported from the package.
  */
-import { type Address, Message, type Transport } from "@synod/core"
+import { type Address, Message, Transport } from "@synod/core"
 import { Clock, Effect, Fiber, Option, Queue, type Scope } from "effect"
 
 export interface Outbound {
@@ -89,8 +89,8 @@ export interface Core<In, Rec, Spec, Ev> {
 }
 
 export interface Options<Inbound extends Message.Message, In, Rec, Spec, Ev> {
+  /** The role's address: the host listens there and sends from there. */
   readonly self: Address.Address
-  readonly mailbox: Transport.Mailbox
   readonly core: Core<In, Rec, Spec, Ev>
   /** The role's inbound union: messages of other tags are not for this role and are dropped. */
   readonly accepts: (message: Message.Message) => message is Inbound
@@ -116,17 +116,17 @@ export interface Options<Inbound extends Message.Message, In, Rec, Spec, Ev> {
   readonly observe?: (events: ReadonlyArray<Ev>) => Effect.Effect<void>
   /** After each batch (gauges that follow the core's state). */
   readonly afterBatch?: Effect.Effect<void>
-  /** Sends one message (the transport's `send`, with the envelope built here). */
-  readonly send: (to: Address.Address, envelope: Message.Envelope) => Effect.Effect<void>
 }
 
 /** Runs the core until the scope closes. */
 export const run = <Inbound extends Message.Message, In, Rec, Spec, Ev>(
   options: Options<Inbound, In, Rec, Spec, Ev>
-): Effect.Effect<void, never, Scope.Scope> =>
+): Effect.Effect<void, Transport.TransportError, Transport.Transport | Scope.Scope> =>
   Effect.gen(function* () {
     const { core, self } = options
     const clock = yield* Clock.Clock
+    const transport = yield* Transport.Transport
+    const mailbox = yield* transport.listen(self)
     /** Inputs that do not come from the mailbox: children's outcomes. */
     const local = yield* Queue.unbounded<In>()
     const children = new Map<
@@ -144,10 +144,10 @@ export const run = <Inbound extends Message.Message, In, Rec, Spec, Ev>(
     // costs a turn of the event loop on the hot path, so there is only one when needed.
     let take: Effect.Effect<ReadonlyArray<In>>
     if (options.child === undefined) {
-      take = Effect.map(Queue.takeAll(options.mailbox), fromMailbox)
+      take = Effect.map(Queue.takeAll(mailbox), fromMailbox)
     } else {
       const inputs = yield* Queue.unbounded<In>()
-      yield* Queue.takeAll(options.mailbox).pipe(
+      yield* Queue.takeAll(mailbox).pipe(
         Effect.flatMap((batch) => Queue.offerAll(inputs, fromMailbox(batch))),
         Effect.forever,
         Effect.forkScoped
@@ -204,7 +204,7 @@ export const run = <Inbound extends Message.Message, In, Rec, Spec, Ev>(
         if (child !== undefined) Queue.offerUnsafe(child.inbox, envelope)
       }
       for (const { to, message } of ready.send)
-        yield* options.send(to, new Message.Envelope({ from: self, to, message }))
+        yield* transport.send(to, new Message.Envelope({ from: self, to, message }))
       if (options.persistAfterSend) yield* persist
       if (options.afterBatch !== undefined) yield* options.afterBatch
     })
