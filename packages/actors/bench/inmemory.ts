@@ -4,6 +4,7 @@
  * prints committed commands per second, latency p50/p99 and resident memory.
  *
  *   pnpm --filter @synod/actors bench [-- --seconds 3]
+ *   BENCH_LEVELS=256 BENCH_BATCHING=on node --cpu-prof packages/actors/bench/inmemory.ts
  *
  * Every message still goes through the wire codec; storage is in memory (no fsync), so
  * this measures the protocol and runtime overhead, not disks or the network.
@@ -71,8 +72,8 @@ const runOne = (clients: number, batching: boolean) => {
 const main = Effect.gen(function* () {
   process.stdout.write(`synod in-memory benchmark: 3 colocated servers, one process, ${seconds} s per run\n`)
   process.stdout.write("clients  batching    ops/s   p50 ms   p99 ms   rss MiB\n")
-  for (const batching of [true, false]) {
-    for (const clients of [1, 16, 256]) {
+  for (const batching of (process.env.BENCH_BATCHING ?? "on,off").split(",").map((b) => b === "on")) {
+    for (const clients of (process.env.BENCH_LEVELS ?? "1,16,256").split(",").map(Number)) {
       process.stderr.write(`  running ${clients} clients, batching ${batching ? "on" : "off"}...\r`)
       const r = yield* runOne(clients, batching)
       process.stdout.write(
