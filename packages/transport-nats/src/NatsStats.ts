@@ -23,6 +23,8 @@ export interface Snapshot {
   readonly received: number
   /** Decoded envelopes handed to mailboxes. */
   readonly delivered: number
+  /** Envelopes sent to a listener in this same process: handed over in memory, never published. */
+  readonly local: number
   /** Messages dropped because they were not a valid envelope. */
   readonly decodeErrors: number
   /** Messages dropped, undecoded, because they exceeded the size limit. */
@@ -50,6 +52,7 @@ const zero: Snapshot = {
   publishErrors: 0,
   received: 0,
   delivered: 0,
+  local: 0,
   decodeErrors: 0,
   oversized: 0,
   inboxOverflow: 0,

@@ -13,6 +13,11 @@
  *   cannot deliver (oversized, undecodable, mailbox full, a subscription error) a fiber per
  *   listener counts and logs with the subject and the reason; the listener keeps going.
  *   The subscription ends with the listener's scope.
+ * - A message to an address this process itself listens on (a colocated role: a replica's
+ *   proposal to its own server's leader, a P2a to its own acceptor, a decision to its own
+ *   replica) goes straight to the listener's mailbox: never encoded, never through the
+ *   server, so it costs no hop. A role's address lives in one process (duplicate node ids
+ *   are refused, `Presence`), so nobody elsewhere misses it; `local` counts them.
  * - `listen` returns once the server has seen the subscription (one round trip), so a
  *   message sent after it returns is delivered; a subscription the server refuses (no
  *   permission) fails `listen` with a `TransportError`. When NATS is unreachable `listen`
@@ -43,6 +48,12 @@ export interface TransportOptions {
   readonly subscribeTimeout?: Duration.Input
   /** Put a `synod-trace` header on every publish (default false: nothing reads it yet, and a header costs an allocation per message). */
   readonly traceHeader?: boolean
+  /**
+   * Hand messages to listeners in this same process in memory (default true). False sends
+   * every message through the server, for example to watch all of a cluster's traffic with
+   * `nats sub 'synod.>'`.
+   */
+  readonly localDelivery?: boolean
 }
 
 export interface Options extends NatsConnection.Options, TransportOptions {}
@@ -61,6 +72,7 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
   const capacity = options.inboxCapacity ?? 4096
   const subscribeTimeout = options.subscribeTimeout ?? "5 seconds"
   const withTrace = options.traceHeader ?? false
+  const localDelivery = options.localDelivery ?? true
   const { client, isConnectedUnsafe } = yield* NatsConnection.NatsConnection
   const serverMax = client.info?.max_payload ?? Limits.defaultMaxMessageBytes
   const maxBytes = Math.min(options.maxMessageBytes ?? serverMax, serverMax)
@@ -71,6 +83,24 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
   }
   const stats = yield* NatsStats
   let sendSeq = 0
+  /** This process's listeners by subject, for messages that need not leave the process. */
+  const local = new Map<string, Set<Queue.Queue<Message.Envelope>>>()
+  const localOverflow = { count: 0 }
+
+  /** Hands an envelope to this process's listeners on its subject: messages are immutable, so they share it. */
+  const deliverLocally = (mailboxes: ReadonlySet<Queue.Queue<Message.Envelope>>, envelope: Message.Envelope) => {
+    for (const mailbox of mailboxes) {
+      if (Queue.offerUnsafe(mailbox, envelope)) stats.countUnsafe("local")
+      else localOverflow.count++
+    }
+    if (localOverflow.count === 0) return Effect.void
+    const n = localOverflow.count
+    localOverflow.count = 0
+    return Effect.andThen(
+      stats.count("inboxOverflow", n),
+      Effect.logWarning("listener inbox full; dropped messages", { to: envelope.to, dropped: n })
+    )
+  }
 
   const dropSend = (reason: string, to: Address.Address) =>
     Effect.andThen(
@@ -135,6 +165,8 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
     Effect.withFiber((fiber) => {
       const subject = Subjects.subject(cluster, to)
       if (Option.isNone(subject)) return dropSend("not an address", to)
+      const here = local.get(subject.value)
+      if (here !== undefined) return deliverLocally(here, envelope)
       if (!isConnectedUnsafe()) return dropSend("NATS unreachable", to)
       if (!withTrace) {
         enqueue(subject.value, Codec.encode(envelope))
@@ -213,6 +245,18 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
       const problems = yield* Queue.dropping<Problem>(capacity)
       yield* Effect.addFinalizer(() => Effect.andThen(Queue.shutdown(problems), Queue.shutdown(mailbox)))
       const overflow = { count: 0 }
+      if (localDelivery) {
+        let listeners = local.get(subject)
+        if (listeners === undefined) local.set(subject, (listeners = new Set()))
+        const mine = listeners
+        mine.add(mailbox)
+        yield* Effect.addFinalizer(() =>
+          Effect.sync(() => {
+            mine.delete(mailbox)
+            if (mine.size === 0 && local.get(subject) === mine) local.delete(subject)
+          })
+        )
+      }
       let refused: Error | undefined
       /**
        * The socket's read path: size check, decode and validate, hand over. Decoding here

@@ -16,6 +16,16 @@ transportContract(
   ),
   "nats"
 )
+// the same contract through the server: every listener here is also local
+transportContract(
+  "NATS, local delivery off",
+  Layer.unwrap(
+    Effect.map(NatsServer.start(), (server) =>
+      NatsTransport.layer({ servers: server.url, name: "contract", cluster: "contract", localDelivery: false })
+    )
+  ),
+  "nats"
+)
 
 /** Log lines (message arrays) written while `eff` runs. */
 const capturingLogs = <A, E, R>(eff: (lines: Array<ReadonlyArray<unknown>>) => Effect.Effect<A, E, R>) => {
@@ -36,7 +46,7 @@ describe("NatsTransport", () => {
           const { transport, stats } = yield* Kit.build({
             servers: server.url,
             name: "bad-input",
-            cluster: "bad",
+            cluster: "bad", localDelivery: false,
             maxMessageBytes: 64 * 1024
           })
           const mailbox = yield* transport.listen("acceptor/a1")
@@ -81,7 +91,7 @@ describe("NatsTransport", () => {
     () =>
       Effect.gen(function* () {
         const server = yield* NatsServer.start()
-        const { transport, stats } = yield* Kit.build({ servers: server.url, name: "refused", cluster: "refused" })
+        const { transport, stats } = yield* Kit.build({ servers: server.url, name: "refused", cluster: "refused", localDelivery: false })
         const mailbox = yield* transport.listen("replica/r1")
         // over the server's max_payload (1 MB): the client throws, the transport must not
         const huge = Kit.ping("replica/x", "replica/r1", 1, { blob: "y".repeat(2 * 1024 * 1024) })
@@ -124,7 +134,7 @@ describe("NatsTransport", () => {
         const { transport } = yield* Kit.build({
           servers: server.url,
           name: "trace",
-          cluster: "trace",
+          cluster: "trace", localDelivery: false,
           traceHeader: true
         })
         const raw = yield* Kit.rawClient(server.url)
@@ -169,7 +179,7 @@ describe("coalescing", () => {
     () =>
       Effect.gen(function* () {
         const server = yield* NatsServer.start()
-        const { transport, stats } = yield* Kit.build({ servers: server.url, name: "co", cluster: "co" })
+        const { transport, stats } = yield* Kit.build({ servers: server.url, name: "co", cluster: "co", localDelivery: false })
         const raw = yield* Kit.rawClient(server.url)
         const sizes: Array<number> = []
         raw.subscribe("synod.co.leader.l1", { callback: (_err, msg) => void sizes.push(msg.data.length) })
@@ -205,7 +215,7 @@ describe("coalescing", () => {
     () =>
       Effect.gen(function* () {
         const server = yield* NatsServer.start()
-        const { transport, stats } = yield* Kit.build({ servers: server.url, name: "arr", cluster: "arr" })
+        const { transport, stats } = yield* Kit.build({ servers: server.url, name: "arr", cluster: "arr", localDelivery: false })
         const raw = yield* Kit.rawClient(server.url)
         const mailbox = yield* transport.listen("leader/l1")
         const good = (seq: number) => JSON.stringify(Kit.ping("replica/r1", "leader/l1", seq))

@@ -39,6 +39,7 @@ describe("NatsTransport connection loss", () => {
           servers: server.url,
           name: "phoenix",
           cluster: "phoenix",
+          localDelivery: false,
           reconnectWait: "50 millis",
           reconnectJitter: "10 millis"
         })
