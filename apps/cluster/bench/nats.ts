@@ -9,7 +9,7 @@
  *   node apps/cluster/bench/nats.ts --seconds 5
  */
 import { type ChildProcess, spawn } from "node:child_process"
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { cpus, tmpdir } from "node:os"
 import { join } from "node:path"
 import { Client } from "@synod/actors"
@@ -86,6 +86,22 @@ const startNode = (dir: string, id: string, url: string) =>
       })
   )
 
+/**
+ * CPU seconds a process has used (user + system), from /proc on Linux (undefined
+ * elsewhere): CPU per operation does not depend on what else the machine runs, where
+ * throughput and latency do.
+ */
+const cpuSeconds = (pid: number | undefined): number | undefined => {
+  if (pid === undefined) return undefined
+  try {
+    // fields after the command name (which may hold spaces): utime is the 14th, stime the 15th
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ")
+    return (Number(fields[11]) + Number(fields[12])) / 100
+  } catch {
+    return undefined
+  }
+}
+
 const percentile = (sorted: ReadonlyArray<number>, p: number) =>
   sorted.length === 0 ? Number.NaN : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!
 
@@ -129,18 +145,29 @@ const main = Effect.gen(function* () {
   )
   const nats = yield* NatsServer.start()
   process.stderr.write("  starting 3 server processes...\r")
-  yield* Effect.forEach(["s1", "s2", "s3"], (id) => startNode(dir, id, nats.url), { concurrency: "unbounded" })
+  const children = yield* Effect.forEach(["s1", "s2", "s3"], (id) => startNode(dir, id, nats.url), {
+    concurrency: "unbounded"
+  })
+  const serversCpu = () => children.reduce((sum, c) => sum + (cpuSeconds(c.pid) ?? Number.NaN), 0)
+  const clientCpu = () => {
+    const u = process.cpuUsage()
+    return (u.user + u.system) / 1e6
+  }
   const ctx = yield* Layer.build(NatsTransport.layer({ servers: [nats.url], name: "bench-client", cluster: "bench" }))
   const all = yield* Effect.forEach(
     Array.from({ length: Math.max(...levels) }, (_, i) => i),
     (i) => Client.make(Kv.machine, config, { id: `bench${i}` }).pipe(Effect.provideContext(ctx))
   )
   yield* all[0]!.submit({ _tag: "Put", key: "warm", value: "up" })
-  process.stdout.write("clients     ops/s   p50 ms   p99 ms\n")
+  // CPU per operation: the three servers together, and this (the client) process
+  process.stdout.write("clients     ops/s   p50 ms   p99 ms   servers µs/op   client µs/op\n")
   for (const n of levels) {
+    const [s0, c0] = [serversCpu(), clientCpu()]
     const r = yield* measure(all.slice(0, n))
+    const total = r.ops * seconds
+    const perOp = (cpu: number) => (Number.isFinite(cpu) ? ((cpu * 1e6) / total).toFixed(0) : "-")
     process.stdout.write(
-      `${String(n).padStart(7)} ${r.ops.toFixed(0).padStart(9)} ${r.p50.toFixed(2).padStart(8)} ${r.p99.toFixed(2).padStart(8)}\n`
+      `${String(n).padStart(7)} ${r.ops.toFixed(0).padStart(9)} ${r.p50.toFixed(2).padStart(8)} ${r.p99.toFixed(2).padStart(8)} ${perOp(serversCpu() - s0).padStart(15)} ${perOp(clientCpu() - c0).padStart(14)}\n`
     )
   }
 })

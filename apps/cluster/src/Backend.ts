@@ -7,7 +7,7 @@
  */
 import type { Client, Server } from "@synod/actors"
 import { Context, Effect } from "effect"
-import type { Kv } from "@synod/kv"
+import { Kv } from "@synod/kv"
 import type * as Api from "./Api.ts"
 
 export class Backend extends Context.Service<
@@ -20,15 +20,9 @@ export class Backend extends Context.Service<
   }
 >()("@synod/cluster/Backend") {}
 
-/** The replica's state as its snapshot schema encodes it: `{ revision, entries: [[k, v, ver], …] }`. */
-const storeSize = (state: unknown): { readonly keys: number; readonly revision: number } => {
-  if (typeof state === "object" && state !== null && "revision" in state && "entries" in state) {
-    const revision = typeof state.revision === "number" ? state.revision : 0
-    const keys = Array.isArray(state.entries) ? state.entries.length : 0
-    return { keys, revision }
-  }
-  return { keys: 0, revision: 0 }
-}
+/** The size of a replica's store, read off its live state (encoding it would walk every key). */
+const storeSize = (state: unknown): { readonly keys: number; readonly revision: number } =>
+  state instanceof Kv.State ? Kv.summary(state) : { keys: 0, revision: 0 }
 
 /** A server's status in the API's shape. */
 export const toApi = (s: Server.Status): Api.ServerStatus => ({
@@ -57,7 +51,7 @@ export const toApi = (s: Server.Status): Api.ServerStatus => ({
     : {
         replica: {
           slotOut: s.replica.slotOut,
-          ...storeSize(s.replica.state),
+          ...storeSize(s.replica.current),
           clients: s.replica.clients,
           pending: s.replica.pending
         }

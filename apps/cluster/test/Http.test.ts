@@ -4,6 +4,7 @@
  * streams in), unknown body and query fields refused by name, JSON bodies on the router's
  * 404, 405 (with `Allow`) and 415, and the `/healthz` and `/readyz` probes.
  */
+import { Kv } from "@synod/kv"
 import { request } from "node:http"
 import { assert, describe, it } from "@effect/vitest"
 import type { Leader, Replica, Server } from "@synod/actors"
@@ -297,6 +298,7 @@ describe("readiness", () => {
     id: "r",
     slotOut,
     state: {},
+    current: Kv.initial,
     clients: 0,
     pending: 0,
     watermark,

@@ -29,6 +29,7 @@ import {
   type ClusterConfig,
   type Command,
   Command as Cmd,
+  JsonText,
   Limits,
   Message,
   StateMachine,
@@ -109,7 +110,7 @@ export class ReplicaCore<S, C, R> {
    * said so: where proposals go first, until it falls silent for a leader timeout.
    */
   private active: { readonly leader: Address.Address; readonly ballot: Ballot.Ballot; heardAt: number } | undefined
-  readonly out = new Host.Outbox<Storage.ReplicaSnapshot, never, Event>()
+  readonly out = new Host.Outbox<Captured<S>, never, Event>()
   /** slotOut of the last snapshot it asked to persist. */
   private lastSnapshot: number
   /** Below the watermark at the last step (to report the change once). */
@@ -246,7 +247,7 @@ export class ReplicaCore<S, C, R> {
       this.lastSnapshot = this.slotOut
       this.installed = false
       this.bytesSinceSnapshot = 0
-      this.out.persist(this.snapshot())
+      this.out.persist(this.capture())
     }
   }
 
@@ -440,6 +441,19 @@ export class ReplicaCore<S, C, R> {
     return { slotOut: this.slotOut, state: this.codecs.encodeState(this.state), clients: this.table.toSnapshot() }
   }
 
+  /**
+   * The same snapshot with the state not encoded yet: states are immutable values, so
+   * holding on to this one costs nothing, and the host encodes it off the step loop.
+   */
+  capture(): Captured<S> {
+    return { slotOut: this.slotOut, state: this.state, clients: this.table.toSnapshot() }
+  }
+
+  /** The state machine's current state (not encoded). */
+  get current(): S {
+    return this.state
+  }
+
   /** Proposes what the window and the batching linger allow. */
   propose(): void {
     const { window, batch } = this.config
@@ -541,12 +555,32 @@ export class ReplicaCore<S, C, R> {
   }
 }
 
+/** A snapshot whose state is not encoded yet (`ReplicaCore.capture`). */
+export interface Captured<S> {
+  readonly slotOut: number
+  readonly state: S
+  readonly clients: Storage.ReplicaSnapshot["clients"]
+}
+
+/** Encodes a captured snapshot, a slice per turn (the machine's `encodeSnapshotGradually`). */
+export const encodeCaptured = <S>(
+  codecs: StateMachine.Codecs<S, unknown, unknown>,
+  captured: Captured<S>
+): Effect.Effect<Storage.ReplicaSnapshot> =>
+  Effect.map(JsonText.runGradually(() => codecs.encodeStateGradually(captured.state)), (state) => ({
+    slotOut: captured.slotOut,
+    state,
+    clients: captured.clients
+  }))
+
 export interface Status {
   readonly id: string
   /** Every slot below this one is applied. */
   readonly slotOut: number
-  /** The state machine's state, encoded by its snapshot schema. */
+  /** The state machine's state, encoded by its snapshot schema: encoded when read, so read it only when needed. */
   readonly state: unknown
+  /** The state machine's state as it is (not encoded). */
+  readonly current: unknown
   /** Clients in the client table. */
   readonly clients: number
   /** Client commands waiting for a slot. */
@@ -589,6 +623,7 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
     maxMessageBytes: transport.maxMessageBytes
   })
   probe?.replicaLoaded(id, core.slotOut)
+  const codecs = StateMachine.codecs(machine) as StateMachine.Codecs<S, unknown, unknown>
   const { retransmitMs } = config.timeouts
   const committed = Metrics.of(Metrics.commandsCommitted, id)
   const slots = Metrics.of(Metrics.slotsPerformed, id)
@@ -657,8 +692,9 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
     message: (from, message): Input => ({ _tag: "Message", from, message }),
     tick: { everyMs: retransmitMs, input: { _tag: "Tick" } },
     wake: { _tag: "Wake" },
-    persist: (snapshots) => store.save(snapshots[snapshots.length - 1]!),
-    persistAfterSend: true,
+    // the writer encodes the captured state a slice per turn, then saves it
+    persist: (snapshots) => Effect.flatMap(encodeCaptured(codecs, snapshots[snapshots.length - 1]!), store.save),
+    persistInBackground: true,
     persisted: (snapshots): Input => ({ _tag: "Saved", slotOut: snapshots[snapshots.length - 1]!.slotOut }),
     observe,
     afterBatch: report
@@ -668,7 +704,10 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
       (): Status => ({
         id,
         slotOut: core.slotOut,
-        state: core.snapshot().state,
+        get state() {
+          return codecs.encodeState(core.current)
+        },
+        current: core.current,
         clients: core.table.size,
         pending: core.pending.size,
         watermark: core.watermark,

@@ -27,6 +27,14 @@ export interface StateMachine<S, C, R> {
    * exactly the schema's encoding (test it so).
    */
   readonly encodeSnapshot?: (state: S) => Schema.Json
+  /**
+   * Optional: `encodeSnapshot` in slices, as a generator that yields between pieces of work
+   * (a few thousand entries each) and returns the encoding. Replicas encode their
+   * snapshots in the background, one slice per turn of the event loop, so a large state
+   * never stalls the process; without it the whole encoding is one slice. Same output as
+   * `encodeSnapshot`.
+   */
+  readonly encodeSnapshotGradually?: (state: S) => Generator<void, Schema.Json, void>
 }
 
 /** Any state machine, for code that only moves its values around. */
@@ -41,6 +49,8 @@ export interface Codecs<S, C, R> {
   encodeResult(result: R): Schema.Json
   decodeResult(json: unknown): Result.Result<R, string>
   encodeState(state: S): Schema.Json
+  /** `encodeState` in slices (the machine's `encodeSnapshotGradually`, or one slice). */
+  encodeStateGradually(state: S): Generator<void, Schema.Json, void>
   decodeState(json: unknown): Result.Result<S, string>
 }
 
@@ -66,6 +76,12 @@ export const codecs = <S, C, R>(machine: StateMachine<S, C, R>): Codecs<S, C, R>
     encodeResult: result.encode,
     decodeResult: result.decode,
     encodeState: machine.encodeSnapshot ?? state.encode,
+    encodeStateGradually:
+      machine.encodeSnapshotGradually ??
+      // biome-ignore lint/correctness/useYield: one slice, no pause
+      function* (s: S) {
+        return (machine.encodeSnapshot ?? state.encode)(s)
+      },
     decodeState: state.decode
   }
 }

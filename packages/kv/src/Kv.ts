@@ -200,6 +200,25 @@ export const encodeSnapshot = (state: State): { revision: number; entries: Array
   entries: Array.from(Trie.entries(state.entries), ([key, e]): [string, string, number] => [key, e.value, e.version])
 })
 
+/** `encodeSnapshot` in slices of `slice` entries: replicas encode snapshots a slice per turn. */
+export function* encodeSnapshotGradually(
+  state: State,
+  slice = 4096
+): Generator<void, { revision: number; entries: Array<[string, string, number]> }, void> {
+  const entries: Array<[string, string, number]> = []
+  for (const [key, e] of Trie.entries(state.entries)) {
+    entries.push([key, e.value, e.version])
+    if (entries.length % slice === 0) yield
+  }
+  return { revision: state.revision, entries }
+}
+
+/** How many keys the store holds and its revision, without walking it. */
+export const summary = (state: State): { readonly keys: number; readonly revision: number } => ({
+  keys: Trie.size(state.entries),
+  revision: state.revision
+})
+
 export const machine = StateMachine.make<State, Command, Result>({
   name: "synod-cluster-kv",
   command: Command,
@@ -207,5 +226,6 @@ export const machine = StateMachine.make<State, Command, Result>({
   snapshot: Snapshot,
   initial,
   apply,
-  encodeSnapshot
+  encodeSnapshot,
+  encodeSnapshotGradually: (state) => encodeSnapshotGradually(state)
 })

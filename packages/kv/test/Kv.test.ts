@@ -143,6 +143,12 @@ describe("Kv", () => {
       fc.property(fc.array(op, { maxLength: 40 }), (ops) => {
         const { state } = run(ops.filter((o) => o.key !== "." && o.key !== ".."))
         assert.deepStrictEqual(Kv.encodeSnapshot(state), encode(state))
+        // in slices of 3 entries, the same encoding
+        const gen = Kv.encodeSnapshotGradually(state, 3)
+        let r = gen.next()
+        while (!r.done) r = gen.next()
+        assert.deepStrictEqual(r.value, encode(state))
+        assert.deepStrictEqual(Kv.summary(state), { keys: Kv.encodeSnapshot(state).entries.length, revision: state.revision })
       })
     )
   })

@@ -108,6 +108,14 @@ export interface Options<Inbound extends Message.Message, In, Rec, Spec, Ev> {
    * `persisted`); for an acceptor it is the planted B2.
    */
   readonly persistAfterSend?: boolean
+  /**
+   * Persist off the loop: for records each of which supersedes the ones before (the
+   * replica's snapshots, each the whole state). A writer fiber saves the latest record
+   * asked for while the loop goes on stepping; records asked for while it writes are
+   * replaced by newer ones and never written. `persisted` is fed on a later turn, once
+   * the write is durable. Implies `persistAfterSend`.
+   */
+  readonly persistInBackground?: boolean
   /** The input fed to the core once a batch's records are durable (a storage completion). */
   readonly persisted?: (records: ReadonlyArray<Rec>) => In
   /** Runs a child the core started; its result is fed back to the core. */
@@ -160,10 +168,35 @@ export const run = <Inbound extends Message.Message, In, Rec, Spec, Ev>(
       take = Queue.takeAll(inputs)
     }
 
+    /** Background persistence: the latest record not yet taken by the writer, and finished writes. */
+    let unwritten: ReadonlyArray<Rec> | undefined
+    const completions: Array<In> = []
+    const wakeWriter = yield* Queue.sliding<void>(1)
+    if (options.persistInBackground) {
+      const save = options.persist
+      if (save === undefined) return yield* Effect.die(new Error(`${self}: nothing to persist with`))
+      yield* Effect.forkScoped(
+        Effect.forever(
+          Effect.gen(function* () {
+            yield* Queue.take(wakeWriter)
+            const records = unwritten
+            unwritten = undefined
+            if (records === undefined) return
+            yield* Effect.orDie(save(records))
+            if (options.persisted !== undefined) completions.push(options.persisted(records))
+          })
+        )
+      )
+    }
+
     const flush = Effect.fnUntraced(function* () {
       const ready = core.out.drain()
       const persist = Effect.suspend(() => {
         if (ready.persist.length === 0) return Effect.void
+        if (options.persistInBackground) {
+          unwritten = ready.persist.slice(-1)
+          return Queue.offer(wakeWriter, undefined)
+        }
         if (options.persist === undefined) return Effect.die(new Error(`${self}: nothing to persist with`))
         const persisted = options.persisted
         return Effect.orDie(options.persist(ready.persist)).pipe(
@@ -175,7 +208,7 @@ export const run = <Inbound extends Message.Message, In, Rec, Spec, Ev>(
           )
         )
       })
-      if (!options.persistAfterSend) yield* persist
+      if (!options.persistAfterSend && !options.persistInBackground) yield* persist
       if (ready.events.length > 0 && options.observe !== undefined) yield* options.observe(ready.events)
       for (const key of ready.stop) {
         const child = children.get(key)
@@ -205,7 +238,7 @@ export const run = <Inbound extends Message.Message, In, Rec, Spec, Ev>(
       }
       for (const { to, message } of ready.send)
         yield* transport.send(to, new Message.Envelope({ from: self, to, message }))
-      if (options.persistAfterSend) yield* persist
+      if (options.persistAfterSend || options.persistInBackground) yield* persist
       if (options.afterBatch !== undefined) yield* options.afterBatch
     })
 
@@ -217,6 +250,8 @@ export const run = <Inbound extends Message.Message, In, Rec, Spec, Ev>(
         const batch = Number.isFinite(wake)
           ? yield* take.pipe(Effect.timeoutOption(Math.max(0, wake - clock.currentTimeMillisUnsafe())))
           : Option.some(yield* take)
+        // writes the background writer finished since the last turn
+        while (completions.length > 0) core.step(completions.shift()!)
         if (Option.isSome(batch)) for (const input of batch.value) core.step(input)
         const now = clock.currentTimeMillisUnsafe()
         if (tick !== undefined && now >= nextTick) {

@@ -13,7 +13,7 @@
  */
 import { Address, Ballot, ClusterConfig, type Message, type Quorum, StateMachine, Storage } from "@synod/core"
 import { Kv } from "@synod/kv"
-import { Option, Result, Trie } from "effect"
+import { Option, Trie } from "effect"
 import { Acceptor, Commander, Leader, Replica, Scout } from "@synod/actors"
 import { type Cmd, type Handler, ScriptError } from "./Driver.ts"
 import * as N from "./Notation.ts"
@@ -307,11 +307,9 @@ export const replica = (): Handler => {
     if (core === undefined) return ["dropped: crashed"]
     for (const input of inputs) core.step(input)
     const r = core.out.drain()
-    for (const snapshot of r.persist) stored = Option.some(snapshot)
+    for (const snapshot of r.persist) stored = Option.some({ ...snapshot, state: codecs.encodeState(snapshot.state) })
     return ready(r, {
-      record: (s) =>
-        `snapshot slotOut=${s.slotOut} clients=${N.list(s.clients.map((c) => c.client))}` +
-        ` state=${kv(Result.getOrThrow(codecs.decodeState(s.state)))}`
+      record: (s) => `snapshot slotOut=${s.slotOut} clients=${N.list(s.clients.map((c) => c.client))} state=${kv(s.state)}`
     })
   }
   return (cmd) => {

@@ -1,0 +1,54 @@
+/**
+ * JSON text of large values without stalling the event loop: `JSON.stringify` of a
+ * replica's snapshot (tens of megabytes for a large store) would block every role of the
+ * process for tens of milliseconds. `stringifyGradually` produces the same text in
+ * slices, and `runGradually` drives such a generator, yielding to other fibers (and to
+ * I/O: effect's scheduler resumes on `setImmediate`) between slices.
+ *
+ * @since 0.2.0
+ */
+import { Effect, type Schema } from "effect"
+
+/** Array elements stringified per slice. */
+export const sliceElements = 4096
+
+/**
+ * `JSON.stringify(value)` for a JSON value, as a generator that yields between slices:
+ * an array is stringified `sliceElements` elements at a time, an object property by
+ * property (recursively). Elements of an array are not split further, so a slice is as
+ * large as its elements; snapshots are long arrays of small entries.
+ */
+export function* stringifyGradually(value: Schema.Json): Generator<void, string, void> {
+  if (Array.isArray(value)) {
+    if (value.length <= sliceElements) return JSON.stringify(value)
+    const parts: Array<string> = []
+    for (let i = 0; i < value.length; i += sliceElements) {
+      // "[a,b]" without its brackets; a slice is never empty here
+      parts.push(JSON.stringify(value.slice(i, i + sliceElements)).slice(1, -1))
+      yield
+    }
+    return `[${parts.join(",")}]`
+  }
+  if (value !== null && typeof value === "object") {
+    const parts: Array<string> = []
+    for (const key of Object.keys(value)) {
+      const field = (value as { readonly [key: string]: Schema.Json | undefined })[key]
+      // JSON.stringify leaves out undefined properties
+      if (field === undefined) continue
+      parts.push(`${JSON.stringify(key)}:${yield* stringifyGradually(field)}`)
+    }
+    return `{${parts.join(",")}}`
+  }
+  return JSON.stringify(value)
+}
+
+/** Runs a generator to its result, yielding to other fibers after each slice. */
+export const runGradually = <A>(make: () => Generator<void, A, void>): Effect.Effect<A> =>
+  Effect.suspend(() => {
+    const gen = make()
+    const step: Effect.Effect<A> = Effect.suspend(() => {
+      const r = gen.next()
+      return r.done ? Effect.succeed(r.value) : Effect.andThen(Effect.yieldNow, step)
+    })
+    return step
+  })

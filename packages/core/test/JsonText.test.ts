@@ -1,0 +1,34 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Schema } from "effect"
+import * as fc from "fast-check"
+import { JsonText } from "@synod/core"
+
+const json: fc.Arbitrary<Schema.Json> = fc.jsonValue() as fc.Arbitrary<Schema.Json>
+
+describe("JsonText", () => {
+  it("stringifyGradually gives JSON.stringify's text, for any JSON value", () => {
+    fc.assert(
+      fc.property(json, (value) => {
+        const gen = JsonText.stringifyGradually(value)
+        let r = gen.next()
+        while (!r.done) r = gen.next()
+        assert.strictEqual(r.value, JSON.stringify(value))
+      }),
+      { numRuns: 500 }
+    )
+  })
+
+  it.effect("a long array is stringified in slices, with the other fibers running in between", () =>
+    Effect.gen(function* () {
+      const n = JsonText.sliceElements * 3 + 7
+      const value = { revision: n, entries: Array.from({ length: n }, (_, i) => [`k${i}`, "é\"\\", i]) }
+      let turns = 0
+      const counter = yield* Effect.forkChild(Effect.forever(Effect.andThen(Effect.sync(() => turns++), Effect.yieldNow)))
+      const text = yield* JsonText.runGradually(() => JsonText.stringifyGradually(value))
+      assert.strictEqual(text, JSON.stringify(value))
+      // four slices of at most 4096 entries: the counter ran between them
+      assert.isAtLeast(turns, 2)
+      void counter
+    })
+  )
+})
