@@ -3,6 +3,8 @@ import { assert, describe, it } from "@effect/vitest"
 import { Ballot, type Storage } from "@synod/core"
 import * as Frame from "@synod/node/Frame"
 import * as Wal from "@synod/node/Wal"
+import { ballotArb, pvalueArb } from "@synod/testing/Arbitraries"
+import * as fc from "fast-check"
 import { Deferred, Effect, Exit, Fiber, FileSystem, Layer, Path, Result, Scope } from "effect"
 import * as InstrumentedFs from "./fixtures/InstrumentedFs.ts"
 import { promise, record } from "./fixtures/records.ts"
@@ -460,4 +462,25 @@ describe("Wal", () => {
       }).pipe(Effect.provide(instrumented(instrument)))
     })
   )
+})
+
+describe("Wal.encodeFrame", () => {
+  it("writes exactly the schema's encoding of any record", () => {
+    const recordArb = fc.record(
+      {
+        promised: ballotArb,
+        accepted: fc.array(pvalueArb, { maxLength: 5 }),
+        watermark: fc.integer({ min: 1, max: 1_000_000 })
+      },
+      { requiredKeys: ["promised", "accepted"] }
+    )
+    fc.assert(
+      fc.property(recordArb, (rec) => {
+        const framed = Result.getOrThrow(Wal.encodeFrame(rec))
+        const json = new TextDecoder().decode(framed.subarray(Frame.HeaderBytes))
+        assert.strictEqual(json, Result.getOrThrow(Wal.encodeWithSchema(rec)))
+      }),
+      { numRuns: 300 }
+    )
+  })
 })
