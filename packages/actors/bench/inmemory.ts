@@ -4,7 +4,7 @@
  * prints committed commands per second, latency p50/p99 and resident memory.
  *
  *   pnpm --filter @synod/actors bench [-- --seconds 3]
- *   BENCH_LEVELS=256 BENCH_BATCHING=on node --cpu-prof packages/actors/bench/inmemory.ts
+ *   BENCH_LEVELS=256 BENCH_BATCHING=on BENCH_ENCODE=off node --cpu-prof packages/actors/bench/inmemory.ts
  *
  * Every message still goes through the wire codec; storage is in memory (no fsync), so
  * this measures the protocol and runtime overhead, not disks or the network.
@@ -24,6 +24,9 @@ if (!Number.isFinite(seconds) || seconds <= 0) {
 const percentile = (sorted: ReadonlyArray<number>, p: number) =>
   sorted.length === 0 ? Number.NaN : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!
 
+/** BENCH_ENCODE=off: envelopes handed over as they are (as `synod up` does), not through the codec. */
+const encode = process.env.BENCH_ENCODE !== "off"
+
 const runOne = (clients: number, batching: boolean) => {
   const config = ClusterConfig.servers(3, {
     window: 16,
@@ -32,7 +35,7 @@ const runOne = (clients: number, batching: boolean) => {
   })
   const cluster = Server.layerCluster(config, Kv.machine).pipe(
     Layer.provideMerge(Storage.layerMemory()),
-    Layer.provideMerge(InMemoryBus.layer())
+    Layer.provideMerge(InMemoryBus.layer({ encode }))
   )
   return Effect.gen(function* () {
     const clock = yield* Clock.Clock

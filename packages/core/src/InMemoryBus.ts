@@ -1,7 +1,8 @@
 /**
  * The in-process `Transport`: every actor of a test (or of the embedded single-process
  * cluster) in one runtime, with every message encoded and decoded through the wire codec
- * so codec bugs show here before they show on NATS.
+ * so codec bugs show here before they show on NATS (`encode: false` hands envelopes over
+ * as they are, for the embedded cluster, where nothing leaves the process).
  *
  * All randomness comes from the `Random` in scope when the layer is built and all time
  * from `Clock`, so under `Random.withSeed` and a test clock the delivery order is a pure
@@ -17,7 +18,7 @@ import { Clock, Context, Effect, FiberSet, Layer, Queue, Random, Result } from "
 import * as Address from "./Address.ts"
 import * as Codec from "./Codec.ts"
 import * as Limits from "./Limits.ts"
-import type { Envelope } from "./Message.ts"
+import { Envelope } from "./Message.ts"
 import { Transport } from "./Transport.ts"
 
 export interface Faults {
@@ -69,6 +70,12 @@ export interface Options {
    * ones are dropped and counted as `oversized`, as NATS refuses them.
    */
   readonly maxMessageBytes?: number
+  /**
+   * Encode every envelope and decode it on delivery (default true), as a network would.
+   * False hands the envelope itself to the receivers (messages are immutable): no codec
+   * work and no size limit, for the embedded cluster. Tests and the simulator keep it on.
+   */
+  readonly encode?: boolean
 }
 
 export class InMemoryBus extends Context.Service<
@@ -111,7 +118,9 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
   let groups: ReadonlyArray<ReadonlyArray<string>> = []
   const isolated = new Set<string>()
   const trace: Array<TraceEntry> = []
-  type Sent = readonly [string, Address.Address, string | Uint8Array]
+  /** What travels: encoded text or bytes, or, with `encode: false`, the envelope itself. */
+  type Payload = string | Uint8Array | Envelope
+  type Sent = readonly [string, Address.Address, Payload]
   const recent: Array<Sent> = []
   const recentBy = new Map<string, Array<Sent>>()
   /** Keeps the last `replayBuffer` messages of `list` (trimmed in bulk: sends are hot). */
@@ -123,11 +132,12 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
   const recording = options.trace === true || options.onTrace !== undefined
   const stats = { sent: 0, delivered: 0, dropped: 0, duplicated: 0, undeliverable: 0, decodeErrors: 0, oversized: 0 }
   const maxMessageBytes = options.maxMessageBytes ?? Limits.defaultMaxMessageBytes
+  const encode = options.encode ?? true
   // a string's UTF-8 length is at most three times its length: most need no counting
-  const oversized = (payload: string | Uint8Array): boolean =>
+  const oversized = (payload: Payload): boolean =>
     typeof payload === "string"
       ? payload.length * 3 > maxMessageBytes && Limits.utf8Bytes(payload) > maxMessageBytes
-      : payload.length > maxMessageBytes
+      : payload instanceof Uint8Array && payload.length > maxMessageBytes
 
   const groupOf = (address: string): number => groups.findIndex((g) => g.some((spec) => matches(spec, address)))
 
@@ -149,19 +159,20 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
     options.onTrace?.(entry)
   }
 
-  const tagOf = (payload: string | Uint8Array): string => {
+  const tagOf = (payload: Payload): string => {
+    if (payload instanceof Envelope) return payload.message._tag
     if (typeof payload !== "string") return "?"
     const m = /"_tag":"([A-Za-z0-9]+)"/.exec(payload.slice(payload.indexOf('"message"')))
     return m?.[1] ?? "?"
   }
 
-  const deliver = (from: string, to: Address.Address, payload: string | Uint8Array): void => {
+  const deliver = (from: string, to: Address.Address, payload: Payload): void => {
     if (blocked(from, to)) {
       stats.dropped++
       record("drop", from, to, tagOf(payload))
       return
     }
-    const decoded = Codec.decode(payload)
+    const decoded = payload instanceof Envelope ? Result.succeed(payload) : Codec.decode(payload)
     if (Result.isFailure(decoded)) {
       stats.decodeErrors++
       record("decode-error", from, to, "?")
@@ -178,7 +189,7 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
     for (const q of queues) Queue.offerUnsafe(q, decoded.success)
   }
 
-  const schedule = (from: string, to: Address.Address, payload: string | Uint8Array, replay = false) =>
+  const schedule = (from: string, to: Address.Address, payload: Payload, replay = false) =>
     Effect.suspend(() => {
       const max = replay && faults.maxReplayDelay > 0 ? faults.maxReplayDelay : faults.maxDelay
       const span = max - faults.minDelay
@@ -190,7 +201,7 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
       ).pipe(Effect.asVoid)
     })
 
-  const sendRaw = (from: string, to: Address.Address, payload: string | Uint8Array) =>
+  const sendRaw = (from: string, to: Address.Address, payload: Payload) =>
     Effect.suspend(() => {
       stats.sent++
       if (oversized(payload)) {
@@ -219,7 +230,9 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
 
   const transport = Transport.of({
     maxMessageBytes,
-    send: (to, envelope) => sendRaw(envelope.from, to, Codec.encode(envelope)),
+    send: encode
+      ? (to, envelope) => sendRaw(envelope.from, to, Codec.encode(envelope))
+      : (to, envelope) => sendRaw(envelope.from, to, envelope),
     listen: (address) =>
       Effect.acquireRelease(
         Effect.gen(function* () {

@@ -1,10 +1,11 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Clock, Effect, Layer, Queue, Random } from "effect"
 import { TestClock } from "effect/testing"
-import { type Address, Command, InMemoryBus, Message, Transport } from "@synod/core"
+import { Address, Command, InMemoryBus, Message, Transport } from "@synod/core"
 import { transportContract } from "@synod/testing/TransportContract"
 
 transportContract("in-memory bus", InMemoryBus.layer())
+transportContract("in-memory bus without the codec", InMemoryBus.layer({ encode: false }), "tcn")
 transportContract("in-memory bus with delays", InMemoryBus.layer({ faults: { minDelay: 1, maxDelay: 3 } }), "tcd")
 
 const env = (from: string, to: string, seq: number) =>
@@ -210,5 +211,28 @@ describe("InMemoryBus faults", () => {
       assert.deepStrictEqual(one, two)
       assert.notDeepEqual(one, three)
     })
+  )
+})
+
+describe("InMemoryBus with encode: false", () => {
+  it.effect("hands the envelope itself to every listener, and keeps its faults", () =>
+    Effect.gen(function* () {
+      const t = yield* Transport.Transport
+      const bus = yield* InMemoryBus.InMemoryBus
+      const inbox = yield* t.listen(Address.replica("r1"))
+      const sent = new Message.Envelope({
+        from: Address.client("c1"),
+        to: Address.replica("r1"),
+        message: new Message.Request({
+          command: new Command.Command({ client: "c1", seq: 1, acked: 0, op: { k: "v" } })
+        })
+      })
+      yield* t.send(Address.replica("r1"), sent)
+      assert.strictEqual(yield* Queue.take(inbox), sent)
+      yield* bus.isolate("r1")
+      yield* t.send(Address.replica("r1"), sent)
+      assert.strictEqual((yield* bus.stats).dropped, 1)
+      assert.strictEqual(yield* Queue.size(inbox), 0)
+    }).pipe(Effect.scoped, Effect.provide(InMemoryBus.layer({ encode: false })))
   )
 })

@@ -53,7 +53,10 @@ export const transport = (
   name: string
 ): Layer.Layer<Transport.Transport, Transport.TransportError> => {
   const t = config.transport
-  return t.kind === "memory" ? InMemoryBus.layer() : natsTransport({ name: config.name, transport: t }, name)
+  // one process: envelopes are handed over as they are, no codec work
+  return t.kind === "memory"
+    ? InMemoryBus.layer({ encode: false })
+    : natsTransport({ name: config.name, transport: t }, name)
 }
 
 /** The transport; over NATS, once this process has claimed its node id on the cluster. */
