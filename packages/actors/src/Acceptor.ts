@@ -278,6 +278,8 @@ export const run = Effect.fn("Acceptor.run")(function* (id: string, config: Clus
     message: (from, message): Input => ({ from, message }),
     // the store drops what the watermark covers, accepts of this very batch included
     persist: (records) => store.append(mergeRecords(records)),
+    // the next batch is stepped while this one syncs; replies still wait for their records
+    persistPipelined: !bugs.replyBeforeDurable,
     persistAfterSend: bugs.replyBeforeDurable,
     observe: (events) =>
       Effect.sync(() => {

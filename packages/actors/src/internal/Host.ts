@@ -116,6 +116,16 @@ export interface Options<Inbound extends Message.Message, In, Rec, Spec, Ev> {
    * the write is durable. Implies `persistAfterSend`.
    */
   readonly persistInBackground?: boolean
+  /**
+   * Pipelined persistence, for a role without children (the acceptor): the loop hands each
+   * batch's records, events and messages to a writer fiber and goes on stepping the next
+   * inputs while they are made durable. The writer takes every batch waiting, makes their
+   * records durable in one `persist` (group commit across turns), then observes their
+   * events and sends their messages, in order: nothing leaves before the records of its
+   * own batch and of every batch before it are durable, as without pipelining. At most
+   * `pipelineDepth` batches wait; the loop waits beyond that.
+   */
+  readonly persistPipelined?: boolean
   /** The input fed to the core once a batch's records are durable (a storage completion). */
   readonly persisted?: (records: ReadonlyArray<Rec>) => In
   /** Runs a child the core started; its result is fed back to the core. */
@@ -125,6 +135,9 @@ export interface Options<Inbound extends Message.Message, In, Rec, Spec, Ev> {
   /** After each batch (gauges that follow the core's state). */
   readonly afterBatch?: Effect.Effect<void>
 }
+
+/** Batches a pipelining role may have waiting for its writer before its loop waits too. */
+const pipelineDepth = 64
 
 /** Runs the core until the scope closes. */
 export const run = <Inbound extends Message.Message, In, Rec, Spec, Ev>(
@@ -189,8 +202,42 @@ export const run = <Inbound extends Message.Message, In, Rec, Spec, Ev>(
       )
     }
 
+    /** Pipelined persistence: batches the loop stepped, waiting for the writer. */
+    type Job = {
+      readonly persist: ReadonlyArray<Rec>
+      readonly events: ReadonlyArray<Ev>
+      readonly send: ReadonlyArray<{ readonly to: Address.Address; readonly message: Message.Message }>
+    }
+    const jobs = yield* Queue.bounded<Job>(pipelineDepth)
+    if (options.persistPipelined) {
+      const save = options.persist
+      if (save === undefined) return yield* Effect.die(new Error(`${self}: nothing to persist with`))
+      if (options.child !== undefined) return yield* Effect.die(new Error(`${self}: pipelining is for roles without children`))
+      yield* Effect.forkScoped(
+        Effect.forever(
+          Effect.gen(function* () {
+            const batch = yield* Queue.takeAll(jobs)
+            const records = batch.flatMap((job) => job.persist)
+            if (records.length > 0) yield* Effect.orDie(save(records))
+            const events = batch.flatMap((job) => job.events)
+            if (events.length > 0 && options.observe !== undefined) yield* options.observe(events)
+            for (const job of batch)
+              for (const { to, message } of job.send)
+                yield* transport.send(to, new Message.Envelope({ from: self, to, message }))
+          })
+        )
+      )
+    }
+
     const flush = Effect.fnUntraced(function* () {
       const ready = core.out.drain()
+      if (options.persistPipelined) {
+        if (ready.persist.length > 0 || ready.events.length > 0 || ready.send.length > 0) {
+          yield* Queue.offer(jobs, { persist: ready.persist, events: ready.events, send: ready.send })
+        }
+        if (options.afterBatch !== undefined) yield* options.afterBatch
+        return
+      }
       const persist = Effect.suspend(() => {
         if (ready.persist.length === 0) return Effect.void
         if (options.persistInBackground) {
