@@ -58,9 +58,11 @@ interface SchemaClass {
  * equality and hashing, and the class-type-id getter `Schema.is` looks for all live on
  * the prototype, and none of these classes declares instance fields. So an object with
  * the class's prototype and the same own fields, in the same order, is indistinguishable
- * from `new Class(fields)` (a test checks it), and safe because every field was checked
- * above by the same rules the schema states. `fields` never holds `__proto__`: its keys
- * are the schema's field names, written out here.
+ * from `new Class(fields)` (test/WireDecode.test.ts compares prototypes, own keys and
+ * their order, `toString`, `Equal`, `Hash` and `Schema.is`; a class that grew an instance
+ * field would fail it), and safe because every field was checked here by the rules the
+ * schema states. `fields` never holds `__proto__`: its keys are the schema's field
+ * names, written out below.
  */
 const trusted = <C extends SchemaClass>(Class: C, fields: Schema.Struct.Type<C["fields"]>): C["prototype"] =>
   Object.assign(Object.create(Class.prototype), fields)
