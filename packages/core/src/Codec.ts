@@ -1,12 +1,15 @@
 /**
  * The one wire codec every transport uses: envelopes to JSON text and back, derived from
  * the message schemas. `Schema.toCodecJson` makes every field JSON-safe (STYLE.md §1.6).
- * Decoding never throws: bad bytes, bad JSON and wrong shapes become a `DecodeError`
- * carrying the reason.
+ * The hot paths are hand-written (`JSON.stringify` out, `internal/WireDecode.ts` in) and
+ * held by property tests to the schema codec they replace, which stays here as the
+ * reference (`encodeWithSchema`, `decodeWithSchema`). Decoding never throws: bad bytes,
+ * bad JSON and wrong shapes become a `DecodeError` carrying the reason.
  *
  * @since 0.1.0
  */
 import { Effect, Result, Schema, SchemaIssue } from "effect"
+import * as WireDecode from "./internal/WireDecode.ts"
 import { Envelope } from "./Message.ts"
 
 export class DecodeError extends Schema.TaggedError<DecodeError>()("DecodeError", {
@@ -46,21 +49,78 @@ export const encode = (envelope: Envelope): string => {
 
 export const encodeBytes = (envelope: Envelope): Uint8Array => utf8Encoder.encode(encode(envelope))
 
-export const decode = (input: string | Uint8Array): Result.Result<Envelope, DecodeError> => {
-  let text: string
-  if (typeof input === "string") {
-    text = input
-  } else {
-    try {
-      text = utf8Decoder.decode(input)
-    } catch {
-      return Result.fail(new DecodeError({ reason: "payload is not valid UTF-8" }))
-    }
+/** The payload as text, or why it is not UTF-8. */
+const toText = (input: string | Uint8Array): string | DecodeError => {
+  if (typeof input === "string") return input
+  try {
+    return utf8Decoder.decode(input)
+  } catch {
+    return new DecodeError({ reason: "payload is not valid UTF-8" })
   }
+}
+
+/** The payload's JSON value, or why it is not JSON. */
+const parse = (text: string): { readonly value: unknown } | DecodeError => {
+  try {
+    return { value: JSON.parse(text) }
+  } catch (e) {
+    return new DecodeError({ reason: `payload is not JSON: ${e instanceof Error ? e.message : String(e)}` })
+  }
+}
+
+/** One parsed envelope, through the hand-written decoder. */
+const decodeValue = (value: unknown): Result.Result<Envelope, DecodeError> => {
+  const decoded = WireDecode.decode(value)
+  return decoded instanceof WireDecode.Invalid
+    ? Result.fail(new DecodeError({ reason: decoded.reason }))
+    : Result.succeed(decoded)
+}
+
+/**
+ * Decodes one envelope from JSON text or its UTF-8 bytes, validating every field as the
+ * message schemas state (`internal/WireDecode.ts`: it accepts exactly what
+ * `decodeWithSchema` accepts, a property test holds them to it) and building the message
+ * classes without running their schemas a second time.
+ */
+export const decode = (input: string | Uint8Array): Result.Result<Envelope, DecodeError> => {
+  const text = toText(input)
+  if (typeof text !== "string") return Result.fail(text)
+  const parsed = parse(text)
+  return parsed instanceof DecodeError ? Result.fail(parsed) : decodeValue(parsed.value)
+}
+
+/** Decodes through the schemas: the reference `decode` must agree with. */
+export const decodeWithSchema = (input: string | Uint8Array): Result.Result<Envelope, DecodeError> => {
+  const text = toText(input)
+  if (typeof text !== "string") return Result.fail(text)
   return Result.mapError(decodeWire(text), (e) => new DecodeError({ reason: formatter(e.issue) }))
 }
 
-const decodeValue = Schema.decodeUnknownResult(Schema.toCodecJson(Envelope))
+const decodeValueWithSchema = Schema.decodeUnknownResult(Schema.toCodecJson(Envelope))
+
+const openBracket = 0x5b // "["
+
+const decodeManyWith =
+  (
+    decodeOne: (input: string) => Result.Result<Envelope, DecodeError>,
+    decodeItem: (value: unknown) => Result.Result<Envelope, DecodeError>
+  ) =>
+  (input: string | Uint8Array): Result.Result<ReadonlyArray<Result.Result<Envelope, DecodeError>>, DecodeError> => {
+    // one envelope: not an array (checked on the first byte, before any UTF-8 decoding)
+    if (typeof input !== "string" && (input.length === 0 || input[0] !== openBracket)) {
+      const text = toText(input)
+      if (typeof text !== "string") return Result.fail(text)
+      return Result.map(decodeOne(text), (e) => [Result.succeed(e)])
+    }
+    const text = toText(input)
+    if (typeof text !== "string") return Result.fail(text)
+    if (!text.startsWith("[")) return Result.map(decodeOne(text), (e) => [Result.succeed(e)])
+    const parsed = parse(text)
+    if (parsed instanceof DecodeError) return Result.fail(parsed)
+    if (!Array.isArray(parsed.value))
+      return Result.fail(new DecodeError({ reason: "expected an envelope or an array of them" }))
+    return Result.succeed(parsed.value.map(decodeItem))
+  }
 
 /**
  * Decodes a payload that holds one envelope or a JSON array of them (a transport that
@@ -68,35 +128,20 @@ const decodeValue = Schema.decodeUnknownResult(Schema.toCodecJson(Envelope))
  * not JSON or neither shape; each element of an array succeeds or fails on its own, so
  * one bad envelope does not hide the others.
  */
-export const decodeMany = (
+export const decodeMany: (
   input: string | Uint8Array
-): Result.Result<ReadonlyArray<Result.Result<Envelope, DecodeError>>, DecodeError> => {
-  let text: string
-  if (typeof input === "string") {
-    text = input
-  } else {
-    if (input.length === 0 || input[0] !== 0x5b /* [ */) return Result.map(decode(input), (e) => [Result.succeed(e)])
-    try {
-      text = utf8Decoder.decode(input)
-    } catch {
-      return Result.fail(new DecodeError({ reason: "payload is not valid UTF-8" }))
-    }
-  }
-  if (!text.startsWith("[")) return Result.map(decode(text), (e) => [Result.succeed(e)])
-  let parsed: unknown
-  try {
-    parsed = JSON.parse(text)
-  } catch (e) {
-    return Result.fail(
-      new DecodeError({ reason: `payload is not JSON: ${e instanceof Error ? e.message : String(e)}` })
-    )
-  }
-  if (!Array.isArray(parsed))
-    return Result.fail(new DecodeError({ reason: "expected an envelope or an array of them" }))
-  return Result.succeed(
-    parsed.map((value) => Result.mapError(decodeValue(value), (e) => new DecodeError({ reason: formatter(e.issue) })))
-  )
-}
+) => Result.Result<ReadonlyArray<Result.Result<Envelope, DecodeError>>, DecodeError> = decodeManyWith(
+  decode,
+  decodeValue
+)
+
+/** `decodeMany` through the schemas: the reference `decodeMany` must agree with. */
+export const decodeManyWithSchema: (
+  input: string | Uint8Array
+) => Result.Result<ReadonlyArray<Result.Result<Envelope, DecodeError>>, DecodeError> = decodeManyWith(
+  decodeWithSchema,
+  (value) => Result.mapError(decodeValueWithSchema(value), (e) => new DecodeError({ reason: formatter(e.issue) }))
+)
 
 export const decodeEffect = (input: string | Uint8Array): Effect.Effect<Envelope, DecodeError> =>
   Effect.fromResult(decode(input))

@@ -1,0 +1,433 @@
+/**
+ * The hand-written wire decoder: checks a parsed JSON value against the envelope schemas
+ * field by field and builds the message classes directly, several times faster than
+ * walking the schemas (`Codec.decodeWithSchema`, the reference it must agree with; a
+ * property test holds the two to the same answers, on valid envelopes and on mutated ones).
+ *
+ * It accepts exactly what the schemas accept, as `Schema.toCodecJson(Envelope)` decodes
+ * with the default options:
+ * - integers are safe integers (`Schema.Int`) with the field's lower bound, never strings;
+ * - addresses match `Address`'s pattern; strings and booleans are the JSON types;
+ * - an optional key may be absent, but when present it must hold a valid value (JSON has
+ *   no `undefined`, so "present" and "not undefined" are the same here);
+ * - keys the schema does not name are ignored and left out of the result;
+ * - `Schema.Json` values (a command's `op`, a response's `result`) are kept as parsed, and
+ *   rejected if they hold a non-finite number (`1e999` parses to `Infinity`);
+ * - `_tag`s pick the message, slot value or nothing: an unknown or missing tag is an error.
+ *
+ * The input is what `JSON.parse` returns: plain objects, arrays, strings, numbers,
+ * booleans, null. Because no field the schemas name is a property of `Object.prototype`,
+ * reading `o.key` finds exactly the keys the schema parser finds with `key in o`.
+ *
+ * @internal
+ */
+import type { Schema } from "effect"
+import { Ballot } from "../Ballot.ts"
+import { Batch, Command, Noop, PValue, type SlotValue } from "../Command.ts"
+import {
+  Decision,
+  Envelope,
+  Heartbeat,
+  type Message,
+  P1a,
+  P1b,
+  P2a,
+  P2b,
+  Progress,
+  Propose,
+  Request,
+  Response,
+  StateChunk,
+  StateRequest,
+  type TransferId
+} from "../Message.ts"
+
+type Obj = { readonly [key: string]: unknown }
+
+/** A class built by `Schema.Class` / `Schema.TaggedClass`: its prototype and its fields. */
+interface SchemaClass {
+  readonly prototype: object
+  readonly fields: Schema.Struct.Fields
+}
+
+/**
+ * Builds an instance of a schema class from fields already validated, without running the
+ * constructor's schema pass — what the schema decoder itself does (`makeClassTrusted`,
+ * internal to effect). The constructor of `Schema.Class` ends in `Data.Class`'s, which
+ * only copies the fields onto the instance (`Object.assign`); methods (`toString`),
+ * equality and hashing, and the class-type-id getter `Schema.is` looks for all live on
+ * the prototype, and none of these classes declares instance fields. So an object with
+ * the class's prototype and the same own fields, in the same order, is indistinguishable
+ * from `new Class(fields)` (test/WireDecode.test.ts compares prototypes, own keys and
+ * their order, `toString`, `Equal`, `Hash` and `Schema.is`; a class that grew an instance
+ * field would fail it), and safe because every field was checked here by the rules the
+ * schema states. `fields` never holds `__proto__`: its keys are the schema's field
+ * names, written out below.
+ */
+const trusted = <C extends SchemaClass>(Class: C, fields: Schema.Struct.Type<C["fields"]>): C["prototype"] =>
+  Object.assign(Object.create(Class.prototype), fields)
+
+// ---------------------------------------------------------------------------------------
+// Failures: the path from the envelope down to the bad value, and what is wrong with it
+// ---------------------------------------------------------------------------------------
+
+/** Thrown on the first bad value and caught by `decode`; decoding is synchronous. */
+export class Invalid {
+  readonly reason: string
+  constructor(reason: string) {
+    this.reason = reason
+  }
+}
+
+/** The keys from the envelope down to the object being checked. Reset by `decode`. */
+const path: Array<string | number> = []
+
+const formatPath = (): string => {
+  let out = ""
+  for (const key of path) out += typeof key === "number" ? `[${key}]` : out === "" ? key : `.${key}`
+  return out === "" ? "envelope" : out
+}
+
+const show = (value: unknown): string => {
+  if (value === null) return "null"
+  if (Array.isArray(value)) return "an array"
+  switch (typeof value) {
+    case "object":
+      return "an object"
+    case "string":
+      return value.length > 40 ? `${JSON.stringify(value.slice(0, 40))}…` : JSON.stringify(value)
+    default:
+      return String(value)
+  }
+}
+
+/** Fails at `key` of the current object (or at the current object itself). */
+const invalid = (key: string | number | undefined, expected: string, actual: unknown): never => {
+  if (key !== undefined) path.push(key)
+  throw new Invalid(
+    actual === undefined
+      ? `${formatPath()}: missing, expected ${expected}`
+      : `${formatPath()}: expected ${expected}, got ${show(actual)}`
+  )
+}
+
+// ---------------------------------------------------------------------------------------
+// Leaves
+// ---------------------------------------------------------------------------------------
+
+const isObject = (u: unknown): u is Obj => typeof u === "object" && u !== null && !Array.isArray(u)
+
+const object = (o: Obj, key: string): Obj => {
+  const v = o[key]
+  return isObject(v) ? v : invalid(key, "an object", v)
+}
+
+const array = (o: Obj, key: string): ReadonlyArray<unknown> => {
+  const v = o[key]
+  return Array.isArray(v) ? v : invalid(key, "an array", v)
+}
+
+const string = (o: Obj, key: string): string => {
+  const v = o[key]
+  return typeof v === "string" ? v : invalid(key, "a string", v)
+}
+
+const boolean = (o: Obj, key: string): boolean => {
+  const v = o[key]
+  return typeof v === "boolean" ? v : invalid(key, "a boolean", v)
+}
+
+/** `Schema.Int` (a safe integer) checked `>= 0`. */
+const natural = (o: Obj, key: string | number): number => {
+  const v = o[key]
+  return typeof v === "number" && Number.isSafeInteger(v) && v >= 0 ? v : invalid(key, "an integer >= 0", v)
+}
+
+/** `Schema.Int` checked `>= 1`: slots, seqs, counts. */
+const positive = (o: Obj, key: string): number => {
+  const v = o[key]
+  return typeof v === "number" && Number.isSafeInteger(v) && v >= 1 ? v : invalid(key, "an integer >= 1", v)
+}
+
+/** An optional slot: absent, or an integer >= 1. */
+const optionalPositive = (o: Obj, key: string): number | undefined =>
+  o[key] === undefined ? undefined : positive(o, key)
+
+/** `Address`'s pattern, the same expression. */
+const addressPattern = /^(replica|leader|acceptor|learner|client)\/[A-Za-z0-9_-]{1,64}$/
+
+const address = (o: Obj, key: string): string => {
+  const v = o[key]
+  return typeof v === "string" && addressPattern.test(v)
+    ? v
+    : invalid(key, "an address (role/id, role one of replica, leader, acceptor, learner, client)", v)
+}
+
+/**
+ * `Schema.Json`: a tree of null, strings, booleans, finite numbers, arrays and plain
+ * objects. Walked with a stack rather than recursion, so a deeply nested value is an
+ * answer, not a stack overflow. The value is kept as parsed, as the schema keeps it.
+ */
+const isJson = (root: unknown): boolean => {
+  const stack: Array<unknown> = [root]
+  while (stack.length > 0) {
+    const u = stack.pop()
+    switch (typeof u) {
+      case "string":
+      case "boolean":
+        break
+      case "number":
+        if (!Number.isFinite(u)) return false
+        break
+      case "object":
+        if (u === null) break
+        if (Array.isArray(u)) {
+          for (let i = 0; i < u.length; i++) stack.push(u[i])
+        } else {
+          const proto = Object.getPrototypeOf(u)
+          if (proto !== null && proto !== Object.prototype && Object.getPrototypeOf(proto) !== null) return false
+          const o = u as Obj
+          for (const key of Object.keys(o)) stack.push(o[key])
+        }
+        break
+      default:
+        return false
+    }
+  }
+  return true
+}
+
+const json = (o: Obj, key: string): Schema.Json => {
+  const v = o[key]
+  return v !== undefined && isJson(v) ? (v as Schema.Json) : invalid(key, "a JSON value (numbers finite)", v)
+}
+
+// ---------------------------------------------------------------------------------------
+// Values
+// ---------------------------------------------------------------------------------------
+
+const ballot = (o: Obj, key: string): Ballot => {
+  const b = object(o, key)
+  path.push(key)
+  const out = trusted(Ballot, { round: natural(b, "round"), leader: string(b, "leader") })
+  path.pop()
+  return out
+}
+
+const command = (c: Obj): Command =>
+  trusted(Command, {
+    client: string(c, "client"),
+    seq: positive(c, "seq"),
+    acked: natural(c, "acked"),
+    op: json(c, "op")
+  })
+
+/** A `Command` at `key` (a Request's). */
+const commandAt = (o: Obj, key: string): Command => {
+  const c = object(o, key)
+  path.push(key)
+  const out = command(c)
+  path.pop()
+  return out
+}
+
+const commands = (o: Obj, key: string): ReadonlyArray<Command> => {
+  const items = array(o, key)
+  path.push(key)
+  const out = new Array<Command>(items.length)
+  for (let i = 0; i < items.length; i++) {
+    const c = items[i]
+    if (!isObject(c)) invalid(i, "a command (an object)", c)
+    path.push(i)
+    out[i] = command(c as Obj)
+    path.pop()
+  }
+  path.pop()
+  return out
+}
+
+const slotValue = (o: Obj, key: string): SlotValue => {
+  const v = object(o, key)
+  path.push(key)
+  let out: SlotValue
+  switch (v._tag) {
+    case "Batch":
+      out = trusted(Batch, { _tag: "Batch", commands: commands(v, "commands") })
+      break
+    case "Noop":
+      out = trusted(Noop, { _tag: "Noop" })
+      break
+    default:
+      return invalid("_tag", `"Batch" or "Noop"`, v._tag)
+  }
+  path.pop()
+  return out
+}
+
+const pvalues = (o: Obj, key: string): ReadonlyArray<PValue> => {
+  const items = array(o, key)
+  path.push(key)
+  const out = new Array<PValue>(items.length)
+  for (let i = 0; i < items.length; i++) {
+    const p = items[i]
+    if (!isObject(p)) invalid(i, "a pvalue (an object)", p)
+    path.push(i)
+    out[i] = trusted(PValue, {
+      ballot: ballot(p as Obj, "ballot"),
+      slot: positive(p as Obj, "slot"),
+      value: slotValue(p as Obj, "value")
+    })
+    path.pop()
+  }
+  path.pop()
+  return out
+}
+
+const transferId = (o: Obj, key: string): TransferId => {
+  const t = object(o, key)
+  path.push(key)
+  const out = { slotOut: positive(t, "slotOut"), checksum: natural(t, "checksum") }
+  path.pop()
+  return out
+}
+
+const naturals = (o: Obj, key: string): ReadonlyArray<number> => {
+  const items = array(o, key)
+  path.push(key)
+  const out = new Array<number>(items.length)
+  for (let i = 0; i < items.length; i++) out[i] = natural(items as unknown as Obj, i)
+  path.pop()
+  return out
+}
+
+// ---------------------------------------------------------------------------------------
+// Messages, fields in the order the schemas declare them (which is the order of the keys
+// of the instance, so `toString` and the encoder see what a decoded message always had)
+// ---------------------------------------------------------------------------------------
+
+const message = (m: Obj): Message => {
+  switch (m._tag) {
+    case "P1a": {
+      const ballot_ = ballot(m, "ballot")
+      const from = optionalPositive(m, "from")
+      return trusted(
+        P1a,
+        from === undefined ? { _tag: "P1a", ballot: ballot_ } : { _tag: "P1a", ballot: ballot_, from }
+      )
+    }
+    case "P1b": {
+      const ballot_ = ballot(m, "ballot")
+      const request = ballot(m, "request")
+      const accepted = pvalues(m, "accepted")
+      const watermark = optionalPositive(m, "watermark")
+      const from = optionalPositive(m, "from")
+      const next = optionalPositive(m, "next")
+      return trusted(P1b, {
+        _tag: "P1b",
+        ballot: ballot_,
+        request,
+        accepted,
+        ...(watermark === undefined ? undefined : { watermark }),
+        ...(from === undefined ? undefined : { from }),
+        ...(next === undefined ? undefined : { next })
+      })
+    }
+    case "P2a":
+      return trusted(P2a, {
+        _tag: "P2a",
+        ballot: ballot(m, "ballot"),
+        slot: positive(m, "slot"),
+        value: slotValue(m, "value")
+      })
+    case "P2b": {
+      const ballot_ = ballot(m, "ballot")
+      const request = ballot(m, "request")
+      const slot = positive(m, "slot")
+      const watermark = optionalPositive(m, "watermark")
+      return trusted(
+        P2b,
+        watermark === undefined
+          ? { _tag: "P2b", ballot: ballot_, request, slot }
+          : { _tag: "P2b", ballot: ballot_, request, slot, watermark }
+      )
+    }
+    case "Propose":
+      return trusted(Propose, { _tag: "Propose", slot: positive(m, "slot"), value: slotValue(m, "value") })
+    case "Decision":
+      return trusted(Decision, {
+        _tag: "Decision",
+        slot: positive(m, "slot"),
+        value: slotValue(m, "value"),
+        ballot: ballot(m, "ballot")
+      })
+    case "Request":
+      return trusted(Request, { _tag: "Request", command: commandAt(m, "command") })
+    case "Response": {
+      const seq = positive(m, "seq")
+      const result = json(m, "result")
+      const error = m.error === undefined ? undefined : string(m, "error")
+      const slot = positive(m, "slot")
+      return trusted(
+        Response,
+        error === undefined ? { _tag: "Response", seq, result, slot } : { _tag: "Response", seq, result, error, slot }
+      )
+    }
+    case "Heartbeat":
+      return trusted(Heartbeat, {
+        _tag: "Heartbeat",
+        ballot: ballot(m, "ballot"),
+        active: boolean(m, "active"),
+        decided: natural(m, "decided"),
+        slot: natural(m, "slot"),
+        watermark: positive(m, "watermark")
+      })
+    case "Progress":
+      return trusted(Progress, { _tag: "Progress", slotOut: positive(m, "slotOut") })
+    case "StateRequest": {
+      const slotOut = positive(m, "slotOut")
+      const transfer = m.transfer === undefined ? undefined : transferId(m, "transfer")
+      const chunks = naturals(m, "chunks")
+      return trusted(
+        StateRequest,
+        transfer === undefined
+          ? { _tag: "StateRequest", slotOut, chunks }
+          : { _tag: "StateRequest", slotOut, transfer, chunks }
+      )
+    }
+    case "StateChunk":
+      return trusted(StateChunk, {
+        _tag: "StateChunk",
+        transfer: transferId(m, "transfer"),
+        index: natural(m, "index"),
+        count: positive(m, "count"),
+        data: string(m, "data")
+      })
+    default:
+      return invalid("_tag", "a message tag", m._tag)
+  }
+}
+
+const envelope = (u: unknown): Envelope => {
+  if (!isObject(u)) return invalid(undefined, "an envelope (an object)", u)
+  const from = address(u, "from")
+  const to = address(u, "to")
+  const m = object(u, "message")
+  path.push("message")
+  const out = trusted(Envelope, { from, to, message: message(m) })
+  path.pop()
+  return out
+}
+
+/**
+ * Decodes one parsed envelope: the envelope, or the reason it is not one (the path to
+ * the first bad value and what is wrong with it).
+ */
+export const decode = (value: unknown): Envelope | Invalid => {
+  path.length = 0
+  try {
+    return envelope(value)
+  } catch (e) {
+    if (e instanceof Invalid) return e
+    throw e
+  }
+}
