@@ -100,9 +100,10 @@ export const backend = (config: HostConfig.HostConfig) =>
       const t = config.transport
       if (t.kind !== "nats") return yield* Effect.die(new Error("synod serve needs a NATS transport"))
       // The host keeps its connection to itself; the API's client gets its own. Its id is
-      // new at every start: a restarted process must not reuse sequence numbers.
+      // new at every start: a restarted process must not reuse sequence numbers. It is in the
+      // node's scope (`<node>.http-…`), so the node's NATS user may read its responses.
       const context = yield* Layer.build(Host.natsTransport({ name: config.name, transport: t }, `${config.node}-http`))
-      const id = `${config.node}-http-${(yield* Random.nextIntBetween(0, 2 ** 48)).toString(36)}`
+      const id = `${config.node}.http-${(yield* Random.nextIntBetween(0, 2 ** 48)).toString(36)}`
       const client = yield* Client.make(Kv.machine, config.cluster, { id }).pipe(Effect.provideContext(context))
       return Backend.of({
         cluster: config.name,

@@ -1,7 +1,7 @@
 /**
  * A cluster on a NATS server with per-role users and subject permissions: the servers do
- * their job; a client user may publish only to replica subjects and subscribe only to
- * its own address; its attempt to publish to an acceptor is refused and changes nothing.
+ * their job; a client user may publish only requests of its scope and subscribe only to
+ * its own responses; its attempt to publish to an acceptor is refused and changes nothing.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Client, Server } from "@synod/actors"
@@ -15,21 +15,16 @@ const cluster = "perm"
 const config = ClusterConfig.servers(3, { timeouts: { retransmitMs: 50, heartbeatMs: 50, leaderTimeoutMs: 300 } })
 const list = (subjects: ReadonlyArray<string>) => `[${subjects.map((s) => JSON.stringify(s)).join(", ")}]`
 
+const user = (name: string, p: Subjects.Permissions) =>
+  `    { user: "${name}", password: "${name}-pass", permissions: {
+        publish: ${list(p.publish)}, subscribe: ${list(p.subscribe)} } }`
+
 // one user per server node, allowed to publish in the cluster and subscribe to its own
-// roles; the client user may publish to replicas only and subscribe to its own address
+// subjects; the client user may publish requests of its scope and read its own responses
 const permissions = `
 authorization {
   users = [
-${config.replicas
-  .map(
-    (id) => `    { user: "${id}", password: "${id}-pass", permissions: {
-        publish: ${list([Subjects.wildcard(cluster)])},
-        subscribe: ${list([Subjects.wildcard(cluster, { id })])} } }`
-  )
-  .join(",\n")},
-    { user: "app", password: "app-pass", permissions: {
-        publish: ${list([Subjects.wildcard(cluster, { role: "replica" })])},
-        subscribe: ${list([Subjects.wildcard(cluster, { role: "client", id: "app" })])} } }
+${[...config.replicas.map((id) => user(id, Subjects.serverPermissions(cluster, id))), user("app", Subjects.clientPermissions(cluster, "app"))].join(",\n")}
   ]
 }
 `
@@ -61,7 +56,7 @@ describe("a cluster on a NATS server with per-role permissions", () => {
           })
         )
         const appCtx = yield* connect(nats.url, "app")
-        const client = yield* Client.make(Kv.machine, config, { id: "app" }).pipe(Effect.provideContext(appCtx))
+        const client = yield* Client.make(Kv.machine, config, { scope: "app" }).pipe(Effect.provideContext(appCtx))
         for (let n = 1; n <= 10; n++) yield* client.submit({ _tag: "Put", key: "k", value: `${n}` })
 
         // the app user forges a phase-2 message with a huge ballot for every acceptor

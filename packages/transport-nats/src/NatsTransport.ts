@@ -13,6 +13,11 @@
  *   cannot deliver (oversized, undecodable, mailbox full, a subscription error) a fiber per
  *   listener counts and logs with the subject and the reason; the listener keeps going.
  *   The subscription ends with the listener's scope.
+ * - Subjects are split by trust (`Subjects`, issue 14): a client's `Request` to a replica
+ *   goes to the replica's request subject, everything else to the receiver's own subject,
+ *   and a replica listens on both. Each subscription delivers only what belongs on it
+ *   (`Subjects.refusal`); anything else is refused: counted (`refused`) and logged with
+ *   the subject and why.
  * - `listen` returns once the server has seen the subscription (one round trip), so a
  *   message sent after it returns is delivered; a subscription the server refuses (no
  *   permission) fails `listen` with a `TransportError`. When NATS is unreachable `listen`
@@ -133,7 +138,8 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
 
   const send = (to: Address.Address, envelope: Message.Envelope): Effect.Effect<void> =>
     Effect.withFiber((fiber) => {
-      const subject = Subjects.subject(cluster, to)
+      // trust split (issue 14): a Request to a replica goes to its request subject
+      const subject = Subjects.sendSubject(cluster, to, envelope.message)
       if (Option.isNone(subject)) return dropSend("not an address", to)
       if (!isConnectedUnsafe()) return dropSend("NATS unreachable", to)
       if (!withTrace) {
@@ -162,6 +168,8 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
     | { readonly _tag: "Ended"; readonly error: Error }
     | { readonly _tag: "Oversized"; readonly subject: string; readonly size: number }
     | { readonly _tag: "Undecodable"; readonly subject: string; readonly reason: string }
+    /** Decoded, but not what its subject may carry (`Subjects.refusal`). */
+    | { readonly _tag: "Refused"; readonly subject: string; readonly reason: string }
     /** The mailbox was full: `overflow.count` says how many were dropped since the last report. */
     | { readonly _tag: "Overflow" }
 
@@ -187,6 +195,10 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
               yield* stats.count("decodeErrors")
               yield* Effect.logWarning("dropping an undecodable message", { subject: p.subject, reason: p.reason })
               break
+            case "Refused":
+              yield* stats.count("refused")
+              yield* Effect.logWarning("refusing a message", { subject: p.subject, reason: p.reason })
+              break
             case "Overflow":
               break
           }
@@ -202,13 +214,16 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
 
   const listen = (address: Address.Address) =>
     Effect.gen(function* () {
-      const found = Subjects.subject(cluster, address)
+      // trust split (issue 14): the listener's own subject, and a replica's request subject
+      const found = Subjects.listenSubjects(cluster, address)
       if (Option.isNone(found)) {
         return yield* new Transport.TransportError({
           reason: `cannot listen on ${JSON.stringify(address)}: not an address`
         })
       }
-      const subject = found.value
+      const [own, ...others] = found.value
+      const subject = own!.subject
+      const ownChannel = own!.channel
       const mailbox = yield* Queue.bounded<Message.Envelope>(capacity)
       const problems = yield* Queue.dropping<Problem>(capacity)
       yield* Effect.addFinalizer(() => Effect.andThen(Queue.shutdown(problems), Queue.shutdown(mailbox)))
@@ -237,9 +252,16 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
           return
         }
         const trace = msg.headers?.get(Trace.header)
+        // trust split (issue 14): a message on another subject of this listener is a request
+        const channel = msg.subject === subject ? ownChannel : "request"
         for (const item of decoded.success) {
           if (Result.isFailure(item)) {
             Queue.offerUnsafe(problems, { _tag: "Undecodable", subject: msg.subject, reason: item.failure.reason })
+            continue
+          }
+          const refusal = Subjects.refusal(channel, msg.subject, item.success.message)
+          if (refusal !== undefined) {
+            Queue.offerUnsafe(problems, { _tag: "Refused", subject: msg.subject, reason: refusal })
             continue
           }
           if (trace !== undefined) Trace.remember(item.success, trace)
@@ -255,6 +277,19 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
         }),
         (sub) => Effect.sync(() => sub.unsubscribe())
       )
+      for (const other of others) {
+        yield* Effect.acquireRelease(
+          Effect.try({
+            try: () => client.subscribe(other.subject, { callback: deliver }),
+            catch: (cause) =>
+              new Transport.TransportError({
+                reason: `cannot subscribe to ${other.subject}: ${errorMessage(cause)}`,
+                cause
+              })
+          }),
+          (sub) => Effect.sync(() => sub.unsubscribe())
+        )
+      }
       // one round trip: the server has the subscription, or has refused it, once the PONG is back
       yield* Effect.tryPromise(() => client.flush()).pipe(Effect.timeoutOption(subscribeTimeout), Effect.ignore)
       if (refused !== undefined) {
