@@ -4,7 +4,8 @@
  * - `synod up` — a 3-server cluster in this process with the HTTP API;
  * - `synod serve --config FILE` — one server of a cluster over NATS, with the HTTP API;
  * - `synod kv get|put|del|cas|list` — key-value operations against a running cluster;
- * - `synod status` — per server: leader and ballot, acceptor promise, slotOut and lag.
+ * - `synod status` — per server: leader and ballot, acceptor promise, slotOut and lag;
+ * - `synod nats-config` — a nats-server authorization block for a cluster (`NatsConfig`).
  *
  * Exit codes: 0 done; 1 the cluster said no (key not found, version conflict) or an
  * unexpected error; 2 wrong arguments or a bad config; 3 the outcome is unknown (the
@@ -13,7 +14,9 @@
  *
  * @since 0.1.0
  */
+import { randomBytes } from "node:crypto"
 import { Host, HostConfig } from "@synod/node"
+import { NatsConfig } from "@synod/transport-nats"
 import { Kv } from "@synod/kv"
 import { Config, Console, Effect, FileSystem, Layer, Logger, Option, Result, Schema } from "effect"
 import { Argument, CliError, Command, Flag } from "effect/cli"
@@ -429,10 +432,76 @@ const status = Command.make(
 )
 
 // ---------------------------------------------------------------------------------------
+// synod nats-config (issue 14: only servers speak the protocol)
+
+/** A fresh password: 144 random bits, base64url (no character the config must escape). */
+const newPassword = () => randomBytes(18).toString("base64url")
+
+const natsConfig = Command.make(
+  "nats-config",
+  {
+    config: Flag.String("config").pipe(
+      Flag.withDescription("A server config of the cluster: its name and every node id are taken from it"),
+      Flag.optional
+    ),
+    name: Flag.String("name").pipe(Flag.withDescription("Cluster name (instead of --config)"), Flag.optional),
+    servers: Flag.String("servers").pipe(
+      Flag.withDescription("Server node ids, comma-separated (instead of --config)"),
+      Flag.optional
+    ),
+    clients: Flag.String("clients").pipe(
+      Flag.withDescription("Client scopes, comma-separated: one NATS user each, for clients with ids <scope>.<name>"),
+      Flag.withDefault("")
+    )
+  },
+  Effect.fn(function* (flags) {
+    let cluster: string
+    let nodes: Array<string>
+    if (Option.isSome(flags.config)) {
+      const file = flags.config.value
+      const text = yield* FileSystem.FileSystem.pipe(
+        Effect.flatMap((fs) => fs.readFileString(file)),
+        Effect.catch((e) => fail(ExitCode.usage, `cannot read config ${file}: ${describe(e)}`))
+      )
+      const raw = yield* Effect.try({
+        try: () => JSON.parse(text) as unknown,
+        catch: (e) => new CliFailure({ message: `${file} is not JSON: ${describe(e)}`, exitCode: ExitCode.usage })
+      })
+      const decoded = HostConfig.decode(raw)
+      if (Result.isFailure(decoded)) return yield* fail(ExitCode.usage, `${file}: ${decoded.failure.message}`)
+      const c = decoded.success
+      cluster = Option.getOrElse(flags.name, () => c.name)
+      nodes = [...new Set([...c.cluster.acceptors, ...c.cluster.leaders, ...c.cluster.replicas, ...c.cluster.learners])]
+    } else {
+      if (Option.isNone(flags.name) || Option.isNone(flags.servers)) {
+        return yield* fail(ExitCode.usage, "nats-config: give --config FILE, or --name and --servers")
+      }
+      cluster = flags.name.value
+      nodes = splitUrls(flags.servers.value)
+    }
+    const rendered = NatsConfig.render({
+      cluster,
+      servers: nodes.map((user) => ({ user, password: newPassword() })),
+      clients: splitUrls(flags.clients).map((user) => ({ user, password: newPassword() }))
+    })
+    if (Result.isFailure(rendered)) return yield* fail(ExitCode.usage, `nats-config: ${rendered.failure}`)
+    yield* Console.log(rendered.success)
+  })
+).pipe(
+  Command.withDescription(
+    "Print a nats-server authorization block for a cluster: a user per server and per client scope, with fresh passwords; clients may only send requests and read their own responses"
+  ),
+  Command.withExamples([
+    { command: "synod nats-config --config s1.json --clients app > auth.conf", description: "From a server config" },
+    { command: "synod nats-config --name demo --servers s1,s2,s3 --clients app,web", description: "From flags" }
+  ])
+)
+
+// ---------------------------------------------------------------------------------------
 
 export const synod = Command.make("synod").pipe(
   Command.withDescription("synod: a replicated key-value and coordination service on Multi-Paxos"),
-  Command.withSubcommands([up, serve, kv.pipe(Command.withSubcommands([get, put, del, cas, list])), status])
+  Command.withSubcommands([up, serve, kv.pipe(Command.withSubcommands([get, put, del, cas, list])), status, natsConfig])
 )
 
 export const run = Command.run(synod, { version })
