@@ -28,6 +28,7 @@
 import { headers, type Msg } from "@nats-io/transport-node"
 import { type Address, Codec, Limits, type Message, Transport } from "@synod/core"
 import { Cause, type Duration, Effect, Layer, Option, Queue, Result } from "effect"
+import * as ClusterKey from "./ClusterKey.ts"
 import * as NatsConnection from "./NatsConnection.ts"
 import { NatsStats } from "./NatsStats.ts"
 import * as Subjects from "./Subjects.ts"
@@ -48,6 +49,13 @@ export interface TransportOptions {
   readonly subscribeTimeout?: Duration.Input
   /** Put a `synod-trace` header on every publish (default false: nothing reads it yet, and a header costs an allocation per message). */
   readonly traceHeader?: boolean
+  /**
+   * Authenticated envelopes (`ClusterKey`, issue 14): MAC every message sent, and drop a
+   * protocol message received without a valid one. Off by default.
+   */
+  readonly clusterKey?: ClusterKey.Keys
+  /** The sender id in MACs (default: the connection's name); one per connection. */
+  readonly sender?: string
 }
 
 export interface Options extends NatsConnection.Options, TransportOptions {}
@@ -68,7 +76,24 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
   const withTrace = options.traceHeader ?? false
   const { client, isConnectedUnsafe } = yield* NatsConnection.NatsConnection
   const serverMax = client.info?.max_payload ?? Limits.defaultMaxMessageBytes
-  const maxBytes = Math.min(options.maxMessageBytes ?? serverMax, serverMax)
+  // authenticated envelopes (issue 14): the MAC line takes room off every message
+  const keys = options.clusterKey
+  if (
+    keys !== undefined &&
+    !(ClusterKey.isKey(keys.current) && (keys.previous === undefined || ClusterKey.isKey(keys.previous)))
+  ) {
+    return yield* new Transport.TransportError({ reason: "a cluster key is 32 to 1024 characters" })
+  }
+  const sender = options.sender ?? "synod"
+  if (keys !== undefined && !ClusterKey.isSender(sender)) {
+    return yield* new Transport.TransportError({
+      reason: `sender id ${JSON.stringify(sender)}: 1-128 of [A-Za-z0-9_.-]`
+    })
+  }
+  const sealer = keys === undefined ? undefined : ClusterKey.sealer(keys, sender)
+  const opener = keys === undefined ? undefined : ClusterKey.opener(keys)
+  const maxBytes =
+    Math.min(options.maxMessageBytes ?? serverMax, serverMax) - (keys === undefined ? 0 : ClusterKey.overheadBytes)
   if (maxBytes < Limits.minMaxMessageBytes) {
     return yield* new Transport.TransportError({
       reason: `the NATS max_payload of ${maxBytes} bytes is below synod's minimum of ${Limits.minMaxMessageBytes}`
@@ -101,7 +126,7 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
   const publishNow = (subject: string, parts: ReadonlyArray<string>): void => {
     const data = parts.length === 1 ? parts[0]! : `[${parts.join(",")}]`
     try {
-      client.publish(subject, data)
+      client.publish(subject, sealer === undefined ? data : sealer.seal(subject, data))
       stats.countUnsafe("published", parts.length)
     } catch (cause) {
       stats.countUnsafe("publishErrors", parts.length)
@@ -150,7 +175,9 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
       try {
         const h = headers()
         h.set(Trace.header, Trace.outgoing(fiber, envelope, ++sendSeq))
-        client.publish(subject.value, Codec.encodeBytes(envelope), { headers: h })
+        const body =
+          sealer === undefined ? Codec.encodeBytes(envelope) : sealer.seal(subject.value, Codec.encode(envelope))
+        client.publish(subject.value, body, { headers: h })
       } catch (cause) {
         return dropSend(`publish refused: ${errorMessage(cause)}`, to)
       }
@@ -170,6 +197,8 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
     | { readonly _tag: "Undecodable"; readonly subject: string; readonly reason: string }
     /** Decoded, but not what its subject may carry (`Subjects.refusal`). */
     | { readonly _tag: "Refused"; readonly subject: string; readonly reason: string }
+    /** No valid MAC, or a replay (`ClusterKey`). */
+    | { readonly _tag: "Unauthenticated"; readonly subject: string; readonly refusal: ClusterKey.Refusal }
     /** The mailbox was full: `overflow.count` says how many were dropped since the last report. */
     | { readonly _tag: "Overflow" }
 
@@ -198,6 +227,13 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
             case "Refused":
               yield* stats.count("refused")
               yield* Effect.logWarning("refusing a message", { subject: p.subject, reason: p.reason })
+              break
+            case "Unauthenticated":
+              yield* stats.count(p.refusal.kind)
+              yield* Effect.logWarning(
+                p.refusal.kind === "replayed" ? "refusing a replayed message" : "refusing an unauthenticated message",
+                { subject: p.subject, reason: p.refusal.reason }
+              )
               break
             case "Overflow":
               break
@@ -241,12 +277,23 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
           return
         }
         stats.countUnsafe("received")
-        const size = msg.data.length
-        if (size > maxBytes) {
+        let data = msg.data
+        const size = data.length
+        if (size > (data[0] === ClusterKey.mark ? maxBytes + ClusterKey.overheadBytes : maxBytes)) {
           Queue.offerUnsafe(problems, { _tag: "Oversized", subject: msg.subject, size })
           return
         }
-        const decoded = Codec.decodeMany(msg.data)
+        // authenticated envelopes (issue 14): check and strip the MAC line
+        if (opener !== undefined || data[0] === ClusterKey.mark) {
+          const protocol = msg.subject === subject && ownChannel === "protocol"
+          const opened = opener === undefined ? ClusterKey.strip(data) : opener.open(msg.subject, data, protocol)
+          if (!(opened instanceof Uint8Array)) {
+            Queue.offerUnsafe(problems, { _tag: "Unauthenticated", subject: msg.subject, refusal: opened })
+            return
+          }
+          data = opened
+        }
+        const decoded = Codec.decodeMany(data)
         if (Result.isFailure(decoded)) {
           Queue.offerUnsafe(problems, { _tag: "Undecodable", subject: msg.subject, reason: decoded.failure.reason })
           return
@@ -326,5 +373,7 @@ export const layer = (
 ): Layer.Layer<Transport.Transport | NatsConnection.NatsConnection | NatsStats, Transport.TransportError> =>
   // a bad cluster name is a configuration error: report it before connecting anywhere
   Subjects.isClusterName(options.cluster)
-    ? layerNoDeps(options).pipe(Layer.provideMerge(NatsConnection.layer(options)))
+    ? layerNoDeps({ ...options, sender: options.sender ?? options.name }).pipe(
+        Layer.provideMerge(NatsConnection.layer(options))
+      )
     : Layer.effectContext(Effect.fail(invalidCluster(options.cluster)))

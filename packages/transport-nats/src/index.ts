@@ -6,6 +6,7 @@
  *
  * @since 0.1.0
  */
+export * as ClusterKey from "./ClusterKey.ts"
 export * as NatsConfig from "./NatsConfig.ts"
 export * as NatsConnection from "./NatsConnection.ts"
 export * as NatsStats from "./NatsStats.ts"
