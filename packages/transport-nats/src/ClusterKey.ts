@@ -16,7 +16,8 @@
  *   microseconds, or one more than its last, whichever is larger, so it keeps growing
  *   across restarts too. A receiver drops a message whose counter is not above the last it
  *   accepted from that sender (NATS delivers one publisher's messages in order, so a
- *   genuine message is never dropped for it). A receiver that restarted accepts each
+ *   genuine message is never dropped for it). Each listener keeps its own window, so
+ *   two listeners on one address both get every message. A receiver that restarted accepts each
  *   sender's first message whatever its counter: Paxos tolerates a genuine message
  *   delivered late or twice, so a replay slipping through then costs no safety.
  * - **Rotation.** A receiver accepts the `current` key and the `previous` one; a sender

@@ -91,7 +91,6 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
     })
   }
   const sealer = keys === undefined ? undefined : ClusterKey.sealer(keys, sender)
-  const opener = keys === undefined ? undefined : ClusterKey.opener(keys)
   const maxBytes =
     Math.min(options.maxMessageBytes ?? serverMax, serverMax) - (keys === undefined ? 0 : ClusterKey.overheadBytes)
   if (maxBytes < Limits.minMaxMessageBytes) {
@@ -264,6 +263,9 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
       const problems = yield* Queue.dropping<Problem>(capacity)
       yield* Effect.addFinalizer(() => Effect.andThen(Queue.shutdown(problems), Queue.shutdown(mailbox)))
       const overflow = { count: 0 }
+      // authenticated envelopes (issue 14): each listener its own replay window, so two
+      // listeners on one address both get a message
+      const opener = keys === undefined ? undefined : ClusterKey.opener(keys)
       let refused: Error | undefined
       /**
        * The socket's read path: size check, decode and validate, hand over. Decoding here

@@ -17,6 +17,22 @@ transportContract(
   "nats"
 )
 
+// the same contract with authenticated envelopes on (issue 14)
+transportContract(
+  "NATS with a cluster key",
+  Layer.unwrap(
+    Effect.map(NatsServer.start(), (server) =>
+      NatsTransport.layer({
+        servers: server.url,
+        name: "contract",
+        cluster: "contract",
+        clusterKey: { current: "a-cluster-key-for-the-contract-tests" }
+      })
+    )
+  ),
+  "natsk"
+)
+
 /** Log lines (message arrays) written while `eff` runs. */
 const capturingLogs = <A, E, R>(eff: (lines: Array<ReadonlyArray<unknown>>) => Effect.Effect<A, E, R>) => {
   const lines: Array<ReadonlyArray<unknown>> = []
