@@ -122,6 +122,35 @@ export class NotReady extends Schema.TaggedError<NotReady>()(
   { httpApiStatus: 503 }
 ) {}
 
+/** Tokens are configured and the request has none, or one the server does not know (`HttpSecurity`). */
+export class Unauthorized extends Schema.TaggedError<Unauthorized>()(
+  "Unauthorized",
+  { message: Schema.String },
+  { httpApiStatus: 401 }
+) {}
+
+/** The token is read-only and the request writes (`HttpSecurity`). */
+export class Forbidden extends Schema.TaggedError<Forbidden>()(
+  "Forbidden",
+  { message: Schema.String },
+  { httpApiStatus: 403 }
+) {}
+
+/** The `Host` header names a host this API does not answer to (`http.hosts`; `HttpSecurity`). */
+export class HostNotAllowed extends Schema.TaggedError<HostNotAllowed>()(
+  "HostNotAllowed",
+  { message: Schema.String },
+  { httpApiStatus: 421 }
+) {}
+
+/**
+ * Declares the access errors on every endpoint, for the OpenAPI document and the client;
+ * they are answered by `HttpSecurity`'s router middleware before any endpoint runs.
+ */
+export class AccessErrors extends HttpApiMiddleware.Service<AccessErrors>()("@synod/cluster/Api/AccessErrors", {
+  error: [Unauthorized, Forbidden, HostNotAllowed]
+}) {}
+
 /** Turns request decoding failures into a `BadRequest` body (the default is an empty 400). */
 export class RequestErrors extends HttpApiMiddleware.Service<RequestErrors>()("@synod/cluster/Api/RequestErrors", {
   error: BadRequest
@@ -278,6 +307,7 @@ export class Api extends HttpApi.make("synod")
   .add(KvGroup)
   .add(SystemGroup)
   .middleware(RequestErrors)
+  .middleware(AccessErrors)
   // a field a body or query does not declare is a 400 naming it, not silently dropped
   // (every issue is collected: `ApiServer.badRequest` picks what to report)
   .annotate(HttpApi.PayloadParseOptions, { onExcessProperty: "error", errors: "all" })

@@ -12,7 +12,8 @@
  *
  * @since 0.1.0
  */
-import { createServer } from "node:http"
+import { createServer, type Server } from "node:http"
+import { createServer as createHttpsServer } from "node:https"
 import { NodeHttpServer } from "@effect/platform-node"
 import { ByteSize, Cause, Effect, Layer, SchemaIssue } from "effect"
 import {
@@ -28,6 +29,7 @@ import { HttpApi, HttpApiBuilder, type HttpApiError, HttpApiMiddleware } from "e
 import { Kv } from "@synod/kv"
 import * as Api from "./Api.ts"
 import { Backend, ready, status } from "./Backend.ts"
+import * as HttpSecurity from "./HttpSecurity.ts"
 
 const unknownField = "unknown field"
 
@@ -149,7 +151,9 @@ const SystemHandlers = HttpApiBuilder.group(Api.Api, "system", (handlers) =>
 /** The API's routes, with `/openapi.json`; requires a `Backend`. */
 export const routes = HttpApiBuilder.layer(Api.Api, { openapiPath: Api.openApiPath }).pipe(
   Layer.provide([KvHandlers, SystemHandlers]),
-  Layer.provide(RequestErrorsLive)
+  Layer.provide(RequestErrorsLive),
+  // declares the access errors only: `HttpSecurity.middleware` answers them before routing
+  Layer.provide(Layer.succeed(Api.AccessErrors, (app) => app))
 )
 
 // ---------------------------------------------------------------------------------------
@@ -263,22 +267,31 @@ const guard = (limit: number) => {
   )
 }
 
-export interface Options {
+export interface Options extends HttpSecurity.Options {
   readonly port: number
-  /** Default 127.0.0.1: the API has no authentication, so it is not exposed unless asked. */
+  /** Default 127.0.0.1: the API is not exposed unless asked. */
   readonly host?: string
   /** The longest request body accepted, in bytes (default `defaultMaxBodyBytes`); longer: 413. */
   readonly maxBodyBytes?: number
+  /** Serve HTTPS with this certificate chain and private key (PEM contents). */
+  readonly tls?: { readonly cert: string; readonly key: string }
 }
 
-/** The API served on a Node HTTP server; `HttpServer` stays visible for its address. */
+/** The API served on a Node HTTP (or HTTPS) server; `HttpServer` stays visible for its address. */
 export const layer = (options: Options) =>
-  HttpRouter.serve(Layer.merge(routes, guard(options.maxBodyBytes ?? defaultMaxBodyBytes)), {
-    disableLogger: true,
-    disableListenLog: true,
-    routerConfig
-  }).pipe(
-    Layer.provideMerge(NodeHttpServer.layer(createServer, { port: options.port, host: options.host ?? "127.0.0.1" }))
+  HttpRouter.serve(
+    Layer.mergeAll(routes, guard(options.maxBodyBytes ?? defaultMaxBodyBytes), HttpSecurity.middleware(options)),
+    { disableLogger: true, disableListenLog: true, routerConfig }
+  ).pipe(
+    Layer.provideMerge(
+      NodeHttpServer.layer(
+        () => {
+          const tls = options.tls
+          return tls === undefined ? createServer() : (createHttpsServer({ cert: tls.cert, key: tls.key }) as Server)
+        },
+        { port: options.port, host: options.host ?? "127.0.0.1" }
+      )
+    )
   )
 
 /** The URL the server listens on, e.g. `http://127.0.0.1:8080`. */

@@ -4,20 +4,29 @@
  * - `synod up` — a 3-server cluster in this process with the HTTP API;
  * - `synod serve --config FILE` — one server of a cluster over NATS, with the HTTP API;
  * - `synod kv get|put|del|cas|list` — key-value operations against a running cluster;
- * - `synod status` — per server: leader and ballot, acceptor promise, slotOut and lag.
+ * - `synod status` — per server: leader and ballot, acceptor promise, slotOut and lag;
+ * - `synod nats-config` — a nats-server authorization block for a cluster (`NatsConfig`).
  *
  * Exit codes: 0 done; 1 the cluster said no (key not found, version conflict) or an
  * unexpected error; 2 wrong arguments or a bad config; 3 the outcome is unknown (the
  * command timed out: it may or may not have been applied); 4 the cluster could not be
- * reached, or `up`/`serve` could not start (e.g. the port is taken).
+ * reached, or `up`/`serve` could not start (e.g. the port is taken); 5 the API refused the
+ * credentials (no token, an unknown one, a read-only token for a write, a Host it does
+ * not answer to).
+ *
+ * The HTTP commands send a bearer token when one is given: `--token-file FILE`, else the
+ * file named by `SYNOD_TOKEN_FILE`, else the token itself in `SYNOD_TOKEN` (never on the
+ * command line, where other users of the machine could read it).
  *
  * @since 0.1.0
  */
+import { randomBytes } from "node:crypto"
 import { Host, HostConfig } from "@synod/node"
+import { NatsConfig } from "@synod/transport-nats"
 import { Kv } from "@synod/kv"
 import { Config, Console, Effect, FileSystem, Layer, Logger, Option, Result, Schema } from "effect"
 import { Argument, CliError, Command, Flag } from "effect/cli"
-import { FetchHttpClient } from "effect/http"
+import { FetchHttpClient, HttpClient, HttpClientRequest } from "effect/http"
 import { HttpApiClient } from "effect/http-api"
 import * as Api from "./Api.ts"
 import * as ApiServer from "./ApiServer.ts"
@@ -35,7 +44,7 @@ export class CliFailure extends Schema.TaggedError<CliFailure>()("CliFailure", {
   }
 }
 
-export const ExitCode = { no: 1, usage: 2, unknown: 3, unreachable: 4 } as const
+export const ExitCode = { no: 1, usage: 2, unknown: 3, unreachable: 4, denied: 5 } as const
 
 const fail = (exitCode: number, message: string) => Effect.fail(new CliFailure({ message, exitCode }))
 
@@ -105,10 +114,23 @@ const up = Command.make(
   Effect.fn(function* ({ port, host, nats, name }) {
     const urls = Option.map(nats, splitUrls)
     const options: Embedded.Options = Option.isSome(urls) ? { nats: urls.value, name } : {}
+    // the API's tokens and host names come from the environment only (issue 14)
+    const security = Serve.httpSecurityFromEnv(process.env)
+    if (Result.isFailure(security)) return yield* fail(ExitCode.usage, `synod up: ${security.failure.message}`)
+    const { httpTokens, httpHosts } = security.success
+    const exposed = Serve.exposedWithoutHosts(host, httpHosts)
+    if (exposed !== undefined)
+      return yield* fail(ExitCode.usage, `synod up: ${exposed.replace("http.hosts", "SYNOD_HTTP_HOSTS")}`)
     yield* Effect.gen(function* () {
-      const context = yield* Layer.build(
-        ApiServer.layer({ port, host }).pipe(Layer.provide(Embedded.layer(options)))
-      ).pipe(Effect.catch((e) => fail(ExitCode.unreachable, `synod up: cannot start: ${describe(e)}`)))
+      const api = {
+        port,
+        host,
+        ...(httpTokens ? { tokens: httpTokens } : {}),
+        ...(httpHosts ? { hosts: httpHosts } : {})
+      }
+      const context = yield* Layer.build(ApiServer.layer(api).pipe(Layer.provide(Embedded.layer(options)))).pipe(
+        Effect.catch((e) => fail(ExitCode.unreachable, `synod up: cannot start: ${describe(e)}`))
+      )
       const url = yield* ApiServer.url.pipe(Effect.provideContext(context))
       const where = Option.isSome(urls)
         ? `over NATS (${urls.value.join(", ")}, cluster "${name}")`
@@ -166,8 +188,11 @@ const serve = Command.make(
       try: () => JSON.parse(text) as unknown,
       catch: (e) => new CliFailure({ message: `${flags.config} is not JSON: ${describe(e)}`, exitCode: ExitCode.usage })
     })
+    const security = Serve.httpSecurityFromEnv(process.env)
+    if (Result.isFailure(security)) return yield* fail(ExitCode.usage, security.failure.message)
     const overrides: Serve.Overrides = {
       ...HostConfig.overridesFromEnv(process.env),
+      ...security.success,
       ...ifSome("node", flags.node),
       ...ifSome("dataDir", flags.dataDir),
       ...ifSome("nats", flags.nats),
@@ -177,14 +202,20 @@ const serve = Command.make(
     const decoded = Serve.decode(raw, overrides)
     if (Result.isFailure(decoded)) return yield* fail(ExitCode.usage, `${flags.config}: ${decoded.failure.message}`)
     const { host, http } = decoded.success
+    // TLS files read and checked before anything starts (issue 14)
+    const api =
+      http === undefined
+        ? undefined
+        : yield* Serve.apiOptions(http).pipe(Effect.catch((e) => fail(ExitCode.usage, `${flags.config}: ${e.message}`)))
     yield* Effect.gen(function* () {
       const backend = Serve.backend(host)
       const started = yield* (
-        http === undefined
+        api === undefined
           ? Layer.build(backend).pipe(Effect.as(Option.none<string>()))
-          : Layer.build(ApiServer.layer(http).pipe(Layer.provide(backend))).pipe(
+          : Layer.build(ApiServer.layer(api).pipe(Layer.provide(backend))).pipe(
               Effect.flatMap((context) => ApiServer.url.pipe(Effect.provideContext(context))),
-              Effect.map(Option.some)
+              // the server's address says http: say https when it serves TLS
+              Effect.map((url) => Option.some(api.tls === undefined ? url : url.replace(/^http:/, "https:")))
             )
       ).pipe(Effect.catch((e) => fail(ExitCode.unreachable, `synod serve: cannot start: ${describe(e)}`)))
       yield* Console.log(
@@ -215,10 +246,41 @@ const urlFlag = Flag.String("url").pipe(
   Flag.withDefault("http://127.0.0.1:8080")
 )
 
+/** `--token-file`: the API's bearer token is read from a file (or env), never given on the command line. */
+const tokenFileFlag = Flag.String("token-file").pipe(
+  Flag.withDescription(
+    "File holding the HTTP API's bearer token (else the file in SYNOD_TOKEN_FILE, or the token in SYNOD_TOKEN)"
+  ),
+  Flag.withFallbackConfig(Config.String("SYNOD_TOKEN_FILE")),
+  Flag.optional
+)
+
+/** The bearer token to send: from `file`, else `SYNOD_TOKEN`; none when neither is set. */
+const readToken = Effect.fnUntraced(function* (file: Option.Option<string>) {
+  if (Option.isNone(file)) {
+    const env = process.env.SYNOD_TOKEN?.trim()
+    return env === undefined || env === "" ? Option.none<string>() : Option.some(env)
+  }
+  const fs = yield* FileSystem.FileSystem
+  const text = yield* fs
+    .readFileString(file.value)
+    .pipe(Effect.catch((e) => fail(ExitCode.usage, `cannot read the token file ${file.value}: ${describe(e)}`)))
+  const token = text.trim()
+  if (token === "" || /\s/.test(token) || token.length > 4096) {
+    return yield* fail(ExitCode.usage, `the token file ${file.value} must hold one token on one line`)
+  }
+  return Option.some(token)
+})
+
 type ApiClient = HttpApiClient.ForApi<typeof Api.Api>
 
-const clientFor = (baseUrl: string) =>
-  HttpApiClient.make(Api.Api, { baseUrl }).pipe(Effect.provide(FetchHttpClient.layer))
+const clientFor = (baseUrl: string, token: Option.Option<string> = Option.none()) =>
+  HttpApiClient.make(Api.Api, {
+    baseUrl,
+    ...(Option.isSome(token)
+      ? { transformClient: HttpClient.mapRequest(HttpClientRequest.bearerToken(token.value)) }
+      : {})
+  }).pipe(Effect.provide(FetchHttpClient.layer))
 
 /** Why a request failed, as the CLI reports it. */
 const explain = (url: string, error: unknown): CliFailure => {
@@ -229,6 +291,13 @@ const explain = (url: string, error: unknown): CliFailure => {
       return new CliFailure({ message: (error as Error).message, exitCode: ExitCode.no })
     case "BadRequest":
       return new CliFailure({ message: (error as Api.BadRequest).message, exitCode: ExitCode.usage })
+    case "Unauthorized":
+    case "Forbidden":
+    case "HostNotAllowed":
+      return new CliFailure({
+        message: `${url} refused the request: ${(error as Error).message}${tag === "Unauthorized" ? " (give the token with --token-file, SYNOD_TOKEN_FILE or SYNOD_TOKEN)" : ""}`,
+        exitCode: ExitCode.denied
+      })
     case "OutcomeUnknown":
       return new CliFailure({
         message: `outcome unknown: ${(error as Api.OutcomeUnknown).message}`,
@@ -251,13 +320,18 @@ const explain = (url: string, error: unknown): CliFailure => {
  * Runs `f` against the first URL that can be reached. Only a request that never got
  * through is tried on the next URL: one that timed out may have been applied.
  */
-const withCluster = <A, E>(urls: string, f: (client: ApiClient) => Effect.Effect<A, E>) =>
+const withCluster = <A, E>(
+  urls: string,
+  tokenFile: Option.Option<string>,
+  f: (client: ApiClient) => Effect.Effect<A, E>
+) =>
   Effect.gen(function* () {
     const list = splitUrls(urls)
     if (list.length === 0) return yield* fail(ExitCode.usage, "--url: no URL given")
+    const token = yield* readToken(tokenFile)
     let last: CliFailure | undefined
     for (const url of list) {
-      const client = yield* clientFor(url)
+      const client = yield* clientFor(url, token)
       const r = yield* Effect.result(f(client).pipe(Effect.mapError((e) => explain(url, e))))
       if (Result.isSuccess(r)) return r.success
       last = r.failure
@@ -269,7 +343,7 @@ const withCluster = <A, E>(urls: string, f: (client: ApiClient) => Effect.Effect
 const print = (value: unknown) => Console.log(JSON.stringify(value))
 
 const kv = Command.make("kv").pipe(
-  Command.withSharedFlags({ url: urlFlag }),
+  Command.withSharedFlags({ url: urlFlag, tokenFile: tokenFileFlag }),
   Command.withDescription("Key-value operations against a running cluster (through its HTTP API)")
 )
 
@@ -277,17 +351,21 @@ const keyArg = Argument.String("key").pipe(Argument.withDescription("The key"), 
 const valueArg = Argument.String("value").pipe(Argument.withDescription("The value"), Argument.withSchema(Kv.Value))
 
 const get = Command.make("get", { key: keyArg }, ({ key }) =>
-  Effect.flatMap(kv, ({ url }) => withCluster(url, (c) => c.kv.get({ params: { key } }))).pipe(Effect.flatMap(print))
+  Effect.flatMap(kv, ({ url, tokenFile }) => withCluster(url, tokenFile, (c) => c.kv.get({ params: { key } }))).pipe(
+    Effect.flatMap(print)
+  )
 ).pipe(Command.withDescription("Print a key's value and version (exit 1 when absent)"))
 
 const put = Command.make("put", { key: keyArg, value: valueArg }, ({ key, value }) =>
-  Effect.flatMap(kv, ({ url }) => withCluster(url, (c) => c.kv.put({ params: { key }, payload: { value } }))).pipe(
-    Effect.flatMap(print)
-  )
+  Effect.flatMap(kv, ({ url, tokenFile }) =>
+    withCluster(url, tokenFile, (c) => c.kv.put({ params: { key }, payload: { value } }))
+  ).pipe(Effect.flatMap(print))
 ).pipe(Command.withDescription("Write a key; prints its new version"))
 
 const del = Command.make("del", { key: keyArg }, ({ key }) =>
-  Effect.flatMap(kv, ({ url }) => withCluster(url, (c) => c.kv.del({ params: { key } }))).pipe(Effect.flatMap(print))
+  Effect.flatMap(kv, ({ url, tokenFile }) => withCluster(url, tokenFile, (c) => c.kv.del({ params: { key } }))).pipe(
+    Effect.flatMap(print)
+  )
 ).pipe(Command.withDescription("Delete a key"))
 
 const cas = Command.make(
@@ -301,8 +379,8 @@ const cas = Command.make(
     value: valueArg
   },
   ({ key, version, value }) =>
-    Effect.flatMap(kv, ({ url }) =>
-      withCluster(url, (c) => c.kv.cas({ params: { key }, payload: { version, value } }))
+    Effect.flatMap(kv, ({ url, tokenFile }) =>
+      withCluster(url, tokenFile, (c) => c.kv.cas({ params: { key }, payload: { version, value } }))
     ).pipe(Effect.flatMap(print))
 ).pipe(Command.withDescription("Compare-and-set: write only if the key's version matches (exit 1 on a conflict)"))
 
@@ -324,8 +402,8 @@ const list = Command.make(
     )
   },
   ({ prefix, limit, after }) =>
-    Effect.flatMap(kv, ({ url }) =>
-      withCluster(url, (c) =>
+    Effect.flatMap(kv, ({ url, tokenFile }) =>
+      withCluster(url, tokenFile, (c) =>
         c.kv.list({
           query: {
             limit,
@@ -397,15 +475,17 @@ const status = Command.make(
       Flag.withFallbackConfig(Config.String("SYNOD_URL")),
       Flag.withDefault("http://127.0.0.1:8080")
     ),
-    json: Flag.Boolean("json").pipe(Flag.withDescription("Print JSON instead of a table"), Flag.withDefault(false))
+    json: Flag.Boolean("json").pipe(Flag.withDescription("Print JSON instead of a table"), Flag.withDefault(false)),
+    tokenFile: tokenFileFlag
   },
-  Effect.fn(function* ({ url, json }) {
+  Effect.fn(function* ({ url, json, tokenFile }) {
     const urls = splitUrls(url)
     if (urls.length === 0) return yield* fail(ExitCode.usage, "--url: no URL given")
+    const token = yield* readToken(tokenFile)
     const answers = yield* Effect.forEach(
       urls,
       (u) =>
-        Effect.flatMap(clientFor(u), (c) => c.status()).pipe(
+        Effect.flatMap(clientFor(u, token), (c) => c.status()).pipe(
           Effect.mapError((e) => explain(u, e)),
           Effect.result
         ),
@@ -429,10 +509,76 @@ const status = Command.make(
 )
 
 // ---------------------------------------------------------------------------------------
+// synod nats-config (issue 14: only servers speak the protocol)
+
+/** A fresh password: 144 random bits, base64url (no character the config must escape). */
+const newPassword = () => randomBytes(18).toString("base64url")
+
+const natsConfig = Command.make(
+  "nats-config",
+  {
+    config: Flag.String("config").pipe(
+      Flag.withDescription("A server config of the cluster: its name and every node id are taken from it"),
+      Flag.optional
+    ),
+    name: Flag.String("name").pipe(Flag.withDescription("Cluster name (instead of --config)"), Flag.optional),
+    servers: Flag.String("servers").pipe(
+      Flag.withDescription("Server node ids, comma-separated (instead of --config)"),
+      Flag.optional
+    ),
+    clients: Flag.String("clients").pipe(
+      Flag.withDescription("Client scopes, comma-separated: one NATS user each, for clients with ids <scope>.<name>"),
+      Flag.withDefault("")
+    )
+  },
+  Effect.fn(function* (flags) {
+    let cluster: string
+    let nodes: Array<string>
+    if (Option.isSome(flags.config)) {
+      const file = flags.config.value
+      const text = yield* FileSystem.FileSystem.pipe(
+        Effect.flatMap((fs) => fs.readFileString(file)),
+        Effect.catch((e) => fail(ExitCode.usage, `cannot read config ${file}: ${describe(e)}`))
+      )
+      const raw = yield* Effect.try({
+        try: () => JSON.parse(text) as unknown,
+        catch: (e) => new CliFailure({ message: `${file} is not JSON: ${describe(e)}`, exitCode: ExitCode.usage })
+      })
+      const decoded = HostConfig.decode(raw)
+      if (Result.isFailure(decoded)) return yield* fail(ExitCode.usage, `${file}: ${decoded.failure.message}`)
+      const c = decoded.success
+      cluster = Option.getOrElse(flags.name, () => c.name)
+      nodes = [...new Set([...c.cluster.acceptors, ...c.cluster.leaders, ...c.cluster.replicas, ...c.cluster.learners])]
+    } else {
+      if (Option.isNone(flags.name) || Option.isNone(flags.servers)) {
+        return yield* fail(ExitCode.usage, "nats-config: give --config FILE, or --name and --servers")
+      }
+      cluster = flags.name.value
+      nodes = splitUrls(flags.servers.value)
+    }
+    const rendered = NatsConfig.render({
+      cluster,
+      servers: nodes.map((user) => ({ user, password: newPassword() })),
+      clients: splitUrls(flags.clients).map((user) => ({ user, password: newPassword() }))
+    })
+    if (Result.isFailure(rendered)) return yield* fail(ExitCode.usage, `nats-config: ${rendered.failure}`)
+    yield* Console.log(rendered.success)
+  })
+).pipe(
+  Command.withDescription(
+    "Print a nats-server authorization block for a cluster: a user per server and per client scope, with fresh passwords; clients may only send requests and read their own responses"
+  ),
+  Command.withExamples([
+    { command: "synod nats-config --config s1.json --clients app > auth.conf", description: "From a server config" },
+    { command: "synod nats-config --name demo --servers s1,s2,s3 --clients app,web", description: "From flags" }
+  ])
+)
+
+// ---------------------------------------------------------------------------------------
 
 export const synod = Command.make("synod").pipe(
   Command.withDescription("synod: a replicated key-value and coordination service on Multi-Paxos"),
-  Command.withSubcommands([up, serve, kv.pipe(Command.withSubcommands([get, put, del, cas, list])), status])
+  Command.withSubcommands([up, serve, kv.pipe(Command.withSubcommands([get, put, del, cas, list])), status, natsConfig])
 )
 
 export const run = Command.run(synod, { version })

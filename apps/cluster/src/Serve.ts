@@ -13,15 +13,23 @@
  * ```
  *
  * `http.host` (default 127.0.0.1) and `http.maxBodyBytes` (the longest request body, default
- * 512 KiB) are optional.
+ * 512 KiB) are optional, and so is the API's security (`HttpSecurity`): `http.tokens`
+ * (`[{ "token": …, "scope": "read" | "write" }]`, plus `SYNOD_HTTP_TOKEN` and
+ * `SYNOD_HTTP_READ_TOKEN` from the environment, comma-separated; never a flag), `http.tls`
+ * (`{ "certFile", "keyFile" }`: HTTPS) and `http.hosts` (the names the `Host` header may
+ * carry; also `SYNOD_HTTP_HOSTS`), required when `http.host` is not a loopback address.
  *
  * @since 0.1.0
  */
+import { readFileSync } from "node:fs"
+import { createSecureContext } from "node:tls"
 import { Client } from "@synod/actors"
 import { Kv } from "@synod/kv"
 import { Host, HostConfig } from "@synod/node"
 import { Effect, Layer, Random, Result, Schema, SchemaIssue } from "effect"
+import type * as ApiServer from "./ApiServer.ts"
 import { Backend } from "./Backend.ts"
+import * as HttpSecurity from "./HttpSecurity.ts"
 
 export const Port = Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 65535 }, { message: "a port is 0-65535" }))
 
@@ -33,7 +41,21 @@ export const Http = Schema.Struct({
   /** The longest request body accepted, in bytes; longer ones get a 413. Default 512 KiB. */
   maxBodyBytes: Schema.optionalKey(
     Schema.Int.check(Schema.isGreaterThanOrEqualTo(1024, { message: "maxBodyBytes is at least 1024" }))
-  )
+  ),
+  // security (issue 14): see HttpSecurity
+  /** Bearer tokens and their scopes; absent or empty: no authentication. */
+  tokens: Schema.optionalKey(
+    Schema.Array(HttpSecurity.TokenEntry).check(Schema.isMaxLength(64, { message: "at most 64 tokens" }))
+  ),
+  /** Names the `Host` header may carry (besides loopback names); required on a non-loopback `host`. */
+  hosts: Schema.optionalKey(
+    Schema.Array(HttpSecurity.HostName).check(
+      Schema.isMinLength(1, { message: "name at least one host" }),
+      Schema.isMaxLength(64, { message: "at most 64 hosts" })
+    )
+  ),
+  /** HTTPS: PEM files of the certificate chain and of its private key. */
+  tls: Schema.optionalKey(Schema.Struct({ certFile: Schema.String, keyFile: Schema.String }))
 })
 export type Http = typeof Http.Type
 
@@ -48,6 +70,9 @@ export interface ServeConfig {
 export interface Overrides extends HostConfig.Overrides {
   readonly httpPort?: number
   readonly httpHost?: string
+  /** Tokens and host names from the environment (`httpSecurityFromEnv`), added to the file's. */
+  readonly httpTokens?: ReadonlyArray<HttpSecurity.TokenEntry>
+  readonly httpHosts?: ReadonlyArray<string>
 }
 
 export class ServeConfigError extends Schema.TaggedError<ServeConfigError>()("ServeConfigError", {
@@ -77,16 +102,118 @@ export const decode = (raw: unknown, overrides: Overrides = {}): Result.Result<S
   const port = overrides.httpPort ?? fromFile?.port
   const hostName = overrides.httpHost ?? fromFile?.host
   const maxBodyBytes = fromFile?.maxBodyBytes
+  const tokens = [...(fromFile?.tokens ?? []), ...(overrides.httpTokens ?? [])]
+  const hosts = [...(fromFile?.hosts ?? []), ...(overrides.httpHosts ?? [])]
+  const tls = fromFile?.tls
   const http =
     port === undefined
       ? undefined
       : {
           port,
           ...(hostName === undefined ? {} : { host: hostName }),
-          ...(maxBodyBytes === undefined ? {} : { maxBodyBytes })
+          ...(maxBodyBytes === undefined ? {} : { maxBodyBytes }),
+          ...(tokens.length === 0 ? {} : { tokens }),
+          ...(hosts.length === 0 ? {} : { hosts }),
+          ...(tls === undefined ? {} : { tls })
         }
+  if (http !== undefined) {
+    const exposed = exposedWithoutHosts(http.host, http.hosts)
+    if (exposed !== undefined) return Result.fail(new ServeConfigError({ message: `invalid config: ${exposed}` }))
+  }
   return Result.succeed({ host: host.success, http })
 }
+
+// ---------------------------------------------------------------------------------------
+// the HTTP API's security (issue 14)
+
+/** Why an API on `host` with `hosts` may not start: listening beyond loopback without naming its hosts. */
+export const exposedWithoutHosts = (
+  host: string | undefined,
+  hosts: ReadonlyArray<string> | undefined
+): string | undefined =>
+  host === undefined || HttpSecurity.isLoopback(host) || (hosts !== undefined && hosts.length > 0)
+    ? undefined
+    : `http.hosts is required when the HTTP API listens on a non-loopback address (${host}): list the host names clients use (or set SYNOD_HTTP_HOSTS)`
+
+const decodeTokenList = Schema.decodeUnknownResult(Schema.Array(HttpSecurity.Token))
+const decodeHostList = Schema.decodeUnknownResult(Schema.Array(HttpSecurity.HostName))
+const split = (s: string) =>
+  s
+    .split(",")
+    .map((x) => x.trim())
+    .filter((x) => x.length > 0)
+
+/**
+ * The API's tokens and host names from the environment: `SYNOD_HTTP_TOKEN` (read-write) and
+ * `SYNOD_HTTP_READ_TOKEN` (read-only), `SYNOD_HTTP_HOSTS`, each comma-separated. A bad
+ * value fails naming the variable (never echoing a token).
+ */
+export const httpSecurityFromEnv = (
+  env: Record<string, string | undefined>
+): Result.Result<Pick<Overrides, "httpTokens" | "httpHosts">, ServeConfigError> => {
+  const tokens: Array<HttpSecurity.TokenEntry> = []
+  for (const [name, scope] of [
+    ["SYNOD_HTTP_TOKEN", "write"],
+    ["SYNOD_HTTP_READ_TOKEN", "read"]
+  ] as const) {
+    const value = env[name]
+    if (value === undefined || value === "") continue
+    const decoded = decodeTokenList(split(value))
+    if (Result.isFailure(decoded)) {
+      return Result.fail(
+        new ServeConfigError({
+          message: `invalid ${name}: a token is 16-256 characters of letters, digits and - . _ ~ + / (comma-separated)`
+        })
+      )
+    }
+    for (const token of decoded.success) tokens.push({ token, scope })
+  }
+  const hostsValue = env.SYNOD_HTTP_HOSTS
+  let hosts: ReadonlyArray<string> = []
+  if (hostsValue !== undefined && hostsValue !== "") {
+    const decoded = decodeHostList(split(hostsValue))
+    if (Result.isFailure(decoded)) {
+      return Result.fail(
+        new ServeConfigError({ message: `invalid SYNOD_HTTP_HOSTS: ${formatter(decoded.failure.issue)}` })
+      )
+    }
+    hosts = decoded.success
+  }
+  return Result.succeed({
+    ...(tokens.length === 0 ? {} : { httpTokens: tokens }),
+    ...(hosts.length === 0 ? {} : { httpHosts: hosts })
+  })
+}
+
+/**
+ * `ApiServer.layer`'s options for `http`: the TLS files read, and checked to be a
+ * certificate and its key; a file that cannot be read or a pair that does not match fails
+ * naming the field.
+ */
+export const apiOptions = Effect.fnUntraced(function* (
+  http: Http
+): Effect.fn.Return<ApiServer.Options, ServeConfigError> {
+  const { tls, ...rest } = http
+  if (tls === undefined) return rest
+  const read = (field: string, file: string) =>
+    Effect.try({
+      try: () => readFileSync(file, "utf8"),
+      catch: (e) =>
+        new ServeConfigError({
+          message: `invalid config: http.tls.${field}: cannot read ${file}: ${e instanceof Error ? e.message : String(e)}`
+        })
+    })
+  const cert = yield* read("certFile", tls.certFile)
+  const key = yield* read("keyFile", tls.keyFile)
+  yield* Effect.try({
+    try: () => createSecureContext({ cert, key }),
+    catch: (e) =>
+      new ServeConfigError({
+        message: `invalid config: http.tls: ${tls.certFile} and ${tls.keyFile} are not a PEM certificate and its private key: ${e instanceof Error ? e.message : String(e)}`
+      })
+  })
+  return { ...rest, tls: { cert, key } }
+})
 
 /**
  * Starts the server's roles (via `Host.run`) and a client for the HTTP API; both run
@@ -100,9 +227,10 @@ export const backend = (config: HostConfig.HostConfig) =>
       const t = config.transport
       if (t.kind !== "nats") return yield* Effect.die(new Error("synod serve needs a NATS transport"))
       // The host keeps its connection to itself; the API's client gets its own. Its id is
-      // new at every start: a restarted process must not reuse sequence numbers.
+      // new at every start: a restarted process must not reuse sequence numbers. It is in the
+      // node's scope (`<node>.http-…`), so the node's NATS user may read its responses.
       const context = yield* Layer.build(Host.natsTransport({ name: config.name, transport: t }, `${config.node}-http`))
-      const id = `${config.node}-http-${(yield* Random.nextIntBetween(0, 2 ** 48)).toString(36)}`
+      const id = `${config.node}.http-${(yield* Random.nextIntBetween(0, 2 ** 48)).toString(36)}`
       const client = yield* Client.make(Kv.machine, config.cluster, { id }).pipe(Effect.provideContext(context))
       return Backend.of({
         cluster: config.name,

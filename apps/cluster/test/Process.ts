@@ -105,13 +105,17 @@ export interface Output {
   readonly stderr: string
 }
 
-/** Runs `synod <args>` to completion (killed after `timeoutMs`). */
-export const run = (args: ReadonlyArray<string>, timeoutMs = 30_000): Effect.Effect<Output> =>
+/** Runs `synod <args>` to completion (killed after `timeoutMs`), with `env` added to this process's. */
+export const run = (
+  args: ReadonlyArray<string>,
+  timeoutMs = 30_000,
+  env: Record<string, string> = {}
+): Effect.Effect<Output> =>
   Effect.callback((resume) => {
     const child = execFile(
       process.execPath,
       [cli, ...args],
-      { timeout: timeoutMs, killSignal: "SIGKILL" },
+      { timeout: timeoutMs, killSignal: "SIGKILL", env: { ...process.env, ...env } },
       (error, stdout, stderr) => {
         const code = error === null ? 0 : typeof error.code === "number" ? error.code : -1
         resume(Effect.succeed({ code, stdout: stdout.toString(), stderr: stderr.toString() }))

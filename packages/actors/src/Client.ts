@@ -57,8 +57,17 @@ export interface Client<C, R> {
 }
 
 export interface Options {
-  /** The client id (default: random, from the `Random` service). */
+  /**
+   * The client id (default: random, from the `Random` service): an id, or `scope.name`
+   * (`Address.ClientId`). Never reuse one across runs: sequence numbers restart at 1.
+   */
   readonly id?: string
+  /**
+   * Who the client acts for: with it, the default id is `<scope>.c<random>`. Over NATS a
+   * client user may be allowed only its own scope (`synod nats-config`): requests on
+   * `synod.<c>.req.*.<scope>`, responses on `synod.<c>.client.<scope>.*`.
+   */
+  readonly scope?: string
 }
 
 type Reply = { readonly result: Schema.Json; readonly error?: string }
@@ -71,7 +80,8 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
 ): Effect.fn.Return<Client<C, R>, Transport.TransportError, Transport.Transport | Scope.Scope> {
   const transport = yield* Transport.Transport
   const clock = yield* Clock.Clock
-  const id = options.id ?? `c${(yield* Random.nextIntBetween(0, 2 ** 48)).toString(36)}`
+  const random = options.id === undefined ? `c${(yield* Random.nextIntBetween(0, 2 ** 48)).toString(36)}` : ""
+  const id = options.id ?? (options.scope === undefined ? random : `${options.scope}.${random}`)
   const self = Address.client(id)
   const codecs = StateMachine.codecs(machine)
   const limit = Limits.fromMessageBytes(transport.maxMessageBytes).commandBytes

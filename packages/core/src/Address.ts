@@ -19,9 +19,26 @@ export const Id = Schema.String.check(
 )
 export type Id = typeof Id.Type
 
+/**
+ * A client id is an id, or `<scope>.<name>`: two ids. The scope is who the client acts
+ * for (a NATS user may be allowed only its own scope: `synod nats-config`); a client
+ * without one is its own scope.
+ */
+export const ClientId = Schema.String.check(
+  Schema.isPattern(/^[A-Za-z0-9_-]{1,64}(\.[A-Za-z0-9_-]{1,64})?$/, {
+    message: "a client id is an id, or scope.name with scope and name ids (1-64 letters, digits, '_' or '-')"
+  })
+)
+export type ClientId = typeof ClientId.Type
+
+/** What an address looks like; the wire decoder checks addresses with this same expression. */
+export const pattern =
+  /^((replica|leader|acceptor|learner)\/[A-Za-z0-9_-]{1,64}|client\/[A-Za-z0-9_-]{1,64}(\.[A-Za-z0-9_-]{1,64})?)$/
+
 export const Address = Schema.String.check(
-  Schema.isPattern(/^(replica|leader|acceptor|learner|client)\/[A-Za-z0-9_-]{1,64}$/, {
-    message: "an address is role/id with role one of replica, leader, acceptor, learner, client"
+  Schema.isPattern(pattern, {
+    message:
+      "an address is role/id with role one of replica, leader, acceptor, learner, client (a client id may be scope.name)"
   })
 )
 export type Address = typeof Address.Type

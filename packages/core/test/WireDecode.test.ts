@@ -58,6 +58,12 @@ const addressArb: fc.Arbitrary<Address.Address> = fc
     fc.oneof(fc.stringMatching(/^[A-Za-z0-9_-]{1,12}$/), fc.constantFrom("x".repeat(64), "_", "-"))
   )
   .map(([role, id]) => Address.make(role, id))
+  .chain((address) =>
+    // a client id may be scope.name
+    address.startsWith("client/")
+      ? fc.constantFrom(address, `${address}.n-1`, `${address}.${"y".repeat(64)}`)
+      : fc.constant(address)
+  )
 const validArb: fc.Arbitrary<Message.Envelope> = fc
   .record({
     from: addressArb,
@@ -249,6 +255,10 @@ const near = (value: unknown): ReadonlyArray<unknown> => {
         `learner/${id}`,
         `client/${"x".repeat(64)}`,
         `client/${"x".repeat(65)}`,
+        `client/${id}.${id}`,
+        `client/${id}.`,
+        `client/${id}.${id}.${id}`,
+        `replica/${id}.${id}`,
         `leader/${id}${id}${id}${id}${id}${id}`,
         value.replace("/", ""),
         1,

@@ -38,7 +38,8 @@ export const natsTransport = (config: { readonly name: string; readonly transpor
     name,
     cluster: config.name,
     ...(t.auth === undefined ? {} : { auth: t.auth }),
-    ...(t.tls === undefined ? {} : { tls: t.tls })
+    ...(t.tls === undefined ? {} : { tls: t.tls }),
+    ...(t.clusterKey === undefined ? {} : { clusterKey: t.clusterKey })
   })
 }
 

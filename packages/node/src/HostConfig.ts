@@ -19,6 +19,11 @@ export const NatsAuth = Schema.Union([
   Schema.Struct({ credsFile: Schema.String })
 ])
 
+const ClusterKeyValue = Schema.String.check(
+  Schema.isMinLength(32, { message: "a cluster key is 32 to 1024 characters" }),
+  Schema.isMaxLength(1024, { message: "a cluster key is 32 to 1024 characters" })
+)
+
 export const Transport = Schema.Union([
   Schema.Struct({
     kind: Schema.Literal("nats"),
@@ -32,6 +37,14 @@ export const Transport = Schema.Union([
         certFile: Schema.optionalKey(Schema.String),
         keyFile: Schema.optionalKey(Schema.String)
       })
+    ),
+    /**
+     * Authenticated envelopes (`ClusterKey` of `@synod/transport-nats`, issue 14): every
+     * server MACs what it sends and drops protocol messages without a valid MAC. `previous`
+     * is also accepted, for a rotation. Also `SYNOD_CLUSTER_KEY`, `SYNOD_CLUSTER_KEY_PREVIOUS`.
+     */
+    clusterKey: Schema.optionalKey(
+      Schema.Struct({ current: ClusterKeyValue, previous: Schema.optionalKey(ClusterKeyValue) })
     )
   }),
   Schema.Struct({ kind: Schema.Literal("memory") })
@@ -76,6 +89,8 @@ export interface Overrides {
   readonly metricsPort?: string
   readonly metricsHost?: string
   readonly logLevel?: string
+  readonly clusterKey?: string
+  readonly clusterKeyPrevious?: string
 }
 
 export const overridesFromEnv = (env: Record<string, string | undefined>): Overrides => ({
@@ -84,7 +99,9 @@ export const overridesFromEnv = (env: Record<string, string | undefined>): Overr
   ...(env.SYNOD_NATS ? { nats: env.SYNOD_NATS } : {}),
   ...(env.SYNOD_METRICS_PORT ? { metricsPort: env.SYNOD_METRICS_PORT } : {}),
   ...(env.SYNOD_METRICS_HOST ? { metricsHost: env.SYNOD_METRICS_HOST } : {}),
-  ...(env.SYNOD_LOG_LEVEL ? { logLevel: env.SYNOD_LOG_LEVEL } : {})
+  ...(env.SYNOD_LOG_LEVEL ? { logLevel: env.SYNOD_LOG_LEVEL } : {}),
+  ...(env.SYNOD_CLUSTER_KEY ? { clusterKey: env.SYNOD_CLUSTER_KEY } : {}),
+  ...(env.SYNOD_CLUSTER_KEY_PREVIOUS ? { clusterKeyPrevious: env.SYNOD_CLUSTER_KEY_PREVIOUS } : {})
 })
 
 /** Applies overrides to the raw (not yet decoded) config, then decodes it. */
@@ -100,6 +117,18 @@ export const decode = (raw: unknown, overrides: Overrides = {}): Result.Result<H
   if (overrides.metricsPort !== undefined) merged.metricsPort = Number(overrides.metricsPort)
   if (overrides.metricsHost !== undefined) merged.metricsHost = overrides.metricsHost
   if (overrides.logLevel !== undefined) merged.logLevel = overrides.logLevel
+  if (overrides.clusterKey !== undefined || overrides.clusterKeyPrevious !== undefined) {
+    const t = merged.transport
+    if (typeof t === "object" && t !== null && !Array.isArray(t)) {
+      const file = (t as { clusterKey?: { current?: unknown; previous?: unknown } }).clusterKey
+      const current = overrides.clusterKey ?? file?.current
+      const previous = overrides.clusterKeyPrevious ?? file?.previous
+      merged.transport = {
+        ...t,
+        clusterKey: { ...(current === undefined ? {} : { current }), ...(previous === undefined ? {} : { previous }) }
+      }
+    }
+  }
   const r = decodeConfig(merged)
   if (Result.isFailure(r))
     return Result.fail(new HostConfigError({ message: `invalid config: ${formatter(r.failure.issue)}` }))

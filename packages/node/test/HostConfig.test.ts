@@ -59,4 +59,22 @@ describe("host config", () => {
     const c = Result.getOrThrow(HostConfig.decode({ ...base, metricsHost: "10.0.0.1" }, env))
     assert.deepStrictEqual([c.metricsPort, c.metricsHost], [9100, "0.0.0.0"])
   })
+
+  it("takes a cluster key from the file or the environment, and names a short one", () => {
+    const key = "k".repeat(32)
+    const fromFile = Result.getOrThrow(
+      HostConfig.decode({ ...base, transport: { ...base.transport, clusterKey: { current: key } } })
+    )
+    assert.deepStrictEqual(fromFile.transport.kind === "nats" && fromFile.transport.clusterKey, { current: key })
+    const env = HostConfig.overridesFromEnv({ SYNOD_CLUSTER_KEY: "n".repeat(40), SYNOD_CLUSTER_KEY_PREVIOUS: key })
+    const fromEnv = Result.getOrThrow(HostConfig.decode(base, env))
+    assert.deepStrictEqual(fromEnv.transport.kind === "nats" && fromEnv.transport.clusterKey, {
+      current: "n".repeat(40),
+      previous: key
+    })
+    const short = error({ ...base, transport: { ...base.transport, clusterKey: { current: "short" } } })
+    assert.include(short, "clusterKey")
+    assert.include(short, "32 to 1024")
+    assert.notInclude(short, '"short"')
+  })
 })

@@ -27,6 +27,15 @@ export interface Snapshot {
   readonly local: number
   /** Messages dropped because they were not a valid envelope. */
   readonly decodeErrors: number
+  /**
+   * Messages dropped because their subject may not carry them: a protocol message on a
+   * client subject, a request on a protocol subject, a request outside its client's scope.
+   */
+  readonly refused: number
+  /** Messages dropped for a missing or wrong MAC (`ClusterKey`). */
+  readonly unauthenticated: number
+  /** Authenticated messages dropped as replays: a counter not above the sender's last. */
+  readonly replayed: number
   /** Messages dropped, undecoded, because they exceeded the size limit. */
   readonly oversized: number
   /** Messages dropped because a listener's inbox was full (its consumer is too slow). */
@@ -54,6 +63,9 @@ const zero: Snapshot = {
   delivered: 0,
   local: 0,
   decodeErrors: 0,
+  refused: 0,
+  unauthenticated: 0,
+  replayed: 0,
   oversized: 0,
   inboxOverflow: 0,
   subscriptionErrors: 0,
@@ -73,6 +85,9 @@ const counter = (name: string, description: string) =>
 export const metrics = {
   publishErrors: counter("publish_errors", "sends dropped because the publish failed or NATS was unreachable"),
   decodeErrors: counter("decode_errors", "received messages that were not valid envelopes"),
+  refused: counter("refused", "received messages their subject may not carry (wrong channel or client scope)"),
+  unauthenticated: counter("unauthenticated", "received messages dropped for a missing or wrong MAC"),
+  replayed: counter("replayed", "authenticated messages dropped as replays"),
   oversized: counter("oversized", "received messages over the size limit"),
   inboxOverflow: counter("inbox_overflow", "received messages dropped because a listener's inbox was full"),
   subscriptionErrors: counter("subscription_errors", "subscriptions ended by the server"),

@@ -18,6 +18,11 @@
  *   replica) goes straight to the listener's mailbox: never encoded, never through the
  *   server, so it costs no hop. A role's address lives in one process (duplicate node ids
  *   are refused, `Presence`), so nobody elsewhere misses it; `local` counts them.
+ * - Subjects are split by trust (`Subjects`, issue 14): a client's `Request` to a replica
+ *   goes to the replica's request subject, everything else to the receiver's own subject,
+ *   and a replica listens on both. Each subscription delivers only what belongs on it
+ *   (`Subjects.refusal`); anything else is refused: counted (`refused`) and logged with
+ *   the subject and why.
  * - `listen` returns once the server has seen the subscription (one round trip), so a
  *   message sent after it returns is delivered; a subscription the server refuses (no
  *   permission) fails `listen` with a `TransportError`. When NATS is unreachable `listen`
@@ -28,6 +33,7 @@
 import { headers, type Msg } from "@nats-io/transport-node"
 import { type Address, Codec, Limits, type Message, Transport } from "@synod/core"
 import { Cause, type Duration, Effect, Layer, Option, Queue, Result } from "effect"
+import * as ClusterKey from "./ClusterKey.ts"
 import * as NatsConnection from "./NatsConnection.ts"
 import { NatsStats } from "./NatsStats.ts"
 import * as Subjects from "./Subjects.ts"
@@ -54,6 +60,13 @@ export interface TransportOptions {
    * `nats sub 'synod.>'`.
    */
   readonly localDelivery?: boolean
+  /**
+   * Authenticated envelopes (`ClusterKey`, issue 14): MAC every message sent, and drop a
+   * protocol message received without a valid one. Off by default.
+   */
+  readonly clusterKey?: ClusterKey.Keys
+  /** The sender id in MACs (default: the connection's name); one per connection. */
+  readonly sender?: string
 }
 
 export interface Options extends NatsConnection.Options, TransportOptions {}
@@ -75,7 +88,23 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
   const localDelivery = options.localDelivery ?? true
   const { client, isConnectedUnsafe } = yield* NatsConnection.NatsConnection
   const serverMax = client.info?.max_payload ?? Limits.defaultMaxMessageBytes
-  const maxBytes = Math.min(options.maxMessageBytes ?? serverMax, serverMax)
+  // authenticated envelopes (issue 14): the MAC line takes room off every message
+  const keys = options.clusterKey
+  if (
+    keys !== undefined &&
+    !(ClusterKey.isKey(keys.current) && (keys.previous === undefined || ClusterKey.isKey(keys.previous)))
+  ) {
+    return yield* new Transport.TransportError({ reason: "a cluster key is 32 to 1024 characters" })
+  }
+  const sender = options.sender ?? "synod"
+  if (keys !== undefined && !ClusterKey.isSender(sender)) {
+    return yield* new Transport.TransportError({
+      reason: `sender id ${JSON.stringify(sender)}: 1-128 of [A-Za-z0-9_.-]`
+    })
+  }
+  const sealer = keys === undefined ? undefined : ClusterKey.sealer(keys, sender)
+  const maxBytes =
+    Math.min(options.maxMessageBytes ?? serverMax, serverMax) - (keys === undefined ? 0 : ClusterKey.overheadBytes)
   if (maxBytes < Limits.minMaxMessageBytes) {
     return yield* new Transport.TransportError({
       reason: `the NATS max_payload of ${maxBytes} bytes is below synod's minimum of ${Limits.minMaxMessageBytes}`
@@ -83,8 +112,8 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
   }
   const stats = yield* NatsStats
   let sendSeq = 0
-  /** This process's listeners by subject, for messages that need not leave the process. */
-  const local = new Map<string, Set<Queue.Queue<Message.Envelope>>>()
+  /** This process's listeners by address, for messages that need not leave the process. */
+  const local = new Map<Address.Address, Set<Queue.Queue<Message.Envelope>>>()
   const localOverflow = { count: 0 }
 
   /** Hands an envelope to this process's listeners on its subject: messages are immutable, so they share it. */
@@ -126,7 +155,7 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
   const publishNow = (subject: string, parts: ReadonlyArray<string>): void => {
     const data = parts.length === 1 ? parts[0]! : `[${parts.join(",")}]`
     try {
-      client.publish(subject, data)
+      client.publish(subject, sealer === undefined ? data : sealer.seal(subject, data))
       stats.countUnsafe("published", parts.length)
     } catch (cause) {
       stats.countUnsafe("publishErrors", parts.length)
@@ -163,9 +192,11 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
 
   const send = (to: Address.Address, envelope: Message.Envelope): Effect.Effect<void> =>
     Effect.withFiber((fiber) => {
-      const subject = Subjects.subject(cluster, to)
+      // trust split (issue 14): a Request to a replica goes to its request subject
+      const subject = Subjects.sendSubject(cluster, to, envelope.message)
       if (Option.isNone(subject)) return dropSend("not an address", to)
-      const here = local.get(subject.value)
+      // a listener in this process: in memory, on whichever subject it would have come
+      const here = local.get(to)
       if (here !== undefined) return deliverLocally(here, envelope)
       if (!isConnectedUnsafe()) return dropSend("NATS unreachable", to)
       if (!withTrace) {
@@ -176,7 +207,9 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
       try {
         const h = headers()
         h.set(Trace.header, Trace.outgoing(fiber, envelope, ++sendSeq))
-        client.publish(subject.value, Codec.encodeBytes(envelope), { headers: h })
+        const body =
+          sealer === undefined ? Codec.encodeBytes(envelope) : sealer.seal(subject.value, Codec.encode(envelope))
+        client.publish(subject.value, body, { headers: h })
       } catch (cause) {
         return dropSend(`publish refused: ${errorMessage(cause)}`, to)
       }
@@ -194,6 +227,10 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
     | { readonly _tag: "Ended"; readonly error: Error }
     | { readonly _tag: "Oversized"; readonly subject: string; readonly size: number }
     | { readonly _tag: "Undecodable"; readonly subject: string; readonly reason: string }
+    /** Decoded, but not what its subject may carry (`Subjects.refusal`). */
+    | { readonly _tag: "Refused"; readonly subject: string; readonly reason: string }
+    /** No valid MAC, or a replay (`ClusterKey`). */
+    | { readonly _tag: "Unauthenticated"; readonly subject: string; readonly refusal: ClusterKey.Refusal }
     /** The mailbox was full: `overflow.count` says how many were dropped since the last report. */
     | { readonly _tag: "Overflow" }
 
@@ -219,6 +256,17 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
               yield* stats.count("decodeErrors")
               yield* Effect.logWarning("dropping an undecodable message", { subject: p.subject, reason: p.reason })
               break
+            case "Refused":
+              yield* stats.count("refused")
+              yield* Effect.logWarning("refusing a message", { subject: p.subject, reason: p.reason })
+              break
+            case "Unauthenticated":
+              yield* stats.count(p.refusal.kind)
+              yield* Effect.logWarning(
+                p.refusal.kind === "replayed" ? "refusing a replayed message" : "refusing an unauthenticated message",
+                { subject: p.subject, reason: p.refusal.reason }
+              )
+              break
             case "Overflow":
               break
           }
@@ -234,29 +282,35 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
 
   const listen = (address: Address.Address) =>
     Effect.gen(function* () {
-      const found = Subjects.subject(cluster, address)
+      // trust split (issue 14): the listener's own subject, and a replica's request subject
+      const found = Subjects.listenSubjects(cluster, address)
       if (Option.isNone(found)) {
         return yield* new Transport.TransportError({
           reason: `cannot listen on ${JSON.stringify(address)}: not an address`
         })
       }
-      const subject = found.value
+      const [own, ...others] = found.value
+      const subject = own!.subject
+      const ownChannel = own!.channel
       const mailbox = yield* Queue.bounded<Message.Envelope>(capacity)
       const problems = yield* Queue.dropping<Problem>(capacity)
       yield* Effect.addFinalizer(() => Effect.andThen(Queue.shutdown(problems), Queue.shutdown(mailbox)))
       const overflow = { count: 0 }
       if (localDelivery) {
-        let listeners = local.get(subject)
-        if (listeners === undefined) local.set(subject, (listeners = new Set()))
+        let listeners = local.get(address)
+        if (listeners === undefined) local.set(address, (listeners = new Set()))
         const mine = listeners
         mine.add(mailbox)
         yield* Effect.addFinalizer(() =>
           Effect.sync(() => {
             mine.delete(mailbox)
-            if (mine.size === 0 && local.get(subject) === mine) local.delete(subject)
+            if (mine.size === 0 && local.get(address) === mine) local.delete(address)
           })
         )
       }
+      // authenticated envelopes (issue 14): each listener its own replay window, so two
+      // listeners on one address both get a message
+      const opener = keys === undefined ? undefined : ClusterKey.opener(keys)
       let refused: Error | undefined
       /**
        * The socket's read path: size check, decode and validate, hand over. Decoding here
@@ -270,20 +324,38 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
           return
         }
         stats.countUnsafe("received")
-        const size = msg.data.length
-        if (size > maxBytes) {
+        let data = msg.data
+        const size = data.length
+        if (size > (data[0] === ClusterKey.mark ? maxBytes + ClusterKey.overheadBytes : maxBytes)) {
           Queue.offerUnsafe(problems, { _tag: "Oversized", subject: msg.subject, size })
           return
         }
-        const decoded = Codec.decodeMany(msg.data)
+        // authenticated envelopes (issue 14): check and strip the MAC line
+        if (opener !== undefined || data[0] === ClusterKey.mark) {
+          const protocol = msg.subject === subject && ownChannel === "protocol"
+          const opened = opener === undefined ? ClusterKey.strip(data) : opener.open(msg.subject, data, protocol)
+          if (!(opened instanceof Uint8Array)) {
+            Queue.offerUnsafe(problems, { _tag: "Unauthenticated", subject: msg.subject, refusal: opened })
+            return
+          }
+          data = opened
+        }
+        const decoded = Codec.decodeMany(data)
         if (Result.isFailure(decoded)) {
           Queue.offerUnsafe(problems, { _tag: "Undecodable", subject: msg.subject, reason: decoded.failure.reason })
           return
         }
         const trace = msg.headers?.get(Trace.header)
+        // trust split (issue 14): a message on another subject of this listener is a request
+        const channel = msg.subject === subject ? ownChannel : "request"
         for (const item of decoded.success) {
           if (Result.isFailure(item)) {
             Queue.offerUnsafe(problems, { _tag: "Undecodable", subject: msg.subject, reason: item.failure.reason })
+            continue
+          }
+          const refusal = Subjects.refusal(channel, msg.subject, item.success.message)
+          if (refusal !== undefined) {
+            Queue.offerUnsafe(problems, { _tag: "Refused", subject: msg.subject, reason: refusal })
             continue
           }
           if (trace !== undefined) Trace.remember(item.success, trace)
@@ -299,6 +371,19 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
         }),
         (sub) => Effect.sync(() => sub.unsubscribe())
       )
+      for (const other of others) {
+        yield* Effect.acquireRelease(
+          Effect.try({
+            try: () => client.subscribe(other.subject, { callback: deliver }),
+            catch: (cause) =>
+              new Transport.TransportError({
+                reason: `cannot subscribe to ${other.subject}: ${errorMessage(cause)}`,
+                cause
+              })
+          }),
+          (sub) => Effect.sync(() => sub.unsubscribe())
+        )
+      }
       // one round trip: the server has the subscription, or has refused it, once the PONG is back
       yield* Effect.tryPromise(() => client.flush()).pipe(Effect.timeoutOption(subscribeTimeout), Effect.ignore)
       if (refused !== undefined) {
@@ -335,5 +420,7 @@ export const layer = (
 ): Layer.Layer<Transport.Transport | NatsConnection.NatsConnection | NatsStats, Transport.TransportError> =>
   // a bad cluster name is a configuration error: report it before connecting anywhere
   Subjects.isClusterName(options.cluster)
-    ? layerNoDeps(options).pipe(Layer.provideMerge(NatsConnection.layer(options)))
+    ? layerNoDeps({ ...options, sender: options.sender ?? options.name }).pipe(
+        Layer.provideMerge(NatsConnection.layer(options))
+      )
     : Layer.effectContext(Effect.fail(invalidCluster(options.cluster)))

@@ -1,8 +1,20 @@
 /**
- * The one place that knows how synod names things on NATS. An address `role/id` of
- * cluster `c` lives on the subject `synod.<c>.<role>.<id>`; every other module (and every
- * server permission file) derives its subjects from here, so the scheme can change in one
- * file.
+ * The one place that knows how synod names things on NATS. Every other module (and every
+ * permission file, `NatsConfig`) derives its subjects from here, so the scheme can change
+ * in one file. Subjects are split by trust (issue 14):
+ *
+ * - **protocol**: an address `role/id` of a server role (replica, leader, acceptor,
+ *   learner) of cluster `c` lives on `synod.<c>.<role>.<id>`; only servers publish there;
+ * - **requests**: a client's `Request` to replica `r` goes to `synod.<c>.req.<r>.<scope>`,
+ *   where `<scope>` is the first token of the client id (`alice` for `alice.c7f3`, the
+ *   whole id for `c7f3`); the replica checks that each command's client id has that
+ *   scope, so NATS permissions on the scope token stop a client from acting as another;
+ * - **responses**: a replica's `Response` goes to the client's address,
+ *   `synod.<c>.client.<id>` (`synod.<c>.client.alice.c7f3` for a scoped id).
+ *
+ * A listener accepts on each subject only what belongs there (`refusal`): `Request` only
+ * on a request subject, `Response` only on a client's subject, protocol messages only on
+ * protocol subjects.
  *
  * Both the cluster name and the id are single NATS tokens: a `.` would add a level and a
  * `*` or `>` would turn a listener into a wildcard subscription, so they are restricted
@@ -10,14 +22,16 @@
  *
  * @since 0.1.0
  */
-import type { Address } from "@synod/core"
+import type { Address, Message } from "@synod/core"
 import { Option, Schema } from "effect"
 
 /** The first token of every synod subject. */
 export const root = "synod"
 
 const tokenPattern = /^[A-Za-z0-9_-]{1,64}$/
-const addressPattern = /^(replica|leader|acceptor|learner|client)\/([A-Za-z0-9_-]{1,64})$/
+// a client id may be `<scope>.<name>`: two tokens (Address.ClientId)
+const addressPattern =
+  /^(?:(replica|leader|acceptor|learner)\/([A-Za-z0-9_-]{1,64})|client\/([A-Za-z0-9_-]{1,64}(?:\.[A-Za-z0-9_-]{1,64})?))$/
 
 /** A cluster name: one NATS subject token, so clusters sharing a NATS account stay apart. */
 export const ClusterName = Schema.String.check(
@@ -34,15 +48,94 @@ export type ClusterName = typeof ClusterName.Type
  */
 export const subject = (cluster: ClusterName, address: Address.Address): Option.Option<string> => {
   const m = addressPattern.exec(address)
-  return m === null ? Option.none() : Option.some(`${root}.${cluster}.${m[1]}.${m[2]}`)
+  if (m === null) return Option.none()
+  return Option.some(m[3] === undefined ? `${root}.${cluster}.${m[1]}.${m[2]}` : `${root}.${cluster}.client.${m[3]}`)
 }
 
-/** The address a subject of `cluster` stands for, or `None` for any other subject. */
+/**
+ * The address a subject of `cluster` stands for, or `None` for any other subject (request
+ * subjects included: they name a replica and a scope, not one address).
+ */
 export const parse = (cluster: ClusterName, subject: string): Option.Option<Address.Address> => {
   const parts = subject.split(".")
-  if (parts.length !== 4 || parts[0] !== root || parts[1] !== cluster) return Option.none()
-  const address = `${parts[2]}/${parts[3]}`
+  if (parts.length < 4 || parts.length > 5 || parts[0] !== root || parts[1] !== cluster) return Option.none()
+  if (parts.length === 5 && parts[2] !== "client") return Option.none()
+  const address = `${parts[2]}/${parts.slice(3).join(".")}`
   return addressPattern.test(address) ? Option.some(address) : Option.none()
+}
+
+// ---------------------------------------------------------------------------------------
+// client subjects (issue 14): requests and responses apart from the protocol
+
+/** The scope of a client id: its first token (`alice` for `alice.c7f3`, `c7f3` for `c7f3`). */
+export const clientScope = (clientId: string): string => {
+  const dot = clientId.indexOf(".")
+  return dot === -1 ? clientId : clientId.slice(0, dot)
+}
+
+/**
+ * The subject of a request from client `clientId` to replica `replicaId`,
+ * `synod.<c>.req.<replica>.<scope>`; `None` when either is not a well-formed id.
+ */
+export const requestSubject = (cluster: ClusterName, replicaId: string, clientId: string): Option.Option<string> =>
+  tokenPattern.test(replicaId) && addressPattern.test(`client/${clientId}`)
+    ? Option.some(`${root}.${cluster}.req.${replicaId}.${clientScope(clientId)}`)
+    : Option.none()
+
+/**
+ * Where `send` publishes `message` to `to`: a `Request` to a replica on the replica's
+ * request subject for the command's client, everything else on `to`'s own subject.
+ */
+export const sendSubject = (
+  cluster: ClusterName,
+  to: Address.Address,
+  message: Message.Message
+): Option.Option<string> =>
+  message._tag === "Request" && to.startsWith("replica/")
+    ? requestSubject(cluster, to.slice(8), message.command.client)
+    : subject(cluster, to)
+
+/** What a subscription carries: protocol messages, clients' requests, or a client's responses. */
+export type Channel = "protocol" | "request" | "response"
+
+/**
+ * The subscriptions a listener on `address` makes: its own subject, plus a replica's
+ * request subject (`synod.<c>.req.<id>.*`, one per scope). `None` for a malformed address.
+ */
+export const listenSubjects = (
+  cluster: ClusterName,
+  address: Address.Address
+): Option.Option<ReadonlyArray<{ readonly subject: string; readonly channel: Channel }>> =>
+  Option.map(subject(cluster, address), (own) => {
+    if (address.startsWith("client/")) return [{ subject: own, channel: "response" as const }]
+    if (!address.startsWith("replica/")) return [{ subject: own, channel: "protocol" as const }]
+    return [
+      { subject: own, channel: "protocol" as const },
+      { subject: `${root}.${cluster}.req.${address.slice(8)}.*`, channel: "request" as const }
+    ]
+  })
+
+/**
+ * Why `message`, received on `subject` of a subscription of `channel`, must be dropped, or
+ * `undefined` when it belongs there. Checked for every envelope received, so it is cheap:
+ * a tag comparison, and for a request the client id's scope against the subject's last token.
+ */
+export const refusal = (channel: Channel, subject: string, message: Message.Message): string | undefined => {
+  const tag = message._tag
+  switch (channel) {
+    case "protocol":
+      return tag === "Request" || tag === "Response" ? `a ${tag} on a protocol subject` : undefined
+    case "response":
+      return tag === "Response" ? undefined : `a ${tag} on a client's subject (only Response goes there)`
+    case "request": {
+      if (tag !== "Request") return `a ${tag} on a request subject (only Request goes there)`
+      const scope = subject.slice(subject.lastIndexOf(".") + 1)
+      const client = message.command.client
+      return clientScope(client) === scope && addressPattern.test(`client/${client}`)
+        ? undefined
+        : `a request of client ${JSON.stringify(client)} on the subject of scope ${JSON.stringify(scope)}`
+    }
+  }
 }
 
 /**
@@ -67,6 +160,37 @@ export const wildcard = (
   if (select.role === undefined && select.id === undefined) return `${root}.${cluster}.>`
   return `${root}.${cluster}.${select.role ?? "*"}.${select.id ?? "*"}`
 }
+
+/** Publish and subscribe permissions, as NATS subjects (wildcards allowed). */
+export interface Permissions {
+  readonly publish: ReadonlyArray<string>
+  readonly subscribe: ReadonlyArray<string>
+}
+
+/**
+ * What server node `id` needs: publish anything in the cluster (a server hosts roles and
+ * the HTTP API's client); subscribe to its roles' subjects, its presence subject, its
+ * replica's requests and its own clients' responses (client ids `<id>.<name>`).
+ */
+export const serverPermissions = (cluster: ClusterName, id: string): Permissions => ({
+  publish: [wildcard(cluster)],
+  subscribe: [
+    ...(["replica", "leader", "acceptor", "learner", "node"] as const).map(
+      (role) => `${root}.${cluster}.${role}.${id}`
+    ),
+    `${root}.${cluster}.req.${id}.*`,
+    `${root}.${cluster}.client.${id}.*`
+  ]
+})
+
+/**
+ * What a client user `scope` needs, and all it gets: publish requests of its scope to any
+ * replica, and subscribe to the responses of its own clients (ids `<scope>.<name>`).
+ */
+export const clientPermissions = (cluster: ClusterName, scope: string): Permissions => ({
+  publish: [`${root}.${cluster}.req.*.${scope}`],
+  subscribe: [`${root}.${cluster}.client.${scope}.*`]
+})
 
 /** Whether `name` can be used as a cluster name. */
 export const isClusterName: (name: string) => name is ClusterName = Schema.is(ClusterName)

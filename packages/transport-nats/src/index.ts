@@ -2,10 +2,12 @@
  * @synod/transport-nats: the `Transport` over NATS. `NatsTransport.layer(options)` replaces
  * the in-memory bus; `Subjects` is the subject scheme, `NatsConnection` the process's one
  * connection, `NatsStats` its counters, `Presence` one process per node id, `Trace` the
- * `synod-trace` header.
+ * `synod-trace` header, `NatsConfig` a nats-server authorization block for a cluster.
  *
  * @since 0.1.0
  */
+export * as ClusterKey from "./ClusterKey.ts"
+export * as NatsConfig from "./NatsConfig.ts"
 export * as NatsConnection from "./NatsConnection.ts"
 export * as NatsStats from "./NatsStats.ts"
 export * as NatsTransport from "./NatsTransport.ts"

@@ -7,24 +7,20 @@ import * as Kit from "./Kit.ts"
 const cluster = "perm"
 const list = (subjects: ReadonlyArray<string>) => `[${subjects.map((s) => JSON.stringify(s)).join(", ")}]`
 
-// "server" (node s1) may publish anywhere in the cluster and subscribe to its own roles;
-// "client" (c1) may only publish to replicas and subscribe to its own address
+// "server" (node s1) may publish anywhere in the cluster and subscribe to its own subjects;
+// "client" (scope c1) may only publish requests of its scope and read its own responses
+const serverUser = Subjects.serverPermissions(cluster, "s1")
+const clientUser = Subjects.clientPermissions(cluster, "c1")
 const permissions = `
 authorization {
   users = [
     {
       user: "server", password: "server-pass",
-      permissions: {
-        publish: ${list([Subjects.wildcard(cluster)])},
-        subscribe: ${list([Subjects.wildcard(cluster, { id: "s1" })])}
-      }
+      permissions: { publish: ${list(serverUser.publish)}, subscribe: ${list(serverUser.subscribe)} }
     },
     {
       user: "client", password: "client-pass",
-      permissions: {
-        publish: ${list([Subjects.wildcard(cluster, { role: "replica" })])},
-        subscribe: ${list([Subjects.wildcard(cluster, { role: "client", id: "c1" })])}
-      }
+      permissions: { publish: ${list(clientUser.publish)}, subscribe: ${list(clientUser.subscribe)} }
     }
   ]
 }
@@ -34,7 +30,7 @@ const quick = { reconnectWait: "50 millis", reconnectJitter: "10 millis" } as co
 
 describe("NatsTransport auth", () => {
   it.live(
-    "per-user subject permissions: a client cannot reach an acceptor, server traffic flows",
+    "per-user subject permissions: a client cannot reach an acceptor or a replica's protocol subject, server traffic flows",
     () =>
       Effect.gen(function* () {
         const server = yield* NatsServer.start({ config: permissions })
@@ -43,6 +39,7 @@ describe("NatsTransport auth", () => {
           servers: server.url,
           name: "s1",
           cluster,
+          localDelivery: false,
           auth: { user: "server", password: "server-pass" }
         })
         const c1 = yield* Kit.build({
@@ -50,14 +47,15 @@ describe("NatsTransport auth", () => {
           servers: server.url,
           name: "c1",
           cluster,
+          localDelivery: false,
           auth: { user: "client", password: "client-pass" }
         })
         const acceptor = yield* s1.transport.listen("acceptor/s1")
         const replica = yield* s1.transport.listen("replica/s1")
-        const client = yield* c1.transport.listen("client/c1")
+        const client = yield* c1.transport.listen("client/c1.x")
 
         // refused by the server: the client's connection reports it, the send itself does not fail
-        yield* c1.transport.send("acceptor/s1", Kit.ping("client/c1", "acceptor/s1", 1))
+        yield* c1.transport.send("acceptor/s1", Kit.ping("client/c1.x", "acceptor/s1", 1))
         yield* Kit.eventually(
           "the client's connection reports the violation",
           c1.stats.snapshot.pipe(Effect.map((s) => s.permissionErrors >= 1))
@@ -68,22 +66,28 @@ describe("NatsTransport auth", () => {
         assert.strictEqual(Queue.sizeUnsafe(acceptor), 0)
 
         // what each may do keeps working
-        yield* c1.transport.send("replica/s1", Kit.ping("client/c1", "replica/s1", 3))
+        yield* c1.transport.send("replica/s1", Kit.request("c1.x", "replica/s1", 3))
         assert.strictEqual(Kit.seqOf(yield* Kit.takeWithin(replica)), 3)
-        yield* s1.transport.send("client/c1", Kit.ping("replica/s1", "client/c1", 4))
+        yield* s1.transport.send("client/c1.x", Kit.response("client/c1.x", 4))
         assert.strictEqual(Kit.seqOf(yield* Kit.takeWithin(client)), 4)
 
         // a refused subscription fails listen
         const denied = yield* Effect.flip(c1.transport.listen("acceptor/s1"))
         assert.include(denied.reason, "Permissions Violation")
-        const other = yield* Effect.flip(c1.transport.listen("client/c2"))
-        assert.include(other.reason, "synod.perm.client.c2")
+        const other = yield* Effect.flip(c1.transport.listen("client/c2.x"))
+        assert.include(other.reason, "synod.perm.client.c2.x")
+        // a protocol message to a replica (the forged Decision of issue 14) and a request in
+        // another scope are refused by the server too
+        yield* c1.transport.send("replica/s1", Kit.ping("leader/s1", "replica/s1", 5))
+        yield* c1.transport.send("replica/s1", Kit.request("c2.x", "replica/s1", 6))
 
         // status events are read by a fiber of their own: they may trail the listen failure
         yield* Kit.eventually(
-          "one publish and two subscribe violations reported",
-          c1.stats.snapshot.pipe(Effect.map((s) => s.permissionErrors === 3))
+          "three publish and two subscribe violations reported",
+          c1.stats.snapshot.pipe(Effect.map((s) => s.permissionErrors === 5))
         )
+        yield* s1.transport.send("replica/s1", Kit.ping("leader/s1", "replica/s1", 7))
+        assert.strictEqual(Kit.seqOf(yield* Kit.takeWithin(replica)), 7, "nothing the client forged arrived first")
         assert.strictEqual((yield* c1.stats.snapshot).subscriptionErrors, 2)
         const ss = yield* s1.stats.snapshot
         assert.strictEqual(ss.permissionErrors, 0)

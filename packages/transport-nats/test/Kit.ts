@@ -9,15 +9,39 @@ import { type Address, Command, Message, Transport } from "@synod/core"
 import { Clock, Context, Effect, Layer, Option, Queue } from "effect"
 import { NatsConnection, NatsStats, NatsTransport } from "@synod/transport-nats"
 
+/**
+ * A protocol message (a `Propose` for slot `seq`) from `from` to `to`: protocol subjects
+ * carry it to any role (a client's `Request` would be refused there: `Subjects.refusal`).
+ */
 export const ping = (from: Address.Address, to: Address.Address, seq: number, op: unknown = null) =>
   new Message.Envelope({
     from,
     to,
-    message: new Message.Request({ command: new Command.Command({ client: "kit", seq, acked: 0, op: op as never }) })
+    message: new Message.Propose({
+      slot: seq,
+      value: new Command.Batch({
+        commands: [new Command.Command({ client: "kit", seq, acked: 0, op: op as never })]
+      })
+    })
   })
 
-export const seqOf = (e: Message.Envelope | undefined): number =>
-  e !== undefined && e.message._tag === "Request" ? e.message.command.seq : -1
+/** A client's `Request` (seq `seq`) from client `client` to `to`. */
+export const request = (client: string, to: Address.Address, seq: number) =>
+  new Message.Envelope({
+    from: `client/${client}`,
+    to,
+    message: new Message.Request({ command: new Command.Command({ client, seq, acked: 0, op: null }) })
+  })
+
+/** A replica's `Response` (seq `seq`) to `to`. */
+export const response = (to: Address.Address, seq: number) =>
+  new Message.Envelope({ from: "replica/r0", to, message: new Message.Response({ seq, result: null, slot: 1 }) })
+
+export const seqOf = (e: Message.Envelope | undefined): number => {
+  if (e === undefined) return -1
+  const m = e.message
+  return m._tag === "Propose" ? m.slot : m._tag === "Request" ? m.command.seq : m._tag === "Response" ? m.seq : -1
+}
 
 export const takeWithin = (mailbox: Transport.Mailbox, ms = 5000) =>
   Queue.take(mailbox).pipe(Effect.timeoutOption(ms), Effect.map(Option.getOrUndefined))

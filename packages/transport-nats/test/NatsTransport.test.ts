@@ -27,6 +27,22 @@ transportContract(
   "nats"
 )
 
+// the same contract with authenticated envelopes on (issue 14)
+transportContract(
+  "NATS with a cluster key",
+  Layer.unwrap(
+    Effect.map(NatsServer.start(), (server) =>
+      NatsTransport.layer({
+        servers: server.url,
+        name: "contract",
+        cluster: "contract",
+        clusterKey: { current: "a-cluster-key-for-the-contract-tests" }
+      })
+    )
+  ),
+  "natsk"
+)
+
 /** Log lines (message arrays) written while `eff` runs. */
 const capturingLogs = <A, E, R>(eff: (lines: Array<ReadonlyArray<unknown>>) => Effect.Effect<A, E, R>) => {
   const lines: Array<ReadonlyArray<unknown>> = []
@@ -228,6 +244,64 @@ describe("coalescing", () => {
           Effect.map(stats.snapshot, (s) => s.decodeErrors === 2)
         )
       }),
+    20_000
+  )
+
+  it.live(
+    "subjects by trust: requests and responses only on client subjects, protocol only on protocol subjects; the rest refused, counted and logged",
+    () =>
+      capturingLogs((lines) =>
+        Effect.gen(function* () {
+          const server = yield* NatsServer.start()
+          const { transport, stats } = yield* Kit.build({ servers: server.url, name: "trust", cluster: "trust", localDelivery: false })
+          const raw = yield* Kit.rawClient(server.url)
+          const replica = yield* transport.listen("replica/r1")
+          const client = yield* transport.listen("client/alice.x")
+          const json = (e: unknown) => JSON.stringify(e)
+          const req = "synod.trust.req.r1.alice"
+          const proto = "synod.trust.replica.r1"
+          const inbox = "synod.trust.client.alice.x"
+          // refused: a protocol message on the request subject, another scope's request, a
+          // request on the protocol subject, a protocol message and a request on a client's subject
+          raw.publish(req, json(Kit.ping("leader/s1", "replica/r1", 1)))
+          raw.publish(req, json(Kit.request("bob.y", "replica/r1", 2)))
+          raw.publish(proto, json(Kit.request("alice.x", "replica/r1", 3)))
+          raw.publish(inbox, json(Kit.ping("replica/r1", "client/alice.x", 4)))
+          raw.publish(inbox, json(Kit.request("alice.x", "replica/r1", 5)))
+          // delivered: a request of its scope, a protocol message on the protocol subject, a response
+          raw.publish(req, json(Kit.request("alice.x", "replica/r1", 6)))
+          raw.publish(proto, json(Kit.ping("leader/s1", "replica/r1", 7)))
+          raw.publish(inbox, json(Kit.response("client/alice.x", 8)))
+          yield* Effect.promise(() => raw.flush())
+          // and through the transport: a Request goes to the request subject, a Response to the client
+          yield* transport.send("replica/r1", Kit.request("alice.x", "replica/r1", 9))
+          yield* transport.send("client/alice.x", Kit.response("client/alice.x", 10))
+
+          const got = [
+            Kit.seqOf(yield* Kit.takeWithin(replica)),
+            Kit.seqOf(yield* Kit.takeWithin(replica)),
+            Kit.seqOf(yield* Kit.takeWithin(replica))
+          ].sort((a, b) => a - b)
+          assert.deepStrictEqual(got, [6, 7, 9])
+          assert.strictEqual(Kit.seqOf(yield* Kit.takeWithin(client)), 8)
+          assert.strictEqual(Kit.seqOf(yield* Kit.takeWithin(client)), 10)
+          yield* Kit.eventually(
+            "five refusals counted",
+            Effect.map(stats.snapshot, (s) => s.refused === 5)
+          )
+          assert.strictEqual(Queue.sizeUnsafe(replica) + Queue.sizeUnsafe(client), 0)
+          const refused = lines
+            .filter((l) => l[0] === "refusing a message")
+            .map((l) => l[1] as { subject: string; reason: string })
+          assert.deepStrictEqual(
+            refused.map((r) => r.subject),
+            [req, req, proto, inbox, inbox]
+          )
+          assert.include(refused[0]!.reason, "a Propose on a request subject")
+          assert.include(refused[1]!.reason, '"bob.y"')
+          assert.include(refused[2]!.reason, "a Request on a protocol subject")
+        })
+      ),
     20_000
   )
 })

@@ -1,4 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
+import { Command, Message } from "@synod/core"
 import { Effect, Option } from "effect"
 import { Subjects } from "@synod/transport-nats"
 
@@ -57,5 +58,68 @@ describe("Subjects", () => {
       assert.isTrue(Subjects.isClusterName("prod-eu_1"))
       for (const bad of ["", "a.b", "*", ">", "a b", "x".repeat(65)]) assert.isFalse(Subjects.isClusterName(bad), bad)
     })
+  )
+
+  it.effect(
+    "scoped client ids are two tokens; requests go to the replica's request subject of the client's scope",
+    () =>
+      Effect.sync(() => {
+        assert.deepStrictEqual(Subjects.subject("prod", "client/alice.c7"), Option.some("synod.prod.client.alice.c7"))
+        assert.deepStrictEqual(Subjects.parse("prod", "synod.prod.client.alice.c7"), Option.some("client/alice.c7"))
+        for (const bad of ["client/a.b.c", "client/.b", "client/a.", "replica/a.b"]) {
+          assert.isTrue(Option.isNone(Subjects.subject("prod", bad)), bad)
+        }
+        assert.isTrue(Option.isNone(Subjects.parse("prod", "synod.prod.replica.a.b")))
+        assert.isTrue(Option.isNone(Subjects.parse("prod", "synod.prod.req.s1.alice")))
+        const request = (client: string) =>
+          new Message.Request({ command: new Command.Command({ client, seq: 1, acked: 0, op: null }) })
+        assert.deepStrictEqual(
+          Subjects.sendSubject("prod", "replica/s1", request("alice.c7")),
+          Option.some("synod.prod.req.s1.alice")
+        )
+        assert.deepStrictEqual(
+          Subjects.sendSubject("prod", "replica/s1", request("c7")),
+          Option.some("synod.prod.req.s1.c7")
+        )
+        assert.isTrue(Option.isNone(Subjects.sendSubject("prod", "replica/s1", request("a>"))))
+        const decision = new Message.Progress({ slotOut: 1 })
+        assert.deepStrictEqual(
+          Subjects.sendSubject("prod", "replica/s1", decision),
+          Option.some("synod.prod.replica.s1")
+        )
+        assert.deepStrictEqual(Option.getOrThrow(Subjects.listenSubjects("prod", "replica/s1")), [
+          { subject: "synod.prod.replica.s1", channel: "protocol" },
+          { subject: "synod.prod.req.s1.*", channel: "request" }
+        ])
+        assert.strictEqual(Subjects.refusal("request", "synod.prod.req.s1.alice", request("alice.c7")), undefined)
+        assert.include(Subjects.refusal("request", "synod.prod.req.s1.alice", request("bob.c7"))!, "scope")
+        assert.include(Subjects.refusal("request", "synod.prod.req.s1.alice", decision)!, "Progress")
+        assert.include(Subjects.refusal("protocol", "synod.prod.replica.s1", request("alice.c7"))!, "protocol subject")
+        assert.strictEqual(Subjects.refusal("protocol", "synod.prod.replica.s1", decision), undefined)
+        assert.include(Subjects.refusal("response", "synod.prod.client.alice.c7", decision)!, "client's subject")
+      })
+  )
+
+  it.effect(
+    "permissions: a server subscribes to its own subjects only, a client user publishes requests of its scope only",
+    () =>
+      Effect.sync(() => {
+        assert.deepStrictEqual(Subjects.serverPermissions("prod", "s1"), {
+          publish: ["synod.prod.>"],
+          subscribe: [
+            "synod.prod.replica.s1",
+            "synod.prod.leader.s1",
+            "synod.prod.acceptor.s1",
+            "synod.prod.learner.s1",
+            "synod.prod.node.s1",
+            "synod.prod.req.s1.*",
+            "synod.prod.client.s1.*"
+          ]
+        })
+        assert.deepStrictEqual(Subjects.clientPermissions("prod", "app"), {
+          publish: ["synod.prod.req.*.app"],
+          subscribe: ["synod.prod.client.app.*"]
+        })
+      })
   )
 })

@@ -22,6 +22,7 @@
  * @internal
  */
 import type { Schema } from "effect"
+import * as Address from "../Address.ts"
 import { Ballot } from "../Ballot.ts"
 import { Batch, Command, Noop, PValue, type SlotValue } from "../Command.ts"
 import {
@@ -154,13 +155,13 @@ const optionalPositive = (o: Obj, key: string): number | undefined =>
   o[key] === undefined ? undefined : positive(o, key)
 
 /** `Address`'s pattern, the same expression. */
-const addressPattern = /^(replica|leader|acceptor|learner|client)\/[A-Za-z0-9_-]{1,64}$/
+const addressPattern = Address.pattern
 
 const address = (o: Obj, key: string): string => {
   const v = o[key]
   return typeof v === "string" && addressPattern.test(v)
     ? v
-    : invalid(key, "an address (role/id, role one of replica, leader, acceptor, learner, client)", v)
+    : invalid(key, "an address (role/id, role one of replica, leader, acceptor, learner, client; a client id may be scope.name)", v)
 }
 
 /**

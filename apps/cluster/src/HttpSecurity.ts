@@ -1,0 +1,125 @@
+/**
+ * Who may use the HTTP API (issue 14): bearer tokens with a scope, and the `Host` header.
+ *
+ * - **Tokens.** When any is configured, every request but the probes (`/healthz`,
+ *   `/readyz`) needs `Authorization: Bearer <token>`: none, or an unknown one, gets 401
+ *   `Unauthorized` (with `WWW-Authenticate`); a `read` token may only read (GET, HEAD), so
+ *   it gets 403 `Forbidden` on a write; a `write` token may do everything. Tokens are
+ *   compared in constant time: each candidate and each configured token are hashed with
+ *   SHA-256 and the digests compared with `timingSafeEqual`, every configured token every
+ *   time, so neither the length nor the first differing byte shows in the timing.
+ * - **Host.** With `hosts` configured, a request whose `Host` is neither a loopback name
+ *   nor one of `hosts` gets 421 `HostNotAllowed`: a browser tricked by DNS rebinding sends
+ *   the attacker's name, so a page elsewhere cannot drive the API through a victim's
+ *   browser. An API listening on a non-loopback address must name its `hosts`
+ *   (`Serve.decode` insists); on loopback the check is on once `hosts` is set.
+ *
+ * Both run as global router middleware, before routing, so no path (the OpenAPI document,
+ * a 404) answers anything else to a request they refuse. The bodies are the `Api` errors'
+ * (`Unauthorized`, `Forbidden`, `HostNotAllowed`), so the generated client decodes them.
+ *
+ * @since 0.1.0
+ */
+import { createHash, timingSafeEqual } from "node:crypto"
+import { Effect, Schema } from "effect"
+import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
+
+export const Scope = Schema.Literals(["read", "write"])
+export type Scope = typeof Scope.Type
+
+/** RFC 6750's token characters, 16 to 256 of them: long enough to guess never, short enough to bound. */
+export const Token = Schema.String.check(
+  Schema.isPattern(/^[A-Za-z0-9._~+/-]{16,256}=*$/, {
+    message: "a token is 16-256 characters of letters, digits and - . _ ~ + /"
+  })
+)
+
+export const TokenEntry = Schema.Struct({ token: Token, scope: Scope })
+export type TokenEntry = typeof TokenEntry.Type
+
+/** A host name as a `Host` header carries it (without the port); compared without case. */
+export const HostName = Schema.String.check(
+  Schema.isPattern(/^[A-Za-z0-9.-]{1,253}$|^\[[0-9A-Fa-f:.]{2,45}\]$/, {
+    message: "a host name is a DNS name, an IPv4 address or a bracketed IPv6 address"
+  })
+)
+
+export interface Options {
+  /** Accepted tokens; none: no authentication (the default). */
+  readonly tokens?: ReadonlyArray<TokenEntry>
+  /** Names the `Host` header may carry besides the loopback ones; absent: `Host` is not checked. */
+  readonly hosts?: ReadonlyArray<string>
+}
+
+const loopbackNames = ["localhost", "127.0.0.1", "[::1]"]
+
+/** Whether `address` (a listen address) reaches this machine only. */
+export const isLoopback = (address: string): boolean =>
+  address === "localhost" || address === "::1" || address === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(address)
+
+/** The host part of a `Host` header value (`name:port`, `[v6]:port`), lower-cased. */
+const hostOf = (header: string): string => {
+  const h = header.trim().toLowerCase()
+  if (h.startsWith("[")) {
+    const end = h.indexOf("]")
+    return end === -1 ? h : h.slice(0, end + 1)
+  }
+  const colon = h.indexOf(":")
+  return colon === -1 ? h : h.slice(0, colon)
+}
+
+const digest = (s: string): Buffer => createHash("sha256").update(s, "utf8").digest()
+
+/** The scope of `candidate`, or `undefined`: looks at every configured token whatever matches. */
+export const scopeOf = (
+  tokens: ReadonlyArray<{ readonly digest: Buffer; readonly scope: Scope }>,
+  candidate: string
+): Scope | undefined => {
+  const d = digest(candidate)
+  let found: Scope | undefined
+  for (const t of tokens) if (timingSafeEqual(t.digest, d) && found !== "write") found = t.scope
+  return found
+}
+
+const probes = new Set(["/healthz", "/readyz"])
+const readMethods = new Set(["GET", "HEAD"])
+
+const refuse = (status: number, _tag: string, message: string, headers: Record<string, string> = {}) =>
+  HttpServerResponse.jsonUnsafe({ _tag, message }, { status, headers })
+
+/** The global middleware enforcing `options`; it lets everything through when they set neither tokens nor hosts. */
+export const middleware = (options: Options) => {
+  const tokens = (options.tokens ?? []).map((t) => ({ digest: digest(t.token), scope: t.scope }))
+  const allowed = new Set([...loopbackNames, ...(options.hosts ?? []).map((h) => h.toLowerCase())])
+  return HttpRouter.middleware<{ handles: unknown }>()(
+    (app) =>
+      Effect.gen(function* () {
+        const request = yield* HttpServerRequest.HttpServerRequest
+        const host = request.headers.host
+        if (options.hosts !== undefined && (host === undefined || !allowed.has(hostOf(host)))) {
+          return refuse(
+            421,
+            "HostNotAllowed",
+            `host ${JSON.stringify(host ?? "")} is not one this API answers to (set http.hosts)`
+          )
+        }
+        if (tokens.length === 0 || probes.has(request.url.split("?")[0]!)) return yield* app
+        const auth = request.headers.authorization
+        const match = auth === undefined ? null : /^Bearer ([^\s]+)$/i.exec(auth.trim())
+        const scope = match === null ? undefined : scopeOf(tokens, match[1]!)
+        if (scope === undefined) {
+          return refuse(
+            401,
+            "Unauthorized",
+            auth === undefined ? "a bearer token is required" : "the bearer token is not valid",
+            { "www-authenticate": 'Bearer realm="synod"' }
+          )
+        }
+        if (scope === "read" && !readMethods.has(request.method)) {
+          return refuse(403, "Forbidden", `a read-only token may not ${request.method} ${request.url.split("?")[0]}`)
+        }
+        return yield* app
+      }),
+    { global: true }
+  )
+}
