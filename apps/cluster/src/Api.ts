@@ -9,6 +9,9 @@
  * - `POST   /kv/{key}/cas`      write only if the key's version is `version` (0: absent),
  *                               body `{"version": 3, "value": "..."}`; 409 on a mismatch
  * - `GET    /kv?prefix=&limit=` list keys by prefix, in key order
+ * - `POST   /txn`               a transaction: comparisons, then the success or the failure
+ *                               operations, atomically (body `{"compare": [...], "success": [...],
+ *                               "failure": [...]}`)
  * - `GET    /status`            the servers this process hosts: leader, acceptor, replica
  * - `GET    /healthz`           200 while the process serves
  * - `GET    /readyz`            200 once this process's replicas are caught up and a leader
@@ -261,6 +264,40 @@ export class KvGroup extends HttpApiGroup.make("kv")
     })
   ) {}
 
+// ---------------------------------------------------------------------------------------
+// transactions
+
+export const TxnBody = Schema.Struct({
+  /** Every comparison must hold for `success` to run (none: it does). */
+  compare: Schema.optionalKey(Kv.Txn.fields.compare),
+  success: Schema.optionalKey(Kv.Txn.fields.success),
+  failure: Schema.optionalKey(Kv.Txn.fields.failure)
+})
+export type TxnBody = typeof TxnBody.Type
+
+export const TxnAnswer = Schema.Struct({
+  /** Every comparison held: the `success` operations ran, else the `failure` ones. */
+  succeeded: Schema.Boolean,
+  /** What each operation of the branch that ran did, in order. */
+  results: Schema.Array(Kv.TxnOpResult),
+  /** The store's revision after the transaction. */
+  revision: Kv.Version
+})
+export type TxnAnswer = typeof TxnAnswer.Type
+
+export class TxnGroup extends HttpApiGroup.make("txn", { topLevel: true }).add(
+  HttpApiEndpoint.post("txn", "/txn", {
+    payload: TxnBody,
+    success: TxnAnswer,
+    error: [...bodyErrors, ...commandErrors]
+  }).annotateMerge(
+    OpenApi.annotations({
+      summary: "A transaction: compare, then put/delete/get atomically",
+      description: `etcd-style: if every comparison holds (on a key's \`version\`, \`value\` or \`exists\`, with \`op\` one of = != < >, default =), the \`success\` operations run, else the \`failure\` ones; all in one command of the log, so nothing falls between them. Each write takes its own revision, in the order of the operations. At most ${Kv.maxTxnCompares} comparisons and ${Kv.maxTxnOps} operations per branch; the whole transaction must fit one message of the cluster (else 413).`
+    })
+  )
+) {}
+
 export class SystemGroup extends HttpApiGroup.make("system", { topLevel: true }).add(
   HttpApiEndpoint.get("status", "/status", { success: Status }),
   HttpApiEndpoint.get("healthz", "/healthz", { success: Health }).annotateMerge(
@@ -276,6 +313,7 @@ export class SystemGroup extends HttpApiGroup.make("system", { topLevel: true })
 
 export class Api extends HttpApi.make("synod")
   .add(KvGroup)
+  .add(TxnGroup)
   .add(SystemGroup)
   .middleware(RequestErrors)
   // a field a body or query does not declare is a 400 naming it, not silently dropped

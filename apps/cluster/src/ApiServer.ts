@@ -28,6 +28,7 @@ import { HttpApi, HttpApiBuilder, type HttpApiError, HttpApiMiddleware } from "e
 import { Kv } from "@synod/kv"
 import * as Api from "./Api.ts"
 import { Backend, ready, status } from "./Backend.ts"
+import * as TxnHandlers from "./TxnHandlers.ts"
 
 const unknownField = "unknown field"
 
@@ -148,7 +149,7 @@ const SystemHandlers = HttpApiBuilder.group(Api.Api, "system", (handlers) =>
 
 /** The API's routes, with `/openapi.json`; requires a `Backend`. */
 export const routes = HttpApiBuilder.layer(Api.Api, { openapiPath: Api.openApiPath }).pipe(
-  Layer.provide([KvHandlers, SystemHandlers]),
+  Layer.provide([KvHandlers, SystemHandlers, TxnHandlers.layer]),
   Layer.provide(RequestErrorsLive)
 )
 

@@ -337,6 +337,58 @@ const list = Command.make(
     ).pipe(Effect.flatMap(print))
 ).pipe(Command.withDescription("List keys by prefix, in key order"))
 
+/** Reads a JSON file, or stdin for `-`; a CLI failure (exit 2) naming the file and what is wrong. */
+const readJson = (file: string) =>
+  Effect.gen(function* () {
+    const fs = yield* FileSystem.FileSystem
+    const name = file === "-" ? "stdin" : file
+    const text = yield* fs
+      .readFileString(file === "-" ? "/dev/stdin" : file)
+      .pipe(Effect.catch((e) => fail(ExitCode.usage, `cannot read ${name}: ${describe(e)}`)))
+    return yield* Effect.try({
+      try: () => JSON.parse(text) as unknown,
+      catch: (e) => new CliFailure({ message: `${name} is not JSON: ${describe(e)}`, exitCode: ExitCode.usage })
+    })
+  })
+
+const decodeTxn = Schema.decodeUnknownResult(Api.TxnBody, { onExcessProperty: "error", errors: "all" })
+
+const txn = Command.make(
+  "txn",
+  {
+    file: Argument.String("file").pipe(
+      Argument.withDescription(
+        'The transaction as JSON: {"compare": [...], "success": [...], "failure": [...]}; - for stdin'
+      ),
+      Argument.withDefault("-")
+    )
+  },
+  ({ file }) =>
+    Effect.gen(function* () {
+      const raw = yield* readJson(file)
+      const body = decodeTxn(raw)
+      if (Result.isFailure(body)) {
+        return yield* fail(
+          ExitCode.usage,
+          `${file === "-" ? "stdin" : file}: invalid transaction: ${body.failure.message}`
+        )
+      }
+      const { url } = yield* kv
+      return yield* withCluster(url, (c) => c.txn({ payload: body.success }))
+    }).pipe(Effect.flatMap(print))
+).pipe(
+  Command.withDescription(
+    "A transaction from a JSON file (or stdin): if every comparison holds, the success operations, else the failure ones, atomically; prints {succeeded, results, revision}"
+  ),
+  Command.withExamples([
+    {
+      command: `echo '{"compare":[{"key":"lock","exists":false}],"success":[{"op":"put","key":"lock","value":"me"}]}' | synod kv txn`,
+      description: "Take a lock only if nobody holds it"
+    },
+    { command: "synod kv txn txn.json", description: "The transaction in txn.json" }
+  ])
+)
+
 // ---------------------------------------------------------------------------------------
 // synod status
 
@@ -432,7 +484,7 @@ const status = Command.make(
 
 export const synod = Command.make("synod").pipe(
   Command.withDescription("synod: a replicated key-value and coordination service on Multi-Paxos"),
-  Command.withSubcommands([up, serve, kv.pipe(Command.withSubcommands([get, put, del, cas, list])), status])
+  Command.withSubcommands([up, serve, kv.pipe(Command.withSubcommands([get, put, del, cas, list, txn])), status])
 )
 
 export const run = Command.run(synod, { version })

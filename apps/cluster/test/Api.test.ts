@@ -100,7 +100,8 @@ describe("the HTTP API", () => {
           "/kv/{key}",
           "/kv/{key}/cas",
           "/readyz",
-          "/status"
+          "/status",
+          "/txn"
         ])
         assert.deepStrictEqual(Object.keys(r.body.paths["/kv/{key}"]).sort(), ["delete", "get", "put"])
         const cas = r.body.paths["/kv/{key}/cas"].post

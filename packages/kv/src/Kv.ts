@@ -10,6 +10,13 @@
  * not told the slot a command was decided in, so the slot itself is not used.)
  * Compare-and-set with `version: 0` means "only if the key is absent".
  *
+ * Transactions (`Txn`, etcd's shape): comparisons on any keys' values, versions or
+ * existence, then the `success` operations if every comparison holds, else the `failure`
+ * ones (puts, deletes, gets), all in one command, so no other command falls between them.
+ * Each write of a transaction takes its own revision, as a lone write would: a
+ * transaction's writes take consecutive revisions in the order of its operations, and a
+ * version keeps meaning "the position of the write among all writes".
+ *
  * Reads (get, list) are commands too: they go through the log like writes, so they are
  * linearizable without any lease or read protocol, at the cost of one slot each.
  *
@@ -67,7 +74,56 @@ export const List = Schema.TaggedStruct("List", {
   after: Schema.optionalKey(Schema.String)
 })
 
-export const Command = Schema.Union([Get, Put, Del, Cas, List])
+/** Most comparisons, and most operations per branch, in one transaction. */
+export const maxTxnCompares = 64
+export const maxTxnOps = 64
+
+/** How a comparison relates the key's current value or version to the one given. */
+export const CompareOp = Schema.Literals(["=", "!=", "<", ">"])
+export type CompareOp = typeof CompareOp.Type
+
+/**
+ * One comparison of a transaction, told apart by the field it carries: `version` (0 is
+ * "absent"), `value` (compared as strings; an absent key compares false, except with
+ * `!=`), or `exists`. `op` defaults to `=`.
+ */
+export const Compare = Schema.Union([
+  Schema.Struct({ key: Key, version: Version, op: Schema.optionalKey(CompareOp) }),
+  Schema.Struct({ key: Key, value: Value, op: Schema.optionalKey(CompareOp) }),
+  Schema.Struct({ key: Key, exists: Schema.Boolean })
+])
+export type Compare = typeof Compare.Type
+
+/** One operation of a transaction's branch. */
+export const TxnOp = Schema.Union([
+  Schema.Struct({ op: Schema.Literal("get"), key: Key }),
+  Schema.Struct({ op: Schema.Literal("put"), key: Key, value: Value }),
+  Schema.Struct({ op: Schema.Literal("del"), key: Key })
+])
+export type TxnOp = typeof TxnOp.Type
+
+const ops = (branch: string) =>
+  Schema.Array(TxnOp).check(
+    Schema.isMaxLength(maxTxnOps, { message: `a transaction has at most ${maxTxnOps} ${branch} operations` })
+  )
+
+/**
+ * If every comparison holds, the `success` operations, else the `failure` ones, in order
+ * (each sees the ones before it), in one command. A transaction as a whole fits one
+ * message of the transport (a larger one is refused before it is sent).
+ */
+export const Txn = Schema.TaggedStruct("Txn", {
+  compare: Schema.Array(Compare).check(
+    Schema.isMaxLength(maxTxnCompares, {
+      message: `a transaction has at most ${maxTxnCompares} comparisons`
+    })
+  ),
+  success: ops("success"),
+  failure: ops("failure")
+})
+export type Txn = typeof Txn.Type
+
+export const Command = Schema.Union([Get, Put, Del, Cas, List, Txn])
 export type Command = typeof Command.Type
 
 export const Entry = Schema.Struct({ key: Schema.String, value: Schema.String, version: Version })
@@ -95,7 +151,32 @@ export const ListResult = Schema.TaggedStruct("Listed", {
   revision: Version
 })
 
-export const Result = Schema.Union([GetResult, PutResult, DelResult, CasResult, ListResult])
+/** What one operation of a transaction did: as `Get`, `Put` and `Del` answer. */
+export const TxnOpResult = Schema.Union([
+  Schema.Struct({
+    op: Schema.Literal("get"),
+    key: Schema.String,
+    value: Schema.NullOr(Schema.String),
+    version: Version
+  }),
+  Schema.Struct({ op: Schema.Literal("put"), key: Schema.String, version: Version }),
+  Schema.Struct({ op: Schema.Literal("del"), key: Schema.String, existed: Schema.Boolean })
+])
+export type TxnOpResult = typeof TxnOpResult.Type
+
+/**
+ * A `Txn`'s answer: whether every comparison held (`succeeded`: the `success` branch ran,
+ * else the `failure` one), each operation's result in order, and the store's revision
+ * after it.
+ */
+export const TxnResult = Schema.TaggedStruct("Transacted", {
+  succeeded: Schema.Boolean,
+  results: Schema.Array(TxnOpResult),
+  revision: Version
+})
+export type TxnResult = typeof TxnResult.Type
+
+export const Result = Schema.Union([GetResult, PutResult, DelResult, CasResult, ListResult, TxnResult])
 export type Result = typeof Result.Type
 
 // ---------------------------------------------------------------------------------------
@@ -174,6 +255,8 @@ export const apply = (state: State, command: Command): readonly [State, Result] 
       const [next, version] = write(state, command.key, command.value)
       return [next, { _tag: "Swapped", ok: true, version, value: command.value }]
     }
+    case "Txn":
+      return txn(state, command)
     case "List": {
       const entries: Array<Entry> = []
       let more = false
@@ -192,6 +275,57 @@ export const apply = (state: State, command: Command): readonly [State, Result] 
       return [state, { _tag: "Listed", entries, more, revision: state.revision }]
     }
   }
+}
+
+/** Does the comparison hold on the store as it is? */
+export const holds = (state: State, c: Compare): boolean => {
+  const found = Option.getOrUndefined(Trie.get(state.entries, c.key))
+  if ("exists" in c) return (found !== undefined) === c.exists
+  const op = c.op ?? "="
+  if ("version" in c) return relate(found?.version ?? 0, op, c.version)
+  // an absent key has no value: only "not equal" holds
+  return found === undefined ? op === "!=" : relate(found.value, op, c.value)
+}
+
+const relate = <A extends number | string>(actual: A, op: CompareOp, expected: A): boolean => {
+  switch (op) {
+    case "=":
+      return actual === expected
+    case "!=":
+      return actual !== expected
+    case "<":
+      return actual < expected
+    case ">":
+      return actual > expected
+  }
+}
+
+const txn = (state: State, command: Txn): readonly [State, Result] => {
+  const succeeded = command.compare.every((c) => holds(state, c))
+  const results: Array<TxnOpResult> = []
+  let next = state
+  for (const op of succeeded ? command.success : command.failure) {
+    switch (op.op) {
+      case "get": {
+        const [, r] = apply(next, { _tag: "Get", key: op.key })
+        if (r._tag === "Value") results.push({ op: "get", key: op.key, value: r.value, version: r.version })
+        break
+      }
+      case "put": {
+        const [after, version] = write(next, op.key, op.value)
+        next = after
+        results.push({ op: "put", key: op.key, version })
+        break
+      }
+      case "del": {
+        const [after, r] = apply(next, { _tag: "Del", key: op.key })
+        next = after
+        if (r._tag === "Deleted") results.push({ op: "del", key: op.key, existed: r.existed })
+        break
+      }
+    }
+  }
+  return [next, { _tag: "Transacted", succeeded, results, revision: next.revision }]
 }
 
 /** `Snapshot`'s encoding, built directly: about twice as fast for a large store (a test holds them equal). */
