@@ -26,6 +26,7 @@
  * @since 0.1.0
  */
 import { Limits, StateMachine } from "@synod/core"
+import * as History from "./History.ts"
 import { Option, Schema, SchemaTransformation, Trie } from "effect"
 
 /** Longest key, in UTF-16 code units. */
@@ -123,7 +124,29 @@ export const Txn = Schema.TaggedStruct("Txn", {
 })
 export type Txn = typeof Txn.Type
 
-export const Command = Schema.Union([Get, Put, Del, Cas, List, Txn])
+/** Most entries in one chunk of a restore (the chunk must also fit one message). */
+export const maxRestoreEntries = 10_000
+
+/**
+ * One chunk of a restore, which seeds a new store with a backup (`apps/cluster`'s
+ * `synod snapshot restore`). Chunks are staged out of sight, in order from index 0; the
+ * one with `done` makes them the store at once, at `done.revision`, with an empty history
+ * (watches start after it). Only a new store takes one: a store that has had any write,
+ * before or during the restore, refuses it and drops what was staged. A chunk with index
+ * 0 starts over (a restore that was cut off is simply run again).
+ */
+export const Restore = Schema.TaggedStruct("Restore", {
+  /** Names this restore: chunks of another one do not mix with it. */
+  id: Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(64)),
+  index: Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)),
+  entries: Schema.Array(Schema.Tuple([Key, Value, Version])).check(
+    Schema.isMaxLength(maxRestoreEntries, { message: `a restore chunk has at most ${maxRestoreEntries} entries` })
+  ),
+  done: Schema.optionalKey(Schema.Struct({ revision: Version }))
+})
+export type Restore = typeof Restore.Type
+
+export const Command = Schema.Union([Get, Put, Del, Cas, List, Txn, Restore])
 export type Command = typeof Command.Type
 
 export const Entry = Schema.Struct({ key: Schema.String, value: Schema.String, version: Version })
@@ -176,7 +199,20 @@ export const TxnResult = Schema.TaggedStruct("Transacted", {
 })
 export type TxnResult = typeof TxnResult.Type
 
-export const Result = Schema.Union([GetResult, PutResult, DelResult, CasResult, ListResult, TxnResult])
+/**
+ * A `Restore` chunk's answer: `ok` and how many entries are staged (after the last chunk:
+ * the store's key count, and `revision` its revision); or not, with `reason`, and nothing
+ * staged.
+ */
+export const RestoreResult = Schema.TaggedStruct("Restored", {
+  ok: Schema.Boolean,
+  staged: Schema.Int,
+  revision: Version,
+  reason: Schema.optionalKey(Schema.String)
+})
+export type RestoreResult = typeof RestoreResult.Type
+
+export const Result = Schema.Union([GetResult, PutResult, DelResult, CasResult, ListResult, TxnResult, RestoreResult])
 export type Result = typeof Result.Type
 
 // ---------------------------------------------------------------------------------------
@@ -187,38 +223,97 @@ interface Stored {
   readonly version: number
 }
 
+/** A restore under way: the chunks received so far, not yet visible (see `Restore`). */
+export interface Restoring {
+  readonly id: string
+  /** The index of the chunk expected next. */
+  readonly next: number
+  readonly entries: Trie.Trie<Stored>
+}
+
 export class State {
   /** Writes applied so far; the version the next write gets is `revision + 1`. */
   readonly revision: number
   readonly entries: Trie.Trie<Stored>
-  constructor(revision: number, entries: Trie.Trie<Stored>) {
+  /** The recent writes, for watches; part of the snapshot. */
+  readonly history: History.History
+  /** How much history this store keeps: the machine's, the same on every replica. */
+  readonly retention: History.Retention
+  readonly restoring: Restoring | undefined
+  constructor(
+    revision: number,
+    entries: Trie.Trie<Stored>,
+    history: History.History,
+    retention: History.Retention,
+    restoring?: Restoring
+  ) {
     this.revision = revision
     this.entries = entries
+    this.history = history
+    this.retention = retention
+    this.restoring = restoring
   }
 }
 
-export const initial: State = new State(0, Trie.empty())
+/** An empty store keeping `retention` of history. */
+export const empty = (retention: History.Retention = History.defaultRetention): State =>
+  new State(0, Trie.empty(), History.History.empty(0), retention)
 
-/** The snapshot: the revision and every entry as `[key, value, version]`, in key order. */
-export const Snapshot = Schema.Struct({
+export const initial: State = empty()
+
+const StoredEntry = Schema.Tuple([Schema.String, Schema.String, Version])
+
+/**
+ * The snapshot: the revision, every entry as `[key, value, version]` in key order, the
+ * history as `[revision, key, value | null]` events with the revision below which it was
+ * compacted, and a restore under way. Snapshots written before the history existed
+ * decode with an empty one, compacted at their revision.
+ */
+const Encoded = Schema.Struct({
   revision: Version,
-  entries: Schema.Array(Schema.Tuple([Schema.String, Schema.String, Version]))
-}).pipe(
-  Schema.decodeTo(
-    Schema.declare((u): u is State => u instanceof State, { title: "Kv.State" }),
-    SchemaTransformation.transform({
-      decode: (s) =>
-        new State(
-          s.revision,
-          Trie.fromIterable(s.entries.map(([key, value, version]) => [key, { value, version }] as const))
-        ),
-      encode: (state) => ({
-        revision: state.revision,
-        entries: Array.from(Trie.entries(state.entries), ([key, e]) => [key, e.value, e.version] as const)
-      })
+  entries: Schema.Array(StoredEntry),
+  history: Schema.optionalKey(
+    Schema.Struct({
+      compacted: Version,
+      events: Schema.Array(Schema.Tuple([Version, Schema.String, Schema.NullOr(Schema.String)]))
     })
+  ),
+  restoring: Schema.optionalKey(
+    Schema.Struct({ id: Schema.String, next: Schema.Int, entries: Schema.Array(StoredEntry) })
   )
-)
+})
+
+const trieOf = (entries: ReadonlyArray<readonly [string, string, number]>): Trie.Trie<Stored> =>
+  Trie.fromIterable(entries.map(([key, value, version]) => [key, { value, version }] as const))
+
+/** The snapshot schema of a store keeping `retention` of history. */
+export const snapshotSchema = (retention: History.Retention) =>
+  Encoded.pipe(
+    Schema.decodeTo(
+      Schema.declare((u): u is State => u instanceof State, { title: "Kv.State" }),
+      SchemaTransformation.transform({
+        decode: (s) =>
+          new State(
+            s.revision,
+            trieOf(s.entries),
+            s.history === undefined
+              ? History.History.empty(s.revision)
+              : History.History.from(
+                  s.history.events.map(([revision, key, value]) => ({ revision, key, value })),
+                  s.history.compacted,
+                  retention
+                ),
+            retention,
+            s.restoring === undefined
+              ? undefined
+              : { id: s.restoring.id, next: s.restoring.next, entries: trieOf(s.restoring.entries) }
+          ),
+        encode: (state) => encodeSnapshot(state)
+      })
+    )
+  )
+
+export const Snapshot = snapshotSchema(History.defaultRetention)
 
 // ---------------------------------------------------------------------------------------
 // apply
@@ -227,7 +322,27 @@ const utf8Bytes = Limits.utf8Bytes
 
 const write = (state: State, key: string, value: string): readonly [State, number] => {
   const version = state.revision + 1
-  return [new State(version, Trie.insert(state.entries, key, { value, version })), version]
+  return [
+    new State(
+      version,
+      Trie.insert(state.entries, key, { value, version }),
+      state.history.append({ revision: version, key, value }, state.retention),
+      state.retention,
+      state.restoring
+    ),
+    version
+  ]
+}
+
+const remove = (state: State, key: string): State => {
+  const revision = state.revision + 1
+  return new State(
+    revision,
+    Trie.remove(state.entries, key),
+    state.history.append({ revision, key, value: null }, state.retention),
+    state.retention,
+    state.restoring
+  )
 }
 
 /** Pure and deterministic: every replica applies the same commands in the same order. */
@@ -243,8 +358,7 @@ export const apply = (state: State, command: Command): readonly [State, Result] 
     }
     case "Del": {
       if (!Trie.has(state.entries, command.key)) return [state, { _tag: "Deleted", existed: false }]
-      const next = new State(state.revision + 1, Trie.remove(state.entries, command.key))
-      return [next, { _tag: "Deleted", existed: true }]
+      return [remove(state, command.key), { _tag: "Deleted", existed: true }]
     }
     case "Cas": {
       const found = Option.getOrUndefined(Trie.get(state.entries, command.key))
@@ -257,6 +371,8 @@ export const apply = (state: State, command: Command): readonly [State, Result] 
     }
     case "Txn":
       return txn(state, command)
+    case "Restore":
+      return restore(state, command)
     case "List": {
       const entries: Array<Entry> = []
       let more = false
@@ -328,18 +444,102 @@ const txn = (state: State, command: Txn): readonly [State, Result] => {
   return [next, { _tag: "Transacted", succeeded, results, revision: next.revision }]
 }
 
+type StoredTuple = [string, string, number]
+
+const tuples = (entries: Trie.Trie<Stored>): Array<StoredTuple> =>
+  Array.from(Trie.entries(entries), ([key, e]): StoredTuple => [key, e.value, e.version])
+
+const restore = (state: State, command: Restore): readonly [State, Result] => {
+  const refuse = (reason: string): readonly [State, Result] => [
+    new State(state.revision, state.entries, state.history, state.retention),
+    { _tag: "Restored", ok: false, staged: 0, revision: state.revision, reason }
+  ]
+  if (state.revision !== 0 || Trie.size(state.entries) > 0) {
+    return refuse(
+      `restore seeds a new cluster, and this one is not new: it is at revision ${state.revision} with ${Trie.size(state.entries)} keys`
+    )
+  }
+  const staging = command.index === 0 ? undefined : state.restoring
+  if (command.index > 0 && (staging === undefined || staging.id !== command.id)) {
+    return refuse(
+      `restore ${command.id}: chunk ${command.index} arrived, but ${staging === undefined ? "no restore is under way" : `restore ${staging.id} is`} (start again from chunk 0)`
+    )
+  }
+  if (staging !== undefined && staging.next !== command.index) {
+    return refuse(
+      `restore ${command.id}: expected chunk ${staging.next}, got ${command.index} (start again from chunk 0)`
+    )
+  }
+  let entries = staging?.entries ?? Trie.empty<Stored>()
+  for (const [key, value, version] of command.entries) entries = Trie.insert(entries, key, { value, version })
+  const staged = Trie.size(entries)
+  if (command.done === undefined) {
+    return [
+      new State(state.revision, state.entries, state.history, state.retention, {
+        id: command.id,
+        next: command.index + 1,
+        entries
+      }),
+      { _tag: "Restored", ok: true, staged, revision: state.revision }
+    ]
+  }
+  const revision = command.done.revision
+  for (const [key, e] of Trie.entries(entries)) {
+    if (e.version < 1 || e.version > revision) {
+      return refuse(
+        `restore ${command.id}: key ${JSON.stringify(key)} has version ${e.version}, outside 1..${revision} (the backup's revision)`
+      )
+    }
+  }
+  return [
+    new State(revision, entries, History.History.empty(revision), state.retention),
+    { _tag: "Restored", ok: true, staged, revision }
+  ]
+}
+
 /** `Snapshot`'s encoding, built directly: about twice as fast for a large store (a test holds them equal). */
-export const encodeSnapshot = (state: State): { revision: number; entries: Array<[string, string, number]> } => ({
+export const encodeSnapshot = (
+  state: State
+): {
+  revision: number
+  entries: Array<StoredTuple>
+  history: { compacted: number; events: Array<[number, string, string | null]> }
+  restoring?: { id: string; next: number; entries: Array<StoredTuple> }
+} => ({
   revision: state.revision,
-  entries: Array.from(Trie.entries(state.entries), ([key, e]): [string, string, number] => [key, e.value, e.version])
+  entries: tuples(state.entries),
+  history: {
+    compacted: state.history.compacted,
+    events: state.history.events().map((e): [number, string, string | null] => [e.revision, e.key, e.value])
+  },
+  ...(state.restoring === undefined
+    ? {}
+    : { restoring: { id: state.restoring.id, next: state.restoring.next, entries: tuples(state.restoring.entries) } })
 })
 
-export const machine = StateMachine.make<State, Command, Result>({
-  name: "synod-cluster-kv",
-  command: Command,
-  result: Result,
-  snapshot: Snapshot,
-  initial,
-  apply,
-  encodeSnapshot
-})
+export interface Options {
+  /** How much history of writes the store keeps for watches (default `History.defaultRetention`). */
+  readonly retention?: Partial<History.Retention>
+}
+
+/**
+ * The key-value machine keeping `options.retention` of history. Every replica of a
+ * cluster must run the same one: the retention decides what the state holds.
+ */
+export const make = (options: Options = {}): StateMachine.StateMachine<State, Command, Result> => {
+  const retention = { ...History.defaultRetention, ...options.retention }
+  if (!(retention.revisions >= 1 && retention.bytes >= 1)) {
+    throw new RangeError(`history retention must keep at least 1 revision and 1 byte: ${JSON.stringify(retention)}`)
+  }
+  return StateMachine.make<State, Command, Result>({
+    name: "synod-cluster-kv",
+    command: Command,
+    result: Result,
+    snapshot: snapshotSchema(retention),
+    initial: empty(retention),
+    apply,
+    encodeSnapshot
+  })
+}
+
+export const machine = make()

@@ -34,8 +34,8 @@ import type { Model, Operation } from "./Linearizability.ts"
 export type Input = Kv.Command
 export type Output = Kv.Result
 
-/** The commands about one key: everything but `List` and `Txn`. */
-export type KeyInput = Exclude<Input, { readonly _tag: "List" | "Txn" }>
+/** The commands about one key: everything but `List`, `Txn` and `Restore` (which the model does not cover). */
+export type KeyInput = Exclude<Input, { readonly _tag: "List" | "Txn" | "Restore" }>
 
 /** One key's state. */
 export interface KeyState {
@@ -190,6 +190,9 @@ const step = (state: State, input: Input, output: Output | undefined): { ok: boo
       // `partition` turns every answered list into reads: one left here was answered
       // with something else than a list
       return { ok: false, state }
+    case "Restore":
+      // seeds a new store out of band: not part of the histories checked
+      return { ok: false, state }
     default: {
       const r = stepKey(lookup(state, input.key), input, output)
       return { ok: r.ok, state: r.ok ? new Map(state).set(input.key, r.state) : state }
@@ -209,7 +212,7 @@ const listsAsReads = (ops: ReadonlyArray<Operation<Input, Output>>): Array<Opera
   const keys = new Set<string>()
   for (const op of ops) {
     if (op.input._tag === "Txn") for (const key of txnKeys(op.input)) keys.add(key)
-    else if (op.input._tag !== "List") keys.add(op.input.key)
+    else if (op.input._tag !== "List" && op.input._tag !== "Restore") keys.add(op.input.key)
     else if (op.output?._tag === "Listed") for (const e of op.output.entries) keys.add(e.key)
   }
   // the store's order: UTF-16 code units, as `sort` and `<` compare strings
@@ -255,7 +258,7 @@ const partition = (ops: ReadonlyArray<Operation<Input, Output>>): Array<Readonly
     return r
   }
   const keysOf = (input: Input): Array<string> =>
-    input._tag === "Txn" ? txnKeys(input) : input._tag === "List" ? [] : [input.key]
+    input._tag === "Txn" ? txnKeys(input) : input._tag === "List" || input._tag === "Restore" ? [] : [input.key]
   for (const op of rest) {
     const [first, ...others] = keysOf(op.input)
     if (first === undefined) continue
@@ -309,9 +312,11 @@ const describe = (input: Input, output: Output | undefined): string => {
           ? `del ${input.key}`
           : input._tag === "Cas"
             ? `cas ${input.key} v${input.version} -> ${show(input.value)}`
-            : input._tag === "Txn"
-              ? `txn [${input.compare.map(describeCompare).join(", ")}] ? ${input.success.map(describeOp).join("; ")} : ${input.failure.map(describeOp).join("; ")}`
-              : `list ${JSON.stringify(input.prefix)}${input.after === undefined ? "" : ` after ${input.after}`} limit ${input.limit}`
+            : input._tag === "Restore"
+              ? `restore ${input.id} chunk ${input.index}`
+              : input._tag === "Txn"
+                ? `txn [${input.compare.map(describeCompare).join(", ")}] ? ${input.success.map(describeOp).join("; ")} : ${input.failure.map(describeOp).join("; ")}`
+                : `list ${JSON.stringify(input.prefix)}${input.after === undefined ? "" : ` after ${input.after}`} limit ${input.limit}`
   if (output === undefined) return `${what} => ?`
   switch (output._tag) {
     case "Value":
@@ -326,6 +331,8 @@ const describe = (input: Input, output: Output | undefined): string => {
       return `${what} => ${output.entries.map((e) => `${e.key}=${show(e.value)} v${e.version}`).join(", ")}${output.more ? " ..." : ""}`
     case "Transacted":
       return `${what} => ${output.succeeded ? "success" : "failure"} [${output.results.map(describeTxnResult).join(", ")}]`
+    case "Restored":
+      return `${what} => ${output.ok ? "ok" : output.reason}`
   }
 }
 
@@ -358,6 +365,8 @@ export const KvModel: Model<State, Input, Output> = {
         return output?._tag === "Swapped" && !output.ok
       case "Txn":
         return output !== undefined && !txnWrites(output)
+      case "Restore":
+        return false
     }
   },
   // a write's version is its place among the writes
