@@ -28,7 +28,9 @@ import { HttpApi, HttpApiBuilder, type HttpApiError, HttpApiMiddleware } from "e
 import { Kv } from "@synod/kv"
 import * as Api from "./Api.ts"
 import { Backend, ready, status } from "./Backend.ts"
+import * as BackupHandlers from "./BackupHandlers.ts"
 import * as TxnHandlers from "./TxnHandlers.ts"
+import * as WatchHandlers from "./WatchHandlers.ts"
 
 const unknownField = "unknown field"
 
@@ -147,9 +149,9 @@ const SystemHandlers = HttpApiBuilder.group(Api.Api, "system", (handlers) =>
   })
 )
 
-/** The API's routes, with `/openapi.json`; requires a `Backend`. */
+/** The API's routes, with `/openapi.json`; requires a `Backend` and `WatchHandlers.Watches`. */
 export const routes = HttpApiBuilder.layer(Api.Api, { openapiPath: Api.openApiPath }).pipe(
-  Layer.provide([KvHandlers, SystemHandlers, TxnHandlers.layer]),
+  Layer.provide([KvHandlers, SystemHandlers, TxnHandlers.layer, BackupHandlers.layer, WatchHandlers.layer]),
   Layer.provide(RequestErrorsLive)
 )
 
@@ -274,12 +276,20 @@ export interface Options {
 
 /** The API served on a Node HTTP server; `HttpServer` stays visible for its address. */
 export const layer = (options: Options) =>
-  HttpRouter.serve(Layer.merge(routes, guard(options.maxBodyBytes ?? defaultMaxBodyBytes)), {
-    disableLogger: true,
-    disableListenLog: true,
-    routerConfig
-  }).pipe(
-    Layer.provideMerge(NodeHttpServer.layer(createServer, { port: options.port, host: options.host ?? "127.0.0.1" }))
+  WatchHandlers.stopOnClose.pipe(
+    Layer.provideMerge(
+      HttpRouter.serve(Layer.merge(routes, guard(options.maxBodyBytes ?? defaultMaxBodyBytes)), {
+        disableLogger: true,
+        disableListenLog: true,
+        routerConfig
+      }).pipe(
+        Layer.provideMerge(
+          NodeHttpServer.layer(createServer, { port: options.port, host: options.host ?? "127.0.0.1" })
+        )
+      )
+    ),
+    // open watches end first when the server stops (they would hold its shutdown up)
+    Layer.provideMerge(WatchHandlers.watchesLayer())
   )
 
 /** The URL the server listens on, e.g. `http://127.0.0.1:8080`. */

@@ -202,4 +202,3 @@ describe("Kv restore", () => {
     assert.deepStrictEqual(Kv.apply(done, { _tag: "Get", key: "a" })[1], { _tag: "Value", value: "1", version: 1 })
   })
 })
-
