@@ -152,14 +152,18 @@ export const layer = HttpApiBuilder.group(
         const filter: KvWatch.Filter = query.key !== undefined ? { key: query.key } : { prefix: query.prefix ?? "" }
         const state = yield* applied.current
         // an EventSource reconnecting says where it was
-        const last = Number(request.headers["last-event-id"])
+        const header = request.headers["last-event-id"]
+        const last = header === undefined || header.trim() === "" ? Number.NaN : Number(header)
         const from = Number.isSafeInteger(last) && last >= 0 ? last + 1 : (query.fromRevision ?? state.revision + 1)
         if (from <= state.history.compacted) return yield* compacted(from, state.history.oldest)
-        active++
-        return events(applied, filter, from).pipe(
-          Stream.interruptWhen(Deferred.await(stopping)),
-          Stream.ensuring(Effect.sync(() => active--))
-        )
+        // counted while the stream runs (a response never sent never counts)
+        return Stream.suspend(() => {
+          active++
+          return events(applied, filter, from).pipe(
+            Stream.interruptWhen(Deferred.await(stopping)),
+            Stream.ensuring(Effect.sync(() => active--))
+          )
+        })
       })
     )
   })
