@@ -7,7 +7,9 @@
  * step (one fired timer or delivered message) the run stops at the first invariant
  * violation the `Checker` recorded. When the fault phase ends everything heals; from then
  * on every command must complete within a bounded simulated time (else: a stall), all
- * replicas must converge, and the client history must be linearizable (`KvModel`). The
+ * replicas must converge, their history of writes (what watches are served from) must be
+ * the log's writes as the clients saw them placed (`HistoryCheck`), and the client
+ * history must be linearizable (`KvModel`). The
  * state machine is the product's key-value store (`@synod/kv`).
  *
  * Same seed, same scenario ⇒ the same run, step for step.
@@ -20,6 +22,7 @@ import { ClusterConfig, InMemoryBus, Monotonic, Storage, Transport } from "@syno
 import { Kv } from "@synod/kv"
 import { Effect, Exit, Fiber, Layer, Random, References, Scope } from "effect"
 import { Checker } from "./Checker.ts"
+import * as HistoryCheck from "./HistoryCheck.ts"
 import { type Input, KvModel, type Output } from "./KvModel.ts"
 import { check, type Operation } from "./Linearizability.ts"
 import { prng, type Scenario } from "./Scenario.ts"
@@ -572,6 +575,12 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
           checker.violations.push(
             `R: replicas converged to different states: ${JSON.stringify(Object.fromEntries(states))}`
           )
+        }
+        // the history watches are served from is the log's writes, as the clients saw them placed
+        const first = replicas.values().next().value
+        if (checker.violations.length === 0 && first !== undefined) {
+          const problem = HistoryCheck.check((yield* first.status).state, history)
+          if (problem !== undefined) checker.violations.push(problem)
         }
       }
       const simMs = clock.currentTimeMillisUnsafe()
