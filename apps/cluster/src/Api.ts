@@ -9,6 +9,14 @@
  * - `POST   /kv/{key}/cas`      write only if the key's version is `version` (0: absent),
  *                               body `{"version": 3, "value": "..."}`; 409 on a mismatch
  * - `GET    /kv?prefix=&limit=` list keys by prefix, in key order
+ * - `POST   /txn`               a transaction: comparisons, then the success or the failure
+ *                               operations, atomically (body `{"compare": [...], "success": [...],
+ *                               "failure": [...]}`)
+ * - `GET    /snapshot`          a backup of the store (`Backup.ts`), consistent, at least as new
+ *                               as a read through the log when it was asked
+ * - `POST   /snapshot/restore`  one chunk of a restore into a new cluster
+ * - `GET    /watch?prefix=|key=&fromRevision=`  the writes to a key or prefix from a revision
+ *                               on, as Server-Sent Events
  * - `GET    /status`            the servers this process hosts: leader, acceptor, replica
  * - `GET    /healthz`           200 while the process serves
  * - `GET    /readyz`            200 once this process's replicas are caught up and a leader
@@ -25,7 +33,7 @@
  * @since 0.1.0
  */
 import { Schema } from "effect"
-import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiMiddleware, OpenApi } from "effect/http-api"
+import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiMiddleware, HttpApiSchema, OpenApi } from "effect/http-api"
 import { Kv } from "@synod/kv"
 import { version } from "./Version.ts"
 
@@ -290,6 +298,176 @@ export class KvGroup extends HttpApiGroup.make("kv")
     })
   ) {}
 
+// ---------------------------------------------------------------------------------------
+// transactions
+
+export const TxnBody = Schema.Struct({
+  /** Every comparison must hold for `success` to run (none: it does). */
+  compare: Schema.optionalKey(Kv.Txn.fields.compare),
+  success: Schema.optionalKey(Kv.Txn.fields.success),
+  failure: Schema.optionalKey(Kv.Txn.fields.failure)
+})
+export type TxnBody = typeof TxnBody.Type
+
+export const TxnAnswer = Schema.Struct({
+  /** Every comparison held: the `success` operations ran, else the `failure` ones. */
+  succeeded: Schema.Boolean,
+  /** What each operation of the branch that ran did, in order. */
+  results: Schema.Array(Kv.TxnOpResult),
+  /** The store's revision after the transaction. */
+  revision: Kv.Version
+})
+export type TxnAnswer = typeof TxnAnswer.Type
+
+export class TxnGroup extends HttpApiGroup.make("txn", { topLevel: true }).add(
+  HttpApiEndpoint.post("txn", "/txn", {
+    payload: TxnBody,
+    success: TxnAnswer,
+    error: [...bodyErrors, ...commandErrors]
+  }).annotateMerge(
+    OpenApi.annotations({
+      summary: "A transaction: compare, then put/delete/get atomically",
+      description: `etcd-style: if every comparison holds (on a key's \`version\`, \`value\` or \`exists\`, with \`op\` one of = != < >, default =), the \`success\` operations run, else the \`failure\` ones; all in one command of the log, so nothing falls between them. Each write takes its own revision, in the order of the operations. At most ${Kv.maxTxnCompares} comparisons and ${Kv.maxTxnOps} operations per branch; the whole transaction must fit one message of the cluster (else 413).`
+    })
+  )
+) {}
+
+// ---------------------------------------------------------------------------------------
+// backup and restore
+
+/** This process hosts no replica, and what was asked is served from a local one. */
+export class NoReplica extends Schema.TaggedError<NoReplica>()(
+  "NoReplica",
+  { message: Schema.String },
+  { httpApiStatus: 503 }
+) {}
+
+/** The cluster refused a restore chunk; `reason` says why (nothing was restored). */
+export class RestoreRefused extends Schema.TaggedError<RestoreRefused>()(
+  "RestoreRefused",
+  { message: Schema.String, reason: Schema.String },
+  { httpApiStatus: 409 }
+) {}
+
+export const BackupFile = Schema.Struct({
+  format: Schema.Literal("synod-kv-backup"),
+  formatVersion: Schema.Literal(1),
+  revision: Kv.Version,
+  keys: Schema.Int,
+  sha256: Schema.String,
+  entries: Schema.Array(Schema.Tuple([Schema.String, Schema.String, Kv.Version]))
+})
+
+export const RestoreChunk = Schema.Struct({
+  id: Kv.Restore.fields.id,
+  index: Kv.Restore.fields.index,
+  entries: Kv.Restore.fields.entries,
+  /** On the last chunk: the backup's revision; the staged chunks then become the store. */
+  done: Kv.Restore.fields.done
+})
+export type RestoreChunk = typeof RestoreChunk.Type
+
+export const RestoreAnswer = Schema.Struct({
+  /** Entries staged so far (after the last chunk: the store's keys). */
+  staged: Schema.Int,
+  /** The store's revision (after the last chunk: the backup's). */
+  revision: Kv.Version,
+  done: Schema.Boolean
+})
+
+export class SnapshotGroup extends HttpApiGroup.make("snapshot")
+  .add(
+    HttpApiEndpoint.get("save", "/snapshot", {
+      success: BackupFile,
+      error: [NoReplica, NotReady, ...commandErrors]
+    }).annotateMerge(
+      OpenApi.annotations({
+        summary: "A backup of the store, with its revision and a SHA-256",
+        description:
+          "The state of this process's replica once it has applied a read decided in the log when the request came: consistent (one revision, every write up to it) and no older than the request. `synod snapshot save FILE` writes it to a file. 503 NoReplica when this process hosts no replica."
+      })
+    ),
+    HttpApiEndpoint.post("restore", "/snapshot/restore", {
+      payload: RestoreChunk,
+      success: RestoreAnswer,
+      error: [RestoreRefused, ...bodyErrors, ...commandErrors]
+    }).annotateMerge(
+      OpenApi.annotations({
+        summary: "One chunk of a restore into a new cluster",
+        description:
+          "Chunks are staged, out of sight, from index 0 on; the one with `done` makes them the store at `done.revision` at once. Only a new cluster (no write ever) takes a restore: otherwise, or on a chunk out of order, 409 RestoreRefused with the reason, and what was staged is dropped. `synod snapshot restore FILE` checks a backup file and sends it in chunks."
+      })
+    )
+  )
+  .annotateMerge(OpenApi.annotations({ title: "Backup and restore" })) {}
+
+// ---------------------------------------------------------------------------------------
+// watches
+
+/** The revision asked for is older than the history the store keeps. */
+export class Compacted extends Schema.TaggedError<Compacted>()(
+  "Compacted",
+  {
+    message: Schema.String,
+    /** The revision asked for. */
+    requested: Kv.Version,
+    /** The oldest revision a watch can start from now. */
+    oldest: Kv.Version
+  },
+  { httpApiStatus: 410 }
+) {}
+
+/** This process serves as many watches as it takes (`maxWatches`). */
+export class TooManyWatches extends Schema.TaggedError<TooManyWatches>()(
+  "TooManyWatches",
+  { message: Schema.String, limit: Schema.Int },
+  { httpApiStatus: 503 }
+) {}
+
+/** One write, as a watch reports it: `value` is absent for a delete (`type: "del"`). */
+export const WatchEvent = Schema.Struct({
+  revision: Kv.Version,
+  type: Schema.Literals(["put", "del"]),
+  key: Schema.String,
+  value: Schema.optionalKey(Schema.String)
+})
+export type WatchEvent = typeof WatchEvent.Type
+
+/** An SSE event as sent: `event` is put, del, progress or compacted; `id` the revision. */
+export const SseEvent = Schema.Struct({
+  id: Schema.optional(Schema.String),
+  event: Schema.String,
+  data: Schema.String
+})
+
+export const WatchQuery = {
+  /** Watch this key only. */
+  key: Schema.optional(Kv.Key),
+  /** Watch every key starting with this ("" or absent, and no `key`: every key). */
+  prefix: Schema.optional(Schema.String.check(Schema.isMaxLength(Kv.maxKeyLength))),
+  /** The first revision to report (default: the next write this server applies). */
+  fromRevision: Schema.optional(
+    Schema.NumberFromString.check(
+      Schema.isInt(),
+      Schema.isGreaterThanOrEqualTo(1, { message: "fromRevision is 1 or more" })
+    )
+  )
+}
+
+export class WatchGroup extends HttpApiGroup.make("watch", { topLevel: true }).add(
+  HttpApiEndpoint.get("watch", "/watch", {
+    query: WatchQuery,
+    success: HttpApiSchema.StreamSse({ events: SseEvent }),
+    error: [Compacted, NoReplica, TooManyWatches, BadRequest]
+  }).annotateMerge(
+    OpenApi.annotations({
+      summary: "Watch a key or a prefix from a revision (Server-Sent Events)",
+      description:
+        "Every write to the key (`key=`) or to keys under the prefix (`prefix=`) from `fromRevision` on, in revision order, with no gaps and no duplicates: `event: put` or `event: del`, `id:` the revision, `data:` `{revision, type, key, value?}`. While nothing matches, `event: progress` with `{revision}` now and then (at least every 10 s): the revision to resume from is the last `id` + 1 (a `Last-Event-ID` header does the same). A revision older than the history kept gets 410 Compacted naming the oldest available one, or, once streaming, an `event: compacted` with the same body, and the stream ends. Served from this process's replica (503 NoReplica if it hosts none), which may lag the log: events come once it has applied them."
+    })
+  )
+) {}
+
 export class SystemGroup extends HttpApiGroup.make("system", { topLevel: true }).add(
   HttpApiEndpoint.get("status", "/status", { success: Status }),
   HttpApiEndpoint.get("healthz", "/healthz", { success: Health }).annotateMerge(
@@ -305,6 +483,9 @@ export class SystemGroup extends HttpApiGroup.make("system", { topLevel: true })
 
 export class Api extends HttpApi.make("synod")
   .add(KvGroup)
+  .add(TxnGroup)
+  .add(SnapshotGroup)
+  .add(WatchGroup)
   .add(SystemGroup)
   .middleware(RequestErrors)
   .middleware(AccessErrors)

@@ -30,6 +30,9 @@ import { Kv } from "@synod/kv"
 import * as Api from "./Api.ts"
 import { Backend, ready, status } from "./Backend.ts"
 import * as HttpSecurity from "./HttpSecurity.ts"
+import * as BackupHandlers from "./BackupHandlers.ts"
+import * as TxnHandlers from "./TxnHandlers.ts"
+import * as WatchHandlers from "./WatchHandlers.ts"
 
 const unknownField = "unknown field"
 
@@ -148,9 +151,9 @@ const SystemHandlers = HttpApiBuilder.group(Api.Api, "system", (handlers) =>
   })
 )
 
-/** The API's routes, with `/openapi.json`; requires a `Backend`. */
+/** The API's routes, with `/openapi.json`; requires a `Backend` and `WatchHandlers.Watches`. */
 export const routes = HttpApiBuilder.layer(Api.Api, { openapiPath: Api.openApiPath }).pipe(
-  Layer.provide([KvHandlers, SystemHandlers]),
+  Layer.provide([KvHandlers, SystemHandlers, TxnHandlers.layer, BackupHandlers.layer, WatchHandlers.layer]),
   Layer.provide(RequestErrorsLive),
   // declares the access errors only: `HttpSecurity.middleware` answers them before routing
   Layer.provide(Layer.succeed(Api.AccessErrors, (app) => app))
@@ -279,19 +282,25 @@ export interface Options extends HttpSecurity.Options {
 
 /** The API served on a Node HTTP (or HTTPS) server; `HttpServer` stays visible for its address. */
 export const layer = (options: Options) =>
-  HttpRouter.serve(
-    Layer.mergeAll(routes, guard(options.maxBodyBytes ?? defaultMaxBodyBytes), HttpSecurity.middleware(options)),
-    { disableLogger: true, disableListenLog: true, routerConfig }
-  ).pipe(
+  WatchHandlers.stopOnClose.pipe(
     Layer.provideMerge(
-      NodeHttpServer.layer(
-        () => {
-          const tls = options.tls
-          return tls === undefined ? createServer() : (createHttpsServer({ cert: tls.cert, key: tls.key }) as Server)
-        },
-        { port: options.port, host: options.host ?? "127.0.0.1" }
+      HttpRouter.serve(
+        Layer.mergeAll(routes, guard(options.maxBodyBytes ?? defaultMaxBodyBytes), HttpSecurity.middleware(options)),
+        { disableLogger: true, disableListenLog: true, routerConfig }
+      ).pipe(
+        Layer.provideMerge(
+          NodeHttpServer.layer(
+            () => {
+              const tls = options.tls
+              return tls === undefined ? createServer() : (createHttpsServer({ cert: tls.cert, key: tls.key }) as Server)
+            },
+            { port: options.port, host: options.host ?? "127.0.0.1" }
+          )
+        )
       )
-    )
+    ),
+    // open watches end first when the server stops (they would hold its shutdown up)
+    Layer.provideMerge(WatchHandlers.watchesLayer())
   )
 
 /** The URL the server listens on, e.g. `http://127.0.0.1:8080`. */

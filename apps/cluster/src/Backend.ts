@@ -5,7 +5,7 @@
  *
  * @since 0.1.0
  */
-import type { Client, Server } from "@synod/actors"
+import type { Client, Replica, Server } from "@synod/actors"
 import { Context, Effect } from "effect"
 import { Kv } from "@synod/kv"
 import type * as Api from "./Api.ts"
@@ -17,6 +17,11 @@ export class Backend extends Context.Service<
     readonly transport: "memory" | "nats"
     submit(command: Kv.Command): Effect.Effect<Kv.Result, Client.SubmitError>
     readonly servers: Effect.Effect<ReadonlyArray<Server.Status>>
+    /**
+     * The applied state of a replica this process hosts, if it hosts one: watches and
+     * backups are served from it.
+     */
+    readonly applied?: Replica.Applied<Kv.State>
   }
 >()("@synod/cluster/Backend") {}
 

@@ -3,7 +3,9 @@
  *
  * - `synod up` — a 3-server cluster in this process with the HTTP API;
  * - `synod serve --config FILE` — one server of a cluster over NATS, with the HTTP API;
- * - `synod kv get|put|del|cas|list` — key-value operations against a running cluster;
+ * - `synod kv get|put|del|cas|list|txn|watch` — key-value operations, transactions and
+ *   watches against a running cluster;
+ * - `synod snapshot save|restore FILE` — back up a store, seed a new cluster from a backup;
  * - `synod status` — per server: leader and ballot, acceptor promise, slotOut and lag;
  * - `synod nats-config` — a nats-server authorization block for a cluster (`NatsConfig`).
  *
@@ -24,15 +26,17 @@ import { randomBytes } from "node:crypto"
 import { Host, HostConfig } from "@synod/node"
 import { NatsConfig } from "@synod/transport-nats"
 import { Kv } from "@synod/kv"
-import { Config, Console, Effect, FileSystem, Layer, Logger, Option, Result, Schema } from "effect"
+import { Config, Console, Effect, FileSystem, Layer, Logger, Option, Result, Schema, Stream } from "effect"
 import { Argument, CliError, Command, Flag } from "effect/cli"
 import { FetchHttpClient, HttpClient, HttpClientRequest } from "effect/http"
 import { HttpApiClient } from "effect/http-api"
 import * as Api from "./Api.ts"
 import * as ApiServer from "./ApiServer.ts"
+import * as Backup from "./Backup.ts"
 import * as Embedded from "./Embedded.ts"
 import * as Serve from "./Serve.ts"
 import { version } from "./Version.ts"
+import * as WatchClient from "./WatchClient.ts"
 
 /** A failure the CLI reports in one line, with its exit code. */
 export class CliFailure extends Schema.TaggedError<CliFailure>()("CliFailure", {
@@ -288,6 +292,10 @@ const explain = (url: string, error: unknown): CliFailure => {
   switch (tag) {
     case "KeyNotFound":
     case "VersionConflict":
+    case "RestoreRefused":
+    case "Compacted":
+    case "NoReplica":
+    case "NotReady":
       return new CliFailure({ message: (error as Error).message, exitCode: ExitCode.no })
     case "BadRequest":
       return new CliFailure({ message: (error as Api.BadRequest).message, exitCode: ExitCode.usage })
@@ -414,6 +422,179 @@ const list = Command.make(
       )
     ).pipe(Effect.flatMap(print))
 ).pipe(Command.withDescription("List keys by prefix, in key order"))
+
+/** Reads a JSON file, or stdin for `-`; a CLI failure (exit 2) naming the file and what is wrong. */
+const readJson = (file: string) =>
+  Effect.gen(function* () {
+    const fs = yield* FileSystem.FileSystem
+    const name = file === "-" ? "stdin" : file
+    const text = yield* fs
+      .readFileString(file === "-" ? "/dev/stdin" : file)
+      .pipe(Effect.catch((e) => fail(ExitCode.usage, `cannot read ${name}: ${describe(e)}`)))
+    return yield* Effect.try({
+      try: () => JSON.parse(text) as unknown,
+      catch: (e) => new CliFailure({ message: `${name} is not JSON: ${describe(e)}`, exitCode: ExitCode.usage })
+    })
+  })
+
+const decodeTxn = Schema.decodeUnknownResult(Api.TxnBody, { onExcessProperty: "error", errors: "all" })
+
+const txn = Command.make(
+  "txn",
+  {
+    file: Argument.String("file").pipe(
+      Argument.withDescription(
+        'The transaction as JSON: {"compare": [...], "success": [...], "failure": [...]}; - for stdin'
+      ),
+      Argument.withDefault("-")
+    )
+  },
+  ({ file }) =>
+    Effect.gen(function* () {
+      const raw = yield* readJson(file)
+      const body = decodeTxn(raw)
+      if (Result.isFailure(body)) {
+        return yield* fail(
+          ExitCode.usage,
+          `${file === "-" ? "stdin" : file}: invalid transaction: ${body.failure.message}`
+        )
+      }
+      const { url, tokenFile } = yield* kv
+      return yield* withCluster(url, tokenFile, (c) => c.txn({ payload: body.success }))
+    }).pipe(Effect.flatMap(print))
+).pipe(
+  Command.withDescription(
+    "A transaction from a JSON file (or stdin): if every comparison holds, the success operations, else the failure ones, atomically; prints {succeeded, results, revision}"
+  ),
+  Command.withExamples([
+    {
+      command: `echo '{"compare":[{"key":"lock","exists":false}],"success":[{"op":"put","key":"lock","value":"me"}]}' | synod kv txn`,
+      description: "Take a lock only if nobody holds it"
+    },
+    { command: "synod kv txn txn.json", description: "The transaction in txn.json" }
+  ])
+)
+
+const watchCommand = Command.make(
+  "watch",
+  {
+    prefix: Argument.String("prefix").pipe(
+      Argument.withDescription("Watch the keys under this prefix (default: every key)"),
+      Argument.optional
+    ),
+    key: Flag.String("key").pipe(
+      Flag.withDescription("Watch this key only (instead of a prefix)"),
+      Flag.withSchema(Kv.Key),
+      Flag.optional
+    ),
+    fromRevision: Flag.Int("from-revision").pipe(
+      Flag.withDescription("The first revision to report (default: the next write)"),
+      Flag.withSchema(Schema.Int.check(Schema.isGreaterThanOrEqualTo(1, { message: "a revision is 1 or more" }))),
+      Flag.optional
+    ),
+    count: Flag.Int("count").pipe(
+      Flag.withDescription("Stop after this many events (default: run until interrupted)"),
+      Flag.withSchema(Schema.Int.check(Schema.isGreaterThanOrEqualTo(1, { message: "--count is 1 or more" }))),
+      Flag.optional
+    ),
+    progress: Flag.Boolean("progress").pipe(
+      Flag.withDescription('Also print progress reports: {"progress": revision}'),
+      Flag.withDefault(false)
+    )
+  },
+  Effect.fn(function* ({ prefix, key, fromRevision, count, progress }) {
+    const { url, tokenFile } = yield* kv
+    if (Option.isSome(prefix) && Option.isSome(key))
+      return yield* fail(ExitCode.usage, "give a prefix or --key, not both")
+    const urls = splitUrls(url)
+    if (urls.length === 0) return yield* fail(ExitCode.usage, "--url: no URL given")
+    const token = yield* readToken(tokenFile)
+    const stream = WatchClient.messages({
+      urls,
+      ...ifSome("token", token),
+      ...ifSome("prefix", prefix),
+      ...ifSome("key", key),
+      ...ifSome("fromRevision", fromRevision)
+    }).pipe(Stream.filter((m) => progress || m._tag === "Event"))
+    yield* (Option.isSome(count) ? Stream.take(stream, count.value) : stream).pipe(
+      Stream.runForEach((m) => print(m._tag === "Event" ? m.event : { progress: m.revision })),
+      Effect.catchTags({
+        Compacted: (e) => fail(ExitCode.no, e.message),
+        BadRequest: (e) => fail(ExitCode.usage, e.message),
+        WatchUnreachable: (e) => fail(ExitCode.unreachable, e.message)
+      })
+    )
+  })
+).pipe(
+  Command.withDescription(
+    "Print the writes to a prefix (or --key) as JSON lines, in revision order, from --from-revision on; moves to the next --url if a server goes away"
+  ),
+  Command.withExamples([
+    { command: "synod kv watch config/", description: "Every write under config/ from now on" },
+    { command: "synod kv watch --key lock --from-revision 7", description: "The writes to lock from revision 7" }
+  ])
+)
+
+// ---------------------------------------------------------------------------------------
+// synod snapshot save|restore
+
+const snapshot = Command.make("snapshot").pipe(
+  Command.withSharedFlags({ url: urlFlag, tokenFile: tokenFileFlag }),
+  Command.withDescription("Back up a cluster's store to a file, or seed a new cluster from one")
+)
+
+const fileArg = Argument.String("file").pipe(Argument.withDescription("The backup file"))
+
+const save = Command.make("save", { file: fileArg }, ({ file }) =>
+  Effect.gen(function* () {
+    const { url, tokenFile } = yield* snapshot
+    const backup = yield* withCluster(url, tokenFile, (c) => c.snapshot.save())
+    const fs = yield* FileSystem.FileSystem
+    // written whole, then renamed: a crash leaves the old file or none, never half of one
+    const temp = `${file}.partial`
+    yield* fs.writeFileString(temp, `${JSON.stringify(backup)}\n`).pipe(
+      Effect.andThen(fs.rename(temp, file)),
+      Effect.catch((e) => fail(ExitCode.no, `cannot write ${file}: ${describe(e)}`))
+    )
+    yield* print({ file, revision: backup.revision, keys: backup.keys, sha256: backup.sha256 })
+  })
+).pipe(
+  Command.withDescription(
+    "Write a consistent backup of the store (its entries at one revision, with a SHA-256) to FILE"
+  )
+)
+
+const restore = Command.make("restore", { file: fileArg }, ({ file }) =>
+  Effect.gen(function* () {
+    const { url, tokenFile } = yield* snapshot
+    const fs = yield* FileSystem.FileSystem
+    const text = yield* fs
+      .readFileString(file)
+      .pipe(Effect.catch((e) => fail(ExitCode.usage, `cannot read ${file}: ${describe(e)}`)))
+    const parsed = Backup.parse(text)
+    if (Result.isFailure(parsed))
+      return yield* fail(ExitCode.usage, `${file}: damaged backup: ${parsed.failure.message}`)
+    const backup = parsed.success
+    const id = `${Date.now().toString(36)}-${Math.floor(Math.random() * 2 ** 32).toString(36)}`
+    const parts = Backup.chunks(backup.entries)
+    let answer: { readonly staged: number; readonly revision: number } = { staged: 0, revision: 0 }
+    for (let index = 0; index < parts.length; index++) {
+      const last = index === parts.length - 1
+      const payload = {
+        id,
+        index,
+        entries: parts[index]!,
+        ...(last ? { done: { revision: backup.revision } } : {})
+      }
+      answer = yield* withCluster(url, tokenFile, (c) => c.snapshot.restore({ payload }))
+    }
+    yield* print({ restored: file, revision: answer.revision, keys: answer.staged })
+  })
+).pipe(
+  Command.withDescription(
+    "Seed a new cluster (no write ever) with a backup file: checked whole first (a damaged file exits 2 saying what is wrong), then sent in chunks that take effect at once"
+  )
+)
 
 // ---------------------------------------------------------------------------------------
 // synod status
@@ -578,7 +759,14 @@ const natsConfig = Command.make(
 
 export const synod = Command.make("synod").pipe(
   Command.withDescription("synod: a replicated key-value and coordination service on Multi-Paxos"),
-  Command.withSubcommands([up, serve, kv.pipe(Command.withSubcommands([get, put, del, cas, list])), status, natsConfig])
+  Command.withSubcommands([
+    up,
+    serve,
+    kv.pipe(Command.withSubcommands([get, put, del, cas, list, txn, watchCommand])),
+    snapshot.pipe(Command.withSubcommands([save, restore])),
+    status,
+    natsConfig
+  ])
 )
 
 export const run = Command.run(synod, { version })

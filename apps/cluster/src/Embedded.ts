@@ -7,7 +7,7 @@
  * @since 0.1.0
  */
 import { Client, Server } from "@synod/actors"
-import { ClusterConfig, Storage, type Transport } from "@synod/core"
+import { ClusterConfig, type StateMachine, Storage, type Transport } from "@synod/core"
 import { Kv } from "@synod/kv"
 import { Host } from "@synod/node"
 import { Effect, Layer, Random } from "effect"
@@ -33,19 +33,22 @@ const transportLayer = (options: Options): Layer.Layer<Transport.Transport, Tran
 /** The servers and the client, as a `Backend`, on the `Transport` and `Storage` in context. */
 export const layerNoDeps = (
   config: ClusterConfig.ClusterConfig,
-  about: { readonly cluster: string; readonly transport: "memory" | "nats" }
+  about: { readonly cluster: string; readonly transport: "memory" | "nats" },
+  machine: StateMachine.StateMachine<Kv.State, Kv.Command, Kv.Result> = Kv.machine
 ) =>
   Layer.effect(
     Backend,
     Effect.gen(function* () {
       const ids = [...new Set([...config.acceptors, ...config.leaders, ...config.replicas])]
-      const handles = yield* Effect.forEach(ids, (id) => Server.run({ id, config, machine: Kv.machine }))
+      const handles = yield* Effect.forEach(ids, (id) => Server.run({ id, config, machine }))
       const id = `up-${(yield* Random.nextIntBetween(0, 2 ** 48)).toString(36)}`
-      const client = yield* Client.make(Kv.machine, config, { id })
+      const client = yield* Client.make(machine, config, { id })
+      const applied = handles.find((h) => h.applied !== undefined)?.applied
       return Backend.of({
         ...about,
         submit: client.submit,
-        servers: Effect.forEach(handles, (h) => h.status)
+        servers: Effect.forEach(handles, (h) => h.status),
+        ...(applied === undefined ? {} : { applied })
       })
     })
   )

@@ -236,7 +236,8 @@ export const backend = (config: HostConfig.HostConfig) =>
         cluster: config.name,
         transport: "nats",
         submit: client.submit,
-        servers: Effect.map(handle.status, (s) => [s])
+        servers: Effect.map(handle.status, (s) => [s]),
+        ...(handle.applied === undefined ? {} : { applied: handle.applied })
       })
     })
   )

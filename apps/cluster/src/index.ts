@@ -9,6 +9,8 @@
 export * as Api from "./Api.ts"
 export * as ApiServer from "./ApiServer.ts"
 export * as Backend from "./Backend.ts"
+export * as Backup from "./Backup.ts"
 export * as Commands from "./Commands.ts"
 export * as Embedded from "./Embedded.ts"
 export * as Serve from "./Serve.ts"
+export * as WatchClient from "./WatchClient.ts"

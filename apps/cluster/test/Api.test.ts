@@ -100,7 +100,11 @@ describe("the HTTP API", () => {
           "/kv/{key}",
           "/kv/{key}/cas",
           "/readyz",
-          "/status"
+          "/snapshot",
+          "/snapshot/restore",
+          "/status",
+          "/txn",
+          "/watch"
         ])
         assert.deepStrictEqual(Object.keys(r.body.paths["/kv/{key}"]).sort(), ["delete", "get", "put"])
         const cas = r.body.paths["/kv/{key}/cas"].post

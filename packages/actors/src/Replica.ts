@@ -36,7 +36,7 @@ import {
   Storage,
   Transport
 } from "@synod/core"
-import { Clock, Effect, Metric, Option, Result } from "effect"
+import { Clock, Deferred, Effect, Metric, Option, Result } from "effect"
 import { ClientTable } from "./ClientTable.ts"
 import * as StateTransfer from "./StateTransfer.ts"
 import * as Host from "./internal/Host.ts"
@@ -593,6 +593,17 @@ export interface Status {
   readonly leader?: string
 }
 
+/**
+ * The replica's state as applied so far, for observers in the same process (watches,
+ * backups): read-only, and never ahead of what the replica has applied.
+ */
+export interface Applied<S> {
+  /** The state after the last applied command or installed snapshot. */
+  readonly current: Effect.Effect<S>
+  /** Waits until the state is no longer `seen` (compared by reference), then answers it. */
+  next(seen: S): Effect.Effect<S>
+}
+
 const isInbound = (m: Message.Message): m is Message.ReplicaInbound =>
   m._tag === "Request" ||
   m._tag === "Decision" ||
@@ -679,6 +690,17 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
       { discard: true }
     )
 
+  // observers of the applied state wait on `changed`, completed after each batch that moved it
+  let published = core.state
+  let changed = Deferred.makeUnsafe<void>()
+  const publish = Effect.sync(() => {
+    if (core.state === published) return
+    published = core.state
+    const done = changed
+    changed = Deferred.makeUnsafe<void>()
+    Deferred.doneUnsafe(done, Effect.void)
+  })
+
   // registered before the loop is forked, so it runs after the loop has stopped
   if (options.snapshotOnClose === true) {
     yield* Effect.addFinalizer(() =>
@@ -697,9 +719,15 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
     persistInBackground: true,
     persisted: (snapshots): Input => ({ _tag: "Saved", slotOut: snapshots[snapshots.length - 1]!.slotOut }),
     observe,
-    afterBatch: report
+    afterBatch: Effect.andThen(report, publish)
   }).pipe(Effect.annotateLogs({ role: "replica", id }))
+  const next = (seen: S): Effect.Effect<S> =>
+    Effect.suspend(() =>
+      core.state !== seen ? Effect.succeed(core.state) : Effect.andThen(Deferred.await(changed), next(seen))
+    )
+  const applied: Applied<S> = { current: Effect.sync(() => core.state), next }
   return {
+    applied,
     status: Effect.sync(
       (): Status => ({
         id,

@@ -40,16 +40,17 @@ export interface Status {
   readonly learner?: { readonly id: string; readonly slotOut: number }
 }
 
-/** A running server: its status on demand. */
-export interface Handle {
+/** A running server: its status on demand; its replica's applied state, when it hosts one. */
+export interface Handle<S = unknown> {
   readonly status: Effect.Effect<Status>
+  readonly applied?: Replica.Applied<S>
 }
 
 /** Starts the server's roles; they run until the scope closes. */
 export const run = <S, C, R>(
   options: Options<S, C, R>
 ): Effect.Effect<
-  Handle,
+  Handle<S>,
   Storage.StorageError | Transport.TransportError,
   Transport.Transport | Storage.Storage | Scope.Scope
 > =>
@@ -73,7 +74,7 @@ export const run = <S, C, R>(
         ...(learner ? { learner: yield* learner.status } : {})
       } satisfies Status
     })
-    return { status } satisfies Handle
+    return { status, ...(replica ? { applied: replica.applied } : {}) } satisfies Handle<S>
   }).pipe(Effect.annotateLogs({ server: options.id }))
 
 /** The server as a layer: its roles run as long as the layer is alive. */

@@ -10,6 +10,13 @@
  * not told the slot a command was decided in, so the slot itself is not used.)
  * Compare-and-set with `version: 0` means "only if the key is absent".
  *
+ * Transactions (`Txn`, etcd's shape): comparisons on any keys' values, versions or
+ * existence, then the `success` operations if every comparison holds, else the `failure`
+ * ones (puts, deletes, gets), all in one command, so no other command falls between them.
+ * Each write of a transaction takes its own revision, as a lone write would: a
+ * transaction's writes take consecutive revisions in the order of its operations, and a
+ * version keeps meaning "the position of the write among all writes".
+ *
  * Reads (get, list) are commands too: they go through the log like writes, so they are
  * linearizable without any lease or read protocol, at the cost of one slot each.
  *
@@ -19,6 +26,7 @@
  * @since 0.1.0
  */
 import { Limits, StateMachine } from "@synod/core"
+import * as History from "./History.ts"
 import { Option, Schema, SchemaTransformation, Trie } from "effect"
 
 /** Longest key, in UTF-16 code units. */
@@ -67,7 +75,78 @@ export const List = Schema.TaggedStruct("List", {
   after: Schema.optionalKey(Schema.String)
 })
 
-export const Command = Schema.Union([Get, Put, Del, Cas, List])
+/** Most comparisons, and most operations per branch, in one transaction. */
+export const maxTxnCompares = 64
+export const maxTxnOps = 64
+
+/** How a comparison relates the key's current value or version to the one given. */
+export const CompareOp = Schema.Literals(["=", "!=", "<", ">"])
+export type CompareOp = typeof CompareOp.Type
+
+/**
+ * One comparison of a transaction, told apart by the field it carries: `version` (0 is
+ * "absent"), `value` (compared as strings; an absent key compares false, except with
+ * `!=`), or `exists`. `op` defaults to `=`.
+ */
+export const Compare = Schema.Union([
+  Schema.Struct({ key: Key, version: Version, op: Schema.optionalKey(CompareOp) }),
+  Schema.Struct({ key: Key, value: Value, op: Schema.optionalKey(CompareOp) }),
+  Schema.Struct({ key: Key, exists: Schema.Boolean })
+])
+export type Compare = typeof Compare.Type
+
+/** One operation of a transaction's branch. */
+export const TxnOp = Schema.Union([
+  Schema.Struct({ op: Schema.Literal("get"), key: Key }),
+  Schema.Struct({ op: Schema.Literal("put"), key: Key, value: Value }),
+  Schema.Struct({ op: Schema.Literal("del"), key: Key })
+])
+export type TxnOp = typeof TxnOp.Type
+
+const ops = (branch: string) =>
+  Schema.Array(TxnOp).check(
+    Schema.isMaxLength(maxTxnOps, { message: `a transaction has at most ${maxTxnOps} ${branch} operations` })
+  )
+
+/**
+ * If every comparison holds, the `success` operations, else the `failure` ones, in order
+ * (each sees the ones before it), in one command. A transaction as a whole fits one
+ * message of the transport (a larger one is refused before it is sent).
+ */
+export const Txn = Schema.TaggedStruct("Txn", {
+  compare: Schema.Array(Compare).check(
+    Schema.isMaxLength(maxTxnCompares, {
+      message: `a transaction has at most ${maxTxnCompares} comparisons`
+    })
+  ),
+  success: ops("success"),
+  failure: ops("failure")
+})
+export type Txn = typeof Txn.Type
+
+/** Most entries in one chunk of a restore (the chunk must also fit one message). */
+export const maxRestoreEntries = 10_000
+
+/**
+ * One chunk of a restore, which seeds a new store with a backup (`apps/cluster`'s
+ * `synod snapshot restore`). Chunks are staged out of sight, in order from index 0; the
+ * one with `done` makes them the store at once, at `done.revision`, with an empty history
+ * (watches start after it). Only a new store takes one: a store that has had any write,
+ * before or during the restore, refuses it and drops what was staged. A chunk with index
+ * 0 starts over (a restore that was cut off is simply run again).
+ */
+export const Restore = Schema.TaggedStruct("Restore", {
+  /** Names this restore: chunks of another one do not mix with it. */
+  id: Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(64)),
+  index: Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)),
+  entries: Schema.Array(Schema.Tuple([Key, Value, Version])).check(
+    Schema.isMaxLength(maxRestoreEntries, { message: `a restore chunk has at most ${maxRestoreEntries} entries` })
+  ),
+  done: Schema.optionalKey(Schema.Struct({ revision: Version }))
+})
+export type Restore = typeof Restore.Type
+
+export const Command = Schema.Union([Get, Put, Del, Cas, List, Txn, Restore])
 export type Command = typeof Command.Type
 
 export const Entry = Schema.Struct({ key: Schema.String, value: Schema.String, version: Version })
@@ -95,7 +174,45 @@ export const ListResult = Schema.TaggedStruct("Listed", {
   revision: Version
 })
 
-export const Result = Schema.Union([GetResult, PutResult, DelResult, CasResult, ListResult])
+/** What one operation of a transaction did: as `Get`, `Put` and `Del` answer. */
+export const TxnOpResult = Schema.Union([
+  Schema.Struct({
+    op: Schema.Literal("get"),
+    key: Schema.String,
+    value: Schema.NullOr(Schema.String),
+    version: Version
+  }),
+  Schema.Struct({ op: Schema.Literal("put"), key: Schema.String, version: Version }),
+  Schema.Struct({ op: Schema.Literal("del"), key: Schema.String, existed: Schema.Boolean })
+])
+export type TxnOpResult = typeof TxnOpResult.Type
+
+/**
+ * A `Txn`'s answer: whether every comparison held (`succeeded`: the `success` branch ran,
+ * else the `failure` one), each operation's result in order, and the store's revision
+ * after it.
+ */
+export const TxnResult = Schema.TaggedStruct("Transacted", {
+  succeeded: Schema.Boolean,
+  results: Schema.Array(TxnOpResult),
+  revision: Version
+})
+export type TxnResult = typeof TxnResult.Type
+
+/**
+ * A `Restore` chunk's answer: `ok` and how many entries are staged (after the last chunk:
+ * the store's key count, and `revision` its revision); or not, with `reason`, and nothing
+ * staged.
+ */
+export const RestoreResult = Schema.TaggedStruct("Restored", {
+  ok: Schema.Boolean,
+  staged: Schema.Int,
+  revision: Version,
+  reason: Schema.optionalKey(Schema.String)
+})
+export type RestoreResult = typeof RestoreResult.Type
+
+export const Result = Schema.Union([GetResult, PutResult, DelResult, CasResult, ListResult, TxnResult, RestoreResult])
 export type Result = typeof Result.Type
 
 // ---------------------------------------------------------------------------------------
@@ -106,38 +223,97 @@ interface Stored {
   readonly version: number
 }
 
+/** A restore under way: the chunks received so far, not yet visible (see `Restore`). */
+export interface Restoring {
+  readonly id: string
+  /** The index of the chunk expected next. */
+  readonly next: number
+  readonly entries: Trie.Trie<Stored>
+}
+
 export class State {
   /** Writes applied so far; the version the next write gets is `revision + 1`. */
   readonly revision: number
   readonly entries: Trie.Trie<Stored>
-  constructor(revision: number, entries: Trie.Trie<Stored>) {
+  /** The recent writes, for watches; part of the snapshot. */
+  readonly history: History.History
+  /** How much history this store keeps: the machine's, the same on every replica. */
+  readonly retention: History.Retention
+  readonly restoring: Restoring | undefined
+  constructor(
+    revision: number,
+    entries: Trie.Trie<Stored>,
+    history: History.History,
+    retention: History.Retention,
+    restoring?: Restoring
+  ) {
     this.revision = revision
     this.entries = entries
+    this.history = history
+    this.retention = retention
+    this.restoring = restoring
   }
 }
 
-export const initial: State = new State(0, Trie.empty())
+/** An empty store keeping `retention` of history. */
+export const empty = (retention: History.Retention = History.defaultRetention): State =>
+  new State(0, Trie.empty(), History.History.empty(0), retention)
 
-/** The snapshot: the revision and every entry as `[key, value, version]`, in key order. */
-export const Snapshot = Schema.Struct({
+export const initial: State = empty()
+
+const StoredEntry = Schema.Tuple([Schema.String, Schema.String, Version])
+
+/**
+ * The snapshot: the revision, every entry as `[key, value, version]` in key order, the
+ * history as `[revision, key, value | null]` events with the revision below which it was
+ * compacted, and a restore under way. Snapshots written before the history existed
+ * decode with an empty one, compacted at their revision.
+ */
+const Encoded = Schema.Struct({
   revision: Version,
-  entries: Schema.Array(Schema.Tuple([Schema.String, Schema.String, Version]))
-}).pipe(
-  Schema.decodeTo(
-    Schema.declare((u): u is State => u instanceof State, { title: "Kv.State" }),
-    SchemaTransformation.transform({
-      decode: (s) =>
-        new State(
-          s.revision,
-          Trie.fromIterable(s.entries.map(([key, value, version]) => [key, { value, version }] as const))
-        ),
-      encode: (state) => ({
-        revision: state.revision,
-        entries: Array.from(Trie.entries(state.entries), ([key, e]) => [key, e.value, e.version] as const)
-      })
+  entries: Schema.Array(StoredEntry),
+  history: Schema.optionalKey(
+    Schema.Struct({
+      compacted: Version,
+      events: Schema.Array(Schema.Tuple([Version, Schema.String, Schema.NullOr(Schema.String)]))
     })
+  ),
+  restoring: Schema.optionalKey(
+    Schema.Struct({ id: Schema.String, next: Schema.Int, entries: Schema.Array(StoredEntry) })
   )
-)
+})
+
+const trieOf = (entries: ReadonlyArray<readonly [string, string, number]>): Trie.Trie<Stored> =>
+  Trie.fromIterable(entries.map(([key, value, version]) => [key, { value, version }] as const))
+
+/** The snapshot schema of a store keeping `retention` of history. */
+export const snapshotSchema = (retention: History.Retention) =>
+  Encoded.pipe(
+    Schema.decodeTo(
+      Schema.declare((u): u is State => u instanceof State, { title: "Kv.State" }),
+      SchemaTransformation.transform({
+        decode: (s) =>
+          new State(
+            s.revision,
+            trieOf(s.entries),
+            s.history === undefined
+              ? History.History.empty(s.revision)
+              : History.History.from(
+                  s.history.events.map(([revision, key, value]) => ({ revision, key, value })),
+                  s.history.compacted,
+                  retention
+                ),
+            retention,
+            s.restoring === undefined
+              ? undefined
+              : { id: s.restoring.id, next: s.restoring.next, entries: trieOf(s.restoring.entries) }
+          ),
+        encode: (state) => encodeSnapshot(state)
+      })
+    )
+  )
+
+export const Snapshot = snapshotSchema(History.defaultRetention)
 
 // ---------------------------------------------------------------------------------------
 // apply
@@ -146,7 +322,27 @@ const utf8Bytes = Limits.utf8Bytes
 
 const write = (state: State, key: string, value: string): readonly [State, number] => {
   const version = state.revision + 1
-  return [new State(version, Trie.insert(state.entries, key, { value, version })), version]
+  return [
+    new State(
+      version,
+      Trie.insert(state.entries, key, { value, version }),
+      state.history.append({ revision: version, key, value }, state.retention),
+      state.retention,
+      state.restoring
+    ),
+    version
+  ]
+}
+
+const remove = (state: State, key: string): State => {
+  const revision = state.revision + 1
+  return new State(
+    revision,
+    Trie.remove(state.entries, key),
+    state.history.append({ revision, key, value: null }, state.retention),
+    state.retention,
+    state.restoring
+  )
 }
 
 /** Pure and deterministic: every replica applies the same commands in the same order. */
@@ -162,8 +358,7 @@ export const apply = (state: State, command: Command): readonly [State, Result] 
     }
     case "Del": {
       if (!Trie.has(state.entries, command.key)) return [state, { _tag: "Deleted", existed: false }]
-      const next = new State(state.revision + 1, Trie.remove(state.entries, command.key))
-      return [next, { _tag: "Deleted", existed: true }]
+      return [remove(state, command.key), { _tag: "Deleted", existed: true }]
     }
     case "Cas": {
       const found = Option.getOrUndefined(Trie.get(state.entries, command.key))
@@ -174,6 +369,10 @@ export const apply = (state: State, command: Command): readonly [State, Result] 
       const [next, version] = write(state, command.key, command.value)
       return [next, { _tag: "Swapped", ok: true, version, value: command.value }]
     }
+    case "Txn":
+      return txn(state, command)
+    case "Restore":
+      return restore(state, command)
     case "List": {
       const entries: Array<Entry> = []
       let more = false
@@ -194,23 +393,145 @@ export const apply = (state: State, command: Command): readonly [State, Result] 
   }
 }
 
+/** Does the comparison hold on the store as it is? */
+export const holds = (state: State, c: Compare): boolean => {
+  const found = Option.getOrUndefined(Trie.get(state.entries, c.key))
+  if ("exists" in c) return (found !== undefined) === c.exists
+  const op = c.op ?? "="
+  if ("version" in c) return relate(found?.version ?? 0, op, c.version)
+  // an absent key has no value: only "not equal" holds
+  return found === undefined ? op === "!=" : relate(found.value, op, c.value)
+}
+
+const relate = <A extends number | string>(actual: A, op: CompareOp, expected: A): boolean => {
+  switch (op) {
+    case "=":
+      return actual === expected
+    case "!=":
+      return actual !== expected
+    case "<":
+      return actual < expected
+    case ">":
+      return actual > expected
+  }
+}
+
+const txn = (state: State, command: Txn): readonly [State, Result] => {
+  const succeeded = command.compare.every((c) => holds(state, c))
+  const results: Array<TxnOpResult> = []
+  let next = state
+  for (const op of succeeded ? command.success : command.failure) {
+    switch (op.op) {
+      case "get": {
+        const [, r] = apply(next, { _tag: "Get", key: op.key })
+        if (r._tag === "Value") results.push({ op: "get", key: op.key, value: r.value, version: r.version })
+        break
+      }
+      case "put": {
+        const [after, version] = write(next, op.key, op.value)
+        next = after
+        results.push({ op: "put", key: op.key, version })
+        break
+      }
+      case "del": {
+        const [after, r] = apply(next, { _tag: "Del", key: op.key })
+        next = after
+        if (r._tag === "Deleted") results.push({ op: "del", key: op.key, existed: r.existed })
+        break
+      }
+    }
+  }
+  return [next, { _tag: "Transacted", succeeded, results, revision: next.revision }]
+}
+
+type StoredTuple = [string, string, number]
+
+const tuples = (entries: Trie.Trie<Stored>): Array<StoredTuple> =>
+  Array.from(Trie.entries(entries), ([key, e]): StoredTuple => [key, e.value, e.version])
+
+const restore = (state: State, command: Restore): readonly [State, Result] => {
+  const refuse = (reason: string): readonly [State, Result] => [
+    new State(state.revision, state.entries, state.history, state.retention),
+    { _tag: "Restored", ok: false, staged: 0, revision: state.revision, reason }
+  ]
+  if (state.revision !== 0 || Trie.size(state.entries) > 0) {
+    return refuse(
+      `restore seeds a new cluster, and this one is not new: it is at revision ${state.revision} with ${Trie.size(state.entries)} keys`
+    )
+  }
+  const staging = command.index === 0 ? undefined : state.restoring
+  if (command.index > 0 && (staging === undefined || staging.id !== command.id)) {
+    return refuse(
+      `restore ${command.id}: chunk ${command.index} arrived, but ${staging === undefined ? "no restore is under way" : `restore ${staging.id} is`} (start again from chunk 0)`
+    )
+  }
+  if (staging !== undefined && staging.next !== command.index) {
+    return refuse(
+      `restore ${command.id}: expected chunk ${staging.next}, got ${command.index} (start again from chunk 0)`
+    )
+  }
+  let entries = staging?.entries ?? Trie.empty<Stored>()
+  for (const [key, value, version] of command.entries) entries = Trie.insert(entries, key, { value, version })
+  const staged = Trie.size(entries)
+  if (command.done === undefined) {
+    return [
+      new State(state.revision, state.entries, state.history, state.retention, {
+        id: command.id,
+        next: command.index + 1,
+        entries
+      }),
+      { _tag: "Restored", ok: true, staged, revision: state.revision }
+    ]
+  }
+  const revision = command.done.revision
+  for (const [key, e] of Trie.entries(entries)) {
+    if (e.version < 1 || e.version > revision) {
+      return refuse(
+        `restore ${command.id}: key ${JSON.stringify(key)} has version ${e.version}, outside 1..${revision} (the backup's revision)`
+      )
+    }
+  }
+  return [
+    new State(revision, entries, History.History.empty(revision), state.retention),
+    { _tag: "Restored", ok: true, staged, revision }
+  ]
+}
+
 /** `Snapshot`'s encoding, built directly: about twice as fast for a large store (a test holds them equal). */
-export const encodeSnapshot = (state: State): { revision: number; entries: Array<[string, string, number]> } => ({
+export const encodeSnapshot = (
+  state: State
+): {
+  revision: number
+  entries: Array<StoredTuple>
+  history: { compacted: number; events: Array<[number, string, string | null]> }
+  restoring?: { id: string; next: number; entries: Array<StoredTuple> }
+} => ({
   revision: state.revision,
-  entries: Array.from(Trie.entries(state.entries), ([key, e]): [string, string, number] => [key, e.value, e.version])
+  entries: tuples(state.entries),
+  history: {
+    compacted: state.history.compacted,
+    events: state.history.events().map((e): [number, string, string | null] => [e.revision, e.key, e.value])
+  },
+  ...(state.restoring === undefined
+    ? {}
+    : { restoring: { id: state.restoring.id, next: state.restoring.next, entries: tuples(state.restoring.entries) } })
 })
 
-/** `encodeSnapshot` in slices of `slice` entries: replicas encode snapshots a slice per turn. */
+/**
+ * `encodeSnapshot` in slices of `slice` entries: replicas encode snapshots a slice per
+ * turn. The history and a restore under way are bounded, so they are encoded in one go.
+ */
 export function* encodeSnapshotGradually(
   state: State,
   slice = 4096
-): Generator<void, { revision: number; entries: Array<[string, string, number]> }, void> {
-  const entries: Array<[string, string, number]> = []
+): Generator<void, ReturnType<typeof encodeSnapshot>, void> {
+  const entries: Array<StoredTuple> = []
   for (const [key, e] of Trie.entries(state.entries)) {
     entries.push([key, e.value, e.version])
     if (entries.length % slice === 0) yield
   }
-  return { revision: state.revision, entries }
+  const rest = encodeSnapshot(new State(state.revision, Trie.empty(), state.history, state.retention, state.restoring))
+  return { ...rest, entries }
 }
 
 /** How many keys the store holds and its revision, without walking it. */
@@ -219,13 +540,30 @@ export const summary = (state: State): { readonly keys: number; readonly revisio
   revision: state.revision
 })
 
-export const machine = StateMachine.make<State, Command, Result>({
-  name: "synod-cluster-kv",
-  command: Command,
-  result: Result,
-  snapshot: Snapshot,
-  initial,
-  apply,
-  encodeSnapshot,
-  encodeSnapshotGradually: (state) => encodeSnapshotGradually(state)
-})
+export interface Options {
+  /** How much history of writes the store keeps for watches (default `History.defaultRetention`). */
+  readonly retention?: Partial<History.Retention>
+}
+
+/**
+ * The key-value machine keeping `options.retention` of history. Every replica of a
+ * cluster must run the same one: the retention decides what the state holds.
+ */
+export const make = (options: Options = {}): StateMachine.StateMachine<State, Command, Result> => {
+  const retention = { ...History.defaultRetention, ...options.retention }
+  if (!(retention.revisions >= 1 && retention.bytes >= 1)) {
+    throw new RangeError(`history retention must keep at least 1 revision and 1 byte: ${JSON.stringify(retention)}`)
+  }
+  return StateMachine.make<State, Command, Result>({
+    name: "synod-cluster-kv",
+    command: Command,
+    result: Result,
+    snapshot: snapshotSchema(retention),
+    initial: empty(retention),
+    apply,
+    encodeSnapshot,
+    encodeSnapshotGradually: (state) => encodeSnapshotGradually(state)
+  })
+}
+
+export const machine = make()

@@ -6,3 +6,5 @@
  * @since 0.1.0
  */
 export * as Kv from "./Kv.ts"
+export * as KvHistory from "./History.ts"
+export * as KvWatch from "./Watch.ts"

@@ -167,8 +167,21 @@ describe("Kv", () => {
       entries: [
         ["x/2", "two", 2],
         ["y", "", 4]
-      ]
+      ],
+      history: {
+        compacted: 0,
+        events: [
+          [1, "x/1", "one"],
+          [2, "x/2", "two"],
+          [3, "x/1", null],
+          [4, "y", ""]
+        ]
+      }
     })
+    // a snapshot written before the history existed: empty history, compacted at its revision
+    const old = Result.getOrThrow(codecs.decodeState({ revision: 4, entries: json.entries }))
+    assert.strictEqual(old.history.compacted, 4)
+    assert.strictEqual(old.history.size, 0)
     const restored = Result.getOrThrow(codecs.decodeState(json))
     assert.deepStrictEqual(Kv.apply(restored, { _tag: "Put", key: "x/2", value: "2" })[1], {
       _tag: "Written",

@@ -17,18 +17,28 @@
  * says there is more, not past its last entry; a key it did not return reads as absent.
  * So its per-key values are checked, not that it was one atomic snapshot, nor its order.
  *
+ * A transaction is one operation on several keys: the keys it names are one object, and
+ * so are keys that transactions connect, transitively (a part is a connected component
+ * of keys; its state maps each key to its own). It is checked atomically: its comparisons
+ * against the state (a comparison on an unknown version may go either way), the branch
+ * its answer says ran, and each of that branch's results as a lone get, put or delete
+ * would be. A transaction whose outcome is unknown runs the success branch unless a
+ * comparison certainly fails (when that is uncertain and its failure branch writes, the
+ * model may reject a correct history: the simulator's failure branches only read).
+ *
  * @since 0.1.0
  */
 import type { Kv } from "@synod/kv"
-import { type Model, type Operation, partitionByKey } from "./Linearizability.ts"
+import type { Model, Operation } from "./Linearizability.ts"
 
 export type Input = Kv.Command
 export type Output = Kv.Result
 
-/** The commands about one key: everything but `List`. */
-type KeyInput = Exclude<Input, { readonly _tag: "List" }>
+/** The commands about one key: everything but `List`, `Txn` and `Restore` (which the model does not cover). */
+export type KeyInput = Exclude<Input, { readonly _tag: "List" | "Txn" | "Restore" }>
 
-export interface State {
+/** One key's state. */
+export interface KeyState {
   readonly value: string | null
   /** 0 when absent; `undefined` when the last write's outcome was unknown. */
   readonly version: number | undefined
@@ -36,19 +46,27 @@ export interface State {
   readonly above: number
 }
 
-const absent: State = { value: null, version: 0, above: 0 }
+/** The state of a part: each key it has seen (the others are absent). */
+export type State = ReadonlyMap<string, KeyState>
+
+const absent: KeyState = { value: null, version: 0, above: 0 }
 
 /** The state after a write of `value` whose version is not known. */
-const unknownWrite = (state: State, value: string): State => ({
+const unknownWrite = (state: KeyState, value: string): KeyState => ({
   value,
   version: undefined,
   above: state.version ?? state.above
 })
 /** Is `version` possibly the state's? */
-const couldBe = (state: State, version: number): boolean =>
+const couldBe = (state: KeyState, version: number): boolean =>
   state.version === undefined ? version > state.above : version === state.version
 
-const step = (state: State, input: Input, output: Output | undefined): { ok: boolean; state: State } => {
+/** One key's operation on its state. */
+export const stepKey = (
+  state: KeyState,
+  input: KeyInput,
+  output: Output | undefined
+): { ok: boolean; state: KeyState } => {
   switch (input._tag) {
     case "Get":
       return {
@@ -85,18 +103,116 @@ const step = (state: State, input: Input, output: Output | undefined): { ok: boo
         state
       }
     }
+  }
+}
+
+/** Does the comparison hold on the key's state: true, false, or either (`undefined`, an unknown version)? */
+const holds = (state: KeyState, c: Kv.Compare): boolean | undefined => {
+  if ("exists" in c) return (state.value !== null) === c.exists
+  const op = c.op ?? "="
+  if ("value" in c) {
+    if (state.value === null) return op === "!="
+    return relate(state.value, op, c.value)
+  }
+  if (state.version !== undefined) return relate(state.version, op, c.version)
+  // the version is above `above`: at least above + 1
+  const least = state.above + 1
+  switch (op) {
+    case "=":
+      return c.version >= least ? undefined : false
+    case "!=":
+      return c.version >= least ? undefined : true
+    case "<":
+      return c.version <= least ? false : undefined
+    case ">":
+      return c.version < least ? true : undefined
+  }
+}
+
+const relate = <A extends number | string>(actual: A, op: Kv.CompareOp, expected: A): boolean =>
+  op === "="
+    ? actual === expected
+    : op === "!="
+      ? actual !== expected
+      : op === "<"
+        ? actual < expected
+        : actual > expected
+
+const lookup = (state: State, key: string): KeyState => state.get(key) ?? absent
+
+const txnStep = (state: State, input: Kv.Txn, output: Output | undefined): { ok: boolean; state: State } => {
+  const verdicts = input.compare.map((c) => holds(lookup(state, c.key), c))
+  const certainlyFails = verdicts.some((v) => v === false)
+  if (output === undefined) {
+    const next = new Map(state)
+    for (const op of certainlyFails ? input.failure : input.success) {
+      if (op.op === "put") next.set(op.key, unknownWrite(lookup(next, op.key), op.value))
+      else if (op.op === "del") next.set(op.key, absent)
+    }
+    return { ok: true, state: next }
+  }
+  if (output._tag !== "Transacted") return { ok: false, state }
+  const possible = output.succeeded ? !certainlyFails : !verdicts.every((v) => v === true)
+  const branch = output.succeeded ? input.success : input.failure
+  if (!possible || branch.length !== output.results.length) return { ok: false, state }
+  const next = new Map(state)
+  for (let i = 0; i < branch.length; i++) {
+    const op = branch[i]!
+    const r = output.results[i]!
+    if (r.op !== op.op || r.key !== op.key) return { ok: false, state }
+    const single: [KeyInput, Output] =
+      op.op === "get" && r.op === "get"
+        ? [
+            { _tag: "Get", key: op.key },
+            { _tag: "Value", value: r.value, version: r.version }
+          ]
+        : op.op === "put" && r.op === "put"
+          ? [
+              { _tag: "Put", key: op.key, value: op.value },
+              { _tag: "Written", version: r.version }
+            ]
+          : [
+              { _tag: "Del", key: op.key },
+              { _tag: "Deleted", existed: r.op === "del" && r.existed }
+            ]
+    const stepped = stepKey(lookup(next, op.key), single[0], single[1])
+    if (!stepped.ok) return { ok: false, state }
+    next.set(op.key, stepped.state)
+  }
+  return { ok: true, state: next }
+}
+
+const step = (state: State, input: Input, output: Output | undefined): { ok: boolean; state: State } => {
+  switch (input._tag) {
+    case "Txn":
+      return txnStep(state, input, output)
     case "List":
       // `partition` turns every answered list into reads: one left here was answered
       // with something else than a list
       return { ok: false, state }
+    case "Restore":
+      // seeds a new store out of band: not part of the histories checked
+      return { ok: false, state }
+    default: {
+      const r = stepKey(lookup(state, input.key), input, output)
+      return { ok: r.ok, state: r.ok ? new Map(state).set(input.key, r.state) : state }
+    }
   }
 }
+
+/** The keys a transaction names. */
+const txnKeys = (input: Kv.Txn): Array<string> => [
+  ...input.compare.map((c) => c.key),
+  ...input.success.map((o) => o.key),
+  ...input.failure.map((o) => o.key)
+]
 
 /** The reads an answered list stands for (see the header); other operations as they are. */
 const listsAsReads = (ops: ReadonlyArray<Operation<Input, Output>>): Array<Operation<Input, Output>> => {
   const keys = new Set<string>()
   for (const op of ops) {
-    if (op.input._tag !== "List") keys.add(op.input.key)
+    if (op.input._tag === "Txn") for (const key of txnKeys(op.input)) keys.add(key)
+    else if (op.input._tag !== "List" && op.input._tag !== "Restore") keys.add(op.input.key)
     else if (op.output?._tag === "Listed") for (const e of op.output.entries) keys.add(e.key)
   }
   // the store's order: UTF-16 code units, as `sort` and `<` compare strings
@@ -123,15 +239,68 @@ const listsAsReads = (ops: ReadonlyArray<Operation<Input, Output>>): Array<Opera
   })
 }
 
+/**
+ * One part per connected component of keys (keys a transaction names together are
+ * connected), in order of each component's first operation; without transactions, one
+ * part per key.
+ */
 const partition = (ops: ReadonlyArray<Operation<Input, Output>>): Array<ReadonlyArray<Operation<Input, Output>>> => {
   const reads = listsAsReads(ops)
   // a list with an unknown outcome reads nothing; one answered wrongly fails on its own
   const lists = reads.filter((op) => op.input._tag === "List" && op.output !== undefined)
-  const parts = partitionByKey(reads.filter((op): op is Operation<KeyInput, Output> => op.input._tag !== "List"))
+  const rest = reads.filter((op) => op.input._tag !== "List")
+  // union-find over keys
+  const parent = new Map<string, string>()
+  const root = (key: string): string => {
+    let r = key
+    while (parent.has(r) && parent.get(r) !== r) r = parent.get(r)!
+    parent.set(key, r)
+    return r
+  }
+  const keysOf = (input: Input): Array<string> =>
+    input._tag === "Txn" ? txnKeys(input) : input._tag === "List" || input._tag === "Restore" ? [] : [input.key]
+  for (const op of rest) {
+    const [first, ...others] = keysOf(op.input)
+    if (first === undefined) continue
+    for (const k of others) {
+      const a = root(first)
+      const b = root(k)
+      if (a !== b) parent.set(b, a)
+    }
+  }
+  // a transaction naming no key touches nothing: it forms a part of its own (key "")
+  const byRoot = new Map<string, Array<Operation<Input, Output>>>()
+  for (const op of rest) {
+    const first = keysOf(op.input)[0]
+    const r = first === undefined ? "" : root(first)
+    const part = byRoot.get(r)
+    if (part === undefined) byRoot.set(r, [op])
+    else part.push(op)
+  }
+  const parts: Array<ReadonlyArray<Operation<Input, Output>>> = [...byRoot.values()]
   return lists.length === 0 ? parts : [...parts, lists]
 }
 
 const show = (value: string | null) => (value === null ? "null" : JSON.stringify(value))
+
+const describeCompare = (c: Kv.Compare): string =>
+  "exists" in c
+    ? `${c.key} ${c.exists ? "exists" : "absent"}`
+    : "value" in c
+      ? `${c.key} ${c.op ?? "="} ${show(c.value)}`
+      : `${c.key} v${c.op ?? "="}${c.version}`
+
+const describeOp = (op: Kv.TxnOp): string =>
+  op.op === "put" ? `put ${op.key} ${show(op.value)}` : `${op.op} ${op.key}`
+
+const describeTxnResult = (r: Kv.TxnOpResult): string =>
+  r.op === "get"
+    ? `${show(r.value)} v${r.version}`
+    : r.op === "put"
+      ? `v${r.version}`
+      : r.existed
+        ? "deleted"
+        : "absent"
 
 const describe = (input: Input, output: Output | undefined): string => {
   const what =
@@ -143,7 +312,11 @@ const describe = (input: Input, output: Output | undefined): string => {
           ? `del ${input.key}`
           : input._tag === "Cas"
             ? `cas ${input.key} v${input.version} -> ${show(input.value)}`
-            : `list ${JSON.stringify(input.prefix)}${input.after === undefined ? "" : ` after ${input.after}`} limit ${input.limit}`
+            : input._tag === "Restore"
+              ? `restore ${input.id} chunk ${input.index}`
+              : input._tag === "Txn"
+                ? `txn [${input.compare.map(describeCompare).join(", ")}] ? ${input.success.map(describeOp).join("; ")} : ${input.failure.map(describeOp).join("; ")}`
+                : `list ${JSON.stringify(input.prefix)}${input.after === undefined ? "" : ` after ${input.after}`} limit ${input.limit}`
   if (output === undefined) return `${what} => ?`
   switch (output._tag) {
     case "Value":
@@ -156,13 +329,28 @@ const describe = (input: Input, output: Output | undefined): string => {
       return `${what} => ${output.ok ? "swapped" : `conflict (${show(output.value)} v${output.version})`}`
     case "Listed":
       return `${what} => ${output.entries.map((e) => `${e.key}=${show(e.value)} v${e.version}`).join(", ")}${output.more ? " ..." : ""}`
+    case "Transacted":
+      return `${what} => ${output.succeeded ? "success" : "failure"} [${output.results.map(describeTxnResult).join(", ")}]`
+    case "Restored":
+      return `${what} => ${output.ok ? "ok" : output.reason}`
   }
 }
 
+const keyStateKey = (s: KeyState): string => `${s.version ?? `>${s.above}`}${s.value === null ? "-" : `=${s.value}`}`
+
+/** Does the answered transaction write? */
+const txnWrites = (output: Output | undefined): boolean =>
+  output?._tag !== "Transacted" || output.results.some((r) => r.op === "put" || (r.op === "del" && r.existed))
+
 export const KvModel: Model<State, Input, Output> = {
-  init: absent,
+  init: new Map(),
   step,
-  key: (s) => `${s.version ?? `>${s.above}`}${s.value === null ? "-" : `=${s.value}`}`,
+  key: (s) => {
+    // absent keys are the same as keys never seen
+    const parts: Array<string> = []
+    for (const [k, v] of s) if (v.value !== null || v.version !== 0) parts.push(`${k}:${keyStateKey(v)}`)
+    return parts.sort().join("|")
+  },
   partition,
   readOnly: (input, output) => {
     switch (input._tag) {
@@ -175,10 +363,18 @@ export const KvModel: Model<State, Input, Output> = {
         return output?._tag === "Deleted" && !output.existed
       case "Cas":
         return output?._tag === "Swapped" && !output.ok
+      case "Txn":
+        return output !== undefined && !txnWrites(output)
+      case "Restore":
+        return false
     }
   },
   // a write's version is its place among the writes
   order: (_input, output) =>
-    output?._tag === "Written" || (output?._tag === "Swapped" && output.ok) ? output.version : undefined,
+    output?._tag === "Written" || (output?._tag === "Swapped" && output.ok)
+      ? output.version
+      : output?._tag === "Transacted"
+        ? output.results.find((r) => r.op === "put")?.version
+        : undefined,
   describe
 }

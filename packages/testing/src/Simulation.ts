@@ -7,7 +7,9 @@
  * step (one fired timer or delivered message) the run stops at the first invariant
  * violation the `Checker` recorded. When the fault phase ends everything heals; from then
  * on every command must complete within a bounded simulated time (else: a stall), all
- * replicas must converge, and the client history must be linearizable (`KvModel`). The
+ * replicas must converge, their history of writes (what watches are served from) must be
+ * the log's writes as the clients saw them placed (`HistoryCheck`), and the client
+ * history must be linearizable (`KvModel`). The
  * state machine is the product's key-value store (`@synod/kv`).
  *
  * Same seed, same scenario ⇒ the same run, step for step.
@@ -20,6 +22,7 @@ import { ClusterConfig, InMemoryBus, Monotonic, Storage, Transport } from "@syno
 import { Kv } from "@synod/kv"
 import { Effect, Exit, Fiber, Layer, Random, References, Scope } from "effect"
 import { Checker } from "./Checker.ts"
+import * as HistoryCheck from "./HistoryCheck.ts"
 import { type Input, KvModel, type Output } from "./KvModel.ts"
 import { check, type Operation } from "./Linearizability.ts"
 import { prng, type Scenario } from "./Scenario.ts"
@@ -108,7 +111,8 @@ const filler = (chars: number): string => "x\u6f22\u00e9-".repeat(Math.ceil(char
 const oversized = (client: number, i: number) => `c${client}.${i}:${filler(messageBytes)}`
 
 /**
- * A client's next command: puts, reads, deletes, compare-and-sets and a few lists. A
+ * A client's next command: puts, reads, deletes, compare-and-sets, transactions on two
+ * keys and a few lists. A
  * compare-and-set mostly names the version this client last saw of the key (`seen`), so
  * that some succeed, else 0 ("only if absent") or one older than the last seen.
  */
@@ -126,6 +130,25 @@ const randomOp = (
   if (x < 0.35) return { _tag: "Put", key, value }
   if (x < 0.6) return { _tag: "Get", key }
   if (x < 0.7) return { _tag: "Del", key }
+  if (x >= 0.82 && x < 0.95) {
+    // a transaction on the key and its partner (k0 with k1, k2 with k3): guarded on the
+    // version seen or on existence; the failure branch only reads (see `KvModel`)
+    const index = Number(key.slice(1))
+    const partner = (index ^ 1) < keys ? `k${index ^ 1}` : key
+    const guard: Kv.Compare = r() < 0.7 ? { key, version: seen.get(key) ?? 0 } : { key: partner, exists: r() < 0.5 }
+    // short values: two of them and a read back must fit a message with room to spare
+    const short = `c${client}.${i}`
+    const second: Kv.TxnOp = r() < 0.6 ? { op: "put", key: partner, value: `${short}'` } : { op: "del", key: partner }
+    return {
+      _tag: "Txn",
+      compare: [guard],
+      success: [{ op: "put", key, value: short }, second, { op: "get", key }],
+      failure: [
+        { op: "get", key },
+        { op: "get", key: partner }
+      ]
+    }
+  }
   if (x < 0.95) {
     const last = seen.get(key) ?? 0
     const y = r()
@@ -147,10 +170,13 @@ const observe = (seen: Map<string, number>, input: Input, output: Output): void 
     case "Value":
     case "Written":
     case "Swapped":
-      if (input._tag !== "List") seen.set(input.key, output.version)
+      if ("key" in input) seen.set(input.key, output.version)
       break
     case "Deleted":
-      if (input._tag !== "List") seen.set(input.key, 0)
+      if ("key" in input) seen.set(input.key, 0)
+      break
+    case "Transacted":
+      for (const o of output.results) seen.set(o.key, o.op === "del" ? 0 : o.version)
       break
     case "Listed":
       for (const e of output.entries) seen.set(e.key, e.version)
@@ -549,6 +575,12 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
           checker.violations.push(
             `R: replicas converged to different states: ${JSON.stringify(Object.fromEntries(states))}`
           )
+        }
+        // the history watches are served from is the log's writes, as the clients saw them placed
+        const first = replicas.values().next().value
+        if (checker.violations.length === 0 && first !== undefined) {
+          const problem = HistoryCheck.check((yield* first.status).state, history)
+          if (problem !== undefined) checker.violations.push(problem)
         }
       }
       const simMs = clock.currentTimeMillisUnsafe()

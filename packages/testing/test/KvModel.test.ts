@@ -7,6 +7,8 @@
 import { assert, describe, it } from "@effect/vitest"
 import { type Input, KvModel, type Output } from "@synod/testing/KvModel"
 import { check, type Operation } from "@synod/testing/Linearizability"
+import { Kv } from "@synod/kv"
+import * as fc from "fast-check"
 
 const op = (client: string, input: Input, call: number, ret: number | undefined, output?: Output) =>
   ({ client, input, call, ret, output }) as Operation<Input, Output>
@@ -121,3 +123,144 @@ describe("KvModel", () => {
     assert.isTrue(check(KvModel, [...writes, op("b", list(""), 4, undefined)]).ok)
   })
 })
+
+describe("KvModel / transactions", () => {
+  const txn = (
+    compare: ReadonlyArray<Kv.Compare>,
+    success: ReadonlyArray<Kv.TxnOp>,
+    failure: ReadonlyArray<Kv.TxnOp> = []
+  ): Input => ({ _tag: "Txn", compare, success, failure })
+  const transacted = (succeeded: boolean, results: ReadonlyArray<Kv.TxnOpResult>, revision = 0): Output => ({
+    _tag: "Transacted",
+    succeeded,
+    results,
+    revision
+  })
+  // a and b move together: a transfer that keeps their sum
+  const move = txn(
+    [{ key: "a", version: 1 }],
+    [
+      { op: "put", key: "a", value: "0" },
+      { op: "put", key: "b", value: "10" }
+    ]
+  )
+  const setup = [op("w", put("a", "10"), 0, 1, written(1)), op("w", put("b", "0"), 2, 3, written(2))]
+
+  it("accepts a transaction seen atomically, and its failure branch", () => {
+    const moved = transacted(true, [
+      { op: "put", key: "a", version: 3 },
+      { op: "put", key: "b", version: 4 }
+    ])
+    assert.isTrue(
+      check(KvModel, [
+        ...setup,
+        op("t", move, 4, 10, moved),
+        // concurrent reads see before or after
+        op("r", get("b"), 5, 6, value("0", 2)),
+        op("r", get("a"), 7, 8, value("0", 3)),
+        op("t", move, 11, 12, transacted(false, [])),
+        op("r", get("b"), 13, 14, value("10", 4))
+      ]).ok
+    )
+  })
+
+  it("rejects a transaction seen half done, a wrong branch, and a wrong result", () => {
+    const moved = transacted(true, [
+      { op: "put", key: "a", version: 3 },
+      { op: "put", key: "b", version: 4 }
+    ])
+    // a reader sees b's new value, then a's old one: not atomic
+    const torn = check(KvModel, [
+      ...setup,
+      op("t", move, 4, 20, moved),
+      op("r", get("b"), 5, 6, value("10", 4)),
+      op("r", get("a"), 7, 8, value("10", 1))
+    ])
+    assert.isFalse(torn.ok)
+    assert.isTrue(torn.failingPartition?.some((line) => line.includes("txn [a v=1]")))
+    // the comparison held, yet the failure branch ran
+    assert.isFalse(check(KvModel, [...setup, op("t", move, 4, 5, transacted(false, []))]).ok)
+    // it did not hold (a was rewritten), yet the success branch ran
+    assert.isFalse(check(KvModel, [...setup, op("w", put("a", "7"), 4, 5, written(3)), op("t", move, 6, 7, moved)]).ok)
+    // a get inside the transaction reads a value nobody wrote
+    const read = txn([], [{ op: "get", key: "b" }])
+    assert.isFalse(
+      check(KvModel, [
+        ...setup,
+        op("t", read, 4, 5, transacted(true, [{ op: "get", key: "b", value: "9", version: 2 }]))
+      ]).ok
+    )
+  })
+
+  it("a transaction of unknown outcome may or may not have happened, as a whole", () => {
+    const lost = op("t", move, 4, undefined)
+    assert.isTrue(
+      check(KvModel, [
+        ...setup,
+        lost,
+        op("r", get("a"), 9, 10, value("0", 7)),
+        op("r", get("b"), 11, 12, value("10", 8))
+      ]).ok
+    )
+    assert.isTrue(
+      check(KvModel, [
+        ...setup,
+        lost,
+        op("r", get("a"), 9, 10, value("10", 1)),
+        op("r", get("b"), 11, 12, value("0", 2))
+      ]).ok
+    )
+    // half of it
+    assert.isFalse(
+      check(KvModel, [
+        ...setup,
+        lost,
+        op("r", get("a"), 9, 10, value("0", 7)),
+        op("r", get("b"), 11, 12, value("0", 2))
+      ]).ok
+    )
+  })
+
+  it("accepts every history of a real store with transactions (sequential, random)", () => {
+    const keys = ["a", "b", "c"]
+    const opArb: fc.Arbitrary<Input> = fc.oneof(
+      fc.record({ _tag: fc.constant("Put" as const), key: fc.constantFrom(...keys), value: fc.constantFrom("1", "2") }),
+      fc.record({ _tag: fc.constant("Del" as const), key: fc.constantFrom(...keys) }),
+      fc.record({
+        _tag: fc.constant("Txn" as const),
+        compare: fc.array(
+          fc.oneof(
+            fc.record({ key: fc.constantFrom(...keys), version: fc.nat(6), op: fc.constantFrom("=", "!=", "<", ">") }),
+            fc.record({
+              key: fc.constantFrom(...keys),
+              value: fc.constantFrom("1", "2"),
+              op: fc.constantFrom("=", "!=")
+            }),
+            fc.record({ key: fc.constantFrom(...keys), exists: fc.boolean() })
+          ),
+          { maxLength: 2 }
+        ),
+        success: fc.array(txnOpArb(keys), { maxLength: 3 }),
+        failure: fc.array(txnOpArb(keys), { maxLength: 3 })
+      })
+    )
+    fc.assert(
+      fc.property(fc.array(opArb, { maxLength: 12 }), (inputs) => {
+        let state = Kv.initial
+        const history = inputs.map((input, i) => {
+          const [next, output] = Kv.apply(state, input)
+          state = next
+          return op("c", input, 2 * i, 2 * i + 1, output)
+        })
+        assert.isTrue(check(KvModel, history).ok)
+      })
+    )
+  })
+})
+
+const txnOpArb = (keys: ReadonlyArray<string>): fc.Arbitrary<Kv.TxnOp> =>
+  fc.oneof(
+    fc.record({ op: fc.constant("get" as const), key: fc.constantFrom(...keys) }),
+    fc.record({ op: fc.constant("put" as const), key: fc.constantFrom(...keys), value: fc.constantFrom("1", "2") }),
+    fc.record({ op: fc.constant("del" as const), key: fc.constantFrom(...keys) })
+  )

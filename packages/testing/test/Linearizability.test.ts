@@ -6,11 +6,11 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Kv } from "@synod/kv"
 import * as fc from "fast-check"
-import { type Input, KvModel, type Output, type State } from "@synod/testing/KvModel"
+import { type KeyInput, type KeyState, KvModel, type Output, stepKey } from "@synod/testing/KvModel"
 import { type CheckResult, check, type Operation } from "@synod/testing/Linearizability"
 
-/** The commands about one key (the properties leave lists to `KvModel.test.ts`). */
-type KvInput = Exclude<Input, { readonly _tag: "List" }>
+/** The commands about one key (the properties leave lists and transactions to `KvModel.test.ts`). */
+type KvInput = KeyInput
 type Op = Operation<KvInput, Output>
 
 const put = (key: string, value: string): KvInput => ({ _tag: "Put", key, value })
@@ -54,7 +54,7 @@ class Store {
  */
 const bruteForce = (history: ReadonlyArray<Op>): boolean => {
   const used = history.map(() => false)
-  const go = (store: ReadonlyMap<string, State>): boolean => {
+  const go = (store: ReadonlyMap<string, KeyState>): boolean => {
     let minRet = Number.POSITIVE_INFINITY
     let left = 0
     history.forEach((op, i) => {
@@ -67,7 +67,7 @@ const bruteForce = (history: ReadonlyArray<Op>): boolean => {
     for (let i = 0; i < history.length; i++) {
       const op = history[i]!
       if (used[i] || op.call > minRet) continue
-      const r = KvModel.step(store.get(op.input.key) ?? KvModel.init, op.input, op.output)
+      const r = stepKey(store.get(op.input.key) ?? { value: null, version: 0, above: 0 }, op.input, op.output)
       if (!r.ok) continue
       const nextStore = new Map(store).set(op.input.key, r.state)
       used[i] = true

@@ -1,0 +1,120 @@
+/**
+ * The backup file of `synod snapshot save` and `restore`: one JSON document holding the
+ * store at one revision, with a SHA-256 of its contents.
+ *
+ * ```json
+ * { "format": "synod-kv-backup", "formatVersion": 1, "revision": 42, "keys": 2,
+ *   "sha256": "…", "entries": [["a", "1", 17], ["b", "2", 42]] }
+ * ```
+ *
+ * `sha256` is the hex SHA-256 of `JSON.stringify({ revision, entries })` (UTF-8). A file is
+ * checked whole before anything is sent: its shape, the checksum, keys in strictly
+ * increasing order, every version between 1 and the revision, `keys` equal to the number of
+ * entries; a damaged file is refused with an error saying which of these failed.
+ *
+ * @since 0.2.0
+ */
+import { createHash } from "node:crypto"
+import { Kv } from "@synod/kv"
+import { Result, Schema, SchemaIssue, Trie } from "effect"
+
+export const format = "synod-kv-backup"
+export const formatVersion = 1
+
+export const Entry = Schema.Tuple([Kv.Key, Kv.Value, Kv.Version])
+export type Entry = typeof Entry.Type
+
+export const Backup = Schema.Struct({
+  format: Schema.Literal(format),
+  formatVersion: Schema.Literal(formatVersion),
+  /** The store's revision: every write up to it is in, none after. */
+  revision: Kv.Version,
+  keys: Schema.Int,
+  /** Hex SHA-256 of `JSON.stringify({ revision, entries })`. */
+  sha256: Schema.String,
+  /** `[key, value, version]`, in key order. */
+  entries: Schema.Array(Entry)
+})
+export type Backup = typeof Backup.Type
+
+export const checksum = (revision: number, entries: ReadonlyArray<Entry>): string =>
+  createHash("sha256").update(JSON.stringify({ revision, entries }), "utf8").digest("hex")
+
+/** The backup of a store's state (its entries at its revision; not its history). */
+export const fromState = (state: Kv.State): Backup => {
+  const entries = Array.from(Trie.entries(state.entries), ([key, e]): Entry => [key, e.value, e.version])
+  return {
+    format,
+    formatVersion,
+    revision: state.revision,
+    keys: entries.length,
+    sha256: checksum(state.revision, entries),
+    entries
+  }
+}
+
+export class DamagedBackup extends Schema.TaggedError<DamagedBackup>()("DamagedBackup", {
+  message: Schema.String
+}) {}
+
+const formatter = SchemaIssue.makeFormatterDefault()
+const decode = Schema.decodeUnknownResult(Backup, { errors: "first" })
+
+/** Parses and checks a backup file's text; `DamagedBackup` says what is wrong. */
+export const parse = (text: string): Result.Result<Backup, DamagedBackup> => {
+  const damaged = (message: string) => Result.fail(new DamagedBackup({ message }))
+  let raw: unknown
+  try {
+    raw = JSON.parse(text)
+  } catch (e) {
+    return damaged(`not JSON (${e instanceof Error ? e.message : String(e)}): the file is truncated or not a backup`)
+  }
+  if (typeof raw !== "object" || raw === null || (raw as { format?: unknown }).format !== format) {
+    return damaged(`not a synod backup: its "format" is not "${format}"`)
+  }
+  const decoded = decode(raw)
+  if (Result.isFailure(decoded)) return damaged(`malformed: ${formatter(decoded.failure.issue)}`)
+  const b = decoded.success
+  const sum = checksum(b.revision, b.entries)
+  if (sum !== b.sha256) {
+    return damaged(
+      `checksum mismatch: the file says sha256 ${b.sha256}, its contents hash to ${sum}: it was changed or damaged`
+    )
+  }
+  if (b.keys !== b.entries.length) return damaged(`it says ${b.keys} keys but holds ${b.entries.length} entries`)
+  for (let i = 0; i < b.entries.length; i++) {
+    const [key, , version] = b.entries[i]!
+    if (i > 0 && !(b.entries[i - 1]![0] < key)) {
+      return damaged(
+        `entry ${i} (${JSON.stringify(key)}) is not after the one before it: keys must be unique and in order`
+      )
+    }
+    if (version < 1 || version > b.revision) {
+      return damaged(
+        `entry ${i} (${JSON.stringify(key)}) has version ${version}, outside 1..${b.revision} (the revision)`
+      )
+    }
+  }
+  return Result.succeed(b)
+}
+
+/** Most bytes of keys and values in one restore chunk: well within a message and a request body. */
+export const chunkBytes = 128 * 1024
+
+/** The entries in chunks of at most `Kv.maxRestoreEntries` entries and about `chunkBytes` bytes (at least one entry each). */
+export const chunks = (entries: ReadonlyArray<Entry>, maxBytes = chunkBytes): Array<Array<Entry>> => {
+  const out: Array<Array<Entry>> = [[]]
+  let bytes = 0
+  for (const e of entries) {
+    const size = Buffer.byteLength(JSON.stringify(e), "utf8")
+    const current = out.at(-1)!
+    if (current.length > 0 && (current.length === Kv.maxRestoreEntries || bytes + size > maxBytes)) {
+      out.push([e])
+      bytes = size
+    } else {
+      current.push(e)
+      bytes += size
+    }
+  }
+  return out
+}

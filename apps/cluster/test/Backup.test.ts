@@ -1,0 +1,127 @@
+/**
+ * Backup and restore: `synod snapshot save` from one cluster, `synod snapshot restore`
+ * into a new one, and the restored store equals the saved one and goes on from its
+ * revision; a damaged file is refused naming what is wrong, and changes nothing; a
+ * cluster that is not new refuses a restore.
+ */
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Result } from "effect"
+import * as Backup from "@synod/cluster/Backup"
+import { startApi } from "./InProcess.ts"
+import { http, run } from "./Process.ts"
+
+describe("backup and restore", () => {
+  it.live(
+    "a backup restored into a new cluster is the same store at the same revision",
+    () =>
+      Effect.gen(function* () {
+        const source = yield* startApi
+        const target = yield* startApi
+        // values of 8 KB on 24 keys: more than one restore chunk
+        for (let i = 0; i < 30; i++) {
+          yield* http("PUT", `${source}/kv/k${i % 24}`, { value: `v${i}\u00e9${"x".repeat(8000)}` })
+        }
+        yield* http("DELETE", `${source}/kv/k3`)
+        yield* http("POST", `${source}/txn`, { success: [{ op: "put", key: "a/b", value: "x" }] })
+        const dir = mkdtempSync(join(tmpdir(), "synod-backup-"))
+        const file = join(dir, "backup.json")
+        const saved = yield* run(["snapshot", "save", file, "--url", source])
+        assert.strictEqual(saved.code, 0, saved.stderr)
+        const summary = JSON.parse(saved.stdout)
+        assert.deepStrictEqual({ revision: summary.revision, keys: summary.keys }, { revision: 32, keys: 24 })
+        assert.isAbove(Backup.chunks(JSON.parse(readFileSync(file, "utf8")).entries).length, 1)
+        const restored = yield* run(["snapshot", "restore", file, "--url", target])
+        assert.strictEqual(restored.code, 0, restored.stderr)
+        assert.deepStrictEqual(JSON.parse(restored.stdout), { restored: file, revision: 32, keys: 24 })
+        const before = yield* http("GET", `${source}/kv?prefix=`)
+        const after = yield* http("GET", `${target}/kv?prefix=`)
+        assert.deepStrictEqual(after.body, before.body)
+        // the restored store goes on from the backup's revision
+        assert.deepStrictEqual((yield* http("PUT", `${target}/kv/new`, { value: "1" })).body, {
+          key: "new",
+          version: 33
+        })
+        // a cluster that has been written to refuses a restore, and is unchanged
+        const again = yield* run(["snapshot", "restore", file, "--url", target])
+        assert.strictEqual(again.code, 1)
+        assert.include(again.stderr, "not new")
+        assert.strictEqual((yield* http("GET", `${target}/kv/new`)).body.version, 33)
+      }),
+    90_000
+  )
+
+  it.live(
+    "a damaged backup is refused whole, saying what is wrong, and nothing is restored",
+    () =>
+      Effect.gen(function* () {
+        const source = yield* startApi
+        const target = yield* startApi
+        yield* http("PUT", `${source}/kv/a`, { value: "1" })
+        yield* http("PUT", `${source}/kv/b`, { value: "2" })
+        const dir = mkdtempSync(join(tmpdir(), "synod-backup-"))
+        const good = join(dir, "good.json")
+        assert.strictEqual((yield* run(["snapshot", "save", good, "--url", source])).code, 0)
+        const text = readFileSync(good, "utf8")
+        const b = JSON.parse(text) as Backup.Backup
+        const resum = (x: Omit<Backup.Backup, "sha256">) => ({ ...x, sha256: Backup.checksum(x.revision, x.entries) })
+        const cases: ReadonlyArray<readonly [string, string, string]> = [
+          ["truncated", text.slice(0, text.length / 2), "not JSON"],
+          ["a changed value", text.replace('"2"', '"3"'), "checksum mismatch"],
+          ["another format", JSON.stringify({ ...b, format: "etcd" }), 'not a synod backup: its "format"'],
+          ["a field missing", JSON.stringify({ ...b, revision: undefined }), "revision"],
+          [
+            "keys out of order",
+            JSON.stringify(resum({ ...b, entries: [...b.entries].reverse() })),
+            "not after the one before it"
+          ],
+          [
+            "a version past the revision",
+            JSON.stringify(
+              resum({
+                ...b,
+                entries: [
+                  ["a", "1", 1],
+                  ["b", "2", 9]
+                ]
+              })
+            ),
+            "outside 1..2"
+          ],
+          ["a wrong count", JSON.stringify({ ...b, keys: 5 }), "says 5 keys but holds 2"]
+        ]
+        for (const [what, content, message] of cases) {
+          const file = join(dir, `${what.replace(/ /g, "-")}.json`)
+          writeFileSync(file, content)
+          const r = yield* run(["snapshot", "restore", file, "--url", target])
+          assert.strictEqual(r.code, 2, `${what}: ${r.stderr}`)
+          assert.include(r.stderr, "damaged backup", what)
+          assert.include(r.stderr, message, what)
+          assert.isTrue(Result.isFailure(Backup.parse(content)), what)
+        }
+        // nothing reached the target: it is still new, and takes the good file
+        assert.deepStrictEqual((yield* http("GET", `${target}/kv?prefix=`)).body.revision, 0)
+        assert.strictEqual((yield* run(["snapshot", "restore", good, "--url", target])).code, 0)
+        assert.deepStrictEqual((yield* http("GET", `${target}/kv/b`)).body, { key: "b", value: "2", version: 2 })
+      }),
+    90_000
+  )
+
+  it("chunks a large backup by entries and bytes, every chunk holding at least one entry", () => {
+    const entries = Array.from({ length: 25_000 }, (_, i): Backup.Entry => [`k${i}`, "v", 1])
+    const parts = Backup.chunks(entries)
+    assert.deepStrictEqual(parts.flat(), entries)
+    assert.isTrue(parts.every((p) => p.length >= 1 && p.length <= 10_000))
+    const big = Backup.chunks([
+      ["a", "x".repeat(200_000), 1],
+      ["b", "y", 1],
+      ["c", "z".repeat(100_000), 1]
+    ])
+    assert.deepStrictEqual(
+      big.map((p) => p.map((e) => e[0])),
+      [["a"], ["b", "c"]]
+    )
+  })
+})
