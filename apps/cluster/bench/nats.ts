@@ -131,9 +131,11 @@ const main = Effect.gen(function* () {
   process.stderr.write("  starting 3 server processes...\r")
   yield* Effect.forEach(["s1", "s2", "s3"], (id) => startNode(dir, id, nats.url), { concurrency: "unbounded" })
   const ctx = yield* Layer.build(NatsTransport.layer({ servers: [nats.url], name: "bench-client", cluster: "bench" }))
+  // one client scope (ids `<scope>.<i>`): their requests to a replica share a subject, so the
+  // transport coalesces them as it did before requests had subjects of their own
   const all = yield* Effect.forEach(
     Array.from({ length: Math.max(...levels) }, (_, i) => i),
-    (i) => Client.make(Kv.machine, config, { id: `bench${i}` }).pipe(Effect.provideContext(ctx))
+    (i) => Client.make(Kv.machine, config, { id: `bench.${i}` }).pipe(Effect.provideContext(ctx))
   )
   yield* all[0]!.submit({ _tag: "Put", key: "warm", value: "up" })
   process.stdout.write("clients     ops/s   p50 ms   p99 ms\n")
