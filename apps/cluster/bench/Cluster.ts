@@ -344,9 +344,11 @@ export const load = Effect.fnUntraced(function* (cluster: Cluster, options: Load
   const context = yield* Layer.build(
     NatsTransport.layer({ servers: [cluster.natsUrl], name: "bench-clients", cluster: cluster.name })
   ).pipe(Effect.mapError((e) => new BenchError({ reason: `clients cannot connect: ${e.reason}` })))
+  // one client scope (ids `<scope>.<i>`): their requests to a replica share a subject, so the
+  // transport coalesces them as it did before requests had subjects of their own
   const clients = yield* Effect.forEach(
     Array.from({ length: options.clients }, (_, i) => i),
-    (i) => Client.make(Kv.machine, cluster.config, { id: `bench-${i}` }),
+    (i) => Client.make(Kv.machine, cluster.config, { id: `bench.${i}` }),
     { concurrency: 16 }
   ).pipe(
     Effect.provideContext(context),

@@ -44,10 +44,12 @@ export const create = async (opts: Options): Promise<Target> => {
   const text = new TextDecoder()
   const count = Math.max(1, Number(process.env.SYNOD_LOADGEN_CLIENTS ?? 1) || 1)
   const clients: Array<Client.Client<Kv.Command, Kv.Result>> = []
+  // one client scope (ids `<scope>.<i>`): their requests to a replica share a subject, so the
+  // transport coalesces them as it did before requests had subjects of their own
   for (let i = 0; i < count; i++) {
     clients.push(
       await runtime.runPromise(
-        Client.make(Kv.machine, config, { id: `lg${process.pid}-${i}` }).pipe(Scope.provide(scope))
+        Client.make(Kv.machine, config, { id: `lg${process.pid}.${i}` }).pipe(Scope.provide(scope))
       )
     )
   }

@@ -154,9 +154,11 @@ const main = Effect.gen(function* () {
     return (u.user + u.system) / 1e6
   }
   const ctx = yield* Layer.build(NatsTransport.layer({ servers: [nats.url], name: "bench-client", cluster: "bench" }))
+  // one client scope (ids `<scope>.<i>`): their requests to a replica share a subject, so the
+  // transport coalesces them as it did before requests had subjects of their own
   const all = yield* Effect.forEach(
     Array.from({ length: Math.max(...levels) }, (_, i) => i),
-    (i) => Client.make(Kv.machine, config, { id: `bench${i}` }).pipe(Effect.provideContext(ctx))
+    (i) => Client.make(Kv.machine, config, { id: `bench.${i}` }).pipe(Effect.provideContext(ctx))
   )
   yield* all[0]!.submit({ _tag: "Put", key: "warm", value: "up" })
   // CPU per operation: the three servers together, and this (the client) process
