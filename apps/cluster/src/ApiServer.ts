@@ -28,6 +28,8 @@ import { HttpApi, HttpApiBuilder, type HttpApiError, HttpApiMiddleware } from "e
 import { Kv } from "@synod/kv"
 import * as Api from "./Api.ts"
 import { Backend, ready, status } from "./Backend.ts"
+import * as Dashboard from "./Dashboard.ts"
+import * as HttpMetrics from "./HttpMetrics.ts"
 
 const unknownField = "unknown field"
 
@@ -269,16 +271,32 @@ export interface Options {
   readonly host?: string
   /** The longest request body accepted, in bytes (default `defaultMaxBodyBytes`); longer: 413. */
   readonly maxBodyBytes?: number
+  /** The dashboard's sampling (`Dashboard.Options`). */
+  readonly dashboard?: Dashboard.Options
 }
 
-/** The API served on a Node HTTP server; `HttpServer` stays visible for its address. */
+/**
+ * The API served on a Node HTTP server, with the live dashboard at `/ui` and the HTTP
+ * metrics (`Dashboard.ts`, `HttpMetrics.ts`); `HttpServer` stays visible for its address.
+ */
 export const layer = (options: Options) =>
-  HttpRouter.serve(Layer.merge(routes, guard(options.maxBodyBytes ?? defaultMaxBodyBytes)), {
-    disableLogger: true,
-    disableListenLog: true,
-    routerConfig
-  }).pipe(
-    Layer.provideMerge(NodeHttpServer.layer(createServer, { port: options.port, host: options.host ?? "127.0.0.1" }))
+  Dashboard.closeOnShutdown.pipe(
+    Layer.provideMerge(
+      HttpRouter.serve(
+        Layer.mergeAll(
+          routes,
+          Dashboard.routes,
+          HttpMetrics.middleware,
+          guard(options.maxBodyBytes ?? defaultMaxBodyBytes)
+        ),
+        { disableLogger: true, disableListenLog: true, routerConfig }
+      ).pipe(
+        Layer.provideMerge(
+          NodeHttpServer.layer(createServer, { port: options.port, host: options.host ?? "127.0.0.1" })
+        )
+      )
+    ),
+    Layer.provide(Dashboard.layer(options.dashboard))
   )
 
 /** The URL the server listens on, e.g. `http://127.0.0.1:8080`. */

@@ -6,6 +6,7 @@
  * @since 0.1.0
  */
 import type { Client, Server } from "@synod/actors"
+import type { ClusterConfig } from "@synod/core"
 import { Context, Effect } from "effect"
 import type { Kv } from "@synod/kv"
 import type * as Api from "./Api.ts"
@@ -17,6 +18,10 @@ export class Backend extends Context.Service<
     readonly transport: "memory" | "nats"
     submit(command: Kv.Command): Effect.Effect<Kv.Result, Client.SubmitError>
     readonly servers: Effect.Effect<ReadonlyArray<Server.Status>>
+    /** The cluster's configuration, when known (the dashboard shows the replicas' window). */
+    readonly config?: ClusterConfig.ClusterConfig
+    /** Messages the roles of this process sent, by type (the dashboard's message rates). */
+    readonly traffic?: { readonly sent: Readonly<Record<string, number>> }
   }
 >()("@synod/cluster/Backend") {}
 

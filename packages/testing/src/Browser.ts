@@ -12,6 +12,8 @@ import { existsSync, mkdirSync } from "node:fs"
 import * as Path from "node:path"
 import { type Browser, chromium, type Page } from "playwright-core"
 
+export type { Browser, Page }
+
 export const executable = process.env.SYNOD_CHROMIUM ?? "/usr/bin/chromium"
 
 /** Starts the browser; fails with what to install when there is none. */
@@ -40,6 +42,17 @@ export const open = async (
   await page.goto(url)
   return { page, errors }
 }
+
+/**
+ * Waits until the text of the first element matching `selector` satisfies `test` (a
+ * JavaScript expression over \`text\`, evaluated in the page), or fails after `timeoutMs`.
+ */
+export const waitForText = (page: Page, selector: string, test: string, timeoutMs = 20_000): Promise<unknown> =>
+  page.waitForFunction(
+    `(() => { const el = document.querySelector(${JSON.stringify(selector)}); if (!el) return false; const text = el.textContent; return ${test}; })()`,
+    undefined,
+    { timeout: timeoutMs }
+  )
 
 /** Where a screenshot named `name` goes: `SYNOD_SCREENSHOTS` if set, else `fallbackDir`. */
 export const screenshotPath = (fallbackDir: string, name: string): string => {

@@ -1,0 +1,160 @@
+/**
+ * The live dashboard (`/ui`): its sampling arithmetic, and the page in headless Chromium
+ * against real processes — `synod up`, whose numbers move as writes flow, and three
+ * `synod serve` processes, where the page of a survivor shows the new leader after the
+ * leader is killed. Screenshots go to the test's temp dir (or `SYNOD_SCREENSHOTS`).
+ */
+import { mkdtempSync } from "node:fs"
+import { tmpdir } from "node:os"
+import * as Path from "node:path"
+import { assert, describe, it } from "@effect/vitest"
+import * as Dashboard from "@synod/cluster/Dashboard"
+import * as Browser from "@synod/testing/Browser"
+import { Effect } from "effect"
+import { daemon, http } from "./Process.ts"
+import * as ServeCluster from "./ServeCluster.ts"
+
+const shots = mkdtempSync(Path.join(tmpdir(), "synod-dashboard-"))
+
+/** A browser for the lifetime of the scope. */
+const browser = Effect.acquireRelease(Effect.promise(Browser.launch), (b) => Effect.promise(() => b.close()))
+
+const cell = (page: Browser.Page, server: string, field: string) =>
+  page.locator(`tr[data-server="${server}"] td[data-field="${field}"]`).textContent()
+
+const view = (id: string, over: Partial<Dashboard.ServerView> = {}): Dashboard.ServerView => ({
+  id,
+  leader: { active: false, ballot: "⊥", decided: 0, timeoutMs: 300 },
+  acceptor: { promised: "⊥", watermark: 1, accepted: 0 },
+  replica: {
+    slotOut: 1,
+    lag: 0,
+    pending: 0,
+    window: 16,
+    watermark: 1,
+    durable: 1,
+    following: null,
+    committed: 0
+  },
+  ...over
+})
+
+describe("dashboard", () => {
+  it("percentiles: nearest rank, null without samples", () => {
+    assert.isNull(Dashboard.percentiles([]))
+    const xs = Array.from({ length: 100 }, (_, i) => 100 - i) // 100..1, unsorted
+    assert.deepStrictEqual(Dashboard.percentiles(xs), { count: 100, p50: 50, p90: 90, p99: 99, max: 100 })
+    assert.deepStrictEqual(Dashboard.percentiles([7]), { count: 1, p50: 7, p90: 7, p99: 7, max: 7 })
+  })
+
+  it("leadership events: a leader elected or stepping down, a new promise, a replica following another", () => {
+    const before = [view("s1"), view("s2")]
+    const after = [
+      view("s1", {
+        leader: { active: true, ballot: "1.s1", decided: 0, timeoutMs: 300 },
+        acceptor: { promised: "1.s1", watermark: 1, accepted: 0 }
+      }),
+      view("s2", {
+        replica: { ...view("s2").replica!, following: "s1" }
+      })
+    ]
+    assert.deepStrictEqual(
+      Dashboard.leadershipEvents(before, after, 5).map((e) => e.text),
+      ["leader s1 became active at ballot 1.s1", "acceptor s1 promised 1.s1", "replica s2 follows leader s1"]
+    )
+    assert.deepStrictEqual(
+      Dashboard.leadershipEvents(after, before, 6).map((e) => e.text),
+      ["leader s1 stepped down (ballot ⊥)", "acceptor s1 promised ⊥", "replica s2 lost its leader"]
+    )
+    assert.deepStrictEqual(Dashboard.leadershipEvents(after, after, 7), [])
+  })
+
+  it.live(
+    "in Chromium: synod up's /ui shows its three servers, and commits, latency and message rates move as writes flow",
+    () =>
+      Effect.gen(function* () {
+        const proc = yield* daemon(["up", "--port", "0"])
+        const url = yield* proc.waitFor(/HTTP API on (http:\/\/\S+)/)
+        const b = yield* browser
+        const { page, errors } = yield* Effect.promise(() => Browser.open(b, `${url}/ui`))
+        yield* Effect.promise(() => page.locator("#live", { hasText: "live" }).waitFor({ timeout: 20_000 }))
+        yield* Effect.promise(() => page.locator('tr[data-server="s3"]').waitFor({ timeout: 20_000 }))
+        const before = Number(yield* Effect.promise(() => cell(page, "s1", "committed")))
+        for (let i = 0; i < 40; i++) {
+          const r = yield* http("PUT", `${url}/kv/dash${i}`, { value: `v${i}` })
+          assert.strictEqual(r.status, 200)
+        }
+        // every replica performed the 40 writes, and the page says so
+        for (const s of ["s1", "s2", "s3"]) {
+          yield* Effect.promise(() =>
+            Browser.waitForText(
+              page,
+              `tr[data-server="${s}"] td[data-field="committed"]`,
+              `Number(text) >= ${before + 40}`
+            )
+          )
+        }
+        const active = yield* Effect.promise(() => page.locator("td.active").count())
+        assert.strictEqual(active, 1, "one active leader")
+        assert.match(
+          (yield* Effect.promise(() => page.locator("#leader").textContent())) ?? "",
+          /^s\d at ballot \d+\.s\d/
+        )
+        assert.match((yield* Effect.promise(() => page.locator("#events").textContent())) ?? "", /became active/)
+        // the latency of those writes and the messages they took
+        assert.match((yield* Effect.promise(() => page.locator("#p50").textContent())) ?? "", /^\d+\.\d$/)
+        for (const tag of ["P2a", "P2b", "Decision"]) {
+          const rate = yield* Effect.promise(() => page.locator(`#rates tr[data-tag="${tag}"]`).count())
+          assert.strictEqual(rate, 1, `${tag} in the message rates`)
+        }
+        assert.isTrue(
+          (yield* Effect.promise(() => page.locator('#commits-chart path[data-series="commits"]').count())) > 0
+        )
+        yield* Effect.promise(() =>
+          page.screenshot({ path: Browser.screenshotPath(shots, "dashboard.png"), fullPage: true })
+        )
+        assert.deepStrictEqual(errors, [])
+        // stopping the process with a dashboard open: the stream ends, the process exits at once
+        assert.strictEqual(yield* proc.signal("SIGTERM"), 0)
+      }).pipe(Effect.scoped),
+    90_000
+  )
+
+  it.live(
+    "in Chromium: after the leader's process is killed, a survivor's /ui shows the new leader",
+    () =>
+      ServeCluster.run({ name: "dashboard-failover" }, (cluster) =>
+        Effect.gen(function* () {
+          const old = yield* ServeCluster.leader(cluster)
+          const watcher = cluster.members.find((m) => m.node !== old.node)!
+          const b = yield* browser
+          const { page, errors } = yield* Effect.promise(() => Browser.open(b, `${watcher.url}/ui`))
+          const following = () => Effect.promise(() => cell(page, watcher.node, "following"))
+          const followingCell = `tr[data-server="${watcher.node}"] td[data-field="following"]`
+          yield* Effect.promise(() => Browser.waitForText(page, followingCell, `text === ${JSON.stringify(old.node)}`))
+          yield* old.proc.signal("SIGKILL")
+          yield* Effect.promise(() =>
+            Browser.waitForText(
+              page,
+              followingCell,
+              `/^s\\d$/.test(text) && text !== ${JSON.stringify(old.node)}`,
+              30_000
+            )
+          )
+          const next = (yield* following()) ?? ""
+          assert.notStrictEqual(next, old.node)
+          assert.include(
+            (yield* Effect.promise(() => page.locator("#events").textContent())) ?? "",
+            `follows leader ${next}`
+          )
+          // and it commits through the new leader
+          assert.strictEqual((yield* http("PUT", `${watcher.url}/kv/after-failover`, { value: "x" })).status, 200)
+          yield* Effect.promise(() =>
+            page.screenshot({ path: Browser.screenshotPath(shots, "dashboard-failover.png"), fullPage: true })
+          )
+          assert.deepStrictEqual(errors, [])
+        })
+      ).pipe(Effect.scoped),
+    120_000
+  )
+})
