@@ -25,6 +25,7 @@ import {
   HttpServerResponse
 } from "effect/http"
 import { HttpApi, HttpApiBuilder, type HttpApiError, HttpApiMiddleware } from "effect/http-api"
+import { PrometheusMetrics } from "effect/observability"
 import { Kv } from "@synod/kv"
 import * as Api from "./Api.ts"
 import { Backend, ready, status } from "./Backend.ts"
@@ -276,8 +277,9 @@ export interface Options {
 }
 
 /**
- * The API served on a Node HTTP server, with the live dashboard at `/ui` and the HTTP
- * metrics (`Dashboard.ts`, `HttpMetrics.ts`); `HttpServer` stays visible for its address.
+ * The API served on a Node HTTP server, with the live dashboard at `/ui`, the process's
+ * metrics in Prometheus format at `/metrics`, and the HTTP API's own metrics
+ * (`Dashboard.ts`, `HttpMetrics.ts`); `HttpServer` stays visible for its address.
  */
 export const layer = (options: Options) =>
   Dashboard.closeOnShutdown.pipe(
@@ -286,6 +288,7 @@ export const layer = (options: Options) =>
         Layer.mergeAll(
           routes,
           Dashboard.routes,
+          PrometheusMetrics.layerHttp({ path: "/metrics" }),
           HttpMetrics.middleware,
           guard(options.maxBodyBytes ?? defaultMaxBodyBytes)
         ),

@@ -77,6 +77,7 @@ const usage = (url: string) => {
     `  npx -y pnpm@10.34.9 synod kv get greeting --url ${url}`,
     `  npx -y pnpm@10.34.9 synod status --url ${url}`,
     `OpenAPI document: ${url}${Api.openApiPath}`,
+    `Live dashboard: ${url}/ui   Prometheus metrics: ${url}/metrics`,
     `Stop with Ctrl-C.`
   ].join("\n")
 }

@@ -63,6 +63,9 @@ function chart(svg, series, unit) {
     if (s.values.length === 0) continue;
     const d = s.values.map(([t, v], i) => (i ? "L" : "M") + x(t).toFixed(1) + "," + y(v).toFixed(1)).join("");
     el("path", { d, fill: "none", stroke: s.colour, "stroke-width": 1.8, "data-series": s.name }, svg);
+    // a few points make no visible line: mark them
+    const dots = s.values.length < 30 ? s.values : s.values.slice(-1);
+    for (const [t, v] of dots) el("circle", { cx: x(t), cy: y(v), r: 2.5, fill: s.colour }, svg);
   }
 }
 

@@ -56,12 +56,18 @@ export const routeOf = (): ((method: string, url: string) => string) => {
 }
 
 /**
- * Every route's request counter at 0 with status 200, so each family is exported before
- * the first request (a dashboard can tell "none yet" from "not running").
+ * Every route's request counter (with status 200) and latency histogram, at 0, so each
+ * family is exported before the first request (a dashboard can tell "none yet" from "not
+ * running").
  */
 export const start: Effect.Effect<void> = Effect.forEach(
   knownRoutes(),
-  ([method, path]) => Metric.update(Metric.withAttributes(requests, { route: label(path), method, status: "200" }), 0),
+  ([method, path]) =>
+    Effect.andThen(
+      Metric.update(Metric.withAttributes(requests, { route: label(path), method, status: "200" }), 0),
+      // reading a metric registers it, without an observation
+      Metric.value(Metric.withAttributes(duration, { route: label(path), method }))
+    ),
   { discard: true }
 )
 

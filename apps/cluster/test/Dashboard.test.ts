@@ -125,18 +125,29 @@ describe("dashboard", () => {
     () =>
       ServeCluster.run({ name: "dashboard-failover" }, (cluster) =>
         Effect.gen(function* () {
-          const old = yield* ServeCluster.leader(cluster)
-          const watcher = cluster.members.find((m) => m.node !== old.node)!
+          // the leader, as a replica's page names it; then watch from a server other than the leader
+          assert.strictEqual((yield* http("PUT", `${cluster.members[0]!.url}/kv/before`, { value: "x" })).status, 200)
           const b = yield* browser
-          const { page, errors } = yield* Effect.promise(() => Browser.open(b, `${watcher.url}/ui`))
+          const followingCell = (node: string) => `tr[data-server="${node}"] td[data-field="following"]`
+          const leaderSeenBy = (m: ServeCluster.Member) =>
+            Effect.gen(function* () {
+              const opened = yield* Effect.promise(() => Browser.open(b, `${m.url}/ui`))
+              yield* Effect.promise(() =>
+                Browser.waitForText(opened.page, followingCell(m.node), "/^s\\d$/.test(text)")
+              )
+              return { ...opened, leader: (yield* Effect.promise(() => cell(opened.page, m.node, "following")))! }
+            })
+          const first = yield* leaderSeenBy(cluster.members[0]!)
+          const old = cluster.members.find((m) => m.node === first.leader)!
+          const watcher = old === cluster.members[0] ? cluster.members[1]! : cluster.members[0]!
+          const { page, errors } = watcher === cluster.members[0] ? first : yield* leaderSeenBy(watcher)
           const following = () => Effect.promise(() => cell(page, watcher.node, "following"))
-          const followingCell = `tr[data-server="${watcher.node}"] td[data-field="following"]`
-          yield* Effect.promise(() => Browser.waitForText(page, followingCell, `text === ${JSON.stringify(old.node)}`))
+          assert.strictEqual(yield* following(), old.node)
           yield* old.proc.signal("SIGKILL")
           yield* Effect.promise(() =>
             Browser.waitForText(
               page,
-              followingCell,
+              followingCell(watcher.node),
               `/^s\\d$/.test(text) && text !== ${JSON.stringify(old.node)}`,
               30_000
             )

@@ -27,7 +27,7 @@ const record = (scenario: Scenario.Scenario, maxMessages?: number) => {
 
 const page = (scenario: Scenario.Scenario, report: Simulation.Report, timeline: Timeline) =>
   SpaceTime.render(timeline, {
-    title: `seed ${scenario.seed}`,
+    title: `synod simulation, seed ${scenario.seed}${scenario.bugs.updateReversed ? " with planted bug updateReversed (B8)" : ""}`,
     scenario: Scenario.describe(scenario),
     outcome: report.violations[0] ?? "ok",
     failed: Simulation.failed(report)
@@ -53,7 +53,7 @@ describe("space-time view", () => {
     assert.isTrue(timeline.arrows.some((a) => a.tag === "P2a" && a.slot !== undefined && a.info?.includes("ballot")))
     assert.isTrue(timeline.faults.length > 0)
     for (const f of timeline.faults) assert.isTrue(f.end === undefined || f.end >= f.start)
-  })
+  }, 30_000)
 
   it("keeps at most maxMessages messages and says how many it left out", async () => {
     const { timeline } = await record(planted, 100)
@@ -61,7 +61,7 @@ describe("space-time view", () => {
     assert.isTrue(timeline.omittedArrows > 0)
     const html = page(planted, (await record(planted)).report, timeline)
     assert.include(html, `"omittedArrows":${timeline.omittedArrows}`)
-  })
+  }, 30_000)
 
   it("a run without faults draws no fault and no violation", async () => {
     const scenario = Scenario.fromSeed(3, { network: false, partitions: false, crashes: false })
@@ -74,7 +74,7 @@ describe("space-time view", () => {
       timeline.arrows.some((a) => a.event === "x" || a.copy !== undefined),
       "no drops, no copies"
     )
-  })
+  }, 30_000)
 
   it("in Chromium: arrows per phase, the violation highlighted, the slider moves the window", async () => {
     const { report, timeline } = await record(planted)
