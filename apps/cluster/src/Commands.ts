@@ -15,13 +15,14 @@
  */
 import { Host, HostConfig } from "@synod/node"
 import { Kv } from "@synod/kv"
-import { Config, Console, Effect, FileSystem, Layer, Logger, Option, Result, Schema } from "effect"
+import { Config, Console, Effect, FileSystem, Layer, Logger, Option, References, Result, Schema } from "effect"
 import { Argument, CliError, Command, Flag } from "effect/cli"
 import { FetchHttpClient } from "effect/http"
 import { HttpApiClient } from "effect/http-api"
 import * as Api from "./Api.ts"
 import * as ApiServer from "./ApiServer.ts"
 import * as Embedded from "./Embedded.ts"
+import * as Lifecycle from "./Lifecycle.ts"
 import * as Serve from "./Serve.ts"
 import { version } from "./Version.ts"
 
@@ -40,7 +41,27 @@ export const ExitCode = { no: 1, usage: 2, unknown: 3, unreachable: 4 } as const
 const fail = (exitCode: number, message: string) => Effect.fail(new CliFailure({ message, exitCode }))
 
 /** Log lines go to stderr, so stdout carries only what a command prints. */
-const logging = Layer.succeed(Logger.LogToStderr, true)
+const logging = (level: HostConfig.LogLevel) =>
+  Layer.mergeAll(Layer.succeed(Logger.LogToStderr, true), Layer.succeed(References.MinimumLogLevel, level))
+
+/** `--log-level`, else `SYNOD_LOG_LEVEL`: the same flag and spellings for `up` and `serve`. */
+const logLevelFlag = Flag.String("log-level").pipe(
+  Flag.withDescription("debug, info, warn or error (any case; default info; or SYNOD_LOG_LEVEL)"),
+  Flag.withFallbackConfig(Config.String("SYNOD_LOG_LEVEL")),
+  Flag.optional
+)
+
+/** The log level a `--log-level` value names, or a usage error naming the accepted ones. */
+const logLevelOf = (value: Option.Option<string>) => {
+  if (Option.isNone(value)) return Effect.succeed(Option.none<HostConfig.LogLevel>())
+  const level = HostConfig.parseLogLevel(value.value)
+  return level === undefined
+    ? fail(
+        ExitCode.usage,
+        `--log-level (or SYNOD_LOG_LEVEL): expected debug, info, warn or error, got "${value.value}"`
+      )
+    : Effect.succeed(Option.some(level))
+}
 
 /** An error's message, or its tag, followed by its cause's message when that says more. */
 const describe = (e: unknown): string => {
@@ -101,9 +122,11 @@ const up = Command.make(
     name: Flag.String("name").pipe(
       Flag.withDescription("Cluster name: the NATS subject prefix synod.<name>"),
       Flag.withDefault("synod")
-    )
+    ),
+    logLevel: logLevelFlag
   },
-  Effect.fn(function* ({ port, host, nats, name }) {
+  Effect.fn(function* ({ port, host, nats, name, logLevel }) {
+    const level = Option.getOrElse(yield* logLevelOf(logLevel), () => "Info" as const)
     const urls = Option.map(nats, splitUrls)
     const options: Embedded.Options = Option.isSome(urls) ? { nats: urls.value, name } : {}
     yield* Effect.gen(function* () {
@@ -119,8 +142,8 @@ const up = Command.make(
       )
       yield* Console.log(`HTTP API on ${url}\n`)
       yield* Console.log(usage(url))
-      return yield* Effect.never
-    }).pipe(Effect.scoped, Effect.provide(logging))
+      return yield* Lifecycle.serve("synod up", { url, transport: Option.isSome(urls) ? "nats" : "memory" })
+    }).pipe(Effect.scoped, Lifecycle.stopped("synod up"), Effect.provide(logging(level)))
   })
 ).pipe(
   Command.withDescription(
@@ -156,7 +179,8 @@ const serve = Command.make(
     nats: Flag.String("nats").pipe(
       Flag.withDescription("NATS URL(s), comma-separated (overrides transport)"),
       Flag.optional
-    )
+    ),
+    logLevel: logLevelFlag
   },
   Effect.fn(function* (flags) {
     const fs = yield* FileSystem.FileSystem
@@ -173,7 +197,8 @@ const serve = Command.make(
       ...ifSome("dataDir", flags.dataDir),
       ...ifSome("nats", flags.nats),
       ...ifSome("httpPort", flags.httpPort),
-      ...ifSome("httpHost", flags.httpHost)
+      ...ifSome("httpHost", flags.httpHost),
+      ...ifSome("logLevel", yield* logLevelOf(flags.logLevel))
     }
     const decoded = Serve.decode(raw, overrides)
     if (Result.isFailure(decoded)) return yield* fail(ExitCode.usage, `${flags.config}: ${decoded.failure.message}`)
@@ -194,8 +219,12 @@ const serve = Command.make(
           onSome: (url) => `HTTP API on ${url}`
         })}`
       )
-      return yield* Effect.never
-    }).pipe(Effect.scoped, Effect.provide(Host.logging(host)))
+      return yield* Lifecycle.serve("synod serve", {
+        node: host.node,
+        cluster: host.name,
+        ...(Option.isSome(started) ? { url: started.value } : {})
+      })
+    }).pipe(Effect.scoped, Lifecycle.stopped("synod serve"), Effect.provide(Host.logging(host)))
   })
 ).pipe(
   Command.withDescription(
