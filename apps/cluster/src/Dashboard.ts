@@ -5,7 +5,10 @@
  * answered, and the messages the process's roles sent by type; it keeps five minutes of
  * samples and the last leadership events, and streams them to the page over Server-Sent
  * Events (`/ui/events`). The page (`DashboardPage.ts`) is served by this process and loads
- * nothing else.
+ * nothing else. Commits, latency, message rates and leadership changes come from counters
+ * and the roles' metrics, and are sampled all the time; the servers' table only while a
+ * page is open, since a server's status encodes its replica's whole state (tens of
+ * milliseconds for 100,000 keys).
  *
  * Bounded: `historySeconds` samples, `maxEvents` events, `maxLatencies` latencies a second
  * (more are sampled), `maxViewers` event streams at once (more get a 503).
@@ -123,8 +126,44 @@ export const percentiles = (xs: Array<number>): Latency | null => {
   return { count: xs.length, p50: round(at(0.5)), p90: round(at(0.9)), p99: round(at(0.99)), max: round(xs.at(-1)!) }
 }
 
-/** What changed in leadership between two samples of the same servers. */
-export const leadershipEvents = (
+/** Leadership as the roles' metrics tell it, by server id: cheap to read at any rate. */
+export interface Leadership {
+  /** Leader id → 1 while active. */
+  readonly active: ReadonlyMap<string, number>
+  /** Leader id → the round of its highest ballot. */
+  readonly round: ReadonlyMap<string, number>
+  /** Acceptor id → the round it promised. */
+  readonly promised: ReadonlyMap<string, number>
+}
+
+/** What changed in leadership between two readings of the metrics. */
+export const leadershipEvents = (before: Leadership, after: Leadership, time: number): Array<LeadershipEvent> => {
+  const events: Array<LeadershipEvent> = []
+  // a round names its leader: the one whose ballot has it (rounds are unique per leader)
+  const ballot = (round: number) => {
+    for (const [id, r] of after.round) if (r === round) return `${round}.${id}`
+    return `round ${round}`
+  }
+  for (const [id, active] of after.active) {
+    const was = before.active.get(id)
+    if (was === undefined) continue
+    const round = after.round.get(id) ?? 0
+    const add = (text: string) => events.push({ time, server: id, text })
+    if (active === 1 && was !== 1) add(`leader ${id} became active at ballot ${ballot(round)}`)
+    else if (active !== 1 && was === 1) add(`leader ${id} stepped down (ballot ${ballot(round)})`)
+    else if (round !== before.round.get(id)) add(`leader ${id} moved to ballot ${ballot(round)}`)
+  }
+  for (const [id, promised] of after.promised) {
+    const was = before.promised.get(id)
+    if (was !== undefined && promised !== was) {
+      events.push({ time, server: id, text: `acceptor ${id} promised ${ballot(promised)}` })
+    }
+  }
+  return events
+}
+
+/** Replicas that switched leaders between two samples of the servers' status. */
+export const followingEvents = (
   before: ReadonlyArray<ServerView>,
   after: ReadonlyArray<ServerView>,
   time: number
@@ -135,14 +174,6 @@ export const leadershipEvents = (
     const p = prior.get(s.id)
     if (p === undefined) continue
     const add = (text: string) => events.push({ time, server: s.id, text })
-    if (s.leader && p.leader) {
-      if (s.leader.active && !p.leader.active) add(`leader ${s.id} became active at ballot ${s.leader.ballot}`)
-      else if (!s.leader.active && p.leader.active) add(`leader ${s.id} stepped down (ballot ${s.leader.ballot})`)
-      else if (s.leader.ballot !== p.leader.ballot) add(`leader ${s.id} moved to ballot ${s.leader.ballot}`)
-    }
-    if (s.acceptor && p.acceptor && s.acceptor.promised !== p.acceptor.promised) {
-      add(`acceptor ${s.id} promised ${s.acceptor.promised}`)
-    }
     if (s.replica && p.replica && s.replica.following !== p.replica.following) {
       add(
         s.replica.following === null
@@ -202,6 +233,7 @@ export const layer = (options: Options = {}): Layer.Layer<Dashboard, never, Back
       let viewers = 0
       let last: { time: number; sent: Record<string, number>; committed: Map<string, number> } | undefined
       let lastServers: ReadonlyArray<ServerView> = []
+      let lastLeadership: Leadership = { active: new Map(), round: new Map(), promised: new Map() }
       const pubsub = yield* PubSub.sliding<Sample>(16)
       const closing = yield* Deferred.make<void>()
       yield* Effect.addFinalizer(() => Effect.andThen(Deferred.succeed(closing, undefined), PubSub.shutdown(pubsub)))
@@ -210,8 +242,14 @@ export const layer = (options: Options = {}): Layer.Layer<Dashboard, never, Back
 
       const sample = Effect.gen(function* () {
         const time = Date.now()
-        const statuses = yield* backend.servers
+        // the servers' status only for a page that shows it (it encodes each replica's state)
+        const statuses = viewers > 0 ? yield* backend.servers : []
         const metrics = yield* Metric.snapshot
+        const leadership: Leadership = {
+          active: byId(metrics, "synod_leader_active"),
+          round: byId(metrics, "synod_leader_ballot_round"),
+          promised: byId(metrics, "synod_acceptor_promised_round")
+        }
         const committed = byId(metrics, "synod_commands_committed_total")
         const lags = byId(metrics, "synod_slot_lag")
         const servers: Array<ServerView> = statuses.map((s) => ({
@@ -261,7 +299,11 @@ export const layer = (options: Options = {}): Layer.Layer<Dashboard, never, Back
             commitsPerSecond = Math.max(commitsPerSecond, (n - (last.committed.get(id) ?? n)) / dt)
           }
         }
-        const fresh = leadershipEvents(lastServers, servers, time)
+        const fresh = [
+          ...leadershipEvents(lastLeadership, leadership, time),
+          ...followingEvents(lastServers, servers, time)
+        ]
+        lastLeadership = leadership
         lastServers = servers
         last = { time, sent, committed }
         const s: Sample = {

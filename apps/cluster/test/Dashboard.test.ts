@@ -47,26 +47,53 @@ describe("dashboard", () => {
     assert.deepStrictEqual(Dashboard.percentiles([7]), { count: 1, p50: 7, p90: 7, p99: 7, max: 7 })
   })
 
-  it("leadership events: a leader elected or stepping down, a new promise, a replica following another", () => {
-    const before = [view("s1"), view("s2")]
+  it("leadership events from the metrics: a leader elected, moving on or stepping down, a new promise", () => {
+    const reading = (
+      active: Record<string, number>,
+      round: Record<string, number>,
+      promised: Record<string, number>
+    ): Dashboard.Leadership => ({
+      active: new Map(Object.entries(active)),
+      round: new Map(Object.entries(round)),
+      promised: new Map(Object.entries(promised))
+    })
+    const start = reading({ s1: 0, s2: 0 }, { s1: 0, s2: 0 }, { s1: 0, s2: 0 })
+    const elected = reading({ s1: 1, s2: 0 }, { s1: 1, s2: 0 }, { s1: 1, s2: 1 })
+    assert.deepStrictEqual(
+      Dashboard.leadershipEvents(start, elected, 5).map((e) => e.text),
+      ["leader s1 became active at ballot 1.s1", "acceptor s1 promised 1.s1", "acceptor s2 promised 1.s1"]
+    )
+    const taken = reading({ s1: 0, s2: 1 }, { s1: 1, s2: 2 }, { s1: 2, s2: 2 })
+    assert.deepStrictEqual(
+      Dashboard.leadershipEvents(elected, taken, 6).map((e) => e.text),
+      [
+        "leader s1 stepped down (ballot 1.s1)",
+        "leader s2 became active at ballot 2.s2",
+        "acceptor s1 promised 2.s2",
+        "acceptor s2 promised 2.s2"
+      ]
+    )
+    const competing = reading({ s1: 0, s2: 1 }, { s1: 3, s2: 2 }, { s1: 2, s2: 2 })
+    assert.deepStrictEqual(
+      Dashboard.leadershipEvents(taken, competing, 7).map((e) => e.text),
+      ["leader s1 moved to ballot 3.s1"]
+    )
+    assert.deepStrictEqual(Dashboard.leadershipEvents(taken, taken, 8), [])
+    // servers not seen before (just started) make no events
+    assert.deepStrictEqual(Dashboard.leadershipEvents(reading({}, {}, {}), taken, 9), [])
+  })
+
+  it("following events: a replica that switches leaders or loses its leader", () => {
+    const before = [view("s1"), view("s2", { replica: { ...view("s2").replica!, following: "s1" } })]
     const after = [
-      view("s1", {
-        leader: { active: true, ballot: "1.s1", decided: 0, timeoutMs: 300 },
-        acceptor: { promised: "1.s1", watermark: 1, accepted: 0 }
-      }),
-      view("s2", {
-        replica: { ...view("s2").replica!, following: "s1" }
-      })
+      view("s1", { replica: { ...view("s1").replica!, following: "s2" } }),
+      view("s2", { replica: { ...view("s2").replica!, following: null } })
     ]
     assert.deepStrictEqual(
-      Dashboard.leadershipEvents(before, after, 5).map((e) => e.text),
-      ["leader s1 became active at ballot 1.s1", "acceptor s1 promised 1.s1", "replica s2 follows leader s1"]
+      Dashboard.followingEvents(before, after, 5).map((e) => e.text),
+      ["replica s1 follows leader s2", "replica s2 lost its leader"]
     )
-    assert.deepStrictEqual(
-      Dashboard.leadershipEvents(after, before, 6).map((e) => e.text),
-      ["leader s1 stepped down (ballot ⊥)", "acceptor s1 promised ⊥", "replica s2 lost its leader"]
-    )
-    assert.deepStrictEqual(Dashboard.leadershipEvents(after, after, 7), [])
+    assert.deepStrictEqual(Dashboard.followingEvents([], after, 6), [])
   })
 
   it.live(
