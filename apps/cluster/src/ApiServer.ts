@@ -26,6 +26,7 @@ import {
   HttpServerResponse
 } from "effect/http"
 import { HttpApi, HttpApiBuilder, type HttpApiError, HttpApiMiddleware } from "effect/http-api"
+import { PrometheusMetrics } from "effect/observability"
 import { Kv } from "@synod/kv"
 import * as Api from "./Api.ts"
 import { Backend, ready, status } from "./Backend.ts"
@@ -33,6 +34,8 @@ import * as HttpSecurity from "./HttpSecurity.ts"
 import * as BackupHandlers from "./BackupHandlers.ts"
 import * as TxnHandlers from "./TxnHandlers.ts"
 import * as WatchHandlers from "./WatchHandlers.ts"
+import * as Dashboard from "./Dashboard.ts"
+import * as HttpMetrics from "./HttpMetrics.ts"
 
 const unknownField = "unknown field"
 
@@ -278,25 +281,45 @@ export interface Options extends HttpSecurity.Options {
   readonly maxBodyBytes?: number
   /** Serve HTTPS with this certificate chain and private key (PEM contents). */
   readonly tls?: { readonly cert: string; readonly key: string }
+  /** The dashboard's sampling (`Dashboard.Options`). */
+  readonly dashboard?: Dashboard.Options
 }
 
-/** The API served on a Node HTTP (or HTTPS) server; `HttpServer` stays visible for its address. */
+/**
+ * The API served on a Node HTTP (or HTTPS) server, with the live dashboard at `/ui`, the
+ * process's metrics in Prometheus format at `/metrics`, and the HTTP API's own metrics
+ * (`Dashboard.ts`, `HttpMetrics.ts`); `HttpServer` stays visible for its address.
+ */
 export const layer = (options: Options) =>
   WatchHandlers.stopOnClose.pipe(
     Layer.provideMerge(
-      HttpRouter.serve(
-        Layer.mergeAll(routes, guard(options.maxBodyBytes ?? defaultMaxBodyBytes), HttpSecurity.middleware(options)),
-        { disableLogger: true, disableListenLog: true, routerConfig }
-      ).pipe(
+      Dashboard.closeOnShutdown.pipe(
         Layer.provideMerge(
-          NodeHttpServer.layer(
-            () => {
-              const tls = options.tls
-              return tls === undefined ? createServer() : (createHttpsServer({ cert: tls.cert, key: tls.key }) as Server)
-            },
-            { port: options.port, host: options.host ?? "127.0.0.1" }
+          HttpRouter.serve(
+            Layer.mergeAll(
+              routes,
+              Dashboard.routes,
+              PrometheusMetrics.layerHttp({ path: "/metrics" }),
+              HttpMetrics.middleware,
+              guard(options.maxBodyBytes ?? defaultMaxBodyBytes),
+              HttpSecurity.middleware(options)
+            ),
+            { disableLogger: true, disableListenLog: true, routerConfig }
+          ).pipe(
+            Layer.provideMerge(
+              NodeHttpServer.layer(
+                () => {
+                  const tls = options.tls
+                  return tls === undefined
+                    ? createServer()
+                    : (createHttpsServer({ cert: tls.cert, key: tls.key }) as Server)
+                },
+                { port: options.port, host: options.host ?? "127.0.0.1" }
+              )
+            )
           )
-        )
+        ),
+        Layer.provide(Dashboard.layer(options.dashboard))
       )
     ),
     // open watches end first when the server stops (they would hold its shutdown up)

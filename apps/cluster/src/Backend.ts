@@ -6,6 +6,7 @@
  * @since 0.1.0
  */
 import type { Client, Replica, Server } from "@synod/actors"
+import type { ClusterConfig } from "@synod/core"
 import { Context, Effect } from "effect"
 import { Kv } from "@synod/kv"
 import type * as Api from "./Api.ts"
@@ -22,6 +23,10 @@ export class Backend extends Context.Service<
      * backups are served from it.
      */
     readonly applied?: Replica.Applied<Kv.State>
+    /** The cluster's configuration, when known (the dashboard shows the replicas' window). */
+    readonly config?: ClusterConfig.ClusterConfig
+    /** Messages the roles of this process sent, by type (the dashboard's message rates). */
+    readonly traffic?: { readonly sent: Readonly<Record<string, number>> }
   }
 >()("@synod/cluster/Backend") {}
 

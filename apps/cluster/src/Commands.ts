@@ -26,7 +26,7 @@ import { randomBytes } from "node:crypto"
 import { Host, HostConfig } from "@synod/node"
 import { NatsConfig } from "@synod/transport-nats"
 import { Kv } from "@synod/kv"
-import { Config, Console, Effect, FileSystem, Layer, Logger, Option, Result, Schema, Stream } from "effect"
+import { Config, Console, Effect, FileSystem, Layer, Logger, Option, References, Result, Schema, Stream } from "effect"
 import { Argument, CliError, Command, Flag } from "effect/cli"
 import { FetchHttpClient, HttpClient, HttpClientRequest } from "effect/http"
 import { HttpApiClient } from "effect/http-api"
@@ -34,6 +34,7 @@ import * as Api from "./Api.ts"
 import * as ApiServer from "./ApiServer.ts"
 import * as Backup from "./Backup.ts"
 import * as Embedded from "./Embedded.ts"
+import * as Lifecycle from "./Lifecycle.ts"
 import * as Serve from "./Serve.ts"
 import { version } from "./Version.ts"
 import * as WatchClient from "./WatchClient.ts"
@@ -53,7 +54,27 @@ export const ExitCode = { no: 1, usage: 2, unknown: 3, unreachable: 4, denied: 5
 const fail = (exitCode: number, message: string) => Effect.fail(new CliFailure({ message, exitCode }))
 
 /** Log lines go to stderr, so stdout carries only what a command prints. */
-const logging = Layer.succeed(Logger.LogToStderr, true)
+const logging = (level: HostConfig.LogLevel) =>
+  Layer.mergeAll(Layer.succeed(Logger.LogToStderr, true), Layer.succeed(References.MinimumLogLevel, level))
+
+/** `--log-level`, else `SYNOD_LOG_LEVEL`: the same flag and spellings for `up` and `serve`. */
+const logLevelFlag = Flag.String("log-level").pipe(
+  Flag.withDescription("debug, info, warn or error (any case; default info; or SYNOD_LOG_LEVEL)"),
+  Flag.withFallbackConfig(Config.String("SYNOD_LOG_LEVEL")),
+  Flag.optional
+)
+
+/** The log level a `--log-level` value names, or a usage error naming the accepted ones. */
+const logLevelOf = (value: Option.Option<string>) => {
+  if (Option.isNone(value)) return Effect.succeed(Option.none<HostConfig.LogLevel>())
+  const level = HostConfig.parseLogLevel(value.value)
+  return level === undefined
+    ? fail(
+        ExitCode.usage,
+        `--log-level (or SYNOD_LOG_LEVEL): expected debug, info, warn or error, got "${value.value}"`
+      )
+    : Effect.succeed(Option.some(level))
+}
 
 /** An error's message, or its tag, followed by its cause's message when that says more. */
 const describe = (e: unknown): string => {
@@ -90,6 +111,7 @@ const usage = (url: string) => {
     `  npx -y pnpm@10.34.9 synod kv get greeting --url ${url}`,
     `  npx -y pnpm@10.34.9 synod status --url ${url}`,
     `OpenAPI document: ${url}${Api.openApiPath}`,
+    `Live dashboard: ${url}/ui   Prometheus metrics: ${url}/metrics`,
     `Stop with Ctrl-C.`
   ].join("\n")
 }
@@ -113,9 +135,11 @@ const up = Command.make(
     name: Flag.String("name").pipe(
       Flag.withDescription("Cluster name: the NATS subject prefix synod.<name>"),
       Flag.withDefault("synod")
-    )
+    ),
+    logLevel: logLevelFlag
   },
-  Effect.fn(function* ({ port, host, nats, name }) {
+  Effect.fn(function* ({ port, host, nats, name, logLevel }) {
+    const level = Option.getOrElse(yield* logLevelOf(logLevel), () => "Info" as const)
     const urls = Option.map(nats, splitUrls)
     const options: Embedded.Options = Option.isSome(urls) ? { nats: urls.value, name } : {}
     // the API's tokens and host names come from the environment only (issue 14)
@@ -144,8 +168,8 @@ const up = Command.make(
       )
       yield* Console.log(`HTTP API on ${url}\n`)
       yield* Console.log(usage(url))
-      return yield* Effect.never
-    }).pipe(Effect.scoped, Effect.provide(logging))
+      return yield* Lifecycle.serve("synod up", { url, transport: Option.isSome(urls) ? "nats" : "memory" })
+    }).pipe(Effect.scoped, Lifecycle.stopped("synod up"), Effect.provide(logging(level)))
   })
 ).pipe(
   Command.withDescription(
@@ -181,7 +205,8 @@ const serve = Command.make(
     nats: Flag.String("nats").pipe(
       Flag.withDescription("NATS URL(s), comma-separated (overrides transport)"),
       Flag.optional
-    )
+    ),
+    logLevel: logLevelFlag
   },
   Effect.fn(function* (flags) {
     const fs = yield* FileSystem.FileSystem
@@ -201,7 +226,8 @@ const serve = Command.make(
       ...ifSome("dataDir", flags.dataDir),
       ...ifSome("nats", flags.nats),
       ...ifSome("httpPort", flags.httpPort),
-      ...ifSome("httpHost", flags.httpHost)
+      ...ifSome("httpHost", flags.httpHost),
+      ...ifSome("logLevel", yield* logLevelOf(flags.logLevel))
     }
     const decoded = Serve.decode(raw, overrides)
     if (Result.isFailure(decoded)) return yield* fail(ExitCode.usage, `${flags.config}: ${decoded.failure.message}`)
@@ -228,8 +254,12 @@ const serve = Command.make(
           onSome: (url) => `HTTP API on ${url}`
         })}`
       )
-      return yield* Effect.never
-    }).pipe(Effect.scoped, Effect.provide(Host.logging(host)))
+      return yield* Lifecycle.serve("synod serve", {
+        node: host.node,
+        cluster: host.name,
+        ...(Option.isSome(started) ? { url: started.value } : {})
+      })
+    }).pipe(Effect.scoped, Lifecycle.stopped("synod serve"), Effect.provide(Host.logging(host)))
   })
 ).pipe(
   Command.withDescription(

@@ -12,6 +12,7 @@ import { Kv } from "@synod/kv"
 import { Host } from "@synod/node"
 import { Effect, Layer, Random } from "effect"
 import { Backend } from "./Backend.ts"
+import * as Dashboard from "./Dashboard.ts"
 
 export interface Options {
   /** NATS URLs; without them the servers talk over the in-memory bus. */
@@ -33,7 +34,11 @@ const transportLayer = (options: Options): Layer.Layer<Transport.Transport, Tran
 /** The servers and the client, as a `Backend`, on the `Transport` and `Storage` in context. */
 export const layerNoDeps = (
   config: ClusterConfig.ClusterConfig,
-  about: { readonly cluster: string; readonly transport: "memory" | "nats" },
+  about: {
+    readonly cluster: string
+    readonly transport: "memory" | "nats"
+    readonly traffic?: Dashboard.Traffic
+  },
   machine: StateMachine.StateMachine<Kv.State, Kv.Command, Kv.Result> = Kv.machine
 ) =>
   Layer.effect(
@@ -46,6 +51,7 @@ export const layerNoDeps = (
       const applied = handles.find((h) => h.applied !== undefined)?.applied
       return Backend.of({
         ...about,
+        config,
         submit: client.submit,
         servers: Effect.forEach(handles, (h) => h.status),
         ...(applied === undefined ? {} : { applied })
@@ -54,10 +60,13 @@ export const layerNoDeps = (
   )
 
 /** The servers and the client, as a `Backend`; they run as long as the layer. */
-export const layer = (options: Options = {}) =>
-  layerNoDeps(
+export const layer = (options: Options = {}) => {
+  // what the servers send, by type, for the dashboard
+  const traffic = Dashboard.makeTraffic()
+  return layerNoDeps(
     options.config ?? ClusterConfig.servers(3),
     options.nats === undefined
-      ? { cluster: "embedded", transport: "memory" }
-      : { cluster: options.name ?? "synod", transport: "nats" }
-  ).pipe(Layer.provide(Layer.merge(Storage.layerMemory(), transportLayer(options))))
+      ? { cluster: "embedded", transport: "memory", traffic }
+      : { cluster: options.name ?? "synod", transport: "nats", traffic }
+  ).pipe(Layer.provide(Layer.merge(Storage.layerMemory(), Dashboard.countingLayer(traffic, transportLayer(options)))))
+}

@@ -30,6 +30,7 @@ import { Effect, Layer, Random, Result, Schema, SchemaIssue } from "effect"
 import type * as ApiServer from "./ApiServer.ts"
 import { Backend } from "./Backend.ts"
 import * as HttpSecurity from "./HttpSecurity.ts"
+import * as Dashboard from "./Dashboard.ts"
 
 export const Port = Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 65535 }, { message: "a port is 0-65535" }))
 
@@ -223,7 +224,11 @@ export const backend = (config: HostConfig.HostConfig) =>
   Layer.effect(
     Backend,
     Effect.gen(function* () {
-      const handle = yield* Host.run(config, Kv.machine)
+      // what the roles send, by type, for the dashboard
+      const traffic = Dashboard.makeTraffic()
+      const handle = yield* Host.run(config, Kv.machine, {
+        wrapTransport: (transport) => Dashboard.countSends(traffic, transport)
+      })
       const t = config.transport
       if (t.kind !== "nats") return yield* Effect.die(new Error("synod serve needs a NATS transport"))
       // The host keeps its connection to itself; the API's client gets its own. Its id is
@@ -237,7 +242,9 @@ export const backend = (config: HostConfig.HostConfig) =>
         transport: "nats",
         submit: client.submit,
         servers: Effect.map(handle.status, (s) => [s]),
-        ...(handle.applied === undefined ? {} : { applied: handle.applied })
+        ...(handle.applied === undefined ? {} : { applied: handle.applied }),
+        config: config.cluster,
+        traffic
       })
     })
   )

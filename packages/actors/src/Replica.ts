@@ -36,10 +36,11 @@ import {
   Storage,
   Transport
 } from "@synod/core"
-import { Clock, Deferred, Effect, Metric, Option, Result } from "effect"
+import { Clock, Deferred, Effect, LogLevel, Metric, Option, Result } from "effect"
 import { ClientTable } from "./ClientTable.ts"
 import * as StateTransfer from "./StateTransfer.ts"
 import * as Host from "./internal/Host.ts"
+import * as SampledLog from "./SampledLog.ts"
 import { PlantedBugs } from "./internal/PlantedBugs.ts"
 import { type Probe, Probe as ProbeRef } from "./internal/Probe.ts"
 import * as Metrics from "./Metrics.ts"
@@ -641,13 +642,18 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
   const lag = Metrics.of(Metrics.slotLag, id)
   const resent = Metrics.of(Metrics.retransmissions, id, { role: "replica" })
   yield* Metrics.start([committed, slots, lag, resent])
-  let reported = { commands: 0, slots: 0, resent: 0, refused: 0 }
+  // at debug level, the slots each batch performed (sampled: a busy replica does thousands a second)
+  const performedLog = (yield* LogLevel.isEnabled("Debug"))
+    ? SampledLog.make(20, () => clock.currentTimeMillisUnsafe())
+    : undefined
+  let reported = { commands: 0, slots: 0, resent: 0, refused: 0, slotOut: core.slotOut }
   const report = Effect.suspend(() => {
     const now = {
       commands: core.performedCommands,
       slots: core.performedSlots,
       resent: core.resent,
-      refused: core.refused
+      refused: core.refused,
+      slotOut: core.slotOut
     }
     const before = reported
     reported = now
@@ -662,7 +668,14 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
         Metrics.add(committed, now.commands - before.commands),
         Metrics.add(slots, now.slots - before.slots),
         Metrics.add(resent, now.resent - before.resent),
-        Metric.update(lag, Math.max(0, core.knownMax - core.slotOut + 1))
+        Metric.update(lag, Math.max(0, core.knownMax - core.slotOut + 1)),
+        performedLog === undefined || now.slotOut <= before.slotOut
+          ? Effect.void
+          : performedLog("performed decided slots", {
+              from: before.slotOut,
+              through: now.slotOut - 1,
+              commands: now.commands - before.commands
+            })
       ],
       { discard: true }
     )

@@ -18,7 +18,7 @@ import { Clock, Context, Effect, FiberSet, Layer, Queue, Random, Result } from "
 import * as Address from "./Address.ts"
 import * as Codec from "./Codec.ts"
 import * as Limits from "./Limits.ts"
-import { Envelope } from "./Message.ts"
+import { Envelope, type Message } from "./Message.ts"
 import { Transport } from "./Transport.ts"
 
 export interface Faults {
@@ -44,6 +44,12 @@ export interface TraceEntry {
   readonly from: string
   readonly to: string
   readonly tag: string
+  /** When the message was sent (a drop at sending: `time`). */
+  readonly sent: number
+  /** A second copy made by the duplication fault, or a message sent again by `replay`. */
+  readonly copy?: "duplicate" | "replay"
+  /** The message, once decoded (deliveries and undeliverable ones). */
+  readonly message?: Message
 }
 
 export interface Stats {
@@ -152,9 +158,27 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
     return false
   }
 
-  const record = (event: TraceEntry["event"], from: string, to: string, tag: string) => {
+  const record = (
+    event: TraceEntry["event"],
+    from: string,
+    to: string,
+    tag: string,
+    sent?: number,
+    copy?: Copy,
+    message?: Message
+  ) => {
     if (!recording) return
-    const entry: TraceEntry = { time: clock.currentTimeMillisUnsafe(), event, from, to, tag }
+    const time = clock.currentTimeMillisUnsafe()
+    const entry: TraceEntry = {
+      time,
+      event,
+      from,
+      to,
+      tag,
+      sent: sent ?? time,
+      ...(copy === undefined ? {} : { copy }),
+      ...(message === undefined ? {} : { message })
+    }
     if (options.trace === true) trace.push(entry)
     options.onTrace?.(entry)
   }
@@ -166,38 +190,50 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
     return m?.[1] ?? "?"
   }
 
-  const deliver = (from: string, to: Address.Address, payload: Payload): void => {
+  type Copy = TraceEntry["copy"]
+  /** The send time, only when a trace needs it. */
+  const sentAt = (): number | undefined => (recording ? clock.currentTimeMillisUnsafe() : undefined)
+
+  const deliver = (
+    from: string,
+    to: Address.Address,
+    payload: Payload,
+    sent?: number,
+    copy?: Copy
+  ): void => {
     if (blocked(from, to)) {
       stats.dropped++
-      record("drop", from, to, tagOf(payload))
+      record("drop", from, to, tagOf(payload), sent, copy)
       return
     }
     const decoded = payload instanceof Envelope ? Result.succeed(payload) : Codec.decode(payload)
     if (Result.isFailure(decoded)) {
       stats.decodeErrors++
-      record("decode-error", from, to, "?")
+      record("decode-error", from, to, "?", sent, copy)
       return
     }
     const queues = listeners.get(to)
     if (queues === undefined || queues.size === 0) {
       stats.undeliverable++
-      record("undeliverable", from, to, decoded.success.message._tag)
+      record("undeliverable", from, to, decoded.success.message._tag, sent, copy, decoded.success.message)
       return
     }
     stats.delivered++
-    record("deliver", from, to, decoded.success.message._tag)
+    record("deliver", from, to, decoded.success.message._tag, sent, copy, decoded.success.message)
     for (const q of queues) Queue.offerUnsafe(q, decoded.success)
   }
 
-  const schedule = (from: string, to: Address.Address, payload: Payload, replay = false) =>
+  /** `copy`: a duplicate's second copy arrives up to `maxReplayDelay` late. */
+  const schedule = (from: string, to: Address.Address, payload: Payload, copy?: Copy) =>
     Effect.suspend(() => {
-      const max = replay && faults.maxReplayDelay > 0 ? faults.maxReplayDelay : faults.maxDelay
+      const max = copy === "duplicate" && faults.maxReplayDelay > 0 ? faults.maxReplayDelay : faults.maxDelay
       const span = max - faults.minDelay
       const delay = faults.minDelay + (span > 0 ? Math.floor(rng.nextDoubleUnsafe() * (span + 1)) : 0)
-      if (delay <= 0) return Effect.sync(() => deliver(from, to, payload))
+      const sent = sentAt()
+      if (delay <= 0) return Effect.sync(() => deliver(from, to, payload, sent, copy))
       return FiberSet.run(
         inFlight,
-        Effect.sleep(delay).pipe(Effect.andThen(Effect.sync(() => deliver(from, to, payload))))
+        Effect.sleep(delay).pipe(Effect.andThen(Effect.sync(() => deliver(from, to, payload, sent, copy))))
       ).pipe(Effect.asVoid)
     })
 
@@ -223,7 +259,7 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
       }
       if (faults.duplicateRate > 0 && rng.nextDoubleUnsafe() < faults.duplicateRate) {
         stats.duplicated++
-        return Effect.andThen(schedule(from, to, payload), schedule(from, to, payload, true))
+        return Effect.andThen(schedule(from, to, payload), schedule(from, to, payload, "duplicate"))
       }
       return schedule(from, to, payload)
     })
@@ -278,7 +314,7 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
         const picks: Array<Sent> = []
         for (let i = 0; i < n; i++) picks.push(pool[Math.floor(rng.nextDoubleUnsafe() * pool.length)]!)
         return Effect.as(
-          Effect.forEach(picks, ([from, to, payload]) => schedule(from, to, payload), { discard: true }),
+          Effect.forEach(picks, ([from, to, payload]) => schedule(from, to, payload, "replay"), { discard: true }),
           n
         )
       }),

@@ -11,7 +11,7 @@
  * @since 0.1.0
  */
 import { Server } from "@synod/actors"
-import { InMemoryBus, type StateMachine, Storage, type Transport } from "@synod/core"
+import { InMemoryBus, type StateMachine, Storage, Transport } from "@synod/core"
 import { NatsTransport, Presence } from "@synod/transport-nats"
 import { createServer } from "node:http"
 import { NodeHttpServer } from "@effect/platform-node"
@@ -103,13 +103,23 @@ export const metricsServer = (config: HostConfig): Layer.Layer<never, ServeError
 export interface Options {
   /** How this process claims its node id over NATS (`Presence`; tests shorten the timings). */
   readonly presence?: Omit<Presence.Options, "cluster" | "node">
+  /** Wraps the transport the roles use, e.g. to count what they send (the cluster app's dashboard). */
+  readonly wrapTransport?: (transport: Transport.Transport["Service"]) => Transport.Transport["Service"]
 }
 
 /** Starts the configured roles; they run until the scope closes. */
 export const run = <S, C, R>(config: HostConfig, machine: StateMachine.StateMachine<S, C, R>, options: Options = {}) =>
   Effect.gen(function* () {
     if (config.dataDir !== undefined) yield* DataDirLock.acquire(config.dataDir)
-    const transport = yield* connect(config, options.presence ?? {})
+    const connected = yield* connect(config, options.presence ?? {})
+    const transport =
+      options.wrapTransport === undefined
+        ? connected
+        : Context.add(
+            connected,
+            Transport.Transport,
+            options.wrapTransport(Context.get(connected, Transport.Transport))
+          )
     const storage = yield* Layer.build(storageLayer(config))
     const context = Context.merge(transport, storage)
     yield* Layer.build(metricsServer(config))

@@ -74,6 +74,20 @@ export const HostConfig = Schema.Struct({
 })
 export type HostConfig = typeof HostConfig.Type
 
+/** The log levels a config, `--log-level` and `SYNOD_LOG_LEVEL` name. */
+export const logLevels = ["Debug", "Info", "Warn", "Error"] as const
+export type LogLevel = (typeof logLevels)[number]
+
+/**
+ * A log level as a user may spell it: any case, and `warning` for `Warn`
+ * (`debug`, `INFO`, `Warn`, `warning`, `error`); undefined for anything else.
+ */
+export const parseLogLevel = (s: string): LogLevel | undefined => {
+  const lower = s.trim().toLowerCase()
+  if (lower === "warning") return "Warn"
+  return logLevels.find((l) => l.toLowerCase() === lower)
+}
+
 export class HostConfigError extends Schema.TaggedError<HostConfigError>()("HostConfigError", {
   message: Schema.String
 }) {}
@@ -129,6 +143,8 @@ export const decode = (raw: unknown, overrides: Overrides = {}): Result.Result<H
       }
     }
   }
+  // spelled as a user may (any case, "warning"); anything else reaches the schema, which names it
+  if (typeof merged.logLevel === "string") merged.logLevel = parseLogLevel(merged.logLevel) ?? merged.logLevel
   const r = decodeConfig(merged)
   if (Result.isFailure(r))
     return Result.fail(new HostConfigError({ message: `invalid config: ${formatter(r.failure.issue)}` }))

@@ -27,6 +27,18 @@ describe("host config", () => {
     assert.deepStrictEqual(o.transport, { kind: "nats", servers: ["nats://a:1", "nats://b:2"] })
   })
 
+  it("log levels: any case and 'warning' from the file, SYNOD_LOG_LEVEL or --log-level; anything else named", () => {
+    assert.strictEqual(HostConfig.parseLogLevel("debug"), "Debug")
+    assert.strictEqual(HostConfig.parseLogLevel(" INFO "), "Info")
+    assert.strictEqual(HostConfig.parseLogLevel("warning"), "Warn")
+    assert.strictEqual(HostConfig.parseLogLevel("Error"), "Error")
+    assert.isUndefined(HostConfig.parseLogLevel("verbose"))
+    const fromEnv = HostConfig.overridesFromEnv({ SYNOD_LOG_LEVEL: "debug" })
+    assert.strictEqual(Result.getOrThrow(HostConfig.decode(base, fromEnv)).logLevel, "Debug")
+    assert.strictEqual(Result.getOrThrow(HostConfig.decode({ ...base, logLevel: "warn" })).logLevel, "Warn")
+    assert.include(error({ ...base, logLevel: "loud" }), "logLevel")
+  })
+
   it("names the field that is wrong", () => {
     assert.include(error({ ...base, node: "s9" }), 'node "s9" is not in cluster')
     assert.include(error({ ...base, name: "has.dots" }), "name")

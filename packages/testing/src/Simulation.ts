@@ -27,6 +27,7 @@ import { type Input, KvModel, type Output } from "./KvModel.ts"
 import { check, type Operation } from "./Linearizability.ts"
 import { prng, type Scenario } from "./Scenario.ts"
 import * as SimClock from "./SimClock.ts"
+import { observeBus, type Timeline } from "./Timeline.ts"
 
 export interface Report {
   readonly scenario: Scenario
@@ -55,6 +56,8 @@ export const failed = (r: Report): boolean =>
 export interface RunOptions {
   /** Called with each trace line (deliveries, faults, client operations). */
   readonly trace?: (line: string) => void
+  /** Filled with every message, fault, note and the first violation, for a space-time view. */
+  readonly timeline?: Timeline
 }
 
 type Role = "acceptor" | "leader" | "replica"
@@ -198,6 +201,7 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
   Effect.scoped(
     Effect.gen(function* () {
       const trace = options.trace
+      const timeline = options.timeline
       const r = prng(scenario.seed)
       const config = configFor(scenario)
       const checker = new Checker(config.acceptors.length, config.replicas.length)
@@ -211,14 +215,24 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
         faults: { minDelay: 1, maxDelay: 3 },
         maxMessageBytes: messageBytes,
         replayBuffer: 2000,
-        ...(trace
-          ? { onTrace: (e: InMemoryBus.TraceEntry) => trace(`${e.time} ${e.event} ${e.from} -> ${e.to} ${e.tag}`) }
+        ...(trace || timeline
+          ? {
+              onTrace: (e: InMemoryBus.TraceEntry) => {
+                trace?.(`${e.time} ${e.event} ${e.from} -> ${e.to} ${e.tag}`)
+                timeline?.message(e)
+              }
+            }
           : {})
       }
       const context = yield* Layer.build(InMemoryBus.layer(busOptions))
       const transport = context.mapUnsafe.get(Transport.Transport.key) as Transport.Transport["Service"]
-      const bus = context.mapUnsafe.get(InMemoryBus.InMemoryBus.key) as InMemoryBus.InMemoryBus["Service"]
-      const note = (line: string) => trace?.(`${clock.currentTimeMillisUnsafe()} ${line}`)
+      const now = () => clock.currentTimeMillisUnsafe()
+      const rawBus = context.mapUnsafe.get(InMemoryBus.InMemoryBus.key) as InMemoryBus.InMemoryBus["Service"]
+      const bus = timeline === undefined ? rawBus : observeBus(rawBus, timeline, now)
+      const note = (line: string) => {
+        trace?.(`${now()} ${line}`)
+        timeline?.note(now(), line)
+      }
 
       const provideAll = <A, E, R>(eff: Effect.Effect<A, E, R>) =>
         eff.pipe(
@@ -237,6 +251,7 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
         Effect.gen(function* () {
           const scope = yield* Scope.make()
           running.set(roleKey(role, id), scope)
+          timeline?.close(now(), (f) => f.kind === "crash" && f.targets[0] === roleKey(role, id))
           const eff: Effect.Effect<unknown, unknown, Transport.Transport | Storage.Storage | Scope.Scope> =
             role === "acceptor"
               ? Acceptor.run(id, config)
@@ -253,6 +268,7 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
           if (scope === undefined) return
           running.delete(roleKey(role, id))
           note(`crash ${role}/${id}`)
+          timeline?.open(now(), "crash", `crashed ${role}/${id}`, [roleKey(role, id)])
           yield* Scope.close(scope, Exit.void)
         })
       const all: Array<readonly [Role, string]> = [
@@ -543,7 +559,10 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
           break
         }
         steps++
-        if (checker.violations.length > 0) break
+        if (checker.violations.length > 0) {
+          if (timeline !== undefined) timeline.violation = { time: t, text: checker.violations[0]! }
+          break
+        }
         if (lateTimeouts > 0) {
           stall = `a command invoked more than ${settleMs} ms after the faults healed timed out`
           break
@@ -584,6 +603,13 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
         }
       }
       const simMs = clock.currentTimeMillisUnsafe()
+      if (timeline !== undefined) {
+        timeline.end = simMs
+        if (stall !== undefined) timeline.stall = { time: simMs, text: stall }
+        if (timeline.violation === undefined && checker.violations.length > 0) {
+          timeline.violation = { time: simMs, text: checker.violations[0]! }
+        }
+      }
       for (const scope of running.values()) yield* Scope.close(scope, Exit.void)
 
       const lin =

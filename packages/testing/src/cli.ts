@@ -3,19 +3,23 @@
  *
  *   pnpm sim --first S --count N     seeds S..S+N-1, a progress line, one summary line
  *   pnpm sim --seed S --trace        replays one seed and prints its event trace
+ *   pnpm sim --seed S --html FILE    replays one seed and writes its space-time view (SpaceTime.ts)
  *   pnpm sim ... --bug NAME          with a planted bug switched on (see @synod/actors/Hooks)
  *
  * Exit status is non-zero unless violations, stalls and non-linearizable histories are all 0.
  * A failing seed is printed with its scenario, then reduced to the smallest case that
  * still fails.
  */
+import { writeFileSync } from "node:fs"
 import { PlantedBugs } from "@synod/actors/Hooks"
 import { Effect } from "effect"
 import { reduce } from "./Reduce.ts"
 import * as Scenario from "./Scenario.ts"
 import * as Simulation from "./Simulation.ts"
+import * as SpaceTime from "./SpaceTime.ts"
+import { Timeline } from "./Timeline.ts"
 
-const usage = `usage: pnpm sim [--first S] [--count N] | --seed S [--trace]   [--bug NAME] [--no-reduce]
+const usage = `usage: pnpm sim [--first S] [--count N] | --seed S [--trace] [--html FILE]   [--bug NAME] [--no-reduce]
   scenario overrides (otherwise derived from the seed):
     --f 1|2  --layout colocated|split  --clients N  --ops N  --keys N  --fault-ms N  --snapshot-every N
     --network on|off  --partitions on|off  --crashes on|off  --large on|off
@@ -42,6 +46,7 @@ for (let i = 0; i < args.length; i++) {
       "count",
       "seed",
       "trace",
+      "html",
       "bug",
       "no-reduce",
       "f",
@@ -73,6 +78,7 @@ const int = (name: string, dflt: number): number => {
   if (!Number.isInteger(n) || n < 0) fail(`--${name} must be a non-negative integer, got "${v}"`)
   return n
 }
+if (flags.has("html") && !flags.has("seed")) fail("--html needs --seed: it draws one run")
 const bug = flags.get("bug")
 if (bug !== undefined && !PlantedBugs.names.includes(bug as PlantedBugs.Name)) fail(`unknown planted bug "${bug}"`)
 const bugs = bug === undefined ? {} : { [bug as PlantedBugs.Name]: true }
@@ -130,11 +136,29 @@ const main = Effect.gen(function* () {
     const scenario = Scenario.fromSeed(int("seed", 0), overrides)
     process.stdout.write(`${Scenario.describe(scenario)}\n`)
     const trace = flags.has("trace") ? (line: string) => process.stdout.write(`${line}\n`) : undefined
-    const r = yield* Simulation.run(scenario, trace ? { trace } : {})
-    process.stdout.write(
+    const html = flags.get("html")
+    const timeline = typeof html === "string" ? new Timeline() : undefined
+    const r = yield* Simulation.run(scenario, { ...(trace ? { trace } : {}), ...(timeline ? { timeline } : {}) })
+    const outcome =
       `steps ${r.steps}, simulated ${r.simMs} ms, ${r.operations} operations (${r.unknown} unknown outcome), ` +
-        `${r.gcs} garbage collections, ${r.transfers} state transfers: ${summary(r)}\n`
-    )
+      `${r.gcs} garbage collections, ${r.transfers} state transfers: ${summary(r)}`
+    process.stdout.write(`${outcome}\n`)
+    if (typeof html === "string" && timeline !== undefined) {
+      const page = SpaceTime.render(timeline, {
+        title: `synod simulation, seed ${scenario.seed}${bug ? ` with planted bug ${bug}` : ""}`,
+        scenario: Scenario.describe(scenario),
+        outcome,
+        failed: Simulation.failed(r),
+        replay: replayCommand(scenario)
+      })
+      yield* Effect.try({
+        try: () => writeFileSync(html, page),
+        catch: (e) => new Error(`cannot write ${html}: ${e instanceof Error ? e.message : String(e)}`)
+      })
+      process.stdout.write(
+        `wrote ${html} (${Math.round(page.length / 1024)} KiB, ${timeline.arrows.length} messages)\n`
+      )
+    }
     return Simulation.failed(r) ? 1 : 0
   }
   const first = int("first", 1)
