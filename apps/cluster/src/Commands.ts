@@ -72,10 +72,10 @@ const usage = (url: string) => {
     `  curl -X POST ${url}/kv/greeting/cas ${json} -d '{"version":1,"value":"hi"}'`,
     `  curl '${url}/kv?prefix=gr'`,
     `  curl ${url}/status`,
-    `or with the CLI:`,
-    `  npx -y pnpm@10.34.9 synod kv put greeting hello --url ${url}`,
-    `  npx -y pnpm@10.34.9 synod kv get greeting --url ${url}`,
-    `  npx -y pnpm@10.34.9 synod status --url ${url}`,
+    `or with the CLI (node_modules/.bin/synod, or npx -y pnpm@10.34.9 exec synod):`,
+    `  synod kv put greeting hello --url ${url}`,
+    `  synod kv get greeting --url ${url}`,
+    `  synod status --url ${url}`,
     `OpenAPI document: ${url}${Api.openApiPath}`,
     `Stop with Ctrl-C.`
   ].join("\n")
