@@ -2,8 +2,8 @@
  * What every package's vitest config shares. The workspace's tests run the sources: the
  * `@synod/source` export condition (see any package.json's `exports`) points `@synod/*`
  * at `src/*.ts` instead of the built `dist/`, in the test files and, through NODE_OPTIONS,
- * in the processes they start (`synod serve`, fixtures). A passing test's log lines are
- * not printed; a failing test's are.
+ * in the processes they start (`synod serve`, fixtures). (Which console output is printed
+ * is the root config's `silent`: the reporter reads it.)
  */
 import { defineConfig } from "vitest/config"
 
@@ -17,7 +17,6 @@ export const shared = defineConfig({
     include: ["test/**/*.test.ts"],
     sequence: { concurrent: true },
     setupFiles: [new URL("./vitest.setup.ts", import.meta.url).pathname],
-    silent: "passed-only",
     env: { NODE_OPTIONS: "--conditions=@synod/source" }
   }
 })
