@@ -133,13 +133,18 @@ export class RequestErrors extends HttpApiMiddleware.Service<RequestErrors>()("@
 export const KeyParams = { key: Kv.Key }
 
 export const Found = Schema.Struct({ key: Schema.String, value: Schema.String, version: Kv.Version })
-export const PutBody = Schema.Struct({ value: Kv.Value })
+export const PutBody = Schema.Struct({ value: Kv.Value }).annotate({ examples: [{ value: "hello" }] })
 export const Written = Schema.Struct({ key: Schema.String, version: Kv.Version })
 export const Deleted = Schema.Struct({ key: Schema.String, existed: Schema.Boolean })
 export const CasBody = Schema.Struct({
   /** The version the key must have (0: it must be absent). */
   version: Kv.Version,
   value: Kv.Value
+}).annotate({
+  examples: [
+    { version: 1, value: "hi" },
+    { version: 0, value: "alice" }
+  ]
 })
 export const Listed = Schema.Struct({
   prefix: Schema.String,
@@ -225,24 +230,45 @@ export class KvGroup extends HttpApiGroup.make("kv")
       params: KeyParams,
       success: Found,
       error: [KeyNotFound, ...commandErrors]
-    }),
+    }).annotateMerge(
+      OpenApi.annotations({
+        summary: "Read a key",
+        description: "The key's value and version; 404 `KeyNotFound` when it is absent."
+      })
+    ),
     HttpApiEndpoint.put("put", "/kv/:key", {
       params: KeyParams,
       payload: PutBody,
       success: Written,
       error: [...bodyErrors, ...commandErrors]
-    }),
+    }).annotateMerge(
+      OpenApi.annotations({
+        summary: "Write a key",
+        description: "Sets the key's value, whatever was there; answers its new version (the writes applied so far)."
+      })
+    ),
     HttpApiEndpoint.delete("del", "/kv/:key", {
       params: KeyParams,
       success: Deleted,
       error: commandErrors
-    }),
+    }).annotateMerge(
+      OpenApi.annotations({
+        summary: "Delete a key",
+        description: "Removes the key; `existed` says whether it was there (deleting an absent key is not an error)."
+      })
+    ),
     HttpApiEndpoint.post("cas", "/kv/:key/cas", {
       params: KeyParams,
       payload: CasBody,
       success: Written,
       error: [VersionConflict, ...bodyErrors, ...commandErrors]
-    }),
+    }).annotateMerge(
+      OpenApi.annotations({
+        summary: "Compare-and-set a key",
+        description:
+          "Writes only if the key's version is `version` (0: only if it is absent, as a lock); otherwise 409 `VersionConflict` with what is there, and nothing changes."
+      })
+    ),
     HttpApiEndpoint.get("list", "/kv", {
       query: {
         prefix: Schema.optional(Schema.String),
@@ -252,7 +278,13 @@ export class KvGroup extends HttpApiGroup.make("kv")
       },
       success: Listed,
       error: commandErrors
-    })
+    }).annotateMerge(
+      OpenApi.annotations({
+        summary: "List keys by prefix",
+        description:
+          "Up to `limit` entries (default 100, at most 1000, and at most 256 KiB) whose key starts with `prefix`, in key order; `more` and `next` page through the rest (`after`)."
+      })
+    )
   )
   .annotateMerge(
     OpenApi.annotations({
@@ -261,18 +293,29 @@ export class KvGroup extends HttpApiGroup.make("kv")
     })
   ) {}
 
-export class SystemGroup extends HttpApiGroup.make("system", { topLevel: true }).add(
-  HttpApiEndpoint.get("status", "/status", { success: Status }),
-  HttpApiEndpoint.get("healthz", "/healthz", { success: Health }).annotateMerge(
-    OpenApi.annotations({ description: "Liveness: 200 while the process serves." })
-  ),
-  HttpApiEndpoint.get("readyz", "/readyz", { success: Ready, error: NotReady }).annotateMerge(
-    OpenApi.annotations({
-      description:
-        "Readiness: 200 once every replica of this process is caught up (not below the GC watermark) and an active leader is known; 503 saying why not."
-    })
+export class SystemGroup extends HttpApiGroup.make("system", { topLevel: true })
+  .annotateMerge(
+    OpenApi.annotations({ description: "The process and its servers: status, liveness and readiness probes." })
   )
-) {}
+  .add(
+    HttpApiEndpoint.get("status", "/status", { success: Status }).annotateMerge(
+      OpenApi.annotations({
+        summary: "Servers' state",
+        description:
+          "Per server this process hosts: its leader (active or not, ballot), its acceptor (promise, accepted slots, GC watermark) and its replica (slotOut, keys, revision)."
+      })
+    ),
+    HttpApiEndpoint.get("healthz", "/healthz", { success: Health }).annotateMerge(
+      OpenApi.annotations({ summary: "Liveness", description: "Liveness: 200 while the process serves." })
+    ),
+    HttpApiEndpoint.get("readyz", "/readyz", { success: Ready, error: NotReady }).annotateMerge(
+      OpenApi.annotations({
+        summary: "Readiness",
+        description:
+          "Readiness: 200 once every replica of this process is caught up (not below the GC watermark) and an active leader is known; 503 saying why not."
+      })
+    )
+  ) {}
 
 export class Api extends HttpApi.make("synod")
   .add(KvGroup)
@@ -286,7 +329,13 @@ export class Api extends HttpApi.make("synod")
     OpenApi.annotations({
       title: "synod",
       version,
-      description: "A replicated key-value and coordination service on Multi-Paxos."
+      description: "A replicated key-value and coordination service on Multi-Paxos.",
+      license: { name: "MIT", url: "https://opensource.org/licenses/MIT" },
+      // every process serves its own API; these are the defaults of `synod up` and `synod init`
+      servers: [
+        { url: "http://127.0.0.1:8080", description: "synod up (its --port)" },
+        { url: "http://127.0.0.1:8081", description: "s1 of synod init (its http.port)" }
+      ]
     })
   ) {}
 
