@@ -8,6 +8,7 @@
  *   pnpm bench load [flags]         many clients, large values: ops/s per interval, leader changes
  *   pnpm bench nats [flags]         throughput over NATS, 1..256 clients
  *   pnpm bench inmemory [flags]     in-memory 3-server cluster
+ *   pnpm bench startup [flags]      the built synod command: --version, and a restarted synod serve until it serves
  */
 import { spawn } from "node:child_process"
 
@@ -16,7 +17,8 @@ const benches: Record<string, string> = {
   failover: "apps/cluster/bench/failover.ts",
   load: "apps/cluster/bench/load.ts",
   nats: "apps/cluster/bench/nats.ts",
-  inmemory: "packages/actors/bench/inmemory.ts"
+  inmemory: "packages/actors/bench/inmemory.ts",
+  startup: "apps/cluster/bench/startup.ts"
 }
 
 const runOne = (file: string, args: ReadonlyArray<string>): Promise<number> =>

@@ -1,9 +1,3 @@
-import { defineConfig } from "vitest/config"
+import { shared } from "../../vitest.shared.ts"
 
-export default defineConfig({
-  test: {
-    include: ["test/**/*.test.ts"],
-    sequence: { concurrent: true },
-    setupFiles: ["../../vitest.setup.ts"]
-  }
-})
+export default shared

@@ -1,11 +1,10 @@
-import { defineConfig } from "vitest/config"
+import { defineConfig, mergeConfig } from "vitest/config"
+import { shared } from "../../vitest.shared.ts"
 
-export default defineConfig({
-  test: {
-    include: ["test/**/*.test.ts"],
-    sequence: { concurrent: true },
+export default mergeConfig(
+  shared,
+  defineConfig({
     // the tests of a file run at once and fsync a lot: on a busy 2-core machine 5 s is too tight
-    testTimeout: 30_000,
-    setupFiles: ["../../vitest.setup.ts"]
-  }
-})
+    test: { testTimeout: 30_000 }
+  })
+)

@@ -170,13 +170,18 @@ export class RequestErrors extends HttpApiMiddleware.Service<RequestErrors>()("@
 export const KeyParams = { key: Kv.Key }
 
 export const Found = Schema.Struct({ key: Schema.String, value: Schema.String, version: Kv.Version })
-export const PutBody = Schema.Struct({ value: Kv.Value })
+export const PutBody = Schema.Struct({ value: Kv.Value }).annotate({ examples: [{ value: "hello" }] })
 export const Written = Schema.Struct({ key: Schema.String, version: Kv.Version })
 export const Deleted = Schema.Struct({ key: Schema.String, existed: Schema.Boolean })
 export const CasBody = Schema.Struct({
   /** The version the key must have (0: it must be absent). */
   version: Kv.Version,
   value: Kv.Value
+}).annotate({
+  examples: [
+    { version: 1, value: "hi" },
+    { version: 0, value: "alice" }
+  ]
 })
 export const Listed = Schema.Struct({
   prefix: Schema.String,
@@ -262,24 +267,45 @@ export class KvGroup extends HttpApiGroup.make("kv")
       params: KeyParams,
       success: Found,
       error: [KeyNotFound, ...commandErrors]
-    }),
+    }).annotateMerge(
+      OpenApi.annotations({
+        summary: "Read a key",
+        description: "The key's value and version; 404 `KeyNotFound` when it is absent."
+      })
+    ),
     HttpApiEndpoint.put("put", "/kv/:key", {
       params: KeyParams,
       payload: PutBody,
       success: Written,
       error: [...bodyErrors, ...commandErrors]
-    }),
+    }).annotateMerge(
+      OpenApi.annotations({
+        summary: "Write a key",
+        description: "Sets the key's value, whatever was there; answers its new version (the writes applied so far)."
+      })
+    ),
     HttpApiEndpoint.delete("del", "/kv/:key", {
       params: KeyParams,
       success: Deleted,
       error: commandErrors
-    }),
+    }).annotateMerge(
+      OpenApi.annotations({
+        summary: "Delete a key",
+        description: "Removes the key; `existed` says whether it was there (deleting an absent key is not an error)."
+      })
+    ),
     HttpApiEndpoint.post("cas", "/kv/:key/cas", {
       params: KeyParams,
       payload: CasBody,
       success: Written,
       error: [VersionConflict, ...bodyErrors, ...commandErrors]
-    }),
+    }).annotateMerge(
+      OpenApi.annotations({
+        summary: "Compare-and-set a key",
+        description:
+          "Writes only if the key's version is `version` (0: only if it is absent, as a lock); otherwise 409 `VersionConflict` with what is there, and nothing changes."
+      })
+    ),
     HttpApiEndpoint.get("list", "/kv", {
       query: {
         prefix: Schema.optional(Schema.String),
@@ -289,7 +315,13 @@ export class KvGroup extends HttpApiGroup.make("kv")
       },
       success: Listed,
       error: commandErrors
-    })
+    }).annotateMerge(
+      OpenApi.annotations({
+        summary: "List keys by prefix",
+        description:
+          "Up to `limit` entries (default 100, at most 1000, and at most 256 KiB) whose key starts with `prefix`, in key order; `more` and `next` page through the rest (`after`)."
+      })
+    )
   )
   .annotateMerge(
     OpenApi.annotations({
@@ -306,6 +338,17 @@ export const TxnBody = Schema.Struct({
   compare: Schema.optionalKey(Kv.Txn.fields.compare),
   success: Schema.optionalKey(Kv.Txn.fields.success),
   failure: Schema.optionalKey(Kv.Txn.fields.failure)
+}).annotate({
+  examples: [
+    {
+      compare: [{ key: "lock", version: 0 }],
+      success: [
+        { op: "put", key: "lock", value: "alice" },
+        { op: "put", key: "lock/owner", value: "alice" }
+      ],
+      failure: [{ op: "get", key: "lock" }]
+    }
+  ]
 })
 export type TxnBody = typeof TxnBody.Type
 
@@ -319,18 +362,20 @@ export const TxnAnswer = Schema.Struct({
 })
 export type TxnAnswer = typeof TxnAnswer.Type
 
-export class TxnGroup extends HttpApiGroup.make("txn", { topLevel: true }).add(
-  HttpApiEndpoint.post("txn", "/txn", {
-    payload: TxnBody,
-    success: TxnAnswer,
-    error: [...bodyErrors, ...commandErrors]
-  }).annotateMerge(
-    OpenApi.annotations({
-      summary: "A transaction: compare, then put/delete/get atomically",
-      description: `etcd-style: if every comparison holds (on a key's \`version\`, \`value\` or \`exists\`, with \`op\` one of = != < >, default =), the \`success\` operations run, else the \`failure\` ones; all in one command of the log, so nothing falls between them. Each write takes its own revision, in the order of the operations. At most ${Kv.maxTxnCompares} comparisons and ${Kv.maxTxnOps} operations per branch; the whole transaction must fit one message of the cluster (else 413).`
-    })
-  )
-) {}
+export class TxnGroup extends HttpApiGroup.make("txn", { topLevel: true })
+  .annotateMerge(OpenApi.annotations({ description: "Multi-key transactions: compare, then write, atomically." }))
+  .add(
+    HttpApiEndpoint.post("txn", "/txn", {
+      payload: TxnBody,
+      success: TxnAnswer,
+      error: [...bodyErrors, ...commandErrors]
+    }).annotateMerge(
+      OpenApi.annotations({
+        summary: "A transaction: compare, then put/delete/get atomically",
+        description: `etcd-style: if every comparison holds (on a key's \`version\`, \`value\` or \`exists\`, with \`op\` one of = != < >, default =), the \`success\` operations run, else the \`failure\` ones; all in one command of the log, so nothing falls between them. Each write takes its own revision, in the order of the operations. At most ${Kv.maxTxnCompares} comparisons and ${Kv.maxTxnOps} operations per branch; the whole transaction must fit one message of the cluster (else 413).`
+      })
+    )
+  ) {}
 
 // ---------------------------------------------------------------------------------------
 // backup and restore
@@ -364,6 +409,8 @@ export const RestoreChunk = Schema.Struct({
   entries: Kv.Restore.fields.entries,
   /** On the last chunk: the backup's revision; the staged chunks then become the store. */
   done: Kv.Restore.fields.done
+}).annotate({
+  examples: [{ id: "m1x2-4k9", index: 0, entries: [["greeting", "hello", 1]], done: { revision: 1 } }]
 })
 export type RestoreChunk = typeof RestoreChunk.Type
 
@@ -399,7 +446,12 @@ export class SnapshotGroup extends HttpApiGroup.make("snapshot")
       })
     )
   )
-  .annotateMerge(OpenApi.annotations({ title: "Backup and restore" })) {}
+  .annotateMerge(
+    OpenApi.annotations({
+      title: "Backup and restore",
+      description: "A consistent backup of the store, and its restore into a new cluster."
+    })
+  ) {}
 
 // ---------------------------------------------------------------------------------------
 // watches
@@ -454,32 +506,45 @@ export const WatchQuery = {
   )
 }
 
-export class WatchGroup extends HttpApiGroup.make("watch", { topLevel: true }).add(
-  HttpApiEndpoint.get("watch", "/watch", {
-    query: WatchQuery,
-    success: HttpApiSchema.StreamSse({ events: SseEvent }),
-    error: [Compacted, NoReplica, TooManyWatches, BadRequest]
-  }).annotateMerge(
-    OpenApi.annotations({
-      summary: "Watch a key or a prefix from a revision (Server-Sent Events)",
-      description:
-        "Every write to the key (`key=`) or to keys under the prefix (`prefix=`) from `fromRevision` on, in revision order, with no gaps and no duplicates: `event: put` or `event: del`, `id:` the revision, `data:` `{revision, type, key, value?}`. While nothing matches, `event: progress` with `{revision}` now and then (at least every 10 s): the revision to resume from is the last `id` + 1 (a `Last-Event-ID` header does the same). A revision older than the history kept gets 410 Compacted naming the oldest available one, or, once streaming, an `event: compacted` with the same body, and the stream ends. Served from this process's replica (503 NoReplica if it hosts none), which may lag the log: events come once it has applied them."
-    })
-  )
-) {}
+export class WatchGroup extends HttpApiGroup.make("watch", { topLevel: true })
+  .annotateMerge(OpenApi.annotations({ description: "Changes to keys as they are applied, from a revision on." }))
+  .add(
+    HttpApiEndpoint.get("watch", "/watch", {
+      query: WatchQuery,
+      success: HttpApiSchema.StreamSse({ events: SseEvent }),
+      error: [Compacted, NoReplica, TooManyWatches, BadRequest]
+    }).annotateMerge(
+      OpenApi.annotations({
+        summary: "Watch a key or a prefix from a revision (Server-Sent Events)",
+        description:
+          "Every write to the key (`key=`) or to keys under the prefix (`prefix=`) from `fromRevision` on, in revision order, with no gaps and no duplicates: `event: put` or `event: del`, `id:` the revision, `data:` `{revision, type, key, value?}`. While nothing matches, `event: progress` with `{revision}` now and then (at least every 10 s): the revision to resume from is the last `id` + 1 (a `Last-Event-ID` header does the same). A revision older than the history kept gets 410 Compacted naming the oldest available one, or, once streaming, an `event: compacted` with the same body, and the stream ends. Served from this process's replica (503 NoReplica if it hosts none), which may lag the log: events come once it has applied them."
+      })
+    )
+  ) {}
 
-export class SystemGroup extends HttpApiGroup.make("system", { topLevel: true }).add(
-  HttpApiEndpoint.get("status", "/status", { success: Status }),
-  HttpApiEndpoint.get("healthz", "/healthz", { success: Health }).annotateMerge(
-    OpenApi.annotations({ description: "Liveness: 200 while the process serves." })
-  ),
-  HttpApiEndpoint.get("readyz", "/readyz", { success: Ready, error: NotReady }).annotateMerge(
-    OpenApi.annotations({
-      description:
-        "Readiness: 200 once every replica of this process is caught up (not below the GC watermark) and an active leader is known; 503 saying why not."
-    })
+export class SystemGroup extends HttpApiGroup.make("system", { topLevel: true })
+  .annotateMerge(
+    OpenApi.annotations({ description: "The process and its servers: status, liveness and readiness probes." })
   )
-) {}
+  .add(
+    HttpApiEndpoint.get("status", "/status", { success: Status }).annotateMerge(
+      OpenApi.annotations({
+        summary: "Servers' state",
+        description:
+          "Per server this process hosts: its leader (active or not, ballot), its acceptor (promise, accepted slots, GC watermark) and its replica (slotOut, keys, revision)."
+      })
+    ),
+    HttpApiEndpoint.get("healthz", "/healthz", { success: Health }).annotateMerge(
+      OpenApi.annotations({ summary: "Liveness", description: "Liveness: 200 while the process serves." })
+    ),
+    HttpApiEndpoint.get("readyz", "/readyz", { success: Ready, error: NotReady }).annotateMerge(
+      OpenApi.annotations({
+        summary: "Readiness",
+        description:
+          "Readiness: 200 once every replica of this process is caught up (not below the GC watermark) and an active leader is known; 503 saying why not."
+      })
+    )
+  ) {}
 
 export class Api extends HttpApi.make("synod")
   .add(KvGroup)
@@ -497,7 +562,13 @@ export class Api extends HttpApi.make("synod")
     OpenApi.annotations({
       title: "synod",
       version,
-      description: "A replicated key-value and coordination service on Multi-Paxos."
+      description: "A replicated key-value and coordination service on Multi-Paxos.",
+      license: { name: "MIT", url: "https://opensource.org/licenses/MIT" },
+      // every process serves its own API; these are the defaults of `synod up` and `synod init`
+      servers: [
+        { url: "http://127.0.0.1:8080", description: "synod up (its --port)" },
+        { url: "http://127.0.0.1:8081", description: "s1 of synod init (its http.port)" }
+      ]
     })
   ) {}
 

@@ -3,6 +3,7 @@
  *
  * - `synod up` — a 3-server cluster in this process with the HTTP API;
  * - `synod serve --config FILE` — one server of a cluster over NATS, with the HTTP API;
+ * - `synod init` — the config files of an N-server cluster for `synod serve`;
  * - `synod kv get|put|del|cas|list|txn|watch` — key-value operations, transactions and
  *   watches against a running cluster;
  * - `synod snapshot save|restore FILE` — back up a store, seed a new cluster from a backup;
@@ -35,6 +36,7 @@ import * as ApiServer from "./ApiServer.ts"
 import * as Backup from "./Backup.ts"
 import * as Embedded from "./Embedded.ts"
 import * as Lifecycle from "./Lifecycle.ts"
+import * as Init from "./Init.ts"
 import * as Serve from "./Serve.ts"
 import { version } from "./Version.ts"
 import * as WatchClient from "./WatchClient.ts"
@@ -106,10 +108,10 @@ const usage = (url: string) => {
     `  curl -X POST ${url}/kv/greeting/cas ${json} -d '{"version":1,"value":"hi"}'`,
     `  curl '${url}/kv?prefix=gr'`,
     `  curl ${url}/status`,
-    `or with the CLI:`,
-    `  npx -y pnpm@10.34.9 synod kv put greeting hello --url ${url}`,
-    `  npx -y pnpm@10.34.9 synod kv get greeting --url ${url}`,
-    `  npx -y pnpm@10.34.9 synod status --url ${url}`,
+    `or with the CLI (node_modules/.bin/synod, or npx -y pnpm@10.34.9 exec synod):`,
+    `  synod kv put greeting hello --url ${url}`,
+    `  synod kv get greeting --url ${url}`,
+    `  synod status --url ${url}`,
     `OpenAPI document: ${url}${Api.openApiPath}`,
     `Live dashboard: ${url}/ui   Prometheus metrics: ${url}/metrics`,
     `Stop with Ctrl-C.`
@@ -268,6 +270,84 @@ const serve = Command.make(
   Command.withExamples([
     { command: "synod serve --config s1.json", description: "The server the config names" },
     { command: "synod serve --config s1.json --http-port 8081", description: "With the HTTP API on port 8081" }
+  ])
+)
+
+// ---------------------------------------------------------------------------------------
+// synod init
+
+const init = Command.make(
+  "init",
+  {
+    servers: Flag.Int("servers").pipe(
+      Flag.withDescription(`How many servers (1-${Init.maxServers}): s1..sN, each an acceptor, a leader and a replica`),
+      Flag.withSchema(Init.Servers),
+      Flag.withDefault(3)
+    ),
+    nats: Flag.String("nats").pipe(
+      Flag.withDescription("NATS URL(s) the servers connect to, comma-separated"),
+      Flag.withDefault("nats://127.0.0.1:4222")
+    ),
+    dataDir: Flag.String("data-dir").pipe(
+      Flag.withDescription("Data root: server sK keeps its state in <data-dir>/sK (relative: to where it runs)"),
+      Flag.withDefault("data")
+    ),
+    httpPort: Flag.Int("http-port").pipe(
+      Flag.withDescription("HTTP port of s1; sK listens on this + K - 1"),
+      Flag.withSchema(Serve.Port),
+      Flag.withDefault(8081)
+    ),
+    httpHost: Flag.String("http-host").pipe(
+      Flag.withDescription("Address the HTTP APIs listen on (default 127.0.0.1)"),
+      Flag.optional
+    ),
+    name: Flag.String("name").pipe(
+      Flag.withDescription("Cluster name: the NATS subject prefix synod.<name>"),
+      Flag.withDefault("synod")
+    ),
+    dir: Flag.String("dir").pipe(Flag.withDescription("Where to write s1.json..sN.json"), Flag.withDefault(".")),
+    force: Flag.Boolean("force").pipe(Flag.withDescription("Overwrite existing files"), Flag.withDefault(false))
+  },
+  Effect.fn(function* (flags) {
+    const fs = yield* FileSystem.FileSystem
+    const made = Init.configs({
+      servers: flags.servers,
+      name: flags.name,
+      nats: splitUrls(flags.nats),
+      dataRoot: flags.dataDir,
+      httpPort: flags.httpPort,
+      ...ifSome("httpHost", flags.httpHost)
+    })
+    if (Result.isFailure(made)) return yield* fail(ExitCode.usage, `synod init: ${made.failure}`)
+    const files = made.success
+    const path = (f: Init.File) => Init.pathIn(flags.dir, f)
+    if (!flags.force) {
+      for (const f of files) {
+        if (yield* fs.exists(path(f)).pipe(Effect.orElseSucceed(() => false)))
+          return yield* fail(ExitCode.usage, `synod init: ${path(f)} exists (--force overwrites it)`)
+      }
+    }
+    yield* fs
+      .makeDirectory(flags.dir, { recursive: true })
+      .pipe(Effect.catch((e) => fail(ExitCode.usage, `synod init: cannot create ${flags.dir}: ${describe(e)}`)))
+    for (const f of files) {
+      yield* fs
+        .writeFileString(path(f), `${JSON.stringify(f.config, null, 2)}\n`)
+        .pipe(Effect.catch((e) => fail(ExitCode.usage, `synod init: cannot write ${path(f)}: ${describe(e)}`)))
+    }
+    yield* Console.log(
+      `synod init: wrote ${files.map(path).join(", ")}: cluster "${flags.name}" of ${files.length} server(s) over ${flags.nats}\n`
+    )
+    yield* Console.log(Init.nextSteps(flags.dir, files))
+  })
+).pipe(
+  Command.withDescription("Write the config files of an N-server cluster over NATS, one per synod serve process"),
+  Command.withExamples([
+    { command: "synod init", description: "s1.json..s3.json: NATS on 127.0.0.1:4222, data/sK, HTTP ports 8081-8083" },
+    {
+      command: "synod init --servers 5 --nats nats://10.0.0.5:4222 --data-dir /var/lib/synod --http-port 9001",
+      description: "Five servers"
+    }
   ])
 )
 
@@ -792,6 +872,7 @@ export const synod = Command.make("synod").pipe(
   Command.withSubcommands([
     up,
     serve,
+    init,
     kv.pipe(Command.withSubcommands([get, put, del, cas, list, txn, watchCommand])),
     snapshot.pipe(Command.withSubcommands([save, restore])),
     status,

@@ -1,26 +1,18 @@
 /**
- * `synod`: the command line of the cluster app (see `Commands.ts` for the commands and
- * exit codes). Run it with `node apps/cluster/src/cli.ts …` or `pnpm synod …`.
+ * `synod`: the entry point of the cluster app's command line (see `Commands.ts` for the
+ * commands and exit codes). The `synod` command (`bin/synod.js`) runs its build,
+ * `dist/cli.js`; from the sources: `pnpm synod …`.
+ *
+ * `synod --version` is answered here, before the command line's modules load (Effect, the
+ * platform, NATS, the HTTP server: about half a second of a start): scripts and health
+ * checks call it often. Its output is the one effect/cli prints.
  */
-import { NodeRuntime, NodeServices } from "@effect/platform-node"
-import { Cause, Effect, Exit } from "effect"
-import { CliFailure, ExitCode, run } from "./Commands.ts"
+import { version } from "./Version.ts"
 
-/** The exit code of a finished run: see `Commands.ts`. */
-const exitCode = (exit: Exit.Exit<unknown, unknown>): number => {
-  if (Exit.isSuccess(exit)) return 0
-  // SIGINT/SIGTERM interrupt `synod up`/`synod serve`; their finalizers ran: a clean stop
-  if (Cause.hasInterruptsOnly(exit.cause)) return 0
-  const error = Cause.findErrorOption(exit.cause)
-  if (error._tag === "Some") {
-    const e = error.value
-    if (e instanceof CliFailure) return e.exitCode
-    // effect/cli's parse errors (already printed with the help text)
-    if (typeof e === "object" && e !== null && "_tag" in e && e._tag === "ShowHelp") return ExitCode.usage
-  }
-  return 1
+const args = process.argv.slice(2)
+if (args.length === 1 && (args[0] === "--version" || args[0] === "-v")) {
+  process.stdout.write(`synod v${version}\n`)
+} else {
+  const { main } = await import("./Main.ts")
+  main()
 }
-
-run.pipe(Effect.provide(NodeServices.layer), (program) =>
-  NodeRuntime.runMain(program, { teardown: (exit, onExit) => onExit(exitCode(exit)) })
-)

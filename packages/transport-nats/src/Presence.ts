@@ -33,7 +33,12 @@ import * as Subjects from "./Subjects.ts"
 export interface Options {
   readonly cluster: string
   readonly node: string
-  /** How long a starting process listens for another one before it takes the id (default 1 second). */
+  /**
+   * How long a starting process listens for another one before it takes the id (default
+   * 400 ms). A holder answers within a NATS round trip and its event loop's delay; every
+   * restart waits this long before it serves, so it is a fail-over's floor. A holder too
+   * busy to answer in time is still caught by the heartbeat (an error, counted).
+   */
   readonly probeTimeout?: Duration.Input
   /** How often a running process announces itself (default 5 seconds). */
   readonly heartbeat?: Duration.Input
@@ -177,7 +182,7 @@ export const claim = Effect.fn("Presence.claim")(function* (options: Options) {
     )
   }
   yield* announce("Probe")
-  const other = yield* Deferred.await(conflict).pipe(Effect.timeoutOption(options.probeTimeout ?? "1 second"))
+  const other = yield* Deferred.await(conflict).pipe(Effect.timeoutOption(options.probeTimeout ?? "400 millis"))
   if (Option.isSome(other)) {
     phase = "refused"
     const o = other.value

@@ -1,0 +1,44 @@
+/**
+ * Runs the `synod` command line (`Commands.ts`: the commands and exit codes) on Node with
+ * this process's arguments; `cli.ts` loads it.
+ *
+ * @since 0.2.0
+ */
+import { NodeRuntime, NodeServices } from "@effect/platform-node"
+import { Cause, Console, Effect, Exit, Layer } from "effect"
+import { CliOutput } from "effect/cli"
+import { CliFailure, ExitCode, run } from "./Commands.ts"
+
+/**
+ * Wrong arguments print what is wrong and where the help is, on stderr; the help itself
+ * only when asked for (`--help`), so that the error is not lost below it.
+ */
+const presenter = CliOutput.layerPresenter({
+  present: (event) =>
+    event._tag === "InvalidInvocation"
+      ? Effect.gen(function* () {
+          for (const error of event.errors) yield* Console.error(`error: ${error.message}`)
+          yield* Console.error(`Run "${event.commandPath.join(" ")} --help" for usage.`)
+        })
+      : CliOutput.defaultPresenter.present(event)
+})
+
+/** The exit code of a finished run: see `Commands.ts`. */
+const exitCode = (exit: Exit.Exit<unknown, unknown>): number => {
+  if (Exit.isSuccess(exit)) return 0
+  // SIGINT/SIGTERM interrupt `synod up`/`synod serve`; their finalizers ran: a clean stop
+  if (Cause.hasInterruptsOnly(exit.cause)) return 0
+  const error = Cause.findErrorOption(exit.cause)
+  if (error._tag === "Some") {
+    const e = error.value
+    if (e instanceof CliFailure) return e.exitCode
+    // effect/cli's parse errors (already printed with the help text)
+    if (typeof e === "object" && e !== null && "_tag" in e && e._tag === "ShowHelp") return ExitCode.usage
+  }
+  return 1
+}
+
+export const main = (): void =>
+  run.pipe(Effect.provide(Layer.merge(NodeServices.layer, presenter)), (program) =>
+    NodeRuntime.runMain(program, { teardown: (exit, onExit) => onExit(exitCode(exit)) })
+  )
