@@ -81,6 +81,7 @@ const KvHandlers = HttpApiBuilder.group(
     const backend = yield* Backend
     const submit = (command: Kv.Command) =>
       backend.submit(command).pipe(
+        Effect.withSpan("synod.submit", { attributes: { "synod.command": command._tag } }),
         Effect.catchTags({
           OutcomeUnknown: (e) => Effect.fail(new Api.OutcomeUnknown({ outcome: "unknown", message: e.message })),
           CommandRejected: (e) => Effect.fail(new Api.CommandRejected({ message: e.reason })),

@@ -38,6 +38,7 @@ import * as Embedded from "./Embedded.ts"
 import * as Lifecycle from "./Lifecycle.ts"
 import * as Init from "./Init.ts"
 import * as Serve from "./Serve.ts"
+import * as Tracing from "./Tracing.ts"
 import { version } from "./Version.ts"
 import * as WatchClient from "./WatchClient.ts"
 
@@ -171,7 +172,12 @@ const up = Command.make(
       yield* Console.log(`HTTP API on ${url}\n`)
       yield* Console.log(usage(url))
       return yield* Lifecycle.serve("synod up", { url, transport: Option.isSome(urls) ? "nats" : "memory" })
-    }).pipe(Effect.scoped, Lifecycle.stopped("synod up"), Effect.provide(logging(level)))
+    }).pipe(
+      Effect.scoped,
+      Lifecycle.stopped("synod up"),
+      Effect.provide(Tracing.layer(process.env)),
+      Effect.provide(logging(level))
+    )
   })
 ).pipe(
   Command.withDescription(
@@ -261,7 +267,12 @@ const serve = Command.make(
         cluster: host.name,
         ...(Option.isSome(started) ? { url: started.value } : {})
       })
-    }).pipe(Effect.scoped, Lifecycle.stopped("synod serve"), Effect.provide(Host.logging(host)))
+    }).pipe(
+      Effect.scoped,
+      Lifecycle.stopped("synod serve"),
+      Effect.provide(Tracing.layer(process.env)),
+      Effect.provide(Host.logging(host))
+    )
   })
 ).pipe(
   Command.withDescription(
