@@ -169,7 +169,31 @@ export class RequestErrors extends HttpApiMiddleware.Service<RequestErrors>()("@
 
 export const KeyParams = { key: Kv.Key }
 
-export const Found = Schema.Struct({ key: Schema.String, value: Schema.String, version: Kv.Version })
+/** This process hosts no replica, and what was asked is served from a local one. */
+export class NoReplica extends Schema.TaggedError<NoReplica>()(
+  "NoReplica",
+  { message: Schema.String },
+  { httpApiStatus: 503 }
+) {}
+
+export const Found = Schema.Struct({
+  key: Schema.String,
+  value: Schema.String,
+  version: Kv.Version,
+  /** Present on a serializable read: the answer is this server's replica's, possibly stale. */
+  consistency: Schema.optionalKey(Schema.Literal("serializable")),
+  /** On a serializable read: the revision (writes applied) of the store it was read from. */
+  revision: Schema.optionalKey(Kv.Version)
+})
+
+/**
+ * How a read is served: `linearizable` (the default) goes through the log, so it sees
+ * every write that completed before it; `serializable` reads this server's replica as it
+ * is, at once and without the log: it may miss recent writes (it is labelled so).
+ */
+export const GetQuery = {
+  consistency: Schema.optional(Schema.Literals(["linearizable", "serializable"]))
+}
 export const PutBody = Schema.Struct({ value: Kv.Value }).annotate({ examples: [{ value: "hello" }] })
 export const Written = Schema.Struct({ key: Schema.String, version: Kv.Version })
 export const Deleted = Schema.Struct({ key: Schema.String, existed: Schema.Boolean })
@@ -265,12 +289,14 @@ export class KvGroup extends HttpApiGroup.make("kv")
   .add(
     HttpApiEndpoint.get("get", "/kv/:key", {
       params: KeyParams,
+      query: GetQuery,
       success: Found,
-      error: [KeyNotFound, ...commandErrors]
+      error: [KeyNotFound, NoReplica, ...commandErrors]
     }).annotateMerge(
       OpenApi.annotations({
         summary: "Read a key",
-        description: "The key's value and version; 404 `KeyNotFound` when it is absent."
+        description:
+          "The key's value and version; 404 `KeyNotFound` when it is absent. By default through the log (linearizable: it sees every write that completed before the read began). `consistency=serializable` reads this server's replica at once, without the log: possibly stale, and the answer says so (`consistency`, and the `revision` it was read at); 503 `NoReplica` when this process hosts none."
       })
     ),
     HttpApiEndpoint.put("put", "/kv/:key", {
@@ -379,13 +405,6 @@ export class TxnGroup extends HttpApiGroup.make("txn", { topLevel: true })
 
 // ---------------------------------------------------------------------------------------
 // backup and restore
-
-/** This process hosts no replica, and what was asked is served from a local one. */
-export class NoReplica extends Schema.TaggedError<NoReplica>()(
-  "NoReplica",
-  { message: Schema.String },
-  { httpApiStatus: 503 }
-) {}
 
 /** The cluster refused a restore chunk; `reason` says why (nothing was restored). */
 export class RestoreRefused extends Schema.TaggedError<RestoreRefused>()(

@@ -90,8 +90,20 @@ const KvHandlers = HttpApiBuilder.group(
         })
       )
     return handlers.handleAll({
-      get: Effect.fn(function* ({ params: { key } }) {
+      get: Effect.fn(function* ({ params: { key }, query }) {
         const command: Kv.Command = { _tag: "Get", key }
+        if (query.consistency === "serializable") {
+          // the local replica's state as it is: no slot, no round trip, possibly stale
+          const applied = backend.applied
+          if (applied === undefined) {
+            return yield* new Api.NoReplica({ message: "this process hosts no replica to read from" })
+          }
+          const state = yield* applied.current
+          const [, r] = Kv.apply(state, command)
+          if (r._tag !== "Value") return yield* unexpected(command, r)
+          if (r.value === null) return yield* new Api.KeyNotFound({ key })
+          return { key, value: r.value, version: r.version, consistency: "serializable" as const, revision: state.revision }
+        }
         const r = yield* submit(command)
         if (r._tag !== "Value") return yield* unexpected(command, r)
         if (r.value === null) return yield* new Api.KeyNotFound({ key })

@@ -479,10 +479,19 @@ const kv = Command.make("kv").pipe(
 const keyArg = Argument.String("key").pipe(Argument.withDescription("The key"), Argument.withSchema(Kv.Key))
 const valueArg = Argument.String("value").pipe(Argument.withDescription("The value"), Argument.withSchema(Kv.Value))
 
-const get = Command.make("get", { key: keyArg }, ({ key }) =>
-  Effect.flatMap(kv, ({ url, tokenFile }) => withCluster(url, tokenFile, (c) => c.kv.get({ params: { key } }))).pipe(
-    Effect.flatMap(print)
-  )
+const serializableFlag = Flag.Boolean("serializable").pipe(
+  Flag.withDescription(
+    "Read the server's replica at once, without the log: possibly stale (the answer says so, with the revision read)"
+  ),
+  Flag.withDefault(false)
+)
+
+const get = Command.make("get", { key: keyArg, serializable: serializableFlag }, ({ key, serializable }) =>
+  Effect.flatMap(kv, ({ url, tokenFile }) =>
+    withCluster(url, tokenFile, (c) =>
+      c.kv.get({ params: { key }, query: serializable ? { consistency: "serializable" } : {} })
+    )
+  ).pipe(Effect.flatMap(print))
 ).pipe(Command.withDescription("Print a key's value and version (exit 1 when absent)"))
 
 const put = Command.make("put", { key: keyArg, value: valueArg }, ({ key, value }) =>
