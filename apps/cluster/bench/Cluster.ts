@@ -88,6 +88,8 @@ export interface Server {
   readonly paused: () => boolean
   /** SIGKILL, and wait until the process is gone. */
   readonly kill: Effect.Effect<void>
+  /** SIGTERM (a clean stop: an active leader hands over first), and wait until the process is gone. */
+  readonly terminate: Effect.Effect<void>
   /** Starts the process again from its config and data directory; waits for its HTTP API. */
   readonly restart: Effect.Effect<void, BenchError>
   readonly pause: Effect.Effect<void>
@@ -166,6 +168,12 @@ const server = Effect.fnUntraced(function* (dir: string, id: string, config: obj
     c.kill("SIGKILL")
     return exited(c)
   })
+  const terminate = Effect.suspend(() => {
+    const c = child
+    if (c === undefined) return Effect.void
+    c.kill("SIGTERM")
+    return exited(c)
+  })
   const launch = Effect.suspend(() => {
     stopped = false
     let seen = ""
@@ -226,6 +234,7 @@ const server = Effect.fnUntraced(function* (dir: string, id: string, config: obj
     running,
     paused: () => stopped,
     kill,
+    terminate,
     restart: launch,
     pause: Effect.sync(() => {
       stopped = true

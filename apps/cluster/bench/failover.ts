@@ -1,8 +1,9 @@
 /**
  * Fail-over benchmark: a nats-server and 3 (then 5) `synod serve` processes with fsync,
  * 64 closed-loop clients in this process, and the active leader faulted again and again:
- * SIGKILLed (then restarted from its data directory) 10 times, then stopped with SIGSTOP
- * for 3 s and resumed with SIGCONT 5 times. Before each fault the cluster must be whole,
+ * SIGKILLed (then restarted from its data directory) 10 times, stopped cleanly with
+ * SIGTERM (it hands the leadership over first; then restarted) 3 times, then stopped with
+ * SIGSTOP for 3 s and resumed with SIGCONT 5 times. Before each fault the cluster must be whole,
  * have an active leader and commit writes, and keep that leader through 2 s of settling.
  *
  * For each fault it prints the time from the fault to the commit of the first write
@@ -16,7 +17,7 @@
  *   pnpm bench failover                                  3 servers, then 5
  *   pnpm bench failover --servers 3 --kills 2 --pauses 1
  *
- * Flags: --servers N, --kills N, --pauses N, --clients N (64), --value-bytes N (100),
+ * Flags: --servers N, --kills N, --stops N (3), --pauses N, --clients N (64), --value-bytes N (100),
  * --client-timeout MS (2500), --cap S (30), --settle S (2), --pause-seconds S (3), --keep
  * (keep data and logs).
  */
@@ -27,6 +28,7 @@ import { flag, has, now, percentile, print } from "./Cluster.ts"
 
 const serverCounts = has("servers") ? [flag("servers", 3)] : [3, 5]
 const kills = flag("kills", 10)
+const stops = flag("stops", 3)
 const pauses = flag("pauses", 5)
 const clients = flag("clients", 64)
 const valueBytes = flag("value-bytes", 100)
@@ -37,7 +39,7 @@ const pauseMs = flag("pause-seconds", 3) * 1000
 const targetMs = (servers: number) => (servers <= 3 ? 1000 : 1500)
 const gapTargetMs = 2000
 
-type Kind = "kill" | "pause"
+type Kind = "kill" | "stop" | "pause"
 
 interface Event {
   readonly kind: Kind
@@ -123,6 +125,7 @@ const scenario = (servers: number) =>
     })
     print(`${clients} clients writing ${valueBytes}-byte values; waiting for a leader and commits…`)
     const plan: Array<Kind> = [...Array.from({ length: kills }, () => "kill" as const)]
+    for (let i = 0; i < stops; i++) plan.push("stop")
     for (let i = 0; i < pauses; i++) plan.push("pause")
     const events: Array<Event> = []
     let aborted: string | undefined
@@ -142,8 +145,10 @@ const scenario = (servers: number) =>
       const unknownBefore = load.unknown()
       eventGapMs = 0
       const t0 = now()
+      // a clean stop waits in the background: the process exits once its successor leads
+      const stopping = kind === "stop" ? yield* Effect.forkChild(server.terminate) : undefined
       if (kind === "kill") yield* server.kill
-      else yield* server.pause
+      else if (kind === "pause") yield* server.pause
       const resumer =
         kind === "pause"
           ? yield* Effect.forkChild(Effect.sleep(pauseMs).pipe(Effect.andThen(server.resume)))
@@ -154,6 +159,7 @@ const scenario = (servers: number) =>
       eventGapMs = Math.max(eventGapMs, now() - load.lastCommit())
       gapMs = Math.max(gapMs, eventGapMs)
       let restartError: string | undefined
+      if (stopping !== undefined) yield* Fiber.join(stopping)
       if (resumer !== undefined) yield* Fiber.join(resumer)
       else {
         const r = yield* Effect.result(server.restart)
@@ -227,7 +233,7 @@ const summary = (scenarios: ReadonlyArray<Scenario>) => {
   )
   let pass = true
   for (const s of scenarios) {
-    for (const kind of ["kill", "pause"] as const) {
+    for (const kind of ["kill", "stop", "pause"] as const) {
       const evs = s.events.filter((e) => e.kind === kind)
       if (evs.length > 0) {
         const gap = Math.max(...evs.map((e) => e.gapMs))
@@ -237,7 +243,7 @@ const summary = (scenarios: ReadonlyArray<Scenario>) => {
     }
     const ms = s.events.map((e) => e.ms).sort((a, b) => a - b)
     const p99 = percentile(ms, 99)
-    const planned = kills + pauses
+    const planned = kills + stops + pauses
     const reasons: Array<string> = []
     if (s.aborted !== undefined || s.events.length < planned) reasons.push(`${s.events.length}/${planned} events run`)
     if (ms.some((m) => !Number.isFinite(m))) reasons.push("no recovery")
@@ -262,7 +268,7 @@ const summary = (scenarios: ReadonlyArray<Scenario>) => {
 const main = Effect.gen(function* () {
   print(
     `fail-over benchmark: ${serverCounts.join(" then ")} servers over NATS, fsync on, ${clients} clients, ` +
-      `${kills} leader kills and ${pauses} leader pauses of ${pauseMs / 1000} s each, cap ${capMs / 1000} s per event`
+      `${kills} leader kills, ${stops} clean leader stops and ${pauses} leader pauses of ${pauseMs / 1000} s each, cap ${capMs / 1000} s per event`
   )
   const scenarios: Array<Scenario> = []
   for (const n of serverCounts) scenarios.push(yield* scenario(n))

@@ -204,6 +204,19 @@ export class AcceptorCore {
         this.out.persist({ promised: this.promised, accepted: [], watermark: w })
         return this.out.event({ _tag: "Forgot", watermark: w })
       }
+      case "Heartbeat": {
+        // the leader of its promise resigned (an inactive heartbeat: its process stops
+        // cleanly): its lease ends now, so the successor's P1a is promised at once
+        if (
+          !message.active &&
+          Address.role(from) === "leader" &&
+          Address.id(from) === message.ballot.leader &&
+          Ballot.equals(message.ballot, this.promised)
+        ) {
+          this.lastAccept = Number.NEGATIVE_INFINITY
+        }
+        return
+      }
     }
   }
 
@@ -235,7 +248,7 @@ export interface Status {
 }
 
 const isInbound = (m: Message.Message): m is Message.AcceptorInbound =>
-  m._tag === "P1a" || m._tag === "P2a" || m._tag === "Progress"
+  m._tag === "P1a" || m._tag === "P2a" || m._tag === "Progress" || m._tag === "Heartbeat"
 
 /** Merges a batch's records into one append: the last promise, every accept, the highest watermark. */
 export const mergeRecords = (records: ReadonlyArray<Storage.AcceptorRecord>): Storage.AcceptorRecord => {

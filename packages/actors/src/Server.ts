@@ -23,6 +23,13 @@ export interface Options<S, C, R> {
   readonly roles?: ReadonlyArray<Role>
   /** The replica saves a snapshot when it stops cleanly, so a restart replays nothing. */
   readonly snapshotOnClose?: boolean
+  /**
+   * When it stops cleanly, an active leader hands the leadership over first (to the next
+   * leader in the configured order, which competes at once) and waits, a few leader
+   * timeouts at most, until the successor leads: a rolling restart costs no
+   * failure-detection timeout.
+   */
+  readonly resignOnClose?: boolean
 }
 
 export const rolesOf = (id: string, config: ClusterConfig.ClusterConfig): Array<Role> => [
@@ -64,6 +71,12 @@ export const run = <S, C, R>(
         })
       : undefined
     const leader = roles.includes("leader") ? yield* Leader.run(options.id, options.config) : undefined
+    if (leader !== undefined && options.resignOnClose === true) {
+      // added after every role started, so it runs before any of them stops: the
+      // successor's phase 1 can still count on this server's acceptor
+      const waitMs = Math.min(5_000, 4 * options.config.timeouts.leaderTimeoutMs)
+      yield* Effect.addFinalizer(() => leader.resign(waitMs))
+    }
     const learner = roles.includes("learner") ? yield* Learner.run(options.id, options.config) : undefined
     const status = Effect.gen(function* () {
       return {

@@ -146,7 +146,7 @@ export class StateChunk extends Schema.TaggedClass<StateChunk>()("StateChunk", {
   data: Schema.String
 }) {}
 
-export const AcceptorInbound = Schema.Union([P1a, P2a, Progress])
+export const AcceptorInbound = Schema.Union([P1a, P2a, Progress, Heartbeat])
 export type AcceptorInbound = typeof AcceptorInbound.Type
 
 export const LeaderInbound = Schema.Union([Propose, P1b, P2b, Heartbeat])

@@ -128,6 +128,8 @@ export interface Options<Inbound extends Message.Message, In, Rec, Spec, Ev> {
   readonly persistPipelined?: boolean
   /** The input fed to the core once a batch's records are durable (a storage completion). */
   readonly persisted?: (records: ReadonlyArray<Rec>) => In
+  /** Inputs fed from outside the role (the leader's resignation), merged with the rest; needs `child`. */
+  readonly control?: Queue.Dequeue<In>
   /** Runs a child the core started; its result is fed back to the core. */
   readonly child?: (spec: Spec, inbox: Queue.Dequeue<Message.Envelope>) => Effect.Effect<In>
   /** Observers: logs, metrics, the checker. Runs after the records are durable, before anything is sent. */
@@ -178,6 +180,13 @@ export const run = <Inbound extends Message.Message, In, Rec, Spec, Ev>(
         Effect.forever,
         Effect.forkScoped
       )
+      if (options.control !== undefined) {
+        yield* Queue.takeAll(options.control).pipe(
+          Effect.flatMap((batch) => Queue.offerAll(inputs, batch)),
+          Effect.forever,
+          Effect.forkScoped
+        )
+      }
       take = Queue.takeAll(inputs)
     }
 

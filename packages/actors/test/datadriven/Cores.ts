@@ -103,7 +103,7 @@ const timeouts = { retransmitMs: 100, heartbeatMs: 50, leaderTimeoutMs: 200, max
  * The leader: `init id= round= window= random= orphans=`, `deliver`, `tick`, `time`,
  * `scout-ended adopted ballot= pvalues= watermark=` | `scout-ended preempted ballot= by=`,
  * `commander-ended slot= decided ballot= value=` | `commander-ended slot= preempted ballot= by=`
- * (slot may be a range), `status`, `crash`, `restart` (from the persisted round).
+ * (slot may be a range), `resign`, `status`, `crash`, `restart` (from the persisted round).
  * Acceptors a1..a3, leaders l1 (the first: at start it listens, then competes) and l2,
  * replicas r1 and r2; heartbeat 50 ms, leader timeout 200 ms (at most 1000).
  */
@@ -151,6 +151,8 @@ export const leader = (): Handler => {
         return step(...messageInputs<Message.LeaderInbound>(cmd))
       case "tick":
         return step({ _tag: "Tick" })
+      case "resign":
+        return step({ _tag: "Resign" })
       case "scout-ended": {
         const ballot = N.parseBallot(cmd.get("ballot"))
         const outcome: Scout.Outcome =

@@ -1,0 +1,53 @@
+/**
+ * A clean stop of the leader's process hands the leadership over: `synod serve` of the
+ * active leader, sent SIGTERM, resigns first, and the next leader in the configured order
+ * competes at once instead of waiting for its failure detector; writes go on through the
+ * survivors, and what was written before is still there.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Leader } from "@synod/actors"
+import { Effect } from "effect"
+import { http } from "./Process.ts"
+import * as ServeCluster from "./ServeCluster.ts"
+
+const put = (url: string, key: string, value: string) =>
+  Effect.gen(function* () {
+    // a 503 (no leader known yet) or 504 (outcome unknown) is retried, as a client would
+    for (let attempt = 0; attempt < 300; attempt++) {
+      const r = yield* http("PUT", `${url}/kv/${encodeURIComponent(key)}`, { value })
+      if (r.status === 200) return r.body as { readonly version: number }
+      assert.include([503, 504], r.status, `PUT ${key}: ${JSON.stringify(r.body)}`)
+      yield* Effect.sleep("50 millis")
+    }
+    return assert.fail(`PUT ${key} never committed`)
+  })
+
+describe("leadership hand-over", () => {
+  it.live(
+    "SIGTERM of the active leader's process: it resigns, its successor competes at once and leads, writes go on",
+    () =>
+      ServeCluster.run({ name: "handover" }, (cluster) =>
+        Effect.gen(function* () {
+          yield* ServeCluster.ready(cluster)
+          const first = cluster.members[0]!
+          yield* put(first.url, "before", "1")
+          const leader = yield* ServeCluster.leader(cluster)
+          const successor = Leader.successorOf(cluster.config.leaders, leader.node)!
+          assert.strictEqual(yield* leader.proc.signal("SIGTERM"), 0, "a clean exit")
+          const out = `${leader.proc.stdout()}${leader.proc.stderr()}`
+          assert.match(out, /resigned: handing the leadership over/, ServeCluster.tails(cluster))
+          assert.include(out, `"to":"${successor}"`)
+          const next = cluster.members.find((m) => m.node === successor)!
+          const heard = `${next.proc.stdout()}${next.proc.stderr()}`
+          assert.match(heard, /resigned in this leader's favour: competing at once/, ServeCluster.tails(cluster))
+          // writes go on through the survivors, and the successor leads
+          const survivor = cluster.live()[0]!
+          yield* put(survivor.url, "after", "2")
+          assert.strictEqual((yield* ServeCluster.leader(cluster)).node, successor)
+          const read = yield* http("GET", `${survivor.url}/kv/before`)
+          assert.strictEqual(read.body.value, "1")
+        })
+      ),
+    90_000
+  )
+})
