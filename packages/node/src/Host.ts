@@ -128,6 +128,7 @@ export const run = <S, C, R>(config: HostConfig, machine: StateMachine.StateMach
       config: config.cluster,
       machine,
       snapshotOnClose: true,
+      resignOnClose: true,
       ...(config.roles === undefined ? {} : { roles: config.roles })
     }).pipe(Effect.provideContext(context))
     yield* Effect.logInfo("synod node started", {
