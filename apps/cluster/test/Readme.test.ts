@@ -2,8 +2,9 @@
  * The README's example of swapping the in-memory bus for NATS in a test, verbatim, so the
  * example keeps compiling and working; the secure server config of "Running it
  * securely", read from the README, is a valid config that `synod nats-config` takes; and
- * the `sh` examples of the coordination sections (transactions, backup, watches) run as
- * written against a cluster in this process, their printed JSON compared with the README's.
+ * the README's usage examples -- the key-value service's curl block and CLI block, then
+ * transactions, watches, backup and restore -- run top to bottom, as written, against one
+ * cluster in this process, their printed JSON compared with the README's.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Client, Server } from "@synod/actors"
@@ -82,14 +83,18 @@ export const runReadmeSection = (
   readme: string,
   heading: string,
   url: string,
-  options: { readonly other?: string; readonly cwd?: string } = {}
+  options: { readonly other?: string; readonly cwd?: string; readonly block?: number } = {}
 ) =>
   Effect.gen(function* () {
     const text = readFileSync(new URL(readme, import.meta.url), "utf8")
     const at = text.indexOf(`${heading}\n`)
     assert.isAtLeast(at, 0, `no section ${heading}`)
-    const block = /```sh\n([\s\S]*?)```/.exec(text.slice(at))![1]!
-    const lines = block.replace(/\\\n/g, " ").replace(/'\{\n/g, "'{").split("\n")
+    // the section's first `sh` block, or its `block`-th (from 0), before the next heading
+    const section = text.slice(at + heading.length + 1).split(/\n#{2,3} /)[0]!
+    const blocks = [...section.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1]!)
+    const block = blocks[options.block ?? 0]
+    assert.isDefined(block, `no sh block ${options.block ?? 0} in ${heading}`)
+    const lines = block!.replace(/\\\n/g, " ").replace(/'\{\n/g, "'{").split("\n")
     // a body continued over lines inside quotes: join until the quote closes
     const commands: Array<{ command: string; expect: Array<string> }> = []
     let open: string | undefined
@@ -116,6 +121,8 @@ export const runReadmeSection = (
         .replace(/localhost:8080/g, url.replace(/^http:\/\//, ""))
         .replace(/http:\/\/127\.0\.0\.1:9000/g, options.other ?? "http://127.0.0.1:9000")
         .replace(/npx -y pnpm@10\.34\.9 synod/g, `${JSON.stringify(process.execPath)} ${JSON.stringify(cli)}`)
+        // `synod` on the PATH (the README's install puts it there)
+        .replace(/(^|\$\(|\| )synod /g, `$1${JSON.stringify(process.execPath)} ${JSON.stringify(cli)} `)
       const out = yield* Effect.promise(
         () =>
           new Promise<{ code: number; stdout: string; stderr: string }>((resolve) =>
@@ -129,7 +136,9 @@ export const runReadmeSection = (
           )
       )
       assert.strictEqual(out.code, 0, `${command}\n${out.stderr}`)
-      const printed = out.stdout.trim().split("\n")
+      // a command's printed JSON, one document per line (pretty-printed output is one document)
+      const trimmed = out.stdout.trim()
+      const printed = trimmed.startsWith("{") && !trimmed.includes("\n{") ? [trimmed.replace(/\n\s*/g, "")] : trimmed.split("\n")
       expect.forEach((line, i) => {
         const json = line.split(/\s{2,}\(/)[0]!.trim()
         // "…" stands for what depends on the run (revisions, checksums): not compared
@@ -141,12 +150,13 @@ export const runReadmeSection = (
 
 describe("README examples against a cluster in this process", () => {
   it.live(
-    "the transaction, watch and backup examples print what the README says",
+    "the key-value, CLI, transaction, watch and backup examples, top to bottom on one cluster, print what the README says",
     () =>
       Effect.gen(function* () {
         const url = yield* startApi
-        yield* http("PUT", `${url}/kv/greeting`, { value: "hello" })
-        yield* http("POST", `${url}/kv/greeting/cas`, { version: 1, value: "hi" })
+        // in the README's order: curl, the CLI, transactions, watches, backups
+        yield* runReadmeSection("../../../README.md", "## The key-value service: `synod`", url)
+        yield* runReadmeSection("../../../README.md", "## The key-value service: `synod`", url, { block: 1 })
         yield* runReadmeSection("../../../README.md", "### Transactions", url)
         assert.strictEqual((yield* http("GET", `${url}/kv/lock`)).status, 404)
         yield* runReadmeSection("../../../README.md", "### Watches", url)
