@@ -246,6 +246,7 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
       // ---- roles, each in its own scope so it can crash and restart
       const running = new Map<string, Scope.Closeable>()
       const replicas = new Map<string, { readonly status: Effect.Effect<Replica.Status> }>()
+      const leaders = new Map<string, { readonly resign: (waitMs: number) => Effect.Effect<void> }>()
       const roleKey = (role: Role, id: string) => `${role}/${id}`
       const start = (role: Role, id: string) =>
         Effect.gen(function* () {
@@ -256,7 +257,7 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
             role === "acceptor"
               ? Acceptor.run(id, config)
               : role === "leader"
-                ? Leader.run(id, config)
+                ? Effect.tap(Leader.run(id, config), (handle) => Effect.sync(() => leaders.set(id, handle)))
                 : Effect.tap(Replica.run(id, config, Kv.machine), (handle) =>
                     Effect.sync(() => replicas.set(id, handle))
                   )
@@ -298,7 +299,7 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
           ...(scenario.partitions
             ? ["partition", "cut", "isolate", "heal", "depose", "depose", "flap", "strand", "gc-depose", "echo", "tail"]
             : []),
-          ...(scenario.crashes ? ["crash", "crash", "restart", "wipe"] : [])
+          ...(scenario.crashes ? ["crash", "crash", "restart", "wipe", "resign"] : [])
         ]
         let wipes = 0
         if (kinds.length === 0) return
@@ -482,6 +483,17 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
             case "restart":
               yield* restartAll
               break
+            case "resign": {
+              // a clean stop of a leader (synod serve's SIGTERM): it hands the leadership
+              // over, waits a little for its successor, then its role stops like a crash
+              const id = pick(config.leaders)
+              const handle = leaders.get(id)
+              if (handle === undefined || !running.has(roleKey("leader", id))) break
+              note(`resign leader/${id}`)
+              yield* handle.resign(2 * config.timeouts.leaderTimeoutMs)
+              yield* crash("leader", id)
+              break
+            }
           }
         }
         note("heal everything")

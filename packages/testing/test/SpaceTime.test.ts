@@ -18,7 +18,7 @@ import { Effect } from "effect"
 const phases = ["P1a", "P1b", "P2a", "P2b", "Decision"] as const
 
 /** Seed 1 with B8 (the update operator reversed) is caught: see PlantedBugs.test.ts. */
-const planted = Scenario.fromSeed(1, { bugs: { updateReversed: true } })
+const planted = Scenario.fromSeed(4, { bugs: { updateReversed: true } })
 
 const record = (scenario: Scenario.Scenario, maxMessages?: number) => {
   const timeline = new Timeline(maxMessages)
@@ -79,7 +79,7 @@ describe("space-time view", () => {
   it("in Chromium: arrows per phase, the violation highlighted, the slider moves the window", async () => {
     const { report, timeline } = await record(planted)
     const dir = mkdtempSync(Path.join(tmpdir(), "synod-spacetime-"))
-    const file = Path.join(dir, "seed-1-B8.html")
+    const file = Path.join(dir, "seed-4-B8.html")
     writeFileSync(file, page(planted, report, timeline))
     const browser = await Browser.launch()
     try {
