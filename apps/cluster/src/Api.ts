@@ -541,6 +541,29 @@ export class WatchGroup extends HttpApiGroup.make("watch", { topLevel: true })
     )
   ) {}
 
+/** This process hosts no active leader: ask the server that leads (`leader`, when one is known). */
+export class NotLeading extends Schema.TaggedError<NotLeading>()(
+  "NotLeading",
+  { message: Schema.String, leader: Schema.optionalKey(Schema.String) },
+  { httpApiStatus: 409 }
+) {}
+
+/** The leader handed over, but no successor led within a few leader timeouts. */
+export class TransferTimedOut extends Schema.TaggedError<TransferTimedOut>()(
+  "TransferTimedOut",
+  { message: Schema.String },
+  { httpApiStatus: 504 }
+) {}
+
+export const LeaderTransferred = Schema.Struct({
+  /** The server that led. */
+  from: Schema.String,
+  /** The server that leads now, and its ballot. */
+  leader: Schema.String,
+  ballot: Schema.Struct({ round: Schema.Int, leader: Schema.String })
+})
+export type LeaderTransferred = typeof LeaderTransferred.Type
+
 export class SystemGroup extends HttpApiGroup.make("system", { topLevel: true })
   .annotateMerge(
     OpenApi.annotations({ description: "The process and its servers: status, liveness and readiness probes." })
@@ -551,6 +574,16 @@ export class SystemGroup extends HttpApiGroup.make("system", { topLevel: true })
         summary: "Servers' state",
         description:
           "Per server this process hosts: its leader (active or not, ballot), its acceptor (promise, accepted slots, GC watermark) and its replica (slotOut, keys, revision)."
+      })
+    ),
+    HttpApiEndpoint.post("transferLeader", "/leader/transfer", {
+      success: LeaderTransferred,
+      error: [NotLeading, TransferTimedOut]
+    }).annotateMerge(
+      OpenApi.annotations({
+        summary: "Hand the leadership over",
+        description:
+          "Ask the server whose leader is active (this process must host it; else 409 NotLeading, naming the leader when known): it hands the leadership over to the next leader in the configured order, which starts phase 1 at once with a higher ballot, and goes on as a passive leader. Answers once the successor leads (504 TransferTimedOut if none did within a few leader timeouts). Writes in flight are resent to the new leader; none fails."
       })
     ),
     HttpApiEndpoint.get("healthz", "/healthz", { success: Health }).annotateMerge(

@@ -29,7 +29,7 @@ import { HttpApi, HttpApiBuilder, type HttpApiError, HttpApiMiddleware } from "e
 import { PrometheusMetrics } from "effect/observability"
 import { Kv } from "@synod/kv"
 import * as Api from "./Api.ts"
-import { Backend, ready, status } from "./Backend.ts"
+import { Backend, readiness, ready, status } from "./Backend.ts"
 import * as HttpSecurity from "./HttpSecurity.ts"
 import * as BackupHandlers from "./BackupHandlers.ts"
 import * as TxnHandlers from "./TxnHandlers.ts"
@@ -156,6 +156,30 @@ const KvHandlers = HttpApiBuilder.group(
 const SystemHandlers = HttpApiBuilder.group(Api.Api, "system", (handlers) =>
   handlers.handleAll({
     status: () => status,
+    transferLeader: Effect.fn(function* () {
+      const backend = yield* Backend
+      const handles = backend.handles ?? []
+      for (const handle of handles) {
+        const s = yield* handle.status
+        if (s.leader?.active !== true || handle.transferLeadership === undefined) continue
+        const leads = yield* handle.transferLeadership
+        if (leads === undefined) {
+          return yield* new Api.TransferTimedOut({
+            message: `leader ${s.id} handed over, but no successor led within a few leader timeouts`
+          })
+        }
+        return {
+          from: s.id,
+          leader: leads.leader,
+          ballot: { round: leads.round, leader: leads.leader }
+        }
+      }
+      const known = readiness(yield* backend.servers)
+      return yield* new Api.NotLeading({
+        message: "this process hosts no active leader: ask the server that leads",
+        ...(known.ready ? { leader: known.leader } : {})
+      })
+    }),
     healthz: () => Effect.succeed({ status: "ok" as const }),
     readyz: Effect.fn(function* () {
       const r = yield* ready

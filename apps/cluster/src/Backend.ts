@@ -23,6 +23,8 @@ export class Backend extends Context.Service<
      * backups are served from it.
      */
     readonly applied?: Replica.Applied<Kv.State>
+    /** The servers this process hosts, for what only a server can do (hand its leadership over). */
+    readonly handles?: ReadonlyArray<Server.Handle>
     /** The cluster's configuration, when known (the dashboard shows the replicas' window). */
     readonly config?: ClusterConfig.ClusterConfig
     /** Messages the roles of this process sent, by type (the dashboard's message rates). */

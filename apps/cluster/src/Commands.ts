@@ -417,6 +417,8 @@ const explain = (url: string, error: unknown): CliFailure => {
     case "Compacted":
     case "NoReplica":
     case "NotReady":
+    case "NotLeading":
+    case "TransferTimedOut":
       return new CliFailure({ message: (error as Error).message, exitCode: ExitCode.no })
     case "BadRequest":
       return new CliFailure({ message: (error as Api.BadRequest).message, exitCode: ExitCode.usage })
@@ -778,6 +780,36 @@ export const renderStatus = (rows: ReadonlyArray<Row>): string => {
   return [head, ...lines].join("\n")
 }
 
+// ---------------------------------------------------------------------------------------
+// synod leader transfer
+
+const leader = Command.make("leader").pipe(
+  Command.withSharedFlags({ url: urlFlag, tokenFile: tokenFileFlag }),
+  Command.withDescription("The cluster's leadership")
+)
+
+const transfer = Command.make("transfer", {}, () =>
+  Effect.gen(function* () {
+    const { url, tokenFile } = yield* leader
+    const urls = splitUrls(url)
+    if (urls.length === 0) return yield* fail(ExitCode.usage, "--url: no URL given")
+    const token = yield* readToken(tokenFile)
+    // only the process hosting the active leader can hand it over: ask each in turn
+    let last: CliFailure | undefined
+    for (const u of urls) {
+      const client = yield* clientFor(u, token)
+      const r = yield* Effect.result(client.transferLeader().pipe(Effect.mapError((e) => explain(u, e))))
+      if (r._tag === "Success") return yield* print(r.success)
+      last = r.failure
+    }
+    return yield* Effect.fail(last!)
+  })
+).pipe(
+  Command.withDescription(
+    "Hand the leadership over to the next leader in the configured order, with no window in which writes fail (give every server's API in --url; the one that leads does it); prints {from, leader, ballot}"
+  )
+)
+
 const status = Command.make(
   "status",
   {
@@ -896,6 +928,7 @@ export const synod = Command.make("synod").pipe(
     kv.pipe(Command.withSubcommands([get, put, del, cas, list, txn, watchCommand])),
     snapshot.pipe(Command.withSubcommands([save, restore])),
     status,
+    leader.pipe(Command.withSubcommands([transfer])),
     natsConfig
   ])
 )

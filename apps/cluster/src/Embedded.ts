@@ -54,6 +54,7 @@ export const layerNoDeps = (
         config,
         submit: client.submit,
         servers: Effect.forEach(handles, (h) => h.status),
+        handles,
         ...(applied === undefined ? {} : { applied })
       })
     })

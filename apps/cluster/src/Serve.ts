@@ -242,6 +242,7 @@ export const backend = (config: HostConfig.HostConfig) =>
         transport: "nats",
         submit: client.submit,
         servers: Effect.map(handle.status, (s) => [s]),
+        handles: [handle],
         ...(handle.applied === undefined ? {} : { applied: handle.applied }),
         config: config.cluster,
         traffic

@@ -9,7 +9,7 @@ import { ClusterConfig, InMemoryBus, Storage } from "@synod/core"
 import { Effect, Layer } from "effect"
 import * as ApiServer from "@synod/cluster/ApiServer"
 import * as Embedded from "@synod/cluster/Embedded"
-import { http } from "./Process.ts"
+import { http, run } from "./Process.ts"
 
 const start = (clientTimeoutMs: number) =>
   Effect.gen(function* () {
@@ -99,6 +99,7 @@ describe("the HTTP API", () => {
           "/kv",
           "/kv/{key}",
           "/kv/{key}/cas",
+          "/leader/transfer",
           "/readyz",
           "/snapshot",
           "/snapshot/restore",
@@ -156,5 +157,46 @@ describe("serializable reads", () => {
         assert.strictEqual((yield* http("GET", `${url}/kv/nobody?consistency=serializable`)).status, 404)
       }).pipe(Effect.scoped),
     30_000
+  )
+})
+
+describe("leadership transfer", () => {
+  it.live(
+    "POST /leader/transfer and synod leader transfer hand the leadership to the next server; writes go on",
+    () =>
+      Effect.gen(function* () {
+        const { url } = yield* start(10_000)
+        assert.strictEqual((yield* http("PUT", `${url}/kv/k`, { value: "v1" })).status, 200)
+        const leading = () =>
+          Effect.map(http("GET", `${url}/status`), (r) =>
+            (r.body.servers as ReadonlyArray<{ id: string; leader?: { active: boolean } }>)
+              .filter((s) => s.leader?.active === true)
+              .map((s) => s.id)
+          )
+        /** Who leads once one leader does (a busy machine may take a moment to settle). */
+        const settled = Effect.gen(function* () {
+          let ids = yield* leading()
+          for (let i = 0; i < 100 && ids.length !== 1; i++) {
+            yield* Effect.sleep(20)
+            ids = yield* leading()
+          }
+          return ids
+        })
+        assert.deepStrictEqual(yield* settled, ["s1"])
+        const moved = yield* http("POST", `${url}/leader/transfer`)
+        assert.strictEqual(moved.status, 200, JSON.stringify(moved.body))
+        // the next in the configured order takes over
+        assert.deepInclude(moved.body, { from: "s1", leader: "s2" })
+        assert.isAbove(moved.body.ballot.round, 1)
+        assert.deepStrictEqual(yield* settled, ["s2"])
+        assert.strictEqual((yield* http("PUT", `${url}/kv/k`, { value: "v2" })).status, 200)
+        // the command line does the same, from s2 to s3
+        const out = yield* run(["leader", "transfer", "--url", url])
+        assert.strictEqual(out.code, 0, out.stderr)
+        assert.deepInclude(JSON.parse(out.stdout), { from: "s2", leader: "s3" })
+        assert.deepStrictEqual(yield* settled, ["s3"])
+        assert.strictEqual((yield* http("GET", `${url}/kv/k`)).body.value, "v2")
+      }).pipe(Effect.scoped),
+    60_000
   )
 })

@@ -31,8 +31,8 @@ describe("the OpenAPI document", () => {
         }
       }
     }
-    // kv get, put, delete, cas, list; txn; snapshot save, restore; watch; status, healthz, readyz
-    assert.strictEqual(operations, 12)
+    // kv get, put, delete, cas, list; txn; snapshot save, restore; watch; status, leader transfer, healthz, readyz
+    assert.strictEqual(operations, 13)
   })
 
   it.live(

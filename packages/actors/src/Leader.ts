@@ -88,6 +88,8 @@ export type Input =
   | { readonly _tag: "CommanderEnded"; readonly slot: number; readonly outcome: Commander.Outcome }
   /** Its process is stopping: hand the leadership over and never compete again. */
   | { readonly _tag: "Resign" }
+  /** Hand the leadership over to the next leader and go on as a passive one (`synod leader transfer`). */
+  | { readonly _tag: "Transfer" }
 
 /** The children it starts: one scout per ballot, one commander per (ballot, slot). */
 export type Child =
@@ -107,6 +109,8 @@ export type Event =
   | { readonly _tag: "Abdicated"; readonly ballot: Ballot.Ballot }
   /** It resigned (its process stops); `successor` is the leader it handed over to, if it led. */
   | { readonly _tag: "Resigned"; readonly ballot: Ballot.Ballot; readonly successor: string | undefined }
+  /** It handed the leadership over to `to` and goes on as a passive leader. */
+  | { readonly _tag: "Transferred"; readonly ballot: Ballot.Ballot; readonly to: string }
   /** The leader it watched resigned in its favour: it competes at once. */
   | { readonly _tag: "HandedOver"; readonly from: string; readonly ballot: Ballot.Ballot }
   /** An active leader's slots with a proposal but no decision, commander or place in the backlog (should be none). */
@@ -234,7 +238,41 @@ export class LeaderCore {
       }
       case "Resign":
         return this.resign()
+      case "Transfer":
+        return this.transfer()
     }
+  }
+
+  /**
+   * Hands the leadership over without stopping: as a resignation (the successor competes
+   * at once, acceptors end its lease), but it stays a leader, passive, and judges the
+   * successor like any leader it watches, a full period from now.
+   */
+  private transfer() {
+    if (!this.active) return
+    const to = successorOf(this.config.leaders, this.id)
+    if (to === undefined) return
+    this.steppedDownFrom = this.ballot
+    this.handOver()
+    this.liveness.competing(this.now())
+    this.out.event({ _tag: "Transferred", ballot: this.ballot, to })
+  }
+
+  /** Stops leading and tells the others with an inactive heartbeat at its ballot. */
+  private handOver() {
+    this.stopChildren()
+    this.state = passive
+    const hb = new Message.Heartbeat({
+      ballot: this.ballot,
+      active: false,
+      decided: this.decidedCount,
+      slot: this.maxDecided,
+      watermark: this.watermark
+    })
+    for (const l of this.config.leaders) if (l !== this.id) this.out.send(Address.leader(l), hb)
+    for (const r of this.config.replicas) this.out.send(Address.replica(r), hb)
+    // acceptors end its lease, or they would hold the successor off for one
+    for (const a of this.config.acceptors) this.out.send(Address.acceptor(a), hb)
   }
 
   /**
@@ -247,22 +285,10 @@ export class LeaderCore {
     if (this.resigned) return
     const wasActive = this.active
     this.resigned = true
-    this.stopChildren()
-    this.state = passive
     const successor = wasActive ? successorOf(this.config.leaders, this.id) : undefined
-    if (wasActive) {
-      const hb = new Message.Heartbeat({
-        ballot: this.ballot,
-        active: false,
-        decided: this.decidedCount,
-        slot: this.maxDecided,
-        watermark: this.watermark
-      })
-      for (const l of this.config.leaders) if (l !== this.id) this.out.send(Address.leader(l), hb)
-      for (const r of this.config.replicas) this.out.send(Address.replica(r), hb)
-      // acceptors end its lease, or they would hold the successor off for one
-      for (const a of this.config.acceptors) this.out.send(Address.acceptor(a), hb)
-    }
+    if (wasActive) this.handOver()
+    else this.stopChildren()
+    this.state = passive
     this.out.event({ _tag: "Resigned", ballot: this.ballot, successor })
   }
 
@@ -589,6 +615,8 @@ export const run = Effect.fn("Leader.run")(function* (id: string, config: Cluste
               event.successor === undefined ? "resigned" : "resigned: handing the leadership over",
               { ballot: `${event.ballot}`, ...(event.successor === undefined ? {} : { to: event.successor }) }
             )
+          case "Transferred":
+            return Effect.logInfo("handing the leadership over", { ballot: `${event.ballot}`, to: event.to })
           case "HandedOver":
             return Effect.logInfo("the leader resigned in this leader's favour: competing at once", {
               from: event.from,
@@ -671,8 +699,27 @@ export const run = Effect.fn("Leader.run")(function* (id: string, config: Cluste
       while (now() < deadline && !Ballot.greaterThan(core.highestSeen, ballot)) yield* Effect.sleep(heartbeatMs)
     })
 
+  /**
+   * Hands the leadership over to the next leader in the configured order and waits (at
+   * most `waitMs`) until a higher ballot leads: answers who leads then, or `undefined` when
+   * this leader was not active or no successor took over in time.
+   */
+  const transfer = (waitMs: number) =>
+    Effect.gen(function* () {
+      if (!core.active) return undefined
+      const ballot = core.ballot
+      yield* Queue.offer(control, { _tag: "Transfer" })
+      const deadline = now() + waitMs
+      while (now() < deadline) {
+        if (Ballot.greaterThan(core.highestSeen, ballot)) return core.highestSeen
+        yield* Effect.sleep(heartbeatMs)
+      }
+      return undefined
+    })
+
   return {
     resign,
+    transfer,
     status: Effect.sync(
       (): Status => ({
         id,

@@ -6,7 +6,7 @@
  *
  * @since 0.1.0
  */
-import type { ClusterConfig, StateMachine, Storage, Transport } from "@synod/core"
+import type { Ballot, ClusterConfig, StateMachine, Storage, Transport } from "@synod/core"
 import { Effect, Layer, type Scope } from "effect"
 import * as Acceptor from "./Acceptor.ts"
 import * as Leader from "./Leader.ts"
@@ -51,6 +51,12 @@ export interface Status {
 export interface Handle<S = unknown> {
   readonly status: Effect.Effect<Status>
   readonly applied?: Replica.Applied<S>
+  /**
+   * When it hosts a leader: hands an active leadership over to the next leader in the
+   * configured order and answers the ballot that leads once the successor does
+   * (`undefined`: this leader was not active, or no successor led within a few timeouts).
+   */
+  readonly transferLeadership?: Effect.Effect<Ballot.Ballot | undefined>
 }
 
 /** Starts the server's roles; they run until the scope closes. */
@@ -87,7 +93,12 @@ export const run = <S, C, R>(
         ...(learner ? { learner: yield* learner.status } : {})
       } satisfies Status
     })
-    return { status, ...(replica ? { applied: replica.applied } : {}) } satisfies Handle<S>
+    const waitMs = Math.min(5_000, 4 * options.config.timeouts.leaderTimeoutMs)
+    return {
+      status,
+      ...(replica ? { applied: replica.applied } : {}),
+      ...(leader ? { transferLeadership: leader.transfer(waitMs) } : {})
+    } satisfies Handle<S>
   }).pipe(Effect.annotateLogs({ server: options.id }))
 
 /** The server as a layer: its roles run as long as the layer is alive. */
