@@ -23,7 +23,8 @@ describe("synod up", () => {
     () =>
       Effect.gen(function* () {
         const { proc, url } = yield* up
-        // the banner tells a new user what to do
+        // the banner tells a new user what to do (its lines may arrive after the first)
+        yield* proc.waitFor(/synod kv get greeting/)
         assert.include(proc.stdout(), `curl -X PUT ${url}/kv/greeting`)
         assert.include(proc.stdout(), "synod kv get greeting")
 
