@@ -12,7 +12,8 @@ import { Address, Ballot, ClusterConfig, Command, Message, StateMachine, Storage
 import { Kv } from "@synod/kv"
 import { NatsServer } from "@synod/testing"
 import { ClusterKey, NatsConnection, NatsStats, NatsTransport } from "@synod/transport-nats"
-import { Context, Effect, Layer, Logger, Schedule } from "effect"
+import { Context, Effect, Layer, Logger } from "effect"
+import { eventually } from "./Process.ts"
 
 const cluster = "ck"
 const config = ClusterConfig.servers(3, { timeouts: { retransmitMs: 50, heartbeatMs: 50, leaderTimeoutMs: 300 } })
@@ -23,16 +24,6 @@ const keys: Record<string, ClusterKey.Keys> = {
   s2: { current: oldKey, previous: newKey },
   s3: { current: oldKey, previous: newKey }
 }
-
-/** Polls `check` until it holds (20 ms apart, up to 5 s). */
-const eventually = <E, R>(what: string, check: Effect.Effect<boolean, E, R>) =>
-  check.pipe(
-    Effect.filterOrFail(
-      (ok) => ok,
-      () => `not yet: ${what}`
-    ),
-    Effect.retry(Schedule.spaced("20 millis").pipe(Schedule.upTo({ times: 250 })))
-  )
 
 describe("authenticated envelopes over NATS", () => {
   it.live(

@@ -12,8 +12,8 @@ import { Address, Ballot, ClusterConfig, Command, Message, StateMachine, Storage
 import { Kv } from "@synod/kv"
 import { NatsServer } from "@synod/testing"
 import { NatsConnection, NatsStats, NatsTransport } from "@synod/transport-nats"
-import { Context, Effect, Layer, Logger, Schedule } from "effect"
-import { run } from "./Process.ts"
+import { Context, Effect, Layer, Logger } from "effect"
+import { eventually, run } from "./Process.ts"
 
 const cluster = "perm"
 const config = ClusterConfig.servers(3, { timeouts: { retransmitMs: 50, heartbeatMs: 50, leaderTimeoutMs: 300 } })
@@ -21,16 +21,6 @@ const config = ClusterConfig.servers(3, { timeouts: { retransmitMs: 50, heartbea
 const connect = (url: string, user: string, password: string) =>
   Layer.build(
     NatsTransport.layer({ servers: [url], name: user, cluster, auth: { user, password }, reconnectWait: 100 })
-  )
-
-/** Polls `check` until it holds (20 ms apart, up to 5 s). */
-const eventually = <E, R>(what: string, check: Effect.Effect<boolean, E, R>) =>
-  check.pipe(
-    Effect.filterOrFail(
-      (ok) => ok,
-      () => `not yet: ${what}`
-    ),
-    Effect.retry(Schedule.spaced("20 millis").pipe(Schedule.upTo({ times: 250 })))
   )
 
 describe("a cluster on a NATS server configured by synod nats-config", () => {

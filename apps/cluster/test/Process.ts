@@ -184,3 +184,13 @@ export const settledStatus = (urls: string) =>
     }
     return yield* Effect.fail(new ProcessError({ reason: `the cluster did not settle: ${last}` }))
   })
+
+/** Polls `check` until it holds (20 ms apart, up to 5 s). */
+export const eventually = <E, R>(what: string, check: Effect.Effect<boolean, E, R>) =>
+  check.pipe(
+    Effect.filterOrFail(
+      (ok) => ok,
+      () => `not yet: ${what}`
+    ),
+    Effect.retry(Schedule.spaced("20 millis").pipe(Schedule.upTo({ times: 250 })))
+  )
