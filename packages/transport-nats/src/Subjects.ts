@@ -22,7 +22,7 @@
  *
  * @since 0.1.0
  */
-import type { Address, Message } from "@synod/core"
+import { Address, type Message } from "@synod/core"
 import { Option, Schema } from "effect"
 
 /** The first token of every synod subject. */
@@ -30,8 +30,7 @@ export const root = "synod"
 
 const tokenPattern = /^[A-Za-z0-9_-]{1,64}$/
 // a client id may be `<scope>.<name>`: two tokens (Address.ClientId)
-const addressPattern =
-  /^(?:(replica|leader|acceptor|learner)\/([A-Za-z0-9_-]{1,64})|client\/([A-Za-z0-9_-]{1,64}(?:\.[A-Za-z0-9_-]{1,64})?))$/
+const addressPattern = Address.pattern
 
 /** A cluster name: one NATS subject token, so clusters sharing a NATS account stay apart. */
 export const ClusterName = Schema.String.check(
@@ -47,9 +46,8 @@ export type ClusterName = typeof ClusterName.Type
  * `*` or `>` must never reach the client as a subject).
  */
 export const subject = (cluster: ClusterName, address: Address.Address): Option.Option<string> => {
-  const m = addressPattern.exec(address)
-  if (m === null) return Option.none()
-  return Option.some(m[3] === undefined ? `${root}.${cluster}.${m[1]}.${m[2]}` : `${root}.${cluster}.client.${m[3]}`)
+  if (!addressPattern.test(address)) return Option.none()
+  return Option.some(`${root}.${cluster}.${Address.role(address)}.${Address.id(address)}`)
 }
 
 /**
