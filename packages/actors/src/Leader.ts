@@ -694,9 +694,18 @@ export const run = Effect.fn("Leader.run")(function* (id: string, config: Cluste
       const wasActive = core.active
       const ballot = core.ballot
       yield* Queue.offer(control, { _tag: "Resign" })
-      if (!wasActive) return
+      if (wasActive) yield* successorAbove(ballot, waitMs)
+    })
+
+  /** The highest ballot heard once it is above `ballot` (a successor leads), or `undefined` after `waitMs`. */
+  const successorAbove = (ballot: Ballot.Ballot, waitMs: number) =>
+    Effect.gen(function* () {
       const deadline = now() + waitMs
-      while (now() < deadline && !Ballot.greaterThan(core.highestSeen, ballot)) yield* Effect.sleep(heartbeatMs)
+      while (now() < deadline) {
+        if (Ballot.greaterThan(core.highestSeen, ballot)) return core.highestSeen
+        yield* Effect.sleep(heartbeatMs)
+      }
+      return undefined
     })
 
   /**
@@ -709,12 +718,7 @@ export const run = Effect.fn("Leader.run")(function* (id: string, config: Cluste
       if (!core.active) return undefined
       const ballot = core.ballot
       yield* Queue.offer(control, { _tag: "Transfer" })
-      const deadline = now() + waitMs
-      while (now() < deadline) {
-        if (Ballot.greaterThan(core.highestSeen, ballot)) return core.highestSeen
-        yield* Effect.sleep(heartbeatMs)
-      }
-      return undefined
+      return yield* successorAbove(ballot, waitMs)
     })
 
   return {
