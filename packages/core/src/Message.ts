@@ -146,13 +146,30 @@ export class StateChunk extends Schema.TaggedClass<StateChunk>()("StateChunk", {
   data: Schema.String
 }) {}
 
+/** A state digest: the SHA-256 of a snapshot's canonical encoding, as 64 lowercase hex digits. */
+export const StateDigest = Schema.String.check(
+  Schema.isPattern(/^[0-9a-f]{64}$/, { message: "a state digest is 64 lowercase hex digits (SHA-256)" })
+)
+export type StateDigest = typeof StateDigest.Type
+
+/**
+ * Replica → peer replicas: the digest of its state, slotOut and client table at digest
+ * slot `slot` (docs/protocol.md#divergence-detection). `heard`: the sender already holds
+ * the receiver's digest for this slot, so the receiver need not answer with it.
+ */
+export class Digest extends Schema.TaggedClass<Digest>()("Digest", {
+  slot: Slot,
+  digest: StateDigest,
+  heard: Schema.Boolean
+}) {}
+
 export const AcceptorInbound = Schema.Union([P1a, P2a, Progress, Heartbeat])
 export type AcceptorInbound = typeof AcceptorInbound.Type
 
 export const LeaderInbound = Schema.Union([Propose, P1b, P2b, Heartbeat])
 export type LeaderInbound = typeof LeaderInbound.Type
 
-export const ReplicaInbound = Schema.Union([Request, Decision, Heartbeat, StateRequest, StateChunk])
+export const ReplicaInbound = Schema.Union([Request, Decision, Heartbeat, StateRequest, StateChunk, Digest])
 export type ReplicaInbound = typeof ReplicaInbound.Type
 
 export const LearnerInbound = Schema.Union([Decision, Heartbeat])
@@ -173,7 +190,8 @@ export const Message = Schema.Union([
   Heartbeat,
   Progress,
   StateRequest,
-  StateChunk
+  StateChunk,
+  Digest
 ])
 export type Message = typeof Message.Type
 

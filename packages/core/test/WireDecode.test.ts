@@ -155,6 +155,7 @@ const tags = [
   "Progress",
   "StateRequest",
   "StateChunk",
+  "Digest",
   "Batch",
   "Noop",
   "p2a",
@@ -199,6 +200,10 @@ const oddValueArb: fc.Arbitrary<unknown> = fc.oneof(
     { round: 1, leader: "a" },
     { slotOut: 1, checksum: 0 },
     { client: "c", seq: 1, acked: 0 },
+    "0123456789abcdef".repeat(4),
+    "0123456789ABCDEF".repeat(4),
+    "0123456789abcdef".repeat(4).slice(1),
+    "0123456789abcdef".repeat(4) + "\n",
     ...Object.keys(rawNumbers)
   ),
   fc.integer(),
@@ -229,6 +234,8 @@ const keyArb = fc.constantFrom(
   "transfer",
   "chunks",
   "checksum",
+  "digest",
+  "heard",
   "extra",
   "__proto__",
   "constructor",
@@ -370,7 +377,8 @@ const fixtures = (): ReadonlyArray<Message.Envelope> => {
     new Message.Heartbeat({ ballot: b, active: true, decided: 4, slot: 9, watermark: 2 }),
     new Message.Progress({ slotOut: 6 }),
     new Message.StateRequest({ slotOut: 6, transfer, chunks: [0, 3] }),
-    new Message.StateChunk({ transfer, index: 0, count: 2, data: "abc" })
+    new Message.StateChunk({ transfer, index: 0, count: 2, data: "abc" }),
+    new Message.Digest({ slot: 8, digest: "0123456789abcdef".repeat(4), heard: false })
   ]
   return messages.map((message) => new Message.Envelope({ from: "leader/s1", to: "learner/s2", message }))
 }

@@ -88,7 +88,14 @@ export const messageArb: fc.Arbitrary<M.Message> = fc.oneof(
       count: fc.integer({ min: 1, max: 2 ** 20 }),
       data: fc.string({ unit: "binary", maxLength: 64 })
     })
-    .map((m) => new M.StateChunk(m))
+    .map((m) => new M.StateChunk(m)),
+  fc
+    .record({
+      slot: slotArb,
+      digest: fc.stringMatching(/^[0-9a-f]{64}$/),
+      heard: fc.boolean()
+    })
+    .map((m) => new M.Digest(m))
 )
 export const envelopeArb: fc.Arbitrary<M.Envelope> = fc
   .record({ from: addressArb, to: addressArb, message: messageArb })

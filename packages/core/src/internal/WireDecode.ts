@@ -27,6 +27,7 @@ import { Ballot } from "../Ballot.ts"
 import { Batch, Command, Noop, PValue, type SlotValue } from "../Command.ts"
 import {
   Decision,
+  Digest,
   Envelope,
   Heartbeat,
   type Message,
@@ -162,6 +163,14 @@ const address = (o: Obj, key: string): string => {
   return typeof v === "string" && addressPattern.test(v)
     ? v
     : invalid(key, "an address (role/id, role one of replica, leader, acceptor, learner, client; a client id may be scope.name)", v)
+}
+
+/** `Message.StateDigest`'s pattern, the same expression. */
+const digestPattern = /^[0-9a-f]{64}$/
+
+const stateDigest = (o: Obj, key: string): string => {
+  const v = o[key]
+  return typeof v === "string" && digestPattern.test(v) ? v : invalid(key, "a state digest (64 lowercase hex digits)", v)
 }
 
 /**
@@ -402,6 +411,13 @@ const message = (m: Obj): Message => {
         index: natural(m, "index"),
         count: positive(m, "count"),
         data: string(m, "data")
+      })
+    case "Digest":
+      return trusted(Digest, {
+        _tag: "Digest",
+        slot: positive(m, "slot"),
+        digest: stateDigest(m, "digest"),
+        heard: boolean(m, "heard")
       })
     default:
       return invalid("_tag", "a message tag", m._tag)
