@@ -18,6 +18,13 @@ export const slotsPerformed = Metric.counter("synod_slots_performed_total", {
 export const slotLag = Metric.gauge("synod_slot_lag", {
   description: "Slots known decided that a replica has not performed yet"
 })
+export const divergences = Metric.counter("synod_replica_divergences_total", {
+  description: "Times a replica found its state digest contradicted by its peers' (docs/protocol.md#divergence-detection)",
+  incremental: true
+})
+export const diverged = Metric.gauge("synod_replica_diverged", {
+  description: "1 while a replica's state disagrees with its peers' and it answers no client, else 0"
+})
 export const ballotRound = Metric.gauge("synod_leader_ballot_round", {
   description: "Round of the highest ballot a leader has used"
 })

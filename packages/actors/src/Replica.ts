@@ -20,6 +20,12 @@
  * - Below the GC watermark (the active leader's heartbeats say where it is) the decisions
  *   it misses are gone: it copies a snapshot from a peer replica (`StateTransfer`), and
  *   until then it ignores clients, who retry elsewhere.
+ * - At every digest slot (slotOut 1 + k·`snapshotEvery`, and the slot it rests at once idle)
+ *   it hashes its state, slotOut and client table off the loop and compares the digest
+ *   with its peers' (`Divergence`). Contradicted by a majority of the replicas, it stops
+ *   answering clients and performing, and copies the snapshot of a replica of that
+ *   majority; with no majority for any digest, it stops answering clients until one
+ *   agrees with it again (docs/protocol.md#divergence-detection).
  *
  * @since 0.1.0
  */
@@ -36,13 +42,16 @@ import {
   Storage,
   Transport
 } from "@synod/core"
-import { Clock, Deferred, Effect, LogLevel, Metric, Option, Result } from "effect"
+import { Clock, Deferred, Effect, LogLevel, Metric, Option, Result, type Schema } from "effect"
+import { createHash } from "node:crypto"
 import { ClientTable } from "./ClientTable.ts"
+import * as Divergence from "./Divergence.ts"
 import * as StateTransfer from "./StateTransfer.ts"
 import * as Host from "./internal/Host.ts"
 import * as SampledLog from "./SampledLog.ts"
 import { PlantedBugs } from "./internal/PlantedBugs.ts"
 import { type Probe, Probe as ProbeRef } from "./internal/Probe.ts"
+import { Tamper } from "./internal/Tamper.ts"
 import * as Metrics from "./Metrics.ts"
 
 /** Encoded size of each command seen (UTF-8 JSON bytes), counted once however often it is batched. */
@@ -65,6 +74,17 @@ export type Input =
   | { readonly _tag: "Wake" }
   /** A snapshot this core asked to persist is durable (a storage completion). */
   | { readonly _tag: "Saved"; readonly slotOut: number }
+  /** The digest of a state it captured (`Job`), computed off the loop. */
+  | { readonly _tag: "Digested"; readonly slot: number; readonly epoch: number; readonly digest: string }
+
+/** Work for the host's worker: the digest of a captured state (`epoch`: see `ReplicaCore.epoch`). */
+export interface Job<S> {
+  readonly epoch: number
+  readonly captured: Captured<S>
+}
+
+/** Why a replica does not answer clients: its state disagrees with its peers' (`Divergence.Verdict`). */
+export type Quarantine = Exclude<Divergence.Verdict, { readonly _tag: "Agreed" }>
 
 /** What observers learn: logs, and the checker's view of durable snapshots. */
 export type Event =
@@ -72,6 +92,10 @@ export type Event =
   | { readonly _tag: "Installed"; readonly slotOut: number }
   | { readonly _tag: "CatchingUp"; readonly slotOut: number; readonly watermark: number }
   | { readonly _tag: "TransferFailed"; readonly reason: string }
+  /** Its digest disagrees with its peers' at a digest slot: it stops answering clients. */
+  | Quarantine
+  /** It answers clients again: it installed a majority peer's snapshot, or agreed at a later digest slot. */
+  | { readonly _tag: "Recovered"; readonly slotOut: number; readonly installed: boolean }
 
 /** The replica's decisions, without I/O: feed it inputs, then `drain` what to send. */
 export class ReplicaCore<S, C, R> {
@@ -95,6 +119,25 @@ export class ReplicaCore<S, C, R> {
   resent = 0
   /** Client commands refused at intake for being too large to decide. */
   refused = 0
+  /** Times its digest was found to disagree with its peers' (a metric). */
+  divergences = 0
+  /** Set while its state disagrees with its peers': it answers no client. */
+  quarantine: Quarantine | undefined
+  /** Digests of its own state and its peers', at recent digest slots. */
+  readonly digests: Divergence.Digests
+  /** The highest slot it asked a digest of. */
+  private digested = 0
+  /**
+   * Counts the states it replaced wholesale (installs): a digest computed of a state
+   * captured before the latest install describes a state it no longer holds.
+   */
+  private epoch = 0
+  /** Verdicts at slots below this one are stale: a later one, or an install, superseded them. */
+  private verdictFloor = 0
+  /** While `Diverged`: fetches a snapshot from the replicas of the majority. */
+  private repair: StateTransfer.Sink | undefined
+  private readonly hash: ((text: string) => string) | undefined
+  private readonly ignoreDivergence: boolean
   private readonly limits: Limits.Limits
   readonly pending = new Map<string, Command.Command>()
   readonly inFlight = new Set<string>()
@@ -111,7 +154,7 @@ export class ReplicaCore<S, C, R> {
    * said so: where proposals go first, until it falls silent for a leader timeout.
    */
   private active: { readonly leader: Address.Address; readonly ballot: Ballot.Ballot; heardAt: number } | undefined
-  readonly out = new Host.Outbox<Captured<S>, never, Event>()
+  readonly out = new Host.Outbox<Captured<S>, never, Event, Job<S>>()
   /** slotOut of the last snapshot it asked to persist. */
   private lastSnapshot: number
   /** Below the watermark at the last step (to report the change once). */
@@ -146,6 +189,13 @@ export class ReplicaCore<S, C, R> {
       readonly now?: () => number
       /** The transport's message limit (default: NATS's 1 MiB). */
       readonly maxMessageBytes?: number
+      /**
+       * The state digest of a snapshot's encoded text (`digestText`): checks a copied
+       * snapshot against its peers' digests before installing it. Without it, none is checked.
+       */
+      readonly hash?: (text: string) => string
+      /** B19: compare no digests. */
+      readonly ignoreDivergence?: boolean
     } = {}
   ) {
     this.limits = Limits.fromMessageBytes(options.maxMessageBytes ?? Limits.defaultMaxMessageBytes)
@@ -159,6 +209,9 @@ export class ReplicaCore<S, C, R> {
     // a character of the encoded snapshot takes at most 6 bytes in a StateChunk (a \u escape)
     this.source = new StateTransfer.Source(Math.min(config.transferChunkBytes, Math.floor(this.limits.batchBytes / 6)))
     this.sink = new StateTransfer.Sink(peers.map(Address.replica), Math.max(0, config.replicas.indexOf(id)))
+    this.digests = new Divergence.Digests(peers.map(Address.replica), config.replicas.length)
+    this.hash = options.hash
+    this.ignoreDivergence = options.ignoreDivergence === true
     this.probe = options.probe
     this.noClientTable = options.noClientTable === true
     this.noRecovery = options.noRecovery === true
@@ -220,9 +273,20 @@ export class ReplicaCore<S, C, R> {
             if (failure !== undefined) this.out.event({ _tag: "TransferFailed", reason: failure })
             break
           }
+          case "Digest":
+            for (const o of this.digests.recordPeer(from, msg)) this.out.send(o.to, o.message)
+            this.judge(msg.slot)
+            break
         }
         break
       }
+      case "Digested":
+        // a digest of a state replaced since (by an install) says nothing of the one held
+        if (input.epoch !== this.epoch) break
+        this.probe?.replicaDigest(this.id, input.slot, input.digest)
+        for (const o of this.digests.recordOwn(input.slot, input.digest)) this.out.send(o.to, o.message)
+        this.judge(input.slot)
+        break
       case "Tick":
         this.tick()
         break
@@ -258,7 +322,7 @@ export class ReplicaCore<S, C, R> {
   }
 
   request(command: Command.Command): void {
-    if (this.catchingUp) return
+    if (this.catchingUp || this.quarantine !== undefined) return
     // a batch of it alone would not fit a message: clients refuse these before sending
     if (sizeOf(command) > this.limits.commandBytes) {
       this.refused++
@@ -290,6 +354,8 @@ export class ReplicaCore<S, C, R> {
     if (slot < this.slotOut || this.decisions.has(slot)) return
     this.decisions.set(slot, value)
     this.probe?.decisionLearned(this.id, slot, value)
+    // a diverged state goes no further: a majority peer's snapshot replaces it
+    if (this.quarantine?._tag === "Diverged") return
     for (let d = this.decisions.get(this.slotOut); d !== undefined; d = this.decisions.get(this.slotOut)) {
       const slot = this.slotOut
       this.decisions.delete(slot)
@@ -339,7 +405,8 @@ export class ReplicaCore<S, C, R> {
 
   /** A peer asks for state: serve it, unless this replica is behind itself. */
   stateRequest(from: Address.Address, request: Message.StateRequest): void {
-    if (this.catchingUp) return
+    // a state a majority contradicts is not one to copy
+    if (this.catchingUp || this.quarantine?._tag === "Diverged") return
     const chunks = this.source.serve(request, {
       slotOut: this.slotOut,
       floor: this.watermark,
@@ -354,25 +421,54 @@ export class ReplicaCore<S, C, R> {
    * ahead; the caller must then save it (`installed`).
    */
   stateChunk(from: Address.Address, chunk: Message.StateChunk): string | undefined {
-    const r = this.sink.chunk(from, chunk, this.slotOut)
+    const repair = this.repair
+    const r = (repair ?? this.sink).chunk(from, chunk, this.asking)
     for (const o of r.send) this.out.send(o.to, o.message)
     if (r.received === undefined) return undefined
     if (r.received._tag === "Rejected") return `state transfer from ${from} rejected: ${r.received.reason}`
-    return this.install(r.received.snapshot)
+    const { snapshot, encoded } = r.received
+    // where the peers' digests are known, the copy must be what a majority of them hold
+    const expected = this.digests.majorityOfPeers(snapshot.slotOut)
+    if (this.hash !== undefined && expected !== undefined && this.hash(encoded) !== expected) {
+      return `state transfer from ${from} rejected: its digest at slot ${snapshot.slotOut} is not the one a majority of replicas hold (${expected})`
+    }
+    return this.install(snapshot, repair !== undefined)
   }
 
-  /** Replaces state, slotOut and client table with a peer's snapshot that is ahead. */
-  private install(snapshot: Storage.ReplicaSnapshot): string | undefined {
-    if (snapshot.slotOut <= this.slotOut) return undefined
+  /** The slotOut a StateRequest names: while repairing, below its own, so a peer at the same slot serves too. */
+  private get asking(): number {
+    return this.repair === undefined ? this.slotOut : Math.max(1, this.slotOut - 1)
+  }
+
+  /**
+   * Replaces state, slotOut and client table with a peer's snapshot that is ahead, or,
+   * when `repair`ing a diverged state, not behind.
+   */
+  private install(snapshot: Storage.ReplicaSnapshot, repair = false): string | undefined {
+    if (repair ? snapshot.slotOut < this.slotOut : snapshot.slotOut <= this.slotOut) return undefined
     const decoded = this.codecs.decodeState(snapshot.state)
     if (Result.isFailure(decoded)) return `state transfer: the peer's state does not decode: ${decoded.failure}`
+    const repaired = repair && this.quarantine !== undefined
     this.state = decoded.success
     this.slotOut = snapshot.slotOut
     this.table = ClientTable.fromSnapshot(snapshot.clients)
     this.installed = true
     this.lastProgress = this.now()
     this.bytesSinceSnapshot = 0
-    this.probe?.replicaInstalled(this.id, this.slotOut)
+    // digests of the replaced state no longer count; the new one is digested at its slot if that is a digest slot
+    this.epoch++
+    this.digests.own.clear()
+    this.digested = this.slotOut - 1
+    this.verdictFloor = this.slotOut
+    if (repaired) {
+      this.quarantine = undefined
+      this.repair = undefined
+      this.probe?.replicaRecovered(this.id, this.slotOut, true)
+      this.out.event({ _tag: "Recovered", slotOut: this.slotOut, installed: true })
+    } else {
+      this.probe?.replicaInstalled(this.id, this.slotOut)
+    }
+    if (Divergence.isDigestSlot(this.slotOut, this.config.snapshotEvery)) this.digest()
     for (const slot of this.decisions.keys()) if (slot < this.slotOut) this.decisions.delete(slot)
     // what this replica proposed below the new slotOut: done, or to propose again
     for (const [slot, batch] of this.proposals) {
@@ -407,6 +503,11 @@ export class ReplicaCore<S, C, R> {
     const progress = new Message.Progress({ slotOut: this.durable })
     for (const to of this.acceptors) this.out.send(to, progress)
     this.source.tick(this.now())
+    for (const o of this.digests.tick()) this.out.send(o.to, o.message)
+    if (this.repair !== undefined) {
+      for (const o of this.repair.tick(this.asking)) this.out.send(o.to, o.message)
+      return
+    }
     if (this.catchingUp) {
       for (const o of this.sink.tick(this.slotOut)) this.out.send(o.to, o.message)
       return
@@ -429,6 +530,9 @@ export class ReplicaCore<S, C, R> {
       if (stuck) this.toLeaders(propose)
       else this.out.send(leader, propose)
     }
+    // idle, with every slot known decided performed: the slot it rests at is a digest slot
+    // too, so a state changed after the last digest slot is caught without more traffic
+    if (this.knownMax < this.slotOut && now - this.lastProgress >= leaderTimeoutMs) this.digest()
     if (this.noRecovery) return
     const top = Math.min(this.knownMax, this.slotOut + this.config.window - 1)
     for (let s = this.slotOut; s <= top; s++) {
@@ -453,6 +557,41 @@ export class ReplicaCore<S, C, R> {
   /** The state machine's current state (not encoded). */
   get current(): S {
     return this.state
+  }
+
+  /** Asks the host for the digest of the current state, once per slot (off the loop: it encodes the whole state). */
+  private digest(): void {
+    if (this.slotOut <= this.digested || this.slotOut === 1) return
+    this.digested = this.slotOut
+    this.out.work({ epoch: this.epoch, captured: this.capture() })
+  }
+
+  /** Acts on the verdict at `slot`, if there is one and no later verdict superseded it. */
+  private judge(slot: number): void {
+    if (this.ignoreDivergence || slot < this.verdictFloor) return
+    const verdict = this.digests.verdict(slot)
+    if (verdict === undefined) return
+    this.verdictFloor = slot
+    if (verdict._tag === "Agreed") {
+      if (this.quarantine === undefined) return
+      this.quarantine = undefined
+      this.repair = undefined
+      this.probe?.replicaRecovered(this.id, this.slotOut, false)
+      this.out.event({ _tag: "Recovered", slotOut: this.slotOut, installed: false })
+      return
+    }
+    if (this.quarantine === undefined) {
+      this.divergences++
+      this.probe?.replicaDiverged(this.id, slot)
+    }
+    this.quarantine = verdict
+    if (verdict._tag === "Diverged") {
+      this.repair = new StateTransfer.Sink(verdict.peers, 0)
+      this.sink.stop()
+    } else {
+      this.repair = undefined
+    }
+    this.out.event(verdict)
   }
 
   /** Proposes what the window and the batching linger allow. */
@@ -525,6 +664,7 @@ export class ReplicaCore<S, C, R> {
     this.performedSlots++
     this.performedCommands += performed.length
     this.probe?.performed(this.id, slot, performed)
+    if (Divergence.isDigestSlot(this.slotOut, this.config.snapshotEvery)) this.digest()
   }
 
   private respond(
@@ -532,6 +672,9 @@ export class ReplicaCore<S, C, R> {
     seq: number,
     outcome: { readonly slot: number; readonly result: any; readonly error?: string }
   ): void {
+    // no answer from a state its peers contradict: clients retry at another replica
+    if (this.quarantine !== undefined) return
+    this.probe?.replicaAnswered(this.id, client, seq)
     const size = Limits.jsonBytes(outcome.result)
     if (size > this.limits.batchBytes) {
       // the answer would never arrive: say so instead (the command was performed all the same)
@@ -563,6 +706,24 @@ export interface Captured<S> {
   readonly clients: Storage.ReplicaSnapshot["clients"]
 }
 
+/**
+ * The state digest of a snapshot's encoded text, `JSON.stringify` of `{slotOut, state,
+ * clients}` — the text state transfer sends and a replica stores: SHA-256, hex.
+ */
+export const digestText = (text: string): string => createHash("sha256").update(text).digest("hex")
+
+/** The state digest of a captured snapshot: encoded and hashed a slice per turn, off the replica's loop. */
+export const digestCaptured = <S>(
+  codecs: StateMachine.Codecs<S, unknown, unknown>,
+  captured: Captured<S>
+): Effect.Effect<string> =>
+  Effect.flatMap(encodeCaptured(codecs, captured), (snapshot) =>
+    Effect.map(
+      JsonText.runGradually(() => JsonText.stringifyGradually(snapshot as unknown as Schema.Json)),
+      digestText
+    )
+  )
+
 /** Encodes a captured snapshot, a slice per turn (the machine's `encodeSnapshotGradually`). */
 export const encodeCaptured = <S>(
   codecs: StateMachine.Codecs<S, unknown, unknown>,
@@ -592,17 +753,27 @@ export interface Status {
   readonly durable: number
   /** The leader (its id) whose heartbeats last said it is active; absent until one did. */
   readonly leader?: string
+  /**
+   * Present while its state disagrees with its peers' at a digest slot: it answers no
+   * client (docs/protocol.md#divergence-detection). `majority`: the digest a majority of the
+   * replicas hold, when one does (it then copies the snapshot of one of them).
+   */
+  readonly diverged?: { readonly slot: number; readonly own: string; readonly majority?: string }
 }
 
 /**
  * The replica's state as applied so far, for observers in the same process (watches,
- * backups): read-only, and never ahead of what the replica has applied.
+ * backups): read-only, and never ahead of what the replica has applied. Never a state
+ * its peers contradict: while the replica is diverged, `current` and `next` wait until
+ * it has recovered (`diverged` says whether it is, for reads that would rather fail).
  */
 export interface Applied<S> {
   /** The state after the last applied command or installed snapshot. */
   readonly current: Effect.Effect<S>
   /** Waits until the state is no longer `seen` (compared by reference), then answers it. */
   next(seen: S): Effect.Effect<S>
+  /** While the replica's state disagrees with its peers': the slot where it was found out. */
+  readonly diverged: Effect.Effect<{ readonly slot: number } | undefined>
 }
 
 const isInbound = (m: Message.Message): m is Message.ReplicaInbound =>
@@ -610,7 +781,8 @@ const isInbound = (m: Message.Message): m is Message.ReplicaInbound =>
   m._tag === "Decision" ||
   m._tag === "Heartbeat" ||
   m._tag === "StateRequest" ||
-  m._tag === "StateChunk"
+  m._tag === "StateChunk" ||
+  m._tag === "Digest"
 
 /** Runs replica `id` of `machine` until the scope closes; answers its status. Requires `Transport` and `Storage`. */
 export const run = Effect.fn("Replica.run")(function* <S, C, R>(
@@ -624,6 +796,7 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
   const bugs = yield* PlantedBugs
   const probe = yield* ProbeRef
   const clock = yield* Clock.Clock
+  const tamper = yield* Tamper
   const self = Address.replica(id)
   const store = yield* storage.replica(id)
   const snapshot = yield* store.load
@@ -632,27 +805,35 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
     noClientTable: bugs.noClientTable,
     noRecovery: bugs.noHoleFilling,
     now: () => clock.currentTimeMillisUnsafe(),
-    maxMessageBytes: transport.maxMessageBytes
+    maxMessageBytes: transport.maxMessageBytes,
+    hash: digestText,
+    ignoreDivergence: bugs.ignoreDivergence
   })
   probe?.replicaLoaded(id, core.slotOut)
+  tamper?.register(id, (f) => {
+    core.state = f(core.state) as S
+  })
   const codecs = StateMachine.codecs(machine) as StateMachine.Codecs<S, unknown, unknown>
   const { retransmitMs } = config.timeouts
   const committed = Metrics.of(Metrics.commandsCommitted, id)
   const slots = Metrics.of(Metrics.slotsPerformed, id)
   const lag = Metrics.of(Metrics.slotLag, id)
   const resent = Metrics.of(Metrics.retransmissions, id, { role: "replica" })
-  yield* Metrics.start([committed, slots, lag, resent])
+  const divergences = Metrics.of(Metrics.divergences, id)
+  const diverged = Metrics.of(Metrics.diverged, id)
+  yield* Metrics.start([committed, slots, lag, resent, divergences, diverged])
   // at debug level, the slots each batch performed (sampled: a busy replica does thousands a second)
   const performedLog = (yield* LogLevel.isEnabled("Debug"))
     ? SampledLog.make(20, () => clock.currentTimeMillisUnsafe())
     : undefined
-  let reported = { commands: 0, slots: 0, resent: 0, refused: 0, slotOut: core.slotOut }
+  let reported = { commands: 0, slots: 0, resent: 0, refused: 0, divergences: 0, slotOut: core.slotOut }
   const report = Effect.suspend(() => {
     const now = {
       commands: core.performedCommands,
       slots: core.performedSlots,
       resent: core.resent,
       refused: core.refused,
+      divergences: core.divergences,
       slotOut: core.slotOut
     }
     const before = reported
@@ -668,6 +849,8 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
         Metrics.add(committed, now.commands - before.commands),
         Metrics.add(slots, now.slots - before.slots),
         Metrics.add(resent, now.resent - before.resent),
+        Metrics.add(divergences, now.divergences - before.divergences),
+        Metric.update(diverged, core.quarantine === undefined ? 0 : 1),
         Metric.update(lag, Math.max(0, core.knownMax - core.slotOut + 1)),
         performedLog === undefined || now.slotOut <= before.slotOut
           ? Effect.void
@@ -698,6 +881,27 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
             })
           case "TransferFailed":
             return Effect.logWarning(event.reason)
+          case "Diverged":
+            return Effect.logError(
+              "state diverged: a majority of replicas hold another digest at this slot; not answering clients, copying the snapshot of a replica of the majority",
+              { slot: event.slot, digest: event.own, majority: event.majority, from: event.peers.map(Address.id) }
+            )
+          case "Split":
+            return Effect.logError(
+              "state digests disagree and no majority of replicas holds any one of them: which state is right is unknown; not answering clients until a later digest agrees with a majority",
+              {
+                slot: event.slot,
+                digest: event.own,
+                others: Object.fromEntries(event.others.map((o) => [Address.id(o.replica), o.digest]))
+              }
+            )
+          case "Recovered":
+            return Effect.logWarning(
+              event.installed
+                ? "recovered from divergence: installed the snapshot of a replica of the majority; answering clients again"
+                : "recovered from divergence: a later digest agrees with a majority of replicas; answering clients again",
+              { slot: event.slotOut }
+            )
         }
       },
       { discard: true }
@@ -706,8 +910,9 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
   // observers of the applied state wait on `changed`, completed after each batch that moved it
   let published = core.state
   let changed = Deferred.makeUnsafe<void>()
+  // a diverged state is never published: observers wait until it recovered
   const publish = Effect.sync(() => {
-    if (core.state === published) return
+    if (core.state === published || core.quarantine !== undefined) return
     published = core.state
     const done = changed
     changed = Deferred.makeUnsafe<void>()
@@ -731,14 +936,25 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
     persist: (snapshots) => Effect.flatMap(encodeCaptured(codecs, snapshots[snapshots.length - 1]!), store.save),
     persistInBackground: true,
     persisted: (snapshots): Input => ({ _tag: "Saved", slotOut: snapshots[snapshots.length - 1]!.slotOut }),
+    work: (job: Job<S>) =>
+      Effect.map(
+        digestCaptured(codecs, job.captured),
+        (digest): Input => ({ _tag: "Digested", slot: job.captured.slotOut, epoch: job.epoch, digest })
+      ),
     observe,
     afterBatch: Effect.andThen(report, publish)
   }).pipe(Effect.annotateLogs({ role: "replica", id }))
   const next = (seen: S): Effect.Effect<S> =>
     Effect.suspend(() =>
-      core.state !== seen ? Effect.succeed(core.state) : Effect.andThen(Deferred.await(changed), next(seen))
+      published !== seen ? Effect.succeed(published) : Effect.andThen(Deferred.await(changed), next(seen))
     )
-  const applied: Applied<S> = { current: Effect.sync(() => core.state), next }
+  const applied: Applied<S> = {
+    current: Effect.suspend(() =>
+      core.quarantine === undefined ? Effect.succeed(core.state) : Effect.andThen(Deferred.await(changed), applied.current)
+    ),
+    next,
+    diverged: Effect.sync(() => (core.quarantine === undefined ? undefined : { slot: core.quarantine.slot }))
+  }
   return {
     applied,
     status: Effect.sync(
@@ -753,7 +969,16 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
         pending: core.pending.size,
         watermark: core.watermark,
         durable: core.durable,
-        ...(core.leader === undefined ? {} : { leader: Address.id(core.leader) })
+        ...(core.leader === undefined ? {} : { leader: Address.id(core.leader) }),
+        ...(core.quarantine === undefined
+          ? {}
+          : {
+              diverged: {
+                slot: core.quarantine.slot,
+                own: core.quarantine.own,
+                ...(core.quarantine._tag === "Diverged" ? { majority: core.quarantine.majority } : {})
+              }
+            })
       })
     )
   }

@@ -102,7 +102,8 @@ export class Source {
 }
 
 export type Received =
-  | { readonly _tag: "Snapshot"; readonly snapshot: Storage.ReplicaSnapshot }
+  /** `encoded`: the snapshot's text as the peer encoded it (what a state digest hashes). */
+  | { readonly _tag: "Snapshot"; readonly snapshot: Storage.ReplicaSnapshot; readonly encoded: string }
   | { readonly _tag: "Rejected"; readonly reason: string }
 
 /** The asker side: fetches one snapshot, from one peer at a time. */
@@ -210,5 +211,5 @@ const verify = (chunks: ReadonlyArray<string>, id: Message.TransferId): Received
   const decoded = decodeSnapshot(json)
   if (Result.isFailure(decoded)) return { _tag: "Rejected", reason: `not a snapshot: ${decoded.failure.message}` }
   if (decoded.success.slotOut !== id.slotOut) return { _tag: "Rejected", reason: "slotOut does not match the transfer" }
-  return { _tag: "Snapshot", snapshot: decoded.success }
+  return { _tag: "Snapshot", snapshot: decoded.success, encoded }
 }

@@ -22,6 +22,12 @@
  *       performed command was submitted and none is performed twice by one replica (B9);
  *       logs are prefixes of one another (they agree slot by slot with the decisions); a
  *       snapshot installed by state transfer covers only slots some replica performed.
+ * - V   divergence (docs/protocol.md#divergence-detection): replicas the nemesis never
+ *       corrupted hold the same digest at every digest slot and never find themselves
+ *       diverged; the corrupted replica, once its digest differs from theirs at a slot a
+ *       majority of them reached, finds out within `detectMs` (counted from the heal at
+ *       the earliest: a partition may keep the digests apart) (catches B19); a diverged
+ *       replica answers no client until it recovers.
  *
  * @since 0.1.0
  */
@@ -68,9 +74,121 @@ export class Checker implements Probe.Probe {
   gcs = 0
   installs = 0
 
-  constructor(acceptorCount: number, replicaCount = 1) {
+  /** Replicas in the configuration, and how many make a majority of them. */
+  private readonly replicaCount: number
+  private readonly now: () => number
+
+  constructor(acceptorCount: number, replicaCount = 1, now: () => number = () => 0) {
     this.acceptorCount = acceptorCount
+    this.replicaCount = replicaCount
+    this.now = now
     this.holders = Math.max(1, Math.min(replicaCount, Math.floor((acceptorCount - 1) / 2) + 1))
+  }
+
+  // ---- divergence (V)
+
+  /** The replica whose state the nemesis changed without a command, and its slotOut then. */
+  corruption: { readonly replica: string; readonly slotOut: number } | undefined
+  /** While the corrupted replica may still hold the changed state (until it installs a peer's or agrees again). */
+  private tainted = false
+  /** Per digest slot, the digest of the replicas the nemesis never changed, and which reported it. */
+  private readonly truth = new Map<number, { readonly digest: string; readonly replicas: Set<string> }>()
+  /** The corrupted replica's digests, per slot. */
+  private readonly suspect = new Map<number, string>()
+  /** Its digest differs from a majority's at `slot` since `since`: detection is due. */
+  private due: { readonly slot: number; readonly since: number } | undefined
+  /** Replicas that found themselves diverged and have not recovered: they must answer no client. */
+  private readonly quarantined = new Set<string>()
+  /** Times the corrupted replica found out. */
+  detections = 0
+  /**
+   * Commands the corrupted replica answered while its state may have been the changed
+   * one: their answers may be wrong, and linearizability is checked without them (as if
+   * their outcome were unknown; the command itself was decided and performed everywhere).
+   */
+  readonly exempt = new Set<string>()
+  /** How long after the heal a due detection may take. */
+  static readonly detectMs = 3000
+
+  /** The nemesis changed `replica`'s state, at slotOut `slotOut`. */
+  corrupted(replica: string, slotOut: number): void {
+    this.corruption = { replica, slotOut }
+    this.tainted = true
+    this.due = undefined
+  }
+
+  /** No corruption, or the corrupted replica holds a state its peers agree with again. */
+  settled(): boolean {
+    return this.corruption === undefined || !this.tainted
+  }
+
+  replicaDigest(replica: string, slot: number, digest: string): void {
+    if (replica === this.corruption?.replica) {
+      this.suspect.set(slot, digest)
+    } else {
+      const t = this.truth.get(slot)
+      if (t === undefined) this.truth.set(slot, { digest, replicas: new Set([replica]) })
+      else if (t.digest !== digest) {
+        this.fail(
+          `V: replicas ${[...t.replicas].join(", ")} and ${replica} hold different states at digest slot ${slot} (${t.digest.slice(0, 12)}… and ${digest.slice(0, 12)}…), and the nemesis changed neither`
+        )
+      } else t.replicas.add(replica)
+    }
+    this.judge(slot)
+  }
+
+  /** Whether the corrupted replica's digest at `slot` is known wrong (detection due) or right (clean). */
+  private judge(slot: number): void {
+    if (!this.tainted || this.corruption === undefined) return
+    const mine = this.suspect.get(slot)
+    const t = this.truth.get(slot)
+    if (mine === undefined || t === undefined || t.replicas.size < Math.floor(this.replicaCount / 2) + 1) return
+    if (mine !== t.digest) {
+      if (this.due === undefined && !this.quarantined.has(this.corruption.replica))
+        this.due = { slot, since: this.now() }
+    } else if (slot > this.corruption.slotOut) {
+      // a state digested after the change and right: it was replaced (a restart from an older snapshot)
+      this.tainted = false
+      this.due = undefined
+    }
+  }
+
+  /** Fails if a due detection is later than `detectMs` after the heal at `healAt` (called after each step). */
+  deadlines(healAt: number): void {
+    const due = this.due
+    if (due === undefined || this.corruption === undefined) return
+    if (this.now() > Math.max(due.since, healAt) + Checker.detectMs) {
+      this.fail(
+        `V: replica ${this.corruption.replica} holds a state that differs from a majority's at digest slot ${due.slot} (known at ${due.since}), and did not find out within ${Checker.detectMs} ms of the heal`
+      )
+      this.due = undefined
+    }
+  }
+
+  replicaDiverged(replica: string, slot: number): void {
+    if (replica !== this.corruption?.replica) {
+      this.fail(`V: replica ${replica} found itself diverged at slot ${slot}, but the nemesis never changed its state`)
+      return
+    }
+    this.quarantined.add(replica)
+    this.detections++
+    this.due = undefined
+  }
+
+  replicaRecovered(replica: string, slotOut: number, installed: boolean): void {
+    this.quarantined.delete(replica)
+    if (replica === this.corruption?.replica) {
+      this.tainted = false
+      this.due = undefined
+    }
+    if (installed) this.installedAt(replica, slotOut, true)
+  }
+
+  replicaAnswered(replica: string, client: string, seq: number): void {
+    if (this.quarantined.has(replica)) {
+      this.fail(`V: replica ${replica} answered ${client}#${seq} while diverged`)
+    }
+    if (replica === this.corruption?.replica && this.tainted) this.exempt.add(`${client}#${seq}`)
   }
 
   private fail(message: string): void {
@@ -257,9 +375,19 @@ export class Checker implements Probe.Probe {
   }
 
   replicaInstalled(replica: string, slotOut: number): void {
+    if (replica === this.corruption?.replica) {
+      this.tainted = false
+      this.due = undefined
+    }
+    this.installedAt(replica, slotOut, false)
+  }
+
+  /** A peer's snapshot replaced the replica's state: ahead of it, or, repairing a divergence, not behind. */
+  private installedAt(replica: string, slotOut: number, repair: boolean): void {
     this.installs++
     const v = this.view(replica)
-    if (slotOut <= v.next) this.fail(`R: replica ${replica} installed a snapshot at ${slotOut}, not ahead of ${v.next}`)
+    if (repair ? slotOut < v.next : slotOut <= v.next)
+      this.fail(`R: replica ${replica} installed a snapshot at ${slotOut}, not ahead of ${v.next}`)
     for (let s = v.next; s < slotOut; s++) {
       const commands = this.performedAt.get(s)
       if (commands === undefined) {

@@ -12,12 +12,19 @@
  * history must be linearizable (`KvModel`). The
  * state machine is the product's key-value store (`@synod/kv`).
  *
+ * The divergence nemesis (`Scenario.corruption`) changes one replica's state without a
+ * command; the checker then demands that the replica finds out (invariant V) and the
+ * run does not end before it holds a state its peers agree with again. Answers that
+ * replica gave while its state may have been the changed one are left out of the
+ * linearizability check (their outcome counts as unknown): no protocol can vouch for
+ * them, and they are exactly what detection bounds.
+ *
  * Same seed, same scenario ⇒ the same run, step for step.
  *
  * @since 0.1.0
  */
 import { Acceptor, Client, Leader, Replica } from "@synod/actors"
-import { PlantedBugs, Probe } from "@synod/actors/Hooks"
+import { PlantedBugs, Probe, Tamper } from "@synod/actors/Hooks"
 import { ClusterConfig, InMemoryBus, Monotonic, Storage, Transport } from "@synod/core"
 import { Kv } from "@synod/kv"
 import { Effect, Exit, Fiber, Layer, Random, References, Scope } from "effect"
@@ -48,6 +55,11 @@ export interface Report {
   readonly transfers: number
   /** Messages the bus dropped for exceeding its limit: a role sent more than a message carries. */
   readonly oversized: number
+  /** The replica the divergence nemesis changed, if it acted; and how often it found out. */
+  readonly corrupted?: string
+  readonly detections: number
+  /** Answers of the corrupted replica left out of the linearizability check. */
+  readonly exempt: number
 }
 
 export const failed = (r: Report): boolean =>
@@ -204,7 +216,12 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
       const timeline = options.timeline
       const r = prng(scenario.seed)
       const config = configFor(scenario)
-      const checker = new Checker(config.acceptors.length, config.replicas.length)
+      const checker = new Checker(config.acceptors.length, config.replicas.length, () =>
+        clock.currentTimeMillisUnsafe()
+      )
+      // the divergence nemesis reaches each replica's state through this
+      const corrupters = new Map<string, (f: (state: unknown) => unknown) => void>()
+      const tamper: Tamper.Tamper = { register: (id, corrupt) => corrupters.set(id, corrupt) }
       const bugs = { ...PlantedBugs.none, ...scenario.bugs }
       const disk = new Storage.MemoryDisk()
       // disks are mostly fast and sometimes slow: replies then lag behind their requests
@@ -240,7 +257,8 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
           Effect.provideService(Storage.Storage, storage),
           Effect.provideService(Probe.Probe, checker),
           Effect.provideService(Monotonic.Monotonic, () => clock.currentTimeMillisUnsafe()),
-          Effect.provideService(PlantedBugs.PlantedBugs, bugs)
+          Effect.provideService(PlantedBugs.PlantedBugs, bugs),
+          Effect.provideService(Tamper.Tamper, tamper)
         ) as Effect.Effect<A, E, Exclude<R, Transport.Transport | Storage.Storage>>
 
       // ---- roles, each in its own scope so it can crash and restart
@@ -504,6 +522,13 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
 
       // ---- the workload: clients doing KV operations, recording the history
       const history: Array<Operation<Input, Output>> = []
+      /** Each operation's command key (client#seq), by index in `history`. */
+      const keys = new Map<Operation<Input, Output>, string>()
+      /** The history as checked: answers the corrupted replica gave from a changed state count as unknown. */
+      const checked = (): Array<Operation<Input, Output>> =>
+        history.map((op) =>
+          op.ret !== undefined && checker.exempt.has(keys.get(op) ?? "") ? { ...op, ret: undefined, output: undefined } : op
+        )
       let clientsDone = 0
       let lateTimeouts = 0
       const healAt = scenario.faultMs
@@ -531,7 +556,9 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
             const exit = yield* Effect.exit(client.submit(input))
             const ret = clock.currentTimeMillisUnsafe()
             if (Exit.isSuccess(exit)) {
-              history.push({ client: `k${c}`, input, call, ret, output: exit.value })
+              const op = { client: `k${c}`, input, call, ret, output: exit.value }
+              keys.set(op, `k${c}#${i + 1}`)
+              history.push(op)
               observe(seen, input, exit.value)
               note(`client k${c} ${input._tag} ${JSON.stringify(input)} -> ${JSON.stringify(exit.value)}`)
             } else {
@@ -543,10 +570,48 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
           clientsDone++
         })
 
+      // ---- the divergence nemesis: one replica's state changed without a command, once;
+      // then reads keep coming until that replica holds a state its peers agree with, so
+      // that digest slots follow the change however early the clients finished
+      let probes = 0
+      const divergence = Effect.gen(function* () {
+        // its own generator, so that the other faults draw what they drew before it existed
+        const rc = prng(scenario.seed ^ 0xd1fe)
+        yield* Effect.sleep(100 + Math.floor(rc() * Math.max(1, scenario.faultMs - 100)))
+        const id = config.replicas[Math.floor(rc() * config.replicas.length)]!
+        const handle = replicas.get(id)
+        const corrupt = corrupters.get(id)
+        if (handle === undefined || corrupt === undefined || !running.has(roleKey("replica", id))) return
+        const { slotOut } = yield* handle.status
+        corrupt((state) => Kv.apply(state as Kv.State, { _tag: "Put", key: "k0", value: "corrupted" })[0])
+        checker.corrupted(id, slotOut)
+        note(`corrupt replica ${id}: k0 changed without a command at slot ${slotOut}`)
+        timeline?.open(now(), "corrupt", `corrupted replica/${id}`, [roleKey("replica", id)])
+        const client = yield* provideAll(Client.make(Kv.machine, config, { id: "kd" }))
+        while (!checker.settled() && now() < healAt + boundMs) {
+          yield* Effect.sleep(200 + Math.floor(rc() * 100))
+          const input: Input = { _tag: "Get", key: "k0" }
+          checker.submit(`kd#${++probes}`)
+          const call = now()
+          const exit = yield* Effect.exit(client.submit(input))
+          if (Exit.isSuccess(exit)) {
+            const op = { client: "kd", input, call, ret: now(), output: exit.value }
+            keys.set(op, `kd#${probes}`)
+            history.push(op)
+            note(`client kd Get k0 -> ${JSON.stringify(exit.value)}`)
+          } else {
+            history.push({ client: "kd", input, call, ret: undefined, output: undefined })
+            note("client kd Get k0 -> outcome unknown")
+          }
+        }
+        timeline?.close(now(), (f) => f.kind === "corrupt")
+      })
+
       const boot = Effect.gen(function* () {
         yield* Effect.sleep(1)
         for (const [role, id] of all) yield* start(role, id)
         yield* Effect.forkScoped(nemesis)
+        if (scenario.corruption && config.replicas.length >= 3) yield* Effect.forkScoped(divergence)
         for (let c = 0; c < scenario.clients; c++) yield* Effect.forkScoped(workload(c))
       })
       const booted = yield* Effect.forkScoped(boot)
@@ -571,6 +636,7 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
           break
         }
         steps++
+        checker.deadlines(healAt)
         if (checker.violations.length > 0) {
           if (timeline !== undefined) timeline.violation = { time: t, text: checker.violations[0]! }
           break
@@ -579,12 +645,14 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
           stall = `a command invoked more than ${settleMs} ms after the faults healed timed out`
           break
         }
-        if (clientsDone === scenario.clients && t > healAt && converged()) break
+        if (clientsDone === scenario.clients && t > healAt && converged() && checker.settled()) break
         if (t > healAt + boundMs) {
           stall =
             clientsDone < scenario.clients
               ? `clients still waiting ${boundMs} ms after the faults healed`
-              : `replicas did not converge: next slots ${JSON.stringify(Object.fromEntries(checker.progress()))}, decided up to ${Math.max(0, ...checker.decisions.keys())}`
+              : !checker.settled()
+                ? `replica ${checker.corruption?.replica} still holds the state the nemesis changed ${boundMs} ms after the faults healed`
+                : `replicas did not converge: next slots ${JSON.stringify(Object.fromEntries(checker.progress()))}, decided up to ${Math.max(0, ...checker.decisions.keys())}`
           break
         }
       }
@@ -610,7 +678,7 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
         // the history watches are served from is the log's writes, as the clients saw them placed
         const first = replicas.values().next().value
         if (checker.violations.length === 0 && first !== undefined) {
-          const problem = HistoryCheck.check((yield* first.status).state, history)
+          const problem = HistoryCheck.check((yield* first.status).state, checked())
           if (problem !== undefined) checker.violations.push(problem)
         }
       }
@@ -626,7 +694,7 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
 
       const lin =
         checker.violations.length === 0 && stall === undefined
-          ? check(KvModel, history)
+          ? check(KvModel, checked())
           : { ok: true, timedOut: false, failingPartition: undefined }
       return {
         scenario,
@@ -641,7 +709,10 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
         unknown: history.filter((h) => h.ret === undefined).length,
         gcs: checker.gcs,
         transfers: checker.installs,
-        oversized: (yield* bus.stats).oversized
+        oversized: (yield* bus.stats).oversized,
+        ...(checker.corruption === undefined ? {} : { corrupted: checker.corruption.replica }),
+        detections: checker.detections,
+        exempt: checker.exempt.size
       } satisfies Report
     })
   )

@@ -113,7 +113,7 @@ svg text { font: 11px system-ui, sans-serif; }
 .msg.duplicate { stroke-dasharray: 5 3; } .msg.replay { stroke-dasharray: 1.5 2.5; }
 .drop-mark { stroke: #d0021b; stroke-width: 2; }
 .fault { opacity: 0.35; } .fault.crash { fill: #777; opacity: 0.45; } .fault.isolate { fill: #e57373; }
-.fault.cut { fill: #ffb74d; } .fault.partition { fill: #fff176; opacity: 0.55; } .fault.network { fill: #90a4ae; }
+.fault.cut { fill: #ffb74d; } .fault.partition { fill: #fff176; opacity: 0.55; } .fault.network { fill: #90a4ae; } .fault.corrupt { fill: #ba68c8; }
 .note-tick { stroke: #555; stroke-width: 1.5; } .note-tick.client { stroke: #c2185b; }
 #violation-line { stroke: #d0021b; stroke-width: 2.5; }
 #notes { max-height: 260px; overflow-y: auto; font-family: ui-monospace, monospace; font-size: 12px; }
@@ -127,8 +127,8 @@ const script = `
 const data = JSON.parse(document.getElementById("data").textContent);
 const colours = { P1a: "#1f5fbf", P1b: "#17a2c8", P2a: "#2e9e3e", P2b: "#e08a00", Decision: "#8e3fb0",
   Propose: "#8c564b", Request: "#d63384", Response: "#f06292", Heartbeat: "#c8c8c8", Progress: "#9e9e9e",
-  StateRequest: "#00796b", StateChunk: "#26a69a" };
-const order = ["P1a", "P1b", "P2a", "P2b", "Decision", "Propose", "Request", "Response", "Heartbeat", "Progress", "StateRequest", "StateChunk"];
+  StateRequest: "#00796b", StateChunk: "#26a69a", Digest: "#5d4037" };
+const order = ["P1a", "P1b", "P2a", "P2b", "Decision", "Propose", "Request", "Response", "Heartbeat", "Progress", "StateRequest", "StateChunk", "Digest"];
 const roleRank = { client: 0, replica: 1, leader: 2, acceptor: 3, learner: 4 };
 const SVG = "http://www.w3.org/2000/svg";
 const el = (name, attrs, parent) => { const e = document.createElementNS(SVG, name); for (const k in attrs) e.setAttribute(k, attrs[k]); if (parent) parent.appendChild(e); return e; };

@@ -30,7 +30,7 @@ export interface Arrow {
 
 /** A fault over time: `targets` are addresses or node ids (empty: the whole network). */
 export interface Fault {
-  readonly kind: "crash" | "isolate" | "partition" | "cut" | "network"
+  readonly kind: "crash" | "isolate" | "partition" | "cut" | "network" | "corrupt"
   readonly label: string
   readonly targets: ReadonlyArray<string>
   readonly start: number
@@ -91,6 +91,8 @@ export const describe = (m: Message.Message): { readonly info: string; readonly 
       return { info: `at slot ${m.slotOut}${m.chunks.length > 0 ? `, chunks ${m.chunks.join(",")}` : ""}` }
     case "StateChunk":
       return { info: `chunk ${m.index + 1} of ${m.count} (snapshot at ${m.transfer.slotOut})` }
+    case "Digest":
+      return { info: `state digest ${m.digest.slice(0, 12)}… at slot ${m.slot}${m.heard ? "" : ", asks for yours"}`, slot: m.slot }
   }
 }
 

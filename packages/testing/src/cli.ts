@@ -22,7 +22,7 @@ import { Timeline } from "./Timeline.ts"
 const usage = `usage: pnpm sim [--first S] [--count N] | --seed S [--trace] [--html FILE]   [--bug NAME] [--no-reduce]
   scenario overrides (otherwise derived from the seed):
     --f 1|2  --layout colocated|split  --clients N  --ops N  --keys N  --fault-ms N  --snapshot-every N
-    --network on|off  --partitions on|off  --crashes on|off  --large on|off
+    --network on|off  --partitions on|off  --crashes on|off  --large on|off  --corrupt on|off
   planted bugs: ${PlantedBugs.names.join(", ")}`
 
 const fail = (message: string): never => {
@@ -59,7 +59,8 @@ for (let i = 0; i < args.length; i++) {
       "network",
       "partitions",
       "crashes",
-      "large"
+      "large",
+      "corrupt"
     ].includes(name)
   ) {
     fail(`unknown option --${name}`)
@@ -107,6 +108,7 @@ const overrides: Partial<Omit<Scenario.Scenario, "seed">> = Object.fromEntries(
     partitions: onOff("partitions"),
     crashes: onOff("crashes"),
     largeValues: onOff("large"),
+    corruption: onOff("corrupt"),
     bugs
   }).filter(([, v]) => v !== undefined)
 )
@@ -115,7 +117,7 @@ const overrides: Partial<Omit<Scenario.Scenario, "seed">> = Object.fromEntries(
 const replayCommand = (s: Scenario.Scenario): string =>
   `pnpm sim --seed ${s.seed} --trace --f ${s.f} --layout ${s.layout} --clients ${s.clients} --ops ${s.opsPerClient} ` +
   `--keys ${s.keys} --fault-ms ${s.faultMs} --snapshot-every ${s.snapshotEvery} --network ${s.network ? "on" : "off"} ` +
-  `--partitions ${s.partitions ? "on" : "off"} --crashes ${s.crashes ? "on" : "off"} --large ${s.largeValues ? "on" : "off"}` +
+  `--partitions ${s.partitions ? "on" : "off"} --crashes ${s.crashes ? "on" : "off"} --large ${s.largeValues ? "on" : "off"} --corrupt ${s.corruption ? "on" : "off"}` +
   (bug ? ` --bug ${bug}` : "")
 
 const summary = (r: Simulation.Report): string =>
@@ -141,7 +143,11 @@ const main = Effect.gen(function* () {
     const r = yield* Simulation.run(scenario, { ...(trace ? { trace } : {}), ...(timeline ? { timeline } : {}) })
     const outcome =
       `steps ${r.steps}, simulated ${r.simMs} ms, ${r.operations} operations (${r.unknown} unknown outcome), ` +
-      `${r.gcs} garbage collections, ${r.transfers} state transfers: ${summary(r)}`
+      `${r.gcs} garbage collections, ${r.transfers} state transfers` +
+      (r.corrupted === undefined
+        ? ""
+        : `, replica ${r.corrupted} corrupted (found out ${r.detections} times, ${r.exempt} of its answers exempt)`) +
+      `: ${summary(r)}`
     process.stdout.write(`${outcome}\n`)
     if (typeof html === "string" && timeline !== undefined) {
       const page = SpaceTime.render(timeline, {
@@ -170,6 +176,8 @@ const main = Effect.gen(function* () {
   let oversized = 0
   let gcs = 0
   let transfers = 0
+  let corrupted = 0
+  let detections = 0
   const failures: Array<Simulation.Report> = []
   const started = Date.now()
   for (let seed = first; seed < first + count; seed++) {
@@ -177,6 +185,8 @@ const main = Effect.gen(function* () {
     steps += r.steps
     gcs += r.gcs
     transfers += r.transfers
+    if (r.corrupted !== undefined) corrupted++
+    if (r.detections > 0) detections++
     if (r.violations.length > 0) violations++
     else if (r.stall !== undefined) stalls++
     else if (!r.linearizable) nonlin++
@@ -209,6 +219,7 @@ const main = Effect.gen(function* () {
     )
   }
   process.stdout.write(`garbage collections ${gcs}, state transfers ${transfers}\n`)
+  process.stdout.write(`replicas corrupted in ${corrupted} seeds, found out in ${detections}\n`)
   process.stdout.write(
     `seeds ${count}, steps ${steps}, violations ${violations}, stalls ${stalls}, nonlinearizable ${nonlin}, oversized ${oversized}\n`
   )

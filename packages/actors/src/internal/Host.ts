@@ -30,8 +30,10 @@ export interface Outbound {
 }
 
 /** What a core decided since the host last drained it. */
-export interface Ready<Rec, Spec, Ev> {
+export interface Ready<Rec, Spec, Ev, Job = never> {
   readonly persist: ReadonlyArray<Rec>
+  /** Computations to run off the loop (`Options.work`); each result comes back as an input. */
+  readonly work: ReadonlyArray<Job>
   readonly send: ReadonlyArray<Outbound>
   readonly stop: ReadonlyArray<string>
   readonly start: ReadonlyArray<{ readonly key: string; readonly spec: Spec }>
@@ -40,12 +42,13 @@ export interface Ready<Rec, Spec, Ev> {
 }
 
 /** Where a core writes what must happen; the host drains it after each batch of inputs. */
-export class Outbox<Rec = never, Spec = never, Ev = never> {
-  private ready = Outbox.empty<Rec, Spec, Ev>()
+export class Outbox<Rec = never, Spec = never, Ev = never, Job = never> {
+  private ready = Outbox.empty<Rec, Spec, Ev, Job>()
 
-  private static empty<Rec, Spec, Ev>() {
+  private static empty<Rec, Spec, Ev, Job>() {
     return {
       persist: [] as Array<Rec>,
+      work: [] as Array<Job>,
       send: [] as Array<Outbound>,
       stop: [] as Array<string>,
       start: [] as Array<{ readonly key: string; readonly spec: Spec }>,
@@ -56,6 +59,9 @@ export class Outbox<Rec = never, Spec = never, Ev = never> {
 
   persist(record: Rec): void {
     this.ready.persist.push(record)
+  }
+  work(job: Job): void {
+    this.ready.work.push(job)
   }
   send(to: Address.Address, message: Message.Message): void {
     this.ready.send.push({ to, message })
@@ -74,24 +80,24 @@ export class Outbox<Rec = never, Spec = never, Ev = never> {
   }
 
   /** Everything written since the last drain. */
-  drain(): Ready<Rec, Spec, Ev> {
+  drain(): Ready<Rec, Spec, Ev, Job> {
     const ready = this.ready
     this.ready = Outbox.empty()
     return ready
   }
 }
 
-export interface Core<In, Rec, Spec, Ev> {
-  readonly out: Outbox<Rec, Spec, Ev>
+export interface Core<In, Rec, Spec, Ev, Job = never> {
+  readonly out: Outbox<Rec, Spec, Ev, Job>
   step(input: In): void
   /** A time (on the host's clock) at which the core wants a `wake` input before the next tick. */
   wakeAt?(): number | undefined
 }
 
-export interface Options<Inbound extends Message.Message, In, Rec, Spec, Ev> {
+export interface Options<Inbound extends Message.Message, In, Rec, Spec, Ev, Job = never> {
   /** The role's address: the host listens there and sends from there. */
   readonly self: Address.Address
-  readonly core: Core<In, Rec, Spec, Ev>
+  readonly core: Core<In, Rec, Spec, Ev, Job>
   /** The role's inbound union: messages of other tags are not for this role and are dropped. */
   readonly accepts: (message: Message.Message) => message is Inbound
   /** A message of the inbound union as the core's input. */
@@ -136,14 +142,25 @@ export interface Options<Inbound extends Message.Message, In, Rec, Spec, Ev> {
   readonly observe?: (events: ReadonlyArray<Ev>) => Effect.Effect<void>
   /** After each batch (gauges that follow the core's state). */
   readonly afterBatch?: Effect.Effect<void>
+  /**
+   * Runs a job the core asked for (`Outbox.work`) off the loop, one at a time in order, on
+   * a worker fiber: for work too large for a step that no message waits on (the
+   * replica's state digests). Each result is fed to the core on a later turn, like a
+   * background write's `persisted`. At most `workBacklog` jobs wait; older ones are
+   * dropped, so a job must be one the core can do without.
+   */
+  readonly work?: (job: Job) => Effect.Effect<In>
 }
+
+/** Jobs waiting for the worker (`Options.work`) before the oldest are dropped. */
+const workBacklog = 4
 
 /** Batches a pipelining role may have waiting for its writer before its loop waits too. */
 const pipelineDepth = 64
 
 /** Runs the core until the scope closes. */
-export const run = <Inbound extends Message.Message, In, Rec, Spec, Ev>(
-  options: Options<Inbound, In, Rec, Spec, Ev>
+export const run = <Inbound extends Message.Message, In, Rec, Spec, Ev, Job = never>(
+  options: Options<Inbound, In, Rec, Spec, Ev, Job>
 ): Effect.Effect<void, Transport.TransportError, Transport.Transport | Scope.Scope> =>
   Effect.gen(function* () {
     const { core, self } = options
@@ -211,13 +228,28 @@ export const run = <Inbound extends Message.Message, In, Rec, Spec, Ev>(
       )
     }
 
+    /** Background work: jobs waiting for the worker, which feeds results back through `completions`. */
+    const jobsWaiting: Array<Job> = []
+    const wakeWorker = yield* Queue.sliding<void>(1)
+    if (options.work !== undefined) {
+      const work = options.work
+      yield* Effect.forkScoped(
+        Effect.forever(
+          Effect.gen(function* () {
+            yield* Queue.take(wakeWorker)
+            while (jobsWaiting.length > 0) completions.push(yield* work(jobsWaiting.shift()!))
+          })
+        )
+      )
+    }
+
     /** Pipelined persistence: batches the loop stepped, waiting for the writer. */
-    type Job = {
+    type Stepped = {
       readonly persist: ReadonlyArray<Rec>
       readonly events: ReadonlyArray<Ev>
       readonly send: ReadonlyArray<{ readonly to: Address.Address; readonly message: Message.Message }>
     }
-    const jobs = yield* Queue.bounded<Job>(pipelineDepth)
+    const jobs = yield* Queue.bounded<Stepped>(pipelineDepth)
     if (options.persistPipelined) {
       const save = options.persist
       if (save === undefined) return yield* Effect.die(new Error(`${self}: nothing to persist with`))
@@ -240,6 +272,12 @@ export const run = <Inbound extends Message.Message, In, Rec, Spec, Ev>(
 
     const flush = Effect.fnUntraced(function* () {
       const ready = core.out.drain()
+      if (ready.work.length > 0) {
+        if (options.work === undefined) return yield* Effect.die(new Error(`${self}: no worker for the jobs asked for`))
+        jobsWaiting.push(...ready.work)
+        if (jobsWaiting.length > workBacklog) jobsWaiting.splice(0, jobsWaiting.length - workBacklog)
+        yield* Queue.offer(wakeWorker, undefined)
+      }
       if (options.persistPipelined) {
         if (ready.persist.length > 0 || ready.events.length > 0 || ready.send.length > 0) {
           yield* Queue.offer(jobs, { persist: ready.persist, events: ready.events, send: ready.send })

@@ -28,6 +28,8 @@ export interface PlantedBugs {
   readonly gcWithoutWatermark: boolean
   /** B18: acceptors answer a P1a with every pvalue in one P1b, however large: past the transport's limit it is dropped, and no leader is ever adopted again. */
   readonly unpagedP1b: boolean
+  /** B19: replicas exchange state digests but never compare them: a corrupted replica goes on answering from its state. */
+  readonly ignoreDivergence: boolean
 }
 
 export const none: PlantedBugs = {
@@ -41,7 +43,8 @@ export const none: PlantedBugs = {
   noClientTable: false,
   noHoleFilling: false,
   gcWithoutWatermark: false,
-  unpagedP1b: false
+  unpagedP1b: false,
+  ignoreDivergence: false
 }
 
 export type Name = keyof PlantedBugs

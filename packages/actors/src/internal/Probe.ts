@@ -47,6 +47,18 @@ export interface Probe {
   replicaSaved(replica: string, slotOut: number): void
   /** A replica installed a peer's snapshot covering the slots below `slotOut` (state transfer). */
   replicaInstalled(replica: string, slotOut: number): void
+  /** A replica computed the digest of its state at digest slot `slot` (docs/protocol.md#divergence-detection). */
+  replicaDigest(replica: string, slot: number, digest: string): void
+  /** A replica found its state contradicted at `slot` (or no majority for any digest there) and stops answering clients. */
+  replicaDiverged(replica: string, slot: number): void
+  /**
+   * A diverged replica answers clients again: it installed a snapshot of a majority peer
+   * covering the slots below `slotOut` (`installed`, possibly not ahead of its own slotOut),
+   * or its digest at a later slot agreed with a majority (`installed` false).
+   */
+  replicaRecovered(replica: string, slotOut: number, installed: boolean): void
+  /** A replica sends a client the outcome of (client, seq). */
+  replicaAnswered(replica: string, client: string, seq: number): void
 }
 
 export const Probe = Context.Reference<Probe | undefined>("@synod/actors/internal/Probe", {
