@@ -134,6 +134,8 @@ export class ReplicaCore<S, C, R> {
   private epoch = 0
   /** Verdicts at slots below this one are stale: a later one, or an install, superseded them. */
   private verdictFloor = 0
+  /** The slot of the last verdict acted on: a verdict is final, so it is acted on once. */
+  private judged = 0
   /** While `Diverged`: fetches a snapshot from the replicas of the majority. */
   private repair: StateTransfer.Sink | undefined
   private readonly hash: ((text: string) => string) | undefined
@@ -460,6 +462,7 @@ export class ReplicaCore<S, C, R> {
     this.digests.own.clear()
     this.digested = this.slotOut - 1
     this.verdictFloor = this.slotOut
+    this.judged = 0
     if (repaired) {
       this.quarantine = undefined
       this.repair = undefined
@@ -568,10 +571,11 @@ export class ReplicaCore<S, C, R> {
 
   /** Acts on the verdict at `slot`, if there is one and no later verdict superseded it. */
   private judge(slot: number): void {
-    if (this.ignoreDivergence || slot < this.verdictFloor) return
+    if (this.ignoreDivergence || slot < this.verdictFloor || slot === this.judged) return
     const verdict = this.digests.verdict(slot)
     if (verdict === undefined) return
     this.verdictFloor = slot
+    this.judged = slot
     if (verdict._tag === "Agreed") {
       if (this.quarantine === undefined) return
       this.quarantine = undefined

@@ -1,0 +1,323 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Ballot, ClusterConfig, Command, Message, StateMachine } from "@synod/core"
+import { Kv } from "@synod/kv"
+import { Effect, Option } from "effect"
+import { ClientTable, Divergence, Replica } from "@synod/actors"
+
+const hex = (c: string) => c.repeat(64)
+const digest = (slot: number, d: string, heard = false) => new Message.Digest({ slot, digest: d, heard })
+
+describe("digests: verdicts", () => {
+  const peers = ["replica/r2", "replica/r3"] as const
+
+  it("agreed once a majority of the replicas, this one included, hold its digest", () => {
+    const d = new Divergence.Digests(peers, 3)
+    d.recordOwn(5, hex("a"))
+    assert.isUndefined(d.verdict(5), "its own digest alone is no majority of three")
+    d.recordPeer("replica/r2", digest(5, hex("a")))
+    assert.deepStrictEqual(d.verdict(5), { _tag: "Agreed", slot: 5, own: hex("a") })
+  })
+
+  it("diverged when a majority holds another digest, naming the replicas of that majority", () => {
+    const d = new Divergence.Digests(peers, 3)
+    d.recordOwn(5, hex("b"))
+    d.recordPeer("replica/r2", digest(5, hex("a")))
+    assert.isUndefined(d.verdict(5), "one against one, with a third to come: wait")
+    d.recordPeer("replica/r3", digest(5, hex("a")))
+    assert.deepStrictEqual(d.verdict(5), {
+      _tag: "Diverged",
+      slot: 5,
+      own: hex("b"),
+      majority: hex("a"),
+      peers: ["replica/r2", "replica/r3"]
+    })
+    assert.strictEqual(d.majorityOfPeers(5), hex("a"))
+  })
+
+  it("split when no digest can reach a majority: two replicas that disagree, or three different digests", () => {
+    const two = new Divergence.Digests(["replica/r2"], 2)
+    two.recordOwn(5, hex("a"))
+    two.recordPeer("replica/r2", digest(5, hex("b")))
+    assert.deepStrictEqual(two.verdict(5), {
+      _tag: "Split",
+      slot: 5,
+      own: hex("a"),
+      others: [{ replica: "replica/r2", digest: hex("b") }]
+    })
+    const three = new Divergence.Digests(peers, 3)
+    three.recordOwn(5, hex("a"))
+    three.recordPeer("replica/r2", digest(5, hex("b")))
+    assert.isUndefined(three.verdict(5))
+    three.recordPeer("replica/r3", digest(5, hex("c")))
+    assert.strictEqual(three.verdict(5)?._tag, "Split")
+  })
+
+  it("compares only digests of the same slot", () => {
+    const d = new Divergence.Digests(peers, 3)
+    d.recordOwn(5, hex("a"))
+    d.recordPeer("replica/r2", digest(9, hex("b")))
+    d.recordPeer("replica/r3", digest(9, hex("b")))
+    assert.isUndefined(d.verdict(5))
+    assert.isUndefined(d.verdict(9), "no digest of its own at 9 yet")
+  })
+
+  it("ignores digests from addresses that are not replicas of the configuration", () => {
+    const d = new Divergence.Digests(peers, 3)
+    d.recordOwn(5, hex("a"))
+    d.recordPeer("replica/x9", digest(5, hex("b")))
+    d.recordPeer("leader/r2", digest(5, hex("b")))
+    assert.isUndefined(d.verdict(5))
+  })
+
+  it("keeps a bounded number of slots per replica, dropping the oldest", () => {
+    const d = new Divergence.Digests(peers, 3)
+    for (let s = 1; s <= 3 * Divergence.RECENT; s++) {
+      d.recordOwn(s, hex("a"))
+      d.recordPeer("replica/r2", digest(s, hex("a")))
+    }
+    assert.strictEqual(d.own.size, Divergence.RECENT)
+    assert.strictEqual(d.heard.get("replica/r2")!.size, Divergence.RECENT)
+    assert.strictEqual(Math.min(...d.own.keys()), 2 * Divergence.RECENT + 1)
+    // a digest older than all kept is not kept either
+    d.recordPeer("replica/r3", digest(1, hex("b")))
+    d.recordPeer("replica/r3", digest(1, hex("b")))
+    assert.isTrue(d.heard.get("replica/r3")!.has(1), "an empty map takes any slot")
+  })
+
+  it("digest slots are the slots that end a run of `every` slots", () => {
+    assert.deepStrictEqual(
+      [1, 2, 4, 5, 6, 9, 13].filter((s) => Divergence.isDigestSlot(s, 4)),
+      [5, 9, 13]
+    )
+  })
+})
+
+describe("digests: gossip", () => {
+  it("one message each way per pair when both keep up; an answer only when asked", () => {
+    const r1 = new Divergence.Digests(["replica/r2"], 2)
+    const r2 = new Divergence.Digests(["replica/r1"], 2)
+    const first = r1.recordOwn(5, hex("a"))
+    assert.deepStrictEqual(
+      first.map((o) => [o.to, (o.message as Message.Digest).heard]),
+      [["replica/r2", false]]
+    )
+    // r2 has no digest at 5 yet: nothing to answer
+    assert.deepStrictEqual(r2.recordPeer("replica/r1", first[0]!.message as Message.Digest), [])
+    const second = r2.recordOwn(5, hex("a"))
+    assert.deepStrictEqual(
+      second.map((o) => [o.to, (o.message as Message.Digest).heard]),
+      [["replica/r1", true]],
+      "it holds r1's already: no answer wanted"
+    )
+    assert.deepStrictEqual(r1.recordPeer("replica/r2", second[0]!.message as Message.Digest), [])
+    assert.deepStrictEqual(r1.tick(), [], "heard: nothing to resend")
+  })
+
+  it("resends its latest digest on a tick to the peers not heard, who answer when they have theirs", () => {
+    const r1 = new Divergence.Digests(["replica/r2"], 2)
+    const r2 = new Divergence.Digests(["replica/r1"], 2)
+    r1.recordOwn(5, hex("a")) // lost
+    r2.recordOwn(5, hex("a")) // lost too
+    const again = r1.tick()
+    assert.strictEqual(again.length, 1)
+    const answer = r2.recordPeer("replica/r1", again[0]!.message as Message.Digest)
+    assert.deepStrictEqual(
+      answer.map((o) => [o.to, (o.message as Message.Digest).slot, (o.message as Message.Digest).heard]),
+      [["replica/r1", 5, true]]
+    )
+    r1.recordPeer("replica/r2", answer[0]!.message as Message.Digest)
+    assert.deepStrictEqual(r1.tick(), [])
+    assert.strictEqual(r1.verdict(5)?._tag, "Agreed")
+  })
+})
+
+// ---- three replica cores, wired by hand
+
+const b = Ballot.make(1, "l1")
+const put = (client: string, seq: number, key: string, value: string) =>
+  new Command.Command({ client, seq, acked: 0, op: { _tag: "Put", key, value } as never })
+const codecs = StateMachine.codecs(Kv.machine) as StateMachine.Codecs<Kv.State, unknown, unknown>
+
+/** The digest the host would compute of a job (`Replica.digestCaptured`, run here directly). */
+const digestOf = (job: Replica.Job<Kv.State>): string =>
+  Replica.digestText(
+    JSON.stringify({ slotOut: job.captured.slotOut, state: codecs.encodeState(job.captured.state), clients: job.captured.clients })
+  )
+
+class Net {
+  readonly cores = new Map<string, Replica.ReplicaCore<Kv.State, Kv.Command, Kv.Result>>()
+  readonly events: Array<readonly [string, Replica.Event]> = []
+  /** Messages sent to clients, per replica. */
+  readonly answers: Array<readonly [string, Message.Message]> = []
+  constructor(ids: ReadonlyArray<string>, config: ClusterConfig.ClusterConfig, now: () => number = () => 0) {
+    for (const id of ids)
+      this.cores.set(id, new Replica.ReplicaCore(id, config, Kv.machine, Option.none(), { hash: Replica.digestText, now }))
+  }
+  core(id: string) {
+    return this.cores.get(id)!
+  }
+  /** Delivers what every core sent, and runs their digest jobs, until nothing moves. */
+  settle(drop: (to: string, m: Message.Message) => boolean = () => false) {
+    for (let round = 0; round < 1000; round++) {
+      let moved = false
+      for (const [id, core] of this.cores) {
+        const ready = core.out.drain()
+        for (const e of ready.events) this.events.push([id, e])
+        for (const job of ready.work) {
+          moved = true
+          core.step({ _tag: "Digested", slot: job.captured.slotOut, epoch: job.epoch, digest: digestOf(job) })
+        }
+        for (const { to, message } of ready.send) {
+          if (to.startsWith("client/")) this.answers.push([id, message])
+          const target = this.cores.get(to.slice(to.indexOf("/") + 1))
+          if (!to.startsWith("replica/") || target === undefined || drop(to, message)) continue
+          moved = true
+          target.step({ _tag: "Message", from: `replica/${id}`, message: message as Message.ReplicaInbound })
+        }
+      }
+      if (!moved) return
+    }
+    throw new Error("the cores never settled")
+  }
+  decide(slot: number, value: Command.SlotValue) {
+    for (const core of this.cores.values()) core.step({ _tag: "Message", from: "leader/l1", message: new Message.Decision({ slot, value, ballot: b }) })
+  }
+}
+
+const three = ClusterConfig.make({
+  acceptors: ["a1", "a2", "a3"],
+  leaders: ["l1"],
+  replicas: ["r1", "r2", "r3"],
+  snapshotEvery: 4,
+  transferChunkBytes: 64
+})
+const forge = (core: Replica.ReplicaCore<Kv.State, Kv.Command, Kv.Result>) => {
+  core.state = Kv.apply(core.state, { _tag: "Put", key: "k0", value: "forged" })[0]
+}
+
+describe("replicas compare digests", () => {
+  it("the host's digest of a captured state is the SHA-256 of the snapshot as state transfer encodes it", async () => {
+    const net = new Net(["r1"], three)
+    const r1 = net.core("r1")
+    for (let s = 1; s <= 4; s++) r1.decision(s, new Command.Batch({ commands: [put("c", s, `k${s}`, "v")] }))
+    const [job] = r1.out.drain().work
+    assert.isDefined(job)
+    assert.strictEqual(job!.captured.slotOut, 5)
+    const gradual = await Effect.runPromise(Replica.digestCaptured(codecs, job!.captured))
+    assert.strictEqual(gradual, Replica.digestText(JSON.stringify(r1.snapshot())))
+    assert.match(gradual, /^[0-9a-f]{64}$/)
+  })
+
+  it("a replica whose state a majority contradicts stops answering, copies a majority peer's snapshot and answers again", () => {
+    const net = new Net(["r1", "r2", "r3"], three)
+    net.decide(1, new Command.Batch({ commands: [put("c", 1, "k1", "a")] }))
+    net.decide(2, new Command.Batch({ commands: [put("c", 2, "k2", "b")] }))
+    forge(net.core("r2"))
+    net.decide(3, new Command.Batch({ commands: [put("c", 3, "k3", "c")] }))
+    net.decide(4, Command.noop)
+    net.settle()
+    const r2 = net.core("r2")
+    assert.strictEqual(r2.quarantine?._tag, "Diverged")
+    if (r2.quarantine?._tag !== "Diverged") return
+    assert.strictEqual(r2.quarantine.slot, 5)
+    assert.deepStrictEqual(r2.quarantine.peers, ["replica/r1", "replica/r3"])
+    assert.isUndefined(net.core("r1").quarantine)
+    assert.isUndefined(net.core("r3").quarantine)
+    assert.strictEqual(r2.divergences, 1)
+    assert.deepStrictEqual(
+      net.events.filter(([, e]) => e._tag === "Diverged").map(([id]) => id),
+      ["r2"],
+      "only the contradicted replica reports it"
+    )
+
+    // no answers from the diverged state: neither a retry answered from the table nor a new command
+    r2.request(put("c", 3, "k3", "c"))
+    r2.request(put("d", 1, "k9", "z"))
+    assert.deepStrictEqual(r2.out.drain().send, [])
+    // nor a snapshot of it for others
+    r2.stateRequest("replica/r3", new Message.StateRequest({ slotOut: 1, chunks: [] }))
+    assert.deepStrictEqual(r2.out.drain().send, [])
+    // nor performing further: a decision waits for the repair
+    net.decide(5, Command.noop)
+    assert.strictEqual(r2.slotOut, 5)
+
+    // the repair: from a replica of the majority, even at the same slotOut
+    r2.tick()
+    net.settle()
+    assert.isUndefined(r2.quarantine)
+    assert.deepStrictEqual(r2.snapshot(), net.core("r1").snapshot())
+    assert.isTrue(net.events.some(([id, e]) => id === "r2" && e._tag === "Recovered" && e.installed))
+    r2.request(put("c", 3, "k3", "c"))
+    assert.deepStrictEqual(
+      r2.out.drain().send.map((o) => [o.to, o.message._tag]),
+      [["client/c", "Response"]],
+      "it answers again"
+    )
+  })
+
+  it("a copied snapshot whose digest is not the majority's is refused before it is installed", () => {
+    const net = new Net(["r1", "r2", "r3"], three)
+    for (let s = 1; s <= 4; s++) net.decide(s, new Command.Batch({ commands: [put("c", s, `k${s}`, "v")] }))
+    forge(net.core("r2"))
+    // r2 digests the forged state at 5 once more slots pass; make it a fresh slot
+    for (let s = 5; s <= 8; s++) net.decide(s, Command.noop)
+    net.settle()
+    const r2 = net.core("r2")
+    assert.strictEqual(r2.quarantine?._tag, "Diverged")
+    // an impostor answering for r1 with a state that is not r1's
+    const impostor = new Replica.ReplicaCore("r1", three, Kv.machine, Option.some(net.core("r1").snapshot()))
+    forge(impostor)
+    r2.tick()
+    const [ask] = r2.out.drain().send.filter((o) => o.message._tag === "StateRequest")
+    assert.isDefined(ask)
+    let failure: string | undefined
+    let pending = [ask!]
+    for (let round = 0; round < 100 && pending.length > 0 && failure === undefined; round++) {
+      const next: typeof pending = []
+      for (const o of pending) {
+        impostor.stateRequest("replica/r2", o.message as Message.StateRequest)
+        for (const chunk of impostor.out.drain().send) {
+          failure = r2.stateChunk(o.to, chunk.message as Message.StateChunk) ?? failure
+          next.push(...r2.out.drain().send.filter((s) => s.message._tag === "StateRequest"))
+        }
+      }
+      pending = next
+    }
+    assert.include(failure ?? "", "is not the one a majority of replicas hold")
+    assert.strictEqual(r2.quarantine?._tag, "Diverged", "still diverged, still not answering")
+  })
+
+  it("with two replicas that disagree neither can know which is right: both stop answering until a later digest agrees", () => {
+    const two = ClusterConfig.make({ ...three, replicas: ["r1", "r2"] })
+    const net = new Net(["r1", "r2"], two)
+    net.decide(1, Command.noop)
+    forge(net.core("r1"))
+    for (let s = 2; s <= 4; s++) net.decide(s, Command.noop)
+    net.settle()
+    for (const id of ["r1", "r2"]) assert.strictEqual(net.core(id).quarantine?._tag, "Split", id)
+    // both keep performing (no one to copy from), neither answers
+    net.core("r1").request(put("c", 1, "k", "v"))
+    net.decide(5, new Command.Batch({ commands: [put("c", 1, "k", "v")] }))
+    net.settle()
+    assert.deepStrictEqual(net.answers, [])
+    // the operator replaces r1's state with r2's (a wiped disk, refilled by state transfer)
+    net.core("r1").state = net.core("r2").state
+    net.core("r1").table = ClientTable.ClientTable.fromSnapshot(net.core("r2").table.toSnapshot())
+    for (let s = 6; s <= 8; s++) net.decide(s, Command.noop)
+    net.settle()
+    for (const id of ["r1", "r2"]) assert.isUndefined(net.core(id).quarantine, id)
+  })
+
+  it("an idle replica digests the slot it rests at, so a change after the last digest slot is caught without more traffic", () => {
+    let now = 0
+    const net = new Net(["r1", "r2", "r3"], three, () => now)
+    net.decide(1, Command.noop)
+    net.decide(2, Command.noop)
+    forge(net.core("r3"))
+    now = 10 * three.timeouts.leaderTimeoutMs
+    for (const core of net.cores.values()) core.tick()
+    net.settle((_, m) => m._tag !== "Digest")
+    assert.strictEqual(net.core("r3").quarantine?._tag, "Diverged")
+    assert.strictEqual(net.core("r3").quarantine?.slot, 3)
+  })
+})
