@@ -136,6 +136,14 @@ export class ReplicaCore<S, C, R> {
   private verdictFloor = 0
   /** The slot of the last verdict acted on: a verdict is final, so it is acted on once. */
   private judged = 0
+  /** The states it captured at its recent digest slots, by slot (immutable values: holding them costs little). */
+  private readonly captures = new Map<number, Captured<S>>()
+  /**
+   * Its state at the latest digest slot where a majority of the replicas held the same
+   * digest: what it serves to peers that copy its state, so that a state changed behind
+   * the protocol's back does not spread before it is found out.
+   */
+  verified: Captured<S> | undefined
   /** While `Diverged`: fetches a snapshot from the replicas of the majority. */
   private repair: StateTransfer.Sink | undefined
   private readonly hash: ((text: string) => string) | undefined
@@ -406,16 +414,31 @@ export class ReplicaCore<S, C, R> {
   }
 
   /** A peer asks for state: serve it, unless this replica is behind itself. */
+  /**
+   * A peer asks for state: serve it, unless this replica is behind itself or diverged.
+   * It serves its verified state (the last one a majority of replicas agreed with, at a
+   * digest slot), never a later one no digest has vouched for: a state changed behind the
+   * protocol's back does not spread before it is found out, and the asker can check the
+   * copy against its peers' digests at that slot. The acceptors keep every decision from
+   * there on (`Progress` reports no further), so the copy is always enough to catch up.
+   */
   stateRequest(from: Address.Address, request: Message.StateRequest): void {
     // a state a majority contradicts is not one to copy
     if (this.catchingUp || this.quarantine?._tag === "Diverged") return
+    const verified = this.verified
+    // below the watermark it would not help: the decisions after it are gone
+    if (verified === undefined || verified.slotOut < this.watermark) return
     const chunks = this.source.serve(request, {
-      slotOut: this.slotOut,
+      slotOut: verified.slotOut,
       floor: this.watermark,
-      snapshot: () => this.snapshot(),
+      snapshot: () => this.encode(verified),
       now: this.now()
     })
     for (const message of chunks) this.out.send(from, message)
+  }
+
+  private encode(captured: Captured<S>): Storage.ReplicaSnapshot {
+    return { slotOut: captured.slotOut, state: this.codecs.encodeState(captured.state), clients: captured.clients }
   }
 
   /**
@@ -460,6 +483,8 @@ export class ReplicaCore<S, C, R> {
     // digests of the replaced state no longer count; the new one is digested at its slot if that is a digest slot
     this.epoch++
     this.digests.own.clear()
+    this.captures.clear()
+    this.verified = undefined
     this.digested = this.slotOut - 1
     this.verdictFloor = this.slotOut
     this.judged = 0
@@ -502,8 +527,10 @@ export class ReplicaCore<S, C, R> {
 
   /** Timer: resend outstanding proposals, ask for decisions this replica is missing. */
   tick(): void {
-    // tell the acceptors how far this replica's durable state reaches (their GC watermark)
-    const progress = new Message.Progress({ slotOut: this.durable })
+    // tell the acceptors how far this replica's durable and verified state reaches (their
+    // GC watermark): the decisions after the last verified state are kept, so a replica
+    // copying that state can always perform the rest
+    const progress = new Message.Progress({ slotOut: Math.min(this.durable, this.verified?.slotOut ?? 1) })
     for (const to of this.acceptors) this.out.send(to, progress)
     this.source.tick(this.now())
     for (const o of this.digests.tick()) this.out.send(o.to, o.message)
@@ -566,7 +593,10 @@ export class ReplicaCore<S, C, R> {
   private digest(): void {
     if (this.slotOut <= this.digested || this.slotOut === 1) return
     this.digested = this.slotOut
-    this.out.work({ epoch: this.epoch, captured: this.capture() })
+    const captured = this.capture()
+    this.captures.set(this.slotOut, captured)
+    if (this.captures.size > Divergence.RECENT) this.captures.delete(Math.min(...this.captures.keys()))
+    this.out.work({ epoch: this.epoch, captured })
   }
 
   /** Acts on the verdict at `slot`, if there is one and no later verdict superseded it. */
@@ -577,6 +607,8 @@ export class ReplicaCore<S, C, R> {
     this.verdictFloor = slot
     this.judged = slot
     if (verdict._tag === "Agreed") {
+      const captured = this.captures.get(slot)
+      if (captured !== undefined && (this.verified === undefined || this.verified.slotOut < slot)) this.verified = captured
       if (this.quarantine === undefined) return
       this.quarantine = undefined
       this.repair = undefined

@@ -267,6 +267,7 @@ describe("replicas compare digests", () => {
     // an impostor answering for r1 with a state that is not r1's
     const impostor = new Replica.ReplicaCore("r1", three, Kv.machine, Option.some(net.core("r1").snapshot()))
     forge(impostor)
+    impostor.verified = impostor.capture()
     r2.tick()
     const [ask] = r2.out.drain().send.filter((o) => o.message._tag === "StateRequest")
     assert.isDefined(ask)
@@ -285,6 +286,71 @@ describe("replicas compare digests", () => {
     }
     assert.include(failure ?? "", "is not the one a majority of replicas hold")
     assert.strictEqual(r2.quarantine?._tag, "Diverged", "still diverged, still not answering")
+  })
+
+  it("a replica serves peers the state a majority agreed with, not a later one no digest has vouched for yet", () => {
+    let now = 0
+    const net = new Net(["r1", "r2", "r3"], three, () => now)
+    for (let s = 1; s <= 4; s++) net.decide(s, new Command.Batch({ commands: [put("c", s, `k${s}`, "v")] }))
+    net.settle()
+    const r1 = net.core("r1")
+    assert.strictEqual(r1.verified?.slotOut, 5)
+    forge(r1)
+    net.decide(5, Command.noop)
+    net.settle()
+    // r3 lost its disk and is below the watermark: it asks r1
+    const wiped = new Replica.ReplicaCore("r3", three, Kv.machine, Option.none(), { hash: Replica.digestText, now: () => now })
+    wiped.heartbeat(new Message.Heartbeat({ ballot: b, active: true, decided: 5, slot: 5, watermark: 5 }))
+    const copy = (from: Replica.ReplicaCore<Kv.State, Kv.Command, Kv.Result>) => {
+      wiped.tick()
+      let asks = wiped.out
+        .drain()
+        .send.filter((o) => o.to === "replica/r1" && o.message._tag === "StateRequest")
+        .map((o) => o.message as Message.StateRequest)
+      assert.strictEqual(asks.length, 1)
+      for (let round = 0; round < 100 && asks.length > 0; round++) {
+        const next: Array<Message.StateRequest> = []
+        for (const ask of asks) {
+          from.stateRequest("replica/r3", ask)
+          for (const o of from.out.drain().send) {
+            assert.isUndefined(wiped.stateChunk("replica/r1", o.message as Message.StateChunk))
+            for (const m of wiped.out.drain().send) if (m.message._tag === "StateRequest") next.push(m.message)
+          }
+        }
+        asks = next
+      }
+    }
+    copy(r1)
+    assert.strictEqual(wiped.slotOut, 5, "the verified state at slot 5, not r1's current one at 6")
+    assert.strictEqual(Kv.apply(wiped.state, { _tag: "Get", key: "k0" })[1]._tag, "Value")
+    assert.deepStrictEqual(Kv.apply(wiped.state, { _tag: "Get", key: "k0" })[1], { _tag: "Value", value: null, version: 0 })
+    // with no verified state recent enough it serves nothing, however long it is asked
+    r1.heartbeat(new Message.Heartbeat({ ballot: b, active: true, decided: 5, slot: 5, watermark: 6 }))
+    for (let i = 0; i < 3; i++) {
+      now += 10 * three.timeouts.leaderTimeoutMs
+      r1.stateRequest("replica/r3", new Message.StateRequest({ slotOut: 1, chunks: [] }))
+      assert.deepStrictEqual(r1.out.drain().send, [], "slot 5 is below the watermark 6 the asker needs")
+    }
+    // and it tells the acceptors to keep the decisions from its verified state on
+    r1.tick()
+    assert.deepStrictEqual(
+      r1.out
+        .drain()
+        .send.filter((o) => o.message._tag === "Progress")
+        .map((o) => (o.message as Message.Progress).slotOut),
+      [1, 1, 1],
+      "nothing durable yet: the host never saved a snapshot here"
+    )
+    r1.step({ _tag: "Saved", slotOut: 6 })
+    r1.tick()
+    assert.deepStrictEqual(
+      r1.out
+        .drain()
+        .send.filter((o) => o.message._tag === "Progress")
+        .map((o) => (o.message as Message.Progress).slotOut),
+      [5, 5, 5],
+      "durable at 6, verified at 5"
+    )
   })
 
   it("with two replicas that disagree neither can know which is right: both stop answering until a later digest agrees", () => {
