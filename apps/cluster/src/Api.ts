@@ -254,7 +254,15 @@ export const ServerStatus = Schema.Struct({
       keys: Schema.Int,
       revision: Schema.Int,
       clients: Schema.Int,
-      pending: Schema.Int
+      pending: Schema.Int,
+      /**
+       * Present while its state disagrees with its peers' at a digest slot: it answers no
+       * client and no read until it recovered (keys and revision are those of its last
+       * state before). `digest`: its own; `majority`: the one a majority of replicas hold, if any.
+       */
+      diverged: Schema.optionalKey(
+        Schema.Struct({ slot: Schema.Int, digest: Schema.String, majority: Schema.optionalKey(Schema.String) })
+      )
     })
   )
 })

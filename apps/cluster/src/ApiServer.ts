@@ -98,6 +98,13 @@ const KvHandlers = HttpApiBuilder.group(
           if (applied === undefined) {
             return yield* new Api.NoReplica({ message: "this process hosts no replica to read from" })
           }
+          // never from a state its peers contradict (docs/protocol.md#divergence-detection)
+          const diverged = yield* applied.diverged
+          if (diverged !== undefined) {
+            return yield* new Api.NoReplica({
+              message: `this process's replica has diverged from its peers (its state digest at slot ${diverged.slot} is not a majority's): no serializable reads until it has recovered; read without consistency=serializable`
+            })
+          }
           const state = yield* applied.current
           const [, r] = Kv.apply(state, command)
           if (r._tag !== "Value") return yield* unexpected(command, r)

@@ -65,7 +65,16 @@ export const toApi = (s: Server.Status): Api.ServerStatus => ({
           slotOut: s.replica.slotOut,
           ...storeSize(s.replica.current),
           clients: s.replica.clients,
-          pending: s.replica.pending
+          pending: s.replica.pending,
+          ...(s.replica.diverged === undefined
+            ? {}
+            : {
+                diverged: {
+                  slot: s.replica.diverged.slot,
+                  digest: s.replica.diverged.own,
+                  ...(s.replica.diverged.majority === undefined ? {} : { majority: s.replica.diverged.majority })
+                }
+              })
         }
       })
 })
@@ -83,7 +92,8 @@ export type Readiness =
 
 /**
  * Whether this process can serve: every replica it hosts is caught up (not below the GC
- * watermark, where it is still copying a peer's snapshot) and an active leader is known
+ * watermark, where it is still copying a peer's snapshot) and not diverged (its state
+ * contradicted by its peers', docs/protocol.md#divergence-detection), and an active leader is known
  * (a hosted replica heard an active leader's heartbeat, or a hosted leader is active).
  */
 export const readiness = (servers: ReadonlyArray<Server.Status>): Readiness => {
@@ -92,6 +102,11 @@ export const readiness = (servers: ReadonlyArray<Server.Status>): Readiness => {
     const r = s.replica
     if (r !== undefined && r.slotOut < r.watermark) {
       reasons.push(`replica ${s.id} is catching up: slot ${r.slotOut} is below the GC watermark ${r.watermark}`)
+    }
+    if (r?.diverged !== undefined) {
+      reasons.push(
+        `replica ${s.id} diverged: its state digest at slot ${r.diverged.slot} is not a majority's; it answers nothing until it recovered`
+      )
     }
   }
   // a replica names the leader whose heartbeat last said it is active; a hosted leader's

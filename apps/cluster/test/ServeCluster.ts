@@ -37,6 +37,8 @@ export interface Options {
   readonly servers?: number
   /** Default `Info`: the fail-over messages are worth having in a failure report. */
   readonly logLevel?: "Debug" | "Info" | "Warn" | "Error"
+  /** More of the cluster's configuration (`snapshotEvery`, timeouts…) beside its members. */
+  readonly settings?: Record<string, unknown>
 }
 
 /** A nats-server and `options.servers` `synod serve` processes, each started once its HTTP API listens. */
@@ -47,7 +49,7 @@ export const start = Effect.fnUntraced(function* (options: Options) {
   )
   const nats = yield* NatsServer.start()
   const ids = Array.from({ length: options.servers ?? 3 }, (_, i) => `s${i + 1}`)
-  const cluster = { acceptors: ids, leaders: ids, replicas: ids }
+  const cluster = { ...options.settings, acceptors: ids, leaders: ids, replicas: ids }
   const members = yield* Effect.forEach(
     ids,
     (node) =>

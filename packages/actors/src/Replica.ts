@@ -425,6 +425,17 @@ export class ReplicaCore<S, C, R> {
   stateRequest(from: Address.Address, request: Message.StateRequest): void {
     // a state a majority contradicts is not one to copy
     if (this.catchingUp || this.quarantine?._tag === "Diverged") return
+    if (!this.vouched) {
+      // with fewer than three replicas no majority can vouch for a state without both: the current one
+      const chunks = this.source.serve(request, {
+        slotOut: this.slotOut,
+        floor: this.watermark,
+        snapshot: () => this.snapshot(),
+        now: this.now()
+      })
+      for (const message of chunks) this.out.send(from, message)
+      return
+    }
     const verified = this.verified
     // below the watermark it would not help: the decisions after it are gone
     if (verified === undefined || verified.slotOut < this.watermark) return
@@ -435,6 +446,15 @@ export class ReplicaCore<S, C, R> {
       now: this.now()
     })
     for (const message of chunks) this.out.send(from, message)
+  }
+
+  /**
+   * Whether state transfer serves only verified states: with three replicas or more. With
+   * two, a majority is both, and a replica that lost its disk could never get a state
+   * both vouch for; there a disagreement is a `Split` anyway, which no copy settles.
+   */
+  private get vouched(): boolean {
+    return this.config.replicas.length >= 3
   }
 
   private encode(captured: Captured<S>): Storage.ReplicaSnapshot {
@@ -530,7 +550,9 @@ export class ReplicaCore<S, C, R> {
     // tell the acceptors how far this replica's durable and verified state reaches (their
     // GC watermark): the decisions after the last verified state are kept, so a replica
     // copying that state can always perform the rest
-    const progress = new Message.Progress({ slotOut: Math.min(this.durable, this.verified?.slotOut ?? 1) })
+    const progress = new Message.Progress({
+      slotOut: this.vouched ? Math.min(this.durable, this.verified?.slotOut ?? 1) : this.durable
+    })
     for (const to of this.acceptors) this.out.send(to, progress)
     this.source.tick(this.now())
     for (const o of this.digests.tick()) this.out.send(o.to, o.message)
@@ -775,9 +797,12 @@ export interface Status {
   readonly id: string
   /** Every slot below this one is applied. */
   readonly slotOut: number
-  /** The state machine's state, encoded by its snapshot schema: encoded when read, so read it only when needed. */
+  /**
+   * The state machine's state, encoded by its snapshot schema: encoded when read, so read
+   * it only when needed. While diverged, the last state before (never one its peers contradict).
+   */
   readonly state: unknown
-  /** The state machine's state as it is (not encoded). */
+  /** The state machine's state as it is (not encoded); while diverged, the last state before. */
   readonly current: unknown
   /** Clients in the client table. */
   readonly clients: number
@@ -998,9 +1023,9 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
         id,
         slotOut: core.slotOut,
         get state() {
-          return codecs.encodeState(core.current)
+          return codecs.encodeState(core.quarantine === undefined ? core.current : published)
         },
-        current: core.current,
+        current: core.quarantine === undefined ? core.current : published,
         clients: core.table.size,
         pending: core.pending.size,
         watermark: core.watermark,

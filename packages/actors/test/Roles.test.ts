@@ -344,8 +344,6 @@ describe("state transfer", () => {
 
   it("a replica below the watermark ignores clients, pulls a peer's snapshot in chunks and installs it", () => {
     const peer = new Replica.ReplicaCore("r2", chunked, Kv.machine, Option.some(snapshotOf(20).snapshot()))
-    // as if a majority had agreed with its state (Divergence.test.ts): only a verified state is served
-    peer.verified = peer.capture()
     const behind = new Replica.ReplicaCore("r1", chunked, Kv.machine, Option.none())
     behind.heartbeat(new Message.Heartbeat({ ballot: b(1), active: true, decided: 20, slot: 20, watermark: 15 }))
     assert.isTrue(behind.catchingUp)
