@@ -293,6 +293,40 @@ describe("the HTTP layer", () => {
   )
 })
 
+describe("a diverged replica", () => {
+  it.live(
+    "answers no serializable read: 503 NoReplica saying why",
+    () =>
+      Effect.gen(function* () {
+        let diverged: { readonly slot: number } | undefined = { slot: 9 }
+        const applied: Replica.Applied<Kv.State> = {
+          current: Effect.succeed(Kv.apply(Kv.initial, { _tag: "Put", key: "k", value: "forged" })[0]),
+          next: () => Effect.never,
+          diverged: Effect.sync(() => diverged)
+        }
+        const backend = Layer.succeed(Backend, {
+          cluster: "test",
+          transport: "memory",
+          submit: () => Effect.die("no cluster behind this backend"),
+          servers: Effect.succeed([]),
+          applied
+        })
+        const context = yield* Layer.build(ApiServer.layer({ port: 0 }).pipe(Layer.provideMerge(backend)))
+        const url = yield* ApiServer.url.pipe(Effect.provideContext(context))
+        const refused = yield* http("GET", `${url}/kv/k?consistency=serializable`)
+        assert.strictEqual(refused.status, 503)
+        assert.strictEqual(refused.body._tag, "NoReplica")
+        assert.include(refused.body.message, "diverged")
+        assert.include(refused.body.message, "slot 9")
+        diverged = undefined
+        const read = yield* http("GET", `${url}/kv/k?consistency=serializable`)
+        assert.strictEqual(read.status, 200)
+        assert.strictEqual(read.body.value, "forged", "once recovered, reads are served again")
+      }),
+    30_000
+  )
+})
+
 describe("readiness", () => {
   const replica = (slotOut: number, watermark: number, leader?: string): Replica.Status => ({
     id: "r",
@@ -324,6 +358,17 @@ describe("readiness", () => {
     assert.deepStrictEqual(readiness([{ id: "s2", leader: leader(false), replica: replica(10, 10, "s3") }]), {
       ready: true,
       leader: "s3"
+    })
+  })
+
+  it("is not ready while a replica is diverged, and says why", () => {
+    const diverged: Replica.Status = {
+      ...replica(10, 5, "s1"),
+      diverged: { slot: 9, own: "a".repeat(64), majority: "b".repeat(64) }
+    }
+    assert.deepStrictEqual(readiness([{ id: "s2", leader: leader(false), replica: diverged }]), {
+      ready: false,
+      reasons: ["replica s2 diverged: its state digest at slot 9 is not a majority's; it answers nothing until it recovered"]
     })
   })
 

@@ -49,7 +49,15 @@ export const budget: ReadonlyArray<readonly [Name, string, number] | readonly [N
     "B18 an unpaged P1b larger than a message stalls the cluster",
     10,
     { as: "stall", scenario: { snapshotEvery: 1000, largeValues: true } }
-  ] // (3)
+  ], // (3)
+  // a replica the divergence nemesis changed goes on as if nothing happened: its seeds all
+  // run the nemesis (it acts where there are three replicas or more)
+  [
+    "ignoreDivergence",
+    "B19 replicas never compare their state digests",
+    10,
+    { as: "any", scenario: { corruption: true } }
+  ] // (1)
 ]
 
 /**
