@@ -98,7 +98,9 @@ describe("divergence over NATS", () => {
           })
           raw.publish(
             `synod.${cluster.name}.replica.s2`,
-            JSON.stringify(new Message.Envelope({ from: Address.leader("s1"), to: Address.replica("s2"), message: decision }))
+            JSON.stringify(
+              new Message.Envelope({ from: Address.leader("s1"), to: Address.replica("s2"), message: decision })
+            )
           )
           yield* until(
             "s2 applied the forged decision",

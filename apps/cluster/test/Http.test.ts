@@ -368,7 +368,9 @@ describe("readiness", () => {
     }
     assert.deepStrictEqual(readiness([{ id: "s2", leader: leader(false), replica: diverged }]), {
       ready: false,
-      reasons: ["replica s2 diverged: its state digest at slot 9 is not a majority's; it answers nothing until it recovered"]
+      reasons: [
+        "replica s2 diverged: its state digest at slot 9 is not a majority's; it answers nothing until it recovered"
+      ]
     })
   })
 

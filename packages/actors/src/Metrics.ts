@@ -19,7 +19,8 @@ export const slotLag = Metric.gauge("synod_slot_lag", {
   description: "Slots known decided that a replica has not performed yet"
 })
 export const divergences = Metric.counter("synod_replica_divergences_total", {
-  description: "Times a replica found its state digest contradicted by its peers' (docs/protocol.md#divergence-detection)",
+  description:
+    "Times a replica found its state digest contradicted by its peers' (docs/protocol.md#divergence-detection)",
   incremental: true
 })
 export const diverged = Metric.gauge("synod_replica_diverged", {

@@ -630,7 +630,8 @@ export class ReplicaCore<S, C, R> {
     this.judged = slot
     if (verdict._tag === "Agreed") {
       const captured = this.captures.get(slot)
-      if (captured !== undefined && (this.verified === undefined || this.verified.slotOut < slot)) this.verified = captured
+      if (captured !== undefined && (this.verified === undefined || this.verified.slotOut < slot))
+        this.verified = captured
       if (this.quarantine === undefined) return
       this.quarantine = undefined
       this.repair = undefined
@@ -787,11 +788,14 @@ export const encodeCaptured = <S>(
   codecs: StateMachine.Codecs<S, unknown, unknown>,
   captured: Captured<S>
 ): Effect.Effect<Storage.ReplicaSnapshot> =>
-  Effect.map(JsonText.runGradually(() => codecs.encodeStateGradually(captured.state)), (state) => ({
-    slotOut: captured.slotOut,
-    state,
-    clients: captured.clients
-  }))
+  Effect.map(
+    JsonText.runGradually(() => codecs.encodeStateGradually(captured.state)),
+    (state) => ({
+      slotOut: captured.slotOut,
+      state,
+      clients: captured.clients
+    })
+  )
 
 export interface Status {
   readonly id: string
@@ -1011,7 +1015,9 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
     )
   const applied: Applied<S> = {
     current: Effect.suspend(() =>
-      core.quarantine === undefined ? Effect.succeed(core.state) : Effect.andThen(Deferred.await(changed), applied.current)
+      core.quarantine === undefined
+        ? Effect.succeed(core.state)
+        : Effect.andThen(Deferred.await(changed), applied.current)
     ),
     next,
     diverged: Effect.sync(() => (core.quarantine === undefined ? undefined : { slot: core.quarantine.slot }))

@@ -141,7 +141,11 @@ const codecs = StateMachine.codecs(Kv.machine) as StateMachine.Codecs<Kv.State, 
 /** The digest the host would compute of a job (`Replica.digestCaptured`, run here directly). */
 const digestOf = (job: Replica.Job<Kv.State>): string =>
   Replica.digestText(
-    JSON.stringify({ slotOut: job.captured.slotOut, state: codecs.encodeState(job.captured.state), clients: job.captured.clients })
+    JSON.stringify({
+      slotOut: job.captured.slotOut,
+      state: codecs.encodeState(job.captured.state),
+      clients: job.captured.clients
+    })
   )
 
 class Net {
@@ -151,7 +155,10 @@ class Net {
   readonly answers: Array<readonly [string, Message.Message]> = []
   constructor(ids: ReadonlyArray<string>, config: ClusterConfig.ClusterConfig, now: () => number = () => 0) {
     for (const id of ids)
-      this.cores.set(id, new Replica.ReplicaCore(id, config, Kv.machine, Option.none(), { hash: Replica.digestText, now }))
+      this.cores.set(
+        id,
+        new Replica.ReplicaCore(id, config, Kv.machine, Option.none(), { hash: Replica.digestText, now })
+      )
   }
   core(id: string) {
     return this.cores.get(id)!
@@ -180,7 +187,8 @@ class Net {
     throw new Error("the cores never settled")
   }
   decide(slot: number, value: Command.SlotValue) {
-    for (const core of this.cores.values()) core.step({ _tag: "Message", from: "leader/l1", message: new Message.Decision({ slot, value, ballot: b }) })
+    for (const core of this.cores.values())
+      core.step({ _tag: "Message", from: "leader/l1", message: new Message.Decision({ slot, value, ballot: b }) })
   }
 }
 
@@ -299,7 +307,10 @@ describe("replicas compare digests", () => {
     net.decide(5, Command.noop)
     net.settle()
     // r3 lost its disk and is below the watermark: it asks r1
-    const wiped = new Replica.ReplicaCore("r3", three, Kv.machine, Option.none(), { hash: Replica.digestText, now: () => now })
+    const wiped = new Replica.ReplicaCore("r3", three, Kv.machine, Option.none(), {
+      hash: Replica.digestText,
+      now: () => now
+    })
     wiped.heartbeat(new Message.Heartbeat({ ballot: b, active: true, decided: 5, slot: 5, watermark: 5 }))
     const copy = (from: Replica.ReplicaCore<Kv.State, Kv.Command, Kv.Result>) => {
       wiped.tick()
@@ -323,7 +334,11 @@ describe("replicas compare digests", () => {
     copy(r1)
     assert.strictEqual(wiped.slotOut, 5, "the verified state at slot 5, not r1's current one at 6")
     assert.strictEqual(Kv.apply(wiped.state, { _tag: "Get", key: "k0" })[1]._tag, "Value")
-    assert.deepStrictEqual(Kv.apply(wiped.state, { _tag: "Get", key: "k0" })[1], { _tag: "Value", value: null, version: 0 })
+    assert.deepStrictEqual(Kv.apply(wiped.state, { _tag: "Get", key: "k0" })[1], {
+      _tag: "Value",
+      value: null,
+      version: 0
+    })
     // with no verified state recent enough it serves nothing, however long it is asked
     r1.heartbeat(new Message.Heartbeat({ ballot: b, active: true, decided: 5, slot: 5, watermark: 6 }))
     for (let i = 0; i < 3; i++) {

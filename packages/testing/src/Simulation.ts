@@ -527,7 +527,9 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
       /** The history as checked: answers the corrupted replica gave from a changed state count as unknown. */
       const checked = (): Array<Operation<Input, Output>> =>
         history.map((op) =>
-          op.ret !== undefined && checker.exempt.has(keys.get(op) ?? "") ? { ...op, ret: undefined, output: undefined } : op
+          op.ret !== undefined && checker.exempt.has(keys.get(op) ?? "")
+            ? { ...op, ret: undefined, output: undefined }
+            : op
         )
       let clientsDone = 0
       let lateTimeouts = 0

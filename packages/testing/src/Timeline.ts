@@ -92,7 +92,10 @@ export const describe = (m: Message.Message): { readonly info: string; readonly 
     case "StateChunk":
       return { info: `chunk ${m.index + 1} of ${m.count} (snapshot at ${m.transfer.slotOut})` }
     case "Digest":
-      return { info: `state digest ${m.digest.slice(0, 12)}… at slot ${m.slot}${m.heard ? "" : ", asks for yours"}`, slot: m.slot }
+      return {
+        info: `state digest ${m.digest.slice(0, 12)}… at slot ${m.slot}${m.heard ? "" : ", asks for yours"}`,
+        slot: m.slot
+      }
   }
 }
 

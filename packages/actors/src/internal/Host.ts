@@ -253,7 +253,8 @@ export const run = <Inbound extends Message.Message, In, Rec, Spec, Ev, Job = ne
     if (options.persistPipelined) {
       const save = options.persist
       if (save === undefined) return yield* Effect.die(new Error(`${self}: nothing to persist with`))
-      if (options.child !== undefined) return yield* Effect.die(new Error(`${self}: pipelining is for roles without children`))
+      if (options.child !== undefined)
+        return yield* Effect.die(new Error(`${self}: pipelining is for roles without children`))
       yield* Effect.forkScoped(
         Effect.forever(
           Effect.gen(function* () {

@@ -162,7 +162,11 @@ const address = (o: Obj, key: string): string => {
   const v = o[key]
   return typeof v === "string" && addressPattern.test(v)
     ? v
-    : invalid(key, "an address (role/id, role one of replica, leader, acceptor, learner, client; a client id may be scope.name)", v)
+    : invalid(
+        key,
+        "an address (role/id, role one of replica, leader, acceptor, learner, client; a client id may be scope.name)",
+        v
+      )
 }
 
 /** `Message.StateDigest`'s pattern, the same expression. */
@@ -170,7 +174,9 @@ const digestPattern = /^[0-9a-f]{64}$/
 
 const stateDigest = (o: Obj, key: string): string => {
   const v = o[key]
-  return typeof v === "string" && digestPattern.test(v) ? v : invalid(key, "a state digest (64 lowercase hex digits)", v)
+  return typeof v === "string" && digestPattern.test(v)
+    ? v
+    : invalid(key, "a state digest (64 lowercase hex digits)", v)
 }
 
 /**
