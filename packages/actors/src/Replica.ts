@@ -240,6 +240,8 @@ export class ReplicaCore<S, C, R> {
     this.slotIn = this.slotOut
     this.durable = this.slotOut
     this.lastSnapshot = this.slotOut
+    // it saves only verified states (see `step`): the one it starts from is one
+    if (this.vouched && Option.isSome(snapshot)) this.verified = this.capture()
   }
 
   /** The active leader it follows, unless it has been silent for a leader timeout. */
@@ -313,16 +315,24 @@ export class ReplicaCore<S, C, R> {
       this.behind = this.catchingUp
       if (this.behind) this.out.event({ _tag: "CatchingUp", slotOut: this.slotOut, watermark: this.watermark })
     }
+    // With three replicas or more it saves the states a majority agreed with (at digest
+    // slots, so every `snapshotEvery` slots), and copies it installed, which are such
+    // states too: a state changed behind the protocol's back is never saved, and after a
+    // restart it starts from a state it may serve to peers.
+    const verified = this.verified
     if (
       this.installed ||
-      this.slotOut - this.lastSnapshot >= this.config.snapshotEvery ||
-      this.bytesSinceSnapshot >= this.config.snapshotBytes
+      (this.vouched
+        ? verified !== undefined && verified.slotOut > this.lastSnapshot
+        : this.slotOut - this.lastSnapshot >= this.config.snapshotEvery ||
+          this.bytesSinceSnapshot >= this.config.snapshotBytes)
     ) {
       if (this.installed) this.out.event({ _tag: "Installed", slotOut: this.slotOut })
-      this.lastSnapshot = this.slotOut
+      const record = this.installed || !this.vouched || verified === undefined ? this.capture() : verified
+      this.lastSnapshot = record.slotOut
       this.installed = false
       this.bytesSinceSnapshot = 0
-      this.out.persist(this.capture())
+      this.out.persist(record)
     }
   }
 
@@ -457,6 +467,17 @@ export class ReplicaCore<S, C, R> {
     return this.config.replicas.length >= 3
   }
 
+  /**
+   * What to save when the replica stops cleanly: its current state, or, with three
+   * replicas or more, its verified one if that is newer than what it saved (it saves
+   * only verified states).
+   */
+  finalSnapshot(): Storage.ReplicaSnapshot | undefined {
+    if (!this.vouched) return this.snapshot()
+    const verified = this.verified
+    return verified !== undefined && verified.slotOut > this.durable ? this.encode(verified) : undefined
+  }
+
   private encode(captured: Captured<S>): Storage.ReplicaSnapshot {
     return { slotOut: captured.slotOut, state: this.codecs.encodeState(captured.state), clients: captured.clients }
   }
@@ -504,7 +525,8 @@ export class ReplicaCore<S, C, R> {
     this.epoch++
     this.digests.own.clear()
     this.captures.clear()
-    this.verified = undefined
+    // a copy is of a verified state (the only kind served, with three replicas or more)
+    this.verified = this.vouched ? this.capture() : undefined
     this.digested = this.slotOut - 1
     this.verdictFloor = this.slotOut
     this.judged = 0
@@ -986,9 +1008,12 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
 
   // registered before the loop is forked, so it runs after the loop has stopped
   if (options.snapshotOnClose === true) {
-    yield* Effect.addFinalizer(() =>
-      store.save(core.snapshot()).pipe(Effect.catchCause((cause) => Effect.logWarning("final snapshot failed", cause)))
-    )
+    yield* Effect.addFinalizer(() => {
+      const last = core.finalSnapshot()
+      return last === undefined
+        ? Effect.void
+        : store.save(last).pipe(Effect.catchCause((cause) => Effect.logWarning("final snapshot failed", cause)))
+    })
   }
   yield* Host.run({
     self,

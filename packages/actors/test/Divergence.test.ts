@@ -153,6 +153,8 @@ class Net {
   readonly events: Array<readonly [string, Replica.Event]> = []
   /** Messages sent to clients, per replica. */
   readonly answers: Array<readonly [string, Message.Message]> = []
+  /** The slotOut of each snapshot a replica asked to save, per replica. */
+  readonly saved = new Map<string, Array<number>>()
   constructor(ids: ReadonlyArray<string>, config: ClusterConfig.ClusterConfig, now: () => number = () => 0) {
     for (const id of ids)
       this.cores.set(
@@ -170,6 +172,7 @@ class Net {
       for (const [id, core] of this.cores) {
         const ready = core.out.drain()
         for (const e of ready.events) this.events.push([id, e])
+        for (const r of ready.persist) this.saved.set(id, [...(this.saved.get(id) ?? []), r.slotOut])
         for (const job of ready.work) {
           moved = true
           core.step({ _tag: "Digested", slot: job.captured.slotOut, epoch: job.epoch, digest: digestOf(job) })
@@ -366,6 +369,31 @@ describe("replicas compare digests", () => {
       [5, 5, 5],
       "durable at 6, verified at 5"
     )
+  })
+
+  it("with three replicas a replica saves only states a majority agreed with, and after a restart serves the one it saved", () => {
+    const net = new Net(["r1", "r2", "r3"], three)
+    for (let s = 1; s <= 4; s++) net.decide(s, new Command.Batch({ commands: [put("c", s, `k${s}`, "v")] }))
+    net.settle()
+    assert.deepStrictEqual(net.saved.get("r1"), [5])
+    forge(net.core("r1"))
+    for (let s = 5; s <= 8; s++) net.decide(s, Command.noop)
+    net.settle()
+    assert.strictEqual(net.core("r1").quarantine?._tag, "Diverged")
+    assert.deepStrictEqual(net.saved.get("r1"), [5], "the changed state is never saved")
+    assert.deepStrictEqual(net.saved.get("r2"), [5, 9])
+    // r2 restarts from what it saved: that state is verified, and it serves it
+    assert.strictEqual(
+      net.core("r2").finalSnapshot()?.slotOut,
+      9,
+      "a clean stop saves the verified state, not yet durable"
+    )
+    net.core("r2").step({ _tag: "Saved", slotOut: 9 })
+    assert.isUndefined(net.core("r2").finalSnapshot(), "nothing newer than what it saved")
+    const restarted = new Replica.ReplicaCore("r2", three, Kv.machine, Option.some(net.core("r2").snapshot()))
+    assert.strictEqual(restarted.verified?.slotOut, 9)
+    restarted.stateRequest("replica/r3", new Message.StateRequest({ slotOut: 1, chunks: [] }))
+    assert.isAbove(restarted.out.drain().send.filter((o) => o.message._tag === "StateChunk").length, 0)
   })
 
   it("with two replicas that disagree neither can know which is right: both stop answering until a later digest agrees", () => {
