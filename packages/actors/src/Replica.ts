@@ -111,6 +111,11 @@ export class ReplicaCore<S, C, R> {
   watermark = 1
   /** JSON bytes of the commands performed since the last snapshot. */
   bytesSinceSnapshot = 0
+  /**
+   * JSON bytes of the commands performed since the last digest slot: the same on every
+   * replica (it is in the snapshot), so past `snapshotBytes` all find the same digest slot.
+   */
+  bytesSinceDigest = 0
   /** A peer's snapshot was installed and is not durable yet. */
   installed = false
   /** Running totals, for metrics: commands performed, slots performed, proposals resent. */
@@ -232,6 +237,7 @@ export class ReplicaCore<S, C, R> {
       this.state = decoded.success
       this.slotOut = snapshot.value.slotOut
       this.table = ClientTable.fromSnapshot(snapshot.value.clients)
+      this.bytesSinceDigest = snapshot.value.digestBytes ?? 0
     } else {
       this.state = machine.initial
       this.slotOut = 1
@@ -479,7 +485,12 @@ export class ReplicaCore<S, C, R> {
   }
 
   private encode(captured: Captured<S>): Storage.ReplicaSnapshot {
-    return { slotOut: captured.slotOut, state: this.codecs.encodeState(captured.state), clients: captured.clients }
+    return {
+      slotOut: captured.slotOut,
+      state: this.codecs.encodeState(captured.state),
+      clients: captured.clients,
+      digestBytes: captured.digestBytes
+    }
   }
 
   /**
@@ -518,6 +529,7 @@ export class ReplicaCore<S, C, R> {
     this.state = decoded.success
     this.slotOut = snapshot.slotOut
     this.table = ClientTable.fromSnapshot(snapshot.clients)
+    this.bytesSinceDigest = snapshot.digestBytes ?? 0
     this.installed = true
     this.lastProgress = this.now()
     this.bytesSinceSnapshot = 0
@@ -538,7 +550,8 @@ export class ReplicaCore<S, C, R> {
     } else {
       this.probe?.replicaInstalled(this.id, this.slotOut)
     }
-    if (Divergence.isDigestSlot(this.slotOut, this.config.snapshotEvery)) this.digest()
+    // a copy is of a digest slot, or of the slot its peers rest at: digest it to compare at once
+    this.digest()
     for (const slot of this.decisions.keys()) if (slot < this.slotOut) this.decisions.delete(slot)
     // what this replica proposed below the new slotOut: done, or to propose again
     for (const [slot, batch] of this.proposals) {
@@ -617,7 +630,12 @@ export class ReplicaCore<S, C, R> {
 
   /** A snapshot of everything below `slotOut`. */
   snapshot(): Storage.ReplicaSnapshot {
-    return { slotOut: this.slotOut, state: this.codecs.encodeState(this.state), clients: this.table.toSnapshot() }
+    return {
+      slotOut: this.slotOut,
+      state: this.codecs.encodeState(this.state),
+      clients: this.table.toSnapshot(),
+      digestBytes: this.bytesSinceDigest
+    }
   }
 
   /**
@@ -625,7 +643,12 @@ export class ReplicaCore<S, C, R> {
    * holding on to this one costs nothing, and the host encodes it off the step loop.
    */
   capture(): Captured<S> {
-    return { slotOut: this.slotOut, state: this.state, clients: this.table.toSnapshot() }
+    return {
+      slotOut: this.slotOut,
+      state: this.state,
+      clients: this.table.toSnapshot(),
+      digestBytes: this.bytesSinceDigest
+    }
   }
 
   /** The state machine's current state (not encoded). */
@@ -727,7 +750,9 @@ export class ReplicaCore<S, C, R> {
         let outcome:
           | { slot: number; result: null; error: string }
           | { slot: number; result: ReturnType<StateMachine.Codecs<S, C, R>["encodeResult"]> }
-        this.bytesSinceSnapshot += JSON.stringify(c.op).length
+        const bytes = JSON.stringify(c.op).length
+        this.bytesSinceSnapshot += bytes
+        this.bytesSinceDigest += bytes
         if (Result.isFailure(decoded)) {
           outcome = { slot, result: null, error: `invalid command: ${decoded.failure}` }
         } else {
@@ -745,7 +770,13 @@ export class ReplicaCore<S, C, R> {
     this.performedSlots++
     this.performedCommands += performed.length
     this.probe?.performed(this.id, slot, performed)
-    if (Divergence.isDigestSlot(this.slotOut, this.config.snapshotEvery)) this.digest()
+    if (
+      Divergence.isDigestSlot(this.slotOut, this.config.snapshotEvery) ||
+      this.bytesSinceDigest >= this.config.snapshotBytes
+    ) {
+      this.bytesSinceDigest = 0
+      this.digest()
+    }
   }
 
   private respond(
@@ -785,11 +816,12 @@ export interface Captured<S> {
   readonly slotOut: number
   readonly state: S
   readonly clients: Storage.ReplicaSnapshot["clients"]
+  readonly digestBytes: number
 }
 
 /**
  * The state digest of a snapshot's encoded text, `JSON.stringify` of `{slotOut, state,
- * clients}` — the text state transfer sends and a replica stores: SHA-256, hex.
+ * clients, digestBytes}` — the text state transfer sends and a replica stores: SHA-256, hex.
  */
 export const digestText = (text: string): string => createHash("sha256").update(text).digest("hex")
 
@@ -815,7 +847,8 @@ export const encodeCaptured = <S>(
     (state) => ({
       slotOut: captured.slotOut,
       state,
-      clients: captured.clients
+      clients: captured.clients,
+      digestBytes: captured.digestBytes
     })
   )
 

@@ -144,7 +144,8 @@ const digestOf = (job: Replica.Job<Kv.State>): string =>
     JSON.stringify({
       slotOut: job.captured.slotOut,
       state: codecs.encodeState(job.captured.state),
-      clients: job.captured.clients
+      clients: job.captured.clients,
+      digestBytes: job.captured.digestBytes
     })
   )
 
@@ -394,6 +395,32 @@ describe("replicas compare digests", () => {
     assert.strictEqual(restarted.verified?.slotOut, 9)
     restarted.stateRequest("replica/r3", new Message.StateRequest({ slotOut: 1, chunks: [] }))
     assert.isAbove(restarted.out.drain().send.filter((o) => o.message._tag === "StateChunk").length, 0)
+  })
+
+  it("past snapshotBytes of commands since the last digest slot every replica digests the same slot, a restarted one too", () => {
+    const bytes = ClusterConfig.make({ ...three, snapshotEvery: 1000, snapshotBytes: 100 })
+    const net = new Net(["r1", "r2", "r3"], bytes)
+    const digestedAt = new Map<string, Array<number>>()
+    const run = (from: number, to: number) => {
+      for (let s = from; s <= to; s++)
+        net.decide(s, new Command.Batch({ commands: [put("c", s, `k${s}`, "x".repeat(s % 3 === 0 ? 60 : 5))] }))
+      for (const [id, core] of net.cores) {
+        const ready = core.out.drain()
+        digestedAt.set(id, [...(digestedAt.get(id) ?? []), ...ready.work.map((j) => j.captured.slotOut)])
+      }
+    }
+    run(1, 10)
+    // r3 restarts from its state at slot 11 (as if saved there) and goes on with the others
+    net.cores.set("r3", new Replica.ReplicaCore("r3", bytes, Kv.machine, Option.some(net.core("r3").snapshot())))
+    run(11, 30)
+    const slots = digestedAt.get("r1")!
+    assert.isAbove(slots.length, 3)
+    assert.deepStrictEqual(digestedAt.get("r2"), slots)
+    assert.deepStrictEqual(digestedAt.get("r3"), slots, "the count since the last digest slot is in the snapshot")
+    assert.isTrue(
+      slots.every((s) => !Divergence.isDigestSlot(s, 1000)),
+      "all by bytes"
+    )
   })
 
   it("with two replicas that disagree neither can know which is right: both stop answering until a later digest agrees", () => {

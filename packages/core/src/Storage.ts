@@ -96,7 +96,13 @@ export const ReplicaSnapshot = Schema.Struct({
   slotOut: Schema.Int.check(Schema.isGreaterThanOrEqualTo(1)),
   /** The state machine's state, encoded by its snapshot schema. */
   state: Schema.Json,
-  clients: Schema.Array(ClientEntry)
+  clients: Schema.Array(ClientEntry),
+  /**
+   * JSON bytes of the commands performed since the last digest slot (docs/protocol.md#divergence-detection):
+   * every replica counts the same from the same decisions, so all find the same digest
+   * slots, also after a restart or an install. Absent in older snapshots: 0.
+   */
+  digestBytes: Schema.optionalKey(Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)))
 })
 export type ReplicaSnapshot = typeof ReplicaSnapshot.Type
 

@@ -362,6 +362,9 @@ export class Checker implements Probe.Probe {
   }
 
   replicaLoaded(replica: string, slotOut: number): void {
+    // a restarted replica knows nothing of a divergence it found: it finds out again, or
+    // its state (the verified one it saved, with three replicas or more) agrees
+    this.quarantined.delete(replica)
     const v = this.view(replica)
     if (slotOut > v.next)
       this.fail(`R4: replica ${replica} restarted at slot ${slotOut} beyond what it performed (${v.next})`)
