@@ -28,10 +28,12 @@ import type { Outbound } from "./internal/Host.ts"
 export const RECENT = 8
 
 /**
- * The digest slots: every slot that ends a run of `every` slots (slotOut 1 + k·every, k ≥ 1).
- * Every replica passes through each of them as it performs slots in order, so all replicas
- * digest the same slots whatever their snapshot timing (snapshots also follow bytes and
- * installs, which differ between replicas).
+ * The digest slots by count: every slot that ends a run of `every` slots (slotOut 1 + k·every,
+ * k ≥ 1). Every replica passes through each of them as it performs slots in order, so all
+ * replicas digest the same slots whatever their snapshot timing (snapshots also follow
+ * installs and restarts, which differ between replicas). The replica adds the slots where
+ * the commands since the last digest slot reach `snapshotBytes` (`Replica.ts`), a count
+ * every replica keeps the same (it is in the snapshot).
  */
 export const isDigestSlot = (slotOut: number, every: number): boolean => slotOut > 1 && (slotOut - 1) % every === 0
 

@@ -15,12 +15,14 @@
  *   were decided but never learned, by proposing a no-op there (a leader that knows the
  *   decision answers with it; otherwise the no-op fills the hole, B10).
  * - Every `snapshotEvery` slots or `snapshotBytes` of commands it saves state, slotOut and
- *   client table atomically (B17), tells the acceptors how far its durable state reaches
+ *   client table atomically (B17) — with three replicas or more, only states a majority
+ *   agreed on (see below) — tells the acceptors how far its durable state reaches
  *   (their GC watermark, see Acceptor.ts), and on start it resumes from the last snapshot.
  * - Below the GC watermark (the active leader's heartbeats say where it is) the decisions
  *   it misses are gone: it copies a snapshot from a peer replica (`StateTransfer`), and
  *   until then it ignores clients, who retry elsewhere.
- * - At every digest slot (slotOut 1 + k·`snapshotEvery`, and the slot it rests at once idle)
+ * - At every digest slot (slotOut 1 + k·`snapshotEvery`, where the commands since the last
+ *   one reach `snapshotBytes`, and the slot it rests at once idle)
  *   it hashes its state, slotOut and client table off the loop and compares the digest
  *   with its peers' (`Divergence`). Contradicted by a majority of the replicas, it stops
  *   answering clients and performing, and copies the snapshot of a replica of that
