@@ -8,13 +8,14 @@ import { Kv } from "@synod/kv"
 import { request } from "node:http"
 import { assert, describe, it } from "@effect/vitest"
 import type { Leader, Replica, Server } from "@synod/actors"
+import { Tamper } from "@synod/actors/Hooks"
 import { Ballot, ClusterConfig, InMemoryBus, Storage } from "@synod/core"
 import { Context, Effect, Layer, Result } from "effect"
 import * as ApiServer from "@synod/cluster/ApiServer"
 import { Backend, readiness } from "@synod/cluster/Backend"
 import * as Embedded from "@synod/cluster/Embedded"
 import * as Serve from "@synod/cluster/Serve"
-import { http, ProcessError } from "./Process.ts"
+import { eventually, http, ProcessError } from "./Process.ts"
 
 const config = ClusterConfig.servers(3, {
   timeouts: { retransmitMs: 50, heartbeatMs: 50, leaderTimeoutMs: 300, clientTimeoutMs: 10_000 }
@@ -324,6 +325,73 @@ describe("a diverged replica", () => {
         assert.strictEqual(read.body.value, "forged", "once recovered, reads are served again")
       }),
     30_000
+  )
+})
+
+describe("three replicas whose states all differ", () => {
+  it.live(
+    "none can know which is right: none answers, /readyz and /status say so, serializable reads get 503; once they agree again all serve",
+    () =>
+      Effect.gen(function* () {
+        // the simulator's way into a replica's state (a forged message applied, a bit flip)
+        const corrupt = new Map<string, (f: (state: unknown) => unknown) => void>()
+        const tamper: Tamper.Tamper = { register: (id, f) => corrupt.set(id, f) }
+        const fast = ClusterConfig.make({ ...config, snapshotEvery: 4 })
+        const context = yield* Layer.build(
+          ApiServer.layer({ port: 0 }).pipe(
+            Layer.provideMerge(Embedded.layerNoDeps(fast, { cluster: "test", transport: "memory" })),
+            Layer.provide(Storage.layerMemory()),
+            Layer.provide(InMemoryBus.layer()),
+            Layer.provide(Layer.succeed(Tamper.Tamper, tamper))
+          )
+        )
+        const url = yield* ApiServer.url.pipe(Effect.provideContext(context))
+        const backend = Context.get(context, Backend)
+        for (let n = 1; n <= 3; n++)
+          assert.strictEqual((yield* http("PUT", `${url}/kv/k`, { value: `${n}` })).status, 200)
+        // s1 and s2 each get another value of k0, behind the protocol's back; the idle digests differ three ways
+        corrupt.get("s1")!((st) => Kv.apply(st as Kv.State, { _tag: "Put", key: "k0", value: "one" })[0])
+        corrupt.get("s2")!((st) => Kv.apply(st as Kv.State, { _tag: "Put", key: "k0", value: "two" })[0])
+        const diverged = Effect.map(backend.servers, (ss) => ss.filter((s) => s.replica?.diverged !== undefined).length)
+        yield* eventually(
+          "all three found out",
+          Effect.map(diverged, (n) => n === 3)
+        )
+        const ready = yield* http("GET", `${url}/readyz`)
+        assert.strictEqual(ready.status, 503)
+        assert.include(ready.body.message, "replica s1 diverged")
+        const read = yield* http("GET", `${url}/kv/k0?consistency=serializable`)
+        assert.strictEqual(read.status, 503, JSON.stringify(read.body))
+        assert.include(read.body.message, "diverged")
+        assert.isDefined(yield* backend.applied!.diverged)
+        const status = (yield* http("GET", `${url}/status`)).body
+        for (const server of status.servers) {
+          assert.isDefined(server.replica.diverged, server.id)
+          assert.match(server.replica.diverged.digest, /^[0-9a-f]{64}$/)
+          assert.isUndefined(server.replica.diverged.majority, "no majority holds any digest")
+        }
+        // the operator's repair: s1 and s2 get s3's state back; a write is performed, and
+        // at the slot they rest at next the three agree and answer again
+        let good: unknown
+        corrupt.get("s3")!((st) => {
+          good = st
+          return st
+        })
+        corrupt.get("s1")!(() => good)
+        corrupt.get("s2")!(() => good)
+        const put = yield* http("PUT", `${url}/kv/k`, { value: "4" })
+        assert.strictEqual(put.status, 200, JSON.stringify(put.body))
+        yield* eventually(
+          "all three recovered",
+          Effect.map(diverged, (n) => n === 0)
+        )
+        const again = yield* http("GET", `${url}/kv/k?consistency=serializable`)
+        assert.strictEqual(again.status, 200, JSON.stringify(again.body))
+        assert.strictEqual(again.body.value, "4")
+        assert.strictEqual((yield* backend.applied!.current).revision, again.body.revision)
+        assert.strictEqual((yield* http("GET", `${url}/readyz`)).status, 200)
+      }),
+    60_000
   )
 })
 

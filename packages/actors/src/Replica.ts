@@ -350,7 +350,7 @@ export class ReplicaCore<S, C, R> {
   }
 
   request(command: Command.Command): void {
-    if (this.catchingUp || this.quarantine !== undefined) return
+    if (this.catchingUp) return
     // a batch of it alone would not fit a message: clients refuse these before sending
     if (sizeOf(command) > this.limits.commandBytes) {
       this.refused++
@@ -364,6 +364,8 @@ export class ReplicaCore<S, C, R> {
         this.respond(command.client, command.seq, done)
         return
       }
+      // quarantined it still proposes (answering nothing: `respond`): the log must move on
+      // for digests to be compared again, and its peers answer
     }
     this.local.add(k)
     if (this.pending.has(k) || this.inFlight.has(k)) return
@@ -1032,9 +1034,16 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
   // observers of the applied state wait on `changed`, completed after each batch that moved it
   let published = core.state
   let changed = Deferred.makeUnsafe<void>()
-  // a diverged state is never published: observers wait until it recovered
+  // a diverged state is never published: observers wait until it recovered, and are woken
+  // then even if the state is the one they saw (`current` waits for the recovery itself)
+  let withheld = false
   const publish = Effect.sync(() => {
-    if (core.state === published || core.quarantine !== undefined) return
+    if (core.quarantine !== undefined) {
+      withheld = true
+      return
+    }
+    if (core.state === published && !withheld) return
+    withheld = false
     published = core.state
     const done = changed
     changed = Deferred.makeUnsafe<void>()
