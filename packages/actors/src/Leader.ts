@@ -35,11 +35,12 @@ import {
   type ClusterConfig,
   type Command,
   Command as Cmd,
-  Message,
+  type Message,
   Monotonic,
   Quorum,
   Storage,
-  Transport
+  Transport,
+  Trusted
 } from "@synod/core"
 import { Effect, Metric, Queue, Random } from "effect"
 import * as Commander from "./Commander.ts"
@@ -262,7 +263,7 @@ export class LeaderCore {
   private handOver() {
     this.stopChildren()
     this.state = passive
-    const hb = new Message.Heartbeat({
+    const hb = Trusted.heartbeat({
       ballot: this.ballot,
       active: false,
       decided: this.decidedCount,
@@ -304,7 +305,7 @@ export class LeaderCore {
       case "P1b": {
         this.heardAt.set(Address.id(from), this.now())
         if (this.state._tag === "Scouting" && Ballot.equals(msg.request, this.state.ballot)) {
-          this.out.route(scoutKey(this.state.ballot), new Message.Envelope({ from, to: this.self, message: msg }))
+          this.out.route(scoutKey(this.state.ballot), Trusted.envelope(from, this.self, msg))
         }
         return
       }
@@ -342,7 +343,7 @@ export class LeaderCore {
       for (const [k, slot] of this.commanders) if (slot === msg.slot) key = k
     }
     if (key !== undefined && this.commanders.has(key)) {
-      this.out.route(key, new Message.Envelope({ from, to: this.self, message: msg }))
+      this.out.route(key, Trusted.envelope(from, this.self, msg))
     }
   }
 
@@ -388,7 +389,7 @@ export class LeaderCore {
 
   /** Tells the other leaders, the replicas and the learners that this leader leads, and how far. */
   private beat() {
-    const hb = new Message.Heartbeat({
+    const hb = Trusted.heartbeat({
       ballot: this.ballot,
       active: true,
       decided: this.decidedCount,
@@ -443,7 +444,7 @@ export class LeaderCore {
 
   private decidedSlot(event: Extract<Commander.Outcome, { _tag: "Decided" }>) {
     if (!this.decided.has(event.slot) && event.slot >= this.watermark) {
-      this.decided.set(event.slot, new Message.Decision({ slot: event.slot, value: event.value, ballot: event.ballot }))
+      this.decided.set(event.slot, Trusted.decision(event.slot, event.value, event.ballot))
       this.decidedCount++
       if (event.slot > this.maxDecided) this.maxDecided = event.slot
       this.liveness.success()

@@ -31,10 +31,11 @@ import {
   Command as Cmd,
   JsonText,
   Limits,
-  Message,
+  type Message,
   StateMachine,
   Storage,
-  Transport
+  Transport,
+  Trusted
 } from "@synod/core"
 import { Clock, Deferred, Effect, LogLevel, Metric, Option, Result } from "effect"
 import { ClientTable } from "./ClientTable.ts"
@@ -331,7 +332,7 @@ export class ReplicaCore<S, C, R> {
       // a new leader: it needs what waits now, not after a back-off
       const at = this.now() + this.config.timeouts.retransmitMs
       for (const [slot, value] of this.proposals) {
-        this.out.send(after, new Message.Propose({ slot, value }))
+        this.out.send(after, Trusted.propose(slot, value))
         this.resendAt.set(slot, { at, attempts: 0 })
       }
     }
@@ -404,7 +405,7 @@ export class ReplicaCore<S, C, R> {
   /** Timer: resend outstanding proposals, ask for decisions this replica is missing. */
   tick(): void {
     // tell the acceptors how far this replica's durable state reaches (their GC watermark)
-    const progress = new Message.Progress({ slotOut: this.durable })
+    const progress = Trusted.progress(this.durable)
     for (const to of this.acceptors) this.out.send(to, progress)
     this.source.tick(this.now())
     if (this.catchingUp) {
@@ -425,15 +426,14 @@ export class ReplicaCore<S, C, R> {
       const attempts = (due?.attempts ?? 0) + 1
       this.resendAt.set(slot, { at: now + retransmitMs * 2 ** Math.min(attempts, 4), attempts })
       this.resent++
-      const propose = new Message.Propose({ slot, value })
+      const propose = Trusted.propose(slot, value)
       if (stuck) this.toLeaders(propose)
       else this.out.send(leader, propose)
     }
     if (this.noRecovery) return
     const top = Math.min(this.knownMax, this.slotOut + this.config.window - 1)
     for (let s = this.slotOut; s <= top; s++) {
-      if (!this.decisions.has(s) && !this.proposals.has(s))
-        this.toLeaders(new Message.Propose({ slot: s, value: Cmd.noop }))
+      if (!this.decisions.has(s) && !this.proposals.has(s)) this.toLeaders(Trusted.propose(s, Cmd.noop))
     }
   }
 
@@ -482,11 +482,11 @@ export class ReplicaCore<S, C, R> {
         commands.push(c)
         if (commands.length >= batch.maxSize) break
       }
-      const value = new Cmd.Batch({ commands })
+      const value = Trusted.batch(commands)
       this.pendingSince = this.now()
       this.proposals.set(slot, value)
       this.resendAt.set(slot, { at: this.now() + this.config.timeouts.retransmitMs, attempts: 0 })
-      const propose = new Message.Propose({ slot, value })
+      const propose = Trusted.propose(slot, value)
       const leader = this.leader
       if (leader === undefined) this.toLeaders(propose)
       else this.out.send(leader, propose)
@@ -541,14 +541,7 @@ export class ReplicaCore<S, C, R> {
         error: `the result of ${size} bytes exceeds the message limit of ${this.limits.batchBytes} bytes`
       }
     }
-    this.out.send(
-      Address.client(client),
-      new Message.Response(
-        outcome.error === undefined
-          ? { seq, result: outcome.result, slot: outcome.slot }
-          : { seq, result: outcome.result, slot: outcome.slot, error: outcome.error }
-      )
-    )
+    this.out.send(Address.client(client), Trusted.response(seq, outcome.result, outcome.slot, outcome.error))
   }
 
   private toLeaders(message: Message.Message): void {
@@ -568,11 +561,14 @@ export const encodeCaptured = <S>(
   codecs: StateMachine.Codecs<S, unknown, unknown>,
   captured: Captured<S>
 ): Effect.Effect<Storage.ReplicaSnapshot> =>
-  Effect.map(JsonText.runGradually(() => codecs.encodeStateGradually(captured.state)), (state) => ({
-    slotOut: captured.slotOut,
-    state,
-    clients: captured.clients
-  }))
+  Effect.map(
+    JsonText.runGradually(() => codecs.encodeStateGradually(captured.state)),
+    (state) => ({
+      slotOut: captured.slotOut,
+      state,
+      clients: captured.clients
+    })
+  )
 
 export interface Status {
   readonly id: string
