@@ -36,6 +36,7 @@ import * as TxnHandlers from "./TxnHandlers.ts"
 import * as WatchHandlers from "./WatchHandlers.ts"
 import * as Dashboard from "./Dashboard.ts"
 import * as HttpMetrics from "./HttpMetrics.ts"
+import * as ProcessMetrics from "./ProcessMetrics.ts"
 
 const unknownField = "unknown field"
 
@@ -337,6 +338,7 @@ export const layer = (options: Options) =>
               routes,
               Dashboard.routes,
               PrometheusMetrics.layerHttp({ path: "/metrics" }),
+              ProcessMetrics.layer,
               HttpMetrics.middleware,
               guard(options.maxBodyBytes ?? defaultMaxBodyBytes),
               HttpSecurity.middleware(options)
