@@ -21,7 +21,7 @@
  * --client-timeout MS (2500), --cap S (30), --settle S (2), --pause-seconds S (3), --keep
  * (keep data and logs).
  */
-import { NodeRuntime } from "@effect/platform-node"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Effect, Fiber, Option, References } from "effect"
 import * as Cluster from "./Cluster.ts"
 import { flag, has, now, percentile, print } from "./Cluster.ts"

@@ -11,7 +11,7 @@
  * Flags: --keys N (1000000), --value-bytes N (100), --clients N (256), --every N
  * (keys / 10), --idle S (10: before the first reading), --settle S (15), --keep.
  */
-import { NodeRuntime } from "@effect/platform-node"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Effect, References } from "effect"
 import * as Cluster from "./Cluster.ts"
 import { flag, has, now, print } from "./Cluster.ts"
