@@ -34,6 +34,7 @@
  */
 import { Schema } from "effect"
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiMiddleware, HttpApiSchema, OpenApi } from "effect/http-api"
+import { Address } from "@synod/core"
 import { Kv } from "@synod/kv"
 import { version } from "./Version.ts"
 
@@ -564,6 +565,11 @@ export const LeaderTransferred = Schema.Struct({
 })
 export type LeaderTransferred = typeof LeaderTransferred.Type
 
+export const TransferQuery = {
+  /** The leader to hand over to (default: the next leader in the configured order). */
+  to: Schema.optional(Address.Id)
+}
+
 export class SystemGroup extends HttpApiGroup.make("system", { topLevel: true })
   .annotateMerge(
     OpenApi.annotations({ description: "The process and its servers: status, liveness and readiness probes." })
@@ -577,13 +583,14 @@ export class SystemGroup extends HttpApiGroup.make("system", { topLevel: true })
       })
     ),
     HttpApiEndpoint.post("transferLeader", "/leader/transfer", {
+      query: TransferQuery,
       success: LeaderTransferred,
-      error: [NotLeading, TransferTimedOut]
+      error: [NotLeading, TransferTimedOut, BadRequest]
     }).annotateMerge(
       OpenApi.annotations({
         summary: "Hand the leadership over",
         description:
-          "Ask the server whose leader is active (this process must host it; else 409 NotLeading, naming the leader when known): it hands the leadership over to the next leader in the configured order, which starts phase 1 at once with a higher ballot, and goes on as a passive leader. Answers once the successor leads (504 TransferTimedOut if none did within a few leader timeouts). Writes in flight are resent to the new leader; none fails."
+          "Ask the server whose leader is active (this process must host it; else 409 NotLeading, naming the leader when known): it hands the leadership over to the leader `to` names (default: the next leader in the configured order), which starts phase 1 at once with a higher ballot, and goes on as a passive leader. `to` must be another configured leader (else 400 BadRequest saying why). Answers once the new leader leads (504 TransferTimedOut if none did within a few leader timeouts: then the failure detector elects one, as after a crash). Writes in flight are resent to the new leader; none fails."
       })
     ),
     HttpApiEndpoint.get("healthz", "/healthz", { success: Health }).annotateMerge(

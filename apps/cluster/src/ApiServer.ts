@@ -163,16 +163,24 @@ const KvHandlers = HttpApiBuilder.group(
 const SystemHandlers = HttpApiBuilder.group(Api.Api, "system", (handlers) =>
   handlers.handleAll({
     status: () => status,
-    transferLeader: Effect.fn(function* () {
+    transferLeader: Effect.fn(function* ({ query }) {
       const backend = yield* Backend
       const handles = backend.handles ?? []
+      const refused = (message: string) => new Api.BadRequest({ message, issues: [{ path: ["to"], message }] })
+      // a target no leader could take is refused here too, not only by the server that leads
+      const leaders = backend.config?.leaders
+      if (query.to !== undefined && leaders !== undefined && !leaders.includes(query.to)) {
+        return yield* refused(`${query.to} is not a configured leader (leaders: ${leaders.join(", ")})`)
+      }
       for (const handle of handles) {
         const s = yield* handle.status
         if (s.leader?.active !== true || handle.transferLeadership === undefined) continue
-        const leads = yield* handle.transferLeadership
+        const leads = yield* handle
+          .transferLeadership(query.to)
+          .pipe(Effect.catchTag("TransferRefused", (e) => Effect.fail(refused(e.message))))
         if (leads === undefined) {
           return yield* new Api.TransferTimedOut({
-            message: `leader ${s.id} handed over, but no successor led within a few leader timeouts`
+            message: `leader ${s.id} handed over${query.to === undefined ? "" : ` to ${query.to}`}, but no leader took over within a few leader timeouts`
           })
         }
         return {

@@ -24,6 +24,7 @@
  * @since 0.1.0
  */
 import { randomBytes } from "node:crypto"
+import { Address } from "@synod/core"
 import { Host, HostConfig } from "@synod/node"
 import { NatsConfig } from "@synod/transport-nats"
 import { Kv } from "@synod/kv"
@@ -788,25 +789,37 @@ const leader = Command.make("leader").pipe(
   Command.withDescription("The cluster's leadership")
 )
 
-const transfer = Command.make("transfer", {}, () =>
-  Effect.gen(function* () {
-    const { url, tokenFile } = yield* leader
-    const urls = splitUrls(url)
-    if (urls.length === 0) return yield* fail(ExitCode.usage, "--url: no URL given")
-    const token = yield* readToken(tokenFile)
-    // only the process hosting the active leader can hand it over: ask each in turn
-    let last: CliFailure | undefined
-    for (const u of urls) {
-      const client = yield* clientFor(u, token)
-      const r = yield* Effect.result(client.transferLeader().pipe(Effect.mapError((e) => explain(u, e))))
-      if (r._tag === "Success") return yield* print(r.success)
-      last = r.failure
-    }
-    return yield* Effect.fail(last!)
-  })
+const transfer = Command.make(
+  "transfer",
+  {
+    to: Argument.String("to").pipe(
+      Argument.withDescription("The leader to hand over to (default: the next leader in the configured order)"),
+      Argument.withSchema(Address.Id),
+      Argument.optional
+    )
+  },
+  ({ to }) =>
+    Effect.gen(function* () {
+      const { url, tokenFile } = yield* leader
+      const urls = splitUrls(url)
+      if (urls.length === 0) return yield* fail(ExitCode.usage, "--url: no URL given")
+      const token = yield* readToken(tokenFile)
+      const query = Option.isSome(to) ? { to: to.value } : {}
+      // only the process hosting the active leader can hand it over: ask each in turn
+      let last: CliFailure | undefined
+      for (const u of urls) {
+        const client = yield* clientFor(u, token)
+        const r = yield* Effect.result(client.transferLeader({ query }).pipe(Effect.mapError((e) => explain(u, e))))
+        if (r._tag === "Success") return yield* print(r.success)
+        // a refused target is refused by every server: no need to ask the others
+        if (r.failure.exitCode === ExitCode.usage) return yield* Effect.fail(r.failure)
+        last = r.failure
+      }
+      return yield* Effect.fail(last!)
+    })
 ).pipe(
   Command.withDescription(
-    "Hand the leadership over to the next leader in the configured order, with no window in which writes fail (give every server's API in --url; the one that leads does it); prints {from, leader, ballot}"
+    "Hand the leadership over to TO, or by default to the next leader in the configured order, with no window in which writes fail (give every server's API in --url; the one that leads does it); prints {from, leader, ballot}"
   )
 )
 

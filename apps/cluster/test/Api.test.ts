@@ -162,7 +162,7 @@ describe("serializable reads", () => {
 
 describe("leadership transfer", () => {
   it.live(
-    "POST /leader/transfer and synod leader transfer hand the leadership to the next server; writes go on",
+    "POST /leader/transfer and synod leader transfer hand the leadership to the next server or a named one; writes go on",
     () =>
       Effect.gen(function* () {
         const { url } = yield* start(10_000)
@@ -202,6 +202,26 @@ describe("leadership transfer", () => {
         assert.notStrictEqual(again.leader, again.from)
         assert.deepStrictEqual(yield* settled, [again.leader])
         assert.strictEqual((yield* http("GET", `${url}/kv/k`)).body.value, "v2")
+        // a named target: back to the first leader, not the next in order
+        const named = yield* http("POST", `${url}/leader/transfer?to=${first}`)
+        assert.strictEqual(named.status, 200, JSON.stringify(named.body))
+        assert.deepStrictEqual([named.body.from, named.body.leader], [again.leader, first])
+        assert.deepStrictEqual(yield* settled, [first])
+        assert.strictEqual((yield* http("PUT", `${url}/kv/k`, { value: "v3" })).status, 200)
+        // refused targets, named in the answer: no leader, the leader itself, not an id
+        const notLeader = yield* http("POST", `${url}/leader/transfer?to=nobody`)
+        assert.strictEqual(notLeader.status, 400)
+        assert.match(notLeader.body.message, /nobody is not a configured leader \(leaders: s1, s2, s3\)/)
+        const self = yield* http("POST", `${url}/leader/transfer?to=${first}`)
+        assert.strictEqual(self.status, 400)
+        assert.include(self.body.message, `${first} is the leader handing over`)
+        assert.strictEqual((yield* http("POST", `${url}/leader/transfer?to=a.b`)).status, 400)
+        const cli = yield* run(["leader", "transfer", "nobody", "--url", url])
+        assert.strictEqual(cli.code, 2, cli.stderr)
+        assert.include(cli.stderr, "nobody is not a configured leader")
+        // nothing moved
+        assert.deepStrictEqual(yield* settled, [first])
+        assert.strictEqual((yield* http("GET", `${url}/kv/k`)).body.value, "v3")
       }).pipe(Effect.scoped),
     60_000
   )

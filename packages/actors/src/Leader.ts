@@ -20,10 +20,12 @@
  *   active ballot, or when a majority of acceptors has not answered for the longest
  *   failure-detection timeout while it has work in flight.
  * - Resigning (its process stops cleanly), it stops its children and tells the others with
- *   an inactive heartbeat at its ballot; the leader after it in the configured order
- *   competes at once instead of waiting for a failure-detection timeout, so a rolling
- *   restart costs an election round trip, not a timeout. Safety is unchanged: the
- *   successor runs phase 1 with a higher ballot like any leader.
+ *   an inactive heartbeat at its ballot naming its successor, the leader after it in the
+ *   configured order, which competes at once instead of waiting for a failure-detection
+ *   timeout, so a rolling restart costs an election round trip, not a timeout. A transfer
+ *   (`synod leader transfer [TO]`) does the same without stopping, to the successor or to
+ *   the named leader. Safety is unchanged: the successor runs phase 1 with a higher ballot
+ *   like any leader.
  * - A proposal for a slot it has seen decided is answered with the decision.
  * - Below the acceptors' GC watermark it proposes nothing and remembers nothing (B11).
  *
@@ -42,7 +44,7 @@ import {
   Transport,
   Trusted
 } from "@synod/core"
-import { Effect, Metric, Queue, Random } from "effect"
+import { Effect, Metric, Queue, Random, Schema } from "effect"
 import * as Commander from "./Commander.ts"
 import * as Host from "./internal/Host.ts"
 import { type PlantedBugs, PlantedBugs as PlantedBugsRef } from "./internal/PlantedBugs.ts"
@@ -89,8 +91,12 @@ export type Input =
   | { readonly _tag: "CommanderEnded"; readonly slot: number; readonly outcome: Commander.Outcome }
   /** Its process is stopping: hand the leadership over and never compete again. */
   | { readonly _tag: "Resign" }
-  /** Hand the leadership over to the next leader and go on as a passive one (`synod leader transfer`). */
-  | { readonly _tag: "Transfer" }
+  /**
+   * Hand the leadership over to `to` (default: the next leader in the configured order) and
+   * go on as a passive one (`synod leader transfer [TO]`). A `to` that `transferTarget`
+   * refuses changes nothing.
+   */
+  | { readonly _tag: "Transfer"; readonly to?: string }
 
 /** The children it starts: one scout per ballot, one commander per (ballot, slot). */
 export type Child =
@@ -141,6 +147,34 @@ export const successorOf = (leaders: ReadonlyArray<string>, leader: string): str
   if (i < 0 || leaders.length < 2) return undefined
   return leaders[(i + 1) % leaders.length]
 }
+
+/**
+ * Whom `synod leader transfer [TO]` hands `self`'s leadership to: `to`, which must be
+ * another configured leader, or by default the next leader in the configured order. A
+ * `Left` says why not, naming what is wrong.
+ */
+export const transferTarget = (
+  leaders: ReadonlyArray<string>,
+  self: string,
+  to?: string
+): { readonly _tag: "Right"; readonly to: string } | { readonly _tag: "Left"; readonly message: string } => {
+  if (to === undefined) {
+    const next = successorOf(leaders, self)
+    return next === undefined
+      ? { _tag: "Left", message: `leader ${self} has no other leader to hand over to (leaders: ${leaders.join(", ")})` }
+      : { _tag: "Right", to: next }
+  }
+  if (to === self) return { _tag: "Left", message: `${to} is the leader handing over: name another leader` }
+  if (!leaders.includes(to)) {
+    return { _tag: "Left", message: `${to} is not a configured leader (leaders: ${leaders.join(", ")})` }
+  }
+  return { _tag: "Right", to }
+}
+
+/** `synod leader transfer TO` named no other configured leader; `message` says what is wrong. */
+export class TransferRefused extends Schema.TaggedError<TransferRefused>()("TransferRefused", {
+  message: Schema.String
+}) {}
 
 export const scoutKey = (ballot: Ballot.Ballot) => `scout ${ballot}`
 export const commanderKey = (ballot: Ballot.Ballot, slot: number) => `${ballot}|${slot}`
@@ -240,27 +274,31 @@ export class LeaderCore {
       case "Resign":
         return this.resign()
       case "Transfer":
-        return this.transfer()
+        return this.transfer(input.to)
     }
   }
 
   /**
-   * Hands the leadership over without stopping: as a resignation (the successor competes
-   * at once, acceptors end its lease), but it stays a leader, passive, and judges the
-   * successor like any leader it watches, a full period from now.
+   * Hands the leadership over without stopping: as a resignation (the target competes at
+   * once, acceptors end its lease), but it stays a leader, passive, and judges the new
+   * leader like any leader it watches, a full period from now.
    */
-  private transfer() {
+  private transfer(requested: string | undefined) {
     if (!this.active) return
-    const to = successorOf(this.config.leaders, this.id)
-    if (to === undefined) return
+    const target = transferTarget(this.config.leaders, this.id, requested)
+    if (target._tag === "Left") return
+    const { to } = target
     this.steppedDownFrom = this.ballot
-    this.handOver()
+    this.handOver(to)
     this.liveness.competing(this.now())
     this.out.event({ _tag: "Transferred", ballot: this.ballot, to })
   }
 
-  /** Stops leading and tells the others with an inactive heartbeat at its ballot. */
-  private handOver() {
+  /**
+   * Stops leading and tells the others with an inactive heartbeat at its ballot naming
+   * `to`, who competes at once (none: a lone leader resigns).
+   */
+  private handOver(to: string | undefined) {
     this.stopChildren()
     this.state = passive
     const hb = Trusted.heartbeat({
@@ -268,7 +306,8 @@ export class LeaderCore {
       active: false,
       decided: this.decidedCount,
       slot: this.maxDecided,
-      watermark: this.watermark
+      watermark: this.watermark,
+      ...(to === undefined ? {} : { to })
     })
     for (const l of this.config.leaders) if (l !== this.id) this.out.send(Address.leader(l), hb)
     for (const r of this.config.replicas) this.out.send(Address.replica(r), hb)
@@ -287,7 +326,7 @@ export class LeaderCore {
     const wasActive = this.active
     this.resigned = true
     const successor = wasActive ? successorOf(this.config.leaders, this.id) : undefined
-    if (wasActive) this.handOver()
+    if (wasActive) this.handOver(successor)
     else this.stopChildren()
     this.state = passive
     this.out.event({ _tag: "Resigned", ballot: this.ballot, successor })
@@ -357,9 +396,9 @@ export class LeaderCore {
       this.state._tag === "Passive" &&
       !this.resigned &&
       Ballot.equals(msg.ballot, this.highestSeen) &&
-      successorOf(this.config.leaders, Address.id(from)) === this.id
+      (msg.to ?? successorOf(this.config.leaders, Address.id(from))) === this.id
     ) {
-      // the leader of the highest ballot resigned in this leader's favour: no timeout to wait
+      // the leader of the highest ballot handed over to this leader: no timeout to wait
       this.out.event({ _tag: "HandedOver", from: Address.id(from), ballot: msg.ballot })
       return this.compete(now)
     }
@@ -710,15 +749,18 @@ export const run = Effect.fn("Leader.run")(function* (id: string, config: Cluste
     })
 
   /**
-   * Hands the leadership over to the next leader in the configured order and waits (at
-   * most `waitMs`) until a higher ballot leads: answers who leads then, or `undefined` when
-   * this leader was not active or no successor took over in time.
+   * Hands the leadership over to `to` (default: the next leader in the configured order)
+   * and waits (at most `waitMs`) until a higher ballot leads: answers who leads then, or
+   * `undefined` when this leader was not active or no other leader took over in time.
+   * Fails with `TransferRefused` when `to` is not another configured leader.
    */
-  const transfer = (waitMs: number) =>
+  const transfer = (waitMs: number, to?: string) =>
     Effect.gen(function* () {
+      const target = transferTarget(config.leaders, id, to)
+      if (target._tag === "Left") return yield* new TransferRefused({ message: target.message })
       if (!core.active) return undefined
       const ballot = core.ballot
-      yield* Queue.offer(control, { _tag: "Transfer" })
+      yield* Queue.offer(control, { _tag: "Transfer", to: target.to })
       return yield* successorAbove(ballot, waitMs)
     })
 

@@ -10,7 +10,7 @@
  * @since 0.1.0
  */
 import { Schema } from "effect"
-import { Address } from "./Address.ts"
+import { Address, Id } from "./Address.ts"
 import { Ballot } from "./Ballot.ts"
 import { Command, PValue, Slot, SlotValue } from "./Command.ts"
 
@@ -100,13 +100,18 @@ export class Response extends Schema.TaggedClass<Response>()("Response", {
  * replica that missed decisions notices and asks for them (B10); `watermark` is the GC
  * watermark it learned from the acceptors, so a replica below it knows it must fetch a
  * snapshot from a peer (state transfer) and a passive leader forgets what lies below.
+ *
+ * `to`, on the inactive heartbeat of a leader that hands its leadership over (resignation,
+ * `synod leader transfer [TO]`): the leader that should compete at once. Absent, the next
+ * leader in the configured order is meant.
  */
 export class Heartbeat extends Schema.TaggedClass<Heartbeat>()("Heartbeat", {
   ballot: Ballot,
   active: Schema.Boolean,
   decided: Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)),
   slot: Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)),
-  watermark: Slot
+  watermark: Slot,
+  to: Schema.optionalKey(Id)
 }) {}
 
 /**

@@ -109,7 +109,8 @@ export const heartbeat = (fields: Omit<Heartbeat, "_tag">): Heartbeat =>
     active: fields.active,
     decided: fields.decided,
     slot: fields.slot,
-    watermark: fields.watermark
+    watermark: fields.watermark,
+    ...(fields.to === undefined ? {} : { to: fields.to })
   })
 
 export const progress = (slotOut: number): Progress => build(Progress, { _tag: "Progress", slotOut })

@@ -8,6 +8,7 @@
 export * as Address from "./Address.ts"
 export * as Ballot from "./Ballot.ts"
 export * as ClusterConfig from "./ClusterConfig.ts"
+export * as Configuration from "./Configuration.ts"
 export * as Codec from "./Codec.ts"
 export * as Command from "./Command.ts"
 export * as InMemoryBus from "./InMemoryBus.ts"

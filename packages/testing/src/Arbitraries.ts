@@ -63,13 +63,17 @@ export const messageArb: fc.Arbitrary<M.Message> = fc.oneof(
     )
     .map((m) => new M.Response(m)),
   fc
-    .record({
-      ballot: ballotArb,
-      active: fc.boolean(),
-      decided: fc.integer({ min: 0 }),
-      slot: fc.integer({ min: 0 }),
-      watermark: slotArb
-    })
+    .record(
+      {
+        ballot: ballotArb,
+        active: fc.boolean(),
+        decided: fc.integer({ min: 0 }),
+        slot: fc.integer({ min: 0 }),
+        watermark: slotArb,
+        to: idArb
+      },
+      { requiredKeys: ["ballot", "active", "decided", "slot", "watermark"] }
+    )
     .map((m) => new M.Heartbeat(m)),
   fc
     .record(

@@ -246,7 +246,14 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
       // ---- roles, each in its own scope so it can crash and restart
       const running = new Map<string, Scope.Closeable>()
       const replicas = new Map<string, { readonly status: Effect.Effect<Replica.Status> }>()
-      const leaders = new Map<string, { readonly resign: (waitMs: number) => Effect.Effect<void> }>()
+      const leaders = new Map<
+        string,
+        {
+          readonly resign: (waitMs: number) => Effect.Effect<void>
+          readonly transfer: (waitMs: number, to?: string) => Effect.Effect<unknown, Leader.TransferRefused>
+          readonly status: Effect.Effect<Leader.Status>
+        }
+      >()
       const roleKey = (role: Role, id: string) => `${role}/${id}`
       const start = (role: Role, id: string) =>
         Effect.gen(function* () {
@@ -302,6 +309,7 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
           ...(scenario.crashes ? ["crash", "crash", "restart", "wipe", "resign"] : [])
         ]
         let wipes = 0
+        let resigns = 0
         if (kinds.length === 0) return
         while (clock.currentTimeMillisUnsafe() < scenario.faultMs) {
           yield* Effect.sleep(20 + Math.floor(r() * 180))
@@ -489,6 +497,20 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
               const id = pick(config.leaders)
               const handle = leaders.get(id)
               if (handle === undefined || !running.has(roleKey("leader", id))) break
+              // every other time, first a transfer of the active leader to a named leader
+              // (`synod leader transfer TO`): the one before it in order, not its successor
+              // when there are three or more (no draw from the seed's randomness, so the
+              // runs of seeds that never get here do not change)
+              if (resigns++ % 2 === 1) {
+                for (const [from, h] of leaders) {
+                  if (!running.has(roleKey("leader", from)) || !(yield* h.status).active) continue
+                  const i = config.leaders.indexOf(from)
+                  const to = config.leaders[(i - 1 + config.leaders.length) % config.leaders.length]!
+                  note(`transfer leader/${from} to ${to}`)
+                  yield* h.transfer(2 * config.timeouts.leaderTimeoutMs, to).pipe(Effect.orDie)
+                  break
+                }
+              }
               note(`resign leader/${id}`)
               yield* handle.resign(2 * config.timeouts.leaderTimeoutMs)
               yield* crash("leader", id)

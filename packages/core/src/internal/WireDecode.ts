@@ -154,6 +154,16 @@ const address = (o: Obj, key: string): string => {
       )
 }
 
+/** A node id (`Address.Id`'s pattern). */
+const idPattern = /^[A-Za-z0-9_-]{1,64}$/
+
+const id = (o: Obj, key: string): string => {
+  const v = o[key]
+  return typeof v === "string" && idPattern.test(v)
+    ? v
+    : invalid(key, "an id (1-64 characters of letters, digits, '_' or '-')", v)
+}
+
 /**
  * `Schema.Json`: a tree of null, strings, booleans, finite numbers, arrays and plain
  * objects. Walked with a stack rather than recursion, so a deeply nested value is an
@@ -363,15 +373,17 @@ const message = (m: Obj): Message => {
         error === undefined ? { _tag: "Response", seq, result, slot } : { _tag: "Response", seq, result, error, slot }
       )
     }
-    case "Heartbeat":
-      return trusted(Heartbeat, {
+    case "Heartbeat": {
+      const fields = {
         _tag: "Heartbeat",
         ballot: ballot(m, "ballot"),
         active: boolean(m, "active"),
         decided: natural(m, "decided"),
         slot: natural(m, "slot"),
         watermark: positive(m, "watermark")
-      })
+      } as const
+      return trusted(Heartbeat, m.to === undefined ? fields : { ...fields, to: id(m, "to") })
+    }
     case "Progress":
       return trusted(Progress, { _tag: "Progress", slotOut: positive(m, "slotOut") })
     case "StateRequest": {
