@@ -51,9 +51,30 @@ export class CommandTooLarge extends Schema.TaggedError<CommandTooLarge>()("Comm
 
 export type SubmitError = OutcomeUnknown | CommandRejected | CommandTooLarge
 
+/** No replica answered a read in time (a read changes nothing: asking again is safe). */
+export class ReadTimedOut extends Schema.TaggedError<ReadTimedOut>()("ReadTimedOut", {
+  client: Schema.String,
+  id: Schema.Int,
+  waitedMs: Schema.Int
+}) {
+  override get message(): string {
+    return `no answer for read ${this.id} of client ${this.client} after ${this.waitedMs} ms (no active leader confirmed, or no replica reachable); a read changes nothing, so it may be asked again`
+  }
+}
+
+export type ReadError = ReadTimedOut | CommandRejected | CommandTooLarge
+
 export interface Client<C, R> {
   readonly id: string
   submit(command: C): Effect.Effect<R, SubmitError>
+  /**
+   * A linearizable read without a slot (docs/protocol.md#reads): a replica answers `query`
+   * from its state once it has applied everything decided before the read arrived, as an
+   * active leader confirmed with a majority of acceptors. Only the machine's read-only
+   * queries (`StateMachine.query`) are answered; any other command fails with
+   * `CommandRejected`.
+   */
+  read(query: C): Effect.Effect<R, ReadError>
 }
 
 export interface Options {
@@ -88,13 +109,23 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
   const replicas = config.replicas.map(Address.replica)
   const { retransmitMs, clientTimeoutMs } = config.timeouts
   const waiting = new Map<number, Deferred.Deferred<Reply>>()
+  const reading = new Map<number, Deferred.Deferred<Reply>>()
   const resent = Metrics.of(Metrics.retransmissions, id, { role: "client" })
   yield* Metrics.start([resent])
   let nextSeq = 1
+  let nextRead = 1
   let preferred = replicas[0]!
 
   const dispatch = (batch: ReadonlyArray<Message.Envelope>): void => {
     for (const env of batch) {
+      if (env.message._tag === "ReadResponse") {
+        const d = reading.get(env.message.id)
+        if (d === undefined) continue
+        preferred = env.from
+        const { result, error } = env.message
+        Deferred.doneUnsafe(d, Effect.succeed(error === undefined ? { result } : { result, error }))
+        continue
+      }
       if (env.message._tag !== "Response") continue
       const d = waiting.get(env.message.seq)
       if (d === undefined) continue
@@ -126,10 +157,16 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
       const encoded = new Command.Command({ client: id, seq, acked: acked(), op: codecs.encodeCommand(command) })
       const bytes = Limits.jsonBytes(encoded)
       if (bytes > limit) return yield* new CommandTooLarge({ bytes, limit })
-      const request = new Message.Request({ command: encoded })
+      const { reply, waitedMs } = yield* exchange(new Message.Request({ command: encoded }), done)
+      if (Option.isNone(reply)) return yield* new OutcomeUnknown({ client: id, seq, waitedMs })
+      return yield* decodeReply(reply.value)
+    })
+
+  /** Sends `message` to one replica, then to all with doubling waits, until `done` or the client timeout. */
+  const exchange = (message: Message.Message, done: Deferred.Deferred<Reply>) =>
+    Effect.gen(function* () {
       const started = clock.currentTimeMillisUnsafe()
-      const sendTo = (to: Address.Address) =>
-        transport.send(to, new Message.Envelope({ from: self, to, message: request }))
+      const sendTo = (to: Address.Address) => transport.send(to, new Message.Envelope({ from: self, to, message }))
       yield* sendTo(preferred)
       let reply: Option.Option<Reply> = Option.none()
       let wait = retransmitMs
@@ -142,15 +179,33 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
         for (const r of replicas) yield* sendTo(r)
         wait = Math.min(wait * 2, 8 * retransmitMs)
       }
-      if (Option.isNone(reply)) {
-        return yield* new OutcomeUnknown({ client: id, seq, waitedMs: clock.currentTimeMillisUnsafe() - started })
-      }
-      if (reply.value.error !== undefined) return yield* new CommandRejected({ reason: reply.value.error })
-      const decoded = codecs.decodeResult(reply.value.result)
-      if (Result.isFailure(decoded))
-        return yield* new CommandRejected({ reason: `result does not decode: ${decoded.failure}` })
-      return decoded.success
+      return { reply, waitedMs: clock.currentTimeMillisUnsafe() - started }
     })
 
-  return { id, submit }
+  const decodeReply = (reply: Reply): Effect.Effect<R, CommandRejected> => {
+    if (reply.error !== undefined) return Effect.fail(new CommandRejected({ reason: reply.error }))
+    const decoded = codecs.decodeResult(reply.result)
+    if (Result.isFailure(decoded))
+      return Effect.fail(new CommandRejected({ reason: `result does not decode: ${decoded.failure}` }))
+    return Effect.succeed(decoded.success)
+  }
+
+  const read = (query: C): Effect.Effect<R, ReadError> =>
+    Effect.suspend(() => {
+      const readId = nextRead++
+      return Effect.gen(function* () {
+        const done = yield* Deferred.make<Reply>()
+        reading.set(readId, done)
+        const op = codecs.encodeCommand(query)
+        const message = new Message.Read({ client: id, id: readId, op })
+        // measured as a command, so that what may be sent as one may be read as one
+        const bytes = Limits.jsonBytes(new Command.Command({ client: id, seq: readId, acked: 0, op }))
+        if (bytes > limit) return yield* new CommandTooLarge({ bytes, limit })
+        const { reply, waitedMs } = yield* exchange(message, done)
+        if (Option.isNone(reply)) return yield* new ReadTimedOut({ client: id, id: readId, waitedMs })
+        return yield* decodeReply(reply.value)
+      }).pipe(Effect.ensuring(Effect.sync(() => reading.delete(readId))))
+    })
+
+  return { id, submit, read }
 })
