@@ -250,7 +250,6 @@ export class ReplicaCore<S, C, R> {
             this.readIndexReply(msg)
             break
         }
-        this.serveReads()
         break
       }
       case "Tick":
@@ -363,6 +362,7 @@ export class ReplicaCore<S, C, R> {
     this.readAsk = undefined
     this.readsIndexed.push({ index: reply.slot, reads: ask.reads })
     this.askReadIndex()
+    this.serveReads()
   }
 
   /** Serves every read whose index `slotOut` has reached, from the state as it is. */
@@ -432,6 +432,7 @@ export class ReplicaCore<S, C, R> {
       }
     }
     if (this.slotIn < this.slotOut) this.slotIn = this.slotOut
+    this.serveReads()
     this.propose()
   }
 
@@ -513,6 +514,7 @@ export class ReplicaCore<S, C, R> {
     for (const k of this.local) if (!this.pending.has(k) && !this.inFlight.has(k)) this.local.delete(k)
     if (this.slotIn < this.slotOut) this.slotIn = this.slotOut
     if (!this.catchingUp) this.sink.stop()
+    this.serveReads()
     // decisions that arrived while catching up
     const next = this.decisions.get(this.slotOut)
     if (next !== undefined) {

@@ -49,7 +49,10 @@ export const budget: ReadonlyArray<readonly [Name, string, number] | readonly [N
     "B18 an unpaged P1b larger than a message stalls the cluster",
     10,
     { as: "stall", scenario: { snapshotEvery: 1000, largeValues: true } }
-  ] // (3)
+  ], // (3)
+  // needs the "stale" fault: the reader stranded with a leader that a new one replaced
+  // while writes go on (first catches: 3, 7, 10, 13, 16)
+  ["staleRead", "R1 a read index answered without confirming the leadership", 40] // (3)
 ]
 
 /**
