@@ -157,6 +157,7 @@ describe("README examples against a cluster in this process", () => {
         // in the README's order: curl, the CLI, transactions, watches, backups
         yield* runReadmeSection("../../../README.md", "## The key-value service: `synod`", url)
         yield* runReadmeSection("../../../README.md", "## The key-value service: `synod`", url, { block: 1 })
+        yield* runReadmeSection("../../../README.md", "### Reads", url)
         yield* runReadmeSection("../../../README.md", "### Transactions", url)
         assert.strictEqual((yield* http("GET", `${url}/kv/lock`)).status, 404)
         yield* runReadmeSection("../../../README.md", "### Watches", url)

@@ -52,7 +52,7 @@ export const budget: ReadonlyArray<readonly [Name, string, number] | readonly [N
   ], // (3)
   // needs the "stale" fault: the reader stranded with a leader that a new one replaced
   // while writes go on (first catches: 3, 7, 10, 13, 16)
-  ["staleRead", "R1 a read index answered without confirming the leadership", 40] // (3)
+  ["staleRead", "B13 a read index answered without confirming the leadership", 40] // (3)
 ]
 
 /**

@@ -28,7 +28,7 @@ export interface PlantedBugs {
   readonly gcWithoutWatermark: boolean
   /** B18: acceptors answer a P1a with every pvalue in one P1b, however large: past the transport's limit it is dropped, and no leader is ever adopted again. */
   readonly unpagedP1b: boolean
-  /** R1 (reads): the leader answers a read index at once, without a confirmation round: a deposed leader that has not noticed serves stale reads. */
+  /** B13: the leader answers a read index at once, without a confirmation round: a deposed leader that has not noticed serves stale reads. */
   readonly staleRead: boolean
 }
 
