@@ -125,7 +125,13 @@ const KvHandlers = HttpApiBuilder.group(
         if (r._tag !== "Value") return yield* unexpected(command, r)
         if (r.value === null) return yield* new Api.KeyNotFound({ key })
         if (state !== undefined) {
-          return { key, value: r.value, version: r.version, consistency: "serializable" as const, revision: state.revision }
+          return {
+            key,
+            value: r.value,
+            version: r.version,
+            consistency: "serializable" as const,
+            revision: state.revision
+          }
         }
         return { key, value: r.value, version: r.version }
       }),

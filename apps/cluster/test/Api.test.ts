@@ -169,7 +169,9 @@ describe("linearizable reads", () => {
         assert.strictEqual((yield* http("PUT", `${url}/kv/k`, { value: "v1" })).status, 200)
         const slots = () =>
           Effect.map(http("GET", `${url}/status`), (r) =>
-            Math.max(...(r.body.servers as ReadonlyArray<{ replica: { slotOut: number } }>).map((s) => s.replica.slotOut))
+            Math.max(
+              ...(r.body.servers as ReadonlyArray<{ replica: { slotOut: number } }>).map((s) => s.replica.slotOut)
+            )
           )
         const before = yield* slots()
         for (let i = 0; i < 5; i++) {

@@ -198,8 +198,8 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
         reading.set(readId, done)
         const op = codecs.encodeCommand(query)
         const message = new Message.Read({ client: id, id: readId, op })
-        // measured as a command, so that what may be sent as one may be read as one
-        const bytes = Limits.jsonBytes(new Command.Command({ client: id, seq: readId, acked: 0, op }))
+        // the replica refuses a read whose op is larger than a command may be
+        const bytes = Limits.jsonBytes(op)
         if (bytes > limit) return yield* new CommandTooLarge({ bytes, limit })
         const { reply, waitedMs } = yield* exchange(message, done)
         if (Option.isNone(reply)) return yield* new ReadTimedOut({ client: id, id: readId, waitedMs })

@@ -380,27 +380,34 @@ export class ReplicaCore<S, C, R> {
   }
 
   private serveRead(read: PendingRead): void {
-    const slot = this.slotOut - 1
-    const answer = (result: Schema.Json, error?: string) =>
-      this.out.send(
-        Address.client(read.client),
-        new Message.ReadResponse(
-          error === undefined ? { id: read.id, result, slot } : { id: read.id, result, error, slot }
-        )
-      )
     this.readsServed++
-    const decoded = this.codecs.decodeCommand(read.op)
-    if (Result.isFailure(decoded)) return answer(null, `invalid command: ${decoded.failure}`)
+    const { result, error } = this.query(read.op)
+    const slot = this.slotOut - 1
+    this.out.send(
+      Address.client(read.client),
+      new Message.ReadResponse(
+        error === undefined ? { id: read.id, result, slot } : { id: read.id, result, error, slot }
+      )
+    )
+  }
+
+  /** A read's answer from the state as it is: the encoded result, or an error saying why there is none. */
+  private query(op: unknown): { readonly result: Schema.Json; readonly error?: string } {
+    const decoded = this.codecs.decodeCommand(op)
+    if (Result.isFailure(decoded)) return { result: null, error: `invalid command: ${decoded.failure}` }
     const result = this.machine.query?.(this.state, decoded.success)
     if (result === undefined) {
-      return answer(null, "not a read-only query of this state machine: send it as a command")
+      return { result: null, error: "not a read-only query of this state machine: send it as a command" }
     }
     const encoded = this.codecs.encodeResult(result)
     const size = Limits.jsonBytes(encoded)
     if (size > this.limits.batchBytes) {
-      return answer(null, `the result of ${size} bytes exceeds the message limit of ${this.limits.batchBytes} bytes`)
+      return {
+        result: null,
+        error: `the result of ${size} bytes exceeds the message limit of ${this.limits.batchBytes} bytes`
+      }
     }
-    answer(encoded)
+    return { result: encoded }
   }
 
   /** While a partial batch lingers: the time at which it must be proposed anyway. */
@@ -702,11 +709,14 @@ export const encodeCaptured = <S>(
   codecs: StateMachine.Codecs<S, unknown, unknown>,
   captured: Captured<S>
 ): Effect.Effect<Storage.ReplicaSnapshot> =>
-  Effect.map(JsonText.runGradually(() => codecs.encodeStateGradually(captured.state)), (state) => ({
-    slotOut: captured.slotOut,
-    state,
-    clients: captured.clients
-  }))
+  Effect.map(
+    JsonText.runGradually(() => codecs.encodeStateGradually(captured.state)),
+    (state) => ({
+      slotOut: captured.slotOut,
+      state,
+      clients: captured.clients
+    })
+  )
 
 export interface Status {
   readonly id: string

@@ -57,7 +57,13 @@ const activeLeader = (options: { readonly slots?: number; readonly staleRead?: b
 
 const ask = (leader: Leader.LeaderCore, replica: string, id: number) =>
   leader.step({ _tag: "Message", from: Address.replica(replica), message: new M.ReadIndex({ id }) })
-const confirm = (leader: Leader.LeaderCore, acceptor: string, promise: Ballot.Ballot, request: Ballot.Ballot, round: number) =>
+const confirm = (
+  leader: Leader.LeaderCore,
+  acceptor: string,
+  promise: Ballot.Ballot,
+  request: Ballot.Ballot,
+  round: number
+) =>
   leader.step({
     _tag: "Message",
     from: Address.acceptor(acceptor),

@@ -89,9 +89,7 @@ export const messageArb: fc.Arbitrary<M.Message> = fc.oneof(
       data: fc.string({ unit: "binary", maxLength: 64 })
     })
     .map((m) => new M.StateChunk(m)),
-  fc
-    .record({ client: fc.stringMatching(/^[A-Za-z0-9_-]{1,8}$/), id: slotArb, op: jsonArb })
-    .map((m) => new M.Read(m)),
+  fc.record({ client: fc.stringMatching(/^[A-Za-z0-9_-]{1,8}$/), id: slotArb, op: jsonArb }).map((m) => new M.Read(m)),
   fc
     .record(
       { id: slotArb, result: jsonArb, error: fc.string(), slot: fc.integer({ min: 0, max: 2 ** 40 }) },

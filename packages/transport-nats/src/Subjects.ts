@@ -133,8 +133,7 @@ export const refusal = (channel: Channel, subject: string, message: Message.Mess
         ? undefined
         : `a ${tag} on a client's subject (only Response and ReadResponse go there)`
     case "request": {
-      if (tag !== "Request" && tag !== "Read")
-        return `a ${tag} on a request subject (only Request and Read go there)`
+      if (tag !== "Request" && tag !== "Read") return `a ${tag} on a request subject (only Request and Read go there)`
       const scope = subject.slice(subject.lastIndexOf(".") + 1)
       const client = tag === "Request" ? message.command.client : message.client
       return clientScope(client) === scope && addressPattern.test(`client/${client}`)

@@ -167,7 +167,11 @@ const address = (o: Obj, key: string): string => {
   const v = o[key]
   return typeof v === "string" && addressPattern.test(v)
     ? v
-    : invalid(key, "an address (role/id, role one of replica, leader, acceptor, learner, client; a client id may be scope.name)", v)
+    : invalid(
+        key,
+        "an address (role/id, role one of replica, leader, acceptor, learner, client; a client id may be scope.name)",
+        v
+      )
 }
 
 /**
