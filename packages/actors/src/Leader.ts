@@ -206,8 +206,11 @@ export class LeaderCore {
    * above what is needed only makes a read wait a little longer).
    */
   topSlot = 0
-  /** Read-index questions (replica, id) waiting for the next confirmation round. */
-  private readsWaiting: Array<ReadWaiter> = []
+  /**
+   * Read-index questions waiting for the next confirmation round, the latest per replica:
+   * a replica has one question in flight at a time, so this holds one per replica at most.
+   */
+  private readsWaiting = new Map<Address.Address, number>()
   /** The confirmation round in flight, if any (docs/protocol.md#reads). */
   private confirming: ConfirmRound | undefined
   /** Numbers its confirmation rounds; with the ballot, names one. */
@@ -372,24 +375,23 @@ export class LeaderCore {
       this.out.send(from, new Message.ReadIndexReply({ id, slot: this.readIndexNow(), ballot: this.state.ballot }))
       return
     }
-    if (this.readsWaiting.some((w) => w.from === from && w.id === id)) return // a resend
-    this.readsWaiting.push({ from, id })
+    this.readsWaiting.set(from, id)
     if (this.confirming === undefined) this.startConfirm()
   }
 
   /** Asks every acceptor whether its promise is still not above this leader's ballot. */
   private startConfirm() {
-    if (this.state._tag !== "Active" || this.readsWaiting.length === 0) return
+    if (this.state._tag !== "Active" || this.readsWaiting.size === 0) return
     const ballot = this.state.ballot
     this.confirming = {
       round: ++this.confirmRounds,
       ballot,
       index: this.readIndexNow(),
-      waiters: this.readsWaiting,
+      waiters: [...this.readsWaiting].map(([from, id]) => ({ from, id })),
       confirmed: new Set(),
       sentAt: this.now()
     }
-    this.readsWaiting = []
+    this.readsWaiting = new Map()
     const confirm = new Message.Confirm({ ballot, round: this.confirming.round })
     for (const a of this.config.acceptors) this.out.send(Address.acceptor(a), confirm)
   }
@@ -586,7 +588,7 @@ export class LeaderCore {
     if (this.state._tag === "Scouting") this.out.stop(scoutKey(this.state.ballot))
     this.backlog = []
     // reads waiting here ask again (their replicas resend, maybe to the next leader)
-    this.readsWaiting = []
+    this.readsWaiting = new Map()
     this.confirming = undefined
     if (this.bugs.staleChildren || this.bugs.p2bBySlotOnly) return
     for (const key of this.commanders.keys()) this.out.stop(key)

@@ -80,6 +80,9 @@ interface PendingRead {
   readonly op: unknown
 }
 
+/** Most reads a replica holds waiting at once; more are dropped (their clients retry). */
+export const maxWaitingReads = 65_536
+
 /** The replica's decisions, without I/O: feed it inputs, then `drain` what to send. */
 export class ReplicaCore<S, C, R> {
   state: S
@@ -102,8 +105,11 @@ export class ReplicaCore<S, C, R> {
   resent = 0
   /** Client commands refused at intake for being too large to decide. */
   refused = 0
-  /** Reads served off the log (docs/protocol.md#reads). */
+  /** Reads served off the log (docs/protocol.md#reads), and reads dropped because too many waited. */
   readsServed = 0
+  readsDropped = 0
+  /** Reads waiting here (queued, asked about, or waiting for their index). */
+  private readsWaiting = 0
   /** Reads waiting for the next read-index question. */
   private readQueue: Array<PendingRead> = []
   /** The read-index question in flight: its id, its reads, when it was last sent. */
@@ -319,6 +325,12 @@ export class ReplicaCore<S, C, R> {
       this.refused++
       return
     }
+    if (this.readsWaiting >= maxWaitingReads) {
+      // bounded memory: the client retries, or times out
+      this.readsDropped++
+      return
+    }
+    this.readsWaiting++
     this.readQueue.push({ client: read.client, id: read.id, op: read.op })
     if (this.readAsk === undefined) this.askReadIndex()
   }
@@ -381,6 +393,7 @@ export class ReplicaCore<S, C, R> {
 
   private serveRead(read: PendingRead): void {
     this.readsServed++
+    this.readsWaiting--
     const { result, error } = this.query(read.op)
     const slot = this.slotOut - 1
     this.out.send(
@@ -794,13 +807,14 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
   const performedLog = (yield* LogLevel.isEnabled("Debug"))
     ? SampledLog.make(20, () => clock.currentTimeMillisUnsafe())
     : undefined
-  let reported = { commands: 0, slots: 0, resent: 0, refused: 0, slotOut: core.slotOut }
+  let reported = { commands: 0, slots: 0, resent: 0, refused: 0, dropped: 0, slotOut: core.slotOut }
   const report = Effect.suspend(() => {
     const now = {
       commands: core.performedCommands,
       slots: core.performedSlots,
       resent: core.resent,
       refused: core.refused,
+      dropped: core.readsDropped,
       slotOut: core.slotOut
     }
     const before = reported
@@ -812,6 +826,12 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
           : Effect.logWarning("refused client commands too large for one message", {
               refused: now.refused - before.refused,
               limit: Limits.fromMessageBytes(transport.maxMessageBytes).commandBytes
+            }),
+        now.dropped === before.dropped
+          ? Effect.void
+          : Effect.logWarning("dropped client reads: too many waiting for their read index", {
+              dropped: now.dropped - before.dropped,
+              limit: maxWaitingReads
             }),
         Metrics.add(committed, now.commands - before.commands),
         Metrics.add(slots, now.slots - before.slots),

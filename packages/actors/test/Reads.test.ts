@@ -258,6 +258,20 @@ describe("replica: reads", () => {
     assert.deepStrictEqual(sent(second.drain(), "ReadResponse"), [])
   })
 
+  it("holds a bounded number of reads: beyond it a read is dropped (its client retries)", () => {
+    const r = new Replica.ReplicaCore("r1", config, Kv.machine, Option.none())
+    for (let i = 1; i <= Replica.maxWaitingReads + 1; i++) read(r, i, { _tag: "Get", key: "k" })
+    assert.strictEqual(r.readsDropped, 1)
+    // the first read went with the first question, the others wait for the second
+    reply(r, sent(r.drain(), "ReadIndex")[0]!.message.id, 1)
+    const first = r.drain()
+    assert.strictEqual(sent(first, "ReadResponse").length, 1)
+    reply(r, sent(first, "ReadIndex")[0]!.message.id, 1)
+    assert.strictEqual(sent(r.drain(), "ReadResponse").length, Replica.maxWaitingReads - 1)
+    read(r, 1, { _tag: "Get", key: "k" })
+    assert.strictEqual(r.readsDropped, 1, "served reads make room")
+  })
+
   it("resends an unanswered question to every leader, and asks for the slots below an index it waits for", () => {
     let now = 0
     const r = new Replica.ReplicaCore("r1", config, Kv.machine, Option.none(), { now: () => now })
