@@ -8,7 +8,8 @@
  * - `DELETE /kv/{key}`          delete a key
  * - `POST   /kv/{key}/cas`      write only if the key's version is `version` (0: absent),
  *                               body `{"version": 3, "value": "..."}`; 409 on a mismatch
- * - `GET    /kv?prefix=&limit=` list keys by prefix, in key order
+ * - `GET    /kv?prefix=&limit=` list keys by prefix, in key order (reads: `consistency=`
+ *                               linearizable (a read index, the default), log, serializable)
  * - `POST   /txn`               a transaction: comparisons, then the success or the failure
  *                               operations, atomically (body `{"compare": [...], "success": [...],
  *                               "failure": [...]}`)
