@@ -411,7 +411,8 @@ describe("WireDecode: Codec.decode against Codec.decodeWithSchema", { concurrent
       }
     }
     assert.isAbove(cases, 1000)
-  })
+    // thousands of cases: on a loaded machine this takes more than the default 5 s
+  }, 60_000)
 
   it("both accept every valid envelope and build the same instances", () => {
     fc.assert(
