@@ -1,9 +1,9 @@
 /**
  * Benchmark: a 3-server cluster (colocated replica + leader + acceptor) on the in-memory
  * bus in one process. For 1, 16 and 256 concurrent clients, with batching on and off,
- * prints committed commands per second, latency p50/p99 and resident memory; with
- * batching on, also linearizable reads of the keys written (a `Get` by read index: no
- * slot, so the log's batching does not apply to them).
+ * prints committed commands per second, latency p50/p99, CPU time per command and resident
+ * memory; with batching on, also linearizable reads of the keys written (a `Get` by read
+ * index: no slot, so the log's batching does not apply to them).
  *
  *   pnpm --filter @synod/actors bench [-- --seconds 3]
  *   BENCH_OPS=write,read,logread  what to measure (default write,read; logread: a Get through the log)
@@ -64,6 +64,7 @@ const runOne = (clients: number, batching: boolean, op: Op) => {
       { concurrency: "unbounded", discard: true }
     )
     const latencies: Array<number> = []
+    const cpu0 = process.cpuUsage()
     const start = clock.currentTimeMillisUnsafe()
     const end = start + seconds * 1000
     yield* Effect.forEach(
@@ -85,11 +86,14 @@ const runOne = (clients: number, batching: boolean, op: Op) => {
       { concurrency: "unbounded", discard: true }
     )
     const elapsed = (clock.currentTimeMillisUnsafe() - start) / 1000
+    const cpu = process.cpuUsage(cpu0)
     latencies.sort((a, b) => a - b)
     return {
       opsPerSec: latencies.length / elapsed,
       p50: percentile(latencies, 50),
       p99: percentile(latencies, 99),
+      // the whole process's CPU per command: unlike ops/s, hardly moved by other load on the machine
+      cpuMicros: (cpu.user + cpu.system) / Math.max(1, latencies.length),
       rssMiB: process.memoryUsage().rss / 2 ** 20
     }
   }).pipe(Effect.scoped, Effect.provide(cluster))
@@ -97,7 +101,7 @@ const runOne = (clients: number, batching: boolean, op: Op) => {
 
 const main = Effect.gen(function* () {
   process.stdout.write(`synod in-memory benchmark: 3 colocated servers, one process, ${seconds} s per run\n`)
-  process.stdout.write("clients  batching  op          ops/s   p50 ms   p99 ms   rss MiB\n")
+  process.stdout.write("clients  batching  op          ops/s   p50 ms   p99 ms   CPU µs/op   rss MiB\n")
   const ratios: Array<string> = []
   for (const batching of (process.env.BENCH_BATCHING ?? "on,off").split(",").map((b) => b === "on")) {
     for (const clients of (process.env.BENCH_LEVELS ?? "1,16,256").split(",").map(Number)) {
@@ -108,7 +112,7 @@ const main = Effect.gen(function* () {
         const r = yield* runOne(clients, batching, op)
         rates.set(op, r.opsPerSec)
         process.stdout.write(
-          `${String(clients).padStart(7)}  ${(batching ? "on" : "off").padEnd(8)}  ${op.padEnd(8)} ${r.opsPerSec.toFixed(0).padStart(8)} ${r.p50.toFixed(2).padStart(8)} ${r.p99.toFixed(2).padStart(8)} ${r.rssMiB.toFixed(0).padStart(9)}\n`
+          `${String(clients).padStart(7)}  ${(batching ? "on" : "off").padEnd(8)}  ${op.padEnd(8)} ${r.opsPerSec.toFixed(0).padStart(8)} ${r.p50.toFixed(2).padStart(8)} ${r.p99.toFixed(2).padStart(8)} ${r.cpuMicros.toFixed(1).padStart(11)} ${r.rssMiB.toFixed(0).padStart(9)}\n`
         )
       }
       const [w, rd] = [rates.get("write"), rates.get("read")]

@@ -26,12 +26,12 @@ import {
   Ballot,
   type ClusterConfig,
   type Command,
-  Command as Cmd,
   Limits,
-  Message,
+  type Message,
   Monotonic,
   Storage,
-  Transport
+  Transport,
+  Trusted
 } from "@synod/core"
 import { Effect, Metric } from "effect"
 import * as Host from "./internal/Host.ts"
@@ -135,7 +135,7 @@ export class AcceptorCore {
       }
       accepted.push(pv)
     }
-    return new Message.P1b({
+    return Trusted.p1b({
       ballot: this.promised,
       request: ballot,
       accepted,
@@ -156,8 +156,7 @@ export class AcceptorCore {
     if (msg.slot < this.watermark && !this.silentGc) {
       // forgotten: accepting would bring the slot back, and the leader must learn it is gone
       if (from !== undefined) this.told.set(from, this.watermark)
-      const reply = { ballot: this.promised, request: msg.ballot, slot: msg.slot, watermark: this.watermark }
-      return { reply: new Message.P2b(reply), accepted: undefined }
+      return { reply: Trusted.p2b(this.promised, msg.ballot, msg.slot, this.watermark), accepted: undefined }
     }
     const ok = this.strict ? Ballot.equals(msg.ballot, this.promised) : !Ballot.lessThan(msg.ballot, this.promised)
     let accepted: Command.PValue | undefined
@@ -167,13 +166,12 @@ export class AcceptorCore {
       const before = this.accepted.get(msg.slot)
       if (before === undefined || !Ballot.equals(before.ballot, msg.ballot)) this.lastAccept = this.now()
       this.promised = msg.ballot
-      accepted = new Cmd.PValue({ ballot: msg.ballot, slot: msg.slot, value: msg.value })
+      accepted = Trusted.pvalue(msg.ballot, msg.slot, msg.value)
       this.accepted.set(msg.slot, accepted)
     }
-    const reply = { ballot: this.promised, request: msg.ballot, slot: msg.slot }
     const tell = from !== undefined && !this.silentGc && this.watermark > (this.told.get(from) ?? 1)
     if (tell) this.told.set(from, this.watermark)
-    return { reply: new Message.P2b(tell ? { ...reply, watermark: this.watermark } : reply), accepted }
+    return { reply: Trusted.p2b(this.promised, msg.ballot, msg.slot, tell ? this.watermark : undefined), accepted }
   }
 
   /**
@@ -208,10 +206,7 @@ export class AcceptorCore {
         // a read-index confirmation: the promise as it is, nothing to write (a promise is
         // durable before any reply reveals it, and this reply leaves after those records)
         this.out.event({ _tag: "Promised", ballot: this.promised })
-        return this.out.send(
-          from,
-          new Message.Confirmed({ ballot: this.promised, request: message.ballot, round: message.round })
-        )
+        return this.out.send(from, Trusted.confirmed(this.promised, message.ballot, message.round))
       }
       case "Heartbeat": {
         // the leader of its promise resigned (an inactive heartbeat: its process stops

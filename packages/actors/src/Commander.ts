@@ -13,7 +13,7 @@
  *
  * @since 0.1.0
  */
-import { Address, Ballot, type Command, Message, Quorum, Transport } from "@synod/core"
+import { Address, Ballot, type Command, type Message, Quorum, Transport, Trusted } from "@synod/core"
 import { Effect, Queue } from "effect"
 import * as Phase from "./internal/Phase.ts"
 import type { Probe } from "./internal/Probe.ts"
@@ -78,7 +78,7 @@ export class CommanderTally {
   }
 
   p2a(): Message.P2a {
-    return new Message.P2a({ ballot: this.ballot, slot: this.slot, value: this.value })
+    return Trusted.p2a(this.ballot, this.slot, this.value)
   }
 
   /** A P2b from `acceptor`. A B4 commander reports preemption as `Preempted` but keeps going. */
@@ -155,9 +155,9 @@ export const run = Effect.fnUntraced(function* (options: Options) {
       case "Decided": {
         probe?.voteCounted(me, from, step.ballot, step.slot)
         probe?.decided(me, step.ballot, step.slot, step.value)
-        const decision = new Message.Decision({ slot: step.slot, value: step.value, ballot: step.ballot })
+        const decision = Trusted.decision(step.slot, step.value, step.ballot)
         for (const to of [...options.replicas.map(Address.replica), ...(options.learners ?? []).map(Address.learner)])
-          yield* transport.send(to, new Message.Envelope({ from: leader, to, message: decision }))
+          yield* transport.send(to, Trusted.envelope(leader, to, decision))
         return step
       }
     }

@@ -35,11 +35,12 @@ import {
   type ClusterConfig,
   type Command,
   Command as Cmd,
-  Message,
+  type Message,
   Monotonic,
   Quorum,
   Storage,
-  Transport
+  Transport,
+  Trusted
 } from "@synod/core"
 import { Effect, Metric, Queue, Random } from "effect"
 import * as Commander from "./Commander.ts"
@@ -296,7 +297,7 @@ export class LeaderCore {
   private handOver() {
     this.stopChildren()
     this.state = passive
-    const hb = new Message.Heartbeat({
+    const hb = Trusted.heartbeat({
       ballot: this.ballot,
       active: false,
       decided: this.decidedCount,
@@ -338,7 +339,7 @@ export class LeaderCore {
       case "P1b": {
         this.heardAt.set(Address.id(from), this.now())
         if (this.state._tag === "Scouting" && Ballot.equals(msg.request, this.state.ballot)) {
-          this.out.route(scoutKey(this.state.ballot), new Message.Envelope({ from, to: this.self, message: msg }))
+          this.out.route(scoutKey(this.state.ballot), Trusted.envelope(from, this.self, msg))
         }
         return
       }
@@ -372,7 +373,7 @@ export class LeaderCore {
     if (this.state._tag !== "Active") return // the replica asks again, maybe elsewhere
     if (this.bugs.staleRead) {
       // planted: answered from this leader's belief that it leads, unconfirmed
-      this.out.send(from, new Message.ReadIndexReply({ id, slot: this.readIndexNow(), ballot: this.state.ballot }))
+      this.out.send(from, Trusted.readIndexReply(id, this.readIndexNow(), this.state.ballot))
       return
     }
     this.readsWaiting.set(from, id)
@@ -392,7 +393,7 @@ export class LeaderCore {
       sentAt: this.now()
     }
     this.readsWaiting = new Map()
-    const confirm = new Message.Confirm({ ballot, round: this.confirming.round })
+    const confirm = Trusted.confirm(ballot, this.confirming.round)
     for (const a of this.config.acceptors) this.out.send(Address.acceptor(a), confirm)
   }
 
@@ -412,7 +413,7 @@ export class LeaderCore {
     if (!Quorum.isMajority(round.confirmed.size, this.config.acceptors.length)) return
     this.confirming = undefined
     for (const w of round.waiters) {
-      this.out.send(w.from, new Message.ReadIndexReply({ id: w.id, slot: round.index, ballot: round.ballot }))
+      this.out.send(w.from, Trusted.readIndexReply(w.id, round.index, round.ballot))
     }
     this.startConfirm()
   }
@@ -422,7 +423,7 @@ export class LeaderCore {
     const round = this.confirming
     if (round === undefined || now - round.sentAt < this.config.timeouts.retransmitMs) return
     round.sentAt = now
-    const confirm = new Message.Confirm({ ballot: round.ballot, round: round.round })
+    const confirm = Trusted.confirm(round.ballot, round.round)
     for (const a of this.config.acceptors) if (!round.confirmed.has(a)) this.out.send(Address.acceptor(a), confirm)
   }
 
@@ -454,7 +455,7 @@ export class LeaderCore {
       for (const [k, slot] of this.commanders) if (slot === msg.slot) key = k
     }
     if (key !== undefined && this.commanders.has(key)) {
-      this.out.route(key, new Message.Envelope({ from, to: this.self, message: msg }))
+      this.out.route(key, Trusted.envelope(from, this.self, msg))
     }
   }
 
@@ -501,7 +502,7 @@ export class LeaderCore {
 
   /** Tells the other leaders, the replicas and the learners that this leader leads, and how far. */
   private beat() {
-    const hb = new Message.Heartbeat({
+    const hb = Trusted.heartbeat({
       ballot: this.ballot,
       active: true,
       decided: this.decidedCount,
@@ -557,7 +558,7 @@ export class LeaderCore {
 
   private decidedSlot(event: Extract<Commander.Outcome, { _tag: "Decided" }>) {
     if (!this.decided.has(event.slot) && event.slot >= this.watermark) {
-      this.decided.set(event.slot, new Message.Decision({ slot: event.slot, value: event.value, ballot: event.ballot }))
+      this.decided.set(event.slot, Trusted.decision(event.slot, event.value, event.ballot))
       this.decidedCount++
       if (event.slot > this.maxDecided) this.maxDecided = event.slot
       if (event.slot > this.topSlot) this.topSlot = event.slot

@@ -31,10 +31,11 @@ import {
   Command as Cmd,
   JsonText,
   Limits,
-  Message,
+  type Message,
   StateMachine,
   Storage,
-  Transport
+  Transport,
+  Trusted
 } from "@synod/core"
 import { Clock, Deferred, Effect, LogLevel, Metric, Option, Random, Result, type Schema } from "effect"
 import { ClientTable } from "./ClientTable.ts"
@@ -357,7 +358,7 @@ export class ReplicaCore<S, C, R> {
     if (this.readQueue.length === 0) return
     this.readAsk = { id: this.nextReadId(), reads: this.readQueue, sentAt: this.now() }
     this.readQueue = []
-    const ask = new Message.ReadIndex({ id: this.readAsk.id })
+    const ask = Trusted.readIndex(this.readAsk.id)
     const leader = this.leader
     if (leader === undefined) this.toLeaders(ask)
     else this.out.send(leader, ask)
@@ -396,12 +397,7 @@ export class ReplicaCore<S, C, R> {
     this.readsWaiting--
     const { result, error } = this.query(read.op)
     const slot = this.slotOut - 1
-    this.out.send(
-      Address.client(read.client),
-      new Message.ReadResponse(
-        error === undefined ? { id: read.id, result, slot } : { id: read.id, result, error, slot }
-      )
-    )
+    this.out.send(Address.client(read.client), Trusted.readResponse(read.id, result, slot, error))
   }
 
   /** A read's answer from the state as it is: the encoded result, or an error saying why there is none. */
@@ -475,7 +471,7 @@ export class ReplicaCore<S, C, R> {
       // a new leader: it needs what waits now, not after a back-off
       const at = this.now() + this.config.timeouts.retransmitMs
       for (const [slot, value] of this.proposals) {
-        this.out.send(after, new Message.Propose({ slot, value }))
+        this.out.send(after, Trusted.propose(slot, value))
         this.resendAt.set(slot, { at, attempts: 0 })
       }
     }
@@ -549,14 +545,14 @@ export class ReplicaCore<S, C, R> {
   /** Timer: resend outstanding proposals, ask for decisions this replica is missing. */
   tick(): void {
     // tell the acceptors how far this replica's durable state reaches (their GC watermark)
-    const progress = new Message.Progress({ slotOut: this.durable })
+    const progress = Trusted.progress(this.durable)
     for (const to of this.acceptors) this.out.send(to, progress)
     this.source.tick(this.now())
     const ask = this.readAsk
     if (ask !== undefined && this.now() - ask.sentAt >= this.config.timeouts.retransmitMs) {
       // no answer: its leader may be deposed or the message lost; any active leader may answer
       ask.sentAt = this.now()
-      this.toLeaders(new Message.ReadIndex({ id: ask.id }))
+      this.toLeaders(Trusted.readIndex(ask.id))
     }
     if (this.catchingUp) {
       for (const o of this.sink.tick(this.slotOut)) this.out.send(o.to, o.message)
@@ -576,7 +572,7 @@ export class ReplicaCore<S, C, R> {
       const attempts = (due?.attempts ?? 0) + 1
       this.resendAt.set(slot, { at: now + retransmitMs * 2 ** Math.min(attempts, 4), attempts })
       this.resent++
-      const propose = new Message.Propose({ slot, value })
+      const propose = Trusted.propose(slot, value)
       if (stuck) this.toLeaders(propose)
       else this.out.send(leader, propose)
     }
@@ -586,8 +582,7 @@ export class ReplicaCore<S, C, R> {
     for (const waiting of this.readsIndexed) if (waiting.index - 1 > wanted) wanted = waiting.index - 1
     const top = Math.min(wanted, this.slotOut + this.config.window - 1)
     for (let s = this.slotOut; s <= top; s++) {
-      if (!this.decisions.has(s) && !this.proposals.has(s))
-        this.toLeaders(new Message.Propose({ slot: s, value: Cmd.noop }))
+      if (!this.decisions.has(s) && !this.proposals.has(s)) this.toLeaders(Trusted.propose(s, Cmd.noop))
     }
   }
 
@@ -636,11 +631,11 @@ export class ReplicaCore<S, C, R> {
         commands.push(c)
         if (commands.length >= batch.maxSize) break
       }
-      const value = new Cmd.Batch({ commands })
+      const value = Trusted.batch(commands)
       this.pendingSince = this.now()
       this.proposals.set(slot, value)
       this.resendAt.set(slot, { at: this.now() + this.config.timeouts.retransmitMs, attempts: 0 })
-      const propose = new Message.Propose({ slot, value })
+      const propose = Trusted.propose(slot, value)
       const leader = this.leader
       if (leader === undefined) this.toLeaders(propose)
       else this.out.send(leader, propose)
@@ -695,14 +690,7 @@ export class ReplicaCore<S, C, R> {
         error: `the result of ${size} bytes exceeds the message limit of ${this.limits.batchBytes} bytes`
       }
     }
-    this.out.send(
-      Address.client(client),
-      new Message.Response(
-        outcome.error === undefined
-          ? { seq, result: outcome.result, slot: outcome.slot }
-          : { seq, result: outcome.result, slot: outcome.slot, error: outcome.error }
-      )
-    )
+    this.out.send(Address.client(client), Trusted.response(seq, outcome.result, outcome.slot, outcome.error))
   }
 
   private toLeaders(message: Message.Message): void {

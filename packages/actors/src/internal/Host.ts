@@ -21,7 +21,7 @@
  *
  * Internal: not exported from the package.
  */
-import { type Address, Message, Transport } from "@synod/core"
+import { type Address, type Message, Transport, Trusted } from "@synod/core"
 import { Clock, Effect, Fiber, Option, Queue, type Scope } from "effect"
 
 export interface Outbound {
@@ -166,8 +166,11 @@ export const run = <Inbound extends Message.Message, In, Rec, Spec, Ev>(
     // merges the mailbox and their outcomes into one queue. Every hand-off between fibers
     // costs a turn of the event loop on the hot path, so there is only one when needed.
     let take: Effect.Effect<ReadonlyArray<In>>
+    /** What is waiting now, without waiting (empty when nothing is). */
+    let takeNow: Effect.Effect<ReadonlyArray<In>>
     if (options.child === undefined) {
       take = Effect.map(Queue.takeAll(mailbox), fromMailbox)
+      takeNow = Effect.map(Queue.clear(mailbox), fromMailbox)
     } else {
       const inputs = yield* Queue.unbounded<In>()
       yield* Queue.takeAll(mailbox).pipe(
@@ -188,6 +191,7 @@ export const run = <Inbound extends Message.Message, In, Rec, Spec, Ev>(
         )
       }
       take = Queue.takeAll(inputs)
+      takeNow = Queue.clear(inputs)
     }
 
     /** Background persistence: the latest record not yet taken by the writer, and finished writes. */
@@ -221,7 +225,8 @@ export const run = <Inbound extends Message.Message, In, Rec, Spec, Ev>(
     if (options.persistPipelined) {
       const save = options.persist
       if (save === undefined) return yield* Effect.die(new Error(`${self}: nothing to persist with`))
-      if (options.child !== undefined) return yield* Effect.die(new Error(`${self}: pipelining is for roles without children`))
+      if (options.child !== undefined)
+        return yield* Effect.die(new Error(`${self}: pipelining is for roles without children`))
       yield* Effect.forkScoped(
         Effect.forever(
           Effect.gen(function* () {
@@ -231,8 +236,7 @@ export const run = <Inbound extends Message.Message, In, Rec, Spec, Ev>(
             const events = batch.flatMap((job) => job.events)
             if (events.length > 0 && options.observe !== undefined) yield* options.observe(events)
             for (const job of batch)
-              for (const { to, message } of job.send)
-                yield* transport.send(to, new Message.Envelope({ from: self, to, message }))
+              for (const { to, message } of job.send) yield* transport.send(to, Trusted.envelope(self, to, message))
           })
         )
       )
@@ -292,8 +296,7 @@ export const run = <Inbound extends Message.Message, In, Rec, Spec, Ev>(
         const child = children.get(key)
         if (child !== undefined) Queue.offerUnsafe(child.inbox, envelope)
       }
-      for (const { to, message } of ready.send)
-        yield* transport.send(to, new Message.Envelope({ from: self, to, message }))
+      for (const { to, message } of ready.send) yield* transport.send(to, Trusted.envelope(self, to, message))
       if (options.persistAfterSend || options.persistInBackground) yield* persist
       if (options.afterBatch !== undefined) yield* options.afterBatch
     })
@@ -303,9 +306,16 @@ export const run = <Inbound extends Message.Message, In, Rec, Spec, Ev>(
     const loop = Effect.gen(function* () {
       for (;;) {
         const wake = Math.min(nextTick, core.wakeAt?.() ?? nextTick)
-        const batch = Number.isFinite(wake)
-          ? yield* take.pipe(Effect.timeoutOption(Math.max(0, wake - clock.currentTimeMillisUnsafe())))
-          : Option.some(yield* take)
+        // Under load inputs are already waiting: take them as they are. Only an empty
+        // mailbox is waited on with a timeout, which races a timer fiber against the take
+        // and costs far more than the take itself.
+        const waiting = yield* takeNow
+        const batch =
+          waiting.length > 0
+            ? Option.some(waiting)
+            : Number.isFinite(wake)
+              ? yield* take.pipe(Effect.timeoutOption(Math.max(0, wake - clock.currentTimeMillisUnsafe())))
+              : Option.some(yield* take)
         // writes the background writer finished since the last turn
         while (completions.length > 0) core.step(completions.shift()!)
         if (Option.isSome(batch)) for (const input of batch.value) core.step(input)

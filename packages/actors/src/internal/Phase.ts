@@ -4,7 +4,7 @@
  *
  * Internal: not exported from the package.
  */
-import { Address, Message, type Quorum, Transport } from "@synod/core"
+import { Address, type Message, type Quorum, Transport, Trusted } from "@synod/core"
 import { Effect, Metric, Schedule } from "effect"
 import * as Metrics from "../Metrics.ts"
 
@@ -28,7 +28,7 @@ export const broadcast = Effect.fnUntraced(function* (options: {
       (a) =>
         Effect.suspend(() => {
           const to = Address.acceptor(a)
-          return transport.send(to, new Message.Envelope({ from: leader, to, message: options.message(a) }))
+          return transport.send(to, Trusted.envelope(leader, to, options.message(a)))
         }),
       { discard: true }
     )

@@ -25,6 +25,7 @@ import type { Schema } from "effect"
 import * as Address from "../Address.ts"
 import { Ballot } from "../Ballot.ts"
 import { Batch, Command, Noop, PValue, type SlotValue } from "../Command.ts"
+import { build } from "../Trusted.ts"
 import {
   Confirm,
   Confirmed,
@@ -51,28 +52,13 @@ import {
 
 type Obj = { readonly [key: string]: unknown }
 
-/** A class built by `Schema.Class` / `Schema.TaggedClass`: its prototype and its fields. */
-interface SchemaClass {
-  readonly prototype: object
-  readonly fields: Schema.Struct.Fields
-}
-
 /**
- * Builds an instance of a schema class from fields already validated, without running the
- * constructor's schema pass — what the schema decoder itself does (`makeClassTrusted`,
- * internal to effect). The constructor of `Schema.Class` ends in `Data.Class`'s, which
- * only copies the fields onto the instance (`Object.assign`); methods (`toString`),
- * equality and hashing, and the class-type-id getter `Schema.is` looks for all live on
- * the prototype, and none of these classes declares instance fields. So an object with
- * the class's prototype and the same own fields, in the same order, is indistinguishable
- * from `new Class(fields)` (test/WireDecode.test.ts compares prototypes, own keys and
- * their order, `toString`, `Equal`, `Hash` and `Schema.is`; a class that grew an instance
- * field would fail it), and safe because every field was checked here by the rules the
+ * Instances are laid out on their class's prototype without the constructor's schema pass
+ * (see `Trusted.build`): safe because every field was checked here by the rules the
  * schema states. `fields` never holds `__proto__`: its keys are the schema's field
  * names, written out below.
  */
-const trusted = <C extends SchemaClass>(Class: C, fields: Schema.Struct.Type<C["fields"]>): C["prototype"] =>
-  Object.assign(Object.create(Class.prototype), fields)
+const trusted = build
 
 // ---------------------------------------------------------------------------------------
 // Failures: the path from the envelope down to the bad value, and what is wrong with it
