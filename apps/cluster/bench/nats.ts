@@ -2,11 +2,14 @@
  * Benchmark over NATS: starts a local nats-server and three `synod serve` processes
  * (each a replica + leader + acceptor of the product's key-value store, state on disk
  * with fsync), then drives them from this process with 1, 16, 64 and 256 concurrent
- * clients and prints committed ops/s and latency p50/p99 for each.
+ * clients and prints ops/s and latency p50/p99 for each: writes (a `Put` of the client's
+ * key), then linearizable reads of the keys written (a `Get` by read index, no slot),
+ * and the ratio of reads to writes at each level.
  *
  *   pnpm bench            (root; also runs the in-memory benchmark)
  *   pnpm bench nats --profile DIR   also CPU profiles of the servers, and their top functions
  *   node apps/cluster/bench/nats.ts --seconds 5
+ *   BENCH_OPS=write,read,logread BENCH_LEVELS=1,256 pnpm bench nats   also reads through the log
  */
 import { type ChildProcess, spawn } from "node:child_process"
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
@@ -35,6 +38,15 @@ const profileAt = process.argv.indexOf("--profile")
 const profileDir =
   profileAt > 0 ? (process.argv[profileAt + 1] ?? "synod-profiles") : process.env.BENCH_PROFILE_DIR || undefined
 const levels = (process.env.BENCH_LEVELS ?? "1,16,64,256").split(",").map(Number)
+/** What each level measures: `write` (Put), `read` (Get by read index), `logread` (Get through the log). */
+type Op = "write" | "read" | "logread"
+const ops = (process.env.BENCH_OPS ?? "write,read").split(",") as Array<Op>
+for (const op of ops) {
+  if (op !== "write" && op !== "read" && op !== "logread") {
+    process.stderr.write(`BENCH_OPS: "${op}" is not one of write, read, logread\n`)
+    process.exit(2)
+  }
+}
 const cli = new URL("../src/cli.ts", import.meta.url).pathname
 
 const clusterInput = {
@@ -105,7 +117,15 @@ const cpuSeconds = (pid: number | undefined): number | undefined => {
 const percentile = (sorted: ReadonlyArray<number>, p: number) =>
   sorted.length === 0 ? Number.NaN : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!
 
-const measure = (clients: ReadonlyArray<Client.Client<Kv.Command, Kv.Result>>) =>
+/** One operation of client `i`: its `n`-th write of its key, or a read of it. */
+const operation = (op: Op, client: Client.Client<Kv.Command, Kv.Result>, i: number, n: number) =>
+  op === "write"
+    ? client.submit({ _tag: "Put", key: `k${i}`, value: `${n}` })
+    : op === "read"
+      ? client.read({ _tag: "Get", key: `k${i}` })
+      : client.submit({ _tag: "Get", key: `k${i}` })
+
+const measure = (op: Op, clients: ReadonlyArray<Client.Client<Kv.Command, Kv.Result>>) =>
   Effect.gen(function* () {
     const latencies: Array<number> = []
     const start = performance.now()
@@ -118,12 +138,12 @@ const measure = (clients: ReadonlyArray<Client.Client<Kv.Command, Kv.Result>>) =
           let n = 0
           while (performance.now() < end) {
             const t0 = performance.now()
-            yield* client.submit({ _tag: "Put", key: `k${i}`, value: `${n++}` })
+            yield* operation(op, client, i, n++)
             latencies.push(performance.now() - t0)
             if (i === 0 && performance.now() - last > 1000) {
               last = performance.now()
               process.stderr.write(
-                `  ${clients.length} clients: ${Math.round((last - start) / 1000)}/${seconds} s, ${latencies.length} ops\r`
+                `  ${clients.length} clients, ${op}: ${Math.round((last - start) / 1000)}/${seconds} s, ${latencies.length} ops\r`
               )
             }
           }
@@ -161,17 +181,30 @@ const main = Effect.gen(function* () {
     (i) => Client.make(Kv.machine, config, { id: `bench.${i}` }).pipe(Effect.provideContext(ctx))
   )
   yield* all[0]!.submit({ _tag: "Put", key: "warm", value: "up" })
+  // every key the reads read exists: each client writes its own once
+  yield* Effect.forEach(all, (client, i) => client.submit({ _tag: "Put", key: `k${i}`, value: "0" }), {
+    concurrency: "unbounded",
+    discard: true
+  })
   // CPU per operation: the three servers together, and this (the client) process
-  process.stdout.write("clients     ops/s   p50 ms   p99 ms   servers µs/op   client µs/op\n")
+  process.stdout.write("clients  op          ops/s   p50 ms   p99 ms   servers µs/op   client µs/op\n")
+  const ratios: Array<string> = []
   for (const n of levels) {
-    const [s0, c0] = [serversCpu(), clientCpu()]
-    const r = yield* measure(all.slice(0, n))
-    const total = r.ops * seconds
-    const perOp = (cpu: number) => (Number.isFinite(cpu) ? ((cpu * 1e6) / total).toFixed(0) : "-")
-    process.stdout.write(
-      `${String(n).padStart(7)} ${r.ops.toFixed(0).padStart(9)} ${r.p50.toFixed(2).padStart(8)} ${r.p99.toFixed(2).padStart(8)} ${perOp(serversCpu() - s0).padStart(15)} ${perOp(clientCpu() - c0).padStart(14)}\n`
-    )
+    const rates = new Map<Op, number>()
+    for (const op of ops) {
+      const [s0, c0] = [serversCpu(), clientCpu()]
+      const r = yield* measure(op, all.slice(0, n))
+      rates.set(op, r.ops)
+      const total = r.ops * seconds
+      const perOp = (cpu: number) => (Number.isFinite(cpu) ? ((cpu * 1e6) / total).toFixed(0) : "-")
+      process.stdout.write(
+        `${String(n).padStart(7)}  ${op.padEnd(8)} ${r.ops.toFixed(0).padStart(9)} ${r.p50.toFixed(2).padStart(8)} ${r.p99.toFixed(2).padStart(8)} ${perOp(serversCpu() - s0).padStart(15)} ${perOp(clientCpu() - c0).padStart(14)}\n`
+      )
+    }
+    const [w, rd] = [rates.get("write"), rates.get("read")]
+    if (w !== undefined && rd !== undefined) ratios.push(`${n} clients ${(rd / w).toFixed(1)}x`)
   }
+  if (ratios.length > 0) process.stdout.write(`reads (read index) per write: ${ratios.join(", ")}\n`)
 })
 
 Effect.runPromise(Effect.scoped(main)).then(

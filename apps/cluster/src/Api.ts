@@ -8,7 +8,8 @@
  * - `DELETE /kv/{key}`          delete a key
  * - `POST   /kv/{key}/cas`      write only if the key's version is `version` (0: absent),
  *                               body `{"version": 3, "value": "..."}`; 409 on a mismatch
- * - `GET    /kv?prefix=&limit=` list keys by prefix, in key order
+ * - `GET    /kv?prefix=&limit=` list keys by prefix, in key order (reads: `consistency=`
+ *                               linearizable (a read index, the default), log, serializable)
  * - `POST   /txn`               a transaction: comparisons, then the success or the failure
  *                               operations, atomically (body `{"compare": [...], "success": [...],
  *                               "failure": [...]}`)
@@ -188,12 +189,19 @@ export const Found = Schema.Struct({
 })
 
 /**
- * How a read is served: `linearizable` (the default) goes through the log, so it sees
- * every write that completed before it; `serializable` reads this server's replica as it
- * is, at once and without the log: it may miss recent writes (it is labelled so).
+ * How a read is served (docs/protocol.md#reads). `linearizable` (the default) is a
+ * read-index read: the active leader confirms with a majority of acceptors that it still
+ * leads, a replica waits until it has applied every write decided by then and answers
+ * from its state, without a slot; it sees every write that completed before it. `log`
+ * puts the read in the log as a command, as every read once was (also linearizable, at
+ * the cost of a slot). `serializable` reads this server's replica as it is, at once: it
+ * may miss recent writes (it is labelled so).
  */
+export const Consistency = Schema.Literals(["linearizable", "log", "serializable"])
+export type Consistency = typeof Consistency.Type
+
 export const GetQuery = {
-  consistency: Schema.optional(Schema.Literals(["linearizable", "serializable"]))
+  consistency: Schema.optional(Consistency)
 }
 export const PutBody = Schema.Struct({ value: Kv.Value }).annotate({ examples: [{ value: "hello" }] })
 export const Written = Schema.Struct({ key: Schema.String, version: Kv.Version })
@@ -297,7 +305,7 @@ export class KvGroup extends HttpApiGroup.make("kv")
       OpenApi.annotations({
         summary: "Read a key",
         description:
-          "The key's value and version; 404 `KeyNotFound` when it is absent. By default through the log (linearizable: it sees every write that completed before the read began). `consistency=serializable` reads this server's replica at once, without the log: possibly stale, and the answer says so (`consistency`, and the `revision` it was read at); 503 `NoReplica` when this process hosts none."
+          "The key's value and version; 404 `KeyNotFound` when it is absent. By default linearizable without a slot (`consistency=linearizable`: a read index, confirmed by the active leader with a majority of acceptors; it sees every write that completed before the read began). `consistency=log` puts the read in the log as a command (linearizable too, at the cost of a slot). `consistency=serializable` reads this server's replica at once: possibly stale, and the answer says so (`consistency`, and the `revision` it was read at); 503 `NoReplica` when this process hosts none."
       })
     ),
     HttpApiEndpoint.put("put", "/kv/:key", {
@@ -338,22 +346,24 @@ export class KvGroup extends HttpApiGroup.make("kv")
         prefix: Schema.optional(Schema.String),
         limit: Schema.optional(Kv.Limit),
         /** Only keys after this one: the `next` of the previous page. */
-        after: Schema.optional(Schema.String)
+        after: Schema.optional(Schema.String),
+        consistency: Schema.optional(Consistency)
       },
       success: Listed,
-      error: commandErrors
+      error: [NoReplica, ...commandErrors]
     }).annotateMerge(
       OpenApi.annotations({
         summary: "List keys by prefix",
         description:
-          "Up to `limit` entries (default 100, at most 1000, and at most 256 KiB) whose key starts with `prefix`, in key order; `more` and `next` page through the rest (`after`)."
+          "Up to `limit` entries (default 100, at most 1000, and at most 256 KiB) whose key starts with `prefix`, in key order; `more` and `next` page through the rest (`after`). `consistency` as for a read of a key: `linearizable` (default, a read index), `log` or `serializable` (this server's replica as it is; 503 `NoReplica` when this process hosts none)."
       })
     )
   )
   .annotateMerge(
     OpenApi.annotations({
       title: "Key-value store",
-      description: "Every operation, reads included, is a command decided in the replicated log: linearizable."
+      description:
+        "Every write is a command decided in the replicated log; reads are linearizable without a slot by default (a read index), or through the log, or serializable from this server's replica (`consistency`)."
     })
   ) {}
 

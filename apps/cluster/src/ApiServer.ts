@@ -1,6 +1,8 @@
 /**
  * The HTTP API's implementation: each key-value endpoint submits one command through the
- * `Backend` and maps its result to the `Api` shapes; `/status`, `/healthz` and `/readyz`
+ * `Backend` (a read: a read-index read by default, a command with `consistency=log`, or
+ * this process's replica with `consistency=serializable`) and maps its result to the
+ * `Api` shapes; `/status`, `/healthz` and `/readyz`
  * ask the hosted servers; `/openapi.json` is generated from the same `Api` definition.
  *
  * A request that does not decode is answered 400 with a `BadRequest` naming the field;
@@ -90,19 +92,40 @@ const KvHandlers = HttpApiBuilder.group(
           CommandTooLarge: (e) => Effect.fail(new Api.PayloadTooLarge({ message: e.message, limit: e.limit }))
         })
       )
+    /** A linearizable read: a read index (no slot) when the backend offers one, else through the log. */
+    const readIndex = (query: Kv.Command) =>
+      backend.read === undefined
+        ? submit(query)
+        : backend.read(query).pipe(
+            Effect.withSpan("synod.read", { attributes: { "synod.command": query._tag } }),
+            Effect.catchTags({
+              // a read changes nothing: "unknown" only says no answer came in time
+              ReadTimedOut: (e) => Effect.fail(new Api.OutcomeUnknown({ outcome: "unknown", message: e.message })),
+              CommandRejected: (e) => Effect.fail(new Api.CommandRejected({ message: e.reason })),
+              CommandTooLarge: (e) => Effect.fail(new Api.PayloadTooLarge({ message: e.message, limit: e.limit }))
+            })
+          )
+    /** The local replica's state as it is: no slot, no round trip, possibly stale. */
+    const local = Effect.suspend(() =>
+      backend.applied === undefined
+        ? Effect.fail(new Api.NoReplica({ message: "this process hosts no replica to read from" }))
+        : backend.applied.current
+    )
+    /** A read at `consistency` (default linearizable): the result, and the state it came from when local. */
+    const read = (query: Kv.Command, consistency: Api.Consistency | undefined) =>
+      consistency === "serializable"
+        ? Effect.map(local, (state) => ({ result: Kv.apply(state, query)[1], state: state as Kv.State | undefined }))
+        : Effect.map(consistency === "log" ? submit(query) : readIndex(query), (result) => ({
+            result,
+            state: undefined as Kv.State | undefined
+          }))
     return handlers.handleAll({
       get: Effect.fn(function* ({ params: { key }, query }) {
         const command: Kv.Command = { _tag: "Get", key }
-        if (query.consistency === "serializable") {
-          // the local replica's state as it is: no slot, no round trip, possibly stale
-          const applied = backend.applied
-          if (applied === undefined) {
-            return yield* new Api.NoReplica({ message: "this process hosts no replica to read from" })
-          }
-          const state = yield* applied.current
-          const [, r] = Kv.apply(state, command)
-          if (r._tag !== "Value") return yield* unexpected(command, r)
-          if (r.value === null) return yield* new Api.KeyNotFound({ key })
+        const { result: r, state } = yield* read(command, query.consistency)
+        if (r._tag !== "Value") return yield* unexpected(command, r)
+        if (r.value === null) return yield* new Api.KeyNotFound({ key })
+        if (state !== undefined) {
           return {
             key,
             value: r.value,
@@ -111,9 +134,6 @@ const KvHandlers = HttpApiBuilder.group(
             revision: state.revision
           }
         }
-        const r = yield* submit(command)
-        if (r._tag !== "Value") return yield* unexpected(command, r)
-        if (r.value === null) return yield* new Api.KeyNotFound({ key })
         return { key, value: r.value, version: r.version }
       }),
       put: Effect.fn(function* ({ params: { key }, payload }) {
@@ -145,7 +165,7 @@ const KvHandlers = HttpApiBuilder.group(
           limit: query.limit ?? 100,
           ...(query.after === undefined ? {} : { after: query.after })
         }
-        const r = yield* submit(command)
+        const { result: r } = yield* read(command, query.consistency)
         if (r._tag !== "Listed") return yield* unexpected(command, r)
         const last = r.entries.at(-1)
         return {

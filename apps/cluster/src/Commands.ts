@@ -489,12 +489,28 @@ const serializableFlag = Flag.Boolean("serializable").pipe(
   Flag.withDefault(false)
 )
 
-const get = Command.make("get", { key: keyArg, serializable: serializableFlag }, ({ key, serializable }) =>
-  Effect.flatMap(kv, ({ url, tokenFile }) =>
-    withCluster(url, tokenFile, (c) =>
-      c.kv.get({ params: { key }, query: serializable ? { consistency: "serializable" } : {} })
-    )
-  ).pipe(Effect.flatMap(print))
+const consistencyFlag = Flag.Literals("consistency", ["linearizable", "log", "serializable"]).pipe(
+  Flag.withDescription(
+    "linearizable (default): a read index, no slot; log: the read is a command in the log; serializable: the server's replica at once, possibly stale"
+  ),
+  Flag.optional
+)
+
+/** The consistency a read asks for: `--consistency`, or `--serializable`; absent, the server's default (linearizable). */
+const readQuery = (consistency: Option.Option<Api.Consistency>, serializable: boolean) =>
+  serializable
+    ? { consistency: "serializable" as const }
+    : Option.isSome(consistency)
+      ? { consistency: consistency.value }
+      : {}
+
+const get = Command.make(
+  "get",
+  { key: keyArg, serializable: serializableFlag, consistency: consistencyFlag },
+  ({ key, serializable, consistency }) =>
+    Effect.flatMap(kv, ({ url, tokenFile }) =>
+      withCluster(url, tokenFile, (c) => c.kv.get({ params: { key }, query: readQuery(consistency, serializable) }))
+    ).pipe(Effect.flatMap(print))
 ).pipe(Command.withDescription("Print a key's value and version (exit 1 when absent)"))
 
 const put = Command.make("put", { key: keyArg, value: valueArg }, ({ key, value }) =>
@@ -540,13 +556,16 @@ const list = Command.make(
     after: Flag.String("after").pipe(
       Flag.withDescription("Only keys after this one: the `next` of the previous page"),
       Flag.optional
-    )
+    ),
+    serializable: serializableFlag,
+    consistency: consistencyFlag
   },
-  ({ prefix, limit, after }) =>
+  ({ prefix, limit, after, serializable, consistency }) =>
     Effect.flatMap(kv, ({ url, tokenFile }) =>
       withCluster(url, tokenFile, (c) =>
         c.kv.list({
           query: {
+            ...readQuery(consistency, serializable),
             limit,
             ...(Option.isSome(prefix) ? { prefix: prefix.value } : {}),
             ...(Option.isSome(after) ? { after: after.value } : {})

@@ -53,6 +53,7 @@ export const layerNoDeps = (
         ...about,
         config,
         submit: client.submit,
+        read: client.read,
         servers: Effect.forEach(handles, (h) => h.status),
         handles,
         ...(applied === undefined ? {} : { applied })

@@ -241,6 +241,7 @@ export const backend = (config: HostConfig.HostConfig) =>
         cluster: config.name,
         transport: "nats",
         submit: client.submit,
+        read: client.read,
         servers: Effect.map(handle.status, (s) => [s]),
         handles: [handle],
         ...(handle.applied === undefined ? {} : { applied: handle.applied }),

@@ -4,7 +4,8 @@
  * `OTEL_EXPORTER_OTLP_ENDPOINT` (with `/v1/traces` appended), names a collector; off, and
  * free, otherwise (effect's built-in tracer has no backend, and the HTTP server skips its
  * spans). Each HTTP request is a span named by its method and route (`PUT /kv/{key}`),
- * with the command it submitted as a child (`synod.submit`). The service is named by
+ * with the command it submitted as a child (`synod.submit`; a read by read index:
+ * `synod.read`). The service is named by
  * `OTEL_SERVICE_NAME` (default: `synod`).
  *
  * The trace ends at the process's client: the roles do not carry it across messages.

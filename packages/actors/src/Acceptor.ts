@@ -202,6 +202,12 @@ export class AcceptorCore {
         this.out.persist({ promised: this.promised, accepted: [], watermark: w })
         return this.out.event({ _tag: "Forgot", watermark: w })
       }
+      case "Confirm": {
+        // a read-index confirmation: the promise as it is, nothing to write (a promise is
+        // durable before any reply reveals it, and this reply leaves after those records)
+        this.out.event({ _tag: "Promised", ballot: this.promised })
+        return this.out.send(from, Trusted.confirmed(this.promised, message.ballot, message.round))
+      }
       case "Heartbeat": {
         // the leader of its promise resigned (an inactive heartbeat: its process stops
         // cleanly): its lease ends now, so the successor's P1a is promised at once
@@ -246,7 +252,7 @@ export interface Status {
 }
 
 const isInbound = (m: Message.Message): m is Message.AcceptorInbound =>
-  m._tag === "P1a" || m._tag === "P2a" || m._tag === "Progress" || m._tag === "Heartbeat"
+  m._tag === "P1a" || m._tag === "P2a" || m._tag === "Progress" || m._tag === "Heartbeat" || m._tag === "Confirm"
 
 /** Merges a batch's records into one append: the last promise, every accept, the highest watermark. */
 export const mergeRecords = (records: ReadonlyArray<Storage.AcceptorRecord>): Storage.AcceptorRecord => {

@@ -51,9 +51,30 @@ export class CommandTooLarge extends Schema.TaggedError<CommandTooLarge>()("Comm
 
 export type SubmitError = OutcomeUnknown | CommandRejected | CommandTooLarge
 
+/** No replica answered a read in time (a read changes nothing: asking again is safe). */
+export class ReadTimedOut extends Schema.TaggedError<ReadTimedOut>()("ReadTimedOut", {
+  client: Schema.String,
+  id: Schema.Int,
+  waitedMs: Schema.Int
+}) {
+  override get message(): string {
+    return `no answer for read ${this.id} of client ${this.client} after ${this.waitedMs} ms (no active leader confirmed, or no replica reachable); a read changes nothing, so it may be asked again`
+  }
+}
+
+export type ReadError = ReadTimedOut | CommandRejected | CommandTooLarge
+
 export interface Client<C, R> {
   readonly id: string
   submit(command: C): Effect.Effect<R, SubmitError>
+  /**
+   * A linearizable read without a slot (docs/protocol.md#reads): a replica answers `query`
+   * from its state once it has applied everything decided before the read arrived, as an
+   * active leader confirmed with a majority of acceptors. Only the machine's read-only
+   * queries (`StateMachine.query`) are answered; any other command fails with
+   * `CommandRejected`.
+   */
+  read(query: C): Effect.Effect<R, ReadError>
 }
 
 export interface Options {
@@ -75,7 +96,8 @@ type Reply = { readonly result: Schema.Json; readonly error?: string }
 /** A command waiting for its answer; `undefined` completes it when it timed out. */
 interface Waiting {
   readonly done: Deferred.Deferred<Reply | undefined>
-  readonly request: Message.Request
+  /** What is resent: a command's `Request`, or a `Read`. */
+  readonly request: Message.Request | Message.Read
   readonly started: number
   resendAt: number
   wait: number
@@ -97,13 +119,24 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
   const replicas = config.replicas.map(Address.replica)
   const { retransmitMs, clientTimeoutMs } = config.timeouts
   const waiting = new Map<number, Waiting>()
+  /** Reads in flight, by read id (their own counter: reads take no command seq). */
+  const reading = new Map<number, Waiting>()
   const resent = Metrics.of(Metrics.retransmissions, id, { role: "client" })
   yield* Metrics.start([resent])
   let nextSeq = 1
+  let nextRead = 1
   let preferred = replicas[0]!
 
   const dispatch = (batch: ReadonlyArray<Message.Envelope>): void => {
     for (const env of batch) {
+      if (env.message._tag === "ReadResponse") {
+        const w = reading.get(env.message.id)
+        if (w === undefined) continue
+        preferred = env.from
+        const { result, error } = env.message
+        Deferred.doneUnsafe(w.done, Effect.succeed(error === undefined ? { result } : { result, error }))
+        continue
+      }
       if (env.message._tag !== "Response") continue
       const w = waiting.get(env.message.seq)
       if (w === undefined) continue
@@ -115,7 +148,7 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
   const mailbox = yield* transport.listen(self)
   yield* Queue.takeAll(mailbox).pipe(Effect.map(dispatch), Effect.forever, Effect.forkScoped)
 
-  const sendTo = (to: Address.Address, request: Message.Request) =>
+  const sendTo = (to: Address.Address, request: Message.Request | Message.Read) =>
     transport.send(to, Trusted.envelope(self, to, request))
 
   // One timer for every command in flight, not one per command: a timeout raced against
@@ -126,22 +159,24 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
   const every = Math.max(1, Math.floor(retransmitMs / 4))
   yield* Effect.gen(function* () {
     for (;;) {
-      if (waiting.size === 0) {
+      if (waiting.size === 0 && reading.size === 0) {
         busy.closeUnsafe()
         yield* busy.await
       }
       yield* Effect.sleep(every)
       const now = clock.currentTimeMillisUnsafe()
       let resends = 0
-      for (const w of waiting.values()) {
-        if (now - w.started >= clientTimeoutMs) {
-          Deferred.doneUnsafe(w.done, Effect.succeed(undefined))
-        } else if (now >= w.resendAt) {
-          // no answer yet: ask every replica, waiting twice as long each time
-          resends++
-          for (const r of replicas) yield* sendTo(r, w.request)
-          w.wait = Math.min(w.wait * 2, 8 * retransmitMs)
-          w.resendAt = now + w.wait
+      for (const inFlight of [waiting, reading]) {
+        for (const w of inFlight.values()) {
+          if (now - w.started >= clientTimeoutMs) {
+            Deferred.doneUnsafe(w.done, Effect.succeed(undefined))
+          } else if (now >= w.resendAt) {
+            // no answer yet: ask every replica, waiting twice as long each time
+            resends++
+            for (const r of replicas) yield* sendTo(r, w.request)
+            w.wait = Math.min(w.wait * 2, 8 * retransmitMs)
+            w.resendAt = now + w.wait
+          }
         }
       }
       if (resends > 0) yield* Metric.update(resent, resends)
@@ -176,10 +211,12 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
       )
     })
 
-  const outcome = (seq: number, started: number, reply: Reply | undefined): Effect.Effect<R, SubmitError> => {
-    if (reply === undefined) {
-      return Effect.fail(new OutcomeUnknown({ client: id, seq, waitedMs: clock.currentTimeMillisUnsafe() - started }))
-    }
+  const outcome = (seq: number, started: number, reply: Reply | undefined): Effect.Effect<R, SubmitError> =>
+    reply === undefined
+      ? Effect.fail(new OutcomeUnknown({ client: id, seq, waitedMs: clock.currentTimeMillisUnsafe() - started }))
+      : decodeReply(reply)
+
+  const decodeReply = (reply: Reply): Effect.Effect<R, CommandRejected> => {
     if (reply.error !== undefined) return Effect.fail(new CommandRejected({ reason: reply.error }))
     const decoded = codecs.decodeResult(reply.result)
     return Result.isFailure(decoded)
@@ -187,5 +224,33 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
       : Effect.succeed(decoded.success)
   }
 
-  return { id, submit }
+  // As `submit`, with the read's own id: first to one replica, then to all with doubling
+  // waits (the timer above), failing with `ReadTimedOut` after the client timeout.
+  const read = (query: C): Effect.Effect<R, ReadError> =>
+    Effect.suspend(() => {
+      const readId = nextRead++
+      const op = codecs.encodeCommand(query)
+      // the replica refuses a read whose op is larger than a command may be
+      const bytes = Limits.jsonBytes(op)
+      if (bytes > limit) return Effect.fail(new CommandTooLarge({ bytes, limit }))
+      const request = Trusted.read(id, readId, op)
+      const started = clock.currentTimeMillisUnsafe()
+      const done = Deferred.makeUnsafe<Reply | undefined>()
+      reading.set(readId, { done, request, started, resendAt: started + retransmitMs, wait: retransmitMs })
+      busy.openUnsafe()
+      return sendTo(preferred, request).pipe(
+        Effect.andThen(Deferred.await(done)),
+        Effect.flatMap(
+          (reply): Effect.Effect<R, ReadError> =>
+            reply === undefined
+              ? Effect.fail(
+                  new ReadTimedOut({ client: id, id: readId, waitedMs: clock.currentTimeMillisUnsafe() - started })
+                )
+              : decodeReply(reply)
+        ),
+        Effect.ensuring(Effect.sync(() => reading.delete(readId)))
+      )
+    })
+
+  return { id, submit, read }
 })

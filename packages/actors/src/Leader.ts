@@ -175,6 +175,25 @@ export const transferTarget = (
 export class TransferRefused extends Schema.TaggedError<TransferRefused>()("TransferRefused", {
   message: Schema.String
 }) {}
+/** A replica's read-index question, answered when a confirmation round completes. */
+interface ReadWaiter {
+  readonly from: Address.Address
+  readonly id: number
+}
+
+/**
+ * One read-index confirmation round: started at `ballot` when the read index was
+ * `index`, answering `waiters` once a majority of acceptors (`confirmed`) said their
+ * promise is not above `ballot`.
+ */
+interface ConfirmRound {
+  readonly round: number
+  readonly ballot: Ballot.Ballot
+  readonly index: number
+  readonly waiters: ReadonlyArray<ReadWaiter>
+  readonly confirmed: Set<string>
+  sentAt: number
+}
 
 export const scoutKey = (ballot: Ballot.Ballot) => `scout ${ballot}`
 export const commanderKey = (ballot: Ballot.Ballot, slot: number) => `${ballot}|${slot}`
@@ -216,6 +235,20 @@ export class LeaderCore {
   backlog: Array<readonly [number, Command.SlotValue]> = []
   /** It resigned: its process is stopping, so it leads no more and never competes. */
   resigned = false
+  /**
+   * The highest slot it has had a proposal or a decision for (never lowered: a read index
+   * above what is needed only makes a read wait a little longer).
+   */
+  topSlot = 0
+  /**
+   * Read-index questions waiting for the next confirmation round, the latest per replica:
+   * a replica has one question in flight at a time, so this holds one per replica at most.
+   */
+  private readsWaiting = new Map<Address.Address, number>()
+  /** The confirmation round in flight, if any (docs/protocol.md#reads). */
+  private confirming: ConfirmRound | undefined
+  /** Numbers its confirmation rounds; with the ballot, names one. */
+  private confirmRounds = 0
   /** The ballot it last stepped down from: its children's later reports of the same preemption change nothing. */
   private steppedDownFrom: Ballot.Ballot | undefined
   /** When each acceptor last answered (any P1b or P2b). */
@@ -352,7 +385,84 @@ export class LeaderCore {
         return this.p2b(from, msg)
       case "Heartbeat":
         return this.heartbeat(from, msg)
+      case "ReadIndex":
+        return this.readIndex(from, msg.id)
+      case "Confirmed":
+        return this.confirmed(from, msg)
     }
+  }
+
+  /**
+   * The slot a read must wait for (docs/protocol.md#reads): every slot decided so far at
+   * a ballot not above this leader's is below it — a decision at an older ballot was
+   * reported at adoption (pmax) and is a proposal here, one at its own ballot was its
+   * proposal — or below the GC watermark.
+   */
+  readIndexNow(): number {
+    return Math.max(this.watermark, this.topSlot + 1)
+  }
+
+  /**
+   * A replica asks for a read index. Only an active leader answers, and only after a
+   * confirmation round that started after the question arrived: questions that arrive
+   * during a round wait for the next one, and many share one.
+   */
+  private readIndex(from: Address.Address, id: number) {
+    if (this.state._tag !== "Active") return // the replica asks again, maybe elsewhere
+    if (this.bugs.staleRead) {
+      // planted: answered from this leader's belief that it leads, unconfirmed
+      this.out.send(from, Trusted.readIndexReply(id, this.readIndexNow(), this.state.ballot))
+      return
+    }
+    this.readsWaiting.set(from, id)
+    if (this.confirming === undefined) this.startConfirm()
+  }
+
+  /** Asks every acceptor whether its promise is still not above this leader's ballot. */
+  private startConfirm() {
+    if (this.state._tag !== "Active" || this.readsWaiting.size === 0) return
+    const ballot = this.state.ballot
+    this.confirming = {
+      round: ++this.confirmRounds,
+      ballot,
+      index: this.readIndexNow(),
+      waiters: [...this.readsWaiting].map(([from, id]) => ({ from, id })),
+      confirmed: new Set(),
+      sentAt: this.now()
+    }
+    this.readsWaiting = new Map()
+    const confirm = Trusted.confirm(ballot, this.confirming.round)
+    for (const a of this.config.acceptors) this.out.send(Address.acceptor(a), confirm)
+  }
+
+  /**
+   * An acceptor's answer to a confirmation. A promise above the round's ballot deposes
+   * this leader; one not above it counts; with a majority, every question of the round
+   * gets the index taken when the round started.
+   */
+  private confirmed(from: Address.Address, msg: Message.Confirmed) {
+    const acceptor = Address.id(from)
+    this.heardAt.set(acceptor, this.now())
+    if (Ballot.greaterThan(msg.ballot, this.ballot)) return this.preempted(msg.ballot)
+    const round = this.confirming
+    if (round === undefined || msg.round !== round.round || !Ballot.equals(msg.request, round.ballot)) return
+    if (Ballot.greaterThan(msg.ballot, round.ballot) || !this.config.acceptors.includes(acceptor)) return
+    round.confirmed.add(acceptor)
+    if (!Quorum.isMajority(round.confirmed.size, this.config.acceptors.length)) return
+    this.confirming = undefined
+    for (const w of round.waiters) {
+      this.out.send(w.from, Trusted.readIndexReply(w.id, round.index, round.ballot))
+    }
+    this.startConfirm()
+  }
+
+  /** Resends the round's Confirm to the acceptors that have not confirmed, every `retransmitMs`. */
+  private resendConfirm(now: number) {
+    const round = this.confirming
+    if (round === undefined || now - round.sentAt < this.config.timeouts.retransmitMs) return
+    round.sentAt = now
+    const confirm = Trusted.confirm(round.ballot, round.round)
+    for (const a of this.config.acceptors) if (!round.confirmed.has(a)) this.out.send(Address.acceptor(a), confirm)
   }
 
   private propose(from: Address.Address, msg: Message.Propose) {
@@ -362,6 +472,7 @@ export class LeaderCore {
     const value = this.proposals.get(msg.slot)
     if (value === undefined) {
       this.proposals.set(msg.slot, msg.value)
+      if (msg.slot > this.topSlot) this.topSlot = msg.slot
       if (this.active) this.startCommander(msg.slot, msg.value)
     } else if (this.active) {
       // a replica waits for this slot: do not keep it waiting behind the backlog (the
@@ -419,6 +530,7 @@ export class LeaderCore {
     if (this.state._tag === "Active") {
       if (this.commanders.size > 0 && !this.hearsMajority(now)) return this.abdicate()
       this.drainBacklog()
+      this.resendConfirm(now)
       this.reportOrphans()
       this.beat()
     } else if (this.state._tag === "Passive" && !this.resigned && this.liveness.shouldCompete(now)) {
@@ -469,6 +581,7 @@ export class LeaderCore {
       for (const slot of proposals.keys()) if (slot > top) top = slot
       fillHoles(proposals, this.watermark, top, (s) => this.decided.has(s))
     }
+    for (const slot of proposals.keys()) if (slot > this.topSlot) this.topSlot = slot
     this.backlog = [...proposals].filter(([slot]) => !this.decided.has(slot)).sort(([a], [b]) => a - b)
     this.out.event({
       _tag: "Adopted",
@@ -486,6 +599,7 @@ export class LeaderCore {
       this.decided.set(event.slot, Trusted.decision(event.slot, event.value, event.ballot))
       this.decidedCount++
       if (event.slot > this.maxDecided) this.maxDecided = event.slot
+      if (event.slot > this.topSlot) this.topSlot = event.slot
       this.liveness.success()
     }
     if (this.active) this.drainBacklog()
@@ -512,6 +626,9 @@ export class LeaderCore {
   private stopChildren() {
     if (this.state._tag === "Scouting") this.out.stop(scoutKey(this.state.ballot))
     this.backlog = []
+    // reads waiting here ask again (their replicas resend, maybe to the next leader)
+    this.readsWaiting = new Map()
+    this.confirming = undefined
     if (this.bugs.staleChildren || this.bugs.p2bBySlotOnly) return
     for (const key of this.commanders.keys()) this.out.stop(key)
     this.commanders.clear()
@@ -591,7 +708,12 @@ export interface Status {
 }
 
 const isInbound = (m: Message.Message): m is Message.LeaderInbound =>
-  m._tag === "Propose" || m._tag === "P1b" || m._tag === "P2b" || m._tag === "Heartbeat"
+  m._tag === "Propose" ||
+  m._tag === "P1b" ||
+  m._tag === "P2b" ||
+  m._tag === "Heartbeat" ||
+  m._tag === "ReadIndex" ||
+  m._tag === "Confirmed"
 
 /** Runs leader `id` until the scope closes; answers its status. Requires `Transport` and `Storage`. */
 export const run = Effect.fn("Leader.run")(function* (id: string, config: ClusterConfig.ClusterConfig) {

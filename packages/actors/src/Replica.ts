@@ -37,7 +37,7 @@ import {
   Transport,
   Trusted
 } from "@synod/core"
-import { Clock, Deferred, Effect, LogLevel, Metric, Option, Result } from "effect"
+import { Clock, Deferred, Effect, LogLevel, Metric, Option, Random, Result, type Schema } from "effect"
 import { ClientTable } from "./ClientTable.ts"
 import * as StateTransfer from "./StateTransfer.ts"
 import * as Host from "./internal/Host.ts"
@@ -74,6 +74,16 @@ export type Event =
   | { readonly _tag: "CatchingUp"; readonly slotOut: number; readonly watermark: number }
   | { readonly _tag: "TransferFailed"; readonly reason: string }
 
+/** A client's read, waiting to be served from the replica's state. */
+interface PendingRead {
+  readonly client: string
+  readonly id: number
+  readonly op: unknown
+}
+
+/** Most reads a replica holds waiting at once; more are dropped (their clients retry). */
+export const maxWaitingReads = 65_536
+
 /** The replica's decisions, without I/O: feed it inputs, then `drain` what to send. */
 export class ReplicaCore<S, C, R> {
   state: S
@@ -96,6 +106,21 @@ export class ReplicaCore<S, C, R> {
   resent = 0
   /** Client commands refused at intake for being too large to decide. */
   refused = 0
+  /** Reads served off the log (docs/protocol.md#reads), and reads dropped because too many waited. */
+  readsServed = 0
+  readsDropped = 0
+  /** Reads waiting here (queued, asked about, or waiting for their index). */
+  private readsWaiting = 0
+  /** Reads waiting for the next read-index question. */
+  private readQueue: Array<PendingRead> = []
+  /** The read-index question in flight: its id, its reads, when it was last sent. */
+  private readAsk: { readonly id: number; readonly reads: ReadonlyArray<PendingRead>; sentAt: number } | undefined
+  /** Reads with their read index, waiting until `slotOut` reaches it. */
+  private readonly readsIndexed: Array<{ readonly index: number; readonly reads: ReadonlyArray<PendingRead> }> = []
+  /** Read-index question ids: a random base per incarnation (see `nextReadId`), then counted. */
+  private readBase = 0
+  private readCount = 0
+  private readonly random: () => number
   private readonly limits: Limits.Limits
   readonly pending = new Map<string, Command.Command>()
   readonly inFlight = new Set<string>()
@@ -147,8 +172,12 @@ export class ReplicaCore<S, C, R> {
       readonly now?: () => number
       /** The transport's message limit (default: NATS's 1 MiB). */
       readonly maxMessageBytes?: number
+      /** Draws in [0, 1): read-index question ids start at a random base (default: always 0). */
+      readonly random?: () => number
     } = {}
   ) {
+    this.random = options.random ?? (() => 0)
+    this.readBase = this.drawReadBase()
     this.limits = Limits.fromMessageBytes(options.maxMessageBytes ?? Limits.defaultMaxMessageBytes)
     this.id = id
     this.config = config
@@ -221,6 +250,12 @@ export class ReplicaCore<S, C, R> {
             if (failure !== undefined) this.out.event({ _tag: "TransferFailed", reason: failure })
             break
           }
+          case "Read":
+            this.read(msg)
+            break
+          case "ReadIndexReply":
+            this.readIndexReply(msg)
+            break
         }
         break
       }
@@ -281,6 +316,109 @@ export class ReplicaCore<S, C, R> {
     this.propose()
   }
 
+  /**
+   * A client's read: queued for the next read-index question (docs/protocol.md#reads),
+   * asked at once when none is in flight. Ignored while catching up, like a command.
+   */
+  read(read: Message.Read): void {
+    if (this.catchingUp) return
+    if (Limits.jsonBytes(read.op) > this.limits.commandBytes) {
+      this.refused++
+      return
+    }
+    if (this.readsWaiting >= maxWaitingReads) {
+      // bounded memory: the client retries, or times out
+      this.readsDropped++
+      return
+    }
+    this.readsWaiting++
+    this.readQueue.push({ client: read.client, id: read.id, op: read.op })
+    if (this.readAsk === undefined) this.askReadIndex()
+  }
+
+  /**
+   * A fresh id for a read-index question. Ids start at a random base per incarnation, so
+   * a late answer to a question of an earlier life (asked before this life's reads
+   * arrived) is never taken for one of this life's; after 2^21 questions a new base.
+   */
+  private nextReadId(): number {
+    if (this.readCount >= 2 ** 21) {
+      this.readBase = this.drawReadBase()
+      this.readCount = 0
+    }
+    return this.readBase + ++this.readCount
+  }
+
+  private drawReadBase(): number {
+    return Math.floor(this.random() * 2 ** 31) * 2 ** 21
+  }
+
+  /** Asks the leader it follows (every leader if none) for the read index of the queued reads. */
+  private askReadIndex(): void {
+    if (this.readQueue.length === 0) return
+    this.readAsk = { id: this.nextReadId(), reads: this.readQueue, sentAt: this.now() }
+    this.readQueue = []
+    const ask = Trusted.readIndex(this.readAsk.id)
+    const leader = this.leader
+    if (leader === undefined) this.toLeaders(ask)
+    else this.out.send(leader, ask)
+  }
+
+  /**
+   * The answer to the question in flight: its reads wait until `slotOut` reaches the
+   * index; the reads queued meanwhile are asked about now. Answers to other questions
+   * (duplicates, late ones) are dropped.
+   */
+  readIndexReply(reply: Message.ReadIndexReply): void {
+    const ask = this.readAsk
+    if (ask === undefined || ask.id !== reply.id) return
+    this.readAsk = undefined
+    this.readsIndexed.push({ index: reply.slot, reads: ask.reads })
+    this.askReadIndex()
+    this.serveReads()
+  }
+
+  /** Serves every read whose index `slotOut` has reached, from the state as it is. */
+  private serveReads(): void {
+    if (this.readsIndexed.length === 0) return
+    let kept = 0
+    for (const waiting of this.readsIndexed) {
+      if (waiting.index > this.slotOut) {
+        this.readsIndexed[kept++] = waiting
+        continue
+      }
+      for (const read of waiting.reads) this.serveRead(read)
+    }
+    this.readsIndexed.length = kept
+  }
+
+  private serveRead(read: PendingRead): void {
+    this.readsServed++
+    this.readsWaiting--
+    const { result, error } = this.query(read.op)
+    const slot = this.slotOut - 1
+    this.out.send(Address.client(read.client), Trusted.readResponse(read.id, result, slot, error))
+  }
+
+  /** A read's answer from the state as it is: the encoded result, or an error saying why there is none. */
+  private query(op: unknown): { readonly result: Schema.Json; readonly error?: string } {
+    const decoded = this.codecs.decodeCommand(op)
+    if (Result.isFailure(decoded)) return { result: null, error: `invalid command: ${decoded.failure}` }
+    const result = this.machine.query?.(this.state, decoded.success)
+    if (result === undefined) {
+      return { result: null, error: "not a read-only query of this state machine: send it as a command" }
+    }
+    const encoded = this.codecs.encodeResult(result)
+    const size = Limits.jsonBytes(encoded)
+    if (size > this.limits.batchBytes) {
+      return {
+        result: null,
+        error: `the result of ${size} bytes exceeds the message limit of ${this.limits.batchBytes} bytes`
+      }
+    }
+    return { result: encoded }
+  }
+
   /** While a partial batch lingers: the time at which it must be proposed anyway. */
   wakeAt(): number | undefined {
     return this.lingerUntil
@@ -310,6 +448,7 @@ export class ReplicaCore<S, C, R> {
       }
     }
     if (this.slotIn < this.slotOut) this.slotIn = this.slotOut
+    this.serveReads()
     this.propose()
   }
 
@@ -391,6 +530,7 @@ export class ReplicaCore<S, C, R> {
     for (const k of this.local) if (!this.pending.has(k) && !this.inFlight.has(k)) this.local.delete(k)
     if (this.slotIn < this.slotOut) this.slotIn = this.slotOut
     if (!this.catchingUp) this.sink.stop()
+    this.serveReads()
     // decisions that arrived while catching up
     const next = this.decisions.get(this.slotOut)
     if (next !== undefined) {
@@ -408,6 +548,12 @@ export class ReplicaCore<S, C, R> {
     const progress = Trusted.progress(this.durable)
     for (const to of this.acceptors) this.out.send(to, progress)
     this.source.tick(this.now())
+    const ask = this.readAsk
+    if (ask !== undefined && this.now() - ask.sentAt >= this.config.timeouts.retransmitMs) {
+      // no answer: its leader may be deposed or the message lost; any active leader may answer
+      ask.sentAt = this.now()
+      this.toLeaders(Trusted.readIndex(ask.id))
+    }
     if (this.catchingUp) {
       for (const o of this.sink.tick(this.slotOut)) this.out.send(o.to, o.message)
       return
@@ -431,7 +577,10 @@ export class ReplicaCore<S, C, R> {
       else this.out.send(leader, propose)
     }
     if (this.noRecovery) return
-    const top = Math.min(this.knownMax, this.slotOut + this.config.window - 1)
+    // slots below a read index will be decided: ask for them as for slots known decided
+    let wanted = this.knownMax
+    for (const waiting of this.readsIndexed) if (waiting.index - 1 > wanted) wanted = waiting.index - 1
+    const top = Math.min(wanted, this.slotOut + this.config.window - 1)
     for (let s = this.slotOut; s <= top; s++) {
       if (!this.decisions.has(s) && !this.proposals.has(s)) this.toLeaders(Trusted.propose(s, Cmd.noop))
     }
@@ -603,6 +752,8 @@ export interface Applied<S> {
 
 const isInbound = (m: Message.Message): m is Message.ReplicaInbound =>
   m._tag === "Request" ||
+  m._tag === "Read" ||
+  m._tag === "ReadIndexReply" ||
   m._tag === "Decision" ||
   m._tag === "Heartbeat" ||
   m._tag === "StateRequest" ||
@@ -620,6 +771,7 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
   const bugs = yield* PlantedBugs
   const probe = yield* ProbeRef
   const clock = yield* Clock.Clock
+  const rng = yield* Random.Random
   const self = Address.replica(id)
   const store = yield* storage.replica(id)
   const snapshot = yield* store.load
@@ -628,7 +780,8 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
     noClientTable: bugs.noClientTable,
     noRecovery: bugs.noHoleFilling,
     now: () => clock.currentTimeMillisUnsafe(),
-    maxMessageBytes: transport.maxMessageBytes
+    maxMessageBytes: transport.maxMessageBytes,
+    random: () => rng.nextDoubleUnsafe()
   })
   probe?.replicaLoaded(id, core.slotOut)
   const codecs = StateMachine.codecs(machine) as StateMachine.Codecs<S, unknown, unknown>
@@ -642,13 +795,14 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
   const performedLog = (yield* LogLevel.isEnabled("Debug"))
     ? SampledLog.make(20, () => clock.currentTimeMillisUnsafe())
     : undefined
-  let reported = { commands: 0, slots: 0, resent: 0, refused: 0, slotOut: core.slotOut }
+  let reported = { commands: 0, slots: 0, resent: 0, refused: 0, dropped: 0, slotOut: core.slotOut }
   const report = Effect.suspend(() => {
     const now = {
       commands: core.performedCommands,
       slots: core.performedSlots,
       resent: core.resent,
       refused: core.refused,
+      dropped: core.readsDropped,
       slotOut: core.slotOut
     }
     const before = reported
@@ -660,6 +814,12 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
           : Effect.logWarning("refused client commands too large for one message", {
               refused: now.refused - before.refused,
               limit: Limits.fromMessageBytes(transport.maxMessageBytes).commandBytes
+            }),
+        now.dropped === before.dropped
+          ? Effect.void
+          : Effect.logWarning("dropped client reads: too many waiting for their read index", {
+              dropped: now.dropped - before.dropped,
+              limit: maxWaitingReads
             }),
         Metrics.add(committed, now.commands - before.commands),
         Metrics.add(slots, now.slots - before.slots),

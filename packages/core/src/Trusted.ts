@@ -19,6 +19,8 @@ import type { Address } from "./Address.ts"
 import { Ballot } from "./Ballot.ts"
 import { Batch, Command, PValue, type SlotValue } from "./Command.ts"
 import {
+  Confirm,
+  Confirmed,
   Decision,
   Envelope,
   Heartbeat,
@@ -29,6 +31,10 @@ import {
   P2b,
   Progress,
   Propose,
+  Read,
+  ReadIndex,
+  ReadIndexReply,
+  ReadResponse,
   Request,
   Response
 } from "./Message.ts"
@@ -114,3 +120,21 @@ export const heartbeat = (fields: Omit<Heartbeat, "_tag">): Heartbeat =>
   })
 
 export const progress = (slotOut: number): Progress => build(Progress, { _tag: "Progress", slotOut })
+
+export const read = (client: string, id: number, op: Schema.Json): Read => build(Read, { _tag: "Read", client, id, op })
+
+export const readResponse = (id: number, result: Schema.Json, slot: number, error?: string): ReadResponse =>
+  build(
+    ReadResponse,
+    error === undefined ? { _tag: "ReadResponse", id, result, slot } : { _tag: "ReadResponse", id, result, error, slot }
+  )
+
+export const readIndex = (id: number): ReadIndex => build(ReadIndex, { _tag: "ReadIndex", id })
+
+export const readIndexReply = (id: number, slot: number, ballot: Ballot): ReadIndexReply =>
+  build(ReadIndexReply, { _tag: "ReadIndexReply", id, slot, ballot })
+
+export const confirm = (ballot: Ballot, round: number): Confirm => build(Confirm, { _tag: "Confirm", ballot, round })
+
+export const confirmed = (ballot: Ballot, request: Ballot, round: number): Confirmed =>
+  build(Confirmed, { _tag: "Confirmed", ballot, request, round })

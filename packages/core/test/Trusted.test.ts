@@ -44,6 +44,18 @@ const rebuild = (m: Message.Message): Message.Message => {
       return Trusted.heartbeat({ ...m, ballot: b(m.ballot) })
     case "Progress":
       return Trusted.progress(m.slotOut)
+    case "Read":
+      return Trusted.read(m.client, m.id, m.op)
+    case "ReadResponse":
+      return Trusted.readResponse(m.id, m.result, m.slot, m.error)
+    case "ReadIndex":
+      return Trusted.readIndex(m.id)
+    case "ReadIndexReply":
+      return Trusted.readIndexReply(m.id, m.slot, b(m.ballot))
+    case "Confirm":
+      return Trusted.confirm(b(m.ballot), m.round)
+    case "Confirmed":
+      return Trusted.confirmed(b(m.ballot), b(m.request), m.round)
     default:
       return m // state transfer messages are built rarely and keep their constructors
   }

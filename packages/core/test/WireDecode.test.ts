@@ -128,6 +128,12 @@ const tags = [
   "Progress",
   "StateRequest",
   "StateChunk",
+  "Read",
+  "ReadResponse",
+  "ReadIndex",
+  "ReadIndexReply",
+  "Confirm",
+  "Confirmed",
   "Batch",
   "Noop",
   "p2a",
@@ -343,7 +349,13 @@ const fixtures = (): ReadonlyArray<Message.Envelope> => {
     new Message.Heartbeat({ ballot: b, active: true, decided: 4, slot: 9, watermark: 2 }),
     new Message.Progress({ slotOut: 6 }),
     new Message.StateRequest({ slotOut: 6, transfer, chunks: [0, 3] }),
-    new Message.StateChunk({ transfer, index: 0, count: 2, data: "abc" })
+    new Message.StateChunk({ transfer, index: 0, count: 2, data: "abc" }),
+    new Message.Read({ client: "c1", id: 4, op: { _tag: "Get", key: "k" } }),
+    new Message.ReadResponse({ id: 4, result: { ok: [1.5, "x"] }, error: "no", slot: 0 }),
+    new Message.ReadIndex({ id: 7 }),
+    new Message.ReadIndexReply({ id: 7, slot: 9, ballot: b }),
+    new Message.Confirm({ ballot: b, round: 2 }),
+    new Message.Confirmed({ ballot: b, request: b, round: 2 })
   ]
   return messages.map((message) => new Message.Envelope({ from: "leader/s1", to: "learner/s2", message }))
 }
@@ -372,7 +384,8 @@ describe("WireDecode: Codec.decode against Codec.decodeWithSchema", { concurrent
       }
     }
     assert.isAbove(cases, 1000)
-  })
+    // thousands of cases: on a loaded machine this takes more than the default 5 s
+  }, 60_000)
 
   it("both accept every valid envelope and build the same instances", () => {
     fc.assert(

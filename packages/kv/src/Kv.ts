@@ -17,8 +17,10 @@
  * transaction's writes take consecutive revisions in the order of its operations, and a
  * version keeps meaning "the position of the write among all writes".
  *
- * Reads (get, list) are commands too: they go through the log like writes, so they are
- * linearizable without any lease or read protocol, at the cost of one slot each.
+ * Reads (get, list) are commands too, and also the machine's read-only queries (`query`):
+ * a replica serves them off the log, once a read index says it has applied every write
+ * that completed before the read arrived (docs/protocol.md#reads); sent as commands they
+ * go through the log like writes, at the cost of one slot each.
  *
  * The state is a persistent `Trie` (sorted by key, prefix lookup in O(prefix + results)),
  * so `apply` returns a new state without copying the old one.
@@ -393,6 +395,10 @@ export const apply = (state: State, command: Command): readonly [State, Result] 
   }
 }
 
+/** The read-only commands (`Get`, `List`) answered from `state` as `apply` would; `undefined` for the others. */
+export const query = (state: State, command: Command): Result | undefined =>
+  command._tag === "Get" || command._tag === "List" ? apply(state, command)[1] : undefined
+
 /** Does the comparison hold on the store as it is? */
 export const holds = (state: State, c: Compare): boolean => {
   const found = Option.getOrUndefined(Trie.get(state.entries, c.key))
@@ -561,6 +567,7 @@ export const make = (options: Options = {}): StateMachine.StateMachine<State, Co
     snapshot: snapshotSchema(retention),
     initial: empty(retention),
     apply,
+    query,
     encodeSnapshot,
     encodeSnapshotGradually: (state) => encodeSnapshotGradually(state)
   })

@@ -92,7 +92,18 @@ export const messageArb: fc.Arbitrary<M.Message> = fc.oneof(
       count: fc.integer({ min: 1, max: 2 ** 20 }),
       data: fc.string({ unit: "binary", maxLength: 64 })
     })
-    .map((m) => new M.StateChunk(m))
+    .map((m) => new M.StateChunk(m)),
+  fc.record({ client: fc.stringMatching(/^[A-Za-z0-9_-]{1,8}$/), id: slotArb, op: jsonArb }).map((m) => new M.Read(m)),
+  fc
+    .record(
+      { id: slotArb, result: jsonArb, error: fc.string(), slot: fc.integer({ min: 0, max: 2 ** 40 }) },
+      { requiredKeys: ["id", "result", "slot"] }
+    )
+    .map((m) => new M.ReadResponse(m)),
+  slotArb.map((id) => new M.ReadIndex({ id })),
+  fc.record({ id: slotArb, slot: slotArb, ballot: ballotArb }).map((m) => new M.ReadIndexReply(m)),
+  fc.record({ ballot: ballotArb, round: slotArb }).map((m) => new M.Confirm(m)),
+  fc.record({ ballot: ballotArb, request: ballotArb, round: slotArb }).map((m) => new M.Confirmed(m))
 )
 export const envelopeArb: fc.Arbitrary<M.Envelope> = fc
   .record({ from: addressArb, to: addressArb, message: messageArb })

@@ -64,6 +64,8 @@ export class Checker implements Probe.Probe {
   private readonly durable = new Map<string, number>()
   /** How many replicas must hold a slot durably before acceptors may forget it. */
   private readonly holders: number
+  /** Slots some commander sent a P2a for that no commander has decided yet (the nemesis watches it). */
+  readonly undecided = new Set<number>()
   /** Garbage collections so far (the nemesis watches it), and snapshots installed by state transfer. */
   gcs = 0
   installs = 0
@@ -190,6 +192,7 @@ export class Checker implements Probe.Probe {
   }
 
   p2aSent(leader: string, ballot: Ballot.Ballot, slot: number, value: Command.SlotValue): void {
+    if (!this.decisions.has(slot)) this.undecided.add(slot)
     const k = `${bkey(ballot)}|${slot}`
     const v = Command.valueKey(value)
     const prior = this.p2aValue.get(k)
@@ -214,6 +217,7 @@ export class Checker implements Probe.Probe {
   }
 
   decided(leader: string, ballot: Ballot.Ballot, slot: number, value: Command.SlotValue): void {
+    this.undecided.delete(slot)
     const k = `${bkey(ballot)}|${slot}`
     const v = Command.valueKey(value)
     const voters = this.acceptors.get(k)

@@ -74,6 +74,9 @@ const mild: Partial<InMemoryBus.Faults> = {
   maxReplayDelay: 0
 }
 
+/** The client that only reads, off the log (see the workload and the "stale" fault). */
+const readerId = "reader"
+
 /** Time after the heal within which a newly invoked command must not time out. */
 const settleMs = 4000
 /** Time after the heal within which the whole workload must be done and replicas converged. */
@@ -304,7 +307,21 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
         const kinds = [
           ...(scenario.network ? ["network", "network", "calm", "replay"] : []),
           ...(scenario.partitions
-            ? ["partition", "cut", "isolate", "heal", "depose", "depose", "flap", "strand", "gc-depose", "echo", "tail"]
+            ? [
+                "partition",
+                "cut",
+                "isolate",
+                "heal",
+                "depose",
+                "depose",
+                "flap",
+                "strand",
+                "gc-depose",
+                "echo",
+                "tail",
+                "stale",
+                "stale"
+              ]
             : []),
           ...(scenario.crashes ? ["crash", "crash", "restart", "wipe", "resign"] : [])
         ]
@@ -472,6 +489,34 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
               )
               break
             }
+            case "stale": {
+              // the reader stuck with a deposed leader: once nothing is in flight, the
+              // leader's server (split: with a replica) and the reader on one side, every
+              // other server and the writers on the other, where a new leader takes over and
+              // writes go on. The old leader has nothing to decide and no one to hear from,
+              // so it believes it leads: the reads its side serves must still be linearizable
+              const ms = 500 + Math.floor(r() * 700)
+              const replica = pick(config.replicas)
+              yield* Effect.forkScoped(
+                Effect.gen(function* () {
+                  for (let i = 0; i < 150 && checker.undecided.size > 0; i++) yield* Effect.sleep(2)
+                  const leader = checker.currentLeader()
+                  if (leader === undefined || checker.undecided.size > 0) return
+                  const side = scenario.layout === "colocated" ? [leader] : [leader, replica]
+                  const rest = nodes.filter((n) => !side.includes(n))
+                  const writers = Array.from({ length: scenario.clients }, (_, c) => `client/k${c}`)
+                  note(`stale: partition [${side},reader] | [${rest},writers] for ${ms} ms`)
+                  yield* bus.partition([
+                    [...side, `client/${readerId}`],
+                    [...rest, ...writers]
+                  ])
+                  yield* Effect.sleep(ms)
+                  note("stale: partition over")
+                  yield* bus.partition([])
+                })
+              )
+              break
+            }
             case "heal":
               note("heal links")
               yield* bus.heal
@@ -533,10 +578,13 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
         Effect.gen(function* () {
           const client = yield* provideAll(Client.make(Kv.machine, config, { id: `k${c}` }))
           const seen = new Map<string, number>()
+          // the client's command seqs: reads off the log take none
+          let seq = 0
           for (let i = 0; i < scenario.opsPerClient; i++) {
             yield* Effect.sleep(Math.floor(r() * 40))
             if (scenario.largeValues && r() < 0.03) {
               // too large for any message: refused before anything is sent, never applied
+              seq++
               const exit = yield* Effect.exit(client.submit({ _tag: "Put", key: "k0", value: oversized(c, i) }))
               const refused =
                 Exit.isFailure(exit) &&
@@ -548,28 +596,61 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
               continue
             }
             const input = randomOp(r, scenario.keys, c, i, scenario.largeValues, seen)
-            checker.submit(`k${c}#${i + 1}`)
+            // gets and lists: three in four are read-index reads, off the log; the rest log reads
+            const offLog = (input._tag === "Get" || input._tag === "List") && i % 4 !== 3
+            if (!offLog) checker.submit(`k${c}#${++seq}`)
+            const how = offLog ? "read " : ""
             const call = clock.currentTimeMillisUnsafe()
-            const exit = yield* Effect.exit(client.submit(input))
+            const exit = yield* Effect.exit<Output, Client.SubmitError | Client.ReadError, never>(
+              offLog ? client.read(input) : client.submit(input)
+            )
             const ret = clock.currentTimeMillisUnsafe()
             if (Exit.isSuccess(exit)) {
               history.push({ client: `k${c}`, input, call, ret, output: exit.value })
               observe(seen, input, exit.value)
-              note(`client k${c} ${input._tag} ${JSON.stringify(input)} -> ${JSON.stringify(exit.value)}`)
+              note(`client k${c} ${how}${input._tag} ${JSON.stringify(input)} -> ${JSON.stringify(exit.value)}`)
             } else {
               history.push({ client: `k${c}`, input, call, ret: undefined, output: undefined })
-              note(`client k${c} ${input._tag} ${JSON.stringify(input)} -> outcome unknown`)
+              note(`client k${c} ${how}${input._tag} ${JSON.stringify(input)} -> outcome unknown`)
               if (call >= healAt + settleMs) lateTimeouts++
             }
           }
           clientsDone++
         })
 
+      // the reader: read-index reads only (gets of every key, a few lists), on a random
+      // stream of its own; the "stale" fault strands it with a deposed leader
+      let readerDone = false
+      const reader = Effect.gen(function* () {
+        const rr = prng(scenario.seed ^ 0x7ead)
+        const client = yield* provideAll(Client.make(Kv.machine, config, { id: readerId }))
+        for (let i = 0; i < 2 * scenario.opsPerClient; i++) {
+          yield* Effect.sleep(Math.floor(rr() * 40))
+          const input: Input =
+            rr() < 0.9
+              ? { _tag: "Get", key: `k${Math.floor(rr() * scenario.keys)}` }
+              : { _tag: "List", prefix: "k", limit: scenario.largeValues ? 1 : scenario.keys }
+          const call = clock.currentTimeMillisUnsafe()
+          const exit = yield* Effect.exit(client.read(input))
+          const ret = clock.currentTimeMillisUnsafe()
+          if (Exit.isSuccess(exit)) {
+            history.push({ client: readerId, input, call, ret, output: exit.value })
+            note(`client ${readerId} read ${input._tag} ${JSON.stringify(input)} -> ${JSON.stringify(exit.value)}`)
+          } else {
+            history.push({ client: readerId, input, call, ret: undefined, output: undefined })
+            note(`client ${readerId} read ${input._tag} ${JSON.stringify(input)} -> no answer`)
+            if (call >= healAt + settleMs) lateTimeouts++
+          }
+        }
+        readerDone = true
+      })
+
       const boot = Effect.gen(function* () {
         yield* Effect.sleep(1)
         for (const [role, id] of all) yield* start(role, id)
         yield* Effect.forkScoped(nemesis)
         for (let c = 0; c < scenario.clients; c++) yield* Effect.forkScoped(workload(c))
+        yield* Effect.forkScoped(reader)
       })
       const booted = yield* Effect.forkScoped(boot)
       // let the boot fiber reach its first sleep: from then on every step is tracked
@@ -601,10 +682,10 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
           stall = `a command invoked more than ${settleMs} ms after the faults healed timed out`
           break
         }
-        if (clientsDone === scenario.clients && t > healAt && converged()) break
+        if (clientsDone === scenario.clients && readerDone && t > healAt && converged()) break
         if (t > healAt + boundMs) {
           stall =
-            clientsDone < scenario.clients
+            clientsDone < scenario.clients || !readerDone
               ? `clients still waiting ${boundMs} ms after the faults healed`
               : `replicas did not converge: next slots ${JSON.stringify(Object.fromEntries(checker.progress()))}, decided up to ${Math.max(0, ...checker.decisions.keys())}`
           break

@@ -28,6 +28,8 @@ export interface PlantedBugs {
   readonly gcWithoutWatermark: boolean
   /** B18: acceptors answer a P1a with every pvalue in one P1b, however large: past the transport's limit it is dropped, and no leader is ever adopted again. */
   readonly unpagedP1b: boolean
+  /** B13: the leader answers a read index at once, without a confirmation round: a deposed leader that has not noticed serves stale reads. */
+  readonly staleRead: boolean
 }
 
 export const none: PlantedBugs = {
@@ -41,7 +43,8 @@ export const none: PlantedBugs = {
   noClientTable: false,
   noHoleFilling: false,
   gcWithoutWatermark: false,
-  unpagedP1b: false
+  unpagedP1b: false,
+  staleRead: false
 }
 
 export type Name = keyof PlantedBugs

@@ -27,6 +27,8 @@ import { Ballot } from "../Ballot.ts"
 import { Batch, Command, Noop, PValue, type SlotValue } from "../Command.ts"
 import { build } from "../Trusted.ts"
 import {
+  Confirm,
+  Confirmed,
   Decision,
   Envelope,
   Heartbeat,
@@ -37,6 +39,10 @@ import {
   P2b,
   Progress,
   Propose,
+  Read,
+  ReadIndex,
+  ReadIndexReply,
+  ReadResponse,
   Request,
   Response,
   StateChunk,
@@ -404,6 +410,38 @@ const message = (m: Obj): Message => {
         index: natural(m, "index"),
         count: positive(m, "count"),
         data: string(m, "data")
+      })
+    case "Read":
+      return trusted(Read, { _tag: "Read", client: string(m, "client"), id: positive(m, "id"), op: json(m, "op") })
+    case "ReadResponse": {
+      const id = positive(m, "id")
+      const result = json(m, "result")
+      const error = m.error === undefined ? undefined : string(m, "error")
+      const slot = natural(m, "slot")
+      return trusted(
+        ReadResponse,
+        error === undefined
+          ? { _tag: "ReadResponse", id, result, slot }
+          : { _tag: "ReadResponse", id, result, error, slot }
+      )
+    }
+    case "ReadIndex":
+      return trusted(ReadIndex, { _tag: "ReadIndex", id: positive(m, "id") })
+    case "ReadIndexReply":
+      return trusted(ReadIndexReply, {
+        _tag: "ReadIndexReply",
+        id: positive(m, "id"),
+        slot: positive(m, "slot"),
+        ballot: ballot(m, "ballot")
+      })
+    case "Confirm":
+      return trusted(Confirm, { _tag: "Confirm", ballot: ballot(m, "ballot"), round: positive(m, "round") })
+    case "Confirmed":
+      return trusted(Confirmed, {
+        _tag: "Confirmed",
+        ballot: ballot(m, "ballot"),
+        request: ballot(m, "request"),
+        round: positive(m, "round")
       })
     default:
       return invalid("_tag", "a message tag", m._tag)
