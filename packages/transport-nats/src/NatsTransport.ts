@@ -31,13 +31,12 @@
  * @since 0.1.0
  */
 import { headers, type Msg } from "@nats-io/transport-node"
-import { type Address, Codec, Limits, type Message, Transport } from "@synod/core"
+import { type Address, Codec, Limits, type Message, Trace, Transport } from "@synod/core"
 import { Cause, type Duration, Effect, Layer, Option, Queue, Result } from "effect"
 import * as ClusterKey from "./ClusterKey.ts"
 import * as NatsConnection from "./NatsConnection.ts"
 import { NatsStats } from "./NatsStats.ts"
 import * as Subjects from "./Subjects.ts"
-import * as Trace from "./Trace.ts"
 
 export interface TransportOptions {
   /** The cluster's name: the second subject token, so several clusters can share one NATS. */
@@ -52,7 +51,11 @@ export interface TransportOptions {
   readonly inboxCapacity?: number
   /** How long `listen` waits for the server to confirm the subscription (default 5 seconds). */
   readonly subscribeTimeout?: Duration.Input
-  /** Put a `synod-trace` header on every publish (default false: nothing reads it yet, and a header costs an allocation per message). */
+  /**
+   * Carry trace context (`@synod/core/Trace`): an envelope its sender attached a span to
+   * leaves alone, with a W3C `traceparent` header, and a received header is attached to the
+   * envelope delivered. Default: `Trace.Enabled`. Off, no header is built or read.
+   */
   readonly traceHeader?: boolean
   /**
    * Hand messages to listeners in this same process in memory (default true). False sends
@@ -84,7 +87,7 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
   const cluster = options.cluster
   const capacity = options.inboxCapacity ?? 4096
   const subscribeTimeout = options.subscribeTimeout ?? "5 seconds"
-  const withTrace = options.traceHeader ?? false
+  const withTrace = options.traceHeader ?? (yield* Trace.Enabled)
   const localDelivery = options.localDelivery ?? true
   const { client, isConnectedUnsafe } = yield* NatsConnection.NatsConnection
   const serverMax = client.info?.max_payload ?? Limits.defaultMaxMessageBytes
@@ -111,7 +114,6 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
     })
   }
   const stats = yield* NatsStats
-  let sendSeq = 0
   /** This process's listeners by address, for messages that need not leave the process. */
   const local = new Map<Address.Address, Set<Queue.Queue<Message.Envelope>>>()
   const localOverflow = { count: 0 }
@@ -191,22 +193,30 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
   }
 
   const send = (to: Address.Address, envelope: Message.Envelope): Effect.Effect<void> =>
-    Effect.withFiber((fiber) => {
+    Effect.suspend(() => {
       // trust split (issue 14): a Request to a replica goes to its request subject
       const subject = Subjects.sendSubject(cluster, to, envelope.message)
       if (Option.isNone(subject)) return dropSend("not an address", to)
       // a listener in this process: in memory, on whichever subject it would have come
+      // (a span attached to the envelope goes with it: it is the same object)
       const here = local.get(to)
       if (here !== undefined) return deliverLocally(here, envelope)
       if (!isConnectedUnsafe()) return dropSend("NATS unreachable", to)
-      if (!withTrace) {
+      const span = withTrace ? Trace.of(envelope) : undefined
+      if (span === undefined) {
         enqueue(subject.value, Codec.encode(envelope))
         return sendFailures.length > 0 ? reportSends : Effect.void
       }
-      // a trace header belongs to one envelope: no coalescing
+      // a trace header belongs to one envelope: no coalescing. What waits for this subject
+      // leaves first, so the order of sends to one subject is kept.
+      const waiting = pending.get(subject.value)
+      if (waiting !== undefined) {
+        publishNow(subject.value, waiting.parts)
+        pending.delete(subject.value)
+      }
       try {
         const h = headers()
-        h.set(Trace.header, Trace.outgoing(fiber, envelope, ++sendSeq))
+        h.set(Trace.header, Trace.format(span))
         const body =
           sealer === undefined ? Codec.encodeBytes(envelope) : sealer.seal(subject.value, Codec.encode(envelope))
         client.publish(subject.value, body, { headers: h })
@@ -345,7 +355,9 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
           Queue.offerUnsafe(problems, { _tag: "Undecodable", subject: msg.subject, reason: decoded.failure.reason })
           return
         }
-        const trace = msg.headers?.get(Trace.header)
+        // tracing: the sender's span, when it sent one (only ever on a single envelope)
+        const header = withTrace ? msg.headers?.get(Trace.header) : undefined
+        const trace = header ? Trace.parse(header) : undefined
         // trust split (issue 14): a message on another subject of this listener is a request
         const channel = msg.subject === subject ? ownChannel : "request"
         for (const item of decoded.success) {
@@ -358,7 +370,7 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
             Queue.offerUnsafe(problems, { _tag: "Refused", subject: msg.subject, reason: refusal })
             continue
           }
-          if (trace !== undefined) Trace.remember(item.success, trace)
+          if (trace !== undefined) Trace.attach(item.success, trace)
           if (Queue.offerUnsafe(mailbox, item.success)) stats.countUnsafe("delivered")
           else if (overflow.count++ === 0) Queue.offerUnsafe(problems, { _tag: "Overflow" })
         }
