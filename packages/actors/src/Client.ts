@@ -16,7 +16,20 @@
  * @since 0.1.0
  */
 import { Address, type ClusterConfig, Limits, type Message, StateMachine, Trace, Transport, Trusted } from "@synod/core"
-import { Clock, Context, Deferred, Effect, Latch, Metric, Queue, Random, Result, Schema, type Scope, Tracer } from "effect"
+import {
+  Clock,
+  Context,
+  Deferred,
+  Effect,
+  Latch,
+  Metric,
+  Queue,
+  Random,
+  Result,
+  Schema,
+  type Scope,
+  Tracer
+} from "effect"
 import * as Metrics from "./Metrics.ts"
 
 /** The command may or may not have been applied: no replica answered in time. */

@@ -193,6 +193,63 @@ describe("NatsTransport", () => {
   )
 
   it.live(
+    "with traceHeader, envelopes coalesced into one message keep their own spans, in synod-traceparent",
+    () =>
+      Effect.gen(function* () {
+        const server = yield* NatsServer.start()
+        const { transport } = yield* Kit.build({
+          servers: server.url,
+          name: "traces",
+          cluster: "traces",
+          localDelivery: false,
+          traceHeader: true
+        })
+        const raw = yield* Kit.rawClient(server.url)
+        const seen = yield* Queue.unbounded<string>()
+        raw.subscribe("synod.traces.leader.l1", {
+          callback: (_err, msg) => {
+            Queue.offerUnsafe(
+              seen,
+              `${msg.headers?.get(Trace.header)}|${msg.headers?.get(NatsTransport.traceBatchHeader)}`
+            )
+          }
+        })
+        yield* Effect.promise(() => raw.flush())
+        const mailbox = yield* transport.listen("leader/l1")
+        const a = Tracer.externalSpan({ traceId: "0af7651916cd43dd8448eb211c80319c", spanId: "b7ad6b7169203331" })
+        const b = Tracer.externalSpan({ traceId: "4bf92f3577b34da6a3ce929d0e0e4736", spanId: "00f067aa0ba902b7" })
+        const sent = [1, 2, 3].map((seq) => Kit.ping("replica/r9", "leader/l1", seq))
+        Trace.attach(sent[0]!, a)
+        Trace.attach(sent[2]!, b)
+        // one run of the fiber: one NATS message
+        for (const e of sent) yield* transport.send("leader/l1", e)
+        const got = [yield* Kit.takeWithin(mailbox), yield* Kit.takeWithin(mailbox), yield* Kit.takeWithin(mailbox)]
+        assert.deepStrictEqual(
+          got.map((e) => Kit.seqOf(e)),
+          [1, 2, 3]
+        )
+        assert.strictEqual(yield* Queue.take(seen), `|0=${Trace.format(a)},2=${Trace.format(b)}`)
+        assert.strictEqual(Trace.of(got[0]!)?.spanId, a.spanId)
+        assert.isUndefined(Trace.of(got[1]!))
+        assert.strictEqual(Trace.of(got[2]!)?.spanId, b.spanId)
+
+        // entries that are not an index and a traceparent are ignored, the others kept
+        const h = headers()
+        h.set(NatsTransport.traceBatchHeader, `x=${Trace.format(a)},1=garbage,1=${Trace.format(b)}`)
+        raw.publish(
+          "synod.traces.leader.l1",
+          JSON.stringify([Kit.ping("replica/raw", "leader/l1", 4), Kit.ping("replica/raw", "leader/l1", 5)]),
+          { headers: h }
+        )
+        const four = yield* Kit.takeWithin(mailbox)
+        const five = yield* Kit.takeWithin(mailbox)
+        assert.isUndefined(Trace.of(four!))
+        assert.strictEqual(Trace.of(five!)?.spanId, b.spanId)
+      }),
+    20_000
+  )
+
+  it.live(
     "off (the default), an envelope with a span attached carries no header and is coalesced",
     () =>
       Effect.gen(function* () {
