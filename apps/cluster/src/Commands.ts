@@ -240,7 +240,7 @@ const serve = Command.make(
     }
     const decoded = Serve.decode(raw, overrides)
     if (Result.isFailure(decoded)) return yield* fail(ExitCode.usage, `${flags.config}: ${decoded.failure.message}`)
-    const { host, http } = decoded.success
+    const { host, http, tracing } = decoded.success
     // TLS files read and checked before anything starts (issue 14)
     const api =
       http === undefined
@@ -271,7 +271,7 @@ const serve = Command.make(
     }).pipe(
       Effect.scoped,
       Lifecycle.stopped("synod serve"),
-      Effect.provide(Tracing.layer(process.env)),
+      Effect.provide(Tracing.layer(process.env, { instance: host.node, config: tracing })),
       Effect.provide(Host.logging(host))
     )
   })

@@ -37,6 +37,8 @@ export interface Options {
   readonly servers?: number
   /** Default `Info`: the fail-over messages are worth having in a failure report. */
   readonly logLevel?: "Debug" | "Info" | "Warn" | "Error"
+  /** The config file's `tracing` section (an OTLP/HTTP collector); absent: no tracing. */
+  readonly tracing?: { readonly endpoint: string }
 }
 
 /** A nats-server and `options.servers` `synod serve` processes, each started once its HTTP API listens. */
@@ -62,7 +64,8 @@ export const start = Effect.fnUntraced(function* (options: Options) {
             dataDir: join(dir, node),
             transport: { kind: "nats", servers: [nats.url] },
             http: { port: 0 },
-            logLevel: options.logLevel ?? "Info"
+            logLevel: options.logLevel ?? "Info",
+            ...(options.tracing === undefined ? {} : { tracing: options.tracing })
           })
         )
         const proc = yield* daemon(["serve", "--config", file])

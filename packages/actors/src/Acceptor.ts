@@ -307,7 +307,19 @@ export const run = Effect.fn("Acceptor.run")(function* (id: string, config: Clus
           else probe.acceptorForgot(id, e.watermark)
         }
       }),
-    afterBatch: Effect.suspend(() => Metric.update(promisedRound, core.promised.round))
+    afterBatch: Effect.suspend(() => Metric.update(promisedRound, core.promised.round)),
+    // tracing: each traced P2a is a span `synod.accept`, child of the commander's, until
+    // its P2b is sent; the host adds `synod.persist` around the write it waited for
+    trace: (spans) => ({
+      received: (envelope, parent) =>
+        envelope.message._tag === "P2a"
+          ? spans.start("synod.accept", parent, {
+              "synod.acceptor": id,
+              "synod.slot": envelope.message.slot,
+              "synod.ballot": `${envelope.message.ballot}`
+            })
+          : undefined
+    })
   }).pipe(Effect.annotateLogs({ role: "acceptor", id }))
 
   return {

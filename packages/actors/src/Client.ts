@@ -15,8 +15,21 @@
  *
  * @since 0.1.0
  */
-import { Address, type ClusterConfig, Limits, type Message, StateMachine, Transport, Trusted } from "@synod/core"
-import { Clock, Deferred, Effect, Latch, Metric, Queue, Random, Result, Schema, type Scope } from "effect"
+import { Address, type ClusterConfig, Limits, type Message, StateMachine, Trace, Transport, Trusted } from "@synod/core"
+import {
+  Clock,
+  Context,
+  Deferred,
+  Effect,
+  Latch,
+  Metric,
+  Queue,
+  Random,
+  Result,
+  Schema,
+  type Scope,
+  Tracer
+} from "effect"
 import * as Metrics from "./Metrics.ts"
 
 /** The command may or may not have been applied: no replica answered in time. */
@@ -101,6 +114,8 @@ interface Waiting {
   readonly started: number
   resendAt: number
   wait: number
+  /** Tracing: the command's span, which its requests (resends too) carry. */
+  readonly span: Tracer.AnySpan | undefined
 }
 
 /** A client of `machine` on `config`'s replicas, until the scope closes. Requires `Transport`. */
@@ -126,6 +141,8 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
   let nextSeq = 1
   let nextRead = 1
   let preferred = replicas[0]!
+  // tracing: each command a span `synod.client` (its requests carry it); off, no span at all
+  const traced = yield* Trace.Enabled
 
   const dispatch = (batch: ReadonlyArray<Message.Envelope>): void => {
     for (const env of batch) {
@@ -148,8 +165,11 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
   const mailbox = yield* transport.listen(self)
   yield* Queue.takeAll(mailbox).pipe(Effect.map(dispatch), Effect.forever, Effect.forkScoped)
 
-  const sendTo = (to: Address.Address, request: Message.Request | Message.Read) =>
-    transport.send(to, Trusted.envelope(self, to, request))
+  const sendTo = (to: Address.Address, request: Message.Request | Message.Read, span: Tracer.AnySpan | undefined) => {
+    const envelope = Trusted.envelope(self, to, request)
+    if (span !== undefined) Trace.attach(envelope, span)
+    return transport.send(to, envelope)
+  }
 
   // One timer for every command in flight, not one per command: a timeout raced against
   // each answer cost more CPU than the rest of the client's work for a command. It wakes
@@ -173,7 +193,7 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
           } else if (now >= w.resendAt) {
             // no answer yet: ask every replica, waiting twice as long each time
             resends++
-            for (const r of replicas) yield* sendTo(r, w.request)
+            for (const r of replicas) yield* sendTo(r, w.request, w.span)
             w.wait = Math.min(w.wait * 2, 8 * retransmitMs)
             w.resendAt = now + w.wait
           }
@@ -193,8 +213,18 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
   // `acked` and its place in `waiting` together, so a command submitted concurrently never
   // reads an `acked` above a seq that is taken but not waiting yet.
   const submit = (command: C): Effect.Effect<R, SubmitError> =>
+    traced
+      ? Effect.withSpan(
+          Effect.withFiber((fiber) => start(command, Context.getOrUndefined(fiber.context, Tracer.ParentSpan))),
+          "synod.client",
+          { kind: "client", attributes: { "synod.client": id } }
+        )
+      : start(command, undefined)
+
+  const start = (command: C, span: Tracer.AnySpan | undefined): Effect.Effect<R, SubmitError> =>
     Effect.suspend(() => {
       const seq = nextSeq++
+      if (span?._tag === "Span") span.attribute("synod.seq", seq)
       // every lower seq still waiting keeps `acked` down, and this one is not answered yet
       const encoded = Trusted.command(id, seq, Math.min(acked(), seq), codecs.encodeCommand(command))
       const bytes = Limits.jsonBytes(encoded)
@@ -202,9 +232,9 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
       const request = Trusted.request(encoded)
       const started = clock.currentTimeMillisUnsafe()
       const done = Deferred.makeUnsafe<Reply | undefined>()
-      waiting.set(seq, { done, request, started, resendAt: started + retransmitMs, wait: retransmitMs })
+      waiting.set(seq, { done, request, started, resendAt: started + retransmitMs, wait: retransmitMs, span })
       busy.openUnsafe()
-      return sendTo(preferred, request).pipe(
+      return sendTo(preferred, request, span).pipe(
         Effect.andThen(Deferred.await(done)),
         Effect.flatMap((reply) => outcome(seq, started, reply)),
         Effect.ensuring(Effect.sync(() => waiting.delete(seq)))
@@ -236,9 +266,16 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
       const request = Trusted.read(id, readId, op)
       const started = clock.currentTimeMillisUnsafe()
       const done = Deferred.makeUnsafe<Reply | undefined>()
-      reading.set(readId, { done, request, started, resendAt: started + retransmitMs, wait: retransmitMs })
+      reading.set(readId, {
+        done,
+        request,
+        started,
+        resendAt: started + retransmitMs,
+        wait: retransmitMs,
+        span: undefined
+      })
       busy.openUnsafe()
-      return sendTo(preferred, request).pipe(
+      return sendTo(preferred, request, undefined).pipe(
         Effect.andThen(Deferred.await(done)),
         Effect.flatMap(
           (reply): Effect.Effect<R, ReadError> =>

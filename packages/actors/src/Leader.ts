@@ -41,10 +41,11 @@ import {
   Monotonic,
   Quorum,
   Storage,
+  Trace,
   Transport,
   Trusted
 } from "@synod/core"
-import { Effect, Metric, Queue, Random, Schema } from "effect"
+import { Effect, Metric, Queue, Random, Schema, type Tracer } from "effect"
 import * as Commander from "./Commander.ts"
 import * as Host from "./internal/Host.ts"
 import { type PlantedBugs, PlantedBugs as PlantedBugsRef } from "./internal/PlantedBugs.ts"
@@ -99,6 +100,8 @@ export type Input =
   | { readonly _tag: "Transfer"; readonly to?: string }
 
 /** The children it starts: one scout per ballot, one commander per (ballot, slot). */
+type CommanderSpec = Extract<Child, { readonly _tag: "Commander" }>
+
 export type Child =
   | { readonly _tag: "Scout"; readonly ballot: Ballot.Ballot; readonly from: number }
   | {
@@ -789,6 +792,53 @@ export const run = Effect.fn("Leader.run")(function* (id: string, config: Cluste
       { discard: true }
     )
 
+  // Tracing: a commander is a span `synod.commander`, child of the replica's proposal of
+  // its slot (the Propose that carried it), from its start to its outcome. When tracing is
+  // off, `proposed` is undefined and no commander looks for a span.
+  const spans = (yield* Trace.Enabled) ? yield* Trace.spans : undefined
+  const proposed = spans === undefined ? undefined : new Trace.Recent<number, Tracer.AnySpan>(1024)
+  const commander = (spec: CommanderSpec, inbox: Queue.Dequeue<Message.Envelope>, trace: Commander.Options["trace"]) =>
+    Commander.run({
+      leader: self,
+      ballot: spec.ballot,
+      slot: spec.slot,
+      value: spec.value,
+      acceptors: config.acceptors,
+      replicas: config.replicas,
+      learners: config.learners,
+      inbox,
+      retransmitMs,
+      probe,
+      bugs: {
+        p2bBySlotOnly: bugs.p2bBySlotOnly,
+        strictAccept: bugs.strictAccept,
+        duplicatePreempts: bugs.duplicatePreempts,
+        ...(bugs.staleChildren ? { staleChildren: { currentBallot: () => core.ballot } } : {})
+      },
+      // B4: the never-ending commander's preemption reaches its leader as an outcome
+      reportPreempted: (by) => core.preempted(by),
+      trace
+    }).pipe(Effect.provideService(Transport.Transport, transport))
+
+  /** A commander in its span, when its slot's proposal was traced. */
+  const traced = (spec: CommanderSpec, inbox: Queue.Dequeue<Message.Envelope>) => {
+    const parent = proposed!.get(spec.slot)
+    if (parent === undefined) return commander(spec, inbox, undefined)
+    const span = spans!.start("synod.commander", parent, {
+      "synod.leader": id,
+      "synod.slot": spec.slot,
+      "synod.ballot": `${spec.ballot}`
+    })
+    return commander(spec, inbox, { span, spans: spans! }).pipe(
+      Effect.onExit((exit) =>
+        Effect.sync(() => {
+          span.attribute("synod.outcome", exit._tag === "Success" ? exit.value._tag : "Interrupted")
+          spans!.end(span)
+        })
+      )
+    )
+  }
+
   const child = (spec: Child, inbox: Queue.Dequeue<Message.Envelope>): Effect.Effect<Input> =>
     spec._tag === "Scout"
       ? Scout.run({
@@ -803,28 +853,8 @@ export const run = Effect.fn("Leader.run")(function* (id: string, config: Cluste
           Effect.map((outcome): Input => ({ _tag: "ScoutEnded", outcome })),
           Effect.provideService(Transport.Transport, transport)
         )
-      : Commander.run({
-          leader: self,
-          ballot: spec.ballot,
-          slot: spec.slot,
-          value: spec.value,
-          acceptors: config.acceptors,
-          replicas: config.replicas,
-          learners: config.learners,
-          inbox,
-          retransmitMs,
-          probe,
-          bugs: {
-            p2bBySlotOnly: bugs.p2bBySlotOnly,
-            strictAccept: bugs.strictAccept,
-            duplicatePreempts: bugs.duplicatePreempts,
-            ...(bugs.staleChildren ? { staleChildren: { currentBallot: () => core.ballot } } : {})
-          },
-          // B4: the never-ending commander's preemption reaches its leader as an outcome
-          reportPreempted: (by) => core.preempted(by)
-        }).pipe(
-          Effect.map((outcome): Input => ({ _tag: "CommanderEnded", slot: spec.slot, outcome })),
-          Effect.provideService(Transport.Transport, transport)
+      : (proposed === undefined ? commander(spec, inbox, undefined) : traced(spec, inbox)).pipe(
+          Effect.map((outcome): Input => ({ _tag: "CommanderEnded", slot: spec.slot, outcome }))
         )
 
   const control = yield* Queue.unbounded<Input>()
@@ -838,6 +868,12 @@ export const run = Effect.fn("Leader.run")(function* (id: string, config: Cluste
     persist: (records) => store.saveRound(records[records.length - 1]!.round),
     child,
     observe,
+    trace: () => ({
+      received: (envelope, parent) => {
+        if (envelope.message._tag === "Propose") proposed!.set(envelope.message.slot, parent)
+        return undefined
+      }
+    }),
     afterBatch: Effect.suspend(() =>
       Effect.andThen(
         Metric.update(metrics.round, core.ballot.round),

@@ -34,10 +34,11 @@ import {
   type Message,
   StateMachine,
   Storage,
+  Trace,
   Transport,
   Trusted
 } from "@synod/core"
-import { Clock, Deferred, Effect, LogLevel, Metric, Option, Random, Result, type Schema } from "effect"
+import { Clock, Deferred, Effect, LogLevel, Metric, Option, Random, Result, type Schema, type Tracer } from "effect"
 import { ClientTable } from "./ClientTable.ts"
 import * as StateTransfer from "./StateTransfer.ts"
 import * as Host from "./internal/Host.ts"
@@ -760,6 +761,75 @@ const isInbound = (m: Message.Message): m is Message.ReplicaInbound =>
   m._tag === "StateChunk"
 
 /** Runs replica `id` of `machine` until the scope closes; answers its status. Requires `Transport` and `Storage`. */
+/**
+ * The replica's spans (tracing on). A request's trace is remembered by its command; a
+ * proposal is a span `synod.propose` per slot, child of the trace of the first traced
+ * command of its batch and linked to the traces of the others, from the first Propose
+ * until the slot's decision arrives here; its Propose messages carry it to the leaders.
+ * Each decision of a slot not yet performed is a span `synod.perform`, child of the
+ * commander's `synod.decision`, until the slot is performed and its commands answered
+ * (it may wait for the slots before it).
+ */
+const tracing = (spans: Trace.Spans, id: string, slotOut: () => number): Host.Tracing => {
+  /** The client's span of each command heard, by `commandKey`. */
+  const requests = new Trace.Recent<string, Tracer.AnySpan>(4096)
+  const proposals = new Trace.Recent<number, Tracer.Span>(1024, (span) => spans.end(span))
+  /** Decisions of slots not yet performed, by slot. */
+  const performing = new Trace.Recent<number, Tracer.Span>(1024, (span) => spans.end(span))
+  return {
+    received: (envelope, parent) => {
+      const message = envelope.message
+      if (message._tag === "Request") {
+        requests.set(Cmd.commandKey(message.command), parent)
+        return undefined
+      }
+      if (message._tag !== "Decision") return undefined
+      const proposal = proposals.take(message.slot)
+      if (proposal !== undefined) spans.end(proposal)
+      // performed already, or a duplicate of a decision waiting
+      if (message.slot < slotOut() || performing.get(message.slot) !== undefined) return undefined
+      performing.set(
+        message.slot,
+        spans.start("synod.perform", parent, {
+          "synod.replica": id,
+          "synod.slot": message.slot,
+          "synod.commands": message.value._tag === "Batch" ? message.value.commands.length : 0
+        })
+      )
+      return undefined
+    },
+    // the batch's answers are sent: every slot below slotOut is performed
+    flushed: () => {
+      if (performing.size === 0) return
+      const out = slotOut()
+      for (const [slot, span] of performing.entries()) {
+        if (slot >= out) continue
+        performing.take(slot)
+        spans.end(span)
+      }
+    },
+    sending: (message) => {
+      if (message._tag !== "Propose") return undefined
+      const open = proposals.get(message.slot)
+      if (open !== undefined || message.value._tag !== "Batch") return open
+      const traced: Array<Tracer.AnySpan> = []
+      for (const command of message.value.commands) {
+        const span = requests.get(Cmd.commandKey(command))
+        if (span !== undefined) traced.push(span)
+      }
+      if (traced.length === 0) return undefined
+      const span = spans.start(
+        "synod.propose",
+        traced[0]!,
+        { "synod.replica": id, "synod.slot": message.slot, "synod.commands": message.value.commands.length },
+        traced.slice(1)
+      )
+      proposals.set(message.slot, span)
+      return span
+    }
+  }
+}
+
 export const run = Effect.fn("Replica.run")(function* <S, C, R>(
   id: string,
   config: ClusterConfig.ClusterConfig,
@@ -888,7 +958,8 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
     persistInBackground: true,
     persisted: (snapshots): Input => ({ _tag: "Saved", slotOut: snapshots[snapshots.length - 1]!.slotOut }),
     observe,
-    afterBatch: Effect.andThen(report, publish)
+    afterBatch: Effect.andThen(report, publish),
+    trace: (spans) => tracing(spans, id, () => core.slotOut)
   }).pipe(Effect.annotateLogs({ role: "replica", id }))
   const next = (seen: S): Effect.Effect<S> =>
     Effect.suspend(() =>
