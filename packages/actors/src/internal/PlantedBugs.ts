@@ -28,6 +28,8 @@ export interface PlantedBugs {
   readonly gcWithoutWatermark: boolean
   /** B18: acceptors answer a P1a with every pvalue in one P1b, however large: past the transport's limit it is dropped, and no leader is ever adopted again. */
   readonly unpagedP1b: boolean
+  /** L1: the lease keeper keeps the deadlines it noted before its leader became active (from each lease's grant) instead of starting every lease afresh: leases expire early across a leader change. */
+  readonly leaseEarlyExpiry: boolean
 }
 
 export const none: PlantedBugs = {
@@ -41,7 +43,8 @@ export const none: PlantedBugs = {
   noClientTable: false,
   noHoleFilling: false,
   gcWithoutWatermark: false,
-  unpagedP1b: false
+  unpagedP1b: false,
+  leaseEarlyExpiry: false
 }
 
 export type Name = keyof PlantedBugs
