@@ -111,7 +111,7 @@ export const grant = (options: Options): Effect.Effect<Lease, Exclude<LeaseError
     const ttlMs = granted.ttl * 1000
     let validUntil = LeaseKeeper.validUntil(sent, ttlMs)
     const lost = yield* Deferred.make<void>()
-    const lose = Deferred.doneUnsafe(lost, Effect.void)
+    const lose = Effect.asVoid(Deferred.succeed(lost, undefined))
     const every = options.keepAliveEveryMs ?? ttlMs / 3
 
     const keepAlive = Effect.gen(function* () {
@@ -120,7 +120,7 @@ export const grant = (options: Options): Effect.Effect<Lease, Exclude<LeaseError
         const at = now()
         const r = yield* Effect.result(withCluster(options, (c) => c.lease.keepalive({ params: { id } })))
         if (r._tag === "Success") validUntil = Math.max(validUntil, LeaseKeeper.validUntil(at, ttlMs))
-        else if (r.failure._tag === "LeaseNotFound") return lose
+        else if (r.failure._tag === "LeaseNotFound") return yield* lose
         // anything else: try again soon; the watchdog decides when it is too late
         else yield* Effect.sleep(Math.min(every, 250))
       }
@@ -128,7 +128,7 @@ export const grant = (options: Options): Effect.Effect<Lease, Exclude<LeaseError
     const watchdog = Effect.gen(function* () {
       for (;;) {
         const left = validUntil - now()
-        if (left <= 0) return lose
+        if (left <= 0) return yield* lose
         yield* Effect.sleep(Math.ceil(left))
       }
     })
