@@ -115,9 +115,12 @@ export const grant = (options: Options): Effect.Effect<Lease, Exclude<LeaseError
     const every = options.keepAliveEveryMs ?? ttlMs / 3
 
     const keepAlive = Effect.gen(function* () {
+      // every `every` from the last one sent (the grant first), whatever the answers took
+      let last = sent
       for (;;) {
-        yield* Effect.sleep(Math.max(1, Math.min(every, validUntil - now())))
+        yield* Effect.sleep(Math.max(1, Math.min(last + every - now(), validUntil - now())))
         const at = now()
+        last = at
         const r = yield* Effect.result(withCluster(options, (c) => c.lease.keepalive({ params: { id } })))
         if (r._tag === "Success") validUntil = Math.max(validUntil, LeaseKeeper.validUntil(at, ttlMs))
         else if (r.failure._tag === "LeaseNotFound") return yield* lose
