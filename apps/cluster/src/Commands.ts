@@ -805,7 +805,10 @@ const lock = Command.make(
           }),
           Effect.andThen(
             held.lost,
-            fail(ExitCode.no, `lost the lock ${name}: its lease ${held.id} ended or could not be kept alive; the command was stopped`)
+            fail(
+              ExitCode.no,
+              `lost the lock ${name}: its lease ${held.id} ended or could not be kept alive; the command was stopped`
+            )
           )
         )
         if (code !== 0) return yield* fail(code, `the command exited with code ${code}`)
@@ -846,7 +849,10 @@ const elect = Command.make(
         yield* print({ election: name, leader: value, key: won.key, fence: won.fence, revision: won.revision })
         // leads until stopped (SIGINT/SIGTERM: resigns) or until its lease is lost
         yield* held.lost
-        return yield* fail(ExitCode.no, `lost the leadership of ${name}: lease ${held.id} ended or could not be kept alive`)
+        return yield* fail(
+          ExitCode.no,
+          `lost the leadership of ${name}: lease ${held.id} ended or could not be kept alive`
+        )
       })
     )
 ).pipe(

@@ -25,7 +25,7 @@
  * @since 0.3.0
  */
 import { Effect, Option, Schema, type Scope, Stream } from "effect"
-import * as Api from "./Api.ts"
+import type * as Api from "./Api.ts"
 import { type Connection, type Lease, LeaseLost, withCluster } from "./LeaseClient.ts"
 import * as WatchClient from "./WatchClient.ts"
 
@@ -91,7 +91,8 @@ export const enqueue = (options: Options, prefix: string, value: string) =>
         }
         let predecessor: (typeof Api.Listed.Type)["entries"][number] | undefined
         for (const e of listed.entries) {
-          if (e.version < mine.version && (predecessor === undefined || e.version > predecessor.version)) predecessor = e
+          if (e.version < mine.version && (predecessor === undefined || e.version > predecessor.version))
+            predecessor = e
         }
         if (predecessor === undefined) return { key, fence: mine.version, revision: listed.revision } satisfies Held
         // only the predecessor: when it goes, this client is next (or its predecessor went first)
@@ -127,7 +128,8 @@ export interface Leader {
 export const leader = (connection: Connection, name: string) =>
   Effect.map(entriesOf(connection, electionPrefix(name)), (r) => {
     let first: Leader | undefined
-    for (const e of r.entries) if (first === undefined || e.version < first.fence) first = { key: e.key, value: e.value, fence: e.version }
+    for (const e of r.entries)
+      if (first === undefined || e.version < first.fence) first = { key: e.key, value: e.value, fence: e.version }
     return Option.fromNullishOr(first)
   })
 

@@ -148,7 +148,10 @@ describe("leases, locks and elections from TypeScript", () => {
         const waiting = yield* Effect.forkChild(Lock.acquire({ ...connection, lease: b, name: "job" }))
         yield* eventually(
           "the second waiter queued",
-          Effect.map(json(url, "GET", `/kv?prefix=${encodeURIComponent("lock/job/")}`), (r) => r.body.entries.length === 2)
+          Effect.map(
+            json(url, "GET", `/kv?prefix=${encodeURIComponent("lock/job/")}`),
+            (r) => r.body.entries.length === 2
+          )
         )
         assert.isUndefined(waiting.pollUnsafe())
         yield* Scope.close(first, Exit.void)

@@ -110,7 +110,9 @@ describe("synod lock across process deaths", () => {
             yield* waiters[holder.waiter]!.signal("SIGKILL")
             yield* kill(holder.pid)
           }
-          console.log(`lock hand-overs after SIGKILL: ${handOvers.map((ms) => `${(ms / 1000).toFixed(2)} s`).join(", ")}`)
+          console.log(
+            `lock hand-overs after SIGKILL: ${handOvers.map((ms) => `${(ms / 1000).toFixed(2)} s`).join(", ")}`
+          )
 
           // ---- the log: every write to the lock's keys, from the first revision on
           const live = cluster.live().map((m) => m.url)
@@ -140,7 +142,11 @@ describe("synod lock across process deaths", () => {
           }
           for (let i = 0; i < acquired.length; i++) {
             const a = acquired[i]!
-            assert.strictEqual(lowestAt.get(a.revision), a.key, `holder ${i} (${a.key}) was first in line at ${a.revision}`)
+            assert.strictEqual(
+              lowestAt.get(a.revision),
+              a.key,
+              `holder ${i} (${a.key}) was first in line at ${a.revision}`
+            )
             if (i === 0) continue
             const before = acquired[i - 1]!
             assert.isAbove(a.fence, before.fence, "fencing tokens grow")

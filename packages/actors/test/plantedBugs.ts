@@ -53,7 +53,12 @@ export const budget: ReadonlyArray<readonly [Name, string, number] | readonly [N
   // above the protocol: a lease keeper that keeps the deadlines it noted before its leader
   // became active; caught by the lease check when a leader change meets a lease older than
   // its TTL (every seed runs two lease holders)
-  ["leaseEarlyExpiry", "L1 leases expire early across a leader change", 10, { as: "any", scenario: { leaseHolders: 2 } }] // (2)
+  [
+    "leaseEarlyExpiry",
+    "L1 leases expire early across a leader change",
+    10,
+    { as: "any", scenario: { leaseHolders: 2 } }
+  ] // (2)
 ]
 
 /**

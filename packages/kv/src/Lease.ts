@@ -134,7 +134,8 @@ export class Leases {
 
 export const none: Leases = new Leases(0, HashMap.empty(), Trie.empty())
 
-export const get = (leases: Leases, id: number): Lease | undefined => Option.getOrUndefined(HashMap.get(leases.byId, id))
+export const get = (leases: Leases, id: number): Lease | undefined =>
+  Option.getOrUndefined(HashMap.get(leases.byId, id))
 
 /** The leases alive, in id order. */
 export const all = (leases: Leases): Array<Lease> => Array.from(HashMap.values(leases.byId)).sort((a, b) => a.id - b.id)

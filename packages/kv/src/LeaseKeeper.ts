@@ -27,7 +27,7 @@
  * @since 0.3.0
  */
 import { Effect } from "effect"
-import * as Kv from "./Kv.ts"
+import type * as Kv from "./Kv.ts"
 import * as Lease from "./Lease.ts"
 
 /** A holder considers its lease lost at `sent + ttl·(1−ε)` (its last successful keep-alive's send time). */
@@ -154,12 +154,10 @@ export const run = (options: Options): Effect.Effect<never> =>
       // the next deadline not proposed yet; while an expiry is in flight, look again only after `pollMs`
       let next: number | undefined
       if (leading && !inFlight) {
-        for (const [id, t] of tracked) if (!proposed.has(id) && (next === undefined || t.deadline < next)) next = t.deadline
+        for (const [id, t] of tracked)
+          if (!proposed.has(id) && (next === undefined || t.deadline < next)) next = t.deadline
       }
       const waitMs = Math.max(1, Math.min(options.pollMs, next === undefined ? options.pollMs : next - now))
-      yield* Effect.raceFirst(
-        Effect.asVoid(options.applied.next(state)),
-        Effect.sleep(Math.ceil(waitMs))
-      )
+      yield* Effect.raceFirst(Effect.asVoid(options.applied.next(state)), Effect.sleep(Math.ceil(waitMs)))
     }
   }) as Effect.Effect<never>

@@ -129,10 +129,10 @@ describe("Kv leases", () => {
     const get = (key: string) => run([{ _tag: "Get", key }], state).results[0]
     assert.deepStrictEqual(get("a"), { _tag: "Value", value: "2", version: 4 })
     assert.deepStrictEqual(get("b"), { _tag: "Value", value: "2", version: 5 })
-    assert.deepStrictEqual(
-      run([{ _tag: "LeaseList" }], state).results[0],
-      { _tag: "LeasesListed", leases: [{ id: 2, ttlMs: 1000, keys: 1 }] }
-    )
+    assert.deepStrictEqual(run([{ _tag: "LeaseList" }], state).results[0], {
+      _tag: "LeasesListed",
+      leases: [{ id: 2, ttlMs: 1000, keys: 1 }]
+    })
   })
 
   it("a put or a transaction naming a missing lease is refused, nothing written", () => {

@@ -706,14 +706,15 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
           stall = `a command invoked more than ${settleMs} ms after the faults healed timed out`
           break
         }
-        if (clientsDone === scenario.clients && holdersDone === scenario.leaseHolders && t > healAt && converged()) break
+        if (clientsDone === scenario.clients && holdersDone === scenario.leaseHolders && t > healAt && converged())
+          break
         if (t > healAt + boundMs) {
           stall =
             clientsDone < scenario.clients
               ? `clients still waiting ${boundMs} ms after the faults healed`
               : holdersDone < scenario.leaseHolders
                 ? `lease holders still waiting ${boundMs} ms after the faults healed`
-              : `replicas did not converge: next slots ${JSON.stringify(Object.fromEntries(checker.progress()))}, decided up to ${Math.max(0, ...checker.decisions.keys())}`
+                : `replicas did not converge: next slots ${JSON.stringify(Object.fromEntries(checker.progress()))}, decided up to ${Math.max(0, ...checker.decisions.keys())}`
           break
         }
       }
