@@ -17,6 +17,10 @@
  * transaction's writes take consecutive revisions in the order of its operations, and a
  * version keeps meaning "the position of the write among all writes".
  *
+ * Leases (`Lease.ts`): a put may name a lease, which attaches its key; when the lease ends
+ * (revoked, or expired by a `LeaseExpire` the leader's keeper proposes) its keys are
+ * deleted, each delete a write as any other. Grants and keep-alives take no revision.
+ *
  * Reads (get, list) are commands too: they go through the log like writes, so they are
  * linearizable without any lease or read protocol, at the cost of one slot each.
  *
