@@ -94,14 +94,14 @@ export const observeWhilePassive = (tracked: Deadlines, leases: Lease.Leases, no
 
 export interface Options {
   /** The applied state of a replica in this process. */
-  readonly applied: { readonly current: Effect.Effect<Kv.State>; next(seen: Kv.State): Effect.Effect<Kv.State> }
+  readonly applied: { readonly current: Effect.Effect<Kv.State> }
   /** Whether the leader next to it is active (the keeper acts only then). */
   readonly leading: Effect.Effect<boolean>
   /** Submits a command through the log (a client's `submit`). */
   readonly submit: (command: Kv.Command) => Effect.Effect<Kv.Result, unknown>
   /** The keeper's monotonic clock, in ms. */
   readonly now: () => number
-  /** How often it looks at its leader's status, and retries an expiry that got no answer. */
+  /** How often it looks at its leader's status and the applied state, and retries an expiry that got no answer. */
   readonly pollMs: number
   /** Plants `leaseEarlyExpiry` (see `observeWhilePassive`); tests only. */
   readonly plantedEarlyExpiry?: boolean
@@ -157,7 +157,9 @@ export const run = (options: Options): Effect.Effect<never> =>
         for (const [id, t] of tracked)
           if (!proposed.has(id) && (next === undefined || t.deadline < next)) next = t.deadline
       }
+      // the state is looked at every `pollMs` (a keep-alive seen up to that late only makes
+      // a deadline later), not at every command applied: the keeper costs nothing per command
       const waitMs = Math.max(1, Math.min(options.pollMs, next === undefined ? options.pollMs : next - now))
-      yield* Effect.raceFirst(Effect.asVoid(options.applied.next(state)), Effect.sleep(Math.ceil(waitMs)))
+      yield* Effect.sleep(Math.ceil(waitMs))
     }
   }) as Effect.Effect<never>

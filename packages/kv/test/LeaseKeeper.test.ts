@@ -60,7 +60,7 @@ describe("LeaseKeeper", () => {
       let clock = 0
       const fiber = yield* Effect.forkChild(
         LeaseKeeper.run({
-          applied: { current: Effect.sync(() => current), next: () => Effect.never },
+          applied: { current: Effect.sync(() => current) },
           leading: Ref.get(leading),
           submit: (command) =>
             Effect.sync(() => {

@@ -293,8 +293,7 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
           let seq = 0
           yield* LeaseKeeper.run({
             applied: {
-              current: Effect.suspend(() => replicas.get(replicaId)?.applied.current ?? Effect.succeed(Kv.initial)),
-              next: (seen) => Effect.suspend(() => replicas.get(replicaId)?.applied.next(seen) ?? Effect.never)
+              current: Effect.suspend(() => replicas.get(replicaId)?.applied.current ?? Effect.succeed(Kv.initial))
             },
             leading: Effect.map(leader.status, (s) => s.active),
             submit: (command) =>
@@ -305,7 +304,7 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
                 )
               }),
             now: () => clock.currentTimeMillisUnsafe() * rate,
-            pollMs: config.timeouts.leaderTimeoutMs,
+            pollMs: 2 * config.timeouts.heartbeatMs,
             plantedEarlyExpiry: bugs.leaseEarlyExpiry,
             onPropose: (leases) => note(`keeper ${id} proposes LeaseExpire ${JSON.stringify(leases)}`)
           })
