@@ -56,9 +56,9 @@ export const budget: ReadonlyArray<readonly [Name, string, number] | readonly [N
   [
     "leaseEarlyExpiry",
     "L1 leases expire early across a leader change",
-    10,
+    20,
     { as: "any", scenario: { leaseHolders: 2 } }
-  ] // (2)
+  ] // (4)
 ]
 
 /**
