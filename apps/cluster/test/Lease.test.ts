@@ -122,10 +122,10 @@ describe("leases, locks and elections from TypeScript", () => {
       Effect.gen(function* () {
         const url = yield* startApi
         const scope = yield* Scope.make()
-        const lease = yield* LeaseClient.grant({ urls: [url], ttlMs: 2000 }).pipe(Scope.provide(scope))
+        const lease = yield* LeaseClient.grant({ urls: [url], ttlMs: 3000 }).pipe(Scope.provide(scope))
         yield* lease.put("me", "here")
         // kept alive over more than two TTLs
-        yield* Effect.sleep(4500)
+        yield* Effect.sleep(6500)
         assert.isTrue(yield* lease.valid)
         assert.strictEqual((yield* json(url, "GET", "/kv/me")).status, 200)
         yield* Scope.close(scope, Exit.void)
