@@ -103,13 +103,7 @@ const KvHandlers = HttpApiBuilder.group(
           const [, r] = Kv.apply(state, command)
           if (r._tag !== "Value") return yield* unexpected(command, r)
           if (r.value === null) return yield* new Api.KeyNotFound({ key })
-          return {
-            key,
-            value: r.value,
-            version: r.version,
-            consistency: "serializable" as const,
-            revision: state.revision
-          }
+          return { key, value: r.value, version: r.version, consistency: "serializable" as const, revision: state.revision }
         }
         const r = yield* submit(command)
         if (r._tag !== "Value") return yield* unexpected(command, r)

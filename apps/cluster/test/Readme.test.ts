@@ -138,8 +138,7 @@ export const runReadmeSection = (
       assert.strictEqual(out.code, 0, `${command}\n${out.stderr}`)
       // a command's printed JSON, one document per line (pretty-printed output is one document)
       const trimmed = out.stdout.trim()
-      const printed =
-        trimmed.startsWith("{") && !trimmed.includes("\n{") ? [trimmed.replace(/\n\s*/g, "")] : trimmed.split("\n")
+      const printed = trimmed.startsWith("{") && !trimmed.includes("\n{") ? [trimmed.replace(/\n\s*/g, "")] : trimmed.split("\n")
       expect.forEach((line, i) => {
         const json = line.split(/\s{2,}\(/)[0]!.trim()
         // "…" stands for what depends on the run (revisions, checksums): not compared
