@@ -29,7 +29,7 @@ export class LeaseCheck {
   private readonly held = new Map<number, Held>()
   /** Lease id → the first simulated time a replica's applied state no longer had it. */
   private readonly ended = new Map<number, number>()
-  /** Leases that ended while some holder counted on them: the ones counted. */
+  /** Holders' leases that ended without being revoked by their holder. */
   expiries = 0
 
   constructor(violations: Array<string>) {
@@ -65,7 +65,7 @@ export class LeaseCheck {
     for (const id of HashMap.keys(before.leases.byId)) {
       if (HashMap.has(after.leases.byId, id) || this.ended.has(id)) continue
       this.ended.set(id, now)
-      if (this.held.has(id)) this.expiries++
+      if (this.held.has(id) && this.held.get(id)?.revoking !== true) this.expiries++
       this.check(id)
     }
   }

@@ -49,6 +49,8 @@ export interface Report {
   readonly transfers: number
   /** Messages the bus dropped for exceeding its limit: a role sent more than a message carries. */
   readonly oversized: number
+  /** Leases of the lease holders that ended without being revoked: the expiries the lease check judged. */
+  readonly leaseExpiries: number
 }
 
 export const failed = (r: Report): boolean =>
@@ -643,12 +645,18 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
             const id = granted.id
             note(`holder ${name} got lease ${id} (ttl ${ttlMs} ms, clock rate ${rate.toFixed(3)})`)
             leaseCheck.granted(id, name, grantSent, valid(grantSent))
+            // until when this holder counts on the lease (simulated time)
+            let counted = valid(grantSent)
             yield* submit({ _tag: "Put", key: `lease/${name}`, value: `${id}`, lease: id })
             for (;;) {
-              if (lr() < 0.1) {
+              const x = lr()
+              if (x < 0.1) {
                 const ms = Math.floor(lr() * 2 * ttlMs)
                 note(`holder ${name} pauses ${ms} ms`)
                 yield* Effect.sleep(ms)
+              } else if (x < 0.25) {
+                // at the last moment: the keep-alive races the keeper's expiry at the margin
+                yield* Effect.sleep(Math.max(1, Math.floor(counted - now() - lr() * 0.1 * ttlMs)))
               } else yield* Effect.sleep(Math.floor((ttlMs * (0.25 + 0.5 * lr())) / rate))
               if (clientsDone >= scenario.clients) {
                 leaseCheck.revoking(id)
@@ -658,7 +666,10 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
               const sent = now()
               const kept = yield* submit({ _tag: "LeaseKeepAlive", id })
               note(`holder ${name} keep-alive of lease ${id} sent at ${sent} -> ${JSON.stringify(kept ?? "unknown")}`)
-              if (kept?._tag === "LeaseKept") leaseCheck.kept(id, sent, valid(sent))
+              if (kept?._tag === "LeaseKept") {
+                leaseCheck.kept(id, sent, valid(sent))
+                counted = Math.max(counted, valid(sent))
+              }
               else if (kept?._tag === "LeaseRefused") {
                 note(`holder ${name} lost lease ${id}`)
                 break
@@ -770,7 +781,8 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
         unknown: history.filter((h) => h.ret === undefined).length,
         gcs: checker.gcs,
         transfers: checker.installs,
-        oversized: (yield* bus.stats).oversized
+        oversized: (yield* bus.stats).oversized,
+        leaseExpiries: leaseCheck.expiries
       } satisfies Report
     })
   )

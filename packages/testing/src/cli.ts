@@ -172,6 +172,7 @@ const main = Effect.gen(function* () {
   let oversized = 0
   let gcs = 0
   let transfers = 0
+  let leaseExpiries = 0
   const failures: Array<Simulation.Report> = []
   const started = Date.now()
   for (let seed = first; seed < first + count; seed++) {
@@ -179,6 +180,7 @@ const main = Effect.gen(function* () {
     steps += r.steps
     gcs += r.gcs
     transfers += r.transfers
+    leaseExpiries += r.leaseExpiries
     if (r.violations.length > 0) violations++
     else if (r.stall !== undefined) stalls++
     else if (!r.linearizable) nonlin++
@@ -210,7 +212,7 @@ const main = Effect.gen(function* () {
         `  replay: ${replayCommand(small.scenario)}\n`
     )
   }
-  process.stdout.write(`garbage collections ${gcs}, state transfers ${transfers}\n`)
+  process.stdout.write(`garbage collections ${gcs}, state transfers ${transfers}, lease expiries ${leaseExpiries}\n`)
   process.stdout.write(
     `seeds ${count}, steps ${steps}, violations ${violations}, stalls ${stalls}, nonlinearizable ${nonlin}, oversized ${oversized}\n`
   )
