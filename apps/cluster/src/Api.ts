@@ -18,6 +18,9 @@
  * - `POST   /snapshot/restore`  one chunk of a restore into a new cluster
  * - `GET    /watch?prefix=|key=&fromRevision=`  the writes to a key or prefix from a revision
  *                               on, as Server-Sent Events
+ * - `POST   /lease`             grant a lease, body `{"ttl": 10}` (seconds); `PUT /kv/{key}` with
+ *                               `{"value": ..., "lease": id}` attaches the key to it
+ * - `POST   /lease/{id}/keepalive`, `DELETE /lease/{id}`, `GET /lease`  keep alive, revoke, list
  * - `GET    /status`            the servers this process hosts: leader, acceptor, replica
  * - `GET    /healthz`           200 while the process serves
  * - `GET    /readyz`            200 once this process's replicas are caught up and a leader
@@ -36,7 +39,7 @@
 import { Schema } from "effect"
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiMiddleware, HttpApiSchema, OpenApi } from "effect/http-api"
 import { Address } from "@synod/core"
-import { Kv } from "@synod/kv"
+import { Kv, KvLease } from "@synod/kv"
 import { version } from "./Version.ts"
 
 // ---------------------------------------------------------------------------------------
@@ -178,6 +181,20 @@ export class NoReplica extends Schema.TaggedError<NoReplica>()(
   { httpApiStatus: 503 }
 ) {}
 
+/** The lease does not exist: never granted, or it expired or was revoked. */
+export class LeaseNotFound extends Schema.TaggedError<LeaseNotFound>()(
+  "LeaseNotFound",
+  { message: Schema.String, id: Schema.Int },
+  { httpApiStatus: 404 }
+) {}
+
+/** The lease command hit a bound (too many leases, too many keys on one lease); nothing changed. */
+export class LeaseRefused extends Schema.TaggedError<LeaseRefused>()(
+  "LeaseRefused",
+  { message: Schema.String },
+  { httpApiStatus: 409 }
+) {}
+
 export const Found = Schema.Struct({
   key: Schema.String,
   value: Schema.String,
@@ -203,7 +220,11 @@ export type Consistency = typeof Consistency.Type
 export const GetQuery = {
   consistency: Schema.optional(Consistency)
 }
-export const PutBody = Schema.Struct({ value: Kv.Value }).annotate({ examples: [{ value: "hello" }] })
+export const PutBody = Schema.Struct({
+  value: Kv.Value,
+  /** Attach the key to this lease: it is deleted when the lease ends (`POST /lease`). */
+  lease: Schema.optionalKey(KvLease.LeaseId)
+}).annotate({ examples: [{ value: "hello" }, { value: "10.0.0.7:8080", lease: 3 }] })
 export const Written = Schema.Struct({ key: Schema.String, version: Kv.Version })
 export const Deleted = Schema.Struct({ key: Schema.String, existed: Schema.Boolean })
 export const CasBody = Schema.Struct({
@@ -312,11 +333,12 @@ export class KvGroup extends HttpApiGroup.make("kv")
       params: KeyParams,
       payload: PutBody,
       success: Written,
-      error: [...bodyErrors, ...commandErrors]
+      error: [LeaseNotFound, LeaseRefused, ...bodyErrors, ...commandErrors]
     }).annotateMerge(
       OpenApi.annotations({
         summary: "Write a key",
-        description: "Sets the key's value, whatever was there; answers its new version (the writes applied so far)."
+        description:
+          "Sets the key's value, whatever was there; answers its new version (the writes applied so far). With `lease`, the key is attached to that lease and deleted when it ends (404 `LeaseNotFound` if it does not exist, 409 `LeaseRefused` if it holds the most keys a lease may); without, a key attached to a lease is detached from it. A key has no TTL of its own: grant a lease."
       })
     ),
     HttpApiEndpoint.delete("del", "/kv/:key", {
@@ -405,7 +427,7 @@ export class TxnGroup extends HttpApiGroup.make("txn", { topLevel: true })
     HttpApiEndpoint.post("txn", "/txn", {
       payload: TxnBody,
       success: TxnAnswer,
-      error: [...bodyErrors, ...commandErrors]
+      error: [LeaseNotFound, LeaseRefused, ...bodyErrors, ...commandErrors]
     }).annotateMerge(
       OpenApi.annotations({
         summary: "A transaction: compare, then put/delete/get atomically",
@@ -552,6 +574,92 @@ export class WatchGroup extends HttpApiGroup.make("watch", { topLevel: true })
     )
   ) {}
 
+/** A lease's TTL in seconds, as the API takes it (fractions allowed; kept to the millisecond). */
+export const LeaseTtl = Schema.Number.check(
+  Schema.isBetween(
+    { minimum: KvLease.minTtlMs / 1000, maximum: KvLease.maxTtlMs / 1000 },
+    { message: `ttl is in seconds, between ${KvLease.minTtlMs / 1000} and ${KvLease.maxTtlMs / 1000} (a day)` }
+  )
+)
+
+export const LeaseGrantBody = Schema.Struct({
+  /** Seconds the lease lives without a keep-alive. */
+  ttl: LeaseTtl
+}).annotate({ examples: [{ ttl: 10 }] })
+
+export const LeaseGranted = Schema.Struct({
+  id: Schema.Int,
+  /** Seconds. */
+  ttl: Schema.Number
+})
+
+export const LeaseIdParams = {
+  id: Schema.NumberFromString.check(
+    Schema.isInt({ message: "a lease id is a whole number" }),
+    Schema.isGreaterThanOrEqualTo(1, { message: "a lease id is 1 or more" })
+  )
+}
+
+export const LeaseRevoked = Schema.Struct({
+  id: Schema.Int,
+  /** Keys deleted with it. */
+  deleted: Schema.Int,
+  /** The store's revision after. */
+  revision: Kv.Version
+})
+
+export const LeasesListed = Schema.Struct({
+  leases: Schema.Array(Schema.Struct({ id: Schema.Int, ttl: Schema.Number, keys: Schema.Int }))
+})
+
+export class LeaseGroup extends HttpApiGroup.make("lease")
+  .add(
+    HttpApiEndpoint.post("grant", "/lease", {
+      payload: LeaseGrantBody,
+      success: LeaseGranted,
+      error: [LeaseRefused, ...bodyErrors, ...commandErrors]
+    }).annotateMerge(
+      OpenApi.annotations({
+        summary: "Grant a lease",
+        description: `A lease of \`ttl\` seconds (${KvLease.minTtlMs / 1000} to ${KvLease.maxTtlMs / 1000}): unless kept alive within that time it expires, and the keys attached to it (\`PUT /kv/{key}\` with \`lease\`) are deleted, as writes watchers see. Expiry is decided by the cluster's active leader from its own clock and goes through the log; after a leader change every lease gets its whole TTL again. A holder should count on its lease for ttl·0.95 from when it sent its last successful keep-alive. At most ${KvLease.maxLeases} leases at once (else 409).`
+      })
+    ),
+    HttpApiEndpoint.post("keepalive", "/lease/:id/keepalive", {
+      params: LeaseIdParams,
+      success: LeaseGranted,
+      error: [LeaseNotFound, ...commandErrors]
+    }).annotateMerge(
+      OpenApi.annotations({
+        summary: "Keep a lease alive",
+        description:
+          "Its whole TTL starts again (from when the leader learns of this keep-alive). 404 `LeaseNotFound` once it expired or was revoked: its keys are gone."
+      })
+    ),
+    HttpApiEndpoint.delete("revoke", "/lease/:id", {
+      params: LeaseIdParams,
+      success: LeaseRevoked,
+      error: [LeaseNotFound, ...commandErrors]
+    }).annotateMerge(
+      OpenApi.annotations({
+        summary: "Revoke a lease",
+        description: "Ends the lease now and deletes its keys (`deleted` of them)."
+      })
+    ),
+    HttpApiEndpoint.get("list", "/lease", {
+      success: LeasesListed,
+      error: commandErrors
+    }).annotateMerge(
+      OpenApi.annotations({ summary: "List leases", description: "The leases alive, with their TTL and key count." })
+    )
+  )
+  .annotateMerge(
+    OpenApi.annotations({
+      title: "Leases",
+      description:
+        "Leases with a time-to-live, kept alive by their holder; the keys attached to one are deleted when it ends (ephemeral keys, locks, elections)."
+    })
+  ) {}
+
 /** This process hosts no active leader: ask the server that leads (`leader`, when one is known). */
 export class NotLeading extends Schema.TaggedError<NotLeading>()(
   "NotLeading",
@@ -620,6 +728,7 @@ export class Api extends HttpApi.make("synod")
   .add(TxnGroup)
   .add(SnapshotGroup)
   .add(WatchGroup)
+  .add(LeaseGroup)
   .add(SystemGroup)
   .middleware(RequestErrors)
   .middleware(AccessErrors)

@@ -36,6 +36,7 @@ import { Backend, readiness, ready, status } from "./Backend.ts"
 import * as HttpSecurity from "./HttpSecurity.ts"
 import * as BackupHandlers from "./BackupHandlers.ts"
 import * as TxnHandlers from "./TxnHandlers.ts"
+import * as LeaseHandlers from "./LeaseHandlers.ts"
 import * as WatchHandlers from "./WatchHandlers.ts"
 import * as Dashboard from "./Dashboard.ts"
 import * as HttpMetrics from "./HttpMetrics.ts"
@@ -142,8 +143,14 @@ const KvHandlers = HttpApiBuilder.group(
         return { key, value: r.value, version: r.version }
       }),
       put: Effect.fn(function* ({ params: { key }, payload }) {
-        const command: Kv.Command = { _tag: "Put", key, value: payload.value }
+        const command: Kv.Command = {
+          _tag: "Put",
+          key,
+          value: payload.value,
+          ...(payload.lease === undefined ? {} : { lease: payload.lease })
+        }
         const r = yield* submit(command)
+        if (r._tag === "LeaseRefused") return yield* LeaseHandlers.refused(r)
         if (r._tag !== "Written") return yield* unexpected(command, r)
         return { key, version: r.version }
       }),
@@ -233,7 +240,14 @@ const SystemHandlers = HttpApiBuilder.group(Api.Api, "system", (handlers) =>
 
 /** The API's routes, with `/openapi.json`; requires a `Backend` and `WatchHandlers.Watches`. */
 export const routes = HttpApiBuilder.layer(Api.Api, { openapiPath: Api.openApiPath }).pipe(
-  Layer.provide([KvHandlers, SystemHandlers, TxnHandlers.layer, BackupHandlers.layer, WatchHandlers.layer]),
+  Layer.provide([
+    KvHandlers,
+    SystemHandlers,
+    TxnHandlers.layer,
+    BackupHandlers.layer,
+    WatchHandlers.layer,
+    LeaseHandlers.layer
+  ]),
   Layer.provide(RequestErrorsLive),
   // declares the access errors only: `HttpSecurity.middleware` answers them before routing
   Layer.provide(Layer.succeed(Api.AccessErrors, (app) => app))

@@ -34,6 +34,7 @@ import type * as ApiServer from "./ApiServer.ts"
 import { Backend } from "./Backend.ts"
 import * as HttpSecurity from "./HttpSecurity.ts"
 import * as Dashboard from "./Dashboard.ts"
+import * as LeaseKeeping from "./LeaseKeeping.ts"
 import * as Tracing from "./Tracing.ts"
 
 export const Port = Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 65535 }, { message: "a port is 0-65535" }))
@@ -248,6 +249,8 @@ export const backend = (config: HostConfig.HostConfig) =>
       const context = yield* Layer.build(Host.natsTransport({ name: config.name, transport: t }, `${config.node}-http`))
       const id = `${config.node}.http-${(yield* Random.nextIntBetween(0, 2 ** 48)).toString(36)}`
       const client = yield* Client.make(Kv.machine, config.cluster, { id }).pipe(Effect.provideContext(context))
+      // the lease keeper next to this server's leader, expiring leases while it leads
+      yield* LeaseKeeping.start([handle], config.cluster, client.submit)
       return Backend.of({
         cluster: config.name,
         transport: "nats",

@@ -173,3 +173,18 @@ describe("README examples against a cluster in this process", () => {
     90_000
   )
 })
+
+describe("README lease examples against a cluster in this process", () => {
+  it.live(
+    "leases, ephemeral keys and a lock print what the README says",
+    () =>
+      Effect.gen(function* () {
+        const url = yield* startApi
+        const heading = "### Leases, ephemeral keys, locks and elections"
+        yield* runReadmeSection("../../../README.md", heading, url)
+        assert.strictEqual((yield* http("GET", `${url}/kv/services%2Fweb%2F1`)).status, 404)
+        yield* runReadmeSection("../../../README.md", heading, url, { block: 1 })
+      }),
+    90_000
+  )
+})

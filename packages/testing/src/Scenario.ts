@@ -32,6 +32,11 @@ export interface Scenario {
    * chunks and answers must all be sized to fit.
    */
   readonly largeValues: boolean
+  /**
+   * Clients that hold leases (grant, attach a key, keep alive, pause now and then) while
+   * lease keepers run next to the leaders; each on a clock of its own rate (`LeaseCheck`).
+   */
+  readonly leaseHolders: number
   readonly bugs: Partial<PlantedBugs.PlantedBugs>
 }
 
@@ -62,6 +67,7 @@ export const fromSeed = (seed: number, overrides: Partial<Omit<Scenario, "seed">
     faultMs: 1000 + Math.floor(r() * 2000),
     snapshotEvery: [2, 4, 8][Math.floor(r() * 3)]!,
     largeValues: r() < 0.5,
+    leaseHolders: r() < 0.6 ? 1 + Math.floor(r() * 2) : 0,
     bugs: {}
   }
   return { ...base, ...overrides }
@@ -69,5 +75,5 @@ export const fromSeed = (seed: number, overrides: Partial<Omit<Scenario, "seed">
 
 export const describe = (s: Scenario): string =>
   `seed ${s.seed}: f=${s.f} ${s.layout}, ${s.clients} clients x ${s.opsPerClient} ops on ${s.keys} keys, ` +
-  `snapshots every ${s.snapshotEvery} slots${s.largeValues ? ", large values" : ""}, faults for ${s.faultMs} ms: ${[s.network && "network", s.partitions && "partitions", s.crashes && "crashes"].filter(Boolean).join(", ") || "none"}` +
+  `snapshots every ${s.snapshotEvery} slots${s.largeValues ? ", large values" : ""}${s.leaseHolders > 0 ? `, ${s.leaseHolders} lease holders` : ""}, faults for ${s.faultMs} ms: ${[s.network && "network", s.partitions && "partitions", s.crashes && "crashes"].filter(Boolean).join(", ") || "none"}` +
   (Object.keys(s.bugs).length > 0 ? `, planted: ${Object.keys(s.bugs).join(", ")}` : "")

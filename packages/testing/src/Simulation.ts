@@ -19,11 +19,12 @@
 import { Acceptor, Client, Leader, Replica } from "@synod/actors"
 import { PlantedBugs, Probe } from "@synod/actors/Hooks"
 import { ClusterConfig, InMemoryBus, Monotonic, Storage, Transport } from "@synod/core"
-import { Kv } from "@synod/kv"
+import { Kv, LeaseKeeper } from "@synod/kv"
 import { Effect, Exit, Fiber, Layer, Random, References, Scope } from "effect"
 import { Checker } from "./Checker.ts"
 import * as HistoryCheck from "./HistoryCheck.ts"
 import { type Input, KvModel, type Output } from "./KvModel.ts"
+import { LeaseCheck } from "./LeaseCheck.ts"
 import { check, type Operation } from "./Linearizability.ts"
 import { prng, type Scenario } from "./Scenario.ts"
 import * as SimClock from "./SimClock.ts"
@@ -48,6 +49,8 @@ export interface Report {
   readonly transfers: number
   /** Messages the bus dropped for exceeding its limit: a role sent more than a message carries. */
   readonly oversized: number
+  /** Leases of the lease holders that ended without being revoked: the expiries the lease check judged. */
+  readonly leaseExpiries: number
 }
 
 export const failed = (r: Report): boolean =>
@@ -76,6 +79,12 @@ const mild: Partial<InMemoryBus.Faults> = {
 
 /** The client that only reads, off the log (see the workload and the "stale" fault). */
 const readerId = "reader"
+/**
+ * How far any clock's rate may stray from the simulated time's, each way: keepers and
+ * lease holders each get a rate in `1 ± maxSkew`. Leases stay safe while a keeper's rate
+ * over a holder's is below 1/(1−ε) (`LeaseKeeper.holderMargin`): 1.02/0.98 < 1/0.95.
+ */
+export const maxSkew = 0.02
 
 /** Time after the heal within which a newly invoked command must not time out. */
 const settleMs = 4000
@@ -246,9 +255,20 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
           Effect.provideService(PlantedBugs.PlantedBugs, bugs)
         ) as Effect.Effect<A, E, Exclude<R, Transport.Transport | Storage.Storage>>
 
+      // ---- leases: each keeper's and holder's clock runs at its own rate (from its own
+      // generator, so that the rest of a seed's choices stay as they were)
+      const lr = prng(scenario.seed ^ 0x1ea5e)
+      const skew = () => 1 + (lr() * 2 - 1) * maxSkew
+      const keeperRates = new Map(config.leaders.map((id) => [id, skew()] as const))
+      const leaseCheck = new LeaseCheck(checker.violations)
+      let keepers = 0
+
       // ---- roles, each in its own scope so it can crash and restart
       const running = new Map<string, Scope.Closeable>()
-      const replicas = new Map<string, { readonly status: Effect.Effect<Replica.Status> }>()
+      const replicas = new Map<
+        string,
+        { readonly status: Effect.Effect<Replica.Status>; readonly applied: Replica.Applied<Kv.State> }
+      >()
       const leaders = new Map<
         string,
         {
@@ -257,6 +277,43 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
           readonly status: Effect.Effect<Leader.Status>
         }
       >()
+      // a replica's applied states as they change, for the lease check
+      const observeLeases = (applied: Replica.Applied<Kv.State>) =>
+        Effect.gen(function* () {
+          let before = yield* applied.current
+          for (;;) {
+            const after = yield* applied.next(before)
+            leaseCheck.observe(before, after, now())
+            before = after
+          }
+        })
+      // the lease keeper of leader `id`, reading the replica paired with it (the one on its
+      // server when colocated), on its own clock and with a client of its own
+      const keeper = (id: string, leader: { readonly status: Effect.Effect<{ readonly active: boolean }> }) =>
+        Effect.gen(function* () {
+          const replicaId = config.replicas[config.leaders.indexOf(id)] ?? config.replicas[0]!
+          const rate = keeperRates.get(id) ?? 1
+          const name = `keeper-${id}-${++keepers}`
+          const client = yield* Client.make(Kv.machine, config, { id: name })
+          let seq = 0
+          yield* LeaseKeeper.run({
+            applied: {
+              current: Effect.suspend(() => replicas.get(replicaId)?.applied.current ?? Effect.succeed(Kv.initial))
+            },
+            leading: Effect.map(leader.status, (s) => s.active),
+            submit: (command) =>
+              Effect.suspend(() => {
+                checker.submit(`${name}#${++seq}`)
+                return Effect.tap(client.submit(command), (r) =>
+                  Effect.sync(() => note(`keeper ${id}: ${JSON.stringify(command)} -> ${JSON.stringify(r)}`))
+                )
+              }),
+            now: () => clock.currentTimeMillisUnsafe() * rate,
+            pollMs: 2 * config.timeouts.heartbeatMs,
+            plantedEarlyExpiry: bugs.leaseEarlyExpiry,
+            onPropose: (leases) => note(`keeper ${id} proposes LeaseExpire ${JSON.stringify(leases)}`)
+          })
+        })
       const roleKey = (role: Role, id: string) => `${role}/${id}`
       const start = (role: Role, id: string) =>
         Effect.gen(function* () {
@@ -267,9 +324,17 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
             role === "acceptor"
               ? Acceptor.run(id, config)
               : role === "leader"
-                ? Effect.tap(Leader.run(id, config), (handle) => Effect.sync(() => leaders.set(id, handle)))
+                ? Effect.tap(Leader.run(id, config), (handle) =>
+                    Effect.andThen(
+                      Effect.sync(() => leaders.set(id, handle)),
+                      scenario.leaseHolders > 0 ? Effect.forkScoped(keeper(id, handle)) : Effect.void
+                    )
+                  )
                 : Effect.tap(Replica.run(id, config, Kv.machine), (handle) =>
-                    Effect.sync(() => replicas.set(id, handle))
+                    Effect.andThen(
+                      Effect.sync(() => replicas.set(id, handle)),
+                      scenario.leaseHolders > 0 ? Effect.forkScoped(observeLeases(handle.applied)) : Effect.void
+                    )
                   )
           yield* provideAll(eff).pipe(Scope.provide(scope), Effect.orDie)
         })
@@ -644,6 +709,68 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
         }
         readerDone = true
       })
+      // ---- lease holders: grant a lease, attach a key, keep it alive (with pauses), each
+      // on its own clock; when the workload is done, revoke it
+      let holdersDone = 0
+      const margin = 1 - LeaseKeeper.holderMargin
+      const holder = (h: number) =>
+        Effect.gen(function* () {
+          const name = `h${h}`
+          const rate = skew()
+          const client = yield* provideAll(Client.make(Kv.machine, config, { id: name }))
+          let seq = 0
+          const submit = (command: Kv.Command) =>
+            Effect.suspend(() => {
+              checker.submit(`${name}#${++seq}`)
+              return Effect.map(Effect.exit(client.submit(command)), (exit) =>
+                Exit.isSuccess(exit) ? exit.value : undefined
+              )
+            })
+          while (clientsDone < scenario.clients) {
+            const ttlMs = 300 + Math.floor(lr() * 500)
+            // what the holder counts on, in simulated time: ttl·(1−ε) on its clock
+            const valid = (sentAt: number) => sentAt + (ttlMs * margin) / rate
+            const grantSent = now()
+            const granted = yield* submit({ _tag: "LeaseGrant", ttlMs })
+            if (granted?._tag !== "LeaseGranted") {
+              yield* Effect.sleep(50)
+              continue
+            }
+            const id = granted.id
+            note(`holder ${name} got lease ${id} (ttl ${ttlMs} ms, clock rate ${rate.toFixed(3)})`)
+            leaseCheck.granted(id, name, grantSent, valid(grantSent))
+            // until when this holder counts on the lease (simulated time)
+            let counted = valid(grantSent)
+            yield* submit({ _tag: "Put", key: `lease/${name}`, value: `${id}`, lease: id })
+            for (;;) {
+              const x = lr()
+              if (x < 0.1) {
+                const ms = Math.floor(lr() * 2 * ttlMs)
+                note(`holder ${name} pauses ${ms} ms`)
+                yield* Effect.sleep(ms)
+              } else if (x < 0.25) {
+                // at the last moment: the keep-alive races the keeper's expiry at the margin
+                yield* Effect.sleep(Math.max(1, Math.floor(counted - now() - lr() * 0.1 * ttlMs)))
+              } else yield* Effect.sleep(Math.floor((ttlMs * (0.25 + 0.5 * lr())) / rate))
+              if (clientsDone >= scenario.clients) {
+                leaseCheck.revoking(id)
+                yield* submit({ _tag: "LeaseRevoke", id })
+                break
+              }
+              const sent = now()
+              const kept = yield* submit({ _tag: "LeaseKeepAlive", id })
+              note(`holder ${name} keep-alive of lease ${id} sent at ${sent} -> ${JSON.stringify(kept ?? "unknown")}`)
+              if (kept?._tag === "LeaseKept") {
+                leaseCheck.kept(id, sent, valid(sent))
+                counted = Math.max(counted, valid(sent))
+              } else if (kept?._tag === "LeaseRefused") {
+                note(`holder ${name} lost lease ${id}`)
+                break
+              }
+            }
+          }
+          holdersDone++
+        })
 
       const boot = Effect.gen(function* () {
         yield* Effect.sleep(1)
@@ -651,6 +778,7 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
         yield* Effect.forkScoped(nemesis)
         for (let c = 0; c < scenario.clients; c++) yield* Effect.forkScoped(workload(c))
         yield* Effect.forkScoped(reader)
+        for (let h = 0; h < scenario.leaseHolders; h++) yield* Effect.forkScoped(holder(h))
       })
       const booted = yield* Effect.forkScoped(boot)
       // let the boot fiber reach its first sleep: from then on every step is tracked
@@ -682,12 +810,21 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
           stall = `a command invoked more than ${settleMs} ms after the faults healed timed out`
           break
         }
-        if (clientsDone === scenario.clients && readerDone && t > healAt && converged()) break
+        if (
+          clientsDone === scenario.clients &&
+          readerDone &&
+          holdersDone === scenario.leaseHolders &&
+          t > healAt &&
+          converged()
+        )
+          break
         if (t > healAt + boundMs) {
           stall =
             clientsDone < scenario.clients || !readerDone
               ? `clients still waiting ${boundMs} ms after the faults healed`
-              : `replicas did not converge: next slots ${JSON.stringify(Object.fromEntries(checker.progress()))}, decided up to ${Math.max(0, ...checker.decisions.keys())}`
+              : holdersDone < scenario.leaseHolders
+                ? `lease holders still waiting ${boundMs} ms after the faults healed`
+                : `replicas did not converge: next slots ${JSON.stringify(Object.fromEntries(checker.progress()))}, decided up to ${Math.max(0, ...checker.decisions.keys())}`
           break
         }
       }
@@ -744,7 +881,8 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
         unknown: history.filter((h) => h.ret === undefined).length,
         gcs: checker.gcs,
         transfers: checker.installs,
-        oversized: (yield* bus.stats).oversized
+        oversized: (yield* bus.stats).oversized,
+        leaseExpiries: leaseCheck.expiries
       } satisfies Report
     })
   )

@@ -22,7 +22,7 @@ import { Timeline } from "./Timeline.ts"
 const usage = `usage: pnpm sim [--first S] [--count N] | --seed S [--trace] [--html FILE]   [--bug NAME] [--no-reduce]
   scenario overrides (otherwise derived from the seed):
     --f 1|2  --layout colocated|split  --clients N  --ops N  --keys N  --fault-ms N  --snapshot-every N
-    --network on|off  --partitions on|off  --crashes on|off  --large on|off
+    --network on|off  --partitions on|off  --crashes on|off  --large on|off  --lease-holders N
   planted bugs: ${PlantedBugs.names.join(", ")}`
 
 const fail = (message: string): never => {
@@ -59,7 +59,8 @@ for (let i = 0; i < args.length; i++) {
       "network",
       "partitions",
       "crashes",
-      "large"
+      "large",
+      "lease-holders"
     ].includes(name)
   ) {
     fail(`unknown option --${name}`)
@@ -107,6 +108,7 @@ const overrides: Partial<Omit<Scenario.Scenario, "seed">> = Object.fromEntries(
     partitions: onOff("partitions"),
     crashes: onOff("crashes"),
     largeValues: onOff("large"),
+    leaseHolders: flags.has("lease-holders") ? int("lease-holders", 0) : undefined,
     bugs
   }).filter(([, v]) => v !== undefined)
 )
@@ -115,7 +117,7 @@ const overrides: Partial<Omit<Scenario.Scenario, "seed">> = Object.fromEntries(
 const replayCommand = (s: Scenario.Scenario): string =>
   `pnpm sim --seed ${s.seed} --trace --f ${s.f} --layout ${s.layout} --clients ${s.clients} --ops ${s.opsPerClient} ` +
   `--keys ${s.keys} --fault-ms ${s.faultMs} --snapshot-every ${s.snapshotEvery} --network ${s.network ? "on" : "off"} ` +
-  `--partitions ${s.partitions ? "on" : "off"} --crashes ${s.crashes ? "on" : "off"} --large ${s.largeValues ? "on" : "off"}` +
+  `--partitions ${s.partitions ? "on" : "off"} --crashes ${s.crashes ? "on" : "off"} --large ${s.largeValues ? "on" : "off"} --lease-holders ${s.leaseHolders}` +
   (bug ? ` --bug ${bug}` : "")
 
 const summary = (r: Simulation.Report): string =>
@@ -170,6 +172,7 @@ const main = Effect.gen(function* () {
   let oversized = 0
   let gcs = 0
   let transfers = 0
+  let leaseExpiries = 0
   const failures: Array<Simulation.Report> = []
   const started = Date.now()
   for (let seed = first; seed < first + count; seed++) {
@@ -177,6 +180,7 @@ const main = Effect.gen(function* () {
     steps += r.steps
     gcs += r.gcs
     transfers += r.transfers
+    leaseExpiries += r.leaseExpiries
     if (r.violations.length > 0) violations++
     else if (r.stall !== undefined) stalls++
     else if (!r.linearizable) nonlin++
@@ -208,7 +212,7 @@ const main = Effect.gen(function* () {
         `  replay: ${replayCommand(small.scenario)}\n`
     )
   }
-  process.stdout.write(`garbage collections ${gcs}, state transfers ${transfers}\n`)
+  process.stdout.write(`garbage collections ${gcs}, state transfers ${transfers}, lease expiries ${leaseExpiries}\n`)
   process.stdout.write(
     `seeds ${count}, steps ${steps}, violations ${violations}, stalls ${stalls}, nonlinearizable ${nonlin}, oversized ${oversized}\n`
   )

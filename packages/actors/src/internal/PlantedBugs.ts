@@ -30,6 +30,8 @@ export interface PlantedBugs {
   readonly unpagedP1b: boolean
   /** B13: the leader answers a read index at once, without a confirmation round: a deposed leader that has not noticed serves stale reads. */
   readonly staleRead: boolean
+  /** L1: the lease keeper keeps the deadlines it noted before its leader became active (from each lease's grant) instead of starting every lease afresh: leases expire early across a leader change. */
+  readonly leaseEarlyExpiry: boolean
 }
 
 export const none: PlantedBugs = {
@@ -44,7 +46,8 @@ export const none: PlantedBugs = {
   noHoleFilling: false,
   gcWithoutWatermark: false,
   unpagedP1b: false,
-  staleRead: false
+  staleRead: false,
+  leaseEarlyExpiry: false
 }
 
 export type Name = keyof PlantedBugs
