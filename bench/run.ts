@@ -6,6 +6,7 @@
  *   pnpm bench                      nats, then inmemory
  *   pnpm bench failover [flags]     leader kills and pauses: time to the next commit
  *   pnpm bench load [flags]         many clients, large values: ops/s per interval, leader changes
+ *   pnpm bench memory [flags]       resident memory and heap: idle, while writing 1 M keys, after
  *   pnpm bench nats [flags]         throughput over NATS, 1..256 clients
  *   pnpm bench inmemory [flags]     in-memory 3-server cluster
  *   pnpm bench startup [flags]      the built synod command: --version, and a restarted synod serve until it serves
@@ -16,6 +17,7 @@ const root = new URL("..", import.meta.url).pathname
 const benches: Record<string, string> = {
   failover: "apps/cluster/bench/failover.ts",
   load: "apps/cluster/bench/load.ts",
+  memory: "apps/cluster/bench/memory.ts",
   nats: "apps/cluster/bench/nats.ts",
   inmemory: "packages/actors/bench/inmemory.ts",
   startup: "apps/cluster/bench/startup.ts"

@@ -339,6 +339,8 @@ export interface Load {
 export interface LoadOptions {
   readonly clients: number
   readonly valueBytes: number
+  /** The key of client `i`'s `n`-th write (default `bench/<i>`: one key per client). */
+  readonly key?: (i: number, n: number) => string
   /** Called on every commit with the submit's start and completion times. */
   readonly onCommit?: (start: number, end: number) => void
   readonly onUnknown?: (start: number, end: number) => void
@@ -375,7 +377,8 @@ export const load = Effect.fnUntraced(function* (cluster: Cluster, options: Load
         // the value's head changes with every write; the rest pads it to valueBytes
         const head = `${i}.${n}.`
         const value = head + filler.slice(head.length)
-        const result = yield* Effect.result(client.submit({ _tag: "Put", key: `bench/${i}`, value }))
+        const key = options.key?.(i, n) ?? `bench/${i}`
+        const result = yield* Effect.result(client.submit({ _tag: "Put", key, value }))
         const end = now()
         if (result._tag === "Failure") {
           unknown++

@@ -1,7 +1,8 @@
 /**
  * The entry point through which the shared yardstick (`../shared/peers`, its
  * `targets/synod.mjs`) drives synod's own client: `create(opts)` answers
- * `{ put(key, value), close() }` over NATS, against the servers its `synod.sh` starts
+ * `{ put(key, value), get(key), close() }` over NATS (`get`: a linearizable read by read
+ * index, no slot), against the servers its `synod.sh` starts
  * (`synod serve` processes of cluster `bench`, servers `s1,s2,s3`).
  *
  * One NATS connection and one client (`SYNOD_LOADGEN_CLIENTS` to use more, taken in
@@ -27,6 +28,8 @@ export interface Options {
 export interface Target {
   readonly info: { readonly system: string; readonly servers: number; readonly transport: string }
   put(key: string, value: Uint8Array): Promise<unknown>
+  /** A linearizable read of `key` (read index, docs/protocol.md#reads). */
+  get(key: string): Promise<unknown>
   close(): Promise<void>
 }
 
@@ -58,6 +61,7 @@ export const create = async (opts: Options): Promise<Target> => {
     info: { system: "synod", servers: ids.length, transport: "nats" },
     put: (key, value) =>
       runtime.runPromise(clients[next++ % count]!.submit({ _tag: "Put", key, value: text.decode(value) })),
+    get: (key) => runtime.runPromise(clients[next++ % count]!.read({ _tag: "Get", key })),
     close: async () => {
       await runtime.runPromise(Scope.close(scope, Exit.void))
       await runtime.dispose()

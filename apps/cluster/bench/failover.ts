@@ -3,7 +3,9 @@
  * 64 closed-loop clients in this process, and the active leader faulted again and again:
  * SIGKILLed (then restarted from its data directory) 10 times, stopped cleanly with
  * SIGTERM (it hands the leadership over first; then restarted) 3 times, then stopped with
- * SIGSTOP for 3 s and resumed with SIGCONT 5 times. Before each fault the cluster must be whole,
+ * SIGSTOP for 3 s and resumed with SIGCONT 5 times, then (`--transfers N`, 0 by default) handed
+ * over on demand to a named server (`POST /leader/transfer?to=`, the server before it in
+ * order, so not the default successor) N times. Before each fault the cluster must be whole,
  * have an active leader and commit writes, and keep that leader through 2 s of settling.
  *
  * For each fault it prints the time from the fault to the commit of the first write
@@ -16,12 +18,13 @@
  *
  *   pnpm bench failover                                  3 servers, then 5
  *   pnpm bench failover --servers 3 --kills 2 --pauses 1
+ *   pnpm bench failover --servers 3 --kills 0 --stops 0 --pauses 0 --transfers 10
  *
- * Flags: --servers N, --kills N, --stops N (3), --pauses N, --clients N (64), --value-bytes N (100),
+ * Flags: --servers N, --kills N, --stops N (3), --pauses N, --transfers N (0), --clients N (64), --value-bytes N (100),
  * --client-timeout MS (2500), --cap S (30), --settle S (2), --pause-seconds S (3), --keep
  * (keep data and logs).
  */
-import { NodeRuntime } from "@effect/platform-node"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Effect, Fiber, Option, References } from "effect"
 import * as Cluster from "./Cluster.ts"
 import { flag, has, now, percentile, print } from "./Cluster.ts"
@@ -30,6 +33,7 @@ const serverCounts = has("servers") ? [flag("servers", 3)] : [3, 5]
 const kills = flag("kills", 10)
 const stops = flag("stops", 3)
 const pauses = flag("pauses", 5)
+const transfers = flag("transfers", 0)
 const clients = flag("clients", 64)
 const valueBytes = flag("value-bytes", 100)
 const clientTimeoutMs = flag("client-timeout", 2500)
@@ -39,7 +43,7 @@ const pauseMs = flag("pause-seconds", 3) * 1000
 const targetMs = (servers: number) => (servers <= 3 ? 1000 : 1500)
 const gapTargetMs = 2000
 
-type Kind = "kill" | "stop" | "pause"
+type Kind = "kill" | "stop" | "pause" | "transfer"
 
 interface Event {
   readonly kind: Kind
@@ -127,6 +131,7 @@ const scenario = (servers: number) =>
     const plan: Array<Kind> = [...Array.from({ length: kills }, () => "kill" as const)]
     for (let i = 0; i < stops; i++) plan.push("stop")
     for (let i = 0; i < pauses; i++) plan.push("pause")
+    for (let i = 0; i < transfers; i++) plan.push("transfer")
     const events: Array<Event> = []
     let aborted: string | undefined
     let unknownFrom = load.unknown()
@@ -153,6 +158,20 @@ const scenario = (servers: number) =>
         kind === "pause"
           ? yield* Effect.forkChild(Effect.sleep(pauseMs).pipe(Effect.andThen(server.resume)))
           : undefined
+      // a transfer answers once the named leader leads: in the background too
+      const i = cluster.servers.indexOf(server)
+      const to = cluster.servers[(i - 1 + cluster.servers.length) % cluster.servers.length]!.id
+      const transferring =
+        kind === "transfer"
+          ? yield* Effect.forkChild(
+              Effect.promise(() =>
+                fetch(`${server.url}/leader/transfer?to=${to}`, { method: "POST" }).then(
+                  async (r) => `${r.status} ${await r.text()}`,
+                  (e: unknown) => `failed: ${String(e)}`
+                )
+              )
+            )
+          : undefined
       const first = yield* load.firstCommitAfter(t0).pipe(Effect.timeoutOption(capMs))
       const ms = Option.isSome(first) ? first.value - t0 : Number.POSITIVE_INFINITY
       // nothing committed since: the open interval counts too
@@ -160,7 +179,10 @@ const scenario = (servers: number) =>
       gapMs = Math.max(gapMs, eventGapMs)
       let restartError: string | undefined
       if (stopping !== undefined) yield* Fiber.join(stopping)
-      if (resumer !== undefined) yield* Fiber.join(resumer)
+      if (transferring !== undefined) {
+        const answer = yield* Fiber.join(transferring)
+        if (!answer.startsWith("200 ")) restartError = `transfer to ${to}: ${answer}`
+      } else if (resumer !== undefined) yield* Fiber.join(resumer)
       else {
         const r = yield* Effect.result(server.restart)
         if (r._tag === "Failure") restartError = r.failure.reason
@@ -176,7 +198,7 @@ const scenario = (servers: number) =>
       }
       events.push(event)
       print(
-        `${kind.padEnd(5)} #${String(event.n).padEnd(2)} leader ${server.id.padEnd(3)} ` +
+        `${kind.padEnd(8)} #${String(event.n).padEnd(2)} leader ${server.id.padEnd(3)} ` +
           `→ next commit ${Number.isFinite(ms) ? `${secs(ms)} s` : `none within ${capMs / 1000} s`}` +
           `   (longest gap ${secs(event.gapMs)} s, ${event.unknown} unknown, ` +
           `leader now ${leaderText(after)})`
@@ -187,7 +209,7 @@ const scenario = (servers: number) =>
         Cluster.printLogs(cluster, t0 - 1000)
       }
       if (restartError !== undefined) {
-        aborted = `restart of ${server.id} failed: ${restartError}`
+        aborted = kind === "transfer" ? restartError : `restart of ${server.id} failed: ${restartError}`
         break
       }
     }
@@ -233,7 +255,7 @@ const summary = (scenarios: ReadonlyArray<Scenario>) => {
   )
   let pass = true
   for (const s of scenarios) {
-    for (const kind of ["kill", "stop", "pause"] as const) {
+    for (const kind of ["kill", "stop", "pause", "transfer"] as const) {
       const evs = s.events.filter((e) => e.kind === kind)
       if (evs.length > 0) {
         const gap = Math.max(...evs.map((e) => e.gapMs))
@@ -243,7 +265,7 @@ const summary = (scenarios: ReadonlyArray<Scenario>) => {
     }
     const ms = s.events.map((e) => e.ms).sort((a, b) => a - b)
     const p99 = percentile(ms, 99)
-    const planned = kills + stops + pauses
+    const planned = kills + stops + pauses + transfers
     const reasons: Array<string> = []
     if (s.aborted !== undefined || s.events.length < planned) reasons.push(`${s.events.length}/${planned} events run`)
     if (ms.some((m) => !Number.isFinite(m))) reasons.push("no recovery")
@@ -268,7 +290,7 @@ const summary = (scenarios: ReadonlyArray<Scenario>) => {
 const main = Effect.gen(function* () {
   print(
     `fail-over benchmark: ${serverCounts.join(" then ")} servers over NATS, fsync on, ${clients} clients, ` +
-      `${kills} leader kills, ${stops} clean leader stops and ${pauses} leader pauses of ${pauseMs / 1000} s each, cap ${capMs / 1000} s per event`
+      `${kills} leader kills, ${stops} clean leader stops, ${pauses} leader pauses of ${pauseMs / 1000} s each and ${transfers} transfers, cap ${capMs / 1000} s per event`
   )
   const scenarios: Array<Scenario> = []
   for (const n of serverCounts) scenarios.push(yield* scenario(n))

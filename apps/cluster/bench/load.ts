@@ -12,7 +12,7 @@
  * --interval S (5), --warmup S (5: writes before the measured run), --client-timeout MS
  * (10000), --keep (keep data and logs).
  */
-import { NodeRuntime } from "@effect/platform-node"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Effect, Option, References } from "effect"
 import * as Cluster from "./Cluster.ts"
 import { flag, has, now, percentile, print } from "./Cluster.ts"

@@ -6,9 +6,14 @@
  *
  *   pnpm bench            (root; also runs the in-memory benchmark)
  *   pnpm bench nats --profile DIR   also CPU profiles of the servers, and their top functions
+ *   pnpm bench nats --tracing       the levels with tracing off, then on (OTLP to a sink in
+ *                                   this process), and what tracing costs per command
  *   node apps/cluster/bench/nats.ts --seconds 5
+ *   BENCH_OPS=write,read,logread BENCH_LEVELS=1,256 pnpm bench nats   also reads through the log
  */
 import { type ChildProcess, spawn } from "node:child_process"
+import { createServer } from "node:http"
+import type { AddressInfo } from "node:net"
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { cpus, tmpdir } from "node:os"
 import { join } from "node:path"
@@ -18,6 +23,7 @@ import { Kv } from "@synod/kv"
 import * as NatsServer from "@synod/testing/NatsServer"
 import { NatsTransport } from "@synod/transport-nats"
 import { Effect, Layer } from "effect"
+import * as Tracing from "@synod/cluster/Tracing"
 import { printTop } from "./Profile.ts"
 
 const arg = (name: string, dflt: number) => {
@@ -35,6 +41,17 @@ const profileAt = process.argv.indexOf("--profile")
 const profileDir =
   profileAt > 0 ? (process.argv[profileAt + 1] ?? "synod-profiles") : process.env.BENCH_PROFILE_DIR || undefined
 const levels = (process.env.BENCH_LEVELS ?? "1,16,64,256").split(",").map(Number)
+/** What each level measures: `write` (Put), `read` (Get by read index), `logread` (Get through the log). */
+type Op = "write" | "read" | "logread"
+const ops = (process.env.BENCH_OPS ?? "write,read").split(",") as Array<Op>
+for (const op of ops) {
+  if (op !== "write" && op !== "read" && op !== "logread") {
+    process.stderr.write(`BENCH_OPS: "${op}" is not one of write, read, logread\n`)
+    process.exit(2)
+  }
+}
+/** `--tracing`: run the levels with tracing off, then on, and compare. */
+const tracingToo = process.argv.includes("--tracing")
 const cli = new URL("../src/cli.ts", import.meta.url).pathname
 
 const clusterInput = {
@@ -47,7 +64,7 @@ const clusterInput = {
 }
 const config = ClusterConfig.make(clusterInput)
 
-const startNode = (dir: string, id: string, url: string) =>
+const startNode = (dir: string, id: string, url: string, tracing: string | undefined) =>
   Effect.acquireRelease(
     Effect.callback<ChildProcess, Error>((resume) => {
       const file = join(dir, `${id}.json`)
@@ -59,14 +76,17 @@ const startNode = (dir: string, id: string, url: string) =>
           node: id,
           dataDir: join(dir, id),
           transport: { kind: "nats", servers: [url] },
-          logLevel: "Warn"
+          logLevel: "Warn",
+          ...(tracing === undefined ? {} : { tracing: { endpoint: tracing } })
         })
       )
       // the real Node binary, not the npm `node` shim, so that signals reach it
       // --profile DIR: a CPU profile of each server process, written when it exits
       const profile = profileDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${join(profileDir, id)}`]
       const child = spawn(process.execPath, [...profile, cli, "serve", "--config", file], {
-        stdio: ["ignore", "pipe", "pipe"]
+        stdio: ["ignore", "pipe", "pipe"],
+        // only the config file turns tracing on
+        env: Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("OTEL_")))
       })
       let output = ""
       const append = (d: Buffer) => {
@@ -105,7 +125,15 @@ const cpuSeconds = (pid: number | undefined): number | undefined => {
 const percentile = (sorted: ReadonlyArray<number>, p: number) =>
   sorted.length === 0 ? Number.NaN : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!
 
-const measure = (clients: ReadonlyArray<Client.Client<Kv.Command, Kv.Result>>) =>
+/** One operation of client `i`: its `n`-th write of its key, or a read of it. */
+const operation = (op: Op, client: Client.Client<Kv.Command, Kv.Result>, i: number, n: number) =>
+  op === "write"
+    ? client.submit({ _tag: "Put", key: `k${i}`, value: `${n}` })
+    : op === "read"
+      ? client.read({ _tag: "Get", key: `k${i}` })
+      : client.submit({ _tag: "Get", key: `k${i}` })
+
+const measure = (op: Op, clients: ReadonlyArray<Client.Client<Kv.Command, Kv.Result>>) =>
   Effect.gen(function* () {
     const latencies: Array<number> = []
     const start = performance.now()
@@ -118,12 +146,12 @@ const measure = (clients: ReadonlyArray<Client.Client<Kv.Command, Kv.Result>>) =
           let n = 0
           while (performance.now() < end) {
             const t0 = performance.now()
-            yield* client.submit({ _tag: "Put", key: `k${i}`, value: `${n++}` })
+            yield* operation(op, client, i, n++)
             latencies.push(performance.now() - t0)
             if (i === 0 && performance.now() - last > 1000) {
               last = performance.now()
               process.stderr.write(
-                `  ${clients.length} clients: ${Math.round((last - start) / 1000)}/${seconds} s, ${latencies.length} ops\r`
+                `  ${clients.length} clients, ${op}: ${Math.round((last - start) / 1000)}/${seconds} s, ${latencies.length} ops\r`
               )
             }
           }
@@ -135,41 +163,133 @@ const measure = (clients: ReadonlyArray<Client.Client<Kv.Command, Kv.Result>>) =
     return { ops: latencies.length / elapsed, p50: percentile(latencies, 50), p99: percentile(latencies, 99) }
   })
 
+/**
+ * An OTLP/HTTP collector that only counts what it gets (requests, bytes, spans), for the
+ * lifetime of the scope: tracing's cost is the exporters', not a real collector's.
+ */
+const sink = Effect.acquireRelease(
+  Effect.callback<{ url: string; stats: { requests: number; bytes: number; spans: number }; close: () => void }>(
+    (resume) => {
+      const stats = { requests: 0, bytes: 0, spans: 0 }
+      const server = createServer((req, res) => {
+        let text = ""
+        req.on("data", (d: Buffer) => {
+          text += d.toString()
+        })
+        req.on("end", () => {
+          stats.requests++
+          stats.bytes += text.length
+          // every span has a kind, and nothing else in the JSON encoding does
+          stats.spans += text.split('"kind":').length - 1
+          res.writeHead(200, { "content-type": "application/json" }).end("{}")
+        })
+      })
+      server.listen(0, "127.0.0.1", () =>
+        resume(
+          Effect.succeed({
+            url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+            stats,
+            close: () => server.close()
+          })
+        )
+      )
+    }
+  ),
+  (s) => Effect.sync(s.close)
+)
+
+interface Row {
+  readonly clients: number
+  readonly op: Op
+  readonly ops: number
+  readonly p50: number
+  readonly p99: number
+  /** CPU microseconds per operation, the three servers together and the client process. */
+  readonly servers: number
+  readonly client: number
+}
+
+/** One cluster (tracing to `collector` when given): each level of clients, printed as it goes. */
+const run = (collector: string | undefined) =>
+  Effect.gen(function* () {
+    const dir = yield* Effect.acquireRelease(
+      Effect.sync(() => mkdtempSync(join(tmpdir(), "synod-bench-"))),
+      (d) => Effect.sync(() => rmSync(d, { recursive: true, force: true }))
+    )
+    const nats = yield* NatsServer.start()
+    process.stderr.write("  starting 3 server processes...\r")
+    const children = yield* Effect.forEach(["s1", "s2", "s3"], (id) => startNode(dir, id, nats.url, collector), {
+      concurrency: "unbounded"
+    })
+    const serversCpu = () => children.reduce((sum, c) => sum + (cpuSeconds(c.pid) ?? Number.NaN), 0)
+    const clientCpu = () => {
+      const u = process.cpuUsage()
+      return (u.user + u.system) / 1e6
+    }
+    const ctx = yield* Layer.build(NatsTransport.layer({ servers: [nats.url], name: "bench-client", cluster: "bench" }))
+    // one client scope (ids `<scope>.<i>`): their requests to a replica share a subject, so the
+    // transport coalesces them as it did before requests had subjects of their own
+    const all = yield* Effect.forEach(
+      Array.from({ length: Math.max(...levels) }, (_, i) => i),
+      (i) => Client.make(Kv.machine, config, { id: `bench.${i}` }).pipe(Effect.provideContext(ctx))
+    )
+    yield* all[0]!.submit({ _tag: "Put", key: "warm", value: "up" })
+    // every key the reads read exists: each client writes its own once
+    yield* Effect.forEach(all, (client, i) => client.submit({ _tag: "Put", key: `k${i}`, value: "0" }), {
+      concurrency: "unbounded",
+      discard: true
+    })
+    // CPU per operation: the three servers together, and this (the client) process
+    process.stdout.write("clients  op          ops/s   p50 ms   p99 ms   servers µs/op   client µs/op\n")
+    const rows: Array<Row> = []
+    const ratios: Array<string> = []
+    for (const n of levels) {
+      const rates = new Map<Op, number>()
+      for (const op of ops) {
+        const [s0, c0] = [serversCpu(), clientCpu()]
+        const r = yield* measure(op, all.slice(0, n))
+        rates.set(op, r.ops)
+        const total = r.ops * seconds
+        const perOp = (cpu: number) => (cpu * 1e6) / total
+        const row = { clients: n, op, ...r, servers: perOp(serversCpu() - s0), client: perOp(clientCpu() - c0) }
+        rows.push(row)
+        const us = (v: number) => (Number.isFinite(v) ? v.toFixed(0) : "-")
+        process.stdout.write(
+          `${String(n).padStart(7)}  ${op.padEnd(8)} ${r.ops.toFixed(0).padStart(9)} ${r.p50.toFixed(2).padStart(8)} ${r.p99.toFixed(2).padStart(8)} ${us(row.servers).padStart(15)} ${us(row.client).padStart(14)}\n`
+        )
+      }
+      const [w, rd] = [rates.get("write"), rates.get("read")]
+      if (w !== undefined && rd !== undefined) ratios.push(`${n} clients ${(rd / w).toFixed(1)}x`)
+    }
+    if (ratios.length > 0) process.stdout.write(`reads (read index) per write: ${ratios.join(", ")}\n`)
+    return rows
+  }).pipe(Effect.scoped)
+
 const main = Effect.gen(function* () {
   process.stdout.write(
     `synod over NATS: 3 server processes (fsync on) + 1 client process, ${cpus().length} cores, ${seconds} s per level\n`
   )
-  const dir = yield* Effect.acquireRelease(
-    Effect.sync(() => mkdtempSync(join(tmpdir(), "synod-bench-"))),
-    (d) => Effect.sync(() => rmSync(d, { recursive: true, force: true }))
+  if (!tracingToo) return yield* Effect.asVoid(run(undefined))
+  process.stdout.write("tracing off:\n")
+  const off = yield* run(undefined)
+  // on: the servers by their config file, this process's clients by the same layer as `synod serve`
+  const collector = yield* sink
+  process.stdout.write(`tracing on (OTLP/HTTP JSON to a counting sink at ${collector.url}):\n`)
+  const on = yield* run(collector.url).pipe(
+    Effect.provide(Tracing.layer({ OTEL_EXPORTER_OTLP_ENDPOINT: collector.url }, { instance: "bench-client" }))
   )
-  const nats = yield* NatsServer.start()
-  process.stderr.write("  starting 3 server processes...\r")
-  const children = yield* Effect.forEach(["s1", "s2", "s3"], (id) => startNode(dir, id, nats.url), {
-    concurrency: "unbounded"
-  })
-  const serversCpu = () => children.reduce((sum, c) => sum + (cpuSeconds(c.pid) ?? Number.NaN), 0)
-  const clientCpu = () => {
-    const u = process.cpuUsage()
-    return (u.user + u.system) / 1e6
-  }
-  const ctx = yield* Layer.build(NatsTransport.layer({ servers: [nats.url], name: "bench-client", cluster: "bench" }))
-  // one client scope (ids `<scope>.<i>`): their requests to a replica share a subject, so the
-  // transport coalesces them as it did before requests had subjects of their own
-  const all = yield* Effect.forEach(
-    Array.from({ length: Math.max(...levels) }, (_, i) => i),
-    (i) => Client.make(Kv.machine, config, { id: `bench.${i}` }).pipe(Effect.provideContext(ctx))
+  const { requests, bytes, spans } = collector.stats
+  process.stdout.write(
+    `exported ${spans} spans in ${requests} requests (${(bytes / 1e6).toFixed(1)} MB of JSON)\n` +
+      "tracing's cost per command (on minus off; CPU is the steadier figure on a busy machine):\n" +
+      "clients  op         ops/s off → on   servers µs/op   client µs/op\n"
   )
-  yield* all[0]!.submit({ _tag: "Put", key: "warm", value: "up" })
-  // CPU per operation: the three servers together, and this (the client) process
-  process.stdout.write("clients     ops/s   p50 ms   p99 ms   servers µs/op   client µs/op\n")
-  for (const n of levels) {
-    const [s0, c0] = [serversCpu(), clientCpu()]
-    const r = yield* measure(all.slice(0, n))
-    const total = r.ops * seconds
-    const perOp = (cpu: number) => (Number.isFinite(cpu) ? ((cpu * 1e6) / total).toFixed(0) : "-")
+  for (let i = 0; i < off.length; i++) {
+    const [a, b] = [off[i]!, on[i]!]
+    const d = (x: number, y: number) =>
+      Number.isFinite(x) && Number.isFinite(y) ? `${y - x >= 0 ? "+" : ""}${(y - x).toFixed(0)}` : "-"
     process.stdout.write(
-      `${String(n).padStart(7)} ${r.ops.toFixed(0).padStart(9)} ${r.p50.toFixed(2).padStart(8)} ${r.p99.toFixed(2).padStart(8)} ${perOp(serversCpu() - s0).padStart(15)} ${perOp(clientCpu() - c0).padStart(14)}\n`
+      `${String(a.clients).padStart(7)}  ${a.op.padEnd(8)} ${`${a.ops.toFixed(0)} → ${b.ops.toFixed(0)}`.padStart(16)} ${d(a.servers, b.servers).padStart(15)} ${d(a.client, b.client).padStart(14)}\n`
     )
   }
 })

@@ -8,7 +8,8 @@
  * - `DELETE /kv/{key}`          delete a key
  * - `POST   /kv/{key}/cas`      write only if the key's version is `version` (0: absent),
  *                               body `{"version": 3, "value": "..."}`; 409 on a mismatch
- * - `GET    /kv?prefix=&limit=` list keys by prefix, in key order
+ * - `GET    /kv?prefix=&limit=` list keys by prefix, in key order (reads: `consistency=`
+ *                               linearizable (a read index, the default), log, serializable)
  * - `POST   /txn`               a transaction: comparisons, then the success or the failure
  *                               operations, atomically (body `{"compare": [...], "success": [...],
  *                               "failure": [...]}`)
@@ -17,6 +18,9 @@
  * - `POST   /snapshot/restore`  one chunk of a restore into a new cluster
  * - `GET    /watch?prefix=|key=&fromRevision=`  the writes to a key or prefix from a revision
  *                               on, as Server-Sent Events
+ * - `POST   /lease`             grant a lease, body `{"ttl": 10}` (seconds); `PUT /kv/{key}` with
+ *                               `{"value": ..., "lease": id}` attaches the key to it
+ * - `POST   /lease/{id}/keepalive`, `DELETE /lease/{id}`, `GET /lease`  keep alive, revoke, list
  * - `GET    /status`            the servers this process hosts: leader, acceptor, replica
  * - `GET    /healthz`           200 while the process serves
  * - `GET    /readyz`            200 once this process's replicas are caught up and a leader
@@ -34,7 +38,8 @@
  */
 import { Schema } from "effect"
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiMiddleware, HttpApiSchema, OpenApi } from "effect/http-api"
-import { Kv } from "@synod/kv"
+import { Address } from "@synod/core"
+import { Kv, KvLease } from "@synod/kv"
 import { version } from "./Version.ts"
 
 // ---------------------------------------------------------------------------------------
@@ -176,6 +181,20 @@ export class NoReplica extends Schema.TaggedError<NoReplica>()(
   { httpApiStatus: 503 }
 ) {}
 
+/** The lease does not exist: never granted, or it expired or was revoked. */
+export class LeaseNotFound extends Schema.TaggedError<LeaseNotFound>()(
+  "LeaseNotFound",
+  { message: Schema.String, id: Schema.Int },
+  { httpApiStatus: 404 }
+) {}
+
+/** The lease command hit a bound (too many leases, too many keys on one lease); nothing changed. */
+export class LeaseRefused extends Schema.TaggedError<LeaseRefused>()(
+  "LeaseRefused",
+  { message: Schema.String },
+  { httpApiStatus: 409 }
+) {}
+
 export const Found = Schema.Struct({
   key: Schema.String,
   value: Schema.String,
@@ -187,14 +206,25 @@ export const Found = Schema.Struct({
 })
 
 /**
- * How a read is served: `linearizable` (the default) goes through the log, so it sees
- * every write that completed before it; `serializable` reads this server's replica as it
- * is, at once and without the log: it may miss recent writes (it is labelled so).
+ * How a read is served (docs/protocol.md#reads). `linearizable` (the default) is a
+ * read-index read: the active leader confirms with a majority of acceptors that it still
+ * leads, a replica waits until it has applied every write decided by then and answers
+ * from its state, without a slot; it sees every write that completed before it. `log`
+ * puts the read in the log as a command, as every read once was (also linearizable, at
+ * the cost of a slot). `serializable` reads this server's replica as it is, at once: it
+ * may miss recent writes (it is labelled so).
  */
+export const Consistency = Schema.Literals(["linearizable", "log", "serializable"])
+export type Consistency = typeof Consistency.Type
+
 export const GetQuery = {
-  consistency: Schema.optional(Schema.Literals(["linearizable", "serializable"]))
+  consistency: Schema.optional(Consistency)
 }
-export const PutBody = Schema.Struct({ value: Kv.Value }).annotate({ examples: [{ value: "hello" }] })
+export const PutBody = Schema.Struct({
+  value: Kv.Value,
+  /** Attach the key to this lease: it is deleted when the lease ends (`POST /lease`). */
+  lease: Schema.optionalKey(KvLease.LeaseId)
+}).annotate({ examples: [{ value: "hello" }, { value: "10.0.0.7:8080", lease: 3 }] })
 export const Written = Schema.Struct({ key: Schema.String, version: Kv.Version })
 export const Deleted = Schema.Struct({ key: Schema.String, existed: Schema.Boolean })
 export const CasBody = Schema.Struct({
@@ -304,18 +334,19 @@ export class KvGroup extends HttpApiGroup.make("kv")
       OpenApi.annotations({
         summary: "Read a key",
         description:
-          "The key's value and version; 404 `KeyNotFound` when it is absent. By default through the log (linearizable: it sees every write that completed before the read began). `consistency=serializable` reads this server's replica at once, without the log: possibly stale, and the answer says so (`consistency`, and the `revision` it was read at); 503 `NoReplica` when this process hosts none."
+          "The key's value and version; 404 `KeyNotFound` when it is absent. By default linearizable without a slot (`consistency=linearizable`: a read index, confirmed by the active leader with a majority of acceptors; it sees every write that completed before the read began). `consistency=log` puts the read in the log as a command (linearizable too, at the cost of a slot). `consistency=serializable` reads this server's replica at once: possibly stale, and the answer says so (`consistency`, and the `revision` it was read at); 503 `NoReplica` when this process hosts none."
       })
     ),
     HttpApiEndpoint.put("put", "/kv/:key", {
       params: KeyParams,
       payload: PutBody,
       success: Written,
-      error: [...bodyErrors, ...commandErrors]
+      error: [LeaseNotFound, LeaseRefused, ...bodyErrors, ...commandErrors]
     }).annotateMerge(
       OpenApi.annotations({
         summary: "Write a key",
-        description: "Sets the key's value, whatever was there; answers its new version (the writes applied so far)."
+        description:
+          "Sets the key's value, whatever was there; answers its new version (the writes applied so far). With `lease`, the key is attached to that lease and deleted when it ends (404 `LeaseNotFound` if it does not exist, 409 `LeaseRefused` if it holds the most keys a lease may); without, a key attached to a lease is detached from it. A key has no TTL of its own: grant a lease."
       })
     ),
     HttpApiEndpoint.delete("del", "/kv/:key", {
@@ -345,22 +376,24 @@ export class KvGroup extends HttpApiGroup.make("kv")
         prefix: Schema.optional(Schema.String),
         limit: Schema.optional(Kv.Limit),
         /** Only keys after this one: the `next` of the previous page. */
-        after: Schema.optional(Schema.String)
+        after: Schema.optional(Schema.String),
+        consistency: Schema.optional(Consistency)
       },
       success: Listed,
-      error: commandErrors
+      error: [NoReplica, ...commandErrors]
     }).annotateMerge(
       OpenApi.annotations({
         summary: "List keys by prefix",
         description:
-          "Up to `limit` entries (default 100, at most 1000, and at most 256 KiB) whose key starts with `prefix`, in key order; `more` and `next` page through the rest (`after`)."
+          "Up to `limit` entries (default 100, at most 1000, and at most 256 KiB) whose key starts with `prefix`, in key order; `more` and `next` page through the rest (`after`). `consistency` as for a read of a key: `linearizable` (default, a read index), `log` or `serializable` (this server's replica as it is; 503 `NoReplica` when this process hosts none)."
       })
     )
   )
   .annotateMerge(
     OpenApi.annotations({
       title: "Key-value store",
-      description: "Every operation, reads included, is a command decided in the replicated log: linearizable."
+      description:
+        "Every write is a command decided in the replicated log; reads are linearizable without a slot by default (a read index), or through the log, or serializable from this server's replica (`consistency`)."
     })
   ) {}
 
@@ -402,7 +435,7 @@ export class TxnGroup extends HttpApiGroup.make("txn", { topLevel: true })
     HttpApiEndpoint.post("txn", "/txn", {
       payload: TxnBody,
       success: TxnAnswer,
-      error: [...bodyErrors, ...commandErrors]
+      error: [LeaseNotFound, LeaseRefused, ...bodyErrors, ...commandErrors]
     }).annotateMerge(
       OpenApi.annotations({
         summary: "A transaction: compare, then put/delete/get atomically",
@@ -549,6 +582,92 @@ export class WatchGroup extends HttpApiGroup.make("watch", { topLevel: true })
     )
   ) {}
 
+/** A lease's TTL in seconds, as the API takes it (fractions allowed; kept to the millisecond). */
+export const LeaseTtl = Schema.Number.check(
+  Schema.isBetween(
+    { minimum: KvLease.minTtlMs / 1000, maximum: KvLease.maxTtlMs / 1000 },
+    { message: `ttl is in seconds, between ${KvLease.minTtlMs / 1000} and ${KvLease.maxTtlMs / 1000} (a day)` }
+  )
+)
+
+export const LeaseGrantBody = Schema.Struct({
+  /** Seconds the lease lives without a keep-alive. */
+  ttl: LeaseTtl
+}).annotate({ examples: [{ ttl: 10 }] })
+
+export const LeaseGranted = Schema.Struct({
+  id: Schema.Int,
+  /** Seconds. */
+  ttl: Schema.Number
+})
+
+export const LeaseIdParams = {
+  id: Schema.NumberFromString.check(
+    Schema.isInt({ message: "a lease id is a whole number" }),
+    Schema.isGreaterThanOrEqualTo(1, { message: "a lease id is 1 or more" })
+  )
+}
+
+export const LeaseRevoked = Schema.Struct({
+  id: Schema.Int,
+  /** Keys deleted with it. */
+  deleted: Schema.Int,
+  /** The store's revision after. */
+  revision: Kv.Version
+})
+
+export const LeasesListed = Schema.Struct({
+  leases: Schema.Array(Schema.Struct({ id: Schema.Int, ttl: Schema.Number, keys: Schema.Int }))
+})
+
+export class LeaseGroup extends HttpApiGroup.make("lease")
+  .add(
+    HttpApiEndpoint.post("grant", "/lease", {
+      payload: LeaseGrantBody,
+      success: LeaseGranted,
+      error: [LeaseRefused, ...bodyErrors, ...commandErrors]
+    }).annotateMerge(
+      OpenApi.annotations({
+        summary: "Grant a lease",
+        description: `A lease of \`ttl\` seconds (${KvLease.minTtlMs / 1000} to ${KvLease.maxTtlMs / 1000}): unless kept alive within that time it expires, and the keys attached to it (\`PUT /kv/{key}\` with \`lease\`) are deleted, as writes watchers see. Expiry is decided by the cluster's active leader from its own clock and goes through the log; after a leader change every lease gets its whole TTL again. A holder should count on its lease for ttl·0.95 from when it sent its last successful keep-alive. At most ${KvLease.maxLeases} leases at once (else 409).`
+      })
+    ),
+    HttpApiEndpoint.post("keepalive", "/lease/:id/keepalive", {
+      params: LeaseIdParams,
+      success: LeaseGranted,
+      error: [LeaseNotFound, ...commandErrors]
+    }).annotateMerge(
+      OpenApi.annotations({
+        summary: "Keep a lease alive",
+        description:
+          "Its whole TTL starts again (from when the leader learns of this keep-alive). 404 `LeaseNotFound` once it expired or was revoked: its keys are gone."
+      })
+    ),
+    HttpApiEndpoint.delete("revoke", "/lease/:id", {
+      params: LeaseIdParams,
+      success: LeaseRevoked,
+      error: [LeaseNotFound, ...commandErrors]
+    }).annotateMerge(
+      OpenApi.annotations({
+        summary: "Revoke a lease",
+        description: "Ends the lease now and deletes its keys (`deleted` of them)."
+      })
+    ),
+    HttpApiEndpoint.get("list", "/lease", {
+      success: LeasesListed,
+      error: commandErrors
+    }).annotateMerge(
+      OpenApi.annotations({ summary: "List leases", description: "The leases alive, with their TTL and key count." })
+    )
+  )
+  .annotateMerge(
+    OpenApi.annotations({
+      title: "Leases",
+      description:
+        "Leases with a time-to-live, kept alive by their holder; the keys attached to one are deleted when it ends (ephemeral keys, locks, elections)."
+    })
+  ) {}
+
 /** This process hosts no active leader: ask the server that leads (`leader`, when one is known). */
 export class NotLeading extends Schema.TaggedError<NotLeading>()(
   "NotLeading",
@@ -572,6 +691,11 @@ export const LeaderTransferred = Schema.Struct({
 })
 export type LeaderTransferred = typeof LeaderTransferred.Type
 
+export const TransferQuery = {
+  /** The leader to hand over to (default: the next leader in the configured order). */
+  to: Schema.optional(Address.Id)
+}
+
 export class SystemGroup extends HttpApiGroup.make("system", { topLevel: true })
   .annotateMerge(
     OpenApi.annotations({ description: "The process and its servers: status, liveness and readiness probes." })
@@ -585,13 +709,14 @@ export class SystemGroup extends HttpApiGroup.make("system", { topLevel: true })
       })
     ),
     HttpApiEndpoint.post("transferLeader", "/leader/transfer", {
+      query: TransferQuery,
       success: LeaderTransferred,
-      error: [NotLeading, TransferTimedOut]
+      error: [NotLeading, TransferTimedOut, BadRequest]
     }).annotateMerge(
       OpenApi.annotations({
         summary: "Hand the leadership over",
         description:
-          "Ask the server whose leader is active (this process must host it; else 409 NotLeading, naming the leader when known): it hands the leadership over to the next leader in the configured order, which starts phase 1 at once with a higher ballot, and goes on as a passive leader. Answers once the successor leads (504 TransferTimedOut if none did within a few leader timeouts). Writes in flight are resent to the new leader; none fails."
+          "Ask the server whose leader is active (this process must host it; else 409 NotLeading, naming the leader when known): it hands the leadership over to the leader `to` names (default: the next leader in the configured order), which starts phase 1 at once with a higher ballot, and goes on as a passive leader. `to` must be another configured leader (else 400 BadRequest saying why). Answers once the new leader leads (504 TransferTimedOut if none did within a few leader timeouts: then the failure detector elects one, as after a crash). Writes in flight are resent to the new leader; none fails."
       })
     ),
     HttpApiEndpoint.get("healthz", "/healthz", { success: Health }).annotateMerge(
@@ -611,6 +736,7 @@ export class Api extends HttpApi.make("synod")
   .add(TxnGroup)
   .add(SnapshotGroup)
   .add(WatchGroup)
+  .add(LeaseGroup)
   .add(SystemGroup)
   .middleware(RequestErrors)
   .middleware(AccessErrors)

@@ -1,6 +1,8 @@
 /**
  * The HTTP API's implementation: each key-value endpoint submits one command through the
- * `Backend` and maps its result to the `Api` shapes; `/status`, `/healthz` and `/readyz`
+ * `Backend` (a read: a read-index read by default, a command with `consistency=log`, or
+ * this process's replica with `consistency=serializable`) and maps its result to the
+ * `Api` shapes; `/status`, `/healthz` and `/readyz`
  * ask the hosted servers; `/openapi.json` is generated from the same `Api` definition.
  *
  * A request that does not decode is answered 400 with a `BadRequest` naming the field;
@@ -14,7 +16,7 @@
  */
 import { createServer, type Server } from "node:http"
 import { createServer as createHttpsServer } from "node:https"
-import { NodeHttpServer } from "@effect/platform-node"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { ByteSize, Cause, Effect, Layer, SchemaIssue } from "effect"
 import {
   FindMyWay,
@@ -27,15 +29,18 @@ import {
 } from "effect/http"
 import { HttpApi, HttpApiBuilder, type HttpApiError, HttpApiMiddleware } from "effect/http-api"
 import { PrometheusMetrics } from "effect/observability"
+import { Trace } from "@synod/core"
 import { Kv } from "@synod/kv"
 import * as Api from "./Api.ts"
 import { Backend, readiness, ready, status } from "./Backend.ts"
 import * as HttpSecurity from "./HttpSecurity.ts"
 import * as BackupHandlers from "./BackupHandlers.ts"
 import * as TxnHandlers from "./TxnHandlers.ts"
+import * as LeaseHandlers from "./LeaseHandlers.ts"
 import * as WatchHandlers from "./WatchHandlers.ts"
 import * as Dashboard from "./Dashboard.ts"
 import * as HttpMetrics from "./HttpMetrics.ts"
+import * as ProcessMetrics from "./ProcessMetrics.ts"
 
 const unknownField = "unknown field"
 
@@ -79,9 +84,13 @@ const KvHandlers = HttpApiBuilder.group(
   "kv",
   Effect.fn(function* (handlers) {
     const backend = yield* Backend
+    // tracing off: no span (not even the built-in tracer's, which records nothing)
+    const traced = yield* Trace.Enabled
     const submit = (command: Kv.Command) =>
-      backend.submit(command).pipe(
-        Effect.withSpan("synod.submit", { attributes: { "synod.command": command._tag } }),
+      (traced
+        ? Effect.withSpan(backend.submit(command), "synod.submit", { attributes: { "synod.command": command._tag } })
+        : backend.submit(command)
+      ).pipe(
         Effect.catchTags({
           OutcomeUnknown: (e) => Effect.fail(new Api.OutcomeUnknown({ outcome: "unknown", message: e.message })),
           CommandRejected: (e) => Effect.fail(new Api.CommandRejected({ message: e.reason })),
@@ -89,26 +98,53 @@ const KvHandlers = HttpApiBuilder.group(
           CommandTooLarge: (e) => Effect.fail(new Api.PayloadTooLarge({ message: e.message, limit: e.limit }))
         })
       )
+    /** A linearizable read: a read index (no slot) when the backend offers one, else through the log. */
+    const readIndex = (query: Kv.Command) =>
+      backend.read === undefined
+        ? submit(query)
+        : backend.read(query).pipe(
+            Effect.withSpan("synod.read", { attributes: { "synod.command": query._tag } }),
+            Effect.catchTags({
+              // a read changes nothing: "unknown" only says no answer came in time
+              ReadTimedOut: (e) => Effect.fail(new Api.OutcomeUnknown({ outcome: "unknown", message: e.message })),
+              CommandRejected: (e) => Effect.fail(new Api.CommandRejected({ message: e.reason })),
+              CommandTooLarge: (e) => Effect.fail(new Api.PayloadTooLarge({ message: e.message, limit: e.limit }))
+            })
+          )
+    /**
+     * The local replica's state as it is: no slot, no round trip, possibly stale; never a
+     * state its peers contradict (docs/protocol.md#divergence-detection).
+     */
+    const local = Effect.suspend(() => {
+      const applied = backend.applied
+      if (applied === undefined) {
+        return Effect.fail(new Api.NoReplica({ message: "this process hosts no replica to read from" }))
+      }
+      return Effect.flatMap(applied.diverged, (diverged) =>
+        diverged === undefined
+          ? applied.current
+          : Effect.fail(
+              new Api.NoReplica({
+                message: `this process's replica has diverged from its peers (its state digest at slot ${diverged.slot} is not a majority's): no serializable reads until it has recovered; read without consistency=serializable`
+              })
+            )
+      )
+    })
+    /** A read at `consistency` (default linearizable): the result, and the state it came from when local. */
+    const read = (query: Kv.Command, consistency: Api.Consistency | undefined) =>
+      consistency === "serializable"
+        ? Effect.map(local, (state) => ({ result: Kv.apply(state, query)[1], state: state as Kv.State | undefined }))
+        : Effect.map(consistency === "log" ? submit(query) : readIndex(query), (result) => ({
+            result,
+            state: undefined as Kv.State | undefined
+          }))
     return handlers.handleAll({
       get: Effect.fn(function* ({ params: { key }, query }) {
         const command: Kv.Command = { _tag: "Get", key }
-        if (query.consistency === "serializable") {
-          // the local replica's state as it is: no slot, no round trip, possibly stale
-          const applied = backend.applied
-          if (applied === undefined) {
-            return yield* new Api.NoReplica({ message: "this process hosts no replica to read from" })
-          }
-          // never from a state its peers contradict (docs/protocol.md#divergence-detection)
-          const diverged = yield* applied.diverged
-          if (diverged !== undefined) {
-            return yield* new Api.NoReplica({
-              message: `this process's replica has diverged from its peers (its state digest at slot ${diverged.slot} is not a majority's): no serializable reads until it has recovered; read without consistency=serializable`
-            })
-          }
-          const state = yield* applied.current
-          const [, r] = Kv.apply(state, command)
-          if (r._tag !== "Value") return yield* unexpected(command, r)
-          if (r.value === null) return yield* new Api.KeyNotFound({ key })
+        const { result: r, state } = yield* read(command, query.consistency)
+        if (r._tag !== "Value") return yield* unexpected(command, r)
+        if (r.value === null) return yield* new Api.KeyNotFound({ key })
+        if (state !== undefined) {
           return {
             key,
             value: r.value,
@@ -117,14 +153,17 @@ const KvHandlers = HttpApiBuilder.group(
             revision: state.revision
           }
         }
-        const r = yield* submit(command)
-        if (r._tag !== "Value") return yield* unexpected(command, r)
-        if (r.value === null) return yield* new Api.KeyNotFound({ key })
         return { key, value: r.value, version: r.version }
       }),
       put: Effect.fn(function* ({ params: { key }, payload }) {
-        const command: Kv.Command = { _tag: "Put", key, value: payload.value }
+        const command: Kv.Command = {
+          _tag: "Put",
+          key,
+          value: payload.value,
+          ...(payload.lease === undefined ? {} : { lease: payload.lease })
+        }
         const r = yield* submit(command)
+        if (r._tag === "LeaseRefused") return yield* LeaseHandlers.refused(r)
         if (r._tag !== "Written") return yield* unexpected(command, r)
         return { key, version: r.version }
       }),
@@ -151,7 +190,7 @@ const KvHandlers = HttpApiBuilder.group(
           limit: query.limit ?? 100,
           ...(query.after === undefined ? {} : { after: query.after })
         }
-        const r = yield* submit(command)
+        const { result: r } = yield* read(command, query.consistency)
         if (r._tag !== "Listed") return yield* unexpected(command, r)
         const last = r.entries.at(-1)
         return {
@@ -169,16 +208,24 @@ const KvHandlers = HttpApiBuilder.group(
 const SystemHandlers = HttpApiBuilder.group(Api.Api, "system", (handlers) =>
   handlers.handleAll({
     status: () => status,
-    transferLeader: Effect.fn(function* () {
+    transferLeader: Effect.fn(function* ({ query }) {
       const backend = yield* Backend
       const handles = backend.handles ?? []
+      const refused = (message: string) => new Api.BadRequest({ message, issues: [{ path: ["to"], message }] })
+      // a target no leader could take is refused here too, not only by the server that leads
+      const leaders = backend.config?.leaders
+      if (query.to !== undefined && leaders !== undefined && !leaders.includes(query.to)) {
+        return yield* refused(`${query.to} is not a configured leader (leaders: ${leaders.join(", ")})`)
+      }
       for (const handle of handles) {
         const s = yield* handle.status
         if (s.leader?.active !== true || handle.transferLeadership === undefined) continue
-        const leads = yield* handle.transferLeadership
+        const leads = yield* handle
+          .transferLeadership(query.to)
+          .pipe(Effect.catchTag("TransferRefused", (e) => Effect.fail(refused(e.message))))
         if (leads === undefined) {
           return yield* new Api.TransferTimedOut({
-            message: `leader ${s.id} handed over, but no successor led within a few leader timeouts`
+            message: `leader ${s.id} handed over${query.to === undefined ? "" : ` to ${query.to}`}, but no leader took over within a few leader timeouts`
           })
         }
         return {
@@ -206,7 +253,14 @@ const SystemHandlers = HttpApiBuilder.group(Api.Api, "system", (handlers) =>
 
 /** The API's routes, with `/openapi.json`; requires a `Backend` and `WatchHandlers.Watches`. */
 export const routes = HttpApiBuilder.layer(Api.Api, { openapiPath: Api.openApiPath }).pipe(
-  Layer.provide([KvHandlers, SystemHandlers, TxnHandlers.layer, BackupHandlers.layer, WatchHandlers.layer]),
+  Layer.provide([
+    KvHandlers,
+    SystemHandlers,
+    TxnHandlers.layer,
+    BackupHandlers.layer,
+    WatchHandlers.layer,
+    LeaseHandlers.layer
+  ]),
   Layer.provide(RequestErrorsLive),
   // declares the access errors only: `HttpSecurity.middleware` answers them before routing
   Layer.provide(Layer.succeed(Api.AccessErrors, (app) => app))
@@ -350,6 +404,7 @@ export const layer = (options: Options) =>
               routes,
               Dashboard.routes,
               PrometheusMetrics.layerHttp({ path: "/metrics" }),
+              ProcessMetrics.layer,
               HttpMetrics.middleware,
               guard(options.maxBodyBytes ?? defaultMaxBodyBytes),
               HttpSecurity.middleware(options)

@@ -17,6 +17,11 @@ export class Backend extends Context.Service<
     readonly cluster: string
     readonly transport: "memory" | "nats"
     submit(command: Kv.Command): Effect.Effect<Kv.Result, Client.SubmitError>
+    /**
+     * A read-index read (`Client.read`) of a `Get` or `List`: linearizable without a slot.
+     * Without it, linearizable reads go through the log (`submit`).
+     */
+    read?(query: Kv.Command): Effect.Effect<Kv.Result, Client.ReadError>
     readonly servers: Effect.Effect<ReadonlyArray<Server.Status>>
     /**
      * The applied state of a replica this process hosts, if it hosts one: watches and

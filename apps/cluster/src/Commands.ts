@@ -7,6 +7,8 @@
  * - `synod kv get|put|del|cas|list|txn|watch` — key-value operations, transactions and
  *   watches against a running cluster;
  * - `synod snapshot save|restore FILE` — back up a store, seed a new cluster from a backup;
+ * - `synod lease grant|keepalive|revoke|list` — leases; `synod lock NAME -- command…` runs a
+ *   command while holding a lock; `synod elect NAME VALUE` campaigns and leads until stopped;
  * - `synod status` — per server: leader and ballot, acceptor promise, slotOut and lag;
  * - `synod nats-config` — a nats-server authorization block for a cluster (`NatsConfig`).
  *
@@ -23,7 +25,9 @@
  *
  * @since 0.1.0
  */
+import { spawn } from "node:child_process"
 import { randomBytes } from "node:crypto"
+import { Address } from "@synod/core"
 import { Host, HostConfig } from "@synod/node"
 import { NatsConfig } from "@synod/transport-nats"
 import { Kv } from "@synod/kv"
@@ -37,6 +41,8 @@ import * as Backup from "./Backup.ts"
 import * as Embedded from "./Embedded.ts"
 import * as Lifecycle from "./Lifecycle.ts"
 import * as Init from "./Init.ts"
+import * as LeaseClient from "./LeaseClient.ts"
+import * as Lock from "./Lock.ts"
 import * as Serve from "./Serve.ts"
 import * as Tracing from "./Tracing.ts"
 import { version } from "./Version.ts"
@@ -239,7 +245,7 @@ const serve = Command.make(
     }
     const decoded = Serve.decode(raw, overrides)
     if (Result.isFailure(decoded)) return yield* fail(ExitCode.usage, `${flags.config}: ${decoded.failure.message}`)
-    const { host, http } = decoded.success
+    const { host, http, tracing } = decoded.success
     // TLS files read and checked before anything starts (issue 14)
     const api =
       http === undefined
@@ -270,7 +276,7 @@ const serve = Command.make(
     }).pipe(
       Effect.scoped,
       Lifecycle.stopped("synod serve"),
-      Effect.provide(Tracing.layer(process.env)),
+      Effect.provide(Tracing.layer(process.env, { instance: host.node, config: tracing })),
       Effect.provide(Host.logging(host))
     )
   })
@@ -419,7 +425,13 @@ const explain = (url: string, error: unknown): CliFailure => {
     case "NotReady":
     case "NotLeading":
     case "TransferTimedOut":
+    case "LeaseNotFound":
+    case "LeaseRefused":
+    case "LeaseLost":
+    case "QueueTooLong":
       return new CliFailure({ message: (error as Error).message, exitCode: ExitCode.no })
+    case "Unreachable":
+      return new CliFailure({ message: (error as Error).message, exitCode: ExitCode.unreachable })
     case "BadRequest":
       return new CliFailure({ message: (error as Api.BadRequest).message, exitCode: ExitCode.usage })
     case "Unauthorized":
@@ -488,19 +500,40 @@ const serializableFlag = Flag.Boolean("serializable").pipe(
   Flag.withDefault(false)
 )
 
-const get = Command.make("get", { key: keyArg, serializable: serializableFlag }, ({ key, serializable }) =>
-  Effect.flatMap(kv, ({ url, tokenFile }) =>
-    withCluster(url, tokenFile, (c) =>
-      c.kv.get({ params: { key }, query: serializable ? { consistency: "serializable" } : {} })
-    )
-  ).pipe(Effect.flatMap(print))
+const consistencyFlag = Flag.Literals("consistency", ["linearizable", "log", "serializable"]).pipe(
+  Flag.withDescription(
+    "linearizable (default): a read index, no slot; log: the read is a command in the log; serializable: the server's replica at once, possibly stale"
+  ),
+  Flag.optional
+)
+
+/** The consistency a read asks for: `--consistency`, or `--serializable`; absent, the server's default (linearizable). */
+const readQuery = (consistency: Option.Option<Api.Consistency>, serializable: boolean) =>
+  serializable
+    ? { consistency: "serializable" as const }
+    : Option.isSome(consistency)
+      ? { consistency: consistency.value }
+      : {}
+
+const get = Command.make(
+  "get",
+  { key: keyArg, serializable: serializableFlag, consistency: consistencyFlag },
+  ({ key, serializable, consistency }) =>
+    Effect.flatMap(kv, ({ url, tokenFile }) =>
+      withCluster(url, tokenFile, (c) => c.kv.get({ params: { key }, query: readQuery(consistency, serializable) }))
+    ).pipe(Effect.flatMap(print))
 ).pipe(Command.withDescription("Print a key's value and version (exit 1 when absent)"))
 
-const put = Command.make("put", { key: keyArg, value: valueArg }, ({ key, value }) =>
+const leaseFlag = Flag.Int("lease").pipe(
+  Flag.withDescription("Attach the key to this lease (synod lease grant): it is deleted when the lease ends"),
+  Flag.optional
+)
+
+const put = Command.make("put", { key: keyArg, value: valueArg, lease: leaseFlag }, ({ key, value, lease }) =>
   Effect.flatMap(kv, ({ url, tokenFile }) =>
-    withCluster(url, tokenFile, (c) => c.kv.put({ params: { key }, payload: { value } }))
+    withCluster(url, tokenFile, (c) => c.kv.put({ params: { key }, payload: { value, ...ifSome("lease", lease) } }))
   ).pipe(Effect.flatMap(print))
-).pipe(Command.withDescription("Write a key; prints its new version"))
+).pipe(Command.withDescription("Write a key (with --lease: attached to a lease); prints its new version"))
 
 const del = Command.make("del", { key: keyArg }, ({ key }) =>
   Effect.flatMap(kv, ({ url, tokenFile }) => withCluster(url, tokenFile, (c) => c.kv.del({ params: { key } }))).pipe(
@@ -539,13 +572,16 @@ const list = Command.make(
     after: Flag.String("after").pipe(
       Flag.withDescription("Only keys after this one: the `next` of the previous page"),
       Flag.optional
-    )
+    ),
+    serializable: serializableFlag,
+    consistency: consistencyFlag
   },
-  ({ prefix, limit, after }) =>
+  ({ prefix, limit, after, serializable, consistency }) =>
     Effect.flatMap(kv, ({ url, tokenFile }) =>
       withCluster(url, tokenFile, (c) =>
         c.kv.list({
           query: {
+            ...readQuery(consistency, serializable),
             limit,
             ...(Option.isSome(prefix) ? { prefix: prefix.value } : {}),
             ...(Option.isSome(after) ? { after: after.value } : {})
@@ -665,6 +701,185 @@ const watchCommand = Command.make(
     { command: "synod kv watch config/", description: "Every write under config/ from now on" },
     { command: "synod kv watch --key lock --from-revision 7", description: "The writes to lock from revision 7" }
   ])
+)
+
+// ---------------------------------------------------------------------------------------
+// synod lease, synod lock, synod elect
+
+const lease = Command.make("lease").pipe(
+  Command.withSharedFlags({ url: urlFlag, tokenFile: tokenFileFlag }),
+  Command.withDescription(
+    "Leases: a TTL kept alive by its holder; keys attached to one (synod kv put --lease) are deleted when it ends"
+  )
+)
+
+const ttlArg = Argument.Finite("ttl").pipe(
+  Argument.withDescription(`Seconds the lease lives without a keep-alive (${0.1} to 86400)`)
+)
+const leaseIdArg = Argument.Int("id").pipe(Argument.withDescription("The lease id"))
+
+const leaseGrant = Command.make("grant", { ttl: ttlArg }, ({ ttl }) =>
+  Effect.flatMap(lease, ({ url, tokenFile }) =>
+    withCluster(url, tokenFile, (c) => c.lease.grant({ payload: { ttl } }))
+  ).pipe(Effect.flatMap(print))
+).pipe(
+  Command.withDescription("Grant a lease; prints {id, ttl}"),
+  Command.withExamples([{ command: "synod lease grant 10", description: "A lease of 10 seconds" }])
+)
+
+const leaseKeepAlive = Command.make("keepalive", { id: leaseIdArg }, ({ id }) =>
+  Effect.flatMap(lease, ({ url, tokenFile }) =>
+    withCluster(url, tokenFile, (c) => c.lease.keepalive({ params: { id } }))
+  ).pipe(Effect.flatMap(print))
+).pipe(Command.withDescription("Keep a lease alive once: its whole TTL starts again (exit 1 if it ended)"))
+
+const leaseRevoke = Command.make("revoke", { id: leaseIdArg }, ({ id }) =>
+  Effect.flatMap(lease, ({ url, tokenFile }) =>
+    withCluster(url, tokenFile, (c) => c.lease.revoke({ params: { id } }))
+  ).pipe(Effect.flatMap(print))
+).pipe(Command.withDescription("Revoke a lease now and delete its keys; prints {id, deleted, revision}"))
+
+const leaseList = Command.make("list", {}, () =>
+  Effect.flatMap(lease, ({ url, tokenFile }) => withCluster(url, tokenFile, (c) => c.lease.list())).pipe(
+    Effect.flatMap(print)
+  )
+).pipe(Command.withDescription("List the leases alive: {leases: [{id, ttl, keys}]}"))
+
+const recipeTtlFlag = Flag.Finite("ttl").pipe(
+  Flag.withDescription(
+    "Seconds of the lease behind it (default 10): if this process dies, the lock is released within about that"
+  ),
+  Flag.withDefault(10)
+)
+
+/** A lease for `synod lock`/`synod elect`, kept alive until the scope closes (then revoked). */
+const recipeLease = (url: string, tokenFile: Option.Option<string>, ttl: number) =>
+  Effect.gen(function* () {
+    const urls = splitUrls(url)
+    if (urls.length === 0) return yield* fail(ExitCode.usage, "--url: no URL given")
+    if (!(ttl >= 0.1 && ttl <= 86400)) return yield* fail(ExitCode.usage, "--ttl is in seconds, between 0.1 and 86400")
+    const token = yield* readToken(tokenFile)
+    const connection = { urls, ...ifSome("token", token) }
+    const held = yield* LeaseClient.grant({ ...connection, ttlMs: Math.round(ttl * 1000) }).pipe(
+      Effect.mapError((e) => explain(urls[0]!, e))
+    )
+    return { connection, lease: held }
+  })
+
+const nameArg = (what: string) =>
+  Argument.String("name").pipe(
+    Argument.withDescription(`The ${what}'s name`),
+    Argument.withSchema(
+      Schema.String.check(
+        Schema.isMinLength(1, { message: "a name must not be empty" }),
+        Schema.isMaxLength(256, { message: "a name is at most 256 characters" })
+      )
+    )
+  )
+
+/** Runs `argv` with `env` added; answers its exit code (128 + signal number if a signal ended it). */
+const runChild = (argv: ReadonlyArray<string>, env: Record<string, string>) =>
+  Effect.acquireUseRelease(
+    Effect.sync(() => spawn(argv[0]!, argv.slice(1), { stdio: "inherit", env: { ...process.env, ...env } })),
+    (child) =>
+      Effect.callback<number, CliFailure>((resume) => {
+        child.once("error", (e) => resume(fail(ExitCode.usage, `cannot run ${argv[0]}: ${e.message}`)))
+        child.once("exit", (code, signal) =>
+          resume(Effect.succeed(code ?? 128 + (signal === null ? 0 : (osSignals[signal] ?? 0))))
+        )
+      }),
+    // interrupted (the lock was lost, or this process is stopping): the command stops too
+    (child) =>
+      Effect.sync(() => {
+        if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM")
+      })
+  )
+
+const osSignals: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15 }
+
+const lock = Command.make(
+  "lock",
+  {
+    url: urlFlag,
+    tokenFile: tokenFileFlag,
+    ttl: recipeTtlFlag,
+    name: nameArg("lock"),
+    command: Argument.String("command").pipe(
+      Argument.withDescription("The command to run while holding the lock (after --)"),
+      Argument.variadic({ min: 1 })
+    )
+  },
+  ({ url, tokenFile, ttl, name, command }) =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const { connection, lease: held } = yield* recipeLease(url, tokenFile, ttl)
+        const got = yield* Lock.acquire({ ...connection, lease: held, name }).pipe(
+          Effect.mapError((e) => explain(connection.urls[0]!, e))
+        )
+        yield* Console.error(JSON.stringify({ lock: name, key: got.key, fence: got.fence, revision: got.revision }))
+        const code = yield* Effect.raceFirst(
+          runChild(command, {
+            SYNOD_LOCK_KEY: got.key,
+            SYNOD_LOCK_FENCE: String(got.fence),
+            SYNOD_LEASE_ID: String(held.id)
+          }),
+          Effect.andThen(
+            held.lost,
+            fail(
+              ExitCode.no,
+              `lost the lock ${name}: its lease ${held.id} ended or could not be kept alive; the command was stopped`
+            )
+          )
+        )
+        if (code !== 0) return yield* fail(code, `the command exited with code ${code}`)
+      })
+    )
+).pipe(
+  Command.withDescription(
+    "Run a command while holding a lock (waiting for the holders before it); the lock is released when the command ends, or when this process dies (within --ttl). The command gets SYNOD_LOCK_FENCE, a fencing token higher for every later holder, to hand to what it protects. Exit code: the command's; 1 if the lock was lost (the command is stopped)"
+  ),
+  Command.withExamples([
+    { command: "synod lock backup -- ./backup.sh", description: "One backup at a time across machines" },
+    {
+      command: `synod lock --ttl 5 deploy -- sh -c 'echo "deploying with fence $SYNOD_LOCK_FENCE"'`,
+      description: "Use the fencing token"
+    }
+  ])
+)
+
+const elect = Command.make(
+  "elect",
+  {
+    url: urlFlag,
+    tokenFile: tokenFileFlag,
+    ttl: recipeTtlFlag,
+    name: nameArg("election"),
+    value: Argument.String("value").pipe(
+      Argument.withDescription("This candidate's value (its address, say): what observers see"),
+      Argument.withSchema(Kv.Value)
+    )
+  },
+  ({ url, tokenFile, ttl, name, value }) =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const { connection, lease: held } = yield* recipeLease(url, tokenFile, ttl)
+        const won = yield* Lock.campaign({ ...connection, lease: held, name, value }).pipe(
+          Effect.mapError((e) => explain(connection.urls[0]!, e))
+        )
+        yield* print({ election: name, leader: value, key: won.key, fence: won.fence, revision: won.revision })
+        // leads until stopped (SIGINT/SIGTERM: resigns) or until its lease is lost
+        yield* held.lost
+        return yield* fail(
+          ExitCode.no,
+          `lost the leadership of ${name}: lease ${held.id} ended or could not be kept alive`
+        )
+      })
+    )
+).pipe(
+  Command.withDescription(
+    "Campaign in an election and lead until stopped: prints {election, leader, fence, ...} once elected; Ctrl-C (or SIGTERM) resigns; if this process dies, the next candidate leads within --ttl. Exit 1 if the leadership was lost"
+  ),
+  Command.withExamples([{ command: "synod elect scheduler host-a:9000", description: "Lead the scheduler election" }])
 )
 
 // ---------------------------------------------------------------------------------------
@@ -788,25 +1003,37 @@ const leader = Command.make("leader").pipe(
   Command.withDescription("The cluster's leadership")
 )
 
-const transfer = Command.make("transfer", {}, () =>
-  Effect.gen(function* () {
-    const { url, tokenFile } = yield* leader
-    const urls = splitUrls(url)
-    if (urls.length === 0) return yield* fail(ExitCode.usage, "--url: no URL given")
-    const token = yield* readToken(tokenFile)
-    // only the process hosting the active leader can hand it over: ask each in turn
-    let last: CliFailure | undefined
-    for (const u of urls) {
-      const client = yield* clientFor(u, token)
-      const r = yield* Effect.result(client.transferLeader().pipe(Effect.mapError((e) => explain(u, e))))
-      if (r._tag === "Success") return yield* print(r.success)
-      last = r.failure
-    }
-    return yield* Effect.fail(last!)
-  })
+const transfer = Command.make(
+  "transfer",
+  {
+    to: Argument.String("to").pipe(
+      Argument.withDescription("The leader to hand over to (default: the next leader in the configured order)"),
+      Argument.withSchema(Address.Id),
+      Argument.optional
+    )
+  },
+  ({ to }) =>
+    Effect.gen(function* () {
+      const { url, tokenFile } = yield* leader
+      const urls = splitUrls(url)
+      if (urls.length === 0) return yield* fail(ExitCode.usage, "--url: no URL given")
+      const token = yield* readToken(tokenFile)
+      const query = Option.isSome(to) ? { to: to.value } : {}
+      // only the process hosting the active leader can hand it over: ask each in turn
+      let last: CliFailure | undefined
+      for (const u of urls) {
+        const client = yield* clientFor(u, token)
+        const r = yield* Effect.result(client.transferLeader({ query }).pipe(Effect.mapError((e) => explain(u, e))))
+        if (r._tag === "Success") return yield* print(r.success)
+        // a refused target is refused by every server: no need to ask the others
+        if (r.failure.exitCode === ExitCode.usage) return yield* Effect.fail(r.failure)
+        last = r.failure
+      }
+      return yield* Effect.fail(last!)
+    })
 ).pipe(
   Command.withDescription(
-    "Hand the leadership over to the next leader in the configured order, with no window in which writes fail (give every server's API in --url; the one that leads does it); prints {from, leader, ballot}"
+    "Hand the leadership over to TO, or by default to the next leader in the configured order, with no window in which writes fail (give every server's API in --url; the one that leads does it); prints {from, leader, ballot}"
   )
 )
 
@@ -927,6 +1154,9 @@ export const synod = Command.make("synod").pipe(
     init,
     kv.pipe(Command.withSubcommands([get, put, del, cas, list, txn, watchCommand])),
     snapshot.pipe(Command.withSubcommands([save, restore])),
+    lease.pipe(Command.withSubcommands([leaseGrant, leaseKeepAlive, leaseRevoke, leaseList])),
+    lock,
+    elect,
     status,
     leader.pipe(Command.withSubcommands([transfer])),
     natsConfig

@@ -37,7 +37,9 @@ const SVG = "http://www.w3.org/2000/svg";
 const el = (name, attrs, parent) => { const e = document.createElementNS(SVG, name); for (const k in attrs) e.setAttribute(k, attrs[k]); if (parent) parent.appendChild(e); return e; };
 let samples = [], events = [], historySeconds = 300;
 const colours = { P1a: "#1f5fbf", P1b: "#17a2c8", P2a: "#2e9e3e", P2b: "#e08a00", Decision: "#8e3fb0", Propose: "#8c564b",
-  Request: "#d63384", Response: "#f06292", Heartbeat: "#9aa0a6", Progress: "#6b7480", StateRequest: "#00796b", StateChunk: "#26a69a", Digest: "#5d4037" };
+  Request: "#d63384", Response: "#f06292", Heartbeat: "#9aa0a6", Progress: "#6b7480", StateRequest: "#00796b", StateChunk: "#26a69a",
+  Read: "#ad1457", ReadResponse: "#ec407a", ReadIndex: "#5d4037", ReadIndexReply: "#a1887f", Confirm: "#0d47a1", Confirmed: "#4fc3f7",
+  Digest: "#6d4c41" };
 
 /** A line chart of series [{name, colour, values: [[t, v]]}] over the last historySeconds. */
 function chart(svg, series, unit) {

@@ -13,6 +13,7 @@ import { Host } from "@synod/node"
 import { Effect, Layer, Random } from "effect"
 import { Backend } from "./Backend.ts"
 import * as Dashboard from "./Dashboard.ts"
+import * as LeaseKeeping from "./LeaseKeeping.ts"
 
 export interface Options {
   /** NATS URLs; without them the servers talk over the in-memory bus. */
@@ -48,11 +49,14 @@ export const layerNoDeps = (
       const handles = yield* Effect.forEach(ids, (id) => Server.run({ id, config, machine }))
       const id = `up-${(yield* Random.nextIntBetween(0, 2 ** 48)).toString(36)}`
       const client = yield* Client.make(machine, config, { id })
+      // a lease keeper next to each leader, expiring leases while it leads
+      yield* LeaseKeeping.start(handles, config, client.submit)
       const applied = handles.find((h) => h.applied !== undefined)?.applied
       return Backend.of({
         ...about,
         config,
         submit: client.submit,
+        read: client.read,
         servers: Effect.forEach(handles, (h) => h.status),
         handles,
         ...(applied === undefined ? {} : { applied })

@@ -77,6 +77,22 @@ export const middleware = HttpRouter.middleware(
     const dashboard = yield* Dashboard
     const route = routeOf()
     yield* start
+    // one tagged metric per series, made once: tagging and keying a metric on every
+    // request showed in profiles (series are bounded by routes × methods × statuses)
+    const counters = new Map<string, Metric.Metric<number, unknown>>()
+    const timers = new Map<string, Metric.Metric<number, unknown>>()
+    const counter = (route: string, method: string, status: string) => {
+      const key = `${route} ${method} ${status}`
+      let m = counters.get(key)
+      if (m === undefined) counters.set(key, (m = Metric.withAttributes(requests, { route, method, status })))
+      return m
+    }
+    const timer = (route: string, method: string) => {
+      const key = `${route} ${method}`
+      let m = timers.get(key)
+      if (m === undefined) timers.set(key, (m = Metric.withAttributes(duration, { route, method })))
+      return m
+    }
     return (app) =>
       Effect.gen(function* () {
         const request = yield* HttpServerRequest.HttpServerRequest
@@ -88,8 +104,8 @@ export const middleware = HttpRouter.middleware(
         const status = Exit.isSuccess(exit) ? exit.value.status : 500
         const method = methods.has(request.method) ? request.method : "other"
         const r = route(request.method, request.url)
-        yield* Metric.update(Metric.withAttributes(requests, { route: r, method, status: String(status) }), 1)
-        yield* Metric.update(Metric.withAttributes(duration, { route: r, method }), ms)
+        yield* Metric.update(counter(r, method, String(status)), 1)
+        yield* Metric.update(timer(r, method), ms)
         if (r.startsWith("/kv") && status < 500) dashboard.recordLatency(ms)
         return yield* exit
       })

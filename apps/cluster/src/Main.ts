@@ -4,7 +4,8 @@
  *
  * @since 0.2.0
  */
-import { NodeRuntime, NodeServices } from "@effect/platform-node"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import * as NodeServices from "@effect/platform-node/NodeServices"
 import { Cause, Console, Effect, Exit, Layer } from "effect"
 import { CliOutput } from "effect/cli"
 import { CliFailure, ExitCode, run } from "./Commands.ts"

@@ -19,6 +19,9 @@
  * (`{ "certFile", "keyFile" }`: HTTPS) and `http.hosts` (the names the `Host` header may
  * carry; also `SYNOD_HTTP_HOSTS`), required when `http.host` is not a loopback address.
  *
+ * `tracing` (`{ "endpoint": "http://127.0.0.1:4318", "serviceName"?: … }`) sends traces to
+ * an OTLP/HTTP collector (`Tracing`); `OTEL_EXPORTER_OTLP_ENDPOINT` does the same.
+ *
  * @since 0.1.0
  */
 import { readFileSync } from "node:fs"
@@ -31,6 +34,8 @@ import type * as ApiServer from "./ApiServer.ts"
 import { Backend } from "./Backend.ts"
 import * as HttpSecurity from "./HttpSecurity.ts"
 import * as Dashboard from "./Dashboard.ts"
+import * as LeaseKeeping from "./LeaseKeeping.ts"
+import * as Tracing from "./Tracing.ts"
 
 export const Port = Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 65535 }, { message: "a port is 0-65535" }))
 
@@ -60,12 +65,18 @@ export const Http = Schema.Struct({
 })
 export type Http = typeof Http.Type
 
-const Extras = Schema.Struct({ http: Schema.optionalKey(Http) })
+const Extras = Schema.Struct({
+  http: Schema.optionalKey(Http),
+  /** OTLP tracing (`Tracing`); the `OTEL_EXPORTER_OTLP_*` environment variables override it. */
+  tracing: Schema.optionalKey(Tracing.Config)
+})
 
 export interface ServeConfig {
   readonly host: HostConfig.HostConfig
   /** Where the HTTP API listens; absent: no HTTP API. */
   readonly http: Http | undefined
+  /** Where traces go, from the file (the environment may also say); absent: off unless the environment says. */
+  readonly tracing?: Tracing.Config
 }
 
 export interface Overrides extends HostConfig.Overrides {
@@ -121,7 +132,8 @@ export const decode = (raw: unknown, overrides: Overrides = {}): Result.Result<S
     const exposed = exposedWithoutHosts(http.host, http.hosts)
     if (exposed !== undefined) return Result.fail(new ServeConfigError({ message: `invalid config: ${exposed}` }))
   }
-  return Result.succeed({ host: host.success, http })
+  const tracing = extras.success.tracing
+  return Result.succeed(tracing === undefined ? { host: host.success, http } : { host: host.success, http, tracing })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -237,10 +249,13 @@ export const backend = (config: HostConfig.HostConfig) =>
       const context = yield* Layer.build(Host.natsTransport({ name: config.name, transport: t }, `${config.node}-http`))
       const id = `${config.node}.http-${(yield* Random.nextIntBetween(0, 2 ** 48)).toString(36)}`
       const client = yield* Client.make(Kv.machine, config.cluster, { id }).pipe(Effect.provideContext(context))
+      // the lease keeper next to this server's leader, expiring leases while it leads
+      yield* LeaseKeeping.start([handle], config.cluster, client.submit)
       return Backend.of({
         cluster: config.name,
         transport: "nats",
         submit: client.submit,
+        read: client.read,
         servers: Effect.map(handle.status, (s) => [s]),
         handles: [handle],
         ...(handle.applied === undefined ? {} : { applied: handle.applied }),

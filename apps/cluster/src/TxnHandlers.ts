@@ -8,6 +8,7 @@ import { HttpApiBuilder } from "effect/http-api"
 import type { Kv } from "@synod/kv"
 import * as Api from "./Api.ts"
 import { submit, unexpected } from "./Submit.ts"
+import { refused } from "./LeaseHandlers.ts"
 
 /** The `Kv.Txn` a request body stands for: absent lists are empty. */
 export const toCommand = (body: Api.TxnBody): Kv.Txn => ({
@@ -23,6 +24,7 @@ export const layer = HttpApiBuilder.group(Api.Api, "txn", (handlers) =>
     Effect.fn(function* ({ payload }) {
       const command = toCommand(payload)
       const r = yield* submit(command)
+      if (r._tag === "LeaseRefused") return yield* refused(r)
       if (r._tag !== "Transacted") return yield* unexpected(command, r)
       return { succeeded: r.succeeded, results: r.results, revision: r.revision }
     })

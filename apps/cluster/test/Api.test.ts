@@ -100,6 +100,9 @@ describe("the HTTP API", () => {
           "/kv/{key}",
           "/kv/{key}/cas",
           "/leader/transfer",
+          "/lease",
+          "/lease/{id}",
+          "/lease/{id}/keepalive",
           "/readyz",
           "/snapshot",
           "/snapshot/restore",
@@ -160,9 +163,58 @@ describe("serializable reads", () => {
   )
 })
 
+describe("linearizable reads", () => {
+  it.live(
+    "a read index takes no slot and sees the latest write; consistency=log takes a slot; lists read the same three ways",
+    () =>
+      Effect.gen(function* () {
+        const { url, bus } = yield* start(10_000)
+        assert.strictEqual((yield* http("PUT", `${url}/kv/k`, { value: "v1" })).status, 200)
+        const slots = () =>
+          Effect.map(http("GET", `${url}/status`), (r) =>
+            Math.max(
+              ...(r.body.servers as ReadonlyArray<{ replica: { slotOut: number } }>).map((s) => s.replica.slotOut)
+            )
+          )
+        const before = yield* slots()
+        for (let i = 0; i < 5; i++) {
+          const read = yield* http("GET", `${url}/kv/k`)
+          assert.strictEqual(read.status, 200)
+          assert.deepStrictEqual(read.body, { key: "k", value: "v1", version: 1 })
+        }
+        assert.strictEqual(yield* slots(), before, "read-index reads decide no slot")
+        const logged = yield* http("GET", `${url}/kv/k?consistency=log`)
+        assert.deepStrictEqual(logged.body, { key: "k", value: "v1", version: 1 })
+        let after = yield* slots()
+        for (let i = 0; i < 100 && after === before; i++) {
+          yield* Effect.sleep(20)
+          after = yield* slots()
+        }
+        assert.strictEqual(after, before + 1, "a log read is decided in a slot")
+        // the local replica hears nothing: a write commits through the others, and a
+        // linearizable read still sees it (another replica, caught up to the read index, answers)
+        yield* bus.isolate("replica/s1")
+        assert.strictEqual((yield* http("PUT", `${url}/kv/k`, { value: "v2" })).status, 200)
+        assert.strictEqual((yield* http("GET", `${url}/kv/k`)).body.value, "v2")
+        assert.strictEqual((yield* http("GET", `${url}/kv/k?consistency=log`)).body.value, "v2")
+        const list = yield* http("GET", `${url}/kv?prefix=k`)
+        assert.deepStrictEqual(list.body.entries, [{ key: "k", value: "v2", version: 2 }])
+        const listLog = yield* http("GET", `${url}/kv?prefix=k&consistency=log`)
+        assert.deepStrictEqual(listLog.body.entries, [{ key: "k", value: "v2", version: 2 }])
+        const listLocal = yield* http("GET", `${url}/kv?prefix=k&consistency=serializable`)
+        assert.deepStrictEqual(listLocal.body.entries, [{ key: "k", value: "v1", version: 1 }], "s1 is behind")
+        yield* bus.reconnect("replica/s1")
+        const bad = yield* http("GET", `${url}/kv?consistency=eventual`)
+        assert.strictEqual(bad.status, 400)
+        assert.include(JSON.stringify(bad.body), "consistency")
+      }).pipe(Effect.scoped),
+    30_000
+  )
+})
+
 describe("leadership transfer", () => {
   it.live(
-    "POST /leader/transfer and synod leader transfer hand the leadership to the next server; writes go on",
+    "POST /leader/transfer and synod leader transfer hand the leadership to the next server or a named one; writes go on",
     () =>
       Effect.gen(function* () {
         const { url } = yield* start(10_000)
@@ -202,6 +254,26 @@ describe("leadership transfer", () => {
         assert.notStrictEqual(again.leader, again.from)
         assert.deepStrictEqual(yield* settled, [again.leader])
         assert.strictEqual((yield* http("GET", `${url}/kv/k`)).body.value, "v2")
+        // a named target: back to the first leader, not the next in order
+        const named = yield* http("POST", `${url}/leader/transfer?to=${first}`)
+        assert.strictEqual(named.status, 200, JSON.stringify(named.body))
+        assert.deepStrictEqual([named.body.from, named.body.leader], [again.leader, first])
+        assert.deepStrictEqual(yield* settled, [first])
+        assert.strictEqual((yield* http("PUT", `${url}/kv/k`, { value: "v3" })).status, 200)
+        // refused targets, named in the answer: no leader, the leader itself, not an id
+        const notLeader = yield* http("POST", `${url}/leader/transfer?to=nobody`)
+        assert.strictEqual(notLeader.status, 400)
+        assert.match(notLeader.body.message, /nobody is not a configured leader \(leaders: s1, s2, s3\)/)
+        const self = yield* http("POST", `${url}/leader/transfer?to=${first}`)
+        assert.strictEqual(self.status, 400)
+        assert.include(self.body.message, `${first} is the leader handing over`)
+        assert.strictEqual((yield* http("POST", `${url}/leader/transfer?to=a.b`)).status, 400)
+        const cli = yield* run(["leader", "transfer", "nobody", "--url", url])
+        assert.strictEqual(cli.code, 2, cli.stderr)
+        assert.include(cli.stderr, "nobody is not a configured leader")
+        // nothing moved
+        assert.deepStrictEqual(yield* settled, [first])
+        assert.strictEqual((yield* http("GET", `${url}/kv/k`)).body.value, "v3")
       }).pipe(Effect.scoped),
     60_000
   )

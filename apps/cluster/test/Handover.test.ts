@@ -50,4 +50,37 @@ describe("leadership hand-over", () => {
       ),
     90_000
   )
+
+  it.live(
+    "synod leader transfer TO over NATS: the named leader, not the next in order, competes at once",
+    () =>
+      ServeCluster.run({ name: "transferto" }, (cluster) =>
+        Effect.gen(function* () {
+          yield* ServeCluster.ready(cluster)
+          yield* put(cluster.members[0]!.url, "before", "1")
+          const leader = yield* ServeCluster.leader(cluster)
+          const leaders = cluster.config.leaders
+          // the leader before it in order: not the successor a transfer without TO picks
+          const to = leaders[(leaders.indexOf(leader.node) - 1 + leaders.length) % leaders.length]!
+          assert.notStrictEqual(to, Leader.successorOf(leaders, leader.node))
+          const moved = yield* http("POST", `${leader.url}/leader/transfer?to=${to}`)
+          assert.strictEqual(moved.status, 200, `${JSON.stringify(moved.body)}\n${ServeCluster.tails(cluster)}`)
+          assert.strictEqual(moved.body.from, leader.node)
+          assert.notStrictEqual(moved.body.leader, leader.node)
+          // the named leader heard the hand-over (Heartbeat.to, over the wire) and competed at once
+          const target = cluster.members.find((m) => m.node === to)!
+          assert.match(
+            `${target.proc.stdout()}${target.proc.stderr()}`,
+            /resigned in this leader's favour: competing at once/,
+            ServeCluster.tails(cluster)
+          )
+          const successor = cluster.members.find((m) => m.node === Leader.successorOf(leaders, leader.node))!
+          assert.notMatch(`${successor.proc.stdout()}${successor.proc.stderr()}`, /in this leader's favour/)
+          // writes go on, and what was written before is still there
+          yield* put(leader.url, "after", "2")
+          assert.strictEqual((yield* http("GET", `${leader.url}/kv/before`)).body.value, "1")
+        })
+      ),
+    90_000
+  )
 })

@@ -99,6 +99,13 @@ describe("HTTP metrics", () => {
         assert.strictEqual(sample(after, 'synod_http_requests_total{route="unmatched",method="GET",status="404"}'), 1)
         assert.isAtLeast(sample(after, 'synod_commands_committed_total{id="s1"}') ?? 0, 2)
         assert.notInclude(after, "m1", "no key in any label")
+        // the process's own memory and CPU, under the names Prometheus's Node clients use
+        const rss = sample(after, "process_resident_memory_bytes") ?? 0
+        assert.isAbove(rss, 10 * 2 ** 20)
+        assert.isBelow(rss, 64 * 2 ** 30)
+        assert.isAbove(sample(after, "nodejs_heap_size_used_bytes") ?? 0, 2 ** 20)
+        assert.isAbove(sample(after, "nodejs_heap_size_total_bytes") ?? 0, 2 ** 20)
+        assert.isAbove(sample(after, "process_cpu_seconds_total") ?? 0, 0)
       }).pipe(Effect.scoped),
     60_000
   )

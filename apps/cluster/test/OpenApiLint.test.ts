@@ -31,8 +31,9 @@ describe("the OpenAPI document", () => {
         }
       }
     }
-    // kv get, put, delete, cas, list; txn; snapshot save, restore; watch; status, leader transfer, healthz, readyz
-    assert.strictEqual(operations, 13)
+    // kv get, put, delete, cas, list; txn; snapshot save, restore; watch; status, leader transfer, healthz, readyz;
+    // lease grant, keepalive, revoke, list
+    assert.strictEqual(operations, 17)
   })
 
   it.live(

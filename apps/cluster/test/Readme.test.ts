@@ -138,7 +138,8 @@ export const runReadmeSection = (
       assert.strictEqual(out.code, 0, `${command}\n${out.stderr}`)
       // a command's printed JSON, one document per line (pretty-printed output is one document)
       const trimmed = out.stdout.trim()
-      const printed = trimmed.startsWith("{") && !trimmed.includes("\n{") ? [trimmed.replace(/\n\s*/g, "")] : trimmed.split("\n")
+      const printed =
+        trimmed.startsWith("{") && !trimmed.includes("\n{") ? [trimmed.replace(/\n\s*/g, "")] : trimmed.split("\n")
       expect.forEach((line, i) => {
         const json = line.split(/\s{2,}\(/)[0]!.trim()
         // "…" stands for what depends on the run (revisions, checksums): not compared
@@ -157,6 +158,7 @@ describe("README examples against a cluster in this process", () => {
         // in the README's order: curl, the CLI, transactions, watches, backups
         yield* runReadmeSection("../../../README.md", "## The key-value service: `synod`", url)
         yield* runReadmeSection("../../../README.md", "## The key-value service: `synod`", url, { block: 1 })
+        yield* runReadmeSection("../../../README.md", "### Reads", url)
         yield* runReadmeSection("../../../README.md", "### Transactions", url)
         assert.strictEqual((yield* http("GET", `${url}/kv/lock`)).status, 404)
         yield* runReadmeSection("../../../README.md", "### Watches", url)
@@ -167,6 +169,21 @@ describe("README examples against a cluster in this process", () => {
           (yield* http("GET", `${other}/kv?prefix=`)).body,
           (yield* http("GET", `${url}/kv?prefix=`)).body
         )
+      }),
+    90_000
+  )
+})
+
+describe("README lease examples against a cluster in this process", () => {
+  it.live(
+    "leases, ephemeral keys and a lock print what the README says",
+    () =>
+      Effect.gen(function* () {
+        const url = yield* startApi
+        const heading = "### Leases, ephemeral keys, locks and elections"
+        yield* runReadmeSection("../../../README.md", heading, url)
+        assert.strictEqual((yield* http("GET", `${url}/kv/services%2Fweb%2F1`)).status, 404)
+        yield* runReadmeSection("../../../README.md", heading, url, { block: 1 })
       }),
     90_000
   )

@@ -39,6 +39,8 @@ export interface Options {
   readonly logLevel?: "Debug" | "Info" | "Warn" | "Error"
   /** More of the cluster's configuration (`snapshotEvery`, timeouts…) beside its members. */
   readonly settings?: Record<string, unknown>
+  /** The config file's `tracing` section (an OTLP/HTTP collector); absent: no tracing. */
+  readonly tracing?: { readonly endpoint: string }
 }
 
 /** A nats-server and `options.servers` `synod serve` processes, each started once its HTTP API listens. */
@@ -64,7 +66,8 @@ export const start = Effect.fnUntraced(function* (options: Options) {
             dataDir: join(dir, node),
             transport: { kind: "nats", servers: [nats.url] },
             http: { port: 0 },
-            logLevel: options.logLevel ?? "Info"
+            logLevel: options.logLevel ?? "Info",
+            ...(options.tracing === undefined ? {} : { tracing: options.tracing })
           })
         )
         const proc = yield* daemon(["serve", "--config", file])

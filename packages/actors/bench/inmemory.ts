@@ -1,9 +1,12 @@
 /**
  * Benchmark: a 3-server cluster (colocated replica + leader + acceptor) on the in-memory
  * bus in one process. For 1, 16 and 256 concurrent clients, with batching on and off,
- * prints committed commands per second, latency p50/p99 and resident memory.
+ * prints committed commands per second, latency p50/p99, CPU time per command and resident
+ * memory; with batching on, also linearizable reads of the keys written (a `Get` by read
+ * index: no slot, so the log's batching does not apply to them).
  *
  *   pnpm --filter @synod/actors bench [-- --seconds 3]
+ *   BENCH_OPS=write,read,logread  what to measure (default write,read; logread: a Get through the log)
  *   BENCH_LEVELS=256 BENCH_BATCHING=on BENCH_ENCODE=off node --cpu-prof packages/actors/bench/inmemory.ts
  *
  * Every message still goes through the wire codec; storage is in memory (no fsync), so
@@ -27,7 +30,16 @@ const percentile = (sorted: ReadonlyArray<number>, p: number) =>
 /** BENCH_ENCODE=off: envelopes handed over as they are (as `synod up` does), not through the codec. */
 const encode = process.env.BENCH_ENCODE !== "off"
 
-const runOne = (clients: number, batching: boolean) => {
+type Op = "write" | "read" | "logread"
+const ops = (process.env.BENCH_OPS ?? "write,read").split(",") as Array<Op>
+for (const op of ops) {
+  if (op !== "write" && op !== "read" && op !== "logread") {
+    process.stderr.write(`BENCH_OPS: "${op}" is not one of write, read, logread\n`)
+    process.exit(2)
+  }
+}
+
+const runOne = (clients: number, batching: boolean, op: Op) => {
   const config = ClusterConfig.servers(3, {
     window: 16,
     batch: { maxSize: batching ? 256 : 1 },
@@ -45,7 +57,14 @@ const runOne = (clients: number, batching: boolean) => {
     )
     // warm up: elect a leader, JIT the hot paths
     yield* handles[0]!.submit({ _tag: "Put", key: "warm", value: "up" })
+    // the keys the reads read exist
+    yield* Effect.forEach(
+      Array.from({ length: Math.min(64, clients) }, (_, i) => i),
+      (i) => handles[i]!.submit({ _tag: "Put", key: `k${i}`, value: "0" }),
+      { concurrency: "unbounded", discard: true }
+    )
     const latencies: Array<number> = []
+    const cpu0 = process.cpuUsage()
     const start = clock.currentTimeMillisUnsafe()
     const end = start + seconds * 1000
     yield* Effect.forEach(
@@ -55,18 +74,26 @@ const runOne = (clients: number, batching: boolean) => {
           let n = 0
           while (clock.currentTimeMillisUnsafe() < end) {
             const t0 = performance.now()
-            yield* client.submit({ _tag: "Put", key: `k${i % 64}`, value: `${n++}` })
+            const key = `k${i % 64}`
+            yield* op === "write"
+              ? client.submit({ _tag: "Put", key, value: `${n++}` })
+              : op === "read"
+                ? client.read({ _tag: "Get", key })
+                : client.submit({ _tag: "Get", key })
             latencies.push(performance.now() - t0)
           }
         }),
       { concurrency: "unbounded", discard: true }
     )
     const elapsed = (clock.currentTimeMillisUnsafe() - start) / 1000
+    const cpu = process.cpuUsage(cpu0)
     latencies.sort((a, b) => a - b)
     return {
       opsPerSec: latencies.length / elapsed,
       p50: percentile(latencies, 50),
       p99: percentile(latencies, 99),
+      // the whole process's CPU per command: unlike ops/s, hardly moved by other load on the machine
+      cpuMicros: (cpu.user + cpu.system) / Math.max(1, latencies.length),
       rssMiB: process.memoryUsage().rss / 2 ** 20
     }
   }).pipe(Effect.scoped, Effect.provide(cluster))
@@ -74,16 +101,25 @@ const runOne = (clients: number, batching: boolean) => {
 
 const main = Effect.gen(function* () {
   process.stdout.write(`synod in-memory benchmark: 3 colocated servers, one process, ${seconds} s per run\n`)
-  process.stdout.write("clients  batching    ops/s   p50 ms   p99 ms   rss MiB\n")
+  process.stdout.write("clients  batching  op          ops/s   p50 ms   p99 ms   CPU µs/op   rss MiB\n")
+  const ratios: Array<string> = []
   for (const batching of (process.env.BENCH_BATCHING ?? "on,off").split(",").map((b) => b === "on")) {
     for (const clients of (process.env.BENCH_LEVELS ?? "1,16,256").split(",").map(Number)) {
-      process.stderr.write(`  running ${clients} clients, batching ${batching ? "on" : "off"}...\r`)
-      const r = yield* runOne(clients, batching)
-      process.stdout.write(
-        `${String(clients).padStart(7)}  ${(batching ? "on" : "off").padEnd(8)} ${r.opsPerSec.toFixed(0).padStart(8)} ${r.p50.toFixed(2).padStart(8)} ${r.p99.toFixed(2).padStart(8)} ${r.rssMiB.toFixed(0).padStart(9)}\n`
-      )
+      const rates = new Map<Op, number>()
+      // reads take no slot: the log's batching changes nothing for them, so they run once
+      for (const op of ops.filter((o) => batching || o === "write")) {
+        process.stderr.write(`  running ${clients} clients, batching ${batching ? "on" : "off"}, ${op}...\r`)
+        const r = yield* runOne(clients, batching, op)
+        rates.set(op, r.opsPerSec)
+        process.stdout.write(
+          `${String(clients).padStart(7)}  ${(batching ? "on" : "off").padEnd(8)}  ${op.padEnd(8)} ${r.opsPerSec.toFixed(0).padStart(8)} ${r.p50.toFixed(2).padStart(8)} ${r.p99.toFixed(2).padStart(8)} ${r.cpuMicros.toFixed(1).padStart(11)} ${r.rssMiB.toFixed(0).padStart(9)}\n`
+        )
+      }
+      const [w, rd] = [rates.get("write"), rates.get("read")]
+      if (batching && w !== undefined && rd !== undefined) ratios.push(`${clients} clients ${(rd / w).toFixed(1)}x`)
     }
   }
+  if (ratios.length > 0) process.stdout.write(`reads (read index) per write, batching on: ${ratios.join(", ")}\n`)
 })
 
 Effect.runPromise(main).catch((e) => {

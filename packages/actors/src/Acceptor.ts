@@ -26,12 +26,12 @@ import {
   Ballot,
   type ClusterConfig,
   type Command,
-  Command as Cmd,
   Limits,
-  Message,
+  type Message,
   Monotonic,
   Storage,
-  Transport
+  Transport,
+  Trusted
 } from "@synod/core"
 import { Effect, Metric } from "effect"
 import * as Host from "./internal/Host.ts"
@@ -135,7 +135,7 @@ export class AcceptorCore {
       }
       accepted.push(pv)
     }
-    return new Message.P1b({
+    return Trusted.p1b({
       ballot: this.promised,
       request: ballot,
       accepted,
@@ -156,8 +156,7 @@ export class AcceptorCore {
     if (msg.slot < this.watermark && !this.silentGc) {
       // forgotten: accepting would bring the slot back, and the leader must learn it is gone
       if (from !== undefined) this.told.set(from, this.watermark)
-      const reply = { ballot: this.promised, request: msg.ballot, slot: msg.slot, watermark: this.watermark }
-      return { reply: new Message.P2b(reply), accepted: undefined }
+      return { reply: Trusted.p2b(this.promised, msg.ballot, msg.slot, this.watermark), accepted: undefined }
     }
     const ok = this.strict ? Ballot.equals(msg.ballot, this.promised) : !Ballot.lessThan(msg.ballot, this.promised)
     let accepted: Command.PValue | undefined
@@ -167,13 +166,12 @@ export class AcceptorCore {
       const before = this.accepted.get(msg.slot)
       if (before === undefined || !Ballot.equals(before.ballot, msg.ballot)) this.lastAccept = this.now()
       this.promised = msg.ballot
-      accepted = new Cmd.PValue({ ballot: msg.ballot, slot: msg.slot, value: msg.value })
+      accepted = Trusted.pvalue(msg.ballot, msg.slot, msg.value)
       this.accepted.set(msg.slot, accepted)
     }
-    const reply = { ballot: this.promised, request: msg.ballot, slot: msg.slot }
     const tell = from !== undefined && !this.silentGc && this.watermark > (this.told.get(from) ?? 1)
     if (tell) this.told.set(from, this.watermark)
-    return { reply: new Message.P2b(tell ? { ...reply, watermark: this.watermark } : reply), accepted }
+    return { reply: Trusted.p2b(this.promised, msg.ballot, msg.slot, tell ? this.watermark : undefined), accepted }
   }
 
   /**
@@ -203,6 +201,12 @@ export class AcceptorCore {
         if (w === undefined) return
         this.out.persist({ promised: this.promised, accepted: [], watermark: w })
         return this.out.event({ _tag: "Forgot", watermark: w })
+      }
+      case "Confirm": {
+        // a read-index confirmation: the promise as it is, nothing to write (a promise is
+        // durable before any reply reveals it, and this reply leaves after those records)
+        this.out.event({ _tag: "Promised", ballot: this.promised })
+        return this.out.send(from, Trusted.confirmed(this.promised, message.ballot, message.round))
       }
       case "Heartbeat": {
         // the leader of its promise resigned (an inactive heartbeat: its process stops
@@ -248,7 +252,7 @@ export interface Status {
 }
 
 const isInbound = (m: Message.Message): m is Message.AcceptorInbound =>
-  m._tag === "P1a" || m._tag === "P2a" || m._tag === "Progress" || m._tag === "Heartbeat"
+  m._tag === "P1a" || m._tag === "P2a" || m._tag === "Progress" || m._tag === "Heartbeat" || m._tag === "Confirm"
 
 /** Merges a batch's records into one append: the last promise, every accept, the highest watermark. */
 export const mergeRecords = (records: ReadonlyArray<Storage.AcceptorRecord>): Storage.AcceptorRecord => {
@@ -303,7 +307,19 @@ export const run = Effect.fn("Acceptor.run")(function* (id: string, config: Clus
           else probe.acceptorForgot(id, e.watermark)
         }
       }),
-    afterBatch: Effect.suspend(() => Metric.update(promisedRound, core.promised.round))
+    afterBatch: Effect.suspend(() => Metric.update(promisedRound, core.promised.round)),
+    // tracing: each traced P2a is a span `synod.accept`, child of the commander's, until
+    // its P2b is sent; the host adds `synod.persist` around the write it waited for
+    trace: (spans) => ({
+      received: (envelope, parent) =>
+        envelope.message._tag === "P2a"
+          ? spans.start("synod.accept", parent, {
+              "synod.acceptor": id,
+              "synod.slot": envelope.message.slot,
+              "synod.ballot": `${envelope.message.ballot}`
+            })
+          : undefined
+    })
   }).pipe(Effect.annotateLogs({ role: "acceptor", id }))
 
   return {

@@ -15,8 +15,21 @@
  *
  * @since 0.1.0
  */
-import { Address, type ClusterConfig, Command, Limits, Message, StateMachine, Transport } from "@synod/core"
-import { Clock, Deferred, Effect, Metric, Option, Queue, Random, Result, Schema, type Scope } from "effect"
+import { Address, type ClusterConfig, Limits, type Message, StateMachine, Trace, Transport, Trusted } from "@synod/core"
+import {
+  Clock,
+  Context,
+  Deferred,
+  Effect,
+  Latch,
+  Metric,
+  Queue,
+  Random,
+  Result,
+  Schema,
+  type Scope,
+  Tracer
+} from "effect"
 import * as Metrics from "./Metrics.ts"
 
 /** The command may or may not have been applied: no replica answered in time. */
@@ -51,9 +64,30 @@ export class CommandTooLarge extends Schema.TaggedError<CommandTooLarge>()("Comm
 
 export type SubmitError = OutcomeUnknown | CommandRejected | CommandTooLarge
 
+/** No replica answered a read in time (a read changes nothing: asking again is safe). */
+export class ReadTimedOut extends Schema.TaggedError<ReadTimedOut>()("ReadTimedOut", {
+  client: Schema.String,
+  id: Schema.Int,
+  waitedMs: Schema.Int
+}) {
+  override get message(): string {
+    return `no answer for read ${this.id} of client ${this.client} after ${this.waitedMs} ms (no active leader confirmed, or no replica reachable); a read changes nothing, so it may be asked again`
+  }
+}
+
+export type ReadError = ReadTimedOut | CommandRejected | CommandTooLarge
+
 export interface Client<C, R> {
   readonly id: string
   submit(command: C): Effect.Effect<R, SubmitError>
+  /**
+   * A linearizable read without a slot (docs/protocol.md#reads): a replica answers `query`
+   * from its state once it has applied everything decided before the read arrived, as an
+   * active leader confirmed with a majority of acceptors. Only the machine's read-only
+   * queries (`StateMachine.query`) are answered; any other command fails with
+   * `CommandRejected`.
+   */
+  read(query: C): Effect.Effect<R, ReadError>
 }
 
 export interface Options {
@@ -72,6 +106,18 @@ export interface Options {
 
 type Reply = { readonly result: Schema.Json; readonly error?: string }
 
+/** A command waiting for its answer; `undefined` completes it when it timed out. */
+interface Waiting {
+  readonly done: Deferred.Deferred<Reply | undefined>
+  /** What is resent: a command's `Request`, or a `Read`. */
+  readonly request: Message.Request | Message.Read
+  readonly started: number
+  resendAt: number
+  wait: number
+  /** Tracing: the command's span, which its requests (resends too) carry. */
+  readonly span: Tracer.AnySpan | undefined
+}
+
 /** A client of `machine` on `config`'s replicas, until the scope closes. Requires `Transport`. */
 export const make = Effect.fn("Client.make")(function* <S, C, R>(
   machine: StateMachine.StateMachine<S, C, R>,
@@ -87,24 +133,75 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
   const limit = Limits.fromMessageBytes(transport.maxMessageBytes).commandBytes
   const replicas = config.replicas.map(Address.replica)
   const { retransmitMs, clientTimeoutMs } = config.timeouts
-  const waiting = new Map<number, Deferred.Deferred<Reply>>()
+  const waiting = new Map<number, Waiting>()
+  /** Reads in flight, by read id (their own counter: reads take no command seq). */
+  const reading = new Map<number, Waiting>()
   const resent = Metrics.of(Metrics.retransmissions, id, { role: "client" })
   yield* Metrics.start([resent])
   let nextSeq = 1
+  let nextRead = 1
   let preferred = replicas[0]!
+  // tracing: each command a span `synod.client` (its requests carry it); off, no span at all
+  const traced = yield* Trace.Enabled
 
   const dispatch = (batch: ReadonlyArray<Message.Envelope>): void => {
     for (const env of batch) {
+      if (env.message._tag === "ReadResponse") {
+        const w = reading.get(env.message.id)
+        if (w === undefined) continue
+        preferred = env.from
+        const { result, error } = env.message
+        Deferred.doneUnsafe(w.done, Effect.succeed(error === undefined ? { result } : { result, error }))
+        continue
+      }
       if (env.message._tag !== "Response") continue
-      const d = waiting.get(env.message.seq)
-      if (d === undefined) continue
+      const w = waiting.get(env.message.seq)
+      if (w === undefined) continue
       preferred = env.from
       const { result, error } = env.message
-      Deferred.doneUnsafe(d, Effect.succeed(error === undefined ? { result } : { result, error }))
+      Deferred.doneUnsafe(w.done, Effect.succeed(error === undefined ? { result } : { result, error }))
     }
   }
   const mailbox = yield* transport.listen(self)
   yield* Queue.takeAll(mailbox).pipe(Effect.map(dispatch), Effect.forever, Effect.forkScoped)
+
+  const sendTo = (to: Address.Address, request: Message.Request | Message.Read, span: Tracer.AnySpan | undefined) => {
+    const envelope = Trusted.envelope(self, to, request)
+    if (span !== undefined) Trace.attach(envelope, span)
+    return transport.send(to, envelope)
+  }
+
+  // One timer for every command in flight, not one per command: a timeout raced against
+  // each answer cost more CPU than the rest of the client's work for a command. It wakes
+  // every quarter retransmission period while commands wait (so a resend or a timeout is
+  // at most that late), and sleeps on `busy` while none does.
+  const busy = Latch.makeUnsafe(false)
+  const every = Math.max(1, Math.floor(retransmitMs / 4))
+  yield* Effect.gen(function* () {
+    for (;;) {
+      if (waiting.size === 0 && reading.size === 0) {
+        busy.closeUnsafe()
+        yield* busy.await
+      }
+      yield* Effect.sleep(every)
+      const now = clock.currentTimeMillisUnsafe()
+      let resends = 0
+      for (const inFlight of [waiting, reading]) {
+        for (const w of inFlight.values()) {
+          if (now - w.started >= clientTimeoutMs) {
+            Deferred.doneUnsafe(w.done, Effect.succeed(undefined))
+          } else if (now >= w.resendAt) {
+            // no answer yet: ask every replica, waiting twice as long each time
+            resends++
+            for (const r of replicas) yield* sendTo(r, w.request, w.span)
+            w.wait = Math.min(w.wait * 2, 8 * retransmitMs)
+            w.resendAt = now + w.wait
+          }
+        }
+      }
+      if (resends > 0) yield* Metric.update(resent, resends)
+    }
+  }).pipe(Effect.forkScoped)
 
   const acked = (): number => {
     let low = nextSeq
@@ -112,45 +209,85 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
     return low
   }
 
+  // Everything up to the send happens at once when the command is submitted: its seq, its
+  // `acked` and its place in `waiting` together, so a command submitted concurrently never
+  // reads an `acked` above a seq that is taken but not waiting yet.
   const submit = (command: C): Effect.Effect<R, SubmitError> =>
+    traced
+      ? Effect.withSpan(
+          Effect.withFiber((fiber) => start(command, Context.getOrUndefined(fiber.context, Tracer.ParentSpan))),
+          "synod.client",
+          { kind: "client", attributes: { "synod.client": id } }
+        )
+      : start(command, undefined)
+
+  const start = (command: C, span: Tracer.AnySpan | undefined): Effect.Effect<R, SubmitError> =>
     Effect.suspend(() => {
       const seq = nextSeq++
-      return attempt(seq, command).pipe(Effect.ensuring(Effect.sync(() => waiting.delete(seq))))
-    })
-
-  const attempt = (seq: number, command: C): Effect.Effect<R, SubmitError> =>
-    Effect.gen(function* () {
-      const done = yield* Deferred.make<Reply>()
-      // waiting before `acked()`: this very seq is not answered yet
-      waiting.set(seq, done)
-      const encoded = new Command.Command({ client: id, seq, acked: acked(), op: codecs.encodeCommand(command) })
+      if (span?._tag === "Span") span.attribute("synod.seq", seq)
+      // every lower seq still waiting keeps `acked` down, and this one is not answered yet
+      const encoded = Trusted.command(id, seq, Math.min(acked(), seq), codecs.encodeCommand(command))
       const bytes = Limits.jsonBytes(encoded)
-      if (bytes > limit) return yield* new CommandTooLarge({ bytes, limit })
-      const request = new Message.Request({ command: encoded })
+      if (bytes > limit) return Effect.fail(new CommandTooLarge({ bytes, limit }))
+      const request = Trusted.request(encoded)
       const started = clock.currentTimeMillisUnsafe()
-      const sendTo = (to: Address.Address) =>
-        transport.send(to, new Message.Envelope({ from: self, to, message: request }))
-      yield* sendTo(preferred)
-      let reply: Option.Option<Reply> = Option.none()
-      let wait = retransmitMs
-      for (;;) {
-        const left = started + clientTimeoutMs - clock.currentTimeMillisUnsafe()
-        if (left <= 0) break
-        reply = yield* Deferred.await(done).pipe(Effect.timeoutOption(Math.min(wait, left)))
-        if (Option.isSome(reply)) break
-        yield* Metric.update(resent, 1)
-        for (const r of replicas) yield* sendTo(r)
-        wait = Math.min(wait * 2, 8 * retransmitMs)
-      }
-      if (Option.isNone(reply)) {
-        return yield* new OutcomeUnknown({ client: id, seq, waitedMs: clock.currentTimeMillisUnsafe() - started })
-      }
-      if (reply.value.error !== undefined) return yield* new CommandRejected({ reason: reply.value.error })
-      const decoded = codecs.decodeResult(reply.value.result)
-      if (Result.isFailure(decoded))
-        return yield* new CommandRejected({ reason: `result does not decode: ${decoded.failure}` })
-      return decoded.success
+      const done = Deferred.makeUnsafe<Reply | undefined>()
+      waiting.set(seq, { done, request, started, resendAt: started + retransmitMs, wait: retransmitMs, span })
+      busy.openUnsafe()
+      return sendTo(preferred, request, span).pipe(
+        Effect.andThen(Deferred.await(done)),
+        Effect.flatMap((reply) => outcome(seq, started, reply)),
+        Effect.ensuring(Effect.sync(() => waiting.delete(seq)))
+      )
     })
 
-  return { id, submit }
+  const outcome = (seq: number, started: number, reply: Reply | undefined): Effect.Effect<R, SubmitError> =>
+    reply === undefined
+      ? Effect.fail(new OutcomeUnknown({ client: id, seq, waitedMs: clock.currentTimeMillisUnsafe() - started }))
+      : decodeReply(reply)
+
+  const decodeReply = (reply: Reply): Effect.Effect<R, CommandRejected> => {
+    if (reply.error !== undefined) return Effect.fail(new CommandRejected({ reason: reply.error }))
+    const decoded = codecs.decodeResult(reply.result)
+    return Result.isFailure(decoded)
+      ? Effect.fail(new CommandRejected({ reason: `result does not decode: ${decoded.failure}` }))
+      : Effect.succeed(decoded.success)
+  }
+
+  // As `submit`, with the read's own id: first to one replica, then to all with doubling
+  // waits (the timer above), failing with `ReadTimedOut` after the client timeout.
+  const read = (query: C): Effect.Effect<R, ReadError> =>
+    Effect.suspend(() => {
+      const readId = nextRead++
+      const op = codecs.encodeCommand(query)
+      // the replica refuses a read whose op is larger than a command may be
+      const bytes = Limits.jsonBytes(op)
+      if (bytes > limit) return Effect.fail(new CommandTooLarge({ bytes, limit }))
+      const request = Trusted.read(id, readId, op)
+      const started = clock.currentTimeMillisUnsafe()
+      const done = Deferred.makeUnsafe<Reply | undefined>()
+      reading.set(readId, {
+        done,
+        request,
+        started,
+        resendAt: started + retransmitMs,
+        wait: retransmitMs,
+        span: undefined
+      })
+      busy.openUnsafe()
+      return sendTo(preferred, request, undefined).pipe(
+        Effect.andThen(Deferred.await(done)),
+        Effect.flatMap(
+          (reply): Effect.Effect<R, ReadError> =>
+            reply === undefined
+              ? Effect.fail(
+                  new ReadTimedOut({ client: id, id: readId, waitedMs: clock.currentTimeMillisUnsafe() - started })
+                )
+              : decodeReply(reply)
+        ),
+        Effect.ensuring(Effect.sync(() => reading.delete(readId)))
+      )
+    })
+
+  return { id, submit, read }
 })

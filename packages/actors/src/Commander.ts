@@ -13,8 +13,8 @@
  *
  * @since 0.1.0
  */
-import { Address, Ballot, type Command, Message, Quorum, Transport } from "@synod/core"
-import { Effect, Queue } from "effect"
+import { Address, Ballot, type Command, type Message, Quorum, Trace, Transport, Trusted } from "@synod/core"
+import { Effect, Queue, type Tracer } from "effect"
 import * as Phase from "./internal/Phase.ts"
 import type { Probe } from "./internal/Probe.ts"
 
@@ -78,7 +78,7 @@ export class CommanderTally {
   }
 
   p2a(): Message.P2a {
-    return new Message.P2a({ ballot: this.ballot, slot: this.slot, value: this.value })
+    return Trusted.p2a(this.ballot, this.slot, this.value)
   }
 
   /** A P2b from `acceptor`. A B4 commander reports preemption as `Preempted` but keeps going. */
@@ -116,6 +116,11 @@ export interface Options {
   readonly bugs?: Bugs
   /** B4: how the never-ending commander still tells its leader it was preempted. */
   readonly reportPreempted?: (by: Ballot.Ballot) => void
+  /**
+   * Tracing: the commander's span (its P2a messages carry it) and how to make the
+   * decision's (`synod.decision`, its child, carried by the Decision messages).
+   */
+  readonly trace?: { readonly span: Tracer.Span; readonly spans: Trace.Spans } | undefined
 }
 
 /** The commander's fiber: sends and resends until the tally ends. Requires `Transport`. */
@@ -129,6 +134,7 @@ export const run = Effect.fnUntraced(function* (options: Options) {
     acceptors: options.acceptors,
     tally: commander.tally,
     retransmitMs: options.retransmitMs,
+    span: options.trace?.span,
     message: () => {
       const p2a = commander.p2a()
       probe?.p2aSent(me, p2a.ballot, p2a.slot, p2a.value)
@@ -155,9 +161,21 @@ export const run = Effect.fnUntraced(function* (options: Options) {
       case "Decided": {
         probe?.voteCounted(me, from, step.ballot, step.slot)
         probe?.decided(me, step.ballot, step.slot, step.value)
-        const decision = new Message.Decision({ slot: step.slot, value: step.value, ballot: step.ballot })
-        for (const to of [...options.replicas.map(Address.replica), ...(options.learners ?? []).map(Address.learner)])
-          yield* transport.send(to, new Message.Envelope({ from: leader, to, message: decision }))
+        const decision = Trusted.decision(step.slot, step.value, step.ballot)
+        const trace = options.trace
+        const span =
+          trace === undefined
+            ? undefined
+            : trace.spans.start("synod.decision", trace.span, {
+                "synod.slot": step.slot,
+                "synod.ballot": `${step.ballot}`
+              })
+        for (const to of [...options.replicas.map(Address.replica), ...(options.learners ?? []).map(Address.learner)]) {
+          const envelope = Trusted.envelope(leader, to, decision)
+          if (span !== undefined) Trace.attach(envelope, span)
+          yield* transport.send(to, envelope)
+        }
+        if (span !== undefined) trace!.spans.end(span)
         return step
       }
     }

@@ -20,10 +20,12 @@
  *   active ballot, or when a majority of acceptors has not answered for the longest
  *   failure-detection timeout while it has work in flight.
  * - Resigning (its process stops cleanly), it stops its children and tells the others with
- *   an inactive heartbeat at its ballot; the leader after it in the configured order
- *   competes at once instead of waiting for a failure-detection timeout, so a rolling
- *   restart costs an election round trip, not a timeout. Safety is unchanged: the
- *   successor runs phase 1 with a higher ballot like any leader.
+ *   an inactive heartbeat at its ballot naming its successor, the leader after it in the
+ *   configured order, which competes at once instead of waiting for a failure-detection
+ *   timeout, so a rolling restart costs an election round trip, not a timeout. A transfer
+ *   (`synod leader transfer [TO]`) does the same without stopping, to the successor or to
+ *   the named leader. Safety is unchanged: the successor runs phase 1 with a higher ballot
+ *   like any leader.
  * - A proposal for a slot it has seen decided is answered with the decision.
  * - Below the acceptors' GC watermark it proposes nothing and remembers nothing (B11).
  *
@@ -35,13 +37,15 @@ import {
   type ClusterConfig,
   type Command,
   Command as Cmd,
-  Message,
+  type Message,
   Monotonic,
   Quorum,
   Storage,
-  Transport
+  Trace,
+  Transport,
+  Trusted
 } from "@synod/core"
-import { Effect, Metric, Queue, Random } from "effect"
+import { Effect, Metric, Queue, Random, Schema, type Tracer } from "effect"
 import * as Commander from "./Commander.ts"
 import * as Host from "./internal/Host.ts"
 import { type PlantedBugs, PlantedBugs as PlantedBugsRef } from "./internal/PlantedBugs.ts"
@@ -88,10 +92,16 @@ export type Input =
   | { readonly _tag: "CommanderEnded"; readonly slot: number; readonly outcome: Commander.Outcome }
   /** Its process is stopping: hand the leadership over and never compete again. */
   | { readonly _tag: "Resign" }
-  /** Hand the leadership over to the next leader and go on as a passive one (`synod leader transfer`). */
-  | { readonly _tag: "Transfer" }
+  /**
+   * Hand the leadership over to `to` (default: the next leader in the configured order) and
+   * go on as a passive one (`synod leader transfer [TO]`). A `to` that `transferTarget`
+   * refuses changes nothing.
+   */
+  | { readonly _tag: "Transfer"; readonly to?: string }
 
 /** The children it starts: one scout per ballot, one commander per (ballot, slot). */
+type CommanderSpec = Extract<Child, { readonly _tag: "Commander" }>
+
 export type Child =
   | { readonly _tag: "Scout"; readonly ballot: Ballot.Ballot; readonly from: number }
   | {
@@ -141,6 +151,53 @@ export const successorOf = (leaders: ReadonlyArray<string>, leader: string): str
   return leaders[(i + 1) % leaders.length]
 }
 
+/**
+ * Whom `synod leader transfer [TO]` hands `self`'s leadership to: `to`, which must be
+ * another configured leader, or by default the next leader in the configured order. A
+ * `Left` says why not, naming what is wrong.
+ */
+export const transferTarget = (
+  leaders: ReadonlyArray<string>,
+  self: string,
+  to?: string
+): { readonly _tag: "Right"; readonly to: string } | { readonly _tag: "Left"; readonly message: string } => {
+  if (to === undefined) {
+    const next = successorOf(leaders, self)
+    return next === undefined
+      ? { _tag: "Left", message: `leader ${self} has no other leader to hand over to (leaders: ${leaders.join(", ")})` }
+      : { _tag: "Right", to: next }
+  }
+  if (to === self) return { _tag: "Left", message: `${to} is the leader handing over: name another leader` }
+  if (!leaders.includes(to)) {
+    return { _tag: "Left", message: `${to} is not a configured leader (leaders: ${leaders.join(", ")})` }
+  }
+  return { _tag: "Right", to }
+}
+
+/** `synod leader transfer TO` named no other configured leader; `message` says what is wrong. */
+export class TransferRefused extends Schema.TaggedError<TransferRefused>()("TransferRefused", {
+  message: Schema.String
+}) {}
+/** A replica's read-index question, answered when a confirmation round completes. */
+interface ReadWaiter {
+  readonly from: Address.Address
+  readonly id: number
+}
+
+/**
+ * One read-index confirmation round: started at `ballot` when the read index was
+ * `index`, answering `waiters` once a majority of acceptors (`confirmed`) said their
+ * promise is not above `ballot`.
+ */
+interface ConfirmRound {
+  readonly round: number
+  readonly ballot: Ballot.Ballot
+  readonly index: number
+  readonly waiters: ReadonlyArray<ReadWaiter>
+  readonly confirmed: Set<string>
+  sentAt: number
+}
+
 export const scoutKey = (ballot: Ballot.Ballot) => `scout ${ballot}`
 export const commanderKey = (ballot: Ballot.Ballot, slot: number) => `${ballot}|${slot}`
 
@@ -181,6 +238,20 @@ export class LeaderCore {
   backlog: Array<readonly [number, Command.SlotValue]> = []
   /** It resigned: its process is stopping, so it leads no more and never competes. */
   resigned = false
+  /**
+   * The highest slot it has had a proposal or a decision for (never lowered: a read index
+   * above what is needed only makes a read wait a little longer).
+   */
+  topSlot = 0
+  /**
+   * Read-index questions waiting for the next confirmation round, the latest per replica:
+   * a replica has one question in flight at a time, so this holds one per replica at most.
+   */
+  private readsWaiting = new Map<Address.Address, number>()
+  /** The confirmation round in flight, if any (docs/protocol.md#reads). */
+  private confirming: ConfirmRound | undefined
+  /** Numbers its confirmation rounds; with the ballot, names one. */
+  private confirmRounds = 0
   /** The ballot it last stepped down from: its children's later reports of the same preemption change nothing. */
   private steppedDownFrom: Ballot.Ballot | undefined
   /** When each acceptor last answered (any P1b or P2b). */
@@ -239,35 +310,40 @@ export class LeaderCore {
       case "Resign":
         return this.resign()
       case "Transfer":
-        return this.transfer()
+        return this.transfer(input.to)
     }
   }
 
   /**
-   * Hands the leadership over without stopping: as a resignation (the successor competes
-   * at once, acceptors end its lease), but it stays a leader, passive, and judges the
-   * successor like any leader it watches, a full period from now.
+   * Hands the leadership over without stopping: as a resignation (the target competes at
+   * once, acceptors end its lease), but it stays a leader, passive, and judges the new
+   * leader like any leader it watches, a full period from now.
    */
-  private transfer() {
+  private transfer(requested: string | undefined) {
     if (!this.active) return
-    const to = successorOf(this.config.leaders, this.id)
-    if (to === undefined) return
+    const target = transferTarget(this.config.leaders, this.id, requested)
+    if (target._tag === "Left") return
+    const { to } = target
     this.steppedDownFrom = this.ballot
-    this.handOver()
+    this.handOver(to)
     this.liveness.competing(this.now())
     this.out.event({ _tag: "Transferred", ballot: this.ballot, to })
   }
 
-  /** Stops leading and tells the others with an inactive heartbeat at its ballot. */
-  private handOver() {
+  /**
+   * Stops leading and tells the others with an inactive heartbeat at its ballot naming
+   * `to`, who competes at once (none: a lone leader resigns).
+   */
+  private handOver(to: string | undefined) {
     this.stopChildren()
     this.state = passive
-    const hb = new Message.Heartbeat({
+    const hb = Trusted.heartbeat({
       ballot: this.ballot,
       active: false,
       decided: this.decidedCount,
       slot: this.maxDecided,
-      watermark: this.watermark
+      watermark: this.watermark,
+      ...(to === undefined ? {} : { to })
     })
     for (const l of this.config.leaders) if (l !== this.id) this.out.send(Address.leader(l), hb)
     for (const r of this.config.replicas) this.out.send(Address.replica(r), hb)
@@ -286,7 +362,7 @@ export class LeaderCore {
     const wasActive = this.active
     this.resigned = true
     const successor = wasActive ? successorOf(this.config.leaders, this.id) : undefined
-    if (wasActive) this.handOver()
+    if (wasActive) this.handOver(successor)
     else this.stopChildren()
     this.state = passive
     this.out.event({ _tag: "Resigned", ballot: this.ballot, successor })
@@ -304,7 +380,7 @@ export class LeaderCore {
       case "P1b": {
         this.heardAt.set(Address.id(from), this.now())
         if (this.state._tag === "Scouting" && Ballot.equals(msg.request, this.state.ballot)) {
-          this.out.route(scoutKey(this.state.ballot), new Message.Envelope({ from, to: this.self, message: msg }))
+          this.out.route(scoutKey(this.state.ballot), Trusted.envelope(from, this.self, msg))
         }
         return
       }
@@ -312,7 +388,84 @@ export class LeaderCore {
         return this.p2b(from, msg)
       case "Heartbeat":
         return this.heartbeat(from, msg)
+      case "ReadIndex":
+        return this.readIndex(from, msg.id)
+      case "Confirmed":
+        return this.confirmed(from, msg)
     }
+  }
+
+  /**
+   * The slot a read must wait for (docs/protocol.md#reads): every slot decided so far at
+   * a ballot not above this leader's is below it — a decision at an older ballot was
+   * reported at adoption (pmax) and is a proposal here, one at its own ballot was its
+   * proposal — or below the GC watermark.
+   */
+  readIndexNow(): number {
+    return Math.max(this.watermark, this.topSlot + 1)
+  }
+
+  /**
+   * A replica asks for a read index. Only an active leader answers, and only after a
+   * confirmation round that started after the question arrived: questions that arrive
+   * during a round wait for the next one, and many share one.
+   */
+  private readIndex(from: Address.Address, id: number) {
+    if (this.state._tag !== "Active") return // the replica asks again, maybe elsewhere
+    if (this.bugs.staleRead) {
+      // planted: answered from this leader's belief that it leads, unconfirmed
+      this.out.send(from, Trusted.readIndexReply(id, this.readIndexNow(), this.state.ballot))
+      return
+    }
+    this.readsWaiting.set(from, id)
+    if (this.confirming === undefined) this.startConfirm()
+  }
+
+  /** Asks every acceptor whether its promise is still not above this leader's ballot. */
+  private startConfirm() {
+    if (this.state._tag !== "Active" || this.readsWaiting.size === 0) return
+    const ballot = this.state.ballot
+    this.confirming = {
+      round: ++this.confirmRounds,
+      ballot,
+      index: this.readIndexNow(),
+      waiters: [...this.readsWaiting].map(([from, id]) => ({ from, id })),
+      confirmed: new Set(),
+      sentAt: this.now()
+    }
+    this.readsWaiting = new Map()
+    const confirm = Trusted.confirm(ballot, this.confirming.round)
+    for (const a of this.config.acceptors) this.out.send(Address.acceptor(a), confirm)
+  }
+
+  /**
+   * An acceptor's answer to a confirmation. A promise above the round's ballot deposes
+   * this leader; one not above it counts; with a majority, every question of the round
+   * gets the index taken when the round started.
+   */
+  private confirmed(from: Address.Address, msg: Message.Confirmed) {
+    const acceptor = Address.id(from)
+    this.heardAt.set(acceptor, this.now())
+    if (Ballot.greaterThan(msg.ballot, this.ballot)) return this.preempted(msg.ballot)
+    const round = this.confirming
+    if (round === undefined || msg.round !== round.round || !Ballot.equals(msg.request, round.ballot)) return
+    if (Ballot.greaterThan(msg.ballot, round.ballot) || !this.config.acceptors.includes(acceptor)) return
+    round.confirmed.add(acceptor)
+    if (!Quorum.isMajority(round.confirmed.size, this.config.acceptors.length)) return
+    this.confirming = undefined
+    for (const w of round.waiters) {
+      this.out.send(w.from, Trusted.readIndexReply(w.id, round.index, round.ballot))
+    }
+    this.startConfirm()
+  }
+
+  /** Resends the round's Confirm to the acceptors that have not confirmed, every `retransmitMs`. */
+  private resendConfirm(now: number) {
+    const round = this.confirming
+    if (round === undefined || now - round.sentAt < this.config.timeouts.retransmitMs) return
+    round.sentAt = now
+    const confirm = Trusted.confirm(round.ballot, round.round)
+    for (const a of this.config.acceptors) if (!round.confirmed.has(a)) this.out.send(Address.acceptor(a), confirm)
   }
 
   private propose(from: Address.Address, msg: Message.Propose) {
@@ -322,6 +475,7 @@ export class LeaderCore {
     const value = this.proposals.get(msg.slot)
     if (value === undefined) {
       this.proposals.set(msg.slot, msg.value)
+      if (msg.slot > this.topSlot) this.topSlot = msg.slot
       if (this.active) this.startCommander(msg.slot, msg.value)
     } else if (this.active) {
       // a replica waits for this slot: do not keep it waiting behind the backlog (the
@@ -342,7 +496,7 @@ export class LeaderCore {
       for (const [k, slot] of this.commanders) if (slot === msg.slot) key = k
     }
     if (key !== undefined && this.commanders.has(key)) {
-      this.out.route(key, new Message.Envelope({ from, to: this.self, message: msg }))
+      this.out.route(key, Trusted.envelope(from, this.self, msg))
     }
   }
 
@@ -356,9 +510,9 @@ export class LeaderCore {
       this.state._tag === "Passive" &&
       !this.resigned &&
       Ballot.equals(msg.ballot, this.highestSeen) &&
-      successorOf(this.config.leaders, Address.id(from)) === this.id
+      (msg.to ?? successorOf(this.config.leaders, Address.id(from))) === this.id
     ) {
-      // the leader of the highest ballot resigned in this leader's favour: no timeout to wait
+      // the leader of the highest ballot handed over to this leader: no timeout to wait
       this.out.event({ _tag: "HandedOver", from: Address.id(from), ballot: msg.ballot })
       return this.compete(now)
     }
@@ -379,6 +533,7 @@ export class LeaderCore {
     if (this.state._tag === "Active") {
       if (this.commanders.size > 0 && !this.hearsMajority(now)) return this.abdicate()
       this.drainBacklog()
+      this.resendConfirm(now)
       this.reportOrphans()
       this.beat()
     } else if (this.state._tag === "Passive" && !this.resigned && this.liveness.shouldCompete(now)) {
@@ -388,7 +543,7 @@ export class LeaderCore {
 
   /** Tells the other leaders, the replicas and the learners that this leader leads, and how far. */
   private beat() {
-    const hb = new Message.Heartbeat({
+    const hb = Trusted.heartbeat({
       ballot: this.ballot,
       active: true,
       decided: this.decidedCount,
@@ -429,6 +584,7 @@ export class LeaderCore {
       for (const slot of proposals.keys()) if (slot > top) top = slot
       fillHoles(proposals, this.watermark, top, (s) => this.decided.has(s))
     }
+    for (const slot of proposals.keys()) if (slot > this.topSlot) this.topSlot = slot
     this.backlog = [...proposals].filter(([slot]) => !this.decided.has(slot)).sort(([a], [b]) => a - b)
     this.out.event({
       _tag: "Adopted",
@@ -443,9 +599,10 @@ export class LeaderCore {
 
   private decidedSlot(event: Extract<Commander.Outcome, { _tag: "Decided" }>) {
     if (!this.decided.has(event.slot) && event.slot >= this.watermark) {
-      this.decided.set(event.slot, new Message.Decision({ slot: event.slot, value: event.value, ballot: event.ballot }))
+      this.decided.set(event.slot, Trusted.decision(event.slot, event.value, event.ballot))
       this.decidedCount++
       if (event.slot > this.maxDecided) this.maxDecided = event.slot
+      if (event.slot > this.topSlot) this.topSlot = event.slot
       this.liveness.success()
     }
     if (this.active) this.drainBacklog()
@@ -472,6 +629,9 @@ export class LeaderCore {
   private stopChildren() {
     if (this.state._tag === "Scouting") this.out.stop(scoutKey(this.state.ballot))
     this.backlog = []
+    // reads waiting here ask again (their replicas resend, maybe to the next leader)
+    this.readsWaiting = new Map()
+    this.confirming = undefined
     if (this.bugs.staleChildren || this.bugs.p2bBySlotOnly) return
     for (const key of this.commanders.keys()) this.out.stop(key)
     this.commanders.clear()
@@ -551,7 +711,12 @@ export interface Status {
 }
 
 const isInbound = (m: Message.Message): m is Message.LeaderInbound =>
-  m._tag === "Propose" || m._tag === "P1b" || m._tag === "P2b" || m._tag === "Heartbeat"
+  m._tag === "Propose" ||
+  m._tag === "P1b" ||
+  m._tag === "P2b" ||
+  m._tag === "Heartbeat" ||
+  m._tag === "ReadIndex" ||
+  m._tag === "Confirmed"
 
 /** Runs leader `id` until the scope closes; answers its status. Requires `Transport` and `Storage`. */
 export const run = Effect.fn("Leader.run")(function* (id: string, config: ClusterConfig.ClusterConfig) {
@@ -627,6 +792,53 @@ export const run = Effect.fn("Leader.run")(function* (id: string, config: Cluste
       { discard: true }
     )
 
+  // Tracing: a commander is a span `synod.commander`, child of the replica's proposal of
+  // its slot (the Propose that carried it), from its start to its outcome. When tracing is
+  // off, `proposed` is undefined and no commander looks for a span.
+  const spans = (yield* Trace.Enabled) ? yield* Trace.spans : undefined
+  const proposed = spans === undefined ? undefined : new Trace.Recent<number, Tracer.AnySpan>(1024)
+  const commander = (spec: CommanderSpec, inbox: Queue.Dequeue<Message.Envelope>, trace: Commander.Options["trace"]) =>
+    Commander.run({
+      leader: self,
+      ballot: spec.ballot,
+      slot: spec.slot,
+      value: spec.value,
+      acceptors: config.acceptors,
+      replicas: config.replicas,
+      learners: config.learners,
+      inbox,
+      retransmitMs,
+      probe,
+      bugs: {
+        p2bBySlotOnly: bugs.p2bBySlotOnly,
+        strictAccept: bugs.strictAccept,
+        duplicatePreempts: bugs.duplicatePreempts,
+        ...(bugs.staleChildren ? { staleChildren: { currentBallot: () => core.ballot } } : {})
+      },
+      // B4: the never-ending commander's preemption reaches its leader as an outcome
+      reportPreempted: (by) => core.preempted(by),
+      trace
+    }).pipe(Effect.provideService(Transport.Transport, transport))
+
+  /** A commander in its span, when its slot's proposal was traced. */
+  const traced = (spec: CommanderSpec, inbox: Queue.Dequeue<Message.Envelope>) => {
+    const parent = proposed!.get(spec.slot)
+    if (parent === undefined) return commander(spec, inbox, undefined)
+    const span = spans!.start("synod.commander", parent, {
+      "synod.leader": id,
+      "synod.slot": spec.slot,
+      "synod.ballot": `${spec.ballot}`
+    })
+    return commander(spec, inbox, { span, spans: spans! }).pipe(
+      Effect.onExit((exit) =>
+        Effect.sync(() => {
+          span.attribute("synod.outcome", exit._tag === "Success" ? exit.value._tag : "Interrupted")
+          spans!.end(span)
+        })
+      )
+    )
+  }
+
   const child = (spec: Child, inbox: Queue.Dequeue<Message.Envelope>): Effect.Effect<Input> =>
     spec._tag === "Scout"
       ? Scout.run({
@@ -641,28 +853,8 @@ export const run = Effect.fn("Leader.run")(function* (id: string, config: Cluste
           Effect.map((outcome): Input => ({ _tag: "ScoutEnded", outcome })),
           Effect.provideService(Transport.Transport, transport)
         )
-      : Commander.run({
-          leader: self,
-          ballot: spec.ballot,
-          slot: spec.slot,
-          value: spec.value,
-          acceptors: config.acceptors,
-          replicas: config.replicas,
-          learners: config.learners,
-          inbox,
-          retransmitMs,
-          probe,
-          bugs: {
-            p2bBySlotOnly: bugs.p2bBySlotOnly,
-            strictAccept: bugs.strictAccept,
-            duplicatePreempts: bugs.duplicatePreempts,
-            ...(bugs.staleChildren ? { staleChildren: { currentBallot: () => core.ballot } } : {})
-          },
-          // B4: the never-ending commander's preemption reaches its leader as an outcome
-          reportPreempted: (by) => core.preempted(by)
-        }).pipe(
-          Effect.map((outcome): Input => ({ _tag: "CommanderEnded", slot: spec.slot, outcome })),
-          Effect.provideService(Transport.Transport, transport)
+      : (proposed === undefined ? commander(spec, inbox, undefined) : traced(spec, inbox)).pipe(
+          Effect.map((outcome): Input => ({ _tag: "CommanderEnded", slot: spec.slot, outcome }))
         )
 
   const control = yield* Queue.unbounded<Input>()
@@ -676,6 +868,12 @@ export const run = Effect.fn("Leader.run")(function* (id: string, config: Cluste
     persist: (records) => store.saveRound(records[records.length - 1]!.round),
     child,
     observe,
+    trace: () => ({
+      received: (envelope, parent) => {
+        if (envelope.message._tag === "Propose") proposed!.set(envelope.message.slot, parent)
+        return undefined
+      }
+    }),
     afterBatch: Effect.suspend(() =>
       Effect.andThen(
         Metric.update(metrics.round, core.ballot.round),
@@ -709,15 +907,18 @@ export const run = Effect.fn("Leader.run")(function* (id: string, config: Cluste
     })
 
   /**
-   * Hands the leadership over to the next leader in the configured order and waits (at
-   * most `waitMs`) until a higher ballot leads: answers who leads then, or `undefined` when
-   * this leader was not active or no successor took over in time.
+   * Hands the leadership over to `to` (default: the next leader in the configured order)
+   * and waits (at most `waitMs`) until a higher ballot leads: answers who leads then, or
+   * `undefined` when this leader was not active or no other leader took over in time.
+   * Fails with `TransferRefused` when `to` is not another configured leader.
    */
-  const transfer = (waitMs: number) =>
+  const transfer = (waitMs: number, to?: string) =>
     Effect.gen(function* () {
+      const target = transferTarget(config.leaders, id, to)
+      if (target._tag === "Left") return yield* new TransferRefused({ message: target.message })
       if (!core.active) return undefined
       const ballot = core.ballot
-      yield* Queue.offer(control, { _tag: "Transfer" })
+      yield* Queue.offer(control, { _tag: "Transfer", to: target.to })
       return yield* successorAbove(ballot, waitMs)
     })
 

@@ -39,12 +39,14 @@ import {
   Command as Cmd,
   JsonText,
   Limits,
-  Message,
+  type Message,
   StateMachine,
   Storage,
-  Transport
+  Trace,
+  Transport,
+  Trusted
 } from "@synod/core"
-import { Clock, Deferred, Effect, LogLevel, Metric, Option, Result, type Schema } from "effect"
+import { Clock, Deferred, Effect, LogLevel, Metric, Option, Random, Result, type Schema, type Tracer } from "effect"
 import { createHash } from "node:crypto"
 import { ClientTable } from "./ClientTable.ts"
 import * as Divergence from "./Divergence.ts"
@@ -98,6 +100,16 @@ export type Event =
   | Quarantine
   /** It answers clients again: it installed a majority peer's snapshot, or agreed at a later digest slot. */
   | { readonly _tag: "Recovered"; readonly slotOut: number; readonly installed: boolean }
+
+/** A client's read, waiting to be served from the replica's state. */
+interface PendingRead {
+  readonly client: string
+  readonly id: number
+  readonly op: unknown
+}
+
+/** Most reads a replica holds waiting at once; more are dropped (their clients retry). */
+export const maxWaitingReads = 65_536
 
 /** The replica's decisions, without I/O: feed it inputs, then `drain` what to send. */
 export class ReplicaCore<S, C, R> {
@@ -155,6 +167,21 @@ export class ReplicaCore<S, C, R> {
   private repair: StateTransfer.Sink | undefined
   private readonly hash: ((text: string) => string) | undefined
   private readonly ignoreDivergence: boolean
+  /** Reads served off the log (docs/protocol.md#reads), and reads dropped because too many waited. */
+  readsServed = 0
+  readsDropped = 0
+  /** Reads waiting here (queued, asked about, or waiting for their index). */
+  private readsWaiting = 0
+  /** Reads waiting for the next read-index question. */
+  private readQueue: Array<PendingRead> = []
+  /** The read-index question in flight: its id, its reads, when it was last sent. */
+  private readAsk: { readonly id: number; readonly reads: ReadonlyArray<PendingRead>; sentAt: number } | undefined
+  /** Reads with their read index, waiting until `slotOut` reaches it. */
+  private readonly readsIndexed: Array<{ readonly index: number; readonly reads: ReadonlyArray<PendingRead> }> = []
+  /** Read-index question ids: a random base per incarnation (see `nextReadId`), then counted. */
+  private readBase = 0
+  private readCount = 0
+  private readonly random: () => number
   private readonly limits: Limits.Limits
   readonly pending = new Map<string, Command.Command>()
   readonly inFlight = new Set<string>()
@@ -213,8 +240,12 @@ export class ReplicaCore<S, C, R> {
       readonly hash?: (text: string) => string
       /** B19: compare no digests. */
       readonly ignoreDivergence?: boolean
+      /** Draws in [0, 1): read-index question ids start at a random base (default: always 0). */
+      readonly random?: () => number
     } = {}
   ) {
+    this.random = options.random ?? (() => 0)
+    this.readBase = this.drawReadBase()
     this.limits = Limits.fromMessageBytes(options.maxMessageBytes ?? Limits.defaultMaxMessageBytes)
     this.id = id
     this.config = config
@@ -297,6 +328,12 @@ export class ReplicaCore<S, C, R> {
             for (const o of this.digests.recordPeer(from, msg)) this.out.send(o.to, o.message)
             this.judge(msg.slot)
             break
+          case "Read":
+            this.read(msg)
+            break
+          case "ReadIndexReply":
+            this.readIndexReply(msg)
+            break
         }
         break
       }
@@ -374,6 +411,112 @@ export class ReplicaCore<S, C, R> {
     this.propose()
   }
 
+  /**
+   * A client's read: queued for the next read-index question (docs/protocol.md#reads),
+   * asked at once when none is in flight. Ignored while catching up, like a command.
+   */
+  read(read: Message.Read): void {
+    if (this.catchingUp || this.quarantine !== undefined) return
+    if (Limits.jsonBytes(read.op) > this.limits.commandBytes) {
+      this.refused++
+      return
+    }
+    if (this.readsWaiting >= maxWaitingReads) {
+      // bounded memory: the client retries, or times out
+      this.readsDropped++
+      return
+    }
+    this.readsWaiting++
+    this.readQueue.push({ client: read.client, id: read.id, op: read.op })
+    if (this.readAsk === undefined) this.askReadIndex()
+  }
+
+  /**
+   * A fresh id for a read-index question. Ids start at a random base per incarnation, so
+   * a late answer to a question of an earlier life (asked before this life's reads
+   * arrived) is never taken for one of this life's; after 2^21 questions a new base.
+   */
+  private nextReadId(): number {
+    if (this.readCount >= 2 ** 21) {
+      this.readBase = this.drawReadBase()
+      this.readCount = 0
+    }
+    return this.readBase + ++this.readCount
+  }
+
+  private drawReadBase(): number {
+    return Math.floor(this.random() * 2 ** 31) * 2 ** 21
+  }
+
+  /** Asks the leader it follows (every leader if none) for the read index of the queued reads. */
+  private askReadIndex(): void {
+    if (this.readQueue.length === 0) return
+    this.readAsk = { id: this.nextReadId(), reads: this.readQueue, sentAt: this.now() }
+    this.readQueue = []
+    const ask = Trusted.readIndex(this.readAsk.id)
+    const leader = this.leader
+    if (leader === undefined) this.toLeaders(ask)
+    else this.out.send(leader, ask)
+  }
+
+  /**
+   * The answer to the question in flight: its reads wait until `slotOut` reaches the
+   * index; the reads queued meanwhile are asked about now. Answers to other questions
+   * (duplicates, late ones) are dropped.
+   */
+  readIndexReply(reply: Message.ReadIndexReply): void {
+    const ask = this.readAsk
+    if (ask === undefined || ask.id !== reply.id) return
+    this.readAsk = undefined
+    this.readsIndexed.push({ index: reply.slot, reads: ask.reads })
+    this.askReadIndex()
+    this.serveReads()
+  }
+
+  /** Serves every read whose index `slotOut` has reached, from the state as it is. */
+  private serveReads(): void {
+    if (this.readsIndexed.length === 0) return
+    let kept = 0
+    for (const waiting of this.readsIndexed) {
+      if (waiting.index > this.slotOut) {
+        this.readsIndexed[kept++] = waiting
+        continue
+      }
+      for (const read of waiting.reads) this.serveRead(read)
+    }
+    this.readsIndexed.length = kept
+  }
+
+  private serveRead(read: PendingRead): void {
+    this.readsWaiting--
+    // no answer from a state its peers contradict: the client asks another replica
+    if (this.quarantine !== undefined) return
+    this.readsServed++
+    this.probe?.replicaReadAnswered(this.id, read.client, read.id)
+    const { result, error } = this.query(read.op)
+    const slot = this.slotOut - 1
+    this.out.send(Address.client(read.client), Trusted.readResponse(read.id, result, slot, error))
+  }
+
+  /** A read's answer from the state as it is: the encoded result, or an error saying why there is none. */
+  private query(op: unknown): { readonly result: Schema.Json; readonly error?: string } {
+    const decoded = this.codecs.decodeCommand(op)
+    if (Result.isFailure(decoded)) return { result: null, error: `invalid command: ${decoded.failure}` }
+    const result = this.machine.query?.(this.state, decoded.success)
+    if (result === undefined) {
+      return { result: null, error: "not a read-only query of this state machine: send it as a command" }
+    }
+    const encoded = this.codecs.encodeResult(result)
+    const size = Limits.jsonBytes(encoded)
+    if (size > this.limits.batchBytes) {
+      return {
+        result: null,
+        error: `the result of ${size} bytes exceeds the message limit of ${this.limits.batchBytes} bytes`
+      }
+    }
+    return { result: encoded }
+  }
+
   /** While a partial batch lingers: the time at which it must be proposed anyway. */
   wakeAt(): number | undefined {
     return this.lingerUntil
@@ -405,6 +548,7 @@ export class ReplicaCore<S, C, R> {
       }
     }
     if (this.slotIn < this.slotOut) this.slotIn = this.slotOut
+    this.serveReads()
     this.propose()
   }
 
@@ -427,7 +571,7 @@ export class ReplicaCore<S, C, R> {
       // a new leader: it needs what waits now, not after a back-off
       const at = this.now() + this.config.timeouts.retransmitMs
       for (const [slot, value] of this.proposals) {
-        this.out.send(after, new Message.Propose({ slot, value }))
+        this.out.send(after, Trusted.propose(slot, value))
         this.resendAt.set(slot, { at, attempts: 0 })
       }
     }
@@ -573,6 +717,7 @@ export class ReplicaCore<S, C, R> {
     for (const k of this.local) if (!this.pending.has(k) && !this.inFlight.has(k)) this.local.delete(k)
     if (this.slotIn < this.slotOut) this.slotIn = this.slotOut
     if (!this.catchingUp) this.sink.stop()
+    this.serveReads()
     // decisions that arrived while catching up
     const next = this.decisions.get(this.slotOut)
     if (next !== undefined) {
@@ -589,11 +734,15 @@ export class ReplicaCore<S, C, R> {
     // tell the acceptors how far this replica's durable and verified state reaches (their
     // GC watermark): the decisions after the last verified state are kept, so a replica
     // copying that state can always perform the rest
-    const progress = new Message.Progress({
-      slotOut: this.vouched ? Math.min(this.durable, this.verified?.slotOut ?? 1) : this.durable
-    })
+    const progress = Trusted.progress(this.vouched ? Math.min(this.durable, this.verified?.slotOut ?? 1) : this.durable)
     for (const to of this.acceptors) this.out.send(to, progress)
     this.source.tick(this.now())
+    const ask = this.readAsk
+    if (ask !== undefined && this.now() - ask.sentAt >= this.config.timeouts.retransmitMs) {
+      // no answer: its leader may be deposed or the message lost; any active leader may answer
+      ask.sentAt = this.now()
+      this.toLeaders(Trusted.readIndex(ask.id))
+    }
     for (const o of this.digests.tick()) this.out.send(o.to, o.message)
     if (this.repair !== undefined) {
       for (const o of this.repair.tick(this.asking)) this.out.send(o.to, o.message)
@@ -617,7 +766,7 @@ export class ReplicaCore<S, C, R> {
       const attempts = (due?.attempts ?? 0) + 1
       this.resendAt.set(slot, { at: now + retransmitMs * 2 ** Math.min(attempts, 4), attempts })
       this.resent++
-      const propose = new Message.Propose({ slot, value })
+      const propose = Trusted.propose(slot, value)
       if (stuck) this.toLeaders(propose)
       else this.out.send(leader, propose)
     }
@@ -625,10 +774,12 @@ export class ReplicaCore<S, C, R> {
     // too, so a state changed after the last digest slot is caught without more traffic
     if (this.knownMax < this.slotOut && now - this.lastProgress >= leaderTimeoutMs) this.digest()
     if (this.noRecovery) return
-    const top = Math.min(this.knownMax, this.slotOut + this.config.window - 1)
+    // slots below a read index will be decided: ask for them as for slots known decided
+    let wanted = this.knownMax
+    for (const waiting of this.readsIndexed) if (waiting.index - 1 > wanted) wanted = waiting.index - 1
+    const top = Math.min(wanted, this.slotOut + this.config.window - 1)
     for (let s = this.slotOut; s <= top; s++) {
-      if (!this.decisions.has(s) && !this.proposals.has(s))
-        this.toLeaders(new Message.Propose({ slot: s, value: Cmd.noop }))
+      if (!this.decisions.has(s) && !this.proposals.has(s)) this.toLeaders(Trusted.propose(s, Cmd.noop))
     }
   }
 
@@ -729,11 +880,11 @@ export class ReplicaCore<S, C, R> {
         commands.push(c)
         if (commands.length >= batch.maxSize) break
       }
-      const value = new Cmd.Batch({ commands })
+      const value = Trusted.batch(commands)
       this.pendingSince = this.now()
       this.proposals.set(slot, value)
       this.resendAt.set(slot, { at: this.now() + this.config.timeouts.retransmitMs, attempts: 0 })
-      const propose = new Message.Propose({ slot, value })
+      const propose = Trusted.propose(slot, value)
       const leader = this.leader
       if (leader === undefined) this.toLeaders(propose)
       else this.out.send(leader, propose)
@@ -800,14 +951,7 @@ export class ReplicaCore<S, C, R> {
         error: `the result of ${size} bytes exceeds the message limit of ${this.limits.batchBytes} bytes`
       }
     }
-    this.out.send(
-      Address.client(client),
-      new Message.Response(
-        outcome.error === undefined
-          ? { seq, result: outcome.result, slot: outcome.slot }
-          : { seq, result: outcome.result, slot: outcome.slot, error: outcome.error }
-      )
-    )
+    this.out.send(Address.client(client), Trusted.response(seq, outcome.result, outcome.slot, outcome.error))
   }
 
   private toLeaders(message: Message.Message): void {
@@ -902,6 +1046,8 @@ export interface Applied<S> {
 
 const isInbound = (m: Message.Message): m is Message.ReplicaInbound =>
   m._tag === "Request" ||
+  m._tag === "Read" ||
+  m._tag === "ReadIndexReply" ||
   m._tag === "Decision" ||
   m._tag === "Heartbeat" ||
   m._tag === "StateRequest" ||
@@ -909,6 +1055,75 @@ const isInbound = (m: Message.Message): m is Message.ReplicaInbound =>
   m._tag === "Digest"
 
 /** Runs replica `id` of `machine` until the scope closes; answers its status. Requires `Transport` and `Storage`. */
+/**
+ * The replica's spans (tracing on). A request's trace is remembered by its command; a
+ * proposal is a span `synod.propose` per slot, child of the trace of the first traced
+ * command of its batch and linked to the traces of the others, from the first Propose
+ * until the slot's decision arrives here; its Propose messages carry it to the leaders.
+ * Each decision of a slot not yet performed is a span `synod.perform`, child of the
+ * commander's `synod.decision`, until the slot is performed and its commands answered
+ * (it may wait for the slots before it).
+ */
+const tracing = (spans: Trace.Spans, id: string, slotOut: () => number): Host.Tracing => {
+  /** The client's span of each command heard, by `commandKey`. */
+  const requests = new Trace.Recent<string, Tracer.AnySpan>(4096)
+  const proposals = new Trace.Recent<number, Tracer.Span>(1024, (span) => spans.end(span))
+  /** Decisions of slots not yet performed, by slot. */
+  const performing = new Trace.Recent<number, Tracer.Span>(1024, (span) => spans.end(span))
+  return {
+    received: (envelope, parent) => {
+      const message = envelope.message
+      if (message._tag === "Request") {
+        requests.set(Cmd.commandKey(message.command), parent)
+        return undefined
+      }
+      if (message._tag !== "Decision") return undefined
+      const proposal = proposals.take(message.slot)
+      if (proposal !== undefined) spans.end(proposal)
+      // performed already, or a duplicate of a decision waiting
+      if (message.slot < slotOut() || performing.get(message.slot) !== undefined) return undefined
+      performing.set(
+        message.slot,
+        spans.start("synod.perform", parent, {
+          "synod.replica": id,
+          "synod.slot": message.slot,
+          "synod.commands": message.value._tag === "Batch" ? message.value.commands.length : 0
+        })
+      )
+      return undefined
+    },
+    // the batch's answers are sent: every slot below slotOut is performed
+    flushed: () => {
+      if (performing.size === 0) return
+      const out = slotOut()
+      for (const [slot, span] of performing.entries()) {
+        if (slot >= out) continue
+        performing.take(slot)
+        spans.end(span)
+      }
+    },
+    sending: (message) => {
+      if (message._tag !== "Propose") return undefined
+      const open = proposals.get(message.slot)
+      if (open !== undefined || message.value._tag !== "Batch") return open
+      const traced: Array<Tracer.AnySpan> = []
+      for (const command of message.value.commands) {
+        const span = requests.get(Cmd.commandKey(command))
+        if (span !== undefined) traced.push(span)
+      }
+      if (traced.length === 0) return undefined
+      const span = spans.start(
+        "synod.propose",
+        traced[0]!,
+        { "synod.replica": id, "synod.slot": message.slot, "synod.commands": message.value.commands.length },
+        traced.slice(1)
+      )
+      proposals.set(message.slot, span)
+      return span
+    }
+  }
+}
+
 export const run = Effect.fn("Replica.run")(function* <S, C, R>(
   id: string,
   config: ClusterConfig.ClusterConfig,
@@ -921,6 +1136,7 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
   const probe = yield* ProbeRef
   const clock = yield* Clock.Clock
   const tamper = yield* Tamper
+  const rng = yield* Random.Random
   const self = Address.replica(id)
   const store = yield* storage.replica(id)
   const snapshot = yield* store.load
@@ -931,7 +1147,8 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
     now: () => clock.currentTimeMillisUnsafe(),
     maxMessageBytes: transport.maxMessageBytes,
     hash: digestText,
-    ignoreDivergence: bugs.ignoreDivergence
+    ignoreDivergence: bugs.ignoreDivergence,
+    random: () => rng.nextDoubleUnsafe()
   })
   probe?.replicaLoaded(id, core.slotOut)
   tamper?.register(id, (f) => {
@@ -950,7 +1167,7 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
   const performedLog = (yield* LogLevel.isEnabled("Debug"))
     ? SampledLog.make(20, () => clock.currentTimeMillisUnsafe())
     : undefined
-  let reported = { commands: 0, slots: 0, resent: 0, refused: 0, divergences: 0, slotOut: core.slotOut }
+  let reported = { commands: 0, slots: 0, resent: 0, refused: 0, dropped: 0, divergences: 0, slotOut: core.slotOut }
   const report = Effect.suspend(() => {
     const now = {
       commands: core.performedCommands,
@@ -958,6 +1175,7 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
       resent: core.resent,
       refused: core.refused,
       divergences: core.divergences,
+      dropped: core.readsDropped,
       slotOut: core.slotOut
     }
     const before = reported
@@ -969,6 +1187,12 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
           : Effect.logWarning("refused client commands too large for one message", {
               refused: now.refused - before.refused,
               limit: Limits.fromMessageBytes(transport.maxMessageBytes).commandBytes
+            }),
+        now.dropped === before.dropped
+          ? Effect.void
+          : Effect.logWarning("dropped client reads: too many waiting for their read index", {
+              dropped: now.dropped - before.dropped,
+              limit: maxWaitingReads
             }),
         Metrics.add(committed, now.commands - before.commands),
         Metrics.add(slots, now.slots - before.slots),
@@ -1076,7 +1300,8 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
         (digest): Input => ({ _tag: "Digested", slot: job.captured.slotOut, epoch: job.epoch, digest })
       ),
     observe,
-    afterBatch: Effect.andThen(report, publish)
+    afterBatch: Effect.andThen(report, publish),
+    trace: (spans) => tracing(spans, id, () => core.slotOut)
   }).pipe(Effect.annotateLogs({ role: "replica", id }))
   const next = (seen: S): Effect.Effect<S> =>
     Effect.suspend(() =>

@@ -13,7 +13,7 @@
  *
  * @since 0.1.0
  */
-import { Address, Ballot, type Command, Message, Quorum } from "@synod/core"
+import { Address, Ballot, type Command, type Message, Quorum, Trusted } from "@synod/core"
 import { Effect, Queue } from "effect"
 import * as Phase from "./internal/Phase.ts"
 
@@ -62,7 +62,7 @@ export class ScoutTally {
   /** The P1a to send `acceptor` now: it asks for the page this scout is waiting for. */
   p1a(acceptor: string): Message.P1a {
     const from = this.cursor.get(acceptor) ?? this.first
-    return new Message.P1a(from <= 1 ? { ballot: this.ballot } : { ballot: this.ballot, from })
+    return Trusted.p1a(this.ballot, from <= 1 ? undefined : from)
   }
 
   /** A P1b from `acceptor`. */

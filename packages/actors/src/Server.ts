@@ -52,11 +52,12 @@ export interface Handle<S = unknown> {
   readonly status: Effect.Effect<Status>
   readonly applied?: Replica.Applied<S>
   /**
-   * When it hosts a leader: hands an active leadership over to the next leader in the
-   * configured order and answers the ballot that leads once the successor does
-   * (`undefined`: this leader was not active, or no successor led within a few timeouts).
+   * When it hosts a leader: hands an active leadership over to `to` (default: the next
+   * leader in the configured order) and answers the ballot that leads once another leader
+   * does (`undefined`: this leader was not active, or no other leader led within a few
+   * timeouts). Fails when `to` is not another configured leader.
    */
-  readonly transferLeadership?: Effect.Effect<Ballot.Ballot | undefined>
+  readonly transferLeadership?: (to?: string) => Effect.Effect<Ballot.Ballot | undefined, Leader.TransferRefused>
 }
 
 /** Starts the server's roles; they run until the scope closes. */
@@ -97,7 +98,7 @@ export const run = <S, C, R>(
     return {
       status,
       ...(replica ? { applied: replica.applied } : {}),
-      ...(leader ? { transferLeadership: leader.transfer(waitMs) } : {})
+      ...(leader ? { transferLeadership: (to?: string) => leader.transfer(waitMs, to) } : {})
     } satisfies Handle<S>
   }).pipe(Effect.annotateLogs({ server: options.id }))
 

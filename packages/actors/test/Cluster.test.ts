@@ -32,4 +32,36 @@ describe("a 3-server cluster on the in-memory bus", () => {
       }).pipe(Effect.provide(cluster())),
     20_000
   )
+
+  it.live(
+    "reads by read index see every write before them, refuse commands that are not queries and ops too large",
+    () =>
+      Effect.gen(function* () {
+        const writer = yield* Client.make(Kv.machine, config)
+        const reader = yield* Client.make(Kv.machine, config)
+        for (let i = 1; i <= 20; i++) {
+          yield* writer.submit({ _tag: "Put", key: "a", value: `${i}` })
+          // from another client, through whichever replica answers: never behind the write
+          const r = yield* reader.read({ _tag: "Get", key: "a" })
+          assert.deepStrictEqual(r, { _tag: "Value", value: `${i}`, version: i })
+        }
+        const many = yield* Effect.forEach(
+          Array.from({ length: 50 }, () => 0),
+          () => reader.read({ _tag: "List", prefix: "", limit: 10 }),
+          { concurrency: 50 }
+        )
+        assert.isTrue(many.every((r) => r._tag === "Listed" && r.revision === 20))
+        const put = yield* Effect.flip(reader.read({ _tag: "Put", key: "a", value: "x" }))
+        assert.strictEqual(put._tag, "CommandRejected")
+        assert.include(put._tag === "CommandRejected" ? put.reason : "", "not a read-only query")
+        assert.deepStrictEqual(yield* reader.read({ _tag: "Get", key: "a" }), {
+          _tag: "Value",
+          value: "20",
+          version: 20
+        })
+        const huge = yield* Effect.flip(reader.read({ _tag: "List", prefix: "k".repeat(2 * 1024 * 1024), limit: 1 }))
+        assert.strictEqual(huge._tag, "CommandTooLarge")
+      }).pipe(Effect.provide(cluster())),
+    20_000
+  )
 })

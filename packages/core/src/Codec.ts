@@ -36,7 +36,8 @@ const messageJson = new WeakMap<object, string>()
  * `JSON.stringify` produces it several times faster than walking the schemas; a property
  * test holds the two to the same output. Messages are immutable, so a message sent to
  * several receivers is stringified once and only the addresses around it are new.
- * Envelopes are validated when built, so this cannot fail.
+ * Envelopes hold only JSON-native values (Trusted builders and the decoder both keep to
+ * the schemas), so this cannot fail.
  */
 export const encode = (envelope: Envelope): string => {
   let message = messageJson.get(envelope.message)

@@ -10,7 +10,7 @@
  * @since 0.1.0
  */
 import { Schema } from "effect"
-import { Address } from "./Address.ts"
+import { Address, Id } from "./Address.ts"
 import { Ballot } from "./Ballot.ts"
 import { Command, PValue, Slot, SlotValue } from "./Command.ts"
 
@@ -94,19 +94,89 @@ export class Response extends Schema.TaggedClass<Response>()("Response", {
 }) {}
 
 /**
+ * Client → replica: a read-only query of the state machine (`op`, encoded by its command
+ * schema), answered from the replica's state once it has applied every slot decided
+ * before the read arrived (a read index, docs/protocol.md#reads). No slot, no client
+ * table: a read changes nothing, so a retry is harmless. `id` numbers the client's reads
+ * (its own counter, apart from commands' `seq`); `client` as in `Command`.
+ */
+export class Read extends Schema.TaggedClass<Read>()("Read", {
+  client: Command.fields.client,
+  id: Schema.Int.check(Schema.isGreaterThanOrEqualTo(1)),
+  op: Schema.Json
+}) {}
+
+/**
+ * Replica → client: the answer to read `id` (encoded by the state machine's result
+ * schema), or `error` when the op is not a read-only query of the machine or does not
+ * decode. `slot`: the replica had applied every slot below `slot + 1` when it read.
+ */
+export class ReadResponse extends Schema.TaggedClass<ReadResponse>()("ReadResponse", {
+  id: Read.fields.id,
+  result: Schema.Json,
+  error: Schema.optionalKey(Schema.String),
+  slot: Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))
+}) {}
+
+/**
+ * Replica → leader: "what must I have applied to serve the reads waiting with `id`?" An
+ * active leader answers once a majority of acceptors confirmed, after this arrived, that
+ * it still leads; `id` is the replica's, fresh per incarnation, so a late answer to an
+ * earlier life's question is never taken for this one's.
+ */
+export class ReadIndex extends Schema.TaggedClass<ReadIndex>()("ReadIndex", {
+  id: Schema.Int.check(Schema.isGreaterThanOrEqualTo(1))
+}) {}
+
+/**
+ * Leader → replica: the reads of `id` may be served once the replica's `slotOut` reaches
+ * `slot` (every slot decided when the leader's confirmation round started is below it).
+ * `ballot` is the confirmed leader's, for debugging.
+ */
+export class ReadIndexReply extends Schema.TaggedClass<ReadIndexReply>()("ReadIndexReply", {
+  id: ReadIndex.fields.id,
+  slot: Slot,
+  ballot: Ballot
+}) {}
+
+/**
+ * Leader → acceptors: "is your promise still at most `ballot`?" — the read-index
+ * confirmation, `round` numbering the leader's rounds. It changes nothing.
+ */
+export class Confirm extends Schema.TaggedClass<Confirm>()("Confirm", {
+  ballot: Ballot,
+  round: Schema.Int.check(Schema.isGreaterThanOrEqualTo(1))
+}) {}
+
+/**
+ * Acceptor → leader: the answer to a `Confirm`: `ballot` is the acceptor's promise as it
+ * answers, `request` and `round` echo the `Confirm`.
+ */
+export class Confirmed extends Schema.TaggedClass<Confirmed>()("Confirmed", {
+  ballot: Ballot,
+  request: Ballot,
+  round: Confirm.fields.round
+}) {}
+
+/**
  * Active leader → other leaders and replicas, periodically. `decided` counts the slots
  * this leader's commanders got decided, so a passive leader can tell a live-but-stuck
  * leader from a working one (B14); `slot` is the highest slot it knows decided, so a
  * replica that missed decisions notices and asks for them (B10); `watermark` is the GC
  * watermark it learned from the acceptors, so a replica below it knows it must fetch a
  * snapshot from a peer (state transfer) and a passive leader forgets what lies below.
+ *
+ * `to`, on the inactive heartbeat of a leader that hands its leadership over (resignation,
+ * `synod leader transfer [TO]`): the leader that should compete at once. Absent, the next
+ * leader in the configured order is meant.
  */
 export class Heartbeat extends Schema.TaggedClass<Heartbeat>()("Heartbeat", {
   ballot: Ballot,
   active: Schema.Boolean,
   decided: Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)),
   slot: Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)),
-  watermark: Slot
+  watermark: Slot,
+  to: Schema.optionalKey(Id)
 }) {}
 
 /**
@@ -163,19 +233,28 @@ export class Digest extends Schema.TaggedClass<Digest>()("Digest", {
   heard: Schema.Boolean
 }) {}
 
-export const AcceptorInbound = Schema.Union([P1a, P2a, Progress, Heartbeat])
+export const AcceptorInbound = Schema.Union([P1a, P2a, Progress, Heartbeat, Confirm])
 export type AcceptorInbound = typeof AcceptorInbound.Type
 
-export const LeaderInbound = Schema.Union([Propose, P1b, P2b, Heartbeat])
+export const LeaderInbound = Schema.Union([Propose, P1b, P2b, Heartbeat, ReadIndex, Confirmed])
 export type LeaderInbound = typeof LeaderInbound.Type
 
-export const ReplicaInbound = Schema.Union([Request, Decision, Heartbeat, StateRequest, StateChunk, Digest])
+export const ReplicaInbound = Schema.Union([
+  Request,
+  Decision,
+  Heartbeat,
+  StateRequest,
+  StateChunk,
+  Read,
+  ReadIndexReply,
+  Digest
+])
 export type ReplicaInbound = typeof ReplicaInbound.Type
 
 export const LearnerInbound = Schema.Union([Decision, Heartbeat])
 export type LearnerInbound = typeof LearnerInbound.Type
 
-export const ClientInbound = Schema.Union([Response])
+export const ClientInbound = Schema.Union([Response, ReadResponse])
 export type ClientInbound = typeof ClientInbound.Type
 
 export const Message = Schema.Union([
@@ -191,6 +270,12 @@ export const Message = Schema.Union([
   Progress,
   StateRequest,
   StateChunk,
+  Read,
+  ReadResponse,
+  ReadIndex,
+  ReadIndexReply,
+  Confirm,
+  Confirmed,
   Digest
 ])
 export type Message = typeof Message.Type

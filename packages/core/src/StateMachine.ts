@@ -21,6 +21,14 @@ export interface StateMachine<S, C, R> {
   readonly initial: S
   apply(state: S, command: C): readonly [S, R]
   /**
+   * Optional: the read-only queries among the commands. Answers `command` from `state`
+   * when it is one, else `undefined` (it must go through the log as a command). Replicas
+   * serve reads (`Client.read`, docs/protocol.md#reads) with it, off the log; it must
+   * agree with `apply`: when it answers `r`, `apply(state, command)` answers `r` and
+   * leaves the state as it was. Pure, like `apply`.
+   */
+  readonly query?: (state: S, command: C) => R | undefined
+  /**
    * Optional: what `snapshot` encodes the state to, computed directly. A replica encodes
    * its whole state at every snapshot, in one go on its event loop; a large state walked
    * through the schema stalls every role of the process for that long. It must give

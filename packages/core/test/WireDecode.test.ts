@@ -11,6 +11,7 @@ import { Address, Ballot, Codec, Command, Message } from "@synod/core"
 import { ballotArb, commandArb, messageArb, slotValueArb } from "@synod/testing/Arbitraries"
 import { Equal, Hash, Result, Schema } from "effect"
 import * as fc from "fast-check"
+import { assertSameShape } from "./Shape.ts"
 
 const runs = Number(process.env["CODEC_RUNS"] ?? 300)
 
@@ -72,34 +73,6 @@ const validArb: fc.Arbitrary<Message.Envelope> = fc
   })
   .map((e) => new Message.Envelope(e))
 
-/**
- * Same prototypes, same own keys in the same order, same values (`Object.is`) all the way
- * down: stricter than deep equality, since key order shows in `toString` and the encoder.
- */
-const assertSameShape = (a: unknown, b: unknown, at = "envelope"): void => {
-  const difference = shapeDifference(a, b, at)
-  if (difference !== undefined) assert.fail(difference)
-}
-
-const shapeDifference = (a: unknown, b: unknown, at: string): string | undefined => {
-  if (typeof a !== "object" || a === null || typeof b !== "object" || b === null)
-    return Object.is(a, b) ? undefined : `${at}: ${String(a)} vs ${String(b)}`
-  if (Object.getPrototypeOf(a) !== Object.getPrototypeOf(b)) return `${at}: prototypes differ`
-  const keys = Reflect.ownKeys(a)
-  const otherKeys = Reflect.ownKeys(b)
-  if (keys.length !== otherKeys.length || keys.some((key, i) => key !== otherKeys[i]))
-    return `${at}: own keys differ: ${String(keys)} vs ${String(otherKeys)}`
-  for (const key of keys) {
-    const da = Object.getOwnPropertyDescriptor(a, key)!
-    const db = Object.getOwnPropertyDescriptor(b, key)!
-    if (da.enumerable !== db.enumerable || da.writable !== db.writable || da.configurable !== db.configurable)
-      return `${at}.${String(key)}: property attributes differ`
-    const difference = shapeDifference(da.value, db.value, `${at}.${String(key)}`)
-    if (difference !== undefined) return difference
-  }
-  return undefined
-}
-
 /** Both decoders give the same answer: both fail, or both succeed with the same envelope. */
 const assertAgree = (input: string | Uint8Array): boolean => {
   const fast = Codec.decode(input)
@@ -155,6 +128,12 @@ const tags = [
   "Progress",
   "StateRequest",
   "StateChunk",
+  "Read",
+  "ReadResponse",
+  "ReadIndex",
+  "ReadIndexReply",
+  "Confirm",
+  "Confirmed",
   "Digest",
   "Batch",
   "Noop",
@@ -378,6 +357,12 @@ const fixtures = (): ReadonlyArray<Message.Envelope> => {
     new Message.Progress({ slotOut: 6 }),
     new Message.StateRequest({ slotOut: 6, transfer, chunks: [0, 3] }),
     new Message.StateChunk({ transfer, index: 0, count: 2, data: "abc" }),
+    new Message.Read({ client: "c1", id: 4, op: { _tag: "Get", key: "k" } }),
+    new Message.ReadResponse({ id: 4, result: { ok: [1.5, "x"] }, error: "no", slot: 0 }),
+    new Message.ReadIndex({ id: 7 }),
+    new Message.ReadIndexReply({ id: 7, slot: 9, ballot: b }),
+    new Message.Confirm({ ballot: b, round: 2 }),
+    new Message.Confirmed({ ballot: b, request: b, round: 2 }),
     new Message.Digest({ slot: 8, digest: "0123456789abcdef".repeat(4), heard: false })
   ]
   return messages.map((message) => new Message.Envelope({ from: "leader/s1", to: "learner/s2", message }))
@@ -407,7 +392,8 @@ describe("WireDecode: Codec.decode against Codec.decodeWithSchema", { concurrent
       }
     }
     assert.isAbove(cases, 1000)
-  })
+    // thousands of cases: on a loaded machine this takes more than the default 5 s
+  }, 60_000)
 
   it("both accept every valid envelope and build the same instances", () => {
     fc.assert(

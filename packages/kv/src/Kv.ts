@@ -17,8 +17,14 @@
  * transaction's writes take consecutive revisions in the order of its operations, and a
  * version keeps meaning "the position of the write among all writes".
  *
- * Reads (get, list) are commands too: they go through the log like writes, so they are
- * linearizable without any lease or read protocol, at the cost of one slot each.
+ * Leases (`Lease.ts`): a put may name a lease, which attaches its key; when the lease ends
+ * (revoked, or expired by a `LeaseExpire` the leader's keeper proposes) its keys are
+ * deleted, each delete a write as any other. Grants and keep-alives take no revision.
+ *
+ * Reads (get, list) are commands too, and also the machine's read-only queries (`query`):
+ * a replica serves them off the log, once a read index says it has applied every write
+ * that completed before the read arrived (docs/protocol.md#reads); sent as commands they
+ * go through the log like writes, at the cost of one slot each.
  *
  * The state is a persistent `Trie` (sorted by key, prefix lookup in O(prefix + results)),
  * so `apply` returns a new state without copying the old one.
@@ -27,7 +33,8 @@
  */
 import { Limits, StateMachine } from "@synod/core"
 import * as History from "./History.ts"
-import { Option, Schema, SchemaTransformation, Trie } from "effect"
+import * as Lease from "./Lease.ts"
+import { HashMap, Option, Schema, SchemaTransformation, Trie } from "effect"
 
 /** Longest key, in UTF-16 code units. */
 export const maxKeyLength = 1024
@@ -60,7 +67,8 @@ export const Limit = Schema.Int.check(
 // commands and results (wire format: `_tag`s are frozen)
 
 export const Get = Schema.TaggedStruct("Get", { key: Key })
-export const Put = Schema.TaggedStruct("Put", { key: Key, value: Value })
+/** With `lease`, the key is attached to that lease and deleted when it ends (`Lease.ts`). */
+export const Put = Schema.TaggedStruct("Put", { key: Key, value: Value, lease: Schema.optionalKey(Lease.LeaseId) })
 export const Del = Schema.TaggedStruct("Del", { key: Key })
 /** Writes `value` only if the key's version is `version` (0: only if the key is absent). */
 export const Cas = Schema.TaggedStruct("Cas", { key: Key, version: Version, value: Value })
@@ -98,7 +106,7 @@ export type Compare = typeof Compare.Type
 /** One operation of a transaction's branch. */
 export const TxnOp = Schema.Union([
   Schema.Struct({ op: Schema.Literal("get"), key: Key }),
-  Schema.Struct({ op: Schema.Literal("put"), key: Key, value: Value }),
+  Schema.Struct({ op: Schema.Literal("put"), key: Key, value: Value, lease: Schema.optionalKey(Lease.LeaseId) }),
   Schema.Struct({ op: Schema.Literal("del"), key: Key })
 ])
 export type TxnOp = typeof TxnOp.Type
@@ -146,7 +154,20 @@ export const Restore = Schema.TaggedStruct("Restore", {
 })
 export type Restore = typeof Restore.Type
 
-export const Command = Schema.Union([Get, Put, Del, Cas, List, Txn, Restore])
+export const Command = Schema.Union([
+  Get,
+  Put,
+  Del,
+  Cas,
+  List,
+  Txn,
+  Restore,
+  Lease.LeaseGrant,
+  Lease.LeaseKeepAlive,
+  Lease.LeaseRevoke,
+  Lease.LeaseExpire,
+  Lease.LeaseList
+])
 export type Command = typeof Command.Type
 
 export const Entry = Schema.Struct({ key: Schema.String, value: Schema.String, version: Version })
@@ -212,7 +233,16 @@ export const RestoreResult = Schema.TaggedStruct("Restored", {
 })
 export type RestoreResult = typeof RestoreResult.Type
 
-export const Result = Schema.Union([GetResult, PutResult, DelResult, CasResult, ListResult, TxnResult, RestoreResult])
+export const Result = Schema.Union([
+  GetResult,
+  PutResult,
+  DelResult,
+  CasResult,
+  ListResult,
+  TxnResult,
+  RestoreResult,
+  ...Lease.results
+])
 export type Result = typeof Result.Type
 
 // ---------------------------------------------------------------------------------------
@@ -240,18 +270,22 @@ export class State {
   /** How much history this store keeps: the machine's, the same on every replica. */
   readonly retention: History.Retention
   readonly restoring: Restoring | undefined
+  /** The leases alive and the keys attached to them (`Lease.ts`). */
+  readonly leases: Lease.Leases
   constructor(
     revision: number,
     entries: Trie.Trie<Stored>,
     history: History.History,
     retention: History.Retention,
-    restoring?: Restoring
+    restoring?: Restoring,
+    leases: Lease.Leases = Lease.none
   ) {
     this.revision = revision
     this.entries = entries
     this.history = history
     this.retention = retention
     this.restoring = restoring
+    this.leases = leases
   }
 }
 
@@ -280,7 +314,9 @@ const Encoded = Schema.Struct({
   ),
   restoring: Schema.optionalKey(
     Schema.Struct({ id: Schema.String, next: Schema.Int, entries: Schema.Array(StoredEntry) })
-  )
+  ),
+  /** Present once a lease was ever granted. */
+  leases: Schema.optionalKey(Lease.Snapshot)
 })
 
 const trieOf = (entries: ReadonlyArray<readonly [string, string, number]>): Trie.Trie<Stored> =>
@@ -306,7 +342,8 @@ export const snapshotSchema = (retention: History.Retention) =>
             retention,
             s.restoring === undefined
               ? undefined
-              : { id: s.restoring.id, next: s.restoring.next, entries: trieOf(s.restoring.entries) }
+              : { id: s.restoring.id, next: s.restoring.next, entries: trieOf(s.restoring.entries) },
+            s.leases === undefined ? Lease.none : Lease.decode(s.leases)
           ),
         encode: (state) => encodeSnapshot(state)
       })
@@ -320,7 +357,8 @@ export const Snapshot = snapshotSchema(History.defaultRetention)
 
 const utf8Bytes = Limits.utf8Bytes
 
-const write = (state: State, key: string, value: string): readonly [State, number] => {
+/** Writes `key`, attached to `lease` (which `Lease.refuseAttach` allowed), or to none. */
+const write = (state: State, key: string, value: string, lease?: number): readonly [State, number] => {
   const version = state.revision + 1
   return [
     new State(
@@ -328,7 +366,8 @@ const write = (state: State, key: string, value: string): readonly [State, numbe
       Trie.insert(state.entries, key, { value, version }),
       state.history.append({ revision: version, key, value }, state.retention),
       state.retention,
-      state.restoring
+      state.restoring,
+      lease === undefined ? Lease.detach(state.leases, key) : Lease.attach(state.leases, key, lease)
     ),
     version
   ]
@@ -341,8 +380,71 @@ const remove = (state: State, key: string): State => {
     Trie.remove(state.entries, key),
     state.history.append({ revision, key, value: null }, state.retention),
     state.retention,
-    state.restoring
+    state.restoring,
+    Lease.detach(state.leases, key)
   )
+}
+
+const withLeases = (state: State, leases: Lease.Leases): State =>
+  new State(state.revision, state.entries, state.history, state.retention, state.restoring, leases)
+
+/** Lease `id` ended: its keys deleted (a write each, in key order), then the lease. */
+const endLease = (state: State, id: number): readonly [State, number] => {
+  const lease = Lease.get(state.leases, id)
+  if (lease === undefined) return [state, 0]
+  let next = state
+  let deleted = 0
+  for (const key of Trie.keys(lease.keys)) {
+    if (Trie.has(next.entries, key)) {
+      next = remove(next, key)
+      deleted++
+    }
+  }
+  return [withLeases(next, Lease.drop(next.leases, id)), deleted]
+}
+
+const applyLease = (state: State, command: Lease.Command): readonly [State, Result] => {
+  switch (command._tag) {
+    case "LeaseGrant": {
+      const granted = Lease.grant(state.leases, command.ttlMs)
+      if ("_tag" in granted) return [state, granted]
+      const [leases, lease] = granted
+      return [withLeases(state, leases), { _tag: "LeaseGranted", id: lease.id, ttlMs: lease.ttlMs }]
+    }
+    case "LeaseKeepAlive": {
+      const kept = Lease.keepAlive(state.leases, command.id)
+      if ("_tag" in kept) return [state, kept]
+      const [leases, lease] = kept
+      return [
+        withLeases(state, leases),
+        { _tag: "LeaseKept", id: lease.id, ttlMs: lease.ttlMs, renewals: lease.renewals }
+      ]
+    }
+    case "LeaseRevoke": {
+      if (Lease.get(state.leases, command.id) === undefined) return [state, Lease.notFound(command.id)]
+      const [next, deleted] = endLease(state, command.id)
+      return [next, { _tag: "LeaseRevoked", id: command.id, deleted, revision: next.revision }]
+    }
+    case "LeaseExpire": {
+      let next = state
+      const expired: Array<number> = []
+      for (const [id, renewals] of command.leases) {
+        // kept alive since the keeper looked (or gone already): not this expiry's to end
+        if (Lease.get(next.leases, id)?.renewals !== renewals) continue
+        next = endLease(next, id)[0]
+        expired.push(id)
+      }
+      return [next, { _tag: "LeaseExpired", expired, revision: next.revision }]
+    }
+    case "LeaseList":
+      return [
+        state,
+        {
+          _tag: "LeasesListed",
+          leases: Lease.all(state.leases).map((l) => ({ id: l.id, ttlMs: l.ttlMs, keys: Trie.size(l.keys) }))
+        }
+      ]
+  }
 }
 
 /** Pure and deterministic: every replica applies the same commands in the same order. */
@@ -353,7 +455,11 @@ export const apply = (state: State, command: Command): readonly [State, Result] 
       return [state, { _tag: "Value", value: found?.value ?? null, version: found?.version ?? 0 }]
     }
     case "Put": {
-      const [next, version] = write(state, command.key, command.value)
+      if (command.lease !== undefined) {
+        const refused = Lease.refuseAttach(state.leases, command.key, command.lease)
+        if (refused !== undefined) return [state, refused]
+      }
+      const [next, version] = write(state, command.key, command.value, command.lease)
       return [next, { _tag: "Written", version }]
     }
     case "Del": {
@@ -373,6 +479,12 @@ export const apply = (state: State, command: Command): readonly [State, Result] 
       return txn(state, command)
     case "Restore":
       return restore(state, command)
+    case "LeaseGrant":
+    case "LeaseKeepAlive":
+    case "LeaseRevoke":
+    case "LeaseExpire":
+    case "LeaseList":
+      return applyLease(state, command)
     case "List": {
       const entries: Array<Entry> = []
       let more = false
@@ -392,6 +504,10 @@ export const apply = (state: State, command: Command): readonly [State, Result] 
     }
   }
 }
+
+/** The read-only commands (`Get`, `List`) answered from `state` as `apply` would; `undefined` for the others. */
+export const query = (state: State, command: Command): Result | undefined =>
+  command._tag === "Get" || command._tag === "List" ? apply(state, command)[1] : undefined
 
 /** Does the comparison hold on the store as it is? */
 export const holds = (state: State, c: Compare): boolean => {
@@ -418,9 +534,18 @@ const relate = <A extends number | string>(actual: A, op: CompareOp, expected: A
 
 const txn = (state: State, command: Txn): readonly [State, Result] => {
   const succeeded = command.compare.every((c) => holds(state, c))
+  const branch = succeeded ? command.success : command.failure
+  // a put naming a lease it cannot join refuses the whole transaction, before any write
+  let leases = state.leases
+  for (const op of branch) {
+    if (op.op !== "put" || op.lease === undefined) continue
+    const refused = Lease.refuseAttach(leases, op.key, op.lease)
+    if (refused !== undefined) return [state, refused]
+    leases = Lease.attach(leases, op.key, op.lease)
+  }
   const results: Array<TxnOpResult> = []
   let next = state
-  for (const op of succeeded ? command.success : command.failure) {
+  for (const op of branch) {
     switch (op.op) {
       case "get": {
         const [, r] = apply(next, { _tag: "Get", key: op.key })
@@ -428,7 +553,7 @@ const txn = (state: State, command: Txn): readonly [State, Result] => {
         break
       }
       case "put": {
-        const [after, version] = write(next, op.key, op.value)
+        const [after, version] = write(next, op.key, op.value, op.lease)
         next = after
         results.push({ op: "put", key: op.key, version })
         break
@@ -451,12 +576,12 @@ const tuples = (entries: Trie.Trie<Stored>): Array<StoredTuple> =>
 
 const restore = (state: State, command: Restore): readonly [State, Result] => {
   const refuse = (reason: string): readonly [State, Result] => [
-    new State(state.revision, state.entries, state.history, state.retention),
+    new State(state.revision, state.entries, state.history, state.retention, undefined, state.leases),
     { _tag: "Restored", ok: false, staged: 0, revision: state.revision, reason }
   ]
-  if (state.revision !== 0 || Trie.size(state.entries) > 0) {
+  if (state.revision !== 0 || Trie.size(state.entries) > 0 || HashMap.size(state.leases.byId) > 0) {
     return refuse(
-      `restore seeds a new cluster, and this one is not new: it is at revision ${state.revision} with ${Trie.size(state.entries)} keys`
+      `restore seeds a new cluster, and this one is not new: it is at revision ${state.revision} with ${Trie.size(state.entries)} keys and ${HashMap.size(state.leases.byId)} leases`
     )
   }
   const staging = command.index === 0 ? undefined : state.restoring
@@ -475,11 +600,14 @@ const restore = (state: State, command: Restore): readonly [State, Result] => {
   const staged = Trie.size(entries)
   if (command.done === undefined) {
     return [
-      new State(state.revision, state.entries, state.history, state.retention, {
-        id: command.id,
-        next: command.index + 1,
-        entries
-      }),
+      new State(
+        state.revision,
+        state.entries,
+        state.history,
+        state.retention,
+        { id: command.id, next: command.index + 1, entries },
+        state.leases
+      ),
       { _tag: "Restored", ok: true, staged, revision: state.revision }
     ]
   }
@@ -492,7 +620,7 @@ const restore = (state: State, command: Restore): readonly [State, Result] => {
     }
   }
   return [
-    new State(revision, entries, History.History.empty(revision), state.retention),
+    new State(revision, entries, History.History.empty(revision), state.retention, undefined, state.leases),
     { _tag: "Restored", ok: true, staged, revision }
   ]
 }
@@ -505,6 +633,7 @@ export const encodeSnapshot = (
   entries: Array<StoredTuple>
   history: { compacted: number; events: Array<[number, string, string | null]> }
   restoring?: { id: string; next: number; entries: Array<StoredTuple> }
+  leases?: Lease.Encoded
 } => ({
   revision: state.revision,
   entries: tuples(state.entries),
@@ -514,7 +643,8 @@ export const encodeSnapshot = (
   },
   ...(state.restoring === undefined
     ? {}
-    : { restoring: { id: state.restoring.id, next: state.restoring.next, entries: tuples(state.restoring.entries) } })
+    : { restoring: { id: state.restoring.id, next: state.restoring.next, entries: tuples(state.restoring.entries) } }),
+  ...(state.leases.last === 0 ? {} : { leases: Lease.encode(state.leases) })
 })
 
 /**
@@ -530,7 +660,9 @@ export function* encodeSnapshotGradually(
     entries.push([key, e.value, e.version])
     if (entries.length % slice === 0) yield
   }
-  const rest = encodeSnapshot(new State(state.revision, Trie.empty(), state.history, state.retention, state.restoring))
+  const rest = encodeSnapshot(
+    new State(state.revision, Trie.empty(), state.history, state.retention, state.restoring, state.leases)
+  )
   return { ...rest, entries }
 }
 
@@ -561,6 +693,7 @@ export const make = (options: Options = {}): StateMachine.StateMachine<State, Co
     snapshot: snapshotSchema(retention),
     initial: empty(retention),
     apply,
+    query,
     encodeSnapshot,
     encodeSnapshotGradually: (state) => encodeSnapshotGradually(state)
   })

@@ -8,3 +8,5 @@
 export * as Kv from "./Kv.ts"
 export * as KvHistory from "./History.ts"
 export * as KvWatch from "./Watch.ts"
+export * as KvLease from "./Lease.ts"
+export * as LeaseKeeper from "./LeaseKeeper.ts"

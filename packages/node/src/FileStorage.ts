@@ -24,7 +24,8 @@
 import { Address, JsonText, Storage } from "@synod/core"
 import { Effect, Exit, type FileSystem, Layer, Option, Path, Result, Schema, Scope, Semaphore } from "effect"
 import type { PlatformError } from "effect/PlatformError"
-import { NodeFileSystem, NodePath } from "@effect/platform-node"
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
+import * as NodePath from "@effect/platform-node/NodePath"
 import * as AtomicFile from "./AtomicFile.ts"
 import * as Wal from "./Wal.ts"
 

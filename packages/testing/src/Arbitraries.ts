@@ -63,13 +63,17 @@ export const messageArb: fc.Arbitrary<M.Message> = fc.oneof(
     )
     .map((m) => new M.Response(m)),
   fc
-    .record({
-      ballot: ballotArb,
-      active: fc.boolean(),
-      decided: fc.integer({ min: 0 }),
-      slot: fc.integer({ min: 0 }),
-      watermark: slotArb
-    })
+    .record(
+      {
+        ballot: ballotArb,
+        active: fc.boolean(),
+        decided: fc.integer({ min: 0 }),
+        slot: fc.integer({ min: 0 }),
+        watermark: slotArb,
+        to: idArb
+      },
+      { requiredKeys: ["ballot", "active", "decided", "slot", "watermark"] }
+    )
     .map((m) => new M.Heartbeat(m)),
   fc
     .record(
@@ -89,6 +93,17 @@ export const messageArb: fc.Arbitrary<M.Message> = fc.oneof(
       data: fc.string({ unit: "binary", maxLength: 64 })
     })
     .map((m) => new M.StateChunk(m)),
+  fc.record({ client: fc.stringMatching(/^[A-Za-z0-9_-]{1,8}$/), id: slotArb, op: jsonArb }).map((m) => new M.Read(m)),
+  fc
+    .record(
+      { id: slotArb, result: jsonArb, error: fc.string(), slot: fc.integer({ min: 0, max: 2 ** 40 }) },
+      { requiredKeys: ["id", "result", "slot"] }
+    )
+    .map((m) => new M.ReadResponse(m)),
+  slotArb.map((id) => new M.ReadIndex({ id })),
+  fc.record({ id: slotArb, slot: slotArb, ballot: ballotArb }).map((m) => new M.ReadIndexReply(m)),
+  fc.record({ ballot: ballotArb, round: slotArb }).map((m) => new M.Confirm(m)),
+  fc.record({ ballot: ballotArb, request: ballotArb, round: slotArb }).map((m) => new M.Confirmed(m)),
   fc
     .record({
       slot: slotArb,

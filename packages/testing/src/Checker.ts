@@ -70,6 +70,8 @@ export class Checker implements Probe.Probe {
   private readonly durable = new Map<string, number>()
   /** How many replicas must hold a slot durably before acceptors may forget it. */
   private readonly holders: number
+  /** Slots some commander sent a P2a for that no commander has decided yet (the nemesis watches it). */
+  readonly undecided = new Set<number>()
   /** Garbage collections so far (the nemesis watches it), and snapshots installed by state transfer. */
   gcs = 0
   installs = 0
@@ -191,6 +193,14 @@ export class Checker implements Probe.Probe {
     if (replica === this.corruption?.replica && this.tainted) this.exempt.add(`${client}#${seq}`)
   }
 
+  /** As `replicaAnswered`, for a read by read index (exempt as `client@id`). */
+  replicaReadAnswered(replica: string, client: string, id: number): void {
+    if (this.quarantined.has(replica)) {
+      this.fail(`V: replica ${replica} answered read ${client}@${id} while diverged`)
+    }
+    if (replica === this.corruption?.replica && this.tainted) this.exempt.add(`${client}@${id}`)
+  }
+
   private fail(message: string): void {
     if (this.violations.length < 20) this.violations.push(message)
   }
@@ -308,6 +318,7 @@ export class Checker implements Probe.Probe {
   }
 
   p2aSent(leader: string, ballot: Ballot.Ballot, slot: number, value: Command.SlotValue): void {
+    if (!this.decisions.has(slot)) this.undecided.add(slot)
     const k = `${bkey(ballot)}|${slot}`
     const v = Command.valueKey(value)
     const prior = this.p2aValue.get(k)
@@ -332,6 +343,7 @@ export class Checker implements Probe.Probe {
   }
 
   decided(leader: string, ballot: Ballot.Ballot, slot: number, value: Command.SlotValue): void {
+    this.undecided.delete(slot)
     const k = `${bkey(ballot)}|${slot}`
     const v = Command.valueKey(value)
     const voters = this.acceptors.get(k)

@@ -28,10 +28,11 @@
  *
  * @since 0.1.0
  */
-import type { Kv } from "@synod/kv"
+import type { Kv, KvLease } from "@synod/kv"
 import type { Model, Operation } from "./Linearizability.ts"
 
-export type Input = Kv.Command
+/** The store's commands but the lease ones (the simulator checks leases on their own: `LeaseCheck`). */
+export type Input = Exclude<Kv.Command, KvLease.Command>
 export type Output = Kv.Result
 
 /** The commands about one key: everything but `List`, `Txn` and `Restore` (which the model does not cover). */
@@ -333,6 +334,8 @@ const describe = (input: Input, output: Output | undefined): string => {
       return `${what} => ${output.succeeded ? "success" : "failure"} [${output.results.map(describeTxnResult).join(", ")}]`
     case "Restored":
       return `${what} => ${output.ok ? "ok" : output.reason}`
+    default:
+      return `${what} => ${output._tag}`
   }
 }
 

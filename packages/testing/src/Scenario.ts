@@ -33,6 +33,11 @@ export interface Scenario {
    */
   readonly largeValues: boolean
   /**
+   * Clients that hold leases (grant, attach a key, keep alive, pause now and then) while
+   * lease keepers run next to the leaders; each on a clock of its own rate (`LeaseCheck`).
+   */
+  readonly leaseHolders: number
+  /**
    * The divergence nemesis: once, at a random moment of the fault phase, one replica's
    * state is changed without a command (a forged message applied, a bit flip). It acts
    * only in clusters of three replicas or more, where a majority can contradict one.
@@ -68,6 +73,7 @@ export const fromSeed = (seed: number, overrides: Partial<Omit<Scenario, "seed">
     faultMs: 1000 + Math.floor(r() * 2000),
     snapshotEvery: [2, 4, 8][Math.floor(r() * 3)]!,
     largeValues: r() < 0.5,
+    leaseHolders: r() < 0.6 ? 1 + Math.floor(r() * 2) : 0,
     // drawn last: the fields above stay what they were for every seed
     corruption: r() < 0.5,
     bugs: {}
@@ -77,5 +83,5 @@ export const fromSeed = (seed: number, overrides: Partial<Omit<Scenario, "seed">
 
 export const describe = (s: Scenario): string =>
   `seed ${s.seed}: f=${s.f} ${s.layout}, ${s.clients} clients x ${s.opsPerClient} ops on ${s.keys} keys, ` +
-  `snapshots every ${s.snapshotEvery} slots${s.largeValues ? ", large values" : ""}${s.corruption ? ", a replica corrupted" : ""}, faults for ${s.faultMs} ms: ${[s.network && "network", s.partitions && "partitions", s.crashes && "crashes"].filter(Boolean).join(", ") || "none"}` +
+  `snapshots every ${s.snapshotEvery} slots${s.largeValues ? ", large values" : ""}${s.leaseHolders > 0 ? `, ${s.leaseHolders} lease holders` : ""}${s.corruption ? ", a replica corrupted" : ""}, faults for ${s.faultMs} ms: ${[s.network && "network", s.partitions && "partitions", s.crashes && "crashes"].filter(Boolean).join(", ") || "none"}` +
   (Object.keys(s.bugs).length > 0 ? `, planted: ${Object.keys(s.bugs).join(", ")}` : "")

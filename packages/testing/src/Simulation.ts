@@ -26,11 +26,12 @@
 import { Acceptor, Client, Leader, Replica } from "@synod/actors"
 import { PlantedBugs, Probe, Tamper } from "@synod/actors/Hooks"
 import { ClusterConfig, InMemoryBus, Monotonic, Storage, Transport } from "@synod/core"
-import { Kv } from "@synod/kv"
+import { Kv, LeaseKeeper } from "@synod/kv"
 import { Effect, Exit, Fiber, Layer, Random, References, Scope } from "effect"
 import { Checker } from "./Checker.ts"
 import * as HistoryCheck from "./HistoryCheck.ts"
 import { type Input, KvModel, type Output } from "./KvModel.ts"
+import { LeaseCheck } from "./LeaseCheck.ts"
 import { check, type Operation } from "./Linearizability.ts"
 import { prng, type Scenario } from "./Scenario.ts"
 import * as SimClock from "./SimClock.ts"
@@ -60,6 +61,8 @@ export interface Report {
   readonly detections: number
   /** Answers of the corrupted replica left out of the linearizability check. */
   readonly exempt: number
+  /** Leases of the lease holders that ended without being revoked: the expiries the lease check judged. */
+  readonly leaseExpiries: number
 }
 
 export const failed = (r: Report): boolean =>
@@ -85,6 +88,15 @@ const mild: Partial<InMemoryBus.Faults> = {
   maxDelay: 5,
   maxReplayDelay: 0
 }
+
+/** The client that only reads, off the log (see the workload and the "stale" fault). */
+const readerId = "reader"
+/**
+ * How far any clock's rate may stray from the simulated time's, each way: keepers and
+ * lease holders each get a rate in `1 ± maxSkew`. Leases stay safe while a keeper's rate
+ * over a holder's is below 1/(1−ε) (`LeaseKeeper.holderMargin`): 1.02/0.98 < 1/0.95.
+ */
+export const maxSkew = 0.02
 
 /** Time after the heal within which a newly invoked command must not time out. */
 const settleMs = 4000
@@ -261,10 +273,65 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
           Effect.provideService(Tamper.Tamper, tamper)
         ) as Effect.Effect<A, E, Exclude<R, Transport.Transport | Storage.Storage>>
 
+      // ---- leases: each keeper's and holder's clock runs at its own rate (from its own
+      // generator, so that the rest of a seed's choices stay as they were)
+      const lr = prng(scenario.seed ^ 0x1ea5e)
+      const skew = () => 1 + (lr() * 2 - 1) * maxSkew
+      const keeperRates = new Map(config.leaders.map((id) => [id, skew()] as const))
+      const leaseCheck = new LeaseCheck(checker.violations)
+      let keepers = 0
+
       // ---- roles, each in its own scope so it can crash and restart
       const running = new Map<string, Scope.Closeable>()
-      const replicas = new Map<string, { readonly status: Effect.Effect<Replica.Status> }>()
-      const leaders = new Map<string, { readonly resign: (waitMs: number) => Effect.Effect<void> }>()
+      const replicas = new Map<
+        string,
+        { readonly status: Effect.Effect<Replica.Status>; readonly applied: Replica.Applied<Kv.State> }
+      >()
+      const leaders = new Map<
+        string,
+        {
+          readonly resign: (waitMs: number) => Effect.Effect<void>
+          readonly transfer: (waitMs: number, to?: string) => Effect.Effect<unknown, Leader.TransferRefused>
+          readonly status: Effect.Effect<Leader.Status>
+        }
+      >()
+      // a replica's applied states as they change, for the lease check
+      const observeLeases = (applied: Replica.Applied<Kv.State>) =>
+        Effect.gen(function* () {
+          let before = yield* applied.current
+          for (;;) {
+            const after = yield* applied.next(before)
+            leaseCheck.observe(before, after, now())
+            before = after
+          }
+        })
+      // the lease keeper of leader `id`, reading the replica paired with it (the one on its
+      // server when colocated), on its own clock and with a client of its own
+      const keeper = (id: string, leader: { readonly status: Effect.Effect<{ readonly active: boolean }> }) =>
+        Effect.gen(function* () {
+          const replicaId = config.replicas[config.leaders.indexOf(id)] ?? config.replicas[0]!
+          const rate = keeperRates.get(id) ?? 1
+          const name = `keeper-${id}-${++keepers}`
+          const client = yield* Client.make(Kv.machine, config, { id: name })
+          let seq = 0
+          yield* LeaseKeeper.run({
+            applied: {
+              current: Effect.suspend(() => replicas.get(replicaId)?.applied.current ?? Effect.succeed(Kv.initial))
+            },
+            leading: Effect.map(leader.status, (s) => s.active),
+            submit: (command) =>
+              Effect.suspend(() => {
+                checker.submit(`${name}#${++seq}`)
+                return Effect.tap(client.submit(command), (r) =>
+                  Effect.sync(() => note(`keeper ${id}: ${JSON.stringify(command)} -> ${JSON.stringify(r)}`))
+                )
+              }),
+            now: () => clock.currentTimeMillisUnsafe() * rate,
+            pollMs: 2 * config.timeouts.heartbeatMs,
+            plantedEarlyExpiry: bugs.leaseEarlyExpiry,
+            onPropose: (leases) => note(`keeper ${id} proposes LeaseExpire ${JSON.stringify(leases)}`)
+          })
+        })
       const roleKey = (role: Role, id: string) => `${role}/${id}`
       const start = (role: Role, id: string) =>
         Effect.gen(function* () {
@@ -275,9 +342,17 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
             role === "acceptor"
               ? Acceptor.run(id, config)
               : role === "leader"
-                ? Effect.tap(Leader.run(id, config), (handle) => Effect.sync(() => leaders.set(id, handle)))
+                ? Effect.tap(Leader.run(id, config), (handle) =>
+                    Effect.andThen(
+                      Effect.sync(() => leaders.set(id, handle)),
+                      scenario.leaseHolders > 0 ? Effect.forkScoped(keeper(id, handle)) : Effect.void
+                    )
+                  )
                 : Effect.tap(Replica.run(id, config, Kv.machine), (handle) =>
-                    Effect.sync(() => replicas.set(id, handle))
+                    Effect.andThen(
+                      Effect.sync(() => replicas.set(id, handle)),
+                      scenario.leaseHolders > 0 ? Effect.forkScoped(observeLeases(handle.applied)) : Effect.void
+                    )
                   )
           yield* provideAll(eff).pipe(Scope.provide(scope), Effect.orDie)
         })
@@ -315,11 +390,26 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
         const kinds = [
           ...(scenario.network ? ["network", "network", "calm", "replay"] : []),
           ...(scenario.partitions
-            ? ["partition", "cut", "isolate", "heal", "depose", "depose", "flap", "strand", "gc-depose", "echo", "tail"]
+            ? [
+                "partition",
+                "cut",
+                "isolate",
+                "heal",
+                "depose",
+                "depose",
+                "flap",
+                "strand",
+                "gc-depose",
+                "echo",
+                "tail",
+                "stale",
+                "stale"
+              ]
             : []),
           ...(scenario.crashes ? ["crash", "crash", "restart", "wipe", "resign"] : [])
         ]
         let wipes = 0
+        let resigns = 0
         if (kinds.length === 0) return
         while (clock.currentTimeMillisUnsafe() < scenario.faultMs) {
           yield* Effect.sleep(20 + Math.floor(r() * 180))
@@ -482,6 +572,34 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
               )
               break
             }
+            case "stale": {
+              // the reader stuck with a deposed leader: once nothing is in flight, the
+              // leader's server (split: with a replica) and the reader on one side, every
+              // other server and the writers on the other, where a new leader takes over and
+              // writes go on. The old leader has nothing to decide and no one to hear from,
+              // so it believes it leads: the reads its side serves must still be linearizable
+              const ms = 500 + Math.floor(r() * 700)
+              const replica = pick(config.replicas)
+              yield* Effect.forkScoped(
+                Effect.gen(function* () {
+                  for (let i = 0; i < 150 && checker.undecided.size > 0; i++) yield* Effect.sleep(2)
+                  const leader = checker.currentLeader()
+                  if (leader === undefined || checker.undecided.size > 0) return
+                  const side = scenario.layout === "colocated" ? [leader] : [leader, replica]
+                  const rest = nodes.filter((n) => !side.includes(n))
+                  const writers = Array.from({ length: scenario.clients }, (_, c) => `client/k${c}`)
+                  note(`stale: partition [${side},reader] | [${rest},writers] for ${ms} ms`)
+                  yield* bus.partition([
+                    [...side, `client/${readerId}`],
+                    [...rest, ...writers]
+                  ])
+                  yield* Effect.sleep(ms)
+                  note("stale: partition over")
+                  yield* bus.partition([])
+                })
+              )
+              break
+            }
             case "heal":
               note("heal links")
               yield* bus.heal
@@ -507,6 +625,20 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
               const id = pick(config.leaders)
               const handle = leaders.get(id)
               if (handle === undefined || !running.has(roleKey("leader", id))) break
+              // every other time, first a transfer of the active leader to a named leader
+              // (`synod leader transfer TO`): the one before it in order, not its successor
+              // when there are three or more (no draw from the seed's randomness, so the
+              // runs of seeds that never get here do not change)
+              if (resigns++ % 2 === 1) {
+                for (const [from, h] of leaders) {
+                  if (!running.has(roleKey("leader", from)) || !(yield* h.status).active) continue
+                  const i = config.leaders.indexOf(from)
+                  const to = config.leaders[(i - 1 + config.leaders.length) % config.leaders.length]!
+                  note(`transfer leader/${from} to ${to}`)
+                  yield* h.transfer(2 * config.timeouts.leaderTimeoutMs, to).pipe(Effect.orDie)
+                  break
+                }
+              }
               note(`resign leader/${id}`)
               yield* handle.resign(2 * config.timeouts.leaderTimeoutMs)
               yield* crash("leader", id)
@@ -538,10 +670,13 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
         Effect.gen(function* () {
           const client = yield* provideAll(Client.make(Kv.machine, config, { id: `k${c}` }))
           const seen = new Map<string, number>()
+          // the client's command seqs: reads off the log take none
+          let seq = 0
           for (let i = 0; i < scenario.opsPerClient; i++) {
             yield* Effect.sleep(Math.floor(r() * 40))
             if (scenario.largeValues && r() < 0.03) {
               // too large for any message: refused before anything is sent, never applied
+              seq++
               const exit = yield* Effect.exit(client.submit({ _tag: "Put", key: "k0", value: oversized(c, i) }))
               const refused =
                 Exit.isFailure(exit) &&
@@ -553,19 +688,24 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
               continue
             }
             const input = randomOp(r, scenario.keys, c, i, scenario.largeValues, seen)
-            checker.submit(`k${c}#${i + 1}`)
+            // gets and lists: three in four are read-index reads, off the log; the rest log reads
+            const offLog = (input._tag === "Get" || input._tag === "List") && i % 4 !== 3
+            if (!offLog) checker.submit(`k${c}#${++seq}`)
+            const how = offLog ? "read " : ""
             const call = clock.currentTimeMillisUnsafe()
-            const exit = yield* Effect.exit(client.submit(input))
+            const exit = yield* Effect.exit<Output, Client.SubmitError | Client.ReadError, never>(
+              offLog ? client.read(input) : client.submit(input)
+            )
             const ret = clock.currentTimeMillisUnsafe()
             if (Exit.isSuccess(exit)) {
               const op = { client: `k${c}`, input, call, ret, output: exit.value }
               keys.set(op, `k${c}#${i + 1}`)
               history.push(op)
               observe(seen, input, exit.value)
-              note(`client k${c} ${input._tag} ${JSON.stringify(input)} -> ${JSON.stringify(exit.value)}`)
+              note(`client k${c} ${how}${input._tag} ${JSON.stringify(input)} -> ${JSON.stringify(exit.value)}`)
             } else {
               history.push({ client: `k${c}`, input, call, ret: undefined, output: undefined })
-              note(`client k${c} ${input._tag} ${JSON.stringify(input)} -> outcome unknown`)
+              note(`client k${c} ${how}${input._tag} ${JSON.stringify(input)} -> outcome unknown`)
               if (call >= healAt + settleMs) lateTimeouts++
             }
           }
@@ -608,6 +748,97 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
         }
         timeline?.close(now(), (f) => f.kind === "corrupt")
       })
+      // the reader: read-index reads only (gets of every key, a few lists), on a random
+      // stream of its own; the "stale" fault strands it with a deposed leader
+      let readerDone = false
+      const reader = Effect.gen(function* () {
+        const rr = prng(scenario.seed ^ 0x7ead)
+        const client = yield* provideAll(Client.make(Kv.machine, config, { id: readerId }))
+        for (let i = 0; i < 2 * scenario.opsPerClient; i++) {
+          yield* Effect.sleep(Math.floor(rr() * 40))
+          const input: Input =
+            rr() < 0.9
+              ? { _tag: "Get", key: `k${Math.floor(rr() * scenario.keys)}` }
+              : { _tag: "List", prefix: "k", limit: scenario.largeValues ? 1 : scenario.keys }
+          const call = clock.currentTimeMillisUnsafe()
+          const exit = yield* Effect.exit(client.read(input))
+          const ret = clock.currentTimeMillisUnsafe()
+          if (Exit.isSuccess(exit)) {
+            const op = { client: readerId, input, call, ret, output: exit.value }
+            // the client numbers its reads from 1 (the key `Checker.exempt` uses for reads)
+            keys.set(op, `${readerId}@${i + 1}`)
+            history.push(op)
+            note(`client ${readerId} read ${input._tag} ${JSON.stringify(input)} -> ${JSON.stringify(exit.value)}`)
+          } else {
+            history.push({ client: readerId, input, call, ret: undefined, output: undefined })
+            note(`client ${readerId} read ${input._tag} ${JSON.stringify(input)} -> no answer`)
+            if (call >= healAt + settleMs) lateTimeouts++
+          }
+        }
+        readerDone = true
+      })
+      // ---- lease holders: grant a lease, attach a key, keep it alive (with pauses), each
+      // on its own clock; when the workload is done, revoke it
+      let holdersDone = 0
+      const margin = 1 - LeaseKeeper.holderMargin
+      const holder = (h: number) =>
+        Effect.gen(function* () {
+          const name = `h${h}`
+          const rate = skew()
+          const client = yield* provideAll(Client.make(Kv.machine, config, { id: name }))
+          let seq = 0
+          const submit = (command: Kv.Command) =>
+            Effect.suspend(() => {
+              checker.submit(`${name}#${++seq}`)
+              return Effect.map(Effect.exit(client.submit(command)), (exit) =>
+                Exit.isSuccess(exit) ? exit.value : undefined
+              )
+            })
+          while (clientsDone < scenario.clients) {
+            const ttlMs = 300 + Math.floor(lr() * 500)
+            // what the holder counts on, in simulated time: ttl·(1−ε) on its clock
+            const valid = (sentAt: number) => sentAt + (ttlMs * margin) / rate
+            const grantSent = now()
+            const granted = yield* submit({ _tag: "LeaseGrant", ttlMs })
+            if (granted?._tag !== "LeaseGranted") {
+              yield* Effect.sleep(50)
+              continue
+            }
+            const id = granted.id
+            note(`holder ${name} got lease ${id} (ttl ${ttlMs} ms, clock rate ${rate.toFixed(3)})`)
+            leaseCheck.granted(id, name, grantSent, valid(grantSent))
+            // until when this holder counts on the lease (simulated time)
+            let counted = valid(grantSent)
+            yield* submit({ _tag: "Put", key: `lease/${name}`, value: `${id}`, lease: id })
+            for (;;) {
+              const x = lr()
+              if (x < 0.1) {
+                const ms = Math.floor(lr() * 2 * ttlMs)
+                note(`holder ${name} pauses ${ms} ms`)
+                yield* Effect.sleep(ms)
+              } else if (x < 0.25) {
+                // at the last moment: the keep-alive races the keeper's expiry at the margin
+                yield* Effect.sleep(Math.max(1, Math.floor(counted - now() - lr() * 0.1 * ttlMs)))
+              } else yield* Effect.sleep(Math.floor((ttlMs * (0.25 + 0.5 * lr())) / rate))
+              if (clientsDone >= scenario.clients) {
+                leaseCheck.revoking(id)
+                yield* submit({ _tag: "LeaseRevoke", id })
+                break
+              }
+              const sent = now()
+              const kept = yield* submit({ _tag: "LeaseKeepAlive", id })
+              note(`holder ${name} keep-alive of lease ${id} sent at ${sent} -> ${JSON.stringify(kept ?? "unknown")}`)
+              if (kept?._tag === "LeaseKept") {
+                leaseCheck.kept(id, sent, valid(sent))
+                counted = Math.max(counted, valid(sent))
+              } else if (kept?._tag === "LeaseRefused") {
+                note(`holder ${name} lost lease ${id}`)
+                break
+              }
+            }
+          }
+          holdersDone++
+        })
 
       const boot = Effect.gen(function* () {
         yield* Effect.sleep(1)
@@ -615,6 +846,8 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
         yield* Effect.forkScoped(nemesis)
         if (scenario.corruption && config.replicas.length >= 3) yield* Effect.forkScoped(divergence)
         for (let c = 0; c < scenario.clients; c++) yield* Effect.forkScoped(workload(c))
+        yield* Effect.forkScoped(reader)
+        for (let h = 0; h < scenario.leaseHolders; h++) yield* Effect.forkScoped(holder(h))
       })
       const booted = yield* Effect.forkScoped(boot)
       // let the boot fiber reach its first sleep: from then on every step is tracked
@@ -647,14 +880,24 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
           stall = `a command invoked more than ${settleMs} ms after the faults healed timed out`
           break
         }
-        if (clientsDone === scenario.clients && t > healAt && converged() && checker.settled()) break
+        if (
+          clientsDone === scenario.clients &&
+          readerDone &&
+          holdersDone === scenario.leaseHolders &&
+          t > healAt &&
+          converged() &&
+          checker.settled()
+        )
+          break
         if (t > healAt + boundMs) {
           stall =
-            clientsDone < scenario.clients
+            clientsDone < scenario.clients || !readerDone
               ? `clients still waiting ${boundMs} ms after the faults healed`
               : !checker.settled()
                 ? `replica ${checker.corruption?.replica} still holds the state the nemesis changed ${boundMs} ms after the faults healed`
-                : `replicas did not converge: next slots ${JSON.stringify(Object.fromEntries(checker.progress()))}, decided up to ${Math.max(0, ...checker.decisions.keys())}`
+                : holdersDone < scenario.leaseHolders
+                  ? `lease holders still waiting ${boundMs} ms after the faults healed`
+                  : `replicas did not converge: next slots ${JSON.stringify(Object.fromEntries(checker.progress()))}, decided up to ${Math.max(0, ...checker.decisions.keys())}`
           break
         }
       }
@@ -714,7 +957,8 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
         oversized: (yield* bus.stats).oversized,
         ...(checker.corruption === undefined ? {} : { corrupted: checker.corruption.replica }),
         detections: checker.detections,
-        exempt: checker.exempt.size
+        exempt: checker.exempt.size,
+        leaseExpiries: leaseCheck.expiries
       } satisfies Report
     })
   )

@@ -91,6 +91,18 @@ export const describe = (m: Message.Message): { readonly info: string; readonly 
       return { info: `at slot ${m.slotOut}${m.chunks.length > 0 ? `, chunks ${m.chunks.join(",")}` : ""}` }
     case "StateChunk":
       return { info: `chunk ${m.index + 1} of ${m.count} (snapshot at ${m.transfer.slotOut})` }
+    case "Read":
+      return { info: `${m.client} read ${m.id}` }
+    case "ReadResponse":
+      return { info: `read ${m.id} at slot ${m.slot}${m.error === undefined ? "" : `: ${short(m.error)}`}` }
+    case "ReadIndex":
+      return { info: `read index? ${m.id}` }
+    case "ReadIndexReply":
+      return { info: `read index ${m.id}: slot ${m.slot} (confirmed at ${m.ballot})`, slot: m.slot }
+    case "Confirm":
+      return { info: `still promised at most ${m.ballot}? (round ${m.round})` }
+    case "Confirmed":
+      return { info: `promise ${m.ballot} (asked ${m.request}, round ${m.round})` }
     case "Digest":
       return {
         info: `state digest ${m.digest.slice(0, 12)}… at slot ${m.slot}${m.heard ? "" : ", asks for yours"}`,

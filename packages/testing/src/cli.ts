@@ -22,7 +22,7 @@ import { Timeline } from "./Timeline.ts"
 const usage = `usage: pnpm sim [--first S] [--count N] | --seed S [--trace] [--html FILE]   [--bug NAME] [--no-reduce]
   scenario overrides (otherwise derived from the seed):
     --f 1|2  --layout colocated|split  --clients N  --ops N  --keys N  --fault-ms N  --snapshot-every N
-    --network on|off  --partitions on|off  --crashes on|off  --large on|off  --corrupt on|off
+    --network on|off  --partitions on|off  --crashes on|off  --large on|off  --lease-holders N  --corrupt on|off
   planted bugs: ${PlantedBugs.names.join(", ")}`
 
 const fail = (message: string): never => {
@@ -60,6 +60,7 @@ for (let i = 0; i < args.length; i++) {
       "partitions",
       "crashes",
       "large",
+      "lease-holders",
       "corrupt"
     ].includes(name)
   ) {
@@ -108,6 +109,7 @@ const overrides: Partial<Omit<Scenario.Scenario, "seed">> = Object.fromEntries(
     partitions: onOff("partitions"),
     crashes: onOff("crashes"),
     largeValues: onOff("large"),
+    leaseHolders: flags.has("lease-holders") ? int("lease-holders", 0) : undefined,
     corruption: onOff("corrupt"),
     bugs
   }).filter(([, v]) => v !== undefined)
@@ -117,7 +119,7 @@ const overrides: Partial<Omit<Scenario.Scenario, "seed">> = Object.fromEntries(
 const replayCommand = (s: Scenario.Scenario): string =>
   `pnpm sim --seed ${s.seed} --trace --f ${s.f} --layout ${s.layout} --clients ${s.clients} --ops ${s.opsPerClient} ` +
   `--keys ${s.keys} --fault-ms ${s.faultMs} --snapshot-every ${s.snapshotEvery} --network ${s.network ? "on" : "off"} ` +
-  `--partitions ${s.partitions ? "on" : "off"} --crashes ${s.crashes ? "on" : "off"} --large ${s.largeValues ? "on" : "off"} --corrupt ${s.corruption ? "on" : "off"}` +
+  `--partitions ${s.partitions ? "on" : "off"} --crashes ${s.crashes ? "on" : "off"} --large ${s.largeValues ? "on" : "off"} --lease-holders ${s.leaseHolders} --corrupt ${s.corruption ? "on" : "off"}` +
   (bug ? ` --bug ${bug}` : "")
 
 const summary = (r: Simulation.Report): string =>
@@ -176,6 +178,7 @@ const main = Effect.gen(function* () {
   let oversized = 0
   let gcs = 0
   let transfers = 0
+  let leaseExpiries = 0
   let corrupted = 0
   let detections = 0
   const failures: Array<Simulation.Report> = []
@@ -185,6 +188,7 @@ const main = Effect.gen(function* () {
     steps += r.steps
     gcs += r.gcs
     transfers += r.transfers
+    leaseExpiries += r.leaseExpiries
     if (r.corrupted !== undefined) corrupted++
     if (r.detections > 0) detections++
     if (r.violations.length > 0) violations++
@@ -218,7 +222,7 @@ const main = Effect.gen(function* () {
         `  replay: ${replayCommand(small.scenario)}\n`
     )
   }
-  process.stdout.write(`garbage collections ${gcs}, state transfers ${transfers}\n`)
+  process.stdout.write(`garbage collections ${gcs}, state transfers ${transfers}, lease expiries ${leaseExpiries}\n`)
   process.stdout.write(`replicas corrupted in ${corrupted} seeds, found out in ${detections}\n`)
   process.stdout.write(
     `seeds ${count}, steps ${steps}, violations ${violations}, stalls ${stalls}, nonlinearizable ${nonlin}, oversized ${oversized}\n`

@@ -17,8 +17,12 @@ import { Effect } from "effect"
 
 const phases = ["P1a", "P1b", "P2a", "P2b", "Decision"] as const
 
-/** Seed 1 with B8 (the update operator reversed) is caught: see PlantedBugs.test.ts. */
-const planted = Scenario.fromSeed(4, { bugs: { updateReversed: true } })
+/**
+ * A seed with B8 (the update operator reversed) that is caught after drops, duplicates
+ * and faults (see plantedBugs.ts); it moves as the workload changes (4 until the workload
+ * read by read index).
+ */
+const planted = Scenario.fromSeed(5, { bugs: { updateReversed: true } })
 
 const record = (scenario: Scenario.Scenario, maxMessages?: number) => {
   const timeline = new Timeline(maxMessages)

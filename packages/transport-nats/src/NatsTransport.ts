@@ -30,14 +30,13 @@
  *
  * @since 0.1.0
  */
-import { headers, type Msg } from "@nats-io/transport-node"
-import { type Address, Codec, Limits, type Message, Transport } from "@synod/core"
-import { Cause, type Duration, Effect, Layer, Option, Queue, Result } from "effect"
+import { headers, type Msg, type MsgHdrs } from "@nats-io/transport-node"
+import { type Address, Codec, Limits, type Message, Trace, Transport } from "@synod/core"
+import { Cause, type Duration, Effect, Layer, Option, Queue, Result, type Tracer } from "effect"
 import * as ClusterKey from "./ClusterKey.ts"
 import * as NatsConnection from "./NatsConnection.ts"
 import { NatsStats } from "./NatsStats.ts"
 import * as Subjects from "./Subjects.ts"
-import * as Trace from "./Trace.ts"
 
 export interface TransportOptions {
   /** The cluster's name: the second subject token, so several clusters can share one NATS. */
@@ -52,7 +51,12 @@ export interface TransportOptions {
   readonly inboxCapacity?: number
   /** How long `listen` waits for the server to confirm the subscription (default 5 seconds). */
   readonly subscribeTimeout?: Duration.Input
-  /** Put a `synod-trace` header on every publish (default false: nothing reads it yet, and a header costs an allocation per message). */
+  /**
+   * Carry trace context (`@synod/core/Trace`): the span its sender attached to an envelope
+   * goes in a header of the NATS message (`traceparent` when the message is that one
+   * envelope, `synod-traceparent` in a coalesced one), and is attached to the envelope
+   * delivered. Default: `Trace.Enabled`. Off, no header is built or read.
+   */
   readonly traceHeader?: boolean
   /**
    * Hand messages to listeners in this same process in memory (default true). False sends
@@ -71,6 +75,49 @@ export interface TransportOptions {
 
 export interface Options extends NatsConnection.Options, TransportOptions {}
 
+/**
+ * Tracing: the header of a coalesced message (a JSON array of envelopes) that carries the
+ * spans of some of them, `<index>=<traceparent>` for each, comma-separated. A message of one
+ * envelope carries its span as a W3C `traceparent` header (`Trace.header`).
+ */
+export const traceBatchHeader = "synod-traceparent"
+
+/** An envelope's place in a coalesced message, and the `traceparent` of its span. */
+interface Traced {
+  readonly index: number
+  readonly value: string
+}
+
+/** Envelopes waiting to leave for one subject. */
+interface Pending {
+  readonly parts: Array<string>
+  bytes: number
+  /** Tracing: the spans of those that have one (absent: none has). */
+  traces?: Array<Traced>
+}
+
+/** The most spans one message may carry: more than the envelopes a message can hold is garbage. */
+const maxTraced = 4096
+
+/** The spans a received message's headers carry, by the index of their envelope; invalid entries are ignored. */
+const received = (h: MsgHdrs): Map<number, Tracer.ExternalSpan> | undefined => {
+  const single = h.get(Trace.header)
+  if (single !== "") {
+    const span = Trace.parse(single)
+    return span === undefined ? undefined : new Map([[0, span]])
+  }
+  const many = h.get(traceBatchHeader)
+  if (many === "" || many.length > maxTraced * 80) return undefined
+  const spans = new Map<number, Tracer.ExternalSpan>()
+  for (const entry of many.split(",")) {
+    const at = entry.indexOf("=")
+    const index = Number(entry.slice(0, at))
+    const span = at > 0 && Number.isSafeInteger(index) && index >= 0 ? Trace.parse(entry.slice(at + 1)) : undefined
+    if (span !== undefined) spans.set(index, span)
+  }
+  return spans.size === 0 ? undefined : spans
+}
+
 const errorMessage = (e: unknown): string => (e instanceof Error ? e.message : String(e))
 
 const invalidCluster = (cluster: string) =>
@@ -84,7 +131,7 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
   const cluster = options.cluster
   const capacity = options.inboxCapacity ?? 4096
   const subscribeTimeout = options.subscribeTimeout ?? "5 seconds"
-  const withTrace = options.traceHeader ?? false
+  const withTrace = options.traceHeader ?? (yield* Trace.Enabled)
   const localDelivery = options.localDelivery ?? true
   const { client, isConnectedUnsafe } = yield* NatsConnection.NatsConnection
   const serverMax = client.info?.max_payload ?? Limits.defaultMaxMessageBytes
@@ -111,7 +158,6 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
     })
   }
   const stats = yield* NatsStats
-  let sendSeq = 0
   /** This process's listeners by address, for messages that need not leave the process. */
   const local = new Map<Address.Address, Set<Queue.Queue<Message.Envelope>>>()
   const localOverflow = { count: 0 }
@@ -147,15 +193,32 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
    * end of the current microtask — never larger than `maxBytes`. One message instead of
    * many costs the sender, the NATS server and the receiver a per-message overhead once.
    */
-  const pending = new Map<string, { parts: Array<string>; bytes: number }>()
+  const pending = new Map<string, Pending>()
   let flushScheduled = false
   /** Publish failures found after `send` returned: counted here, logged by `reportSends`. */
   const sendFailures: Array<string> = []
 
-  const publishNow = (subject: string, parts: ReadonlyArray<string>): void => {
+  /**
+   * Tracing: one envelope's span as `traceparent`; several, in a coalesced message, as
+   * `synod-traceparent: <index>=<traceparent>,…` (indexes into the array).
+   */
+  const traceHeaders = (parts: number, traces: ReadonlyArray<Traced>) => {
+    const h = headers()
+    if (parts === 1) h.set(Trace.header, traces[0]!.value)
+    else h.set(traceBatchHeader, traces.map((t) => `${t.index}=${t.value}`).join(","))
+    return h
+  }
+
+  const publishNow = (
+    subject: string,
+    parts: ReadonlyArray<string>,
+    traces: ReadonlyArray<Traced> | undefined
+  ): void => {
     const data = parts.length === 1 ? parts[0]! : `[${parts.join(",")}]`
     try {
-      client.publish(subject, sealer === undefined ? data : sealer.seal(subject, data))
+      const body = sealer === undefined ? data : sealer.seal(subject, data)
+      if (traces === undefined) client.publish(subject, body)
+      else client.publish(subject, body, { headers: traceHeaders(parts.length, traces) })
       stats.countUnsafe("published", parts.length)
     } catch (cause) {
       stats.countUnsafe("publishErrors", parts.length)
@@ -165,25 +228,30 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
 
   const flushPending = (): void => {
     flushScheduled = false
-    for (const [subject, batch] of pending) publishNow(subject, batch.parts)
+    for (const [subject, batch] of pending) publishNow(subject, batch.parts, batch.traces)
     pending.clear()
   }
 
-  const enqueue = (subject: string, json: string): void => {
+  /** `trace`: the `traceparent` of the envelope's span (tracing on), which the message's header carries. */
+  const enqueue = (subject: string, json: string, trace?: string): void => {
     // UTF-8 takes at most three bytes per UTF-16 unit: count exactly only when that bound is too high
     const bound = json.length * 3
-    const size = bound <= maxBytes ? bound : Limits.utf8Bytes(json)
+    // a trace's header entry counts against the message's size too
+    const size = (bound <= maxBytes ? bound : Limits.utf8Bytes(json)) + (trace === undefined ? 0 : trace.length + 8)
     let batch = pending.get(subject)
     if (batch !== undefined && batch.bytes + size + 1 > maxBytes) {
-      publishNow(subject, batch.parts)
+      publishNow(subject, batch.parts, batch.traces)
       pending.delete(subject)
       batch = undefined
     }
-    if (batch === undefined) pending.set(subject, { parts: [json], bytes: size + 2 })
-    else {
+    if (batch === undefined) {
+      batch = { parts: [json], bytes: size + 2 }
+      pending.set(subject, batch)
+    } else {
       batch.parts.push(json)
       batch.bytes += size + 1
     }
+    if (trace !== undefined) (batch.traces ??= []).push({ index: batch.parts.length - 1, value: trace })
     if (!flushScheduled) {
       flushScheduled = true
       queueMicrotask(flushPending)
@@ -191,30 +259,19 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
   }
 
   const send = (to: Address.Address, envelope: Message.Envelope): Effect.Effect<void> =>
-    Effect.withFiber((fiber) => {
+    Effect.suspend(() => {
       // trust split (issue 14): a Request to a replica goes to its request subject
       const subject = Subjects.sendSubject(cluster, to, envelope.message)
       if (Option.isNone(subject)) return dropSend("not an address", to)
       // a listener in this process: in memory, on whichever subject it would have come
+      // (a span attached to the envelope goes with it: it is the same object)
       const here = local.get(to)
       if (here !== undefined) return deliverLocally(here, envelope)
       if (!isConnectedUnsafe()) return dropSend("NATS unreachable", to)
-      if (!withTrace) {
-        enqueue(subject.value, Codec.encode(envelope))
-        return sendFailures.length > 0 ? reportSends : Effect.void
-      }
-      // a trace header belongs to one envelope: no coalescing
-      try {
-        const h = headers()
-        h.set(Trace.header, Trace.outgoing(fiber, envelope, ++sendSeq))
-        const body =
-          sealer === undefined ? Codec.encodeBytes(envelope) : sealer.seal(subject.value, Codec.encode(envelope))
-        client.publish(subject.value, body, { headers: h })
-      } catch (cause) {
-        return dropSend(`publish refused: ${errorMessage(cause)}`, to)
-      }
-      stats.countUnsafe("published")
-      return Effect.void
+      const span = withTrace ? Trace.of(envelope) : undefined
+      if (span === undefined) enqueue(subject.value, Codec.encode(envelope))
+      else enqueue(subject.value, Codec.encode(envelope), Trace.format(span))
+      return sendFailures.length > 0 ? reportSends : Effect.void
     })
 
   const reportSends = Effect.suspend(() => {
@@ -345,10 +402,12 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
           Queue.offerUnsafe(problems, { _tag: "Undecodable", subject: msg.subject, reason: decoded.failure.reason })
           return
         }
-        const trace = msg.headers?.get(Trace.header)
+        // tracing: the senders' spans, for the envelopes that came with one
+        const traces = withTrace && msg.headers !== undefined ? received(msg.headers) : undefined
         // trust split (issue 14): a message on another subject of this listener is a request
         const channel = msg.subject === subject ? ownChannel : "request"
-        for (const item of decoded.success) {
+        for (let index = 0; index < decoded.success.length; index++) {
+          const item = decoded.success[index]!
           if (Result.isFailure(item)) {
             Queue.offerUnsafe(problems, { _tag: "Undecodable", subject: msg.subject, reason: item.failure.reason })
             continue
@@ -358,7 +417,8 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
             Queue.offerUnsafe(problems, { _tag: "Refused", subject: msg.subject, reason: refusal })
             continue
           }
-          if (trace !== undefined) Trace.remember(item.success, trace)
+          const trace = traces?.get(index)
+          if (trace !== undefined) Trace.attach(item.success, trace)
           if (Queue.offerUnsafe(mailbox, item.success)) stats.countUnsafe("delivered")
           else if (overflow.count++ === 0) Queue.offerUnsafe(problems, { _tag: "Overflow" })
         }

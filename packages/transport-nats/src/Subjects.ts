@@ -5,15 +5,16 @@
  *
  * - **protocol**: an address `role/id` of a server role (replica, leader, acceptor,
  *   learner) of cluster `c` lives on `synod.<c>.<role>.<id>`; only servers publish there;
- * - **requests**: a client's `Request` to replica `r` goes to `synod.<c>.req.<r>.<scope>`,
+ * - **requests**: a client's `Request` or `Read` to replica `r` goes to `synod.<c>.req.<r>.<scope>`,
  *   where `<scope>` is the first token of the client id (`alice` for `alice.c7f3`, the
  *   whole id for `c7f3`); the replica checks that each command's client id has that
  *   scope, so NATS permissions on the scope token stop a client from acting as another;
- * - **responses**: a replica's `Response` goes to the client's address,
+ * - **responses**: a replica's `Response` or `ReadResponse` goes to the client's address,
  *   `synod.<c>.client.<id>` (`synod.<c>.client.alice.c7f3` for a scoped id).
  *
- * A listener accepts on each subject only what belongs there (`refusal`): `Request` only
- * on a request subject, `Response` only on a client's subject, protocol messages only on
+ * A listener accepts on each subject only what belongs there (`refusal`): `Request` and
+ * `Read` only on a request subject, `Response` and `ReadResponse` only on a client's
+ * subject, protocol messages only on
  * protocol subjects.
  *
  * Both the cluster name and the id are single NATS tokens: a `.` would add a level and a
@@ -91,7 +92,9 @@ export const sendSubject = (
 ): Option.Option<string> =>
   message._tag === "Request" && to.startsWith("replica/")
     ? requestSubject(cluster, to.slice(8), message.command.client)
-    : subject(cluster, to)
+    : message._tag === "Read" && to.startsWith("replica/")
+      ? requestSubject(cluster, to.slice(8), message.client)
+      : subject(cluster, to)
 
 /** What a subscription carries: protocol messages, clients' requests, or a client's responses. */
 export type Channel = "protocol" | "request" | "response"
@@ -122,13 +125,17 @@ export const refusal = (channel: Channel, subject: string, message: Message.Mess
   const tag = message._tag
   switch (channel) {
     case "protocol":
-      return tag === "Request" || tag === "Response" ? `a ${tag} on a protocol subject` : undefined
+      return tag === "Request" || tag === "Response" || tag === "Read" || tag === "ReadResponse"
+        ? `a ${tag} on a protocol subject`
+        : undefined
     case "response":
-      return tag === "Response" ? undefined : `a ${tag} on a client's subject (only Response goes there)`
+      return tag === "Response" || tag === "ReadResponse"
+        ? undefined
+        : `a ${tag} on a client's subject (only Response and ReadResponse go there)`
     case "request": {
-      if (tag !== "Request") return `a ${tag} on a request subject (only Request goes there)`
+      if (tag !== "Request" && tag !== "Read") return `a ${tag} on a request subject (only Request and Read go there)`
       const scope = subject.slice(subject.lastIndexOf(".") + 1)
-      const client = message.command.client
+      const client = tag === "Request" ? message.command.client : message.client
       return clientScope(client) === scope && addressPattern.test(`client/${client}`)
         ? undefined
         : `a request of client ${JSON.stringify(client)} on the subject of scope ${JSON.stringify(scope)}`

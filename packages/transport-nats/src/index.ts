@@ -1,8 +1,9 @@
 /**
  * @synod/transport-nats: the `Transport` over NATS. `NatsTransport.layer(options)` replaces
  * the in-memory bus; `Subjects` is the subject scheme, `NatsConnection` the process's one
- * connection, `NatsStats` its counters, `Presence` one process per node id, `Trace` the
- * `synod-trace` header, `NatsConfig` a nats-server authorization block for a cluster.
+ * connection, `NatsStats` its counters, `Presence` one process per node id, `NatsConfig` a
+ * nats-server authorization block for a cluster. Trace context travels in a `traceparent`
+ * header (`@synod/core/Trace`).
  *
  * @since 0.1.0
  */
@@ -13,4 +14,3 @@ export * as NatsStats from "./NatsStats.ts"
 export * as NatsTransport from "./NatsTransport.ts"
 export * as Presence from "./Presence.ts"
 export * as Subjects from "./Subjects.ts"
-export * as Trace from "./Trace.ts"

@@ -1,8 +1,9 @@
 import { assert, describe, it } from "@effect/vitest"
 import { headers } from "@nats-io/transport-node"
 import { transportContract } from "@synod/testing/TransportContract"
-import { Effect, Exit, Layer, Logger, Queue } from "effect"
-import { NatsTransport, Trace } from "@synod/transport-nats"
+import { Trace } from "@synod/core"
+import { Effect, Exit, Layer, Logger, Queue, Tracer } from "effect"
+import { NatsTransport } from "@synod/transport-nats"
 import { NatsServer } from "@synod/testing"
 import * as Kit from "./Kit.ts"
 
@@ -143,7 +144,7 @@ describe("NatsTransport", () => {
   )
 
   it.live(
-    "with traceHeader, every publish carries a synod-trace header, exposed on the received envelope",
+    "with traceHeader, an envelope with a span leaves alone with a traceparent; others carry none",
     () =>
       Effect.gen(function* () {
         const server = yield* NatsServer.start()
@@ -163,27 +164,124 @@ describe("NatsTransport", () => {
         yield* Effect.promise(() => raw.flush())
         const mailbox = yield* transport.listen("leader/l1")
 
-        // inside a span: the span's ids
-        const span = yield* transport
-          .send("leader/l1", Kit.ping("replica/r9", "leader/l1", 1))
-          .pipe(Effect.andThen(Effect.currentSpan), Effect.withSpan("propose"))
+        // a span attached: its ids, in W3C form, on the wire and on the delivered envelope
+        const span = Tracer.externalSpan({ traceId: "0af7651916cd43dd8448eb211c80319c", spanId: "b7ad6b7169203331" })
+        const traced = Kit.ping("replica/r9", "leader/l1", 1)
+        Trace.attach(traced, span)
+        yield* transport.send("leader/l1", traced)
         const first = yield* Kit.takeWithin(mailbox)
-        assert.strictEqual(Trace.of(first!), `${span.traceId}/${span.spanId}`)
-        assert.strictEqual(yield* Queue.take(seen), `${span.traceId}/${span.spanId}`)
+        assert.strictEqual(yield* Queue.take(seen), "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+        const got = Trace.of(first!)
+        assert.strictEqual(got?.traceId, span.traceId)
+        assert.strictEqual(got?.spanId, span.spanId)
 
-        // no span: the sender and a per-transport counter
+        // no span: no header, no trace
         yield* transport.send("leader/l1", Kit.ping("replica/r9", "leader/l1", 2))
         const second = yield* Kit.takeWithin(mailbox)
-        assert.strictEqual(Trace.of(second!), "replica/r9#2")
-        assert.strictEqual(yield* Queue.take(seen), "replica/r9#2")
+        assert.strictEqual(yield* Queue.take(seen), "<none>")
+        assert.isUndefined(Trace.of(second!))
 
-        // a message without the header has no trace
+        // an invalid header is ignored
         const h = headers()
-        h.set("other", "1")
+        h.set(Trace.header, "00-00000000000000000000000000000000-b7ad6b7169203331-01")
         raw.publish("synod.trace.leader.l1", JSON.stringify(Kit.ping("replica/raw", "leader/l1", 3)), { headers: h })
         const third = yield* Kit.takeWithin(mailbox)
         assert.strictEqual(Kit.seqOf(third), 3)
         assert.isUndefined(Trace.of(third!))
+      }),
+    20_000
+  )
+
+  it.live(
+    "with traceHeader, envelopes coalesced into one message keep their own spans, in synod-traceparent",
+    () =>
+      Effect.gen(function* () {
+        const server = yield* NatsServer.start()
+        const { transport } = yield* Kit.build({
+          servers: server.url,
+          name: "traces",
+          cluster: "traces",
+          localDelivery: false,
+          traceHeader: true
+        })
+        const raw = yield* Kit.rawClient(server.url)
+        const seen = yield* Queue.unbounded<string>()
+        raw.subscribe("synod.traces.leader.l1", {
+          callback: (_err, msg) => {
+            Queue.offerUnsafe(
+              seen,
+              `${msg.headers?.get(Trace.header)}|${msg.headers?.get(NatsTransport.traceBatchHeader)}`
+            )
+          }
+        })
+        yield* Effect.promise(() => raw.flush())
+        const mailbox = yield* transport.listen("leader/l1")
+        const a = Tracer.externalSpan({ traceId: "0af7651916cd43dd8448eb211c80319c", spanId: "b7ad6b7169203331" })
+        const b = Tracer.externalSpan({ traceId: "4bf92f3577b34da6a3ce929d0e0e4736", spanId: "00f067aa0ba902b7" })
+        const sent = [1, 2, 3].map((seq) => Kit.ping("replica/r9", "leader/l1", seq))
+        Trace.attach(sent[0]!, a)
+        Trace.attach(sent[2]!, b)
+        // one run of the fiber: one NATS message
+        for (const e of sent) yield* transport.send("leader/l1", e)
+        const got = [yield* Kit.takeWithin(mailbox), yield* Kit.takeWithin(mailbox), yield* Kit.takeWithin(mailbox)]
+        assert.deepStrictEqual(
+          got.map((e) => Kit.seqOf(e)),
+          [1, 2, 3]
+        )
+        assert.strictEqual(yield* Queue.take(seen), `|0=${Trace.format(a)},2=${Trace.format(b)}`)
+        assert.strictEqual(Trace.of(got[0]!)?.spanId, a.spanId)
+        assert.isUndefined(Trace.of(got[1]!))
+        assert.strictEqual(Trace.of(got[2]!)?.spanId, b.spanId)
+
+        // entries that are not an index and a traceparent are ignored, the others kept
+        const h = headers()
+        h.set(NatsTransport.traceBatchHeader, `x=${Trace.format(a)},1=garbage,1=${Trace.format(b)}`)
+        raw.publish(
+          "synod.traces.leader.l1",
+          JSON.stringify([Kit.ping("replica/raw", "leader/l1", 4), Kit.ping("replica/raw", "leader/l1", 5)]),
+          { headers: h }
+        )
+        const four = yield* Kit.takeWithin(mailbox)
+        const five = yield* Kit.takeWithin(mailbox)
+        assert.isUndefined(Trace.of(four!))
+        assert.strictEqual(Trace.of(five!)?.spanId, b.spanId)
+      }),
+    20_000
+  )
+
+  it.live(
+    "off (the default), an envelope with a span attached carries no header and is coalesced",
+    () =>
+      Effect.gen(function* () {
+        const server = yield* NatsServer.start()
+        const { transport } = yield* Kit.build({
+          servers: server.url,
+          name: "notrace",
+          cluster: "notrace",
+          localDelivery: false
+        })
+        const raw = yield* Kit.rawClient(server.url)
+        const seen = yield* Queue.unbounded<string>()
+        raw.subscribe("synod.notrace.leader.l1", {
+          callback: (_err, msg) => {
+            Queue.offerUnsafe(seen, msg.headers?.get(Trace.header) ?? "<none>")
+          }
+        })
+        yield* Effect.promise(() => raw.flush())
+        const mailbox = yield* transport.listen("leader/l1")
+        const traced = Kit.ping("replica/r9", "leader/l1", 1)
+        Trace.attach(
+          traced,
+          Tracer.externalSpan({ traceId: "0af7651916cd43dd8448eb211c80319c", spanId: "b7ad6b7169203331" })
+        )
+        yield* transport.send("leader/l1", traced)
+        yield* transport.send("leader/l1", Kit.ping("replica/r9", "leader/l1", 2))
+        const first = yield* Kit.takeWithin(mailbox)
+        yield* Kit.takeWithin(mailbox)
+        assert.isUndefined(Trace.of(first!))
+        // one NATS message for both, with no header
+        assert.strictEqual(yield* Queue.take(seen), "<none>")
+        assert.strictEqual(yield* Queue.size(seen), 0)
       }),
     20_000
   )

@@ -97,6 +97,22 @@ describe("Subjects", () => {
         assert.include(Subjects.refusal("protocol", "synod.prod.replica.s1", request("alice.c7"))!, "protocol subject")
         assert.strictEqual(Subjects.refusal("protocol", "synod.prod.replica.s1", decision), undefined)
         assert.include(Subjects.refusal("response", "synod.prod.client.alice.c7", decision)!, "client's subject")
+        // a read is a client message: on the request subject of its client's scope, never on a protocol one
+        const read = (client: string) => new Message.Read({ client, id: 1, op: null })
+        assert.deepStrictEqual(
+          Subjects.sendSubject("prod", "replica/s1", read("alice.c7")),
+          Option.some("synod.prod.req.s1.alice")
+        )
+        assert.strictEqual(Subjects.refusal("request", "synod.prod.req.s1.alice", read("alice.c7")), undefined)
+        assert.include(Subjects.refusal("request", "synod.prod.req.s1.alice", read("bob.c7"))!, "scope")
+        assert.include(Subjects.refusal("protocol", "synod.prod.replica.s1", read("alice.c7"))!, "protocol subject")
+        const answer = new Message.ReadResponse({ id: 1, result: null, slot: 0 })
+        assert.strictEqual(Subjects.refusal("response", "synod.prod.client.alice.c7", answer), undefined)
+        assert.include(Subjects.refusal("protocol", "synod.prod.leader.s1", answer)!, "protocol subject")
+        assert.include(
+          Subjects.refusal("request", "synod.prod.req.s1.alice", new Message.ReadIndex({ id: 1 }))!,
+          "ReadIndex"
+        )
       })
   )
 

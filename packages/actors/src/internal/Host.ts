@@ -21,8 +21,8 @@
  *
  * Internal: not exported from the package.
  */
-import { type Address, Message, Transport } from "@synod/core"
-import { Clock, Effect, Fiber, Option, Queue, type Scope } from "effect"
+import { type Address, type Message, Trace, Transport, Trusted } from "@synod/core"
+import { Clock, Effect, Fiber, Option, Queue, type Scope, type Tracer } from "effect"
 
 export interface Outbound {
   readonly to: Address.Address
@@ -150,7 +150,26 @@ export interface Options<Inbound extends Message.Message, In, Rec, Spec, Ev, Job
    * dropped, so a job must be one the core can do without.
    */
   readonly work?: (job: Job) => Effect.Effect<In>
+  /** The role's spans, when tracing is on (`Trace.Enabled`); never called when it is off. */
+  readonly trace?: (spans: Trace.Spans) => Tracing
 }
+
+/**
+ * What a role does with traced messages. The host ends the spans `received` starts once
+ * the batch they came in is done — its records durable (each such span gets a child
+ * `synod.persist` around the write) and its messages sent.
+ */
+export interface Tracing {
+  /** A traced envelope arrived from `parent`'s span: the span of handling it, if any. */
+  readonly received: (envelope: Message.Envelope, parent: Tracer.AnySpan) => Tracer.Span | undefined
+  /** The span a message this role sends continues (its receiver's parent), if any. */
+  readonly sending?: (message: Message.Message) => Tracer.AnySpan | undefined
+  /** After each batch's messages are sent: for spans the role ends itself. */
+  readonly flushed?: () => void
+}
+
+/** No spans: shared, so that a batch without any allocates nothing for them. */
+const none: ReadonlyArray<Tracer.Span> = []
 
 /** Jobs waiting for the worker (`Options.work`) before the oldest are dropped. */
 const workBacklog = 4
@@ -174,17 +193,70 @@ export const run = <Inbound extends Message.Message, In, Rec, Spec, Ev, Job = ne
       { readonly inbox: Queue.Queue<Message.Envelope>; fiber?: Fiber.Fiber<unknown, unknown> }
     >()
 
+    // tracing: decided once; when off, nothing below looks at a span
+    const spans = options.trace !== undefined && (yield* Trace.Enabled) ? yield* Trace.spans : undefined
+    const tracing = spans === undefined ? undefined : options.trace!(spans)
+    /** Spans of the inputs stepped since the last flush, ended once their batch is done. */
+    let open: Array<Tracer.Span> = []
+    const traced = (env: Message.Envelope): void => {
+      const parent = Trace.of(env)
+      if (parent === undefined) return
+      const span = tracing!.received(env, parent)
+      if (span !== undefined) open.push(span)
+    }
+    /** The spans of the batch just stepped (never `open` itself: a job keeps what it is given). */
+    const takeOpen = (): ReadonlyArray<Tracer.Span> => {
+      if (open.length === 0) return none
+      const taken = open
+      open = []
+      return taken
+    }
+    const endAll = (taken: ReadonlyArray<Tracer.Span>): void => {
+      for (const span of taken) spans!.end(span)
+    }
+    /** `persist` with a `synod.persist` child span of each span waiting on it. */
+    const persistTraced = <E>(
+      persist: Effect.Effect<void, E>,
+      waiting: ReadonlyArray<Tracer.Span>,
+      records: number
+    ): Effect.Effect<void, E> => {
+      if (waiting.length === 0) return persist
+      return Effect.suspend(() => {
+        const children = waiting.map((span) => spans!.start("synod.persist", span, { "synod.records": records }))
+        return Effect.ensuring(
+          persist,
+          Effect.sync(() => endAll(children))
+        )
+      })
+    }
+    /** A message of this role, with its span attached when it continues one. */
+    const envelope = (to: Address.Address, message: Message.Message): Message.Envelope => {
+      const env = Trusted.envelope(self, to, message)
+      if (tracing?.sending !== undefined) {
+        const span = tracing.sending(message)
+        if (span !== undefined) Trace.attach(env, span)
+      }
+      return env
+    }
+
     const fromMailbox = (batch: ReadonlyArray<Message.Envelope>): Array<In> => {
       const mapped: Array<In> = []
-      for (const env of batch) if (options.accepts(env.message)) mapped.push(options.message(env.from, env.message))
+      for (const env of batch) {
+        if (!options.accepts(env.message)) continue
+        if (tracing !== undefined) traced(env)
+        mapped.push(options.message(env.from, env.message))
+      }
       return mapped
     }
     // A role without children reads its mailbox directly; one with children (the leader)
     // merges the mailbox and their outcomes into one queue. Every hand-off between fibers
     // costs a turn of the event loop on the hot path, so there is only one when needed.
     let take: Effect.Effect<ReadonlyArray<In>>
+    /** What is waiting now, without waiting (empty when nothing is). */
+    let takeNow: Effect.Effect<ReadonlyArray<In>>
     if (options.child === undefined) {
       take = Effect.map(Queue.takeAll(mailbox), fromMailbox)
+      takeNow = Effect.map(Queue.clear(mailbox), fromMailbox)
     } else {
       const inputs = yield* Queue.unbounded<In>()
       yield* Queue.takeAll(mailbox).pipe(
@@ -205,6 +277,7 @@ export const run = <Inbound extends Message.Message, In, Rec, Spec, Ev, Job = ne
         )
       }
       take = Queue.takeAll(inputs)
+      takeNow = Queue.clear(inputs)
     }
 
     /** Background persistence: the latest record not yet taken by the writer, and finished writes. */
@@ -248,6 +321,8 @@ export const run = <Inbound extends Message.Message, In, Rec, Spec, Ev, Job = ne
       readonly persist: ReadonlyArray<Rec>
       readonly events: ReadonlyArray<Ev>
       readonly send: ReadonlyArray<{ readonly to: Address.Address; readonly message: Message.Message }>
+      /** Tracing: the spans of the inputs of this batch. */
+      readonly spans: ReadonlyArray<Tracer.Span>
     }
     const jobs = yield* Queue.bounded<Stepped>(pipelineDepth)
     if (options.persistPipelined) {
@@ -260,12 +335,13 @@ export const run = <Inbound extends Message.Message, In, Rec, Spec, Ev, Job = ne
           Effect.gen(function* () {
             const batch = yield* Queue.takeAll(jobs)
             const records = batch.flatMap((job) => job.persist)
-            if (records.length > 0) yield* Effect.orDie(save(records))
+            const waiting = tracing === undefined ? none : batch.flatMap((job) => job.spans)
+            if (records.length > 0) yield* Effect.orDie(persistTraced(save(records), waiting, records.length))
             const events = batch.flatMap((job) => job.events)
             if (events.length > 0 && options.observe !== undefined) yield* options.observe(events)
             for (const job of batch)
-              for (const { to, message } of job.send)
-                yield* transport.send(to, new Message.Envelope({ from: self, to, message }))
+              for (const { to, message } of job.send) yield* transport.send(to, envelope(to, message))
+            if (waiting.length > 0) endAll(waiting)
           })
         )
       )
@@ -280,12 +356,14 @@ export const run = <Inbound extends Message.Message, In, Rec, Spec, Ev, Job = ne
         yield* Queue.offer(wakeWorker, undefined)
       }
       if (options.persistPipelined) {
-        if (ready.persist.length > 0 || ready.events.length > 0 || ready.send.length > 0) {
-          yield* Queue.offer(jobs, { persist: ready.persist, events: ready.events, send: ready.send })
+        const handled = takeOpen()
+        if (ready.persist.length > 0 || ready.events.length > 0 || ready.send.length > 0 || handled.length > 0) {
+          yield* Queue.offer(jobs, { persist: ready.persist, events: ready.events, send: ready.send, spans: handled })
         }
         if (options.afterBatch !== undefined) yield* options.afterBatch
         return
       }
+      const handled = takeOpen()
       const persist = Effect.suspend(() => {
         if (ready.persist.length === 0) return Effect.void
         if (options.persistInBackground) {
@@ -294,7 +372,7 @@ export const run = <Inbound extends Message.Message, In, Rec, Spec, Ev, Job = ne
         }
         if (options.persist === undefined) return Effect.die(new Error(`${self}: nothing to persist with`))
         const persisted = options.persisted
-        return Effect.orDie(options.persist(ready.persist)).pipe(
+        return Effect.orDie(persistTraced(options.persist(ready.persist), handled, ready.persist.length)).pipe(
           // its outputs leave with the next batch
           Effect.tap(() =>
             Effect.sync(() => {
@@ -331,9 +409,10 @@ export const run = <Inbound extends Message.Message, In, Rec, Spec, Ev, Job = ne
         const child = children.get(key)
         if (child !== undefined) Queue.offerUnsafe(child.inbox, envelope)
       }
-      for (const { to, message } of ready.send)
-        yield* transport.send(to, new Message.Envelope({ from: self, to, message }))
+      for (const { to, message } of ready.send) yield* transport.send(to, envelope(to, message))
       if (options.persistAfterSend || options.persistInBackground) yield* persist
+      if (handled.length > 0) endAll(handled)
+      if (tracing?.flushed !== undefined) tracing.flushed()
       if (options.afterBatch !== undefined) yield* options.afterBatch
     })
 
@@ -342,9 +421,16 @@ export const run = <Inbound extends Message.Message, In, Rec, Spec, Ev, Job = ne
     const loop = Effect.gen(function* () {
       for (;;) {
         const wake = Math.min(nextTick, core.wakeAt?.() ?? nextTick)
-        const batch = Number.isFinite(wake)
-          ? yield* take.pipe(Effect.timeoutOption(Math.max(0, wake - clock.currentTimeMillisUnsafe())))
-          : Option.some(yield* take)
+        // Under load inputs are already waiting: take them as they are. Only an empty
+        // mailbox is waited on with a timeout, which races a timer fiber against the take
+        // and costs far more than the take itself.
+        const waiting = yield* takeNow
+        const batch =
+          waiting.length > 0
+            ? Option.some(waiting)
+            : Number.isFinite(wake)
+              ? yield* take.pipe(Effect.timeoutOption(Math.max(0, wake - clock.currentTimeMillisUnsafe())))
+              : Option.some(yield* take)
         // writes the background writer finished since the last turn
         while (completions.length > 0) core.step(completions.shift()!)
         if (Option.isSome(batch)) for (const input of batch.value) core.step(input)

@@ -4,8 +4,8 @@
  *
  * Internal: not exported from the package.
  */
-import { Address, Message, type Quorum, Transport } from "@synod/core"
-import { Effect, Metric, Schedule } from "effect"
+import { Address, type Message, type Quorum, Trace, Transport, Trusted } from "@synod/core"
+import { Effect, Metric, Schedule, type Tracer } from "effect"
 import * as Metrics from "../Metrics.ts"
 
 /**
@@ -19,6 +19,8 @@ export const broadcast = Effect.fnUntraced(function* (options: {
   readonly tally: Quorum.Tally
   readonly retransmitMs: number
   readonly message: (acceptor: string) => Message.Message
+  /** Tracing: the span every message continues (the acceptors' spans become its children). */
+  readonly span?: Tracer.AnySpan | undefined
 }) {
   const transport = yield* Transport.Transport
   const { leader } = options
@@ -28,7 +30,9 @@ export const broadcast = Effect.fnUntraced(function* (options: {
       (a) =>
         Effect.suspend(() => {
           const to = Address.acceptor(a)
-          return transport.send(to, new Message.Envelope({ from: leader, to, message: options.message(a) }))
+          const envelope = Trusted.envelope(leader, to, options.message(a))
+          if (options.span !== undefined) Trace.attach(envelope, options.span)
+          return transport.send(to, envelope)
         }),
       { discard: true }
     )

@@ -28,6 +28,10 @@ export interface PlantedBugs {
   readonly gcWithoutWatermark: boolean
   /** B18: acceptors answer a P1a with every pvalue in one P1b, however large: past the transport's limit it is dropped, and no leader is ever adopted again. */
   readonly unpagedP1b: boolean
+  /** B13: the leader answers a read index at once, without a confirmation round: a deposed leader that has not noticed serves stale reads. */
+  readonly staleRead: boolean
+  /** L1: the lease keeper keeps the deadlines it noted before its leader became active (from each lease's grant) instead of starting every lease afresh: leases expire early across a leader change. */
+  readonly leaseEarlyExpiry: boolean
   /** B19: replicas exchange state digests but never compare them: a corrupted replica goes on answering from its state. */
   readonly ignoreDivergence: boolean
 }
@@ -44,6 +48,8 @@ export const none: PlantedBugs = {
   noHoleFilling: false,
   gcWithoutWatermark: false,
   unpagedP1b: false,
+  staleRead: false,
+  leaseEarlyExpiry: false,
   ignoreDivergence: false
 }
 

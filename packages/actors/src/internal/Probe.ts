@@ -59,6 +59,8 @@ export interface Probe {
   replicaRecovered(replica: string, slotOut: number, installed: boolean): void
   /** A replica sends a client the outcome of (client, seq). */
   replicaAnswered(replica: string, client: string, seq: number): void
+  /** A replica sends a client the answer to its read `id` (docs/protocol.md#reads). */
+  replicaReadAnswered(replica: string, client: string, id: number): void
 }
 
 export const Probe = Context.Reference<Probe | undefined>("@synod/actors/internal/Probe", {

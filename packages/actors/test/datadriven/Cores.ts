@@ -103,7 +103,7 @@ const timeouts = { retransmitMs: 100, heartbeatMs: 50, leaderTimeoutMs: 200, max
  * The leader: `init id= round= window= random= orphans=`, `deliver`, `tick`, `time`,
  * `scout-ended adopted ballot= pvalues= watermark=` | `scout-ended preempted ballot= by=`,
  * `commander-ended slot= decided ballot= value=` | `commander-ended slot= preempted ballot= by=`
- * (slot may be a range), `resign`, `status`, `crash`, `restart` (from the persisted round).
+ * (slot may be a range), `resign`, `transfer [to=]`, `status`, `crash`, `restart` (from the persisted round).
  * Acceptors a1..a3, leaders l1 (the first: at start it listens, then competes) and l2,
  * replicas r1 and r2; heartbeat 50 ms, leader timeout 200 ms (at most 1000).
  */
@@ -153,6 +153,10 @@ export const leader = (): Handler => {
         return step({ _tag: "Tick" })
       case "resign":
         return step({ _tag: "Resign" })
+      case "transfer": {
+        const to = cmd.get("to", "")
+        return step(to === "" ? { _tag: "Transfer" } : { _tag: "Transfer", to })
+      }
       case "scout-ended": {
         const ballot = N.parseBallot(cmd.get("ballot"))
         const outcome: Scout.Outcome =
@@ -311,7 +315,8 @@ export const replica = (): Handler => {
     const r = core.out.drain()
     for (const snapshot of r.persist) stored = Option.some({ ...snapshot, state: codecs.encodeState(snapshot.state) })
     return ready(r, {
-      record: (s) => `snapshot slotOut=${s.slotOut} clients=${N.list(s.clients.map((c) => c.client))} state=${kv(s.state)}`
+      record: (s) =>
+        `snapshot slotOut=${s.slotOut} clients=${N.list(s.clients.map((c) => c.client))} state=${kv(s.state)}`
     })
   }
   return (cmd) => {

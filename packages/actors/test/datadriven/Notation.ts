@@ -98,6 +98,7 @@ const readers: Record<string, (text: string) => unknown> = {
   watermark: Number,
   decided: Number,
   slotOut: Number,
+  to: String,
   active: (t) => {
     if (t !== "true" && t !== "false") throw new ScriptError(`active=${t}: write true or false`)
     return t === "true"

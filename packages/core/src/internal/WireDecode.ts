@@ -25,7 +25,10 @@ import type { Schema } from "effect"
 import * as Address from "../Address.ts"
 import { Ballot } from "../Ballot.ts"
 import { Batch, Command, Noop, PValue, type SlotValue } from "../Command.ts"
+import { build } from "../Trusted.ts"
 import {
+  Confirm,
+  Confirmed,
   Decision,
   Digest,
   Envelope,
@@ -37,6 +40,10 @@ import {
   P2b,
   Progress,
   Propose,
+  Read,
+  ReadIndex,
+  ReadIndexReply,
+  ReadResponse,
   Request,
   Response,
   StateChunk,
@@ -46,28 +53,13 @@ import {
 
 type Obj = { readonly [key: string]: unknown }
 
-/** A class built by `Schema.Class` / `Schema.TaggedClass`: its prototype and its fields. */
-interface SchemaClass {
-  readonly prototype: object
-  readonly fields: Schema.Struct.Fields
-}
-
 /**
- * Builds an instance of a schema class from fields already validated, without running the
- * constructor's schema pass — what the schema decoder itself does (`makeClassTrusted`,
- * internal to effect). The constructor of `Schema.Class` ends in `Data.Class`'s, which
- * only copies the fields onto the instance (`Object.assign`); methods (`toString`),
- * equality and hashing, and the class-type-id getter `Schema.is` looks for all live on
- * the prototype, and none of these classes declares instance fields. So an object with
- * the class's prototype and the same own fields, in the same order, is indistinguishable
- * from `new Class(fields)` (test/WireDecode.test.ts compares prototypes, own keys and
- * their order, `toString`, `Equal`, `Hash` and `Schema.is`; a class that grew an instance
- * field would fail it), and safe because every field was checked here by the rules the
+ * Instances are laid out on their class's prototype without the constructor's schema pass
+ * (see `Trusted.build`): safe because every field was checked here by the rules the
  * schema states. `fields` never holds `__proto__`: its keys are the schema's field
  * names, written out below.
  */
-const trusted = <C extends SchemaClass>(Class: C, fields: Schema.Struct.Type<C["fields"]>): C["prototype"] =>
-  Object.assign(Object.create(Class.prototype), fields)
+const trusted = build
 
 // ---------------------------------------------------------------------------------------
 // Failures: the path from the envelope down to the bad value, and what is wrong with it
@@ -177,6 +169,16 @@ const stateDigest = (o: Obj, key: string): string => {
   return typeof v === "string" && digestPattern.test(v)
     ? v
     : invalid(key, "a state digest (64 lowercase hex digits)", v)
+}
+
+/** A node id (`Address.Id`'s pattern). */
+const idPattern = /^[A-Za-z0-9_-]{1,64}$/
+
+const id = (o: Obj, key: string): string => {
+  const v = o[key]
+  return typeof v === "string" && idPattern.test(v)
+    ? v
+    : invalid(key, "an id (1-64 characters of letters, digits, '_' or '-')", v)
 }
 
 /**
@@ -388,15 +390,17 @@ const message = (m: Obj): Message => {
         error === undefined ? { _tag: "Response", seq, result, slot } : { _tag: "Response", seq, result, error, slot }
       )
     }
-    case "Heartbeat":
-      return trusted(Heartbeat, {
+    case "Heartbeat": {
+      const fields = {
         _tag: "Heartbeat",
         ballot: ballot(m, "ballot"),
         active: boolean(m, "active"),
         decided: natural(m, "decided"),
         slot: natural(m, "slot"),
         watermark: positive(m, "watermark")
-      })
+      } as const
+      return trusted(Heartbeat, m.to === undefined ? fields : { ...fields, to: id(m, "to") })
+    }
     case "Progress":
       return trusted(Progress, { _tag: "Progress", slotOut: positive(m, "slotOut") })
     case "StateRequest": {
@@ -417,6 +421,38 @@ const message = (m: Obj): Message => {
         index: natural(m, "index"),
         count: positive(m, "count"),
         data: string(m, "data")
+      })
+    case "Read":
+      return trusted(Read, { _tag: "Read", client: string(m, "client"), id: positive(m, "id"), op: json(m, "op") })
+    case "ReadResponse": {
+      const id = positive(m, "id")
+      const result = json(m, "result")
+      const error = m.error === undefined ? undefined : string(m, "error")
+      const slot = natural(m, "slot")
+      return trusted(
+        ReadResponse,
+        error === undefined
+          ? { _tag: "ReadResponse", id, result, slot }
+          : { _tag: "ReadResponse", id, result, error, slot }
+      )
+    }
+    case "ReadIndex":
+      return trusted(ReadIndex, { _tag: "ReadIndex", id: positive(m, "id") })
+    case "ReadIndexReply":
+      return trusted(ReadIndexReply, {
+        _tag: "ReadIndexReply",
+        id: positive(m, "id"),
+        slot: positive(m, "slot"),
+        ballot: ballot(m, "ballot")
+      })
+    case "Confirm":
+      return trusted(Confirm, { _tag: "Confirm", ballot: ballot(m, "ballot"), round: positive(m, "round") })
+    case "Confirmed":
+      return trusted(Confirmed, {
+        _tag: "Confirmed",
+        ballot: ballot(m, "ballot"),
+        request: ballot(m, "request"),
+        round: positive(m, "round")
       })
     case "Digest":
       return trusted(Digest, {

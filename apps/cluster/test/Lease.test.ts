@@ -1,0 +1,193 @@
+/**
+ * Leases over the HTTP API in this process, over an embedded cluster whose leaders run
+ * lease keepers: grant, keys attached by puts and transactions, keep-alive, revoke and
+ * expiry (the keys' deletes seen by a watch), errors named; the scoped TypeScript lease
+ * (revoked when its scope closes) and the lock and election recipes with their fencing
+ * tokens.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Exit, Fiber, Option, Result, Scope, Stream } from "effect"
+import * as LeaseClient from "@synod/cluster/LeaseClient"
+import * as Lock from "@synod/cluster/Lock"
+import * as WatchClient from "@synod/cluster/WatchClient"
+import { startApi } from "./InProcess.ts"
+import { eventually, http } from "./Process.ts"
+
+const json = (url: string, method: string, path: string, body?: unknown) => http(method, `${url}${path}`, body)
+
+describe("leases over HTTP", () => {
+  it.live(
+    "grant, attach keys, keep alive, revoke: the keys go with the lease, as deletes a watch sees",
+    () =>
+      Effect.gen(function* () {
+        const url = yield* startApi
+        const granted = yield* json(url, "POST", "/lease", { ttl: 30 })
+        assert.strictEqual(granted.status, 200, JSON.stringify(granted.body))
+        const id: number = granted.body.id
+        assert.deepStrictEqual(granted.body, { id, ttl: 30 })
+        const put = yield* json(url, "PUT", "/kv/svc%2Fa", { value: "10.0.0.1", lease: id })
+        assert.deepStrictEqual(put.body, { key: "svc/a", version: 1 })
+        const txn = yield* json(url, "POST", "/txn", {
+          success: [{ op: "put", key: "svc/b", value: "10.0.0.2", lease: id }]
+        })
+        assert.strictEqual(txn.body.succeeded, true)
+        yield* json(url, "PUT", "/kv/other", { value: "stays" })
+        assert.deepStrictEqual((yield* json(url, "GET", "/lease")).body, { leases: [{ id, ttl: 30, keys: 2 }] })
+        assert.deepStrictEqual((yield* json(url, "POST", `/lease/${id}/keepalive`)).body, { id, ttl: 30 })
+        const revoked = yield* json(url, "DELETE", `/lease/${id}`)
+        assert.deepStrictEqual(revoked.body, { id, deleted: 2, revision: 5 })
+        assert.strictEqual((yield* json(url, "GET", "/kv/svc%2Fa")).status, 404)
+        assert.strictEqual((yield* json(url, "GET", "/kv/other")).status, 200)
+        const events = yield* WatchClient.watch({ urls: [url], prefix: "svc/", fromRevision: 1 }).pipe(
+          Stream.take(4),
+          Stream.runCollect
+        )
+        assert.deepStrictEqual(
+          events.map((e) => [e.revision, e.type, e.key]),
+          [
+            [1, "put", "svc/a"],
+            [2, "put", "svc/b"],
+            [4, "del", "svc/a"],
+            [5, "del", "svc/b"]
+          ]
+        )
+        // an ended lease: 404 naming it, for a keep-alive, a revoke and a put
+        for (const [method, path, body] of [
+          ["POST", `/lease/${id}/keepalive`, undefined],
+          ["DELETE", `/lease/${id}`, undefined],
+          ["PUT", "/kv/x", { value: "v", lease: id }]
+        ] as const) {
+          const r = yield* json(url, method, path, body)
+          assert.strictEqual(r.status, 404, `${method} ${path}`)
+          assert.strictEqual(r.body._tag, "LeaseNotFound")
+          assert.include(r.body.message, `lease ${id} not found`)
+        }
+      }),
+    60_000
+  )
+
+  it.live(
+    "a lease not kept alive expires through the leader's keeper, deleting its keys",
+    () =>
+      Effect.gen(function* () {
+        const url = yield* startApi
+        const id: number = (yield* json(url, "POST", "/lease", { ttl: 0.5 })).body.id
+        yield* json(url, "PUT", "/kv/ephemeral", { value: "x", lease: id })
+        const deleted = Effect.runFork(
+          WatchClient.watch({ urls: [url], key: "ephemeral", fromRevision: 1 }).pipe(
+            Stream.filter((e) => e.type === "del"),
+            Stream.runHead
+          )
+        )
+        const event = yield* Fiber.join(deleted)
+        assert.isTrue(Option.isSome(event))
+        assert.strictEqual((yield* json(url, "GET", "/kv/ephemeral")).status, 404)
+        assert.deepStrictEqual((yield* json(url, "GET", "/lease")).body, { leases: [] })
+      }),
+    60_000
+  )
+
+  it.live(
+    "bad lease requests get 400s naming the field; a put with a ttl is told to use a lease",
+    () =>
+      Effect.gen(function* () {
+        const url = yield* startApi
+        const cases: ReadonlyArray<readonly [string, string, unknown, string]> = [
+          ["POST", "/lease", { ttl: 0.01 }, "ttl is in seconds, between 0.1 and 86400"],
+          ["POST", "/lease", { ttl: 90_000 }, "ttl is in seconds, between 0.1 and 86400"],
+          ["POST", "/lease", {}, "ttl"],
+          ["POST", "/lease/0/keepalive", undefined, "a lease id is 1 or more"],
+          ["POST", "/lease/x/keepalive", undefined, "id"],
+          ["PUT", "/kv/k", { value: "v", ttl: 5 }, "ttl: unknown field"],
+          ["PUT", "/kv/k", { value: "v", lease: 0 }, "a lease id is 1 or more"]
+        ]
+        for (const [method, path, body, message] of cases) {
+          const r = yield* json(url, method, path, body)
+          assert.strictEqual(r.status, 400, `${method} ${path} ${JSON.stringify(body)}: ${JSON.stringify(r.body)}`)
+          assert.include(r.body.message, message)
+        }
+        const openapi = (yield* json(url, "GET", "/openapi.json")).body
+        for (const path of ["/lease", "/lease/{id}/keepalive", "/lease/{id}"]) {
+          assert.isDefined(openapi.paths[path], path)
+        }
+      }),
+    60_000
+  )
+})
+
+describe("leases, locks and elections from TypeScript", () => {
+  it.live(
+    "a scoped lease is kept alive while its scope is open and revoked when it closes",
+    () =>
+      Effect.gen(function* () {
+        const url = yield* startApi
+        const scope = yield* Scope.make()
+        const lease = yield* LeaseClient.grant({ urls: [url], ttlMs: 3000 }).pipe(Scope.provide(scope))
+        yield* lease.put("me", "here")
+        // kept alive over more than two TTLs
+        yield* Effect.sleep(6500)
+        assert.isTrue(yield* lease.valid)
+        assert.strictEqual((yield* json(url, "GET", "/kv/me")).status, 200)
+        yield* Scope.close(scope, Exit.void)
+        assert.strictEqual((yield* json(url, "GET", "/kv/me")).status, 404)
+        assert.deepStrictEqual((yield* json(url, "GET", "/lease")).body, { leases: [] })
+      }),
+    60_000
+  )
+
+  it.live(
+    "lock: the second waiter gets it when the first releases, with a higher fencing token",
+    () =>
+      Effect.gen(function* () {
+        const url = yield* startApi
+        const connection = { urls: [url] }
+        const first = yield* Scope.make()
+        const a = yield* LeaseClient.grant({ ...connection, ttlMs: 5000 }).pipe(Scope.provide(first))
+        const heldA = yield* Lock.acquire({ ...connection, lease: a, name: "job" }).pipe(Scope.provide(first))
+        const b = yield* LeaseClient.grant({ ...connection, ttlMs: 5000 })
+        const waiting = yield* Effect.forkChild(Lock.acquire({ ...connection, lease: b, name: "job" }))
+        yield* eventually(
+          "the second waiter queued",
+          Effect.map(
+            json(url, "GET", `/kv?prefix=${encodeURIComponent("lock/job/")}`),
+            (r) => r.body.entries.length === 2
+          )
+        )
+        assert.isUndefined(waiting.pollUnsafe())
+        yield* Scope.close(first, Exit.void)
+        const heldB = yield* Fiber.join(waiting)
+        assert.isAbove(heldB.fence, heldA.fence)
+        assert.isAtLeast(heldB.revision, heldB.fence)
+      }).pipe(Effect.scoped),
+    60_000
+  )
+
+  it.live(
+    "election: the first candidate leads, observers follow, the next one leads when it resigns",
+    () =>
+      Effect.gen(function* () {
+        const url = yield* startApi
+        const connection = { urls: [url] }
+        assert.isTrue(Option.isNone(yield* Lock.leader(connection, "sched")))
+        const first = yield* Scope.make()
+        const a = yield* LeaseClient.grant({ ...connection, ttlMs: 5000 }).pipe(Scope.provide(first))
+        yield* Lock.campaign({ ...connection, lease: a, name: "sched", value: "host-a" }).pipe(Scope.provide(first))
+        const seen = yield* Effect.forkChild(
+          Lock.observe(connection, "sched").pipe(
+            Stream.filterMap((o) => (Option.isSome(o) ? Result.succeed(o.value.value) : Result.failVoid)),
+            Stream.take(2),
+            Stream.runCollect
+          )
+        )
+        const b = yield* LeaseClient.grant({ ...connection, ttlMs: 5000 })
+        const campaigning = yield* Effect.forkChild(
+          Lock.campaign({ ...connection, lease: b, name: "sched", value: "host-b" })
+        )
+        assert.strictEqual(Option.getOrThrow(yield* Lock.leader(connection, "sched")).value, "host-a")
+        yield* Scope.close(first, Exit.void)
+        yield* Fiber.join(campaigning)
+        assert.deepStrictEqual(yield* Fiber.join(seen), ["host-a", "host-b"])
+      }).pipe(Effect.scoped),
+    60_000
+  )
+})
