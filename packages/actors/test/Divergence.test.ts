@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Ballot, ClusterConfig, Command, Message, StateMachine } from "@synod/core"
+import { Ballot, ClusterConfig, Command, Message, StateMachine, Trusted } from "@synod/core"
 import { Kv } from "@synod/kv"
 import { Effect, Option } from "effect"
 import { ClientTable, Divergence, Replica } from "@synod/actors"
@@ -249,6 +249,20 @@ describe("replicas compare digests", () => {
     assert.deepStrictEqual(
       r2.out.drain().send.map((o) => o.message._tag),
       ["Propose"]
+    )
+    // nor a read by read index (not even asked about)
+    r2.step({ _tag: "Message", from: "client/c", message: Trusted.read("c", 1, { _tag: "Get", key: "k1" }) })
+    assert.deepStrictEqual(r2.out.drain().send, [])
+    // (while a peer that agrees asks its leader at once)
+    net
+      .core("r1")
+      .step({ _tag: "Message", from: "client/c", message: Trusted.read("c", 1, { _tag: "Get", key: "k1" }) })
+    assert.deepStrictEqual(
+      net
+        .core("r1")
+        .out.drain()
+        .send.map((o) => o.message._tag),
+      ["ReadIndex"]
     )
     // nor a snapshot of it for others
     r2.stateRequest("replica/r3", new Message.StateRequest({ slotOut: 1, chunks: [] }))
