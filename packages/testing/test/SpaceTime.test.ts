@@ -18,11 +18,41 @@ import { Effect } from "effect"
 const phases = ["P1a", "P1b", "P2a", "P2b", "Decision"] as const
 
 /**
- * A seed with B8 (the update operator reversed) that is caught after drops, duplicates
- * and faults (see plantedBugs.ts); it moves as the workload changes (4 until the workload
- * read by read index).
+ * The first seed with B8 (the update operator reversed) whose run catches it after drops,
+ * duplicates and faults. Searched, not pinned: which seed it is moves whenever the
+ * workload or the nemesis changes (it was 4, then 5).
  */
-const planted = Scenario.fromSeed(5, { bugs: { updateReversed: true } })
+/**
+ * The page opens on a 100 ms window ending 20 ms after the violation; the messages of the
+ * slot the violation names are drawn thicker there, so one must be in it.
+ */
+const hotInOpeningWindow = (timeline: Timeline): boolean => {
+  const v = timeline.violation
+  const slot = v === undefined ? undefined : /slot (\d+)/.exec(v.text)?.[1]
+  return (
+    v !== undefined &&
+    slot !== undefined &&
+    timeline.arrows.some((a) => a.slot === Number(slot) && a.time >= v.time - 80 && a.sent <= v.time + 20)
+  )
+}
+
+let plantedSeed: Promise<Scenario.Scenario> | undefined
+const findPlanted = (): Promise<Scenario.Scenario> =>
+  (plantedSeed ??= (async () => {
+    for (let seed = 1; seed <= 40; seed++) {
+      const scenario = Scenario.fromSeed(seed, { bugs: { updateReversed: true }, corruption: false })
+      const { report, timeline } = await record(scenario)
+      if (
+        report.violations.length > 0 &&
+        timeline.arrows.some((a) => a.event === "x") &&
+        timeline.arrows.some((a) => a.copy === "duplicate") &&
+        timeline.faults.length > 0 &&
+        hotInOpeningWindow(timeline)
+      )
+        return scenario
+    }
+    throw new Error("no seed in 1..40 catches B8 after drops, duplicates and faults")
+  })())
 
 const record = (scenario: Scenario.Scenario, maxMessages?: number) => {
   const timeline = new Timeline(maxMessages)
@@ -39,6 +69,7 @@ const page = (scenario: Scenario.Scenario, report: Simulation.Report, timeline: 
 
 describe("space-time view", () => {
   it("records every phase's messages, drops, duplicates, faults and the violation", async () => {
+    const planted = await findPlanted()
     const { report, timeline } = await record(planted)
     assert.isTrue(report.violations.length > 0, "the planted bug is caught")
     assert.strictEqual(timeline.violation?.text, report.violations[0])
@@ -57,9 +88,10 @@ describe("space-time view", () => {
     assert.isTrue(timeline.arrows.some((a) => a.tag === "P2a" && a.slot !== undefined && a.info?.includes("ballot")))
     assert.isTrue(timeline.faults.length > 0)
     for (const f of timeline.faults) assert.isTrue(f.end === undefined || f.end >= f.start)
-  }, 30_000)
+  }, 120_000)
 
   it("keeps at most maxMessages messages and says how many it left out", async () => {
+    const planted = await findPlanted()
     const { timeline } = await record(planted, 100)
     assert.strictEqual(timeline.arrows.length, 100)
     assert.isTrue(timeline.omittedArrows > 0)
@@ -68,7 +100,7 @@ describe("space-time view", () => {
   }, 30_000)
 
   it("a run without faults draws no fault and no violation", async () => {
-    const scenario = Scenario.fromSeed(3, { network: false, partitions: false, crashes: false })
+    const scenario = Scenario.fromSeed(3, { network: false, partitions: false, crashes: false, corruption: false })
     const { report, timeline } = await record(scenario)
     assert.isFalse(Simulation.failed(report))
     assert.isUndefined(timeline.violation)
@@ -81,9 +113,10 @@ describe("space-time view", () => {
   }, 30_000)
 
   it("in Chromium: arrows per phase, the violation highlighted, the slider moves the window", async () => {
+    const planted = await findPlanted()
     const { report, timeline } = await record(planted)
     const dir = mkdtempSync(Path.join(tmpdir(), "synod-spacetime-"))
-    const file = Path.join(dir, "seed-4-B8.html")
+    const file = Path.join(dir, `seed-${planted.seed}-B8.html`)
     writeFileSync(file, page(planted, report, timeline))
     const browser = await Browser.launch()
     try {
