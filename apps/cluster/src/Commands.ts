@@ -429,6 +429,7 @@ const explain = (url: string, error: unknown): CliFailure => {
     case "LeaseRefused":
     case "LeaseLost":
     case "QueueTooLong":
+    case "LockRefused":
       return new CliFailure({ message: (error as Error).message, exitCode: ExitCode.no })
     case "Unreachable":
       return new CliFailure({ message: (error as Error).message, exitCode: ExitCode.unreachable })
@@ -795,6 +796,30 @@ const runChild = (argv: ReadonlyArray<string>, env: Record<string, string>) =>
       })
   )
 
+/**
+ * `synod lock`/`synod elect` failing before the lock is got (or the election won): the
+ * message names the lock and what went wrong; the exit code is `explain`'s (1 the lease
+ * was lost, the queue is too long or the cluster refused; 4 unreachable; 5 access denied).
+ */
+const recipeFailure = (url: string, what: string, error: Lock.LockError): CliFailure => {
+  const failure = explain(url, error)
+  switch (error._tag) {
+    case "LeaseLost":
+      return new CliFailure({
+        message: `${what}: the lease ${error.id} ended while waiting (${error.message})`,
+        exitCode: failure.exitCode
+      })
+    case "QueueTooLong":
+    case "LockRefused":
+    case "Unreachable":
+      return new CliFailure({ message: `${what}: ${error.message}`, exitCode: failure.exitCode })
+    case "Unauthorized":
+    case "Forbidden":
+    case "HostNotAllowed":
+      return new CliFailure({ message: `${what}: ${failure.message}`, exitCode: failure.exitCode })
+  }
+}
+
 const osSignals: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15 }
 
 const lock = Command.make(
@@ -814,7 +839,7 @@ const lock = Command.make(
       Effect.gen(function* () {
         const { connection, lease: held } = yield* recipeLease(url, tokenFile, ttl)
         const got = yield* Lock.acquire({ ...connection, lease: held, name }).pipe(
-          Effect.mapError((e) => explain(connection.urls[0]!, e))
+          Effect.mapError((e) => recipeFailure(connection.urls[0]!, `cannot get the lock ${name}`, e))
         )
         yield* Console.error(JSON.stringify({ lock: name, key: got.key, fence: got.fence, revision: got.revision }))
         const code = yield* Effect.raceFirst(
@@ -836,7 +861,7 @@ const lock = Command.make(
     )
 ).pipe(
   Command.withDescription(
-    "Run a command while holding a lock (waiting for the holders before it); the lock is released when the command ends, or when this process dies (within --ttl). The command gets SYNOD_LOCK_FENCE, a fencing token higher for every later holder, to hand to what it protects. Exit code: the command's; 1 if the lock was lost (the command is stopped)"
+    `Run a command while holding a lock (waiting for the holders before it); the lock is released when the command ends, or when this process dies (within --ttl). The command gets SYNOD_LOCK_FENCE, a fencing token higher for every later holder, to hand to what it protects. Exit code: the command's; 1 if the lock was lost (the command is stopped), or its lease ended while waiting, more than ${Lock.maxWaiters} waiters queued, or the cluster refused a request; 4 if no server could be reached; 5 if access was denied`
   ),
   Command.withExamples([
     { command: "synod lock backup -- ./backup.sh", description: "One backup at a time across machines" },
@@ -864,7 +889,7 @@ const elect = Command.make(
       Effect.gen(function* () {
         const { connection, lease: held } = yield* recipeLease(url, tokenFile, ttl)
         const won = yield* Lock.campaign({ ...connection, lease: held, name, value }).pipe(
-          Effect.mapError((e) => explain(connection.urls[0]!, e))
+          Effect.mapError((e) => recipeFailure(connection.urls[0]!, `cannot campaign in the election ${name}`, e))
         )
         yield* print({ election: name, leader: value, key: won.key, fence: won.fence, revision: won.revision })
         // leads until stopped (SIGINT/SIGTERM: resigns) or until its lease is lost
@@ -877,7 +902,7 @@ const elect = Command.make(
     )
 ).pipe(
   Command.withDescription(
-    "Campaign in an election and lead until stopped: prints {election, leader, fence, ...} once elected; Ctrl-C (or SIGTERM) resigns; if this process dies, the next candidate leads within --ttl. Exit 1 if the leadership was lost"
+    `Campaign in an election and lead until stopped: prints {election, leader, fence, ...} once elected; Ctrl-C (or SIGTERM) resigns; if this process dies, the next candidate leads within --ttl. Exit 1 if the leadership was lost, its lease ended while campaigning, more than ${Lock.maxWaiters} candidates queued, or the cluster refused a request; 4 if no server could be reached; 5 if access was denied`
   ),
   Command.withExamples([{ command: "synod elect scheduler host-a:9000", description: "Lead the scheduler election" }])
 )

@@ -25,8 +25,8 @@
  * @since 0.3.0
  */
 import { Effect, Option, Schema, type Scope, Stream } from "effect"
-import type * as Api from "./Api.ts"
-import { type Connection, type Lease, LeaseLost, withCluster } from "./LeaseClient.ts"
+import * as Api from "./Api.ts"
+import { type Connection, type Lease, LeaseLost, Unreachable, withCluster } from "./LeaseClient.ts"
 import * as WatchClient from "./WatchClient.ts"
 
 /** The key prefix of lock `name`. */
@@ -37,7 +37,61 @@ export const electionPrefix = (name: string) => `elect/${name}/`
 /** Most waiters one queue holds (one page of a list). */
 export const maxWaiters = 1000
 
+/** More than `maxWaiters` keys under the lock's (or election's) prefix: this client did not queue behind them. */
 export class QueueTooLong extends Schema.TaggedError<QueueTooLong>()("QueueTooLong", { message: Schema.String }) {}
+
+/**
+ * The cluster answered a request of the recipe with an error: not ready, no replica, the
+ * command rejected or its outcome unknown, the lease holding the most keys it may, an
+ * answer that did not decode. Nothing is held (the key written, if any, goes with the lease).
+ */
+export class LockRefused extends Schema.TaggedError<LockRefused>()("LockRefused", {
+  message: Schema.String,
+  /** The tag of the cluster's error (`NotReady`, `CommandRejected`, `LeaseRefused`…). */
+  reason: Schema.String
+}) {}
+
+/**
+ * What acquiring a lock, campaigning or observing an election fails with:
+ * - `LeaseLost`: the lease ended (expired, revoked) before the lock was got, or the
+ *   holder's key was deleted by someone else;
+ * - `QueueTooLong`: more than `maxWaiters` clients queued;
+ * - `Unreachable`: no server could be reached;
+ * - `Unauthorized`, `Forbidden`, `HostNotAllowed`: the servers refused this client;
+ * - `LockRefused`: any other error the cluster answered with.
+ */
+export type LockError =
+  | LeaseLost
+  | QueueTooLong
+  | Unreachable
+  | Api.Unauthorized
+  | Api.Forbidden
+  | Api.HostNotAllowed
+  | LockRefused
+
+const messageOf = (e: unknown): string =>
+  typeof e === "object" && e !== null && "message" in e && typeof e.message === "string" && e.message !== ""
+    ? e.message
+    : String(e)
+
+/** Names what went wrong: the recipe's own errors as they are, the rest as `Unreachable` or `LockRefused`. */
+const precise =
+  (what: string) =>
+  (e: unknown): LockError => {
+    if (
+      e instanceof LeaseLost ||
+      e instanceof QueueTooLong ||
+      e instanceof Unreachable ||
+      e instanceof Api.Unauthorized ||
+      e instanceof Api.Forbidden ||
+      e instanceof Api.HostNotAllowed ||
+      e instanceof LockRefused
+    )
+      return e
+    if (e instanceof WatchClient.WatchUnreachable) return new Unreachable({ message: e.message })
+    const tag = typeof e === "object" && e !== null && "_tag" in e ? String(e._tag) : "Unexpected"
+    return new LockRefused({ message: `${what}: the cluster answered ${tag}: ${messageOf(e)}`, reason: tag })
+  }
 
 export interface Held {
   /** The holder's key. */
@@ -109,13 +163,18 @@ export const enqueue = (options: Options, prefix: string, value: string) =>
  * Acquires lock `name` with `lease` (waiting for the holders before it); released when
  * the scope closes (or when the lease ends).
  */
-export const acquire = (options: Options & { readonly name: string }): Effect.Effect<Held, unknown, Scope.Scope> =>
-  enqueue(options, lockPrefix(options.name), `${options.lease.id}`)
+export const acquire = (options: Options & { readonly name: string }): Effect.Effect<Held, LockError, Scope.Scope> =>
+  enqueue(options, lockPrefix(options.name), `${options.lease.id}`).pipe(
+    Effect.mapError(precise(`lock ${JSON.stringify(options.name)}`))
+  )
 
 /** Campaigns in election `name` with `value`; answers once elected. Resigns when the scope closes. */
 export const campaign = (
   options: Options & { readonly name: string; readonly value: string }
-): Effect.Effect<Held, unknown, Scope.Scope> => enqueue(options, electionPrefix(options.name), options.value)
+): Effect.Effect<Held, LockError, Scope.Scope> =>
+  enqueue(options, electionPrefix(options.name), options.value).pipe(
+    Effect.mapError(precise(`election ${JSON.stringify(options.name)}`))
+  )
 
 export interface Leader {
   readonly key: string
@@ -125,16 +184,16 @@ export interface Leader {
 }
 
 /** The current leader of election `name`, if any. */
-export const leader = (connection: Connection, name: string) =>
+export const leader = (connection: Connection, name: string): Effect.Effect<Option.Option<Leader>, LockError> =>
   Effect.map(entriesOf(connection, electionPrefix(name)), (r) => {
     let first: Leader | undefined
     for (const e of r.entries)
       if (first === undefined || e.version < first.fence) first = { key: e.key, value: e.value, fence: e.version }
     return Option.fromNullishOr(first)
-  })
+  }).pipe(Effect.mapError(precise(`election ${JSON.stringify(name)}`)))
 
 /** The leaders of election `name` as they change (none: `Option.none`), starting with the current one. */
-export const observe = (connection: Connection, name: string) =>
+export const observe = (connection: Connection, name: string): Stream.Stream<Option.Option<Leader>, LockError> =>
   Stream.unwrap(
     Effect.map(entriesOf(connection, electionPrefix(name)), (r) =>
       Stream.concat(
@@ -150,4 +209,4 @@ export const observe = (connection: Connection, name: string) =>
         Stream.changesWith(Option.makeEquivalence<Leader>((x, y) => x.fence === y.fence))
       )
     )
-  )
+  ).pipe(Stream.mapError(precise(`election ${JSON.stringify(name)}`)))

@@ -11,7 +11,7 @@ import * as LeaseClient from "@synod/cluster/LeaseClient"
 import * as Lock from "@synod/cluster/Lock"
 import * as WatchClient from "@synod/cluster/WatchClient"
 import { startApi } from "./InProcess.ts"
-import { eventually, http } from "./Process.ts"
+import { eventually, http, run } from "./Process.ts"
 
 const json = (url: string, method: string, path: string, body?: unknown) => http(method, `${url}${path}`, body)
 
@@ -187,6 +187,60 @@ describe("leases, locks and elections from TypeScript", () => {
         yield* Scope.close(first, Exit.void)
         yield* Fiber.join(campaigning)
         assert.deepStrictEqual(yield* Fiber.join(seen), ["host-a", "host-b"])
+      }).pipe(Effect.scoped),
+    60_000
+  )
+
+  it.live(
+    "the recipes fail with tagged errors naming what went wrong; synod lock prints them with exit codes",
+    () =>
+      Effect.gen(function* () {
+        const url = yield* startApi
+        const connection = { urls: [url] }
+        const a = yield* LeaseClient.grant({ ...connection, ttlMs: 5000 })
+        yield* Lock.acquire({ ...connection, lease: a, name: "busy" })
+        // a waiter whose lease is revoked while it waits: LeaseLost, naming its lease
+        const b = yield* LeaseClient.grant({ ...connection, ttlMs: 5000 })
+        const waiting = yield* Effect.forkChild(Effect.scoped(Lock.acquire({ ...connection, lease: b, name: "busy" })))
+        yield* eventually(
+          "the waiter queued",
+          Effect.map(
+            json(url, "GET", `/kv?prefix=${encodeURIComponent("lock/busy/")}`),
+            (r) => r.body.entries.length === 2
+          )
+        )
+        yield* json(url, "DELETE", `/lease/${b.id}`)
+        const lost = yield* Effect.flip(Fiber.join(waiting))
+        assert.strictEqual(lost._tag, "LeaseLost")
+        assert.strictEqual(lost._tag === "LeaseLost" ? lost.id : undefined, b.id)
+        // no server: Unreachable, for a campaign as for an observer
+        const nowhere = { urls: ["http://127.0.0.1:1"] }
+        const unreachable = yield* Effect.flip(
+          Effect.scoped(Lock.campaign({ ...nowhere, lease: a, name: "e", value: "v" }))
+        )
+        assert.strictEqual(unreachable._tag, "Unreachable")
+        assert.strictEqual((yield* Effect.flip(Lock.leader(nowhere, "e")))._tag, "Unreachable")
+
+        // the CLI: the same waiter's end, as a message naming the lock and exit code 1
+        const cli = yield* Effect.forkChild(run(["lock", "--url", url, "--ttl", "30", "busy", "--", "true"]))
+        const cliLease = yield* eventually(
+          "synod lock queued",
+          Effect.map(
+            json(url, "GET", `/kv?prefix=${encodeURIComponent("lock/busy/")}`),
+            (r) => r.body.entries.length === 2
+          )
+        ).pipe(
+          Effect.andThen(json(url, "GET", `/kv?prefix=${encodeURIComponent("lock/busy/")}`)),
+          Effect.map((r) => Number(r.body.entries.find((e: { value: string }) => e.value !== String(a.id)).value))
+        )
+        yield* json(url, "DELETE", `/lease/${cliLease}`)
+        const out = yield* Fiber.join(cli)
+        assert.strictEqual(out.code, 1, out.stderr)
+        assert.include(out.stderr, `cannot get the lock busy: the lease ${cliLease} ended while waiting`)
+        // no server: exit code 4
+        const away = yield* run(["elect", "--url", "http://127.0.0.1:1", "e", "v"])
+        assert.strictEqual(away.code, 4, away.stderr)
+        assert.include(away.stderr, "cannot reach the cluster")
       }).pipe(Effect.scoped),
     60_000
   )
