@@ -617,8 +617,10 @@ export const LeaseRevoked = Schema.Struct({
 })
 
 export const LeasesListed = Schema.Struct({
-  leases: Schema.Array(Schema.Struct({ id: Schema.Int, ttl: Schema.Number, keys: Schema.Int }))
-})
+  leases: Schema.Array(Schema.Struct({ id: Schema.Int, ttl: Schema.Number, keys: Schema.Int })),
+  /** More leases follow: ask again with `after` the last id. */
+  more: Schema.Boolean
+}).annotate({ examples: [{ leases: [{ id: 3, ttl: 10, keys: 1 }], more: false }] })
 
 export class LeaseGroup extends HttpApiGroup.make("lease")
   .add(
@@ -654,10 +656,20 @@ export class LeaseGroup extends HttpApiGroup.make("lease")
       })
     ),
     HttpApiEndpoint.get("list", "/lease", {
+      query: {
+        limit: Schema.optional(KvLease.ListLimit),
+        /** Only leases of a higher id: the last id of the previous page. */
+        after: Schema.optional(
+          Schema.Int.check(Schema.isGreaterThanOrEqualTo(0, { message: "after is a lease id, 0 or more" }))
+        )
+      },
       success: LeasesListed,
       error: commandErrors
     }).annotateMerge(
-      OpenApi.annotations({ summary: "List leases", description: "The leases alive, with their TTL and key count." })
+      OpenApi.annotations({
+        summary: "List leases",
+        description: `The leases alive, in id order, with their TTL and key count: up to \`limit\` of them (default and at most ${KvLease.maxListLimit}, so an answer fits any transport's message); \`more\` says more follow, from \`after\` the last id.`
+      })
     )
   )
   .annotateMerge(

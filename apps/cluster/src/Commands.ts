@@ -30,7 +30,7 @@ import { randomBytes } from "node:crypto"
 import { Address } from "@synod/core"
 import { Host, HostConfig } from "@synod/node"
 import { NatsConfig } from "@synod/transport-nats"
-import { Kv } from "@synod/kv"
+import { Kv, KvLease } from "@synod/kv"
 import { Config, Console, Effect, FileSystem, Layer, Logger, Option, References, Result, Schema, Stream } from "effect"
 import { Argument, CliError, Command, Flag } from "effect/cli"
 import { FetchHttpClient, HttpClient, HttpClientRequest } from "effect/http"
@@ -740,11 +740,35 @@ const leaseRevoke = Command.make("revoke", { id: leaseIdArg }, ({ id }) =>
   ).pipe(Effect.flatMap(print))
 ).pipe(Command.withDescription("Revoke a lease now and delete its keys; prints {id, deleted, revision}"))
 
-const leaseList = Command.make("list", {}, () =>
-  Effect.flatMap(lease, ({ url, tokenFile }) => withCluster(url, tokenFile, (c) => c.lease.list())).pipe(
-    Effect.flatMap(print)
-  )
-).pipe(Command.withDescription("List the leases alive: {leases: [{id, ttl, keys}]}"))
+const leaseList = Command.make(
+  "list",
+  {
+    limit: Flag.Int("limit").pipe(
+      Flag.withDescription(`Most leases to print (1-${KvLease.maxListLimit})`),
+      Flag.withSchema(KvLease.ListLimit),
+      Flag.withDefault(KvLease.maxListLimit)
+    ),
+    after: Flag.Int("after").pipe(
+      Flag.withDescription("Only leases of a higher id: the last id of the previous page"),
+      Flag.withSchema(Schema.Int.check(Schema.isGreaterThanOrEqualTo(0, { message: "--after is a lease id" }))),
+      Flag.optional
+    )
+  },
+  ({ limit, after }) =>
+    Effect.flatMap(lease, ({ url, tokenFile }) =>
+      withCluster(url, tokenFile, (c) =>
+        c.lease.list({ query: { limit, ...(Option.isSome(after) ? { after: after.value } : {}) } })
+      )
+    ).pipe(Effect.flatMap(print))
+).pipe(
+  Command.withDescription(
+    "List the leases alive, in id order: {leases: [{id, ttl, keys}], more}; with more, ask again with --after the last id"
+  ),
+  Command.withExamples([
+    { command: "synod lease list --limit 10", description: "The first ten leases" },
+    { command: "synod lease list --after 42", description: "The next page, after lease 42" }
+  ])
+)
 
 const recipeTtlFlag = Flag.Finite("ttl").pipe(
   Flag.withDescription(

@@ -44,11 +44,18 @@ export const layer = HttpApiBuilder.group(Api.Api, "lease", (handlers) =>
       if (r._tag !== "LeaseRevoked") return yield* unexpected(command, r)
       return { id: r.id, deleted: r.deleted, revision: r.revision }
     }),
-    list: Effect.fn(function* () {
-      const command: Kv.Command = { _tag: "LeaseList" }
+    list: Effect.fn(function* ({ query: { limit, after } }) {
+      const command: Kv.Command = {
+        _tag: "LeaseList",
+        ...(limit === undefined ? {} : { limit }),
+        ...(after === undefined ? {} : { after })
+      }
       const r = yield* submit(command)
       if (r._tag !== "LeasesListed") return yield* unexpected(command, r)
-      return { leases: r.leases.map((l) => ({ id: l.id, ttl: seconds(l.ttlMs), keys: l.keys })) }
+      return {
+        leases: r.leases.map((l) => ({ id: l.id, ttl: seconds(l.ttlMs), keys: l.keys })),
+        more: r.more ?? false
+      }
     })
   })
 )

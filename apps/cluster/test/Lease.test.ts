@@ -32,7 +32,10 @@ describe("leases over HTTP", () => {
         })
         assert.strictEqual(txn.body.succeeded, true)
         yield* json(url, "PUT", "/kv/other", { value: "stays" })
-        assert.deepStrictEqual((yield* json(url, "GET", "/lease")).body, { leases: [{ id, ttl: 30, keys: 2 }] })
+        assert.deepStrictEqual((yield* json(url, "GET", "/lease")).body, {
+          leases: [{ id, ttl: 30, keys: 2 }],
+          more: false
+        })
         assert.deepStrictEqual((yield* json(url, "POST", `/lease/${id}/keepalive`)).body, { id, ttl: 30 })
         const revoked = yield* json(url, "DELETE", `/lease/${id}`)
         assert.deepStrictEqual(revoked.body, { id, deleted: 2, revision: 5 })
@@ -82,7 +85,39 @@ describe("leases over HTTP", () => {
         const event = yield* Fiber.join(deleted)
         assert.isTrue(Option.isSome(event))
         assert.strictEqual((yield* json(url, "GET", "/kv/ephemeral")).status, 404)
-        assert.deepStrictEqual((yield* json(url, "GET", "/lease")).body, { leases: [] })
+        assert.deepStrictEqual((yield* json(url, "GET", "/lease")).body, { leases: [], more: false })
+      }),
+    60_000
+  )
+
+  it.live(
+    "GET /lease pages: a bounded limit, more, and after the last id; synod lease list the same",
+    () =>
+      Effect.gen(function* () {
+        const url = yield* startApi
+        const ids: Array<number> = []
+        for (let i = 0; i < 3; i++) ids.push((yield* json(url, "POST", "/lease", { ttl: 60 })).body.id)
+        const first = yield* json(url, "GET", "/lease?limit=2")
+        assert.deepStrictEqual(first.body, {
+          leases: ids.slice(0, 2).map((id) => ({ id, ttl: 60, keys: 0 })),
+          more: true
+        })
+        const rest = yield* json(url, "GET", `/lease?limit=2&after=${ids[1]}`)
+        assert.deepStrictEqual(rest.body, { leases: [{ id: ids[2], ttl: 60, keys: 0 }], more: false })
+        for (const [query, message] of [
+          ["limit=0", "a limit is between 1 and 100"],
+          ["limit=101", "a limit is between 1 and 100"],
+          ["after=-1", "after is a lease id, 0 or more"]
+        ] as const) {
+          const r = yield* json(url, "GET", `/lease?${query}`)
+          assert.strictEqual(r.status, 400, `${query}: ${JSON.stringify(r.body)}`)
+          assert.include(r.body.message, message)
+        }
+        const out = yield* run(["lease", "list", "--url", url, "--limit", "1", "--after", String(ids[0])])
+        assert.strictEqual(out.code, 0, out.stderr)
+        assert.deepStrictEqual(JSON.parse(out.stdout), { leases: [{ id: ids[1], ttl: 60, keys: 0 }], more: true })
+        const bad = yield* run(["lease", "list", "--url", url, "--limit", "1000"])
+        assert.strictEqual(bad.code, 2, bad.stderr)
       }),
     60_000
   )
@@ -130,7 +165,7 @@ describe("leases, locks and elections from TypeScript", () => {
         assert.strictEqual((yield* json(url, "GET", "/kv/me")).status, 200)
         yield* Scope.close(scope, Exit.void)
         assert.strictEqual((yield* json(url, "GET", "/kv/me")).status, 404)
-        assert.deepStrictEqual((yield* json(url, "GET", "/lease")).body, { leases: [] })
+        assert.deepStrictEqual((yield* json(url, "GET", "/lease")).body, { leases: [], more: false })
       }),
     60_000
   )

@@ -34,6 +34,14 @@ describe("the OpenAPI document", () => {
     // kv get, put, delete, cas, list; txn; snapshot save, restore; watch; status, leader transfer, healthz, readyz;
     // lease grant, keepalive, revoke, list
     assert.strictEqual(operations, 17)
+    // the lists page: a bounded limit and a cursor
+    const params = (path: string) =>
+      ((document.paths as Record<string, any>)[path].get.parameters as Array<{ name: string; in: string }>)
+        .filter((p) => p.in === "query")
+        .map((p) => p.name)
+        .sort()
+    assert.deepStrictEqual(params("/kv"), ["after", "consistency", "limit", "prefix"])
+    assert.deepStrictEqual(params("/lease"), ["after", "limit"])
   })
 
   it.live(

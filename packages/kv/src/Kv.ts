@@ -436,14 +436,19 @@ const applyLease = (state: State, command: Lease.Command): readonly [State, Resu
       }
       return [next, { _tag: "LeaseExpired", expired, revision: next.revision }]
     }
-    case "LeaseList":
+    case "LeaseList": {
+      const limit = command.limit ?? Lease.maxListLimit
+      const after = command.after ?? 0
+      const page = Lease.all(state.leases).filter((l) => l.id > after)
       return [
         state,
         {
           _tag: "LeasesListed",
-          leases: Lease.all(state.leases).map((l) => ({ id: l.id, ttlMs: l.ttlMs, keys: Trie.size(l.keys) }))
+          leases: page.slice(0, limit).map((l) => ({ id: l.id, ttlMs: l.ttlMs, keys: Trie.size(l.keys) })),
+          more: page.length > limit
         }
       ]
+    }
   }
 }
 

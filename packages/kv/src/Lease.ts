@@ -32,6 +32,13 @@ export const maxLeases = 10_000
 export const maxKeysPerLease = 1_000
 /** Most leases one `LeaseExpire` names. */
 export const maxExpiries = 100
+/**
+ * Most leases one `LeaseList` answers (and its default). A lease is at most 53 bytes of
+ * JSON (`{"id":9007199254740991,"ttlMs":86400000,"keys":1000},`), so a page of 100 is
+ * under 5.5 KB: it fits a message of the smallest transport limit a cluster may have
+ * (`Limits.minMaxMessageBytes`, 8 KiB), and so the simulator's 16 KiB.
+ */
+export const maxListLimit = 100
 
 export const LeaseId = Schema.Int.check(Schema.isGreaterThanOrEqualTo(1, { message: "a lease id is 1 or more" }))
 export const TtlMs = Schema.Int.check(
@@ -60,8 +67,17 @@ export const LeaseExpire = Schema.TaggedStruct("LeaseExpire", {
     Schema.isMaxLength(maxExpiries, { message: `an expiry names at most ${maxExpiries} leases` })
   )
 })
-/** The leases alive, in id order. */
-export const LeaseList = Schema.TaggedStruct("LeaseList", {})
+export const ListLimit = Schema.Int.check(
+  Schema.isBetween({ minimum: 1, maximum: maxListLimit }, { message: `a limit is between 1 and ${maxListLimit}` })
+)
+/**
+ * The leases alive, in id order: at most `limit` of them (default and most `maxListLimit`),
+ * with `after` only those of a higher id (a cursor: the last id of the previous page).
+ */
+export const LeaseList = Schema.TaggedStruct("LeaseList", {
+  limit: Schema.optionalKey(ListLimit),
+  after: Schema.optionalKey(Count)
+})
 
 export type LeaseGrant = typeof LeaseGrant.Type
 export type LeaseKeepAlive = typeof LeaseKeepAlive.Type
@@ -78,7 +94,11 @@ export const LeaseRevoked = Schema.TaggedStruct("LeaseRevoked", { id: LeaseId, d
 export const LeaseExpired = Schema.TaggedStruct("LeaseExpired", { expired: Schema.Array(LeaseId), revision: Count })
 export const LeaseInfo = Schema.Struct({ id: LeaseId, ttlMs: TtlMs, keys: Count })
 export type LeaseInfo = typeof LeaseInfo.Type
-export const LeasesListed = Schema.TaggedStruct("LeasesListed", { leases: Schema.Array(LeaseInfo) })
+/** A `LeaseList`'s answer; `more`: leases beyond the page were left out (absent in older answers: none). */
+export const LeasesListed = Schema.TaggedStruct("LeasesListed", {
+  leases: Schema.Array(LeaseInfo),
+  more: Schema.optionalKey(Schema.Boolean)
+})
 /**
  * A lease command (or a put naming a lease) refused; nothing changed. `notFound`: the
  * lease does not exist (never granted, or ended); else `reason` says which bound it hit.

@@ -4,7 +4,7 @@
  * their lease ends (as writes the watches see), the snapshot round trip and the bounds.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { StateMachine } from "@synod/core"
+import { Limits, StateMachine } from "@synod/core"
 import { Option, Result, Schema, Trie } from "effect"
 import * as fc from "fast-check"
 import { Kv, KvLease, KvWatch } from "@synod/kv"
@@ -46,7 +46,8 @@ describe("Kv leases", () => {
         leases: [
           { id: 1, ttlMs: 1000, keys: 0 },
           { id: 3, ttlMs: 3000, keys: 0 }
-        ]
+        ],
+        more: false
       }
     ])
     // a grant is not a write: the revision (and the history watches read) is unchanged
@@ -131,7 +132,8 @@ describe("Kv leases", () => {
     assert.deepStrictEqual(get("b"), { _tag: "Value", value: "2", version: 5 })
     assert.deepStrictEqual(run([{ _tag: "LeaseList" }], state).results[0], {
       _tag: "LeasesListed",
-      leases: [{ id: 2, ttlMs: 1000, keys: 1 }]
+      leases: [{ id: 2, ttlMs: 1000, keys: 1 }],
+      more: false
     })
   })
 
@@ -274,5 +276,45 @@ describe("Kv leases", () => {
       { _tag: "Restore", id: "r", index: 0, entries: [["a", "1", 1]], done: { revision: 1 } }
     ])
     assert.deepInclude(results[1], { _tag: "Restored", ok: false })
+  })
+
+  it("lists leases a page at a time after a cursor; a full page fits the smallest message", () => {
+    let many = Kv.initial
+    for (let i = 0; i < KvLease.maxLeases; i++)
+      many = Kv.apply(many, { _tag: "LeaseGrant", ttlMs: KvLease.maxTtlMs })[0]
+    // the most keys a lease may hold on the first one, so its count is as long as it gets
+    for (let k = 0; k < KvLease.maxKeysPerLease; k++)
+      many = Kv.apply(many, { _tag: "Put", key: `k${k}`, value: "", lease: 1 })[0]
+    const message = Limits.fromMessageBytes(Limits.minMaxMessageBytes)
+    const seen: Array<number> = []
+    let after: number | undefined
+    for (let pages = 0; ; pages++) {
+      assert.isBelow(pages, KvLease.maxLeases, "paging ends")
+      const [same, r] = Kv.apply(many, { _tag: "LeaseList", ...(after === undefined ? {} : { after }) })
+      assert.strictEqual(same, many)
+      if (r._tag !== "LeasesListed") return assert.fail(JSON.stringify(r))
+      assert.isAtMost(r.leases.length, KvLease.maxListLimit)
+      assert.isAtMost(Limits.jsonBytes(codecs.encodeResult(r)), message.batchBytes, "a page fits one message")
+      seen.push(...r.leases.map((l) => l.id))
+      if (!r.more) break
+      after = r.leases.at(-1)!.id
+    }
+    assert.deepStrictEqual(
+      seen,
+      Array.from({ length: KvLease.maxLeases }, (_, i) => i + 1),
+      "every lease once, in id order"
+    )
+    // a smaller limit; a cursor past the last lease
+    const [, small] = Kv.apply(many, { _tag: "LeaseList", limit: 2, after: 5 })
+    assert.deepInclude(small, { more: true })
+    assert.deepStrictEqual(small._tag === "LeasesListed" ? small.leases.map((l) => l.id) : [], [6, 7])
+    assert.deepStrictEqual(Kv.apply(many, { _tag: "LeaseList", after: KvLease.maxLeases })[1], {
+      _tag: "LeasesListed",
+      leases: [],
+      more: false
+    })
+    // an old log's LeaseList (no limit) still decodes; a limit out of bounds does not
+    assert.isTrue(Result.isSuccess(codecs.decodeCommand({ _tag: "LeaseList" })))
+    assert.isTrue(Result.isFailure(codecs.decodeCommand({ _tag: "LeaseList", limit: KvLease.maxListLimit + 1 })))
   })
 })
