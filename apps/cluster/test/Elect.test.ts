@@ -14,7 +14,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect, Option, Stream } from "effect"
 import * as Lock from "@synod/cluster/Lock"
 import * as WatchClient from "@synod/cluster/WatchClient"
-import { type Daemon, daemon, http } from "./Process.ts"
+import { type Daemon, daemon, http, ProcessError } from "./Process.ts"
 import * as ServeCluster from "./ServeCluster.ts"
 
 interface Elected {
@@ -45,16 +45,19 @@ describe("synod elect across process deaths", () => {
           // a's lease outlives the test: only its resignation can hand the leadership on
           const a = yield* candidate(urls, "a", 600)
           const first = yield* elected(a, "a")
+          const queued = (n: number) =>
+            Effect.gen(function* () {
+              for (;;) {
+                const r = yield* http("GET", `${cluster.members[0]!.url}/kv?prefix=${encodeURIComponent("elect/e/")}`)
+                if (r.body.entries.length === n) return r
+                yield* Effect.sleep("50 millis")
+              }
+            })
+          // b queues behind a, then c behind b (started one after the other, they could race)
           const b = yield* candidate(urls, "b", 2)
+          yield* queued(2)
           const c = yield* candidate(urls, "c", 2)
-          // b and c are queued behind a (their keys are written) and a still leads
-          const all = yield* Effect.gen(function* () {
-            for (;;) {
-              const r = yield* http("GET", `${cluster.members[0]!.url}/kv?prefix=${encodeURIComponent("elect/e/")}`)
-              if (r.body.entries.length === 3) return r
-              yield* Effect.sleep("50 millis")
-            }
-          })
+          const all = yield* queued(3)
           assert.deepStrictEqual(
             all.body.entries.map((e: { value: string }) => e.value).sort(),
             ["a", "b", "c"],
@@ -71,7 +74,20 @@ describe("synod elect across process deaths", () => {
           // SIGTERM: a resigns (exits by itself, not by the signal), b leads
           const code = yield* a.signal("SIGTERM")
           assert.isNotNull(code, "synod elect handled SIGTERM and exited")
-          const second = yield* elected(b, "b")
+          const second = yield* elected(b, "b").pipe(
+            Effect.catch((e) =>
+              Effect.gen(function* () {
+                const keys = yield* http(
+                  "GET",
+                  `${cluster.members[0]!.url}/kv?prefix=${encodeURIComponent("elect/e/")}`
+                )
+                const leases = yield* http("GET", `${cluster.members[0]!.url}/lease`)
+                return yield* new ProcessError({
+                  reason: `${e.reason}\nkeys: ${JSON.stringify(keys.body)}\nleases: ${JSON.stringify(leases.body)}\na (exit ${code}): ${a.stdout()} ${a.stderr()}\nc: ${c.stdout()} ${c.stderr()}`
+                })
+              })
+            )
+          )
           assert.notMatch(c.stdout(), /"leader"/, "c waits behind b")
 
           // SIGKILL: b's lease expires, c leads
