@@ -203,10 +203,11 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
     }
   }).pipe(Effect.forkScoped)
 
+  // `waiting` takes seqs in increasing order and a Map iterates in insertion order, so its
+  // first key is the lowest seq still waiting
   const acked = (): number => {
-    let low = nextSeq
-    for (const s of waiting.keys()) if (s < low) low = s
-    return low
+    const first = waiting.keys().next()
+    return first.done === true ? nextSeq : first.value
   }
 
   // Everything up to the send happens at once when the command is submitted: its seq, its

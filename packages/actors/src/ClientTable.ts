@@ -42,10 +42,18 @@ export class ClientTable {
   record(client: string, seq: number, acked: number, outcome: Outcome): void {
     let e = this.entries.get(client)
     if (e === undefined) this.entries.set(client, (e = { acked: 0, results: new Map() }))
-    e.results.set(seq, outcome)
+    // an outcome below `acked` would never be looked up (`lookup` says "acked" there)
+    if (seq >= Math.max(e.acked, acked)) e.results.set(seq, outcome)
     if (acked > e.acked) {
+      // forget the outcomes below the new `acked`: by seq when it moved by fewer seqs than
+      // are kept (a client with many commands in flight moves it by one or two with every
+      // command, and scanning all it keeps each time would cost that many per command)
+      if (acked - e.acked <= e.results.size) {
+        for (let s = e.acked; s < acked; s++) e.results.delete(s)
+      } else {
+        for (const s of e.results.keys()) if (s < acked) e.results.delete(s)
+      }
       e.acked = acked
-      for (const s of e.results.keys()) if (s < acked) e.results.delete(s)
     }
   }
 

@@ -425,6 +425,43 @@ describe("client table", () => {
     const back = ClientTable.ClientTable.fromSnapshot(t.toSnapshot())
     assert.deepStrictEqual(back.toSnapshot(), t.toSnapshot())
   })
+
+  it("answers every lookup as a table that keeps every outcome would, however acked moves", () => {
+    // the model: every outcome ever recorded, and the highest acked seen, per client
+    const records = fc.array(
+      fc.record({
+        client: fc.constantFrom("a", "b"),
+        seq: fc.integer({ min: 1, max: 60 }),
+        ackedStep: fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: 80 }))
+      }),
+      { maxLength: 120 }
+    )
+    fc.assert(
+      fc.property(records, (rs) => {
+        const t = new ClientTable.ClientTable()
+        const acked = new Map<string, number>()
+        const outcomes = new Map<string, ClientTable.Outcome>()
+        for (const [i, r] of rs.entries()) {
+          // a replica records a command only when the table says it was not performed
+          if (t.isPerformed(r.client, r.seq)) continue
+          const a = Math.min(r.seq, (acked.get(r.client) ?? 0) + r.ackedStep)
+          const outcome = { slot: i + 1, result: `${r.client}${r.seq}` }
+          t.record(r.client, r.seq, a, outcome)
+          outcomes.set(`${r.client}#${r.seq}`, outcome)
+          acked.set(r.client, Math.max(acked.get(r.client) ?? 0, a))
+          for (const client of ["a", "b"]) {
+            for (let seq = 1; seq <= 60; seq++) {
+              const expected = seq < (acked.get(client) ?? 0) ? "acked" : outcomes.get(`${client}#${seq}`)
+              assert.deepStrictEqual(t.lookup(client, seq), expected)
+            }
+          }
+        }
+        // what it keeps is bounded by what is not acked yet
+        for (const entry of t.toSnapshot()) for (const r of entry.results) assert.isAtLeast(r.seq, entry.acked)
+      }),
+      { numRuns: 300 }
+    )
+  })
 })
 
 describe("leader liveness", () => {
