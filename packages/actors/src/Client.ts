@@ -172,9 +172,11 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
   }
 
   // One timer for every command in flight, not one per command: a timeout raced against
-  // each answer cost more CPU than the rest of the client's work for a command. It wakes
-  // every quarter retransmission period while commands wait (so a resend or a timeout is
-  // at most that late), and sleeps on `busy` while none does.
+  // each answer cost more CPU than the rest of the client's work for a command. It sleeps
+  // until the earliest resend or timeout due, at least a quarter retransmission period (so
+  // one is at most that late) and at most a whole one (a command sent meanwhile is first
+  // due a whole period after it was sent, so it is never overslept); with nothing waiting
+  // it sleeps on `busy`.
   const busy = Latch.makeUnsafe(false)
   const every = Math.max(1, Math.floor(retransmitMs / 4))
   yield* Effect.gen(function* () {
@@ -183,23 +185,28 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
         busy.closeUnsafe()
         yield* busy.await
       }
-      yield* Effect.sleep(every)
       const now = clock.currentTimeMillisUnsafe()
+      let next = now + retransmitMs
       let resends = 0
       for (const inFlight of [waiting, reading]) {
         for (const w of inFlight.values()) {
-          if (now - w.started >= clientTimeoutMs) {
+          const timeoutAt = w.started + clientTimeoutMs
+          if (now >= timeoutAt) {
             Deferred.doneUnsafe(w.done, Effect.succeed(undefined))
-          } else if (now >= w.resendAt) {
+            continue
+          }
+          if (now >= w.resendAt) {
             // no answer yet: ask every replica, waiting twice as long each time
             resends++
             for (const r of replicas) yield* sendTo(r, w.request, w.span)
             w.wait = Math.min(w.wait * 2, 8 * retransmitMs)
             w.resendAt = now + w.wait
           }
+          next = Math.min(next, w.resendAt, timeoutAt)
         }
       }
       if (resends > 0) yield* Metric.update(resent, resends)
+      yield* Effect.sleep(Math.max(every, next - now))
     }
   }).pipe(Effect.forkScoped)
 
