@@ -977,12 +977,13 @@ export const digestText = (text: string): string => createHash("sha256").update(
 export const digestCaptured = <S>(
   codecs: StateMachine.Codecs<S, unknown, unknown>,
   captured: Captured<S>
-): Effect.Effect<string> =>
-  Effect.flatMap(encodeCaptured(codecs, captured), (snapshot) =>
-    Effect.map(
-      JsonText.runGradually(() => JsonText.stringifyGradually(snapshot as unknown as Schema.Json)),
-      digestText
-    )
+): Effect.Effect<string> => Effect.flatMap(encodeCaptured(codecs, captured), digestSnapshot)
+
+/** The state digest of an encoded snapshot: stringified a slice per turn, then hashed. */
+export const digestSnapshot = (snapshot: Storage.ReplicaSnapshot): Effect.Effect<string> =>
+  Effect.map(
+    JsonText.runGradually(() => JsonText.stringifyGradually(snapshot as unknown as Schema.Json)),
+    digestText
   )
 
 /** Encodes a captured snapshot, a slice per turn (the machine's `encodeSnapshotGradually`). */
@@ -1283,6 +1284,18 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
         : store.save(last).pipe(Effect.catchCause((cause) => Effect.logWarning("final snapshot failed", cause)))
     })
   }
+  // With three replicas or more the state saved is the capture a digest was just computed
+  // of, once a majority agreed with it: the save reuses that encoding instead of encoding
+  // the whole state again. One is kept, the latest (it is what the next save wants).
+  let lastEncoded: { readonly captured: Captured<S>; readonly snapshot: Storage.ReplicaSnapshot } | undefined
+  const encode = (captured: Captured<S>): Effect.Effect<Storage.ReplicaSnapshot> =>
+    lastEncoded?.captured === captured
+      ? Effect.succeed(lastEncoded.snapshot)
+      : Effect.tap(encodeCaptured(codecs, captured), (snapshot) =>
+          Effect.sync(() => {
+            lastEncoded = { captured, snapshot }
+          })
+        )
   yield* Host.run({
     self,
     core,
@@ -1291,12 +1304,12 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
     tick: { everyMs: retransmitMs, input: { _tag: "Tick" } },
     wake: { _tag: "Wake" },
     // the writer encodes the captured state a slice per turn, then saves it
-    persist: (snapshots) => Effect.flatMap(encodeCaptured(codecs, snapshots[snapshots.length - 1]!), store.save),
+    persist: (snapshots) => Effect.flatMap(encode(snapshots[snapshots.length - 1]!), store.save),
     persistInBackground: true,
     persisted: (snapshots): Input => ({ _tag: "Saved", slotOut: snapshots[snapshots.length - 1]!.slotOut }),
     work: (job: Job<S>) =>
       Effect.map(
-        digestCaptured(codecs, job.captured),
+        Effect.flatMap(encode(job.captured), digestSnapshot),
         (digest): Input => ({ _tag: "Digested", slot: job.captured.slotOut, epoch: job.epoch, digest })
       ),
     observe,
