@@ -11,10 +11,10 @@
  * deleted at or before it.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Option, Stream } from "effect"
+import { Effect, Option } from "effect"
 import * as Lock from "@synod/cluster/Lock"
-import * as WatchClient from "@synod/cluster/WatchClient"
 import { type Daemon, daemon, http, ProcessError } from "./Process.ts"
+import * as QueueLog from "./QueueLog.ts"
 import * as ServeCluster from "./ServeCluster.ts"
 
 interface Elected {
@@ -103,32 +103,11 @@ describe("synod elect across process deaths", () => {
           // ---- the log: every write to the election's keys
           const live = cluster.members.map((m) => m.url)
           const last = third.revision
-          const events = yield* WatchClient.messages({ urls: live, prefix: "elect/e/", fromRevision: 1 }).pipe(
-            Stream.takeUntil((m) => (m._tag === "Event" ? m.event.revision : m.revision) >= last),
-            Stream.runCollect,
-            Effect.map((ms) => ms.flatMap((m) => (m._tag === "Event" ? [m.event] : [])))
-          )
-          const present = new Map<string, number>()
-          const deletedAt = new Map<string, number>()
-          const lowestAt = new Map<number, string | undefined>()
-          let e = 0
-          for (let revision = 1; revision <= last; revision++) {
-            for (; e < events.length && events[e]!.revision === revision; e++) {
-              const ev = events[e]!
-              if (ev.type === "put") present.set(ev.key, revision)
-              else {
-                present.delete(ev.key)
-                deletedAt.set(ev.key, revision)
-              }
-            }
-            let lowest: [string, number] | undefined
-            for (const [k, v] of present) if (lowest === undefined || v < lowest[1]) lowest = [k, v]
-            lowestAt.set(revision, lowest?.[0])
-          }
+          const { firstAt, deletedAt } = yield* QueueLog.replay(live, "elect/e/", last)
           const leaders = [first, second, third]
           for (let i = 0; i < leaders.length; i++) {
             const l = leaders[i]!
-            assert.strictEqual(lowestAt.get(l.revision), l.key, `${l.value} (${l.key}) was first at ${l.revision}`)
+            assert.strictEqual(firstAt.get(l.revision), l.key, `${l.value} (${l.key}) was first at ${l.revision}`)
             if (i === 0) continue
             const before = leaders[i - 1]!
             assert.isAbove(l.fence, before.fence, "fencing tokens grow")

@@ -10,9 +10,9 @@
  * tokens only grew: no two holders overlap in the log.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Stream } from "effect"
-import * as WatchClient from "@synod/cluster/WatchClient"
+import { Effect } from "effect"
 import { type Daemon, daemon, http, ProcessError } from "./Process.ts"
+import * as QueueLog from "./QueueLog.ts"
 import * as ServeCluster from "./ServeCluster.ts"
 
 const ttlSeconds = 2
@@ -118,32 +118,11 @@ describe("synod lock across process deaths", () => {
           const live = cluster.live().map((m) => m.url)
           const listed = yield* http("GET", `${live[0]}/kv?prefix=${encodeURIComponent("lock/t/")}`)
           const last: number = listed.body.revision
-          const events = yield* WatchClient.messages({ urls: live, prefix: "lock/t/", fromRevision: 1 }).pipe(
-            Stream.takeUntil((m) => (m._tag === "Event" ? m.event.revision : m.revision) >= last),
-            Stream.runCollect,
-            Effect.map((ms) => ms.flatMap((m) => (m._tag === "Event" ? [m.event] : [])))
-          )
-          const present = new Map<string, number>()
-          const deletedAt = new Map<string, number>()
-          const lowestAt = new Map<number, string | undefined>()
-          let e = 0
-          for (let revision = 1; revision <= last; revision++) {
-            for (; e < events.length && events[e]!.revision === revision; e++) {
-              const ev = events[e]!
-              if (ev.type === "put") present.set(ev.key, revision)
-              else {
-                present.delete(ev.key)
-                deletedAt.set(ev.key, revision)
-              }
-            }
-            let lowest: [string, number] | undefined
-            for (const [k, v] of present) if (lowest === undefined || v < lowest[1]) lowest = [k, v]
-            lowestAt.set(revision, lowest?.[0])
-          }
+          const { firstAt, deletedAt } = yield* QueueLog.replay(live, "lock/t/", last)
           for (let i = 0; i < acquired.length; i++) {
             const a = acquired[i]!
             assert.strictEqual(
-              lowestAt.get(a.revision),
+              firstAt.get(a.revision),
               a.key,
               `holder ${i} (${a.key}) was first in line at ${a.revision}`
             )
