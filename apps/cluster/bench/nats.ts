@@ -10,6 +10,7 @@
  *                                   this process), and what tracing costs per command
  *   node apps/cluster/bench/nats.ts --seconds 5
  *   BENCH_OPS=write,read,logread BENCH_LEVELS=1,256 pnpm bench nats   also reads through the log
+ *   pnpm bench nats --clients separate   one synod client per loop instead of one shared by all
  */
 import { type ChildProcess, spawn } from "node:child_process"
 import { createServer } from "node:http"
@@ -49,6 +50,19 @@ for (const op of ops) {
     process.stderr.write(`BENCH_OPS: "${op}" is not one of write, read, logread\n`)
     process.exit(2)
   }
+}
+/**
+ * `--clients shared` (the default, as the yardstick's load generator): the C closed loops of
+ * a level share one synod client, as an application's concurrent requests do; its commands
+ * are in flight together and their answers come back on one subject, coalesced.
+ * `--clients separate`: one synod client per loop (C clients in one process, each with its
+ * own subject), the cost of many independent clients.
+ */
+const clientsAt = process.argv.indexOf("--clients")
+const clientsMode = clientsAt > 0 ? process.argv[clientsAt + 1] : "shared"
+if (clientsMode !== "shared" && clientsMode !== "separate") {
+  process.stderr.write(`--clients: "${clientsMode}" is not one of shared, separate\n`)
+  process.exit(2)
 }
 /** `--tracing`: run the levels with tracing off, then on, and compare. */
 const tracingToo = process.argv.includes("--tracing")
@@ -229,10 +243,12 @@ const run = (collector: string | undefined) =>
     const ctx = yield* Layer.build(NatsTransport.layer({ servers: [nats.url], name: "bench-client", cluster: "bench" }))
     // one client scope (ids `<scope>.<i>`): their requests to a replica share a subject, so the
     // transport coalesces them as it did before requests had subjects of their own
-    const all = yield* Effect.forEach(
-      Array.from({ length: Math.max(...levels) }, (_, i) => i),
+    const made = yield* Effect.forEach(
+      Array.from({ length: clientsMode === "shared" ? 1 : Math.max(...levels) }, (_, i) => i),
       (i) => Client.make(Kv.machine, config, { id: `bench.${i}` }).pipe(Effect.provideContext(ctx))
     )
+    // loop `i` drives `all[i]`: its own client, or the one they share
+    const all = Array.from({ length: Math.max(...levels) }, (_, i) => made[i % made.length]!)
     yield* all[0]!.submit({ _tag: "Put", key: "warm", value: "up" })
     // every key the reads read exists: each client writes its own once
     yield* Effect.forEach(all, (client, i) => client.submit({ _tag: "Put", key: `k${i}`, value: "0" }), {
@@ -267,7 +283,7 @@ const run = (collector: string | undefined) =>
 
 const main = Effect.gen(function* () {
   process.stdout.write(
-    `synod over NATS: 3 server processes (fsync on) + 1 client process, ${cpus().length} cores, ${seconds} s per level\n`
+    `synod over NATS: 3 server processes (fsync on) + 1 client process (${clientsMode === "shared" ? "one synod client shared by the loops" : "one synod client per loop"}), ${cpus().length} cores, ${seconds} s per level\n`
   )
   if (!tracingToo) return yield* Effect.asVoid(run(undefined))
   process.stdout.write("tracing off:\n")
