@@ -144,12 +144,22 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
   // tracing: each command a span `synod.client` (its requests carry it); off, no span at all
   const traced = yield* Trace.Enabled
 
+  // where the next request goes: the replica next to the leader when the answer names one
+  // of the configured replicas (a hint, docs/protocol.md#clients), else the one that answered
+  const next = (from: Address.Address, leader: string | undefined): Address.Address => {
+    if (leader !== undefined) {
+      const replica = Address.replica(leader)
+      if (replicas.includes(replica)) return replica
+    }
+    return from
+  }
+
   const dispatch = (batch: ReadonlyArray<Message.Envelope>): void => {
     for (const env of batch) {
       if (env.message._tag === "ReadResponse") {
         const w = reading.get(env.message.id)
         if (w === undefined) continue
-        preferred = env.from
+        preferred = next(env.from, env.message.leader)
         const { result, error } = env.message
         Deferred.doneUnsafe(w.done, Effect.succeed(error === undefined ? { result } : { result, error }))
         continue
@@ -157,7 +167,7 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
       if (env.message._tag !== "Response") continue
       const w = waiting.get(env.message.seq)
       if (w === undefined) continue
-      preferred = env.from
+      preferred = next(env.from, env.message.leader)
       const { result, error } = env.message
       Deferred.doneUnsafe(w.done, Effect.succeed(error === undefined ? { result } : { result, error }))
     }

@@ -495,7 +495,7 @@ export class ReplicaCore<S, C, R> {
     this.probe?.replicaReadAnswered(this.id, read.client, read.id)
     const { result, error } = this.query(read.op)
     const slot = this.slotOut - 1
-    this.out.send(Address.client(read.client), Trusted.readResponse(read.id, result, slot, error))
+    this.out.send(Address.client(read.client), Trusted.readResponse(read.id, result, slot, error, this.leaderHint()))
   }
 
   /** A read's answer from the state as it is: the encoded result, or an error saying why there is none. */
@@ -951,7 +951,23 @@ export class ReplicaCore<S, C, R> {
         error: `the result of ${size} bytes exceeds the message limit of ${this.limits.batchBytes} bytes`
       }
     }
-    this.out.send(Address.client(client), Trusted.response(seq, outcome.result, outcome.slot, outcome.error))
+    this.out.send(
+      Address.client(client),
+      Trusted.response(seq, outcome.result, outcome.slot, outcome.error, this.leaderHint())
+    )
+  }
+
+  /**
+   * The server a client should send to next: the one whose leader this replica follows,
+   * when it hosts a replica too. Its replica proposes to a leader in its own process and
+   * hears the decision there first, so a command skips two network hops (a read, the
+   * read-index question and answer). Only a hint: a wrong one costs the client time.
+   */
+  private leaderHint(): string | undefined {
+    const leader = this.leader
+    if (leader === undefined) return undefined
+    const id = Address.id(leader)
+    return this.config.replicas.includes(id) ? id : undefined
   }
 
   private toLeaders(message: Message.Message): void {

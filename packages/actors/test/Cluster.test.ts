@@ -64,4 +64,39 @@ describe("a 3-server cluster on the in-memory bus", () => {
       }).pipe(Effect.provide(cluster())),
     20_000
   )
+
+  it.live(
+    "a client moves to the replica next to the leader its answers name, for commands and reads",
+    () => {
+      // one leader, on s2: the client starts at s1, the first configured replica
+      const oneLeader = ClusterConfig.make({
+        acceptors: ["s1", "s2", "s3"],
+        leaders: ["s2"],
+        replicas: ["s1", "s2", "s3"]
+      })
+      return Effect.gen(function* () {
+        const bus = yield* InMemoryBus.InMemoryBus
+        const client = yield* Client.make(Kv.machine, oneLeader)
+        for (let i = 0; i < 5; i++) yield* client.submit({ _tag: "Put", key: "a", value: `${i}` })
+        for (let i = 0; i < 5; i++) yield* client.read({ _tag: "Get", key: "a" })
+        const sent = (yield* bus.trace).filter(
+          (e) => e.event === "deliver" && e.from === `client/${client.id}` && (e.tag === "Request" || e.tag === "Read")
+        )
+        assert.strictEqual(sent[0]?.to, "replica/s1", "the first request goes to the first configured replica")
+        // every request after the first answer (a leader elected by then names itself)
+        assert.deepStrictEqual(
+          sent.slice(-8).map((e) => e.to),
+          Array.from({ length: 8 }, () => "replica/s2")
+        )
+      }).pipe(
+        Effect.provide(
+          Server.layerCluster(oneLeader, Kv.machine).pipe(
+            Layer.provideMerge(Storage.layerMemory(new Storage.MemoryDisk())),
+            Layer.provideMerge(InMemoryBus.layer({ trace: true }))
+          )
+        )
+      )
+    },
+    20_000
+  )
 })

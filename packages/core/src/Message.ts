@@ -84,13 +84,17 @@ export class Request extends Schema.TaggedClass<Request>()("Request", {
 /**
  * Replica → client: the result of performing `seq` (encoded by the state machine's result
  * schema), or `error` when the command could not be decoded by the state machine (it was
- * decided, but changed nothing).
+ * decided, but changed nothing). `leader`: the id of the server whose leader the replica
+ * follows, when that server hosts a replica too — a hint: the client's next requests go
+ * to that replica, whose proposals reach the leader and whose decisions come back without
+ * crossing the network (docs/protocol.md#clients).
  */
 export class Response extends Schema.TaggedClass<Response>()("Response", {
   seq: Command.fields.seq,
   result: Schema.Json,
   error: Schema.optionalKey(Schema.String),
-  slot: Slot
+  slot: Slot,
+  leader: Schema.optionalKey(Id)
 }) {}
 
 /**
@@ -110,12 +114,14 @@ export class Read extends Schema.TaggedClass<Read>()("Read", {
  * Replica → client: the answer to read `id` (encoded by the state machine's result
  * schema), or `error` when the op is not a read-only query of the machine or does not
  * decode. `slot`: the replica had applied every slot below `slot + 1` when it read.
+ * `leader`: as in `Response` (the read index is then asked without crossing the network).
  */
 export class ReadResponse extends Schema.TaggedClass<ReadResponse>()("ReadResponse", {
   id: Read.fields.id,
   result: Schema.Json,
   error: Schema.optionalKey(Schema.String),
-  slot: Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))
+  slot: Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)),
+  leader: Schema.optionalKey(Id)
 }) {}
 
 /**

@@ -74,11 +74,15 @@ export const pvalue = (ballot: Ballot, slot: number, value: SlotValue): PValue =
 
 export const request = (command: Command): Request => build(Request, { _tag: "Request", command })
 
-export const response = (seq: number, result: Schema.Json, slot: number, error?: string): Response =>
-  build(
-    Response,
-    error === undefined ? { _tag: "Response", seq, result, slot } : { _tag: "Response", seq, result, error, slot }
-  )
+export const response = (seq: number, result: Schema.Json, slot: number, error?: string, leader?: string): Response =>
+  build(Response, {
+    _tag: "Response",
+    seq,
+    result,
+    ...(error === undefined ? {} : { error }),
+    slot,
+    ...(leader === undefined ? {} : { leader })
+  })
 
 export const propose = (slot: number, value: SlotValue): Propose => build(Propose, { _tag: "Propose", slot, value })
 
@@ -123,11 +127,21 @@ export const progress = (slotOut: number): Progress => build(Progress, { _tag: "
 
 export const read = (client: string, id: number, op: Schema.Json): Read => build(Read, { _tag: "Read", client, id, op })
 
-export const readResponse = (id: number, result: Schema.Json, slot: number, error?: string): ReadResponse =>
-  build(
-    ReadResponse,
-    error === undefined ? { _tag: "ReadResponse", id, result, slot } : { _tag: "ReadResponse", id, result, error, slot }
-  )
+export const readResponse = (
+  id: number,
+  result: Schema.Json,
+  slot: number,
+  error?: string,
+  leader?: string
+): ReadResponse =>
+  build(ReadResponse, {
+    _tag: "ReadResponse",
+    id,
+    result,
+    ...(error === undefined ? {} : { error }),
+    slot,
+    ...(leader === undefined ? {} : { leader })
+  })
 
 export const readIndex = (id: number): ReadIndex => build(ReadIndex, { _tag: "ReadIndex", id })
 

@@ -39,7 +39,7 @@ const rebuild = (m: Message.Message): Message.Message => {
     case "Request":
       return Trusted.request(Trusted.command(m.command.client, m.command.seq, m.command.acked, m.command.op))
     case "Response":
-      return Trusted.response(m.seq, m.result, m.slot, m.error)
+      return Trusted.response(m.seq, m.result, m.slot, m.error, m.leader)
     case "Heartbeat":
       return Trusted.heartbeat({ ...m, ballot: b(m.ballot) })
     case "Progress":
@@ -47,7 +47,7 @@ const rebuild = (m: Message.Message): Message.Message => {
     case "Read":
       return Trusted.read(m.client, m.id, m.op)
     case "ReadResponse":
-      return Trusted.readResponse(m.id, m.result, m.slot, m.error)
+      return Trusted.readResponse(m.id, m.result, m.slot, m.error, m.leader)
     case "ReadIndex":
       return Trusted.readIndex(m.id)
     case "ReadIndexReply":

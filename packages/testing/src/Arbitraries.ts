@@ -58,7 +58,7 @@ export const messageArb: fc.Arbitrary<M.Message> = fc.oneof(
   commandArb.map((command) => new M.Request({ command })),
   fc
     .record(
-      { seq: fc.integer({ min: 1, max: 2 ** 40 }), result: jsonArb, error: fc.string(), slot: slotArb },
+      { seq: fc.integer({ min: 1, max: 2 ** 40 }), result: jsonArb, error: fc.string(), slot: slotArb, leader: idArb },
       { requiredKeys: ["seq", "result", "slot"] }
     )
     .map((m) => new M.Response(m)),
@@ -96,7 +96,13 @@ export const messageArb: fc.Arbitrary<M.Message> = fc.oneof(
   fc.record({ client: fc.stringMatching(/^[A-Za-z0-9_-]{1,8}$/), id: slotArb, op: jsonArb }).map((m) => new M.Read(m)),
   fc
     .record(
-      { id: slotArb, result: jsonArb, error: fc.string(), slot: fc.integer({ min: 0, max: 2 ** 40 }) },
+      {
+        id: slotArb,
+        result: jsonArb,
+        error: fc.string(),
+        slot: fc.integer({ min: 0, max: 2 ** 40 }),
+        leader: idArb
+      },
       { requiredKeys: ["id", "result", "slot"] }
     )
     .map((m) => new M.ReadResponse(m)),

@@ -180,6 +180,8 @@ const id = (o: Obj, key: string): string => {
     ? v
     : invalid(key, "an id (1-64 characters of letters, digits, '_' or '-')", v)
 }
+/** `id`, under a name a case that has an `id` field of its own can use. */
+const serverId = id
 
 /**
  * `Schema.Json`: a tree of null, strings, booleans, finite numbers, arrays and plain
@@ -385,10 +387,15 @@ const message = (m: Obj): Message => {
       const result = json(m, "result")
       const error = m.error === undefined ? undefined : string(m, "error")
       const slot = positive(m, "slot")
-      return trusted(
-        Response,
-        error === undefined ? { _tag: "Response", seq, result, slot } : { _tag: "Response", seq, result, error, slot }
-      )
+      const leader = m.leader === undefined ? undefined : serverId(m, "leader")
+      return trusted(Response, {
+        _tag: "Response",
+        seq,
+        result,
+        ...(error === undefined ? {} : { error }),
+        slot,
+        ...(leader === undefined ? {} : { leader })
+      })
     }
     case "Heartbeat": {
       const fields = {
@@ -429,12 +436,15 @@ const message = (m: Obj): Message => {
       const result = json(m, "result")
       const error = m.error === undefined ? undefined : string(m, "error")
       const slot = natural(m, "slot")
-      return trusted(
-        ReadResponse,
-        error === undefined
-          ? { _tag: "ReadResponse", id, result, slot }
-          : { _tag: "ReadResponse", id, result, error, slot }
-      )
+      const leader = m.leader === undefined ? undefined : serverId(m, "leader")
+      return trusted(ReadResponse, {
+        _tag: "ReadResponse",
+        id,
+        result,
+        ...(error === undefined ? {} : { error }),
+        slot,
+        ...(leader === undefined ? {} : { leader })
+      })
     }
     case "ReadIndex":
       return trusted(ReadIndex, { _tag: "ReadIndex", id: positive(m, "id") })
