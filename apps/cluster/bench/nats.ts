@@ -11,6 +11,8 @@
  *   node apps/cluster/bench/nats.ts --seconds 5
  *   BENCH_OPS=write,read,logread BENCH_LEVELS=1,256 pnpm bench nats   also reads through the log
  *   pnpm bench nats --clients separate   one synod client per loop instead of one shared by all
+ *   pnpm bench nats --hops          one client, writes then reads, and where each one's time
+ *                                   goes, hop by hop, from every process's hop log (Hops.ts)
  */
 import { type ChildProcess, spawn } from "node:child_process"
 import { createServer } from "node:http"
@@ -19,12 +21,13 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { cpus, tmpdir } from "node:os"
 import { join } from "node:path"
 import { Client } from "@synod/actors"
-import { ClusterConfig } from "@synod/core"
+import { ClusterConfig, HopLog } from "@synod/core"
 import { Kv } from "@synod/kv"
 import * as NatsServer from "@synod/testing/NatsServer"
 import { NatsTransport } from "@synod/transport-nats"
 import { Effect, Layer } from "effect"
 import * as Tracing from "@synod/cluster/Tracing"
+import * as Hops from "./Hops.ts"
 import { printTop } from "./Profile.ts"
 
 const arg = (name: string, dflt: number) => {
@@ -41,10 +44,13 @@ const profileAt = process.argv.indexOf("--profile")
 /** `--profile DIR` (or BENCH_PROFILE_DIR): CPU profiles of the servers, and their top functions at the end. */
 const profileDir =
   profileAt > 0 ? (process.argv[profileAt + 1] ?? "synod-profiles") : process.env.BENCH_PROFILE_DIR || undefined
-const levels = (process.env.BENCH_LEVELS ?? "1,16,64,256").split(",").map(Number)
+/** `--hops`: one client, writes and reads, each process logging its hops (HopLog) to a directory of its own. */
+const hopsDir = process.argv.includes("--hops") ? mkdtempSync(join(tmpdir(), "synod-hops-")) : undefined
+if (hopsDir !== undefined) HopLog.start(hopsDir)
+const levels = hopsDir !== undefined ? [1] : (process.env.BENCH_LEVELS ?? "1,16,64,256").split(",").map(Number)
 /** What each level measures: `write` (Put), `read` (Get by read index), `logread` (Get through the log). */
 type Op = "write" | "read" | "logread"
-const ops = (process.env.BENCH_OPS ?? "write,read").split(",") as Array<Op>
+const ops = (hopsDir !== undefined ? "write,read" : (process.env.BENCH_OPS ?? "write,read")).split(",") as Array<Op>
 for (const op of ops) {
   if (op !== "write" && op !== "read" && op !== "logread") {
     process.stderr.write(`BENCH_OPS: "${op}" is not one of write, read, logread\n`)
@@ -100,7 +106,10 @@ const startNode = (dir: string, id: string, url: string, tracing: string | undef
       const child = spawn(process.execPath, [...profile, cli, "serve", "--config", file], {
         stdio: ["ignore", "pipe", "pipe"],
         // only the config file turns tracing on
-        env: Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("OTEL_")))
+        env: {
+          ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("OTEL_"))),
+          ...(hopsDir === undefined ? {} : { SYNOD_HOP_LOG: hopsDir })
+        }
       })
       let output = ""
       const append = (d: Buffer) => {
@@ -160,7 +169,9 @@ const measure = (op: Op, clients: ReadonlyArray<Client.Client<Kv.Command, Kv.Res
           let n = 0
           while (performance.now() < end) {
             const t0 = performance.now()
+            if (hopsDir !== undefined) HopLog.mark("C start")
             yield* operation(op, client, i, n++)
+            if (hopsDir !== undefined) HopLog.mark("C done")
             latencies.push(performance.now() - t0)
             if (i === 0 && performance.now() - last > 1000) {
               last = performance.now()
@@ -314,6 +325,13 @@ Effect.runPromise(Effect.scoped(main)).then(
   () => {
     // the servers have exited (the scope closed), so their profiles are written
     if (profileDir !== undefined) printTop(profileDir, (line) => process.stdout.write(`${line}\n`))
+    if (hopsDir !== undefined) {
+      // this process's lines too: its exit handler runs only after this
+      process.emit("exit", 0)
+      process.stdout.write("where one command's time goes (median and 90th percentile of each step):\n")
+      Hops.print(hopsDir, String(process.pid), (line) => process.stdout.write(`${line}\n`))
+      process.stdout.write(`the logs, one per process (<µs since the epoch> <event>): ${hopsDir}\n`)
+    }
     process.exit(0)
   },
   (e) => {

@@ -31,7 +31,7 @@
  * @since 0.1.0
  */
 import { headers, type Msg, type MsgHdrs } from "@nats-io/transport-node"
-import { type Address, Codec, Limits, type Message, Trace, Transport } from "@synod/core"
+import { type Address, Codec, HopLog, Limits, type Message, Trace, Transport } from "@synod/core"
 import { Cause, type Duration, Effect, Layer, Option, Queue, Result, type Tracer } from "effect"
 import * as ClusterKey from "./ClusterKey.ts"
 import * as NatsConnection from "./NatsConnection.ts"
@@ -164,6 +164,7 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
 
   /** Hands an envelope to this process's listeners on its subject: messages are immutable, so they share it. */
   const deliverLocally = (mailboxes: ReadonlySet<Queue.Queue<Message.Envelope>>, envelope: Message.Envelope) => {
+    if (HopLog.enabled()) HopLog.mark(`local ${envelope.to} ${envelope.message._tag}`)
     for (const mailbox of mailboxes) {
       if (Queue.offerUnsafe(mailbox, envelope)) stats.countUnsafe("local")
       else localOverflow.count++
@@ -268,6 +269,7 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
       const here = local.get(to)
       if (here !== undefined) return deliverLocally(here, envelope)
       if (!isConnectedUnsafe()) return dropSend("NATS unreachable", to)
+      if (HopLog.enabled()) HopLog.mark(`send ${to} ${envelope.message._tag}`)
       const span = withTrace ? Trace.of(envelope) : undefined
       if (span === undefined) enqueue(subject.value, Codec.encode(envelope))
       else enqueue(subject.value, Codec.encode(envelope), Trace.format(span))
@@ -401,6 +403,12 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
         if (Result.isFailure(decoded)) {
           Queue.offerUnsafe(problems, { _tag: "Undecodable", subject: msg.subject, reason: decoded.failure.reason })
           return
+        }
+        if (HopLog.enabled()) {
+          const first = decoded.success[0]
+          HopLog.mark(
+            `recv ${address} ${first !== undefined && Result.isSuccess(first) ? first.success.message._tag : "?"}`
+          )
         }
         // tracing: the senders' spans, for the envelopes that came with one
         const traces = withTrace && msg.headers !== undefined ? received(msg.headers) : undefined

@@ -21,8 +21,14 @@
  *
  * Internal: not exported from the package.
  */
-import { type Address, type Message, Trace, Transport, Trusted } from "@synod/core"
+import { type Address, HopLog, type Message, Trace, Transport, Trusted } from "@synod/core"
 import { Clock, Effect, Fiber, Option, Queue, type Scope, type Tracer } from "effect"
+
+/** An input's name in the hop log: a message's tag, or a local input's. */
+const hopTag = (input: unknown): string => {
+  const i = input as { readonly _tag?: string; readonly message?: { readonly _tag?: string } }
+  return i.message?._tag ?? i._tag ?? "?"
+}
 
 export interface Outbound {
   readonly to: Address.Address
@@ -220,6 +226,15 @@ export const run = <Inbound extends Message.Message, In, Rec, Spec, Ev, Job = ne
       waiting: ReadonlyArray<Tracer.Span>,
       records: number
     ): Effect.Effect<void, E> => {
+      if (HopLog.enabled()) {
+        persist = Effect.ensuring(
+          Effect.andThen(
+            Effect.sync(() => HopLog.mark(`persist+ ${self} ${records}`)),
+            persist
+          ),
+          Effect.sync(() => HopLog.mark(`persist- ${self}`))
+        )
+      }
       if (waiting.length === 0) return persist
       return Effect.suspend(() => {
         const children = waiting.map((span) => spans!.start("synod.persist", span, { "synod.records": records }))
@@ -433,7 +448,12 @@ export const run = <Inbound extends Message.Message, In, Rec, Spec, Ev, Job = ne
               : Option.some(yield* take)
         // writes the background writer finished since the last turn
         while (completions.length > 0) core.step(completions.shift()!)
-        if (Option.isSome(batch)) for (const input of batch.value) core.step(input)
+        if (Option.isSome(batch)) {
+          for (const input of batch.value) {
+            if (HopLog.enabled()) HopLog.mark(`step ${self} ${hopTag(input)}`)
+            core.step(input)
+          }
+        }
         const now = clock.currentTimeMillisUnsafe()
         if (tick !== undefined && now >= nextTick) {
           nextTick = now + tick.everyMs
