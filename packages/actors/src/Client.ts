@@ -114,6 +114,8 @@ interface Waiting {
   readonly started: number
   resendAt: number
   wait: number
+  /** Resent at least once: its answer time says nothing about the cluster's (Karn's rule). */
+  resent: boolean
   /** Tracing: the command's span, which its requests (resends too) carry. */
   readonly span: Tracer.AnySpan | undefined
 }
@@ -140,7 +142,13 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
   yield* Metrics.start([resent])
   let nextSeq = 1
   let nextRead = 1
-  let preferred = replicas[0]!
+  /**
+   * Where a new command goes: one replica (the first configured at first, then the one the
+   * last answer pointed to), or every replica (`undefined`) once a command had to be resent
+   * — that replica may be gone (a leader's server killed takes the replica next to it) —
+   * until an answer names one again.
+   */
+  let preferred: Address.Address | undefined = replicas[0]!
   // tracing: each command a span `synod.client` (its requests carry it); off, no span at all
   const traced = yield* Trace.Enabled
 
@@ -154,11 +162,42 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
     return from
   }
 
+  // The wait before a resend adapts to how long answers take, as TCP's retransmission
+  // timeout does (RFC 6298): a smoothed answer time and its mean deviation, from commands
+  // and reads answered at their first send; the wait is the smoothed time plus four
+  // deviations, between `retransmitMs` and 8 × `retransmitMs`. A fixed wait resends, under
+  // load, commands that are only queued — each to every replica, which all propose it —
+  // adding load exactly when there is too much of it.
+  // Until an answer to a first send gives a sample, a resend's longer wait carries over to
+  // new commands (as TCP keeps its backed-off timeout), else answers slower than
+  // `retransmitMs` would make every command a resend and never give a sample.
+  let smoothed: number | undefined
+  let deviation = 0
+  let backedOff = retransmitMs
+  const firstWait = (): number =>
+    Math.min(
+      8 * retransmitMs,
+      Math.max(backedOff, smoothed === undefined ? retransmitMs : Math.ceil(smoothed + 4 * deviation))
+    )
+  const answered = (w: Waiting): void => {
+    if (w.resent) return
+    backedOff = retransmitMs
+    const ms = clock.currentTimeMillisUnsafe() - w.started
+    if (smoothed === undefined) {
+      smoothed = ms
+      deviation = ms / 2
+    } else {
+      deviation = 0.75 * deviation + 0.25 * Math.abs(smoothed - ms)
+      smoothed = 0.875 * smoothed + 0.125 * ms
+    }
+  }
+
   const dispatch = (batch: ReadonlyArray<Message.Envelope>): void => {
     for (const env of batch) {
       if (env.message._tag === "ReadResponse") {
         const w = reading.get(env.message.id)
         if (w === undefined) continue
+        answered(w)
         preferred = next(env.from, env.message.leader)
         const { result, error } = env.message
         Deferred.doneUnsafe(w.done, Effect.succeed(error === undefined ? { result } : { result, error }))
@@ -167,6 +206,7 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
       if (env.message._tag !== "Response") continue
       const w = waiting.get(env.message.seq)
       if (w === undefined) continue
+      answered(w)
       preferred = next(env.from, env.message.leader)
       const { result, error } = env.message
       Deferred.doneUnsafe(w.done, Effect.succeed(error === undefined ? { result } : { result, error }))
@@ -181,11 +221,17 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
     return transport.send(to, envelope)
   }
 
+  /** A command's first send: to the preferred replica, or to every replica while none is. */
+  const sendFirst = (request: Message.Request | Message.Read, span: Tracer.AnySpan | undefined) =>
+    preferred !== undefined
+      ? sendTo(preferred, request, span)
+      : Effect.forEach(replicas, (r) => sendTo(r, request, span), { discard: true })
+
   // One timer for every command in flight, not one per command: a timeout raced against
   // each answer cost more CPU than the rest of the client's work for a command. It sleeps
   // until the earliest resend or timeout due, at least a quarter retransmission period (so
   // one is at most that late) and at most a whole one (a command sent meanwhile is first
-  // due a whole period after it was sent, so it is never overslept); with nothing waiting
+  // due at least a whole period after it was sent, so it is never overslept); with nothing waiting
   // it sleeps on `busy`.
   const busy = Latch.makeUnsafe(false)
   const every = Math.max(1, Math.floor(retransmitMs / 4))
@@ -208,8 +254,11 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
           if (now >= w.resendAt) {
             // no answer yet: ask every replica, waiting twice as long each time
             resends++
+            w.resent = true
+            preferred = undefined
             for (const r of replicas) yield* sendTo(r, w.request, w.span)
             w.wait = Math.min(w.wait * 2, 8 * retransmitMs)
+            backedOff = Math.max(backedOff, w.wait)
             w.resendAt = now + w.wait
           }
           next = Math.min(next, w.resendAt, timeoutAt)
@@ -250,9 +299,10 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
       const request = Trusted.request(encoded)
       const started = clock.currentTimeMillisUnsafe()
       const done = Deferred.makeUnsafe<Reply | undefined>()
-      waiting.set(seq, { done, request, started, resendAt: started + retransmitMs, wait: retransmitMs, span })
+      const wait = firstWait()
+      waiting.set(seq, { done, request, started, resendAt: started + wait, wait, resent: false, span })
       busy.openUnsafe()
-      return sendTo(preferred, request, span).pipe(
+      return sendFirst(request, span).pipe(
         Effect.andThen(Deferred.await(done)),
         Effect.flatMap((reply) => outcome(seq, started, reply)),
         Effect.ensuring(Effect.sync(() => waiting.delete(seq)))
@@ -284,16 +334,10 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
       const request = Trusted.read(id, readId, op)
       const started = clock.currentTimeMillisUnsafe()
       const done = Deferred.makeUnsafe<Reply | undefined>()
-      reading.set(readId, {
-        done,
-        request,
-        started,
-        resendAt: started + retransmitMs,
-        wait: retransmitMs,
-        span: undefined
-      })
+      const wait = firstWait()
+      reading.set(readId, { done, request, started, resendAt: started + wait, wait, resent: false, span: undefined })
       busy.openUnsafe()
-      return sendTo(preferred, request, undefined).pipe(
+      return sendFirst(request, undefined).pipe(
         Effect.andThen(Deferred.await(done)),
         Effect.flatMap(
           (reply): Effect.Effect<R, ReadError> =>

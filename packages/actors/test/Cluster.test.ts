@@ -68,11 +68,13 @@ describe("a 3-server cluster on the in-memory bus", () => {
   it.live(
     "a client moves to the replica next to the leader its answers name, for commands and reads",
     () => {
-      // one leader, on s2: the client starts at s1, the first configured replica
+      // one leader, on s2: the client starts at s1, the first configured replica (and no
+      // resend on a busy machine, which would send to every replica)
       const oneLeader = ClusterConfig.make({
         acceptors: ["s1", "s2", "s3"],
         leaders: ["s2"],
-        replicas: ["s1", "s2", "s3"]
+        replicas: ["s1", "s2", "s3"],
+        timeouts: { retransmitMs: 2000 }
       })
       return Effect.gen(function* () {
         const bus = yield* InMemoryBus.InMemoryBus
@@ -98,5 +100,37 @@ describe("a 3-server cluster on the in-memory bus", () => {
       )
     },
     20_000
+  )
+
+  it.live(
+    "a client waits as long as answers take before resending: a slow network is no reason to resend",
+    () =>
+      Effect.gen(function* () {
+        const bus = yield* InMemoryBus.InMemoryBus
+        const client = yield* Client.make(Kv.machine, config)
+        // a command crosses the network four times: 4 × 40 ms, above `retransmitMs` (100)
+        yield* bus.setFaults({ minDelay: 40, maxDelay: 40 })
+        for (let i = 0; i < 12; i++) yield* client.submit({ _tag: "Put", key: "a", value: `${i}` })
+        const requests = () =>
+          bus.trace.pipe(
+            Effect.map(
+              (t) =>
+                t.filter((e) => e.event === "deliver" && e.from === `client/${client.id}` && e.tag === "Request").length
+            )
+          )
+        const before = yield* requests()
+        for (let i = 0; i < 8; i++) yield* client.submit({ _tag: "Put", key: "a", value: `${i}` })
+        // a fixed wait of `retransmitMs` sends each of them 4 times (32); on a busy machine
+        // an answer may still come late once (a resend goes to all 3 replicas)
+        assert.isAtMost((yield* requests()) - before, 11, "one request per command, at most one resent")
+      }).pipe(
+        Effect.provide(
+          Server.layerCluster(config, Kv.machine).pipe(
+            Layer.provideMerge(Storage.layerMemory(new Storage.MemoryDisk())),
+            Layer.provideMerge(InMemoryBus.layer({ trace: true }))
+          )
+        )
+      ),
+    30_000
   )
 })
