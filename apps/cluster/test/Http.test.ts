@@ -403,6 +403,7 @@ describe("readiness", () => {
     current: Kv.initial,
     clients: 0,
     pending: 0,
+    answering: 0,
     watermark,
     durable: 0,
     ...(leader === undefined ? {} : { leader })

@@ -381,6 +381,11 @@ export class ReplicaCore<S, C, R> {
     }
   }
 
+  /** Client commands it took and has not answered yet. */
+  get answering(): number {
+    return this.local.size
+  }
+
   /** Below the GC watermark: waiting for a peer's snapshot, deaf to clients. */
   get catchingUp(): boolean {
     return this.slotOut < this.watermark
@@ -1032,6 +1037,8 @@ export interface Status {
   readonly clients: number
   /** Client commands waiting for a slot. */
   readonly pending: number
+  /** Client commands it took and has not answered yet (a clean stop waits for them: `Server`). */
+  readonly answering: number
   /** The GC watermark it knows of; below it, it is fetching a peer's snapshot. */
   readonly watermark: number
   /** slotOut of its last durable snapshot. */
@@ -1357,6 +1364,7 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
         current: core.quarantine === undefined ? core.current : published,
         clients: core.table.size,
         pending: core.pending.size,
+        answering: core.answering,
         watermark: core.watermark,
         durable: core.durable,
         ...(core.leader === undefined ? {} : { leader: Address.id(core.leader) }),

@@ -7,7 +7,7 @@
  * @since 0.1.0
  */
 import type { Ballot, ClusterConfig, StateMachine, Storage, Transport } from "@synod/core"
-import { Effect, Layer, type Scope } from "effect"
+import { Clock, Effect, Layer, type Scope } from "effect"
 import * as Acceptor from "./Acceptor.ts"
 import * as Leader from "./Leader.ts"
 import * as Learner from "./Learner.ts"
@@ -60,6 +60,21 @@ export interface Handle<S = unknown> {
   readonly transferLeadership?: (to?: string) => Effect.Effect<Ballot.Ballot | undefined, Leader.TransferRefused>
 }
 
+/**
+ * Waits until the replica has answered every command it took (seen twice in a row, 10 ms
+ * apart: a request may arrive in between), at most `maxMs`.
+ */
+const drain = (status: Effect.Effect<Replica.Status>, maxMs: number): Effect.Effect<void> =>
+  Effect.gen(function* () {
+    const clock = yield* Clock.Clock
+    const until = clock.currentTimeMillisUnsafe() + maxMs
+    let idle = 0
+    while (idle < 2 && clock.currentTimeMillisUnsafe() < until) {
+      idle = (yield* status).answering === 0 ? idle + 1 : 0
+      if (idle < 2) yield* Effect.sleep(10)
+    }
+  })
+
 /** Starts the server's roles; they run until the scope closes. */
 export const run = <S, C, R>(
   options: Options<S, C, R>
@@ -78,6 +93,15 @@ export const run = <S, C, R>(
         })
       : undefined
     const leader = roles.includes("leader") ? yield* Leader.run(options.id, options.config) : undefined
+    if (options.resignOnClose === true && replica !== undefined) {
+      // runs after the resignation below (finalizers run last added first): clients send to
+      // the replica next to the leader (docs/protocol.md#client), so a clean stop of the
+      // leader's server would lose the commands its replica took and has not answered —
+      // their clients would wait for a resend. It answers them first, as decided by the
+      // successor; its answers name the successor, so its clients move there meanwhile.
+      const drainMs = Math.min(5_000, 4 * options.config.timeouts.leaderTimeoutMs)
+      yield* Effect.addFinalizer(() => drain(replica.status, drainMs))
+    }
     if (leader !== undefined && options.resignOnClose === true) {
       // added after every role started, so it runs before any of them stops: the
       // successor's phase 1 can still count on this server's acceptor

@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { ClusterConfig, InMemoryBus, Storage } from "@synod/core"
 import { Kv } from "@synod/kv"
-import { Effect, Layer } from "effect"
+import { Effect, Exit, Fiber, Layer, Scope } from "effect"
 import { Client, Server } from "@synod/actors"
 
 const config = ClusterConfig.servers(3)
@@ -131,6 +131,60 @@ describe("a 3-server cluster on the in-memory bus", () => {
           )
         )
       ),
+    30_000
+  )
+})
+
+describe("a clean stop of the leader's server", () => {
+  it.live(
+    "answers the commands its replica took before it stops: none is lost, none resent",
+    () => {
+      // resends only after 5 s: a lost command would show as one
+      const slow = ClusterConfig.servers(3, { timeouts: { retransmitMs: 5_000, clientTimeoutMs: 30_000 } })
+      return Effect.gen(function* () {
+        const bus = yield* InMemoryBus.InMemoryBus
+        const scopes = new Map<string, Scope.Closeable>()
+        for (const id of slow.replicas) {
+          const scope = yield* Scope.make()
+          scopes.set(id, scope)
+          yield* Server.run({ id, config: slow, machine: Kv.machine, resignOnClose: true }).pipe(Scope.provide(scope))
+        }
+        const client = yield* Client.make(Kv.machine, slow)
+        yield* client.submit({ _tag: "Put", key: "warm", value: "up" })
+        // a network that takes its time, as a real one: commands are still in flight when
+        // the successor leads and the stopping server's resignation is over
+        yield* bus.setFaults({ minDelay: 5, maxDelay: 5 })
+        let done = 0
+        let stopping = false
+        const loops: Array<Fiber.Fiber<void, unknown>> = []
+        for (let i = 0; i < 16; i++) {
+          const loop = Effect.gen(function* () {
+            for (let n = 0; !stopping; n++) {
+              yield* client.submit({ _tag: "Put", key: `k${i}`, value: `${n}` })
+              done++
+            }
+          })
+          loops.push(yield* Effect.forkChild(loop))
+        }
+        yield* Effect.sleep(300)
+        // the leader's server: where the client sends (the answers name it)
+        const requests = (yield* bus.trace).filter((e) => e.event === "deliver" && e.tag === "Request")
+        const leaderServer = requests[requests.length - 1]!.to.replace("replica/", "")
+        yield* Scope.close(scopes.get(leaderServer)!, Exit.void)
+        yield* Effect.sleep(300)
+        stopping = true
+        yield* Fiber.joinAll(loops)
+        const sent = (yield* bus.trace).filter(
+          (e) => e.event === "deliver" && e.from === `client/${client.id}` && e.tag === "Request"
+        ).length
+        assert.isAbove(done, 16)
+        // every command sent once (its first send to one replica), the warm-up included
+        assert.strictEqual(sent, done + 1, "no command resent: none was lost at the stop")
+        for (const [id, scope] of scopes) if (id !== leaderServer) yield* Scope.close(scope, Exit.void)
+      }).pipe(
+        Effect.provide(Layer.merge(Storage.layerMemory(new Storage.MemoryDisk()), InMemoryBus.layer({ trace: true })))
+      )
+    },
     30_000
   )
 })
