@@ -5,6 +5,12 @@
  * modules of Effect, the platform, NATS and synod: `synod serve` loads in about a fifth of
  * the CPU time (`pnpm bench startup`). The packages' `dist/` stay unbundled for libraries.
  *
+ * Comments are left out and non-ASCII characters escaped: V8 keeps a module's source in
+ * memory for as long as the module lives (lazy compilation, `Function.prototype.toString`),
+ * and one character above U+00FF (a dash in a comment) makes it keep the whole text as two
+ * bytes per character. The bundle's source went from 5.5 MiB of heap to 1.7 MiB
+ * (`process.memoryUsage().external` of an idle `synod serve`: 9.8 to 5.8 MiB).
+ *
  * Run by the package's `build` (after `tsc -b`) and `prepack`.
  */
 import { rolldown } from "rolldown"
@@ -15,5 +21,12 @@ const bundle = await rolldown({
   platform: "node",
   logLevel: "warn"
 })
-await bundle.write({ dir, format: "esm", entryFileNames: "[name].js", chunkFileNames: "[name].js" })
+await bundle.write({
+  dir,
+  format: "esm",
+  entryFileNames: "[name].js",
+  chunkFileNames: "[name].js",
+  comments: false,
+  charset: "ascii"
+})
 await bundle.close()

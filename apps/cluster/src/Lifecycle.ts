@@ -6,6 +6,7 @@
  * @since 0.2.0
  */
 import { Cause, Effect, Exit } from "effect"
+import * as Memory from "./Memory.ts"
 
 /** The signal this process received last, if any: the runtime turns it into an interruption. */
 let received: NodeJS.Signals | undefined
@@ -25,7 +26,10 @@ export const reason = (exit: Exit.Exit<unknown, unknown>): string => {
   return `error: ${error instanceof Error ? error.message : String(error)}`
 }
 
-/** Logs that `name` serves (with `fields`), then waits until stopped; logs the stop as it begins. */
+/**
+ * Logs that `name` serves (with `fields`), gives back the memory its start used
+ * (`Memory.collectAll`), then waits until stopped; logs the stop as it begins.
+ */
 export const serve = (name: string, fields: Record<string, unknown>): Effect.Effect<never> =>
   Effect.acquireUseRelease(
     Effect.sync(() => {
@@ -33,7 +37,9 @@ export const serve = (name: string, fields: Record<string, unknown>): Effect.Eff
       for (const [signal, f] of recorders) process.prependListener(signal, f)
     }),
     () =>
-      Effect.andThen(Effect.logInfo(`${name} started`, fields), Effect.never).pipe(
+      Effect.logInfo(`${name} started`, fields).pipe(
+        Effect.andThen(Memory.collectAll),
+        Effect.andThen(Effect.never),
         Effect.onInterrupt(() =>
           Effect.suspend(() => Effect.logInfo(`${name} stopping`, { reason: reason(Exit.interrupt()) }))
         )
