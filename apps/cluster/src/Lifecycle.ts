@@ -27,8 +27,9 @@ export const reason = (exit: Exit.Exit<unknown, unknown>): string => {
 }
 
 /**
- * Logs that `name` serves (with `fields`), gives back the memory its start used
- * (`Memory.collectAll`), then waits until stopped; logs the stop as it begins.
+ * Logs that `name` serves (with `fields`), then waits until stopped, giving back memory
+ * it no longer uses meanwhile: what its start used, and what it used while busy once it is
+ * idle again (`Memory.collectWhenIdle`); logs the stop as it begins.
  */
 export const serve = (name: string, fields: Record<string, unknown>): Effect.Effect<never> =>
   Effect.acquireUseRelease(
@@ -38,8 +39,7 @@ export const serve = (name: string, fields: Record<string, unknown>): Effect.Eff
     }),
     () =>
       Effect.logInfo(`${name} started`, fields).pipe(
-        Effect.andThen(Memory.collectAll),
-        Effect.andThen(Effect.never),
+        Effect.andThen(Memory.collectWhenIdle()),
         Effect.onInterrupt(() =>
           Effect.suspend(() => Effect.logInfo(`${name} stopping`, { reason: reason(Exit.interrupt()) }))
         )

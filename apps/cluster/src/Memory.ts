@@ -1,18 +1,23 @@
 /**
- * Gives back what a start leaves behind. Starting `synod serve` allocates far more than it
- * keeps: loading and compiling the command line (and, run from the sources, stripping its
- * TypeScript), building schemas, the HTTP router, the first elections. That garbage grows
- * V8's young generation to its largest size (two 16–32 MiB semi-spaces on a machine with a
- * few GiB of memory), and a process that then sits idle allocates too little to ever
- * trigger the collection that would shrink it again: it idles with the start's peak.
+ * Gives back the memory a process no longer uses, when it has nothing else to do.
  *
- * `collectAll` runs V8's "last resort" collection once, when the process starts serving:
- * a full mark-compact that also shrinks the young generation to its initial size and
- * returns the freed pages. It takes some tens of milliseconds, once. An idle `synod serve`
- * went from 136 to 125 MiB resident run from its build, and from 217 to 157 MiB run from
- * the sources (`pnpm bench memory`, see the README). A busy process needs nothing of the
- * kind: it collects as it allocates, and V8's memory reducer shrinks the heap when the
- * work stops.
+ * Starting `synod serve` allocates far more than it keeps (loading and compiling the
+ * command line, building schemas and the HTTP router, the first elections), and so does a
+ * burst of writes. That garbage grows V8's heap: the young generation to its largest size
+ * (two semi-spaces of 16–32 MiB on a machine with a few GiB of memory), the old one to
+ * several times what is alive. A process that then sits idle allocates too little to ever
+ * trigger the collection that would shrink it again: it idles at its peak. Measured
+ * (`pnpm bench memory`, see the README): after 50,000 writes a server held 345 MiB
+ * resident with 85–100 MiB of heap in use and 210–220 MiB reserved, of which 43 MiB was
+ * alive; one collection brought it to 190 MiB.
+ *
+ * So a long-running command (`Lifecycle.serve`) runs V8's "last resort" collection once
+ * when it starts serving (`collectAll`), and then again whenever it has been idle for a
+ * period (`shouldCollect`: under `idleCpu` of a core) and its resident memory has grown
+ * by `growth` since the last one. It is a full mark-compact that also shrinks the young
+ * generation to its initial size and returns the freed pages: some tens of milliseconds
+ * for the heap of a few hundred thousand keys, never while the process is busy, and at
+ * most once a period.
  *
  * V8's flags cannot do it: `--max-semi-space-size` is read when the heap is set up, before
  * any of this process's code runs (setting it later does nothing), and capping it would
@@ -22,7 +27,7 @@
  */
 import { setFlagsFromString } from "node:v8"
 import { runInNewContext } from "node:vm"
-import { Effect } from "effect"
+import { Duration, Effect } from "effect"
 
 type Gc = (options: { type: "major"; execution: "sync"; flavor: "last-resort" }) => void
 
@@ -45,3 +50,58 @@ const collector = (): Gc => {
 export const collectAll: Effect.Effect<void> = Effect.sync(() =>
   collector()({ type: "major", execution: "sync", flavor: "last-resort" })
 )
+
+export interface Policy {
+  /** How often the process looks. */
+  readonly period: Duration.Duration
+  /** Idle: it used at most this share of one core over the period. */
+  readonly idleCpu: number
+  /** Worth a collection: resident memory grew by at least this many bytes since the last one. */
+  readonly growth: number
+}
+
+/**
+ * Every 10 s; idle under 5% of a core (an idle server's heartbeats, timers and metrics
+ * take well under 1%); 16 MiB of growth (a few thousand writes of 100-byte values).
+ */
+export const defaultPolicy: Policy = { period: Duration.seconds(10), idleCpu: 0.05, growth: 16 * 1024 * 1024 }
+
+/** What one period showed: CPU used over it, and resident memory now and after the last collection. */
+export interface Sample {
+  readonly cpuMicros: number
+  readonly periodMicros: number
+  readonly rss: number
+  readonly rssAfterLast: number
+}
+
+/** Whether to collect after a period: it was idle, and memory grew enough since the last collection. */
+export const shouldCollect = (policy: Policy, sample: Sample): boolean =>
+  sample.cpuMicros <= policy.idleCpu * sample.periodMicros && sample.rss - sample.rssAfterLast >= policy.growth
+
+/**
+ * Collects now (what the start left behind), then whenever `policy` says so; runs until
+ * interrupted.
+ */
+export const collectWhenIdle = (policy: Policy = defaultPolicy): Effect.Effect<never> =>
+  Effect.suspend(() => {
+    const periodMicros = Duration.toMillis(policy.period) * 1000
+    let rssAfterLast = 0
+    let cpu = process.cpuUsage()
+    const collect = Effect.tap(collectAll, () =>
+      Effect.sync(() => {
+        rssAfterLast = process.memoryUsage.rss()
+        cpu = process.cpuUsage()
+      })
+    )
+    const look = Effect.suspend(() => {
+      const used = process.cpuUsage(cpu)
+      cpu = process.cpuUsage()
+      const rss = process.memoryUsage.rss()
+      // memory given back by itself (V8's own reducer, a shrinking workload) lowers the bar
+      if (rss < rssAfterLast) rssAfterLast = rss
+      return shouldCollect(policy, { cpuMicros: used.user + used.system, periodMicros, rss, rssAfterLast })
+        ? collect
+        : Effect.void
+    })
+    return collect.pipe(Effect.andThen(Effect.forever(Effect.andThen(Effect.sleep(policy.period), look))))
+  })
