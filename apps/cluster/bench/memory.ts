@@ -10,9 +10,10 @@
  *
  *   pnpm bench memory                          1,000,000 keys of 100-byte values
  *   pnpm bench memory --keys 100000 --every 20000
+ *   pnpm bench memory --keys 0                 idle only
  *
  * Flags: --keys N (1000000), --value-bytes N (100), --clients N (256), --every N
- * (keys / 10), --idle S (10: before the first reading), --settle S (15), --source (run
+ * (keys / 10), --idle S (10: before the first reading), --settle S (30), --source (run
  * the servers from the sources, `src/cli.ts` with the source condition, instead of the
  * `synod` command's build), --keep.
  */
@@ -27,7 +28,8 @@ const valueBytes = flag("value-bytes", 100)
 const clients = flag("clients", 256)
 const every = flag("every", Math.max(1, Math.floor(keys / 10)))
 const idleSeconds = flag("idle", 10)
-const settleSeconds = flag("settle", 15)
+// long enough for an idle server's collection (`Memory.collectWhenIdle`: a 10 s period)
+const settleSeconds = flag("settle", 30)
 
 interface Reading {
   readonly rss: number
@@ -87,6 +89,8 @@ const main = Effect.gen(function* () {
   yield* Effect.sleep(idleSeconds * 1000)
   const idle = yield* readAll
   row("idle", idle)
+  // `--keys 0`: the idle figures only
+  if (keys === 0) return
 
   // client i writes mem/<i>/<n>: every write a new key
   let next = every
