@@ -1,7 +1,7 @@
 import { getHeapSpaceStatistics } from "node:v8"
 import { assert, describe, it } from "@effect/vitest"
 import { Duration, Effect } from "effect"
-import * as Memory from "../src/Memory.ts"
+import * as Memory from "@synod/cluster/Memory"
 
 const policy: Memory.Policy = { period: Duration.seconds(10), idleCpu: 0.05, growth: 16 * 1024 * 1024 }
 const MiB = 1024 * 1024
