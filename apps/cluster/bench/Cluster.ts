@@ -128,6 +128,8 @@ export interface Options {
    * condition the bench inherits; `build`, the `synod` command (`bin/synod.js`, the bundle).
    */
   readonly entry?: "source" | "build"
+  /** The cluster's `snapshotEvery` (slots between a replica's snapshots); absent: the default. */
+  readonly snapshotEvery?: number
 }
 
 const exited = (c: ChildProcess): Effect.Effect<void> =>
@@ -314,7 +316,8 @@ export const start = Effect.fnUntraced(function* (options: Options) {
     acceptors: ids,
     leaders: ids,
     replicas: ids,
-    timeouts: { clientTimeoutMs: options.clientTimeoutMs }
+    timeouts: { clientTimeoutMs: options.clientTimeoutMs },
+    ...(options.snapshotEvery === undefined ? {} : { snapshotEvery: options.snapshotEvery })
   }
   const common = {
     name: options.name,

@@ -15,7 +15,8 @@
  * Flags: --keys N (1000000), --value-bytes N (100), --clients N (256), --every N
  * (keys / 10), --idle S (10: before the first reading), --settle S (30), --source (run
  * the servers from the sources, `src/cli.ts` with the source condition, instead of the
- * `synod` command's build), --keep.
+ * `synod` command's build), --snapshot-every N (the cluster's `snapshotEvery`; default
+ * its default, 1000 slots), --keep.
  */
 import { readFileSync } from "node:fs"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
@@ -30,6 +31,7 @@ const every = flag("every", Math.max(1, Math.floor(keys / 10)))
 const idleSeconds = flag("idle", 10)
 // long enough for an idle server's collection (`Memory.collectWhenIdle`: a 10 s period)
 const settleSeconds = flag("settle", 30)
+const snapshotEvery = flag("snapshot-every", 0)
 
 interface Reading {
   readonly rss: number
@@ -69,14 +71,16 @@ const main = Effect.gen(function* () {
   const entry = has("source") ? "source" : "build"
   print(
     `memory benchmark: 3 servers over NATS (fsync on, run from the ${entry === "build" ? "build: bin/synod.js" : "sources"}), ` +
-      `${clients} clients writing ${keys} distinct keys of ${valueBytes}-byte values; MiB`
+      `${clients} clients writing ${keys} distinct keys of ${valueBytes}-byte values` +
+      `${snapshotEvery > 0 ? `, snapshotEvery ${snapshotEvery}` : ""}; MiB`
   )
   const cluster = yield* Cluster.start({
     servers: 3,
     name: "memory",
     clientTimeoutMs: 30_000,
     keep: () => has("keep"),
-    entry
+    entry,
+    ...(snapshotEvery > 0 ? { snapshotEvery } : {})
   })
   const readAll = Effect.forEach(cluster.servers, reading, { concurrency: "unbounded" })
   const row = (label: string, rs: ReadonlyArray<Reading | undefined>) =>
