@@ -122,8 +122,9 @@ const main = Effect.gen(function* () {
   row("settled", settled)
 
   const stored = written * (`mem/${clients - 1}/${Math.ceil(written / clients)}`.length + valueBytes)
+  // of the servers that answered (a server busy for over 5 s, in a snapshot or a collection, does not)
   const largest = (rs: ReadonlyArray<Reading | undefined>, f: (r: Reading) => number) =>
-    Math.max(...rs.map((r) => (r === undefined ? Number.NaN : f(r))))
+    Math.max(...rs.flatMap((r) => (r === undefined ? [] : [f(r)])))
   const growth = (f: (r: Reading) => number) => {
     const bytes = largest(settled, f) - largest(idle, f)
     return `${(bytes / written).toFixed(0)} B/key (${(bytes / stored).toFixed(2)} B per stored byte)`
