@@ -15,9 +15,11 @@
  * when it starts serving (`collectAll`), and then again whenever it has been idle for a
  * period (`shouldCollect`: under `idleCpu` of a core) and its resident memory has grown
  * by `growth` since the last one. It is a full mark-compact that also shrinks the young
- * generation to its initial size and returns the freed pages: some tens of milliseconds
- * for the heap of a few hundred thousand keys, never while the process is busy, and at
- * most once a period.
+ * generation to its initial size and returns the freed pages. It stops the process: about
+ * 60 ms at start, 1.6 s for a heap with 685 MiB alive (measured alone on a loaded 2-core
+ * machine); so never while the process is busy, and at most once a period. (An active
+ * leader that pauses that long may see a follower campaign: a liveness hiccup with no
+ * clients waiting, never a safety issue.)
  *
  * V8's flags cannot do it: `--max-semi-space-size` is read when the heap is set up, before
  * any of this process's code runs (setting it later does nothing), and capping it would
