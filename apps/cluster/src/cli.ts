@@ -12,7 +12,7 @@
  * packages already come from their builds; the command line then runs from its build too
  * (`bin/synod.js`), when that build is newer than every file here. Stripping the types of
  * some thirty modules and loading the unbundled graph cost an idle `synod serve` about
- * 30 MiB of resident memory against the bundle (see `Memory.ts` and the README's memory
+ * 25 MiB of resident memory against the bundle (see `Memory.ts` and the README's memory
  * section). With the condition (`pnpm synod`, the tests) or an older build, the sources
  * run.
  */
