@@ -23,6 +23,8 @@ import type { ServerStatus, Status } from "@synod/cluster/Api"
 import { Kv } from "@synod/kv"
 
 const cli = new URL("../src/cli.ts", import.meta.url).pathname
+/** The installed command: the bundle (`pnpm build`), as `synod serve` runs for users. */
+const bin = new URL("../bin/synod.js", import.meta.url).pathname
 
 export class BenchError extends Data.TaggedError("BenchError")<{ readonly reason: string }> {}
 
@@ -84,6 +86,8 @@ export const activeLeader = (
 export interface Server {
   readonly id: string
   readonly url: string
+  /** The process id of the running process, if any. */
+  readonly pid: () => number | undefined
   readonly running: () => boolean
   readonly paused: () => boolean
   /** SIGKILL, and wait until the process is gone. */
@@ -119,6 +123,13 @@ export interface Options {
   /** Asked when the scope closes: keep the temp dir (data and logs)? */
   readonly keep?: () => boolean
   readonly logLevel?: "Debug" | "Info" | "Warn" | "Error"
+  /**
+   * What a server process runs: `source` (default), `src/cli.ts` with the `@synod/source`
+   * condition the bench inherits; `build`, the `synod` command (`bin/synod.js`, the bundle).
+   */
+  readonly entry?: "source" | "build"
+  /** The cluster's `snapshotEvery` (slots between a replica's snapshots); absent: the default. */
+  readonly snapshotEvery?: number
 }
 
 const exited = (c: ChildProcess): Effect.Effect<void> =>
@@ -142,7 +153,7 @@ const fetchStatus = (url: string, timeoutMs: number): Effect.Effect<ServerStatus
 /** Lines of output kept in memory per server. */
 const linesKept = 4000
 
-const server = Effect.fnUntraced(function* (dir: string, id: string, config: object) {
+const server = Effect.fnUntraced(function* (dir: string, id: string, config: object, entry: "source" | "build") {
   const port = yield* NatsServer.freePort.pipe(Effect.mapError((e) => new BenchError({ reason: e.reason })))
   const file = join(dir, `${id}.json`)
   writeFileSync(file, JSON.stringify({ ...config, node: id, dataDir: join(dir, id), http: { port } }, null, 2))
@@ -177,7 +188,9 @@ const server = Effect.fnUntraced(function* (dir: string, id: string, config: obj
   const launch = Effect.suspend(() => {
     stopped = false
     let seen = ""
-    const c = spawn(process.execPath, [cli, "serve", "--config", file], { stdio: ["ignore", "pipe", "pipe"] })
+    const c = spawn(process.execPath, [entry === "build" ? bin : cli, "serve", "--config", file], {
+      stdio: ["ignore", "pipe", "pipe"]
+    })
     child = c
     const mark = (what: string) => {
       log.write(`---- ${new Date().toISOString()} ${what}\n`)
@@ -231,6 +244,7 @@ const server = Effect.fnUntraced(function* (dir: string, id: string, config: obj
   return {
     id,
     url,
+    pid: () => (running() ? child?.pid : undefined),
     running,
     paused: () => stopped,
     kill,
@@ -302,7 +316,8 @@ export const start = Effect.fnUntraced(function* (options: Options) {
     acceptors: ids,
     leaders: ids,
     replicas: ids,
-    timeouts: { clientTimeoutMs: options.clientTimeoutMs }
+    timeouts: { clientTimeoutMs: options.clientTimeoutMs },
+    ...(options.snapshotEvery === undefined ? {} : { snapshotEvery: options.snapshotEvery })
   }
   const common = {
     name: options.name,
@@ -310,7 +325,9 @@ export const start = Effect.fnUntraced(function* (options: Options) {
     transport: { kind: "nats", servers: [nats.url] },
     logLevel: options.logLevel ?? "Info"
   }
-  const servers = yield* Effect.forEach(ids, (id) => server(dir, id, common), { concurrency: "unbounded" })
+  const servers = yield* Effect.forEach(ids, (id) => server(dir, id, common, options.entry ?? "source"), {
+    concurrency: "unbounded"
+  })
   return {
     name: options.name,
     servers,

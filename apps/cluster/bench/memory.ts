@@ -1,16 +1,24 @@
 /**
  * Memory benchmark: a nats-server and 3 `synod serve` processes with fsync; prints each
- * server's resident memory and V8 heap (from its `/metrics`) when idle, every
- * `--every` keys while 256 clients write `--keys` distinct keys of `--value-bytes`-byte
- * values, and after the writes stop (when V8 has had `--settle` seconds to collect);
- * then the growth per key and per stored byte (key and value bytes) of the largest server.
+ * server's resident memory (`rss`), the part of it that is the process's own (`anon`:
+ * anonymous pages, from `/proc/PID/status`; the rest is mostly the Node binary's code,
+ * mapped from the file and shared by every Node process) and its V8 heap in use (from its
+ * `/metrics`) when idle, every `--every` keys while 256 clients write `--keys` distinct keys
+ * of `--value-bytes`-byte values, and after the writes stop (when V8 has had `--settle`
+ * seconds to collect); then the growth per key and per stored byte (key and value bytes)
+ * of the largest server.
  *
  *   pnpm bench memory                          1,000,000 keys of 100-byte values
  *   pnpm bench memory --keys 100000 --every 20000
+ *   pnpm bench memory --keys 0                 idle only
  *
  * Flags: --keys N (1000000), --value-bytes N (100), --clients N (256), --every N
- * (keys / 10), --idle S (10: before the first reading), --settle S (15), --keep.
+ * (keys / 10), --idle S (10: before the first reading), --settle S (30), --source (run
+ * the servers from the sources, `src/cli.ts` with the source condition, instead of the
+ * `synod` command's build), --snapshot-every N (the cluster's `snapshotEvery`; default
+ * its default, 1000 slots), --keep.
  */
+import { readFileSync } from "node:fs"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Effect, References } from "effect"
 import * as Cluster from "./Cluster.ts"
@@ -21,20 +29,37 @@ const valueBytes = flag("value-bytes", 100)
 const clients = flag("clients", 256)
 const every = flag("every", Math.max(1, Math.floor(keys / 10)))
 const idleSeconds = flag("idle", 10)
-const settleSeconds = flag("settle", 15)
+// long enough for an idle server's collection (`Memory.collectWhenIdle`: a 10 s period)
+const settleSeconds = flag("settle", 30)
+const snapshotEvery = flag("snapshot-every", 0)
 
 interface Reading {
   readonly rss: number
+  readonly anon: number
   readonly heap: number
 }
 
-/** One server's memory from its `/metrics`, or undefined when it does not answer. */
-const reading = (url: string): Effect.Effect<Reading | undefined> =>
+/** The anonymous resident memory of process `pid`, in bytes (NaN when unknown). */
+const anonymous = (pid: number | undefined): number => {
+  try {
+    const kib = readFileSync(`/proc/${pid}/status`, "utf8").match(/^RssAnon:\s+(\d+) kB$/m)?.[1]
+    return kib === undefined ? Number.NaN : Number(kib) * 1024
+  } catch {
+    return Number.NaN
+  }
+}
+
+/** One server's memory from its `/metrics` (and `/proc`), or undefined when it does not answer. */
+const reading = (server: Cluster.Server): Effect.Effect<Reading | undefined> =>
   Effect.promise(async () => {
     try {
-      const page = await (await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(5000) })).text()
+      const page = await (await fetch(`${server.url}/metrics`, { signal: AbortSignal.timeout(5000) })).text()
       const value = (name: string) => Number(page.match(new RegExp(`^${name} (\\S+)$`, "m"))?.[1] ?? Number.NaN)
-      return { rss: value("process_resident_memory_bytes"), heap: value("nodejs_heap_size_used_bytes") }
+      return {
+        rss: value("process_resident_memory_bytes"),
+        anon: anonymous(server.pid()),
+        heap: value("nodejs_heap_size_used_bytes")
+      }
     } catch {
       return undefined
     }
@@ -43,20 +68,33 @@ const reading = (url: string): Effect.Effect<Reading | undefined> =>
 const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1).padStart(8)
 
 const main = Effect.gen(function* () {
+  const entry = has("source") ? "source" : "build"
   print(
-    `memory benchmark: 3 servers over NATS (fsync on), ${clients} clients writing ${keys} distinct keys ` +
-      `of ${valueBytes}-byte values`
+    `memory benchmark: 3 servers over NATS (fsync on, run from the ${entry === "build" ? "build: bin/synod.js" : "sources"}), ` +
+      `${clients} clients writing ${keys} distinct keys of ${valueBytes}-byte values` +
+      `${snapshotEvery > 0 ? `, snapshotEvery ${snapshotEvery}` : ""}; MiB`
   )
-  const cluster = yield* Cluster.start({ servers: 3, name: "memory", clientTimeoutMs: 30_000, keep: () => has("keep") })
-  const readAll = Effect.forEach(cluster.servers, (s) => reading(s.url), { concurrency: "unbounded" })
+  const cluster = yield* Cluster.start({
+    servers: 3,
+    name: "memory",
+    clientTimeoutMs: 30_000,
+    keep: () => has("keep"),
+    entry,
+    ...(snapshotEvery > 0 ? { snapshotEvery } : {})
+  })
+  const readAll = Effect.forEach(cluster.servers, reading, { concurrency: "unbounded" })
   const row = (label: string, rs: ReadonlyArray<Reading | undefined>) =>
     print(
-      `${label.padStart(12)} ${rs.map((r) => (r === undefined ? "       -        -" : `${mib(r.rss)} ${mib(r.heap)}`)).join("   ")}`
+      `${label.padStart(12)} ${rs.map((r) => (r === undefined ? `${"-".padStart(8)}`.repeat(3) : `${mib(r.rss)}${mib(r.anon)}${mib(r.heap)}`)).join("   ")}`
     )
-  print(`${"keys".padStart(12)} ${cluster.servers.map((s) => `${s.id} rss MiB  heap MiB`.padStart(17)).join("   ")}`)
+  print(
+    `${"keys".padStart(12)} ${cluster.servers.map((s) => `${`${s.id} rss`.padStart(8)}${"anon".padStart(8)}${"heap".padStart(8)}`).join("   ")}`
+  )
   yield* Effect.sleep(idleSeconds * 1000)
   const idle = yield* readAll
   row("idle", idle)
+  // `--keys 0`: the idle figures only
+  if (keys === 0) return
 
   // client i writes mem/<i>/<n>: every write a new key
   let next = every
@@ -84,14 +122,20 @@ const main = Effect.gen(function* () {
   row("settled", settled)
 
   const stored = written * (`mem/${clients - 1}/${Math.ceil(written / clients)}`.length + valueBytes)
+  // of the servers that answered (a server busy for over 5 s, in a snapshot or a collection, does not)
   const largest = (rs: ReadonlyArray<Reading | undefined>, f: (r: Reading) => number) =>
-    Math.max(...rs.map((r) => (r === undefined ? Number.NaN : f(r))))
-  const heapGrowth = largest(settled, (r) => r.heap) - largest(idle, (r) => r.heap)
-  const rssGrowth = largest(settled, (r) => r.rss) - largest(idle, (r) => r.rss)
+    Math.max(...rs.flatMap((r) => (r === undefined ? [] : [f(r)])))
+  const growth = (f: (r: Reading) => number) => {
+    const bytes = largest(settled, f) - largest(idle, f)
+    return `${(bytes / written).toFixed(0)} B/key (${(bytes / stored).toFixed(2)} B per stored byte)`
+  }
+  print(
+    `settled, largest server: rss ${mib(largest(settled, (r) => r.rss)).trim()} MiB, ` +
+      `anon ${mib(largest(settled, (r) => r.anon)).trim()} MiB, heap ${mib(largest(settled, (r) => r.heap)).trim()} MiB`
+  )
   print(
     `growth after ${written} keys (${mib(stored).trim()} MiB of keys and values): ` +
-      `heap ${(heapGrowth / written).toFixed(0)} B/key (${(heapGrowth / stored).toFixed(2)} B per stored byte), ` +
-      `rss ${(rssGrowth / written).toFixed(0)} B/key (${(rssGrowth / stored).toFixed(2)} B per stored byte)`
+      `rss ${growth((r) => r.rss)}, anon ${growth((r) => r.anon)}, heap ${growth((r) => r.heap)}`
   )
 }).pipe(Effect.scoped, Effect.provideService(References.MinimumLogLevel, "Warn"))
 

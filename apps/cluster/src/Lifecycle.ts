@@ -6,6 +6,7 @@
  * @since 0.2.0
  */
 import { Cause, Effect, Exit } from "effect"
+import * as Memory from "./Memory.ts"
 
 /** The signal this process received last, if any: the runtime turns it into an interruption. */
 let received: NodeJS.Signals | undefined
@@ -25,7 +26,11 @@ export const reason = (exit: Exit.Exit<unknown, unknown>): string => {
   return `error: ${error instanceof Error ? error.message : String(error)}`
 }
 
-/** Logs that `name` serves (with `fields`), then waits until stopped; logs the stop as it begins. */
+/**
+ * Logs that `name` serves (with `fields`), then waits until stopped, giving back memory
+ * it no longer uses meanwhile: what its start used, and what it used while busy once it is
+ * idle again (`Memory.collectWhenIdle`); logs the stop as it begins.
+ */
 export const serve = (name: string, fields: Record<string, unknown>): Effect.Effect<never> =>
   Effect.acquireUseRelease(
     Effect.sync(() => {
@@ -33,7 +38,8 @@ export const serve = (name: string, fields: Record<string, unknown>): Effect.Eff
       for (const [signal, f] of recorders) process.prependListener(signal, f)
     }),
     () =>
-      Effect.andThen(Effect.logInfo(`${name} started`, fields), Effect.never).pipe(
+      Effect.logInfo(`${name} started`, fields).pipe(
+        Effect.andThen(Memory.collectWhenIdle()),
         Effect.onInterrupt(() =>
           Effect.suspend(() => Effect.logInfo(`${name} stopping`, { reason: reason(Exit.interrupt()) }))
         )

@@ -1,0 +1,39 @@
+import { getHeapSpaceStatistics } from "node:v8"
+import { assert, describe, it } from "@effect/vitest"
+import { Duration, Effect } from "effect"
+import * as Memory from "@synod/cluster/Memory"
+
+const policy: Memory.Policy = { period: Duration.seconds(10), idleCpu: 0.05, growth: 16 * 1024 * 1024 }
+const MiB = 1024 * 1024
+
+describe("Memory", () => {
+  it("collects only after an idle period in which memory grew enough", () => {
+    const base = { periodMicros: 10_000_000, rssAfterLast: 100 * MiB }
+    // idle (1% of a core), grown by 20 MiB
+    assert.isTrue(Memory.shouldCollect(policy, { ...base, cpuMicros: 100_000, rss: 120 * MiB }))
+    // exactly at both limits
+    assert.isTrue(Memory.shouldCollect(policy, { ...base, cpuMicros: 500_000, rss: 116 * MiB }))
+    // busy: 6% of a core
+    assert.isFalse(Memory.shouldCollect(policy, { ...base, cpuMicros: 600_000, rss: 300 * MiB }))
+    // idle, but not grown enough
+    assert.isFalse(Memory.shouldCollect(policy, { ...base, cpuMicros: 0, rss: 115 * MiB }))
+  })
+
+  it.effect("a collection shrinks the young generation the allocations grew", () =>
+    Effect.gen(function* () {
+      const young = () => getHeapSpaceStatistics().find((s) => s.space_name === "new_space")?.physical_space_size ?? 0
+      // many short-lived objects, one in a hundred kept for a while: the young generation grows
+      const kept: Array<object> = []
+      for (let i = 0; i < 2_000_000; i++) {
+        const o = { i, pair: [i, i + 1], text: `x${i}` }
+        if (i % 100 === 0) kept.push(o)
+      }
+      const before = young()
+      yield* Memory.collectAll
+      const after = young()
+      assert.isAbove(kept.length, 0)
+      assert.isBelow(after, before, `young generation ${before} bytes before, ${after} after`)
+      assert.isAtMost(after, 4 * MiB)
+    })
+  )
+})
