@@ -17,9 +17,10 @@
  * by `growth` since the last one. It is a full mark-compact that also shrinks the young
  * generation to its initial size and returns the freed pages. It stops the process: about
  * 60 ms at start, 1.6 s for a heap with 685 MiB alive (measured alone on a loaded 2-core
- * machine); so never while the process is busy, and at most once a period. (An active
- * leader that pauses that long may see a follower campaign: a liveness hiccup with no
- * clients waiting, never a safety issue.)
+ * machine); so never while the process is busy, at most once a period, and only while the
+ * heap in use is at most `maxHeap` (96 MiB: about a fifth of a second), since an active
+ * leader that pauses past a leader timeout sees a follower campaign, and a lightly loaded
+ * server's clients wait as long. A larger heap is left to V8's own collector.
  *
  * V8's flags cannot do it: `--max-semi-space-size` is read when the heap is set up, before
  * any of this process's code runs (setting it later does nothing), and capping it would
@@ -60,6 +61,13 @@ export interface Policy {
   readonly idleCpu: number
   /** Worth a collection: resident memory grew by at least this many bytes since the last one. */
   readonly growth: number
+  /**
+   * Short enough: V8's heap in use is at most this many bytes. The collection stops the
+   * process for about 2.3 ms per MiB alive on this machine (60 ms at start, 1.6 s at 685
+   * MiB); past a leader timeout (300 ms by default) an idle leader's followers would start
+   * an election, and a lightly loaded server's clients would wait that long.
+   */
+  readonly maxHeap: number
 }
 
 /**
@@ -67,7 +75,13 @@ export interface Policy {
  * took 2.8% on this loaded 2-core machine; one taking writes, 20% and more); 16 MiB of
  * growth (a few thousand writes of 100-byte values).
  */
-export const defaultPolicy: Policy = { period: Duration.seconds(10), idleCpu: 0.1, growth: 16 * 1024 * 1024 }
+export const defaultPolicy: Policy = {
+  period: Duration.seconds(10),
+  idleCpu: 0.1,
+  growth: 16 * 1024 * 1024,
+  // about a fifth of a second of pause at most
+  maxHeap: 96 * 1024 * 1024
+}
 
 /** What one period showed: CPU used over it, and resident memory now and after the last collection. */
 export interface Sample {
@@ -75,11 +89,15 @@ export interface Sample {
   readonly periodMicros: number
   readonly rss: number
   readonly rssAfterLast: number
+  /** V8's heap in use now. */
+  readonly heapUsed: number
 }
 
 /** Whether to collect after a period: it was idle, and memory grew enough since the last collection. */
 export const shouldCollect = (policy: Policy, sample: Sample): boolean =>
-  sample.cpuMicros <= policy.idleCpu * sample.periodMicros && sample.rss - sample.rssAfterLast >= policy.growth
+  sample.cpuMicros <= policy.idleCpu * sample.periodMicros &&
+  sample.rss - sample.rssAfterLast >= policy.growth &&
+  sample.heapUsed <= policy.maxHeap
 
 /**
  * Collects now (what the start left behind), then whenever `policy` says so; runs until
@@ -110,7 +128,8 @@ export const collectWhenIdle = (policy: Policy = defaultPolicy): Effect.Effect<n
       const rss = process.memoryUsage.rss()
       // memory given back by itself (V8's own reducer, a shrinking workload) lowers the bar
       if (rss < rssAfterLast) rssAfterLast = rss
-      return shouldCollect(policy, { cpuMicros: used.user + used.system, periodMicros, rss, rssAfterLast })
+      const heapUsed = process.memoryUsage().heapUsed
+      return shouldCollect(policy, { cpuMicros: used.user + used.system, periodMicros, rss, rssAfterLast, heapUsed })
         ? collect
         : Effect.void
     })
