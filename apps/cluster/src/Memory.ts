@@ -18,7 +18,8 @@
  * generation to its initial size and returns the freed pages. It stops the process: about
  * 60 ms at start, 1.6 s for a heap with 685 MiB alive (measured alone on a loaded 2-core
  * machine); so never while the process is busy, at most once a period, and only while the
- * heap in use is at most `maxHeap` (96 MiB: about a fifth of a second), since an active
+ * heap alive after the last one was at most `maxLive` (112 MiB: about a quarter of a
+ * second), since an active
  * leader that pauses past a leader timeout sees a follower campaign, and a lightly loaded
  * server's clients wait as long. A larger heap is left to V8's own collector.
  *
@@ -62,12 +63,13 @@ export interface Policy {
   /** Worth a collection: resident memory grew by at least this many bytes since the last one. */
   readonly growth: number
   /**
-   * Short enough: V8's heap in use is at most this many bytes. The collection stops the
+   * Short enough: the heap alive after the last collection (what the next one's pause
+   * follows: live data grows slowly) is at most this many bytes. The collection stops the
    * process for about 2.3 ms per MiB alive on this machine (60 ms at start, 1.6 s at 685
    * MiB); past a leader timeout (300 ms by default) an idle leader's followers would start
    * an election, and a lightly loaded server's clients would wait that long.
    */
-  readonly maxHeap: number
+  readonly maxLive: number
 }
 
 /**
@@ -79,8 +81,8 @@ export const defaultPolicy: Policy = {
   period: Duration.seconds(10),
   idleCpu: 0.1,
   growth: 16 * 1024 * 1024,
-  // about a fifth of a second of pause at most
-  maxHeap: 96 * 1024 * 1024
+  // about a quarter of a second of pause
+  maxLive: 112 * 1024 * 1024
 }
 
 /** What one period showed: CPU used over it, and resident memory now and after the last collection. */
@@ -89,15 +91,15 @@ export interface Sample {
   readonly periodMicros: number
   readonly rss: number
   readonly rssAfterLast: number
-  /** V8's heap in use now. */
-  readonly heapUsed: number
+  /** V8's heap in use right after the last collection: what was alive then. */
+  readonly liveAfterLast: number
 }
 
 /** Whether to collect after a period: it was idle, and memory grew enough since the last collection. */
 export const shouldCollect = (policy: Policy, sample: Sample): boolean =>
   sample.cpuMicros <= policy.idleCpu * sample.periodMicros &&
   sample.rss - sample.rssAfterLast >= policy.growth &&
-  sample.heapUsed <= policy.maxHeap
+  sample.liveAfterLast <= policy.maxLive
 
 /**
  * Collects now (what the start left behind), then whenever `policy` says so; runs until
@@ -107,6 +109,7 @@ export const collectWhenIdle = (policy: Policy = defaultPolicy): Effect.Effect<n
   Effect.suspend(() => {
     const periodMicros = Duration.toMillis(policy.period) * 1000
     let rssAfterLast = 0
+    let liveAfterLast = 0
     let cpu = process.cpuUsage()
     const collect = Effect.suspend(() => {
       const before = process.memoryUsage.rss()
@@ -116,6 +119,7 @@ export const collectWhenIdle = (policy: Policy = defaultPolicy): Effect.Effect<n
         Effect.suspend(() => {
           const ms = Math.round(performance.now() - started)
           rssAfterLast = process.memoryUsage.rss()
+          liveAfterLast = process.memoryUsage().heapUsed
           cpu = process.cpuUsage()
           const mib = (bytes: number) => Math.round(bytes / 2 ** 20)
           return Effect.logDebug("collected garbage", { rssMiB: mib(before), afterMiB: mib(rssAfterLast), ms })
@@ -128,8 +132,13 @@ export const collectWhenIdle = (policy: Policy = defaultPolicy): Effect.Effect<n
       const rss = process.memoryUsage.rss()
       // memory given back by itself (V8's own reducer, a shrinking workload) lowers the bar
       if (rss < rssAfterLast) rssAfterLast = rss
-      const heapUsed = process.memoryUsage().heapUsed
-      return shouldCollect(policy, { cpuMicros: used.user + used.system, periodMicros, rss, rssAfterLast, heapUsed })
+      return shouldCollect(policy, {
+        cpuMicros: used.user + used.system,
+        periodMicros,
+        rss,
+        rssAfterLast,
+        liveAfterLast
+      })
         ? collect
         : Effect.void
     })

@@ -7,13 +7,13 @@ const policy: Memory.Policy = {
   period: Duration.seconds(10),
   idleCpu: 0.05,
   growth: 16 * 1024 * 1024,
-  maxHeap: 96 * 1024 * 1024
+  maxLive: 112 * 1024 * 1024
 }
 const MiB = 1024 * 1024
 
 describe("Memory", () => {
   it("collects only after an idle period in which memory grew enough", () => {
-    const base = { periodMicros: 10_000_000, rssAfterLast: 100 * MiB, heapUsed: 40 * MiB }
+    const base = { periodMicros: 10_000_000, rssAfterLast: 100 * MiB, liveAfterLast: 40 * MiB }
     // idle (1% of a core), grown by 20 MiB
     assert.isTrue(Memory.shouldCollect(policy, { ...base, cpuMicros: 100_000, rss: 120 * MiB }))
     // exactly at both limits
@@ -23,8 +23,8 @@ describe("Memory", () => {
     // idle, but not grown enough
     assert.isFalse(Memory.shouldCollect(policy, { ...base, cpuMicros: 0, rss: 115 * MiB }))
     // idle and grown, but a heap that large would pause the process too long
-    assert.isTrue(Memory.shouldCollect(policy, { ...base, cpuMicros: 0, rss: 300 * MiB, heapUsed: 96 * MiB }))
-    assert.isFalse(Memory.shouldCollect(policy, { ...base, cpuMicros: 0, rss: 300 * MiB, heapUsed: 97 * MiB }))
+    assert.isTrue(Memory.shouldCollect(policy, { ...base, cpuMicros: 0, rss: 300 * MiB, liveAfterLast: 112 * MiB }))
+    assert.isFalse(Memory.shouldCollect(policy, { ...base, cpuMicros: 0, rss: 300 * MiB, liveAfterLast: 113 * MiB }))
   })
 
   it.effect("a collection shrinks the young generation the allocations grew", () =>
