@@ -38,7 +38,8 @@ export const parseCommand = (text: string): Command.Command => {
   return new Command.Command({ client: client!, seq: Number(seq), acked: 0, op: { _tag: "Put", key: client!, value } })
 }
 
-export const value = (v: Command.SlotValue): string => (v._tag === "Noop" ? "noop" : v.commands.map(command).join(","))
+export const value = (v: Command.SlotValue): string =>
+  v._tag === "Batch" ? v.commands.map(command).join(",") : Command.valueKey(v)
 
 export const parseValue = (text: string): Command.SlotValue =>
   text === "noop" ? Command.noop : new Command.Batch({ commands: text.split(",").map(parseCommand) })
