@@ -37,6 +37,7 @@ import {
   type ClusterConfig,
   type Command,
   Command as Cmd,
+  Configuration,
   JsonText,
   Limits,
   type Message,
@@ -46,7 +47,19 @@ import {
   Transport,
   Trusted
 } from "@synod/core"
-import { Clock, Deferred, Effect, LogLevel, Metric, Option, Random, Result, type Schema, type Tracer } from "effect"
+import {
+  Clock,
+  Deferred,
+  Effect,
+  LogLevel,
+  Metric,
+  Option,
+  Queue,
+  Random,
+  Result,
+  type Schema,
+  type Tracer
+} from "effect"
 import { createHash } from "node:crypto"
 import { ClientTable } from "./ClientTable.ts"
 import * as Divergence from "./Divergence.ts"
@@ -80,6 +93,8 @@ export type Input =
   | { readonly _tag: "Saved"; readonly slotOut: number }
   /** The digest of a state it captured (`Job`), computed off the loop. */
   | { readonly _tag: "Digested"; readonly slot: number; readonly epoch: number; readonly digest: string }
+  /** Its server's API asks for a configuration change (never a client: `Request` carries commands only). */
+  | { readonly _tag: "Change"; readonly members: Configuration.Members }
 
 /** Work for the host's worker: the digest of a captured state (`epoch`: see `ReplicaCore.epoch`). */
 export interface Job<S> {
@@ -100,6 +115,17 @@ export type Event =
   | Quarantine
   /** It answers clients again: it installed a majority peer's snapshot, or agreed at a later digest slot. */
   | { readonly _tag: "Recovered"; readonly slotOut: number; readonly installed: boolean }
+  /**
+   * It performed a configuration change decided in `slot`: `members` governs from
+   * `effective` on, or (`error`) the change was refused and performed as a no-op.
+   */
+  | {
+      readonly _tag: "Reconfigured"
+      readonly slot: number
+      readonly members: Configuration.Members
+      readonly effective: number
+      readonly error?: string
+    }
 
 /** A client's read, waiting to be served from the replica's state. */
 interface PendingRead {
@@ -143,7 +169,7 @@ export class ReplicaCore<S, C, R> {
   /** Set while its state disagrees with its peers': it answers no client. */
   quarantine: Quarantine | undefined
   /** Digests of its own state and its peers', at recent digest slots. */
-  readonly digests: Divergence.Digests
+  digests: Divergence.Digests
   /** The highest slot it asked a digest of. */
   private digested = 0
   /**
@@ -185,7 +211,15 @@ export class ReplicaCore<S, C, R> {
   private readonly limits: Limits.Limits
   readonly pending = new Map<string, Command.Command>()
   readonly inFlight = new Set<string>()
-  readonly proposals = new Map<number, Command.Batch>()
+  /** Slot → what this replica proposed there: a batch of client commands, or a configuration change. */
+  readonly proposals = new Map<number, Command.Batch | Command.Reconfigure>()
+  /**
+   * The configuration history after the slots below `slotOut` (docs/reconfiguration.md):
+   * which acceptors, leaders and replicas hold each slot. Saved with every snapshot.
+   */
+  history: Configuration.History
+  /** Configuration changes asked of this replica (its server's API), waiting for a slot of their own. */
+  readonly changes: Array<Command.Reconfigure> = []
   /** Per outstanding proposal: when to resend it, and how often it was resent (the back-off). */
   private readonly resendAt = new Map<number, { readonly at: number; readonly attempts: number }>()
   /** When slotOut last advanced: while it moves, only the active leader hears resends. */
@@ -204,8 +238,14 @@ export class ReplicaCore<S, C, R> {
   /** Below the watermark at the last step (to report the change once). */
   private behind = false
   private readonly codecs: StateMachine.Codecs<S, C, R>
-  private readonly leaders: ReadonlyArray<Address.Address>
-  private readonly acceptors: ReadonlyArray<Address.Address>
+  /** Every leader and acceptor the history names (proposals and Progress go to them), and the leaders of its latest configuration. */
+  private leaders: ReadonlyArray<Address.Address> = []
+  private acceptors: ReadonlyArray<Address.Address> = []
+  private latestLeaders: ReadonlyArray<Address.Address> = []
+  /** The window a change takes effect after: the config's, or 1 under the planted `immediateReconfig`. */
+  private readonly effectAfter: number
+  /** The cluster config's members: the history of a snapshot that carries none. */
+  private readonly base: Configuration.Members
   private readonly id: string
   private readonly config: ClusterConfig.ClusterConfig
   private readonly machine: StateMachine.StateMachine<S, C, R>
@@ -214,7 +254,7 @@ export class ReplicaCore<S, C, R> {
   private readonly noRecovery: boolean
   private readonly now: () => number
   private readonly source: StateTransfer.Source
-  private readonly sink: StateTransfer.Sink
+  private sink: StateTransfer.Sink
   /** When the oldest pending command arrived (for the batching linger). */
   private pendingSince = 0
   /** Set while a partial batch lingers: when it must go out at the latest. */
@@ -242,6 +282,8 @@ export class ReplicaCore<S, C, R> {
       readonly ignoreDivergence?: boolean
       /** Draws in [0, 1): read-index question ids start at a random base (default: always 0). */
       readonly random?: () => number
+      /** R17: a change governs from the slot after the one that decided it. */
+      readonly immediateReconfig?: boolean
     } = {}
   ) {
     this.random = options.random ?? (() => 0)
@@ -251,13 +293,18 @@ export class ReplicaCore<S, C, R> {
     this.config = config
     this.machine = machine
     this.codecs = StateMachine.codecs(machine)
-    this.leaders = config.leaders.map(Address.leader)
-    this.acceptors = config.acceptors.map(Address.acceptor)
-    const peers = config.replicas.filter((r) => r !== id)
+    this.effectAfter = options.immediateReconfig === true ? 1 : config.window
+    this.base = { acceptors: config.acceptors, leaders: config.leaders, replicas: config.replicas }
+    this.history =
+      Option.isSome(snapshot) && snapshot.value.history !== undefined
+        ? snapshot.value.history
+        : Configuration.initial(this.base)
+    const peers = this.peers()
     // a character of the encoded snapshot takes at most 6 bytes in a StateChunk (a \u escape)
     this.source = new StateTransfer.Source(Math.min(config.transferChunkBytes, Math.floor(this.limits.batchBytes / 6)))
-    this.sink = new StateTransfer.Sink(peers.map(Address.replica), Math.max(0, config.replicas.indexOf(id)))
-    this.digests = new Divergence.Digests(peers.map(Address.replica), config.replicas.length)
+    this.sink = new StateTransfer.Sink(peers, Math.max(0, this.replicaIds().indexOf(id)))
+    this.digests = new Divergence.Digests(peers, this.replicaIds().length)
+    this.routes()
     this.hash = options.hash
     this.ignoreDivergence = options.ignoreDivergence === true
     this.probe = options.probe
@@ -281,6 +328,42 @@ export class ReplicaCore<S, C, R> {
     this.lastSnapshot = this.slotOut
     // it saves only verified states (see `step`): the one it starts from is one
     if (this.vouched && Option.isSome(snapshot)) this.verified = this.capture()
+  }
+
+  /** The replicas of its latest configuration: the peers it compares digests with and copies state from. */
+  private replicaIds(): ReadonlyArray<string> {
+    return Configuration.latest(this.history).replicas
+  }
+
+  private peers(): Array<Address.Address> {
+    const ids = this.replicaIds().filter((r) => r !== this.id)
+    // a replica outside its configuration (a new one, still on the base config) copies from any replica named
+    const from = ids.length > 0 ? ids : Configuration.everyone(this.history, "replicas").filter((r) => r !== this.id)
+    return from.map(Address.replica)
+  }
+
+  /** Where proposals, Progress and History go, after the history changed. */
+  private routes(): void {
+    this.leaders = Configuration.everyone(this.history, "leaders").map(Address.leader)
+    this.acceptors = Configuration.everyone(this.history, "acceptors").map(Address.acceptor)
+    this.latestLeaders = Configuration.latest(this.history).leaders.map(Address.leader)
+  }
+
+  /**
+   * The history changed (a change performed, or a snapshot installed): messages follow
+   * it, and digests are compared with the replicas of the latest configuration from now on.
+   */
+  private reconfigured(): void {
+    this.routes()
+    const peers = this.peers()
+    this.digests = new Divergence.Digests(peers, this.replicaIds().length)
+    if (!this.catchingUp) this.sink = new StateTransfer.Sink(peers, Math.max(0, this.replicaIds().indexOf(this.id)))
+  }
+
+  /** Asks for a configuration change: proposed in a slot of its own as soon as the window allows. */
+  change(members: Configuration.Members): void {
+    this.changes.push(Trusted.reconfigure(members))
+    this.propose()
   }
 
   /** The active leader it follows, unless it has been silent for a leader timeout. */
@@ -349,6 +432,9 @@ export class ReplicaCore<S, C, R> {
         break
       case "Wake":
         this.propose()
+        break
+      case "Change":
+        this.change(input.members)
         break
       case "Saved":
         // only now may Progress report it: acceptors forget what f + 1 replicas hold durably
@@ -536,14 +622,17 @@ export class ReplicaCore<S, C, R> {
       if (mine !== undefined) {
         this.proposals.delete(slot)
         this.resendAt.delete(slot)
-        for (const c of mine.commands) this.inFlight.delete(Cmd.commandKey(c))
+        if (mine._tag === "Batch") for (const c of mine.commands) this.inFlight.delete(Cmd.commandKey(c))
       }
       this.perform(slot, d)
       this.lastProgress = this.now()
       if (mine !== undefined && !Cmd.sameValue(mine, d)) {
         // lost the slot: propose again whatever was not performed
-        for (const c of mine.commands) {
-          if (!this.table.isPerformed(c.client, c.seq)) this.pending.set(Cmd.commandKey(c), c)
+        if (mine._tag === "Reconfigure") this.changes.push(mine)
+        else {
+          for (const c of mine.commands) {
+            if (!this.table.isPerformed(c.client, c.seq)) this.pending.set(Cmd.commandKey(c), c)
+          }
         }
       }
     }
@@ -618,7 +707,7 @@ export class ReplicaCore<S, C, R> {
    * both vouch for; there a disagreement is a `Split` anyway, which no copy settles.
    */
   private get vouched(): boolean {
-    return this.config.replicas.length >= 3
+    return this.replicaIds().length >= 3
   }
 
   /**
@@ -637,7 +726,8 @@ export class ReplicaCore<S, C, R> {
       slotOut: captured.slotOut,
       state: this.codecs.encodeState(captured.state),
       clients: captured.clients,
-      digestBytes: captured.digestBytes
+      digestBytes: captured.digestBytes,
+      ...historyField(captured.history)
     }
   }
 
@@ -678,11 +768,15 @@ export class ReplicaCore<S, C, R> {
     this.slotOut = snapshot.slotOut
     this.table = ClientTable.fromSnapshot(snapshot.clients)
     this.bytesSinceDigest = snapshot.digestBytes ?? 0
+    const history = snapshot.history ?? Configuration.initial(this.base)
+    const historyChanged = JSON.stringify(history) !== JSON.stringify(this.history)
+    this.history = history
     this.installed = true
     this.lastProgress = this.now()
     this.bytesSinceSnapshot = 0
     // digests of the replaced state no longer count; the new one is digested at its slot if that is a digest slot
     this.epoch++
+    if (historyChanged) this.reconfigured()
     this.digests.own.clear()
     this.captures.clear()
     // a copy is of a verified state (the only kind served, with three replicas or more)
@@ -706,6 +800,13 @@ export class ReplicaCore<S, C, R> {
       if (slot >= this.slotOut) continue
       this.proposals.delete(slot)
       this.resendAt.delete(slot)
+      // a change proposed below the copy's slotOut: performed there if decided, else asked again
+      if (batch._tag === "Reconfigure") {
+        if (!this.history.some((e) => Cmd.membersKey(e.members) === Cmd.membersKey(batch.members))) {
+          this.changes.push(batch)
+        }
+        continue
+      }
       for (const c of batch.commands) {
         const k = Cmd.commandKey(c)
         this.inFlight.delete(k)
@@ -734,8 +835,17 @@ export class ReplicaCore<S, C, R> {
     // tell the acceptors how far this replica's durable and verified state reaches (their
     // GC watermark): the decisions after the last verified state are kept, so a replica
     // copying that state can always perform the rest
-    const progress = Trusted.progress(this.vouched ? Math.min(this.durable, this.verified?.slotOut ?? 1) : this.durable)
+    const changed = this.history.length > 1 ? this.history : undefined
+    const progress = Trusted.progress(
+      this.vouched ? Math.min(this.durable, this.verified?.slotOut ?? 1) : this.durable,
+      changed
+    )
     for (const to of this.acceptors) this.out.send(to, progress)
+    // leaders learn the configuration history from the replicas (docs/reconfiguration.md,
+    // rule 5), also while it is the cluster config's: that no change was decided below
+    // slotOut is what lets a new leader command the slots after the ones it decided itself
+    const report = Trusted.history(this.history, this.slotOut)
+    for (const to of this.latestLeaders) this.out.send(to, report)
     this.source.tick(this.now())
     const ask = this.readAsk
     if (ask !== undefined && this.now() - ask.sentAt >= this.config.timeouts.retransmitMs) {
@@ -789,7 +899,8 @@ export class ReplicaCore<S, C, R> {
       slotOut: this.slotOut,
       state: this.codecs.encodeState(this.state),
       clients: this.table.toSnapshot(),
-      digestBytes: this.bytesSinceDigest
+      digestBytes: this.bytesSinceDigest,
+      ...historyField(this.history)
     }
   }
 
@@ -802,7 +913,8 @@ export class ReplicaCore<S, C, R> {
       slotOut: this.slotOut,
       state: this.state,
       clients: this.table.toSnapshot(),
-      digestBytes: this.bytesSinceDigest
+      digestBytes: this.bytesSinceDigest,
+      history: this.history
     }
   }
 
@@ -857,6 +969,12 @@ export class ReplicaCore<S, C, R> {
   propose(): void {
     const { window, batch } = this.config
     this.lingerUntil = undefined
+    // a change takes a slot of its own, before the commands waiting
+    while (this.slotIn < this.slotOut + window && this.changes.length > 0) {
+      const slot = this.slotIn++
+      if (this.decisions.has(slot)) continue
+      this.send(slot, this.changes.shift()!)
+    }
     while (this.slotIn < this.slotOut + window && this.pending.size > 0) {
       if (batch.lingerMs > 0 && this.pending.size < batch.maxSize) {
         // a partial batch waits a little for company, but never longer than the linger
@@ -880,15 +998,19 @@ export class ReplicaCore<S, C, R> {
         commands.push(c)
         if (commands.length >= batch.maxSize) break
       }
-      const value = Trusted.batch(commands)
       this.pendingSince = this.now()
-      this.proposals.set(slot, value)
-      this.resendAt.set(slot, { at: this.now() + this.config.timeouts.retransmitMs, attempts: 0 })
-      const propose = Trusted.propose(slot, value)
-      const leader = this.leader
-      if (leader === undefined) this.toLeaders(propose)
-      else this.out.send(leader, propose)
+      this.send(slot, Trusted.batch(commands))
     }
+  }
+
+  /** Proposes `value` in `slot`, to the leader it follows (every leader if none), and resends it until decided. */
+  private send(slot: number, value: Command.Batch | Command.Reconfigure): void {
+    this.proposals.set(slot, value)
+    this.resendAt.set(slot, { at: this.now() + this.config.timeouts.retransmitMs, attempts: 0 })
+    const propose = Trusted.propose(slot, value)
+    const leader = this.leader
+    if (leader === undefined) this.toLeaders(propose)
+    else this.out.send(leader, propose)
   }
 
   private perform(slot: number, value: Command.SlotValue): void {
@@ -919,6 +1041,27 @@ export class ReplicaCore<S, C, R> {
         performed.push(k)
         // the replica the client asked answers; the others answer its retries from the table
         if (this.local.delete(k)) this.respond(c.client, c.seq, outcome)
+      }
+    } else if (value._tag === "Reconfigure") {
+      // in slot order, on every replica alike: the same history after the same slots
+      const next = Configuration.apply(this.history, slot, value.members, this.effectAfter)
+      if (next === undefined) {
+        this.out.event({
+          _tag: "Reconfigured",
+          slot,
+          members: value.members,
+          effective: 0,
+          error: `the configuration history is full (${Configuration.maxEntries} entries): change refused`
+        })
+      } else {
+        this.history = next
+        this.reconfigured()
+        this.out.event({
+          _tag: "Reconfigured",
+          slot,
+          members: value.members,
+          effective: next[next.length - 1]!.from
+        })
       }
     }
     this.slotOut = slot + 1
@@ -965,7 +1108,15 @@ export interface Captured<S> {
   readonly state: S
   readonly clients: Storage.ReplicaSnapshot["clients"]
   readonly digestBytes: number
+  readonly history: Configuration.History
 }
+
+/**
+ * A snapshot's `history` key: present once the configuration changed, absent while it is
+ * the cluster config's (so a cluster that never changed keeps the snapshots and digests it had).
+ */
+const historyField = (history: Configuration.History): { readonly history?: Configuration.History } =>
+  history.length > 1 ? { history } : {}
 
 /**
  * The state digest of a snapshot's encoded text, `JSON.stringify` of `{slotOut, state,
@@ -997,7 +1148,8 @@ export const encodeCaptured = <S>(
       slotOut: captured.slotOut,
       state,
       clients: captured.clients,
-      digestBytes: captured.digestBytes
+      digestBytes: captured.digestBytes,
+      ...historyField(captured.history)
     })
   )
 
@@ -1149,7 +1301,8 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
     maxMessageBytes: transport.maxMessageBytes,
     hash: digestText,
     ignoreDivergence: bugs.ignoreDivergence,
-    random: () => rng.nextDoubleUnsafe()
+    random: () => rng.nextDoubleUnsafe(),
+    immediateReconfig: bugs.immediateReconfig
   })
   probe?.replicaLoaded(id, core.slotOut)
   tamper?.register(id, (f) => {
@@ -1213,6 +1366,9 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
     )
   })
 
+  // configuration changes asked through `reconfigure`, by members, until performed
+  const changing = new Map<string, Array<Deferred.Deferred<Extract<Event, { _tag: "Reconfigured" }>>>>()
+  const control = yield* Queue.unbounded<Input>()
   const observe = (events: ReadonlyArray<Event>) =>
     Effect.forEach(
       events,
@@ -1244,6 +1400,20 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
                 others: Object.fromEntries(event.others.map((o) => [Address.id(o.replica), o.digest]))
               }
             )
+          case "Reconfigured": {
+            const waiting = changing.get(Cmd.membersKey(event.members))
+            if (waiting !== undefined) {
+              changing.delete(Cmd.membersKey(event.members))
+              for (const d of waiting) Deferred.doneUnsafe(d, Effect.succeed(event))
+            }
+            return event.error === undefined
+              ? Effect.logInfo("configuration change performed", {
+                  slot: event.slot,
+                  effective: event.effective,
+                  members: event.members
+                })
+              : Effect.logWarning(event.error, { slot: event.slot, members: event.members })
+          }
           case "Recovered":
             return Effect.logWarning(
               event.installed
@@ -1303,6 +1473,7 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
     message: (from, message): Input => ({ _tag: "Message", from, message }),
     tick: { everyMs: retransmitMs, input: { _tag: "Tick" } },
     wake: { _tag: "Wake" },
+    control,
     // the writer encodes the captured state a slice per turn, then saves it
     persist: (snapshots) => Effect.flatMap(encode(snapshots[snapshots.length - 1]!), store.save),
     persistInBackground: true,
@@ -1329,8 +1500,24 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
     next,
     diverged: Effect.sync(() => (core.quarantine === undefined ? undefined : { slot: core.quarantine.slot }))
   }
+  /**
+   * Proposes a configuration change (docs/reconfiguration.md) and waits until this replica
+   * performed the slot that decided it: answers that slot, the slot it governs from, or
+   * the error it was refused with. Only the server's own API calls this.
+   */
+  const reconfigure = (members: Configuration.Members) =>
+    Effect.gen(function* () {
+      const done = Deferred.makeUnsafe<Extract<Event, { _tag: "Reconfigured" }>>()
+      const key = Cmd.membersKey(members)
+      changing.set(key, [...(changing.get(key) ?? []), done])
+      yield* Queue.offer(control, { _tag: "Change", members })
+      return yield* Deferred.await(done)
+    })
   return {
     applied,
+    reconfigure,
+    /** The configuration history as this replica performed it. */
+    history: Effect.sync(() => core.history),
     status: Effect.sync(
       (): Status => ({
         id,

@@ -106,7 +106,8 @@ const readers: Record<string, (text: string) => unknown> = {
   },
   value: parseValue,
   accepted: parsePValues,
-  command: parseCommand
+  command: parseCommand,
+  history: (t) => JSON.parse(t)
 }
 
 const constructors = {
@@ -118,7 +119,8 @@ const constructors = {
   Decision: Message.Decision,
   Request: Message.Request,
   Heartbeat: Message.Heartbeat,
-  Progress: Message.Progress
+  Progress: Message.Progress,
+  History: Message.History
 } as const
 
 /** A message from its tag and `field=value` arguments (lists default to empty). */
@@ -146,6 +148,7 @@ const senderRole: Record<string, Address.Role> = {
   P2b: "acceptor",
   Propose: "replica",
   Progress: "replica",
+  History: "replica",
   Decision: "leader",
   Heartbeat: "leader",
   Request: "client"
