@@ -57,7 +57,8 @@ import {
   Queue,
   Random,
   Result,
-  type Schema,
+  Schema,
+  SchemaIssue,
   type Tracer
 } from "effect"
 import { createHash } from "node:crypto"
@@ -1102,6 +1103,9 @@ export class ReplicaCore<S, C, R> {
   }
 }
 
+const decodeMembers = Schema.decodeUnknownResult(Configuration.Members)
+const membersFormatter = SchemaIssue.makeFormatterDefault()
+
 /** A snapshot whose state is not encoded yet (`ReplicaCore.capture`). */
 export interface Captured<S> {
   readonly slotOut: number
@@ -1507,6 +1511,16 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
    */
   const reconfigure = (members: Configuration.Members) =>
     Effect.gen(function* () {
+      const valid = decodeMembers(members)
+      if (Result.isFailure(valid)) {
+        return {
+          _tag: "Reconfigured",
+          slot: 0,
+          members,
+          effective: 0,
+          error: `invalid members: ${membersFormatter(valid.failure.issue)}`
+        } as const
+      }
       const done = Deferred.makeUnsafe<Extract<Event, { _tag: "Reconfigured" }>>()
       const key = Cmd.membersKey(members)
       changing.set(key, [...(changing.get(key) ?? []), done])
