@@ -658,7 +658,9 @@ export class ReplicaCore<S, C, R> {
     }
     const after = this.leader
     if (after !== undefined && after !== before) {
-      // a new leader: it needs what waits now, not after a back-off
+      // a new leader: it needs what waits now, not after a back-off, and first the history,
+      // without which it commands none of the slots past the ones it decided itself
+      this.out.send(after, Trusted.history(this.history, this.slotOut))
       const at = this.now() + this.config.timeouts.retransmitMs
       for (const [slot, value] of this.proposals) {
         this.out.send(after, Trusted.propose(slot, value))
@@ -1106,6 +1108,9 @@ export class ReplicaCore<S, C, R> {
 const decodeMembers = Schema.decodeUnknownResult(Configuration.Members)
 const membersFormatter = SchemaIssue.makeFormatterDefault()
 
+/** A configuration change performed (or refused: `error`), as `reconfigure` answers it. */
+export type Reconfigured = Extract<Event, { readonly _tag: "Reconfigured" }>
+
 /** A snapshot whose state is not encoded yet (`ReplicaCore.capture`). */
 export interface Captured<S> {
   readonly slotOut: number
@@ -1176,6 +1181,8 @@ export interface Status {
   readonly watermark: number
   /** slotOut of its last durable snapshot. */
   readonly durable: number
+  /** The configuration history after the slots below `slotOut` (docs/reconfiguration.md). */
+  readonly history: Configuration.History
   /** The leader (its id) whose heartbeats last said it is active; absent until one did. */
   readonly leader?: string
   /**
@@ -1544,6 +1551,7 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
         pending: core.pending.size,
         watermark: core.watermark,
         durable: core.durable,
+        history: core.history,
         ...(core.leader === undefined ? {} : { leader: Address.id(core.leader) }),
         ...(core.quarantine === undefined
           ? {}
