@@ -283,7 +283,7 @@ export class ReplicaCore<S, C, R> {
       readonly ignoreDivergence?: boolean
       /** Draws in [0, 1): read-index question ids start at a random base (default: always 0). */
       readonly random?: () => number
-      /** R17: a change governs from the slot after the one that decided it. */
+      /** B12 (planted): a change governs from the slot after the one that decided it. */
       readonly immediateReconfig?: boolean
     } = {}
   ) {

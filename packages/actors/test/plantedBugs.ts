@@ -72,10 +72,10 @@ export const budget: ReadonlyArray<readonly [Name, string, number] | readonly [N
   ], // (1)
   // a configuration change applied at s + 1 instead of s + window: slots already in flight
   // get decided by a majority of the new configuration, not of the one that governs them
-  // (invariant M); its seeds all run the reconfiguration nemesis
+  // (invariant CFG); its seeds all run the reconfiguration nemesis
   [
     "immediateReconfig",
-    "R17 a configuration change applied before the window",
+    "B12 a configuration change applied before the window",
     20,
     { as: "any", scenario: { reconfigure: true } }
   ] // (2)

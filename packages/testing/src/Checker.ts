@@ -8,10 +8,10 @@
  * - G   an acceptor forgets slots only below a watermark that f + 1 replicas (all, if
  *       fewer) have durably snapshotted — replicas of the configuration that holds the
  *       slot below the watermark, when the configuration changes.
- * - M   every slot is decided by a majority of the acceptors of the configuration in
+ * - CFG every slot is decided by a majority of the acceptors of the configuration in
  *       force at that slot (`Configuration.isMajorityAt` over the history the decided log
  *       makes, docs/reconfiguration.md): the "chosen" of A5 and the majority of D are
- *       counted that way (catches R17, a change applied before the window).
+ *       counted that way (catches B12, a change applied before the window).
  * - A4  one value per (ballot, slot) across all acceptors.
  * - A5  once a majority accepted ⟨b,s,v⟩, no acceptor accepts another value for s at a
  *       higher ballot.
@@ -121,7 +121,7 @@ export class Checker implements Probe.Probe {
     return this.cachedHistory
   }
 
-  /** Did a majority of the acceptors of `slot`'s configuration vote (M)? */
+  /** Did a majority of the acceptors of `slot`'s configuration vote (CFG)? */
   private majorityAt(slot: number, voters: ReadonlySet<string>): boolean {
     const h = this.history()
     return h === undefined
@@ -400,7 +400,7 @@ export class Checker implements Probe.Probe {
       this.fail(
         h === undefined
           ? `D: leader ${leader} decided ${v} in slot ${slot} at ${ballot} without a majority of acceptors accepting it`
-          : `M: leader ${leader} decided ${v} in slot ${slot} at ${ballot} without a majority of the acceptors of that slot's configuration (${Configuration.at(h, slot).acceptors.join(",")}) accepting it (voters: ${[...(voters ?? [])].join(",")})`
+          : `CFG: leader ${leader} decided ${v} in slot ${slot} at ${ballot} without a majority of the acceptors of that slot's configuration (${Configuration.at(h, slot).acceptors.join(",")}) accepting it (voters: ${[...(voters ?? [])].join(",")})`
       )
     }
     const prior = this.decisions.get(slot)

@@ -34,7 +34,7 @@ export interface PlantedBugs {
   readonly leaseEarlyExpiry: boolean
   /** B19: replicas exchange state digests but never compare them: a corrupted replica goes on answering from its state. */
   readonly ignoreDivergence: boolean
-  /** R17: a configuration change decided in slot s governs from s + 1 instead of s + window: slots already in flight change configuration. */
+  /** B12: a configuration change decided in slot s governs from s + 1 instead of s + window: slots already in flight change configuration. */
   readonly immediateReconfig: boolean
 }
 
