@@ -409,6 +409,9 @@ export class ReplicaCore<S, C, R> {
             break
           }
           case "Digest":
+            // a replica sends digests to the replicas of its latest configuration: one this
+            // replica does not know of (its history is older) may hold the state it needs
+            if (Address.role(from) === "replica") this.sink.addPeer(from)
             for (const o of this.digests.recordPeer(from, msg)) this.out.send(o.to, o.message)
             this.judge(msg.slot)
             break
