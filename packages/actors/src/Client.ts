@@ -102,6 +102,12 @@ export interface Options {
    * `synod.<c>.req.*.<scope>`, responses on `synod.<c>.client.<scope>.*`.
    */
   readonly scope?: string
+  /**
+   * The replicas to send to, asked at every send (default: `config.replicas`): a server's
+   * own API client follows its replica's configuration history (docs/reconfiguration.md),
+   * so its requests reach the replicas of the latest configuration.
+   */
+  readonly replicas?: () => ReadonlyArray<string>
 }
 
 type Reply = { readonly result: Schema.Json; readonly error?: string }
@@ -131,7 +137,13 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
   const self = Address.client(id)
   const codecs = StateMachine.codecs(machine)
   const limit = Limits.fromMessageBytes(transport.maxMessageBytes).commandBytes
-  const replicas = config.replicas.map(Address.replica)
+  const configured = config.replicas.map(Address.replica)
+  const current = options.replicas
+  const replicasNow = (): ReadonlyArray<Address.Address> => {
+    const ids = current?.()
+    return ids === undefined || ids.length === 0 ? configured : ids.map(Address.replica)
+  }
+  const replicas = configured
   const { retransmitMs, clientTimeoutMs } = config.timeouts
   const waiting = new Map<number, Waiting>()
   /** Reads in flight, by read id (their own counter: reads take no command seq). */
@@ -140,7 +152,12 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
   yield* Metrics.start([resent])
   let nextSeq = 1
   let nextRead = 1
-  let preferred = replicas[0]!
+  let preferred = replicasNow()[0] ?? replicas[0]!
+  /** The first attempt's replica: the last one that answered, unless the configuration left it out. */
+  const firstTo = (): Address.Address => {
+    const now = replicasNow()
+    return current === undefined || now.includes(preferred) ? preferred : now[0]!
+  }
   // tracing: each command a span `synod.client` (its requests carry it); off, no span at all
   const traced = yield* Trace.Enabled
 
@@ -198,7 +215,7 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
           if (now >= w.resendAt) {
             // no answer yet: ask every replica, waiting twice as long each time
             resends++
-            for (const r of replicas) yield* sendTo(r, w.request, w.span)
+            for (const r of replicasNow()) yield* sendTo(r, w.request, w.span)
             w.wait = Math.min(w.wait * 2, 8 * retransmitMs)
             w.resendAt = now + w.wait
           }
@@ -242,7 +259,7 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
       const done = Deferred.makeUnsafe<Reply | undefined>()
       waiting.set(seq, { done, request, started, resendAt: started + retransmitMs, wait: retransmitMs, span })
       busy.openUnsafe()
-      return sendTo(preferred, request, span).pipe(
+      return sendTo(firstTo(), request, span).pipe(
         Effect.andThen(Deferred.await(done)),
         Effect.flatMap((reply) => outcome(seq, started, reply)),
         Effect.ensuring(Effect.sync(() => waiting.delete(seq)))
@@ -283,7 +300,7 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
         span: undefined
       })
       busy.openUnsafe()
-      return sendTo(preferred, request, undefined).pipe(
+      return sendTo(firstTo(), request, undefined).pipe(
         Effect.andThen(Deferred.await(done)),
         Effect.flatMap(
           (reply): Effect.Effect<R, ReadError> =>
