@@ -518,6 +518,11 @@ export class LeaderCore {
         return
       }
       case "History":
+        // a replica behind what this leader knows, once the configuration changed: tell it
+        // the history, so that it finds the replicas it may copy the state from
+        if (msg.slotOut < this.known && this.history.length > 1 && Address.role(from) === "replica") {
+          this.out.send(from, Trusted.history(this.history, this.known))
+        }
         return this.learn(msg.history, msg.slotOut)
       case "P2b":
         return this.p2b(from, msg)

@@ -421,6 +421,15 @@ export class ReplicaCore<S, C, R> {
           case "ReadIndexReply":
             this.readIndexReply(msg)
             break
+          case "History":
+            // a leader's answer to a report older than what it knows: the replicas of the
+            // latest configuration are where a copy of the state may be had
+            if (Address.role(from) === "leader") {
+              for (const r of Configuration.latest(msg.history).replicas) {
+                if (r !== this.id) this.sink.addPeer(Address.replica(r))
+              }
+            }
+            break
         }
         break
       }
@@ -464,6 +473,10 @@ export class ReplicaCore<S, C, R> {
     ) {
       if (this.installed) this.out.event({ _tag: "Installed", slotOut: this.slotOut })
       const record = this.installed || !this.vouched || verified === undefined ? this.capture() : verified
+      // with fewer than three replicas every saved state counts as verified: should a change
+      // bring the configuration to three or more, the state it reported durable is one it
+      // may serve (docs/reconfiguration.md)
+      if (!this.vouched) this.verified = record
       this.lastSnapshot = record.slotOut
       this.installed = false
       this.bytesSinceSnapshot = 0
@@ -1219,7 +1232,8 @@ const isInbound = (m: Message.Message): m is Message.ReplicaInbound =>
   m._tag === "Heartbeat" ||
   m._tag === "StateRequest" ||
   m._tag === "StateChunk" ||
-  m._tag === "Digest"
+  m._tag === "Digest" ||
+  m._tag === "History"
 
 /** Runs replica `id` of `machine` until the scope closes; answers its status. Requires `Transport` and `Storage`. */
 /**

@@ -262,7 +262,8 @@ export const ReplicaInbound = Schema.Union([
   StateChunk,
   Read,
   ReadIndexReply,
-  Digest
+  Digest,
+  History
 ])
 export type ReplicaInbound = typeof ReplicaInbound.Type
 
