@@ -676,7 +676,7 @@ export class ReplicaCore<S, C, R> {
     if (after !== undefined && after !== before) {
       // a new leader: it needs what waits now, not after a back-off, and first the history,
       // without which it commands none of the slots past the ones it decided itself
-      this.out.send(after, Trusted.history(this.history, this.slotOut))
+      if (this.proposals.size > 0) this.out.send(after, Trusted.history(this.history, this.slotOut))
       const at = this.now() + this.config.timeouts.retransmitMs
       for (const [slot, value] of this.proposals) {
         this.out.send(after, Trusted.propose(slot, value))
