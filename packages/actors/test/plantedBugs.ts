@@ -44,12 +44,14 @@ export const budget: ReadonlyArray<readonly [Name, string, number] | readonly [N
   // the consequence, not the symptom: no leader is adopted again once the P1b outgrows a
   // message; with garbage collection out of the way the accepted tail of large values grows
   // past the bus's limit before the nemesis changes the leader (the correct code passes these)
+  // (first stall at 3 before leaders learnt the configuration history from the replicas;
+  // the extra History messages moved it to 15, the oversized P1b shows from seed 2)
   [
     "unpagedP1b",
     "B18 an unpaged P1b larger than a message stalls the cluster",
-    10,
+    20,
     { as: "stall", scenario: { snapshotEvery: 1000, largeValues: true } }
-  ], // (3)
+  ], // (15)
   // needs the "stale" fault: the reader stranded with a leader that a new one replaced
   // while writes go on (catches in seeds 1-40: 3, 6, 7, 10, 13, 16, 21, 23, 29, 40)
   ["staleRead", "B13 a read index answered without confirming the leadership", 40], // (3)
