@@ -22,6 +22,10 @@
  *                               `{"value": ..., "lease": id}` attaches the key to it
  * - `POST   /lease/{id}/keepalive`, `DELETE /lease/{id}`, `GET /lease`  keep alive, revoke, list
  * - `GET    /status`            the servers this process hosts: leader, acceptor, replica
+ * - `GET    /members`           the configuration history, as this process's replica performed it
+ * - `POST   /members`           a configuration change, body `{"acceptors": [...], "leaders": [...],
+ *                               "replicas": [...]}`: proposed by this process's replica; answers
+ *                               the slot that decided it and the slot it governs from
  * - `GET    /healthz`           200 while the process serves
  * - `GET    /readyz`            200 once this process's replicas are caught up and a leader
  *                               is known; 503 saying why not
@@ -38,7 +42,7 @@
  */
 import { Schema } from "effect"
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiMiddleware, HttpApiSchema, OpenApi } from "effect/http-api"
-import { Address } from "@synod/core"
+import { Address, Configuration } from "@synod/core"
 import { Kv, KvLease } from "@synod/kv"
 import { version } from "./Version.ts"
 
@@ -292,7 +296,12 @@ export const ServerStatus = Schema.Struct({
        */
       diverged: Schema.optionalKey(
         Schema.Struct({ slot: Schema.Int, digest: Schema.String, majority: Schema.optionalKey(Schema.String) })
-      )
+      ),
+      /**
+       * Present once the configuration changed (docs/reconfiguration.md): its history,
+       * each entry the members that govern from slot `from` on, decided in `decidedAt`.
+       */
+      configurations: Schema.optionalKey(Configuration.History)
     })
   )
 })
@@ -708,6 +717,45 @@ export const TransferQuery = {
   to: Schema.optional(Address.Id)
 }
 
+/** The change was decided but performed as a no-op (`message` says why: the history is full). */
+export class ChangeRefused extends Schema.TaggedError<ChangeRefused>()(
+  "ChangeRefused",
+  { message: Schema.String, slot: Schema.Int },
+  { httpApiStatus: 409 }
+) {}
+
+/** The change was proposed but not performed here in time: it may still be decided. */
+export class ChangeTimedOut extends Schema.TaggedError<ChangeTimedOut>()(
+  "ChangeTimedOut",
+  { message: Schema.String },
+  { httpApiStatus: 504 }
+) {}
+
+/** The configuration history as the replica of this process performed it. */
+export const MembersList = Schema.Struct({
+  /** The replica that answers, and every slot below `slotOut` it performed. */
+  replica: Schema.String,
+  slotOut: Schema.Int,
+  /** Its history: the latest entry is the configuration from its `from` on. */
+  history: Configuration.History
+})
+export type MembersList = typeof MembersList.Type
+
+/** The body of `POST /members`: the whole new configuration. */
+export const MembersBody = Configuration.Members.annotate({
+  examples: [{ acceptors: ["s1", "s2", "s4"], leaders: ["s1", "s2", "s4"], replicas: ["s1", "s2", "s4"] }]
+})
+
+export const MembersChanged = Schema.Struct({
+  /** The slot that decided the change, and the first slot it governs (slot + window). */
+  slot: Schema.Int,
+  effective: Schema.Int,
+  members: Configuration.Members,
+  /** Set when the active leader was on a server the change removes and handed over first. */
+  transferredTo: Schema.optionalKey(Schema.String)
+})
+export type MembersChanged = typeof MembersChanged.Type
+
 export class SystemGroup extends HttpApiGroup.make("system", { topLevel: true })
   .annotateMerge(
     OpenApi.annotations({ description: "The process and its servers: status, liveness and readiness probes." })
@@ -729,6 +777,24 @@ export class SystemGroup extends HttpApiGroup.make("system", { topLevel: true })
         summary: "Hand the leadership over",
         description:
           "Ask the server whose leader is active (this process must host it; else 409 NotLeading, naming the leader when known): it hands the leadership over to the leader `to` names (default: the next leader in the configured order), which starts phase 1 at once with a higher ballot, and goes on as a passive leader. `to` must be another configured leader (else 400 BadRequest saying why). Answers once the new leader leads (504 TransferTimedOut if none did within a few leader timeouts: then the failure detector elects one, as after a crash). Writes in flight are resent to the new leader; none fails."
+      })
+    ),
+    HttpApiEndpoint.get("members", "/members", { success: MembersList, error: [NoReplica] }).annotateMerge(
+      OpenApi.annotations({
+        summary: "The configuration history",
+        description:
+          "The configuration history as this process's replica performed it (409 NoReplica when it hosts none): each entry the acceptors, leaders and replicas that govern the slots from `from` on, decided in slot `decidedAt` (0: the cluster config)."
+      })
+    ),
+    HttpApiEndpoint.post("changeMembers", "/members", {
+      payload: MembersBody,
+      success: MembersChanged,
+      error: [NoReplica, ChangeRefused, ChangeTimedOut, BadRequest, ...bodyErrors]
+    }).annotateMerge(
+      OpenApi.annotations({
+        summary: "Change the configuration",
+        description:
+          "Proposes the members as the new configuration (docs/reconfiguration.md): this process's replica proposes it in a slot of its own; it governs from that slot + window on. Answers once the replica performed it, with both slots. When this process hosts the active leader and the change removes it from the leaders, it first hands the leadership over to the first leader of the new members. 409 NoReplica when this process hosts no replica, 409 ChangeRefused when the history is full, 504 ChangeTimedOut when not performed in time (it may still be), 400 on members that do not decode (none of a kind, a duplicate, more than 64)."
       })
     ),
     HttpApiEndpoint.get("healthz", "/healthz", { success: Health }).annotateMerge(

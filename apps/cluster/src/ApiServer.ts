@@ -240,6 +240,55 @@ const SystemHandlers = HttpApiBuilder.group(Api.Api, "system", (handlers) =>
         ...(known.ready ? { leader: known.leader } : {})
       })
     }),
+    members: Effect.fn(function* () {
+      const backend = yield* Backend
+      for (const handle of backend.handles ?? []) {
+        if (handle.history === undefined) continue
+        const s = yield* handle.status
+        return { replica: s.id, slotOut: s.replica?.slotOut ?? 1, history: yield* handle.history }
+      }
+      return yield* new Api.NoReplica({ message: "this process hosts no replica: ask a server that does" })
+    }),
+    changeMembers: Effect.fn(function* ({ payload }) {
+      const backend = yield* Backend
+      const handles = backend.handles ?? []
+      const proposer = handles.find((h) => h.reconfigure !== undefined)
+      if (proposer === undefined) {
+        return yield* new Api.NoReplica({ message: "this process hosts no replica: ask a server that does" })
+      }
+      // the active leader of this process, if the change removes it: hand over first, to
+      // a leader of the new configuration, so no write waits for a failure-detection timeout
+      let transferredTo: string | undefined
+      for (const handle of handles) {
+        const s = yield* handle.status
+        if (s.leader?.active !== true || handle.transferLeadership === undefined) continue
+        if (payload.leaders.includes(s.id)) continue
+        const to = payload.leaders.find((l) => l !== s.id)
+        if (to === undefined) continue
+        const leads = yield* Effect.exit(handle.transferLeadership(to))
+        if (leads._tag === "Success" && leads.value !== undefined) transferredTo = leads.value.leader
+      }
+      // at most a few seconds: a change waits for its slot like any command
+      const timeoutMs = Math.max(5_000, 20 * (backend.config?.timeouts.leaderTimeoutMs ?? 300))
+      const done = yield* Effect.timeoutOption(proposer.reconfigure!(payload), timeoutMs)
+      if (done._tag === "None") {
+        return yield* new Api.ChangeTimedOut({
+          message: `the change was proposed but not performed within ${timeoutMs} ms: it may still be decided (GET /members tells)`
+        })
+      }
+      const r = done.value
+      if (r.error !== undefined) {
+        if (r.slot === 0)
+          return yield* new Api.BadRequest({ message: r.error, issues: [{ path: [], message: r.error }] })
+        return yield* new Api.ChangeRefused({ message: r.error, slot: r.slot })
+      }
+      return {
+        slot: r.slot,
+        effective: r.effective,
+        members: r.members,
+        ...(transferredTo === undefined ? {} : { transferredTo })
+      }
+    }),
     healthz: () => Effect.succeed({ status: "ok" as const }),
     readyz: Effect.fn(function* () {
       const r = yield* ready

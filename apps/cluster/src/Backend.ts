@@ -79,7 +79,8 @@ export const toApi = (s: Server.Status): Api.ServerStatus => ({
                   digest: s.replica.diverged.own,
                   ...(s.replica.diverged.majority === undefined ? {} : { majority: s.replica.diverged.majority })
                 }
-              })
+              }),
+          ...(s.replica.history.length > 1 ? { configurations: s.replica.history } : {})
         }
       })
 })

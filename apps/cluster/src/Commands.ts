@@ -27,7 +27,7 @@
  */
 import { spawn } from "node:child_process"
 import { randomBytes } from "node:crypto"
-import { Address } from "@synod/core"
+import { Address, Configuration } from "@synod/core"
 import { Host, HostConfig } from "@synod/node"
 import { NatsConfig } from "@synod/transport-nats"
 import { Kv, KvLease } from "@synod/kv"
@@ -1041,8 +1041,187 @@ export const renderStatus = (rows: ReadonlyArray<Row>): string => {
       .join("  ")
       .trimEnd()
   )
-  return [head, ...lines].join("\n")
+  // the configuration history, once it changed: from the replica that performed the most
+  const reporting = rows
+    .filter((r) => r.replica?.configurations !== undefined)
+    .sort((a, b) => b.replica!.slotOut - a.replica!.slotOut)[0]
+  const history = reporting?.replica?.configurations
+  const configurations =
+    history === undefined
+      ? []
+      : [`configurations (as replica ${reporting!.id} performed them):`, ...history.map((e) => `  ${renderEntry(e)}`)]
+  return [head, ...lines, ...configurations].join("\n")
 }
+
+/** One configuration of the history, as `synod status` and `synod member list` print it. */
+const renderEntry = (e: Configuration.Entry): string =>
+  `from slot ${e.from}${e.decidedAt === 0 ? " (cluster config)" : ` (decided in slot ${e.decidedAt})`}: acceptors ${e.members.acceptors.join(",")}; leaders ${e.members.leaders.join(",")}; replicas ${e.members.replicas.join(",")}`
+
+// ---------------------------------------------------------------------------------------
+// synod member list | add | remove | replace (docs/reconfiguration.md)
+
+const member = Command.make("member").pipe(
+  Command.withSharedFlags({ url: urlFlag, tokenFile: tokenFileFlag }),
+  Command.withDescription("The cluster's configuration: list it, add, remove or replace a server")
+)
+
+/** The history from the first process that answers. */
+const membersOf = (urls: ReadonlyArray<string>, token: Option.Option<string>) =>
+  Effect.gen(function* () {
+    let last: CliFailure | undefined
+    for (const u of urls) {
+      const client = yield* clientFor(u, token)
+      const r = yield* Effect.result(client.members().pipe(Effect.mapError((e) => explain(u, e))))
+      if (r._tag === "Success") return r.success
+      last = r.failure
+    }
+    return yield* Effect.fail(last!)
+  })
+
+const memberList = Command.make("list", {}, () =>
+  Effect.gen(function* () {
+    const { url, tokenFile } = yield* member
+    const urls = splitUrls(url)
+    if (urls.length === 0) return yield* fail(ExitCode.usage, "--url: no URL given")
+    const r = yield* membersOf(urls, yield* readToken(tokenFile))
+    yield* print({ members: Configuration.latest(r.history), from: r.history[r.history.length - 1]!.from })
+    for (const e of r.history) yield* Console.error(renderEntry(e))
+  })
+).pipe(
+  Command.withDescription(
+    "Print the latest configuration {members, from} (the slot it governs from); the whole history on stderr"
+  )
+)
+
+/**
+ * Proposes `next` through the given processes: first, when a server `leaving` hosts the
+ * active leader, hands the leadership over to a leader that stays; then asks each
+ * process in turn, preferring one whose server stays, until one answers.
+ */
+const change = (
+  urls: ReadonlyArray<string>,
+  token: Option.Option<string>,
+  next: Configuration.Members,
+  leaving: string | undefined
+) =>
+  Effect.gen(function* () {
+    let transferredTo: string | undefined
+    if (leaving !== undefined) {
+      for (const u of urls) {
+        const client = yield* clientFor(u, token)
+        const st = yield* Effect.result(client.status())
+        if (st._tag === "Failure") continue
+        const leads = st.success.servers.some((s) => s.id === leaving && s.leader?.active === true)
+        const to = next.leaders[0]
+        if (!leads || to === undefined) continue
+        const r = yield* Effect.result(client.transferLeader({ query: { to } }))
+        if (r._tag === "Success") transferredTo = r.success.leader
+      }
+    }
+    let last: CliFailure | undefined
+    const ordered = [...urls].sort((a, b) => Number(a.includes(`/${leaving}`)) - Number(b.includes(`/${leaving}`)))
+    for (const u of ordered) {
+      const client = yield* clientFor(u, token)
+      const r = yield* Effect.result(
+        client.changeMembers({ payload: next }).pipe(Effect.mapError((e) => explain(u, e)))
+      )
+      if (r._tag === "Success") {
+        return yield* print({
+          ...r.success,
+          ...(r.success.transferredTo === undefined && transferredTo !== undefined ? { transferredTo } : {})
+        })
+      }
+      if (r.failure.exitCode === ExitCode.usage) return yield* Effect.fail(r.failure)
+      last = r.failure
+    }
+    return yield* Effect.fail(last!)
+  })
+
+const serverId = (name: string, description: string) =>
+  Argument.String(name).pipe(Argument.withDescription(description), Argument.withSchema(Address.Id))
+
+/** `members` with `id` added to every kind (a colocated server: acceptor, leader and replica). */
+export const withServer = (m: Configuration.Members, id: string): Configuration.Members => ({
+  acceptors: m.acceptors.includes(id) ? m.acceptors : [...m.acceptors, id],
+  leaders: m.leaders.includes(id) ? m.leaders : [...m.leaders, id],
+  replicas: m.replicas.includes(id) ? m.replicas : [...m.replicas, id]
+})
+
+/** `members` without `id` in any kind. */
+export const withoutServer = (m: Configuration.Members, id: string): Configuration.Members => ({
+  acceptors: m.acceptors.filter((x) => x !== id),
+  leaders: m.leaders.filter((x) => x !== id),
+  replicas: m.replicas.filter((x) => x !== id)
+})
+
+/** `members` with `out` replaced by `into` wherever it is. */
+export const replacing = (m: Configuration.Members, out: string, into: string): Configuration.Members => ({
+  acceptors: m.acceptors.map((x) => (x === out ? into : x)),
+  leaders: m.leaders.map((x) => (x === out ? into : x)),
+  replicas: m.replicas.map((x) => (x === out ? into : x))
+})
+
+const isIn = (m: Configuration.Members, id: string) =>
+  m.acceptors.includes(id) || m.leaders.includes(id) || m.replicas.includes(id)
+
+const memberChange = (name: "add" | "remove" | "replace", args: { readonly id: string; readonly into?: string }) =>
+  Effect.gen(function* () {
+    const { url, tokenFile } = yield* member
+    const urls = splitUrls(url)
+    if (urls.length === 0) return yield* fail(ExitCode.usage, "--url: no URL given")
+    const token = yield* readToken(tokenFile)
+    const current = Configuration.latest((yield* membersOf(urls, token)).history)
+    switch (name) {
+      case "add":
+        if (isIn(current, args.id)) return yield* fail(ExitCode.usage, `${args.id} is already a member`)
+        return yield* change(urls, token, withServer(current, args.id), undefined)
+      case "remove": {
+        if (!isIn(current, args.id)) return yield* fail(ExitCode.usage, `${args.id} is not a member`)
+        const next = withoutServer(current, args.id)
+        if (next.acceptors.length === 0 || next.leaders.length === 0 || next.replicas.length === 0) {
+          return yield* fail(ExitCode.usage, `removing ${args.id} would leave no acceptor, leader or replica`)
+        }
+        return yield* change(urls, token, next, args.id)
+      }
+      default: {
+        const into = args.into!
+        if (!isIn(current, args.id)) return yield* fail(ExitCode.usage, `${args.id} is not a member`)
+        if (isIn(current, into)) return yield* fail(ExitCode.usage, `${into} is already a member`)
+        return yield* change(urls, token, replacing(current, args.id, into), args.id)
+      }
+    }
+  })
+
+const memberAdd = Command.make(
+  "add",
+  { id: serverId("id", "The server to add (running already, started with roles)") },
+  ({ id }) => memberChange("add", { id })
+).pipe(
+  Command.withDescription(
+    "Add a server (its acceptor, leader and replica) to the latest configuration; prints {slot, effective, members}: the change governs from slot `effective` on"
+  )
+)
+
+const memberRemove = Command.make("remove", { id: serverId("id", "The server to remove") }, ({ id }) =>
+  memberChange("remove", { id })
+).pipe(
+  Command.withDescription(
+    "Remove a server from the latest configuration (its leader, if active, hands over first); prints {slot, effective, members}"
+  )
+)
+
+const memberReplace = Command.make(
+  "replace",
+  {
+    id: serverId("old", "The server to replace"),
+    into: serverId("new", "The server that takes its place (running already)")
+  },
+  ({ id, into }) => memberChange("replace", { id, into })
+).pipe(
+  Command.withDescription(
+    "Replace a server by another in one change (a dead one too: the procedure in the README); prints {slot, effective, members}"
+  )
+)
 
 // ---------------------------------------------------------------------------------------
 // synod leader transfer
@@ -1208,6 +1387,7 @@ export const synod = Command.make("synod").pipe(
     elect,
     status,
     leader.pipe(Command.withSubcommands([transfer])),
+    member.pipe(Command.withSubcommands([memberList, memberAdd, memberRemove, memberReplace])),
     natsConfig
   ])
 )

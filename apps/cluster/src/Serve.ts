@@ -248,7 +248,27 @@ export const backend = (config: HostConfig.HostConfig) =>
       // node's scope (`<node>.http-…`), so the node's NATS user may read its responses.
       const context = yield* Layer.build(Host.natsTransport({ name: config.name, transport: t }, `${config.node}-http`))
       const id = `${config.node}.http-${(yield* Random.nextIntBetween(0, 2 ** 48)).toString(36)}`
-      const client = yield* Client.make(Kv.machine, config.cluster, { id }).pipe(Effect.provideContext(context))
+      // it sends to the replicas of the latest configuration this server's replica performed
+      // (docs/reconfiguration.md), the cluster config's until the configuration changes
+      let latest: ReadonlyArray<string> = config.cluster.replicas
+      const history = handle.history
+      if (history !== undefined) {
+        yield* Effect.forkScoped(
+          Effect.forever(
+            Effect.andThen(
+              Effect.flatMap(history, (h) =>
+                Effect.sync(() => {
+                  latest = h[h.length - 1]!.members.replicas
+                })
+              ),
+              Effect.sleep(config.cluster.timeouts.retransmitMs)
+            )
+          )
+        )
+      }
+      const client = yield* Client.make(Kv.machine, config.cluster, { id, replicas: () => latest }).pipe(
+        Effect.provideContext(context)
+      )
       // the lease keeper next to this server's leader, expiring leases while it leads
       yield* LeaseKeeping.start([handle], config.cluster, client.submit)
       return Backend.of({

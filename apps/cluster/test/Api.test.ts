@@ -103,6 +103,7 @@ describe("the HTTP API", () => {
           "/lease",
           "/lease/{id}",
           "/lease/{id}/keepalive",
+          "/members",
           "/readyz",
           "/snapshot",
           "/snapshot/restore",

@@ -9,7 +9,7 @@ import { request } from "node:http"
 import { assert, describe, it } from "@effect/vitest"
 import type { Leader, Replica, Server } from "@synod/actors"
 import { Tamper } from "@synod/actors/Hooks"
-import { Ballot, ClusterConfig, InMemoryBus, Storage } from "@synod/core"
+import { Ballot, ClusterConfig, Configuration, InMemoryBus, Storage } from "@synod/core"
 import { Context, Effect, Layer, Result } from "effect"
 import * as ApiServer from "@synod/cluster/ApiServer"
 import { Backend, readiness } from "@synod/cluster/Backend"
@@ -406,6 +406,7 @@ describe("readiness", () => {
     answering: 0,
     watermark,
     durable: 0,
+    history: Configuration.initial({ acceptors: ["s1"], leaders: ["s1"], replicas: ["r"] }),
     ...(leader === undefined ? {} : { leader })
   })
   const leader = (active: boolean): Leader.Status => ({

@@ -31,9 +31,9 @@ describe("the OpenAPI document", () => {
         }
       }
     }
-    // kv get, put, delete, cas, list; txn; snapshot save, restore; watch; status, leader transfer, healthz, readyz;
+    // kv get, put, delete, cas, list; txn; snapshot save, restore; watch; status, leader transfer, members get and post, healthz, readyz;
     // lease grant, keepalive, revoke, list
-    assert.strictEqual(operations, 17)
+    assert.strictEqual(operations, 19)
     // the lists page: a bounded limit and a cursor
     const params = (path: string) =>
       ((document.paths as Record<string, any>)[path].get.parameters as Array<{ name: string; in: string }>)

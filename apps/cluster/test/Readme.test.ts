@@ -188,3 +188,28 @@ describe("README lease examples against a cluster in this process", () => {
     90_000
   )
 })
+
+describe("README membership example against a cluster in this process", () => {
+  it.live(
+    "synod member list, remove and add print what the README says, and writes go on",
+    () =>
+      Effect.gen(function* () {
+        const url = yield* startApi
+        yield* runReadmeSection("../../../README.md", "## Membership changes", url)
+        const members = (yield* http("GET", `${url}/members`)).body as {
+          readonly history: ReadonlyArray<{ readonly members: { readonly acceptors: ReadonlyArray<string> } }>
+        }
+        // the cluster config, s3 removed, s3 added again
+        assert.deepStrictEqual(
+          members.history.map((e) => e.members.acceptors),
+          [
+            ["s1", "s2", "s3"],
+            ["s1", "s2"],
+            ["s1", "s2", "s3"]
+          ]
+        )
+        assert.strictEqual(((yield* http("GET", `${url}/kv/after-changes`)).body as { value: string }).value, "yes")
+      }),
+    90_000
+  )
+})

@@ -8,8 +8,9 @@
  * and echoes the request, so the leader can route it and detect preemption.
  *
  * Garbage collection (docs/protocol.md#garbage-collection): replicas report the slotOut of their last durable
- * snapshot (`Progress`). Once `f + 1` replicas (all of them, if there are fewer) report a
- * slot `w`, the acceptor forgets every pvalue below `w` and keeps `w` as its GC watermark.
+ * snapshot (`Progress`). Once `f + 1` replicas (all of them, if there are fewer) of the
+ * configuration that holds slot `w - 1` report a slot `w` (`Configuration.gcWatermark`,
+ * docs/reconfiguration.md), the acceptor forgets every pvalue below `w` and keeps `w` as its GC watermark.
  * Safe because a slot below `w` is decided, and its effect is on the disks of `f + 1`
  * replicas: with at most `f` of them lost, one survives to serve it by state transfer, and
  * no one needs the decision itself again. The watermark is durable with the forgetting and
@@ -26,6 +27,7 @@ import {
   Ballot,
   type ClusterConfig,
   type Command,
+  Configuration,
   Limits,
   type Message,
   Monotonic,
@@ -68,9 +70,13 @@ export class AcceptorCore {
   /** When this acceptor last accepted new work (a pvalue it did not hold) under its current promise. */
   private lastAccept = Number.NEGATIVE_INFINITY
 
-  /** The replicas whose progress counts, and how many must pass a slot before it is forgotten. */
-  private readonly replicas: ReadonlyArray<string>
-  private readonly holders: number
+  /**
+   * The configuration history, from the replicas' Progress (the one of the report with the
+   * highest slotOut: it knows the configuration of every slot reported so far), and the
+   * latest durable slotOut of each replica it names: whose progress counts for which slot.
+   */
+  private history: Configuration.History | undefined
+  private historyAt = 0
   private readonly reported = new Map<string, number>()
   /** Per leader, the watermark this acceptor last told it in a P2b. */
   private readonly told = new Map<Address.Address, number>()
@@ -83,17 +89,30 @@ export class AcceptorCore {
       readonly strictAccept?: boolean
       readonly leaseMs?: number
       readonly now?: () => number
-      /** The cluster's acceptors and replicas (default: none, so nothing is ever forgotten). */
-      readonly cluster?: { readonly acceptors: ReadonlyArray<string>; readonly replicas: ReadonlyArray<string> }
+      /**
+       * The cluster config's acceptors and replicas, its configuration until the replicas
+       * report another (default: none, so nothing is ever forgotten).
+       */
+      readonly cluster?: {
+        readonly acceptors: ReadonlyArray<string>
+        readonly leaders?: ReadonlyArray<string>
+        readonly replicas: ReadonlyArray<string>
+      }
       readonly silentGc?: boolean
       /** Most bytes of pvalues in one P1b page (default: no paging). */
       readonly pageBytes?: number
     } = {}
   ) {
     this.pageBytes = options.pageBytes
-    this.replicas = options.cluster?.replicas ?? []
-    const f = Math.floor(((options.cluster?.acceptors.length ?? 1) - 1) / 2)
-    this.holders = Math.max(1, Math.min(this.replicas.length, f + 1))
+    const cluster = options.cluster
+    this.history =
+      cluster === undefined
+        ? undefined
+        : Configuration.initial({
+            acceptors: cluster.acceptors,
+            leaders: cluster.leaders ?? [],
+            replicas: cluster.replicas
+          })
     this.silentGc = options.silentGc === true
     this.promised = state.promised
     this.watermark = state.watermark
@@ -197,7 +216,7 @@ export class AcceptorCore {
       }
       case "Progress": {
         if (Address.role(from) !== "replica") return
-        const w = this.progress(Address.id(from), message.slotOut)
+        const w = this.progress(Address.id(from), message.slotOut, message.history)
         if (w === undefined) return
         this.out.persist({ promised: this.promised, accepted: [], watermark: w })
         return this.out.event({ _tag: "Forgot", watermark: w })
@@ -228,13 +247,20 @@ export class AcceptorCore {
    * Records replica `replica`'s durable slotOut; returns the new watermark when enough
    * replicas passed a higher one (the pvalues below it are dropped), else undefined.
    */
-  progress(replica: string, slotOut: number): number | undefined {
-    if (!this.replicas.includes(replica)) return undefined
+  progress(replica: string, slotOut: number, history?: Configuration.History): number | undefined {
+    if (this.history === undefined) return undefined
+    const last = (h: Configuration.History) => h[h.length - 1]!.decidedAt
+    if (history !== undefined && slotOut >= this.historyAt && last(history) >= last(this.history)) {
+      this.history = history
+      this.historyAt = slotOut
+      // only the replicas the history names count (and are remembered)
+      const named = new Set(Configuration.everyone(history, "replicas"))
+      for (const r of this.reported.keys()) if (!named.has(r)) this.reported.delete(r)
+    }
+    if (!this.history.some((e) => e.members.replicas.includes(replica))) return undefined
     // the latest report, not the highest: a replica that lost its disk holds nothing any more
     this.reported.set(replica, slotOut)
-    if (this.reported.size < this.holders) return undefined
-    const slots = [...this.reported.values()].sort((a, b) => b - a)
-    const w = slots[this.holders - 1]!
+    const w = Configuration.gcWatermark(this.history, this.reported, this.watermark)
     if (w <= this.watermark) return undefined
     this.watermark = w
     for (const slot of this.accepted.keys()) if (slot < w) this.accepted.delete(slot)

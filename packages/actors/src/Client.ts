@@ -102,6 +102,12 @@ export interface Options {
    * `synod.<c>.req.*.<scope>`, responses on `synod.<c>.client.<scope>.*`.
    */
   readonly scope?: string
+  /**
+   * The replicas to send to, asked at every send (default: `config.replicas`): a server's
+   * own API client follows its replica's configuration history (docs/reconfiguration.md),
+   * so its requests reach the replicas of the latest configuration.
+   */
+  readonly replicas?: () => ReadonlyArray<string>
 }
 
 type Reply = { readonly result: Schema.Json; readonly error?: string }
@@ -133,7 +139,13 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
   const self = Address.client(id)
   const codecs = StateMachine.codecs(machine)
   const limit = Limits.fromMessageBytes(transport.maxMessageBytes).commandBytes
-  const replicas = config.replicas.map(Address.replica)
+  const configured = config.replicas.map(Address.replica)
+  const current = options.replicas
+  const replicasNow = (): ReadonlyArray<Address.Address> => {
+    const ids = current?.()
+    return ids === undefined || ids.length === 0 ? configured : ids.map(Address.replica)
+  }
+  const replicas = configured
   const { retransmitMs, clientTimeoutMs } = config.timeouts
   const waiting = new Map<number, Waiting>()
   /** Reads in flight, by read id (their own counter: reads take no command seq). */
@@ -148,7 +160,7 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
    * — that replica may be gone (a leader's server killed takes the replica next to it) —
    * until an answer names one again.
    */
-  let preferred: Address.Address | undefined = replicas[0]!
+  let preferred: Address.Address | undefined = replicasNow()[0] ?? replicas[0]!
   // tracing: each command a span `synod.client` (its requests carry it); off, no span at all
   const traced = yield* Trace.Enabled
 
@@ -157,7 +169,7 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
   const next = (from: Address.Address, leader: string | undefined): Address.Address => {
     if (leader !== undefined) {
       const replica = Address.replica(leader)
-      if (replicas.includes(replica)) return replica
+      if (replicasNow().includes(replica)) return replica
     }
     return from
   }
@@ -221,11 +233,16 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
     return transport.send(to, envelope)
   }
 
-  /** A command's first send: to the preferred replica, or to every replica while none is. */
-  const sendFirst = (request: Message.Request | Message.Read, span: Tracer.AnySpan | undefined) =>
-    preferred !== undefined
-      ? sendTo(preferred, request, span)
-      : Effect.forEach(replicas, (r) => sendTo(r, request, span), { discard: true })
+  /**
+   * A command's first send: to the preferred replica (the first of the configuration in
+   * force if the configuration left it out), or to every replica while none is preferred.
+   */
+  const sendFirst = (request: Message.Request | Message.Read, span: Tracer.AnySpan | undefined) => {
+    const now = replicasNow()
+    if (preferred === undefined) return Effect.forEach(now, (r) => sendTo(r, request, span), { discard: true })
+    const to = current === undefined || now.includes(preferred) ? preferred : now[0]!
+    return sendTo(to, request, span)
+  }
 
   // One timer for every command in flight, not one per command: a timeout raced against
   // each answer cost more CPU than the rest of the client's work for a command. It sleeps
@@ -256,7 +273,7 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
             resends++
             w.resent = true
             preferred = undefined
-            for (const r of replicas) yield* sendTo(r, w.request, w.span)
+            for (const r of replicasNow()) yield* sendTo(r, w.request, w.span)
             w.wait = Math.min(w.wait * 2, 8 * retransmitMs)
             backedOff = Math.max(backedOff, w.wait)
             w.resendAt = now + w.wait

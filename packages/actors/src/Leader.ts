@@ -37,6 +37,7 @@ import {
   type ClusterConfig,
   type Command,
   Command as Cmd,
+  Configuration,
   type Message,
   Monotonic,
   Quorum,
@@ -103,12 +104,24 @@ export type Input =
 type CommanderSpec = Extract<Child, { readonly _tag: "Commander" }>
 
 export type Child =
-  | { readonly _tag: "Scout"; readonly ballot: Ballot.Ballot; readonly from: number }
+  | {
+      readonly _tag: "Scout"
+      readonly ballot: Ballot.Ballot
+      readonly from: number
+      /** Every acceptor of `configs`: where its P1a go. */
+      readonly acceptors: ReadonlyArray<string>
+      /** The configurations (acceptor sets) a majority of each of which must promise. */
+      readonly configs: ReadonlyArray<ReadonlyArray<string>>
+    }
   | {
       readonly _tag: "Commander"
       readonly ballot: Ballot.Ballot
       readonly slot: number
       readonly value: Command.SlotValue
+      /** The acceptors of the slot's configuration: P2a go to them, a majority of them decides. */
+      readonly acceptors: ReadonlyArray<string>
+      /** The replicas of the slot's configuration and of every later one the leader knows: the decision goes to them. */
+      readonly replicas: ReadonlyArray<string>
     }
 
 /** What observers learn (logs, metrics, the checker). */
@@ -198,7 +211,9 @@ interface ConfirmRound {
   sentAt: number
 }
 
-export const scoutKey = (ballot: Ballot.Ballot) => `scout ${ballot}`
+export const scoutKey = (ballot: Ballot.Ballot, n = 0) => (n === 0 ? `scout ${ballot}` : `scout ${ballot} #${n}`)
+/** A configuration's identity among the ones a ballot was adopted by: its acceptors. */
+const configKey = (acceptors: ReadonlyArray<string>): string => acceptors.join(",")
 export const commanderKey = (ballot: Ballot.Ballot, slot: number) => `${ballot}|${slot}`
 
 export interface Options {
@@ -234,8 +249,11 @@ export class LeaderCore {
   readonly liveness: Liveness
   /** Running commanders: key → slot. */
   readonly commanders = new Map<string, number>()
-  /** Slots an adoption found to re-propose, in slot order, started a window at a time. */
-  backlog: Array<readonly [number, Command.SlotValue]> = []
+  /**
+   * Slots to command, in slot order, started a window at a time: what an adoption found
+   * to re-propose, and proposals whose configuration it does not know yet (rule 2).
+   */
+  backlog: Array<number> = []
   /** It resigned: its process is stopping, so it leads no more and never competes. */
   resigned = false
   /**
@@ -264,11 +282,37 @@ export class LeaderCore {
   private readonly now: () => number
   private readonly bugs: Partial<PlantedBugs>
   private readonly observeOrphans: boolean
+  /**
+   * The configuration history as far as this leader knows it (docs/reconfiguration.md,
+   * rule 5): every slot below `known` is decided and its change, if any, applied here, so
+   * the configuration of every slot below `known + window` is fixed.
+   */
+  history: Configuration.History
+  known = 1
+  /** The window a change takes effect after: the config's, or 1 under the planted `immediateReconfig`. */
+  private readonly effectAfter: number
+  /** At the current ballot: the configurations a majority of whose acceptors promised (by `configKey`). */
+  private readonly adoptedConfigs = new Set<string>()
+  /** At the current ballot: running scouts, by key, with the configurations each covers. */
+  private readonly scouts = new Map<string, ReadonlyArray<string>>()
+  private scoutCount = 0
+  /**
+   * Pvalues the acceptors reported at the current ballot, per slot and acceptor, not yet
+   * merged: a slot's are merged over its configuration's acceptors only (rule 4), when it
+   * is commanded, since its configuration may not be known at adoption.
+   */
+  private readonly unresolved = new Map<number, Array<readonly [string, Command.PValue]>>()
 
   constructor(id: string, config: ClusterConfig.ClusterConfig, options: Options) {
     this.id = id
     this.self = Address.leader(id)
     this.config = config
+    this.history = Configuration.initial({
+      acceptors: config.acceptors,
+      leaders: config.leaders,
+      replicas: config.replicas
+    })
+    this.effectAfter = options.bugs?.immediateReconfig ? 1 : config.window
     this.now = options.now
     this.bugs = options.bugs ?? {}
     this.observeOrphans = options.observeOrphans === true
@@ -280,7 +324,7 @@ export class LeaderCore {
         // long enough to hear a working leader's heartbeats before competing with it, also
         // for a process that is still warming up
         listenMs: Math.max(2 * config.timeouts.heartbeatMs, config.timeouts.leaderTimeoutMs),
-        turn: (watched) => turnAfter(config.leaders, watched.leader, id)
+        turn: (watched) => turnAfter(this.leaderIds, watched.leader, id)
       },
       options.now(),
       options.random,
@@ -290,6 +334,94 @@ export class LeaderCore {
 
   get active(): boolean {
     return this.state._tag === "Active"
+  }
+
+  /** The leaders of the latest configuration it knows: the order hand-overs and elections follow. */
+  get leaderIds(): ReadonlyArray<string> {
+    return Configuration.latest(this.history).leaders
+  }
+
+  /** Does it know slot `slot`'s configuration (rule 2)? */
+  knows(slot: number): boolean {
+    return Configuration.covers(this.history, slot) && Configuration.isKnown(slot, this.known, this.config.window)
+  }
+
+  /** May it start a commander for `slot` now: active, configuration known, and adopted by it at this ballot (rule 4)? */
+  commandable(slot: number): boolean {
+    return (
+      this.state._tag === "Active" &&
+      this.knows(slot) &&
+      this.adoptedConfigs.has(configKey(Configuration.at(this.history, slot).acceptors))
+    )
+  }
+
+  /**
+   * Learns a replica's history (rule 5): it performed every slot below `slotOut`, so its
+   * history is the truth for them and fixes every configuration below `slotOut + window`.
+   */
+  learn(history: Configuration.History, slotOut: number) {
+    if (slotOut <= this.known) return
+    this.history = history
+    this.known = slotOut
+    this.historyChanged()
+  }
+
+  /** Applies its own commanders' decisions from `known` on, in slot order (rule 5). */
+  private advanceKnown() {
+    let changed = false
+    for (let d = this.decided.get(this.known); d !== undefined; d = this.decided.get(this.known)) {
+      if (d.value._tag === "Reconfigure") {
+        const next = Configuration.apply(this.history, this.known, d.value.members, this.effectAfter)
+        if (next !== undefined) {
+          this.history = next
+          changed = true
+        }
+      }
+      this.known++
+    }
+    if (changed) this.historyChanged()
+    else if (this.active) this.drainBacklog()
+  }
+
+  /** New configurations may govern slots it could command: scout them at its ballot first (rule 4). */
+  private historyChanged() {
+    if (!this.active) return
+    this.scoutMissing()
+    this.drainBacklog()
+  }
+
+  /** The configurations that may govern a slot from its watermark on, by acceptor set. */
+  private governing(): Array<ReadonlyArray<string>> {
+    const out = new Map<string, ReadonlyArray<string>>()
+    for (const m of Configuration.governing(this.history, this.watermark)) out.set(configKey(m.acceptors), m.acceptors)
+    return [...out.values()]
+  }
+
+  /** Starts one scout at its ballot for the governing configurations neither adopted nor being scouted. */
+  private scoutMissing() {
+    const scouting = new Set([...this.scouts.values()].flat())
+    const missing = this.governing().filter(
+      (a) => !this.adoptedConfigs.has(configKey(a)) && !scouting.has(configKey(a))
+    )
+    if (missing.length === 0) return
+    this.startScout(this.ballot, missing, ++this.scoutCount)
+  }
+
+  private startScout(ballot: Ballot.Ballot, configs: ReadonlyArray<ReadonlyArray<string>>, n: number) {
+    const key = scoutKey(ballot, n)
+    this.scouts.set(key, configs.map(configKey))
+    this.out.start(key, {
+      _tag: "Scout",
+      ballot,
+      from: this.watermark,
+      acceptors: [...new Set(configs.flat())],
+      configs
+    })
+  }
+
+  /** Every leader, replica or acceptor the history names: who hears heartbeats and hand-overs. */
+  private everyone(kind: keyof Configuration.Members): Array<string> {
+    return Configuration.everyone(this.history, kind)
   }
 
   step(input: Input) {
@@ -321,7 +453,7 @@ export class LeaderCore {
    */
   private transfer(requested: string | undefined) {
     if (!this.active) return
-    const target = transferTarget(this.config.leaders, this.id, requested)
+    const target = transferTarget(this.leaderIds, this.id, requested)
     if (target._tag === "Left") return
     const { to } = target
     this.steppedDownFrom = this.ballot
@@ -345,10 +477,10 @@ export class LeaderCore {
       watermark: this.watermark,
       ...(to === undefined ? {} : { to })
     })
-    for (const l of this.config.leaders) if (l !== this.id) this.out.send(Address.leader(l), hb)
-    for (const r of this.config.replicas) this.out.send(Address.replica(r), hb)
+    for (const l of this.everyone("leaders")) if (l !== this.id) this.out.send(Address.leader(l), hb)
+    for (const r of this.everyone("replicas")) this.out.send(Address.replica(r), hb)
     // acceptors end its lease, or they would hold the successor off for one
-    for (const a of this.config.acceptors) this.out.send(Address.acceptor(a), hb)
+    for (const a of this.everyone("acceptors")) this.out.send(Address.acceptor(a), hb)
   }
 
   /**
@@ -361,7 +493,7 @@ export class LeaderCore {
     if (this.resigned) return
     const wasActive = this.active
     this.resigned = true
-    const successor = wasActive ? successorOf(this.config.leaders, this.id) : undefined
+    const successor = wasActive ? successorOf(this.leaderIds, this.id) : undefined
     if (wasActive) this.handOver(successor)
     else this.stopChildren()
     this.state = passive
@@ -379,11 +511,19 @@ export class LeaderCore {
         return this.propose(from, msg)
       case "P1b": {
         this.heardAt.set(Address.id(from), this.now())
-        if (this.state._tag === "Scouting" && Ballot.equals(msg.request, this.state.ballot)) {
-          this.out.route(scoutKey(this.state.ballot), Trusted.envelope(from, this.self, msg))
+        if (this.state._tag !== "Passive" && Ballot.equals(msg.request, this.ballot)) {
+          const envelope = Trusted.envelope(from, this.self, msg)
+          for (const key of this.scouts.keys()) this.out.route(key, envelope)
         }
         return
       }
+      case "History":
+        // a replica behind what this leader knows, once the configuration changed: tell it
+        // the history, so that it finds the replicas it may copy the state from
+        if (msg.slotOut < this.known && this.history.length > 1 && Address.role(from) === "replica") {
+          this.out.send(from, Trusted.history(this.history, this.known))
+        }
+        return this.learn(msg.history, msg.slotOut)
       case "P2b":
         return this.p2b(from, msg)
       case "Heartbeat":
@@ -435,7 +575,7 @@ export class LeaderCore {
     }
     this.readsWaiting = new Map()
     const confirm = Trusted.confirm(ballot, this.confirming.round)
-    for (const a of this.config.acceptors) this.out.send(Address.acceptor(a), confirm)
+    for (const a of this.confirmers()) this.out.send(Address.acceptor(a), confirm)
   }
 
   /**
@@ -449,9 +589,15 @@ export class LeaderCore {
     if (Ballot.greaterThan(msg.ballot, this.ballot)) return this.preempted(msg.ballot)
     const round = this.confirming
     if (round === undefined || msg.round !== round.round || !Ballot.equals(msg.request, round.ballot)) return
-    if (Ballot.greaterThan(msg.ballot, round.ballot) || !this.config.acceptors.includes(acceptor)) return
+    if (Ballot.greaterThan(msg.ballot, round.ballot) || !this.confirmers().includes(acceptor)) return
     round.confirmed.add(acceptor)
-    if (!Quorum.isMajority(round.confirmed.size, this.config.acceptors.length)) return
+    // a majority of every configuration it could command in: any leader that deposed it
+    // had the promise of a majority of one of them
+    for (const members of this.governing()) {
+      let n = 0
+      for (const a of members) if (round.confirmed.has(a)) n++
+      if (!Quorum.isMajority(n, members.length)) return
+    }
     this.confirming = undefined
     for (const w of round.waiters) {
       this.out.send(w.from, Trusted.readIndexReply(w.id, round.index, round.ballot))
@@ -465,7 +611,12 @@ export class LeaderCore {
     if (round === undefined || now - round.sentAt < this.config.timeouts.retransmitMs) return
     round.sentAt = now
     const confirm = Trusted.confirm(round.ballot, round.round)
-    for (const a of this.config.acceptors) if (!round.confirmed.has(a)) this.out.send(Address.acceptor(a), confirm)
+    for (const a of this.confirmers()) if (!round.confirmed.has(a)) this.out.send(Address.acceptor(a), confirm)
+  }
+
+  /** The acceptors a read-index confirmation asks: every acceptor of a governing configuration. */
+  private confirmers(): Array<string> {
+    return [...new Set(this.governing().flat())]
   }
 
   private propose(from: Address.Address, msg: Message.Propose) {
@@ -476,11 +627,11 @@ export class LeaderCore {
     if (value === undefined) {
       this.proposals.set(msg.slot, msg.value)
       if (msg.slot > this.topSlot) this.topSlot = msg.slot
-      if (this.active) this.startCommander(msg.slot, msg.value)
+      if (this.active) this.startCommander(msg.slot)
     } else if (this.active) {
       // a replica waits for this slot: do not keep it waiting behind the backlog (the
       // commander proposes the leader's value for the slot, never the replica's)
-      this.startCommander(msg.slot, value)
+      this.startCommander(msg.slot)
     }
     if (!this.active) this.liveness.proposal(this.now())
   }
@@ -510,7 +661,7 @@ export class LeaderCore {
       this.state._tag === "Passive" &&
       !this.resigned &&
       Ballot.equals(msg.ballot, this.highestSeen) &&
-      (msg.to ?? successorOf(this.config.leaders, Address.id(from))) === this.id
+      (msg.to ?? successorOf(this.leaderIds, Address.id(from))) === this.id
     ) {
       // the leader of the highest ballot handed over to this leader: no timeout to wait
       this.out.event({ _tag: "HandedOver", from: Address.id(from), ballot: msg.ballot })
@@ -523,7 +674,8 @@ export class LeaderCore {
     // a scout yields only to a higher ballot whose leader is making progress (B15); the
     // failure detector decides again whether it is dead or stuck
     if (this.state._tag === "Scouting" && this.liveness.progressing(now)) {
-      this.out.stop(scoutKey(this.state.ballot))
+      for (const key of this.scouts.keys()) this.out.stop(key)
+      this.scouts.clear()
       this.state = passive
     }
   }
@@ -532,11 +684,25 @@ export class LeaderCore {
     const now = this.now()
     if (this.state._tag === "Active") {
       if (this.commanders.size > 0 && !this.hearsMajority(now)) return this.abdicate()
+      // removed from the configuration: hand over to a leader of the latest one (rule 7)
+      if (!this.leaderIds.includes(this.id)) {
+        const to = this.leaderIds[0]!
+        this.steppedDownFrom = this.ballot
+        this.handOver(to)
+        this.liveness.competing(now)
+        this.out.event({ _tag: "Transferred", ballot: this.ballot, to })
+        return
+      }
       this.drainBacklog()
       this.resendConfirm(now)
       this.reportOrphans()
       this.beat()
-    } else if (this.state._tag === "Passive" && !this.resigned && this.liveness.shouldCompete(now)) {
+    } else if (
+      this.state._tag === "Passive" &&
+      !this.resigned &&
+      this.leaderIds.includes(this.id) &&
+      this.liveness.shouldCompete(now)
+    ) {
       this.compete(now)
     }
   }
@@ -550,8 +716,8 @@ export class LeaderCore {
       slot: this.maxDecided,
       watermark: this.watermark
     })
-    for (const l of this.config.leaders) if (l !== this.id) this.out.send(Address.leader(l), hb)
-    for (const r of this.config.replicas) this.out.send(Address.replica(r), hb)
+    for (const l of this.everyone("leaders")) if (l !== this.id) this.out.send(Address.leader(l), hb)
+    for (const r of this.everyone("replicas")) this.out.send(Address.replica(r), hb)
     for (const l of this.config.learners) this.out.send(Address.learner(l), hb)
   }
 
@@ -563,38 +729,101 @@ export class LeaderCore {
     this.state = { _tag: "Scouting", ballot: next }
     this.out.event({ _tag: "Competing", ballot: next, watched: this.liveness.watched })
     this.liveness.competing(now)
-    this.out.start(scoutKey(next), { _tag: "Scout", ballot: next, from: this.watermark })
+    this.newBallot()
+    // phase 1 with every configuration that may govern a slot it could command (rule 4)
+    this.startScout(next, this.governing(), 0)
+  }
+
+  /** A new ballot: nothing adopted, scouted or reported at it yet. */
+  private newBallot() {
+    this.adoptedConfigs.clear()
+    this.scouts.clear()
+    this.unresolved.clear()
   }
 
   private adopted(adopted: Extract<Scout.Outcome, { _tag: "Adopted" }>) {
-    if (this.state._tag !== "Scouting" || !Ballot.equals(adopted.ballot, this.state.ballot)) return // a stale scout
-    this.raiseWatermark(adopted.watermark)
-    this.state = { _tag: "Active", ballot: adopted.ballot }
-    this.liveness.success()
-    const proposals = this.proposals
-    if (this.bugs.updateReversed) {
-      for (const [slot, pv] of adopted.pvalues) if (!proposals.has(slot)) proposals.set(slot, pv.value)
-    } else {
-      update(proposals, adopted.pvalues)
+    if (this.state._tag === "Passive" || !Ballot.equals(adopted.ballot, this.ballot)) return // a stale scout
+    // the scout that ended: the one of the ballot while scouting, else the one at this
+    // ballot for exactly these configurations (a duplicate outcome finds none)
+    const configs = adopted.configs?.map(configKey)
+    let ended: string | undefined
+    for (const [key, covers] of this.scouts) {
+      const same =
+        configs === undefined || (covers.length === configs.length && configs.every((k) => covers.includes(k)))
+      if (same && (this.state._tag === "Scouting" ? key === scoutKey(this.ballot) : true)) ended = key
     }
+    if (ended === undefined) return
+    for (const k of this.scouts.get(ended)!) this.adoptedConfigs.add(k)
+    this.scouts.delete(ended)
+    this.raiseWatermark(adopted.watermark)
+    const first = this.state._tag === "Scouting"
+    this.state = { _tag: "Active", ballot: adopted.ballot }
+    if (first) this.liveness.success()
+    // the acceptors' pvalues, merged per slot over that slot's configuration when it is commanded
+    const running = new Set(this.commanders.values())
+    const report = (acceptor: string, pv: Command.PValue) => {
+      if (pv.slot < this.watermark || this.decided.has(pv.slot) || running.has(pv.slot)) return
+      const at = this.unresolved.get(pv.slot)
+      if (at === undefined) this.unresolved.set(pv.slot, [[acceptor, pv]])
+      else at.push([acceptor, pv])
+    }
+    if (adopted.byAcceptor === undefined) {
+      for (const pv of adopted.pvalues.values()) report("*", pv)
+    } else {
+      for (const [acceptor, pvs] of adopted.byAcceptor) for (const pv of pvs) report(acceptor, pv)
+    }
+    // the slots whose configuration it knows and that adopted it take the reported values now
+    for (const slot of [...this.unresolved.keys()]) {
+      if (this.knows(slot) && this.adoptedConfigs.has(configKey(Configuration.at(this.history, slot).acceptors))) {
+        this.resolve(slot)
+      }
+    }
+    const proposals = this.proposals
     // an acceptor of the quorum may report slots another one already forgot
     for (const slot of proposals.keys()) if (slot < this.watermark) proposals.delete(slot)
-    if (!this.bugs.noHoleFilling) {
-      let top = this.maxDecided
-      for (const slot of proposals.keys()) if (slot > top) top = slot
-      fillHoles(proposals, this.watermark, top, (s) => this.decided.has(s))
-    }
+    let top = this.maxDecided
+    for (const slot of proposals.keys()) if (slot > top) top = slot
+    for (const slot of this.unresolved.keys()) if (slot > top) top = slot
+    if (!this.bugs.noHoleFilling) fillHoles(proposals, this.watermark, top, (s) => this.decided.has(s))
     for (const slot of proposals.keys()) if (slot > this.topSlot) this.topSlot = slot
-    this.backlog = [...proposals].filter(([slot]) => !this.decided.has(slot)).sort(([a], [b]) => a - b)
-    this.out.event({
-      _tag: "Adopted",
-      ballot: adopted.ballot,
-      slots: this.backlog.length,
-      reported: adopted.pvalues.size
-    })
+    for (const slot of this.unresolved.keys()) if (slot > this.topSlot) this.topSlot = slot
+    const slots = new Set([...proposals.keys(), ...this.unresolved.keys()])
+    this.backlog = [...slots].filter((slot) => !this.decided.has(slot) && !running.has(slot)).sort((a, b) => a - b)
+    if (first) {
+      this.out.event({
+        _tag: "Adopted",
+        ballot: adopted.ballot,
+        slots: this.backlog.length,
+        reported: adopted.pvalues.size
+      })
+    }
+    // configurations learnt while scouting: scout them too
+    this.scoutMissing()
     this.drainBacklog()
     // at once, not at the next tick: replicas send what waits as soon as they hear it
-    this.beat()
+    if (first) this.beat()
+  }
+
+  /**
+   * The value to command in `slot` (rule 4): the highest-ballot pvalue that an acceptor of
+   * the slot's configuration reported at this ballot, else its own proposal (B8 planted:
+   * its own proposal wins). `undefined`: nothing to propose there.
+   */
+  private resolve(slot: number): Command.SlotValue | undefined {
+    const reports = this.unresolved.get(slot)
+    if (reports !== undefined) {
+      this.unresolved.delete(slot)
+      const members = new Set(Configuration.at(this.history, slot).acceptors)
+      let best: Command.PValue | undefined
+      for (const [acceptor, pv] of reports) {
+        if (acceptor !== "*" && !members.has(acceptor)) continue
+        if (best === undefined || Ballot.greaterThan(pv.ballot, best.ballot)) best = pv
+      }
+      if (best !== undefined && !(this.bugs.updateReversed && this.proposals.has(slot))) {
+        this.proposals.set(slot, best.value)
+      }
+    }
+    return this.proposals.get(slot)
   }
 
   private decidedSlot(event: Extract<Commander.Outcome, { _tag: "Decided" }>) {
@@ -605,29 +834,64 @@ export class LeaderCore {
       if (event.slot > this.topSlot) this.topSlot = event.slot
       this.liveness.success()
     }
-    if (this.active) this.drainBacklog()
+    this.advanceKnown()
   }
 
-  private startCommander(slot: number, value: Command.SlotValue) {
+  /**
+   * Starts the commander of `slot` at its ballot, with the value `resolve` gives, when it
+   * may (`commandable`); otherwise the slot waits in the backlog until it may.
+   */
+  private startCommander(slot: number) {
     const key = commanderKey(this.ballot, slot)
     if (this.commanders.has(key)) return // C1: one commander per (ballot, slot)
+    if (!this.commandable(slot)) return this.park(slot)
+    const value = this.resolve(slot)
+    if (value === undefined) return
     if (this.commanders.size === 0) this.busySince = this.now()
     this.commanders.set(key, slot)
-    this.out.start(key, { _tag: "Commander", ballot: this.ballot, slot, value })
+    const replicas = new Set<string>()
+    for (const m of Configuration.governing(this.history, slot)) for (const r of m.replicas) replicas.add(r)
+    this.out.start(key, {
+      _tag: "Commander",
+      ballot: this.ballot,
+      slot,
+      value,
+      acceptors: Configuration.at(this.history, slot).acceptors,
+      replicas: [...replicas]
+    })
   }
 
-  /** Starts commanders for the backlog while fewer than a window of them run. */
+  /** Queues `slot` in the backlog, in slot order, until it may be commanded. */
+  private park(slot: number) {
+    if (this.backlog.includes(slot)) return
+    let i = this.backlog.length
+    while (i > 0 && this.backlog[i - 1]! > slot) i--
+    this.backlog.splice(i, 0, slot)
+  }
+
+  /**
+   * Starts commanders for the backlog, in slot order, while fewer than a window of them
+   * run and the next slot may be commanded: a slot whose configuration it does not know
+   * yet, or whose configuration has not adopted its ballot, waits (and the ones after it).
+   */
   private drainBacklog() {
     while (this.backlog.length > 0 && this.commanders.size < this.config.window) {
-      const [slot, value] = this.backlog.shift()!
-      if (slot < this.watermark || this.decided.has(slot)) continue
-      this.startCommander(slot, value)
+      const slot = this.backlog[0]!
+      // below the history's first entry (pruned: docs/reconfiguration.md) its configuration is unknown for good
+      if (slot < this.watermark || this.decided.has(slot) || !Configuration.covers(this.history, slot)) {
+        this.backlog.shift()
+        continue
+      }
+      if (!this.commandable(slot)) return
+      this.backlog.shift()
+      this.startCommander(slot)
     }
   }
 
   /** Stops every child (the planted B3 and B4 keep old commanders running, as the paper does). */
   private stopChildren() {
-    if (this.state._tag === "Scouting") this.out.stop(scoutKey(this.state.ballot))
+    for (const key of this.scouts.keys()) this.out.stop(key)
+    this.scouts.clear()
     this.backlog = []
     // reads waiting here ask again (their replicas resend, maybe to the next leader)
     this.readsWaiting = new Map()
@@ -666,9 +930,11 @@ export class LeaderCore {
   private hearsMajority(now: number): boolean {
     const since = now - this.config.timeouts.maxLeaderTimeoutMs
     if (this.busySince > since) return true // not busy for a whole lease period yet
+    // the acceptors of the configuration of the slots it commands now
+    const members = Configuration.at(this.history, Math.max(this.watermark, this.known)).acceptors
     let heard = 0
-    for (const at of this.heardAt.values()) if (at >= since) heard++
-    return Quorum.isMajority(heard, this.config.acceptors.length)
+    for (const a of members) if ((this.heardAt.get(a) ?? Number.NEGATIVE_INFINITY) >= since) heard++
+    return Quorum.isMajority(heard, members.length)
   }
 
   private raiseWatermark(w: number) {
@@ -676,6 +942,7 @@ export class LeaderCore {
     this.watermark = w
     for (const slot of this.proposals.keys()) if (slot < w) this.proposals.delete(slot)
     for (const slot of this.decided.keys()) if (slot < w) this.decided.delete(slot)
+    for (const slot of this.unresolved.keys()) if (slot < w) this.unresolved.delete(slot)
     for (const [key, slot] of this.commanders) {
       if (slot >= w) continue
       this.out.stop(key)
@@ -685,7 +952,7 @@ export class LeaderCore {
 
   private reportOrphans() {
     if (!this.observeOrphans) return
-    const queued = new Set(this.backlog.map(([slot]) => slot))
+    const queued = new Set(this.backlog)
     const orphans: Array<number> = []
     const running = new Set(this.commanders.values())
     for (const slot of this.proposals.keys())
@@ -716,7 +983,8 @@ const isInbound = (m: Message.Message): m is Message.LeaderInbound =>
   m._tag === "P2b" ||
   m._tag === "Heartbeat" ||
   m._tag === "ReadIndex" ||
-  m._tag === "Confirmed"
+  m._tag === "Confirmed" ||
+  m._tag === "History"
 
 /** Runs leader `id` until the scope closes; answers its status. Requires `Transport` and `Storage`. */
 export const run = Effect.fn("Leader.run")(function* (id: string, config: ClusterConfig.ClusterConfig) {
@@ -803,8 +1071,8 @@ export const run = Effect.fn("Leader.run")(function* (id: string, config: Cluste
       ballot: spec.ballot,
       slot: spec.slot,
       value: spec.value,
-      acceptors: config.acceptors,
-      replicas: config.replicas,
+      acceptors: spec.acceptors,
+      replicas: spec.replicas,
       learners: config.learners,
       inbox,
       retransmitMs,
@@ -845,7 +1113,8 @@ export const run = Effect.fn("Leader.run")(function* (id: string, config: Cluste
           leader: self,
           ballot: spec.ballot,
           from: spec.from,
-          acceptors: config.acceptors,
+          acceptors: spec.acceptors,
+          configs: spec.configs,
           inbox,
           retransmitMs,
           duplicatePreempts: bugs.duplicatePreempts
@@ -914,7 +1183,7 @@ export const run = Effect.fn("Leader.run")(function* (id: string, config: Cluste
    */
   const transfer = (waitMs: number, to?: string) =>
     Effect.gen(function* () {
-      const target = transferTarget(config.leaders, id, to)
+      const target = transferTarget(core.leaderIds, id, to)
       if (target._tag === "Left") return yield* new TransferRefused({ message: target.message })
       if (!core.active) return undefined
       const ballot = core.ballot

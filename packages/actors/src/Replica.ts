@@ -37,6 +37,7 @@ import {
   type ClusterConfig,
   type Command,
   Command as Cmd,
+  Configuration,
   JsonText,
   Limits,
   type Message,
@@ -46,7 +47,20 @@ import {
   Transport,
   Trusted
 } from "@synod/core"
-import { Clock, Deferred, Effect, LogLevel, Metric, Option, Random, Result, type Schema, type Tracer } from "effect"
+import {
+  Clock,
+  Deferred,
+  Effect,
+  LogLevel,
+  Metric,
+  Option,
+  Queue,
+  Random,
+  Result,
+  Schema,
+  SchemaIssue,
+  type Tracer
+} from "effect"
 import { createHash } from "node:crypto"
 import { ClientTable } from "./ClientTable.ts"
 import * as Divergence from "./Divergence.ts"
@@ -80,6 +94,8 @@ export type Input =
   | { readonly _tag: "Saved"; readonly slotOut: number }
   /** The digest of a state it captured (`Job`), computed off the loop. */
   | { readonly _tag: "Digested"; readonly slot: number; readonly epoch: number; readonly digest: string }
+  /** Its server's API asks for a configuration change (never a client: `Request` carries commands only). */
+  | { readonly _tag: "Change"; readonly members: Configuration.Members }
 
 /** Work for the host's worker: the digest of a captured state (`epoch`: see `ReplicaCore.epoch`). */
 export interface Job<S> {
@@ -100,6 +116,17 @@ export type Event =
   | Quarantine
   /** It answers clients again: it installed a majority peer's snapshot, or agreed at a later digest slot. */
   | { readonly _tag: "Recovered"; readonly slotOut: number; readonly installed: boolean }
+  /**
+   * It performed a configuration change decided in `slot`: `members` governs from
+   * `effective` on, or (`error`) the change was refused and performed as a no-op.
+   */
+  | {
+      readonly _tag: "Reconfigured"
+      readonly slot: number
+      readonly members: Configuration.Members
+      readonly effective: number
+      readonly error?: string
+    }
 
 /** A client's read, waiting to be served from the replica's state. */
 interface PendingRead {
@@ -143,7 +170,7 @@ export class ReplicaCore<S, C, R> {
   /** Set while its state disagrees with its peers': it answers no client. */
   quarantine: Quarantine | undefined
   /** Digests of its own state and its peers', at recent digest slots. */
-  readonly digests: Divergence.Digests
+  digests: Divergence.Digests
   /** The highest slot it asked a digest of. */
   private digested = 0
   /**
@@ -185,7 +212,15 @@ export class ReplicaCore<S, C, R> {
   private readonly limits: Limits.Limits
   readonly pending = new Map<string, Command.Command>()
   readonly inFlight = new Set<string>()
-  readonly proposals = new Map<number, Command.Batch>()
+  /** Slot → what this replica proposed there: a batch of client commands, or a configuration change. */
+  readonly proposals = new Map<number, Command.Batch | Command.Reconfigure>()
+  /**
+   * The configuration history after the slots below `slotOut` (docs/reconfiguration.md):
+   * which acceptors, leaders and replicas hold each slot. Saved with every snapshot.
+   */
+  history: Configuration.History
+  /** Configuration changes asked of this replica (its server's API), waiting for a slot of their own. */
+  readonly changes: Array<Command.Reconfigure> = []
   /** Per outstanding proposal: when to resend it, and how often it was resent (the back-off). */
   private readonly resendAt = new Map<number, { readonly at: number; readonly attempts: number }>()
   /** When slotOut last advanced: while it moves, only the active leader hears resends. */
@@ -204,8 +239,14 @@ export class ReplicaCore<S, C, R> {
   /** Below the watermark at the last step (to report the change once). */
   private behind = false
   private readonly codecs: StateMachine.Codecs<S, C, R>
-  private readonly leaders: ReadonlyArray<Address.Address>
-  private readonly acceptors: ReadonlyArray<Address.Address>
+  /** Every leader and acceptor the history names (proposals and Progress go to them), and the leaders of its latest configuration. */
+  private leaders: ReadonlyArray<Address.Address> = []
+  private acceptors: ReadonlyArray<Address.Address> = []
+  private latestLeaders: ReadonlyArray<Address.Address> = []
+  /** The window a change takes effect after: the config's, or 1 under the planted `immediateReconfig`. */
+  private readonly effectAfter: number
+  /** The cluster config's members: the history of a snapshot that carries none. */
+  private readonly base: Configuration.Members
   private readonly id: string
   private readonly config: ClusterConfig.ClusterConfig
   private readonly machine: StateMachine.StateMachine<S, C, R>
@@ -214,7 +255,7 @@ export class ReplicaCore<S, C, R> {
   private readonly noRecovery: boolean
   private readonly now: () => number
   private readonly source: StateTransfer.Source
-  private readonly sink: StateTransfer.Sink
+  private sink: StateTransfer.Sink
   /** When the oldest pending command arrived (for the batching linger). */
   private pendingSince = 0
   /** Set while a partial batch lingers: when it must go out at the latest. */
@@ -242,6 +283,8 @@ export class ReplicaCore<S, C, R> {
       readonly ignoreDivergence?: boolean
       /** Draws in [0, 1): read-index question ids start at a random base (default: always 0). */
       readonly random?: () => number
+      /** B12 (planted): a change governs from the slot after the one that decided it. */
+      readonly immediateReconfig?: boolean
     } = {}
   ) {
     this.random = options.random ?? (() => 0)
@@ -251,13 +294,18 @@ export class ReplicaCore<S, C, R> {
     this.config = config
     this.machine = machine
     this.codecs = StateMachine.codecs(machine)
-    this.leaders = config.leaders.map(Address.leader)
-    this.acceptors = config.acceptors.map(Address.acceptor)
-    const peers = config.replicas.filter((r) => r !== id)
+    this.effectAfter = options.immediateReconfig === true ? 1 : config.window
+    this.base = { acceptors: config.acceptors, leaders: config.leaders, replicas: config.replicas }
+    this.history =
+      Option.isSome(snapshot) && snapshot.value.history !== undefined
+        ? snapshot.value.history
+        : Configuration.initial(this.base)
+    const peers = this.peers()
     // a character of the encoded snapshot takes at most 6 bytes in a StateChunk (a \u escape)
     this.source = new StateTransfer.Source(Math.min(config.transferChunkBytes, Math.floor(this.limits.batchBytes / 6)))
-    this.sink = new StateTransfer.Sink(peers.map(Address.replica), Math.max(0, config.replicas.indexOf(id)))
-    this.digests = new Divergence.Digests(peers.map(Address.replica), config.replicas.length)
+    this.sink = new StateTransfer.Sink(peers, Math.max(0, this.replicaIds().indexOf(id)))
+    this.digests = new Divergence.Digests(peers, this.replicaIds().length)
+    this.routes()
     this.hash = options.hash
     this.ignoreDivergence = options.ignoreDivergence === true
     this.probe = options.probe
@@ -281,6 +329,42 @@ export class ReplicaCore<S, C, R> {
     this.lastSnapshot = this.slotOut
     // it saves only verified states (see `step`): the one it starts from is one
     if (this.vouched && Option.isSome(snapshot)) this.verified = this.capture()
+  }
+
+  /** The replicas of its latest configuration: the peers it compares digests with and copies state from. */
+  private replicaIds(): ReadonlyArray<string> {
+    return Configuration.latest(this.history).replicas
+  }
+
+  private peers(): Array<Address.Address> {
+    const ids = this.replicaIds().filter((r) => r !== this.id)
+    // a replica outside its configuration (a new one, still on the base config) copies from any replica named
+    const from = ids.length > 0 ? ids : Configuration.everyone(this.history, "replicas").filter((r) => r !== this.id)
+    return from.map(Address.replica)
+  }
+
+  /** Where proposals, Progress and History go, after the history changed. */
+  private routes(): void {
+    this.leaders = Configuration.everyone(this.history, "leaders").map(Address.leader)
+    this.acceptors = Configuration.everyone(this.history, "acceptors").map(Address.acceptor)
+    this.latestLeaders = Configuration.latest(this.history).leaders.map(Address.leader)
+  }
+
+  /**
+   * The history changed (a change performed, or a snapshot installed): messages follow
+   * it, and digests are compared with the replicas of the latest configuration from now on.
+   */
+  private reconfigured(): void {
+    this.routes()
+    const peers = this.peers()
+    this.digests = new Divergence.Digests(peers, this.replicaIds().length)
+    if (!this.catchingUp) this.sink = new StateTransfer.Sink(peers, Math.max(0, this.replicaIds().indexOf(this.id)))
+  }
+
+  /** Asks for a configuration change: proposed in a slot of its own as soon as the window allows. */
+  change(members: Configuration.Members): void {
+    this.changes.push(Trusted.reconfigure(members))
+    this.propose()
   }
 
   /** The active leader it follows, unless it has been silent for a leader timeout. */
@@ -325,6 +409,9 @@ export class ReplicaCore<S, C, R> {
             break
           }
           case "Digest":
+            // a replica sends digests to the replicas of its latest configuration: one this
+            // replica does not know of (its history is older) may hold the state it needs
+            if (Address.role(from) === "replica") this.sink.addPeer(from)
             for (const o of this.digests.recordPeer(from, msg)) this.out.send(o.to, o.message)
             this.judge(msg.slot)
             break
@@ -333,6 +420,15 @@ export class ReplicaCore<S, C, R> {
             break
           case "ReadIndexReply":
             this.readIndexReply(msg)
+            break
+          case "History":
+            // a leader's answer to a report older than what it knows: the replicas of the
+            // latest configuration are where a copy of the state may be had
+            if (Address.role(from) === "leader") {
+              for (const r of Configuration.latest(msg.history).replicas) {
+                if (r !== this.id) this.sink.addPeer(Address.replica(r))
+              }
+            }
             break
         }
         break
@@ -349,6 +445,9 @@ export class ReplicaCore<S, C, R> {
         break
       case "Wake":
         this.propose()
+        break
+      case "Change":
+        this.change(input.members)
         break
       case "Saved":
         // only now may Progress report it: acceptors forget what f + 1 replicas hold durably
@@ -374,6 +473,10 @@ export class ReplicaCore<S, C, R> {
     ) {
       if (this.installed) this.out.event({ _tag: "Installed", slotOut: this.slotOut })
       const record = this.installed || !this.vouched || verified === undefined ? this.capture() : verified
+      // with fewer than three replicas every saved state counts as verified: should a change
+      // bring the configuration to three or more, the state it reported durable is one it
+      // may serve (docs/reconfiguration.md)
+      if (!this.vouched) this.verified = record
       this.lastSnapshot = record.slotOut
       this.installed = false
       this.bytesSinceSnapshot = 0
@@ -541,14 +644,17 @@ export class ReplicaCore<S, C, R> {
       if (mine !== undefined) {
         this.proposals.delete(slot)
         this.resendAt.delete(slot)
-        for (const c of mine.commands) this.inFlight.delete(Cmd.commandKey(c))
+        if (mine._tag === "Batch") for (const c of mine.commands) this.inFlight.delete(Cmd.commandKey(c))
       }
       this.perform(slot, d)
       this.lastProgress = this.now()
       if (mine !== undefined && !Cmd.sameValue(mine, d)) {
         // lost the slot: propose again whatever was not performed
-        for (const c of mine.commands) {
-          if (!this.table.isPerformed(c.client, c.seq)) this.pending.set(Cmd.commandKey(c), c)
+        if (mine._tag === "Reconfigure") this.changes.push(mine)
+        else {
+          for (const c of mine.commands) {
+            if (!this.table.isPerformed(c.client, c.seq)) this.pending.set(Cmd.commandKey(c), c)
+          }
         }
       }
     }
@@ -573,7 +679,9 @@ export class ReplicaCore<S, C, R> {
     }
     const after = this.leader
     if (after !== undefined && after !== before) {
-      // a new leader: it needs what waits now, not after a back-off
+      // a new leader: it needs what waits now, not after a back-off, and first the history,
+      // without which it commands none of the slots past the ones it decided itself
+      if (this.proposals.size > 0) this.out.send(after, Trusted.history(this.history, this.slotOut))
       const at = this.now() + this.config.timeouts.retransmitMs
       for (const [slot, value] of this.proposals) {
         this.out.send(after, Trusted.propose(slot, value))
@@ -623,7 +731,7 @@ export class ReplicaCore<S, C, R> {
    * both vouch for; there a disagreement is a `Split` anyway, which no copy settles.
    */
   private get vouched(): boolean {
-    return this.config.replicas.length >= 3
+    return this.replicaIds().length >= 3
   }
 
   /**
@@ -642,7 +750,8 @@ export class ReplicaCore<S, C, R> {
       slotOut: captured.slotOut,
       state: this.codecs.encodeState(captured.state),
       clients: captured.clients,
-      digestBytes: captured.digestBytes
+      digestBytes: captured.digestBytes,
+      ...historyField(captured.history)
     }
   }
 
@@ -683,11 +792,15 @@ export class ReplicaCore<S, C, R> {
     this.slotOut = snapshot.slotOut
     this.table = ClientTable.fromSnapshot(snapshot.clients)
     this.bytesSinceDigest = snapshot.digestBytes ?? 0
+    const history = snapshot.history ?? Configuration.initial(this.base)
+    const historyChanged = JSON.stringify(history) !== JSON.stringify(this.history)
+    this.history = history
     this.installed = true
     this.lastProgress = this.now()
     this.bytesSinceSnapshot = 0
     // digests of the replaced state no longer count; the new one is digested at its slot if that is a digest slot
     this.epoch++
+    if (historyChanged) this.reconfigured()
     this.digests.own.clear()
     this.captures.clear()
     // a copy is of a verified state (the only kind served, with three replicas or more)
@@ -711,6 +824,13 @@ export class ReplicaCore<S, C, R> {
       if (slot >= this.slotOut) continue
       this.proposals.delete(slot)
       this.resendAt.delete(slot)
+      // a change proposed below the copy's slotOut: performed there if decided, else asked again
+      if (batch._tag === "Reconfigure") {
+        if (!this.history.some((e) => Cmd.membersKey(e.members) === Cmd.membersKey(batch.members))) {
+          this.changes.push(batch)
+        }
+        continue
+      }
       for (const c of batch.commands) {
         const k = Cmd.commandKey(c)
         this.inFlight.delete(k)
@@ -739,8 +859,17 @@ export class ReplicaCore<S, C, R> {
     // tell the acceptors how far this replica's durable and verified state reaches (their
     // GC watermark): the decisions after the last verified state are kept, so a replica
     // copying that state can always perform the rest
-    const progress = Trusted.progress(this.vouched ? Math.min(this.durable, this.verified?.slotOut ?? 1) : this.durable)
+    const changed = this.history.length > 1 ? this.history : undefined
+    const progress = Trusted.progress(
+      this.vouched ? Math.min(this.durable, this.verified?.slotOut ?? 1) : this.durable,
+      changed
+    )
     for (const to of this.acceptors) this.out.send(to, progress)
+    // leaders learn the configuration history from the replicas (docs/reconfiguration.md,
+    // rule 5), also while it is the cluster config's: that no change was decided below
+    // slotOut is what lets a new leader command the slots after the ones it decided itself
+    const report = Trusted.history(this.history, this.slotOut)
+    for (const to of this.latestLeaders) this.out.send(to, report)
     this.source.tick(this.now())
     const ask = this.readAsk
     if (ask !== undefined && this.now() - ask.sentAt >= this.config.timeouts.retransmitMs) {
@@ -794,7 +923,8 @@ export class ReplicaCore<S, C, R> {
       slotOut: this.slotOut,
       state: this.codecs.encodeState(this.state),
       clients: this.table.toSnapshot(),
-      digestBytes: this.bytesSinceDigest
+      digestBytes: this.bytesSinceDigest,
+      ...historyField(this.history)
     }
   }
 
@@ -807,7 +937,8 @@ export class ReplicaCore<S, C, R> {
       slotOut: this.slotOut,
       state: this.state,
       clients: this.table.toSnapshot(),
-      digestBytes: this.bytesSinceDigest
+      digestBytes: this.bytesSinceDigest,
+      history: this.history
     }
   }
 
@@ -862,6 +993,12 @@ export class ReplicaCore<S, C, R> {
   propose(): void {
     const { window, batch } = this.config
     this.lingerUntil = undefined
+    // a change takes a slot of its own, before the commands waiting
+    while (this.slotIn < this.slotOut + window && this.changes.length > 0) {
+      const slot = this.slotIn++
+      if (this.decisions.has(slot)) continue
+      this.send(slot, this.changes.shift()!)
+    }
     while (this.slotIn < this.slotOut + window && this.pending.size > 0) {
       if (batch.lingerMs > 0 && this.pending.size < batch.maxSize) {
         // a partial batch waits a little for company, but never longer than the linger
@@ -885,15 +1022,19 @@ export class ReplicaCore<S, C, R> {
         commands.push(c)
         if (commands.length >= batch.maxSize) break
       }
-      const value = Trusted.batch(commands)
       this.pendingSince = this.now()
-      this.proposals.set(slot, value)
-      this.resendAt.set(slot, { at: this.now() + this.config.timeouts.retransmitMs, attempts: 0 })
-      const propose = Trusted.propose(slot, value)
-      const leader = this.leader
-      if (leader === undefined) this.toLeaders(propose)
-      else this.out.send(leader, propose)
+      this.send(slot, Trusted.batch(commands))
     }
+  }
+
+  /** Proposes `value` in `slot`, to the leader it follows (every leader if none), and resends it until decided. */
+  private send(slot: number, value: Command.Batch | Command.Reconfigure): void {
+    this.proposals.set(slot, value)
+    this.resendAt.set(slot, { at: this.now() + this.config.timeouts.retransmitMs, attempts: 0 })
+    const propose = Trusted.propose(slot, value)
+    const leader = this.leader
+    if (leader === undefined) this.toLeaders(propose)
+    else this.out.send(leader, propose)
   }
 
   private perform(slot: number, value: Command.SlotValue): void {
@@ -924,6 +1065,27 @@ export class ReplicaCore<S, C, R> {
         performed.push(k)
         // the replica the client asked answers; the others answer its retries from the table
         if (this.local.delete(k)) this.respond(c.client, c.seq, outcome)
+      }
+    } else if (value._tag === "Reconfigure") {
+      // in slot order, on every replica alike: the same history after the same slots
+      const next = Configuration.apply(this.history, slot, value.members, this.effectAfter)
+      if (next === undefined) {
+        this.out.event({
+          _tag: "Reconfigured",
+          slot,
+          members: value.members,
+          effective: 0,
+          error: `the configuration history is full (${Configuration.maxEntries} entries): change refused`
+        })
+      } else {
+        this.history = next
+        this.reconfigured()
+        this.out.event({
+          _tag: "Reconfigured",
+          slot,
+          members: value.members,
+          effective: next[next.length - 1]!.from
+        })
       }
     }
     this.slotOut = slot + 1
@@ -980,13 +1142,27 @@ export class ReplicaCore<S, C, R> {
   }
 }
 
+const decodeMembers = Schema.decodeUnknownResult(Configuration.Members)
+const membersFormatter = SchemaIssue.makeFormatterDefault()
+
+/** A configuration change performed (or refused: `error`), as `reconfigure` answers it. */
+export type Reconfigured = Extract<Event, { readonly _tag: "Reconfigured" }>
+
 /** A snapshot whose state is not encoded yet (`ReplicaCore.capture`). */
 export interface Captured<S> {
   readonly slotOut: number
   readonly state: S
   readonly clients: Storage.ReplicaSnapshot["clients"]
   readonly digestBytes: number
+  readonly history: Configuration.History
 }
+
+/**
+ * A snapshot's `history` key: present once the configuration changed, absent while it is
+ * the cluster config's (so a cluster that never changed keeps the snapshots and digests it had).
+ */
+const historyField = (history: Configuration.History): { readonly history?: Configuration.History } =>
+  history.length > 1 ? { history } : {}
 
 /**
  * The state digest of a snapshot's encoded text, `JSON.stringify` of `{slotOut, state,
@@ -1018,7 +1194,8 @@ export const encodeCaptured = <S>(
       slotOut: captured.slotOut,
       state,
       clients: captured.clients,
-      digestBytes: captured.digestBytes
+      digestBytes: captured.digestBytes,
+      ...historyField(captured.history)
     })
   )
 
@@ -1043,6 +1220,8 @@ export interface Status {
   readonly watermark: number
   /** slotOut of its last durable snapshot. */
   readonly durable: number
+  /** The configuration history after the slots below `slotOut` (docs/reconfiguration.md). */
+  readonly history: Configuration.History
   /** The leader (its id) whose heartbeats last said it is active; absent until one did. */
   readonly leader?: string
   /**
@@ -1076,7 +1255,8 @@ const isInbound = (m: Message.Message): m is Message.ReplicaInbound =>
   m._tag === "Heartbeat" ||
   m._tag === "StateRequest" ||
   m._tag === "StateChunk" ||
-  m._tag === "Digest"
+  m._tag === "Digest" ||
+  m._tag === "History"
 
 /** Runs replica `id` of `machine` until the scope closes; answers its status. Requires `Transport` and `Storage`. */
 /**
@@ -1172,7 +1352,8 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
     maxMessageBytes: transport.maxMessageBytes,
     hash: digestText,
     ignoreDivergence: bugs.ignoreDivergence,
-    random: () => rng.nextDoubleUnsafe()
+    random: () => rng.nextDoubleUnsafe(),
+    immediateReconfig: bugs.immediateReconfig
   })
   probe?.replicaLoaded(id, core.slotOut)
   tamper?.register(id, (f) => {
@@ -1236,6 +1417,9 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
     )
   })
 
+  // configuration changes asked through `reconfigure`, by members, until performed
+  const changing = new Map<string, Array<Deferred.Deferred<Extract<Event, { _tag: "Reconfigured" }>>>>()
+  const control = yield* Queue.unbounded<Input>()
   const observe = (events: ReadonlyArray<Event>) =>
     Effect.forEach(
       events,
@@ -1267,6 +1451,20 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
                 others: Object.fromEntries(event.others.map((o) => [Address.id(o.replica), o.digest]))
               }
             )
+          case "Reconfigured": {
+            const waiting = changing.get(Cmd.membersKey(event.members))
+            if (waiting !== undefined) {
+              changing.delete(Cmd.membersKey(event.members))
+              for (const d of waiting) Deferred.doneUnsafe(d, Effect.succeed(event))
+            }
+            return event.error === undefined
+              ? Effect.logInfo("configuration change performed", {
+                  slot: event.slot,
+                  effective: event.effective,
+                  members: event.members
+                })
+              : Effect.logWarning(event.error, { slot: event.slot, members: event.members })
+          }
           case "Recovered":
             return Effect.logWarning(
               event.installed
@@ -1326,6 +1524,7 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
     message: (from, message): Input => ({ _tag: "Message", from, message }),
     tick: { everyMs: retransmitMs, input: { _tag: "Tick" } },
     wake: { _tag: "Wake" },
+    control,
     // the writer encodes the captured state a slice per turn, then saves it
     persist: (snapshots) => Effect.flatMap(encode(snapshots[snapshots.length - 1]!), store.save),
     persistInBackground: true,
@@ -1352,8 +1551,34 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
     next,
     diverged: Effect.sync(() => (core.quarantine === undefined ? undefined : { slot: core.quarantine.slot }))
   }
+  /**
+   * Proposes a configuration change (docs/reconfiguration.md) and waits until this replica
+   * performed the slot that decided it: answers that slot, the slot it governs from, or
+   * the error it was refused with. Only the server's own API calls this.
+   */
+  const reconfigure = (members: Configuration.Members) =>
+    Effect.gen(function* () {
+      const valid = decodeMembers(members)
+      if (Result.isFailure(valid)) {
+        return {
+          _tag: "Reconfigured",
+          slot: 0,
+          members,
+          effective: 0,
+          error: `invalid members: ${membersFormatter(valid.failure.issue)}`
+        } as const
+      }
+      const done = Deferred.makeUnsafe<Extract<Event, { _tag: "Reconfigured" }>>()
+      const key = Cmd.membersKey(members)
+      changing.set(key, [...(changing.get(key) ?? []), done])
+      yield* Queue.offer(control, { _tag: "Change", members })
+      return yield* Deferred.await(done)
+    })
   return {
     applied,
+    reconfigure,
+    /** The configuration history as this replica performed it. */
+    history: Effect.sync(() => core.history),
     status: Effect.sync(
       (): Status => ({
         id,
@@ -1367,6 +1592,7 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
         answering: core.answering,
         watermark: core.watermark,
         durable: core.durable,
+        history: core.history,
         ...(core.leader === undefined ? {} : { leader: Address.id(core.leader) }),
         ...(core.quarantine === undefined
           ? {}

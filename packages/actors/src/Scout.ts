@@ -8,6 +8,10 @@
  * - An acceptor answers in pages by slot range (`P1b.next`); it counts only when its last
  *   page arrived, and only the page asked for counts (a duplicate adds nothing).
  * - Adopted once a majority sent every page, with the highest GC watermark they reported.
+ *   With several configurations (docs/reconfiguration.md, rule 4) it asks every acceptor
+ *   of any of them and is adopted once a majority of *each* sent every page; it reports
+ *   each acceptor's pvalues apart, so that its leader merges a slot's over that slot's
+ *   configuration only.
  * - Preempted as soon as one acceptor reports a higher ballot; lower ballots are ignored;
  *   a duplicate promise counts once (B6).
  *
@@ -22,6 +26,13 @@ export type Outcome =
       readonly _tag: "Adopted"
       readonly ballot: Ballot.Ballot
       readonly pvalues: ReadonlyMap<number, Command.PValue>
+      /**
+       * Each answering acceptor's pvalues, for a merge over one slot's configuration.
+       * Absent (tests that build an outcome by hand): `pvalues` holds every slot's merge.
+       */
+      readonly byAcceptor?: ReadonlyMap<string, ReadonlyArray<Command.PValue>>
+      /** The acceptor sets (configurations) a majority of each of which promised (absent: the scout's leader's configurations). */
+      readonly configs?: ReadonlyArray<ReadonlyArray<string>>
       /** The highest GC watermark the promising acceptors reported: nothing may be proposed below it. */
       readonly watermark: number
     }
@@ -44,6 +55,9 @@ export class ScoutTally {
   readonly ballot: Ballot.Ballot
   readonly tally: Quorum.Tally
   private readonly pvalues = new Map<number, Command.PValue>()
+  private readonly byAcceptor = new Map<string, Array<Command.PValue>>()
+  /** The configurations it must be adopted by: a majority of each. */
+  readonly configs: ReadonlyArray<ReadonlyArray<string>>
   private watermark = 1
   private readonly first: number
   /** Per acceptor, the slot its next P1b page starts at. */
@@ -51,8 +65,15 @@ export class ScoutTally {
   /** B6 planted bug: a duplicate promise ends the scout as preempted. */
   private readonly duplicatePreempts: boolean
 
-  constructor(ballot: Ballot.Ballot, acceptors: ReadonlyArray<string>, from = 1, duplicatePreempts = false) {
+  constructor(
+    ballot: Ballot.Ballot,
+    acceptors: ReadonlyArray<string>,
+    from = 1,
+    duplicatePreempts = false,
+    configs: ReadonlyArray<ReadonlyArray<string>> = [acceptors]
+  ) {
     this.ballot = ballot
+    this.configs = configs
     this.tally = Quorum.make(acceptors)
     this.first = Math.max(1, from)
     this.cursor = new Map(acceptors.map((a) => [a, this.first]))
@@ -74,6 +95,11 @@ export class ScoutTally {
     const at = this.cursor.get(acceptor)
     if (at === undefined || (msg.from ?? 1) !== at) return continue_
     mergePmax(this.pvalues, msg.accepted)
+    if (msg.accepted.length > 0) {
+      const own = this.byAcceptor.get(acceptor)
+      if (own === undefined) this.byAcceptor.set(acceptor, [...msg.accepted])
+      else own.push(...msg.accepted)
+    }
     if (msg.watermark !== undefined && msg.watermark > this.watermark) this.watermark = msg.watermark
     if (msg.next !== undefined) {
       // a page that does not advance is ignored: the resend asks for it again
@@ -81,8 +107,26 @@ export class ScoutTally {
       this.cursor.set(acceptor, msg.next)
       return { _tag: "NextPage", acceptor }
     }
-    if (!this.tally.add(acceptor)) return continue_
-    return { _tag: "Adopted", ballot, pvalues: this.pvalues, watermark: this.watermark }
+    this.tally.add(acceptor)
+    if (!this.adopted()) return continue_
+    return {
+      _tag: "Adopted",
+      ballot,
+      pvalues: this.pvalues,
+      byAcceptor: this.byAcceptor,
+      configs: this.configs,
+      watermark: this.watermark
+    }
+  }
+
+  /** Has a majority of every configuration sent every page? */
+  private adopted(): boolean {
+    for (const members of this.configs) {
+      let n = 0
+      for (const a of members) if (this.tally.has(a)) n++
+      if (!Quorum.isMajority(n, members.length)) return false
+    }
+    return true
   }
 }
 
@@ -92,6 +136,8 @@ export interface Options {
   /** The leader's watermark: acceptors report only pvalues for slots from here on. */
   readonly from?: number
   readonly acceptors: ReadonlyArray<string>
+  /** The configurations (acceptor sets) a majority of each of which must promise (default: `acceptors` alone). */
+  readonly configs?: ReadonlyArray<ReadonlyArray<string>>
   readonly inbox: Queue.Dequeue<Message.Envelope>
   readonly retransmitMs: number
   /** B6 planted bug: a duplicate promise ends the scout as preempted. */
@@ -100,7 +146,13 @@ export interface Options {
 
 /** The scout's fiber: sends, resends and asks for pages until the tally ends. Requires `Transport`. */
 export const run = Effect.fnUntraced(function* (options: Options) {
-  const scout = new ScoutTally(options.ballot, options.acceptors, options.from, options.duplicatePreempts)
+  const scout = new ScoutTally(
+    options.ballot,
+    options.acceptors,
+    options.from,
+    options.duplicatePreempts,
+    options.configs ?? [options.acceptors]
+  )
   const sendTo = yield* Phase.broadcast({
     leader: options.leader,
     acceptors: options.acceptors,

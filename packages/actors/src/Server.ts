@@ -6,7 +6,7 @@
  *
  * @since 0.1.0
  */
-import type { Ballot, ClusterConfig, StateMachine, Storage, Transport } from "@synod/core"
+import type { Ballot, ClusterConfig, Configuration, StateMachine, Storage, Transport } from "@synod/core"
 import { Clock, Effect, Layer, type Scope } from "effect"
 import * as Acceptor from "./Acceptor.ts"
 import * as Leader from "./Leader.ts"
@@ -58,6 +58,14 @@ export interface Handle<S = unknown> {
    * timeouts). Fails when `to` is not another configured leader.
    */
   readonly transferLeadership?: (to?: string) => Effect.Effect<Ballot.Ballot | undefined, Leader.TransferRefused>
+  /**
+   * When it hosts a replica: the configuration history it performed, and a configuration
+   * change proposed by it (docs/reconfiguration.md), answered once it performed the slot
+   * that decided it: that slot, the slot the change governs from, or why it was refused.
+   * Only this server's API may call it; clients cannot (`Request` carries commands only).
+   */
+  readonly history?: Effect.Effect<Configuration.History>
+  readonly reconfigure?: (members: Configuration.Members) => Effect.Effect<Replica.Reconfigured>
 }
 
 /**
@@ -121,7 +129,7 @@ export const run = <S, C, R>(
     const waitMs = Math.min(5_000, 4 * options.config.timeouts.leaderTimeoutMs)
     return {
       status,
-      ...(replica ? { applied: replica.applied } : {}),
+      ...(replica ? { applied: replica.applied, history: replica.history, reconfigure: replica.reconfigure } : {}),
       ...(leader ? { transferLeadership: (to?: string) => leader.transfer(waitMs, to) } : {})
     } satisfies Handle<S>
   }).pipe(Effect.annotateLogs({ server: options.id }))

@@ -108,7 +108,7 @@ export type Received =
 
 /** The asker side: fetches one snapshot, from one peer at a time. */
 export class Sink {
-  private readonly peers: ReadonlyArray<Address.Address>
+  private readonly peers: Array<Address.Address>
   private next = 0
   private transfer:
     | {
@@ -124,8 +124,17 @@ export class Sink {
     | undefined
 
   constructor(peers: ReadonlyArray<Address.Address>, start = 0) {
-    this.peers = peers
+    this.peers = [...peers]
     this.next = peers.length === 0 ? 0 : start % peers.length
+  }
+
+  /**
+   * A replica it did not know of that showed itself (its digests): one more peer to ask.
+   * A replica restarted empty knows only the cluster config's replicas, which a
+   * configuration change may have replaced (docs/reconfiguration.md).
+   */
+  addPeer(peer: Address.Address): void {
+    if (!this.peers.includes(peer) && this.peers.length < 256) this.peers.push(peer)
   }
 
   get active(): boolean {

@@ -12,8 +12,10 @@
  * `known + window` is fixed (a change decided at `known` or later governs `known + window`
  * at the earliest).
  *
- * Not yet used by the roles: the configuration is still fixed for a cluster's life
- * (docs/protocol.md). This module is the history's data and rules, with their tests.
+ * The roles use it as docs/reconfiguration.md describes: replicas apply changes in slot
+ * order (`apply`), leaders command only slots whose configuration they know and run
+ * phase 1 per configuration, commanders use `at(slot)`'s acceptors, acceptors count
+ * replicas per configuration for garbage collection (`gcWatermark`).
  *
  * @since 0.1.0
  */
@@ -116,6 +118,31 @@ export const decided = (history: History, slot: number, members: Members, window
 }
 
 /**
+ * Applies a change decided in `slot` as replicas and leaders perform it: `decided` with
+ * `window` (the planted `immediateReconfig` passes 1). A full history (`maxEntries`) is
+ * first pruned at `slot` (the same on every role: a pure function of the history and the
+ * slot); still full, the change is refused (`undefined`) and performed as a no-op.
+ */
+export const apply = (history: History, slot: number, members: Members, window: number): History | undefined => {
+  const room = history.length < maxEntries ? history : prune(history, slot)
+  if (room.length >= maxEntries) return undefined
+  return decided(room, slot, members, window)
+}
+
+/** The latest configuration: the one a role that learnt every change so far ends up with. */
+export const latest = (history: History): Members => history[history.length - 1]!.members
+
+/** Every acceptor, leader or replica id named anywhere in the history. */
+export const everyone = (history: History, kind: keyof Members): Array<string> => {
+  const out = new Set<string>()
+  for (const e of history) for (const id of e.members[kind]) out.add(id)
+  return [...out]
+}
+
+/** Is `slot` at or after the history's first entry (whose `from` is 1 unless pruned)? Below it `at` is not to be trusted. */
+export const covers = (history: History, slot: number): boolean => slot >= history[0]!.from
+
+/**
  * With every slot below `known` decided and applied to the history, is `slot`'s
  * configuration fixed? Yes below `known + window`: a change not applied yet is decided
  * at `known` or later and governs from `known + window` on. A replica proposes only in
@@ -180,6 +207,8 @@ export const isMajorityAt = (history: History, slot: number, voters: Iterable<st
 export const gcWatermark = (history: History, reports: ReadonlyMap<string, number>, current = 1): number => {
   const candidates = [...new Set(reports.values())].filter((s) => s > current).sort((a, b) => b - a)
   for (const c of candidates) {
+    // a pruned history no longer says which configuration held the slots before its first entry
+    if (!covers(history, c - 1)) continue
     const members = at(history, c - 1)
     const f = Math.floor((members.acceptors.length - 1) / 2)
     const h = Math.max(1, Math.min(members.replicas.length, f + 1))

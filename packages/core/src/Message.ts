@@ -13,6 +13,7 @@ import { Schema } from "effect"
 import { Address, Id } from "./Address.ts"
 import { Ballot } from "./Ballot.ts"
 import { Command, PValue, Slot, SlotValue } from "./Command.ts"
+import * as Configuration from "./Configuration.ts"
 
 /**
  * Phase 1a: scout → acceptors. `from`: report pvalues from this slot on — the leader's
@@ -188,9 +189,23 @@ export class Heartbeat extends Schema.TaggedClass<Heartbeat>()("Heartbeat", {
 /**
  * Replica → acceptors, periodically: every slot below `slotOut` is in this replica's last
  * durable snapshot, so it will never need those decisions again, even after a restart.
- * Acceptors garbage-collect below the slot enough replicas reported (see Acceptor.ts).
+ * Acceptors garbage-collect below the slot enough replicas of the configuration that
+ * holds it reported (see Acceptor.ts). `history`: the replica's configuration history
+ * (docs/reconfiguration.md), absent while it is the initial one.
  */
 export class Progress extends Schema.TaggedClass<Progress>()("Progress", {
+  slotOut: Slot,
+  history: Schema.optionalKey(Configuration.History)
+}) {}
+
+/**
+ * Replica → leaders of its latest configuration, periodically: its configuration history
+ * after performing every slot below `slotOut` (docs/reconfiguration.md, rule 5). Every
+ * replica that performed those slots holds the same history for them, so a leader that
+ * hears it knows the configuration of every slot below `slotOut + window`.
+ */
+export class History extends Schema.TaggedClass<History>()("History", {
+  history: Configuration.History,
   slotOut: Slot
 }) {}
 
@@ -242,7 +257,7 @@ export class Digest extends Schema.TaggedClass<Digest>()("Digest", {
 export const AcceptorInbound = Schema.Union([P1a, P2a, Progress, Heartbeat, Confirm])
 export type AcceptorInbound = typeof AcceptorInbound.Type
 
-export const LeaderInbound = Schema.Union([Propose, P1b, P2b, Heartbeat, ReadIndex, Confirmed])
+export const LeaderInbound = Schema.Union([Propose, P1b, P2b, Heartbeat, ReadIndex, Confirmed, History])
 export type LeaderInbound = typeof LeaderInbound.Type
 
 export const ReplicaInbound = Schema.Union([
@@ -253,7 +268,8 @@ export const ReplicaInbound = Schema.Union([
   StateChunk,
   Read,
   ReadIndexReply,
-  Digest
+  Digest,
+  History
 ])
 export type ReplicaInbound = typeof ReplicaInbound.Type
 
@@ -282,7 +298,8 @@ export const Message = Schema.Union([
   ReadIndexReply,
   Confirm,
   Confirmed,
-  Digest
+  Digest,
+  History
 ])
 export type Message = typeof Message.Type
 

@@ -17,6 +17,7 @@
  * @since 0.1.0
  */
 import { Context, Effect, Layer, Option, Schema } from "effect"
+import * as Configuration from "./Configuration.ts"
 import * as Ballot from "./Ballot.ts"
 import { PValue, Slot } from "./Command.ts"
 
@@ -102,7 +103,12 @@ export const ReplicaSnapshot = Schema.Struct({
    * every replica counts the same from the same decisions, so all find the same digest
    * slots, also after a restart or an install. Absent in older snapshots: 0.
    */
-  digestBytes: Schema.optionalKey(Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)))
+  digestBytes: Schema.optionalKey(Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))),
+  /**
+   * The configuration history after the slots below `slotOut` (docs/reconfiguration.md).
+   * Absent while it is the initial one (the cluster config's), and in older snapshots.
+   */
+  history: Schema.optionalKey(Configuration.History)
 })
 export type ReplicaSnapshot = typeof ReplicaSnapshot.Type
 

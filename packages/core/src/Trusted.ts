@@ -17,13 +17,15 @@
 import type { Schema } from "effect"
 import type { Address } from "./Address.ts"
 import { Ballot } from "./Ballot.ts"
-import { Batch, Command, PValue, type SlotValue } from "./Command.ts"
+import { Batch, Command, PValue, Reconfigure, type SlotValue } from "./Command.ts"
+import type * as Configuration from "./Configuration.ts"
 import {
   Confirm,
   Confirmed,
   Decision,
   Envelope,
   Heartbeat,
+  History,
   type Message,
   P1a,
   P1b,
@@ -123,7 +125,14 @@ export const heartbeat = (fields: Omit<Heartbeat, "_tag">): Heartbeat =>
     ...(fields.to === undefined ? {} : { to: fields.to })
   })
 
-export const progress = (slotOut: number): Progress => build(Progress, { _tag: "Progress", slotOut })
+export const progress = (slotOut: number, history?: Configuration.History): Progress =>
+  build(Progress, history === undefined ? { _tag: "Progress", slotOut } : { _tag: "Progress", slotOut, history })
+
+export const history = (history: Configuration.History, slotOut: number): History =>
+  build(History, { _tag: "History", history, slotOut })
+
+export const reconfigure = (members: Configuration.Members): Reconfigure =>
+  build(Reconfigure, { _tag: "Reconfigure", members })
 
 export const read = (client: string, id: number, op: Schema.Json): Read => build(Read, { _tag: "Read", client, id, op })
 

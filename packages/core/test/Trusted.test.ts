@@ -11,7 +11,11 @@ import * as fc from "fast-check"
 import { assertSameShape } from "./Shape.ts"
 
 const value = (v: Command.SlotValue): Command.SlotValue =>
-  v._tag === "Noop" ? v : Trusted.batch(v.commands.map((c) => Trusted.command(c.client, c.seq, c.acked, c.op)))
+  v._tag === "Noop"
+    ? v
+    : v._tag === "Reconfigure"
+      ? Trusted.reconfigure(v.members)
+      : Trusted.batch(v.commands.map((c) => Trusted.command(c.client, c.seq, c.acked, c.op)))
 
 /** Rebuilds `m` with the builders, all the way down to ballots and commands. */
 const rebuild = (m: Message.Message): Message.Message => {
@@ -43,7 +47,9 @@ const rebuild = (m: Message.Message): Message.Message => {
     case "Heartbeat":
       return Trusted.heartbeat({ ...m, ballot: b(m.ballot) })
     case "Progress":
-      return Trusted.progress(m.slotOut)
+      return Trusted.progress(m.slotOut, m.history)
+    case "History":
+      return Trusted.history(m.history, m.slotOut)
     case "Read":
       return Trusted.read(m.client, m.id, m.op)
     case "ReadResponse":

@@ -137,6 +137,8 @@ const tags = [
   "Digest",
   "Batch",
   "Noop",
+  "Reconfigure",
+  "History",
   "p2a",
   "",
   "constructor",
@@ -215,6 +217,12 @@ const keyArb = fc.constantFrom(
   "checksum",
   "digest",
   "heard",
+  "history",
+  "members",
+  "acceptors",
+  "leaders",
+  "replicas",
+  "decidedAt",
   "extra",
   "__proto__",
   "constructor",
@@ -334,6 +342,10 @@ const fixtures = (): ReadonlyArray<Message.Envelope> => {
     new Command.Command({ client: "c1", seq, acked: seq - 1, op: { _tag: "Put", key: "k", value: [1, null, true] } })
   const batch = new Command.Batch({ commands: [cmd(1), cmd(2)] })
   const transfer = { slotOut: 5, checksum: 7 }
+  const history = [
+    { from: 1, decidedAt: 0, members: { acceptors: ["a1", "a2", "a3"], leaders: ["l1"], replicas: ["r1", "r2"] } },
+    { from: 20, decidedAt: 4, members: { acceptors: ["a1", "a2", "a4"], leaders: ["l1", "l2"], replicas: ["r2"] } }
+  ]
   const messages: ReadonlyArray<Message.Message> = [
     new Message.P1a({ ballot: b, from: 4 }),
     new Message.P1b({
@@ -355,6 +367,9 @@ const fixtures = (): ReadonlyArray<Message.Envelope> => {
     new Message.Response({ seq: 3, result: { ok: [1.5, "x"] }, error: "no", slot: 9 }),
     new Message.Heartbeat({ ballot: b, active: true, decided: 4, slot: 9, watermark: 2 }),
     new Message.Progress({ slotOut: 6 }),
+    new Message.Progress({ slotOut: 6, history }),
+    new Message.History({ slotOut: 30, history }),
+    new Message.Propose({ slot: 12, value: new Command.Reconfigure({ members: history[1]!.members }) }),
     new Message.StateRequest({ slotOut: 6, transfer, chunks: [0, 3] }),
     new Message.StateChunk({ transfer, index: 0, count: 2, data: "abc" }),
     new Message.Read({ client: "c1", id: 4, op: { _tag: "Get", key: "k" } }),
@@ -509,7 +524,19 @@ describe("WireDecode: Codec.decode against Codec.decodeWithSchema", { concurrent
       "message.value.commands[0].op: expected a JSON value (numbers finite), got an object"
     )
     assert.strictEqual(reason(p2a({ _tag: "Batch" })), "message.value.commands: missing, expected an array")
-    assert.strictEqual(reason(p2a({ _tag: "Nope" })), 'message.value._tag: expected "Batch" or "Noop", got "Nope"')
+    assert.strictEqual(
+      reason(p2a({ _tag: "Nope" })),
+      'message.value._tag: expected "Batch", "Noop" or "Reconfigure", got "Nope"'
+    )
+    const members = { acceptors: ["a1", "a1"], leaders: ["l1"], replicas: ["r1"] }
+    assert.strictEqual(
+      reason(p2a({ _tag: "Reconfigure", members })),
+      'message.value.members.acceptors[1]: expected no duplicate acceptor id, got "a1"'
+    )
+    assert.strictEqual(
+      reason(p2a({ _tag: "Reconfigure", members: { ...members, acceptors: [] } })),
+      "message.value.members.acceptors: expected at least one acceptor, got an array"
+    )
     assert.strictEqual(
       reason({ ...p2a({ _tag: "Noop" }), to: "acceptor/s.2" }).startsWith("to: expected an address"),
       true

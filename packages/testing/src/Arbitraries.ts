@@ -7,7 +7,8 @@
  */
 import * as Address from "@synod/core/Address"
 import * as Ballot from "@synod/core/Ballot"
-import { Batch, Command, Noop, PValue, type SlotValue } from "@synod/core/Command"
+import { Batch, Command, Noop, PValue, Reconfigure, type SlotValue } from "@synod/core/Command"
+import type * as Configuration from "@synod/core/Configuration"
 import * as M from "@synod/core/Message"
 import * as fc from "fast-check"
 
@@ -27,10 +28,32 @@ export const commandArb: fc.Arbitrary<Command> = fc
     op: jsonArb
   })
   .map((c) => new Command(c))
+const idsArb = fc.uniqueArray(idArb, { minLength: 1, maxLength: 4 })
+export const membersArb: fc.Arbitrary<Configuration.Members> = fc.record({
+  acceptors: idsArb,
+  leaders: idsArb,
+  replicas: idsArb
+})
 export const slotValueArb: fc.Arbitrary<SlotValue> = fc.oneof(
   fc.constant(new Noop({})),
-  fc.array(commandArb, { maxLength: 4 }).map((commands) => new Batch({ commands }))
+  fc.array(commandArb, { maxLength: 4 }).map((commands) => new Batch({ commands })),
+  membersArb.map((members) => new Reconfigure({ members }))
 )
+/** A valid history: entries with increasing `from` and `decidedAt`. */
+export const historyArb: fc.Arbitrary<Configuration.History> = fc
+  .array(fc.tuple(fc.integer({ min: 1, max: 100 }), fc.integer({ min: 1, max: 100 }), membersArb), {
+    minLength: 1,
+    maxLength: 3
+  })
+  .map((steps) => {
+    let from = 0
+    let decidedAt = -1
+    return steps.map(([df, dd, members]) => {
+      from += df
+      decidedAt += dd
+      return { from, decidedAt, members }
+    })
+  })
 const slotArb = fc.integer({ min: 1, max: 2 ** 40 })
 export const pvalueArb: fc.Arbitrary<PValue> = fc
   .record({ ballot: ballotArb, slot: slotArb, value: slotValueArb })
@@ -40,6 +63,8 @@ export const messageArb: fc.Arbitrary<M.Message> = fc.oneof(
   ballotArb.map((ballot) => new M.P1a({ ballot })),
   fc.tuple(ballotArb, slotArb).map(([ballot, from]) => new M.P1a({ ballot, from })),
   slotArb.map((slotOut) => new M.Progress({ slotOut })),
+  fc.tuple(slotArb, historyArb).map(([slotOut, history]) => new M.Progress({ slotOut, history })),
+  fc.tuple(slotArb, historyArb).map(([slotOut, history]) => new M.History({ slotOut, history })),
   fc
     .record(
       { ballot: ballotArb, request: ballotArb, accepted: fc.array(pvalueArb, { maxLength: 3 }), watermark: slotArb },

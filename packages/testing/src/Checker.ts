@@ -6,7 +6,12 @@
  * - A1  an acceptor's promise never goes back, including across restarts (catches B2);
  *       an acceptor never forgets an accept it reported, unless below its GC watermark.
  * - G   an acceptor forgets slots only below a watermark that f + 1 replicas (all, if
- *       fewer) have durably snapshotted.
+ *       fewer) have durably snapshotted — replicas of the configuration that holds the
+ *       slot below the watermark, when the configuration changes.
+ * - CFG every slot is decided by a majority of the acceptors of the configuration in
+ *       force at that slot (`Configuration.isMajorityAt` over the history the decided log
+ *       makes, docs/reconfiguration.md): the "chosen" of A5 and the majority of D are
+ *       counted that way (catches B12, a change applied before the window).
  * - A4  one value per (ballot, slot) across all acceptors.
  * - A5  once a majority accepted ⟨b,s,v⟩, no acceptor accepts another value for s at a
  *       higher ballot.
@@ -32,7 +37,7 @@
  * @since 0.1.0
  */
 import type { Probe } from "@synod/actors/Hooks"
-import { Ballot, Command, Quorum } from "@synod/core"
+import { Ballot, Command, Configuration, Quorum } from "@synod/core"
 
 const bkey = (b: Ballot.Ballot) => `${b.round}.${b.leader}`
 
@@ -80,11 +85,48 @@ export class Checker implements Probe.Probe {
   private readonly replicaCount: number
   private readonly now: () => number
 
-  constructor(acceptorCount: number, replicaCount = 1, now: () => number = () => 0) {
+  /** With reconfiguration: the cluster config's members and the window (docs/reconfiguration.md). */
+  private readonly reconfiguration: { readonly base: Configuration.Members; readonly window: number } | undefined
+  /** Configuration changes decided, by slot. */
+  private readonly changes = new Map<number, Configuration.Members>()
+  private cachedHistory: Configuration.History | undefined
+
+  constructor(
+    acceptorCount: number,
+    replicaCount = 1,
+    now: () => number = () => 0,
+    reconfiguration?: { readonly base: Configuration.Members; readonly window: number }
+  ) {
     this.acceptorCount = acceptorCount
     this.replicaCount = replicaCount
     this.now = now
     this.holders = Math.max(1, Math.min(replicaCount, Math.floor((acceptorCount - 1) / 2) + 1))
+    this.reconfiguration = reconfiguration
+  }
+
+  /**
+   * The configuration history the decided log makes, each change governing from its slot +
+   * window, as the rules say (not as the roles applied it: that is what is checked).
+   */
+  history(): Configuration.History | undefined {
+    const r = this.reconfiguration
+    if (r === undefined) return undefined
+    if (this.cachedHistory === undefined) {
+      let h = Configuration.initial(r.base)
+      for (const slot of [...this.changes.keys()].sort((a, b) => a - b)) {
+        h = Configuration.apply(h, slot, this.changes.get(slot)!, r.window) ?? h
+      }
+      this.cachedHistory = h
+    }
+    return this.cachedHistory
+  }
+
+  /** Did a majority of the acceptors of `slot`'s configuration vote (CFG)? */
+  private majorityAt(slot: number, voters: ReadonlySet<string>): boolean {
+    const h = this.history()
+    return h === undefined
+      ? Quorum.isMajority(voters.size, this.acceptorCount)
+      : Configuration.isMajorityAt(h, slot, voters)
   }
 
   // ---- divergence (V)
@@ -230,11 +272,20 @@ export class Checker implements Probe.Probe {
 
   acceptorForgot(acceptor: string, watermark: number): void {
     this.gcs++
+    const h = this.history()
+    // the replicas of the configuration that holds the slot below the watermark, and how many must hold it
+    const members = h === undefined ? undefined : Configuration.at(h, watermark - 1)
+    const holders =
+      members === undefined
+        ? this.holders
+        : Math.max(1, Math.min(members.replicas.length, Math.floor((members.acceptors.length - 1) / 2) + 1))
     let holding = 0
-    for (const slotOut of this.durable.values()) if (slotOut >= watermark) holding++
-    if (holding < this.holders) {
+    for (const [replica, slotOut] of this.durable) {
+      if (slotOut >= watermark && (members === undefined || members.replicas.includes(replica))) holding++
+    }
+    if (holding < holders) {
       this.fail(
-        `G: acceptor ${acceptor} forgot the slots below ${watermark}, but only ${holding} replicas hold them durably (${this.holders} needed)`
+        `G: acceptor ${acceptor} forgot the slots below ${watermark}, but only ${holding} replicas${members === undefined ? "" : " of its configuration"} hold them durably (${holders} needed)`
       )
     }
   }
@@ -273,10 +324,7 @@ export class Checker implements Probe.Probe {
     let voters = this.acceptors.get(k)
     if (voters === undefined) this.acceptors.set(k, (voters = new Set()))
     voters.add(acceptor)
-    if (
-      Quorum.isMajority(voters.size, this.acceptorCount) &&
-      (chosen === undefined || Ballot.lessThan(pv.ballot, chosen.ballot))
-    ) {
+    if (this.majorityAt(pv.slot, voters) && (chosen === undefined || Ballot.lessThan(pv.ballot, chosen.ballot))) {
       if (chosen !== undefined && chosen.value !== value) {
         this.fail(`R1: slot ${pv.slot} chosen twice: ${chosen.value} at ${chosen.ballot} and ${value} at ${pv.ballot}`)
       }
@@ -347,18 +395,21 @@ export class Checker implements Probe.Probe {
     const k = `${bkey(ballot)}|${slot}`
     const v = Command.valueKey(value)
     const voters = this.acceptors.get(k)
-    if (
-      this.acceptedValue.get(k) !== v ||
-      voters === undefined ||
-      !Quorum.isMajority(voters.size, this.acceptorCount)
-    ) {
+    if (this.acceptedValue.get(k) !== v || voters === undefined || !this.majorityAt(slot, voters)) {
+      const h = this.history()
       this.fail(
-        `D: leader ${leader} decided ${v} in slot ${slot} at ${ballot} without a majority of acceptors accepting it`
+        h === undefined
+          ? `D: leader ${leader} decided ${v} in slot ${slot} at ${ballot} without a majority of acceptors accepting it`
+          : `CFG: leader ${leader} decided ${v} in slot ${slot} at ${ballot} without a majority of the acceptors of that slot's configuration (${Configuration.at(h, slot).acceptors.join(",")}) accepting it (voters: ${[...(voters ?? [])].join(",")})`
       )
     }
     const prior = this.decisions.get(slot)
     if (prior !== undefined && prior !== v) this.fail(`R1: slot ${slot} decided as ${prior} and as ${v}`)
     this.decisions.set(slot, v)
+    if (value._tag === "Reconfigure" && !this.changes.has(slot)) {
+      this.changes.set(slot, value.members)
+      this.cachedHistory = undefined
+    }
   }
 
   decisionLearned(replica: string, slot: number, value: Command.SlotValue): void {

@@ -43,6 +43,13 @@ export interface Scenario {
    * only in clusters of three replicas or more, where a majority can contradict one.
    */
   readonly corruption: boolean
+  /**
+   * The reconfiguration nemesis (docs/reconfiguration.md): servers are added, removed and
+   * replaced (one at a time, through a replica's API) while the other faults act, with
+   * spare servers running for every id a change can name. Not with `corruption`: the
+   * divergence check counts the cluster config's replicas.
+   */
+  readonly reconfigure: boolean
   readonly bugs: Partial<PlantedBugs.PlantedBugs>
 }
 
@@ -76,12 +83,18 @@ export const fromSeed = (seed: number, overrides: Partial<Omit<Scenario, "seed">
     leaseHolders: r() < 0.6 ? 1 + Math.floor(r() * 2) : 0,
     // drawn last: the fields above stay what they were for every seed
     corruption: r() < 0.5,
+    reconfigure: false,
     bugs: {}
   }
-  return { ...base, ...overrides }
+  // from a generator of its own, so that every other field stays what it was for every seed
+  const drawn = prng(seed ^ 0xc0f19)() < 0.5
+  // the divergence nemesis and this one exclude each other: an explicit choice of one wins
+  const reconfigure = overrides.reconfigure ?? (overrides.corruption === true ? false : drawn)
+  const corruption = overrides.corruption ?? (reconfigure ? false : base.corruption)
+  return { ...base, ...overrides, reconfigure, corruption }
 }
 
 export const describe = (s: Scenario): string =>
   `seed ${s.seed}: f=${s.f} ${s.layout}, ${s.clients} clients x ${s.opsPerClient} ops on ${s.keys} keys, ` +
-  `snapshots every ${s.snapshotEvery} slots${s.largeValues ? ", large values" : ""}${s.leaseHolders > 0 ? `, ${s.leaseHolders} lease holders` : ""}${s.corruption ? ", a replica corrupted" : ""}, faults for ${s.faultMs} ms: ${[s.network && "network", s.partitions && "partitions", s.crashes && "crashes"].filter(Boolean).join(", ") || "none"}` +
+  `snapshots every ${s.snapshotEvery} slots${s.largeValues ? ", large values" : ""}${s.leaseHolders > 0 ? `, ${s.leaseHolders} lease holders` : ""}${s.corruption ? ", a replica corrupted" : ""}${s.reconfigure ? ", reconfigurations" : ""}, faults for ${s.faultMs} ms: ${[s.network && "network", s.partitions && "partitions", s.crashes && "crashes"].filter(Boolean).join(", ") || "none"}` +
   (Object.keys(s.bugs).length > 0 ? `, planted: ${Object.keys(s.bugs).join(", ")}` : "")

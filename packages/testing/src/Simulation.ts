@@ -25,7 +25,7 @@
  */
 import { Acceptor, Client, Leader, Replica } from "@synod/actors"
 import { PlantedBugs, Probe, Tamper } from "@synod/actors/Hooks"
-import { ClusterConfig, InMemoryBus, Monotonic, Storage, Transport } from "@synod/core"
+import { ClusterConfig, Configuration, InMemoryBus, Monotonic, Storage, Transport } from "@synod/core"
 import { Kv, LeaseKeeper } from "@synod/kv"
 import { Effect, Exit, Fiber, Layer, Random, References, Scope } from "effect"
 import { Checker } from "./Checker.ts"
@@ -123,6 +123,71 @@ export const configFor = (s: Scenario): ClusterConfig.ClusterConfig => {
       clientTimeoutMs: 2500
     }
   })
+}
+
+/**
+ * The ids a configuration change may bring in (`Scenario.reconfigure`): two spare servers
+ * colocated, or two spare nodes of each role split. They run from the start, with the
+ * cluster config, like a new server an operator starts before adding it.
+ */
+export const sparesFor = (s: Scenario): Configuration.Members => {
+  const n = 2 * s.f + 1
+  return s.layout === "colocated"
+    ? {
+        acceptors: [`s${n + 1}`, `s${n + 2}`],
+        leaders: [`s${n + 1}`, `s${n + 2}`],
+        replicas: [`s${n + 1}`, `s${n + 2}`]
+      }
+    : {
+        acceptors: [`a${n + 1}`, `a${n + 2}`],
+        leaders: [`l${s.f + 2}`, `l${s.f + 3}`],
+        replicas: [`r${s.f + 2}`, `r${s.f + 3}`]
+      }
+}
+
+/**
+ * The next configuration the reconfiguration nemesis asks for: one server of `kind` added
+ * (up to one more than the cluster config has), removed (down to as many) or replaced by
+ * one not in the configuration. Colocated, a server is all three roles at once.
+ */
+export const nextMembers = (
+  r: () => number,
+  current: Configuration.Members,
+  base: Configuration.Members,
+  spares: Configuration.Members,
+  colocated: boolean
+): { readonly members: Configuration.Members; readonly what: string } => {
+  const kinds: ReadonlyArray<keyof Configuration.Members> = colocated
+    ? ["acceptors"]
+    : (["acceptors", "leaders", "replicas"] as const)
+  const kind = kinds[Math.floor(r() * kinds.length)]!
+  const ids = current[kind]
+  const pool = [...base[kind], ...spares[kind]].filter((id) => !ids.includes(id))
+  const pick = <A>(xs: ReadonlyArray<A>): A => xs[Math.floor(r() * xs.length)]!
+  const ops = [
+    ...(ids.length <= base[kind].length && pool.length > 0 ? ["add"] : []),
+    ...(ids.length > base[kind].length ? ["remove"] : []),
+    ...(pool.length > 0 ? ["replace"] : [])
+  ]
+  const op = pick(ops)
+  let next: Array<string>
+  let what: string
+  if (op === "add") {
+    const id = pick(pool)
+    next = [...ids, id]
+    what = `add ${id}`
+  } else if (op === "remove") {
+    const id = pick(ids)
+    next = ids.filter((x) => x !== id)
+    what = `remove ${id}`
+  } else {
+    const out = pick(ids)
+    const id = pick(pool)
+    next = ids.map((x) => (x === out ? id : x))
+    what = `replace ${out} by ${id}`
+  }
+  const members = colocated ? { acceptors: next, leaders: next, replicas: next } : { ...current, [kind]: next }
+  return { members, what: colocated ? `${what} (server)` : `${what} (${kind})` }
 }
 
 /**
@@ -228,9 +293,23 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
       const timeline = options.timeline
       const r = prng(scenario.seed)
       const config = configFor(scenario)
-      const checker = new Checker(config.acceptors.length, config.replicas.length, () =>
-        clock.currentTimeMillisUnsafe()
+      const base: Configuration.Members = {
+        acceptors: config.acceptors,
+        leaders: config.leaders,
+        replicas: config.replicas
+      }
+      const spares = scenario.reconfigure ? sparesFor(scenario) : { acceptors: [], leaders: [], replicas: [] }
+      const checker = new Checker(
+        config.acceptors.length,
+        config.replicas.length,
+        () => clock.currentTimeMillisUnsafe(),
+        scenario.reconfigure ? { base, window: config.window } : undefined
       )
+      /** The replicas that must converge: the latest configuration's (the cluster config's without changes). */
+      const finalReplicas = (): ReadonlyArray<string> => {
+        const h = checker.history()
+        return h === undefined ? config.replicas : Configuration.latest(h).replicas
+      }
       // the divergence nemesis reaches each replica's state through this
       const corrupters = new Map<string, (f: (state: unknown) => unknown) => void>()
       const tamper: Tamper.Tamper = { register: (id, corrupt) => corrupters.set(id, corrupt) }
@@ -285,7 +364,14 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
       const running = new Map<string, Scope.Closeable>()
       const replicas = new Map<
         string,
-        { readonly status: Effect.Effect<Replica.Status>; readonly applied: Replica.Applied<Kv.State> }
+        {
+          readonly status: Effect.Effect<Replica.Status>
+          readonly applied: Replica.Applied<Kv.State>
+          readonly history: Effect.Effect<Configuration.History>
+          readonly reconfigure: (
+            members: Configuration.Members
+          ) => Effect.Effect<{ readonly slot: number; readonly effective: number; readonly error?: string }>
+        }
       >()
       const leaders = new Map<
         string,
@@ -370,6 +456,13 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
         ...config.replicas.map((id) => ["replica", id] as const),
         ...config.leaders.map((id) => ["leader", id] as const)
       ]
+      // spare servers: started with the others, crashed and restarted like them (at most f
+      // acceptors down at once over all of them, so in any configuration too)
+      all.push(
+        ...spares.acceptors.map((id) => ["acceptor", id] as const),
+        ...spares.replicas.map((id) => ["replica", id] as const),
+        ...spares.leaders.map((id) => ["leader", id] as const)
+      )
       const nodes = [...new Set(all.map(([, id]) => id))]
       const down = (role: Role) => all.filter(([ro, id]) => ro === role && !running.has(roleKey(ro, id))).length
       const restartAll = Effect.suspend(() =>
@@ -635,7 +728,8 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
                   const i = config.leaders.indexOf(from)
                   const to = config.leaders[(i - 1 + config.leaders.length) % config.leaders.length]!
                   note(`transfer leader/${from} to ${to}`)
-                  yield* h.transfer(2 * config.timeouts.leaderTimeoutMs, to).pipe(Effect.orDie)
+                  // refused when `to` left the configuration: nothing happens then
+                  yield* Effect.exit(h.transfer(2 * config.timeouts.leaderTimeoutMs, to))
                   break
                 }
               }
@@ -718,6 +812,31 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
       // ---- the divergence nemesis: one replica's state changed without a command, once;
       // then reads keep coming until that replica holds a state its peers agree with, so
       // that digest slots follow the change however early the clients finished
+      // ---- the reconfiguration nemesis: one change at a time, through a running replica of
+      // the latest configuration, on a random stream of its own, until the faults heal
+      const reconfigurer = Effect.gen(function* () {
+        const rr = prng(scenario.seed ^ 0x4ec0f)
+        while (now() < scenario.faultMs) {
+          yield* Effect.sleep(150 + Math.floor(rr() * 450))
+          const candidates = finalReplicas().filter((id) => running.has(roleKey("replica", id)) && replicas.has(id))
+          if (candidates.length === 0) continue
+          const via = candidates[Math.floor(rr() * candidates.length)]!
+          const handle = replicas.get(via)!
+          // the latest configuration decided (the replica may not have performed it yet)
+          const current = Configuration.latest(checker.history() ?? (yield* handle.history))
+          const { members, what } = nextMembers(rr, current, base, spares, scenario.layout === "colocated")
+          note(`reconfigure through replica ${via}: ${what}`)
+          const done = yield* Effect.timeoutOption(handle.reconfigure(members), 2000)
+          note(
+            done._tag === "None"
+              ? `reconfigure ${what}: no answer in 2000 ms`
+              : done.value.error !== undefined
+                ? `reconfigure ${what}: refused: ${done.value.error}`
+                : `reconfigure ${what}: decided in slot ${done.value.slot}, effective from slot ${done.value.effective}`
+          )
+        }
+      })
+
       let probes = 0
       const divergence = Effect.gen(function* () {
         // its own generator, so that the other faults draw what they drew before it existed
@@ -846,6 +965,7 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
       const boot = Effect.gen(function* () {
         yield* Effect.sleep(1)
         for (const [role, id] of all) yield* start(role, id)
+        if (scenario.reconfigure) yield* Effect.forkScoped(reconfigurer)
         yield* Effect.forkScoped(nemesis)
         if (scenario.corruption && config.replicas.length >= 3) yield* Effect.forkScoped(divergence)
         for (let c = 0; c < scenario.clients; c++) yield* Effect.forkScoped(workload(c))
@@ -860,7 +980,7 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
       const converged = (): boolean => {
         let top = 0
         for (const s of checker.decisions.keys()) if (s > top) top = s
-        for (const id of config.replicas) {
+        for (const id of finalReplicas()) {
           if ((checker.progress().get(id) ?? 1) !== top + 1) return false
         }
         return true
@@ -917,14 +1037,18 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
       if (checker.violations.length === 0 && stall === undefined) {
         // same slots performed must mean the same state, whether performed or installed
         const states = new Map<string, string>()
-        for (const [id, handle] of replicas) states.set(id, JSON.stringify((yield* handle.status).state))
+        // the latest configuration's replicas: a removed one stops getting decisions
+        const final = finalReplicas()
+        for (const [id, handle] of replicas) {
+          if (final.includes(id)) states.set(id, JSON.stringify((yield* handle.status).state))
+        }
         if (new Set(states.values()).size > 1) {
           checker.violations.push(
             `R: replicas converged to different states: ${JSON.stringify(Object.fromEntries(states))}`
           )
         }
         // the history watches are served from is the log's writes, as the clients saw them placed
-        const first = replicas.values().next().value
+        const first = replicas.get(final[0]!)
         if (checker.violations.length === 0 && first !== undefined) {
           const problem = HistoryCheck.check((yield* first.status).state, checked())
           if (problem !== undefined) checker.violations.push(problem)

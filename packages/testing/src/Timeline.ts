@@ -86,7 +86,11 @@ export const describe = (m: Message.Message): { readonly info: string; readonly 
         info: `${m.active ? "active" : "passive"} at ${m.ballot}, decided ${m.decided}, slot ${m.slot}, watermark ${m.watermark}`
       }
     case "Progress":
-      return { info: `durable below ${m.slotOut}` }
+      return {
+        info: `durable below ${m.slotOut}${m.history === undefined ? "" : `, ${m.history.length} configurations`}`
+      }
+    case "History":
+      return { info: `configurations ${m.history.map((e) => `from ${e.from}`).join(", ")} after slot ${m.slotOut - 1}` }
     case "StateRequest":
       return { info: `at slot ${m.slotOut}${m.chunks.length > 0 ? `, chunks ${m.chunks.join(",")}` : ""}` }
     case "StateChunk":

@@ -22,7 +22,7 @@ import { Timeline } from "./Timeline.ts"
 const usage = `usage: pnpm sim [--first S] [--count N] | --seed S [--trace] [--html FILE]   [--bug NAME] [--no-reduce]
   scenario overrides (otherwise derived from the seed):
     --f 1|2  --layout colocated|split  --clients N  --ops N  --keys N  --fault-ms N  --snapshot-every N
-    --network on|off  --partitions on|off  --crashes on|off  --large on|off  --lease-holders N  --corrupt on|off
+    --network on|off  --partitions on|off  --crashes on|off  --large on|off  --lease-holders N  --corrupt on|off  --reconfigure on|off
   planted bugs: ${PlantedBugs.names.join(", ")}`
 
 const fail = (message: string): never => {
@@ -61,7 +61,8 @@ for (let i = 0; i < args.length; i++) {
       "crashes",
       "large",
       "lease-holders",
-      "corrupt"
+      "corrupt",
+      "reconfigure"
     ].includes(name)
   ) {
     fail(`unknown option --${name}`)
@@ -111,6 +112,7 @@ const overrides: Partial<Omit<Scenario.Scenario, "seed">> = Object.fromEntries(
     largeValues: onOff("large"),
     leaseHolders: flags.has("lease-holders") ? int("lease-holders", 0) : undefined,
     corruption: onOff("corrupt"),
+    reconfigure: onOff("reconfigure"),
     bugs
   }).filter(([, v]) => v !== undefined)
 )
@@ -119,7 +121,7 @@ const overrides: Partial<Omit<Scenario.Scenario, "seed">> = Object.fromEntries(
 const replayCommand = (s: Scenario.Scenario): string =>
   `pnpm sim --seed ${s.seed} --trace --f ${s.f} --layout ${s.layout} --clients ${s.clients} --ops ${s.opsPerClient} ` +
   `--keys ${s.keys} --fault-ms ${s.faultMs} --snapshot-every ${s.snapshotEvery} --network ${s.network ? "on" : "off"} ` +
-  `--partitions ${s.partitions ? "on" : "off"} --crashes ${s.crashes ? "on" : "off"} --large ${s.largeValues ? "on" : "off"} --lease-holders ${s.leaseHolders} --corrupt ${s.corruption ? "on" : "off"}` +
+  `--partitions ${s.partitions ? "on" : "off"} --crashes ${s.crashes ? "on" : "off"} --large ${s.largeValues ? "on" : "off"} --lease-holders ${s.leaseHolders} --corrupt ${s.corruption ? "on" : "off"} --reconfigure ${s.reconfigure ? "on" : "off"}` +
   (bug ? ` --bug ${bug}` : "")
 
 const summary = (r: Simulation.Report): string =>

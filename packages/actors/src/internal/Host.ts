@@ -140,7 +140,11 @@ export interface Options<Inbound extends Message.Message, In, Rec, Spec, Ev, Job
   readonly persistPipelined?: boolean
   /** The input fed to the core once a batch's records are durable (a storage completion). */
   readonly persisted?: (records: ReadonlyArray<Rec>) => In
-  /** Inputs fed from outside the role (the leader's resignation), merged with the rest; needs `child`. */
+  /**
+   * Inputs fed from outside the role (the leader's resignation, a replica's configuration
+   * change). With children they are merged with the rest; without, they are taken on the
+   * loop's next turn (at the latest the next tick), so the mailbox keeps its direct path.
+   */
   readonly control?: Queue.Dequeue<In>
   /** Runs a child the core started; its result is fed back to the core. */
   readonly child?: (spec: Spec, inbox: Queue.Dequeue<Message.Envelope>) => Effect.Effect<In>
@@ -431,6 +435,7 @@ export const run = <Inbound extends Message.Message, In, Rec, Spec, Ev, Job = ne
       if (options.afterBatch !== undefined) yield* options.afterBatch
     })
 
+    const pollControl = options.child === undefined ? options.control : undefined
     const tick = options.tick
     let nextTick = tick === undefined ? Number.POSITIVE_INFINITY : clock.currentTimeMillisUnsafe() + tick.everyMs
     const loop = Effect.gen(function* () {
@@ -448,6 +453,7 @@ export const run = <Inbound extends Message.Message, In, Rec, Spec, Ev, Job = ne
               : Option.some(yield* take)
         // writes the background writer finished since the last turn
         while (completions.length > 0) core.step(completions.shift()!)
+        if (pollControl !== undefined) for (const input of yield* Queue.clear(pollControl)) core.step(input)
         if (Option.isSome(batch)) {
           for (const input of batch.value) {
             if (HopLog.enabled()) HopLog.mark(`step ${self} ${hopTag(input)}`)

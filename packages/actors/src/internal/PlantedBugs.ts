@@ -34,6 +34,8 @@ export interface PlantedBugs {
   readonly leaseEarlyExpiry: boolean
   /** B19: replicas exchange state digests but never compare them: a corrupted replica goes on answering from its state. */
   readonly ignoreDivergence: boolean
+  /** B12: a configuration change decided in slot s governs from s + 1 instead of s + window: slots already in flight change configuration. */
+  readonly immediateReconfig: boolean
 }
 
 export const none: PlantedBugs = {
@@ -50,7 +52,8 @@ export const none: PlantedBugs = {
   unpagedP1b: false,
   staleRead: false,
   leaseEarlyExpiry: false,
-  ignoreDivergence: false
+  ignoreDivergence: false,
+  immediateReconfig: false
 }
 
 export type Name = keyof PlantedBugs

@@ -77,7 +77,8 @@ const fields = (o: { readonly _tag: string }): string =>
   [
     o._tag,
     ...Object.entries(o)
-      .filter(([k]) => k !== "_tag")
+      // a scout's per-acceptor reports and configurations repeat what the pvalues and the script say
+      .filter(([k]) => k !== "_tag" && k !== "byAcceptor" && k !== "configs")
       .map(
         ([k, v]: [string, unknown]) =>
           `${k}=${v instanceof Map ? N.pvalues(v.values()) : Array.isArray(v) ? N.list(v) : N.field(v)}`
@@ -203,7 +204,8 @@ export const leader = (): Handler => {
           const keys = [...byBallot].flatMap(([b, slots]) => N.slots(slots).map((s) => `${b}|${s}`))
           lines.push(`commanders: ${keys.join(" ")}`)
         }
-        if (core.backlog.length > 0) lines.push(`backlog: ${N.slots(new Map(core.backlog)).join(" ")}`)
+        if (core.backlog.length > 0)
+          lines.push(`backlog: ${N.slots(new Map(core.backlog.map((s) => [s, s]))).join(" ")}`)
         return lines
       }
       case "crash":

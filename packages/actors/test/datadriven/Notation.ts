@@ -38,7 +38,8 @@ export const parseCommand = (text: string): Command.Command => {
   return new Command.Command({ client: client!, seq: Number(seq), acked: 0, op: { _tag: "Put", key: client!, value } })
 }
 
-export const value = (v: Command.SlotValue): string => (v._tag === "Noop" ? "noop" : v.commands.map(command).join(","))
+export const value = (v: Command.SlotValue): string =>
+  v._tag === "Batch" ? v.commands.map(command).join(",") : Command.valueKey(v)
 
 export const parseValue = (text: string): Command.SlotValue =>
   text === "noop" ? Command.noop : new Command.Batch({ commands: text.split(",").map(parseCommand) })
@@ -105,7 +106,8 @@ const readers: Record<string, (text: string) => unknown> = {
   },
   value: parseValue,
   accepted: parsePValues,
-  command: parseCommand
+  command: parseCommand,
+  history: (t) => JSON.parse(t)
 }
 
 const constructors = {
@@ -117,7 +119,8 @@ const constructors = {
   Decision: Message.Decision,
   Request: Message.Request,
   Heartbeat: Message.Heartbeat,
-  Progress: Message.Progress
+  Progress: Message.Progress,
+  History: Message.History
 } as const
 
 /** A message from its tag and `field=value` arguments (lists default to empty). */
@@ -145,6 +148,7 @@ const senderRole: Record<string, Address.Role> = {
   P2b: "acceptor",
   Propose: "replica",
   Progress: "replica",
+  History: "replica",
   Decision: "leader",
   Heartbeat: "leader",
   Request: "client"

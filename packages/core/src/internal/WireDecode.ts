@@ -24,7 +24,8 @@
 import type { Schema } from "effect"
 import * as Address from "../Address.ts"
 import { Ballot } from "../Ballot.ts"
-import { Batch, Command, Noop, PValue, type SlotValue } from "../Command.ts"
+import { Batch, Command, Noop, PValue, Reconfigure, type SlotValue } from "../Command.ts"
+import * as Configuration from "../Configuration.ts"
 import { build } from "../Trusted.ts"
 import {
   Confirm,
@@ -33,6 +34,7 @@ import {
   Digest,
   Envelope,
   Heartbeat,
+  History,
   type Message,
   P1a,
   P1b,
@@ -174,7 +176,7 @@ const stateDigest = (o: Obj, key: string): string => {
 /** A node id (`Address.Id`'s pattern). */
 const idPattern = /^[A-Za-z0-9_-]{1,64}$/
 
-const id = (o: Obj, key: string): string => {
+const id = (o: Obj, key: string | number): string => {
   const v = o[key]
   return typeof v === "string" && idPattern.test(v)
     ? v
@@ -266,6 +268,65 @@ const commands = (o: Obj, key: string): ReadonlyArray<Command> => {
   return out
 }
 
+/** `Configuration.Members`' ids of one kind: 1 to `maxMembers` distinct ids. */
+const memberIds = (o: Obj, key: string, what: string): ReadonlyArray<string> => {
+  const items = array(o, key)
+  if (items.length < 1) invalid(key, `at least one ${what}`, items)
+  if (items.length > Configuration.maxMembers) invalid(key, `at most ${Configuration.maxMembers} ${what}s`, items)
+  path.push(key)
+  const out = new Array<string>(items.length)
+  const seen = new Set<string>()
+  for (let i = 0; i < items.length; i++) {
+    const v = id(items as unknown as Obj, i)
+    if (seen.has(v)) invalid(i, `no duplicate ${what} id`, v)
+    seen.add(v)
+    out[i] = v
+  }
+  path.pop()
+  return out
+}
+
+const members = (o: Obj, key: string): Configuration.Members => {
+  const m = object(o, key)
+  path.push(key)
+  const out = {
+    acceptors: memberIds(m, "acceptors", "acceptor"),
+    leaders: memberIds(m, "leaders", "leader"),
+    replicas: memberIds(m, "replicas", "replica")
+  }
+  path.pop()
+  return out
+}
+
+/** `Configuration.History`: 1 to `maxEntries` entries, `from` and `decidedAt` increasing. */
+const history = (o: Obj, key: string): Configuration.History => {
+  const items = array(o, key)
+  if (items.length < 1) invalid(key, "a configuration history of at least one entry", items)
+  if (items.length > Configuration.maxEntries) {
+    invalid(key, `a configuration history of at most ${Configuration.maxEntries} entries`, items)
+  }
+  path.push(key)
+  const out = new Array<Configuration.Entry>(items.length)
+  for (let i = 0; i < items.length; i++) {
+    const e = items[i]
+    if (!isObject(e)) invalid(i, "a configuration entry (an object)", e)
+    path.push(i)
+    const entry = {
+      from: positive(e as Obj, "from"),
+      decidedAt: natural(e as Obj, "decidedAt"),
+      members: members(e as Obj, "members")
+    }
+    path.pop()
+    const before = out[i - 1]
+    if (before !== undefined && (entry.from <= before.from || entry.decidedAt <= before.decidedAt)) {
+      invalid(i, "an entry after the previous one (from and decidedAt increasing)", e)
+    }
+    out[i] = entry
+  }
+  path.pop()
+  return out
+}
+
 const slotValue = (o: Obj, key: string): SlotValue => {
   const v = object(o, key)
   path.push(key)
@@ -277,8 +338,11 @@ const slotValue = (o: Obj, key: string): SlotValue => {
     case "Noop":
       out = trusted(Noop, { _tag: "Noop" })
       break
+    case "Reconfigure":
+      out = trusted(Reconfigure, { _tag: "Reconfigure", members: members(v, "members") })
+      break
     default:
-      return invalid("_tag", `"Batch" or "Noop"`, v._tag)
+      return invalid("_tag", `"Batch", "Noop" or "Reconfigure"`, v._tag)
   }
   path.pop()
   return out
@@ -408,8 +472,19 @@ const message = (m: Obj): Message => {
       } as const
       return trusted(Heartbeat, m.to === undefined ? fields : { ...fields, to: id(m, "to") })
     }
-    case "Progress":
-      return trusted(Progress, { _tag: "Progress", slotOut: positive(m, "slotOut") })
+    case "Progress": {
+      const slotOut = positive(m, "slotOut")
+      return trusted(
+        Progress,
+        m.history === undefined
+          ? { _tag: "Progress", slotOut }
+          : { _tag: "Progress", slotOut, history: history(m, "history") }
+      )
+    }
+    case "History": {
+      const history_ = history(m, "history")
+      return trusted(History, { _tag: "History", history: history_, slotOut: positive(m, "slotOut") })
+    }
     case "StateRequest": {
       const slotOut = positive(m, "slotOut")
       const transfer = m.transfer === undefined ? undefined : transferId(m, "transfer")
