@@ -1139,6 +1139,11 @@ export class ReplicaCore<S, C, R> {
 
   private toLeaders(message: Message.Message): void {
     for (const to of this.leaders) this.out.send(to, message)
+    // the leader it follows may be one of a configuration it has not performed yet (it is
+    // behind a change of leaders): it hears too, else a replica whose history's leaders
+    // were replaced or forgot the slots it misses waits forever for them
+    const followed = this.leader
+    if (followed !== undefined && !this.leaders.includes(followed)) this.out.send(followed, message)
   }
 }
 
