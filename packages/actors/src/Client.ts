@@ -145,7 +145,6 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
     const ids = current?.()
     return ids === undefined || ids.length === 0 ? configured : ids.map(Address.replica)
   }
-  const replicas = configured
   const { retransmitMs, clientTimeoutMs } = config.timeouts
   const waiting = new Map<number, Waiting>()
   /** Reads in flight, by read id (their own counter: reads take no command seq). */
@@ -160,7 +159,7 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
    * — that replica may be gone (a leader's server killed takes the replica next to it) —
    * until an answer names one again.
    */
-  let preferred: Address.Address | undefined = replicasNow()[0] ?? replicas[0]!
+  let preferred: Address.Address | undefined = replicasNow()[0]!
   // tracing: each command a span `synod.client` (its requests carry it); off, no span at all
   const traced = yield* Trace.Enabled
 
