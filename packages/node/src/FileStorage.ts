@@ -24,9 +24,9 @@
 import { Address, JsonText, Storage } from "@synod/core"
 import { Effect, Exit, type FileSystem, Layer, Option, Path, Result, Schema, Scope, Semaphore } from "effect"
 import type { PlatformError } from "effect/PlatformError"
-import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as NodePath from "@effect/platform-node/NodePath"
 import * as AtomicFile from "./AtomicFile.ts"
+import * as DurableFileSystem from "./DurableFileSystem.ts"
 import * as Wal from "./Wal.ts"
 
 export interface Options {
@@ -203,6 +203,6 @@ export const layer = (
 ): Layer.Layer<Storage.Storage, Storage.StorageError, FileSystem.FileSystem | Path.Path> =>
   Layer.effect(Storage.Storage, make(options))
 
-/** `layer` wired to Node's file system. */
+/** `layer` wired to Node's file system, appends written and synced in place (`DurableFileSystem`). */
 export const layerNode = (options: Options): Layer.Layer<Storage.Storage, Storage.StorageError> =>
-  layer(options).pipe(Layer.provide([NodeFileSystem.layer, NodePath.layer]))
+  layer(options).pipe(Layer.provide([DurableFileSystem.layer, NodePath.layer]))

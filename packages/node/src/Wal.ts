@@ -247,7 +247,10 @@ export const open = Effect.fn("Wal.open")(function* (file: string, options: Opti
     const staged = yield* Effect.result(
       Effect.gen(function* () {
         const bytes = yield* Effect.fromResult(framed)
-        const next = yield* fs.open(temp, { flag: "w" }).pipe(Scope.provide(tempScope))
+        // opened for appending (after removing a failed attempt's file): appends are what
+        // the durable file system writes and syncs in place (`DurableFileSystem`)
+        yield* fs.remove(temp, { force: true })
+        const next = yield* fs.open(temp, { flag: "ax" }).pipe(Scope.provide(tempScope))
         yield* next.writeAll(bytes)
         yield* next.sync
         return { next, length: bytes.length }

@@ -8,6 +8,7 @@
  */
 export * as AtomicFile from "./AtomicFile.ts"
 export * as DataDirLock from "./DataDirLock.ts"
+export * as DurableFileSystem from "./DurableFileSystem.ts"
 export * as FileStorage from "./FileStorage.ts"
 export * as Frame from "./Frame.ts"
 export * as Host from "./Host.ts"

@@ -1,6 +1,7 @@
-import { NodeFileSystem, NodePath } from "@effect/platform-node"
+import { NodePath } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
 import { Ballot, type Storage } from "@synod/core"
+import * as DurableFileSystem from "@synod/node/DurableFileSystem"
 import * as Frame from "@synod/node/Frame"
 import * as Wal from "@synod/node/Wal"
 import { ballotArb, pvalueArb } from "@synod/testing/Arbitraries"
@@ -9,7 +10,8 @@ import { Deferred, Effect, Exit, Fiber, FileSystem, Layer, Path, Result, Scope }
 import * as InstrumentedFs from "./fixtures/InstrumentedFs.ts"
 import { promise, record } from "./fixtures/records.ts"
 
-const NodeLayer = Layer.mergeAll(NodeFileSystem.layer, NodePath.layer)
+// the file system `synod serve` gives the log: appends written and synced in place
+const NodeLayer = Layer.mergeAll(DurableFileSystem.layer, NodePath.layer)
 const instrumented = (instrument: InstrumentedFs.Instrument) =>
   Layer.mergeAll(InstrumentedFs.layer(instrument), NodePath.layer)
 
