@@ -13,6 +13,10 @@
  *   pnpm bench nats --clients separate   one synod client per loop instead of one shared by all
  *   pnpm bench nats --hops          one client, writes then reads, and where each one's time
  *                                   goes, hop by hop, from every process's hop log (Hops.ts)
+ *   pnpm bench nats --keys 256 --value-bytes 8   another workload than the yardstick's
+ *
+ * The workload is the yardstick's (keys uniform over 100,000, 100-byte values), so the
+ * table compares with its figures.
  */
 import { type ChildProcess, spawn } from "node:child_process"
 import { createServer } from "node:http"
@@ -40,6 +44,22 @@ const arg = (name: string, dflt: number) => {
   return v
 }
 const seconds = arg("seconds", 4)
+/**
+ * The yardstick's workload (../shared/peers/loadgen.mjs): each write puts a 16-byte key
+ * drawn uniformly from `--keys` (100,000) with a `--value-bytes` (100) printable value;
+ * each read gets a key drawn from those this run has written (all exist, values included).
+ */
+const keyspace = arg("keys", 100_000)
+const valueBytes = arg("value-bytes", 100)
+const keyOf = (k: number) => `k${String(k).padStart(15, "0")}`
+const alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+/** 1,024 random values, used in turn (drawing one per write would cost the client CPU the servers' figures do not include). */
+const values = Array.from({ length: 1024 }, () =>
+  Array.from({ length: valueBytes }, () => alphabet[Math.floor(Math.random() * alphabet.length)]).join("")
+)
+/** Keys written so far (indices into the keyspace), for reads to draw from. */
+const written: Array<number> = []
+const seen = new Set<number>()
 const profileAt = process.argv.indexOf("--profile")
 /** `--profile DIR` (or BENCH_PROFILE_DIR): CPU profiles of the servers, and their top functions at the end. */
 const profileDir =
@@ -148,13 +168,23 @@ const cpuSeconds = (pid: number | undefined): number | undefined => {
 const percentile = (sorted: ReadonlyArray<number>, p: number) =>
   sorted.length === 0 ? Number.NaN : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!
 
-/** One operation of client `i`: its `n`-th write of its key, or a read of it. */
-const operation = (op: Op, client: Client.Client<Kv.Command, Kv.Result>, i: number, n: number) =>
-  op === "write"
-    ? client.submit({ _tag: "Put", key: `k${i}`, value: `${n}` })
-    : op === "read"
-      ? client.read({ _tag: "Get", key: `k${i}` })
-      : client.submit({ _tag: "Get", key: `k${i}` })
+/** One operation: a write of a key drawn from the keyspace, or a read of one written before. */
+const operation = (
+  op: Op,
+  client: Client.Client<Kv.Command, Kv.Result>,
+  n: number
+): Effect.Effect<Kv.Result, Client.SubmitError | Client.ReadError> => {
+  if (op === "write") {
+    const k = Math.floor(Math.random() * keyspace)
+    if (!seen.has(k)) {
+      seen.add(k)
+      written.push(k)
+    }
+    return client.submit({ _tag: "Put", key: keyOf(k), value: values[n % values.length]! })
+  }
+  const key = keyOf(written[Math.floor(Math.random() * written.length)]!)
+  return op === "read" ? client.read({ _tag: "Get", key }) : client.submit({ _tag: "Get", key })
+}
 
 const measure = (op: Op, clients: ReadonlyArray<Client.Client<Kv.Command, Kv.Result>>) =>
   Effect.gen(function* () {
@@ -170,7 +200,7 @@ const measure = (op: Op, clients: ReadonlyArray<Client.Client<Kv.Command, Kv.Res
           while (performance.now() < end) {
             const t0 = performance.now()
             if (hopsDir !== undefined) HopLog.mark("C start")
-            yield* operation(op, client, i, n++)
+            yield* operation(op, client, n++)
             if (hopsDir !== undefined) HopLog.mark("C done")
             latencies.push(performance.now() - t0)
             if (i === 0 && performance.now() - last > 1000) {
@@ -261,8 +291,8 @@ const run = (collector: string | undefined) =>
     // loop `i` drives `all[i]`: its own client, or the one they share
     const all = Array.from({ length: Math.max(...levels) }, (_, i) => made[i % made.length]!)
     yield* all[0]!.submit({ _tag: "Put", key: "warm", value: "up" })
-    // every key the reads read exists: each client writes its own once
-    yield* Effect.forEach(all, (client, i) => client.submit({ _tag: "Put", key: `k${i}`, value: "0" }), {
+    // reads draw from written keys: a few exist before any level runs
+    yield* Effect.forEach(all, (client, n) => operation("write", client, n), {
       concurrency: "unbounded",
       discard: true
     })
