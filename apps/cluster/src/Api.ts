@@ -737,7 +737,16 @@ export const MembersList = Schema.Struct({
   replica: Schema.String,
   slotOut: Schema.Int,
   /** Its history: the latest entry is the configuration from its `from` on. */
-  history: Configuration.History
+  history: Configuration.History,
+  /** The GC watermark this process knows of: every slot below it is held durably by enough replicas. */
+  watermark: Schema.Int,
+  /**
+   * The servers the history names and its latest configuration does not, each with the
+   * slot from which no configuration names it. `retired` once the watermark passed that
+   * slot: no slot needs it any more, so it may be stopped and its data deleted (before,
+   * a slot's quorum or the replicas holding the forgotten slots may still count on it).
+   */
+  removed: Schema.Array(Schema.Struct({ id: Schema.String, leftAt: Schema.Int, retired: Schema.Boolean }))
 })
 export type MembersList = typeof MembersList.Type
 

@@ -29,7 +29,7 @@ import {
 } from "effect/http"
 import { HttpApi, HttpApiBuilder, type HttpApiError, HttpApiMiddleware } from "effect/http-api"
 import { PrometheusMetrics } from "effect/observability"
-import { Trace } from "@synod/core"
+import { Configuration, Trace } from "@synod/core"
 import { Kv } from "@synod/kv"
 import * as Api from "./Api.ts"
 import { Backend, readiness, ready, status } from "./Backend.ts"
@@ -242,10 +242,24 @@ const SystemHandlers = HttpApiBuilder.group(Api.Api, "system", (handlers) =>
     }),
     members: Effect.fn(function* () {
       const backend = yield* Backend
-      for (const handle of backend.handles ?? []) {
+      const handles = backend.handles ?? []
+      // the highest GC watermark any role of this process knows of: each is a true one
+      let watermark = 1
+      for (const handle of handles) {
+        const s = yield* handle.status
+        watermark = Math.max(watermark, s.acceptor?.watermark ?? 1, s.replica?.watermark ?? 1)
+      }
+      for (const handle of handles) {
         if (handle.history === undefined) continue
         const s = yield* handle.status
-        return { replica: s.id, slotOut: s.replica?.slotOut ?? 1, history: yield* handle.history }
+        const history = yield* handle.history
+        return {
+          replica: s.id,
+          slotOut: s.replica?.slotOut ?? 1,
+          history,
+          watermark,
+          removed: Configuration.removed(history, watermark)
+        }
       }
       return yield* new Api.NoReplica({ message: "this process hosts no replica: ask a server that does" })
     }),

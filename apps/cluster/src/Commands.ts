@@ -1046,16 +1046,28 @@ export const renderStatus = (rows: ReadonlyArray<Row>): string => {
     .filter((r) => r.replica?.configurations !== undefined)
     .sort((a, b) => b.replica!.slotOut - a.replica!.slotOut)[0]
   const history = reporting?.replica?.configurations
+  // the highest GC watermark an acceptor reported: whether the servers removed are retired
+  const watermark = Math.max(1, ...rows.map((r) => r.acceptor?.watermark ?? 1))
   const configurations =
     history === undefined
       ? []
-      : [`configurations (as replica ${reporting!.id} performed them):`, ...history.map((e) => `  ${renderEntry(e)}`)]
+      : [
+          `configurations (as replica ${reporting!.id} performed them):`,
+          ...history.map((e) => `  ${renderEntry(e)}`),
+          ...Configuration.removed(history, watermark).map((r) => `  ${renderRemoved(r, watermark)}`)
+        ]
   return [head, ...lines, ...configurations].join("\n")
 }
 
 /** One configuration of the history, as `synod status` and `synod member list` print it. */
 const renderEntry = (e: Configuration.Entry): string =>
   `from slot ${e.from}${e.decidedAt === 0 ? " (cluster config)" : ` (decided in slot ${e.decidedAt})`}: acceptors ${e.members.acceptors.join(",")}; leaders ${e.members.leaders.join(",")}; replicas ${e.members.replicas.join(",")}`
+
+/** A server a change removed, and whether it may be stopped yet (docs/reconfiguration.md, rule 7). */
+const renderRemoved = (r: Configuration.Removed, watermark: number): string =>
+  r.retired
+    ? `${r.id}: removed (from slot ${r.leftAt}), retired: it may be stopped and its data deleted`
+    : `${r.id}: removed (from slot ${r.leftAt}), not retired yet: keep it running until the GC watermark (${watermark}) passes slot ${r.leftAt}`
 
 // ---------------------------------------------------------------------------------------
 // synod member list | add | remove | replace (docs/reconfiguration.md)
@@ -1084,12 +1096,18 @@ const memberList = Command.make("list", {}, () =>
     const urls = splitUrls(url)
     if (urls.length === 0) return yield* fail(ExitCode.usage, "--url: no URL given")
     const r = yield* membersOf(urls, yield* readToken(tokenFile))
-    yield* print({ members: Configuration.latest(r.history), from: r.history[r.history.length - 1]!.from })
+    yield* print({
+      members: Configuration.latest(r.history),
+      from: r.history[r.history.length - 1]!.from,
+      watermark: r.watermark,
+      removed: r.removed
+    })
     for (const e of r.history) yield* Console.error(renderEntry(e))
+    for (const x of r.removed) yield* Console.error(renderRemoved(x, r.watermark))
   })
 ).pipe(
   Command.withDescription(
-    "Print the latest configuration {members, from} (the slot it governs from); the whole history on stderr"
+    "Print the latest configuration {members, from} (the slot it governs from), the GC watermark and the servers removed {id, leftAt, retired} (retired: it may be stopped and its data deleted); the whole history on stderr"
   )
 )
 

@@ -112,15 +112,18 @@ describe("rolling replacement over NATS", () => {
             console.log(`rolling: ${JSON.stringify(changed.body)}`)
             assert.strictEqual(changed.status, 200, JSON.stringify(changed.body))
             const effective = changed.body.effective as number
-            // the old server stops once no slot needs it (docs/reconfiguration.md, rule 7): the
-            // new replica has caught up past the change, and the GC watermark of the new
-            // server's acceptor passed it (every slot the old configuration governs is forgotten)
+            // the old server stops once it is retired (docs/reconfiguration.md, rule 7: the GC
+            // watermark passed the slot it left at, so no slot needs it) and the new replica
+            // has caught up past the change
             let state = ""
             for (let i = 0; i < 600; i++) {
-              const st = yield* Effect.result(http("GET", `${url}/status`))
-              const server = st._tag === "Success" ? st.success.body.servers[0] : undefined
-              state = JSON.stringify(server)
-              if ((server?.replica?.slotOut ?? 0) > effective && (server?.acceptor?.watermark ?? 0) > effective) break
+              const st = yield* Effect.result(http("GET", `${url}/members`))
+              const body = st._tag === "Success" ? st.success.body : undefined
+              state = JSON.stringify({ slotOut: body?.slotOut, watermark: body?.watermark, removed: body?.removed })
+              const retired = (body?.removed as ReadonlyArray<{ id: string; retired: boolean }> | undefined)?.some(
+                (r) => r.id === old && r.retired
+              )
+              if ((body?.slotOut ?? 0) > effective && retired === true) break
               yield* Effect.sleep("50 millis")
             }
             console.log(`rolling: ${fresh} ${state}`)

@@ -112,6 +112,12 @@ export type Child =
       readonly acceptors: ReadonlyArray<string>
       /** The configurations (acceptor sets) a majority of each of which must promise. */
       readonly configs: ReadonlyArray<ReadonlyArray<string>>
+      /**
+       * Per configuration, the slot from which it governs nothing as far as the history
+       * tells (`Number.MAX_SAFE_INTEGER` for the latest): below a watermark an acceptor
+       * reports, it need not promise (its acceptors may be retired).
+       */
+      readonly until: ReadonlyArray<number>
     }
   | {
       readonly _tag: "Commander"
@@ -214,6 +220,17 @@ interface ConfirmRound {
 export const scoutKey = (ballot: Ballot.Ballot, n = 0) => (n === 0 ? `scout ${ballot}` : `scout ${ballot} #${n}`)
 /** A configuration's identity among the ones a ballot was adopted by: its acceptors. */
 const configKey = (acceptors: ReadonlyArray<string>): string => acceptors.join(",")
+/**
+ * The slot from which the configuration with acceptor set `key` governs nothing: the
+ * `from` of the entry after its last one (`Number.MAX_SAFE_INTEGER` when it is the latest).
+ */
+const governsBelow = (history: Configuration.History, key: string): number => {
+  for (let i = history.length - 1; i >= 0; i--) {
+    if (configKey(history[i]!.members.acceptors) !== key) continue
+    return i === history.length - 1 ? Number.MAX_SAFE_INTEGER : history[i + 1]!.from
+  }
+  return Number.MAX_SAFE_INTEGER
+}
 export const commanderKey = (ballot: Ballot.Ballot, slot: number) => `${ballot}|${slot}`
 
 export interface Options {
@@ -415,7 +432,8 @@ export class LeaderCore {
       ballot,
       from: this.watermark,
       acceptors: [...new Set(configs.flat())],
-      configs
+      configs,
+      until: configs.map((a) => governsBelow(this.history, configKey(a)))
     })
   }
 
@@ -753,7 +771,11 @@ export class LeaderCore {
       if (same && (this.state._tag === "Scouting" ? key === scoutKey(this.ballot) : true)) ended = key
     }
     if (ended === undefined) return
-    for (const k of this.scouts.get(ended)!) this.adoptedConfigs.add(k)
+    // only the configurations a majority of which promised: one the scout could skip (all
+    // its slots below the watermark) is scouted again should a later change bring it back
+    const promised = adopted.promised?.map(configKey)
+    for (const k of this.scouts.get(ended)!)
+      if (promised === undefined || promised.includes(k)) this.adoptedConfigs.add(k)
     this.scouts.delete(ended)
     this.raiseWatermark(adopted.watermark)
     const first = this.state._tag === "Scouting"
@@ -1115,6 +1137,7 @@ export const run = Effect.fn("Leader.run")(function* (id: string, config: Cluste
           from: spec.from,
           acceptors: spec.acceptors,
           configs: spec.configs,
+          until: spec.until,
           inbox,
           retransmitMs,
           duplicatePreempts: bugs.duplicatePreempts

@@ -12,6 +12,11 @@
  *   of any of them and is adopted once a majority of *each* sent every page; it reports
  *   each acceptor's pvalues apart, so that its leader merges a slot's over that slot's
  *   configuration only.
+ *   A configuration all of whose slots lie below a GC watermark a promising acceptor
+ *   reported (`until ≤ watermark`) need not promise: no slot it governs will be
+ *   commanded (the leader proposes nothing below the watermark), and its acceptors may
+ *   be retired and gone (docs/reconfiguration.md, rule 7) — a leader restarted with
+ *   watermark 1 would otherwise wait for them forever.
  * - Preempted as soon as one acceptor reports a higher ballot; lower ballots are ignored;
  *   a duplicate promise counts once (B6).
  *
@@ -33,6 +38,12 @@ export type Outcome =
       readonly byAcceptor?: ReadonlyMap<string, ReadonlyArray<Command.PValue>>
       /** The acceptor sets (configurations) a majority of each of which promised (absent: the scout's leader's configurations). */
       readonly configs?: ReadonlyArray<ReadonlyArray<string>>
+      /**
+       * Those of `configs` a majority of which did promise (absent: all): the others govern
+       * only slots below `watermark`. A leader counts only these as adopted, for one of the
+       * others may come back in a later change and must then be scouted.
+       */
+      readonly promised?: ReadonlyArray<ReadonlyArray<string>>
       /** The highest GC watermark the promising acceptors reported: nothing may be proposed below it. */
       readonly watermark: number
     }
@@ -58,6 +69,8 @@ export class ScoutTally {
   private readonly byAcceptor = new Map<string, Array<Command.PValue>>()
   /** The configurations it must be adopted by: a majority of each. */
   readonly configs: ReadonlyArray<ReadonlyArray<string>>
+  /** Per configuration, the slot from which it governs nothing (absent: it governs every slot from `from` on). */
+  private readonly until: ReadonlyArray<number> | undefined
   private watermark = 1
   private readonly first: number
   /** Per acceptor, the slot its next P1b page starts at. */
@@ -70,10 +83,12 @@ export class ScoutTally {
     acceptors: ReadonlyArray<string>,
     from = 1,
     duplicatePreempts = false,
-    configs: ReadonlyArray<ReadonlyArray<string>> = [acceptors]
+    configs: ReadonlyArray<ReadonlyArray<string>> = [acceptors],
+    until?: ReadonlyArray<number>
   ) {
     this.ballot = ballot
     this.configs = configs
+    this.until = until
     this.tally = Quorum.make(acceptors)
     this.first = Math.max(1, from)
     this.cursor = new Map(acceptors.map((a) => [a, this.first]))
@@ -109,22 +124,29 @@ export class ScoutTally {
     }
     this.tally.add(acceptor)
     if (!this.adopted()) return continue_
+    const promised = this.configs.filter((members) => this.promisedBy(members))
     return {
       _tag: "Adopted",
       ballot,
       pvalues: this.pvalues,
       byAcceptor: this.byAcceptor,
       configs: this.configs,
+      ...(promised.length < this.configs.length ? { promised } : {}),
       watermark: this.watermark
     }
   }
 
-  /** Has a majority of every configuration sent every page? */
+  private promisedBy(members: ReadonlyArray<string>): boolean {
+    let n = 0
+    for (const a of members) if (this.tally.has(a)) n++
+    return Quorum.isMajority(n, members.length)
+  }
+
+  /** Has a majority of every configuration that governs a slot from the watermark on sent every page? */
   private adopted(): boolean {
-    for (const members of this.configs) {
-      let n = 0
-      for (const a of members) if (this.tally.has(a)) n++
-      if (!Quorum.isMajority(n, members.length)) return false
+    for (const [i, members] of this.configs.entries()) {
+      if (this.until !== undefined && this.until[i]! <= this.watermark) continue
+      if (!this.promisedBy(members)) return false
     }
     return true
   }
@@ -138,6 +160,8 @@ export interface Options {
   readonly acceptors: ReadonlyArray<string>
   /** The configurations (acceptor sets) a majority of each of which must promise (default: `acceptors` alone). */
   readonly configs?: ReadonlyArray<ReadonlyArray<string>>
+  /** Per configuration, the slot from which it governs nothing: below a reported watermark it need not promise. */
+  readonly until?: ReadonlyArray<number>
   readonly inbox: Queue.Dequeue<Message.Envelope>
   readonly retransmitMs: number
   /** B6 planted bug: a duplicate promise ends the scout as preempted. */
@@ -151,7 +175,8 @@ export const run = Effect.fnUntraced(function* (options: Options) {
     options.acceptors,
     options.from,
     options.duplicatePreempts,
-    options.configs ?? [options.acceptors]
+    options.configs ?? [options.acceptors],
+    options.until
   )
   const sendTo = yield* Phase.broadcast({
     leader: options.leader,

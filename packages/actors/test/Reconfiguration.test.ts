@@ -4,13 +4,13 @@
  * replaced by a new one that joins empty ends with the same state while writes go on.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { ClusterConfig, type Configuration, InMemoryBus, Storage } from "@synod/core"
+import { ClusterConfig, Configuration, InMemoryBus, Storage } from "@synod/core"
 import { Kv } from "@synod/kv"
 import { Effect, Exit, Layer, Scope } from "effect"
 import { Client, Server } from "@synod/actors"
 
 /** Waits (polling) until `check` holds, or fails with `what` after `ms`. */
-const eventually = <A>(what: string, ms: number, get: Effect.Effect<A>, check: (a: A) => boolean) =>
+const eventually = <A, E>(what: string, ms: number, get: Effect.Effect<A, E>, check: (a: A) => boolean) =>
   Effect.gen(function* () {
     const deadline = Date.now() + ms
     for (;;) {
@@ -120,6 +120,71 @@ describe("reconfiguration", () => {
         const got = yield* client.submit({ _tag: "Get", key: "k" })
         assert.deepStrictEqual(got, { _tag: "Value", value: "y11", version: 36 })
         assert.deepStrictEqual((yield* s4.handle.history!).at(-1)?.members, members)
+      }).pipe(Effect.scoped, Effect.provide(env)),
+    30_000
+  )
+
+  it.live(
+    "two servers replaced: removed, not retired right after the change, retired once GC passed it; stopped then, and a restarted cluster still elects",
+    () =>
+      Effect.gen(function* () {
+        const config = ClusterConfig.servers(3, {
+          window: 4,
+          snapshotEvery: 4,
+          timeouts: { retransmitMs: 20, heartbeatMs: 20, leaderTimeoutMs: 200 }
+        })
+        // each server's leader runs apart from its acceptor and replica, to restart it alone
+        const servers = new Map<string, { handle: Server.Handle; scope: Scope.Closeable }>()
+        const leaders = new Map<string, Scope.Closeable>()
+        const startServer = (id: string) =>
+          Effect.gen(function* () {
+            servers.set(id, yield* start(id, config, ["acceptor", "replica"]))
+            leaders.set(id, (yield* start(id, config, ["leader"])).scope)
+          })
+        for (const id of ["s1", "s2", "s3"]) yield* startServer(id)
+        const client = yield* Client.make(Kv.machine, config)
+        for (let i = 0; i < 8; i++) yield* client.submit({ _tag: "Put", key: "k", value: `${i}` })
+        for (const id of ["s4", "s5"]) yield* startServer(id)
+        const s1 = servers.get("s1")!.handle
+        // what GET /members answers: the removed servers and whether the watermark passed them
+        const removed = Effect.gen(function* () {
+          const st = yield* s1.status
+          const watermark = Math.max(st.acceptor!.watermark, st.replica!.watermark)
+          return Configuration.removed(yield* s1.history!, watermark)
+        })
+        const members: Configuration.Members = {
+          acceptors: ["s1", "s4", "s5"],
+          leaders: ["s1", "s4", "s5"],
+          replicas: ["s1", "s4", "s5"]
+        }
+        const changed = yield* s1.reconfigure!(members)
+        assert.isUndefined(changed.error)
+        // right after: the slots below the effective slot still count on s2 and s3
+        assert.deepStrictEqual(yield* removed, [
+          { id: "s2", leftAt: changed.effective, retired: false },
+          { id: "s3", leftAt: changed.effective, retired: false }
+        ])
+        // writes move the watermark past the effective slot: then nothing needs them
+        const writes = Effect.gen(function* () {
+          for (let i = 0; i < 4; i++) yield* client.submit({ _tag: "Put", key: "k", value: `x${i}` })
+          return yield* removed
+        })
+        yield* eventually("s2 and s3 retired", 10_000, writes, (r) => r.length === 2 && r.every((x) => x.retired))
+        // stop them: the old configuration has no majority left
+        for (const id of ["s2", "s3"]) {
+          yield* Scope.close(leaders.get(id)!, Exit.void)
+          yield* Scope.close(servers.get(id)!.scope, Exit.void)
+        }
+        for (let i = 0; i < 4; i++) yield* client.submit({ _tag: "Put", key: "k", value: `y${i}` })
+        // every leader left restarts: it starts with watermark 1 and learns the whole history
+        // from the replicas, so its scout asks the old configuration too, and must be adopted
+        // without it (all its slots are below the watermark the acceptors report)
+        for (const id of ["s1", "s4", "s5"]) yield* Scope.close(leaders.get(id)!, Exit.void)
+        for (const id of ["s1", "s4", "s5"]) leaders.set(id, (yield* start(id, config, ["leader"])).scope)
+        const after = yield* Client.make(Kv.machine, { ...config, replicas: ["s1", "s4", "s5"] })
+        yield* after.submit({ _tag: "Put", key: "k", value: "z" })
+        const got = yield* after.submit({ _tag: "Get", key: "k" })
+        assert.strictEqual(got._tag === "Value" ? got.value : got._tag, "z")
       }).pipe(Effect.scoped, Effect.provide(env)),
     30_000
   )

@@ -185,6 +185,51 @@ export const retiredAcceptors = (history: History, watermark: number): Array<str
   return [...out]
 }
 
+/**
+ * The first slot from which no configuration of the history names `id` (in any kind): the
+ * `from` of the entry after the last one that names it. `undefined` when the latest
+ * configuration names it (or the history never did).
+ */
+export const leftAt = (history: History, id: string): number | undefined => {
+  const names = (m: Members) => m.acceptors.includes(id) || m.leaders.includes(id) || m.replicas.includes(id)
+  for (let i = history.length - 1; i >= 0; i--) {
+    if (names(history[i]!.members)) return i === history.length - 1 ? undefined : history[i + 1]!.from
+  }
+  return undefined
+}
+
+/** A server a change removed: no slot from `leftAt` on names it; `retired` once nothing needs it any more. */
+export interface Removed {
+  readonly id: string
+  readonly leftAt: number
+  readonly retired: boolean
+}
+
+/**
+ * The servers the history names but its latest configuration does not (rule 7 of
+ * docs/reconfiguration.md), each *retired* once the GC watermark passed the slot it left
+ * at (`watermark > leftAt`): every slot from `leftAt` on is governed without it, and every
+ * slot below is forgotten by the acceptors and held durably by enough replicas of the
+ * configuration of slot `watermark - 1`, which does not name it either. So it may be
+ * stopped and its data deleted: no quorum, scout (`Scout.ts` skips a configuration whose
+ * slots are all below a reported watermark) or state transfer counts on it. Before that
+ * its acceptor may still be needed for a slot's majority and its replica's snapshot to
+ * hold the slots below the watermark. `watermark`: a GC watermark (a role's view of it
+ * only ever lags, so `retired` errs on the side of keeping a server).
+ */
+export const removed = (history: History, watermark: number): Array<Removed> => {
+  const out: Array<Removed> = []
+  for (const id of new Set([
+    ...everyone(history, "acceptors"),
+    ...everyone(history, "leaders"),
+    ...everyone(history, "replicas")
+  ])) {
+    const left = leftAt(history, id)
+    if (left !== undefined) out.push({ id, leftAt: left, retired: watermark > left })
+  }
+  return out
+}
+
 /** Did a majority of `slot`'s configuration's acceptors vote, counting each member once and no one else? */
 export const isMajorityAt = (history: History, slot: number, voters: Iterable<string>): boolean => {
   const members = new Set(at(history, slot).acceptors)

@@ -119,6 +119,57 @@ describe("Configuration", () => {
     assert.deepStrictEqual(Configuration.retiredAcceptors(h, 24), ["s1", "s2"])
   })
 
+  it("removed lists the servers the latest configuration dropped, retired once the watermark passed the slot they left at", () => {
+    // s1 leaves at 14, s2 at 24; s1 comes back at 34
+    const h = [
+      [10, s234],
+      [20, m("s3,s4,s5")],
+      [30, m("s1,s3,s4")]
+    ].reduce(
+      (h, [s, c]) => Configuration.decided(h, s as number, c as Configuration.Members, 4),
+      Configuration.initial(s123)
+    )
+    assert.deepStrictEqual(Configuration.removed(h.slice(0, 2), 14), [{ id: "s1", leftAt: 14, retired: false }])
+    assert.deepStrictEqual(Configuration.removed(h.slice(0, 2), 15), [{ id: "s1", leftAt: 14, retired: true }])
+    assert.deepStrictEqual(Configuration.removed(h.slice(0, 3), 20), [
+      { id: "s1", leftAt: 14, retired: true },
+      { id: "s2", leftAt: 24, retired: false }
+    ])
+    // back in the latest configuration: not removed; s5 left at 34
+    assert.deepStrictEqual(Configuration.removed(h, 40), [
+      { id: "s2", leftAt: 24, retired: true },
+      { id: "s5", leftAt: 34, retired: true }
+    ])
+    assert.deepStrictEqual(Configuration.removed(Configuration.initial(s123), 100), [])
+  })
+
+  it("a retired server is in no configuration of a slot from the watermark - 1 on", () => {
+    fc.assert(
+      fc.property(
+        membersArb,
+        changesArb,
+        fc.integer({ min: 1, max: 20 }),
+        fc.integer({ min: 1, max: 240 }),
+        (initial, changes, window, watermark) => {
+          const h = build(initial, changes, window)
+          const latest = Configuration.latest(h)
+          const named = (c: Configuration.Members, id: string) =>
+            c.acceptors.includes(id) || c.leaders.includes(id) || c.replicas.includes(id)
+          const removed = Configuration.removed(h, watermark)
+          for (const r of removed) {
+            assert.isFalse(named(latest, r.id))
+            const needed = Configuration.governing(h, Math.max(1, watermark - 1)).some((c) => named(c, r.id))
+            assert.strictEqual(r.retired, !needed, `${r.id} at watermark ${watermark}`)
+            assert.isTrue(named(Configuration.at(h, r.leftAt - 1), r.id))
+            assert.isFalse(named(Configuration.at(h, r.leftAt), r.id))
+          }
+          const ids = new Set(h.flatMap((e) => [...e.members.acceptors, ...e.members.replicas]))
+          for (const id of ids) if (!named(latest, id)) assert.isTrue(removed.some((r) => r.id === id))
+        }
+      )
+    )
+  })
+
   it("a slot is decided by a majority of its own configuration's acceptors, counted once each", () => {
     const h = Configuration.decided(Configuration.initial(s123), 10, s234, 4)
     assert.isTrue(Configuration.isMajorityAt(h, 13, ["s1", "s2"]))
