@@ -306,13 +306,6 @@ export class LeaderCore {
    */
   history: Configuration.History
   known = 1
-  /**
-   * Each replica's `slotOut` as its last `History` report gave it: the slots every replica
-   * has performed need no re-proposal at adoption (`performedByAll`).
-   */
-  private readonly performed = new Map<string, number>()
-  /** At the last adoption, every replica had performed the slots below this one: they were not re-proposed. */
-  private settledBelow = 1
   /** The window a change takes effect after: the config's, or 1 under the planted `immediateReconfig`. */
   private readonly effectAfter: number
   /** At the current ballot: the configurations a majority of whose acceptors promised (by `configKey`). */
@@ -545,11 +538,8 @@ export class LeaderCore {
       case "History":
         // a replica behind what this leader knows, once the configuration changed: tell it
         // the history, so that it finds the replicas it may copy the state from
-        if (Address.role(from) === "replica") {
-          this.performed.set(Address.id(from), msg.slotOut)
-          if (msg.slotOut < this.known && this.history.length > 1) {
-            this.out.send(from, Trusted.history(this.history, this.known))
-          }
+        if (msg.slotOut < this.known && this.history.length > 1 && Address.role(from) === "replica") {
+          this.out.send(from, Trusted.history(this.history, this.known))
         }
         return this.learn(msg.history, msg.slotOut)
       case "P2b":
@@ -820,16 +810,7 @@ export class LeaderCore {
     for (const slot of proposals.keys()) if (slot > this.topSlot) this.topSlot = slot
     for (const slot of this.unresolved.keys()) if (slot > this.topSlot) this.topSlot = slot
     const slots = new Set([...proposals.keys(), ...this.unresolved.keys()])
-    // Slots every replica has performed are decided and held by every replica that could
-    // ask: re-proposing them (hundreds under load, a window at a time) would only delay
-    // the commands waiting above them, so they stay out of the backlog. They keep their
-    // values (the reported ones, resolved above): a replica that does ask (restarted from
-    // an older snapshot) gets the slot commanded then (`propose`). Not proposing is always
-    // safe; `topSlot` still counts them for read indexes.
-    this.settledBelow = this.performedByAll()
-    this.backlog = [...slots]
-      .filter((slot) => slot >= this.settledBelow && !this.decided.has(slot) && !running.has(slot))
-      .sort((a, b) => a - b)
+    this.backlog = [...slots].filter((slot) => !this.decided.has(slot) && !running.has(slot)).sort((a, b) => a - b)
     if (first) {
       this.out.event({
         _tag: "Adopted",
@@ -843,26 +824,6 @@ export class LeaderCore {
     this.drainBacklog()
     // at once, not at the next tick: replicas send what waits as soon as they hear it
     if (first) this.beat()
-  }
-
-  /**
-   * The lowest `slotOut` the replicas reported, over every replica of a configuration that
-   * governs a slot from the watermark on (the watermark when one of them has not reported):
-   * every slot below it is performed by all of them. Reports are at most a retransmission
-   * period old; a replica that restarted since asks for what it lacks.
-   */
-  private performedByAll(): number {
-    let lowest = Number.MAX_SAFE_INTEGER
-    for (let i = 0; i < this.history.length; i++) {
-      const next = this.history[i + 1]
-      if (next !== undefined && next.from <= this.watermark) continue
-      for (const r of this.history[i]!.members.replicas) {
-        const slotOut = this.performed.get(r)
-        if (slotOut === undefined) return this.watermark
-        if (slotOut < lowest) lowest = slotOut
-      }
-    }
-    return Math.max(this.watermark, lowest === Number.MAX_SAFE_INTEGER ? this.watermark : lowest)
   }
 
   /**
@@ -1017,8 +978,7 @@ export class LeaderCore {
     const orphans: Array<number> = []
     const running = new Set(this.commanders.values())
     for (const slot of this.proposals.keys())
-      if (slot >= this.settledBelow && !this.decided.has(slot) && !running.has(slot) && !queued.has(slot))
-        orphans.push(slot)
+      if (!this.decided.has(slot) && !running.has(slot) && !queued.has(slot)) orphans.push(slot)
     this.out.event({ _tag: "Orphans", slots: orphans })
   }
 }
