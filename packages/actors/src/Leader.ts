@@ -467,7 +467,8 @@ export class LeaderCore {
   /**
    * Hands the leadership over without stopping: as a resignation (the target competes at
    * once, acceptors end its lease), but it stays a leader, passive, and judges the new
-   * leader like any leader it watches, a full period from now.
+   * leader like any leader it watches, once the longest timeout has passed
+   * (`Liveness.handedOver`: the new leader's phase 1 sends no heartbeat).
    */
   private transfer(requested: string | undefined) {
     if (!this.active) return
@@ -476,7 +477,7 @@ export class LeaderCore {
     const { to } = target
     this.steppedDownFrom = this.ballot
     this.handOver(to)
-    this.liveness.competing(this.now())
+    this.liveness.handedOver(this.now())
     this.out.event({ _tag: "Transferred", ballot: this.ballot, to })
   }
 
@@ -707,7 +708,7 @@ export class LeaderCore {
         const to = this.leaderIds[0]!
         this.steppedDownFrom = this.ballot
         this.handOver(to)
-        this.liveness.competing(now)
+        this.liveness.handedOver(now)
         this.out.event({ _tag: "Transferred", ballot: this.ballot, to })
         return
       }

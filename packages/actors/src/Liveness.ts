@@ -108,6 +108,20 @@ export class Liveness {
     this.suspectAfter = this.jittered()
   }
 
+  /**
+   * This leader just handed the leadership over: the successor is running phase 1, which
+   * under load pages in every accepted value above the GC watermark and sends no
+   * heartbeat until adopted. Competing after one timeout would depose it mid-scout (a
+   * duel); so it waits the longest timeout, unless the successor's heartbeats say more.
+   * The other leaders judge the successor as usual.
+   */
+  handedOver(now: number): void {
+    this.pendingSince = undefined
+    this.lastProgress = now
+    this.deadline = now + this.settings.maxMs
+    this.suspectAfter = this.settings.maxMs
+  }
+
   /** Preempted by `by`: back off, and watch its leader. */
   preempted(now: number, by: Ballot.Ballot): void {
     this.timeout = Math.min(this.settings.maxMs, this.timeout * 2)

@@ -493,6 +493,23 @@ describe("leader liveness", () => {
     }
   })
 
+  it("after handing over, waits the longest timeout for the successor's phase 1, then judges it by its heartbeats", () => {
+    const l = new Liveness.Liveness(settings, 0, () => 0, false)
+    l.heartbeat(0, hb(1, 0))
+    l.handedOver(10)
+    l.proposal(20)
+    // the successor scouts without heartbeats: one timeout would have made it compete
+    assert.isFalse(l.shouldCompete(500))
+    assert.isFalse(l.shouldCompete(809))
+    assert.isTrue(l.shouldCompete(810), "a successor that never leads is judged dead after the longest timeout")
+    // a successor that leads: back to the usual timeout from its heartbeats
+    const m = new Liveness.Liveness(settings, 0, () => 0, false)
+    m.handedOver(10)
+    m.heartbeat(300, hb(2, 1))
+    assert.isFalse(m.shouldCompete(399))
+    assert.isTrue(m.shouldCompete(400))
+  })
+
   it("backs off on preemption up to a bound and shrinks on success", () => {
     const l = new Liveness.Liveness(settings, 0, () => 0, true)
     assert.isTrue(l.shouldCompete(0), "the preferred leader starts at once")
