@@ -583,6 +583,15 @@ export class LeaderCore {
   /** Asks every acceptor whether its promise is still not above this leader's ballot. */
   private startConfirm() {
     if (this.state._tag !== "Active" || this.readsWaiting.size === 0) return
+    // Only for an index it may command (`commandable`): its configuration known for
+    // certain (every slot up to `index − window` decided and applied here, rule 2) and
+    // adopted at this ballot, so a majority of config(index) holds a promise at least this
+    // ballot's, or above it if another leader decided a slot from the index on. A leader
+    // that missed a change (its replica wiped, itself removed) would otherwise confirm
+    // with the acceptors of a configuration that governs nothing any more, none of which
+    // heard the new leader, and serve a stale read (seed 1010826 with --reconfigure on).
+    // The reads wait; the tick asks again as `known` moves.
+    if (!this.commandable(this.readIndexNow())) return
     const ballot = this.state.ballot
     this.confirming = {
       round: ++this.confirmRounds,
@@ -713,6 +722,7 @@ export class LeaderCore {
         return
       }
       this.drainBacklog()
+      if (this.confirming === undefined) this.startConfirm()
       this.resendConfirm(now)
       this.reportOrphans()
       this.beat()

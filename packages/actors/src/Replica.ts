@@ -870,6 +870,11 @@ export class ReplicaCore<S, C, R> {
     // slotOut is what lets a new leader command the slots after the ones it decided itself
     const report = Trusted.history(this.history, this.slotOut)
     for (const to of this.latestLeaders) this.out.send(to, report)
+    // and to the leader it follows when a change removed it: else that leader, knowing
+    // neither the change nor how far the log went, never hands over (rule 7) and cannot
+    // answer read indexes for slots whose configuration it does not know
+    const followed = this.leader
+    if (followed !== undefined && !this.latestLeaders.includes(followed)) this.out.send(followed, report)
     this.source.tick(this.now())
     const ask = this.readAsk
     if (ask !== undefined && this.now() - ask.sentAt >= this.config.timeouts.retransmitMs) {

@@ -1,11 +1,24 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { Scenario, Simulation } from "@synod/testing"
-import { seedBlock } from "./simulate.ts"
+import { explain, seedBlock } from "./simulate.ts"
 
 describe("deterministic simulation", () => {
   seedBlock(1, 75)
   seedBlock(76, 75)
+
+  // seeds of the reconfiguration nemesis that once failed, each fixed in the roles
+  it.live(
+    "seeds that found bugs stay fixed: 740779 (a replica behind a change of leaders), 1010826 (a stale read index from a removed leader)",
+    () =>
+      Effect.gen(function* () {
+        for (const seed of [740779, 1010826]) {
+          const r = yield* Simulation.run(Scenario.fromSeed(seed, { reconfigure: true }))
+          assert.isFalse(Simulation.failed(r), explain(r))
+        }
+      }),
+    120_000
+  )
 
   it.live(
     "the same seed replays exactly: same trace, same steps",
