@@ -58,7 +58,8 @@ describe("rolling replacement over NATS", () => {
                   continue
                 }
                 const version = got.success.status === 404 ? 0 : (got.success.body.version as number)
-                const value = `c${c}.${n}`
+                // unique per attempt: a retry after an unknown outcome that was applied is another write
+                const value = `c${c}.${n}.${attempt}`
                 const put = yield* Effect.result(http("POST", `${url}/kv/${key}/cas`, { version, value }))
                 if (put._tag === "Success" && put.success.status === 200) {
                   acked.push({ key, value, at: performance.now() })

@@ -97,6 +97,11 @@ describe("leader: read index", () => {
   it("answers only once a majority confirmed, with the slot after every proposal it knows", () => {
     const { leader, ballot } = activeLeader({ slots: 3 })
     ask(leader, "r1", 41)
+    // the index (4) lies beyond the slots whose configuration it knows (known 1 + window 2):
+    // no round until a replica's report says slots 1..2 are performed
+    assert.deepStrictEqual(sent(leader.out.drain().send, "Confirm"), [], "an index it may not command waits")
+    leader.learn(leader.history, 3)
+    leader.step({ _tag: "Tick" })
     const confirms = sent(leader.out.drain().send, "Confirm")
     assert.deepStrictEqual(
       confirms.map((c) => c.to),
@@ -125,6 +130,8 @@ describe("leader: read index", () => {
       message: new M.Propose({ slot: 5, value: Command.noop })
     })
     leader.out.drain()
+    // slots 1..4 performed, as a replica's report says: slot 6's configuration is known
+    leader.learn(leader.history, 5)
     ask(leader, "r1", 1)
     const round = sent(leader.out.drain().send, "Confirm")[0]!.message.round
     confirm(leader, "a1", ballot, ballot, round + 1)
