@@ -69,6 +69,12 @@ export class AcceptorCore {
   private readonly now: () => number
   /** When this acceptor last accepted new work (a pvalue it did not hold) under its current promise. */
   private lastAccept = Number.NEGATIVE_INFINITY
+  /**
+   * The ballot whose leader said it stopped leading (an inactive heartbeat): its lease is
+   * over for good, so a P2a of it still in flight does not renew it and hold the
+   * successor's scout off for a whole lease.
+   */
+  private leaseEnded: Ballot.Ballot | undefined
 
   /**
    * The configuration history, from the replicas' Progress (the one of the report with the
@@ -183,7 +189,8 @@ export class AcceptorCore {
       // only new work renews the lease: a leader that can send but not hear keeps
       // retransmitting the same P2as, and must not hold off other leaders forever
       const before = this.accepted.get(msg.slot)
-      if (before === undefined || !Ballot.equals(before.ballot, msg.ballot)) this.lastAccept = this.now()
+      const renews = this.leaseEnded === undefined || !Ballot.equals(this.leaseEnded, msg.ballot)
+      if (renews && (before === undefined || !Ballot.equals(before.ballot, msg.ballot))) this.lastAccept = this.now()
       this.promised = msg.ballot
       accepted = Trusted.pvalue(msg.ballot, msg.slot, msg.value)
       this.accepted.set(msg.slot, accepted)
@@ -237,6 +244,7 @@ export class AcceptorCore {
           Ballot.equals(message.ballot, this.promised)
         ) {
           this.lastAccept = Number.NEGATIVE_INFINITY
+          this.leaseEnded = message.ballot
         }
         return
       }

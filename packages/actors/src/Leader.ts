@@ -133,7 +133,16 @@ export type Child =
 /** What observers learn (logs, metrics, the checker). */
 export type Event =
   | { readonly _tag: "Competing"; readonly ballot: Ballot.Ballot; readonly watched: Ballot.Ballot }
-  | { readonly _tag: "Adopted"; readonly ballot: Ballot.Ballot; readonly slots: number; readonly reported: number }
+  | {
+      readonly _tag: "Adopted"
+      readonly ballot: Ballot.Ballot
+      readonly slots: number
+      readonly reported: number
+      /** The slot phase 1 began at. */
+      readonly from: number
+    }
+  /** A slot below where phase 1 began is needed: phase 1 again at the same ballot, from `from`. */
+  | { readonly _tag: "Rescouting"; readonly ballot: Ballot.Ballot; readonly from: number }
   | { readonly _tag: "SteppedDown"; readonly ballot: Ballot.Ballot; readonly by: Ballot.Ballot }
   | { readonly _tag: "Abdicated"; readonly ballot: Ballot.Ballot }
   /** It resigned (its process stops); `successor` is the leader it handed over to, if it led. */
@@ -308,11 +317,25 @@ export class LeaderCore {
   known = 1
   /** The window a change takes effect after: the config's, or 1 under the planted `immediateReconfig`. */
   private readonly effectAfter: number
-  /** At the current ballot: the configurations a majority of whose acceptors promised (by `configKey`). */
-  private readonly adoptedConfigs = new Set<string>()
-  /** At the current ballot: running scouts, by key, with the configurations each covers. */
-  private readonly scouts = new Map<string, ReadonlyArray<string>>()
+  /**
+   * At the current ballot: the configurations a majority of whose acceptors promised (by
+   * `configKey`), each with the lowest slot phase 1 covered for it. It commands no slot
+   * below that slot (rule 4): the acceptors told it nothing about those.
+   */
+  private readonly adoptedConfigs = new Map<string, number>()
+  /** At the current ballot: running scouts, by key, with the configurations each covers and the slot it asked from. */
+  private readonly scouts = new Map<string, { readonly configs: ReadonlyArray<string>; readonly from: number }>()
   private scoutCount = 0
+  /**
+   * At the current ballot: the slot below which every slot was decided and performed by
+   * every replica when it began (docs/protocol.md#scout): phase 1 starts there, so a new
+   * leader reads the acceptors' short tail, not every slot since the GC watermark.
+   */
+  private settled = 1
+  /** Where the next scout at this ballot starts: `settled`, or the watermark once a slot below `settled` was needed. */
+  private scoutFrom = 1
+  /** Per replica, the slotOut of its latest report: it performed every slot below. */
+  private readonly performed = new Map<string, number>()
   /**
    * Pvalues the acceptors reported at the current ballot, per slot and acceptor, not yet
    * merged: a slot's are merged over its configuration's acceptors only (rule 4), when it
@@ -363,13 +386,21 @@ export class LeaderCore {
     return Configuration.covers(this.history, slot) && Configuration.isKnown(slot, this.known, this.config.window)
   }
 
-  /** May it start a commander for `slot` now: active, configuration known, and adopted by it at this ballot (rule 4)? */
+  /** May it start a commander for `slot` now: active, configuration known, and adopted by it at this ballot from `slot` or below (rule 4)? */
   commandable(slot: number): boolean {
-    return (
-      this.state._tag === "Active" &&
-      this.knows(slot) &&
-      this.adoptedConfigs.has(configKey(Configuration.at(this.history, slot).acceptors))
-    )
+    return this.state._tag === "Active" && this.knows(slot) && this.covered(slot)
+  }
+
+  /** Did phase 1 at this ballot cover `slot`: its configuration adopted it, from `slot` or below? */
+  private covered(slot: number): boolean {
+    const from = this.adoptedConfigs.get(configKey(Configuration.at(this.history, slot).acceptors))
+    return from !== undefined && (from <= slot || this.bugs.commandBelowFloor === true)
+  }
+
+  /** Is `slot`'s configuration adopted at this ballot, but from a higher slot (so phase 1 must run again for it)? */
+  private belowFloor(slot: number): boolean {
+    const from = this.adoptedConfigs.get(configKey(Configuration.at(this.history, slot).acceptors))
+    return from !== undefined && slot < from && this.bugs.commandBelowFloor !== true
   }
 
   /**
@@ -416,21 +447,58 @@ export class LeaderCore {
 
   /** Starts one scout at its ballot for the governing configurations neither adopted nor being scouted. */
   private scoutMissing() {
-    const scouting = new Set([...this.scouts.values()].flat())
+    const scouting = new Set([...this.scouts.values()].flatMap((s) => s.configs))
     const missing = this.governing().filter(
       (a) => !this.adoptedConfigs.has(configKey(a)) && !scouting.has(configKey(a))
     )
     if (missing.length === 0) return
-    this.startScout(this.ballot, missing, ++this.scoutCount)
+    this.startScout(this.ballot, missing, ++this.scoutCount, this.scoutFrom)
   }
 
-  private startScout(ballot: Ballot.Ballot, configs: ReadonlyArray<ReadonlyArray<string>>, n: number) {
+  /**
+   * A slot below where phase 1 began is needed (a replica lost decisions there: it
+   * restarted from an older snapshot): phase 1 again at this ballot, from the watermark,
+   * for the configurations adopted only from higher up. Rare, so all of them at once.
+   */
+  private rescout() {
+    const from = this.watermark
+    this.scoutFrom = Math.min(this.scoutFrom, from)
+    const scouting = new Set<string>()
+    for (const s of this.scouts.values()) if (s.from <= from) for (const k of s.configs) scouting.add(k)
+    const again = this.governing().filter((a) => {
+      const at = this.adoptedConfigs.get(configKey(a))
+      return at !== undefined && at > from && !scouting.has(configKey(a))
+    })
+    if (again.length === 0) return
+    this.out.event({ _tag: "Rescouting", ballot: this.ballot, from })
+    this.startScout(this.ballot, again, ++this.scoutCount, from)
+  }
+
+  /**
+   * The slot below which every replica that may need a slot from the watermark on
+   * reported all slots performed (so decided): no replica will ask for one of them
+   * unless it lost its state, and then `rescout` reads them. The watermark when one has
+   * not reported yet.
+   */
+  private settledSlot(): number {
+    let min = this.known
+    for (const m of Configuration.governing(this.history, this.watermark)) {
+      for (const r of m.replicas) {
+        const out = this.performed.get(r)
+        if (out === undefined) return this.watermark
+        if (out < min) min = out
+      }
+    }
+    return Math.max(this.watermark, min)
+  }
+
+  private startScout(ballot: Ballot.Ballot, configs: ReadonlyArray<ReadonlyArray<string>>, n: number, from: number) {
     const key = scoutKey(ballot, n)
-    this.scouts.set(key, configs.map(configKey))
+    this.scouts.set(key, { configs: configs.map(configKey), from })
     this.out.start(key, {
       _tag: "Scout",
       ballot,
-      from: this.watermark,
+      from,
       acceptors: [...new Set(configs.flat())],
       configs,
       until: configs.map((a) => governsBelow(this.history, configKey(a)))
@@ -496,10 +564,11 @@ export class LeaderCore {
       watermark: this.watermark,
       ...(to === undefined ? {} : { to })
     })
+    // acceptors first: they end its lease, or they would hold the successor off for one;
+    // sent before the successor hears, they hear before its P1a over one FIFO link
+    for (const a of this.everyone("acceptors")) this.out.send(Address.acceptor(a), hb)
     for (const l of this.everyone("leaders")) if (l !== this.id) this.out.send(Address.leader(l), hb)
     for (const r of this.everyone("replicas")) this.out.send(Address.replica(r), hb)
-    // acceptors end its lease, or they would hold the successor off for one
-    for (const a of this.everyone("acceptors")) this.out.send(Address.acceptor(a), hb)
   }
 
   /**
@@ -537,6 +606,7 @@ export class LeaderCore {
         return
       }
       case "History":
+        if (Address.role(from) === "replica") this.performed.set(Address.id(from), msg.slotOut)
         // a replica behind what this leader knows, once the configuration changed: tell it
         // the history, so that it finds the replicas it may copy the state from
         if (msg.slotOut < this.known && this.history.length > 1 && Address.role(from) === "replica") {
@@ -558,10 +628,11 @@ export class LeaderCore {
    * The slot a read must wait for (docs/protocol.md#reads): every slot decided so far at
    * a ballot not above this leader's is below it — a decision at an older ballot was
    * reported at adoption (pmax) and is a proposal here, one at its own ballot was its
-   * proposal — or below the GC watermark.
+   * proposal — or below the GC watermark, or below `settled` (every replica had performed
+   * those slots when this ballot began).
    */
   readIndexNow(): number {
-    return Math.max(this.watermark, this.topSlot + 1)
+    return Math.max(this.watermark, this.settled, this.topSlot + 1)
   }
 
   /**
@@ -759,8 +830,9 @@ export class LeaderCore {
     this.out.event({ _tag: "Competing", ballot: next, watched: this.liveness.watched })
     this.liveness.competing(now)
     this.newBallot()
-    // phase 1 with every configuration that may govern a slot it could command (rule 4)
-    this.startScout(next, this.governing(), 0)
+    // phase 1 with every configuration that may govern a slot it could command (rule 4),
+    // from the slot every replica has performed up to
+    this.startScout(next, this.governing(), 0, this.scoutFrom)
   }
 
   /** A new ballot: nothing adopted, scouted or reported at it yet. */
@@ -768,6 +840,8 @@ export class LeaderCore {
     this.adoptedConfigs.clear()
     this.scouts.clear()
     this.unresolved.clear()
+    this.settled = this.settledSlot()
+    this.scoutFrom = this.settled
   }
 
   private adopted(adopted: Extract<Scout.Outcome, { _tag: "Adopted" }>) {
@@ -776,17 +850,23 @@ export class LeaderCore {
     // ballot for exactly these configurations (a duplicate outcome finds none)
     const configs = adopted.configs?.map(configKey)
     let ended: string | undefined
-    for (const [key, covers] of this.scouts) {
+    for (const [key, scout] of this.scouts) {
+      const covers = scout.configs
       const same =
-        configs === undefined || (covers.length === configs.length && configs.every((k) => covers.includes(k)))
+        (configs === undefined || (covers.length === configs.length && configs.every((k) => covers.includes(k)))) &&
+        (adopted.from === undefined || adopted.from === scout.from)
       if (same && (this.state._tag === "Scouting" ? key === scoutKey(this.ballot) : true)) ended = key
     }
     if (ended === undefined) return
     // only the configurations a majority of which promised: one the scout could skip (all
     // its slots below the watermark) is scouted again should a later change bring it back
     const promised = adopted.promised?.map(configKey)
-    for (const k of this.scouts.get(ended)!)
-      if (promised === undefined || promised.includes(k)) this.adoptedConfigs.add(k)
+    const scout = this.scouts.get(ended)!
+    for (const k of scout.configs) {
+      if (promised !== undefined && !promised.includes(k)) continue
+      const at = this.adoptedConfigs.get(k)
+      if (at === undefined || scout.from < at) this.adoptedConfigs.set(k, scout.from)
+    }
     this.scouts.delete(ended)
     this.raiseWatermark(adopted.watermark)
     const first = this.state._tag === "Scouting"
@@ -806,28 +886,32 @@ export class LeaderCore {
       for (const [acceptor, pvs] of adopted.byAcceptor) for (const pv of pvs) report(acceptor, pv)
     }
     // the slots whose configuration it knows and that adopted it take the reported values now
-    for (const slot of [...this.unresolved.keys()]) {
-      if (this.knows(slot) && this.adoptedConfigs.has(configKey(Configuration.at(this.history, slot).acceptors))) {
-        this.resolve(slot)
-      }
-    }
+    for (const slot of [...this.unresolved.keys()]) if (this.knows(slot) && this.covered(slot)) this.resolve(slot)
     const proposals = this.proposals
     // an acceptor of the quorum may report slots another one already forgot
     for (const slot of proposals.keys()) if (slot < this.watermark) proposals.delete(slot)
     let top = this.maxDecided
     for (const slot of proposals.keys()) if (slot > top) top = slot
     for (const slot of this.unresolved.keys()) if (slot > top) top = slot
-    if (!this.bugs.noHoleFilling) fillHoles(proposals, this.watermark, top, (s) => this.decided.has(s))
+    // holes only from where phase 1 began: below, every slot is decided already
+    if (!this.bugs.noHoleFilling) {
+      fillHoles(proposals, Math.max(this.watermark, this.scoutFrom), top, (s) => this.decided.has(s))
+    }
     for (const slot of proposals.keys()) if (slot > this.topSlot) this.topSlot = slot
     for (const slot of this.unresolved.keys()) if (slot > this.topSlot) this.topSlot = slot
     const slots = new Set([...proposals.keys(), ...this.unresolved.keys()])
-    this.backlog = [...slots].filter((slot) => !this.decided.has(slot) && !running.has(slot)).sort((a, b) => a - b)
+    // a proposal below where phase 1 began is for a decided slot: it waits until a replica
+    // asks for it again (and then phase 1 runs for it)
+    this.backlog = [...slots]
+      .filter((slot) => !this.decided.has(slot) && !running.has(slot) && !(this.knows(slot) && this.belowFloor(slot)))
+      .sort((a, b) => a - b)
     if (first) {
       this.out.event({
         _tag: "Adopted",
         ballot: adopted.ballot,
         slots: this.backlog.length,
-        reported: adopted.pvalues.size
+        reported: adopted.pvalues.size,
+        from: this.settled
       })
     }
     // configurations learnt while scouting: scout them too
@@ -877,6 +961,8 @@ export class LeaderCore {
   private startCommander(slot: number) {
     const key = commanderKey(this.ballot, slot)
     if (this.commanders.has(key)) return // C1: one commander per (ballot, slot)
+    // below where phase 1 began: it runs again first, and the adoption queues the slot
+    if (this.active && this.knows(slot) && this.belowFloor(slot)) return this.rescout()
     if (!this.commandable(slot)) return this.park(slot)
     const value = this.resolve(slot)
     if (value === undefined) return
@@ -913,6 +999,11 @@ export class LeaderCore {
       // below the history's first entry (pruned: docs/reconfiguration.md) its configuration is unknown for good
       if (slot < this.watermark || this.decided.has(slot) || !Configuration.covers(this.history, slot)) {
         this.backlog.shift()
+        continue
+      }
+      if (this.knows(slot) && this.belowFloor(slot)) {
+        this.backlog.shift()
+        this.rescout()
         continue
       }
       if (!this.commandable(slot)) return
@@ -988,8 +1079,12 @@ export class LeaderCore {
     const queued = new Set(this.backlog)
     const orphans: Array<number> = []
     const running = new Set(this.commanders.values())
-    for (const slot of this.proposals.keys())
-      if (!this.decided.has(slot) && !running.has(slot) && !queued.has(slot)) orphans.push(slot)
+    for (const slot of this.proposals.keys()) {
+      if (this.decided.has(slot) || running.has(slot) || queued.has(slot)) continue
+      // below where phase 1 began: decided, and left until a replica asks for it again
+      if (this.knows(slot) && this.belowFloor(slot)) continue
+      orphans.push(slot)
+    }
     this.out.event({ _tag: "Orphans", slots: orphans })
   }
 }
@@ -1062,7 +1157,8 @@ export const run = Effect.fn("Leader.run")(function* (id: string, config: Cluste
             return Effect.logInfo("adopted: leading", {
               ballot: `${event.ballot}`,
               slots: event.slots,
-              reported: event.reported
+              reported: event.reported,
+              from: event.from
             })
           case "SteppedDown":
             return Effect.andThen(
@@ -1083,6 +1179,11 @@ export const run = Effect.fn("Leader.run")(function* (id: string, config: Cluste
             )
           case "Transferred":
             return Effect.logInfo("handing the leadership over", { ballot: `${event.ballot}`, to: event.to })
+          case "Rescouting":
+            return Effect.logInfo("a slot below where phase 1 began is needed: phase 1 again", {
+              ballot: `${event.ballot}`,
+              from: event.from
+            })
           case "HandedOver":
             return Effect.logInfo("the leader resigned in this leader's favour: competing at once", {
               from: event.from,

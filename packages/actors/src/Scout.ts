@@ -46,6 +46,8 @@ export type Outcome =
       readonly promised?: ReadonlyArray<ReadonlyArray<string>>
       /** The highest GC watermark the promising acceptors reported: nothing may be proposed below it. */
       readonly watermark: number
+      /** The slot it asked from: the acceptors reported nothing below it (absent: tests that build an outcome by hand). */
+      readonly from?: number
     }
   | { readonly _tag: "Preempted"; readonly ballot: Ballot.Ballot; readonly by: Ballot.Ballot }
 
@@ -132,7 +134,8 @@ export class ScoutTally {
       byAcceptor: this.byAcceptor,
       configs: this.configs,
       ...(promised.length < this.configs.length ? { promised } : {}),
-      watermark: this.watermark
+      watermark: this.watermark,
+      from: this.first
     }
   }
 

@@ -81,7 +81,10 @@ export const budget: ReadonlyArray<readonly [Name, string, number] | readonly [N
     "B12 a configuration change applied before the window",
     20,
     { as: "any", scenario: { reconfigure: true } }
-  ] // (2)
+  ], // (2)
+  // phase 1 begins where every replica has performed; a replica that restarts from an
+  // older snapshot asks below it, and the leader commands there without phase 1
+  ["commandBelowFloor", "B20 a leader commands below where its phase 1 began", 10] // (1)
 ]
 
 /**

@@ -36,6 +36,8 @@ export interface PlantedBugs {
   readonly ignoreDivergence: boolean
   /** B12: a configuration change decided in slot s governs from s + 1 instead of s + window: slots already in flight change configuration. */
   readonly immediateReconfig: boolean
+  /** B20: a leader whose phase 1 began at the slot every replica had performed commands a slot below it without running phase 1 for it. */
+  readonly commandBelowFloor: boolean
 }
 
 export const none: PlantedBugs = {
@@ -53,7 +55,8 @@ export const none: PlantedBugs = {
   staleRead: false,
   leaseEarlyExpiry: false,
   ignoreDivergence: false,
-  immediateReconfig: false
+  immediateReconfig: false,
+  commandBelowFloor: false
 }
 
 export type Name = keyof PlantedBugs

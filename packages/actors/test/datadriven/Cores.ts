@@ -102,7 +102,7 @@ const timeouts = { retransmitMs: 100, heartbeatMs: 50, leaderTimeoutMs: 200, max
 
 /**
  * The leader: `init id= round= window= random= orphans=`, `deliver`, `tick`, `time`,
- * `scout-ended adopted ballot= pvalues= watermark=` | `scout-ended preempted ballot= by=`,
+ * `scout-ended adopted ballot= pvalues= watermark= [from=]` | `scout-ended preempted ballot= by=`,
  * `commander-ended slot= decided ballot= value=` | `commander-ended slot= preempted ballot= by=`
  * (slot may be a range), `resign`, `transfer [to=]`, `status`, `crash`, `restart` (from the persisted round).
  * Acceptors a1..a3, leaders l1 (the first: at start it listens, then competes) and l2,
@@ -166,7 +166,8 @@ export const leader = (): Handler => {
                 _tag: "Adopted",
                 ballot,
                 pvalues: new Map(N.parsePValues(cmd.get("pvalues", "")).map((pv) => [pv.slot, pv])),
-                watermark: cmd.int("watermark", 1)
+                watermark: cmd.int("watermark", 1),
+                ...(cmd.has("from") ? { from: cmd.int("from", 1) } : {})
               }
             : { _tag: "Preempted", ballot, by: N.parseBallot(cmd.get("by")) }
         return step({ _tag: "ScoutEnded", outcome })
