@@ -18,7 +18,7 @@ import { Client } from "@synod/actors"
 import { ClusterConfig } from "@synod/core"
 import * as NatsServer from "@synod/testing/NatsServer"
 import { NatsTransport } from "@synod/transport-nats"
-import { Data, Deferred, Effect, FiberSet, Layer, Option } from "effect"
+import { Data, Deferred, Effect, FiberSet, Layer, Option, type Scope } from "effect"
 import type { ServerStatus, Status } from "@synod/cluster/Api"
 import { Kv } from "@synod/kv"
 
@@ -108,11 +108,25 @@ export interface Cluster {
   /** The cluster's name (NATS subject prefix). */
   readonly name: string
   readonly servers: ReadonlyArray<Server>
+  /**
+   * The replicas of the latest configuration as far as this bench changed it (`setMembers`):
+   * where its clients send, so that they follow a replacement as a server's own clients do.
+   */
+  readonly members: () => ReadonlyArray<string>
+  readonly setMembers: (ids: ReadonlyArray<string>) => void
   readonly config: ClusterConfig.ClusterConfig
   readonly natsUrl: string
   readonly dir: string
   /** Every server's status, in parallel (undefined for those that do not answer). */
   readonly statuses: (timeoutMs?: number) => Effect.Effect<ReadonlyArray<ServerStatus | undefined>>
+  /**
+   * Starts a new server `id` with an empty data directory and the cluster's first
+   * configuration (it is in none: it learns the history from the others once a change
+   * adds it, and copies their state), and counts it among `servers`.
+   */
+  readonly join: (id: string) => Effect.Effect<Server, BenchError, Scope.Scope>
+  /** Stops `server` cleanly (SIGTERM) and no longer counts it among `servers`. */
+  readonly leave: (server: Server) => Effect.Effect<void>
 }
 
 export interface Options {
@@ -325,16 +339,35 @@ export const start = Effect.fnUntraced(function* (options: Options) {
     transport: { kind: "nats", servers: [nats.url] },
     logLevel: options.logLevel ?? "Info"
   }
-  const servers = yield* Effect.forEach(ids, (id) => server(dir, id, common, options.entry ?? "source"), {
-    concurrency: "unbounded"
-  })
+  const servers: Array<Server> = yield* Effect.forEach(
+    ids,
+    (id) => server(dir, id, common, options.entry ?? "source"),
+    { concurrency: "unbounded" }
+  )
+  let members: ReadonlyArray<string> = ids
   return {
     name: options.name,
     servers,
+    members: () => members,
+    setMembers: (next) => {
+      members = next
+    },
     config: ClusterConfig.make(input),
     natsUrl: nats.url,
     dir,
-    statuses: (timeoutMs = 1000) => Effect.forEach(servers, (s) => s.status(timeoutMs), { concurrency: "unbounded" })
+    statuses: (timeoutMs = 1000) => Effect.forEach(servers, (s) => s.status(timeoutMs), { concurrency: "unbounded" }),
+    join: (id) =>
+      server(dir, id, { ...common, roles: ["acceptor", "leader", "replica"] }, options.entry ?? "source").pipe(
+        Effect.tap((s) => Effect.sync(() => servers.push(s)))
+      ),
+    leave: (s) =>
+      Effect.andThen(
+        Effect.sync(() => {
+          const i = servers.indexOf(s)
+          if (i >= 0) servers.splice(i, 1)
+        }),
+        s.terminate
+      )
   } satisfies Cluster
 })
 
@@ -376,7 +409,7 @@ export const load = Effect.fnUntraced(function* (cluster: Cluster, options: Load
   // transport coalesces them as it did before requests had subjects of their own
   const clients = yield* Effect.forEach(
     Array.from({ length: options.clients }, (_, i) => i),
-    (i) => Client.make(Kv.machine, cluster.config, { id: `bench.${i}` }),
+    (i) => Client.make(Kv.machine, cluster.config, { id: `bench.${i}`, replicas: cluster.members }),
     { concurrency: 16 }
   ).pipe(
     Effect.provideContext(context),

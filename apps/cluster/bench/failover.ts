@@ -5,7 +5,10 @@
  * SIGTERM (it hands the leadership over first; then restarted) 3 times, then stopped with
  * SIGSTOP for 3 s and resumed with SIGCONT 5 times, then (`--transfers N`, 0 by default) handed
  * over on demand to a named server (`POST /leader/transfer?to=`, the server before it in
- * order, so not the default successor) N times. Before each fault the cluster must be whole,
+ * order, so not the default successor) N times, then (`--removals N`, 0 by default) replaced
+ * N times: a new server with an empty data directory is started and one configuration
+ * change swaps it for a follower's server (odd events) or the leader's (even events: the
+ * leadership moves first), the old one stopped once retired. Before each fault the cluster must be whole,
  * have an active leader and commit writes, and keep that leader through 2 s of settling.
  *
  * For each fault it prints the time from the fault to the commit of the first write
@@ -19,8 +22,9 @@
  *   pnpm bench failover                                  3 servers, then 5
  *   pnpm bench failover --servers 3 --kills 2 --pauses 1
  *   pnpm bench failover --servers 3 --kills 0 --stops 0 --pauses 0 --transfers 10
+ *   pnpm bench failover --servers 3 --kills 0 --stops 0 --pauses 0 --removals 4
  *
- * Flags: --servers N, --kills N, --stops N (3), --pauses N, --transfers N (0), --clients N (64), --value-bytes N (100),
+ * Flags: --servers N, --kills N, --stops N (3), --pauses N, --transfers N (0), --removals N (0), --clients N (64), --value-bytes N (100),
  * --client-timeout MS (2500), --cap S (30), --settle S (2), --pause-seconds S (3), --keep
  * (keep data and logs).
  */
@@ -34,6 +38,7 @@ const kills = flag("kills", 10)
 const stops = flag("stops", 3)
 const pauses = flag("pauses", 5)
 const transfers = flag("transfers", 0)
+const removals = flag("removals", 0)
 const clients = flag("clients", 64)
 const valueBytes = flag("value-bytes", 100)
 const clientTimeoutMs = flag("client-timeout", 2500)
@@ -43,7 +48,8 @@ const pauseMs = flag("pause-seconds", 3) * 1000
 const targetMs = (servers: number) => (servers <= 3 ? 1000 : 1500)
 const gapTargetMs = 2000
 
-type Kind = "kill" | "stop" | "pause" | "transfer"
+type Kind = "kill" | "stop" | "pause" | "transfer" | "remove" | "remove-leader"
+const kinds: ReadonlyArray<Kind> = ["kill", "stop", "pause", "transfer", "remove", "remove-leader"]
 
 interface Event {
   readonly kind: Kind
@@ -132,6 +138,9 @@ const scenario = (servers: number) =>
     for (let i = 0; i < stops; i++) plan.push("stop")
     for (let i = 0; i < pauses; i++) plan.push("pause")
     for (let i = 0; i < transfers; i++) plan.push("transfer")
+    // a follower's server, then the leader's, and so on
+    for (let i = 0; i < removals; i++) plan.push(i % 2 === 0 ? "remove" : "remove-leader")
+    let joined = servers
     const events: Array<Event> = []
     let aborted: string | undefined
     let unknownFrom = load.unknown()
@@ -147,6 +156,9 @@ const scenario = (servers: number) =>
         break
       }
       const server = cluster.servers.find((s) => s.id === leader.id)!
+      const removing = kind === "remove" || kind === "remove-leader"
+      // a removal replaces a server by a new one with an empty data directory, started first
+      const fresh = removing ? yield* cluster.join(`s${++joined}`) : undefined
       const unknownBefore = load.unknown()
       eventGapMs = 0
       const t0 = now()
@@ -172,6 +184,16 @@ const scenario = (servers: number) =>
               )
             )
           : undefined
+      const removed =
+        fresh === undefined
+          ? undefined
+          : yield* Effect.forkChild(
+              replace(
+                cluster,
+                kind === "remove-leader" ? server : cluster.servers.find((s) => s !== server && s !== fresh)!,
+                fresh
+              )
+            )
       const first = yield* load.firstCommitAfter(t0).pipe(Effect.timeoutOption(capMs))
       const ms = Option.isSome(first) ? first.value - t0 : Number.POSITIVE_INFINITY
       // nothing committed since: the open interval counts too
@@ -182,6 +204,12 @@ const scenario = (servers: number) =>
       if (transferring !== undefined) {
         const answer = yield* Fiber.join(transferring)
         if (!answer.startsWith("200 ")) restartError = `transfer to ${to}: ${answer}`
+      } else if (removed !== undefined) {
+        restartError = yield* Fiber.join(removed)
+        // the interval without a commit until the old server is gone, and a little after
+        yield* Effect.sleep("500 millis")
+        eventGapMs = Math.max(eventGapMs, now() - load.lastCommit())
+        gapMs = Math.max(gapMs, eventGapMs)
       } else if (resumer !== undefined) yield* Fiber.join(resumer)
       else {
         const r = yield* Effect.result(server.restart)
@@ -209,7 +237,7 @@ const scenario = (servers: number) =>
         Cluster.printLogs(cluster, t0 - 1000)
       }
       if (restartError !== undefined) {
-        aborted = kind === "transfer" ? restartError : `restart of ${server.id} failed: ${restartError}`
+        aborted = kind === "transfer" || removing ? restartError : `restart of ${server.id} failed: ${restartError}`
         break
       }
     }
@@ -237,6 +265,74 @@ const scenario = (servers: number) =>
     )
   )
 
+interface MembersBody {
+  readonly history?: ReadonlyArray<{
+    readonly members: Record<"acceptors" | "leaders" | "replicas", ReadonlyArray<string>>
+  }>
+  readonly effective?: number
+  readonly slotOut?: number
+  readonly removed?: ReadonlyArray<{ readonly id: string; readonly retired: boolean }>
+}
+
+const call = (method: "GET" | "POST", url: string, body?: unknown) =>
+  Effect.promise(async (): Promise<{ status: number; body: MembersBody; text: string }> => {
+    try {
+      const res = await fetch(url, {
+        method,
+        signal: AbortSignal.timeout(30_000),
+        ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { "content-type": "application/json" } })
+      })
+      const text = await res.text()
+      let parsed: MembersBody = {}
+      try {
+        parsed = JSON.parse(text) as MembersBody
+      } catch {}
+      return { status: res.status, body: parsed, text }
+    } catch (e) {
+      return { status: 0, body: {}, text: String(e) }
+    }
+  })
+
+/**
+ * Replaces `old` by `fresh` in one configuration change (`POST /members` through a server
+ * that stays), waits until `fresh` has performed past the change and reports `old`
+ * retired (no slot needs it any more), then stops `old` cleanly. Answers what went wrong,
+ * or undefined.
+ */
+const replace = (cluster: Cluster.Cluster, old: Cluster.Server, fresh: Cluster.Server) =>
+  Effect.gen(function* () {
+    const via = cluster.servers.find((s) => s !== old && s !== fresh)!
+    const current = yield* call("GET", `${via.url}/members`)
+    const members = current.body.history?.at(-1)?.members
+    if (members === undefined) return `GET ${via.id}/members: ${current.status} ${current.text.slice(0, 200)}`
+    const swap = (ids: ReadonlyArray<string>) => ids.map((id) => (id === old.id ? fresh.id : id))
+    const next = {
+      acceptors: swap(members.acceptors),
+      leaders: swap(members.leaders),
+      replicas: swap(members.replicas)
+    }
+    const changed = yield* call("POST", `${via.url}/members`, next)
+    if (changed.status !== 200) return `POST ${via.id}/members: ${changed.status} ${changed.text.slice(0, 200)}`
+    const effective = changed.body.effective ?? 0
+    cluster.setMembers(next.replicas)
+    const deadline = now() + capMs
+    for (;;) {
+      const st = yield* call("GET", `${fresh.url}/members`)
+      const retired = st.body.removed?.some((r) => r.id === old.id && r.retired) === true
+      if (retired && (st.body.slotOut ?? 0) > effective) break
+      if (now() > deadline) {
+        const status = yield* call("GET", `${fresh.url}/status`)
+        return (
+          `${old.id} not retired, or ${fresh.id} not past slot ${effective}, within ${capMs / 1000} s: ` +
+          `${fresh.id} /members ${st.text.slice(0, 600)}; /status ${status.text.slice(0, 1500)}`
+        )
+      }
+      yield* Effect.sleep("50 millis")
+    }
+    yield* cluster.leave(old)
+    return undefined
+  })
+
 const row = (label: string, events: ReadonlyArray<Event>, extra: string) => {
   const ms = events.map((e) => e.ms).sort((a, b) => a - b)
   const recovered = ms.filter(Number.isFinite).length
@@ -255,7 +351,7 @@ const summary = (scenarios: ReadonlyArray<Scenario>) => {
   )
   let pass = true
   for (const s of scenarios) {
-    for (const kind of ["kill", "stop", "pause", "transfer"] as const) {
+    for (const kind of kinds) {
       const evs = s.events.filter((e) => e.kind === kind)
       if (evs.length > 0) {
         const gap = Math.max(...evs.map((e) => e.gapMs))
@@ -265,7 +361,7 @@ const summary = (scenarios: ReadonlyArray<Scenario>) => {
     }
     const ms = s.events.map((e) => e.ms).sort((a, b) => a - b)
     const p99 = percentile(ms, 99)
-    const planned = kills + stops + pauses + transfers
+    const planned = kills + stops + pauses + transfers + removals
     const reasons: Array<string> = []
     if (s.aborted !== undefined || s.events.length < planned) reasons.push(`${s.events.length}/${planned} events run`)
     if (ms.some((m) => !Number.isFinite(m))) reasons.push("no recovery")
@@ -290,7 +386,7 @@ const summary = (scenarios: ReadonlyArray<Scenario>) => {
 const main = Effect.gen(function* () {
   print(
     `fail-over benchmark: ${serverCounts.join(" then ")} servers over NATS, fsync on, ${clients} clients, ` +
-      `${kills} leader kills, ${stops} clean leader stops, ${pauses} leader pauses of ${pauseMs / 1000} s each and ${transfers} transfers, cap ${capMs / 1000} s per event`
+      `${kills} leader kills, ${stops} clean leader stops, ${pauses} leader pauses of ${pauseMs / 1000} s each, ${transfers} transfers and ${removals} removals, cap ${capMs / 1000} s per event`
   )
   const scenarios: Array<Scenario> = []
   for (const n of serverCounts) scenarios.push(yield* scenario(n))

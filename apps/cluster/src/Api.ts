@@ -713,7 +713,7 @@ export const LeaderTransferred = Schema.Struct({
 export type LeaderTransferred = typeof LeaderTransferred.Type
 
 export const TransferQuery = {
-  /** The leader to hand over to (default: the next leader in the configured order). */
+  /** The leader to hand over to (default: the most caught-up other leader). */
   to: Schema.optional(Address.Id)
 }
 
@@ -785,7 +785,7 @@ export class SystemGroup extends HttpApiGroup.make("system", { topLevel: true })
       OpenApi.annotations({
         summary: "Hand the leadership over",
         description:
-          "Ask the server whose leader is active (this process must host it; else 409 NotLeading, naming the leader when known): it hands the leadership over to the leader `to` names (default: the next leader in the configured order), which starts phase 1 at once with a higher ballot, and goes on as a passive leader. `to` must be another configured leader (else 400 BadRequest saying why). Answers once the new leader leads (504 TransferTimedOut if none did within a few leader timeouts: then the failure detector elects one, as after a crash). Writes in flight are resent to the new leader; none fails."
+          "Ask the server whose leader is active (this process must host it; else 409 NotLeading, naming the leader when known): it hands the leadership over to the leader `to` names (default: the most caught-up other leader; on a tie the next in the configured order), which starts phase 1 at once with a higher ballot, and goes on as a passive leader. `to` must be another configured leader (else 400 BadRequest saying why). Answers once the new leader leads (504 TransferTimedOut if none did within a few leader timeouts: then the failure detector elects one, as after a crash). Writes in flight are resent to the new leader; none fails."
       })
     ),
     HttpApiEndpoint.get("members", "/members", { success: MembersList, error: [NoReplica] }).annotateMerge(
@@ -803,7 +803,7 @@ export class SystemGroup extends HttpApiGroup.make("system", { topLevel: true })
       OpenApi.annotations({
         summary: "Change the configuration",
         description:
-          "Proposes the members as the new configuration (docs/reconfiguration.md): this process's replica proposes it in a slot of its own; it governs from that slot + window on. Answers once the replica performed it, with both slots. When this process hosts the active leader and the change removes it from the leaders, it first hands the leadership over to the first leader of the new members. 409 NoReplica when this process hosts no replica, 409 ChangeRefused when the history is full, 504 ChangeTimedOut when not performed in time (it may still be), 400 on members that do not decode (none of a kind, a duplicate, more than 64)."
+          "Proposes the members as the new configuration (docs/reconfiguration.md): this process's replica proposes it in a slot of its own; it governs from that slot + window on. Answers once the replica performed it, with both slots. When this process hosts the active leader and the change removes it from the leaders, it first hands the leadership over to the most caught-up leader of the new members. 409 NoReplica when this process hosts no replica, 409 ChangeRefused when the history is full, 504 ChangeTimedOut when not performed in time (it may still be), 400 on members that do not decode (none of a kind, a duplicate, more than 64)."
       })
     ),
     HttpApiEndpoint.get("healthz", "/healthz", { success: Health }).annotateMerge(

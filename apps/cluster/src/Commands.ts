@@ -1253,7 +1253,7 @@ const transfer = Command.make(
   "transfer",
   {
     to: Argument.String("to").pipe(
-      Argument.withDescription("The leader to hand over to (default: the next leader in the configured order)"),
+      Argument.withDescription("The leader to hand over to (default: the most caught-up other leader)"),
       Argument.withSchema(Address.Id),
       Argument.optional
     )
@@ -1279,7 +1279,7 @@ const transfer = Command.make(
     })
 ).pipe(
   Command.withDescription(
-    "Hand the leadership over to TO, or by default to the next leader in the configured order, with no window in which writes fail (give every server's API in --url; the one that leads does it); prints {from, leader, ballot}"
+    "Hand the leadership over to TO, or by default to the most caught-up other leader, with no window in which writes fail (give every server's API in --url; the one that leads does it); prints {from, leader, ballot}"
   )
 )
 

@@ -20,8 +20,8 @@
  *   active ballot, or when a majority of acceptors has not answered for the longest
  *   failure-detection timeout while it has work in flight.
  * - Resigning (its process stops cleanly), it stops its children and tells the others with
- *   an inactive heartbeat at its ballot naming its successor, the leader after it in the
- *   configured order, which competes at once instead of waiting for a failure-detection
+ *   an inactive heartbeat at its ballot naming its successor (the most caught-up other
+ *   leader; on a tie the one after it in the configured order), which competes at once instead of waiting for a failure-detection
  *   timeout, so a rolling restart costs an election round trip, not a timeout. A transfer
  *   (`synod leader transfer [TO]`) does the same without stopping, to the successor or to
  *   the named leader. Safety is unchanged: the successor runs phase 1 with a higher ballot
@@ -94,7 +94,7 @@ export type Input =
   /** Its process is stopping: hand the leadership over and never compete again. */
   | { readonly _tag: "Resign" }
   /**
-   * Hand the leadership over to `to` (default: the next leader in the configured order) and
+   * Hand the leadership over to `to` (default: the most caught-up other leader, `successor`) and
    * go on as a passive one (`synod leader transfer [TO]`). A `to` that `transferTarget`
    * refuses changes nothing.
    */
@@ -181,7 +181,8 @@ export const successorOf = (leaders: ReadonlyArray<string>, leader: string): str
 
 /**
  * Whom `synod leader transfer [TO]` hands `self`'s leadership to: `to`, which must be
- * another configured leader, or by default the next leader in the configured order. A
+ * another configured leader, or by default the next leader in the configured order (the
+ * core prefers the most caught-up one, `successor`, when none is named). A
  * `Left` says why not, naming what is wrong.
  */
 export const transferTarget = (
@@ -241,6 +242,12 @@ const governsBelow = (history: Configuration.History, key: string): number => {
   return Number.MAX_SAFE_INTEGER
 }
 export const commanderKey = (ballot: Ballot.Ballot, slot: number) => `${ballot}|${slot}`
+
+/**
+ * How many slots behind the most a replica's report may be for `settled` to wait for it:
+ * a working replica is a tick behind at most; one further back is catching up.
+ */
+const farBehind = 1000
 
 export interface Options {
   /** The round stored by the last run (0 at first). */
@@ -476,16 +483,24 @@ export class LeaderCore {
 
   /**
    * The slot below which every replica that may need a slot from the watermark on
-   * reported all slots performed (so decided): no replica will ask for one of them
-   * unless it lost its state, and then `rescout` reads them. The watermark when one has
-   * not reported yet.
+   * reported all slots performed (so decided), but for those far behind: no working
+   * replica will ask for one of them unless it lost its state, and then `rescout` reads
+   * them. The watermark until a majority of the latest configuration's replicas reported.
    */
   private settledSlot(): number {
+    const far = Math.max(4 * this.config.window, farBehind)
+    // too few reports to judge (a leader that just started): from the watermark, as always
+    const latest = Configuration.latest(this.history).replicas
+    if (!Quorum.isMajority(latest.filter((r) => this.performed.has(r)).length, latest.length)) return this.watermark
     let min = this.known
     for (const m of Configuration.governing(this.history, this.watermark)) {
       for (const r of m.replicas) {
         const out = this.performed.get(r)
-        if (out === undefined) return this.watermark
+        // not heard from (a server that just joined reports to the leaders it knows of,
+        // maybe not this one), behind the watermark (it copies a peer's state first) or far
+        // behind (catching up): any of them asks below later, and phase 1 runs again then,
+        // in the background, instead of making this leader's first phase 1 long
+        if (out === undefined || out < this.watermark || out < this.known - far) continue
         if (out < min) min = out
       }
     }
@@ -542,11 +557,34 @@ export class LeaderCore {
     if (!this.active) return
     const target = transferTarget(this.leaderIds, this.id, requested)
     if (target._tag === "Left") return
-    const { to } = target
+    const to = requested ?? this.successor() ?? target.to
     this.steppedDownFrom = this.ballot
     this.handOver(to)
     this.liveness.handedOver(this.now())
     this.out.event({ _tag: "Transferred", ballot: this.ballot, to })
+  }
+
+  /**
+   * Whom to hand over to when no one is named: of the latest configuration's other
+   * leaders, the one whose replica (of the same id: a server's own) reported the most
+   * slots performed, since a server that just joined and still copies state would keep
+   * every write waiting; among those within a few windows of the most (reports are a tick
+   * old), or with no reports (leaders apart from replicas), the first in the configured
+   * order after this one.
+   */
+  private successor(): string | undefined {
+    const leaders = this.leaderIds
+    const n = leaders.length
+    const i = leaders.indexOf(this.id)
+    const order: Array<string> = []
+    for (let k = 1; k <= n; k++) {
+      const l = leaders[(i + k) % n]!
+      if (l !== this.id) order.push(l)
+    }
+    let best = 0
+    for (const l of order) best = Math.max(best, this.performed.get(l) ?? 0)
+    // reports are a tick old: within a few windows of the best counts as caught up
+    return order.find((l) => (this.performed.get(l) ?? 0) >= best - 4 * this.config.window)
   }
 
   /**
@@ -581,7 +619,7 @@ export class LeaderCore {
     if (this.resigned) return
     const wasActive = this.active
     this.resigned = true
-    const successor = wasActive ? successorOf(this.leaderIds, this.id) : undefined
+    const successor = wasActive ? this.successor() : undefined
     if (wasActive) this.handOver(successor)
     else this.stopChildren()
     this.state = passive
@@ -767,6 +805,11 @@ export class LeaderCore {
       return this.compete(now)
     }
     this.liveness.heartbeat(now, msg)
+    // a hand-over to another leader: its phase 1 sends no heartbeat, so give it the longest
+    // timeout before judging it, as the leader that handed over does
+    if (!msg.active && msg.to !== undefined && msg.to !== this.id && Ballot.equals(msg.ballot, this.highestSeen)) {
+      this.liveness.handedOver(now)
+    }
     if (!msg.active || !Ballot.greaterThan(msg.ballot, this.ballot)) return
     // a higher ballot leads: an active leader was deposed without hearing it yet
     if (this.state._tag === "Active") return this.stepDown(msg.ballot)
@@ -785,7 +828,7 @@ export class LeaderCore {
       if (this.commanders.size > 0 && !this.hearsMajority(now)) return this.abdicate()
       // removed from the configuration: hand over to a leader of the latest one (rule 7)
       if (!this.leaderIds.includes(this.id)) {
-        const to = this.leaderIds[0]!
+        const to = this.successor() ?? this.leaderIds[0]!
         this.steppedDownFrom = this.ballot
         this.handOver(to)
         this.liveness.handedOver(now)
@@ -885,21 +928,26 @@ export class LeaderCore {
     } else {
       for (const [acceptor, pvs] of adopted.byAcceptor) for (const pv of pvs) report(acceptor, pv)
     }
-    // the slots whose configuration it knows and that adopted it take the reported values now
-    for (const slot of [...this.unresolved.keys()]) if (this.knows(slot) && this.covered(slot)) this.resolve(slot)
+    // the slots whose configuration it knows and that adopted it take the reported values
+    // now; below `settled` (phase 1 again for a replica that lost its state) they are all
+    // decided: each waits until a replica asks for it, not re-proposed wholesale
+    for (const slot of [...this.unresolved.keys()]) {
+      if (slot >= this.settled && this.knows(slot) && this.covered(slot)) this.resolve(slot)
+    }
     const proposals = this.proposals
     // an acceptor of the quorum may report slots another one already forgot
     for (const slot of proposals.keys()) if (slot < this.watermark) proposals.delete(slot)
     let top = this.maxDecided
     for (const slot of proposals.keys()) if (slot > top) top = slot
     for (const slot of this.unresolved.keys()) if (slot > top) top = slot
-    // holes only from where phase 1 began: below, every slot is decided already
+    // holes only from `settled` on: below, every slot is decided already
     if (!this.bugs.noHoleFilling) {
-      fillHoles(proposals, Math.max(this.watermark, this.scoutFrom), top, (s) => this.decided.has(s))
+      fillHoles(proposals, Math.max(this.watermark, this.settled), top, (s) => this.decided.has(s))
     }
     for (const slot of proposals.keys()) if (slot > this.topSlot) this.topSlot = slot
     for (const slot of this.unresolved.keys()) if (slot > this.topSlot) this.topSlot = slot
-    const slots = new Set([...proposals.keys(), ...this.unresolved.keys()])
+    const slots = new Set(proposals.keys())
+    for (const slot of this.unresolved.keys()) if (slot >= this.settled) slots.add(slot)
     // a proposal below where phase 1 began is for a decided slot: it waits until a replica
     // asks for it again (and then phase 1 runs for it)
     this.backlog = [...slots]
@@ -1311,7 +1359,7 @@ export const run = Effect.fn("Leader.run")(function* (id: string, config: Cluste
     })
 
   /**
-   * Hands the leadership over to `to` (default: the next leader in the configured order)
+   * Hands the leadership over to `to` (default: the most caught-up other leader, `successor`)
    * and waits (at most `waitMs`) until a higher ballot leads: answers who leads then, or
    * `undefined` when this leader was not active or no other leader took over in time.
    * Fails with `TransferRefused` when `to` is not another configured leader.
@@ -1322,7 +1370,8 @@ export const run = Effect.fn("Leader.run")(function* (id: string, config: Cluste
       if (target._tag === "Left") return yield* new TransferRefused({ message: target.message })
       if (!core.active) return undefined
       const ballot = core.ballot
-      yield* Queue.offer(control, { _tag: "Transfer", to: target.to })
+      // none named: the core picks the most caught-up leader
+      yield* Queue.offer(control, to === undefined ? { _tag: "Transfer" } : { _tag: "Transfer", to: target.to })
       return yield* successorAbove(ballot, waitMs)
     })
 
