@@ -598,7 +598,7 @@ export class LeaderCore {
       ballot: this.ballot,
       active: false,
       decided: this.decidedCount,
-      slot: this.maxDecided,
+      slot: this.highestDecided(),
       watermark: this.watermark,
       ...(to === undefined ? {} : { to })
     })
@@ -850,13 +850,23 @@ export class LeaderCore {
     }
   }
 
+  /**
+   * The highest slot it knows decided, for heartbeats: its own commanders' highest, or
+   * `known − 1` (a replica performed it). A replica asks for the slots up to it it has not
+   * learnt; a new leader whose phase 1 began at `settled` re-proposes nothing below, so
+   * without the second a replica that missed a decision there would never ask for it.
+   */
+  private highestDecided(): number {
+    return Math.max(this.maxDecided, this.known - 1)
+  }
+
   /** Tells the other leaders, the replicas and the learners that this leader leads, and how far. */
   private beat() {
     const hb = Trusted.heartbeat({
       ballot: this.ballot,
       active: true,
       decided: this.decidedCount,
-      slot: this.maxDecided,
+      slot: this.highestDecided(),
       watermark: this.watermark
     })
     for (const l of this.everyone("leaders")) if (l !== this.id) this.out.send(Address.leader(l), hb)
