@@ -327,8 +327,12 @@ export class ReplicaCore<S, C, R> {
     this.slotIn = this.slotOut
     this.durable = this.slotOut
     this.lastSnapshot = this.slotOut
-    // it saves only verified states (see `step`): the one it starts from is one
-    if (this.vouched && Option.isSome(snapshot)) this.verified = this.capture()
+    // it saves only verified states (see `step`), and with fewer than three replicas every
+    // saved state counts as one: the one it starts from is one either way. Should a change
+    // bring three replicas or more before it saves again, it still has a state to serve:
+    // a restarted replica that held the only copy at the GC watermark otherwise refused
+    // every peer that had lost its own (seed 1090405 with --reconfigure on stalled)
+    if (Option.isSome(snapshot)) this.verified = this.capture()
   }
 
   /** The replicas of its latest configuration: the peers it compares digests with and copies state from. */
