@@ -243,12 +243,6 @@ const governsBelow = (history: Configuration.History, key: string): number => {
 }
 export const commanderKey = (ballot: Ballot.Ballot, slot: number) => `${ballot}|${slot}`
 
-/**
- * How many slots behind the most a replica's report may be for `settled` to wait for it:
- * a working replica is a tick behind at most; one further back is catching up.
- */
-const farBehind = 1000
-
 export interface Options {
   /** The round stored by the last run (0 at first). */
   readonly round: number
@@ -483,12 +477,11 @@ export class LeaderCore {
 
   /**
    * The slot below which every replica that may need a slot from the watermark on
-   * reported all slots performed (so decided), but for those far behind: no working
-   * replica will ask for one of them unless it lost its state, and then `rescout` reads
-   * them. The watermark until a majority of the latest configuration's replicas reported.
+   * reported all slots performed (so decided), but for those not heard from or behind
+   * the watermark: no working replica will ask for one of them unless it lost its state,
+   * and then `rescout` reads them. The watermark until a majority of the latest configuration's replicas reported.
    */
   private settledSlot(): number {
-    const far = Math.max(4 * this.config.window, farBehind)
     // too few reports to judge (a leader that just started): from the watermark, as always
     const latest = Configuration.latest(this.history).replicas
     if (!Quorum.isMajority(latest.filter((r) => this.performed.has(r)).length, latest.length)) return this.watermark
@@ -497,10 +490,11 @@ export class LeaderCore {
       for (const r of m.replicas) {
         const out = this.performed.get(r)
         // not heard from (a server that just joined reports to the leaders it knows of,
-        // maybe not this one), behind the watermark (it copies a peer's state first) or far
-        // behind (catching up): any of them asks below later, and phase 1 runs again then,
-        // in the background, instead of making this leader's first phase 1 long
-        if (out === undefined || out < this.watermark || out < this.known - far) continue
+        // maybe not this one) or behind the watermark (it copies a peer's state first):
+        // either asks below later, and phase 1 runs again then. One merely behind counts:
+        // it asks from its slotOut on, and phase 1 again from the watermark while writes
+        // go on cost 3 s of them when GC lagged (a replica restarted after a kill)
+        if (out === undefined || out < this.watermark) continue
         if (out < min) min = out
       }
     }
