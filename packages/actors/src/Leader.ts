@@ -392,16 +392,25 @@ export class LeaderCore {
     return this.state._tag === "Active" && this.knows(slot) && this.covered(slot)
   }
 
+  /** The lowest slot phase 1 at this ballot covered for `slot`'s configuration (undefined: not adopted). */
+  private adoptedFrom(slot: number): number | undefined {
+    return this.adoptedConfigs.get(configKey(Configuration.at(this.history, slot).acceptors))
+  }
+
   /** Did phase 1 at this ballot cover `slot`: its configuration adopted it, from `slot` or below? */
   private covered(slot: number): boolean {
-    const from = this.adoptedConfigs.get(configKey(Configuration.at(this.history, slot).acceptors))
+    const from = this.adoptedFrom(slot)
     return from !== undefined && (from <= slot || this.bugs.commandBelowFloor === true)
   }
 
-  /** Is `slot`'s configuration adopted at this ballot, but from a higher slot (so phase 1 must run again for it)? */
+  /**
+   * Is `slot`'s configuration known and adopted at this ballot, but from a higher slot (so
+   * phase 1 must run again before it is commanded)?
+   */
   private belowFloor(slot: number): boolean {
-    const from = this.adoptedConfigs.get(configKey(Configuration.at(this.history, slot).acceptors))
-    return from !== undefined && slot < from && this.bugs.commandBelowFloor !== true
+    if (!this.knows(slot) || this.bugs.commandBelowFloor === true) return false
+    const from = this.adoptedFrom(slot)
+    return from !== undefined && slot < from
   }
 
   /**
@@ -955,7 +964,7 @@ export class LeaderCore {
     // a proposal below where phase 1 began is for a decided slot: it waits until a replica
     // asks for it again (and then phase 1 runs for it)
     this.backlog = [...slots]
-      .filter((slot) => !this.decided.has(slot) && !running.has(slot) && !(this.knows(slot) && this.belowFloor(slot)))
+      .filter((slot) => !this.decided.has(slot) && !running.has(slot) && !this.belowFloor(slot))
       .sort((a, b) => a - b)
     if (first) {
       this.out.event({
@@ -1014,7 +1023,7 @@ export class LeaderCore {
     const key = commanderKey(this.ballot, slot)
     if (this.commanders.has(key)) return // C1: one commander per (ballot, slot)
     // below where phase 1 began: it runs again first, and the adoption queues the slot
-    if (this.active && this.knows(slot) && this.belowFloor(slot)) return this.rescout()
+    if (this.active && this.belowFloor(slot)) return this.rescout()
     if (!this.commandable(slot)) return this.park(slot)
     const value = this.resolve(slot)
     if (value === undefined) return
@@ -1053,7 +1062,7 @@ export class LeaderCore {
         this.backlog.shift()
         continue
       }
-      if (this.knows(slot) && this.belowFloor(slot)) {
+      if (this.belowFloor(slot)) {
         this.backlog.shift()
         this.rescout()
         continue
@@ -1134,7 +1143,7 @@ export class LeaderCore {
     for (const slot of this.proposals.keys()) {
       if (this.decided.has(slot) || running.has(slot) || queued.has(slot)) continue
       // below where phase 1 began: decided, and left until a replica asks for it again
-      if (this.knows(slot) && this.belowFloor(slot)) continue
+      if (this.belowFloor(slot)) continue
       orphans.push(slot)
     }
     this.out.event({ _tag: "Orphans", slots: orphans })
