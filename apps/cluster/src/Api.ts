@@ -284,6 +284,11 @@ export const ServerStatus = Schema.Struct({
     Schema.Struct({
       /** Every slot below this one is applied. */
       slotOut: Schema.Int,
+      /**
+       * slotOut of the newest state a clean stop saves: with three replicas or more the last
+       * one a majority of them agreed with (their state digests), else its current one.
+       */
+      verified: Schema.Int,
       /** Keys in its store, and its revision (writes applied). */
       keys: Schema.Int,
       revision: Schema.Int,

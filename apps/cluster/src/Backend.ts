@@ -68,6 +68,7 @@ export const toApi = (s: Server.Status): Api.ServerStatus => ({
     : {
         replica: {
           slotOut: s.replica.slotOut,
+          verified: s.replica.verified,
           ...storeSize(s.replica.current),
           clients: s.replica.clients,
           pending: s.replica.pending,

@@ -414,6 +414,7 @@ describe("readiness", () => {
     answering: 0,
     watermark,
     durable: 0,
+    verified: slotOut,
     history: Configuration.initial({ acceptors: ["s1"], leaders: ["s1"], replicas: ["r"] }),
     ...(leader === undefined ? {} : { leader })
   })

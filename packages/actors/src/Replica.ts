@@ -749,6 +749,14 @@ export class ReplicaCore<S, C, R> {
     return verified !== undefined && verified.slotOut > this.durable ? this.encode(verified) : undefined
   }
 
+  /**
+   * slotOut of the newest state it would save on a clean stop: with three replicas or more
+   * the last one a majority of them agreed with, else its current one.
+   */
+  get verifiedSlot(): number {
+    return this.vouched ? Math.max(this.durable, this.verified?.slotOut ?? 1) : this.slotOut
+  }
+
   private encode(captured: Captured<S>): Storage.ReplicaSnapshot {
     return {
       slotOut: captured.slotOut,
@@ -1234,6 +1242,12 @@ export interface Status {
   readonly watermark: number
   /** slotOut of its last durable snapshot. */
   readonly durable: number
+  /**
+   * slotOut of the newest state a clean stop saves: with three replicas or more the last
+   * one a majority of them agreed with (docs/protocol.md#divergence-detection), else its
+   * current one. Idle, it reaches `slotOut` once the replicas compared digests.
+   */
+  readonly verified: number
   /** The configuration history after the slots below `slotOut` (docs/reconfiguration.md). */
   readonly history: Configuration.History
   /** The leader (its id) whose heartbeats last said it is active; absent until one did. */
@@ -1606,6 +1620,7 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
         answering: core.answering,
         watermark: core.watermark,
         durable: core.durable,
+        verified: core.verifiedSlot,
         history: core.history,
         ...(core.leader === undefined ? {} : { leader: Address.id(core.leader) }),
         ...(core.quarantine === undefined
