@@ -8,7 +8,7 @@
  *   pnpm bench nats --profile DIR   also CPU profiles of the servers, and their top functions
  *   pnpm bench nats --tracing       the levels with tracing off, then on (OTLP to a sink in
  *                                   this process), and what tracing costs per command
- *   node apps/cluster/bench/nats.ts --seconds 5
+ *   node apps/cluster/bench/nats.ts --seconds 5 --warmup 2   (each level: 2 s not counted, then 5 s)
  *   BENCH_OPS=write,read,logread BENCH_LEVELS=1,256 pnpm bench nats   also reads through the log
  *   pnpm bench nats --clients separate   one synod client per loop instead of one shared by all
  *   pnpm bench nats --hops          one client, writes then reads, and where each one's time
@@ -34,16 +34,21 @@ import * as Tracing from "@synod/cluster/Tracing"
 import * as Hops from "./Hops.ts"
 import { printTop } from "./Profile.ts"
 
-const arg = (name: string, dflt: number) => {
+const arg = (name: string, dflt: number, min: "positive" | "non-negative" = "positive") => {
   const i = process.argv.indexOf(`--${name}`)
   const v = i > 0 ? Number(process.argv[i + 1]) : dflt
-  if (!Number.isFinite(v) || v <= 0) {
-    process.stderr.write(`--${name} must be a positive number\n`)
+  if (!Number.isFinite(v) || v < 0 || (v === 0 && min === "positive")) {
+    process.stderr.write(`--${name} must be a ${min} number\n`)
     process.exit(2)
   }
   return v
 }
 const seconds = arg("seconds", 4)
+/**
+ * Seconds each level runs before it is measured, as the yardstick's `WARM`: what the level
+ * before left behind (replicas applying their backlog, a snapshot, JIT) is not counted.
+ */
+const warmup = arg("warmup", 1, "non-negative")
 /**
  * The yardstick's workload (../shared/peers/loadgen.mjs): each write puts a 16-byte key
  * drawn uniformly from `--keys` (100,000) with a `--value-bytes` (100) printable value;
@@ -186,27 +191,43 @@ const operation = (
   return op === "read" ? client.read({ _tag: "Get", key }) : client.submit({ _tag: "Get", key })
 }
 
-const measure = (op: Op, clients: ReadonlyArray<Client.Client<Kv.Command, Kv.Result>>) =>
+/**
+ * One level: `clients` loops doing `op` for `warmup` + `seconds`; only operations started
+ * after the warm-up count, and `cpu` is sampled when the warm-up ends and at the end.
+ */
+const measure = <A>(op: Op, clients: ReadonlyArray<Client.Client<Kv.Command, Kv.Result>>, cpu: () => A) =>
   Effect.gen(function* () {
     const latencies: Array<number> = []
-    const start = performance.now()
-    const end = start + seconds * 1000
-    let last = start
+    const warmEnd = performance.now() + warmup * 1000
+    const end = warmEnd + seconds * 1000
+    let start = warmEnd
+    let atStart: A | undefined
+    const began = () => {
+      if (atStart !== undefined) return true
+      if (performance.now() < warmEnd) return false
+      atStart = cpu()
+      start = performance.now()
+      return true
+    }
+    let last = performance.now()
     yield* Effect.forEach(
       clients,
       (client, i) =>
         Effect.gen(function* () {
           let n = 0
           while (performance.now() < end) {
+            const counted = began()
             const t0 = performance.now()
             if (hopsDir !== undefined) HopLog.mark("C start")
             yield* operation(op, client, n++)
             if (hopsDir !== undefined) HopLog.mark("C done")
-            latencies.push(performance.now() - t0)
+            if (counted) latencies.push(performance.now() - t0)
             if (i === 0 && performance.now() - last > 1000) {
               last = performance.now()
               process.stderr.write(
-                `  ${clients.length} clients, ${op}: ${Math.round((last - start) / 1000)}/${seconds} s, ${latencies.length} ops\r`
+                counted
+                  ? `  ${clients.length} clients, ${op}: ${Math.round((last - start) / 1000)}/${seconds} s, ${latencies.length} ops\r`
+                  : `  ${clients.length} clients, ${op}: warming up\r`
               )
             }
           }
@@ -214,8 +235,15 @@ const measure = (op: Op, clients: ReadonlyArray<Client.Client<Kv.Command, Kv.Res
       { concurrency: "unbounded", discard: true }
     )
     const elapsed = (performance.now() - start) / 1000
+    const cpuSpent = { atStart: atStart ?? cpu(), atEnd: cpu() }
     latencies.sort((a, b) => a - b)
-    return { ops: latencies.length / elapsed, p50: percentile(latencies, 50), p99: percentile(latencies, 99) }
+    return {
+      ops: latencies.length / elapsed,
+      p50: percentile(latencies, 50),
+      p99: percentile(latencies, 99),
+      elapsed,
+      cpu: cpuSpent
+    }
   })
 
 /**
@@ -262,6 +290,8 @@ interface Row {
   /** CPU microseconds per operation, the three servers together and the client process. */
   readonly servers: number
   readonly client: number
+  /** nats-server's CPU per operation. */
+  readonly nats: number
 }
 
 /** One cluster (tracing to `collector` when given): each level of clients, printed as it goes. */
@@ -277,6 +307,10 @@ const run = (collector: string | undefined) =>
       concurrency: "unbounded"
     })
     const serversCpu = () => children.reduce((sum, c) => sum + (cpuSeconds(c.pid) ?? Number.NaN), 0)
+    const natsCpu = () => {
+      const pid = nats.pid()
+      return pid === undefined ? Number.NaN : (cpuSeconds(pid) ?? Number.NaN)
+    }
     const clientCpu = () => {
       const u = process.cpuUsage()
       return (u.user + u.system) / 1e6
@@ -297,22 +331,30 @@ const run = (collector: string | undefined) =>
       discard: true
     })
     // CPU per operation: the three servers together, and this (the client) process
-    process.stdout.write("clients  op          ops/s   p50 ms   p99 ms   servers µs/op   client µs/op\n")
+    process.stdout.write("clients  op          ops/s   p50 ms   p99 ms   servers µs/op   client µs/op   nats µs/op\n")
     const rows: Array<Row> = []
     const ratios: Array<string> = []
     for (const n of levels) {
       const rates = new Map<Op, number>()
       for (const op of ops) {
-        const [s0, c0] = [serversCpu(), clientCpu()]
-        const r = yield* measure(op, all.slice(0, n))
+        const r = yield* measure(op, all.slice(0, n), () => [serversCpu(), clientCpu(), natsCpu()] as const)
         rates.set(op, r.ops)
-        const total = r.ops * seconds
-        const perOp = (cpu: number) => (cpu * 1e6) / total
-        const row = { clients: n, op, ...r, servers: perOp(serversCpu() - s0), client: perOp(clientCpu() - c0) }
+        const total = r.ops * r.elapsed
+        const perOp = (k: 0 | 1 | 2) => ((r.cpu.atEnd[k] - r.cpu.atStart[k]) * 1e6) / total
+        const row = {
+          clients: n,
+          op,
+          ops: r.ops,
+          p50: r.p50,
+          p99: r.p99,
+          servers: perOp(0),
+          client: perOp(1),
+          nats: perOp(2)
+        }
         rows.push(row)
         const us = (v: number) => (Number.isFinite(v) ? v.toFixed(0) : "-")
         process.stdout.write(
-          `${String(n).padStart(7)}  ${op.padEnd(8)} ${r.ops.toFixed(0).padStart(9)} ${r.p50.toFixed(2).padStart(8)} ${r.p99.toFixed(2).padStart(8)} ${us(row.servers).padStart(15)} ${us(row.client).padStart(14)}\n`
+          `${String(n).padStart(7)}  ${op.padEnd(8)} ${r.ops.toFixed(0).padStart(9)} ${r.p50.toFixed(2).padStart(8)} ${r.p99.toFixed(2).padStart(8)} ${us(row.servers).padStart(15)} ${us(row.client).padStart(14)} ${us(row.nats).padStart(12)}\n`
         )
       }
       const [w, rd] = [rates.get("write"), rates.get("read")]
@@ -324,7 +366,7 @@ const run = (collector: string | undefined) =>
 
 const main = Effect.gen(function* () {
   process.stdout.write(
-    `synod over NATS: 3 server processes (fsync on) + 1 client process (${clientsMode === "shared" ? "one synod client shared by the loops" : "one synod client per loop"}), ${cpus().length} cores, ${seconds} s per level\n`
+    `synod over NATS: 3 server processes (fsync on) + 1 client process (${clientsMode === "shared" ? "one synod client shared by the loops" : "one synod client per loop"}), ${cpus().length} cores, ${seconds} s per level after ${warmup} s of warm-up\n`
   )
   if (!tracingToo) return yield* Effect.asVoid(run(undefined))
   process.stdout.write("tracing off:\n")

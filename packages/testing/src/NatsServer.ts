@@ -71,6 +71,8 @@ export interface Server {
   readonly restart: Effect.Effect<void, ServerError>
   /** What the server wrote to stderr (its log), for failure messages. */
   readonly log: () => string
+  /** The running process's pid (for benchmarks that count its CPU), if it runs. */
+  readonly pid: () => number | undefined
 }
 
 /** Starts a nats-server for the lifetime of the scope. */
@@ -112,7 +114,8 @@ export const start = Effect.fnUntraced(function* (options: ServerOptions = {}) {
     url: `nats://127.0.0.1:${port}`,
     kill,
     restart: launch,
-    log: () => output
+    log: () => output,
+    pid: () => child?.pid
   } satisfies Server
 })
 
