@@ -243,10 +243,13 @@ export const backend = (config: HostConfig.HostConfig) =>
       })
       const t = config.transport
       if (t.kind !== "nats") return yield* Effect.die(new Error("synod serve needs a NATS transport"))
-      // The host keeps its connection to itself; the API's client gets its own. Its id is
-      // new at every start: a restarted process must not reuse sequence numbers. It is in the
-      // node's scope (`<node>.http-…`), so the node's NATS user may read its responses.
-      const context = yield* Layer.build(Host.natsTransport({ name: config.name, transport: t }, `${config.node}-http`))
+      // The API's client sends through the roles' transport: a request to this server's
+      // replica, and its answer, stay in this process, with no NATS hop or encoding (a
+      // second connection cost every request a publish of its own, the requests of many
+      // HTTP connections arriving in as many I/O callbacks). Its id is new at every start:
+      // a restarted process must not reuse sequence numbers. It is in the node's scope
+      // (`<node>.http-…`), so the node's NATS user may read its answers from other servers.
+      const context = handle.transport
       const id = `${config.node}.http-${(yield* Random.nextIntBetween(0, 2 ** 48)).toString(36)}`
       // it sends to the replicas of the latest configuration this server's replica performed
       // (docs/reconfiguration.md), the cluster config's until the configuration changes

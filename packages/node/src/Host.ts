@@ -107,6 +107,15 @@ export interface Options {
   readonly wrapTransport?: (transport: Transport.Transport["Service"]) => Transport.Transport["Service"]
 }
 
+/** A running host: its servers' handle, and the transport its roles use. */
+export interface Running<S = unknown> extends Server.Handle<S> {
+  /**
+   * The roles' transport (unwrapped by `wrapTransport`): a client in this process that
+   * sends through it reaches this process's roles in memory, without NATS.
+   */
+  readonly transport: Context.Context<Transport.Transport>
+}
+
 /** Starts the configured roles; they run until the scope closes. */
 export const run = <S, C, R>(config: HostConfig, machine: StateMachine.StateMachine<S, C, R>, options: Options = {}) =>
   Effect.gen(function* () {
@@ -137,5 +146,6 @@ export const run = <S, C, R>(config: HostConfig, machine: StateMachine.StateMach
       transport: config.transport.kind,
       storage: config.dataDir ?? "memory"
     })
-    return handle
+    const running: Running<S> = { ...handle, transport: connected }
+    return running
   }).pipe(Effect.annotateLogs({ node: config.node }))
