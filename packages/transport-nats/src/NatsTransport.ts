@@ -193,9 +193,15 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
    * requests to one replica) leave as one NATS message, a JSON array of envelopes, at the
    * end of the current microtask — never larger than `maxBytes`. One message instead of
    * many costs the sender, the NATS server and the receiver a per-message overhead once.
+   *
+   * Clients' requests to a replica wait longer, until the end of the event loop's turn
+   * (`setImmediate`), unless something else flushes first: an API server's client submits
+   * the requests of many HTTP connections, each from an I/O callback of its own, and a
+   * microtask flush published each alone (one publish, and one delivery, per request).
    */
   const pending = new Map<string, Pending>()
   let flushScheduled = false
+  let turnFlushScheduled = false
   /** Publish failures found after `send` returned: counted here, logged by `reportSends`. */
   const sendFailures: Array<string> = []
 
@@ -232,9 +238,16 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
     for (const [subject, batch] of pending) publishNow(subject, batch.parts, batch.traces)
     pending.clear()
   }
+  const flushTurn = (): void => {
+    turnFlushScheduled = false
+    flushPending()
+  }
 
-  /** `trace`: the `traceparent` of the envelope's span (tracing on), which the message's header carries. */
-  const enqueue = (subject: string, json: string, trace?: string): void => {
+  /**
+   * `trace`: the `traceparent` of the envelope's span (tracing on), which the message's
+   * header carries. `request`: a client's request, flushed at the end of the turn.
+   */
+  const enqueue = (subject: string, json: string, trace: string | undefined, request: boolean): void => {
     // UTF-8 takes at most three bytes per UTF-16 unit: count exactly only when that bound is too high
     const bound = json.length * 3
     // a trace's header entry counts against the message's size too
@@ -253,7 +266,12 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
       batch.bytes += size + 1
     }
     if (trace !== undefined) (batch.traces ??= []).push({ index: batch.parts.length - 1, value: trace })
-    if (!flushScheduled) {
+    if (request) {
+      if (!turnFlushScheduled) {
+        turnFlushScheduled = true
+        setImmediate(flushTurn)
+      }
+    } else if (!flushScheduled) {
       flushScheduled = true
       queueMicrotask(flushPending)
     }
@@ -271,8 +289,9 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
       if (!isConnectedUnsafe()) return dropSend("NATS unreachable", to)
       if (HopLog.enabled()) HopLog.mark(`send ${to} ${envelope.message._tag}`)
       const span = withTrace ? Trace.of(envelope) : undefined
-      if (span === undefined) enqueue(subject.value, Codec.encode(envelope))
-      else enqueue(subject.value, Codec.encode(envelope), Trace.format(span))
+      // only a Request or a Read to a replica goes to a request subject (Subjects.sendSubject)
+      const request = envelope.message._tag === "Request" || envelope.message._tag === "Read"
+      enqueue(subject.value, Codec.encode(envelope), span === undefined ? undefined : Trace.format(span), request)
       return sendFailures.length > 0 ? reportSends : Effect.void
     })
 

@@ -63,7 +63,8 @@ describe("NatsTransport", () => {
           const { transport, stats } = yield* Kit.build({
             servers: server.url,
             name: "bad-input",
-            cluster: "bad", localDelivery: false,
+            cluster: "bad",
+            localDelivery: false,
             maxMessageBytes: 64 * 1024
           })
           const mailbox = yield* transport.listen("acceptor/a1")
@@ -108,7 +109,12 @@ describe("NatsTransport", () => {
     () =>
       Effect.gen(function* () {
         const server = yield* NatsServer.start()
-        const { transport, stats } = yield* Kit.build({ servers: server.url, name: "refused", cluster: "refused", localDelivery: false })
+        const { transport, stats } = yield* Kit.build({
+          servers: server.url,
+          name: "refused",
+          cluster: "refused",
+          localDelivery: false
+        })
         const mailbox = yield* transport.listen("replica/r1")
         // over the server's max_payload (1 MB): the client throws, the transport must not
         const huge = Kit.ping("replica/x", "replica/r1", 1, { blob: "y".repeat(2 * 1024 * 1024) })
@@ -151,7 +157,8 @@ describe("NatsTransport", () => {
         const { transport } = yield* Kit.build({
           servers: server.url,
           name: "trace",
-          cluster: "trace", localDelivery: false,
+          cluster: "trace",
+          localDelivery: false,
           traceHeader: true
         })
         const raw = yield* Kit.rawClient(server.url)
@@ -293,7 +300,12 @@ describe("coalescing", () => {
     () =>
       Effect.gen(function* () {
         const server = yield* NatsServer.start()
-        const { transport, stats } = yield* Kit.build({ servers: server.url, name: "co", cluster: "co", localDelivery: false })
+        const { transport, stats } = yield* Kit.build({
+          servers: server.url,
+          name: "co",
+          cluster: "co",
+          localDelivery: false
+        })
         const raw = yield* Kit.rawClient(server.url)
         const sizes: Array<number> = []
         raw.subscribe("synod.co.leader.l1", { callback: (_err, msg) => void sizes.push(msg.data.length) })
@@ -326,11 +338,65 @@ describe("coalescing", () => {
   )
 
   it.live(
+    "requests sent in one event-loop turn from separate callbacks leave as one message; protocol messages at the end of each microtask",
+    () =>
+      Effect.gen(function* () {
+        const server = yield* NatsServer.start()
+        const { transport } = yield* Kit.build({
+          servers: server.url,
+          name: "turn",
+          cluster: "turn",
+          localDelivery: false
+        })
+        const raw = yield* Kit.rawClient(server.url)
+        const counts = { req: 0, proto: 0 }
+        raw.subscribe("synod.turn.req.r1.alice", { callback: () => void counts.req++ })
+        raw.subscribe("synod.turn.leader.l1", { callback: () => void counts.proto++ })
+        yield* Effect.promise(() => raw.flush())
+        const replica = yield* transport.listen("replica/r1")
+        const leader = yield* transport.listen("leader/l1")
+        // five callbacks of one turn, as five HTTP connections' requests arrive (each an
+        // I/O callback, with a microtask checkpoint after it): one sends a request each,
+        // then five more a protocol message each
+        const callbacks = (send: (i: number) => Effect.Effect<void>) =>
+          Effect.promise(
+            () =>
+              new Promise<void>((done) => {
+                for (let i = 1; i <= 5; i++)
+                  setImmediate(() => {
+                    Effect.runSync(send(i))
+                    if (i === 5) setImmediate(done)
+                  })
+              })
+          )
+        yield* callbacks((i) => transport.send("replica/r1", Kit.request("alice.x", "replica/r1", i)))
+        yield* callbacks((i) => transport.send("leader/l1", Kit.ping("replica/r1", "leader/l1", i)))
+        const requests: Array<number> = []
+        const pings: Array<number> = []
+        for (let i = 0; i < 5; i++) requests.push(Kit.seqOf(yield* Kit.takeWithin(replica)))
+        for (let i = 0; i < 5; i++) pings.push(Kit.seqOf(yield* Kit.takeWithin(leader)))
+        assert.deepStrictEqual(requests, [1, 2, 3, 4, 5])
+        assert.deepStrictEqual(pings, [1, 2, 3, 4, 5])
+        yield* Kit.eventually(
+          "the raw subscriber saw every protocol message",
+          Effect.sync(() => counts.proto === 5)
+        )
+        assert.strictEqual(counts.req, 1, `the requests of one turn leave as one message: ${counts.req}`)
+      }),
+    20_000
+  )
+
+  it.live(
     "an array with one bad envelope delivers the others and counts the bad one",
     () =>
       Effect.gen(function* () {
         const server = yield* NatsServer.start()
-        const { transport, stats } = yield* Kit.build({ servers: server.url, name: "arr", cluster: "arr", localDelivery: false })
+        const { transport, stats } = yield* Kit.build({
+          servers: server.url,
+          name: "arr",
+          cluster: "arr",
+          localDelivery: false
+        })
         const raw = yield* Kit.rawClient(server.url)
         const mailbox = yield* transport.listen("leader/l1")
         const good = (seq: number) => JSON.stringify(Kit.ping("replica/r1", "leader/l1", seq))
@@ -352,7 +418,12 @@ describe("coalescing", () => {
       capturingLogs((lines) =>
         Effect.gen(function* () {
           const server = yield* NatsServer.start()
-          const { transport, stats } = yield* Kit.build({ servers: server.url, name: "trust", cluster: "trust", localDelivery: false })
+          const { transport, stats } = yield* Kit.build({
+            servers: server.url,
+            name: "trust",
+            cluster: "trust",
+            localDelivery: false
+          })
           const raw = yield* Kit.rawClient(server.url)
           const replica = yield* transport.listen("replica/r1")
           const client = yield* transport.listen("client/alice.x")
