@@ -197,6 +197,8 @@ export class ReplicaCore<S, C, R> {
   /** Reads served off the log (docs/protocol.md#reads), and reads dropped because too many waited. */
   readsServed = 0
   readsDropped = 0
+  /** The highest slot `askAhead` asked for (the tick asks again for what stays missing). */
+  private askedAhead = 0
   /** Reads waiting here (queued, asked about, or waiting for their index). */
   private readsWaiting = 0
   /** Reads waiting for the next read-index question. */
@@ -665,10 +667,34 @@ export class ReplicaCore<S, C, R> {
     if (this.slotIn < this.slotOut) this.slotIn = this.slotOut
     this.serveReads()
     this.propose()
+    this.askAhead()
+  }
+
+  /**
+   * Lagging — a slot known decided lies a whole window or more past the first one it has
+   * not performed, which no slot in flight can explain — it asks for the window's missing
+   * slots as soon as it performed the ones before them, instead of on its next tick. A
+   * replica restarted under load (from a snapshot some thousand slots old, or after a
+   * second of downtime) otherwise fills `window` slots per tick, about as fast as the log
+   * grows, and meanwhile its report holds every new leader's phase 1 down at its slot.
+   * The tick still asks again for whatever stays missing.
+   */
+  private askAhead(): void {
+    if (this.noRecovery || this.catchingUp || this.knownMax - this.slotOut < this.config.window) return
+    const top = this.slotOut + this.config.window - 1
+    const leader = this.leader
+    for (let s = Math.max(this.slotOut, this.askedAhead + 1); s <= top; s++) {
+      if (this.decisions.has(s) || this.proposals.has(s)) continue
+      const ask = Trusted.propose(s, Cmd.noop)
+      if (leader === undefined) this.toLeaders(ask)
+      else this.out.send(leader, ask)
+    }
+    if (top > this.askedAhead) this.askedAhead = top
   }
 
   heartbeat(hb: Message.Heartbeat): void {
-    if (hb.slot > this.knownMax) this.knownMax = hb.slot
+    const further = hb.slot > this.knownMax
+    if (further) this.knownMax = hb.slot
     if (hb.watermark > this.watermark) this.watermark = hb.watermark
     const from = Address.leader(hb.ballot.leader)
     const before = this.leader
@@ -692,6 +718,7 @@ export class ReplicaCore<S, C, R> {
         this.resendAt.set(slot, { at, attempts: 0 })
       }
     }
+    if (further) this.askAhead()
   }
 
   /** A peer asks for state: serve it, unless this replica is behind itself. */
