@@ -307,10 +307,7 @@ const run = (collector: string | undefined) =>
       concurrency: "unbounded"
     })
     const serversCpu = () => children.reduce((sum, c) => sum + (cpuSeconds(c.pid) ?? Number.NaN), 0)
-    const natsCpu = () => {
-      const pid = nats.pid()
-      return pid === undefined ? Number.NaN : (cpuSeconds(pid) ?? Number.NaN)
-    }
+    const natsCpu = () => cpuSeconds(nats.pid()) ?? Number.NaN
     const clientCpu = () => {
       const u = process.cpuUsage()
       return (u.user + u.system) / 1e6
