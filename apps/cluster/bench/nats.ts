@@ -13,6 +13,8 @@
  *   pnpm bench nats --clients separate   one synod client per loop instead of one shared by all
  *   pnpm bench nats --hops          one client, writes then reads, and where each one's time
  *                                   goes, hop by hop, from every process's hop log (Hops.ts)
+ *   BENCH_LEVELS=256 BENCH_OPS=read pnpm bench nats --hops   the same logs under load (the
+ *                                   per-command summary then means little; read the logs)
  *   pnpm bench nats --keys 256 --value-bytes 8   another workload than the yardstick's
  *
  * The workload is the yardstick's (keys uniform over 100,000, 100-byte values), so the
@@ -72,10 +74,15 @@ const profileDir =
 /** `--hops`: one client, writes and reads, each process logging its hops (HopLog) to a directory of its own. */
 const hopsDir = process.argv.includes("--hops") ? mkdtempSync(join(tmpdir(), "synod-hops-")) : undefined
 if (hopsDir !== undefined) HopLog.start(hopsDir)
-const levels = hopsDir !== undefined ? [1] : (process.env.BENCH_LEVELS ?? "1,16,64,256").split(",").map(Number)
+const levels =
+  hopsDir !== undefined && !process.env.BENCH_LEVELS
+    ? [1]
+    : (process.env.BENCH_LEVELS ?? "1,16,64,256").split(",").map(Number)
 /** What each level measures: `write` (Put), `read` (Get by read index), `logread` (Get through the log). */
 type Op = "write" | "read" | "logread"
-const ops = (hopsDir !== undefined ? "write,read" : (process.env.BENCH_OPS ?? "write,read")).split(",") as Array<Op>
+const ops = (
+  hopsDir !== undefined && !process.env.BENCH_OPS ? "write,read" : (process.env.BENCH_OPS ?? "write,read")
+).split(",") as Array<Op>
 for (const op of ops) {
   if (op !== "write" && op !== "read" && op !== "logread") {
     process.stderr.write(`BENCH_OPS: "${op}" is not one of write, read, logread\n`)

@@ -715,7 +715,7 @@ export class LeaderCore {
     }
     this.readsWaiting = new Map()
     const confirm = Trusted.confirm(ballot, this.confirming.round)
-    for (const a of this.confirmers()) this.out.send(Address.acceptor(a), confirm)
+    for (const a of this.firstConfirmers()) this.out.send(Address.acceptor(a), confirm)
   }
 
   /**
@@ -754,7 +754,35 @@ export class LeaderCore {
     for (const a of this.confirmers()) if (!round.confirmed.has(a)) this.out.send(Address.acceptor(a), confirm)
   }
 
-  /** The acceptors a read-index confirmation asks: every acceptor of a governing configuration. */
+  /**
+   * The acceptors a round asks first: in each governing configuration a bare majority —
+   * its own server's acceptor (no socket, no other process woken), then the acceptors
+   * heard from most recently, the likeliest to answer at once. Under read load rounds
+   * follow each other back to back, and asking every acceptor cost the leader a publish
+   * and each extra acceptor's process a wake-up per round for an answer the majority did
+   * not need. If one of them does not answer, the resend after `retransmitMs` asks every
+   * acceptor that has not confirmed (`resendConfirm`); the silent one, not heard from
+   * since, is then ranked last. Which acceptors are asked changes no answer: a round still
+   * needs a majority of every governing configuration (`confirmed`).
+   */
+  private firstConfirmers(): Array<string> {
+    const chosen = new Set<string>()
+    const heard = (a: string): number => (a === this.id ? Number.POSITIVE_INFINITY : (this.heardAt.get(a) ?? -1))
+    for (const members of this.governing()) {
+      // stable: ties keep the configuration's order, so a simulation replays exactly
+      const ranked = [...members].sort((a, b) => heard(b) - heard(a))
+      let asked = members.filter((a) => chosen.has(a)).length
+      for (const a of ranked) {
+        if (Quorum.isMajority(asked, members.length)) break
+        if (chosen.has(a)) continue
+        chosen.add(a)
+        asked++
+      }
+    }
+    return [...chosen]
+  }
+
+  /** Every acceptor of a governing configuration: those a round may count, and its resends ask. */
   private confirmers(): Array<string> {
     return [...new Set(this.governing().flat())]
   }

@@ -29,6 +29,8 @@ export const encodeWithSchema = (envelope: Envelope): string => encodeWire(envel
 
 /** Each message's JSON, once: a P2a goes to every acceptor, a decision to every replica. */
 const messageJson = new WeakMap<object, string>()
+/** Messages sent to one receiver only (a resend builds a new envelope but reuses the message: rare). */
+const sentOnce: ReadonlySet<string> = new Set(["Read", "ReadResponse", "Request", "Response"])
 
 /**
  * Encodes an envelope to JSON text. Every field of every message is JSON-native (no
@@ -43,7 +45,8 @@ export const encode = (envelope: Envelope): string => {
   let message = messageJson.get(envelope.message)
   if (message === undefined) {
     message = JSON.stringify(envelope.message)
-    messageJson.set(envelope.message, message)
+    // a client's request and a replica's answer each go to one receiver: nothing to reuse
+    if (!sentOnce.has(envelope.message._tag)) messageJson.set(envelope.message, message)
   }
   return `{"from":${JSON.stringify(envelope.from)},"to":${JSON.stringify(envelope.to)},"message":${message}}`
 }
