@@ -42,11 +42,12 @@ const sentOnce: ReadonlySet<string> = new Set(["Read", "ReadResponse", "Request"
  * the schemas), so this cannot fail.
  */
 export const encode = (envelope: Envelope): string => {
-  let message = messageJson.get(envelope.message)
+  // a client's request and a replica's answer each go to one receiver: nothing to reuse
+  const once = sentOnce.has(envelope.message._tag)
+  let message = once ? undefined : messageJson.get(envelope.message)
   if (message === undefined) {
     message = JSON.stringify(envelope.message)
-    // a client's request and a replica's answer each go to one receiver: nothing to reuse
-    if (!sentOnce.has(envelope.message._tag)) messageJson.set(envelope.message, message)
+    if (!once) messageJson.set(envelope.message, message)
   }
   return `{"from":${JSON.stringify(envelope.from)},"to":${JSON.stringify(envelope.to)},"message":${message}}`
 }
