@@ -88,6 +88,8 @@ export class AcceptorCore {
   private readonly told = new Map<Address.Address, number>()
   /** B11 planted bug: forget below the watermark, but never say so nor refuse below it. */
   private readonly silentGc: boolean
+  /** Does confirming its promise's ballot grant a read lease (see the constructor's options)? */
+  private readonly readLeases: boolean
 
   constructor(
     state: Storage.AcceptorState,
@@ -105,6 +107,8 @@ export class AcceptorCore {
         readonly replicas: ReadonlyArray<string>
       }
       readonly silentGc?: boolean
+      /** Does confirming the ballot it promised grant a read lease (`reads.lease`; default false)? */
+      readonly readLeases?: boolean
       /** Most bytes of pvalues in one P1b page (default: no paging). */
       readonly pageBytes?: number
     } = {}
@@ -126,6 +130,11 @@ export class AcceptorCore {
     this.strict = options.strictAccept === true
     this.leaseMs = options.leaseMs ?? 0
     this.now = options.now ?? (() => 0)
+    this.readLeases = options.readLeases === true
+    // It may have granted a read lease just before it stopped, and that is not on disk:
+    // it holds every leader but the one of its promise off for a lease from its start.
+    // An acceptor that never promised anything never confirmed anything either.
+    if (this.readLeases && !Ballot.equals(this.promised, Ballot.bottom)) this.lastAccept = this.now()
   }
 
   /**
@@ -189,8 +198,9 @@ export class AcceptorCore {
       // only new work renews the lease: a leader that can send but not hear keeps
       // retransmitting the same P2as, and must not hold off other leaders forever
       const before = this.accepted.get(msg.slot)
-      const renews = this.leaseEnded === undefined || !Ballot.equals(this.leaseEnded, msg.ballot)
-      if (renews && (before === undefined || !Ballot.equals(before.ballot, msg.ballot))) this.lastAccept = this.now()
+      if (this.renews(msg.ballot) && (before === undefined || !Ballot.equals(before.ballot, msg.ballot))) {
+        this.lastAccept = this.now()
+      }
       this.promised = msg.ballot
       accepted = Trusted.pvalue(msg.ballot, msg.slot, msg.value)
       this.accepted.set(msg.slot, accepted)
@@ -198,6 +208,26 @@ export class AcceptorCore {
     const tell = from !== undefined && !this.silentGc && this.watermark > (this.told.get(from) ?? 1)
     if (tell) this.told.set(from, this.watermark)
     return { reply: Trusted.p2b(this.promised, msg.ballot, msg.slot, tell ? this.watermark : undefined), accepted }
+  }
+
+  /** Does work at `ballot` renew the lease: not of a leader that said it stopped leading? */
+  private renews(ballot: Ballot.Ballot): boolean {
+    return this.leaseEnded === undefined || !Ballot.equals(this.leaseEnded, ballot)
+  }
+
+  /**
+   * Handles a Confirm at `ballot`; the Confirmed to send back. Confirming the very ballot
+   * it promised grants that leader a read lease (docs/protocol.md#read-leases): as after
+   * new work, every other leader's P1a is refused for `leaseMs` from now, so the leader may
+   * answer reads alone until its own, shorter, lease runs out. A promise below `ballot`
+   * (it missed the P1a) confirms but grants nothing: it would hold off only the other
+   * leaders of that promise.
+   */
+  confirm(ballot: Ballot.Ballot, round: number): Message.Confirmed {
+    if (Ballot.equals(ballot, this.promised) && this.renews(ballot) && this.readLeases) {
+      this.lastAccept = this.now()
+    }
+    return Trusted.confirmed(this.promised, ballot, round)
   }
 
   /**
@@ -232,7 +262,7 @@ export class AcceptorCore {
         // a read-index confirmation: the promise as it is, nothing to write (a promise is
         // durable before any reply reveals it, and this reply leaves after those records)
         this.out.event({ _tag: "Promised", ballot: this.promised })
-        return this.out.send(from, Trusted.confirmed(this.promised, message.ballot, message.round))
+        return this.out.send(from, this.confirm(message.ballot, message.round))
       }
       case "Heartbeat": {
         // the leader of its promise resigned (an inactive heartbeat: its process stops
@@ -317,6 +347,7 @@ export const run = Effect.fn("Acceptor.run")(function* (id: string, config: Clus
     now,
     cluster: config,
     silentGc: bugs.gcWithoutWatermark,
+    readLeases: config.reads.lease,
     ...(bugs.unpagedP1b ? {} : { pageBytes: Limits.fromMessageBytes(transport.maxMessageBytes).pageBytes })
   })
   const promisedRound = Metrics.of(Metrics.promisedRound, id)

@@ -224,7 +224,26 @@ interface ConfirmRound {
   readonly index: number
   readonly waiters: ReadonlyArray<ReadWaiter>
   readonly confirmed: Set<string>
+  /**
+   * The acceptors whose promise was this very ballot as they answered: each of them
+   * holds every other leader off for a lease from then on (docs/protocol.md#read-leases).
+   */
+  readonly granted: Set<string>
+  /** When the round's first Confirm left: before any answer, so the lease is counted from it. */
+  readonly startedAt: number
+  /** When its Confirm was last sent (the resend timer). */
   sentAt: number
+}
+
+/**
+ * A read lease (docs/protocol.md#read-leases): at `ballot`, until `until` on this leader's
+ * clock, no other leader can be adopted by the configurations `configs` (by `configKey`),
+ * a majority of each of which granted it.
+ */
+interface ReadLease {
+  readonly ballot: Ballot.Ballot
+  readonly until: number
+  readonly configs: ReadonlySet<string>
 }
 
 export const scoutKey = (ballot: Ballot.Ballot, n = 0) => (n === 0 ? `scout ${ballot}` : `scout ${ballot} #${n}`)
@@ -295,6 +314,15 @@ export class LeaderCore {
   private readsWaiting = new Map<Address.Address, number>()
   /** The confirmation round in flight, if any (docs/protocol.md#reads). */
   private confirming: ConfirmRound | undefined
+  /** The read lease from the last round a majority granted (docs/protocol.md#read-leases). */
+  private lease: ReadLease | undefined
+  /**
+   * How long a lease lasts on this leader's clock: the acceptors hold other leaders off
+   * for `leaderTimeoutMs` on theirs, which is at least `leaderTimeoutMs / (1 + ρ)` of true
+   * time; this leader's `D` is at most `D / (1 − ρ)` of it, so `D = L (1 − ρ) / (1 + ρ)`
+   * ends first. 0: leases are off.
+   */
+  private readonly leaseMs: number
   /** Numbers its confirmation rounds; with the ballot, names one. */
   private confirmRounds = 0
   /** The ballot it last stepped down from: its children's later reports of the same preemption change nothing. */
@@ -357,6 +385,8 @@ export class LeaderCore {
     this.now = options.now
     this.bugs = options.bugs ?? {}
     this.observeOrphans = options.observeOrphans === true
+    const drift = config.reads.clockDrift
+    this.leaseMs = config.reads.lease ? (config.timeouts.leaderTimeoutMs * (1 - drift)) / (1 + drift) : 0
     this.ballot = Ballot.make(this.bugs.ballotReuse ? 0 : options.round, id)
     this.liveness = new Liveness(
       {
@@ -688,13 +718,41 @@ export class LeaderCore {
       this.out.send(from, Trusted.readIndexReply(id, this.readIndexNow(), this.state.ballot))
       return
     }
+    const now = this.now()
+    if (this.leaseHolds(now)) {
+      this.out.send(from, Trusted.readIndexReply(id, this.readIndexNow(), this.state.ballot))
+      // renew while reads keep coming, half a lease ahead, so that they never wait for a round
+      if (this.confirming === undefined && this.lease!.until - now < this.leaseMs / 2) this.startConfirm(true)
+      return
+    }
     this.readsWaiting.set(from, id)
     if (this.confirming === undefined) this.startConfirm()
   }
 
-  /** Asks every acceptor whether its promise is still not above this leader's ballot. */
-  private startConfirm() {
-    if (this.state._tag !== "Active" || this.readsWaiting.size === 0) return
+  /**
+   * May it answer a read-index question at once (docs/protocol.md#read-leases)? Active at
+   * the lease's ballot, before its end on this leader's clock, for an index it may
+   * command, with no configuration governing that did not grant it: a leader that would
+   * depose this one needs the promise of a majority of one of them, and each such
+   * majority holds an acceptor that refuses every other leader until the lease is over.
+   */
+  private leaseHolds(now: number): boolean {
+    const lease = this.lease
+    if (lease === undefined || this.state._tag !== "Active" || !Ballot.equals(lease.ballot, this.state.ballot)) {
+      return false
+    }
+    if (!this.bugs.readLeaseForever && now >= lease.until) return false
+    if (!this.commandable(this.readIndexNow())) return false
+    for (const members of this.governing()) if (!lease.configs.has(configKey(members))) return false
+    return true
+  }
+
+  /**
+   * Asks a majority of acceptors whether their promise is still not above this leader's
+   * ballot: for the questions waiting, or (`renew`) only to extend the lease.
+   */
+  private startConfirm(renew = false) {
+    if (this.state._tag !== "Active" || (this.readsWaiting.size === 0 && !renew)) return
     // Only for an index it may command (`commandable`): its configuration known for
     // certain (every slot up to `index − window` decided and applied here, rule 2) and
     // adopted at this ballot, so a majority of config(index) holds a promise at least this
@@ -711,6 +769,8 @@ export class LeaderCore {
       index: this.readIndexNow(),
       waiters: [...this.readsWaiting].map(([from, id]) => ({ from, id })),
       confirmed: new Set(),
+      granted: new Set(),
+      startedAt: this.now(),
       sentAt: this.now()
     }
     this.readsWaiting = new Map()
@@ -731,16 +791,33 @@ export class LeaderCore {
     if (round === undefined || msg.round !== round.round || !Ballot.equals(msg.request, round.ballot)) return
     if (Ballot.greaterThan(msg.ballot, round.ballot) || !this.confirmers().includes(acceptor)) return
     round.confirmed.add(acceptor)
+    if (Ballot.equals(msg.ballot, round.ballot)) round.granted.add(acceptor)
     // a majority of every configuration it could command in: any leader that deposed it
     // had the promise of a majority of one of them
-    for (const members of this.governing()) {
-      let n = 0
-      for (const a of members) if (round.confirmed.has(a)) n++
-      if (!Quorum.isMajority(n, members.length)) return
-    }
+    const governing = this.governing()
+    const majorityOf = (answered: Set<string>) =>
+      governing.every((members) => Quorum.isMajority(members.filter((a) => answered.has(a)).length, members.length))
+    if (!majorityOf(round.confirmed)) return
     this.confirming = undefined
+    if (this.leaseMs > 0 && majorityOf(round.granted)) {
+      // an acceptor that promised a lower ballot (it missed the P1a: B5) confirms, but
+      // holds off only the other leaders of its promise, so it grants nothing
+      this.lease = {
+        ballot: round.ballot,
+        until: round.startedAt + this.leaseMs,
+        configs: new Set(governing.map(configKey))
+      }
+    }
     for (const w of round.waiters) {
       this.out.send(w.from, Trusted.readIndexReply(w.id, round.index, round.ballot))
+    }
+    if (this.leaseHolds(this.now())) {
+      // the questions that came during the round need no round of their own: the lease
+      // that just began holds now
+      for (const [from, id] of this.readsWaiting) {
+        this.out.send(from, Trusted.readIndexReply(id, this.readIndexNow(), round.ballot))
+      }
+      this.readsWaiting = new Map()
     }
     this.startConfirm()
   }
@@ -1109,6 +1186,7 @@ export class LeaderCore {
     // reads waiting here ask again (their replicas resend, maybe to the next leader)
     this.readsWaiting = new Map()
     this.confirming = undefined
+    this.lease = undefined
     if (this.bugs.staleChildren || this.bugs.p2bBySlotOnly) return
     for (const key of this.commanders.keys()) this.out.stop(key)
     this.commanders.clear()

@@ -11,13 +11,16 @@ import { Kv } from "@synod/kv"
 import { Option } from "effect"
 import { Acceptor, Leader, Replica } from "@synod/actors"
 
+// read-index rounds for every read: the read-lease rules have their own describe below
 const config = ClusterConfig.make({
   acceptors: ["a1", "a2", "a3"],
   leaders: ["l1", "l2"],
   replicas: ["r1", "r2"],
   window: 2,
-  batch: { maxSize: 2 }
+  batch: { maxSize: 2 },
+  reads: { lease: false }
 })
+const leaseConfig = ClusterConfig.make({ ...config, reads: { lease: true, clockDrift: 0.01 } })
 const empty: Storage.AcceptorState = { promised: Ballot.bottom, watermark: 1, accepted: new Map() }
 
 type Sent = { readonly to: string; readonly message: Message.Message }
@@ -28,13 +31,20 @@ const sent = <T extends Message.Message["_tag"]>(out: ReadonlyArray<Sent>, tag: 
   }>
 
 /** A leader `l1` made active at its first ballot, with `slots` re-proposed from the acceptors. */
-const activeLeader = (options: { readonly slots?: number; readonly staleRead?: boolean } = {}) => {
+const activeLeader = (
+  options: {
+    readonly slots?: number
+    readonly staleRead?: boolean
+    readonly readLeaseForever?: boolean
+    readonly config?: ClusterConfig.ClusterConfig
+  } = {}
+) => {
   let now = 0
-  const leader = new Leader.LeaderCore("l1", config, {
+  const leader = new Leader.LeaderCore("l1", options.config ?? config, {
     round: 0,
     now: () => now,
     random: () => 0,
-    ...(options.staleRead ? { bugs: { staleRead: true } } : {})
+    bugs: { staleRead: options.staleRead === true, readLeaseForever: options.readLeaseForever === true }
   })
   now = 10_000 // past the listening period: it competes
   leader.step({ _tag: "Tick" })
@@ -246,6 +256,162 @@ describe("leader: read index", () => {
     const out = leader.out.drain().send
     assert.deepStrictEqual(sent(out, "Confirm"), [])
     assert.strictEqual(sent(out, "ReadIndexReply")[0]!.message.slot, 3)
+  })
+})
+
+describe("read leases", () => {
+  // the acceptors hold others off for leaderTimeoutMs on their clocks; the leader counts
+  // on L (1 − ρ) / (1 + ρ) of its own from the round's first Confirm
+  const L = leaseConfig.timeouts.leaderTimeoutMs
+  const D = (L * (1 - 0.01)) / (1 + 0.01)
+  /** A leased leader: a round a1 and a2 granted, started at time 10,000 + 5 (answered 5 ms later). */
+  const leased = (options: { readonly readLeaseForever?: boolean } = {}) => {
+    const l = activeLeader({ config: leaseConfig, ...options })
+    l.advance(5)
+    ask(l.leader, "r1", 1)
+    const round = sent(l.leader.out.drain().send, "Confirm")[0]!.message.round
+    l.advance(5)
+    confirm(l.leader, "a1", l.ballot, l.ballot, round)
+    confirm(l.leader, "a2", l.ballot, l.ballot, round)
+    assert.strictEqual(sent(l.leader.out.drain().send, "ReadIndexReply").length, 1)
+    return l
+  }
+
+  it("after a round a majority granted, answers at once, with the index as it is then", () => {
+    const { leader } = leased()
+    ask(leader, "r2", 2)
+    const out = leader.out.drain().send
+    assert.deepStrictEqual(sent(out, "Confirm"), [], "no round trip to the acceptors")
+    assert.deepStrictEqual(
+      sent(out, "ReadIndexReply").map((r) => [r.to, r.message.id, r.message.slot]),
+      [["replica/r2", 2, 1]]
+    )
+    leader.step({
+      _tag: "Message",
+      from: Address.replica("r2"),
+      message: new M.Propose({ slot: 1, value: Command.noop })
+    })
+    leader.out.drain()
+    ask(leader, "r2", 3)
+    assert.strictEqual(sent(leader.out.drain().send, "ReadIndexReply")[0]!.message.slot, 2, "a new proposal counts")
+  })
+
+  it("renews half a lease ahead while reads come, and runs out D after the round's first Confirm", () => {
+    const { leader, advance, ballot } = leased()
+    // the round started 5 ms before the answers: the lease ends at start + D
+    advance(D / 2 - 6)
+    ask(leader, "r1", 2)
+    let out = leader.out.drain().send
+    assert.strictEqual(sent(out, "ReadIndexReply").length, 1)
+    assert.deepStrictEqual(sent(out, "Confirm"), [], "more than half a lease left: no renewal yet")
+    advance(2)
+    ask(leader, "r1", 3)
+    out = leader.out.drain().send
+    assert.strictEqual(sent(out, "ReadIndexReply").length, 1, "still leased")
+    const renewal = sent(out, "Confirm")
+    assert.strictEqual(renewal.length, 2, "less than half a lease left: a round with no question waiting")
+    // the renewal goes unanswered: the lease runs out at start + D, to the millisecond
+    advance(D / 2 - 2)
+    ask(leader, "r2", 4)
+    assert.strictEqual(sent(leader.out.drain().send, "ReadIndexReply").length, 1, "1 ms before the end")
+    advance(1)
+    ask(leader, "r2", 5)
+    assert.deepStrictEqual(sent(leader.out.drain().send, "ReadIndexReply"), [], "over: the question waits")
+    // the renewal round's answers come: they answer the question and lease again
+    const round = renewal[0]!.message.round
+    confirm(leader, "a1", ballot, ballot, round)
+    confirm(leader, "a3", ballot, ballot, round)
+    out = leader.out.drain().send
+    assert.deepStrictEqual(
+      sent(out, "ReadIndexReply").map((r) => r.message.id),
+      [5]
+    )
+  })
+
+  it("an acceptor whose promise is below the ballot confirms but grants nothing", () => {
+    const { leader, ballot } = activeLeader({ config: leaseConfig })
+    ask(leader, "r1", 1)
+    const round = sent(leader.out.drain().send, "Confirm")[0]!.message.round
+    confirm(leader, "a1", ballot, ballot, round)
+    confirm(leader, "a2", Ballot.make(0, "l0"), ballot, round)
+    assert.strictEqual(sent(leader.out.drain().send, "ReadIndexReply").length, 1, "confirmed")
+    ask(leader, "r1", 2)
+    const out = leader.out.drain().send
+    assert.deepStrictEqual(sent(out, "ReadIndexReply"), [], "no lease: a majority did not grant it")
+    assert.strictEqual(sent(out, "Confirm").length, 2)
+  })
+
+  it("stepping down ends it, and with leases off every read pays a round", () => {
+    const { leader, ballot } = leased()
+    leader.preempted(Ballot.make(ballot.round + 1, "l2"))
+    ask(leader, "r1", 2)
+    assert.deepStrictEqual(leader.out.drain().send, [], "passive: no answer")
+    const off = activeLeader()
+    ask(off.leader, "r1", 1)
+    const round = sent(off.leader.out.drain().send, "Confirm")[0]!.message.round
+    confirm(off.leader, "a1", off.ballot, off.ballot, round)
+    confirm(off.leader, "a2", off.ballot, off.ballot, round)
+    off.leader.out.drain()
+    ask(off.leader, "r1", 2)
+    assert.deepStrictEqual(sent(off.leader.out.drain().send, "ReadIndexReply"), [])
+  })
+
+  it("the readLeaseForever planted bug answers at once long after the lease ran out", () => {
+    const { leader, advance } = leased({ readLeaseForever: true })
+    advance(100 * L)
+    ask(leader, "r1", 2)
+    assert.strictEqual(sent(leader.out.drain().send, "ReadIndexReply").length, 1)
+  })
+
+  describe("acceptor", () => {
+    const b1 = Ballot.make(1, "l1")
+    const b2 = Ballot.make(2, "l2")
+    const acceptor = (state: Storage.AcceptorState, readLeases = true) => {
+      let now = 1000
+      const a = new Acceptor.AcceptorCore(state, { leaseMs: L, readLeases, now: () => now })
+      return { a, advance: (ms: number) => (now += ms) }
+    }
+    const confirmAt = (a: Acceptor.AcceptorCore, ballot: Ballot.Ballot) => {
+      a.step({ from: Address.leader(ballot.leader), message: new M.Confirm({ ballot, round: 1 }) })
+      a.out.drain()
+    }
+
+    it("confirming the ballot it promised holds every other leader's P1a off for a lease", () => {
+      const { a, advance } = acceptor(empty)
+      a.p1a(b1)
+      advance(10 * L) // long after: no lease from the promise itself
+      confirmAt(a, b1)
+      advance(L - 1)
+      assert.deepStrictEqual(a.p1a(b2).ballot, b1, "refused while the lease runs")
+      assert.deepStrictEqual(a.p1a(Ballot.make(3, "l1")).ballot, Ballot.make(3, "l1"), "its own leader's is not")
+      confirmAt(a, Ballot.make(3, "l1"))
+      advance(L)
+      assert.deepStrictEqual(a.p1a(b2).ballot, Ballot.make(3, "l1"), "the lease ran out... not yet: renewed")
+      advance(1)
+      assert.deepStrictEqual(a.p1a(Ballot.make(4, "l2")).ballot, Ballot.make(4, "l2"), "over: promised")
+    })
+
+    it("a Confirm above its promise grants nothing, nor with read leases off", () => {
+      const { a, advance } = acceptor(empty)
+      a.p1a(b1)
+      advance(10 * L)
+      confirmAt(a, Ballot.make(5, "l3"))
+      assert.deepStrictEqual(a.p1a(b2).ballot, b2)
+      const off = acceptor(empty, false)
+      off.a.p1a(b1)
+      off.advance(10 * L)
+      confirmAt(off.a, b1)
+      assert.deepStrictEqual(off.a.p1a(b2).ballot, b2)
+    })
+
+    it("restarted with a promise, it holds other leaders off for a lease from its start; never promised, not", () => {
+      const { a, advance } = acceptor({ promised: b1, watermark: 1, accepted: new Map() })
+      assert.deepStrictEqual(a.p1a(b2).ballot, b1, "it may have granted a lease it no longer remembers")
+      advance(L)
+      assert.deepStrictEqual(a.p1a(b2).ballot, b2)
+      const fresh = acceptor(empty)
+      assert.deepStrictEqual(fresh.a.p1a(b2).ballot, b2)
+    })
   })
 })
 

@@ -33,7 +33,11 @@ const watching = (sent: Array<Message.Envelope>) =>
     Effect.map(Transport.Transport, (t) =>
       Transport.Transport.of({
         ...t,
-        send: (to, envelope) => Effect.andThen(Effect.sync(() => sent.push(envelope)), t.send(to, envelope))
+        send: (to, envelope) =>
+          Effect.andThen(
+            Effect.sync(() => sent.push(envelope)),
+            t.send(to, envelope)
+          )
       })
     )
   )

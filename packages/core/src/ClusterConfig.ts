@@ -47,6 +47,23 @@ export const Timeouts = Schema.Struct({
   clientTimeoutMs: withDefault(Positive, 10000)
 })
 
+export const Reads = Schema.Struct({
+  /**
+   * Serve linearizable reads under a leader lease (docs/protocol.md#read-leases): after a
+   * confirmation round, the leader answers read-index questions at once, without a round
+   * trip to the acceptors, until the lease runs out. Safe while no two clocks' rates
+   * differ by more than `clockDrift` (monotonic clocks: a process paused by SIGSTOP or a
+   * long GC is fine, a virtual machine whose monotonic clock stops while suspended is not).
+   * `false`: every read pays a confirmation round.
+   */
+  lease: Schema.Boolean.pipe(Schema.withDecodingDefaultKey(Effect.succeed(true))),
+  /** The bound on how far any process's clock rate strays from true time, each way (0.01: 1%). */
+  clockDrift: Schema.Number.check(
+    Schema.isGreaterThanOrEqualTo(0, { message: "reads.clockDrift must be at least 0" }),
+    Schema.isLessThan(0.5, { message: "reads.clockDrift must be below 0.5" })
+  ).pipe(Schema.withDecodingDefaultKey(Effect.succeed(0.01)))
+})
+
 export const ClusterConfig = Schema.Struct({
   acceptors: Ids("acceptor"),
   leaders: Ids("leader"),
@@ -70,7 +87,8 @@ export const ClusterConfig = Schema.Struct({
   /** State transfer sends a snapshot in chunks of this many characters of JSON. */
   transferChunkBytes: withDefault(Positive, 64 * 1024),
   batch: Batching.pipe(Schema.withDecodingDefaultKey(Effect.succeed({}))),
-  timeouts: Timeouts.pipe(Schema.withDecodingDefaultKey(Effect.succeed({})))
+  timeouts: Timeouts.pipe(Schema.withDecodingDefaultKey(Effect.succeed({}))),
+  reads: Reads.pipe(Schema.withDecodingDefaultKey(Effect.succeed({})))
 })
 export type ClusterConfig = typeof ClusterConfig.Type
 export type ClusterConfigInput = typeof ClusterConfig.Encoded

@@ -194,13 +194,7 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
   /** The send time, only when a trace needs it. */
   const sentAt = (): number | undefined => (recording ? clock.currentTimeMillisUnsafe() : undefined)
 
-  const deliver = (
-    from: string,
-    to: Address.Address,
-    payload: Payload,
-    sent?: number,
-    copy?: Copy
-  ): void => {
+  const deliver = (from: string, to: Address.Address, payload: Payload, sent?: number, copy?: Copy): void => {
     if (blocked(from, to)) {
       stats.dropped++
       record("drop", from, to, tagOf(payload), sent, copy)

@@ -121,7 +121,9 @@ export const configFor = (s: Scenario): ClusterConfig.ClusterConfig => {
       leaderTimeoutMs: 100,
       maxLeaderTimeoutMs: 1600,
       clientTimeoutMs: 2500
-    }
+    },
+    // read leases on, against clocks that drift as far as the bound allows (`clockOf`)
+    reads: { lease: true, clockDrift: maxSkew }
   })
 }
 
@@ -418,6 +420,20 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
             onPropose: (leases) => note(`keeper ${id} proposes LeaseExpire ${JSON.stringify(leases)}`)
           })
         })
+      // every node's monotonic clock runs at its own rate, within the drift bound the
+      // config states (`reads.clockDrift`): read leases must hold with the clocks apart
+      // (from a generator of its own, so that the rest of a seed's choices stay as they were)
+      const cr = prng(scenario.seed ^ 0xc10c)
+      const clockRates = new Map<string, number>()
+      const clockOf = (id: string) => {
+        let rate = clockRates.get(id)
+        if (rate === undefined) {
+          rate = 1 + (cr() * 2 - 1) * maxSkew
+          clockRates.set(id, rate)
+        }
+        const r = rate
+        return () => clock.currentTimeMillisUnsafe() * r
+      }
       const roleKey = (role: Role, id: string) => `${role}/${id}`
       const start = (role: Role, id: string) =>
         Effect.gen(function* () {
@@ -440,7 +456,10 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
                       scenario.leaseHolders > 0 ? Effect.forkScoped(observeLeases(handle.applied)) : Effect.void
                     )
                   )
-          yield* provideAll(eff).pipe(Scope.provide(scope), Effect.orDie)
+          yield* provideAll(eff.pipe(Effect.provideService(Monotonic.Monotonic, clockOf(id)))).pipe(
+            Scope.provide(scope),
+            Effect.orDie
+          )
         })
       const crash = (role: Role, id: string) =>
         Effect.gen(function* () {

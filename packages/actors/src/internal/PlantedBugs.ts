@@ -30,6 +30,8 @@ export interface PlantedBugs {
   readonly unpagedP1b: boolean
   /** B13: the leader answers a read index at once, without a confirmation round: a deposed leader that has not noticed serves stale reads. */
   readonly staleRead: boolean
+  /** B21: the leader's read lease never runs out: a deposed leader that has not noticed serves stale reads at once. */
+  readonly readLeaseForever: boolean
   /** L1: the lease keeper keeps the deadlines it noted before its leader became active (from each lease's grant) instead of starting every lease afresh: leases expire early across a leader change. */
   readonly leaseEarlyExpiry: boolean
   /** B19: replicas exchange state digests but never compare them: a corrupted replica goes on answering from its state. */
@@ -53,6 +55,7 @@ export const none: PlantedBugs = {
   gcWithoutWatermark: false,
   unpagedP1b: false,
   staleRead: false,
+  readLeaseForever: false,
   leaseEarlyExpiry: false,
   ignoreDivergence: false,
   immediateReconfig: false,
