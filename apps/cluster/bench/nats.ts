@@ -364,7 +364,7 @@ const run = (collector: string | undefined) =>
       const [w, rd] = [rates.get("write"), rates.get("read")]
       if (w !== undefined && rd !== undefined) ratios.push(`${n} clients ${(rd / w).toFixed(1)}x`)
     }
-    if (ratios.length > 0) process.stdout.write(`reads (read index) per write: ${ratios.join(", ")}\n`)
+    if (ratios.length > 0) process.stdout.write(`reads (read index, leased) per write: ${ratios.join(", ")}\n`)
     return rows
   }).pipe(Effect.scoped)
 
