@@ -26,6 +26,8 @@ interface Milestone {
   readonly match: RegExp
   /** Only events of the client process (the bench itself). */
   readonly client?: true
+  /** The command did not take this path if such an event comes between the previous milestone and this one. */
+  readonly unless?: RegExp
 }
 
 /** A write's critical path (`Put`). */
@@ -44,7 +46,22 @@ const write: ReadonlyArray<Milestone> = [
   { step: "client: answer → caller", match: /^C done$/, client: true }
 ]
 
-/** A linearizable read's critical path (`Get` by read index). */
+/** A linearizable read's critical path under the leader's read lease (`Get`, no round trip to the acceptors). */
+const leasedRead: ReadonlyArray<Milestone> = [
+  { step: "client: read → request sent", match: /^send replica\/\S+ Read$/, client: true },
+  { step: "NATS: request → replica's process", match: /^recv replica\/\S+ Read$/ },
+  { step: "replica → leader (in process)", match: /^step leader\/\S+ ReadIndex$/ },
+  {
+    step: "leader: read index → replica",
+    match: /^step replica\/\S+ ReadIndexReply$/,
+    unless: /^send acceptor\/\S+ Confirm$/
+  },
+  { step: "replica: query, answer sent", match: /^send client\/\S+ ReadResponse$/ },
+  { step: "NATS: answer → client's process", match: /^recv client\/\S+ ReadResponse$/, client: true },
+  { step: "client: answer → caller", match: /^C done$/, client: true }
+]
+
+/** A linearizable read's critical path with a confirmation round (`Get` by read index, no lease held). */
 const read: ReadonlyArray<Milestone> = [
   { step: "client: read → request sent", match: /^send replica\/\S+ Read$/, client: true },
   { step: "NATS: request → replica's process", match: /^recv replica\/\S+ Read$/ },
@@ -90,6 +107,7 @@ const steps = (events: ReadonlyArray<Event>, client: string, path: ReadonlyArray
     let at = window[0]!.us
     let j = 0
     for (const m of path) {
+      const from = j
       while (
         j < window.length &&
         !(window[j]!.us >= at && m.match.test(window[j]!.text) && (m.client !== true || window[j]!.process === client))
@@ -97,6 +115,8 @@ const steps = (events: ReadonlyArray<Event>, client: string, path: ReadonlyArray
         j++
       }
       if (j >= window.length) break
+      const unless = m.unless
+      if (unless !== undefined && window.slice(from, j).some((e) => unless.test(e.text))) break
       row.push((window[j]!.us - at) / 1000)
       at = window[j]!.us
     }
@@ -110,7 +130,8 @@ export const print = (dir: string, client: string, out: (line: string) => void):
   const events = load(dir)
   for (const [name, path, request] of [
     ["write", write, /Request$/],
-    ["read", read, /Read$/]
+    ["read under the lease", leasedRead, /Read$/],
+    ["read with a confirmation round", read, /Read$/]
   ] as const) {
     const rows = steps(events, client, path, request)
     if (rows.length === 0) {

@@ -8,6 +8,7 @@ import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import { Cause, Console, Effect, Exit, Layer } from "effect"
 import { CliOutput } from "effect/cli"
+import { HandoffScheduler } from "@synod/node"
 import { CliFailure, ExitCode, run } from "./Commands.ts"
 
 /**
@@ -40,6 +41,6 @@ const exitCode = (exit: Exit.Exit<unknown, unknown>): number => {
 }
 
 export const main = (): void =>
-  run.pipe(Effect.provide(Layer.merge(NodeServices.layer, presenter)), (program) =>
+  run.pipe(Effect.provide(Layer.merge(NodeServices.layer, presenter)), HandoffScheduler.provide, (program) =>
     NodeRuntime.runMain(program, { teardown: (exit, onExit) => onExit(exitCode(exit)) })
   )

@@ -67,20 +67,45 @@ describe("the hop log", () => {
         at(t + 0.9 + fsync, "send leader/s2 P2b")
       ]
     })
+    // then two reads: one the leader answers under its read lease, one after a
+    // confirmation round (a Confirm to an acceptor and its Confirmed back)
+    const read = (t: number, round: boolean) => ({
+      client: [
+        at(t, "C start"),
+        at(t + 0.1, "send replica/s2 Read"),
+        at(t + 1.2, "recv client/b.0 ReadResponse"),
+        at(t + 1.3, "C done")
+      ],
+      leader: [
+        at(t + 0.3, "recv replica/s2 Read"),
+        at(t + 0.35, "step leader/s2 ReadIndex"),
+        ...(round ? [at(t + 0.4, "send acceptor/s3 Confirm"), at(t + 0.8, "recv leader/s2 Confirmed")] : []),
+        at(t + 0.9, "step replica/s2 ReadIndexReply"),
+        at(t + 0.95, "send client/b.0 ReadResponse")
+      ],
+      acceptor: round ? [at(t + 0.6, "recv acceptor/s3 Confirm"), at(t + 0.65, "send leader/s2 Confirmed")] : []
+    })
     const a = write(1000, 1)
     const b = write(1010, 3)
-    writeFileSync(join(dir, "1.log"), [...a.client, ...b.client].join("\n"))
-    writeFileSync(join(dir, "2.log"), [...a.leader, ...b.leader].join("\n"))
-    writeFileSync(join(dir, "3.log"), [...a.acceptor, ...b.acceptor].join("\n"))
+    const leased = read(1020, false)
+    const confirmed = read(1030, true)
+    const end = [at(1040, "C start")]
+    const all = [a, b, leased, confirmed]
+    writeFileSync(join(dir, "1.log"), [...all.flatMap((c) => c.client), ...end].join("\n"))
+    writeFileSync(join(dir, "2.log"), all.flatMap((c) => c.leader).join("\n"))
+    writeFileSync(join(dir, "3.log"), all.flatMap((c) => c.acceptor).join("\n"))
     const out: Array<string> = []
     Hops.print(dir, "1", (line) => out.push(line))
     const text = out.join("\n")
-    assert.include(text, "write: 1 commands followed end to end")
+    assert.include(text, "write: 2 commands followed end to end")
     const fsync = out.find((l) => l.includes("acceptor: write + fsync"))!
-    // the first write (the window of the second has no next start to end it)
-    assert.match(fsync, /\s1\.10\s+1\.10$/)
+    assert.match(fsync, /\s1\.10\s+3\.10$/, "the median and 90th percentile of 1.1 and 3.1 ms")
     const network = out.find((l) => l.includes("NATS: request"))!
     assert.match(network, /\s0\.20\s+0\.20$/)
-    assert.include(text, "read: no command followed its whole path")
+    // each read on its own path: a Confirm on the way rules the lease's out
+    assert.include(text, "read under the lease: 1 commands followed end to end, p50 1.30 ms")
+    assert.include(text, "read with a confirmation round: 1 commands followed end to end, p50 1.30 ms")
+    const answered = out.find((l) => l.includes("leader: read index → replica"))!
+    assert.match(answered, /\s0\.55\s+0\.55$/)
   })
 })

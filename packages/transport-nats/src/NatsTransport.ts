@@ -222,6 +222,7 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
     traces: ReadonlyArray<Traced> | undefined
   ): void => {
     const data = parts.length === 1 ? parts[0]! : `[${parts.join(",")}]`
+    if (HopLog.enabled()) HopLog.mark(`publish ${subject} ${parts.length}`)
     try {
       const body = sealer === undefined ? data : sealer.seal(subject, data)
       if (traces === undefined) client.publish(subject, body)

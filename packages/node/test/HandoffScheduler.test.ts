@@ -1,0 +1,55 @@
+/**
+ * The hand-off scheduler: batches on microtasks, at most `maxChained` per turn of the
+ * event loop, the rest from `setImmediate`; the count starts again when the loop turns.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { HandoffScheduler } from "@synod/node"
+import { Effect, Fiber } from "effect"
+
+/** Resolves at the next check phase: after every microtask of this turn. */
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve))
+
+describe("HandoffScheduler", () => {
+  it("runs the first maxChained dispatches of a turn as microtasks, the rest after the loop turns", async () => {
+    const dispatch = HandoffScheduler.dispatcher(3)
+    const order: Array<string> = []
+    setImmediate(() => order.push("immediate"))
+    for (let i = 1; i <= 5; i++) dispatch(() => order.push(`task ${i}`))
+    await Promise.resolve()
+    assert.deepStrictEqual(order, ["task 1", "task 2", "task 3"], "three on microtasks, in order")
+    await nextTurn()
+    await nextTurn()
+    assert.deepStrictEqual(order, ["task 1", "task 2", "task 3", "immediate", "task 4", "task 5"])
+    // a new turn: microtasks again
+    dispatch(() => order.push("task 6"))
+    await Promise.resolve()
+    assert.strictEqual(order.at(-1), "task 6")
+  })
+
+  it("a cancelled dispatch never runs, on either path", async () => {
+    const dispatch = HandoffScheduler.dispatcher(1)
+    const ran: Array<number> = []
+    const cancelMicro = dispatch(() => ran.push(1))
+    const cancelImmediate = dispatch(() => ran.push(2))
+    cancelMicro()
+    cancelImmediate()
+    await nextTurn()
+    await nextTurn()
+    assert.deepStrictEqual(ran, [])
+  })
+
+  it("a fiber woken by another runs in the same turn, before the loop's check phase", async () => {
+    const order: Array<string> = []
+    setImmediate(() => order.push("immediate"))
+    await Effect.runPromise(
+      HandoffScheduler.provide(
+        Effect.gen(function* () {
+          const fiber = yield* Effect.forkChild(Effect.sync(() => order.push("child")))
+          yield* Fiber.join(fiber)
+          order.push("parent")
+        })
+      )
+    )
+    assert.deepStrictEqual(order.slice(0, 2), ["child", "parent"])
+  })
+})
