@@ -10,6 +10,7 @@
  *   pnpm bench nats [flags]         throughput over NATS, 1..256 clients
  *   pnpm bench inmemory [flags]     in-memory 3-server cluster
  *   pnpm bench startup [flags]      the built synod command: --version, and a restarted synod serve until it serves
+ *   pnpm bench reads [flags]        linearizable reads checked while the leader is paused and killed
  */
 import { spawn } from "node:child_process"
 
@@ -19,6 +20,7 @@ const benches: Record<string, string> = {
   load: "apps/cluster/bench/load.ts",
   memory: "apps/cluster/bench/memory.ts",
   nats: "apps/cluster/bench/nats.ts",
+  reads: "apps/cluster/bench/reads.ts",
   inmemory: "packages/actors/bench/inmemory.ts",
   startup: "apps/cluster/bench/startup.ts"
 }
