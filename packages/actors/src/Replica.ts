@@ -1227,10 +1227,8 @@ export const digestCaptured = <S>(
 
 /** The state digest of an encoded snapshot: stringified a slice per turn, then hashed. */
 export const digestSnapshot = (snapshot: Storage.ReplicaSnapshot): Effect.Effect<string> =>
-  Effect.map(
-    JsonText.runGradually(() => JsonText.stringifyGradually(snapshot as unknown as Schema.Json)),
-    digestText
-  )
+  // `textOf`: the save that follows a digest writes the same text (FileStorage)
+  Effect.map(JsonText.textOf(snapshot as unknown as Schema.Json & object), digestText)
 
 /** Encodes a captured snapshot, a slice per turn (the machine's `encodeSnapshotGradually`). */
 export const encodeCaptured = <S>(

@@ -3,7 +3,9 @@
  * replica's snapshot (tens of megabytes for a large store) would block every role of the
  * process for tens of milliseconds. `stringifyGradually` produces the same text in
  * slices, and `runGradually` drives such a generator, yielding to other fibers (and to
- * I/O: effect's scheduler resumes on `setImmediate`) between slices.
+ * I/O: the scheduler lets the event loop turn) between slices. `textOf` stringifies a
+ * value once for several users: a replica's snapshot is hashed for its digest, then
+ * written to disk, the same text both times.
  *
  * @since 0.2.0
  */
@@ -52,3 +54,26 @@ export const runGradually = <A>(make: () => Generator<void, A, void>): Effect.Ef
     })
     return step
   })
+
+/** Texts `textOf` produced, by value, until `forget`. */
+const texts = new WeakMap<object, string>()
+
+/**
+ * The JSON text of `value`, stringified gradually the first time and kept (weakly, with
+ * the value) for the next caller until `forget`: the snapshot a replica hashed is the one
+ * it then saves, and its tens of megabytes are stringified once instead of twice.
+ */
+export const textOf = (value: Schema.Json & object): Effect.Effect<string> =>
+  Effect.suspend(() => {
+    const known = texts.get(value)
+    if (known !== undefined) return Effect.succeed(known)
+    return Effect.tap(
+      runGradually(() => stringifyGradually(value)),
+      (text) => Effect.sync(() => texts.set(value, text))
+    )
+  })
+
+/** Drops the text `textOf` kept for `value` (its last user is done with it). */
+export const forget = (value: object): void => {
+  texts.delete(value)
+}

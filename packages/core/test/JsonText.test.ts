@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Schema } from "effect"
+import { Effect, type Schema } from "effect"
 import * as fc from "fast-check"
 import { JsonText } from "@synod/core"
 
@@ -21,14 +21,34 @@ describe("JsonText", () => {
   it.effect("a long array is stringified in slices, with the other fibers running in between", () =>
     Effect.gen(function* () {
       const n = JsonText.sliceElements * 3 + 7
-      const value = { revision: n, entries: Array.from({ length: n }, (_, i) => [`k${i}`, "é\"\\", i]) }
+      const value = { revision: n, entries: Array.from({ length: n }, (_, i) => [`k${i}`, 'é"\\', i]) }
       let turns = 0
-      const counter = yield* Effect.forkChild(Effect.forever(Effect.andThen(Effect.sync(() => turns++), Effect.yieldNow)))
+      const counter = yield* Effect.forkChild(
+        Effect.forever(
+          Effect.andThen(
+            Effect.sync(() => turns++),
+            Effect.yieldNow
+          )
+        )
+      )
       const text = yield* JsonText.runGradually(() => JsonText.stringifyGradually(value))
       assert.strictEqual(text, JSON.stringify(value))
       // four slices of at most 4096 entries: the counter ran between them
       assert.isAtLeast(turns, 2)
       void counter
+    })
+  )
+
+  it.effect("textOf stringifies a value once for its users, until forget", () =>
+    Effect.gen(function* () {
+      const snapshot = { slotOut: 7, state: [["k", "v"]], clients: [] as Array<string> }
+      const first = yield* JsonText.textOf(snapshot)
+      assert.strictEqual(first, JSON.stringify(snapshot))
+      // snapshots are immutable; a change here shows which text the next user gets
+      snapshot.clients.push("c")
+      assert.strictEqual(yield* JsonText.textOf(snapshot), first, "the text kept, not stringified again")
+      JsonText.forget(snapshot)
+      assert.strictEqual(yield* JsonText.textOf(snapshot), JSON.stringify(snapshot), "after forget: stringified anew")
     })
   )
 })

@@ -179,8 +179,10 @@ export const make = Effect.fn("FileStorage.make")(function* (options: Options) {
             // JSON.stringify writes what the schema would, without walking the whole state again
             // (50–70 ms for 100,000 keys, so in slices, letting the roles run in between);
             // loading still decodes it through the schema
-            const text = yield* JsonText.runGradually(() => JsonText.stringifyGradually(snapshot))
+            // the text its digest was computed of, when a digest came first (`textOf`)
+            const text = yield* JsonText.textOf(snapshot as unknown as Schema.Json & object)
             const payload = utf8Encoder.encode(text)
+            JsonText.forget(snapshot)
             yield* AtomicFile.write(file, payload).pipe(Effect.mapError(ioError("cannot write", file)))
             current = Option.some(snapshot)
           }).pipe(Effect.provide(context))
