@@ -1579,7 +1579,14 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
     wake: { _tag: "Wake" },
     control,
     // the writer encodes the captured state a slice per turn, then saves it
-    persist: (snapshots) => Effect.flatMap(encode(snapshots[snapshots.length - 1]!), store.save),
+    // the text its digest kept (`JsonText.textOf`) is dropped once saved, whatever the storage
+    persist: (snapshots) =>
+      Effect.flatMap(encode(snapshots[snapshots.length - 1]!), (snapshot) =>
+        Effect.ensuring(
+          store.save(snapshot),
+          Effect.sync(() => JsonText.forget(snapshot))
+        )
+      ),
     persistInBackground: true,
     persisted: (snapshots): Input => ({ _tag: "Saved", slotOut: snapshots[snapshots.length - 1]!.slotOut }),
     work: (job: Job<S>) =>
