@@ -148,7 +148,9 @@ export class ReadIndexReply extends Schema.TaggedClass<ReadIndexReply>()("ReadIn
 
 /**
  * Leader → acceptors: "is your promise still at most `ballot`?" — the read-index
- * confirmation, `round` numbering the leader's rounds. It changes nothing.
+ * confirmation, `round` numbering the leader's rounds. Nothing durable changes; an
+ * acceptor whose promise is `ballot` grants that leader a read lease
+ * (docs/protocol.md#read-leases).
  */
 export class Confirm extends Schema.TaggedClass<Confirm>()("Confirm", {
   ballot: Ballot,

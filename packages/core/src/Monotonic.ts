@@ -1,6 +1,8 @@
 /**
  * A monotonic clock in milliseconds, for what must never jump with the wall clock: the
- * leases and failure-detection timeouts of the roles. Liveness only — safety never reads
+ * leases and failure-detection timeouts of the roles. Liveness only, except read leases
+ * (docs/protocol.md#read-leases: safe while clock rates differ by less than
+ * `reads.clockDrift`) — otherwise safety never reads
  * a clock. The default is the process's `performance.now()`; the simulator and tests that
  * step time provide their own.
  *
