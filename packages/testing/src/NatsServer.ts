@@ -16,7 +16,7 @@ export class ServerError extends Data.TaggedError("ServerError")<{ readonly reas
 const binary = existsSync("/usr/sbin/nats-server") ? "/usr/sbin/nats-server" : "nats-server"
 
 /** A port nobody listens on right now (bind port 0, read it, release it). */
-export const freePort: Effect.Effect<number, ServerError> = Effect.callback((resume) => {
+const anyFreePort: Effect.Effect<number, ServerError> = Effect.callback((resume) => {
   const srv = net.createServer()
   srv.unref()
   srv.once("error", (e) => resume(Effect.fail(new ServerError({ reason: `no free port: ${e.message}` }))))
@@ -25,6 +25,26 @@ export const freePort: Effect.Effect<number, ServerError> = Effect.callback((res
     const port = typeof address === "object" && address !== null ? address.port : 0
     srv.close(() => resume(Effect.succeed(port)))
   })
+})
+
+/**
+ * Ports this process handed out, most recent last: a port released after `anyFreePort`
+ * may come back from the very next call (a NATS cluster member once got the same port for
+ * its clients and its routes, and could not bind the second), so none is handed out twice
+ * among the last few hundred.
+ */
+const handedOut: Array<number> = []
+
+/** A port nobody listens on right now and that this process has not handed out lately. */
+export const freePort: Effect.Effect<number, ServerError> = Effect.gen(function* () {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const port = yield* anyFreePort
+    if (handedOut.includes(port)) continue
+    handedOut.push(port)
+    if (handedOut.length > 512) handedOut.shift()
+    return port
+  }
+  return yield* new ServerError({ reason: "no free port: the system kept offering ports already handed out" })
 })
 
 /** Succeeds once something accepts a TCP connection on `port`. */
