@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import * as net from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { Data, Effect, Schedule } from "effect"
+import { Data, Effect, Schedule, type Scope } from "effect"
 
 export class ServerError extends Data.TaggedError("ServerError")<{ readonly reason: string }> {}
 
@@ -95,9 +95,19 @@ export interface Server {
   readonly pid: () => number | undefined
 }
 
-/** Starts a nats-server for the lifetime of the scope. */
-export const start = Effect.fnUntraced(function* (options: ServerOptions = {}) {
-  const port = options.port ?? (yield* freePort)
+/**
+ * Starts a nats-server for the lifetime of the scope. On a port of its own choosing it
+ * tries again on another when the one it chose was taken before the server could bind it
+ * (another process got it between `freePort` and the server's start).
+ */
+export const start = (options: ServerOptions = {}): Effect.Effect<Server, ServerError, Scope.Scope> =>
+  options.port !== undefined
+    ? startOn(options.port, options)
+    : Effect.flatMap(freePort, (port) => startOn(port, options)).pipe(
+        Effect.retry({ times: 3, while: (e) => e.reason.includes("address already in use") })
+      )
+
+const startOn = Effect.fnUntraced(function* (port: number, options: ServerOptions) {
   const args = ["-a", "127.0.0.1", "-p", String(port), ...(options.args ?? [])]
   if (options.config !== undefined) {
     const dir = yield* Effect.acquireRelease(
