@@ -28,21 +28,21 @@ interface How {
 export const budget: ReadonlyArray<readonly [Name, string, number] | readonly [Name, string, number, How]> = [
   // the first catch moves with timing: 1 with the product KV, 36 once replicas report a
   // snapshot durable only after the write (a host loop later)
-  ["ballotReuse", "B1 ballot reuse after a leader restart", 60], // (36)
+  ["ballotReuse", "B1 ballot reuse after a leader restart", 60], // (1)
   // the first catch moves with the schedule: 2, then 24 (catches in 1-60: 24, 50), then 61 once
   // a read-index round asks a bare majority first (catches in 1-200: 61, 81, 116, 117, 133, 160,
   // 167, 194: about one seed in 25, as before)
-  ["replyBeforeDurable", "B2 acceptor replies before its state is durable", 200], // (61)
+  ["replyBeforeDurable", "B2 acceptor replies before its state is durable", 200], // (19)
   // needs a leader re-elected while its old P2as are still about (the nemesis's "echo")
-  ["p2bBySlotOnly", "B3 P2b routed and counted by slot only", 100], // (3)
+  ["p2bBySlotOnly", "B3 P2b routed and counted by slot only", 100], // (14)
   // was rare (first at 466) until the backlog and the stale-report rules changed the timing
-  ["staleChildren", "B4 commanders outlive preemption and use the leader's current ballot", 500], // (10)
-  ["strictAccept", "B5 strict accept rule, commanders give up on lower ballots", 10], // (2)
+  ["staleChildren", "B4 commanders outlive preemption and use the leader's current ballot", 500], // (7)
+  ["strictAccept", "B5 strict accept rule, commanders give up on lower ballots", 10], // (1)
   ["duplicatePreempts", "B6 a duplicate reply ends a scout or commander", 10], // (1)
   ["updateReversed", "B8 update operator reversed", 10], // (1)
   ["noClientTable", "B9 no client table: duplicates performed", 10], // (1)
   // rarer since leaders change less often (listen before competing, back off once per ballot)
-  ["noHoleFilling", "B10 no no-op hole filling, no recovery of missing slots", 60], // (3)
+  ["noHoleFilling", "B10 no no-op hole filling, no recovery of missing slots", 60], // (14)
   ["gcWithoutWatermark", "B11 acceptors garbage-collect without a watermark", 10], // (1)
   // the consequence, not the symptom: no leader is adopted again once the P1b outgrows a
   // message; with garbage collection out of the way the accepted tail of large values grows
@@ -56,7 +56,7 @@ export const budget: ReadonlyArray<readonly [Name, string, number] | readonly [N
     "B18 an unpaged P1b larger than a message stalls the cluster",
     120,
     { as: "stall", scenario: { snapshotEvery: 1000, largeValues: true } }
-  ], // (50)
+  ], // (21)
   // needs the "stale" fault: the reader stranded with a leader that a new one replaced
   // while writes go on (catches in seeds 1-100: 4, 37, 69, 84, 98, since every node's
   // clock runs at its own rate; before, in 1-40: 3, 6, 7, 10, 13, 16, 21, 23, 29, 40)
@@ -73,7 +73,7 @@ export const budget: ReadonlyArray<readonly [Name, string, number] | readonly [N
     "L1 leases expire early across a leader change",
     20,
     { as: "any", scenario: { leaseHolders: 2 } }
-  ], // (4)
+  ], // (1)
   // a replica the divergence nemesis changed goes on as if nothing happened: its seeds all
   // run the nemesis (it acts where there are three replicas or more)
   [
@@ -81,7 +81,7 @@ export const budget: ReadonlyArray<readonly [Name, string, number] | readonly [N
     "B19 replicas never compare their state digests",
     10,
     { as: "any", scenario: { corruption: true } }
-  ], // (1)
+  ], // (2)
   // a configuration change applied at s + 1 instead of s + window: slots already in flight
   // get decided by a majority of the new configuration, not of the one that governs them
   // (invariant CFG); its seeds all run the reconfiguration nemesis
@@ -90,7 +90,7 @@ export const budget: ReadonlyArray<readonly [Name, string, number] | readonly [N
     "B12 a configuration change applied before the window",
     20,
     { as: "any", scenario: { reconfigure: true } }
-  ], // (2)
+  ], // (4)
   // phase 1 begins where every replica has performed; a replica that restarts from an
   // older snapshot asks below it, and the leader commands there without phase 1
   ["commandBelowFloor", "B20 a leader commands below where its phase 1 began", 10] // (1)
