@@ -426,13 +426,10 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
       const cr = prng(scenario.seed ^ 0xc10c)
       const clockRates = new Map<string, number>()
       const clockOf = (id: string) => {
-        let rate = clockRates.get(id)
-        if (rate === undefined) {
-          rate = 1 + (cr() * 2 - 1) * maxSkew
-          clockRates.set(id, rate)
-        }
-        const r = rate
-        return () => clock.currentTimeMillisUnsafe() * r
+        // drawn once per node: a restarted role keeps its process's rate
+        const rate = clockRates.get(id) ?? 1 + (cr() * 2 - 1) * maxSkew
+        clockRates.set(id, rate)
+        return () => clock.currentTimeMillisUnsafe() * rate
       }
       const roleKey = (role: Role, id: string) => `${role}/${id}`
       const start = (role: Role, id: string) =>
