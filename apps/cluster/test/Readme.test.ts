@@ -44,6 +44,27 @@ describe("README", () => {
     30_000
   )
 
+  it("every server config in the README is one synod serve takes", () => {
+    const readme = readFileSync(new URL("../../../README.md", import.meta.url), "utf8")
+    const configs = [...readme.matchAll(/```json\n([\s\S]*?)```/g)]
+      .map((m) => m[1]!.replace(/^ {2}/gm, ""))
+      .filter((json) => json.includes('"cluster"'))
+    assert.isAbove(configs.length, 2)
+    for (const json of configs) {
+      const decoded = Serve.decode(JSON.parse(json))
+      assert.isTrue(Result.isSuccess(decoded), `${json}\n${Result.isFailure(decoded) ? decoded.failure.message : ""}`)
+    }
+    // a config that breaks a rule names the field
+    const bad = Serve.decode({
+      ...JSON.parse(configs[0]!),
+      cluster: { ...config, snapshotBytes: 1000, snapshotMaxBytes: 10 }
+    })
+    assert.include(
+      Result.isFailure(bad) ? bad.failure.message : "",
+      "snapshotMaxBytes (10) must be at least snapshotBytes"
+    )
+  })
+
   it.live(
     "Running it securely: the server config is valid and synod nats-config takes it",
     () =>

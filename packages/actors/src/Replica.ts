@@ -157,6 +157,18 @@ export class ReplicaCore<S, C, R> {
    * replica (it is in the snapshot), so past `snapshotBytes` all find the same digest slot.
    */
   bytesSinceDigest = 0
+  /**
+   * The bytes of commands after which the next digest slot comes: `snapshotBytes`, or up to
+   * `snapshotRatio` times the state's size at the last digest slot (`digestLimitFor`). Set
+   * from the state, which every replica holds the same there, and kept in snapshots, so
+   * all find the same digest slots.
+   */
+  digestLimit: number
+  /**
+   * With fewer than three replicas (every state saved, not only verified ones), the bytes
+   * of commands after which it saves again: `digestLimit` when it last saved.
+   */
+  private snapshotLimit: number
   /** A peer's snapshot was installed and is not durable yet. */
   installed = false
   /** Running totals, for metrics: commands performed, slots performed, proposals resent. */
@@ -321,14 +333,17 @@ export class ReplicaCore<S, C, R> {
       this.slotOut = snapshot.value.slotOut
       this.table = ClientTable.fromSnapshot(snapshot.value.clients)
       this.bytesSinceDigest = snapshot.value.digestBytes ?? 0
+      this.digestLimit = snapshot.value.digestLimit ?? config.snapshotBytes
     } else {
       this.state = machine.initial
       this.slotOut = 1
+      this.digestLimit = config.snapshotBytes
       this.table = new ClientTable()
     }
     this.slotIn = this.slotOut
     this.durable = this.slotOut
     this.lastSnapshot = this.slotOut
+    this.snapshotLimit = this.digestLimit
     // it saves only verified states (see `step`), and with fewer than three replicas every
     // saved state counts as one: the one it starts from is one either way. Should a change
     // bring three replicas or more before it saves again, it still has a state to serve:
@@ -475,7 +490,7 @@ export class ReplicaCore<S, C, R> {
       (this.vouched
         ? verified !== undefined && verified.slotOut > this.lastSnapshot
         : this.slotOut - this.lastSnapshot >= this.config.snapshotEvery ||
-          this.bytesSinceSnapshot >= this.config.snapshotBytes)
+          this.bytesSinceSnapshot >= this.snapshotLimit)
     ) {
       if (this.installed) this.out.event({ _tag: "Installed", slotOut: this.slotOut })
       const record = this.installed || !this.vouched || verified === undefined ? this.capture() : verified
@@ -486,6 +501,7 @@ export class ReplicaCore<S, C, R> {
       this.lastSnapshot = record.slotOut
       this.installed = false
       this.bytesSinceSnapshot = 0
+      this.snapshotLimit = this.digestLimit
       this.out.persist(record)
     }
   }
@@ -790,6 +806,7 @@ export class ReplicaCore<S, C, R> {
       state: this.codecs.encodeState(captured.state),
       clients: captured.clients,
       digestBytes: captured.digestBytes,
+      ...limitField(captured.digestLimit),
       ...historyField(captured.history)
     }
   }
@@ -831,6 +848,7 @@ export class ReplicaCore<S, C, R> {
     this.slotOut = snapshot.slotOut
     this.table = ClientTable.fromSnapshot(snapshot.clients)
     this.bytesSinceDigest = snapshot.digestBytes ?? 0
+    this.digestLimit = snapshot.digestLimit ?? this.config.snapshotBytes
     const history = snapshot.history ?? Configuration.initial(this.base)
     const historyChanged = JSON.stringify(history) !== JSON.stringify(this.history)
     this.history = history
@@ -968,6 +986,7 @@ export class ReplicaCore<S, C, R> {
       state: this.codecs.encodeState(this.state),
       clients: this.table.toSnapshot(),
       digestBytes: this.bytesSinceDigest,
+      ...limitField(this.capturedLimit),
       ...historyField(this.history)
     }
   }
@@ -982,8 +1001,14 @@ export class ReplicaCore<S, C, R> {
       state: this.state,
       clients: this.table.toSnapshot(),
       digestBytes: this.bytesSinceDigest,
+      ...limitField(this.capturedLimit),
       history: this.history
     }
+  }
+
+  /** `digestLimit` as snapshots carry it: absent while it is `snapshotBytes`. */
+  private get capturedLimit(): number | undefined {
+    return this.digestLimit === this.config.snapshotBytes ? undefined : this.digestLimit
   }
 
   /** The state machine's current state (not encoded). */
@@ -1095,7 +1120,9 @@ export class ReplicaCore<S, C, R> {
         let outcome:
           | { slot: number; result: null; error: string }
           | { slot: number; result: ReturnType<StateMachine.Codecs<S, C, R>["encodeResult"]> }
-        const bytes = JSON.stringify(c.op).length
+        // about its JSON's length, without stringifying it (4 KB values made this a tenth of
+        // a replica's work): the same on every replica, so all find the same digest slots
+        const bytes = Limits.jsonLength(c.op)
         this.bytesSinceSnapshot += bytes
         this.bytesSinceDigest += bytes
         if (Result.isFailure(decoded)) {
@@ -1136,11 +1163,9 @@ export class ReplicaCore<S, C, R> {
     this.performedSlots++
     this.performedCommands += performed.length
     this.probe?.performed(this.id, slot, performed)
-    if (
-      Divergence.isDigestSlot(this.slotOut, this.config.snapshotEvery) ||
-      this.bytesSinceDigest >= this.config.snapshotBytes
-    ) {
+    if (Divergence.isDigestSlot(this.slotOut, this.config.snapshotEvery) || this.bytesSinceDigest >= this.digestLimit) {
       this.bytesSinceDigest = 0
+      this.digestLimit = digestLimitFor(this.config, this.machine.size?.(this.state))
       this.digest()
     }
   }
@@ -1197,12 +1222,27 @@ const membersFormatter = SchemaIssue.makeFormatterDefault()
 /** A configuration change performed (or refused: `error`), as `reconfigure` answers it. */
 export type Reconfigured = Extract<Event, { readonly _tag: "Reconfigured" }>
 
+/**
+ * The bytes of commands between digest slots (and snapshots) after a digest slot whose
+ * state has `size` bytes (`StateMachine.size`; unknown: `snapshotBytes`): `snapshotRatio`
+ * times the size, between `snapshotBytes` and `snapshotMaxBytes`. A snapshot then costs at
+ * most about 1/`snapshotRatio` of a byte per byte of commands, where a fixed count made a
+ * large state's snapshots cost more with every byte it grew.
+ */
+export const digestLimitFor = (config: ClusterConfig.ClusterConfig, size: number | undefined): number => {
+  if (size === undefined || !Number.isFinite(size) || config.snapshotRatio === 0) return config.snapshotBytes
+  const wanted = Math.floor(config.snapshotRatio * size)
+  return Math.min(config.snapshotMaxBytes, Math.max(config.snapshotBytes, wanted))
+}
+
 /** A snapshot whose state is not encoded yet (`ReplicaCore.capture`). */
 export interface Captured<S> {
   readonly slotOut: number
   readonly state: S
   readonly clients: Storage.ReplicaSnapshot["clients"]
   readonly digestBytes: number
+  /** `ReplicaCore.digestLimit`, when it is not `snapshotBytes`. */
+  readonly digestLimit?: number
   readonly history: Configuration.History
 }
 
@@ -1212,6 +1252,13 @@ export interface Captured<S> {
  */
 const historyField = (history: Configuration.History): { readonly history?: Configuration.History } =>
   history.length > 1 ? { history } : {}
+
+/**
+ * A snapshot's `digestLimit` key: absent while it is `snapshotBytes` (a small state's
+ * snapshots and digests are the ones they were before the limit grew with the state).
+ */
+const limitField = (limit: number | undefined): { readonly digestLimit?: number } =>
+  limit === undefined ? {} : { digestLimit: limit }
 
 /**
  * The state digest of a snapshot's encoded text, `JSON.stringify` of `{slotOut, state,
@@ -1242,6 +1289,7 @@ export const encodeCaptured = <S>(
       state,
       clients: captured.clients,
       digestBytes: captured.digestBytes,
+      ...limitField(captured.digestLimit),
       ...historyField(captured.history)
     })
   )

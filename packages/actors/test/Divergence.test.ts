@@ -145,7 +145,8 @@ const digestOf = (job: Replica.Job<Kv.State>): string =>
       slotOut: job.captured.slotOut,
       state: codecs.encodeState(job.captured.state),
       clients: job.captured.clients,
-      digestBytes: job.captured.digestBytes
+      digestBytes: job.captured.digestBytes,
+      ...(job.captured.digestLimit === undefined ? {} : { digestLimit: job.captured.digestLimit })
     })
   )
 
@@ -416,7 +417,7 @@ describe("replicas compare digests", () => {
   })
 
   it("past snapshotBytes of commands since the last digest slot every replica digests the same slot, a restarted one too", () => {
-    const bytes = ClusterConfig.make({ ...three, snapshotEvery: 1000, snapshotBytes: 100 })
+    const bytes = ClusterConfig.make({ ...three, snapshotEvery: 1000, snapshotBytes: 100, snapshotRatio: 0 })
     const net = new Net(["r1", "r2", "r3"], bytes)
     const digestedAt = new Map<string, Array<number>>()
     const run = (from: number, to: number) => {
@@ -439,6 +440,50 @@ describe("replicas compare digests", () => {
       slots.every((s) => !Divergence.isDigestSlot(s, 1000)),
       "all by bytes"
     )
+  })
+
+  it("the commands between digest slots grow with the state, alike on every replica, a restarted and a copied one too", () => {
+    const growing = ClusterConfig.make({ ...three, snapshotEvery: 1000, snapshotBytes: 100, snapshotMaxBytes: 3000 })
+    const net = new Net(["r1", "r2", "r3"], growing)
+    const digestedAt = new Map<string, Array<number>>()
+    const run = (from: number, to: number) => {
+      for (let s = from; s <= to; s++)
+        net.decide(s, new Command.Batch({ commands: [put("c", s, `k${s}`, "x".repeat(20 + (s % 7) * 10))] }))
+      for (const [id, core] of net.cores) {
+        const ready = core.out.drain()
+        digestedAt.set(id, [...(digestedAt.get(id) ?? []), ...ready.work.map((j) => j.captured.slotOut)])
+      }
+    }
+    run(1, 40)
+    // r3 restarts from its state at slot 41, as if saved there
+    net.cores.set("r3", new Replica.ReplicaCore("r3", growing, Kv.machine, Option.some(net.core("r3").snapshot())))
+    run(41, 80)
+    // r2 is replaced by a copy of r1's state (a state transfer installs the same snapshot)
+    const copy = new Replica.ReplicaCore("r2", growing, Kv.machine, Option.some(net.core("r1").snapshot()))
+    net.cores.set("r2", copy)
+    run(81, 200)
+    const slots = digestedAt.get("r1")!
+    assert.deepStrictEqual(digestedAt.get("r3"), slots, "the limit is in the snapshot")
+    assert.deepStrictEqual(digestedAt.get("r2")!.slice(-3), slots.slice(-3), "the copy digests where the others do")
+    // 3, 8, 31, 66, 101, 135, 169: every 2 writes while the store is small, then every
+    // 34-35 once 3,000 bytes (snapshotMaxBytes) is reached
+    assert.isAtMost(slots[0]!, 3, "a small state: every snapshotBytes")
+    const gaps = slots.slice(1).map((s, i) => s - slots[i]!)
+    assert.isAbove(gaps[gaps.length - 1]!, 10 * (slots[0]! - 1), "then further apart as the store grows")
+    const limit = net.core("r1").digestLimit
+    assert.strictEqual(limit, 3000, "at most snapshotMaxBytes")
+    assert.strictEqual(net.core("r1").snapshot().digestLimit, 3000)
+  })
+
+  it("digestLimitFor: snapshotRatio times the state's size, between snapshotBytes and snapshotMaxBytes", () => {
+    const c = ClusterConfig.make({ ...three, snapshotBytes: 1000, snapshotMaxBytes: 10_000, snapshotRatio: 2 })
+    assert.strictEqual(Replica.digestLimitFor(c, undefined), 1000, "a machine that does not tell its size")
+    assert.strictEqual(Replica.digestLimitFor(c, 100), 1000)
+    assert.strictEqual(Replica.digestLimitFor(c, 2500), 5000)
+    assert.strictEqual(Replica.digestLimitFor(c, 1e9), 10_000)
+    assert.strictEqual(Replica.digestLimitFor(c, Number.NaN), 1000)
+    assert.strictEqual(Replica.digestLimitFor({ ...c, snapshotRatio: 0 }, 2500), 1000)
+    assert.strictEqual(Replica.digestLimitFor({ ...c, snapshotRatio: 0.5 }, 4001), 2000)
   })
 
   it("with two replicas that disagree neither can know which is right: both stop answering until a later digest agrees", () => {

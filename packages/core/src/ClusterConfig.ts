@@ -82,14 +82,40 @@ export const ClusterConfig = Schema.Struct({
    * acceptors hold meanwhile.)
    */
   snapshotEvery: withDefault(Positive, 10_000),
-  /** ...or commands of this many bytes (of JSON), whichever comes first. */
+  /**
+   * ...or commands of this many bytes (of JSON), whichever comes first; more as the state
+   * grows (`snapshotRatio`).
+   */
   snapshotBytes: withDefault(Positive, 8 * 1024 * 1024),
+  /**
+   * With a state machine that tells its state's size (`StateMachine.size`), the commands
+   * between two snapshots may reach this many times the state's size (set at each digest
+   * slot), between `snapshotBytes` and `snapshotMaxBytes`: a snapshot then costs a bounded
+   * share of the work of the commands before it, however large the state (with a fixed
+   * `snapshotBytes`, a store of 4 KB values was written out whole every 2,000 writes).
+   * 0: always `snapshotBytes`.
+   */
+  snapshotRatio: Schema.Number.check(
+    Schema.isGreaterThanOrEqualTo(0, { message: "snapshotRatio must be at least 0" }),
+    Schema.isLessThanOrEqualTo(1000, { message: "snapshotRatio must be at most 1000" })
+  ).pipe(Schema.withDecodingDefaultKey(Effect.succeed(2))),
+  /**
+   * The most commands (bytes of JSON) between two snapshots, however large the state:
+   * acceptors hold the decisions since the last snapshot in memory and in their logs.
+   */
+  snapshotMaxBytes: withDefault(Positive, 64 * 1024 * 1024),
   /** State transfer sends a snapshot in chunks of this many characters of JSON. */
   transferChunkBytes: withDefault(Positive, 64 * 1024),
   batch: Batching.pipe(Schema.withDecodingDefaultKey(Effect.succeed({}))),
   timeouts: Timeouts.pipe(Schema.withDecodingDefaultKey(Effect.succeed({}))),
   reads: Reads.pipe(Schema.withDecodingDefaultKey(Effect.succeed({})))
-})
+}).check(
+  Schema.makeFilter((c: { readonly snapshotBytes: number; readonly snapshotMaxBytes: number }) =>
+    c.snapshotMaxBytes >= c.snapshotBytes
+      ? true
+      : `snapshotMaxBytes (${c.snapshotMaxBytes}) must be at least snapshotBytes (${c.snapshotBytes})`
+  )
+)
 export type ClusterConfig = typeof ClusterConfig.Type
 export type ClusterConfigInput = typeof ClusterConfig.Encoded
 

@@ -59,3 +59,42 @@ export const utf8Bytes = (text: string): number => Buffer.byteLength(text, "utf8
 
 /** UTF-8 bytes of the JSON encoding of `value` (as the wire codec encodes it). */
 export const jsonBytes = (value: unknown): number => Buffer.byteLength(JSON.stringify(value), "utf8")
+
+/**
+ * About the length of `JSON.stringify(value)`, without building it: strings count their
+ * characters and quotes (not their escapes), numbers 8, and objects and arrays their
+ * keys, brackets and separators. A replica counts every command it performs with it to
+ * space its digest slots (`snapshotBytes`), so it must be deterministic, which it is: a
+ * function of the value alone. Cheap for large strings, whose length is known.
+ */
+export const jsonLength = (value: unknown): number => {
+  switch (typeof value) {
+    case "string":
+      return value.length + 2
+    case "number":
+      return 8
+    case "boolean":
+      return value ? 4 : 5
+    case "object": {
+      if (value === null) return 4
+      // brackets, and a comma before every element but the first
+      if (Array.isArray(value)) {
+        let n = value.length === 0 ? 2 : 1 + value.length
+        for (const v of value) n += jsonLength(v)
+        return n
+      }
+      let n = 1
+      let first = true
+      for (const key in value) {
+        const v = (value as Record<string, unknown>)[key]
+        if (v === undefined) continue
+        // quotes, colon and comma (the first one's stands for the closing brace)
+        n += key.length + 4 + jsonLength(v)
+        first = false
+      }
+      return first ? 2 : n
+    }
+    default:
+      return 0
+  }
+}

@@ -43,6 +43,13 @@ export interface StateMachine<S, C, R> {
    * `encodeSnapshot`.
    */
   readonly encodeSnapshotGradually?: (state: S) => Generator<void, Schema.Json, void>
+  /**
+   * Optional: about how many bytes `snapshot` encodes the state to, in constant time (keep
+   * a running count in the state). Replicas space their snapshots and digests by it
+   * (`ClusterConfig.snapshotRatio`), so it must be deterministic: the same state gives the
+   * same number on every replica. It need not be exact.
+   */
+  readonly size?: (state: S) => number
 }
 
 /** Any state machine, for code that only moves its values around. */

@@ -105,6 +105,13 @@ export const ReplicaSnapshot = Schema.Struct({
    */
   digestBytes: Schema.optionalKey(Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))),
   /**
+   * The bytes of commands after which the next digest slot comes, set at the last digest
+   * slot from the state's size (`ClusterConfig.snapshotRatio`), so every replica finds the
+   * same slots after a restart or an install too. Absent while it is `snapshotBytes`, and
+   * in older snapshots.
+   */
+  digestLimit: Schema.optionalKey(Schema.Int.check(Schema.isGreaterThanOrEqualTo(1))),
+  /**
    * The configuration history after the slots below `slotOut` (docs/reconfiguration.md).
    * Absent while it is the initial one (the cluster config's), and in older snapshots.
    */

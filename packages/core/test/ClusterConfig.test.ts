@@ -16,6 +16,8 @@ describe("ClusterConfig", () => {
     assert.strictEqual(c.window, 16)
     assert.strictEqual(c.batch.maxSize, 256)
     assert.strictEqual(c.timeouts.retransmitMs, 100)
+    assert.strictEqual(c.snapshotRatio, 2)
+    assert.strictEqual(c.snapshotMaxBytes, 64 * 1024 * 1024)
   })
 
   it("rejects bad configs with a message naming the field", () => {
@@ -29,6 +31,11 @@ describe("ClusterConfig", () => {
     assert.include(failure({ ...ok, batch: { maxSize: 1.5 } }), "maxSize")
     assert.include(failure({ leaders: ["l"], replicas: ["r"] }), "acceptors")
     assert.include(failure("not an object"), "invalid cluster config")
+    assert.include(failure({ ...ok, snapshotRatio: -1 }), "snapshotRatio must be at least 0")
+    assert.include(
+      failure({ ...ok, snapshotBytes: 1000, snapshotMaxBytes: 999 }),
+      "snapshotMaxBytes (999) must be at least snapshotBytes (1000)"
+    )
   })
 
   it("servers(n) names n colocated servers", () => {

@@ -259,12 +259,19 @@ export interface Restoring {
   /** The index of the chunk expected next. */
   readonly next: number
   readonly entries: Trie.Trie<Stored>
+  /** `entryBytes` of `entries`. */
+  readonly bytes: number
 }
 
 export class State {
   /** Writes applied so far; the version the next write gets is `revision + 1`. */
   readonly revision: number
   readonly entries: Trie.Trie<Stored>
+  /**
+   * `entryBytes` of `entries`, kept as they change: about their size in a snapshot, known
+   * without walking them (`size`).
+   */
+  readonly bytes: number
   /** The recent writes, for watches; part of the snapshot. */
   readonly history: History.History
   /** How much history this store keeps: the machine's, the same on every replica. */
@@ -275,6 +282,7 @@ export class State {
   constructor(
     revision: number,
     entries: Trie.Trie<Stored>,
+    bytes: number,
     history: History.History,
     retention: History.Retention,
     restoring?: Restoring,
@@ -282,6 +290,7 @@ export class State {
   ) {
     this.revision = revision
     this.entries = entries
+    this.bytes = bytes
     this.history = history
     this.retention = retention
     this.restoring = restoring
@@ -291,7 +300,7 @@ export class State {
 
 /** An empty store keeping `retention` of history. */
 export const empty = (retention: History.Retention = History.defaultRetention): State =>
-  new State(0, Trie.empty(), History.History.empty(0), retention)
+  new State(0, Trie.empty(), 0, History.History.empty(0), retention)
 
 export const initial: State = empty()
 
@@ -319,8 +328,33 @@ const Encoded = Schema.Struct({
   leases: Schema.optionalKey(Lease.Snapshot)
 })
 
-const trieOf = (entries: ReadonlyArray<readonly [string, string, number]>): Trie.Trie<Stored> =>
-  Trie.fromIterable(entries.map(([key, value, version]) => [key, { value, version }] as const))
+/**
+ * What an entry counts towards `State.bytes`: its key and value, and about what its
+ * `[key, value, version]` tuple adds around them in a snapshot.
+ */
+const entryBytes = (key: string, value: string): number => key.length + value.length + 16
+
+/** `entries` with `key` set to `stored`, and their `entryBytes` total `bytes` updated. */
+const insert = (
+  entries: Trie.Trie<Stored>,
+  bytes: number,
+  key: string,
+  stored: Stored
+): readonly [Trie.Trie<Stored>, number] => {
+  const old = Option.getOrUndefined(Trie.get(entries, key))
+  const before = old === undefined ? 0 : entryBytes(key, old.value)
+  return [Trie.insert(entries, key, stored), bytes - before + entryBytes(key, stored.value)]
+}
+
+/** The entries of a snapshot, and their `entryBytes` total. */
+const trieOf = (
+  tuples: ReadonlyArray<readonly [string, string, number]>
+): { readonly entries: Trie.Trie<Stored>; readonly bytes: number } => {
+  let entries = Trie.empty<Stored>()
+  let bytes = 0
+  for (const [key, value, version] of tuples) [entries, bytes] = insert(entries, bytes, key, { value, version })
+  return { entries, bytes }
+}
 
 /** The snapshot schema of a store keeping `retention` of history. */
 export const snapshotSchema = (retention: History.Retention) =>
@@ -328,10 +362,12 @@ export const snapshotSchema = (retention: History.Retention) =>
     Schema.decodeTo(
       Schema.declare((u): u is State => u instanceof State, { title: "Kv.State" }),
       SchemaTransformation.transform({
-        decode: (s) =>
-          new State(
+        decode: (s) => {
+          const { entries, bytes } = trieOf(s.entries)
+          return new State(
             s.revision,
-            trieOf(s.entries),
+            entries,
+            bytes,
             s.history === undefined
               ? History.History.empty(s.revision)
               : History.History.from(
@@ -342,9 +378,10 @@ export const snapshotSchema = (retention: History.Retention) =>
             retention,
             s.restoring === undefined
               ? undefined
-              : { id: s.restoring.id, next: s.restoring.next, entries: trieOf(s.restoring.entries) },
+              : { id: s.restoring.id, next: s.restoring.next, ...trieOf(s.restoring.entries) },
             s.leases === undefined ? Lease.none : Lease.decode(s.leases)
-          ),
+          )
+        },
         encode: (state) => encodeSnapshot(state)
       })
     )
@@ -360,10 +397,12 @@ const utf8Bytes = Limits.utf8Bytes
 /** Writes `key`, attached to `lease` (which `Lease.refuseAttach` allowed), or to none. */
 const write = (state: State, key: string, value: string, lease?: number): readonly [State, number] => {
   const version = state.revision + 1
+  const [entries, bytes] = insert(state.entries, state.bytes, key, { value, version })
   return [
     new State(
       version,
-      Trie.insert(state.entries, key, { value, version }),
+      entries,
+      bytes,
       state.history.append({ revision: version, key, value }, state.retention),
       state.retention,
       state.restoring,
@@ -375,9 +414,11 @@ const write = (state: State, key: string, value: string, lease?: number): readon
 
 const remove = (state: State, key: string): State => {
   const revision = state.revision + 1
+  const old = Option.getOrUndefined(Trie.get(state.entries, key))
   return new State(
     revision,
     Trie.remove(state.entries, key),
+    old === undefined ? state.bytes : state.bytes - entryBytes(key, old.value),
     state.history.append({ revision, key, value: null }, state.retention),
     state.retention,
     state.restoring,
@@ -386,7 +427,7 @@ const remove = (state: State, key: string): State => {
 }
 
 const withLeases = (state: State, leases: Lease.Leases): State =>
-  new State(state.revision, state.entries, state.history, state.retention, state.restoring, leases)
+  new State(state.revision, state.entries, state.bytes, state.history, state.retention, state.restoring, leases)
 
 /** Lease `id` ended: its keys deleted (a write each, in key order), then the lease. */
 const endLease = (state: State, id: number): readonly [State, number] => {
@@ -581,7 +622,7 @@ const tuples = (entries: Trie.Trie<Stored>): Array<StoredTuple> =>
 
 const restore = (state: State, command: Restore): readonly [State, Result] => {
   const refuse = (reason: string): readonly [State, Result] => [
-    new State(state.revision, state.entries, state.history, state.retention, undefined, state.leases),
+    new State(state.revision, state.entries, state.bytes, state.history, state.retention, undefined, state.leases),
     { _tag: "Restored", ok: false, staged: 0, revision: state.revision, reason }
   ]
   if (state.revision !== 0 || Trie.size(state.entries) > 0 || HashMap.size(state.leases.byId) > 0) {
@@ -601,16 +642,19 @@ const restore = (state: State, command: Restore): readonly [State, Result] => {
     )
   }
   let entries = staging?.entries ?? Trie.empty<Stored>()
-  for (const [key, value, version] of command.entries) entries = Trie.insert(entries, key, { value, version })
+  let bytes = staging?.bytes ?? 0
+  for (const [key, value, version] of command.entries)
+    [entries, bytes] = insert(entries, bytes, key, { value, version })
   const staged = Trie.size(entries)
   if (command.done === undefined) {
     return [
       new State(
         state.revision,
         state.entries,
+        state.bytes,
         state.history,
         state.retention,
-        { id: command.id, next: command.index + 1, entries },
+        { id: command.id, next: command.index + 1, entries, bytes },
         state.leases
       ),
       { _tag: "Restored", ok: true, staged, revision: state.revision }
@@ -625,7 +669,7 @@ const restore = (state: State, command: Restore): readonly [State, Result] => {
     }
   }
   return [
-    new State(revision, entries, History.History.empty(revision), state.retention, undefined, state.leases),
+    new State(revision, entries, bytes, History.History.empty(revision), state.retention, undefined, state.leases),
     { _tag: "Restored", ok: true, staged, revision }
   ]
 }
@@ -666,10 +710,16 @@ export function* encodeSnapshotGradually(
     if (entries.length % slice === 0) yield
   }
   const rest = encodeSnapshot(
-    new State(state.revision, Trie.empty(), state.history, state.retention, state.restoring, state.leases)
+    new State(state.revision, Trie.empty(), 0, state.history, state.retention, state.restoring, state.leases)
   )
   return { ...rest, entries }
 }
+
+/**
+ * About how many bytes the store's snapshot takes, in constant time: its entries' keys and
+ * values (`State.bytes`), a restore's staged ones, and the history's events (`StateMachine.size`).
+ */
+export const size = (state: State): number => state.bytes + (state.restoring?.bytes ?? 0) + state.history.bytes
 
 /** How many keys the store holds and its revision, without walking it. */
 export const summary = (state: State): { readonly keys: number; readonly revision: number } => ({
@@ -700,7 +750,8 @@ export const make = (options: Options = {}): StateMachine.StateMachine<State, Co
     apply,
     query,
     encodeSnapshot,
-    encodeSnapshotGradually: (state) => encodeSnapshotGradually(state)
+    encodeSnapshotGradually: (state) => encodeSnapshotGradually(state),
+    size
   })
 }
 

@@ -148,7 +148,63 @@ describe("Kv", () => {
         let r = gen.next()
         while (!r.done) r = gen.next()
         assert.deepStrictEqual(r.value, encode(state))
-        assert.deepStrictEqual(Kv.summary(state), { keys: Kv.encodeSnapshot(state).entries.length, revision: state.revision })
+        assert.deepStrictEqual(Kv.summary(state), {
+          keys: Kv.encodeSnapshot(state).entries.length,
+          revision: state.revision
+        })
+      })
+    )
+  })
+
+  it("size is kept as the store changes: what walking the snapshot's entries and history counts, also after a decode", () => {
+    const decode = Schema.decodeUnknownSync(Schema.toCodecJson(Kv.Snapshot))
+    const key = fc.string({ minLength: 1, maxLength: 3 }).filter((k) => k !== "." && k !== "..")
+    const op: fc.Arbitrary<Kv.Command> = fc.oneof(
+      fc.record({ _tag: fc.constant("Put" as const), key, value: fc.string({ maxLength: 30 }) }),
+      fc.record({ _tag: fc.constant("Del" as const), key }),
+      fc.record({ _tag: fc.constant("Cas" as const), key, version: fc.nat(5), value: fc.string({ maxLength: 30 }) }),
+      fc.record({
+        _tag: fc.constant("Txn" as const),
+        compare: fc.constant([]),
+        success: fc.array(
+          fc.oneof(
+            fc.record({ op: fc.constant("put" as const), key, value: fc.string({ maxLength: 30 }) }),
+            fc.record({ op: fc.constant("del" as const), key })
+          ),
+          { maxLength: 3 }
+        ),
+        failure: fc.constant([])
+      }),
+      fc.record({ _tag: fc.constant("LeaseGrant" as const), ttlMs: fc.constant(1000) }),
+      fc.record({
+        _tag: fc.constant("Put" as const),
+        key,
+        value: fc.string({ maxLength: 30 }),
+        lease: fc.integer({ min: 1, max: 3 })
+      }),
+      fc.record({ _tag: fc.constant("LeaseRevoke" as const), id: fc.integer({ min: 1, max: 3 }) }),
+      fc.record({
+        _tag: fc.constant("Restore" as const),
+        id: fc.constant("r"),
+        index: fc.nat(2),
+        entries: fc.array(fc.tuple(key, fc.string({ maxLength: 30 }), fc.integer({ min: 1, max: 3 })), { maxLength: 3 })
+      })
+    )
+    const walked = (state: Kv.State) => {
+      const encoded = Kv.encodeSnapshot(state)
+      const entries = (es: ReadonlyArray<readonly [string, string, number]>) =>
+        es.reduce((n, [k, v]) => n + k.length + v.length + 16, 0)
+      return entries(encoded.entries) + entries(encoded.restoring?.entries ?? []) + state.history.bytes
+    }
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 60 }), (ops) => {
+        let state = Kv.initial
+        for (const o of ops) {
+          state = Kv.apply(state, o)[0]
+          assert.strictEqual(Kv.size(state), walked(state), JSON.stringify(o))
+        }
+        const restored = decode(JSON.parse(JSON.stringify(Kv.encodeSnapshot(state))))
+        assert.strictEqual(Kv.size(restored), Kv.size(state))
       })
     )
   })

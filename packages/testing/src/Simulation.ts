@@ -114,6 +114,10 @@ export const configFor = (s: Scenario): ClusterConfig.ClusterConfig => {
     ...roles,
     window: 4,
     snapshotEvery: s.snapshotEvery,
+    // digest slots by bytes too, spaced by the store's size (`snapshotRatio`, 2), between
+    // them: a slot holds about 100 bytes of commands, so these fall between the slot counts
+    snapshotBytes: 40 * s.snapshotEvery,
+    snapshotMaxBytes: 120 * s.snapshotEvery,
     batch: { maxSize: 3 },
     timeouts: {
       retransmitMs: 40,

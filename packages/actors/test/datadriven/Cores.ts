@@ -302,7 +302,7 @@ const kv = (state: Kv.State): string => {
 
 /**
  * The replica (of the key-value machine): `init id= window= maxSize= linger= snapshotEvery=
- * snapshotBytes= maxMessageBytes=`, `deliver`, `tick`, `wake`, `time`, `status`, `crash`,
+ * snapshotBytes= snapshotRatio= snapshotMaxBytes= maxMessageBytes=`, `deliver`, `tick`, `wake`, `time`, `status`, `crash`,
  * `restart` (from the last persisted snapshot). Leaders l1 and l2, acceptors a1..a3,
  * replicas r1 and r2; resend after 100 ms, leader timeout 200 ms.
  */
@@ -332,6 +332,8 @@ export const replica = (): Handler => {
           window: cmd.int("window", 3),
           snapshotEvery: cmd.int("snapshotEvery", 1000),
           snapshotBytes: cmd.int("snapshotBytes", 1 << 20),
+          snapshotRatio: cmd.int("snapshotRatio", 2),
+          snapshotMaxBytes: cmd.int("snapshotMaxBytes", 1 << 26),
           batch: { maxSize: cmd.int("maxSize", 2), lingerMs: cmd.int("linger", 0) },
           timeouts
         })
