@@ -1,4 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
+import * as fc from "fast-check"
 import { Ballot, ClusterConfig, Command, Message, StateMachine, Trusted } from "@synod/core"
 import { Kv } from "@synod/kv"
 import { Effect, Option } from "effect"
@@ -219,6 +220,27 @@ describe("replicas compare digests", () => {
     const gradual = await Effect.runPromise(Replica.digestCaptured(codecs, job!.captured))
     assert.strictEqual(gradual, Replica.digestText(JSON.stringify(r1.snapshot())))
     assert.match(gradual, /^[0-9a-f]{64}$/)
+  })
+
+  it("digestTextGradually hashes in slices what digestText hashes at once, surrogate pairs across slice ends included", () => {
+    const run = (text: string, slice: number) => {
+      const gen = Replica.digestTextGradually(text, slice)
+      let slices = 1
+      let r = gen.next()
+      while (!r.done) {
+        slices++
+        r = gen.next()
+      }
+      return { digest: r.value, slices }
+    }
+    fc.assert(
+      fc.property(fc.string({ unit: "binary", maxLength: 60 }), fc.integer({ min: 1, max: 8 }), (text, slice) => {
+        assert.strictEqual(run(text, slice).digest, Replica.digestText(text))
+      }),
+      { numRuns: 500 }
+    )
+    assert.strictEqual(run("x".repeat(10), 3).slices, 4)
+    assert.strictEqual(run("ab\u{1F600}cd", 3).digest, Replica.digestText("ab\u{1F600}cd"))
   })
 
   it("a replica whose state a majority contradicts stops answering, copies a majority peer's snapshot and answers again", () => {

@@ -84,6 +84,33 @@ describe("a commander", () => {
     })
   )
 
+  it.effect("backs off: resends after 100 ms, then twice as long each time, up to 8 × retransmitMs", () =>
+    Effect.gen(function* () {
+      const { sent, layer } = recording()
+      const inbox = yield* Queue.unbounded<Message.Envelope>()
+      yield* Commander.run(commanderOptions(inbox, 1, Command.noop, [])).pipe(Effect.provide(layer), Effect.forkChild)
+      yield* TestClock.adjust(1)
+      yield* Queue.offer(inbox, p2b("a1", b2, b2, 1))
+      // a2 and a3 never answer: resends at 100, 300, 700, 1500, then every 800 ms
+      const at: Array<number> = []
+      for (let t = 1; t < 3100; t++) {
+        const before = sent.length
+        yield* TestClock.adjust(1)
+        if (sent.length > before) {
+          at.push(t + 1) // ms since the first send
+          assert.deepStrictEqual(
+            sent
+              .slice(before)
+              .map((e) => e.to)
+              .sort(),
+            ["acceptor/a2", "acceptor/a3"]
+          )
+        }
+      }
+      assert.deepStrictEqual(at, [100, 300, 700, 1500, 2300, 3100])
+    })
+  )
+
   it.effect("ends preempted on a higher ballot and ignores lower ones (B5)", () =>
     Effect.gen(function* () {
       const { layer } = recording()

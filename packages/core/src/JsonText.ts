@@ -10,24 +10,44 @@
  * @since 0.2.0
  */
 import { Effect, type Schema } from "effect"
+import { jsonLength } from "./Limits.ts"
 
-/** Array elements stringified per slice. */
+/** Array elements stringified per slice, at most. */
 export const sliceElements = 4096
 
 /**
+ * Characters of JSON stringified per slice, about (`Limits.jsonLength`): 4,096 entries of
+ * a store of 4 KB values made a slice of 16 MB, which stalled the event loop for tens of
+ * milliseconds at a time.
+ */
+export const sliceChars = 256 * 1024
+
+/**
  * `JSON.stringify(value)` for a JSON value, as a generator that yields between slices:
- * an array is stringified `sliceElements` elements at a time, an object property by
- * property (recursively). Elements of an array are not split further, so a slice is as
- * large as its elements; snapshots are long arrays of small entries.
+ * an array is stringified `sliceElements` elements or about `sliceChars` characters at a
+ * time, whichever comes first, an object property by property (recursively). Elements of
+ * an array are not split further, so a slice is at least one element; snapshots are long
+ * arrays of small entries.
  */
 export function* stringifyGradually(value: Schema.Json): Generator<void, string, void> {
+  // as JSON.stringify does: a value with a toJSON method is written as what it returns
+  const own = value as { readonly toJSON?: unknown } | null
+  if (own !== null && typeof own === "object" && typeof own.toJSON === "function") {
+    return yield* stringifyGradually((own.toJSON as () => Schema.Json)())
+  }
   if (Array.isArray(value)) {
-    if (value.length <= sliceElements) return JSON.stringify(value)
+    if (value.length === 0) return "[]"
     const parts: Array<string> = []
-    for (let i = 0; i < value.length; i += sliceElements) {
+    let start = 0
+    let chars = 0
+    for (let i = 0; i < value.length; i++) {
+      chars += jsonLength(value[i])
+      if (i + 1 - start < sliceElements && chars < sliceChars && i + 1 < value.length) continue
       // "[a,b]" without its brackets; a slice is never empty here
-      parts.push(JSON.stringify(value.slice(i, i + sliceElements)).slice(1, -1))
-      yield
+      parts.push(JSON.stringify(value.slice(start, i + 1)).slice(1, -1))
+      start = i + 1
+      chars = 0
+      if (start < value.length) yield
     }
     return `[${parts.join(",")}]`
   }

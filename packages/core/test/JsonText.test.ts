@@ -39,6 +39,29 @@ describe("JsonText", () => {
     })
   )
 
+  it("slices hold at most sliceElements entries and about sliceChars characters: large values make more, smaller slices", () => {
+    const slices = (value: Schema.Json) => {
+      const gen = JsonText.stringifyGradually(value)
+      let n = 1
+      let r = gen.next()
+      while (!r.done) {
+        n++
+        r = gen.next()
+      }
+      assert.strictEqual(r.value, JSON.stringify(value))
+      return n
+    }
+    const small = Array.from({ length: 2 * JsonText.sliceElements }, (_, i) => [`k${i}`, "v", i])
+    assert.strictEqual(slices(small), 2)
+    // 4 KB values: 64 of them reach 256 K characters, where 4,096 would have made 16 MB
+    const large = Array.from({ length: 256 }, (_, i) => [`k${i}`, "x".repeat(4096), i])
+    assert.strictEqual(slices(large), 4)
+    assert.strictEqual(slices([]), 1)
+    assert.strictEqual(slices(["x".repeat(JsonText.sliceChars * 2)]), 1, "an element is never split")
+    const withToJson = { at: { toJSON: () => "then" }, list: [{ toJSON: () => [1, 2] }] }
+    assert.strictEqual(slices(withToJson as unknown as Schema.Json), 1)
+  })
+
   it.effect("textOf stringifies a value once for its users, until forget", () =>
     Effect.gen(function* () {
       const snapshot = { slotOut: 7, state: [["k", "v"]], clients: [] as Array<string> }

@@ -88,3 +88,37 @@ export const read = (
     if ("reason" in result) return yield* new CorruptFile({ file, reason: result.reason })
     return Option.some(result.payload)
   })
+
+/**
+ * Bytes written between two fsyncs of `writeParts`: the disk then never holds much of a
+ * snapshot unsynced, so the write-ahead log's fsync, which may have to wait for every
+ * dirty page of the file system to reach the disk first, never waits for a whole one.
+ */
+export const syncEveryBytes = 4 * 1024 * 1024
+
+/**
+ * `write` of the frame whose parts are `parts` (`Frame.encodeTextGradually`), synced every
+ * `syncEveryBytes` as it goes; completes when the replacement is durable.
+ */
+export const writeParts = Effect.fnUntraced(function* (file: string, parts: ReadonlyArray<Uint8Array>) {
+  const fs = yield* FileSystem.FileSystem
+  const path = yield* Path.Path
+  const temp = tempOf(file)
+  yield* Effect.scoped(
+    Effect.gen(function* () {
+      const handle = yield* fs.open(temp, { flag: "w" })
+      let unsynced = 0
+      for (const part of parts) {
+        yield* handle.writeAll(part)
+        unsynced += part.length
+        if (unsynced >= syncEveryBytes) {
+          yield* handle.sync
+          unsynced = 0
+        }
+      }
+      yield* handle.sync
+    })
+  )
+  yield* fs.rename(temp, file)
+  yield* syncDirectory(path.dirname(file))
+})

@@ -27,6 +27,7 @@ import type { PlatformError } from "effect/PlatformError"
 import * as NodePath from "@effect/platform-node/NodePath"
 import * as AtomicFile from "./AtomicFile.ts"
 import * as DurableFileSystem from "./DurableFileSystem.ts"
+import * as Frame from "./Frame.ts"
 import * as Wal from "./Wal.ts"
 
 export interface Options {
@@ -181,9 +182,10 @@ export const make = Effect.fn("FileStorage.make")(function* (options: Options) {
             // loading still decodes it through the schema
             // the text its digest was computed of, when a digest came first (`textOf`)
             const text = yield* JsonText.textOf(snapshot as unknown as Schema.Json & object)
-            const payload = utf8Encoder.encode(text)
+            // encoded and checksummed a slice per turn, written and synced a few MiB at a time
+            const parts = yield* JsonText.runGradually(() => Frame.encodeTextGradually(text))
             JsonText.forget(snapshot)
-            yield* AtomicFile.write(file, payload).pipe(Effect.mapError(ioError("cannot write", file)))
+            yield* AtomicFile.writeParts(file, parts).pipe(Effect.mapError(ioError("cannot write", file)))
             current = Option.some(snapshot)
           }).pipe(Effect.provide(context))
         )

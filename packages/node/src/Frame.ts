@@ -52,6 +52,42 @@ export const encode = (payload: Uint8Array): Uint8Array => {
   return frame
 }
 
+/** The most a frame's length field can say: larger payloads cannot be framed. */
+export const MaxFrameBytes = 0xffff_ffff
+
+/**
+ * `encode` of the UTF-8 encoding of `text`, in parts (the header, then the payload a slice
+ * of `sliceChars` characters at a time), as a generator that yields between slices: a
+ * large store's snapshot is tens of megabytes, and encoding and checksumming it at once
+ * stalled every role of the process. The parts, written in order, are `encode`'s bytes.
+ */
+export function* encodeTextGradually(text: string, sliceChars = 1 << 20): Generator<void, Array<Uint8Array>, void> {
+  const header = new Uint8Array(HeaderBytes)
+  const parts: Array<Uint8Array> = [header]
+  let crc = 0
+  let length = 0
+  for (let at = 0; at < text.length; ) {
+    let end = Math.min(text.length, at + sliceChars)
+    // never between the halves of a surrogate pair: each half alone would encode as U+FFFD
+    const last = text.charCodeAt(end - 1)
+    if (end < text.length && last >= 0xd800 && last <= 0xdbff) end++
+    const part = utf8Encoder.encode(text.slice(at, end))
+    crc = Zlib.crc32(part, crc)
+    length += part.length
+    parts.push(part)
+    at = end
+    if (at < text.length) yield
+  }
+  if (length > MaxFrameBytes)
+    throw new RangeError(`a payload of ${length} bytes cannot be framed (at most ${MaxFrameBytes})`)
+  const view = new DataView(header.buffer)
+  view.setUint32(0, length, true)
+  view.setUint32(4, crc, true)
+  return parts
+}
+
+const utf8Encoder = new TextEncoder()
+
 /** A valid frame found by `scan`. */
 export interface Frame {
   /** Offset of the frame's header in the file. */
@@ -131,6 +167,16 @@ export const scan = (bytes: Uint8Array): Scan => {
  * any damage is corruption.
  */
 export const single = (bytes: Uint8Array): { readonly payload: Uint8Array } | { readonly reason: string } => {
+  // One frame filling the file is valid whatever its length: `MaxPayloadBytes` guards a
+  // log's scan against a damaged length, and a snapshot of a large store may pass it (it
+  // was written, then refused when read back).
+  if (bytes.length > HeaderBytes) {
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+    const payload = bytes.subarray(HeaderBytes)
+    if (view.getUint32(0, true) === payload.length && Zlib.crc32(payload) === view.getUint32(4, true)) {
+      return { payload }
+    }
+  }
   const result = scan(bytes)
   if (result.damage !== undefined) return { reason: `${result.damage.reason} at offset ${result.damage.offset}` }
   if (result.frames.length !== 1) return { reason: `expected exactly one frame, found ${result.frames.length}` }

@@ -21,12 +21,17 @@
  * not explain.
  *
  * Compaction: after a batch, when the log is larger than `compactBytes` and at least twice
- * its last checkpoint, the writer writes the whole state as one record to `<wal>.tmp`,
- * fsyncs it, renames it over the log and fsyncs the directory, then keeps appending to the
- * new file. A crash before the rename leaves the old log (the stray temp file is deleted on
- * open); after it, the new one; both hold the full state. Appends that arrive meanwhile
- * wait in the queue, and none is written to the new file before the directory fsync: else
- * a power cut could bring back the old log without them.
+ * its last checkpoint, a fiber of its own writes the state as it is then as one record to
+ * `<wal>.tmp`, a slice at a time, and fsyncs it, while the writer goes on appending to the
+ * old log and keeps a copy of each batch it commits meanwhile. Then, with the writer held
+ * off, those batches are appended to the temp file, which is fsynced, renamed over the log,
+ * and the directory fsynced; the writer goes on with the new file. A crash before the
+ * rename leaves the old log (the stray temp file is deleted on open); after it, the new
+ * one; both hold every acknowledged record. Appends that arrive during the swap wait in
+ * the queue, and none is written to the new file before the directory fsync: else a power
+ * cut could bring back the old log without them. (The checkpoint was written in the
+ * writer's turn before: tens of megabytes held every append, and the event loop, for
+ * hundreds of milliseconds, and all acceptors compact at about the same time.)
  *
  * A failed write or fsync poisons the log: every later append fails. After a failed fsync
  * the kernel may already have dropped the dirty pages, so retrying could "succeed" without
@@ -34,8 +39,8 @@
  *
  * @since 0.1.0
  */
-import { Ballot, Storage } from "@synod/core"
-import { Deferred, Effect, Exit, FileSystem, Metric, Path, Queue, Result, Schema, Scope } from "effect"
+import { Ballot, JsonText, Storage } from "@synod/core"
+import { Deferred, Effect, Exit, FileSystem, Metric, Path, Queue, Result, Schema, Scope, Semaphore } from "effect"
 import type { PlatformError } from "effect/PlatformError"
 import * as AtomicFile from "./AtomicFile.ts"
 import * as Frame from "./Frame.ts"
@@ -160,15 +165,15 @@ interface Pending {
   readonly done: Deferred.Deferred<void, Storage.StorageError>
 }
 
-const concat = (batch: ReadonlyArray<Pending>): Uint8Array => {
-  if (batch.length === 1) return batch[0]!.frame
+const concat = (parts: ReadonlyArray<Uint8Array>): Uint8Array => {
+  if (parts.length === 1) return parts[0]!
   let length = 0
-  for (const p of batch) length += p.frame.length
+  for (const p of parts) length += p.length
   const bytes = new Uint8Array(length)
   let at = 0
-  for (const p of batch) {
-    bytes.set(p.frame, at)
-    at += p.frame.length
+  for (const p of parts) {
+    bytes.set(p, at)
+    at += p.length
   }
   return bytes
 }
@@ -240,47 +245,104 @@ export const open = Effect.fn("Wal.open")(function* (file: string, options: Opti
   const poison = (reason: string, cause: unknown): Storage.StorageError =>
     (failure ??= new Storage.StorageError({ reason: `${reason} ${file}; the log must be reopened`, cause }))
 
-  const compact = Effect.gen(function* () {
-    const temp = AtomicFile.tempOf(file)
-    const framed = encodeFrame(checkpoint(state))
-    const tempScope = yield* Scope.make()
-    const staged = yield* Effect.result(
-      Effect.gen(function* () {
-        const bytes = yield* Effect.fromResult(framed)
-        // opened for appending (after removing a failed attempt's file): appends are what
-        // the durable file system writes and syncs in place (`DurableFileSystem`)
-        yield* fs.remove(temp, { force: true })
-        const next = yield* fs.open(temp, { flag: "ax" }).pipe(Scope.provide(tempScope))
-        yield* next.writeAll(bytes)
-        yield* next.sync
-        return { next, length: bytes.length }
-      })
+  // the writer's batches and a compaction's swap exclude each other
+  const writing = Semaphore.makeUnsafe(1)
+  /**
+   * A compaction under way: its checkpoint is written by a fiber of its own while the
+   * writer goes on appending to the old log; the batches committed meanwhile wait here
+   * to follow the checkpoint into the new file.
+   */
+  let compacting: { readonly tail: Array<Uint8Array> } | undefined
+
+  /**
+   * Writes `record` (the state when the compaction began) to `<wal>.tmp` a slice at a
+   * time and fsyncs it, then, with the writer held off, appends what was committed
+   * meanwhile, fsyncs, renames it over the log and fsyncs the directory. A checkpoint of
+   * tens of megabytes took the event loop and every append for hundreds of milliseconds
+   * when it was written in the writer's turn, and all acceptors compact at about the same
+   * time, so no majority answered.
+   */
+  const compact = (record: Storage.AcceptorRecord, tempScope: Scope.Closeable) => {
+    let swapped = false
+    const run = Effect.gen(function* () {
+      const temp = AtomicFile.tempOf(file)
+      const written = yield* Effect.result(
+        Effect.gen(function* () {
+          const text = yield* JsonText.runGradually(() => JsonText.stringifyGradually(record as unknown as Schema.Json))
+          const parts = yield* JsonText.runGradually(() => Frame.encodeTextGradually(text))
+          let length = 0
+          for (const part of parts) length += part.length
+          if (length - Frame.HeaderBytes > Frame.MaxPayloadBytes) {
+            return yield* new Storage.StorageError({
+              reason: `a checkpoint of ${length} bytes exceeds ${Frame.MaxPayloadBytes}`
+            })
+          }
+          // opened for appending (after removing a failed attempt's file): appends are what
+          // the durable file system writes and syncs in place (`DurableFileSystem`)
+          yield* fs.remove(temp, { force: true })
+          const next = yield* fs.open(temp, { flag: "ax" }).pipe(Scope.provide(tempScope))
+          for (const part of parts) yield* next.writeAll(part)
+          yield* next.sync
+          return { next, length }
+        })
+      )
+      yield* writing.withPermits(1)(
+        Effect.gen(function* () {
+          const tail = compacting?.tail ?? []
+          compacting = undefined
+          // closed or poisoned meanwhile: nothing more may be written
+          if (failure !== undefined) return
+          let staged = written
+          if (Result.isSuccess(staged) && tail.length > 0) {
+            const next = staged.success.next
+            const more = concat(tail)
+            const appended = yield* Effect.result(Effect.andThen(next.writeAll(more), next.sync))
+            staged = Result.isSuccess(appended)
+              ? Result.succeed({ next, length: staged.success.length + more.length })
+              : Result.fail(appended.failure)
+          }
+          if (Result.isFailure(staged)) {
+            // Nothing has changed yet: keep the old log, and wait for it to double before retrying.
+            yield* fs.remove(temp, { force: true }).pipe(Effect.ignore)
+            lastCheckpoint = size
+            return yield* Effect.logWarning(`compaction of ${file} failed; continuing on the old log`, staged.failure)
+          }
+          const renamed = yield* Effect.result(Effect.andThen(fs.rename(temp, file), AtomicFile.syncDirectory(dir)))
+          if (Result.isFailure(renamed)) {
+            // Unknown whether the rename reached the disk: neither file may be appended to.
+            poison("compaction failed to swap", renamed.failure)
+            return
+          }
+          yield* Scope.close(handleScope, Exit.void)
+          handle = staged.success.next
+          handleScope = tempScope
+          swapped = true
+          size = staged.success.length
+          lastCheckpoint = written.pipe(
+            Result.map((w) => w.length),
+            Result.getOrElse(() => size)
+          )
+          compactions++
+        }).pipe(Effect.uninterruptible)
+      )
+    })
+    // the new file's handle is the log's from the swap on; else it closes here, also when
+    // the log closes mid-compaction (a stray temp file is removed on the next open)
+    return run.pipe(
+      Effect.ensuring(
+        Effect.suspend(() => {
+          if (swapped) return Effect.void
+          compacting = undefined
+          return Scope.close(tempScope, Exit.void)
+        })
+      )
     )
-    if (Result.isFailure(staged)) {
-      // Nothing has changed yet: keep the old log, and wait for it to double before retrying.
-      yield* Scope.close(tempScope, Exit.void)
-      yield* fs.remove(temp, { force: true }).pipe(Effect.ignore)
-      lastCheckpoint = size
-      return yield* Effect.logWarning(`compaction of ${file} failed; continuing on the old log`, staged.failure)
-    }
-    const swapped = yield* Effect.result(Effect.andThen(fs.rename(temp, file), AtomicFile.syncDirectory(dir)))
-    if (Result.isFailure(swapped)) {
-      // Unknown whether the rename reached the disk: neither file may be appended to.
-      yield* Scope.close(tempScope, Exit.void)
-      poison("compaction failed to swap", swapped.failure)
-      return
-    }
-    yield* Scope.close(handleScope, Exit.void)
-    handle = staged.success.next
-    handleScope = tempScope
-    size = lastCheckpoint = staged.success.length
-    compactions++
-  })
+  }
 
   const commit = (batch: ReadonlyArray<Pending>) =>
     Effect.gen(function* () {
       if (failure === undefined) {
-        const bytes = concat(batch)
+        const bytes = concat(batch.map((p) => p.frame))
         const started = performance.now()
         const written = yield* Effect.result(Effect.andThen(handle.writeAll(bytes), handle.sync))
         yield* Metric.update(fsyncMs, performance.now() - started)
@@ -292,7 +354,11 @@ export const open = Effect.fn("Wal.open")(function* (file: string, options: Opti
           appends += batch.length
           for (const p of batch) Storage.applyRecord(state, p.record)
           for (const p of batch) Deferred.doneUnsafe(p.done, Exit.void)
-          if (size > compactBytes && size >= 2 * lastCheckpoint) yield* compact
+          if (compacting !== undefined) compacting.tail.push(bytes)
+          else if (size > compactBytes && size >= 2 * lastCheckpoint) {
+            compacting = { tail: [] }
+            yield* Effect.forkIn(compact(checkpoint(state), yield* Scope.make()), scope)
+          }
           return
         }
       }
@@ -311,7 +377,7 @@ export const open = Effect.fn("Wal.open")(function* (file: string, options: Opti
     })
   )
   yield* Queue.takeBetween(queue, 1, maxBatch).pipe(
-    Effect.flatMap((batch) => Effect.uninterruptible(commit(batch))),
+    Effect.flatMap((batch) => writing.withPermits(1)(Effect.uninterruptible(commit(batch)))),
     Effect.forever,
     Effect.forkIn(scope)
   )

@@ -1,6 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as Frame from "@synod/node/Frame"
 import { Effect } from "effect"
+import * as fc from "fast-check"
 
 const text = new TextEncoder()
 const frames = (...payloads: Array<string>): Uint8Array => {
@@ -78,4 +79,28 @@ describe("Frame.scan", () => {
       assert.isTrue("reason" in Frame.single(torn), "a torn single-value file is corrupt, not empty")
     })
   )
+
+  it("a single-value file may hold more than MaxPayloadBytes (a large store's snapshot), and must still check out", () => {
+    const payload = new Uint8Array(Frame.MaxPayloadBytes + 10).fill(0x61)
+    const file = Frame.encode(payload)
+    const read = Frame.single(file)
+    assert.isTrue("payload" in read && read.payload.length === payload.length)
+    file[file.length - 1] = 0x62
+    assert.isTrue("reason" in Frame.single(file), "a changed byte fails the checksum")
+  })
+})
+
+describe("Frame.encodeTextGradually", () => {
+  it("its parts, in order, are encode's bytes of the text's UTF-8, surrogate pairs across slice ends included", () => {
+    fc.assert(
+      fc.property(fc.string({ unit: "binary", maxLength: 50 }), fc.integer({ min: 1, max: 7 }), (s, slice) => {
+        const gen = Frame.encodeTextGradually(s, slice)
+        let r = gen.next()
+        while (!r.done) r = gen.next()
+        const joined = Buffer.concat(r.value)
+        assert.deepStrictEqual(new Uint8Array(joined), Frame.encode(text.encode(s)))
+      }),
+      { numRuns: 500 }
+    )
+  })
 })

@@ -338,6 +338,42 @@ describe("Wal", () => {
     })
   )
 
+  it.live("appends go on while a checkpoint is written, and follow it into the new file", () =>
+    Effect.gen(function* () {
+      const instrument = new InstrumentedFs.Instrument()
+      const file = yield* tempLog.pipe(Effect.provide(NodeLayer))
+      const syncing = yield* Deferred.make<void>()
+      const release = yield* Deferred.make<void>()
+      yield* withWal(
+        file,
+        (wal) =>
+          Effect.gen(function* () {
+            // the checkpoint's fsync waits; the log's own fsyncs do not
+            instrument.hook = (call) =>
+              call.op === "sync" && call.path === `${file}.tmp`
+                ? Effect.andThen(Deferred.succeed(syncing, undefined), Deferred.await(release))
+                : Effect.void
+            yield* Effect.forEach(range(1, 40), (seq) => wal.append(record(seq)), {
+              concurrency: "unbounded",
+              discard: true
+            })
+            yield* Deferred.await(syncing)
+            // acknowledged while the checkpoint waits for its fsync
+            for (const seq of range(41, 60)) yield* wal.append(record(seq))
+            assert.strictEqual((yield* wal.stats).compactions, 0)
+            instrument.hook = () => Effect.void
+            yield* Deferred.succeed(release, undefined)
+            for (let i = 0; i < 200 && (yield* wal.stats).compactions === 0; i++) yield* Effect.sleep(5)
+            assert.strictEqual((yield* wal.stats).compactions, 1)
+            yield* wal.append(record(61))
+          }),
+        { compactBytes: 4 * 1024 }
+      ).pipe(Effect.provide(instrumented(instrument)))
+      const { state } = yield* stateOf(file).pipe(Effect.provide(NodeLayer))
+      assertState(state, Wal.fold(range(1, 61).map((seq) => record(seq))))
+    })
+  )
+
   it.effect("crash states of a checkpoint: old log or new log, never a mix, never lost", () =>
     Effect.gen(function* () {
       const fs = yield* FileSystem.FileSystem
