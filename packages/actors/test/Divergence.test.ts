@@ -209,6 +209,22 @@ const forge = (core: Replica.ReplicaCore<Kv.State, Kv.Command, Kv.Result>) => {
   core.state = Kv.apply(core.state, { _tag: "Put", key: "k0", value: "forged" })[0]
 }
 
+/**
+ * Decides slots `from..to` on every replica of `net`, slot `s` a put of `value(s)` to key
+ * `k<s>`, and records the slots each replica asked the host to digest.
+ */
+const digestingRun = (net: Net, value: (slot: number) => string) => {
+  const digestedAt = new Map<string, Array<number>>()
+  const run = (from: number, to: number) => {
+    for (let s = from; s <= to; s++) net.decide(s, new Command.Batch({ commands: [put("c", s, `k${s}`, value(s))] }))
+    for (const [id, core] of net.cores) {
+      const ready = core.out.drain()
+      digestedAt.set(id, [...(digestedAt.get(id) ?? []), ...ready.work.map((j) => j.captured.slotOut)])
+    }
+  }
+  return { run, digestedAt }
+}
+
 describe("replicas compare digests", () => {
   it("the host's digest of a captured state is the SHA-256 of the snapshot as state transfer encodes it", async () => {
     const net = new Net(["r1"], three)
@@ -441,15 +457,7 @@ describe("replicas compare digests", () => {
   it("past snapshotBytes of commands since the last digest slot every replica digests the same slot, a restarted one too", () => {
     const bytes = ClusterConfig.make({ ...three, snapshotEvery: 1000, snapshotBytes: 100, snapshotRatio: 0 })
     const net = new Net(["r1", "r2", "r3"], bytes)
-    const digestedAt = new Map<string, Array<number>>()
-    const run = (from: number, to: number) => {
-      for (let s = from; s <= to; s++)
-        net.decide(s, new Command.Batch({ commands: [put("c", s, `k${s}`, "x".repeat(s % 3 === 0 ? 60 : 5))] }))
-      for (const [id, core] of net.cores) {
-        const ready = core.out.drain()
-        digestedAt.set(id, [...(digestedAt.get(id) ?? []), ...ready.work.map((j) => j.captured.slotOut)])
-      }
-    }
+    const { run, digestedAt } = digestingRun(net, (s) => "x".repeat(s % 3 === 0 ? 60 : 5))
     run(1, 10)
     // r3 restarts from its state at slot 11 (as if saved there) and goes on with the others
     net.cores.set("r3", new Replica.ReplicaCore("r3", bytes, Kv.machine, Option.some(net.core("r3").snapshot())))
@@ -467,15 +475,7 @@ describe("replicas compare digests", () => {
   it("the commands between digest slots grow with the state, alike on every replica, a restarted and a copied one too", () => {
     const growing = ClusterConfig.make({ ...three, snapshotEvery: 1000, snapshotBytes: 100, snapshotMaxBytes: 3000 })
     const net = new Net(["r1", "r2", "r3"], growing)
-    const digestedAt = new Map<string, Array<number>>()
-    const run = (from: number, to: number) => {
-      for (let s = from; s <= to; s++)
-        net.decide(s, new Command.Batch({ commands: [put("c", s, `k${s}`, "x".repeat(20 + (s % 7) * 10))] }))
-      for (const [id, core] of net.cores) {
-        const ready = core.out.drain()
-        digestedAt.set(id, [...(digestedAt.get(id) ?? []), ...ready.work.map((j) => j.captured.slotOut)])
-      }
-    }
+    const { run, digestedAt } = digestingRun(net, (s) => "x".repeat(20 + (s % 7) * 10))
     run(1, 40)
     // r3 restarts from its state at slot 41, as if saved there
     net.cores.set("r3", new Replica.ReplicaCore("r3", growing, Kv.machine, Option.some(net.core("r3").snapshot())))

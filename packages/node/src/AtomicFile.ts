@@ -62,20 +62,7 @@ export const removeStray = Effect.fnUntraced(function* (file: string) {
 })
 
 /** Replaces `file` with one frame holding `payload`; completes when the replacement is durable. */
-export const write = Effect.fnUntraced(function* (file: string, payload: Uint8Array) {
-  const fs = yield* FileSystem.FileSystem
-  const path = yield* Path.Path
-  const temp = tempOf(file)
-  yield* Effect.scoped(
-    Effect.gen(function* () {
-      const handle = yield* fs.open(temp, { flag: "w" })
-      yield* handle.writeAll(Frame.encode(payload))
-      yield* handle.sync
-    })
-  )
-  yield* fs.rename(temp, file)
-  yield* syncDirectory(path.dirname(file))
-})
+export const write = (file: string, payload: Uint8Array) => writeParts(file, [Frame.encode(payload)])
 
 /** The payload of `file`, `None` when it does not exist, `CorruptFile` when it is not one valid frame. */
 export const read = (
