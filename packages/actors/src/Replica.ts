@@ -1069,6 +1069,9 @@ export class ReplicaCore<S, C, R> {
       this.send(slot, this.changes.shift()!)
     }
     while (this.slotIn < this.slotOut + window && this.pending.size > 0) {
+      // past `eagerSlots` undecided proposals only a full batch goes; the rest waits for a
+      // decision (commands wait for the slots before theirs anyway)
+      if (this.proposals.size >= batch.eagerSlots && !this.fullBatchPending()) return
       if (batch.lingerMs > 0 && this.pending.size < batch.maxSize) {
         // a partial batch waits a little for company, but never longer than the linger
         const until = this.pendingSince + batch.lingerMs
@@ -1094,6 +1097,17 @@ export class ReplicaCore<S, C, R> {
       this.pendingSince = this.now()
       this.send(slot, Trusted.batch(commands))
     }
+  }
+
+  /** Do the pending commands fill a batch, by count or by bytes? */
+  private fullBatchPending(): boolean {
+    if (this.pending.size >= this.config.batch.maxSize) return true
+    let bytes = 0
+    for (const c of this.pending.values()) {
+      bytes += sizeOf(c) + 1
+      if (bytes > this.limits.batchBytes) return true
+    }
+    return false
   }
 
   /** Proposes `value` in `slot`, to the leader it follows (every leader if none), and resends it until decided. */

@@ -172,15 +172,17 @@ describe("replica batches", () => {
     // about 1,900 UTF-8 bytes each: three fit the 6 KiB batch, four do not
     for (let i = 1; i <= 12; i++) r.request(put("c", i, "漢".repeat(600)))
     const first = r.drain().filter((o) => o.message._tag === "Propose")
-    assert.strictEqual(first.length, 4, "the window (4) fills with one command per slot")
-    // each decision opens the window for one batch of what waited
+    // the first eagerSlots (2) take one command each as they come; past them only full
+    // batches go, and the window (4) fills with them
+    assert.strictEqual(first.length, 4)
     const proposals = [...first]
     for (let slot = 1; slot <= 3; slot++) {
       r.decision(slot, (first[slot - 1]!.message as Message.Propose).value)
       proposals.push(...r.drain().filter((o) => o.message._tag === "Propose"))
     }
     const sizes = proposals.map((o) => ((o.message as Message.Propose).value as Command.Batch).commands.length)
-    assert.deepStrictEqual(sizes, [1, 1, 1, 1, 3, 3, 2], "batches fill by bytes, not to maxSize")
+    assert.deepStrictEqual(sizes, [1, 1, 3, 3, 3], "batches fill by bytes, not to maxSize")
+    assert.strictEqual(r.pending.size, 1, "a partial batch waits while two proposals are undecided")
     for (const o of proposals) {
       const envelope = new Message.Envelope({ from: "replica/r1", to: o.to, message: o.message })
       assert.isAtMost(Limits.utf8Bytes(Codec.encode(envelope)), limits.messageBytes)

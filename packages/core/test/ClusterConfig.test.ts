@@ -15,6 +15,7 @@ describe("ClusterConfig", () => {
     const c = Result.getOrThrow(ClusterConfig.decode(ok))
     assert.strictEqual(c.window, 16)
     assert.strictEqual(c.batch.maxSize, 256)
+    assert.strictEqual(c.batch.eagerSlots, 2)
     assert.strictEqual(c.timeouts.retransmitMs, 100)
     assert.strictEqual(c.snapshotRatio, 2)
     assert.strictEqual(c.snapshotMaxBytes, 64 * 1024 * 1024)

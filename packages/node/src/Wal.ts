@@ -21,7 +21,7 @@
  * not explain.
  *
  * Compaction: after a batch, when the log is larger than `compactBytes` and at least twice
- * its last checkpoint, a fiber of its own writes the state as it is then as one record to
+ * what a checkpoint of the state would take now (`checkpointBytes`), a fiber of its own writes the state as it is then as one record to
  * `<wal>.tmp`, a slice at a time, and fsyncs it, while the writer goes on appending to the
  * old log and keeps a copy of each batch it commits meanwhile. Then, with the writer held
  * off, those batches are appended to the temp file, which is fsynced, renamed over the log,
@@ -39,7 +39,7 @@
  *
  * @since 0.1.0
  */
-import { Ballot, JsonText, Storage } from "@synod/core"
+import { Ballot, JsonText, Limits, Storage } from "@synod/core"
 import { Deferred, Effect, Exit, FileSystem, Metric, Path, Queue, Result, Schema, Scope, Semaphore } from "effect"
 import type { PlatformError } from "effect/PlatformError"
 import * as AtomicFile from "./AtomicFile.ts"
@@ -78,6 +78,8 @@ export interface Stats {
   readonly compactions: number
   /** The log's current length. */
   readonly bytes: number
+  /** About what a checkpoint of the state would take now (`checkpointBytes`, kept as records come). */
+  readonly checkpointBytes: number
 }
 
 /** What `open` found on disk. */
@@ -108,6 +110,43 @@ export const fold = (records: Iterable<Storage.AcceptorRecord>): Storage.Accepto
   const state: Storage.MutableAcceptorState = { promised: Ballot.bottom, watermark: 1, accepted: new Map() }
   for (const record of records) Storage.applyRecord(state, record)
   return state
+}
+
+/** About the bytes a pvalue takes in a checkpoint (`Limits.jsonLength`), counted once per pvalue. */
+const pvalueBytes = new WeakMap<object, number>()
+const bytesOf = (pv: Storage.AcceptorRecord["accepted"][number]): number => {
+  let n = pvalueBytes.get(pv)
+  if (n === undefined) {
+    n = Limits.jsonLength(pv) + 1
+    pvalueBytes.set(pv, n)
+  }
+  return n
+}
+
+/** About the bytes `checkpoint(state)` takes: its pvalues, and a little for the rest. */
+export const checkpointBytes = (state: Storage.AcceptorState): number => {
+  let n = 128
+  for (const pv of state.accepted.values()) n += bytesOf(pv)
+  return n
+}
+
+/**
+ * `Storage.applyRecord`, answering how much `checkpointBytes(state)` changed, or
+ * `undefined` when the watermark moved (slots were forgotten: count again).
+ */
+const applyCounting = (state: Storage.MutableAcceptorState, record: Storage.AcceptorRecord): number | undefined => {
+  const watermark = state.watermark
+  const before = record.accepted.map((pv) => state.accepted.get(pv.slot))
+  Storage.applyRecord(state, record)
+  if (state.watermark !== watermark) return undefined
+  let delta = 0
+  record.accepted.forEach((pv, i) => {
+    // not taken (a lower ballot), or the same pvalue again
+    const old = before[i]
+    if (state.accepted.get(pv.slot) !== pv || old === pv) return
+    delta += bytesOf(pv) - (old === undefined ? 0 : bytesOf(old))
+  })
+  return delta
 }
 
 /** One record whose fold is `state`: what compaction writes. */
@@ -235,7 +274,16 @@ export const open = Effect.fn("Wal.open")(function* (file: string, options: Opti
   }
 
   let size = scan.end
-  let lastCheckpoint = 0
+  /**
+   * About the bytes a checkpoint would take now (`checkpointBytes`): the log compacts once
+   * it is twice that. Acceptors forget a snapshot's worth of slots at once, so right after
+   * they do a checkpoint is small and cheap; the size of the last checkpoint, the rule
+   * before, made the next one wait until the log had doubled a checkpoint taken just
+   * before such a forgetting, and then wrote out tens of megabytes again.
+   */
+  let live = checkpointBytes(state)
+  /** After a failed compaction: the size the log must reach before the next attempt. */
+  let retryAt = 0
   let appends = 0
   let syncs = 0
   let compactions = 0
@@ -304,7 +352,7 @@ export const open = Effect.fn("Wal.open")(function* (file: string, options: Opti
           if (Result.isFailure(staged)) {
             // Nothing has changed yet: keep the old log, and wait for it to double before retrying.
             yield* fs.remove(temp, { force: true }).pipe(Effect.ignore)
-            lastCheckpoint = size
+            retryAt = 2 * size
             return yield* Effect.logWarning(`compaction of ${file} failed; continuing on the old log`, staged.failure)
           }
           const renamed = yield* Effect.result(Effect.andThen(fs.rename(temp, file), AtomicFile.syncDirectory(dir)))
@@ -318,10 +366,7 @@ export const open = Effect.fn("Wal.open")(function* (file: string, options: Opti
           handleScope = tempScope
           swapped = true
           size = staged.success.length
-          lastCheckpoint = written.pipe(
-            Result.map((w) => w.length),
-            Result.getOrElse(() => size)
-          )
+          retryAt = 0
           compactions++
         }).pipe(Effect.uninterruptible)
       )
@@ -352,10 +397,16 @@ export const open = Effect.fn("Wal.open")(function* (file: string, options: Opti
           size += bytes.length
           syncs++
           appends += batch.length
-          for (const p of batch) Storage.applyRecord(state, p.record)
+          let recount = false
+          for (const p of batch) {
+            const delta = applyCounting(state, p.record)
+            if (delta === undefined) recount = true
+            else live += delta
+          }
+          if (recount) live = checkpointBytes(state)
           for (const p of batch) Deferred.doneUnsafe(p.done, Exit.void)
           if (compacting !== undefined) compacting.tail.push(bytes)
-          else if (size > compactBytes && size >= 2 * lastCheckpoint) {
+          else if (size > compactBytes && size >= retryAt && size >= 2 * live) {
             compacting = { tail: [] }
             yield* Effect.forkIn(compact(checkpoint(state), yield* Scope.make()), scope)
           }
@@ -401,7 +452,7 @@ export const open = Effect.fn("Wal.open")(function* (file: string, options: Opti
         }
         return Deferred.await(done)
       }),
-    stats: Effect.sync(() => ({ appends, syncs, compactions, bytes: size })),
+    stats: Effect.sync(() => ({ appends, syncs, compactions, bytes: size, checkpointBytes: live })),
     failure: Effect.sync(() => failure)
   }
   return wal

@@ -24,6 +24,12 @@ const tempLog = Effect.gen(function* () {
 })
 
 /** Opens the log at `file`, runs `f` on it, and closes it. */
+/**
+ * Record `seq` accepting in one of four slots, each time a higher ballot: the log grows
+ * while a checkpoint stays four pvalues, so it compacts once past `compactBytes`.
+ */
+const reaccept = (seq: number) => record(seq, 1 + (seq % 4))
+
 const withWal = <A, E, R>(file: string, f: (wal: Wal.Wal) => Effect.Effect<A, E, R>, options: Wal.Options = {}) =>
   Effect.scoped(Effect.flatMap(Wal.open(file, options), f))
 
@@ -297,6 +303,65 @@ describe("Wal", () => {
     30_000
   )
 
+  it.effect("the checkpoint's size is kept as records come, as counting the folded state gives", () =>
+    Effect.gen(function* () {
+      const records = fc.sample(
+        fc.array(
+          fc.tuple(fc.integer({ min: 1, max: 40 }), fc.integer({ min: 1, max: 30 }), fc.integer({ min: 0, max: 12 })),
+          { minLength: 1, maxLength: 60 }
+        ),
+        8
+      )
+      for (const run of records) {
+        const file = yield* tempLog
+        const appended = run.map(([seq, slot, forget]) =>
+          forget === 0 ? { ...record(seq, slot), watermark: slot } : record(seq, slot)
+        )
+        const stats = yield* withWal(
+          file,
+          (wal) =>
+            Effect.gen(function* () {
+              for (const r of appended) yield* wal.append(r)
+              return yield* wal.stats
+            }),
+          { compactBytes: 1 << 30 }
+        )
+        assert.strictEqual(stats.checkpointBytes, Wal.checkpointBytes(Wal.fold(appended)))
+        // and after a reopen, counted from what was recovered
+        const reopened = yield* withWal(file, (wal) => wal.stats)
+        assert.strictEqual(reopened.checkpointBytes, stats.checkpointBytes)
+      }
+    }).pipe(Effect.provide(NodeLayer))
+  )
+
+  it.effect(
+    "right after the acceptor forgets most of its slots the log compacts, however large the last checkpoint",
+    () =>
+      Effect.gen(function* () {
+        const fs = yield* FileSystem.FileSystem
+        const file = yield* tempLog
+        const stats = yield* withWal(
+          file,
+          (wal) =>
+            Effect.gen(function* () {
+              // 300 slots kept: every compaction would write them all out
+              for (const seq of range(1, 300)) yield* wal.append(record(seq))
+              const before = yield* wal.stats
+              // forgetting all but the last 10 slots makes the next checkpoint small: it comes at once
+              yield* wal.append({ ...record(301), watermark: 292 })
+              for (let i = 0; i < 100 && (yield* wal.stats).compactions === before.compactions; i++) {
+                yield* wal.append(record(302 + i))
+              }
+              return { before, after: yield* wal.stats }
+            }),
+          { compactBytes: 8 * 1024 }
+        )
+        assert.strictEqual(stats.after.compactions, stats.before.compactions + 1)
+        assert.isBelow(Number((yield* fs.stat(file)).size), 8 * 1024)
+        assert.isAbove(stats.before.bytes, 4 * stats.after.checkpointBytes)
+      }).pipe(Effect.provide(NodeLayer))
+  )
+
   it.effect("appends that arrive during a compaction wait for it and are not lost", () =>
     Effect.gen(function* () {
       const instrument = new InstrumentedFs.Instrument()
@@ -312,13 +377,13 @@ describe("Wal", () => {
                 ? Effect.andThen(Deferred.succeed(renaming, undefined), Deferred.await(release))
                 : Effect.void
             // Big enough to cross the threshold in one batch.
-            yield* Effect.forEach(range(1, 40), (seq) => wal.append(record(seq)), {
+            yield* Effect.forEach(range(1, 40), (seq) => wal.append(reaccept(seq)), {
               concurrency: "unbounded",
               discard: true
             })
             yield* Deferred.await(renaming)
             const during = yield* Effect.forkChild(
-              Effect.forEach(range(41, 90), (seq) => wal.append(record(seq)), {
+              Effect.forEach(range(41, 90), (seq) => wal.append(reaccept(seq)), {
                 concurrency: "unbounded",
                 discard: true
               }),
@@ -334,7 +399,7 @@ describe("Wal", () => {
         { compactBytes: 4 * 1024 }
       ).pipe(Effect.provide(instrumented(instrument)))
       const { state } = yield* stateOf(file).pipe(Effect.provide(NodeLayer))
-      assertState(state, Wal.fold(range(1, 90).map((seq) => record(seq))))
+      assertState(state, Wal.fold(range(1, 90).map((seq) => reaccept(seq))))
     })
   )
 
@@ -353,24 +418,24 @@ describe("Wal", () => {
               call.op === "sync" && call.path === `${file}.tmp`
                 ? Effect.andThen(Deferred.succeed(syncing, undefined), Deferred.await(release))
                 : Effect.void
-            yield* Effect.forEach(range(1, 40), (seq) => wal.append(record(seq)), {
+            yield* Effect.forEach(range(1, 40), (seq) => wal.append(reaccept(seq)), {
               concurrency: "unbounded",
               discard: true
             })
             yield* Deferred.await(syncing)
             // acknowledged while the checkpoint waits for its fsync
-            for (const seq of range(41, 60)) yield* wal.append(record(seq))
+            for (const seq of range(41, 60)) yield* wal.append(reaccept(seq))
             assert.strictEqual((yield* wal.stats).compactions, 0)
             instrument.hook = () => Effect.void
             yield* Deferred.succeed(release, undefined)
             for (let i = 0; i < 200 && (yield* wal.stats).compactions === 0; i++) yield* Effect.sleep(5)
             assert.strictEqual((yield* wal.stats).compactions, 1)
-            yield* wal.append(record(61))
+            yield* wal.append(reaccept(61))
           }),
         { compactBytes: 4 * 1024 }
       ).pipe(Effect.provide(instrumented(instrument)))
       const { state } = yield* stateOf(file).pipe(Effect.provide(NodeLayer))
-      assertState(state, Wal.fold(range(1, 61).map((seq) => record(seq))))
+      assertState(state, Wal.fold(range(1, 61).map((seq) => reaccept(seq))))
     })
   )
 

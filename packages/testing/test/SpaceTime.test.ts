@@ -45,7 +45,8 @@ const findPlanted = (): Promise<Scenario.Scenario> =>
       if (
         report.violations.length > 0 &&
         timeline.arrows.some((a) => a.event === "x") &&
-        timeline.arrows.some((a) => a.copy === "duplicate") &&
+        // among the arrows the whole-run view draws (the first `maxDrawn`)
+        timeline.arrows.slice(0, SpaceTime.maxDrawn).some((a) => a.copy === "duplicate") &&
         timeline.faults.length > 0 &&
         hotInOpeningWindow(timeline)
       )

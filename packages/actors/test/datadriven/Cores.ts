@@ -302,7 +302,7 @@ const kv = (state: Kv.State): string => {
 
 /**
  * The replica (of the key-value machine): `init id= window= maxSize= linger= snapshotEvery=
- * snapshotBytes= snapshotRatio= snapshotMaxBytes= maxMessageBytes=`, `deliver`, `tick`, `wake`, `time`, `status`, `crash`,
+ * snapshotBytes= snapshotRatio= snapshotMaxBytes= eagerSlots= maxMessageBytes=`, `deliver`, `tick`, `wake`, `time`, `status`, `crash`,
  * `restart` (from the last persisted snapshot). Leaders l1 and l2, acceptors a1..a3,
  * replicas r1 and r2; resend after 100 ms, leader timeout 200 ms.
  */
@@ -334,7 +334,12 @@ export const replica = (): Handler => {
           snapshotBytes: cmd.int("snapshotBytes", 1 << 20),
           snapshotRatio: cmd.int("snapshotRatio", 2),
           snapshotMaxBytes: cmd.int("snapshotMaxBytes", 1 << 26),
-          batch: { maxSize: cmd.int("maxSize", 2), lingerMs: cmd.int("linger", 0) },
+          // the scripts written before eagerSlots fill their whole window as commands come
+          batch: {
+            maxSize: cmd.int("maxSize", 2),
+            lingerMs: cmd.int("linger", 0),
+            eagerSlots: cmd.int("eagerSlots", 16)
+          },
           timeouts
         })
         const maxMessageBytes = cmd.int("maxMessageBytes", 8192)
