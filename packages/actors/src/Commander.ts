@@ -134,6 +134,7 @@ export const run = Effect.fnUntraced(function* (options: Options) {
     acceptors: options.acceptors,
     tally: commander.tally,
     retransmitMs: options.retransmitMs,
+    backoff: true,
     span: options.trace?.span,
     message: () => {
       const p2a = commander.p2a()

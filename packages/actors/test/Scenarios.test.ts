@@ -6,7 +6,7 @@ import { Address, Ballot, ClusterConfig, Command, InMemoryBus, Message, Storage 
 import { Kv } from "@synod/kv"
 import { Effect, Exit, Fiber, Layer, Queue, Scope } from "effect"
 import { TestClock } from "effect/testing"
-import { Client, Commander, Server } from "@synod/actors"
+import { Client, Commander, Scout, Server } from "@synod/actors"
 import { recording } from "./Recording.ts"
 
 const b1 = Ballot.make(1, "l1")
@@ -109,6 +109,31 @@ describe("a commander", () => {
       }
       assert.deepStrictEqual(at, [100, 300, 700, 1500, 2300, 3100])
     })
+  )
+
+  it.effect(
+    "a scout does not back off: it resends P1a every retransmitMs, so a new leader hears acceptors soon after their lease ends",
+    () =>
+      Effect.gen(function* () {
+        const { sent, layer } = recording()
+        const inbox = yield* Queue.unbounded<Message.Envelope>()
+        yield* Scout.run({
+          leader: Address.leader("l1"),
+          ballot: b2,
+          acceptors: ["a1", "a2", "a3"],
+          inbox,
+          retransmitMs: 100
+        }).pipe(Effect.provide(layer), Effect.forkChild)
+        yield* TestClock.adjust(1)
+        assert.strictEqual(sent.length, 3)
+        const at: Array<number> = []
+        for (let t = 1; t < 500; t++) {
+          const before = sent.length
+          yield* TestClock.adjust(1)
+          if (sent.length > before) at.push(t + 1) // ms since the first send
+        }
+        assert.deepStrictEqual(at, [100, 200, 300, 400, 500])
+      })
   )
 
   it.effect("ends preempted on a higher ballot and ignores lower ones (B5)", () =>

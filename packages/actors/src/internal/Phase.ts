@@ -12,16 +12,23 @@ import * as Metrics from "../Metrics.ts"
 export const maxBackoff = 8
 
 /**
- * Sends `message(acceptor)` to all `acceptors` now, and to `tally.missing()` after
- * `retransmitMs`, then after twice as long each time up to `maxBackoff` × `retransmitMs`,
- * in a child fiber (it stops when the caller's fiber ends). `message` is re-evaluated at
- * each send. Answers the send, for the caller's own follow-ups.
+ * Sends `message(acceptor)` to all `acceptors` now, and to `tally.missing()` every
+ * `retransmitMs` (with `backoff`: after `retransmitMs`, then after twice as long each time
+ * up to `maxBackoff` × `retransmitMs`), in a child fiber (it stops when the caller's fiber
+ * ends). `message` is re-evaluated at each send. Answers the send, for the caller's own
+ * follow-ups.
  */
 export const broadcast = Effect.fnUntraced(function* (options: {
   readonly leader: Address.Address
   readonly acceptors: ReadonlyArray<string>
   readonly tally: Quorum.Tally
   readonly retransmitMs: number
+  /**
+   * Resend after `retransmitMs`, then twice as long each time up to `maxBackoff` ×
+   * `retransmitMs` (a commander's P2a); else every `retransmitMs` (a scout's P1a, which
+   * acceptors holding a lease refuse until it ends: a new leader must hear them soon after).
+   */
+  readonly backoff?: boolean
   readonly message: (acceptor: string) => Message.Message
   /** Tracing: the span every message continues (the acceptors' spans become its children). */
   readonly span?: Tracer.AnySpan | undefined
@@ -42,11 +49,14 @@ export const broadcast = Effect.fnUntraced(function* (options: {
     )
   yield* sendTo(options.acceptors)
   const resent = Metrics.of(Metrics.retransmissions, Address.id(leader), { role: "leader" })
-  // Resends back off, doubling up to `maxBackoff` × `retransmitMs`, as the replicas' and
-  // clients' do: an overloaded acceptor answers late, not never, and a P2a may carry a
-  // megabyte; resending every `retransmitMs` while the answers queue behind the work
-  // multiplied the work (4 KB values at 256 clients collapsed to a few hundred writes a
-  // second, their p99 seconds). A lost message still goes again within `retransmitMs`.
+  // A commander's resends back off, doubling up to `maxBackoff` × `retransmitMs`, as the
+  // replicas' and clients' do: an overloaded acceptor answers late, not never, and a P2a
+  // may carry a megabyte; resending every `retransmitMs` while the answers queue behind
+  // the work multiplied the work (4 KB values at 256 clients collapsed to a few hundred
+  // writes a second, their p99 seconds). A lost message still goes again within
+  // `retransmitMs`. A scout's do not: with backoff a new leader heard the acceptors
+  // whose lease had held it off only at its next resend, up to 800 ms later (a paused
+  // leader's fail-over went from 0.66 to 1.86 s at p99).
   const resend = (wait: number): Effect.Effect<void> =>
     Effect.andThen(
       Effect.sleep(wait),
@@ -54,7 +64,7 @@ export const broadcast = Effect.fnUntraced(function* (options: {
         const missing = options.tally.missing()
         return Effect.andThen(
           missing.length === 0 ? Effect.void : Effect.andThen(Metric.update(resent, 1), sendTo(missing)),
-          resend(Math.min(wait * 2, maxBackoff * options.retransmitMs))
+          resend(options.backoff === true ? Math.min(wait * 2, maxBackoff * options.retransmitMs) : wait)
         )
       })
     )
