@@ -83,6 +83,31 @@ const sizeOf = (command: Command.Command): number => {
   return size
 }
 
+/**
+ * Client commands waiting for a slot, with the bytes they take in a batch (`sizeOf` and a
+ * comma each) kept as they come and go: whether a full batch waits is then known without
+ * walking them on every request (`ReplicaCore.fullBatchPending`).
+ */
+class PendingCommands extends Map<string, Command.Command> {
+  bytes = 0
+  override set(key: string, command: Command.Command): this {
+    const old = super.get(key)
+    if (old !== undefined) this.bytes -= sizeOf(old) + 1
+    this.bytes += sizeOf(command) + 1
+    return super.set(key, command)
+  }
+  override delete(key: string): boolean {
+    const old = super.get(key)
+    if (old === undefined) return false
+    this.bytes -= sizeOf(old) + 1
+    return super.delete(key)
+  }
+  override clear(): void {
+    this.bytes = 0
+    super.clear()
+  }
+}
+
 export type Outbound = Host.Outbound
 
 /** What the replica is fed: a message of its inbound union, its timer, or the end of a batching linger. */
@@ -224,7 +249,7 @@ export class ReplicaCore<S, C, R> {
   private readCount = 0
   private readonly random: () => number
   private readonly limits: Limits.Limits
-  readonly pending = new Map<string, Command.Command>()
+  readonly pending = new PendingCommands()
   readonly inFlight = new Set<string>()
   /** Slot → what this replica proposed there: a batch of client commands, or a configuration change. */
   readonly proposals = new Map<number, Command.Batch | Command.Reconfigure>()
@@ -1101,13 +1126,7 @@ export class ReplicaCore<S, C, R> {
 
   /** Do the pending commands fill a batch, by count or by bytes? */
   private fullBatchPending(): boolean {
-    if (this.pending.size >= this.config.batch.maxSize) return true
-    let bytes = 0
-    for (const c of this.pending.values()) {
-      bytes += sizeOf(c) + 1
-      if (bytes > this.limits.batchBytes) return true
-    }
-    return false
+    return this.pending.size >= this.config.batch.maxSize || this.pending.bytes > this.limits.batchBytes
   }
 
   /** Proposes `value` in `slot`, to the leader it follows (every leader if none), and resends it until decided. */
@@ -1286,14 +1305,11 @@ export const digestText = (text: string): string => createHash("sha256").update(
  */
 export function* digestTextGradually(text: string, sliceChars = 1 << 20): Generator<void, string, void> {
   const hash = createHash("sha256")
-  for (let at = 0; at < text.length; ) {
-    let end = Math.min(text.length, at + sliceChars)
-    // never between the halves of a surrogate pair: each half alone would hash as U+FFFD
-    const last = text.charCodeAt(end - 1)
-    if (end < text.length && last >= 0xd800 && last <= 0xdbff) end++
-    hash.update(text.slice(at, end))
-    at = end
-    if (at < text.length) yield
+  let first = true
+  for (const slice of JsonText.slices(text, sliceChars)) {
+    if (!first) yield
+    first = false
+    hash.update(slice)
   }
   return hash.digest("hex")
 }

@@ -64,6 +64,21 @@ export function* stringifyGradually(value: Schema.Json): Generator<void, string,
   return JSON.stringify(value)
 }
 
+/**
+ * `text` in consecutive slices of about `sliceChars` characters (at least one each), never
+ * between the halves of a surrogate pair: each half alone would be encoded, or hashed, as
+ * U+FFFD. For work done on a long text a slice per turn.
+ */
+export function* slices(text: string, sliceChars: number): Generator<string, void, void> {
+  for (let at = 0; at < text.length; ) {
+    let end = Math.min(text.length, at + Math.max(1, sliceChars))
+    const last = text.charCodeAt(end - 1)
+    if (end < text.length && last >= 0xd800 && last <= 0xdbff) end++
+    yield text.slice(at, end)
+    at = end
+  }
+}
+
 /** Runs a generator to its result, yielding to other fibers after each slice. */
 export const runGradually = <A>(make: () => Generator<void, A, void>): Effect.Effect<A> =>
   Effect.suspend(() => {

@@ -31,6 +31,7 @@
  *
  * @since 0.1.0
  */
+import { JsonText } from "@synod/core"
 import * as Zlib from "node:zlib"
 
 /** Bytes before the payload: length and checksum. */
@@ -66,17 +67,12 @@ export function* encodeTextGradually(text: string, sliceChars = 1 << 20): Genera
   const parts: Array<Uint8Array> = [header]
   let crc = 0
   let length = 0
-  for (let at = 0; at < text.length; ) {
-    let end = Math.min(text.length, at + sliceChars)
-    // never between the halves of a surrogate pair: each half alone would encode as U+FFFD
-    const last = text.charCodeAt(end - 1)
-    if (end < text.length && last >= 0xd800 && last <= 0xdbff) end++
-    const part = utf8Encoder.encode(text.slice(at, end))
+  for (const slice of JsonText.slices(text, sliceChars)) {
+    if (parts.length > 1) yield
+    const part = utf8Encoder.encode(slice)
     crc = Zlib.crc32(part, crc)
     length += part.length
     parts.push(part)
-    at = end
-    if (at < text.length) yield
   }
   if (length > MaxFrameBytes)
     throw new RangeError(`a payload of ${length} bytes cannot be framed (at most ${MaxFrameBytes})`)
