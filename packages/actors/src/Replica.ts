@@ -772,8 +772,10 @@ export class ReplicaCore<S, C, R> {
    * there on (`Progress` reports no further), so the copy is always enough to catch up.
    */
   stateRequest(from: Address.Address, request: Message.StateRequest): void {
-    // a state a majority contradicts is not one to copy
-    if (this.catchingUp || this.quarantine?._tag === "Diverged") return
+    // a state a majority contradicts is not one to copy; the verified one, which a majority
+    // agreed with before, still is: with the peers that agreed wiped, it may be the only copy
+    // of the state at the watermark left (seed 1371960 stalled when a diverged replica kept it)
+    if (this.catchingUp || (this.quarantine?._tag === "Diverged" && !this.vouched)) return
     if (!this.vouched) {
       // with fewer than three replicas no majority can vouch for a state without both: the current one
       const chunks = this.source.serve(request, {

@@ -259,6 +259,22 @@ describe("replicas compare digests", () => {
     assert.strictEqual(run("ab\u{1F600}cd", 3).digest, Replica.digestText("ab\u{1F600}cd"))
   })
 
+  it("a diverged replica still serves the state a majority agreed with before: it may be the last copy left", () => {
+    const net = new Net(["r1", "r2", "r3"], three)
+    for (let s = 1; s <= 4; s++) net.decide(s, new Command.Batch({ commands: [put("c", s, `k${s}`, "v")] }))
+    net.settle()
+    forge(net.core("r2"))
+    for (let s = 5; s <= 8; s++) net.decide(s, Command.noop)
+    net.settle((_, m) => m._tag === "StateRequest")
+    const r2 = net.core("r2")
+    assert.strictEqual(r2.quarantine?._tag, "Diverged")
+    assert.strictEqual(r2.verified?.slotOut, 5, "agreed at slot 5, before the change")
+    r2.out.drain()
+    r2.stateRequest("replica/r1", new Message.StateRequest({ slotOut: 1, chunks: [] }))
+    const chunks = r2.out.drain().send.filter((o) => o.message._tag === "StateChunk")
+    assert.isAbove(chunks.length, 0)
+  })
+
   it("a replica whose state a majority contradicts stops answering, copies a majority peer's snapshot and answers again", () => {
     const net = new Net(["r1", "r2", "r3"], three)
     net.decide(1, new Command.Batch({ commands: [put("c", 1, "k1", "a")] }))
