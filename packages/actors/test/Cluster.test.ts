@@ -1,7 +1,8 @@
 import { assert, describe, it } from "@effect/vitest"
 import { ClusterConfig, InMemoryBus, Storage } from "@synod/core"
 import { Kv } from "@synod/kv"
-import { Effect, Exit, Fiber, Layer, Scope } from "effect"
+import { Clock, Effect, Exit, Fiber, Layer, Scope } from "effect"
+import { TestClock } from "effect/testing"
 import { Client, Server } from "@synod/actors"
 
 const config = ClusterConfig.servers(3)
@@ -186,5 +187,44 @@ describe("a clean stop of the leader's server", () => {
       )
     },
     30_000
+  )
+})
+
+describe("the role host's timer", () => {
+  it.effect("wakes a role when its core asks, between its ticks, and keeps ticking while messages come", () =>
+    Effect.gen(function* () {
+      // a lone command lingers 30 ms for more (batches of 3); the replicas tick every 100 ms
+      const lingering = ClusterConfig.servers(3, {
+        batch: { maxSize: 3, lingerMs: 30 },
+        timeouts: { retransmitMs: 100, clientTimeoutMs: 60_000 }
+      })
+      const layer = Server.layerCluster(lingering, Kv.machine).pipe(
+        Layer.provideMerge(Storage.layerMemory()),
+        Layer.provideMerge(InMemoryBus.layer())
+      )
+      yield* Effect.gen(function* () {
+        const client = yield* Client.make(Kv.machine, lingering)
+        // a leader, and a first command to find it
+        const first = yield* client.submit({ _tag: "Put", key: "a", value: "0" }).pipe(Effect.forkChild)
+        for (let t = 0; t < 3_000 && first.pollUnsafe() === undefined; t++) yield* TestClock.adjust(1)
+        assert.isDefined(first.pollUnsafe(), "a leader was elected and the first command performed")
+        // start just after a tick of every role, so the next ones are about 100 ms away
+        for (let i = 1; i <= 5; i++) {
+          yield* TestClock.adjust(1)
+          const started = yield* Clock.currentTimeMillis
+          const put = yield* client.submit({ _tag: "Put", key: "a", value: `${i}` }).pipe(Effect.forkChild)
+          let waited = 0
+          while (put.pollUnsafe() === undefined && waited < 200) {
+            yield* TestClock.adjust(1)
+            waited++
+          }
+          assert.deepStrictEqual(yield* Fiber.join(put), { _tag: "Written", version: i + 1 })
+          const took = (yield* Clock.currentTimeMillis) - started
+          // proposed at its linger's end (30 ms), not at the replica's next tick
+          assert.isAtLeast(took, 30, `command ${i} lingered`)
+          assert.isAtMost(took, 31, `command ${i} was proposed when its linger ended`)
+        }
+      }).pipe(Effect.provide(layer))
+    })
   )
 })

@@ -22,7 +22,7 @@
  * Internal: not exported from the package.
  */
 import { type Address, HopLog, type Message, Trace, Transport, Trusted } from "@synod/core"
-import { Clock, Effect, Fiber, Option, Queue, type Scope, type Tracer } from "effect"
+import { Clock, Effect, Fiber, Queue, type Scope, type Tracer } from "effect"
 
 /** An input's name in the hop log: a message's tag, or a local input's. */
 const hopTag = (input: unknown): string => {
@@ -178,6 +178,12 @@ export interface Tracing {
   readonly flushed?: () => void
 }
 
+/**
+ * What the loop's timer puts in the queue the loop waits on, to wake it: never a message
+ * of any role (it is told apart by identity) and never stepped.
+ */
+const wakeUp: Message.Envelope = Object.freeze({ from: "host", to: "host", message: { _tag: "HostWakeUp" } }) as never
+
 /** No spans: shared, so that a batch without any allocates nothing for them. */
 const none: ReadonlyArray<Tracer.Span> = []
 
@@ -261,7 +267,7 @@ export const run = <Inbound extends Message.Message, In, Rec, Spec, Ev, Job = ne
     const fromMailbox = (batch: ReadonlyArray<Message.Envelope>): Array<In> => {
       const mapped: Array<In> = []
       for (const env of batch) {
-        if (!options.accepts(env.message)) continue
+        if (env === wakeUp || !options.accepts(env.message)) continue
         if (tracing !== undefined) traced(env)
         mapped.push(options.message(env.from, env.message))
       }
@@ -273,9 +279,13 @@ export const run = <Inbound extends Message.Message, In, Rec, Spec, Ev, Job = ne
     let take: Effect.Effect<ReadonlyArray<In>>
     /** What is waiting now, without waiting (empty when nothing is). */
     let takeNow: Effect.Effect<ReadonlyArray<In>>
+    /** Where the loop's timer puts `wakeUp`: the queue the loop waits on. */
+    let wakeUpQueue: Queue.Queue<unknown>
     if (options.child === undefined) {
       take = Effect.map(Queue.takeAll(mailbox), fromMailbox)
       takeNow = Effect.map(Queue.clear(mailbox), fromMailbox)
+      // the transport's mailbox is a queue like any other; only the host's marker is put in it here
+      wakeUpQueue = mailbox as unknown as Queue.Queue<unknown>
     } else {
       const inputs = yield* Queue.unbounded<In>()
       yield* Queue.takeAll(mailbox).pipe(
@@ -297,7 +307,38 @@ export const run = <Inbound extends Message.Message, In, Rec, Spec, Ev, Job = ne
       }
       take = Queue.takeAll(inputs)
       takeNow = Queue.clear(inputs)
+      wakeUpQueue = inputs as Queue.Queue<unknown>
     }
+
+    /**
+     * The loop's one timer: a fiber that sleeps until `timerAt` and then puts `wakeUp` in
+     * the queue the loop waits on. Set only when the loop is about to wait on an empty
+     * queue with a tick or a `wakeAt` ahead, and only anew when that time comes before
+     * the one it is set for (a later one is met by waking early and setting it again).
+     * One long-lived timer instead of a timeout raced against every wait: with one
+     * client every input finds the queue empty, and the race forked a timer fiber, set
+     * a Node timer and interrupted both, for each message each role took.
+     */
+    let timerAt = Number.POSITIVE_INFINITY
+    let timer: Fiber.Fiber<void> | undefined
+    const ring = Effect.sync(() => {
+      timerAt = Number.POSITIVE_INFINITY
+      timer = undefined
+      Queue.offerUnsafe(wakeUpQueue, wakeUp)
+    })
+    const setTimer = (at: number): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        if (at >= timerAt) return Effect.void
+        const previous = timer
+        timerAt = at
+        const start = Effect.map(
+          Effect.forkChild(Effect.andThen(Effect.sleep(Math.max(0, at - clock.currentTimeMillisUnsafe())), ring)),
+          (fiber) => {
+            timer = fiber
+          }
+        )
+        return previous === undefined ? start : Effect.andThen(Fiber.interrupt(previous), start)
+      })
 
     /** Background persistence: the latest record not yet taken by the writer, and finished writes. */
     let unwritten: ReadonlyArray<Rec> | undefined
@@ -441,24 +482,26 @@ export const run = <Inbound extends Message.Message, In, Rec, Spec, Ev, Job = ne
     const loop = Effect.gen(function* () {
       for (;;) {
         const wake = Math.min(nextTick, core.wakeAt?.() ?? nextTick)
-        // Under load inputs are already waiting: take them as they are. Only an empty
-        // mailbox is waited on with a timeout, which races a timer fiber against the take
-        // and costs far more than the take itself.
-        const waiting = yield* takeNow
-        const batch =
-          waiting.length > 0
-            ? Option.some(waiting)
-            : Number.isFinite(wake)
-              ? yield* take.pipe(Effect.timeoutOption(Math.max(0, wake - clock.currentTimeMillisUnsafe())))
-              : Option.some(yield* take)
+        // Under load inputs are already waiting: take them as they are. An empty queue
+        // is waited on, with the loop's timer set for the next tick or wake-up; nothing
+        // is waited on when that time has come.
+        let batch = yield* takeNow
+        if (batch.length === 0) {
+          if (wake > clock.currentTimeMillisUnsafe()) {
+            if (Number.isFinite(wake)) yield* setTimer(wake)
+            batch = yield* take
+          } else {
+            // the time has come: step it now, after letting the rest of the process run
+            yield* Effect.yieldNow
+          }
+        }
         // writes the background writer finished since the last turn
         while (completions.length > 0) core.step(completions.shift()!)
         if (pollControl !== undefined) for (const input of yield* Queue.clear(pollControl)) core.step(input)
-        if (Option.isSome(batch)) {
-          for (const input of batch.value) {
-            if (HopLog.enabled()) HopLog.mark(`step ${self} ${hopTag(input)}`)
-            core.step(input)
-          }
+        for (const input of batch) {
+          if ((input as unknown) === wakeUp) continue
+          if (HopLog.enabled()) HopLog.mark(`step ${self} ${hopTag(input)}`)
+          core.step(input)
         }
         const now = clock.currentTimeMillisUnsafe()
         if (tick !== undefined && now >= nextTick) {
