@@ -1306,8 +1306,10 @@ export const run = Effect.fn("Leader.run")(function* (id: string, config: Cluste
     preemptions: Metrics.of(Metrics.preemptions, id)
   }
   yield* Metrics.start([metrics.preemptions, Metrics.of(Metrics.retransmissions, id, { role: "leader" })])
-  yield* Metric.update(metrics.round, core.ballot.round)
-  yield* Metric.update(metrics.active, 0)
+  const round = Metrics.following(metrics.round)
+  const active = Metrics.following(metrics.active)
+  yield* round(core.ballot.round)
+  yield* active(0)
 
   const observe = (events: ReadonlyArray<Event>) =>
     Effect.forEach(
@@ -1445,12 +1447,7 @@ export const run = Effect.fn("Leader.run")(function* (id: string, config: Cluste
         return undefined
       }
     }),
-    afterBatch: Effect.suspend(() =>
-      Effect.andThen(
-        Metric.update(metrics.round, core.ballot.round),
-        Metric.update(metrics.active, core.active ? 1 : 0)
-      )
-    )
+    afterBatch: Effect.suspend(() => Effect.andThen(round(core.ballot.round), active(core.active ? 1 : 0)))
   }).pipe(Effect.annotateLogs({ role: "leader", id }))
 
   /**

@@ -52,7 +52,6 @@ import {
   Deferred,
   Effect,
   LogLevel,
-  Metric,
   Option,
   Queue,
   Random,
@@ -1517,9 +1516,11 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
   const committed = Metrics.of(Metrics.commandsCommitted, id)
   const slots = Metrics.of(Metrics.slotsPerformed, id)
   const lag = Metrics.of(Metrics.slotLag, id)
+  const lagNow = Metrics.following(lag)
   const resent = Metrics.of(Metrics.retransmissions, id, { role: "replica" })
   const divergences = Metrics.of(Metrics.divergences, id)
   const diverged = Metrics.of(Metrics.diverged, id)
+  const divergedNow = Metrics.following(diverged)
   yield* Metrics.start([committed, slots, lag, resent, divergences, diverged])
   // at debug level, the slots each batch performed (sampled: a busy replica does thousands a second)
   const performedLog = (yield* LogLevel.isEnabled("Debug"))
@@ -1556,8 +1557,8 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
         Metrics.add(slots, now.slots - before.slots),
         Metrics.add(resent, now.resent - before.resent),
         Metrics.add(divergences, now.divergences - before.divergences),
-        Metric.update(diverged, core.quarantine === undefined ? 0 : 1),
-        Metric.update(lag, Math.max(0, core.knownMax - core.slotOut + 1)),
+        divergedNow(core.quarantine === undefined ? 0 : 1),
+        lagNow(Math.max(0, core.knownMax - core.slotOut + 1)),
         performedLog === undefined || now.slotOut <= before.slotOut
           ? Effect.void
           : performedLog("performed decided slots", {

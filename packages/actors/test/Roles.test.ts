@@ -1,9 +1,19 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Ballot, ClusterConfig, Command, Message, type Storage } from "@synod/core"
 import { Kv } from "@synod/kv"
-import { Option } from "effect"
+import { Effect, Metric, Option } from "effect"
 import * as fc from "fast-check"
-import { Acceptor, ClientTable, Commander, Leader, Liveness, Replica, Scout, StateTransfer } from "@synod/actors"
+import {
+  Acceptor,
+  ClientTable,
+  Commander,
+  Leader,
+  Liveness,
+  Metrics,
+  Replica,
+  Scout,
+  StateTransfer
+} from "@synod/actors"
 import { ballotArb, pvalueArb } from "@synod/testing/Arbitraries"
 
 const b = (round: number, leader = "l1") => Ballot.make(round, leader)
@@ -518,4 +528,21 @@ describe("leader liveness", () => {
     for (let i = 0; i < 100; i++) l.success()
     assert.strictEqual(l.timeout, 100)
   })
+})
+
+describe("role metrics", () => {
+  it.effect("a following gauge is updated when its value changes, and only then", () =>
+    Effect.gen(function* () {
+      const gauge = Metrics.of(Metrics.slotLag, "r-following")
+      const set = Metrics.following(gauge)
+      yield* set(3)
+      assert.strictEqual((yield* Metric.value(gauge)).value, 3)
+      // an update from elsewhere is not undone by setting the same value again: no update was made
+      yield* Metric.update(gauge, 9)
+      yield* set(3)
+      assert.strictEqual((yield* Metric.value(gauge)).value, 9)
+      yield* set(5)
+      assert.strictEqual((yield* Metric.value(gauge)).value, 5)
+    })
+  )
 })
