@@ -350,8 +350,7 @@ export const run = Effect.fn("Acceptor.run")(function* (id: string, config: Clus
     readLeases: config.reads.lease,
     ...(bugs.unpagedP1b ? {} : { pageBytes: Limits.fromMessageBytes(transport.maxMessageBytes).pageBytes })
   })
-  const promisedRound = Metrics.following(Metrics.of(Metrics.promisedRound, id))
-  yield* promisedRound(core.promised.round)
+  yield* Metrics.gaugeFrom(Metrics.of(Metrics.promisedRound, id), () => core.promised.round)
 
   yield* Host.run({
     self,
@@ -372,7 +371,6 @@ export const run = Effect.fn("Acceptor.run")(function* (id: string, config: Clus
           else probe.acceptorForgot(id, e.watermark)
         }
       }),
-    afterBatch: Effect.suspend(() => promisedRound(core.promised.round)),
     // tracing: each traced P2a is a span `synod.accept`, child of the commander's, until
     // its P2b is sent; the host adds `synod.persist` around the write it waited for
     trace: (spans) => ({

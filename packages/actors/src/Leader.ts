@@ -1306,10 +1306,8 @@ export const run = Effect.fn("Leader.run")(function* (id: string, config: Cluste
     preemptions: Metrics.of(Metrics.preemptions, id)
   }
   yield* Metrics.start([metrics.preemptions, Metrics.of(Metrics.retransmissions, id, { role: "leader" })])
-  const round = Metrics.following(metrics.round)
-  const active = Metrics.following(metrics.active)
-  yield* round(core.ballot.round)
-  yield* active(0)
+  yield* Metrics.gaugeFrom(metrics.round, () => core.ballot.round)
+  yield* Metrics.gaugeFrom(metrics.active, () => (core.active ? 1 : 0))
 
   const observe = (events: ReadonlyArray<Event>) =>
     Effect.forEach(
@@ -1446,8 +1444,7 @@ export const run = Effect.fn("Leader.run")(function* (id: string, config: Cluste
         if (envelope.message._tag === "Propose") proposed!.set(envelope.message.slot, parent)
         return undefined
       }
-    }),
-    afterBatch: Effect.suspend(() => Effect.andThen(round(core.ballot.round), active(core.active ? 1 : 0)))
+    })
   }).pipe(Effect.annotateLogs({ role: "leader", id }))
 
   /**

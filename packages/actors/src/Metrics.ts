@@ -5,7 +5,8 @@
  *
  * @since 0.1.0
  */
-import { Effect, Metric } from "effect"
+import { Effect, Metric, type Scope } from "effect"
+import { constVoid } from "effect/Function"
 
 export const commandsCommitted = Metric.counter("synod_commands_committed_total", {
   description: "Client commands a replica performed",
@@ -56,21 +57,34 @@ export const start = (metrics: ReadonlyArray<Metric.Metric<number, any>>): Effec
   Effect.forEach(metrics, (m) => Metric.update(m, 0), { discard: true })
 
 /**
- * A gauge that follows a value the role keeps: `set(value)` updates it only when the
- * value changed since the last call. Roles set their gauges after every batch, and an
- * update is not free (effect looks its series up by a key it builds from the metric's
- * attributes each time): with one client that was a few per cent of a server's CPU.
+ * A series read from what the role keeps, when metrics are exported (Prometheus, the
+ * dashboard), instead of updated after every batch: an update is not free (effect looks
+ * its series up by a key it builds from the metric's attributes, each time), and with one
+ * client the roles' per-batch updates were a few per cent of a server's CPU. Registered
+ * for the role's lifetime: removed when its scope closes, so a restarted role's series
+ * starts again from its own count (a counter reset, as a restarted process's).
  */
-export const following = (gauge: Metric.Metric<number, any>): ((value: number) => Effect.Effect<void>) => {
-  let last: number | undefined
-  return (value) =>
-    value === last
-      ? Effect.void
-      : Effect.suspend(() => {
-          last = value
-          return Metric.update(gauge, value)
-        })
-}
+const readFrom = <S>(metric: Metric.Metric<number, S>, get: () => S): Effect.Effect<void, never, Scope.Scope> =>
+  Effect.asVoid(
+    Effect.acquireRelease(
+      Effect.map(Effect.context<never>(), (context) =>
+        Metric.registerUnsafe(metric, context, { get, update: constVoid, modify: constVoid })
+      ),
+      (registration) => Effect.sync(registration.remove)
+    )
+  )
+
+/** A counter that reads `count()`, the role's own running total. */
+export const counterFrom = (
+  counter: Metric.Metric<number, Metric.CounterState<number>>,
+  count: () => number
+): Effect.Effect<void, never, Scope.Scope> => readFrom(counter, () => ({ count: count(), incremental: true }))
+
+/** A gauge that reads `value()`. */
+export const gaugeFrom = (
+  gauge: Metric.Metric<number, Metric.GaugeState<number>>,
+  value: () => number
+): Effect.Effect<void, never, Scope.Scope> => readFrom(gauge, () => ({ value: value() }))
 
 /** Adds `n` to a counter (skips zero). */
 export const add = (counter: Metric.Metric<number, any>, n: number): Effect.Effect<void> =>

@@ -1513,15 +1513,13 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
   })
   const codecs = StateMachine.codecs(machine) as StateMachine.Codecs<S, unknown, unknown>
   const { retransmitMs } = config.timeouts
-  const committed = Metrics.of(Metrics.commandsCommitted, id)
-  const slots = Metrics.of(Metrics.slotsPerformed, id)
-  const lag = Metrics.of(Metrics.slotLag, id)
-  const lagNow = Metrics.following(lag)
-  const resent = Metrics.of(Metrics.retransmissions, id, { role: "replica" })
-  const divergences = Metrics.of(Metrics.divergences, id)
-  const diverged = Metrics.of(Metrics.diverged, id)
-  const divergedNow = Metrics.following(diverged)
-  yield* Metrics.start([committed, slots, lag, resent, divergences, diverged])
+  // read from the core when metrics are exported: nothing to update after each batch
+  yield* Metrics.counterFrom(Metrics.of(Metrics.commandsCommitted, id), () => core.performedCommands)
+  yield* Metrics.counterFrom(Metrics.of(Metrics.slotsPerformed, id), () => core.performedSlots)
+  yield* Metrics.counterFrom(Metrics.of(Metrics.retransmissions, id, { role: "replica" }), () => core.resent)
+  yield* Metrics.counterFrom(Metrics.of(Metrics.divergences, id), () => core.divergences)
+  yield* Metrics.gaugeFrom(Metrics.of(Metrics.slotLag, id), () => Math.max(0, core.knownMax - core.slotOut + 1))
+  yield* Metrics.gaugeFrom(Metrics.of(Metrics.diverged, id), () => (core.quarantine === undefined ? 0 : 1))
   // at debug level, the slots each batch performed (sampled: a busy replica does thousands a second)
   const performedLog = (yield* LogLevel.isEnabled("Debug"))
     ? SampledLog.make(20, () => clock.currentTimeMillisUnsafe())
@@ -1539,6 +1537,13 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
     }
     const before = reported
     reported = now
+    if (
+      now.refused === before.refused &&
+      now.dropped === before.dropped &&
+      (performedLog === undefined || now.slotOut <= before.slotOut)
+    ) {
+      return Effect.void
+    }
     return Effect.all(
       [
         now.refused === before.refused
@@ -1553,12 +1558,6 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
               dropped: now.dropped - before.dropped,
               limit: maxWaitingReads
             }),
-        Metrics.add(committed, now.commands - before.commands),
-        Metrics.add(slots, now.slots - before.slots),
-        Metrics.add(resent, now.resent - before.resent),
-        Metrics.add(divergences, now.divergences - before.divergences),
-        divergedNow(core.quarantine === undefined ? 0 : 1),
-        lagNow(Math.max(0, core.knownMax - core.slotOut + 1)),
         performedLog === undefined || now.slotOut <= before.slotOut
           ? Effect.void
           : performedLog("performed decided slots", {

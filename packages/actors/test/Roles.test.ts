@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Ballot, ClusterConfig, Command, Message, type Storage } from "@synod/core"
 import { Kv } from "@synod/kv"
-import { Effect, Metric, Option } from "effect"
+import { Effect, Exit, Metric, Option, Scope } from "effect"
 import * as fc from "fast-check"
 import {
   Acceptor,
@@ -531,18 +531,26 @@ describe("leader liveness", () => {
 })
 
 describe("role metrics", () => {
-  it.effect("a following gauge is updated when its value changes, and only then", () =>
+  it.effect("a series read from the role's own count: what it holds when exported, gone when the role stops", () =>
     Effect.gen(function* () {
-      const gauge = Metrics.of(Metrics.slotLag, "r-following")
-      const set = Metrics.following(gauge)
-      yield* set(3)
-      assert.strictEqual((yield* Metric.value(gauge)).value, 3)
-      // an update from elsewhere is not undone by setting the same value again: no update was made
-      yield* Metric.update(gauge, 9)
-      yield* set(3)
-      assert.strictEqual((yield* Metric.value(gauge)).value, 9)
-      yield* set(5)
-      assert.strictEqual((yield* Metric.value(gauge)).value, 5)
+      let performed = 0
+      const committed = Metrics.of(Metrics.commandsCommitted, "r-read")
+      const scope = yield* Scope.make()
+      yield* Metrics.counterFrom(committed, () => performed).pipe(Scope.provide(scope))
+      assert.strictEqual((yield* Metric.value(committed)).count, 0)
+      performed = 7
+      assert.strictEqual((yield* Metric.value(committed)).count, 7, "read when asked, not pushed")
+      const exported = (yield* Metric.snapshot).filter((s) => s.attributes?.id === "r-read")
+      assert.deepStrictEqual(
+        exported.map((s) => s.state),
+        [{ count: 7, incremental: true }]
+      )
+      yield* Scope.close(scope, Exit.void)
+      assert.lengthOf(
+        (yield* Metric.snapshot).filter((s) => s.attributes?.id === "r-read"),
+        0,
+        "removed with the role"
+      )
     })
   )
 })
