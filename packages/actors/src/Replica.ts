@@ -71,38 +71,45 @@ import { type Probe, Probe as ProbeRef } from "./internal/Probe.ts"
 import { Tamper } from "./internal/Tamper.ts"
 import * as Metrics from "./Metrics.ts"
 
-/** Encoded size of each command seen (UTF-8 JSON bytes), counted once however often it is batched. */
-const commandSizes = new WeakMap<Command.Command, number>()
-const sizeOf = (command: Command.Command): number => {
-  let size = commandSizes.get(command)
-  if (size === undefined) {
-    size = Limits.jsonBytes(command)
-    commandSizes.set(command, size)
-  }
-  return size
-}
+/** Encoded size of a command (UTF-8 JSON bytes). */
+const sizeOf = (command: Command.Command): number => Limits.jsonBytes(command)
 
 /**
  * Client commands waiting for a slot, with the bytes they take in a batch (`sizeOf` and a
  * comma each) kept as they come and go: whether a full batch waits is then known without
- * walking them on every request (`ReplicaCore.fullBatchPending`).
+ * walking them on every request (`ReplicaCore.fullBatchPending`). Each command's size is
+ * counted once, when it comes, and kept by its key (not in a `WeakMap` by the command:
+ * its entries cost the garbage collector an ephemeron each).
  */
 class PendingCommands extends Map<string, Command.Command> {
   bytes = 0
+  private readonly sizes = new Map<string, number>()
+  /** The size of the pending command under `key` (0 if none is). */
+  bytesOf(key: string): number {
+    return this.sizes.get(key) ?? 0
+  }
+  /** Adds (or replaces) the command under `key`, of `size` bytes (`sizeOf` when not given). */
+  add(key: string, command: Command.Command, size: number = sizeOf(command)): void {
+    const old = this.sizes.get(key)
+    if (old !== undefined) this.bytes -= old + 1
+    this.sizes.set(key, size)
+    this.bytes += size + 1
+    super.set(key, command)
+  }
   override set(key: string, command: Command.Command): this {
-    const old = super.get(key)
-    if (old !== undefined) this.bytes -= sizeOf(old) + 1
-    this.bytes += sizeOf(command) + 1
-    return super.set(key, command)
+    this.add(key, command)
+    return this
   }
   override delete(key: string): boolean {
-    const old = super.get(key)
+    const old = this.sizes.get(key)
     if (old === undefined) return false
-    this.bytes -= sizeOf(old) + 1
+    this.bytes -= old + 1
+    this.sizes.delete(key)
     return super.delete(key)
   }
   override clear(): void {
     this.bytes = 0
+    this.sizes.clear()
     super.clear()
   }
 }
@@ -543,7 +550,8 @@ export class ReplicaCore<S, C, R> {
   request(command: Command.Command): void {
     if (this.catchingUp) return
     // a batch of it alone would not fit a message: clients refuse these before sending
-    if (sizeOf(command) > this.limits.commandBytes) {
+    const size = sizeOf(command)
+    if (size > this.limits.commandBytes) {
       this.refused++
       return
     }
@@ -561,7 +569,7 @@ export class ReplicaCore<S, C, R> {
     this.local.add(k)
     if (this.pending.has(k) || this.inFlight.has(k)) return
     if (this.pending.size === 0) this.pendingSince = this.now()
-    this.pending.set(k, command)
+    this.pending.add(k, command, size)
     this.propose()
   }
 
@@ -661,8 +669,8 @@ export class ReplicaCore<S, C, R> {
       return { result: null, error: "not a read-only query of this state machine: send it as a command" }
     }
     const encoded = this.codecs.encodeResult(result)
-    const size = Limits.jsonBytes(encoded)
-    if (size > this.limits.batchBytes) {
+    if (!Limits.jsonFits(encoded, this.limits.batchBytes)) {
+      const size = Limits.jsonBytes(encoded)
       return {
         result: null,
         error: `the result of ${size} bytes exceeds the message limit of ${this.limits.batchBytes} bytes`
@@ -1112,7 +1120,7 @@ export class ReplicaCore<S, C, R> {
       let bytes = 0
       for (const [k, c] of this.pending) {
         // capped by bytes as well as count, so the Propose, P2a and Decision carrying it fit
-        const size = sizeOf(c) + 1
+        const size = this.pending.bytesOf(k) + 1
         if (commands.length > 0 && bytes + size > this.limits.batchBytes) break
         bytes += size
         this.pending.delete(k)
@@ -1212,9 +1220,9 @@ export class ReplicaCore<S, C, R> {
     // no answer from a state its peers contradict: clients retry at another replica
     if (this.quarantine !== undefined) return
     this.probe?.replicaAnswered(this.id, client, seq)
-    const size = Limits.jsonBytes(outcome.result)
-    if (size > this.limits.batchBytes) {
+    if (!Limits.jsonFits(outcome.result, this.limits.batchBytes)) {
       // the answer would never arrive: say so instead (the command was performed all the same)
+      const size = Limits.jsonBytes(outcome.result)
       outcome = {
         slot: outcome.slot,
         result: null,

@@ -61,6 +61,50 @@ export const utf8Bytes = (text: string): number => Buffer.byteLength(text, "utf8
 export const jsonBytes = (value: unknown): number => Buffer.byteLength(JSON.stringify(value), "utf8")
 
 /**
+ * An upper bound on `jsonBytes(value)` for plain JSON data (strings, numbers, booleans,
+ * null, arrays, and objects of the plain `Object` prototype), without encoding it: each
+ * UTF-16 unit of a string takes at most 6 bytes (an escape such as `\u001f`, or 3 bytes of
+ * UTF-8 for one unit), a number at most 24 characters; `Infinity` for anything else (a
+ * class instance may encode through its `toJSON`).
+ */
+const jsonBytesBound = (value: unknown): number => {
+  switch (typeof value) {
+    case "string":
+      return 6 * value.length + 2
+    case "number":
+      return 24
+    case "boolean":
+      return 5
+    case "object": {
+      if (value === null) return 4
+      if (Array.isArray(value)) {
+        let n = 2 + value.length
+        for (const v of value) n += jsonBytesBound(v)
+        return n
+      }
+      const proto = Object.getPrototypeOf(value)
+      if (proto !== Object.prototype && proto !== null) return Number.POSITIVE_INFINITY
+      let n = 2
+      for (const key of Object.keys(value)) {
+        const v = (value as Record<string, unknown>)[key]
+        if (v === undefined) continue
+        n += 6 * key.length + 4 + jsonBytesBound(v)
+      }
+      return n
+    }
+    default:
+      return typeof value === "undefined" ? 0 : Number.POSITIVE_INFINITY
+  }
+}
+
+/**
+ * Whether `jsonBytes(value) <= limit`, without encoding `value` when a bound already
+ * says so (plain data far below the limit: a command's result, a read's answer).
+ */
+export const jsonFits = (value: unknown, limit: number): boolean =>
+  jsonBytesBound(value) <= limit || jsonBytes(value) <= limit
+
+/**
  * About the length of `JSON.stringify(value)`, without building it: strings count their
  * characters and quotes (not their escapes), numbers 8, and objects and arrays their
  * keys, brackets and separators. A replica counts every command it performs with it to

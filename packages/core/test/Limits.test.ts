@@ -29,3 +29,46 @@ describe("Limits.jsonLength", () => {
     assert.strictEqual(Limits.jsonLength("x".repeat(4096)), 4098)
   })
 })
+
+describe("Limits.jsonFits", () => {
+  it("says whether the JSON takes at most the limit, exactly, whatever the value holds", () => {
+    // the worst cases of the bound: escapes (6 bytes), 3-byte and 4-byte UTF-8, long numbers
+    const text = fc.string({
+      unit: fc.oneof(
+        fc.constantFrom("a", '"', "\\", "\u0000", "\u001f", "\n", "é", "€", "\u{1F600}", "\ud800"),
+        fc.string({ maxLength: 1 })
+      )
+    })
+    const number = fc.oneof(fc.double(), fc.integer(), fc.constantFrom(-1.7976931348623157e308, 5e-324, -0))
+    const value = fc.letrec((tie) => ({
+      json: fc.oneof(
+        { depthSize: "small" },
+        text,
+        number,
+        fc.boolean(),
+        fc.constant(null),
+        fc.array(tie("json"), { maxLength: 4 }),
+        fc.dictionary(text, tie("json"), { maxKeys: 4 })
+      )
+    })).json
+    fc.assert(
+      fc.property(value, fc.integer({ min: -3, max: 3 }), (v, delta) => {
+        const bytes = Limits.jsonBytes(v)
+        // at, just below and just above the value's own size: where a wrong bound would show
+        for (const limit of [bytes, bytes - 1, bytes + delta, 0])
+          assert.strictEqual(Limits.jsonFits(v, limit), bytes <= limit, `${JSON.stringify(v)} in ${limit}`)
+      }),
+      { numRuns: 2000 }
+    )
+  })
+
+  it("takes class instances through their own encoding", () => {
+    class Wrapped {
+      toJSON() {
+        return "x".repeat(100)
+      }
+    }
+    assert.isFalse(Limits.jsonFits({ a: new Wrapped() }, 50))
+    assert.isTrue(Limits.jsonFits({ a: new Wrapped() }, 200))
+  })
+})
