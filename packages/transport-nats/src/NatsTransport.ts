@@ -290,11 +290,6 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
     const waiting = held.get(server)
     if (waiting === undefined) return
     held.delete(server)
-    // nothing left to hold: the timer would only wake the process for nothing
-    if (held.size === 0 && heldTimer !== undefined) {
-      clearTimeout(heldTimer)
-      heldTimer = undefined
-    }
     for (const h of waiting) enqueue(h.subject, h.json, h.trace, false)
   }
   const releaseAll = (): void => {
