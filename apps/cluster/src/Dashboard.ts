@@ -44,10 +44,10 @@ export const countSends = (
 ): Transport.Transport["Service"] =>
   Transport.Transport.of({
     ...transport,
-    send: (to, envelope, options) => {
+    send: (to, envelope) => {
       const tag = envelope.message._tag
       traffic.sent[tag] = (traffic.sent[tag] ?? 0) + 1
-      return transport.send(to, envelope, options)
+      return transport.send(to, envelope)
     }
   })
 

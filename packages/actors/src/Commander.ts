@@ -123,8 +123,6 @@ export interface Options {
   readonly trace?: { readonly span: Tracer.Span; readonly spans: Trace.Spans } | undefined
 }
 
-const lazily: Transport.SendOptions = { lazy: true }
-
 /** The commander's fiber: sends and resends until the tally ends. Requires `Transport`. */
 export const run = Effect.fnUntraced(function* (options: Options) {
   const transport = yield* Transport.Transport
@@ -173,13 +171,10 @@ export const run = Effect.fnUntraced(function* (options: Options) {
                 "synod.slot": step.slot,
                 "synod.ballot": `${step.ballot}`
               })
-        // lazily: the replica beside this leader learns it at once (the client's answer
-        // waits for it), the others with the next P2a to their server or within a few
-        // milliseconds (Transport.lazyMs), a wake-up fewer for each of them
         for (const to of [...options.replicas.map(Address.replica), ...(options.learners ?? []).map(Address.learner)]) {
           const envelope = Trusted.envelope(leader, to, decision)
           if (span !== undefined) Trace.attach(envelope, span)
-          yield* transport.send(to, envelope, lazily)
+          yield* transport.send(to, envelope)
         }
         if (span !== undefined) trace!.spans.end(span)
         return step

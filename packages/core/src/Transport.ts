@@ -21,28 +21,14 @@ export class TransportError extends Schema.TaggedError<TransportError>()("Transp
   cause: Schema.optionalKey(Schema.Defect())
 }) {}
 
-export interface SendOptions {
-  readonly lazy?: boolean
-}
-
-/** The longest a transport holds a lazy message (`SendOptions.lazy`) before sending it anyway. */
-export const lazyMs = 5
-
 /** A mailbox: decoded envelopes addressed to one listener, in arrival order. */
 export type Mailbox = Queue.Dequeue<Envelope>
 
 export class Transport extends Context.Service<
   Transport,
   {
-    /**
-     * Sends `envelope` to `to`; never fails and never waits for the receiver. With
-     * `lazy`, a transport may hold it until it next sends to another role of the same
-     * server (the same id), or for a few milliseconds (`lazyMs`): the message then costs
-     * the receiver no wake-up of its own (a leader's decision to a follower's replica
-     * goes with its next P2a to that follower's acceptor). Only for messages whose
-     * delay costs no one's latency; a transport may also send it at once.
-     */
-    send(to: Address, envelope: Envelope, options?: SendOptions): Effect.Effect<void>
+    /** Sends `envelope` to `to`; never fails and never waits for the receiver. */
+    send(to: Address, envelope: Envelope): Effect.Effect<void>
     /** Receives what is sent to `address` until the scope closes. */
     listen(address: Address): Effect.Effect<Mailbox, TransportError, Scope.Scope>
     /** The largest encoded message (UTF-8 bytes) it delivers; larger ones are dropped. */

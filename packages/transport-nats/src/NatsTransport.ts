@@ -31,7 +31,7 @@
  * @since 0.1.0
  */
 import { headers, type Msg, type MsgHdrs } from "@nats-io/transport-node"
-import { Address, Codec, HopLog, Limits, type Message, Trace, Transport } from "@synod/core"
+import { type Address, Codec, HopLog, Limits, type Message, Trace, Transport } from "@synod/core"
 import { Cause, type Duration, Effect, Layer, Option, Queue, Result, type Tracer } from "effect"
 import * as ClusterKey from "./ClusterKey.ts"
 import * as NatsConnection from "./NatsConnection.ts"
@@ -278,39 +278,7 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
     }
   }
 
-  /**
-   * Lazy sends (`Transport.SendOptions`): held by the id of the server they go to, and
-   * published just before the next message to any role of that server (the two leave in
-   * one write, and nats-server delivers them in one), or after `Transport.lazyMs`.
-   */
-  type Held = { readonly subject: string; readonly json: string; readonly trace: string | undefined }
-  const held = new Map<string, Array<Held>>()
-  let heldTimer: ReturnType<typeof setTimeout> | undefined
-  const release = (server: string): void => {
-    const waiting = held.get(server)
-    if (waiting === undefined) return
-    held.delete(server)
-    for (const h of waiting) enqueue(h.subject, h.json, h.trace, false)
-  }
-  const releaseAll = (): void => {
-    heldTimer = undefined
-    for (const server of [...held.keys()]) release(server)
-  }
-  const hold = (server: string, entry: Held): void => {
-    const waiting = held.get(server)
-    if (waiting === undefined) held.set(server, [entry])
-    else waiting.push(entry)
-    if (heldTimer === undefined) {
-      heldTimer = setTimeout(releaseAll, Transport.lazyMs)
-      heldTimer.unref?.()
-    }
-  }
-
-  const send = (
-    to: Address.Address,
-    envelope: Message.Envelope,
-    options?: Transport.SendOptions
-  ): Effect.Effect<void> =>
+  const send = (to: Address.Address, envelope: Message.Envelope): Effect.Effect<void> =>
     Effect.suspend(() => {
       // trust split (issue 14): a Request to a replica goes to its request subject
       const subject = Subjects.sendSubject(cluster, to, envelope.message)
@@ -324,14 +292,7 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
       const span = withTrace ? Trace.of(envelope) : undefined
       // only a Request or a Read to a replica goes to a request subject (Subjects.sendSubject)
       const request = envelope.message._tag === "Request" || envelope.message._tag === "Read"
-      const json = Codec.encode(envelope)
-      const trace = span === undefined ? undefined : Trace.format(span)
-      const server = Address.id(to)
-      if (options?.lazy === true) hold(server, { subject: subject.value, json, trace })
-      else {
-        if (held.size > 0) release(server)
-        enqueue(subject.value, json, trace, request)
-      }
+      enqueue(subject.value, Codec.encode(envelope), span === undefined ? undefined : Trace.format(span), request)
       return sendFailures.length > 0 ? reportSends : Effect.void
     })
 

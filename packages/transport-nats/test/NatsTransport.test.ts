@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { headers } from "@nats-io/transport-node"
 import { transportContract } from "@synod/testing/TransportContract"
-import { Trace, Transport } from "@synod/core"
+import { Trace } from "@synod/core"
 import { Effect, Exit, Layer, Logger, Queue, Tracer } from "effect"
 import { NatsTransport } from "@synod/transport-nats"
 import { NatsServer } from "@synod/testing"
@@ -295,55 +295,6 @@ describe("NatsTransport", () => {
 })
 
 describe("coalescing", () => {
-  it.live(
-    "a lazy envelope leaves with the next message to its server, in one NATS write, or within lazyMs",
-    () =>
-      Effect.gen(function* () {
-        const server = yield* NatsServer.start()
-        const { transport } = yield* Kit.build({ servers: server.url, name: "lz", cluster: "lz", localDelivery: false })
-        // what s2's two roles receive, in arrival order, with the time each came
-        const raw = yield* Kit.rawClient(server.url)
-        const arrivals: Array<{ readonly subject: string; readonly at: number }> = []
-        raw.subscribe("synod.lz.>", {
-          callback: (_err, msg) => void arrivals.push({ subject: msg.subject, at: performance.now() })
-        })
-        yield* Effect.promise(() => raw.flush())
-        const replica = yield* transport.listen("replica/s2")
-        const acceptor = yield* transport.listen("acceptor/s2")
-        // held: nothing else goes to s2 in the next 500 ms... but lazyMs is far shorter
-        const sent = performance.now()
-        yield* transport.send("replica/s2", Kit.ping("leader/s1", "replica/s2", 1), { lazy: true })
-        assert.strictEqual(Kit.seqOf(yield* Kit.takeWithin(replica, 1000)), 1, "sent after lazyMs at the latest")
-        assert.isAtLeast(performance.now() - sent, Transport.lazyMs - 1, "held, not sent at once")
-        // held, then a message to another role of s2: both leave together, the held one first
-        arrivals.length = 0
-        yield* transport.send("replica/s2", Kit.ping("leader/s1", "replica/s2", 2), { lazy: true })
-        yield* transport.send("replica/s3", Kit.ping("leader/s1", "replica/s3", 3), { lazy: true })
-        yield* transport.send("acceptor/s2", Kit.ping("leader/s1", "acceptor/s2", 4))
-        assert.strictEqual(Kit.seqOf(yield* Kit.takeWithin(acceptor, 1000)), 4)
-        assert.strictEqual(Kit.seqOf(yield* Kit.takeWithin(replica, 1000)), 2)
-        yield* Kit.eventually(
-          "s3's held envelope went after lazyMs",
-          Effect.sync(() => arrivals.some((a) => a.subject === "synod.lz.replica.s3"))
-        )
-        const at = (subject: string) => arrivals.find((a) => a.subject === subject)!.at
-        assert.deepStrictEqual(
-          arrivals.map((a) => a.subject).slice(0, 2),
-          ["synod.lz.replica.s2", "synod.lz.acceptor.s2"],
-          "the held envelope first, then the one that released it"
-        )
-        assert.isBelow(at("synod.lz.acceptor.s2") - at("synod.lz.replica.s2"), 1, "together")
-        // a lazy envelope never overtakes an eager one sent after it to the same address
-        yield* transport.send("replica/s2", Kit.ping("leader/s1", "replica/s2", 5), { lazy: true })
-        yield* transport.send("replica/s2", Kit.ping("leader/s1", "replica/s2", 6))
-        assert.deepStrictEqual(
-          [Kit.seqOf(yield* Kit.takeWithin(replica, 1000)), Kit.seqOf(yield* Kit.takeWithin(replica, 1000))],
-          [5, 6]
-        )
-      }),
-    20_000
-  )
-
   it.live(
     "envelopes sent to one address in one run leave as one message, within max_payload, and arrive in order",
     () =>
