@@ -11,6 +11,7 @@
  *   pnpm bench inmemory [flags]     in-memory 3-server cluster
  *   pnpm bench startup [flags]      the built synod command: --version, and a restarted synod serve until it serves
  *   pnpm bench reads [flags]        linearizable reads checked while the leader is paused and killed
+ *   pnpm bench floor [flags]        a write's critical path over NATS with no protocol code: the floor under one client
  */
 import { spawn } from "node:child_process"
 
@@ -22,7 +23,8 @@ const benches: Record<string, string> = {
   nats: "apps/cluster/bench/nats.ts",
   reads: "apps/cluster/bench/reads.ts",
   inmemory: "packages/actors/bench/inmemory.ts",
-  startup: "apps/cluster/bench/startup.ts"
+  startup: "apps/cluster/bench/startup.ts",
+  floor: "packages/transport-nats/bench/floor.ts"
 }
 
 const runOne = (file: string, args: ReadonlyArray<string>): Promise<number> =>
