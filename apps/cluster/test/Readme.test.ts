@@ -191,7 +191,7 @@ describe("README examples against a cluster in this process", () => {
           (yield* http("GET", `${url}/kv?prefix=`)).body
         )
       }),
-    90_000
+    180_000
   )
 })
 
@@ -206,7 +206,7 @@ describe("README lease examples against a cluster in this process", () => {
         assert.strictEqual((yield* http("GET", `${url}/kv/services%2Fweb%2F1`)).status, 404)
         yield* runReadmeSection("../../../README.md", heading, url, { block: 1 })
       }),
-    90_000
+    180_000
   )
 })
 
@@ -231,6 +231,6 @@ describe("README membership example against a cluster in this process", () => {
         )
         assert.strictEqual(((yield* http("GET", `${url}/kv/after-changes`)).body as { value: string }).value, "yes")
       }),
-    90_000
+    180_000
   )
 })

@@ -32,6 +32,7 @@
  * @since 0.1.0
  */
 import { Limits, StateMachine } from "@synod/core"
+import * as FastCodecs from "./FastCodecs.ts"
 import * as History from "./History.ts"
 import * as Lease from "./Lease.ts"
 import { HashMap, Option, Schema, SchemaTransformation, Trie } from "effect"
@@ -751,7 +752,8 @@ export const make = (options: Options = {}): StateMachine.StateMachine<State, Co
     query,
     encodeSnapshot,
     encodeSnapshotGradually: (state) => encodeSnapshotGradually(state),
-    size
+    size,
+    fast: FastCodecs
   })
 }
 
