@@ -85,7 +85,3 @@ export const gaugeFrom = (
   gauge: Metric.Metric<number, Metric.GaugeState<number>>,
   value: () => number
 ): Effect.Effect<void, never, Scope.Scope> => readFrom(gauge, () => ({ value: value() }))
-
-/** Adds `n` to a counter (skips zero). */
-export const add = (counter: Metric.Metric<number, any>, n: number): Effect.Effect<void> =>
-  n === 0 ? Effect.void : Metric.update(counter, n)

@@ -2,19 +2,24 @@ import { assert, describe, it } from "@effect/vitest"
 import * as fc from "fast-check"
 import { Limits } from "@synod/core"
 
+/** JSON values: strings from `text`, the leaves given, booleans and null, in small arrays and objects keyed by `text`. */
+const json = (text: fc.Arbitrary<string>, ...leaves: ReadonlyArray<fc.Arbitrary<unknown>>) =>
+  fc.letrec((tie) => ({
+    json: fc.oneof(
+      { depthSize: "small" },
+      text,
+      ...leaves,
+      fc.boolean(),
+      fc.constant(null),
+      fc.array(tie("json"), { maxLength: 4 }),
+      fc.dictionary(text, tie("json"), { maxKeys: 4 })
+    )
+  })).json
+
 describe("Limits.jsonLength", () => {
   it("is the length of the JSON for values of plain strings, booleans, null, arrays and objects", () => {
     const plain = fc.string({ unit: fc.constantFrom("a", "b", "z", "0", " ", "-", "é") })
-    const value = fc.letrec((tie) => ({
-      json: fc.oneof(
-        { depthSize: "small" },
-        plain,
-        fc.boolean(),
-        fc.constant(null),
-        fc.array(tie("json"), { maxLength: 4 }),
-        fc.dictionary(plain, tie("json"), { maxKeys: 4 })
-      )
-    })).json
+    const value = json(plain)
     fc.assert(
       fc.property(value, (v) => {
         assert.strictEqual(Limits.jsonLength(v), JSON.stringify(v).length, JSON.stringify(v))
@@ -40,17 +45,7 @@ describe("Limits.jsonFits", () => {
       )
     })
     const number = fc.oneof(fc.double(), fc.integer(), fc.constantFrom(-1.7976931348623157e308, 5e-324, -0))
-    const value = fc.letrec((tie) => ({
-      json: fc.oneof(
-        { depthSize: "small" },
-        text,
-        number,
-        fc.boolean(),
-        fc.constant(null),
-        fc.array(tie("json"), { maxLength: 4 }),
-        fc.dictionary(text, tie("json"), { maxKeys: 4 })
-      )
-    })).json
+    const value = json(text, number)
     fc.assert(
       fc.property(value, fc.integer({ min: -3, max: 3 }), (v, delta) => {
         const bytes = Limits.jsonBytes(v)
