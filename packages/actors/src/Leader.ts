@@ -132,7 +132,13 @@ export type Child =
 
 /** What observers learn (logs, metrics, the checker). */
 export type Event =
-  | { readonly _tag: "Competing"; readonly ballot: Ballot.Ballot; readonly watched: Ballot.Ballot }
+  | {
+      readonly _tag: "Competing"
+      readonly ballot: Ballot.Ballot
+      readonly watched: Ballot.Ballot
+      /** Why: the watched leader fell silent or seems stuck (`Liveness.suspicion`), or handed over to this one. */
+      readonly because: "silent" | "stuck" | "handed over"
+    }
   | {
       readonly _tag: "Adopted"
       readonly ballot: Ballot.Ballot
@@ -910,7 +916,7 @@ export class LeaderCore {
     ) {
       // the leader of the highest ballot handed over to this leader: no timeout to wait
       this.out.event({ _tag: "HandedOver", from: Address.id(from), ballot: msg.ballot })
-      return this.compete(now)
+      return this.compete(now, "handed over")
     }
     this.liveness.heartbeat(now, msg)
     // a hand-over to another leader: its phase 1 sends no heartbeat, so give it the longest
@@ -948,13 +954,9 @@ export class LeaderCore {
       this.resendConfirm(now)
       this.reportOrphans()
       this.beat()
-    } else if (
-      this.state._tag === "Passive" &&
-      !this.resigned &&
-      this.leaderIds.includes(this.id) &&
-      this.liveness.shouldCompete(now)
-    ) {
-      this.compete(now)
+    } else if (this.state._tag === "Passive" && !this.resigned && this.leaderIds.includes(this.id)) {
+      const because = this.liveness.suspicion(now)
+      if (because !== undefined) this.compete(now, because)
     }
   }
 
@@ -983,12 +985,12 @@ export class LeaderCore {
   }
 
   /** Picks a ballot above every one seen; the round is persisted before the scout starts (B1). */
-  private compete(now: number) {
+  private compete(now: number, because: "silent" | "stuck" | "handed over") {
     const next = Ballot.make(Math.max(this.ballot.round, this.highestSeen.round) + 1, this.id)
     if (!this.bugs.ballotReuse) this.out.persist({ round: next.round })
     this.ballot = next
     this.state = { _tag: "Scouting", ballot: next }
-    this.out.event({ _tag: "Competing", ballot: next, watched: this.liveness.watched })
+    this.out.event({ _tag: "Competing", ballot: next, watched: this.liveness.watched, because })
     this.liveness.competing(now)
     this.newBallot()
     // phase 1 with every configuration that may govern a slot it could command (rule 4),
@@ -1318,7 +1320,8 @@ export const run = Effect.fn("Leader.run")(function* (id: string, config: Cluste
             probe?.leaderBallot(id, event.ballot)
             return Effect.logInfo("competing for leadership", {
               ballot: `${event.ballot}`,
-              watched: `${event.watched}`
+              watched: `${event.watched}`,
+              because: event.because
             })
           case "Adopted":
             return Effect.logInfo("adopted: leading", {

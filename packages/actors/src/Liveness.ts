@@ -11,6 +11,15 @@
  * below its initial value nor above its bound. Each wait, for silence and for progress
  * alike, gets seeded jitter so leaders with identical settings still break symmetry.
  *
+ * Each wait is also at least twice the longest of the recent gaps it measures (between
+ * the watched leader's heartbeats, and between its progress), as a phi-accrual detector
+ * learns what is normal: under load with 4 KB values a busy leader's heartbeats came
+ * 100–400 ms apart and a slot took up to a second, so a fixed 300 ms judged a working
+ * leader dead or stuck, its successor fared no better, and leadership churned until no
+ * write committed for seconds. (The gaps include the watcher's own stalls: a process
+ * whose event loop stalled wakes to its timer before it reads the heartbeats waiting in
+ * its socket.)
+ *
  * Pure: time and randomness come in as arguments.
  *
  * @since 0.1.0
@@ -31,6 +40,27 @@ export interface Settings {
   readonly turn?: (watched: Ballot.Ballot) => number
 }
 
+/** How many recent gaps the detector remembers, of heartbeats and of progress alike. */
+export const recentGaps = 128
+
+/** The longest of the last `recentGaps` gaps recorded (0 before any). */
+class RecentMax {
+  private readonly gaps: Array<number> = []
+  private next = 0
+
+  record(gap: number): void {
+    if (this.gaps.length < recentGaps) this.gaps.push(gap)
+    else this.gaps[this.next] = gap
+    this.next = (this.next + 1) % recentGaps
+  }
+
+  max(): number {
+    let m = 0
+    for (const g of this.gaps) if (g > m) m = g
+    return m
+  }
+}
+
 export class Liveness {
   /** Current adaptive timeout. */
   timeout: number
@@ -45,6 +75,11 @@ export class Liveness {
   private readonly settings: Settings
   /** Draws in [0, 1): the jitter source. */
   private readonly random: () => number
+  /** When the last heartbeat of the watched ballot came, and when its decided counter last moved. */
+  private heardAt: number | undefined
+  private progressAt: number | undefined
+  private readonly beatGaps = new RecentMax()
+  private readonly progressGaps = new RecentMax()
 
   /**
    * `eager`: compete as soon as `listenMs` passed without a heartbeat (the preferred
@@ -56,29 +91,40 @@ export class Liveness {
     this.random = random
     this.timeout = settings.initialMs
     this.lastProgress = now
-    this.suspectAfter = this.jittered()
-    this.deadline = eager ? now + (settings.listenMs ?? 0) : now + this.jittered()
+    this.suspectAfter = this.jittered(this.progressGaps)
+    this.deadline = eager ? now + (settings.listenMs ?? 0) : now + this.jittered(this.beatGaps)
   }
 
-  /** A wait of one timeout, plus half a timeout per turn, plus up to half a timeout of seeded jitter. */
-  private jittered(): number {
+  /**
+   * A wait of one period, plus half a period per turn, plus up to half a period of seeded
+   * jitter. The period is the timeout, or twice the longest recent gap of `gaps` if that
+   * is longer, up to the bound.
+   */
+  private jittered(gaps: RecentMax): number {
+    const period = Math.max(this.timeout, Math.min(this.settings.maxMs, 2 * gaps.max()))
     const turn = this.settings.turn?.(this.watched) ?? 0
-    return this.timeout + Math.floor(((turn + this.random()) * this.timeout) / 2)
+    return period + Math.floor(((turn + this.random()) * period) / 2)
   }
 
   /** A heartbeat from another leader. */
   heartbeat(now: number, hb: Message.Heartbeat): void {
     if (Ballot.lessThan(hb.ballot, this.watched)) return
-    const progress = !Ballot.equals(hb.ballot, this.watched) || hb.decided !== this.lastDecided
+    const same = Ballot.equals(hb.ballot, this.watched)
+    const progress = !same || hb.decided !== this.lastDecided
+    // the gaps of one leader's heartbeats and progress (a new one's start afresh from here)
+    if (same && this.heardAt !== undefined) this.beatGaps.record(now - this.heardAt)
+    if (same && progress && this.progressAt !== undefined) this.progressGaps.record(now - this.progressAt)
+    this.heardAt = now
+    if (progress) this.progressAt = now
     // watched first: the waits drawn below take this leader's turn after the new one
     this.watched = hb.ballot
     if (progress) {
       this.lastProgress = now
       this.lastDecided = hb.decided
       this.pendingSince = undefined
-      this.suspectAfter = this.jittered()
+      this.suspectAfter = this.jittered(this.progressGaps)
     }
-    this.deadline = now + this.jittered()
+    this.deadline = now + this.jittered(this.beatGaps)
   }
 
   /** A proposal reached this passive leader: someone is waiting for progress. */
@@ -88,7 +134,15 @@ export class Liveness {
 
   /** Should this passive leader start a scout now? */
   shouldCompete(now: number): boolean {
-    return now >= this.deadline || !this.progressing(now)
+    return this.suspicion(now) !== undefined
+  }
+
+  /**
+   * Why this passive leader would compete now: the watched leader fell `silent` (no
+   * heartbeat for a timeout) or is `stuck` (heartbeats, but proposals wait without progress).
+   */
+  suspicion(now: number): "silent" | "stuck" | undefined {
+    return now >= this.deadline ? "silent" : this.progressing(now) ? undefined : "stuck"
   }
 
   /**
@@ -102,10 +156,10 @@ export class Liveness {
 
   /** A scout was started: wait a full period before judging again. */
   competing(now: number): void {
-    this.deadline = now + this.jittered()
+    this.deadline = now + this.jittered(this.beatGaps)
     this.pendingSince = undefined
     this.lastProgress = now
-    this.suspectAfter = this.jittered()
+    this.suspectAfter = this.jittered(this.progressGaps)
   }
 
   /**
@@ -128,8 +182,8 @@ export class Liveness {
     if (Ballot.greaterThan(by, this.watched)) this.watched = by
     this.lastProgress = now
     this.pendingSince = undefined
-    this.deadline = now + this.jittered()
-    this.suspectAfter = this.jittered()
+    this.deadline = now + this.jittered(this.beatGaps)
+    this.suspectAfter = this.jittered(this.progressGaps)
   }
 
   /** A slot got decided or a ballot adopted: trust the current timeout a bit less. */

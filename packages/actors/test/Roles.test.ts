@@ -487,6 +487,30 @@ describe("leader liveness", () => {
     assert.isTrue(l.shouldCompete(191))
   })
 
+  it("waits twice the longest recent gap between heartbeats when that is longer than its timeout, up to the bound", () => {
+    const l = new Liveness.Liveness(settings, 0, () => 0, false)
+    // a busy leader beats 150 ms apart: a fixed 100 ms judges it dead after every beat;
+    // from its second beat on the wait is 300 ms
+    l.heartbeat(0, hb(1, 0))
+    assert.isTrue(l.shouldCompete(100))
+    for (let t = 150; t <= 600; t += 150) {
+      l.heartbeat(t, hb(1, t))
+      assert.isFalse(l.shouldCompete(t + 150 + 99), `t=${t}`)
+    }
+    assert.isFalse(l.shouldCompete(899))
+    assert.isTrue(l.shouldCompete(900), "dead after twice the longest gap")
+    // gaps past half the bound: the wait stops at the bound
+    l.heartbeat(1600, hb(1, 1600))
+    l.heartbeat(2600, hb(1, 2600))
+    assert.isFalse(l.shouldCompete(3399))
+    assert.isTrue(l.shouldCompete(3400))
+    // once the last `recentGaps` gaps are short again, so is the wait
+    let t = 2600
+    for (let i = 0; i < Liveness.recentGaps; i++) l.heartbeat((t += 50), hb(1, t))
+    assert.isFalse(l.shouldCompete(t + 99))
+    assert.isTrue(l.shouldCompete(t + 100))
+  })
+
   it("competes when the watched leader beats but makes no progress while proposals wait (B14)", () => {
     const l = new Liveness.Liveness(settings, 0, () => 0, false)
     for (let t = 10; t <= 400; t += 10) {
