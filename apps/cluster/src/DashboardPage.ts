@@ -117,8 +117,11 @@ function render() {
   if (!s) return;
   renderServers(s);
   $("commits").textContent = String(s.commitsPerSecond);
-  $("p50").textContent = s.latency ? s.latency.p50.toFixed(1) : "–";
-  $("p99").textContent = s.latency ? s.latency.p99.toFixed(1) : "–";
+  // the latest second with requests among the last five, as the rates average them: an
+  // idle second between two bursts does not blank the figures
+  const last = samples.slice(-5).reverse().find((x) => x.latency);
+  $("p50").textContent = last ? last.latency.p50.toFixed(1) : "–";
+  $("p99").textContent = last ? last.latency.p99.toFixed(1) : "–";
   $("updated").textContent = "updated " + new Date(s.time).toLocaleTimeString();
   chart($("commits-chart"), [{ name: "commits", colour: "#2e9e3e", values: samples.map((x) => [x.time, x.commitsPerSecond]) }], "/s");
   const lat = samples.filter((x) => x.latency);
