@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Result } from "effect"
 import * as fc from "fast-check"
-import { Codec } from "@synod/core"
+import { Codec, Message } from "@synod/core"
 import { envelopeArb } from "@synod/testing/Arbitraries"
 
 describe("Codec", () => {
@@ -15,6 +15,12 @@ describe("Codec", () => {
         assert.strictEqual(Codec.encode(Result.getOrThrow(back)), text)
         const fromBytes = Codec.decode(Codec.encodeBytes(env))
         assert.deepStrictEqual(Result.getOrThrow(fromBytes), env)
+        // the bytes are the text's, also for a second receiver of the same message (its
+        // bytes are kept from the first)
+        const utf8 = new TextEncoder()
+        assert.deepStrictEqual(Codec.encodeBytes(env), utf8.encode(text))
+        const other = new Message.Envelope({ from: env.to, to: env.from, message: env.message })
+        assert.deepStrictEqual(Codec.encodeBytes(other), utf8.encode(Codec.encode(other)))
       }),
       { numRuns: 300 }
     )

@@ -39,7 +39,7 @@
  *
  * @since 0.1.0
  */
-import { Ballot, JsonText, Limits, Storage } from "@synod/core"
+import { Ballot, Codec, JsonText, Limits, Storage } from "@synod/core"
 import { Deferred, Effect, Exit, FileSystem, Metric, Path, Queue, Result, Schema, Scope, Semaphore } from "effect"
 import type { PlatformError } from "effect/PlatformError"
 import * as AtomicFile from "./AtomicFile.ts"
@@ -169,12 +169,24 @@ const utf8Decoder = new TextDecoder("utf-8", { fatal: true })
 export const encodeWithSchema = (record: Storage.AcceptorRecord) => encodeJson(record)
 
 /**
+ * `JSON.stringify(record)` in the schema's field order, with each pvalue's value text
+ * shared with the P2a and Decision that carry it (`Codec.valueJson`): the leader's own
+ * acceptor logs the very batch its commander just encoded.
+ */
+const recordJson = (record: Storage.AcceptorRecord): string => {
+  let accepted = ""
+  for (const pv of record.accepted) accepted += (accepted === "" ? "" : ",") + Codec.pvalueJson(pv)
+  const watermark = record.watermark === undefined ? "" : `,"watermark":${record.watermark}`
+  return `{"promised":${JSON.stringify(record.promised)},"accepted":[${accepted}]${watermark}}`
+}
+
+/**
  * `record` as one frame, ready to be appended. Every field of a record is JSON-native, so
  * its schema encoding is exactly its JSON, and `JSON.stringify` writes it without walking
  * each command of each pvalue through the schemas (the records were validated when built).
  */
 export const encodeFrame = (record: Storage.AcceptorRecord): Result.Result<Uint8Array, Storage.StorageError> => {
-  const payload = utf8Encoder.encode(JSON.stringify(record))
+  const payload = utf8Encoder.encode(recordJson(record))
   if (payload.length > Frame.MaxPayloadBytes) {
     return Result.fail(
       new Storage.StorageError({

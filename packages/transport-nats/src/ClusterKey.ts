@@ -50,8 +50,9 @@ const mac = (key: string, subject: string, sender: string, counter: number, body
   createHmac("sha256", key).update(`${subject}\n${sender}\n${counter}\n`).update(body).digest()
 
 export interface Sealer {
-  /** `body` with the MAC line in front, for `subject`. */
+  /** `body` with the MAC line in front, for `subject` (text for text, bytes for bytes). */
   seal(subject: string, body: string): string
+  seal(subject: string, body: string | Uint8Array): string | Uint8Array
 }
 
 /** A sealer for the transport of sender `sender`; `now` gives the wall clock in ms. */
@@ -60,11 +61,17 @@ export const sealer = (keys: Keys, sender: string, now: () => number = Date.now)
   const id = keyId(keys.current)
   let counter = 0
   return {
-    seal: (subject, body) => {
+    seal: ((subject: string, body: string | Uint8Array) => {
       counter = Math.max(counter + 1, now() * 1000)
       const m = mac(keys.current, subject, sender, counter, body).toString("base64url")
-      return `${tag} ${id} ${sender} ${counter} ${m}\n${body}`
-    }
+      const line = `${tag} ${id} ${sender} ${counter} ${m}\n`
+      if (typeof body === "string") return `${line}${body}`
+      const head = new TextEncoder().encode(line)
+      const bytes = new Uint8Array(head.length + body.length)
+      bytes.set(head, 0)
+      bytes.set(body, head.length)
+      return bytes
+    }) as Sealer["seal"]
   }
 }
 

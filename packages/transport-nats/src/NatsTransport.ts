@@ -89,8 +89,29 @@ interface Traced {
 }
 
 /** Envelopes waiting to leave for one subject. */
+const utf8 = new TextEncoder()
+
+/** A JSON array of envelopes, as text, or as bytes when some are bytes already. */
+const joinParts = (parts: ReadonlyArray<string | Uint8Array>): string | Uint8Array => {
+  if (parts.every((p) => typeof p === "string")) return `[${parts.join(",")}]`
+  const chunks = parts.map((p) => (typeof p === "string" ? utf8.encode(p) : p))
+  let length = chunks.length + 1 // the brackets and the commas between
+  for (const c of chunks) length += c.length
+  const bytes = new Uint8Array(length)
+  bytes[0] = 0x5b // "["
+  let at = 1
+  for (const c of chunks) {
+    if (at > 1) bytes[at++] = 0x2c // ","
+    bytes.set(c, at)
+    at += c.length
+  }
+  bytes[at] = 0x5d // "]"
+  return bytes
+}
+
 interface Pending {
-  readonly parts: Array<string>
+  /** Envelopes' JSON, or their UTF-8 bytes when too large to bound by their length (`enqueue`). */
+  readonly parts: Array<string | Uint8Array>
   bytes: number
   /** Tracing: the spans of those that have one (absent: none has). */
   traces?: Array<Traced>
@@ -218,10 +239,10 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
 
   const publishNow = (
     subject: string,
-    parts: ReadonlyArray<string>,
+    parts: ReadonlyArray<string | Uint8Array>,
     traces: ReadonlyArray<Traced> | undefined
   ): void => {
-    const data = parts.length === 1 ? parts[0]! : `[${parts.join(",")}]`
+    const data = parts.length === 1 ? parts[0]! : joinParts(parts)
     if (HopLog.enabled()) HopLog.mark(`publish ${subject} ${parts.length}`)
     try {
       const body = sealer === undefined ? data : sealer.seal(subject, data)
@@ -248,11 +269,11 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
    * `trace`: the `traceparent` of the envelope's span (tracing on), which the message's
    * header carries. `request`: a client's request, flushed at the end of the turn.
    */
-  const enqueue = (subject: string, json: string, trace: string | undefined, request: boolean): void => {
-    // UTF-8 takes at most three bytes per UTF-16 unit: count exactly only when that bound is too high
-    const bound = json.length * 3
+  const enqueue = (subject: string, json: string | Uint8Array, trace: string | undefined, request: boolean): void => {
+    // UTF-8 takes at most three bytes per UTF-16 unit (`send` passes bytes when that bound is too high);
     // a trace's header entry counts against the message's size too
-    const size = (bound <= maxBytes ? bound : Limits.utf8Bytes(json)) + (trace === undefined ? 0 : trace.length + 8)
+    const size =
+      (typeof json === "string" ? json.length * 3 : json.length) + (trace === undefined ? 0 : trace.length + 8)
     let batch = pending.get(subject)
     if (batch !== undefined && batch.bytes + size + 1 > maxBytes) {
       publishNow(subject, batch.parts, batch.traces)
@@ -292,7 +313,11 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
       const span = withTrace ? Trace.of(envelope) : undefined
       // only a Request or a Read to a replica goes to a request subject (Subjects.sendSubject)
       const request = envelope.message._tag === "Request" || envelope.message._tag === "Read"
-      enqueue(subject.value, Codec.encode(envelope), span === undefined ? undefined : Trace.format(span), request)
+      // a message too large to bound by its length is encoded to bytes here, once per
+      // message (`Codec.encodeBytes`), rather than measured here and encoded by the client
+      const json = Codec.encode(envelope)
+      const part = json.length * 3 <= maxBytes ? json : Codec.encodeBytes(envelope)
+      enqueue(subject.value, part, span === undefined ? undefined : Trace.format(span), request)
       return sendFailures.length > 0 ? reportSends : Effect.void
     })
 

@@ -36,6 +36,20 @@ describe("ClusterKey", () => {
     })
   )
 
+  it.effect(
+    "a body given as bytes (a large message, encoded once) seals to the bytes of the text it would have sealed",
+    () =>
+      Effect.sync(() => {
+        const at = () => 1_000
+        const body = `{"a":"${"é".repeat(1000)}"}`
+        const asText = ClusterKey.sealer({ current: k1 }, "s1", at).seal(subject, body)
+        const asBytes = ClusterKey.sealer({ current: k1 }, "s1", at).seal(subject, bytes(body))
+        assert.instanceOf(asBytes, Uint8Array)
+        assert.deepStrictEqual(asBytes, bytes(asText))
+        assert.strictEqual(text(ClusterKey.opener({ current: k1 }).open(subject, asBytes as Uint8Array, true)), body)
+      })
+  )
+
   it.effect("rotation: the current and the previous key are accepted; the counter outlives a restart", () =>
     Effect.sync(() => {
       const open = ClusterKey.opener({ current: k2, previous: k1 })
