@@ -12,8 +12,8 @@
  * alike, gets seeded jitter so leaders with identical settings still break symmetry.
  *
  * Each wait is also at least twice the longest of the recent gaps it measures (between
- * the watched leader's heartbeats, and between its progress), as a phi-accrual detector
- * learns what is normal: under load with 4 KB values a busy leader's heartbeats came
+ * the watched leader's heartbeats, and between its progress), the three longest aside, as
+ * a phi-accrual detector learns what is normal: under load with 4 KB values a busy leader's heartbeats came
  * 100–400 ms apart and a slot took up to a second, so a fixed 300 ms judged a working
  * leader dead or stuck, its successor fared no better, and leadership churned until no
  * write committed for seconds. (The gaps include the watcher's own stalls: a process
@@ -43,7 +43,13 @@ export interface Settings {
 /** How many recent gaps the detector remembers, of heartbeats and of progress alike. */
 export const recentGaps = 128
 
-/** The longest of the last `recentGaps` gaps recorded (0 before any). */
+/**
+ * The longest gaps a wait ignores: a lone stall (a GC, a burst of traffic) does not stretch
+ * the waits, stalls as frequent as under load do.
+ */
+export const outlierGaps = 3
+
+/** The longest of the last `recentGaps` gaps recorded but the `outlierGaps` longest (0 before enough). */
 class RecentMax {
   private readonly gaps: Array<number> = []
   private next = 0
@@ -55,9 +61,15 @@ class RecentMax {
   }
 
   max(): number {
-    let m = 0
-    for (const g of this.gaps) if (g > m) m = g
-    return m
+    // the few longest, in descending order
+    const top: Array<number> = []
+    for (const g of this.gaps) {
+      if (top.length <= outlierGaps) top.push(g)
+      else if (g > top[outlierGaps]!) top[outlierGaps] = g
+      else continue
+      top.sort((a, b) => b - a)
+    }
+    return top[outlierGaps] ?? 0
   }
 }
 

@@ -490,22 +490,24 @@ describe("leader liveness", () => {
   it("waits twice the longest recent gap between heartbeats when that is longer than its timeout, up to the bound", () => {
     const l = new Liveness.Liveness(settings, 0, () => 0, false)
     // a busy leader beats 150 ms apart: a fixed 100 ms judges it dead after every beat;
-    // from its second beat on the wait is 300 ms
+    // once more than `outlierGaps` gaps were that long the wait is 300 ms
     l.heartbeat(0, hb(1, 0))
     assert.isTrue(l.shouldCompete(100))
-    for (let t = 150; t <= 600; t += 150) {
-      l.heartbeat(t, hb(1, t))
-      assert.isFalse(l.shouldCompete(t + 150 + 99), `t=${t}`)
-    }
+    for (let t = 150; t <= 150 * (Liveness.outlierGaps + 1); t += 150) l.heartbeat(t, hb(1, t))
+    assert.strictEqual(150 * (Liveness.outlierGaps + 1), 600)
     assert.isFalse(l.shouldCompete(899))
     assert.isTrue(l.shouldCompete(900), "dead after twice the longest gap")
-    // gaps past half the bound: the wait stops at the bound
+    // a lone long gap is an outlier: the wait stays at twice 150 ms
     l.heartbeat(1600, hb(1, 1600))
-    l.heartbeat(2600, hb(1, 2600))
-    assert.isFalse(l.shouldCompete(3399))
-    assert.isTrue(l.shouldCompete(3400))
+    assert.isFalse(l.shouldCompete(1899))
+    assert.isTrue(l.shouldCompete(1900))
+    // gaps past half the bound, more than `outlierGaps` of them: the wait stops at the bound
+    for (let t = 2600; t <= 1600 + Liveness.outlierGaps * 1000; t += 1000) l.heartbeat(t, hb(1, t))
+    const last = 1600 + Liveness.outlierGaps * 1000
+    assert.isFalse(l.shouldCompete(last + 799))
+    assert.isTrue(l.shouldCompete(last + 800))
     // once the last `recentGaps` gaps are short again, so is the wait
-    let t = 2600
+    let t = last
     for (let i = 0; i < Liveness.recentGaps; i++) l.heartbeat((t += 50), hb(1, t))
     assert.isFalse(l.shouldCompete(t + 99))
     assert.isTrue(l.shouldCompete(t + 100))
