@@ -545,6 +545,17 @@ describe("replicas compare digests", () => {
     for (const id of ["r1", "r2"]) assert.isUndefined(net.core(id).quarantine, id)
   })
 
+  it("the rest before a rest digest grows by a leader timeout per restBytesPerTimeout of state", () => {
+    const t = three.timeouts.leaderTimeoutMs
+    const per = Replica.restBytesPerTimeout
+    assert.strictEqual(Replica.restBeforeDigestMs(three, undefined), t)
+    assert.strictEqual(Replica.restBeforeDigestMs(three, 0), t)
+    assert.strictEqual(Replica.restBeforeDigestMs(three, per - 1), t)
+    assert.strictEqual(Replica.restBeforeDigestMs(three, per), 2 * t)
+    // a 21 MB store, as under 4 KB load: six leader timeouts
+    assert.strictEqual(Replica.restBeforeDigestMs(three, 21 * 1024 * 1024), 6 * t)
+  })
+
   it("an idle replica digests the slot it rests at, so a change after the last digest slot is caught without more traffic", () => {
     let now = 0
     const net = new Net(["r1", "r2", "r3"], three, () => now)
