@@ -13,12 +13,12 @@
  *
  * Each wait is also at least twice the longest of the recent gaps it measures (between
  * the watched leader's heartbeats, and between its progress), the three longest aside, as
- * a phi-accrual detector learns what is normal: under load with 4 KB values a busy leader's heartbeats came
- * 100–400 ms apart and a slot took up to a second, so a fixed 300 ms judged a working
- * leader dead or stuck, its successor fared no better, and leadership churned until no
- * write committed for seconds. (The gaps include the watcher's own stalls: a process
- * whose event loop stalled wakes to its timer before it reads the heartbeats waiting in
- * its socket.)
+ * a phi-accrual detector learns what is normal: under load with 4 KB values a busy
+ * leader's heartbeats came 100–600 ms apart and a slot took up to a second, so a fixed
+ * 300 ms judged a working leader dead or stuck, its successor fared no better, and
+ * leadership churned until no write committed for seconds. (The gaps include the
+ * watcher's own stalls: a process whose event loop stalled wakes to its timer before it
+ * reads the heartbeats waiting in its socket.)
  *
  * Pure: time and randomness come in as arguments.
  *
@@ -123,7 +123,8 @@ export class Liveness {
     if (Ballot.lessThan(hb.ballot, this.watched)) return
     const same = Ballot.equals(hb.ballot, this.watched)
     const progress = !same || hb.decided !== this.lastDecided
-    // the gaps of one leader's heartbeats and progress (a new one's start afresh from here)
+    // gaps are measured within one leader's heartbeats; those learned stay across a change
+    // of leader (the load, and the stalls it causes, are the cluster's)
     if (same && this.heardAt !== undefined) this.beatGaps.record(now - this.heardAt)
     if (same && progress && this.progressAt !== undefined) this.progressGaps.record(now - this.progressAt)
     this.heardAt = now
