@@ -146,10 +146,23 @@ export class AcceptorCore {
    *
    * The page holds the pvalues from slot `from` on, in slot order, until the next one
    * would take it past `pageBytes`; `next` then says where the following page starts.
+   * A P1a not promised (lower, or held off by the lease) gets a reply without pvalues: the
+   * scout reads none from a reply whose ballot is not its own, and a refused scout resends
+   * every retransmit period, so a page built each time (sorting every accepted slot, up
+   * to a megabyte of JSON) loaded the acceptor of the working leader for nothing.
    */
   p1a(ballot: Ballot.Ballot, from = 1): Message.P1b {
     const leased = ballot.leader !== this.promised.leader && this.now() - this.lastAccept < this.leaseMs
     if (Ballot.greaterThan(ballot, this.promised) && !leased) this.promised = ballot
+    if (!Ballot.equals(ballot, this.promised)) {
+      return Trusted.p1b({
+        ballot: this.promised,
+        request: ballot,
+        accepted: [],
+        ...(this.watermark > 1 && !this.silentGc ? { watermark: this.watermark } : {}),
+        ...(from > 1 ? { from } : {})
+      })
+    }
     const slots: Array<number> = []
     for (const slot of this.accepted.keys()) if (slot >= from) slots.push(slot)
     slots.sort((a, b) => a - b)
