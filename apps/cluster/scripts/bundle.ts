@@ -17,8 +17,17 @@
  * builds it on first use instead (`lazySegmenter`); the build fails if effect's code no
  * longer has the line, so that an upgrade cannot drop this silently.
  *
+ * `node:http` is loaded with `require`, not `import`: Node builds an ES module's namespace
+ * from every export of a built-in, and `node:http`'s `WebSocket`, `CloseEvent` and
+ * `MessageEvent` are getters that load undici, Node's fetch, whose 750 KB of source and
+ * what it builds stayed in every `synod serve` that never fetches anything: 13 MiB of
+ * resident memory of the 88 an idle server took (measured in a bare Node 24: an `import`
+ * of `node:http` 59.6 MiB, a `require` 46.5). The build fails if the bundle still imports
+ * it, so that a new import cannot bring undici back silently.
+ *
  * Run by the package's `build` (after `tsc -b`) and `prepack`.
  */
+import { readFileSync } from "node:fs"
 import { rolldown } from "rolldown"
 
 const eagerSegmenter =
@@ -40,12 +49,31 @@ const lazySegmenter = {
   }
 }
 
+const nodeHttp = "\0synod:node-http"
+const httpByRequire = {
+  name: "node-http-by-require",
+  resolveId(source: string) {
+    return source === "node:http" || source === "http" ? nodeHttp : null
+  },
+  load(id: string) {
+    if (id !== nodeHttp) return null
+    // every export but the getters (`maxHeaderSize`, `globalAgent` and the three undici ones)
+    return [
+      'import { createRequire } from "node:module";',
+      'const http = createRequire(import.meta.url)("node:http");',
+      "export default http;",
+      "export const { METHODS, STATUS_CODES, Agent, ClientRequest, IncomingMessage, OutgoingMessage, Server,",
+      "  ServerResponse, createServer, validateHeaderName, validateHeaderValue, get, request, setMaxIdleHTTPParsers } = http;"
+    ].join("\n")
+  }
+}
+
 const dir = new URL("../dist/bin/", import.meta.url).pathname
 const bundle = await rolldown({
   input: { cli: new URL("../dist/cli.js", import.meta.url).pathname },
   platform: "node",
   logLevel: "warn",
-  plugins: [lazySegmenter]
+  plugins: [lazySegmenter, httpByRequire]
 })
 await bundle.write({
   dir,
@@ -57,4 +85,12 @@ await bundle.write({
 })
 await bundle.close()
 // (the bundle is built by `write`: only now has every module been transformed)
-if (!segmenterMadeLazy) throw new Error("effect/cli's CliOutput was not bundled: update lazySegmenter in scripts/bundle.ts")
+if (!segmenterMadeLazy)
+  throw new Error("effect/cli's CliOutput was not bundled: update lazySegmenter in scripts/bundle.ts")
+for (const chunk of ["cli.js", "Main.js", "Version.js"]) {
+  if (/from "(node:)?http"/.test(readFileSync(`${dir}${chunk}`, "utf8"))) {
+    throw new Error(
+      `dist/bin/${chunk} imports node:http as a module (it loads undici): see httpByRequire in scripts/bundle.ts`
+    )
+  }
+}
