@@ -7,7 +7,9 @@ const policy: Memory.Policy = {
   period: Duration.seconds(10),
   idleCpu: 0.05,
   growth: 16 * 1024 * 1024,
-  maxLive: 112 * 1024 * 1024
+  maxLive: 112 * 1024 * 1024,
+  settle: 7,
+  settlePeriod: Duration.seconds(1)
 }
 const MiB = 1024 * 1024
 
@@ -25,6 +27,17 @@ describe("Memory", () => {
     // idle and grown, but a heap that large would pause the process too long
     assert.isTrue(Memory.shouldCollect(policy, { ...base, cpuMicros: 0, rss: 300 * MiB, liveAfterLast: 112 * MiB }))
     assert.isFalse(Memory.shouldCollect(policy, { ...base, cpuMicros: 0, rss: 300 * MiB, liveAfterLast: 113 * MiB }))
+  })
+
+  it("right after the start, collects in every idle second whatever memory did", () => {
+    const base = { periodMicros: 1_000_000, rss: 80 * MiB, rssAfterLast: 80 * MiB, liveAfterLast: 15 * MiB }
+    assert.isTrue(Memory.shouldSettle(policy, { ...base, cpuMicros: 50_000 }))
+    // busy: 6% of a core
+    assert.isFalse(Memory.shouldSettle(policy, { ...base, cpuMicros: 60_000 }))
+    // not grown at all, which the later looks would wait for
+    assert.isFalse(Memory.shouldCollect(policy, { ...base, cpuMicros: 0 }))
+    // a heap that large would pause the process too long
+    assert.isFalse(Memory.shouldSettle(policy, { ...base, cpuMicros: 0, liveAfterLast: 113 * MiB }))
   })
 
   it.effect("a collection shrinks the young generation the allocations grew", () =>
