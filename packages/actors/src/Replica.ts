@@ -1336,13 +1336,17 @@ export const digestText = (text: string): string => createHash("sha256").update(
  * `digestText` a slice of `sliceChars` characters per turn: hashing the 40 MB text of a
  * large store at once stalled every role of the process for about 100 ms.
  */
-export function* digestTextGradually(text: string, sliceChars = 1 << 20): Generator<void, string, void> {
+export function* digestTextGradually(
+  text: string | ReadonlyArray<string>,
+  sliceChars = 1 << 20
+): Generator<void, string, void> {
   const hash = createHash("sha256")
   let first = true
-  for (const slice of JsonText.slices(text, sliceChars)) {
+  // a text in chunks (`JsonText.stringifyChunks`) is hashed chunk by chunk, never joined
+  for (const piece of JsonText.pieces(typeof text === "string" ? [text] : text, sliceChars)) {
     if (!first) yield
     first = false
-    hash.update(slice)
+    for (const chunk of piece) hash.update(chunk)
   }
   return hash.digest("hex")
 }

@@ -255,6 +255,20 @@ describe("replicas compare digests", () => {
       }),
       { numRuns: 500 }
     )
+    // a text in chunks hashes as the text it joins to, whatever the chunks
+    fc.assert(
+      fc.property(
+        fc.array(fc.string({ unit: "grapheme", maxLength: 9 }), { maxLength: 12 }),
+        fc.integer({ min: 1, max: 8 }),
+        (chunks, slice) => {
+          const gen = Replica.digestTextGradually(chunks, slice)
+          let r = gen.next()
+          while (!r.done) r = gen.next()
+          assert.strictEqual(r.value, Replica.digestText(chunks.join("")))
+        }
+      ),
+      { numRuns: 300 }
+    )
     assert.strictEqual(run("x".repeat(10), 3).slices, 4)
     assert.strictEqual(run("ab\u{1F600}cd", 3).digest, Replica.digestText("ab\u{1F600}cd"))
   })

@@ -18,6 +18,55 @@ describe("JsonText", () => {
     )
   })
 
+  it("stringifyChunks gives JSON.stringify's text in chunks, none of which splits a surrogate pair", () => {
+    const lone = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/
+    fc.assert(
+      fc.property(
+        fc.oneof(json, fc.array(fc.tuple(fc.string({ unit: "binary" }), fc.string({ unit: "binary" })))),
+        (value) => {
+          const gen = JsonText.stringifyChunks(value as Schema.Json)
+          let r = gen.next()
+          while (!r.done) r = gen.next()
+          assert.strictEqual(r.value.join(""), JSON.stringify(value))
+          for (const chunk of r.value) assert.notMatch(chunk, lone, "each chunk is whole UTF-16")
+        }
+      ),
+      { numRuns: 500 }
+    )
+    // the slices of a long array are separate chunks: not joined into one string
+    const gen = JsonText.stringifyChunks(Array.from({ length: 3 * JsonText.sliceElements }, (_, i) => i))
+    let r = gen.next()
+    while (!r.done) r = gen.next()
+    assert.deepStrictEqual(
+      r.value.map((c) => c.length > 1),
+      [false, true, false, true, false, true, false]
+    )
+  })
+
+  it("pieces regroups chunks into pieces of about sliceChars characters, cutting only chunks longer than that", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.string({ unit: "binary", maxLength: 12 }), { maxLength: 20 }),
+        fc.integer({ min: 1, max: 9 }),
+        (chunks, size) => {
+          const out = [...JsonText.pieces(chunks, size)]
+          assert.strictEqual(out.map((p) => p.join("")).join(""), chunks.join(""))
+          for (const piece of out) {
+            assert.isAbove(piece.length, 0)
+            // a piece stops growing once it reaches the size: its last chunk took it there
+            const before = piece.slice(0, -1).join("").length
+            assert.isBelow(before, size)
+            if (piece.length === 1 && piece[0]!.length > size) {
+              // a slice of a long chunk: the size, or one more to keep a surrogate pair whole
+              assert.isAtMost(piece[0]!.length, size + 1)
+            }
+          }
+        }
+      ),
+      { numRuns: 500 }
+    )
+  })
+
   it.effect("a long array is stringified in slices, with the other fibers running in between", () =>
     Effect.gen(function* () {
       const n = JsonText.sliceElements * 3 + 7
@@ -66,12 +115,16 @@ describe("JsonText", () => {
     Effect.gen(function* () {
       const snapshot = { slotOut: 7, state: [["k", "v"]], clients: [] as Array<string> }
       const first = yield* JsonText.textOf(snapshot)
-      assert.strictEqual(first, JSON.stringify(snapshot))
+      assert.strictEqual(first.join(""), JSON.stringify(snapshot))
       // snapshots are immutable; a change here shows which text the next user gets
       snapshot.clients.push("c")
       assert.strictEqual(yield* JsonText.textOf(snapshot), first, "the text kept, not stringified again")
       JsonText.forget(snapshot)
-      assert.strictEqual(yield* JsonText.textOf(snapshot), JSON.stringify(snapshot), "after forget: stringified anew")
+      assert.strictEqual(
+        (yield* JsonText.textOf(snapshot)).join(""),
+        JSON.stringify(snapshot),
+        "after forget: stringified anew"
+      )
     })
   )
 })

@@ -57,19 +57,24 @@ export const encode = (payload: Uint8Array): Uint8Array => {
 export const MaxFrameBytes = 0xffff_ffff
 
 /**
- * `encode` of the UTF-8 encoding of `text`, in parts (the header, then the payload a slice
- * of `sliceChars` characters at a time), as a generator that yields between slices: a
+ * `encode` of the UTF-8 encoding of `text` (a string, or chunks to concatenate), in parts
+ * (the header, then the payload a slice of `sliceChars` characters at a time), as a generator that yields between slices: a
  * large store's snapshot is tens of megabytes, and encoding and checksumming it at once
  * stalled every role of the process. The parts, written in order, are `encode`'s bytes.
  */
-export function* encodeTextGradually(text: string, sliceChars = 1 << 20): Generator<void, Array<Uint8Array>, void> {
+export function* encodeTextGradually(
+  text: string | ReadonlyArray<string>,
+  sliceChars = 1 << 20
+): Generator<void, Array<Uint8Array>, void> {
   const header = new Uint8Array(HeaderBytes)
   const parts: Array<Uint8Array> = [header]
   let crc = 0
   let length = 0
-  for (const slice of JsonText.slices(text, sliceChars)) {
+  // a text in chunks (`JsonText.stringifyChunks`) is encoded a piece of chunks at a time,
+  // into one buffer per piece, without joining them into one string first
+  for (const piece of JsonText.pieces(typeof text === "string" ? [text] : text, sliceChars)) {
     if (parts.length > 1) yield
-    const part = utf8Encoder.encode(slice)
+    const part = encodePiece(piece)
     crc = Zlib.crc32(part, crc)
     length += part.length
     parts.push(part)
@@ -83,6 +88,17 @@ export function* encodeTextGradually(text: string, sliceChars = 1 << 20): Genera
 }
 
 const utf8Encoder = new TextEncoder()
+
+/** The UTF-8 bytes of a piece of chunks, in one buffer. */
+const encodePiece = (piece: ReadonlyArray<string>): Uint8Array => {
+  if (piece.length === 1) return utf8Encoder.encode(piece[0]!)
+  let bound = 0
+  for (const chunk of piece) bound += chunk.length * 3
+  const out = new Uint8Array(bound)
+  let at = 0
+  for (const chunk of piece) at += utf8Encoder.encodeInto(chunk, out.subarray(at)).written
+  return out.subarray(0, at)
+}
 
 /** A valid frame found by `scan`. */
 export interface Frame {

@@ -328,7 +328,7 @@ export const open = Effect.fn("Wal.open")(function* (file: string, options: Opti
       const temp = AtomicFile.tempOf(file)
       const written = yield* Effect.result(
         Effect.gen(function* () {
-          const text = yield* JsonText.runGradually(() => JsonText.stringifyGradually(record as unknown as Schema.Json))
+          const text = yield* JsonText.runGradually(() => JsonText.stringifyChunks(record as unknown as Schema.Json))
           const parts = yield* JsonText.runGradually(() => Frame.encodeTextGradually(text))
           let length = 0
           for (const part of parts) length += part.length

@@ -1,6 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
+import { JsonText } from "@synod/core"
 import * as Frame from "@synod/node/Frame"
-import { Effect } from "effect"
+import { Effect, type Schema } from "effect"
 import * as fc from "fast-check"
 
 const text = new TextEncoder()
@@ -99,6 +100,21 @@ describe("Frame.encodeTextGradually", () => {
         while (!r.done) r = gen.next()
         const joined = Buffer.concat(r.value)
         assert.deepStrictEqual(new Uint8Array(joined), Frame.encode(text.encode(s)))
+      }),
+      { numRuns: 500 }
+    )
+  })
+
+  it("a text in chunks (JsonText.stringifyChunks) frames as the text it joins to", () => {
+    fc.assert(
+      fc.property(fc.jsonValue(), fc.integer({ min: 1, max: 40 }), (value, slice) => {
+        const chunks = JsonText.stringifyChunks(value as Schema.Json)
+        let c = chunks.next()
+        while (!c.done) c = chunks.next()
+        const gen = Frame.encodeTextGradually(c.value, slice)
+        let r = gen.next()
+        while (!r.done) r = gen.next()
+        assert.deepStrictEqual(new Uint8Array(Buffer.concat(r.value)), Frame.encode(text.encode(JSON.stringify(value))))
       }),
       { numRuns: 500 }
     )
