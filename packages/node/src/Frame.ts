@@ -53,6 +53,24 @@ export const encode = (payload: Uint8Array): Uint8Array => {
   return frame
 }
 
+/** `encode` of the payload whose parts, in order, are `parts`: one copy of each into the frame. */
+export const encodeParts = (parts: ReadonlyArray<Uint8Array>): Uint8Array => {
+  let length = 0
+  for (const part of parts) length += part.length
+  const frame = new Uint8Array(HeaderBytes + length)
+  let crc = 0
+  let at = HeaderBytes
+  for (const part of parts) {
+    crc = Zlib.crc32(part, crc)
+    frame.set(part, at)
+    at += part.length
+  }
+  const view = new DataView(frame.buffer)
+  view.setUint32(0, length, true)
+  view.setUint32(4, crc, true)
+  return frame
+}
+
 /** The most a frame's length field can say: larger payloads cannot be framed. */
 export const MaxFrameBytes = 0xffff_ffff
 

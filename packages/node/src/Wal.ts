@@ -169,32 +169,50 @@ const utf8Decoder = new TextDecoder("utf-8", { fatal: true })
 export const encodeWithSchema = (record: Storage.AcceptorRecord) => encodeJson(record)
 
 /**
- * `JSON.stringify(record)` in the schema's field order, with each pvalue's value text
- * shared with the P2a and Decision that carry it (`Codec.valueJson`): the leader's own
- * acceptor logs the very batch its commander just encoded.
- */
-const recordJson = (record: Storage.AcceptorRecord): string => {
-  let accepted = ""
-  for (const pv of record.accepted) accepted += (accepted === "" ? "" : ",") + Codec.pvalueJson(pv)
-  const watermark = record.watermark === undefined ? "" : `,"watermark":${record.watermark}`
-  return `{"promised":${JSON.stringify(record.promised)},"accepted":[${accepted}]${watermark}}`
-}
-
-/**
  * `record` as one frame, ready to be appended. Every field of a record is JSON-native, so
  * its schema encoding is exactly its JSON, and `JSON.stringify` writes it without walking
  * each command of each pvalue through the schemas (the records were validated when built).
  */
 export const encodeFrame = (record: Storage.AcceptorRecord): Result.Result<Uint8Array, Storage.StorageError> => {
-  const payload = utf8Encoder.encode(recordJson(record))
-  if (payload.length > Frame.MaxPayloadBytes) {
+  const payload = recordUtf8(record)
+  let length = 0
+  for (const part of payload) length += part.length
+  if (length > Frame.MaxPayloadBytes) {
     return Result.fail(
       new Storage.StorageError({
-        reason: `acceptor record of ${payload.length} bytes exceeds ${Frame.MaxPayloadBytes}`
+        reason: `acceptor record of ${length} bytes exceeds ${Frame.MaxPayloadBytes}`
       })
     )
   }
-  return Result.succeed(Frame.encode(payload))
+  return Result.succeed(Frame.encodeParts(payload))
+}
+
+/** A value text at least this long is not encoded again: its bytes are `Codec.valueBytes`'. */
+const sharedValueChars = 1024
+
+/**
+ * The UTF-8 of `JSON.stringify(record)` in the schema's field order, in parts: each
+ * pvalue's value text is shared with the P2a and Decision that carry it (`Codec.valueJson`),
+ * and a large value's bytes are the ones its commander encoded for them (`Codec.valueBytes`),
+ * not encoded a third time: the leader's own acceptor logs the very batch its commander
+ * just sent.
+ */
+const recordUtf8 = (record: Storage.AcceptorRecord): Array<Uint8Array> => {
+  const parts: Array<Uint8Array> = []
+  let text = `{"promised":${JSON.stringify(record.promised)},"accepted":[`
+  for (const [i, pv] of record.accepted.entries()) {
+    const head = `${i > 0 ? "," : ""}{"ballot":${JSON.stringify(pv.ballot)},"slot":${pv.slot},"value":`
+    const value = Codec.valueJson(pv.value)
+    if (value.length < sharedValueChars) {
+      text += `${head}${value}}`
+      continue
+    }
+    parts.push(utf8Encoder.encode(text + head), Codec.valueBytes(pv.value))
+    text = "}"
+  }
+  text += `]${record.watermark === undefined ? "" : `,"watermark":${record.watermark}`}}`
+  parts.push(utf8Encoder.encode(text))
+  return parts
 }
 
 const decodePayload = (payload: Uint8Array): Result.Result<Storage.AcceptorRecord, string> => {
