@@ -31,9 +31,10 @@
  * of heap in use when idle (`pnpm bench memory --keys 0`), against 79.2-79.8 and 13.9-15.1
  * with them.
  *
- * V8's flags cannot do it: `--max-semi-space-size` is read when the heap is set up, before
- * any of this process's code runs (setting it later does nothing), and capping it would
- * slow the busy case to help the idle one.
+ * V8's flags cannot do it alone: `--max-semi-space-size` is read when the heap is set up,
+ * before any of this process's code runs (setting it later does nothing). The `synod`
+ * command starts servers with it at 8 MiB (`bin/synod.js`, for shorter scavenges under
+ * load), which bounds the young generation but does not shrink it when idle.
  *
  * @since 0.3.0
  */

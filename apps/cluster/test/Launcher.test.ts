@@ -1,7 +1,8 @@
 /**
  * The installed command (`bin/synod.js`, the bundle `pnpm build` writes): a server runs
- * with one malloc arena, in the process that was started (it replaces itself, so a
- * supervisor's signals still reach it), unless `MALLOC_ARENA_MAX` was set by the user.
+ * with one malloc arena and V8's young generation capped, in the process that was started
+ * (it replaces itself, so a supervisor's signals still reach it), unless the user set
+ * `MALLOC_ARENA_MAX` or `--max-semi-space-size` (in `NODE_OPTIONS` here).
  */
 import { type ChildProcess, spawn } from "node:child_process"
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
@@ -54,7 +55,7 @@ const environment = (pid: number): Record<string, string> =>
 
 describe.runIf(process.platform === "linux")("the synod command", () => {
   it.live(
-    "runs a server with one malloc arena in the process it was started as, unless told otherwise",
+    "runs a server with one malloc arena and a capped young generation in the process it was started as, unless told otherwise",
     () =>
       Effect.gen(function* () {
         const dir = yield* tempDir
@@ -76,12 +77,18 @@ describe.runIf(process.platform === "linux")("the synod command", () => {
           return file
         }
         const plain = yield* serve(config("a"), {})
-        const told = yield* serve(config("b"), { MALLOC_ARENA_MAX: "4" })
+        const told = yield* serve(config("b"), { MALLOC_ARENA_MAX: "4", NODE_OPTIONS: "--max-semi-space-size=16" })
+        const arenaOnly = yield* serve(config("c"), { MALLOC_ARENA_MAX: "2" })
+        const cmdline = (pid: number | undefined) => readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")
         // the pid the supervisor holds is the server's: its command line is the server's
-        const cmdline = readFileSync(`/proc/${plain.pid}/cmdline`, "utf8").split("\0")
-        assert.include(cmdline, "serve")
+        assert.include(cmdline(plain.pid), "serve")
+        assert.include(cmdline(plain.pid), "--max-semi-space-size=8")
         assert.strictEqual(environment(plain.pid!).MALLOC_ARENA_MAX, "1")
         assert.strictEqual(environment(told.pid!).MALLOC_ARENA_MAX, "4")
+        assert.notInclude(cmdline(told.pid), "--max-semi-space-size=8")
+        // what the user did not set is still set
+        assert.strictEqual(environment(arenaOnly.pid!).MALLOC_ARENA_MAX, "2")
+        assert.include(cmdline(arenaOnly.pid), "--max-semi-space-size=8")
       }).pipe(Effect.scoped),
     60_000
   )
