@@ -11,11 +11,12 @@ import { enableCompileCache } from "node:module"
 //   resident memory in them (`pnpm bench memory --keys 0`: 85-86 MiB, 80.3 with one
 //   arena; 256 writers over NATS saw no difference in throughput).
 // - a young generation of at most 8 MiB per semi-space (--max-semi-space-size=8). V8's
-//   default lets it grow to where one scavenge copied what survived of tens of megabytes:
-//   30-60 ms pauses in every server about twice a second under the yardstick's load, and
-//   the p99 at 256 clients went from 80-115 ms (3.3-3.8x the p50) to 58-70 ms (2.5-2.9x)
-//   with the cap, at the same throughput (and 1,138-1,268 writes/s against 968-1,200 with
-//   4 KB values).
+//   default lets it grow to where one scavenge copies what survived of tens of megabytes:
+//   under the yardstick's load at 256 clients (8 s, three servers) 29 scavenges took over
+//   20 ms (median 31, longest 58), against 5 (longest 28) with the cap; each stops every
+//   role of its process. Throughput and p99 were the same or better in six alternated
+//   pairs of runs (p99 57-73 ms either way: the run-to-run spread is as large), and with
+//   4 KB values 1,138-1,268 writes/s against 968-1,200.
 // The C library reads the variable and V8 the flag only when a process starts, so the
 // command replaces itself (execve: same process id, signals and output) with them set.
 // Short commands skip it: it costs a second start of Node, about 60 ms.
