@@ -377,6 +377,17 @@ export class LeaderCore {
    * is commanded, since its configuration may not be known at adoption.
    */
   private readonly unresolved = new Map<number, Array<readonly [string, Command.PValue]>>()
+  /**
+   * Per slot, the ballot of the pvalue phase 1 at the current ballot chose for it (its
+   * value is then the slot's proposal). A later scout at the same ballot (for a new
+   * configuration, or phase 1 again from lower down) may report the slot again from other
+   * acceptors, fewer of its configuration's: its reports add to those merged before and
+   * never replace a higher pvalue with a lower one. Replacing them was a C2 violation the
+   * simulator found (seed 58 with staggered digests): a noop chosen at 2.s2, reported by
+   * one acceptor to the first scout of 3.s4, was replaced by a batch accepted at 1.s1 that
+   * the second scout, for the configuration decided next, heard from another acceptor only.
+   */
+  private readonly reported = new Map<number, Ballot.Ballot>()
 
   constructor(id: string, config: ClusterConfig.ClusterConfig, options: Options) {
     this.id = id
@@ -1003,6 +1014,7 @@ export class LeaderCore {
     this.adoptedConfigs.clear()
     this.scouts.clear()
     this.unresolved.clear()
+    this.reported.clear()
     this.settled = this.settledSlot()
     this.scoutFrom = this.settled
   }
@@ -1104,8 +1116,14 @@ export class LeaderCore {
         if (acceptor !== "*" && !members.has(acceptor)) continue
         if (best === undefined || Ballot.greaterThan(pv.ballot, best.ballot)) best = pv
       }
-      if (best !== undefined && !(this.bugs.updateReversed && this.proposals.has(slot))) {
+      const before = this.reported.get(slot)
+      if (
+        best !== undefined &&
+        (before === undefined || Ballot.greaterThan(best.ballot, before)) &&
+        !(this.bugs.updateReversed && this.proposals.has(slot))
+      ) {
         this.proposals.set(slot, best.value)
+        this.reported.set(slot, best.ballot)
       }
     }
     return this.proposals.get(slot)
@@ -1236,6 +1254,7 @@ export class LeaderCore {
     for (const slot of this.proposals.keys()) if (slot < w) this.proposals.delete(slot)
     for (const slot of this.decided.keys()) if (slot < w) this.decided.delete(slot)
     for (const slot of this.unresolved.keys()) if (slot < w) this.unresolved.delete(slot)
+    for (const slot of this.reported.keys()) if (slot < w) this.reported.delete(slot)
     for (const [key, slot] of this.commanders) {
       if (slot >= w) continue
       this.out.stop(key)

@@ -179,6 +179,88 @@ describe("pmax and the update operator", () => {
   })
 })
 
+describe("leader: phase 1 in several scouts at one ballot", () => {
+  it("a later scout's reports never replace a slot's higher pvalue with a lower one (C2)", () => {
+    // The simulator's seed 58 with staggered digests: a configuration change was decided
+    // while the leader scouted; its second scout, for the new acceptors, heard one
+    // acceptor of the old configuration report slot 30 at an old ballot, and the leader
+    // replaced the no-op chosen there (reported to its first scout by another acceptor).
+    const entry = (from: number, decidedAt: number, acceptors: Array<string>) => ({
+      from,
+      decidedAt,
+      members: { acceptors, leaders: ["l1", "l2"], replicas: ["r1", "r2"] }
+    })
+    const old = ["a1", "a2", "a3"]
+    const joined = ["a1", "a2", "a3", "a4"]
+    const next = ["a1", "a2", "a4"]
+    const history = (slotOut: number, ...entries: Array<ReturnType<typeof entry>>) =>
+      ({
+        _tag: "Message",
+        from: "replica/r1",
+        message: new Message.History({ history: entries, slotOut })
+      }) as const
+    let now = 0
+    const leader = new Leader.LeaderCore(
+      "l1",
+      ClusterConfig.make({ acceptors: old, leaders: ["l1", "l2"], replicas: ["r1", "r2"] }),
+      {
+        round: 2,
+        now: () => now,
+        random: () => 0
+      }
+    )
+    leader.step(history(32, entry(1, 0, old), entry(35, 31, joined)))
+    now = 10_000
+    leader.step({ _tag: "Tick" })
+    const ballot = leader.ballot
+    const pv = (slot: number, at: Ballot.Ballot, value: Command.SlotValue) =>
+      new Command.PValue({ ballot: at, slot, value })
+    const chosen = pv(30, b(2, "l2"), Command.noop)
+    const stale = pv(30, b(1, "l1"), batch(cmd("c", 4)))
+    leader.step({
+      _tag: "ScoutEnded",
+      outcome: {
+        _tag: "Adopted",
+        ballot,
+        pvalues: new Map([[30, chosen]]),
+        byAcceptor: new Map([
+          ["a1", [stale]],
+          ["a2", [chosen]]
+        ]),
+        configs: [old, joined],
+        watermark: 1,
+        from: 1
+      }
+    })
+    assert.isTrue(leader.active)
+    assert.deepStrictEqual(leader.proposals.get(30), Command.noop)
+    leader.out.drain()
+    // the next change is decided: a scout for its acceptors, at the same ballot
+    leader.step(history(38, entry(1, 0, old), entry(35, 31, joined), entry(41, 37, next)))
+    const started = leader.out.drain().start.filter(({ spec }) => spec._tag === "Scout")
+    assert.strictEqual(started.length, 1, "one scout for the new configuration")
+    leader.step({
+      _tag: "ScoutEnded",
+      outcome: {
+        _tag: "Adopted",
+        ballot,
+        pvalues: new Map([[30, stale]]),
+        byAcceptor: new Map([
+          ["a1", [stale]],
+          ["a4", []]
+        ]),
+        configs: [next],
+        watermark: 1,
+        from: 1
+      }
+    })
+    assert.deepStrictEqual(leader.proposals.get(30), Command.noop, "slot 30 keeps the no-op chosen at 2.l2")
+    for (const { spec } of leader.out.drain().start) {
+      if (spec._tag === "Commander" && spec.slot === 30) assert.deepStrictEqual(spec.value, Command.noop)
+    }
+  })
+})
+
 describe("commander counting", () => {
   it("counts only replies that echo its own ballot and slot (B3)", () => {
     const mine = b(4)
