@@ -94,8 +94,9 @@ const messageText = (m: Message): string => {
   return `${before}${valueJson(m.value)}${after}`
 }
 
-/** `bytes` concatenated. */
-const concat = (parts: ReadonlyArray<Uint8Array>): Uint8Array => {
+/** `parts` concatenated into one buffer (the part itself when there is one). */
+export const concatBytes = (parts: ReadonlyArray<Uint8Array>): Uint8Array => {
+  if (parts.length === 1) return parts[0]!
   let length = 0
   for (const part of parts) length += part.length
   const out = new Uint8Array(length)
@@ -111,7 +112,7 @@ const concat = (parts: ReadonlyArray<Uint8Array>): Uint8Array => {
 const messageUtf8 = (m: Message): Uint8Array => {
   if (!isCarrier(m)) return utf8Encoder.encode(messageJsonOf(m))
   const [before, after] = around(m)
-  return concat([utf8Encoder.encode(before), valueBytes(m.value), utf8Encoder.encode(after)])
+  return concatBytes([utf8Encoder.encode(before), valueBytes(m.value), utf8Encoder.encode(after)])
 }
 /** Messages sent to one receiver only (a resend builds a new envelope but reuses the message: rare). */
 const sentOnce: ReadonlySet<string> = new Set(["Read", "ReadResponse", "Request", "Response"])

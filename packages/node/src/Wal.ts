@@ -234,18 +234,7 @@ interface Pending {
   readonly done: Deferred.Deferred<void, Storage.StorageError>
 }
 
-const concat = (parts: ReadonlyArray<Uint8Array>): Uint8Array => {
-  if (parts.length === 1) return parts[0]!
-  let length = 0
-  for (const p of parts) length += p.length
-  const bytes = new Uint8Array(length)
-  let at = 0
-  for (const p of parts) {
-    bytes.set(p, at)
-    at += p.length
-  }
-  return bytes
-}
+const concat = Codec.concatBytes
 
 /**
  * Opens (creating it if needed) the log at `file`, recovers it and starts its writer. The
