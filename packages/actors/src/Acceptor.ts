@@ -154,34 +154,9 @@ export class AcceptorCore {
   p1a(ballot: Ballot.Ballot, from = 1): Message.P1b {
     const leased = ballot.leader !== this.promised.leader && this.now() - this.lastAccept < this.leaseMs
     if (Ballot.greaterThan(ballot, this.promised) && !leased) this.promised = ballot
-    if (!Ballot.equals(ballot, this.promised)) {
-      return Trusted.p1b({
-        ballot: this.promised,
-        request: ballot,
-        accepted: [],
-        ...(this.watermark > 1 && !this.silentGc ? { watermark: this.watermark } : {}),
-        ...(from > 1 ? { from } : {})
-      })
-    }
-    const slots: Array<number> = []
-    for (const slot of this.accepted.keys()) if (slot >= from) slots.push(slot)
-    slots.sort((a, b) => a - b)
-    const accepted: Array<Command.PValue> = []
-    let bytes = 0
-    let next: number | undefined
-    for (const slot of slots) {
-      const pv = this.accepted.get(slot)!
-      if (this.pageBytes !== undefined) {
-        const size = Limits.jsonBytes(pv) + 1
-        // at least one pvalue per page: a batch always fits a page (Limits)
-        if (accepted.length > 0 && bytes + size > this.pageBytes) {
-          next = slot
-          break
-        }
-        bytes += size
-      }
-      accepted.push(pv)
-    }
+    const { accepted, next } = Ballot.equals(ballot, this.promised)
+      ? this.page(from)
+      : { accepted: [], next: undefined }
     return Trusted.p1b({
       ballot: this.promised,
       request: ballot,
@@ -190,6 +165,29 @@ export class AcceptorCore {
       ...(from > 1 ? { from } : {}),
       ...(next === undefined ? {} : { next })
     })
+  }
+
+  /** The page of pvalues from slot `from` on (see `p1a`), and where the next one starts. */
+  private page(from: number): {
+    readonly accepted: ReadonlyArray<Command.PValue>
+    readonly next: number | undefined
+  } {
+    const slots: Array<number> = []
+    for (const slot of this.accepted.keys()) if (slot >= from) slots.push(slot)
+    slots.sort((a, b) => a - b)
+    const accepted: Array<Command.PValue> = []
+    let bytes = 0
+    for (const slot of slots) {
+      const pv = this.accepted.get(slot)!
+      if (this.pageBytes !== undefined) {
+        const size = Limits.jsonBytes(pv) + 1
+        // at least one pvalue per page: a batch always fits a page (Limits)
+        if (accepted.length > 0 && bytes + size > this.pageBytes) return { accepted, next: slot }
+        bytes += size
+      }
+      accepted.push(pv)
+    }
+    return { accepted, next: undefined }
   }
 
   /**

@@ -66,10 +66,6 @@ export const valueBytes = (value: Command.SlotValue): Uint8Array => {
   return bytes
 }
 
-/** A pvalue's JSON, as `JSON.stringify` writes it, with its value's text shared (`valueJson`). */
-export const pvalueJson = (pv: Command.PValue): string =>
-  `{"ballot":${JSON.stringify(pv.ballot)},"slot":${pv.slot},"value":${valueJson(pv.value)}}`
-
 /** The messages that carry a slot value. */
 type Carrier = Extract<Message, { readonly _tag: "P2a" | "Decision" | "Propose" }>
 

@@ -44,14 +44,7 @@ export const HeaderBytes = 8
 export const MaxPayloadBytes = 256 * 1024 * 1024
 
 /** `payload` framed: header, then the payload bytes. */
-export const encode = (payload: Uint8Array): Uint8Array => {
-  const frame = new Uint8Array(HeaderBytes + payload.length)
-  const view = new DataView(frame.buffer)
-  view.setUint32(0, payload.length, true)
-  view.setUint32(4, Zlib.crc32(payload), true)
-  frame.set(payload, HeaderBytes)
-  return frame
-}
+export const encode = (payload: Uint8Array): Uint8Array => encodeParts([payload])
 
 /** `encode` of the payload whose parts, in order, are `parts`: one copy of each into the frame. */
 export const encodeParts = (parts: ReadonlyArray<Uint8Array>): Uint8Array => {
@@ -76,9 +69,10 @@ export const MaxFrameBytes = 0xffff_ffff
 
 /**
  * `encode` of the UTF-8 encoding of `text` (a string, or chunks to concatenate), in parts
- * (the header, then the payload a slice of `sliceChars` characters at a time), as a generator that yields between slices: a
- * large store's snapshot is tens of megabytes, and encoding and checksumming it at once
- * stalled every role of the process. The parts, written in order, are `encode`'s bytes.
+ * (the header, then the payload a slice of `sliceChars` characters at a time), as a
+ * generator that yields between slices: a large store's snapshot is tens of megabytes, and
+ * encoding and checksumming it at once stalled every role of the process. The parts,
+ * written in order, are `encode`'s bytes.
  */
 export function* encodeTextGradually(
   text: string | ReadonlyArray<string>,
