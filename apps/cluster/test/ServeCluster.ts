@@ -170,8 +170,33 @@ const explained =
     Effect.catchCause(self, (cause) =>
       Cause.hasInterruptsOnly(cause)
         ? Effect.failCause(cause as Cause.Cause<never>)
-        : Effect.die(new Error(`${reason(cause)}${Cause.pretty(cause)}\n\nthe servers' last lines:\n${tails(cluster)}`))
+        : Effect.flatMap(statuses(cluster), (now) =>
+            Effect.die(
+              new Error(
+                `${reason(cause)}${Cause.pretty(cause)}\n\nthe servers' status at the failure:\n${now}\n\nthe servers' last lines:\n${tails(cluster)}`
+              )
+            )
+          )
     )
+
+/**
+ * Each running member's `GET /status` at the time of a failure (a stalled log shows as a
+ * `slotOut` that does not move, a silent leader as no member active), one line each; a
+ * member that does not answer within a second says so.
+ */
+const statuses = (cluster: ServeCluster): Effect.Effect<string> =>
+  Effect.forEach(
+    cluster.live(),
+    (m) =>
+      http("GET", `${m.url}/status`).pipe(
+        Effect.timeout("1 second"),
+        Effect.match({
+          onFailure: (e) => `${m.node}: no answer (${"reason" in e ? e.reason : String(e)})`,
+          onSuccess: (r) => `${m.node}: ${JSON.stringify(r.body)}`
+        })
+      ),
+    { concurrency: "unbounded" }
+  ).pipe(Effect.map((lines) => lines.join("\n")))
 
 /**
  * Starts a cluster (see `start`), waits until it is ready and runs `body` on it; a
