@@ -833,7 +833,7 @@ export class Api extends HttpApi.make("synod")
   .middleware(RequestErrors)
   .middleware(AccessErrors)
   // a field a body or query does not declare is a 400 naming it, not silently dropped
-  // (every issue is collected: `ApiServer.badRequest` picks what to report)
+  // (every issue is collected: `RequestErrors.badRequest` picks what to report)
   .annotate(HttpApi.PayloadParseOptions, { onExcessProperty: "error", errors: "all" })
   .annotate(HttpApi.QueryParseOptions, { onExcessProperty: "error", errors: "all" })
   .annotateMerge(

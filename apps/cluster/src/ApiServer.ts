@@ -17,7 +17,7 @@
 import { createServer, type Server } from "node:http"
 import { createServer as createHttpsServer } from "node:https"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
-import { ByteSize, Cause, Effect, Layer, SchemaIssue } from "effect"
+import { ByteSize, Cause, Effect, Layer } from "effect"
 import {
   FindMyWay,
   HttpIncomingMessage,
@@ -27,54 +27,23 @@ import {
   HttpServerRequest,
   HttpServerResponse
 } from "effect/http"
-import { HttpApi, HttpApiBuilder, type HttpApiError, HttpApiMiddleware } from "effect/http-api"
+import { HttpApi, HttpApiBuilder } from "effect/http-api"
 import { PrometheusMetrics } from "effect/observability"
 import { Configuration, Trace } from "@synod/core"
 import { Kv } from "@synod/kv"
 import * as Api from "./Api.ts"
 import { Backend, readiness, ready, status } from "./Backend.ts"
 import * as HttpSecurity from "./HttpSecurity.ts"
+import { RequestErrorsLive } from "./RequestErrors.ts"
 import * as BackupHandlers from "./BackupHandlers.ts"
 import * as TxnHandlers from "./TxnHandlers.ts"
 import * as LeaseHandlers from "./LeaseHandlers.ts"
+import * as Submit from "./Submit.ts"
 import * as WatchHandlers from "./WatchHandlers.ts"
 import * as Dashboard from "./Dashboard.ts"
 import * as HttpMetrics from "./HttpMetrics.ts"
+import * as KvFastPath from "./KvFastPath.ts"
 import * as ProcessMetrics from "./ProcessMetrics.ts"
-
-const unknownField = "unknown field"
-
-const formatIssues = SchemaIssue.makeFormatterStandardSchemaV1({
-  leafHook: (issue) => (issue._tag === "UnexpectedKey" ? unknownField : SchemaIssue.defaultLeafHook(issue))
-})
-
-const where: Record<HttpApiError.HttpApiSchemaError["kind"], string> = {
-  Params: "path",
-  Headers: "headers",
-  Query: "query",
-  Payload: "body",
-  Body: "response body",
-  ResponseHeaders: "response headers"
-}
-
-/**
- * A decoding failure as a 400 that names each field at fault. Fields the endpoint does not
- * know are named once the known ones are right: `{"valeu": "x"}` is told `value` is missing.
- */
-export const badRequest = (error: HttpApiError.HttpApiSchemaError): Api.BadRequest => {
-  const all = formatIssues(error.cause.issue).issues.map((i) => ({
-    path: (i.path ?? []).map((p) => String(typeof p === "object" && p !== null && "key" in p ? p.key : p)),
-    message: i.message
-  }))
-  const known = all.filter((i) => i.message !== unknownField)
-  const issues = known.length > 0 ? known : all
-  const parts = issues.map((i) => (i.path.length === 0 ? i.message : `${i.path.join(".")}: ${i.message}`))
-  return new Api.BadRequest({ message: `invalid ${where[error.kind]}: ${parts.join("; ")}`, issues })
-}
-
-export const RequestErrorsLive = HttpApiMiddleware.layerSchemaErrorTransform(Api.RequestErrors, (error) =>
-  Effect.fail(badRequest(error))
-)
 
 const unexpected = (command: Kv.Command, result: Kv.Result) =>
   Effect.die(new Error(`unexpected result ${result._tag} for ${command._tag}`))
@@ -155,18 +124,7 @@ const KvHandlers = HttpApiBuilder.group(
         }
         return { key, value: r.value, version: r.version }
       }),
-      put: Effect.fn(function* ({ params: { key }, payload }) {
-        const command: Kv.Command = {
-          _tag: "Put",
-          key,
-          value: payload.value,
-          ...(payload.lease === undefined ? {} : { lease: payload.lease })
-        }
-        const r = yield* submit(command)
-        if (r._tag === "LeaseRefused") return yield* LeaseHandlers.refused(r)
-        if (r._tag !== "Written") return yield* unexpected(command, r)
-        return { key, version: r.version }
-      }),
+      put: ({ params: { key }, payload }) => Submit.put(submit, key, payload),
       del: Effect.fn(function* ({ params: { key } }) {
         const command: Kv.Command = { _tag: "Del", key }
         const r = yield* submit(command)
@@ -339,7 +297,7 @@ export const routes = HttpApiBuilder.layer(Api.Api, { openapiPath: Api.openApiPa
 export const defaultMaxBodyBytes = 512 * 1024
 
 // a percent-encoded key takes up to 9 characters per UTF-16 code unit (the default allows 100)
-const routerConfig = { maxParamLength: 9 * Kv.maxKeyLength + 16 }
+const routerConfig: Partial<FindMyWay.RouterConfig> = { maxParamLength: 9 * Kv.maxKeyLength + 16 }
 
 const methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"] as const
 
@@ -450,6 +408,12 @@ export interface Options extends HttpSecurity.Options {
   readonly tls?: { readonly cert: string; readonly key: string }
   /** The dashboard's sampling (`Dashboard.Options`). */
   readonly dashboard?: Dashboard.Options
+  /**
+   * Whether `PUT /kv/{key}` may take the fast path (`KvFastPath`; default true): the same
+   * answers, without the platform's per-request plumbing. Off, every request goes through
+   * the router (the tests compare the two).
+   */
+  readonly fastPath?: boolean
 }
 
 /**
@@ -475,14 +439,29 @@ export const layer = (options: Options) =>
             { disableLogger: true, disableListenLog: true, routerConfig }
           ).pipe(
             Layer.provideMerge(
-              NodeHttpServer.layer(
-                () => {
-                  const tls = options.tls
-                  return tls === undefined
-                    ? createServer()
-                    : (createHttpsServer({ cert: tls.cert, key: tls.key }) as Server)
-                },
-                { port: options.port, host: options.host ?? "127.0.0.1" }
+              Layer.unwrap(
+                Effect.map(
+                  options.fastPath === false
+                    ? Effect.succeed(undefined)
+                    : KvFastPath.make({
+                        ...options,
+                        maxBodyBytes: options.maxBodyBytes ?? defaultMaxBodyBytes,
+                        routerConfig
+                      }),
+                  (take) =>
+                    NodeHttpServer.layer(
+                      () => {
+                        const tls = options.tls
+                        return KvFastPath.serve(
+                          tls === undefined
+                            ? createServer()
+                            : (createHttpsServer({ cert: tls.cert, key: tls.key }) as Server),
+                          take
+                        )
+                      },
+                      { port: options.port, host: options.host ?? "127.0.0.1" }
+                    )
+                )
               )
             )
           )

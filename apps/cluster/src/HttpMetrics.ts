@@ -71,28 +71,46 @@ export const start: Effect.Effect<void> = Effect.forEach(
   { discard: true }
 )
 
+/**
+ * Counts and times one answered request (`route` as `routeOf` labels it); a key-value
+ * request's latency also feeds the dashboard. The middleware and the fast path
+ * (`KvFastPath`) record through this.
+ */
+export const recorder = Effect.gen(function* () {
+  const dashboard = yield* Dashboard
+  // one tagged metric per series, made once: tagging and keying a metric on every
+  // request showed in profiles (series are bounded by routes × methods × statuses)
+  const counters = new Map<string, Metric.Metric<number, unknown>>()
+  const timers = new Map<string, Metric.Metric<number, unknown>>()
+  const counter = (route: string, method: string, status: string) => {
+    const key = `${route} ${method} ${status}`
+    let m = counters.get(key)
+    if (m === undefined) counters.set(key, (m = Metric.withAttributes(requests, { route, method, status })))
+    return m
+  }
+  const timer = (route: string, method: string) => {
+    const key = `${route} ${method}`
+    let m = timers.get(key)
+    if (m === undefined) timers.set(key, (m = Metric.withAttributes(duration, { route, method })))
+    return m
+  }
+  return (route: string, requestMethod: string, status: number, ms: number): Effect.Effect<void> =>
+    Effect.suspend(() => {
+      const method = methods.has(requestMethod) ? requestMethod : "other"
+      if (route.startsWith("/kv") && status < 500) dashboard.recordLatency(ms)
+      return Effect.andThen(
+        Metric.update(counter(route, method, String(status)), 1),
+        Metric.update(timer(route, method), ms)
+      )
+    })
+})
+
 /** Global middleware: counts and times every request; a key-value request's latency feeds the dashboard. */
 export const middleware = HttpRouter.middleware(
   Effect.gen(function* () {
-    const dashboard = yield* Dashboard
+    const record = yield* recorder
     const route = routeOf()
     yield* start
-    // one tagged metric per series, made once: tagging and keying a metric on every
-    // request showed in profiles (series are bounded by routes × methods × statuses)
-    const counters = new Map<string, Metric.Metric<number, unknown>>()
-    const timers = new Map<string, Metric.Metric<number, unknown>>()
-    const counter = (route: string, method: string, status: string) => {
-      const key = `${route} ${method} ${status}`
-      let m = counters.get(key)
-      if (m === undefined) counters.set(key, (m = Metric.withAttributes(requests, { route, method, status })))
-      return m
-    }
-    const timer = (route: string, method: string) => {
-      const key = `${route} ${method}`
-      let m = timers.get(key)
-      if (m === undefined) timers.set(key, (m = Metric.withAttributes(duration, { route, method })))
-      return m
-    }
     return (app) =>
       Effect.gen(function* () {
         const request = yield* HttpServerRequest.HttpServerRequest
@@ -102,11 +120,7 @@ export const middleware = HttpRouter.middleware(
         // a request whose client went away has no status to count
         if (Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause)) return yield* exit
         const status = Exit.isSuccess(exit) ? exit.value.status : 500
-        const method = methods.has(request.method) ? request.method : "other"
-        const r = route(request.method, request.url)
-        yield* Metric.update(counter(r, method, String(status)), 1)
-        yield* Metric.update(timer(r, method), ms)
-        if (r.startsWith("/kv") && status < 500) dashboard.recordLatency(ms)
+        yield* record(route(request.method, request.url), request.method, status, ms)
         return yield* exit
       })
   }),

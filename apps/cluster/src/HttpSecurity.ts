@@ -84,41 +84,70 @@ export const scopeOf = (
 const probes = new Set(["/healthz", "/readyz"])
 const readMethods = new Set(["GET", "HEAD"])
 
-const refuse = (status: number, _tag: string, message: string, headers: Record<string, string> = {}) =>
-  HttpServerResponse.jsonUnsafe({ _tag, message }, { status, headers })
+/** A request `gate` refuses: its status, the `Api` error's tag and message, and headers to add. */
+export interface Refusal {
+  readonly status: number
+  readonly _tag: "HostNotAllowed" | "Unauthorized" | "Forbidden"
+  readonly message: string
+  readonly headers?: Record<string, string>
+}
+
+/**
+ * The decision on one request, as a pure function of its method, URL and headers: the
+ * refusal, or `undefined` to let it through (everything when `options` sets neither
+ * tokens nor hosts). The middleware answers with it; the fast path (`KvFastPath`) takes
+ * only requests it lets through.
+ */
+export const gate = (
+  options: Options
+): ((
+  method: string,
+  url: string,
+  headers: Readonly<Record<string, string | ReadonlyArray<string> | undefined>>
+) => Refusal | undefined) => {
+  const tokens = (options.tokens ?? []).map((t) => ({ digest: digest(t.token), scope: t.scope }))
+  const allowed = new Set([...loopbackNames, ...(options.hosts ?? []).map((h) => h.toLowerCase())])
+  return (method, url, headers) => {
+    const host = headers.host
+    if (options.hosts !== undefined && (typeof host !== "string" || !allowed.has(hostOf(host)))) {
+      return {
+        status: 421,
+        _tag: "HostNotAllowed",
+        message: `host ${JSON.stringify(typeof host === "string" ? host : "")} is not one this API answers to (set http.hosts)`
+      }
+    }
+    if (tokens.length === 0 || probes.has(url.split("?")[0]!)) return undefined
+    const auth = headers.authorization
+    const match = typeof auth !== "string" ? null : /^Bearer ([^\s]+)$/i.exec(auth.trim())
+    const scope = match === null ? undefined : scopeOf(tokens, match[1]!)
+    if (scope === undefined) {
+      return {
+        status: 401,
+        _tag: "Unauthorized",
+        message: auth === undefined ? "a bearer token is required" : "the bearer token is not valid",
+        headers: { "www-authenticate": 'Bearer realm="synod"' }
+      }
+    }
+    if (scope === "read" && !readMethods.has(method)) {
+      return { status: 403, _tag: "Forbidden", message: `a read-only token may not ${method} ${url.split("?")[0]}` }
+    }
+    return undefined
+  }
+}
 
 /** The global middleware enforcing `options`; it lets everything through when they set neither tokens nor hosts. */
 export const middleware = (options: Options) => {
-  const tokens = (options.tokens ?? []).map((t) => ({ digest: digest(t.token), scope: t.scope }))
-  const allowed = new Set([...loopbackNames, ...(options.hosts ?? []).map((h) => h.toLowerCase())])
+  const decide = gate(options)
   return HttpRouter.middleware<{ handles: unknown }>()(
     (app) =>
       Effect.gen(function* () {
         const request = yield* HttpServerRequest.HttpServerRequest
-        const host = request.headers.host
-        if (options.hosts !== undefined && (host === undefined || !allowed.has(hostOf(host)))) {
-          return refuse(
-            421,
-            "HostNotAllowed",
-            `host ${JSON.stringify(host ?? "")} is not one this API answers to (set http.hosts)`
-          )
-        }
-        if (tokens.length === 0 || probes.has(request.url.split("?")[0]!)) return yield* app
-        const auth = request.headers.authorization
-        const match = auth === undefined ? null : /^Bearer ([^\s]+)$/i.exec(auth.trim())
-        const scope = match === null ? undefined : scopeOf(tokens, match[1]!)
-        if (scope === undefined) {
-          return refuse(
-            401,
-            "Unauthorized",
-            auth === undefined ? "a bearer token is required" : "the bearer token is not valid",
-            { "www-authenticate": 'Bearer realm="synod"' }
-          )
-        }
-        if (scope === "read" && !readMethods.has(request.method)) {
-          return refuse(403, "Forbidden", `a read-only token may not ${request.method} ${request.url.split("?")[0]}`)
-        }
-        return yield* app
+        const refusal = decide(request.method, request.url, request.headers)
+        if (refusal === undefined) return yield* app
+        return HttpServerResponse.jsonUnsafe(
+          { _tag: refusal._tag, message: refusal.message },
+          { status: refusal.status, headers: refusal.headers ?? {} }
+        )
       }),
     { global: true }
   )

@@ -10,12 +10,6 @@ import type { Kv, KvLease } from "@synod/kv"
 import * as Api from "./Api.ts"
 import { submit, unexpected } from "./Submit.ts"
 
-/** A refused lease command as the API's error: 404 when the lease does not exist, else 409. */
-export const refused = (r: KvLease.LeaseRefused): Effect.Effect<never, Api.LeaseNotFound | Api.LeaseRefused> =>
-  r.notFound
-    ? Effect.fail(new Api.LeaseNotFound({ message: r.reason, id: r.id }))
-    : Effect.fail(new Api.LeaseRefused({ message: r.reason }))
-
 /** A keep-alive or revoke is refused only when the lease does not exist. */
 const notFound = (r: KvLease.LeaseRefused) => Effect.fail(new Api.LeaseNotFound({ message: r.reason, id: r.id }))
 

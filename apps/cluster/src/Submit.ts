@@ -6,7 +6,7 @@
  * @since 0.2.0
  */
 import { Effect } from "effect"
-import type { Kv } from "@synod/kv"
+import type { Kv, KvLease } from "@synod/kv"
 import * as Api from "./Api.ts"
 import { Backend } from "./Backend.ts"
 
@@ -24,3 +24,28 @@ export const submit = (command: Kv.Command) =>
 /** A result of the wrong kind for its command: a bug, not a user error. */
 export const unexpected = (command: Kv.Command, result: Kv.Result) =>
   Effect.die(new Error(`unexpected result ${result._tag} for ${command._tag}`))
+
+/** A refused lease command as the API's error: 404 when the lease does not exist, else 409. */
+export const refused = (r: KvLease.LeaseRefused): Effect.Effect<never, Api.LeaseNotFound | Api.LeaseRefused> =>
+  r.notFound
+    ? Effect.fail(new Api.LeaseNotFound({ message: r.reason, id: r.id }))
+    : Effect.fail(new Api.LeaseRefused({ message: r.reason }))
+
+/**
+ * `PUT /kv/{key}`: the command, submitted with `send` (the API's own, traced or not), and
+ * the answer: the key's new version, or the API's error. The endpoint's handler and the
+ * fast path (`KvFastPath`) both answer with this.
+ */
+export const put = <E, R>(
+  send: (command: Kv.Command) => Effect.Effect<Kv.Result, E, R>,
+  key: string,
+  payload: typeof Api.PutBody.Type
+): Effect.Effect<typeof Api.Written.Type, E | Api.LeaseNotFound | Api.LeaseRefused, R> =>
+  Effect.flatMap(
+    send({ _tag: "Put", key, value: payload.value, ...(payload.lease === undefined ? {} : { lease: payload.lease }) }),
+    (r) => {
+      if (r._tag === "LeaseRefused") return refused(r)
+      if (r._tag !== "Written") return Effect.die(new Error(`unexpected result ${r._tag} for Put`))
+      return Effect.succeed({ key, version: r.version })
+    }
+  )

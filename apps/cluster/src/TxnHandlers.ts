@@ -7,8 +7,7 @@ import { Effect } from "effect"
 import { HttpApiBuilder } from "effect/http-api"
 import type { Kv } from "@synod/kv"
 import * as Api from "./Api.ts"
-import { submit, unexpected } from "./Submit.ts"
-import { refused } from "./LeaseHandlers.ts"
+import { refused, submit, unexpected } from "./Submit.ts"
 
 /** The `Kv.Txn` a request body stands for: absent lists are empty. */
 export const toCommand = (body: Api.TxnBody): Kv.Txn => ({

@@ -1,0 +1,44 @@
+/**
+ * A request that does not decode, as the API's 400 `BadRequest`: one message naming each
+ * field at fault, the same from the endpoints (`RequestErrorsLive`, the `Api`'s request
+ * middleware) and from the fast path (`KvFastPath`).
+ *
+ * @since 0.1.0
+ */
+import { Effect, SchemaIssue } from "effect"
+import { type HttpApiError, HttpApiMiddleware } from "effect/http-api"
+import * as Api from "./Api.ts"
+
+const unknownField = "unknown field"
+
+const formatIssues = SchemaIssue.makeFormatterStandardSchemaV1({
+  leafHook: (issue) => (issue._tag === "UnexpectedKey" ? unknownField : SchemaIssue.defaultLeafHook(issue))
+})
+
+const where: Record<HttpApiError.HttpApiSchemaError["kind"], string> = {
+  Params: "path",
+  Headers: "headers",
+  Query: "query",
+  Payload: "body",
+  Body: "response body",
+  ResponseHeaders: "response headers"
+}
+
+/**
+ * A decoding failure as a 400 that names each field at fault. Fields the endpoint does not
+ * know are named once the known ones are right: `{"valeu": "x"}` is told `value` is missing.
+ */
+export const badRequest = (error: HttpApiError.HttpApiSchemaError): Api.BadRequest => {
+  const all = formatIssues(error.cause.issue).issues.map((i) => ({
+    path: (i.path ?? []).map((p) => String(typeof p === "object" && p !== null && "key" in p ? p.key : p)),
+    message: i.message
+  }))
+  const known = all.filter((i) => i.message !== unknownField)
+  const issues = known.length > 0 ? known : all
+  const parts = issues.map((i) => (i.path.length === 0 ? i.message : `${i.path.join(".")}: ${i.message}`))
+  return new Api.BadRequest({ message: `invalid ${where[error.kind]}: ${parts.join("; ")}`, issues })
+}
+
+export const RequestErrorsLive = HttpApiMiddleware.layerSchemaErrorTransform(Api.RequestErrors, (error) =>
+  Effect.fail(badRequest(error))
+)

@@ -1,0 +1,266 @@
+/**
+ * The fast path for `PUT /kv/{key}` (`KvFastPath`) answers exactly what the API's
+ * endpoint answers. Two HTTP APIs over one embedded cluster, one with the fast path and
+ * one without, get the same requests, good and bad (bodies that do not decode, unknown
+ * fields, leases that do not exist, bodies over the limit, other content types, chunked
+ * bodies, keys too long or badly escaped, query strings, tokens and hosts refused), and
+ * answer the same status, content type and body, the version aside (each write moves it
+ * by one). A property test does the same for arbitrary bodies. A server with only the fast
+ * path shows which requests it takes: the well-formed writes, and nothing else.
+ */
+import { randomBytes } from "node:crypto"
+import { createServer, request as httpRequest } from "node:http"
+import type { AddressInfo } from "node:net"
+import { assert, describe, it } from "@effect/vitest"
+import { ClusterConfig, InMemoryBus, Storage } from "@synod/core"
+import { Effect, Layer } from "effect"
+import * as fc from "fast-check"
+import * as ApiServer from "@synod/cluster/ApiServer"
+import { Dashboard } from "@synod/cluster/Dashboard"
+import * as Embedded from "@synod/cluster/Embedded"
+import * as KvFastPath from "@synod/cluster/KvFastPath"
+
+const config = ClusterConfig.servers(3, {
+  timeouts: { retransmitMs: 50, heartbeatMs: 50, leaderTimeoutMs: 300, clientTimeoutMs: 10_000 }
+})
+
+interface Answer {
+  readonly status: number
+  readonly contentType: string | undefined
+  readonly body: string
+}
+
+interface Request {
+  readonly method?: string
+  readonly path: string
+  readonly headers?: Record<string, string>
+  /** The body's bytes; sent with a `Content-Length` unless `chunked`. */
+  readonly body?: string | Buffer
+  readonly chunked?: boolean
+}
+
+/** One request with exactly these headers (fetch adds its own). */
+const send = (url: string, r: Request) =>
+  Effect.tryPromise({
+    try: () =>
+      new Promise<Answer>((resolve, reject) => {
+        const body = r.body === undefined ? undefined : Buffer.from(r.body)
+        const headers: Record<string, string> = {
+          ...(body === undefined || r.chunked === true ? {} : { "content-length": String(body.length) }),
+          ...(r.chunked === true ? { "transfer-encoding": "chunked" } : {}),
+          ...r.headers
+        }
+        const req = httpRequest(`${url}${r.path}`, { method: r.method ?? "PUT", headers }, (res) => {
+          const chunks: Array<Buffer> = []
+          res.on("data", (c: Buffer) => chunks.push(c))
+          res.on("end", () =>
+            resolve({
+              status: res.statusCode ?? 0,
+              contentType: res.headers["content-type"],
+              body: Buffer.concat(chunks).toString("utf8")
+            })
+          )
+        })
+        req.on("error", reject)
+        if (body !== undefined && r.chunked === true) {
+          req.write(body.subarray(0, body.length >> 1))
+          req.end(body.subarray(body.length >> 1))
+        } else req.end(body)
+      }),
+    catch: (e) => new Error(`${r.method ?? "PUT"} ${r.path}: ${String(e)}`)
+  })
+
+const json = { "content-type": "application/json" }
+
+/** The version of a write's answer aside: two writes in a row differ there by one. */
+const sameBut = (a: Answer, b: Answer, what: string) => {
+  const version = /"version":(\d+)/
+  const va = version.exec(a.body)
+  const vb = version.exec(b.body)
+  if (a.status === 200 && va !== null && vb !== null) {
+    assert.strictEqual(Number(vb[1]), Number(va[1]) + 1, `${what}: the second write's version is the next`)
+  }
+  assert.deepStrictEqual(
+    { ...b, body: b.body.replace(version, '"version":_') },
+    { ...a, body: a.body.replace(version, '"version":_') },
+    what
+  )
+}
+
+/** An embedded cluster with two APIs on it, `options` each, the fast path on in the first only. */
+const twoApis = (options: Omit<ApiServer.Options, "port"> = {}) =>
+  Effect.gen(function* () {
+    const cluster = yield* Layer.build(
+      Embedded.layerNoDeps(config, { cluster: "test", transport: "memory" }).pipe(
+        Layer.provideMerge(Storage.layerMemory()),
+        Layer.provideMerge(InMemoryBus.layer())
+      )
+    )
+    const api = (fastPath: boolean) =>
+      Effect.flatMap(
+        Layer.build(
+          ApiServer.layer({ ...options, port: 0, fastPath }).pipe(Layer.provide(Layer.succeedContext(cluster)))
+        ),
+        (context) => ApiServer.url.pipe(Effect.provideContext(context))
+      )
+    return { fast: yield* api(true), platform: yield* api(false) }
+  })
+
+/** Sends `r` to both and checks they answer alike; answers the fast path's answer. */
+const both = (apis: { readonly fast: string; readonly platform: string }, r: Request, what = `${r.path}`) =>
+  Effect.gen(function* () {
+    const a = yield* send(apis.fast, r)
+    const b = yield* send(apis.platform, r)
+    sameBut(a, b, what)
+    return a
+  })
+
+describe("KvFastPath: PUT /kv/{key} past the router", () => {
+  it.live("answers every request as the API's endpoint does", () =>
+    Effect.gen(function* () {
+      const apis = yield* twoApis({ maxBodyBytes: 4096 })
+      const put = (body: string | Buffer, more: Partial<Request> = {}) => ({
+        path: "/kv/k",
+        headers: json,
+        body,
+        ...more
+      })
+      const ok = yield* both(apis, put('{"value":"x"}'), "a write")
+      assert.strictEqual(ok.status, 200)
+      assert.strictEqual(ok.contentType, "application/json")
+      const cases: ReadonlyArray<readonly [string, Request]> = [
+        ["a value with an escape", put('{"value":"a\\u00e9\\n"}')],
+        ["invalid JSON", put('{"value":"x"')],
+        ["an empty body", put("")],
+        ["null", put("null")],
+        ["an array", put("[1]")],
+        ["a misspelt field", put('{"valeu":"x"}')],
+        ["an unknown field", put('{"value":"x","extra":1}')],
+        ["a number for the value", put('{"value":1}')],
+        ["a fractional lease", put('{"value":"x","lease":1.5}')],
+        ["a negative lease", put('{"value":"x","lease":-3}')],
+        ["a lease that does not exist", put('{"value":"x","lease":77}')],
+        ["a value over the longest", put(JSON.stringify({ value: "v".repeat(70_000) }))],
+        ["a body over the limit", put(JSON.stringify({ value: "v".repeat(5000) }))],
+        ["a byte-order mark", put(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('{"value":"b"}')]))],
+        [
+          "bytes that are not UTF-8",
+          put(Buffer.concat([Buffer.from('{"value":"'), Buffer.from([0xff, 0xfe]), Buffer.from('"}')]))
+        ],
+        ["a charset", put('{"value":"x"}', { headers: { "content-type": "Application/JSON; charset=utf-8" } })],
+        ["no content type", put('{"value":"x"}', { headers: {} })],
+        ["text", put('{"value":"x"}', { headers: { "content-type": "text/plain" } })],
+        ["a chunked body", put('{"value":"chunked"}', { chunked: true })],
+        ["an escaped key", put('{"value":"x"}', { path: "/kv/a%2Fb%20c" })],
+        ["a badly escaped key", put('{"value":"x"}', { path: "/kv/a%E0%A4%A" })],
+        ["a key over the longest", put('{"value":"x"}', { path: `/kv/${"k".repeat(2000)}` })],
+        ["a query string", put('{"value":"x"}', { path: "/kv/k?consistency=log" })],
+        ["a trailing slash", put('{"value":"x"}', { path: "/kv/k/" })],
+        ["no key", put('{"value":"x"}', { path: "/kv/" })],
+        ["another route under /kv", put('{"version":0,"value":"x"}', { path: "/kv/k/cas", method: "POST" })],
+        ["a method the path does not take", put('{"value":"x"}', { path: "/kv/k", method: "PATCH" })]
+      ]
+      for (const [what, r] of cases) yield* both(apis, r, what)
+    })
+  )
+
+  it.live("refuses as the API does: tokens and hosts", () =>
+    Effect.gen(function* () {
+      const write = randomBytes(24).toString("base64url")
+      const read = randomBytes(24).toString("base64url")
+      const apis = yield* twoApis({
+        tokens: [
+          { token: write, scope: "write" },
+          { token: read, scope: "read" }
+        ],
+        hosts: ["synod.example"]
+      })
+      const body = '{"value":"x"}'
+      const cases: ReadonlyArray<readonly [string, Record<string, string>]> = [
+        ["no token", json],
+        ["an unknown token", { ...json, authorization: `Bearer ${randomBytes(24).toString("base64url")}` }],
+        ["a read-only token", { ...json, authorization: `Bearer ${read}` }],
+        ["a write token", { ...json, authorization: `Bearer ${write}` }],
+        ["a write token, another host", { ...json, authorization: `Bearer ${write}`, host: "evil.example" }],
+        ["a write token, a named host", { ...json, authorization: `bearer ${write}`, host: "synod.example:8080" }]
+      ]
+      const statuses: Array<number> = []
+      for (const [what, headers] of cases)
+        statuses.push((yield* both(apis, { path: "/kv/k", headers, body }, what)).status)
+      assert.deepStrictEqual(statuses, [401, 401, 403, 200, 421, 200])
+    })
+  )
+
+  it.live("answers any body as the API does (property)", () =>
+    Effect.gen(function* () {
+      const apis = yield* twoApis()
+      const bodies = fc.oneof(
+        fc.json(),
+        fc.string(),
+        fc.record({ value: fc.string() }).map((r) => JSON.stringify(r)),
+        fc
+          .record(
+            { value: fc.oneof(fc.string(), fc.integer()), lease: fc.oneof(fc.integer(), fc.double(), fc.string()) },
+            {
+              requiredKeys: []
+            }
+          )
+          .map((r) => JSON.stringify(r))
+      )
+      const samples = fc.sample(bodies, { numRuns: 150, seed: 20261202 })
+      for (const body of samples) yield* both(apis, { path: "/kv/p", headers: json, body }, `body ${body}`)
+    })
+  )
+
+  it.live("takes the well-formed writes and leaves everything else to the API", () =>
+    Effect.gen(function* () {
+      const cluster = yield* Layer.build(
+        Embedded.layerNoDeps(config, { cluster: "test", transport: "memory" }).pipe(
+          Layer.provideMerge(Storage.layerMemory()),
+          Layer.provideMerge(InMemoryBus.layer())
+        )
+      )
+      const take = yield* KvFastPath.make({ maxBodyBytes: 4096, routerConfig: {} }).pipe(
+        Effect.provideContext(cluster),
+        Effect.provideService(Dashboard, {
+          recordLatency: () => {},
+          history: Effect.succeed({ samples: [], events: [] }),
+          subscribe: Effect.succeed(undefined),
+          close: Effect.void
+        })
+      )
+      assert.isDefined(take)
+      // what the fast path leaves goes here: 599
+      const server = KvFastPath.serve(
+        createServer((_, res) => {
+          res.writeHead(599)
+          res.end()
+        }),
+        take
+      )
+      yield* Effect.acquireRelease(
+        Effect.callback<void>((resume) => {
+          server.listen(0, "127.0.0.1", () => resume(Effect.void))
+        }),
+        () => Effect.sync(() => server.close())
+      )
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+      const status = (r: Request) => Effect.map(send(url, r), (a) => a.status)
+      const body = '{"value":"x"}'
+      assert.strictEqual(yield* status({ path: "/kv/k", headers: json, body }), 200)
+      assert.strictEqual(yield* status({ path: "/kv/a%2Fb", headers: json, body }), 200)
+      assert.strictEqual(yield* status({ path: "/kv/k", headers: json, body: "{" }), 400)
+      for (const r of [
+        { path: "/kv/k", headers: json, body, chunked: true },
+        { path: "/kv/k?x=1", headers: json, body },
+        { path: "/kv/k", headers: { "content-type": "text/plain" }, body },
+        { path: "/kv/k", headers: json, body: JSON.stringify({ value: "v".repeat(5000) }) },
+        { path: `/kv/${"k".repeat(2000)}`, headers: json, body },
+        { path: "/kv/k/cas", method: "POST", headers: json, body },
+        { path: "/kv/k", method: "GET" }
+      ] satisfies ReadonlyArray<Request>) {
+        assert.strictEqual(yield* status(r), 599, `left to the API: ${r.method ?? "PUT"} ${r.path}`)
+      }
+    })
+  )
+})
