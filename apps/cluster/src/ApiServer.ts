@@ -55,31 +55,7 @@ const KvHandlers = HttpApiBuilder.group(
     const backend = yield* Backend
     // tracing off: no span (not even the built-in tracer's, which records nothing)
     const traced = yield* Trace.Enabled
-    const submit = (command: Kv.Command) =>
-      (traced
-        ? Effect.withSpan(backend.submit(command), "synod.submit", { attributes: { "synod.command": command._tag } })
-        : backend.submit(command)
-      ).pipe(
-        Effect.catchTags({
-          OutcomeUnknown: (e) => Effect.fail(new Api.OutcomeUnknown({ outcome: "unknown", message: e.message })),
-          CommandRejected: (e) => Effect.fail(new Api.CommandRejected({ message: e.reason })),
-          // too large for one message of the cluster's transport: refused before proposing
-          CommandTooLarge: (e) => Effect.fail(new Api.PayloadTooLarge({ message: e.message, limit: e.limit }))
-        })
-      )
-    /** A linearizable read: a read index (no slot) when the backend offers one, else through the log. */
-    const readIndex = (query: Kv.Command) =>
-      backend.read === undefined
-        ? submit(query)
-        : backend.read(query).pipe(
-            Effect.withSpan("synod.read", { attributes: { "synod.command": query._tag } }),
-            Effect.catchTags({
-              // a read changes nothing: "unknown" only says no answer came in time
-              ReadTimedOut: (e) => Effect.fail(new Api.OutcomeUnknown({ outcome: "unknown", message: e.message })),
-              CommandRejected: (e) => Effect.fail(new Api.CommandRejected({ message: e.reason })),
-              CommandTooLarge: (e) => Effect.fail(new Api.PayloadTooLarge({ message: e.message, limit: e.limit }))
-            })
-          )
+    const { send: submit, readIndex } = Submit.forApi(backend, traced)
     /**
      * The local replica's state as it is: no slot, no round trip, possibly stale; never a
      * state its peers contradict (docs/protocol.md#divergence-detection).
@@ -111,18 +87,9 @@ const KvHandlers = HttpApiBuilder.group(
       get: Effect.fn(function* ({ params: { key }, query }) {
         const command: Kv.Command = { _tag: "Get", key }
         const { result: r, state } = yield* read(command, query.consistency)
-        if (r._tag !== "Value") return yield* unexpected(command, r)
-        if (r.value === null) return yield* new Api.KeyNotFound({ key })
-        if (state !== undefined) {
-          return {
-            key,
-            value: r.value,
-            version: r.version,
-            consistency: "serializable" as const,
-            revision: state.revision
-          }
-        }
-        return { key, value: r.value, version: r.version }
+        const answer = yield* Submit.found(key, r)
+        if (state === undefined) return answer
+        return { ...answer, consistency: "serializable" as const, revision: state.revision }
       }),
       put: ({ params: { key }, payload }) => Submit.put(submit, key, payload),
       del: Effect.fn(function* ({ params: { key } }) {

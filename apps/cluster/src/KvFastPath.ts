@@ -1,24 +1,26 @@
 /**
- * The HTTP API's hot path: `PUT /kv/{key}` answered straight off `node:http`, past the
- * router, its middleware and the endpoint's fiber stack. Profiled under the yardstick's
- * `http` load (256 clients writing 100-byte values to one `synod serve`), the serving
- * process was saturated at about 2,600 writes/s, most of it in the platform's request and
- * response plumbing rather than in synod; this path serves the same writes with the same
- * answers at about 1.45 times that rate (README, Benchmarks).
+ * The HTTP API's hot path: `PUT /kv/{key}` and `GET /kv/{key}` answered straight off
+ * `node:http`, past the router, its middleware and the endpoint's fiber stack. Profiled
+ * under the yardstick's `http` load (256 clients writing 100-byte values to one `synod
+ * serve`), the serving process was saturated at about 2,600 writes/s, most of it in the
+ * platform's request and response plumbing rather than in synod; with this path the same
+ * writes, with the same answers, went at 3,600-5,100 writes/s (README, Benchmarks).
  *
- * It takes a request only when it is sure the API would take the same steps: a `PUT`
- * whose path the API's own router (same configuration) resolves to `kv.put` and whose key
- * decodes, no query string, a declared `Content-Length` within the body limit, a JSON
- * content type, and a `HttpSecurity.gate` that lets it through; with tracing on it takes
- * nothing (the spans come from the platform). Anything else goes to the API untouched:
- * before any byte of the body is read, so the API answers it as it always did.
+ * It takes a request only when it is sure the API would take the same steps: a `PUT` or
+ * `GET` whose path the API's own router (same configuration) resolves to `kv.put` or
+ * `kv.get` and whose key decodes, no query string (a read's `consistency`, say), no
+ * chunked body, a `HttpSecurity.gate` that lets it through; for a `PUT` a declared
+ * `Content-Length` within the body limit and a JSON content type, for a `GET` no body.
+ * With tracing on it takes nothing (the spans come from the platform). Anything else goes
+ * to the API untouched, before any byte of the body is read, so the API answers it as it
+ * always did.
  *
  * What it then does is the endpoint's: the body decoded by the endpoint's own payload
  * schema and parse options (a failure is the same `BadRequest`, `RequestErrors`), the
- * command through `Submit.put`, the answer encoded by the endpoint's success or error
- * schema with its status, and the request counted and timed by `HttpMetrics.recorder`.
- * `KvFastPath.test.ts` sends the same requests, good and bad, both ways and compares the
- * answers byte for byte.
+ * command or the linearizable read through `Submit` (as the handlers), the answer encoded
+ * by the endpoint's success or error schema with its status, and the request counted and
+ * timed by `HttpMetrics.recorder`. `KvFastPath.test.ts` sends the same requests, good and
+ * bad, both ways and compares the answers byte for byte.
  *
  * @since 0.5.0
  */
@@ -56,7 +58,8 @@ const endpointOf = (group: string, name: string) => {
   HttpApi.reflect(Api.Api, {
     onGroup: () => {},
     onEndpoint: ({ group: g, endpoint, mergedAnnotations, errors }) => {
-      if (g.identifier === group && endpoint.identifier === name) found = { endpoint, annotations: mergedAnnotations, errors }
+      if (g.identifier === group && endpoint.identifier === name)
+        found = { endpoint, annotations: mergedAnnotations, errors }
     }
   })
   if (found === undefined) throw new Error(`the Api has no endpoint ${group}.${name}`)
@@ -93,6 +96,29 @@ const internalError: Answer = {
   body: JSON.stringify({ _tag: "InternalError", message: "internal error" })
 }
 
+/** An endpoint's codecs as its handler has them: params, success and errors (with their statuses). */
+const codecsOf = (group: string, name: string) => {
+  const { endpoint, annotations, errors } = endpointOf(group, name)
+  const parse = slotParseOptions(annotations)
+  const known = [...errors].flatMap(([status, schemas]) =>
+    schemas.map((schema) => ({
+      status,
+      is: Schema.is(schema),
+      encode: Schema.encodeUnknownSync(schema as Schema.Codec<unknown, unknown>, parse.error)
+    }))
+  )
+  return {
+    endpoint,
+    parse,
+    decodeParams: Schema.decodeUnknownExit(endpoint.params as Schema.Decoder<unknown>, parse.params),
+    /** An error of the endpoint as its answer; anything else is the API's 500. */
+    failure: (error: unknown): Answer => {
+      const e = known.find((k) => k.is(error))
+      return e === undefined ? internalError : { status: e.status, body: JSON.stringify(e.encode(error)) }
+    }
+  }
+}
+
 /**
  * The fast path for the API served with `options`; `undefined` when tracing is on. Needs
  * the `Backend` and the dashboard (through `HttpMetrics.recorder`).
@@ -103,6 +129,7 @@ export const make = Effect.fnUntraced(function* (options: Options) {
   const record = yield* HttpMetrics.recorder
   const context = yield* Effect.context<never>()
   const run = Effect.runCallbackWith(context)
+  const { send, readIndex } = Submit.forApi(backend, false)
 
   // every route of the API, so a path another route takes (a static one) is not taken here
   const router = FindMyWay.make<string>(options.routerConfig)
@@ -111,31 +138,18 @@ export const make = Effect.fnUntraced(function* (options: Options) {
     onEndpoint: ({ group, endpoint }) =>
       router.on(endpoint.method, endpoint.path as FindMyWay.PathInput, `${group.identifier}.${endpoint.identifier}`)
   })
-  const put = endpointOf("kv", "put")
-  const parse = slotParseOptions(put.annotations)
-  const decodeParams = Schema.decodeUnknownExit(put.endpoint.params as Schema.Decoder<unknown>, parse.params)
+  const put = codecsOf("kv", "put")
+  const get = codecsOf("kv", "get")
   const json = put.endpoint.payload.get("application/json")
   if (json === undefined || json.encoding._tag === "Stream") throw new Error("kv.put takes no JSON body")
   const decodePayload = Schema.decodeUnknownExit(
     Schema.Union(json.schemas) as unknown as Schema.Decoder<unknown>,
-    parse.payload
+    put.parse.payload
   )
-  const encodeWritten = Schema.encodeUnknownSync(Api.Written, parse.success)
-  const errors = [...put.errors].flatMap(([status, schemas]) =>
-    schemas.map((schema) => ({
-      status,
-      is: Schema.is(schema),
-      encode: Schema.encodeUnknownSync(schema as Schema.Codec<unknown, unknown>, parse.error)
-    }))
-  )
+  const encodeWritten = Schema.encodeUnknownSync(Api.Written, put.parse.success)
+  const encodeFound = Schema.encodeUnknownSync(Api.Found, get.parse.success)
   const gate = HttpSecurity.gate(options)
   const textDecoder = new TextDecoder()
-
-  /** An error of the endpoint as its answer; anything else is the API's 500. */
-  const failure = (error: unknown): Answer => {
-    const known = errors.find((e) => e.is(error))
-    return known === undefined ? internalError : { status: known.status, body: JSON.stringify(known.encode(error)) }
-  }
 
   /** The body decoded as the endpoint decodes it (`HttpApiBuilder`'s JSON payloads). */
   const payloadOf = (text: string): Exit.Exit<typeof Api.PutBody.Type, Schema.SchemaError> => {
@@ -149,67 +163,89 @@ export const make = Effect.fnUntraced(function* (options: Options) {
     return decodePayload(parsed) as Exit.Exit<typeof Api.PutBody.Type, Schema.SchemaError>
   }
 
-  const answerOf = (key: string, body: Buffer): Effect.Effect<Answer> => {
-    const payload = payloadOf(textDecoder.decode(body))
-    if (Exit.isFailure(payload)) {
-      const cause = Cause.findErrorOption(payload.cause)
-      if (cause._tag === "None") return Effect.succeed(internalError)
-      const error = badRequest(new HttpApiError.HttpApiSchemaError({ kind: "Payload", cause: cause.value }))
-      return Effect.succeed(failure(error))
-    }
-    return Submit.put(backend.submit, key, payload.value).pipe(
-      Effect.catchTags({
-        OutcomeUnknown: (e) => Effect.fail(new Api.OutcomeUnknown({ outcome: "unknown", message: e.message })),
-        CommandRejected: (e) => Effect.fail(new Api.CommandRejected({ message: e.reason })),
-        CommandTooLarge: (e) => Effect.fail(new Api.PayloadTooLarge({ message: e.message, limit: e.limit }))
-      }),
-      Effect.map((written): Answer => ({ status: 200, body: JSON.stringify(encodeWritten(written)) })),
+  /** `answer`'s success encoded with `encode`, its failure as the endpoint answers it. */
+  const answered = <A, E>(
+    answer: Effect.Effect<A, E>,
+    encode: (a: A) => unknown,
+    failure: (error: unknown) => Answer
+  ): Effect.Effect<Answer> =>
+    answer.pipe(
+      Effect.map((a): Answer => ({ status: 200, body: JSON.stringify(encode(a)) })),
       Effect.catchCause((cause) =>
         Cause.hasInterruptsOnly(cause)
           ? Effect.failCause(cause as Cause.Cause<never>)
           : Effect.succeed(Cause.findErrorOption(cause)._tag === "Some" ? failure(Cause.squash(cause)) : internalError)
       )
     )
+
+  const putAnswer = (key: string, body: Buffer): Effect.Effect<Answer> => {
+    const payload = payloadOf(textDecoder.decode(body))
+    if (Exit.isFailure(payload)) {
+      const cause = Cause.findErrorOption(payload.cause)
+      if (cause._tag === "None") return Effect.succeed(internalError)
+      return Effect.succeed(
+        put.failure(badRequest(new HttpApiError.HttpApiSchemaError({ kind: "Payload", cause: cause.value })))
+      )
+    }
+    return answered(Submit.put(send, key, payload.value), encodeWritten, put.failure)
+  }
+
+  const getAnswer = (key: string): Effect.Effect<Answer> =>
+    answered(
+      Effect.flatMap(readIndex({ _tag: "Get", key }), (r) => Submit.found(key, r)),
+      encodeFound,
+      get.failure
+    )
+
+  /** Runs `answer` and writes it, counted and timed, unless the client went away first. */
+  const respond = (response: ServerResponse, method: string, started: number, answer: Effect.Effect<Answer>) => {
+    let done = false
+    // the client went away: as the platform does, stop waiting and count nothing
+    const interrupt = run(answer, {
+      onExit: (exit) => {
+        if (Exit.isFailure(exit) || response.destroyed) return
+        done = true
+        const a = exit.value
+        run(record("/kv/{key}", method, a.status, performance.now() - started))
+        response.writeHead(a.status, {
+          "content-type": "application/json",
+          "content-length": Buffer.byteLength(a.body)
+        })
+        response.end(a.body)
+      }
+    })
+    if (!done) response.once("close", () => done || interrupt())
   }
 
   const take: Take = (request, response) => {
     const url = request.url
-    if (request.method !== "PUT" || url === undefined || url.includes("?")) return false
-    const route = router.find("PUT", url)
-    if (route === undefined || route.handler !== "kv.put") return false
+    const method = request.method
+    if ((method !== "PUT" && method !== "GET") || url === undefined || url.includes("?")) return false
+    const route = router.find(method, url)
+    if (route === undefined || route.handler !== (method === "PUT" ? "kv.put" : "kv.get")) return false
     if (request.headers["transfer-encoding"] !== undefined) return false
-    const length = Number(request.headers["content-length"] ?? Number.NaN)
+    const declared = request.headers["content-length"]
+    if (gate(method, url, request.headers) !== undefined) return false
+    const started = performance.now()
+    if (method === "GET") {
+      // a GET with a body is the API's to answer (its limit applies to it too)
+      if (declared !== undefined && declared !== "0") return false
+      const params = get.decodeParams(route.params)
+      if (Exit.isFailure(params)) return false
+      respond(response, method, started, getAnswer((params.value as { readonly key: string }).key))
+      return true
+    }
+    const length = Number(declared ?? Number.NaN)
     if (!(length >= 0 && length <= options.maxBodyBytes)) return false
     if (mediaType(request.headers["content-type"] ?? "application/json") !== "application/json") return false
-    if (gate("PUT", url, request.headers) !== undefined) return false
-    const params = decodeParams(route.params)
+    const params = put.decodeParams(route.params)
     if (Exit.isFailure(params)) return false
     const key = (params.value as { readonly key: string }).key
-
-    const started = performance.now()
-    let answered = false
-    let interrupt: ((id?: number) => void) | undefined
-    // the client went away: as the platform does, stop waiting and count nothing
-    response.once("close", () => {
-      if (!answered) interrupt?.()
-    })
     const chunks: Array<Buffer> = []
     request.on("data", (chunk: Buffer) => chunks.push(chunk))
-    request.once("end", () => {
-      interrupt = run(answerOf(key, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)), {
-        onExit: (exit) => {
-          if (Exit.isFailure(exit) || response.destroyed) return
-          answered = true
-          const answer = exit.value
-          run(record("/kv/{key}", "PUT", answer.status, performance.now() - started))
-          response.writeHead(answer.status, {
-            "content-type": "application/json",
-            "content-length": Buffer.byteLength(answer.body)
-          })
-          response.end(answer.body)
-        }
-      })
-    })
+    request.once("end", () =>
+      respond(response, method, started, putAnswer(key, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)))
+    )
     return true
   }
   return take

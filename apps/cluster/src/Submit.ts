@@ -49,3 +49,46 @@ export const put = <E, R>(
       return Effect.succeed({ key, version: r.version })
     }
   )
+
+/**
+ * The backend's `submit` and linearizable `read` with the client's failures as the API's
+ * errors (as `submit` above), each in a span when `traced`: what the key-value endpoints
+ * and the fast path (`KvFastPath`) send their commands with.
+ */
+export const forApi = (backend: Backend["Service"], traced: boolean) => {
+  const send = (command: Kv.Command) =>
+    (traced
+      ? Effect.withSpan(backend.submit(command), "synod.submit", { attributes: { "synod.command": command._tag } })
+      : backend.submit(command)
+    ).pipe(
+      Effect.catchTags({
+        OutcomeUnknown: (e) => Effect.fail(new Api.OutcomeUnknown({ outcome: "unknown", message: e.message })),
+        CommandRejected: (e) => Effect.fail(new Api.CommandRejected({ message: e.reason })),
+        // too large for one message of the cluster's transport: refused before proposing
+        CommandTooLarge: (e) => Effect.fail(new Api.PayloadTooLarge({ message: e.message, limit: e.limit }))
+      })
+    )
+  /** A linearizable read: a read index (no slot) when the backend offers one, else through the log. */
+  const readIndex = (query: Kv.Command) =>
+    backend.read === undefined
+      ? send(query)
+      : (traced
+          ? Effect.withSpan(backend.read(query), "synod.read", { attributes: { "synod.command": query._tag } })
+          : backend.read(query)
+        ).pipe(
+          Effect.catchTags({
+            // a read changes nothing: "unknown" only says no answer came in time
+            ReadTimedOut: (e) => Effect.fail(new Api.OutcomeUnknown({ outcome: "unknown", message: e.message })),
+            CommandRejected: (e) => Effect.fail(new Api.CommandRejected({ message: e.reason })),
+            CommandTooLarge: (e) => Effect.fail(new Api.PayloadTooLarge({ message: e.message, limit: e.limit }))
+          })
+        )
+  return { send, readIndex }
+}
+
+/** A `Get`'s result as `GET /kv/{key}` answers it (without the serializable read's fields). */
+export const found = (key: string, r: Kv.Result): Effect.Effect<typeof Api.Found.Type, Api.KeyNotFound> => {
+  if (r._tag !== "Value") return Effect.die(new Error(`unexpected result ${r._tag} for Get`))
+  if (r.value === null) return Effect.fail(new Api.KeyNotFound({ key }))
+  return Effect.succeed({ key, value: r.value, version: r.version })
+}

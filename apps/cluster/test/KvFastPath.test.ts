@@ -1,12 +1,13 @@
 /**
- * The fast path for `PUT /kv/{key}` (`KvFastPath`) answers exactly what the API's
- * endpoint answers. Two HTTP APIs over one embedded cluster, one with the fast path and
+ * The fast path for `PUT /kv/{key}` and `GET /kv/{key}` (`KvFastPath`) answers exactly
+ * what the API's endpoints answer. Two HTTP APIs over one embedded cluster, one with the fast path and
  * one without, get the same requests, good and bad (bodies that do not decode, unknown
  * fields, leases that do not exist, bodies over the limit, other content types, chunked
  * bodies, keys too long or badly escaped, query strings, tokens and hosts refused), and
  * answer the same status, content type and body, the version aside (each write moves it
- * by one). A property test does the same for arbitrary bodies. A server with only the fast
- * path shows which requests it takes: the well-formed writes, and nothing else.
+ * by one); reads of keys present and absent, with and without a query, a body or a token.
+ * A property test does the same for arbitrary bodies. A server with only the fast path
+ * shows which requests it takes: the well-formed writes and reads, and nothing else.
  */
 import { randomBytes } from "node:crypto"
 import { createServer, request as httpRequest } from "node:http"
@@ -72,8 +73,9 @@ const send = (url: string, r: Request) =>
 
 const json = { "content-type": "application/json" }
 
-/** The version of a write's answer aside: two writes in a row differ there by one. */
-const sameBut = (a: Answer, b: Answer, what: string) => {
+/** Two answers alike; a write's version aside: two writes in a row differ there by one. */
+const sameBut = (a: Answer, b: Answer, write: boolean, what: string) => {
+  if (!write) return assert.deepStrictEqual(b, a, what)
   const version = /"version":(\d+)/
   const va = version.exec(a.body)
   const vb = version.exec(b.body)
@@ -111,11 +113,11 @@ const both = (apis: { readonly fast: string; readonly platform: string }, r: Req
   Effect.gen(function* () {
     const a = yield* send(apis.fast, r)
     const b = yield* send(apis.platform, r)
-    sameBut(a, b, what)
+    sameBut(a, b, r.method !== "GET" && r.method !== "HEAD", what)
     return a
   })
 
-describe("KvFastPath: PUT /kv/{key} past the router", () => {
+describe("KvFastPath: PUT and GET /kv/{key} past the router", () => {
   it.live("answers every request as the API's endpoint does", () =>
     Effect.gen(function* () {
       const apis = yield* twoApis({ maxBodyBytes: 4096 })
@@ -161,6 +163,25 @@ describe("KvFastPath: PUT /kv/{key} past the router", () => {
         ["a method the path does not take", put('{"value":"x"}', { path: "/kv/k", method: "PATCH" })]
       ]
       for (const [what, r] of cases) yield* both(apis, r, what)
+
+      const read = (path: string, more: Partial<Request> = {}): Request => ({ method: "GET", path, ...more })
+      const got = yield* both(apis, read("/kv/k"), "a read")
+      assert.strictEqual(got.status, 200)
+      assert.include(got.body, '"value":"x"')
+      const reads: ReadonlyArray<readonly [string, Request]> = [
+        ["a key that is absent", read("/kv/absent")],
+        ["an escaped key", read("/kv/a%2Fb%20c")],
+        ["a badly escaped key", read("/kv/a%E0%A4%A")],
+        ["a key over the longest", read(`/kv/${"k".repeat(2000)}`)],
+        ["a serializable read", read("/kv/k?consistency=serializable")],
+        ["a read through the log", read("/kv/k?consistency=log")],
+        ["an unknown consistency", read("/kv/k?consistency=eventual")],
+        ["a read with a body", read("/kv/k", { headers: json, body: '{"value":"x"}' })],
+        ["a read with an empty body", read("/kv/k", { headers: { "content-length": "0" } })],
+        ["a read of the list", read("/kv")],
+        ["HEAD", read("/kv/k", { method: "HEAD" })]
+      ]
+      for (const [what, r] of reads) yield* both(apis, r, what)
     })
   )
 
@@ -176,6 +197,18 @@ describe("KvFastPath: PUT /kv/{key} past the router", () => {
         hosts: ["synod.example"]
       })
       const body = '{"value":"x"}'
+      const reads: Array<number> = []
+      for (const auth of [
+        undefined,
+        `Bearer ${read}`,
+        `Bearer ${write}`,
+        `Bearer ${randomBytes(24).toString("base64url")}`
+      ]) {
+        const headers = auth === undefined ? {} : { authorization: auth }
+        reads.push(
+          (yield* both(apis, { method: "GET", path: "/kv/k", headers }, `a read, ${auth ?? "no token"}`)).status
+        )
+      }
       const cases: ReadonlyArray<readonly [string, Record<string, string>]> = [
         ["no token", json],
         ["an unknown token", { ...json, authorization: `Bearer ${randomBytes(24).toString("base64url")}` }],
@@ -188,6 +221,7 @@ describe("KvFastPath: PUT /kv/{key} past the router", () => {
       for (const [what, headers] of cases)
         statuses.push((yield* both(apis, { path: "/kv/k", headers, body }, what)).status)
       assert.deepStrictEqual(statuses, [401, 401, 403, 200, 421, 200])
+      assert.deepStrictEqual(reads, [401, 404, 404, 401])
     })
   )
 
@@ -250,6 +284,8 @@ describe("KvFastPath: PUT /kv/{key} past the router", () => {
       assert.strictEqual(yield* status({ path: "/kv/k", headers: json, body }), 200)
       assert.strictEqual(yield* status({ path: "/kv/a%2Fb", headers: json, body }), 200)
       assert.strictEqual(yield* status({ path: "/kv/k", headers: json, body: "{" }), 400)
+      assert.strictEqual(yield* status({ path: "/kv/k", method: "GET" }), 200)
+      assert.strictEqual(yield* status({ path: "/kv/absent", method: "GET" }), 404)
       for (const r of [
         { path: "/kv/k", headers: json, body, chunked: true },
         { path: "/kv/k?x=1", headers: json, body },
@@ -257,7 +293,10 @@ describe("KvFastPath: PUT /kv/{key} past the router", () => {
         { path: "/kv/k", headers: json, body: JSON.stringify({ value: "v".repeat(5000) }) },
         { path: `/kv/${"k".repeat(2000)}`, headers: json, body },
         { path: "/kv/k/cas", method: "POST", headers: json, body },
-        { path: "/kv/k", method: "GET" }
+        { path: "/kv/k?consistency=serializable", method: "GET" },
+        { path: "/kv/k", method: "GET", headers: json, body },
+        { path: "/kv/k", method: "HEAD" },
+        { path: "/kv", method: "GET" }
       ] satisfies ReadonlyArray<Request>) {
         assert.strictEqual(yield* status(r), 599, `left to the API: ${r.method ?? "PUT"} ${r.path}`)
       }
