@@ -34,7 +34,7 @@ import { Kv } from "@synod/kv"
 import * as Api from "./Api.ts"
 import { Backend, readiness, ready, status } from "./Backend.ts"
 import * as HttpSecurity from "./HttpSecurity.ts"
-import { RequestErrorsLive } from "./RequestErrors.ts"
+import { internalErrorBody, RequestErrorsLive } from "./RequestErrors.ts"
 import * as BackupHandlers from "./BackupHandlers.ts"
 import * as TxnHandlers from "./TxnHandlers.ts"
 import * as LeaseHandlers from "./LeaseHandlers.ts"
@@ -324,7 +324,7 @@ const asJson = (
       })
     }
     case 500:
-      return errorResponse(500, { _tag: "InternalError", message: "internal error" })
+      return errorResponse(500, internalErrorBody)
     default:
       return errorResponse(response.status, { _tag: "HttpError", message: `HTTP ${response.status}` })
   }

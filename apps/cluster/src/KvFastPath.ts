@@ -33,7 +33,7 @@ import * as Api from "./Api.ts"
 import { Backend } from "./Backend.ts"
 import * as HttpMetrics from "./HttpMetrics.ts"
 import * as HttpSecurity from "./HttpSecurity.ts"
-import { badRequest } from "./RequestErrors.ts"
+import { badRequest, internalErrorBody } from "./RequestErrors.ts"
 import * as Submit from "./Submit.ts"
 
 export interface Options extends HttpSecurity.Options {
@@ -91,10 +91,7 @@ interface Answer {
   readonly body: string
 }
 
-const internalError: Answer = {
-  status: 500,
-  body: JSON.stringify({ _tag: "InternalError", message: "internal error" })
-}
+const internalError: Answer = { status: 500, body: JSON.stringify(internalErrorBody) }
 
 /** An endpoint's codecs as its handler has them: params, success and errors (with their statuses). */
 const codecsOf = (group: string, name: string) => {
@@ -201,12 +198,13 @@ export const make = Effect.fnUntraced(function* (options: Options) {
   const respond = (response: ServerResponse, method: string, started: number, answer: Effect.Effect<Answer>) => {
     let done = false
     // the client went away: as the platform does, stop waiting and count nothing
-    const interrupt = run(answer, {
+    // counted in the answer's own fiber, as the middleware counts in the request's
+    const counted = Effect.tap(answer, (a) => record("/kv/{key}", method, a.status, performance.now() - started))
+    const interrupt = run(counted, {
       onExit: (exit) => {
         if (Exit.isFailure(exit) || response.destroyed) return
         done = true
         const a = exit.value
-        run(record("/kv/{key}", method, a.status, performance.now() - started))
         response.writeHead(a.status, {
           "content-type": "application/json",
           "content-length": Buffer.byteLength(a.body)

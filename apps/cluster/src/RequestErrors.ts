@@ -42,3 +42,6 @@ export const badRequest = (error: HttpApiError.HttpApiSchemaError): Api.BadReque
 export const RequestErrorsLive = HttpApiMiddleware.layerSchemaErrorTransform(Api.RequestErrors, (error) =>
   Effect.fail(badRequest(error))
 )
+
+/** The body of a 500: a defect, the router's and the fast path's alike. */
+export const internalErrorBody = { _tag: "InternalError", message: "internal error" } as const

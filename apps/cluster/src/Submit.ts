@@ -10,16 +10,20 @@ import type { Kv, KvLease } from "@synod/kv"
 import * as Api from "./Api.ts"
 import { Backend } from "./Backend.ts"
 
+const rejected = (e: { readonly reason: string }) => Effect.fail(new Api.CommandRejected({ message: e.reason }))
+// too large for one message of the cluster's transport: refused before proposing
+const tooLarge = (e: { readonly message: string; readonly limit: number }) =>
+  Effect.fail(new Api.PayloadTooLarge({ message: e.message, limit: e.limit }))
+const unknown = (e: { readonly message: string }) =>
+  Effect.fail(new Api.OutcomeUnknown({ outcome: "unknown", message: e.message }))
+
+/** A command's failures as the API's errors. */
+const commandErrors = { OutcomeUnknown: unknown, CommandRejected: rejected, CommandTooLarge: tooLarge }
+/** A read's: a read changes nothing, so "unknown" only says no answer came in time. */
+const readErrors = { ReadTimedOut: unknown, CommandRejected: rejected, CommandTooLarge: tooLarge }
+
 export const submit = (command: Kv.Command) =>
-  Effect.flatMap(Backend, (backend) =>
-    backend.submit(command).pipe(
-      Effect.catchTags({
-        OutcomeUnknown: (e) => Effect.fail(new Api.OutcomeUnknown({ outcome: "unknown", message: e.message })),
-        CommandRejected: (e) => Effect.fail(new Api.CommandRejected({ message: e.reason })),
-        CommandTooLarge: (e) => Effect.fail(new Api.PayloadTooLarge({ message: e.message, limit: e.limit }))
-      })
-    )
-  )
+  Effect.flatMap(Backend, (backend) => backend.submit(command).pipe(Effect.catchTags(commandErrors)))
 
 /** A result of the wrong kind for its command: a bug, not a user error. */
 export const unexpected = (command: Kv.Command, result: Kv.Result) =>
@@ -60,14 +64,7 @@ export const forApi = (backend: Backend["Service"], traced: boolean) => {
     (traced
       ? Effect.withSpan(backend.submit(command), "synod.submit", { attributes: { "synod.command": command._tag } })
       : backend.submit(command)
-    ).pipe(
-      Effect.catchTags({
-        OutcomeUnknown: (e) => Effect.fail(new Api.OutcomeUnknown({ outcome: "unknown", message: e.message })),
-        CommandRejected: (e) => Effect.fail(new Api.CommandRejected({ message: e.reason })),
-        // too large for one message of the cluster's transport: refused before proposing
-        CommandTooLarge: (e) => Effect.fail(new Api.PayloadTooLarge({ message: e.message, limit: e.limit }))
-      })
-    )
+    ).pipe(Effect.catchTags(commandErrors))
   /** A linearizable read: a read index (no slot) when the backend offers one, else through the log. */
   const readIndex = (query: Kv.Command) =>
     backend.read === undefined
@@ -75,14 +72,7 @@ export const forApi = (backend: Backend["Service"], traced: boolean) => {
       : (traced
           ? Effect.withSpan(backend.read(query), "synod.read", { attributes: { "synod.command": query._tag } })
           : backend.read(query)
-        ).pipe(
-          Effect.catchTags({
-            // a read changes nothing: "unknown" only says no answer came in time
-            ReadTimedOut: (e) => Effect.fail(new Api.OutcomeUnknown({ outcome: "unknown", message: e.message })),
-            CommandRejected: (e) => Effect.fail(new Api.CommandRejected({ message: e.reason })),
-            CommandTooLarge: (e) => Effect.fail(new Api.PayloadTooLarge({ message: e.message, limit: e.limit }))
-          })
-        )
+        ).pipe(Effect.catchTags(readErrors))
   return { send, readIndex }
 }
 

@@ -89,15 +89,16 @@ const sameBut = (a: Answer, b: Answer, write: boolean, what: string) => {
   )
 }
 
+/** A 3-server cluster on the in-memory bus, in this process. */
+const embedded = Embedded.layerNoDeps(config, { cluster: "test", transport: "memory" }).pipe(
+  Layer.provideMerge(Storage.layerMemory()),
+  Layer.provideMerge(InMemoryBus.layer())
+)
+
 /** An embedded cluster with two APIs on it, `options` each, the fast path on in the first only. */
 const twoApis = (options: Omit<ApiServer.Options, "port"> = {}) =>
   Effect.gen(function* () {
-    const cluster = yield* Layer.build(
-      Embedded.layerNoDeps(config, { cluster: "test", transport: "memory" }).pipe(
-        Layer.provideMerge(Storage.layerMemory()),
-        Layer.provideMerge(InMemoryBus.layer())
-      )
-    )
+    const cluster = yield* Layer.build(embedded)
     const api = (fastPath: boolean) =>
       Effect.flatMap(
         Layer.build(
@@ -248,12 +249,7 @@ describe("KvFastPath: PUT and GET /kv/{key} past the router", () => {
 
   it.live("takes the well-formed writes and leaves everything else to the API", () =>
     Effect.gen(function* () {
-      const cluster = yield* Layer.build(
-        Embedded.layerNoDeps(config, { cluster: "test", transport: "memory" }).pipe(
-          Layer.provideMerge(Storage.layerMemory()),
-          Layer.provideMerge(InMemoryBus.layer())
-        )
-      )
+      const cluster = yield* Layer.build(embedded)
       const take = yield* KvFastPath.make({ maxBodyBytes: 4096, routerConfig: {} }).pipe(
         Effect.provideContext(cluster),
         Effect.provideService(Dashboard, {
