@@ -310,8 +310,10 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
       if (span?._tag === "Span") span.attribute("synod.seq", seq)
       // every lower seq still waiting keeps `acked` down, and this one is not answered yet
       const encoded = Trusted.command(id, seq, Math.min(acked(), seq), codecs.encodeCommand(command))
-      const bytes = Limits.jsonBytes(encoded)
-      if (bytes > limit) return Effect.fail(new CommandTooLarge({ bytes, limit }))
+      // measured exactly only when the bound without encoding it says it may not fit
+      if (!Limits.jsonFits(encoded, limit)) {
+        return Effect.fail(new CommandTooLarge({ bytes: Limits.jsonBytes(encoded), limit }))
+      }
       const request = Trusted.request(encoded)
       const started = clock.currentTimeMillisUnsafe()
       const done = Deferred.makeUnsafe<Reply | undefined>()
@@ -345,8 +347,7 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
       const readId = nextRead++
       const op = codecs.encodeCommand(query)
       // the replica refuses a read whose op is larger than a command may be
-      const bytes = Limits.jsonBytes(op)
-      if (bytes > limit) return Effect.fail(new CommandTooLarge({ bytes, limit }))
+      if (!Limits.jsonFits(op, limit)) return Effect.fail(new CommandTooLarge({ bytes: Limits.jsonBytes(op), limit }))
       const request = Trusted.read(id, readId, op)
       const started = clock.currentTimeMillisUnsafe()
       const done = Deferred.makeUnsafe<Reply | undefined>()

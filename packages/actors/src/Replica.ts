@@ -579,7 +579,7 @@ export class ReplicaCore<S, C, R> {
    */
   read(read: Message.Read): void {
     if (this.catchingUp || this.quarantine !== undefined) return
-    if (Limits.jsonBytes(read.op) > this.limits.commandBytes) {
+    if (!Limits.jsonFits(read.op, this.limits.commandBytes)) {
       this.refused++
       return
     }

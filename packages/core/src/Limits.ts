@@ -61,12 +61,18 @@ export const utf8Bytes = (text: string): number => Buffer.byteLength(text, "utf8
 export const jsonBytes = (value: unknown): number => Buffer.byteLength(JSON.stringify(value), "utf8")
 
 /**
- * An upper bound on `jsonBytes(value)` for plain JSON data (strings, numbers, booleans,
- * null, arrays, and objects of the plain `Object` prototype), without encoding it: each
- * UTF-16 unit of a string takes at most 6 bytes (an escape such as `\u001f`, or 3 bytes of
- * UTF-8 for one unit), a number at most 24 characters; `Infinity` for anything else (a
- * class instance may encode through its `toJSON`).
+ * An upper bound on `jsonBytes(value)` for JSON data (strings, numbers, booleans, null,
+ * arrays, and objects), without encoding it: each UTF-16 unit of a string takes at most 6
+ * bytes (an escape such as `\u001f`, or 3 bytes of UTF-8 for one unit), a number at most 24
+ * characters. An object is bounded by its own enumerable properties, which is what
+ * `JSON.stringify` writes of any object without a `toJSON` (a schema class's instance such
+ * as a `Command` too); `Infinity` for one with a `toJSON` or a boxed primitive, which
+ * encode as something else, and for anything else (a bigint, which does not encode).
  */
+const encodesOwnProperties = (value: object): boolean =>
+  typeof (value as { readonly toJSON?: unknown }).toJSON !== "function" &&
+  !(value instanceof Number || value instanceof String || value instanceof Boolean || value instanceof BigInt)
+
 const jsonBytesBound = (value: unknown): number => {
   switch (typeof value) {
     case "string":
@@ -83,7 +89,7 @@ const jsonBytesBound = (value: unknown): number => {
         return n
       }
       const proto = Object.getPrototypeOf(value)
-      if (proto !== Object.prototype && proto !== null) return Number.POSITIVE_INFINITY
+      if (proto !== Object.prototype && proto !== null && !encodesOwnProperties(value)) return Number.POSITIVE_INFINITY
       let n = 2
       for (const key of Object.keys(value)) {
         const v = (value as Record<string, unknown>)[key]

@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as fc from "fast-check"
-import { Limits } from "@synod/core"
+import { Limits, Trusted } from "@synod/core"
 
 /** JSON values: strings from `text`, the leaves given, booleans and null, in small arrays and objects keyed by `text`. */
 const json = (text: fc.Arbitrary<string>, ...leaves: ReadonlyArray<fc.Arbitrary<unknown>>) =>
@@ -55,6 +55,48 @@ describe("Limits.jsonFits", () => {
       }),
       { numRuns: 2000 }
     )
+  })
+
+  it("bounds any object without a toJSON by its own properties, and takes the rest through their encoding", () => {
+    class Point {
+      readonly x: number
+      readonly label: string
+      constructor(x: number, label: string) {
+        this.x = x
+        this.label = label
+      }
+      get norm(): number {
+        return Math.abs(this.x)
+      }
+    }
+    class WithHidden {
+      readonly shown = "a".repeat(20)
+      constructor() {
+        Object.defineProperty(this, "hidden", { value: "b".repeat(100), enumerable: false })
+      }
+    }
+    const values: ReadonlyArray<unknown> = [
+      Trusted.command("client-1", 7, 5, { _tag: "Put", key: "k", value: 'v"\\é\u0000'.repeat(30) }),
+      Trusted.batch([Trusted.command("c", 1, 1, { op: [1, 2.5, null] }), Trusted.command("c", 2, 1, "x")]),
+      new Point(-123456.789, "p\n"),
+      { nested: new Point(1, "q"), list: [new Point(2, "r")] },
+      new WithHidden(),
+      // boxed primitives encode as the primitive, not as their (absent) own properties
+      new Number(123456789),
+      new String("a string longer than its properties say"),
+      new Boolean(false),
+      { n: new Number(-1.5e300), s: new String("boxed") },
+      new Date(0),
+      new Map([["a", 1]]),
+      new Uint8Array([1, 2, 255]),
+      Object.assign(Object.create(null), { a: "null prototype" })
+    ]
+    for (const v of values) {
+      const bytes = Limits.jsonBytes(v)
+      for (const limit of [bytes, bytes - 1, 0]) {
+        assert.strictEqual(Limits.jsonFits(v, limit), bytes <= limit, `${JSON.stringify(v)} in ${limit}`)
+      }
+    }
   })
 
   it("takes class instances through their own encoding", () => {
