@@ -75,8 +75,8 @@ import * as Metrics from "./Metrics.ts"
 const sizeOf = (command: Command.Command): number => Limits.jsonBytes(command)
 
 /**
- * Client commands waiting for a slot, with the bytes they take in a batch (`sizeOf` and a
- * comma each) kept as they come and go: whether a full batch waits is then known without
+ * Client commands waiting for a slot, with the bytes they take in a batch (as `request`
+ * counts them, and a comma each) kept as they come and go: whether a full batch waits is then known without
  * walking them on every request (`ReplicaCore.fullBatchPending`). Each command's size is
  * counted once, when it comes, and kept by its key (not in a `WeakMap` by the command:
  * its entries cost the garbage collector an ephemeron each).
@@ -549,8 +549,10 @@ export class ReplicaCore<S, C, R> {
 
   request(command: Command.Command): void {
     if (this.catchingUp) return
-    // a batch of it alone would not fit a message: clients refuse these before sending
-    const size = sizeOf(command)
+    // its bytes in a batch (a batch of it alone would not fit a message: clients refuse
+    // these before sending). A command bounded below a message's share per command of a
+    // full batch counts as its bound: the count cuts a batch of such before its bytes do.
+    const size = Limits.jsonBytesOrBound(command, Math.floor(this.limits.batchBytes / this.config.batch.maxSize) - 1)
     if (size > this.limits.commandBytes) {
       this.refused++
       return

@@ -104,6 +104,17 @@ const jsonBytesBound = (value: unknown): number => {
 }
 
 /**
+ * `jsonBytes(value)`, or the upper bound on it when that bound is at most `small`: for a
+ * caller packing values into a message by count and by bytes, where values bounded that
+ * small can never fill the message before the count does, so overcounting them changes
+ * nothing and encoding each one only to count it is wasted.
+ */
+export const jsonBytesOrBound = (value: unknown, small: number): number => {
+  const bound = jsonBytesBound(value)
+  return bound <= small ? bound : jsonBytes(value)
+}
+
+/**
  * Whether `jsonBytes(value) <= limit`, without encoding `value` when a bound already
  * says so (plain data far below the limit: a command's result, a read's answer).
  */

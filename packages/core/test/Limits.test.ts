@@ -35,6 +35,26 @@ describe("Limits.jsonLength", () => {
   })
 })
 
+describe("Limits.jsonBytesOrBound", () => {
+  it("is the exact size above `small`, and never less than it", () => {
+    const text = fc.string({ unit: fc.constantFrom("a", '"', "\\", "\u0000", "é", "\u{1F600}", "\ud800") })
+    const value = json(text, fc.double(), fc.integer())
+    fc.assert(
+      fc.property(value, fc.integer({ min: 0, max: 400 }), (v, small) => {
+        const bytes = Limits.jsonBytes(v)
+        const counted = Limits.jsonBytesOrBound(v, small)
+        assert.isAtLeast(counted, bytes, JSON.stringify(v))
+        if (counted > small) assert.strictEqual(counted, bytes, JSON.stringify(v))
+      }),
+      { numRuns: 1000 }
+    )
+    // a 100-byte value's command counts as its bound under a 4 KB share, exactly over a tiny one
+    const command = Trusted.command("client-1", 1, 1, { _tag: "Put", key: "k".repeat(16), value: "v".repeat(100) })
+    assert.isAbove(Limits.jsonBytesOrBound(command, 4096), Limits.jsonBytes(command))
+    assert.strictEqual(Limits.jsonBytesOrBound(command, 100), Limits.jsonBytes(command))
+  })
+})
+
 describe("Limits.jsonFits", () => {
   it("says whether the JSON takes at most the limit, exactly, whatever the value holds", () => {
     // the worst cases of the bound: escapes (6 bytes), 3-byte and 4-byte UTF-8, long numbers
