@@ -552,7 +552,9 @@ export class ReplicaCore<S, C, R> {
     // its bytes in a batch (a batch of it alone would not fit a message: clients refuse
     // these before sending). A command bounded below a message's share per command of a
     // full batch counts as its bound: the count cuts a batch of such before its bytes do.
-    const size = Limits.jsonBytesOrBound(command, Math.floor(this.limits.batchBytes / this.config.batch.maxSize) - 1)
+    // Never a bound above `commandBytes`, which would refuse a command that fits.
+    const small = Math.min(Math.floor(this.limits.batchBytes / this.config.batch.maxSize) - 1, this.limits.commandBytes)
+    const size = Limits.jsonBytesOrBound(command, small)
     if (size > this.limits.commandBytes) {
       this.refused++
       return

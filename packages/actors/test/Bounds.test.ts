@@ -197,6 +197,33 @@ describe("replica batches", () => {
     assert.strictEqual(r.pending.size, 0)
   })
 
+  it("refuse a command by its exact size, not by the bound they may count it with", () => {
+    // batches of one: a message's share per command is the whole batch, so a command is
+    // counted by the bound on its JSON (6 bytes a character) when that is small enough
+    const r = new Replica.ReplicaCore(
+      "r1",
+      { ...config, batch: { ...config.batch, maxSize: 1 } },
+      Kv.machine,
+      Option.none(),
+      {
+        maxMessageBytes: Limits.minMaxMessageBytes
+      }
+    )
+    let command = put("c", 1, "")
+    for (let n = 1; Limits.jsonBytesOrBound(command, Number.POSITIVE_INFINITY) <= limits.commandBytes; n++) {
+      command = put("c", 1, "x".repeat(n))
+    }
+    // its bound is over the limit, by less than a message's whole payload, and its JSON far under it
+    assert.isBelow(Limits.jsonBytesOrBound(command, Number.POSITIVE_INFINITY), limits.batchBytes)
+    assert.isBelow(Limits.jsonBytes(command), limits.commandBytes / 2)
+    r.request(command)
+    assert.strictEqual(r.refused, 0)
+    assert.lengthOf(
+      r.drain().filter((o) => o.message._tag === "Propose"),
+      1
+    )
+  })
+
   it("answer with an error when a result is too large for a message", () => {
     const r = replica()
     // decided elsewhere (a replica with a larger limit took it): larger than this one can answer
