@@ -78,7 +78,7 @@ export const forApi = (backend: Backend["Service"], traced: boolean) => {
 
 /** A `Get`'s result as `GET /kv/{key}` answers it (without the serializable read's fields). */
 export const found = (key: string, r: Kv.Result): Effect.Effect<typeof Api.Found.Type, Api.KeyNotFound> => {
-  if (r._tag !== "Value") return Effect.die(new Error(`unexpected result ${r._tag} for Get`))
+  if (r._tag !== "Value") return unexpected({ _tag: "Get", key }, r)
   if (r.value === null) return Effect.fail(new Api.KeyNotFound({ key }))
   return Effect.succeed({ key, value: r.value, version: r.version })
 }

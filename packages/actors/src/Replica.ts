@@ -76,8 +76,8 @@ const sizeOf = (command: Command.Command): number => Limits.jsonBytes(command)
 
 /**
  * Client commands waiting for a slot, with the bytes they take in a batch (as `request`
- * counts them, and a comma each) kept as they come and go: whether a full batch waits is then known without
- * walking them on every request (`ReplicaCore.fullBatchPending`). Each command's size is
+ * counts them, and a comma each) kept as they come and go: whether a full batch waits is
+ * then known without walking them on every request (`ReplicaCore.fullBatchPending`). Each command's size is
  * counted once, when it comes, and kept by its key (not in a `WeakMap` by the command:
  * its entries cost the garbage collector an ephemeron each).
  */
@@ -255,6 +255,12 @@ export class ReplicaCore<S, C, R> {
   private readCount = 0
   private readonly random: () => number
   private readonly limits: Limits.Limits
+  /**
+   * A command bounded at most this large counts as its bound in a batch: it is below a
+   * message's share per command of a full batch, so the count cuts a batch of such before
+   * its bytes do. Never above `commandBytes`, which would refuse a command that fits.
+   */
+  private readonly smallCommandBytes: number
   readonly pending = new PendingCommands()
   readonly inFlight = new Set<string>()
   /** Slot → what this replica proposed there: a batch of client commands, or a configuration change. */
@@ -335,6 +341,10 @@ export class ReplicaCore<S, C, R> {
     this.random = options.random ?? (() => 0)
     this.readBase = this.drawReadBase()
     this.limits = Limits.fromMessageBytes(options.maxMessageBytes ?? Limits.defaultMaxMessageBytes)
+    this.smallCommandBytes = Math.min(
+      Math.floor(this.limits.batchBytes / config.batch.maxSize) - 1,
+      this.limits.commandBytes
+    )
     this.id = id
     this.config = config
     this.machine = machine
@@ -550,11 +560,8 @@ export class ReplicaCore<S, C, R> {
   request(command: Command.Command): void {
     if (this.catchingUp) return
     // its bytes in a batch (a batch of it alone would not fit a message: clients refuse
-    // these before sending). A command bounded below a message's share per command of a
-    // full batch counts as its bound: the count cuts a batch of such before its bytes do.
-    // Never a bound above `commandBytes`, which would refuse a command that fits.
-    const small = Math.min(Math.floor(this.limits.batchBytes / this.config.batch.maxSize) - 1, this.limits.commandBytes)
-    const size = Limits.jsonBytesOrBound(command, small)
+    // these before sending), by its bound when that is at most `smallCommandBytes`
+    const size = Limits.jsonBytesOrBound(command, this.smallCommandBytes)
     if (size > this.limits.commandBytes) {
       this.refused++
       return

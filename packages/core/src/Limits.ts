@@ -60,6 +60,11 @@ export const utf8Bytes = (text: string): number => Buffer.byteLength(text, "utf8
 /** UTF-8 bytes of the JSON encoding of `value` (as the wire codec encodes it). */
 export const jsonBytes = (value: unknown): number => Buffer.byteLength(JSON.stringify(value), "utf8")
 
+/** Whether `JSON.stringify` writes `value` as its own enumerable properties: no `toJSON`, not a boxed primitive. */
+const encodesOwnProperties = (value: object): boolean =>
+  typeof (value as { readonly toJSON?: unknown }).toJSON !== "function" &&
+  !(value instanceof Number || value instanceof String || value instanceof Boolean || value instanceof BigInt)
+
 /**
  * An upper bound on `jsonBytes(value)` for JSON data (strings, numbers, booleans, null,
  * arrays, and objects), without encoding it: each UTF-16 unit of a string takes at most 6
@@ -69,10 +74,6 @@ export const jsonBytes = (value: unknown): number => Buffer.byteLength(JSON.stri
  * as a `Command` too); `Infinity` for one with a `toJSON` or a boxed primitive, which
  * encode as something else, and for anything else (a bigint, which does not encode).
  */
-const encodesOwnProperties = (value: object): boolean =>
-  typeof (value as { readonly toJSON?: unknown }).toJSON !== "function" &&
-  !(value instanceof Number || value instanceof String || value instanceof Boolean || value instanceof BigInt)
-
 const jsonBytesBound = (value: unknown): number => {
   switch (typeof value) {
     case "string":
