@@ -16,7 +16,7 @@
  */
 import { createHash } from "node:crypto"
 import { Kv } from "@synod/kv"
-import { Result, Schema, SchemaIssue, Trie } from "effect"
+import { Result, Schema, SchemaIssue } from "effect"
 
 export const format = "synod-kv-backup"
 export const formatVersion = 1
@@ -42,7 +42,7 @@ export const checksum = (revision: number, entries: ReadonlyArray<Entry>): strin
 
 /** The backup of a store's state (its entries at its revision; not its history). */
 export const fromState = (state: Kv.State): Backup => {
-  const entries = Array.from(Trie.entries(state.entries), ([key, e]): Entry => [key, e.value, e.version])
+  const entries = Array.from(state.entries.entries(), ([key, e]): Entry => [key, e.value, e.version])
   return {
     format,
     formatVersion,

@@ -26,8 +26,8 @@
  * that completed before the read arrived (docs/protocol.md#reads); sent as commands they
  * go through the log like writes, at the cost of one slot each.
  *
- * The state is a persistent `Trie` (sorted by key, prefix lookup in O(prefix + results)),
- * so `apply` returns a new state without copying the old one.
+ * The state is a persistent `SortedMap` (a B+ tree sorted by key: a page of a prefix found
+ * in O(log keys + results)), so `apply` returns a new state without copying the old one.
  *
  * @since 0.1.0
  */
@@ -35,7 +35,8 @@ import { Limits, StateMachine } from "@synod/core"
 import * as FastCodecs from "./FastCodecs.ts"
 import * as History from "./History.ts"
 import * as Lease from "./Lease.ts"
-import { HashMap, Option, Schema, SchemaTransformation, Trie } from "effect"
+import { HashMap, Schema, SchemaTransformation } from "effect"
+import { SortedMap } from "./SortedMap.ts"
 
 /** Longest key, in UTF-16 code units. */
 export const maxKeyLength = 1024
@@ -259,7 +260,7 @@ export interface Restoring {
   readonly id: string
   /** The index of the chunk expected next. */
   readonly next: number
-  readonly entries: Trie.Trie<Stored>
+  readonly entries: SortedMap<Stored>
   /** `entryBytes` of `entries`. */
   readonly bytes: number
 }
@@ -267,7 +268,7 @@ export interface Restoring {
 export class State {
   /** Writes applied so far; the version the next write gets is `revision + 1`. */
   readonly revision: number
-  readonly entries: Trie.Trie<Stored>
+  readonly entries: SortedMap<Stored>
   /**
    * `entryBytes` of `entries`, kept as they change: about their size in a snapshot, known
    * without walking them (`size`).
@@ -282,7 +283,7 @@ export class State {
   readonly leases: Lease.Leases
   constructor(
     revision: number,
-    entries: Trie.Trie<Stored>,
+    entries: SortedMap<Stored>,
     bytes: number,
     history: History.History,
     retention: History.Retention,
@@ -301,7 +302,7 @@ export class State {
 
 /** An empty store keeping `retention` of history. */
 export const empty = (retention: History.Retention = History.defaultRetention): State =>
-  new State(0, Trie.empty(), 0, History.History.empty(0), retention)
+  new State(0, SortedMap.empty(), 0, History.History.empty(0), retention)
 
 export const initial: State = empty()
 
@@ -337,21 +338,21 @@ const entryBytes = (key: string, value: string): number => key.length + value.le
 
 /** `entries` with `key` set to `stored`, and their `entryBytes` total `bytes` updated. */
 const insert = (
-  entries: Trie.Trie<Stored>,
+  entries: SortedMap<Stored>,
   bytes: number,
   key: string,
   stored: Stored
-): readonly [Trie.Trie<Stored>, number] => {
-  const old = Option.getOrUndefined(Trie.get(entries, key))
+): readonly [SortedMap<Stored>, number] => {
+  const old = entries.get(key)
   const before = old === undefined ? 0 : entryBytes(key, old.value)
-  return [Trie.insert(entries, key, stored), bytes - before + entryBytes(key, stored.value)]
+  return [entries.set(key, stored), bytes - before + entryBytes(key, stored.value)]
 }
 
 /** The entries of a snapshot, and their `entryBytes` total. */
 const trieOf = (
   tuples: ReadonlyArray<readonly [string, string, number]>
-): { readonly entries: Trie.Trie<Stored>; readonly bytes: number } => {
-  let entries = Trie.empty<Stored>()
+): { readonly entries: SortedMap<Stored>; readonly bytes: number } => {
+  let entries = SortedMap.empty<Stored>()
   let bytes = 0
   for (const [key, value, version] of tuples) [entries, bytes] = insert(entries, bytes, key, { value, version })
   return { entries, bytes }
@@ -415,10 +416,10 @@ const write = (state: State, key: string, value: string, lease?: number): readon
 
 const remove = (state: State, key: string): State => {
   const revision = state.revision + 1
-  const old = Option.getOrUndefined(Trie.get(state.entries, key))
+  const old = state.entries.get(key)
   return new State(
     revision,
-    Trie.remove(state.entries, key),
+    state.entries.remove(key),
     old === undefined ? state.bytes : state.bytes - entryBytes(key, old.value),
     state.history.append({ revision, key, value: null }, state.retention),
     state.retention,
@@ -436,8 +437,8 @@ const endLease = (state: State, id: number): readonly [State, number] => {
   if (lease === undefined) return [state, 0]
   let next = state
   let deleted = 0
-  for (const key of Trie.keys(lease.keys)) {
-    if (Trie.has(next.entries, key)) {
+  for (const key of lease.keys.keys()) {
+    if (next.entries.has(key)) {
       next = remove(next, key)
       deleted++
     }
@@ -486,7 +487,7 @@ const applyLease = (state: State, command: Lease.Command): readonly [State, Resu
         state,
         {
           _tag: "LeasesListed",
-          leases: page.slice(0, limit).map((l) => ({ id: l.id, ttlMs: l.ttlMs, keys: Trie.size(l.keys) })),
+          leases: page.slice(0, limit).map((l) => ({ id: l.id, ttlMs: l.ttlMs, keys: l.keys.size })),
           more: page.length > limit
         }
       ]
@@ -498,7 +499,7 @@ const applyLease = (state: State, command: Lease.Command): readonly [State, Resu
 export const apply = (state: State, command: Command): readonly [State, Result] => {
   switch (command._tag) {
     case "Get": {
-      const found = Option.getOrUndefined(Trie.get(state.entries, command.key))
+      const found = state.entries.get(command.key)
       return [state, { _tag: "Value", value: found?.value ?? null, version: found?.version ?? 0 }]
     }
     case "Put": {
@@ -510,11 +511,11 @@ export const apply = (state: State, command: Command): readonly [State, Result] 
       return [next, { _tag: "Written", version }]
     }
     case "Del": {
-      if (!Trie.has(state.entries, command.key)) return [state, { _tag: "Deleted", existed: false }]
+      if (!state.entries.has(command.key)) return [state, { _tag: "Deleted", existed: false }]
       return [remove(state, command.key), { _tag: "Deleted", existed: true }]
     }
     case "Cas": {
-      const found = Option.getOrUndefined(Trie.get(state.entries, command.key))
+      const found = state.entries.get(command.key)
       const current = found?.version ?? 0
       if (current !== command.version) {
         return [state, { _tag: "Swapped", ok: false, version: current, value: found?.value ?? null }]
@@ -536,9 +537,7 @@ export const apply = (state: State, command: Command): readonly [State, Result] 
       const entries: Array<Entry> = []
       let more = false
       let bytes = 0
-      const after = command.after
-      for (const [key, e] of Trie.entriesWithPrefix(state.entries, command.prefix)) {
-        if (after !== undefined && key <= after) continue
+      for (const [key, e] of state.entries.entriesWithPrefix(command.prefix, command.after)) {
         const size = utf8Bytes(key) + utf8Bytes(e.value)
         if (entries.length === command.limit || (entries.length > 0 && bytes + size > maxListBytes)) {
           more = true
@@ -558,7 +557,7 @@ export const query = (state: State, command: Command): Result | undefined =>
 
 /** Does the comparison hold on the store as it is? */
 export const holds = (state: State, c: Compare): boolean => {
-  const found = Option.getOrUndefined(Trie.get(state.entries, c.key))
+  const found = state.entries.get(c.key)
   if ("exists" in c) return (found !== undefined) === c.exists
   const op = c.op ?? "="
   if ("version" in c) return relate(found?.version ?? 0, op, c.version)
@@ -618,17 +617,17 @@ const txn = (state: State, command: Txn): readonly [State, Result] => {
 
 type StoredTuple = [string, string, number]
 
-const tuples = (entries: Trie.Trie<Stored>): Array<StoredTuple> =>
-  Array.from(Trie.entries(entries), ([key, e]): StoredTuple => [key, e.value, e.version])
+const tuples = (entries: SortedMap<Stored>): Array<StoredTuple> =>
+  Array.from(entries.entries(), ([key, e]): StoredTuple => [key, e.value, e.version])
 
 const restore = (state: State, command: Restore): readonly [State, Result] => {
   const refuse = (reason: string): readonly [State, Result] => [
     new State(state.revision, state.entries, state.bytes, state.history, state.retention, undefined, state.leases),
     { _tag: "Restored", ok: false, staged: 0, revision: state.revision, reason }
   ]
-  if (state.revision !== 0 || Trie.size(state.entries) > 0 || HashMap.size(state.leases.byId) > 0) {
+  if (state.revision !== 0 || state.entries.size > 0 || HashMap.size(state.leases.byId) > 0) {
     return refuse(
-      `restore seeds a new cluster, and this one is not new: it is at revision ${state.revision} with ${Trie.size(state.entries)} keys and ${HashMap.size(state.leases.byId)} leases`
+      `restore seeds a new cluster, and this one is not new: it is at revision ${state.revision} with ${state.entries.size} keys and ${HashMap.size(state.leases.byId)} leases`
     )
   }
   const staging = command.index === 0 ? undefined : state.restoring
@@ -642,11 +641,11 @@ const restore = (state: State, command: Restore): readonly [State, Result] => {
       `restore ${command.id}: expected chunk ${staging.next}, got ${command.index} (start again from chunk 0)`
     )
   }
-  let entries = staging?.entries ?? Trie.empty<Stored>()
+  let entries = staging?.entries ?? SortedMap.empty<Stored>()
   let bytes = staging?.bytes ?? 0
   for (const [key, value, version] of command.entries)
     [entries, bytes] = insert(entries, bytes, key, { value, version })
-  const staged = Trie.size(entries)
+  const staged = entries.size
   if (command.done === undefined) {
     return [
       new State(
@@ -662,7 +661,7 @@ const restore = (state: State, command: Restore): readonly [State, Result] => {
     ]
   }
   const revision = command.done.revision
-  for (const [key, e] of Trie.entries(entries)) {
+  for (const [key, e] of entries.entries()) {
     if (e.version < 1 || e.version > revision) {
       return refuse(
         `restore ${command.id}: key ${JSON.stringify(key)} has version ${e.version}, outside 1..${revision} (the backup's revision)`
@@ -706,12 +705,12 @@ export function* encodeSnapshotGradually(
   slice = 4096
 ): Generator<void, ReturnType<typeof encodeSnapshot>, void> {
   const entries: Array<StoredTuple> = []
-  for (const [key, e] of Trie.entries(state.entries)) {
+  for (const [key, e] of state.entries.entries()) {
     entries.push([key, e.value, e.version])
     if (entries.length % slice === 0) yield
   }
   const rest = encodeSnapshot(
-    new State(state.revision, Trie.empty(), 0, state.history, state.retention, state.restoring, state.leases)
+    new State(state.revision, SortedMap.empty(), 0, state.history, state.retention, state.restoring, state.leases)
   )
   return { ...rest, entries }
 }
@@ -724,7 +723,7 @@ export const size = (state: State): number => state.bytes + (state.restoring?.by
 
 /** How many keys the store holds and its revision, without walking it. */
 export const summary = (state: State): { readonly keys: number; readonly revision: number } => ({
-  keys: Trie.size(state.entries),
+  keys: state.entries.size,
   revision: state.revision
 })
 

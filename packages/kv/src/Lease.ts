@@ -20,7 +20,8 @@
  *
  * @since 0.3.0
  */
-import { HashMap, Option, Schema, Trie } from "effect"
+import { HashMap, Option, Schema } from "effect"
+import { SortedMap } from "./SortedMap.ts"
 
 /** The shortest TTL: shorter than a leader change, a lease could not outlive one. */
 export const minTtlMs = 100
@@ -135,7 +136,7 @@ export interface Lease {
   /** Keep-alives applied so far: the keeper restarts the lease's deadline when it changes. */
   readonly renewals: number
   /** The keys attached to it. */
-  readonly keys: Trie.Trie<true>
+  readonly keys: SortedMap<true>
 }
 
 /** The leases of a store: persistent, like the rest of its state. */
@@ -144,15 +145,15 @@ export class Leases {
   readonly last: number
   readonly byId: HashMap.HashMap<number, Lease>
   /** Which lease each attached key belongs to. */
-  readonly owner: Trie.Trie<number>
-  constructor(last: number, byId: HashMap.HashMap<number, Lease>, owner: Trie.Trie<number>) {
+  readonly owner: SortedMap<number>
+  constructor(last: number, byId: HashMap.HashMap<number, Lease>, owner: SortedMap<number>) {
     this.last = last
     this.byId = byId
     this.owner = owner
   }
 }
 
-export const none: Leases = new Leases(0, HashMap.empty(), Trie.empty())
+export const none: Leases = new Leases(0, HashMap.empty(), SortedMap.empty())
 
 export const get = (leases: Leases, id: number): Lease | undefined =>
   Option.getOrUndefined(HashMap.get(leases.byId, id))
@@ -169,7 +170,7 @@ export const grant = (leases: Leases, ttlMs: number): readonly [Leases, Lease] |
       reason: `too many leases: at most ${maxLeases} are alive at once (revoke some)`
     }
   }
-  const lease: Lease = { id: leases.last + 1, ttlMs, renewals: 0, keys: Trie.empty() }
+  const lease: Lease = { id: leases.last + 1, ttlMs, renewals: 0, keys: SortedMap.empty() }
   return [new Leases(lease.id, HashMap.set(leases.byId, lease.id, lease), leases.owner), lease]
 }
 
@@ -184,7 +185,7 @@ export const keepAlive = (leases: Leases, id: number): readonly [Leases, Lease] 
 export const refuseAttach = (leases: Leases, key: string, id: number): LeaseRefused | undefined => {
   const lease = get(leases, id)
   if (lease === undefined) return notFound(id)
-  if (Trie.size(lease.keys) >= maxKeysPerLease && !Trie.has(lease.keys, key)) {
+  if (lease.keys.size >= maxKeysPerLease && !lease.keys.has(key)) {
     return {
       _tag: "LeaseRefused",
       id,
@@ -197,25 +198,25 @@ export const refuseAttach = (leases: Leases, key: string, id: number): LeaseRefu
 
 /** `key` no longer attached to any lease (it was deleted, or written without its lease). */
 export const detach = (leases: Leases, key: string): Leases => {
-  const id = Option.getOrUndefined(Trie.get(leases.owner, key))
+  const id = leases.owner.get(key)
   if (id === undefined) return leases
   const lease = get(leases, id)
   const byId =
-    lease === undefined ? leases.byId : HashMap.set(leases.byId, id, { ...lease, keys: Trie.remove(lease.keys, key) })
-  return new Leases(leases.last, byId, Trie.remove(leases.owner, key))
+    lease === undefined ? leases.byId : HashMap.set(leases.byId, id, { ...lease, keys: lease.keys.remove(key) })
+  return new Leases(leases.last, byId, leases.owner.remove(key))
 }
 
 /** `key` attached to lease `id` (which exists: see `refuseAttach`), and to no other. */
 export const attach = (leases: Leases, key: string, id: number): Leases => {
-  const current = Option.getOrUndefined(Trie.get(leases.owner, key))
+  const current = leases.owner.get(key)
   if (current === id) return leases
   const detached = current === undefined ? leases : detach(leases, key)
   const lease = get(detached, id)
   if (lease === undefined) return detached
   return new Leases(
     detached.last,
-    HashMap.set(detached.byId, id, { ...lease, keys: Trie.insert(lease.keys, key, true) }),
-    Trie.insert(detached.owner, key, id)
+    HashMap.set(detached.byId, id, { ...lease, keys: lease.keys.set(key, true) }),
+    detached.owner.set(key, id)
   )
 }
 
@@ -240,7 +241,7 @@ export const encode = (leases: Leases): Encoded => ({
     l.id,
     l.ttlMs,
     l.renewals,
-    Array.from(Trie.keys(l.keys))
+    Array.from(l.keys.keys())
   ])
 })
 
@@ -248,8 +249,8 @@ export const decode = (encoded: typeof Snapshot.Type): Leases => {
   let byId = HashMap.empty<number, Lease>()
   const owner: Array<readonly [string, number]> = []
   for (const [id, ttlMs, renewals, keys] of encoded.leases) {
-    byId = HashMap.set(byId, id, { id, ttlMs, renewals, keys: Trie.fromIterable(keys.map((k) => [k, true] as const)) })
+    byId = HashMap.set(byId, id, { id, ttlMs, renewals, keys: SortedMap.from(keys.map((k) => [k, true] as const)) })
     for (const k of keys) owner.push([k, id])
   }
-  return new Leases(encoded.last, byId, Trie.fromIterable(owner))
+  return new Leases(encoded.last, byId, SortedMap.from(owner))
 }

@@ -18,7 +18,7 @@ import { Kv } from "@synod/kv"
 import { FileStorage } from "@synod/node"
 import { NatsServer } from "@synod/testing"
 import { NatsTransport } from "@synod/transport-nats"
-import { Effect, Layer, Option, Result, Trie } from "effect"
+import { Effect, Layer, Option, Result } from "effect"
 
 const cli = new URL("../../../apps/cluster/src/cli.ts", import.meta.url).pathname
 const clusterInput = {
@@ -209,7 +209,7 @@ describe("real server processes killed under load", () => {
           const snapshot = Option.getOrThrow(loaded)
           const state = Result.getOrThrow(codecs.decodeState(snapshot.state))
           for (let i = 0; i < clients; i++) {
-            const counter = Option.map(Trie.get(state.entries, `counter${i}`), (e) => e.value)
+            const counter = Option.map(Option.fromUndefinedOr(state.entries.get(`counter${i}`)), (e) => e.value)
             assert.deepStrictEqual(counter, Option.some(String(steps)), `${n.id} counter${i}`)
           }
           states.push(JSON.stringify(snapshot.state))

@@ -13,7 +13,7 @@
  */
 import { Address, Ballot, ClusterConfig, type Message, type Quorum, StateMachine, Storage } from "@synod/core"
 import { Kv } from "@synod/kv"
-import { Option, Trie } from "effect"
+import { Option } from "effect"
 import { Acceptor, Commander, Leader, Replica, Scout } from "@synod/actors"
 import { type Cmd, type Handler, ScriptError } from "./Driver.ts"
 import * as N from "./Notation.ts"
@@ -295,7 +295,7 @@ const codecs = StateMachine.codecs(Kv.machine)
 
 /** A key-value state, values longer than 12 characters cut (`c1=1xxxxxxxxxx…(2001)`). */
 const kv = (state: Kv.State): string => {
-  const entries = [...Trie.entries(state.entries)]
+  const entries = [...state.entries.entries()]
   if (entries.length === 0) return "-"
   return entries.map(([k, { value: v }]) => `${k}=${v.length > 12 ? `${v.slice(0, 12)}…(${v.length})` : v}`).join(",")
 }
