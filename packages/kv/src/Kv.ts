@@ -343,9 +343,9 @@ const insert = (
   key: string,
   stored: Stored
 ): readonly [SortedMap<Stored>, number] => {
-  const old = entries.get(key)
+  const [next, old] = entries.swap(key, stored)
   const before = old === undefined ? 0 : entryBytes(key, old.value)
-  return [entries.set(key, stored), bytes - before + entryBytes(key, stored.value)]
+  return [next, bytes - before + entryBytes(key, stored.value)]
 }
 
 /** The entries of a snapshot, and their `entryBytes` total. */

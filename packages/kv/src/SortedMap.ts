@@ -62,6 +62,24 @@ export class SortedMap<V> implements Iterable<[string, V]> {
     return new SortedMap(this.tree.with(key, value, true) as BTree<V>)
   }
 
+  /**
+   * This map with `key` set to `value`, and the value that was there (`undefined`: none).
+   * One descent when `key` is there, as for most writes, where `get` then `set` take two,
+   * each comparing its way down through about log2(size) keys spread over the heap.
+   */
+  swap(key: string, value: V): readonly [SortedMap<V>, V | undefined] {
+    const tree = this.tree.clone()
+    let found = false
+    let old: V | undefined
+    tree.editRange(key, key, true, (_key, was) => {
+      found = true
+      old = was
+      return { value }
+    })
+    if (!found) tree.set(key, value)
+    return [new SortedMap(tree), old]
+  }
+
   /** This map without `key` (this map itself when it has no `key`). */
   remove(key: string): SortedMap<V> {
     return this.tree.has(key) ? new SortedMap(this.tree.without(key)) : this

@@ -7,12 +7,19 @@ import { assert, describe, it } from "@effect/vitest"
 import * as fc from "fast-check"
 import { SortedMap } from "@synod/kv"
 
-type Op = { readonly set: string; readonly value: number } | { readonly remove: string }
+type Op =
+  | { readonly set: string; readonly value: number }
+  | { readonly swap: string; readonly value: number }
+  | { readonly remove: string }
 
 // few distinct characters, so keys share prefixes and collide; "\u{1F600}" is a surrogate
 // pair, "é" above ASCII: order is by UTF-16 code units
 const key = fc.string({ unit: fc.constantFrom("a", "b", "c", "é", "\u{1F600}"), maxLength: 5 })
-const op: fc.Arbitrary<Op> = fc.oneof(fc.record({ set: key, value: fc.integer() }), fc.record({ remove: key }))
+const op: fc.Arbitrary<Op> = fc.oneof(
+  fc.record({ set: key, value: fc.integer() }),
+  fc.record({ swap: key, value: fc.integer() }),
+  fc.record({ remove: key })
+)
 
 const sortedEntries = (model: ReadonlyMap<string, number>): Array<[string, number]> =>
   [...model].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
@@ -28,6 +35,11 @@ describe("SortedMap", () => {
           if ("set" in o) {
             map = map.set(o.set, o.value)
             model.set(o.set, o.value)
+          } else if ("swap" in o) {
+            const [next, old] = map.swap(o.swap, o.value)
+            assert.strictEqual(old, model.get(o.swap), `swap ${JSON.stringify(o.swap)}: the value it replaced`)
+            map = next
+            model.set(o.swap, o.value)
           } else {
             map = map.remove(o.remove)
             model.delete(o.remove)
