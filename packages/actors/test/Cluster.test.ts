@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { ClusterConfig, InMemoryBus, Storage } from "@synod/core"
+import { ClusterConfig, InMemoryBus, Monotonic, Storage } from "@synod/core"
 import { Kv } from "@synod/kv"
 import { Clock, Effect, Exit, Fiber, Layer, Scope } from "effect"
 import { TestClock } from "effect/testing"
@@ -198,6 +198,7 @@ describe("the role host's timer", () => {
         batch: { maxSize: 3, lingerMs: 30 },
         timeouts: { retransmitMs: 100, clientTimeoutMs: 60_000 }
       })
+      const clock = yield* Clock.Clock
       const layer = Server.layerCluster(lingering, Kv.machine).pipe(
         Layer.provideMerge(Storage.layerMemory()),
         Layer.provideMerge(InMemoryBus.layer())
@@ -224,7 +225,13 @@ describe("the role host's timer", () => {
           assert.isAtLeast(took, 30, `command ${i} lingered`)
           assert.isAtMost(took, 31, `command ${i} was proposed when its linger ended`)
         }
-      }).pipe(Effect.provide(layer))
+      }).pipe(
+        Effect.provide(layer),
+        // the leaders' failure detection on the test's clock too, not on the process's:
+        // stepped 1 ms at a time, 3 s of this clock passed in a third of a second on a fast
+        // machine, and no leader had been silent long enough by the real one to be replaced
+        Effect.provideService(Monotonic.Monotonic, () => clock.currentTimeMillisUnsafe())
+      )
     })
   )
 })
