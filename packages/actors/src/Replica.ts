@@ -35,6 +35,7 @@ import {
   Address,
   Ballot,
   type ClusterConfig,
+  Codec,
   type Command,
   Command as Cmd,
   Configuration,
@@ -560,8 +561,9 @@ export class ReplicaCore<S, C, R> {
   request(command: Command.Command): void {
     if (this.catchingUp) return
     // its bytes in a batch (a batch of it alone would not fit a message: clients refuse
-    // these before sending), by its bound when that is at most `smallCommandBytes`
-    const size = Limits.jsonBytesOrBound(command, this.smallCommandBytes)
+    // these before sending), by its bound when that is at most `smallCommandBytes`, else
+    // by its JSON, which its batch's JSON then reuses (`Codec.commandJson`)
+    const size = Limits.jsonBytesOrBound(command, this.smallCommandBytes, Codec.commandJson)
     if (size > this.limits.commandBytes) {
       this.refused++
       return

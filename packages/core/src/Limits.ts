@@ -108,11 +108,16 @@ const jsonBytesBound = (value: unknown): number => {
  * `jsonBytes(value)`, or the upper bound on it when that bound is at most `small`: for a
  * caller packing values into a message by count and by bytes, where values bounded that
  * small can never fill the message before the count does, so overcounting them changes
- * nothing and encoding each one only to count it is wasted.
+ * nothing and encoding each one only to count it is wasted. `stringify` (by default
+ * `JSON.stringify`) makes the text measured otherwise: one that keeps it for later use.
  */
-export const jsonBytesOrBound = (value: unknown, small: number): number => {
+export const jsonBytesOrBound = <A>(
+  value: A,
+  small: number,
+  stringify: (value: A) => string = JSON.stringify
+): number => {
   const bound = jsonBytesBound(value)
-  return bound <= small ? bound : jsonBytes(value)
+  return bound <= small ? bound : Buffer.byteLength(stringify(value), "utf8")
 }
 
 /**

@@ -1,8 +1,8 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Result } from "effect"
 import * as fc from "fast-check"
-import { Codec, Message } from "@synod/core"
-import { envelopeArb } from "@synod/testing/Arbitraries"
+import { Address, Codec, Command, Message, Trusted } from "@synod/core"
+import { ballotArb, commandArb, envelopeArb } from "@synod/testing/Arbitraries"
 
 describe("Codec", () => {
   it("every envelope round-trips through text and bytes", () => {
@@ -32,6 +32,30 @@ describe("Codec", () => {
         assert.strictEqual(Codec.encode(env), Codec.encodeWithSchema(env))
       }),
       { numRuns: 500 }
+    )
+  })
+
+  it("a batch whose commands a replica measured (Codec.commandJson) encodes as any other", () => {
+    fc.assert(
+      fc.property(
+        fc.array(commandArb, { maxLength: 6 }),
+        fc.array(fc.boolean(), { maxLength: 8 }),
+        fc.nat({ max: 3 }),
+        fc.boolean(),
+        ballotArb,
+        (commands, measured, repeated, trusted, ballot) => {
+          // a command may sit in a batch twice (its text is reused once, then dropped)
+          const list = [...commands, ...commands.slice(0, repeated)]
+          const batch = trusted ? Trusted.batch(list) : new Command.Batch({ commands: list })
+          commands.forEach((c, i) => {
+            if (measured[i] === true) assert.strictEqual(Codec.commandJson(c), JSON.stringify(c))
+          })
+          const p2a = Trusted.envelope(Address.leader("l"), Address.acceptor("a"), Trusted.p2a(ballot, 1, batch))
+          assert.strictEqual(Codec.encode(p2a), Codec.encodeWithSchema(p2a))
+          assert.strictEqual(Codec.valueJson(batch), JSON.stringify(batch))
+        }
+      ),
+      { numRuns: 300 }
     )
   })
 
