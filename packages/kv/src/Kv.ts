@@ -348,13 +348,17 @@ const insert = (
   return [next, bytes - before + entryBytes(key, stored.value)]
 }
 
-/** The entries of a snapshot, and their `entryBytes` total. */
-const trieOf = (
+/**
+ * The entries of a snapshot, and their `entryBytes` total: the tree built in one go (a
+ * persistent insert per entry copied a path of nodes each time), then measured.
+ */
+const entriesOf = (
   tuples: ReadonlyArray<readonly [string, string, number]>
 ): { readonly entries: SortedMap<Stored>; readonly bytes: number } => {
-  let entries = SortedMap.empty<Stored>()
+  const entries = SortedMap.from(tuples.map(([key, value, version]) => [key, { value, version }] as const))
   let bytes = 0
-  for (const [key, value, version] of tuples) [entries, bytes] = insert(entries, bytes, key, { value, version })
+  // from the map, not the tuples: a key listed twice counts once, as its last value
+  for (const [key, stored] of entries) bytes += entryBytes(key, stored.value)
   return { entries, bytes }
 }
 
@@ -365,7 +369,7 @@ export const snapshotSchema = (retention: History.Retention) =>
       Schema.declare((u): u is State => u instanceof State, { title: "Kv.State" }),
       SchemaTransformation.transform({
         decode: (s) => {
-          const { entries, bytes } = trieOf(s.entries)
+          const { entries, bytes } = entriesOf(s.entries)
           return new State(
             s.revision,
             entries,
@@ -380,7 +384,7 @@ export const snapshotSchema = (retention: History.Retention) =>
             retention,
             s.restoring === undefined
               ? undefined
-              : { id: s.restoring.id, next: s.restoring.next, ...trieOf(s.restoring.entries) },
+              : { id: s.restoring.id, next: s.restoring.next, ...entriesOf(s.restoring.entries) },
             s.leases === undefined ? Lease.none : Lease.decode(s.leases)
           )
         },
