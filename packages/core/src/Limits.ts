@@ -117,7 +117,7 @@ export const jsonBytesOrBound = <A>(
   stringify: (value: A) => string = JSON.stringify
 ): number => {
   const bound = jsonBytesBound(value)
-  return bound <= small ? bound : Buffer.byteLength(stringify(value), "utf8")
+  return bound <= small ? bound : utf8Bytes(stringify(value))
 }
 
 /**
