@@ -40,7 +40,7 @@ const write: ReadonlyArray<Milestone> = [
   { step: "acceptor: write + fsync", match: /^persist- acceptor\// },
   { step: "acceptor: P2b sent", match: /^send leader\/\S+ P2b$/ },
   { step: "NATS: P2b → leader's process", match: /^recv leader\/\S+ P2b$/ },
-  { step: "a majority of P2bs, decision → replica", match: /^step replica\/\S+ Decision$/ },
+  { step: "a majority of P2bs, decision → replica", match: /^step replica\/\S+ (Decision|Chosen)$/ },
   { step: "replica: perform, answer sent", match: /^send client\/\S+ Response$/ },
   { step: "NATS: answer → client's process", match: /^recv client\/\S+ Response$/, client: true },
   { step: "client: answer → caller", match: /^C done$/, client: true }

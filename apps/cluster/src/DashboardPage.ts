@@ -36,7 +36,7 @@ const $ = (id) => document.getElementById(id);
 const SVG = "http://www.w3.org/2000/svg";
 const el = (name, attrs, parent) => { const e = document.createElementNS(SVG, name); for (const k in attrs) e.setAttribute(k, attrs[k]); if (parent) parent.appendChild(e); return e; };
 let samples = [], events = [], historySeconds = 300;
-const colours = { P1a: "#1f5fbf", P1b: "#17a2c8", P2a: "#2e9e3e", P2b: "#e08a00", Decision: "#8e3fb0", Propose: "#8c564b",
+const colours = { P1a: "#1f5fbf", P1b: "#17a2c8", P2a: "#2e9e3e", P2b: "#e08a00", Decision: "#8e3fb0", Chosen: "#b07cc6", Propose: "#8c564b",
   Request: "#d63384", Response: "#f06292", Heartbeat: "#9aa0a6", Progress: "#6b7480", StateRequest: "#00796b", StateChunk: "#26a69a",
   Read: "#ad1457", ReadResponse: "#ec407a", ReadIndex: "#5d4037", ReadIndexReply: "#a1887f", Confirm: "#0d47a1", Confirmed: "#4fc3f7",
   Digest: "#6d4c41" };

@@ -399,6 +399,11 @@ export const run = Effect.fn("Acceptor.run")(function* (id: string, config: Clus
   return {
     status: Effect.sync(
       (): Status => ({ id, promised: core.promised, watermark: core.watermark, accepted: core.accepted.size })
-    )
+    ),
+    /**
+     * The pvalue it holds for `slot` (durable, or about to be), for the replica of its
+     * server to resolve a `Chosen` against (docs/protocol.md#replica).
+     */
+    acceptedAt: (slot: number): Command.PValue | undefined => core.accepted.get(slot)
   }
 })

@@ -2,7 +2,8 @@
  * The commander: phase 2 for one (ballot, slot, value). Its decisions are a pure tally
  * (`CommanderTally`): a P2b in, `Continue | Decided | Preempted` out. Its fiber, a child
  * of the leader's host, sends P2a to every acceptor, resends to those that have not
- * answered on a schedule, sends the decision to every replica once a majority accepted,
+ * answered on a schedule, sends the decision to every replica once a majority accepted
+ * (as a `Chosen` without the value to a replica whose server's acceptor voted for it),
  * and returns the outcome (docs/protocol.md#commander).
  *
  * - A P2b counts only when the acceptor's ballot and the echoed request both equal its
@@ -163,6 +164,8 @@ export const run = Effect.fnUntraced(function* (options: Options) {
         probe?.voteCounted(me, from, step.ballot, step.slot)
         probe?.decided(me, step.ballot, step.slot, step.value)
         const decision = Trusted.decision(step.slot, step.value, step.ballot)
+        // a replica whose server's acceptor voted takes the value from it (`Chosen`)
+        const chosen = Trusted.chosen(step.slot, step.ballot)
         const trace = options.trace
         const span =
           trace === undefined
@@ -171,11 +174,15 @@ export const run = Effect.fnUntraced(function* (options: Options) {
                 "synod.slot": step.slot,
                 "synod.ballot": `${step.ballot}`
               })
-        for (const to of [...options.replicas.map(Address.replica), ...(options.learners ?? []).map(Address.learner)]) {
-          const envelope = Trusted.envelope(leader, to, decision)
+        const send = (to: Address.Address, message: Message.Decision | Message.Chosen) => {
+          const envelope = Trusted.envelope(leader, to, message)
           if (span !== undefined) Trace.attach(envelope, span)
-          yield* transport.send(to, envelope)
+          return transport.send(to, envelope)
         }
+        for (const id of options.replicas) {
+          yield* send(Address.replica(id), commander.tally.has(id) ? chosen : decision)
+        }
+        for (const id of options.learners ?? []) yield* send(Address.learner(id), decision)
         if (span !== undefined) trace!.spans.end(span)
         return step
       }

@@ -119,7 +119,21 @@ export type Outbound = Host.Outbound
 
 /** What the replica is fed: a message of its inbound union, its timer, or the end of a batching linger. */
 export type Input =
-  | { readonly _tag: "Message"; readonly from: Address.Address; readonly message: Message.ReplicaInbound }
+  | {
+      readonly _tag: "Message"
+      readonly from: Address.Address
+      readonly message: Exclude<Message.ReplicaInbound, Message.Chosen>
+    }
+  /**
+   * A `Chosen` from leader `from`, with the value the acceptor of its server holds for the
+   * slot at the deciding ballot or above (`resolve`); `undefined` when it holds none.
+   */
+  | {
+      readonly _tag: "Chosen"
+      readonly from: Address.Address
+      readonly slot: number
+      readonly value: Command.SlotValue | undefined
+    }
   | { readonly _tag: "Tick" }
   | { readonly _tag: "Wake" }
   /** A snapshot this core asked to persist is durable (a storage completion). */
@@ -178,6 +192,8 @@ export class ReplicaCore<S, C, R> {
   table: ClientTable
   /** Highest slot known to be decided somewhere. */
   knownMax = 0
+  /** `Chosen` messages its server's acceptor could not resolve (`unresolved`). */
+  unresolvedCount = 0
   /** slotOut of the last durable snapshot: this replica never needs slots below it again. */
   durable: number
   /** The GC watermark, from the active leader's heartbeats: decisions below it are gone. */
@@ -496,6 +512,10 @@ export class ReplicaCore<S, C, R> {
         }
         break
       }
+      case "Chosen":
+        if (input.value !== undefined) this.decision(input.slot, input.value)
+        else this.unresolved(input.from, input.slot)
+        break
       case "Digested":
         // a digest of a state replaced since (by an install) says nothing of the one held
         if (input.epoch !== this.epoch) break
@@ -729,6 +749,19 @@ export class ReplicaCore<S, C, R> {
     this.serveReads()
     this.propose()
     this.askAhead()
+  }
+
+  /**
+   * A `Chosen` its server's acceptor could not resolve: no acceptor runs beside it, or
+   * this one forgot the slot. It asks the leader that decided the slot, which answers a
+   * proposal for a decided slot with the `Decision` itself (with its own proposal for the
+   * slot when it has one, else a no-op, as when it fills a hole).
+   */
+  private unresolved(leader: Address.Address, slot: number): void {
+    if (slot > this.knownMax) this.knownMax = slot
+    if (slot < this.slotOut || this.decisions.has(slot)) return
+    this.unresolvedCount++
+    this.out.send(leader, Trusted.propose(slot, this.proposals.get(slot) ?? Cmd.noop))
   }
 
   /**
@@ -1448,8 +1481,20 @@ export interface Applied<S> {
   readonly diverged: Effect.Effect<{ readonly slot: number } | undefined>
 }
 
+/**
+ * The value `chosen` names: what the acceptor beside it holds for the slot, if it holds
+ * it at the deciding ballot or above. Any proposal for a slot at a ballot above the one
+ * that chose its value carries that value (the invariant phase 1 keeps), and one ballot
+ * proposes one value per slot; a lower ballot's value may be another.
+ */
+export const resolve = (held: Command.PValue | undefined, chosen: Message.Chosen): Command.SlotValue | undefined =>
+  held !== undefined && held.slot === chosen.slot && !Ballot.lessThan(held.ballot, chosen.ballot)
+    ? held.value
+    : undefined
+
 const isInbound = (m: Message.Message): m is Message.ReplicaInbound =>
   m._tag === "Request" ||
+  m._tag === "Chosen" ||
   m._tag === "Read" ||
   m._tag === "ReadIndexReply" ||
   m._tag === "Decision" ||
@@ -1482,7 +1527,7 @@ const tracing = (spans: Trace.Spans, id: string, slotOut: () => number): Host.Tr
         requests.set(Cmd.commandKey(message.command), parent)
         return undefined
       }
-      if (message._tag !== "Decision") return undefined
+      if (message._tag !== "Decision" && message._tag !== "Chosen") return undefined
       const proposal = proposals.take(message.slot)
       if (proposal !== undefined) spans.end(proposal)
       // performed already, or a duplicate of a decision waiting
@@ -1492,7 +1537,9 @@ const tracing = (spans: Trace.Spans, id: string, slotOut: () => number): Host.Tr
         spans.start("synod.perform", parent, {
           "synod.replica": id,
           "synod.slot": message.slot,
-          "synod.commands": message.value._tag === "Batch" ? message.value.commands.length : 0
+          ...(message._tag === "Chosen"
+            ? {}
+            : { "synod.commands": message.value._tag === "Batch" ? message.value.commands.length : 0 })
         })
       )
       return undefined
@@ -1533,7 +1580,15 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
   id: string,
   config: ClusterConfig.ClusterConfig,
   machine: StateMachine.StateMachine<S, C, R>,
-  options: { readonly snapshotOnClose?: boolean } = {}
+  options: {
+    readonly snapshotOnClose?: boolean
+    /**
+     * The pvalue the acceptor of its server holds for a slot (`Acceptor.run`'s
+     * `acceptedAt`), to resolve a `Chosen` against; without it every `Chosen` is asked
+     * for again as a `Decision`.
+     */
+    readonly acceptedAt?: ((slot: number) => Command.PValue | undefined) | undefined
+  } = {}
 ) {
   const transport = yield* Transport.Transport
   const storage = yield* Storage.Storage
@@ -1723,7 +1778,10 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
     self,
     core,
     accepts: isInbound,
-    message: (from, message): Input => ({ _tag: "Message", from, message }),
+    message: (from, message): Input =>
+      message._tag === "Chosen"
+        ? { _tag: "Chosen", from, slot: message.slot, value: resolve(options.acceptedAt?.(message.slot), message) }
+        : { _tag: "Message", from, message },
     tick: { everyMs: retransmitMs, input: { _tag: "Tick" } },
     wake: { _tag: "Wake" },
     control,

@@ -97,7 +97,8 @@ export const run = <S, C, R>(
     const acceptor = roles.includes("acceptor") ? yield* Acceptor.run(options.id, options.config) : undefined
     const replica = roles.includes("replica")
       ? yield* Replica.run(options.id, options.config, options.machine, {
-          snapshotOnClose: options.snapshotOnClose === true
+          snapshotOnClose: options.snapshotOnClose === true,
+          acceptedAt: acceptor?.acceptedAt
         })
       : undefined
     const leader = roles.includes("leader") ? yield* Leader.run(options.id, options.config) : undefined

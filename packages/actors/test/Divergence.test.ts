@@ -185,7 +185,11 @@ class Net {
           const target = this.cores.get(to.slice(to.indexOf("/") + 1))
           if (!to.startsWith("replica/") || target === undefined || drop(to, message)) continue
           moved = true
-          target.step({ _tag: "Message", from: `replica/${id}`, message: message as Message.ReplicaInbound })
+          target.step({
+            _tag: "Message",
+            from: `replica/${id}`,
+            message: message as Exclude<Message.ReplicaInbound, Message.Chosen>
+          })
         }
       }
       if (!moved) return

@@ -65,6 +65,32 @@ describe("a commander", () => {
     })
   )
 
+  it.effect("sends a Chosen to the replicas whose acceptor voted, the Decision to the others and the learners", () =>
+    Effect.gen(function* () {
+      const { sent, layer } = recording()
+      const inbox = yield* Queue.unbounded<Message.Envelope>()
+      const value = new Command.Batch({ commands: [new Command.Command({ client: "c", seq: 1, acked: 0, op: null })] })
+      const fiber = yield* Commander.run({
+        ...commanderOptions(inbox, 4, value, ["a1", "a2", "a3", "r4"]),
+        learners: ["a1"]
+      }).pipe(Effect.provide(layer), Effect.forkChild)
+      yield* Queue.offerAll(inbox, [p2b("a3", b2, b2, 4), p2b("a1", b2, b2, 4)])
+      assert.strictEqual((yield* Fiber.join(fiber))._tag, "Decided")
+      const told = sent
+        .filter((e) => e.message._tag === "Decision" || e.message._tag === "Chosen")
+        .map((e) => `${e.to} ${e.message._tag}`)
+      assert.deepStrictEqual(told, [
+        "replica/a1 Chosen",
+        "replica/a2 Decision",
+        "replica/a3 Chosen",
+        "replica/r4 Decision",
+        "learner/a1 Decision"
+      ])
+      const chosen = sent.find((e) => e.message._tag === "Chosen")!.message as Message.Chosen
+      assert.deepStrictEqual([chosen.slot, chosen.ballot], [4, b2])
+    })
+  )
+
   it.effect("resends P2a to the acceptors that have not answered, on a schedule", () =>
     Effect.gen(function* () {
       const { sent, layer } = recording()

@@ -153,7 +153,7 @@ const messageUtf8 = (m: Message): Uint8Array => {
   return concatBytes([utf8Encoder.encode(before), valueBytes(m.value), utf8Encoder.encode(after)])
 }
 /** Messages sent to one receiver only (a resend builds a new envelope but reuses the message: rare). */
-const sentOnce: ReadonlySet<string> = new Set(["Read", "ReadResponse", "Request", "Response"])
+const sentOnce: ReadonlySet<string> = new Set(["Chosen", "Read", "ReadResponse", "Request", "Response"])
 
 /**
  * Encodes an envelope to JSON text. Every field of every message is JSON-native (no

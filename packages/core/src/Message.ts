@@ -77,6 +77,18 @@ export class Decision extends Schema.TaggedClass<Decision>()("Decision", {
   ballot: Ballot
 }) {}
 
+/**
+ * Commander → the replica of a server whose acceptor voted for the decision: the value
+ * that acceptor accepted for `slot` at `ballot` or above is chosen. A chosen value is what
+ * every acceptor that votes for the slot at a ballot at least the deciding one holds, so
+ * the replica takes it from its own acceptor and the value, which may be a megabyte,
+ * crosses the network three times per slot instead of five (docs/protocol.md#replica).
+ */
+export class Chosen extends Schema.TaggedClass<Chosen>()("Chosen", {
+  slot: Slot,
+  ballot: Ballot
+}) {}
+
 /** Client → replicas. */
 export class Request extends Schema.TaggedClass<Request>()("Request", {
   command: Command
@@ -265,6 +277,7 @@ export type LeaderInbound = typeof LeaderInbound.Type
 export const ReplicaInbound = Schema.Union([
   Request,
   Decision,
+  Chosen,
   Heartbeat,
   StateRequest,
   StateChunk,
@@ -288,6 +301,7 @@ export const Message = Schema.Union([
   P2b,
   Propose,
   Decision,
+  Chosen,
   Request,
   Response,
   Heartbeat,

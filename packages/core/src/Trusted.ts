@@ -20,6 +20,7 @@ import { Ballot } from "./Ballot.ts"
 import { Batch, Command, PValue, Reconfigure, type SlotValue } from "./Command.ts"
 import type * as Configuration from "./Configuration.ts"
 import {
+  Chosen,
   Confirm,
   Confirmed,
   Decision,
@@ -113,6 +114,8 @@ export const p2b = (ballot: Ballot, request: Ballot, slot: number, watermark?: n
 
 export const decision = (slot: number, value: SlotValue, ballot: Ballot): Decision =>
   build(Decision, { _tag: "Decision", slot, value, ballot })
+
+export const chosen = (slot: number, ballot: Ballot): Chosen => build(Chosen, { _tag: "Chosen", slot, ballot })
 
 export const heartbeat = (fields: Omit<Heartbeat, "_tag">): Heartbeat =>
   build(Heartbeat, {

@@ -40,6 +40,8 @@ const rebuild = (m: Message.Message): Message.Message => {
       return Trusted.propose(m.slot, value(m.value))
     case "Decision":
       return Trusted.decision(m.slot, value(m.value), b(m.ballot))
+    case "Chosen":
+      return Trusted.chosen(m.slot, b(m.ballot))
     case "Request":
       return Trusted.request(Trusted.command(m.command.client, m.command.seq, m.command.acked, m.command.op))
     case "Response":

@@ -80,6 +80,7 @@ export const messageArb: fc.Arbitrary<M.Message> = fc.oneof(
     .map((m) => new M.P2b(m)),
   fc.record({ slot: slotArb, value: slotValueArb }).map((m) => new M.Propose(m)),
   fc.record({ slot: slotArb, value: slotValueArb, ballot: ballotArb }).map((m) => new M.Decision(m)),
+  fc.record({ slot: slotArb, ballot: ballotArb }).map((m) => new M.Chosen(m)),
   commandArb.map((command) => new M.Request({ command })),
   fc
     .record(

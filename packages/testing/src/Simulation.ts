@@ -25,7 +25,7 @@
  */
 import { Acceptor, Client, Leader, Replica } from "@synod/actors"
 import { PlantedBugs, Probe, Tamper } from "@synod/actors/Hooks"
-import { ClusterConfig, Configuration, InMemoryBus, Monotonic, Storage, Transport } from "@synod/core"
+import { ClusterConfig, type Command, Configuration, InMemoryBus, Monotonic, Storage, Transport } from "@synod/core"
 import { Kv, LeaseKeeper } from "@synod/kv"
 import { Effect, Exit, Fiber, Layer, Random, References, Scope } from "effect"
 import { Checker } from "./Checker.ts"
@@ -379,6 +379,13 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
           ) => Effect.Effect<{ readonly slot: number; readonly effective: number; readonly error?: string }>
         }
       >()
+      // a running acceptor's pvalues, for the replica of its server to resolve `Chosen` against;
+      // about one replica in four runs apart from its server's acceptor, as when one id's
+      // roles are split over processes, and asks its leader for every value instead (drawn
+      // from a generator of its own, so that the rest of a seed's choices stay as they were)
+      const acceptors = new Map<string, (slot: number) => Command.PValue | undefined>()
+      const ar = prng(scenario.seed ^ 0xc405e)
+      const apart = new Set([...config.replicas, ...spares.replicas].filter(() => ar() < 0.25))
       const leaders = new Map<
         string,
         {
@@ -443,7 +450,9 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
           timeline?.close(now(), (f) => f.kind === "crash" && f.targets[0] === roleKey(role, id))
           const eff: Effect.Effect<unknown, unknown, Transport.Transport | Storage.Storage | Scope.Scope> =
             role === "acceptor"
-              ? Acceptor.run(id, config)
+              ? Effect.tap(Acceptor.run(id, config), (handle) =>
+                  Effect.sync(() => acceptors.set(id, handle.acceptedAt))
+                )
               : role === "leader"
                 ? Effect.tap(Leader.run(id, config), (handle) =>
                     Effect.andThen(
@@ -451,11 +460,15 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
                       scenario.leaseHolders > 0 ? Effect.forkScoped(keeper(id, handle)) : Effect.void
                     )
                   )
-                : Effect.tap(Replica.run(id, config, Kv.machine), (handle) =>
-                    Effect.andThen(
-                      Effect.sync(() => replicas.set(id, handle)),
-                      scenario.leaseHolders > 0 ? Effect.forkScoped(observeLeases(handle.applied)) : Effect.void
-                    )
+                : Effect.tap(
+                    Replica.run(id, config, Kv.machine, {
+                      acceptedAt: apart.has(id) ? undefined : (slot) => acceptors.get(id)?.(slot)
+                    }),
+                    (handle) =>
+                      Effect.andThen(
+                        Effect.sync(() => replicas.set(id, handle)),
+                        scenario.leaseHolders > 0 ? Effect.forkScoped(observeLeases(handle.applied)) : Effect.void
+                      )
                   )
           yield* provideAll(eff.pipe(Effect.provideService(Monotonic.Monotonic, clockOf(id)))).pipe(
             Scope.provide(scope),
@@ -467,6 +480,7 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
           const scope = running.get(roleKey(role, id))
           if (scope === undefined) return
           running.delete(roleKey(role, id))
+          if (role === "acceptor") acceptors.delete(id)
           note(`crash ${role}/${id}`)
           timeline?.open(now(), "crash", `crashed ${role}/${id}`, [roleKey(role, id)])
           yield* Scope.close(scope, Exit.void)

@@ -125,12 +125,12 @@ const script = `
 "use strict";
 (() => {
 const data = JSON.parse(document.getElementById("data").textContent);
-const colours = { P1a: "#1f5fbf", P1b: "#17a2c8", P2a: "#2e9e3e", P2b: "#e08a00", Decision: "#8e3fb0",
+const colours = { P1a: "#1f5fbf", P1b: "#17a2c8", P2a: "#2e9e3e", P2b: "#e08a00", Decision: "#8e3fb0", Chosen: "#b07cc6",
   Propose: "#8c564b", Request: "#d63384", Response: "#f06292", Heartbeat: "#c8c8c8", Progress: "#9e9e9e",
   StateRequest: "#00796b", StateChunk: "#26a69a", Read: "#ad1457", ReadResponse: "#ec407a", ReadIndex: "#5d4037",
   ReadIndexReply: "#a1887f", Confirm: "#0d47a1", Confirmed: "#4fc3f7",
   Digest: "#6d4c41", History: "#7cb342" };
-const order = ["P1a", "P1b", "P2a", "P2b", "Decision", "Propose", "Request", "Response", "Heartbeat", "Progress", "StateRequest", "StateChunk",
+const order = ["P1a", "P1b", "P2a", "P2b", "Decision", "Chosen", "Propose", "Request", "Response", "Heartbeat", "Progress", "StateRequest", "StateChunk",
   "Read", "ReadResponse", "ReadIndex", "ReadIndexReply", "Confirm", "Confirmed", "Digest", "History"];
 const roleRank = { client: 0, replica: 1, leader: 2, acceptor: 3, learner: 4 };
 const SVG = "http://www.w3.org/2000/svg";

@@ -77,6 +77,8 @@ export const describe = (m: Message.Message): { readonly info: string; readonly 
       return { info: `slot ${m.slot}: ${short(Command.valueKey(m.value))}`, slot: m.slot }
     case "Decision":
       return { info: `slot ${m.slot} at ${m.ballot}: ${short(Command.valueKey(m.value))}`, slot: m.slot }
+    case "Chosen":
+      return { info: `slot ${m.slot} at ${m.ballot}: the value its acceptor holds`, slot: m.slot }
     case "Request":
       return { info: `${m.command.client}#${m.command.seq}` }
     case "Response":

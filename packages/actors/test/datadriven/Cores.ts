@@ -56,6 +56,22 @@ interface Ready<Rec, Spec, Ev> {
 const messageInputs = <M extends Message.Message>(cmd: Cmd) =>
   deliveries(cmd).map(({ from, message }) => ({ _tag: "Message" as const, from, message: message as M }))
 
+/**
+ * A replica's `deliver`. A `Chosen` is resolved as its host does (`Replica.resolve`),
+ * against `held=slot@ballot=value`, the pvalue its server's acceptor holds (none without).
+ */
+const replicaInputs = (cmd: Cmd): Array<Replica.Input> => {
+  if (cmd.arg(1, "message tag") !== "Chosen") {
+    return messageInputs<Exclude<Message.ReplicaInbound, Message.Chosen>>(cmd)
+  }
+  const held = cmd.has("held") ? N.parsePValues(cmd.get("held"))[0] : undefined
+  const from = N.sender(cmd.arg(0, "sender"), "Chosen")
+  return expand(cmd.rest()).map((f) => {
+    const chosen = N.parseMessage("Chosen", f) as Message.Chosen
+    return { _tag: "Chosen", from, slot: chosen.slot, value: Replica.resolve(held, chosen) }
+  })
+}
+
 /** The lines of a drained outbox, in the order the host acts on them. */
 const ready = <Rec, Spec, Ev>(
   r: Ready<Rec, Spec, Ev>,
@@ -353,7 +369,7 @@ export const replica = (): Handler => {
       case "time":
         return clock.set(cmd)
       case "deliver":
-        return step(...messageInputs<Message.ReplicaInbound>(cmd))
+        return step(...replicaInputs(cmd))
       case "tick":
         return step({ _tag: "Tick" })
       case "wake":

@@ -117,6 +117,7 @@ const constructors = {
   P2b: Message.P2b,
   Propose: Message.Propose,
   Decision: Message.Decision,
+  Chosen: Message.Chosen,
   Request: Message.Request,
   Heartbeat: Message.Heartbeat,
   Progress: Message.Progress,
@@ -150,6 +151,7 @@ const senderRole: Record<string, Address.Role> = {
   Progress: "replica",
   History: "replica",
   Decision: "leader",
+  Chosen: "leader",
   Heartbeat: "leader",
   Request: "client"
 }

@@ -30,6 +30,7 @@ import { build } from "../Trusted.ts"
 import {
   Confirm,
   Confirmed,
+  Chosen,
   Decision,
   Digest,
   Envelope,
@@ -444,6 +445,8 @@ const message = (m: Obj): Message => {
         value: slotValue(m, "value"),
         ballot: ballot(m, "ballot")
       })
+    case "Chosen":
+      return trusted(Chosen, { _tag: "Chosen", slot: positive(m, "slot"), ballot: ballot(m, "ballot") })
     case "Request":
       return trusted(Request, { _tag: "Request", command: commandAt(m, "command") })
     case "Response": {
