@@ -25,6 +25,13 @@ export type Outcome =
       readonly ballot: Ballot.Ballot
       readonly slot: number
       readonly value: Command.SlotValue
+      /**
+       * With `deferChosen`: the replicas owed a `Chosen` it did not send, for its leader to
+       * send with its next round or heartbeat (docs/protocol.md#commander).
+       */
+      readonly owed?: ReadonlyArray<string>
+      /** Tracing: the decision's span (`synod.decision`), which the owed `Chosen` continue. */
+      readonly span?: Tracer.AnySpan
     }
   | { readonly _tag: "Preempted"; readonly ballot: Ballot.Ballot; readonly by: Ballot.Ballot }
 
@@ -111,6 +118,18 @@ export interface Options {
   readonly replicas: ReadonlyArray<string>
   /** Learners get each decision too (docs/adding-a-role.md). */
   readonly learners?: ReadonlyArray<string>
+  /**
+   * Leave the `Chosen` of the replicas beside voting acceptors other than its own
+   * server's to its leader (`Decided.owed`), which sends them later, with the next
+   * round's P2a: a follower then wakes once per slot instead of twice.
+   */
+  readonly deferChosen?: boolean
+  /** `Chosen` its leader owed from earlier slots, each with its decision's span: sent right after its P2a. */
+  readonly piggyback?: ReadonlyArray<{
+    readonly replica: string
+    readonly chosen: Message.Chosen
+    readonly span?: Tracer.AnySpan | undefined
+  }>
   readonly inbox: Queue.Dequeue<Message.Envelope>
   readonly retransmitMs: number
   readonly probe: Probe | undefined
@@ -143,6 +162,13 @@ export const run = Effect.fnUntraced(function* (options: Options) {
       return p2a
     }
   })
+  // after the P2a: a follower steps its acceptor before its replica performs older slots
+  for (const { replica, chosen, span } of options.piggyback ?? []) {
+    const to = Address.replica(replica)
+    const envelope = Trusted.envelope(leader, to, chosen)
+    if (span !== undefined) Trace.attach(envelope, span)
+    yield* transport.send(to, envelope)
+  }
   for (;;) {
     const env = yield* Queue.take(options.inbox)
     if (env.message._tag !== "P2b") continue
@@ -179,12 +205,15 @@ export const run = Effect.fnUntraced(function* (options: Options) {
           if (span !== undefined) Trace.attach(envelope, span)
           return transport.send(to, envelope)
         }
+        const owed: Array<string> = []
         for (const id of options.replicas) {
-          yield* send(Address.replica(id), commander.tally.has(id) ? chosen : decision)
+          if (!commander.tally.has(id)) yield* send(Address.replica(id), decision)
+          else if (options.deferChosen && id !== me) owed.push(id)
+          else yield* send(Address.replica(id), chosen)
         }
         for (const id of options.learners ?? []) yield* send(Address.learner(id), decision)
         if (span !== undefined) trace!.spans.end(span)
-        return step
+        return owed.length === 0 ? step : { ...step, owed, ...(span === undefined ? {} : { span }) }
       }
     }
   }

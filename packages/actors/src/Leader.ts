@@ -128,6 +128,8 @@ export type Child =
       readonly acceptors: ReadonlyArray<string>
       /** The replicas of the slot's configuration and of every later one the leader knows: the decision goes to them. */
       readonly replicas: ReadonlyArray<string>
+      /** `Chosen` owed for earlier slots, sent after its P2a (`Leader.owed`). */
+      readonly piggyback: ReadonlyArray<{ readonly replica: string; readonly chosen: Message.Chosen }>
     }
 
 /** What observers learn (logs, metrics, the checker). */
@@ -289,6 +291,14 @@ export class LeaderCore {
   highestSeen = Ballot.bottom
   readonly proposals = new Map<number, Command.SlotValue>()
   readonly decided = new Map<number, Message.Decision>()
+  /**
+   * `Chosen` its commanders left to it (`Commander.Options.deferChosen`): sent with the
+   * next commander's P2a, before a read index, or on the next tick, whichever is first.
+   * At most the replicas times the slots decided in a heartbeat period.
+   */
+  readonly owed: Array<{ readonly replica: string; readonly chosen: Message.Chosen }> = []
+  /** The replicas that proposed each slot not yet decided here: they hear of its decision at once. */
+  private readonly proposedBy = new Map<number, Set<string>>()
   decidedCount = 0
   maxDecided = 0
   /**
@@ -732,12 +742,12 @@ export class LeaderCore {
     if (this.state._tag !== "Active") return // the replica asks again, maybe elsewhere
     if (this.bugs.staleRead) {
       // planted: answered from this leader's belief that it leads, unconfirmed
-      this.out.send(from, Trusted.readIndexReply(id, this.readIndexNow(), this.state.ballot))
+      this.replyIndex(from, id, this.readIndexNow(), this.state.ballot)
       return
     }
     const now = this.now()
     if (this.leaseHolds(now)) {
-      this.out.send(from, Trusted.readIndexReply(id, this.readIndexNow(), this.state.ballot))
+      this.replyIndex(from, id, this.readIndexNow(), this.state.ballot)
       // renew while reads keep coming, half a lease ahead, so that they never wait for a round
       if (this.confirming === undefined && this.lease!.until - now < this.leaseMs / 2) this.startConfirm(true)
       return
@@ -826,13 +836,13 @@ export class LeaderCore {
       }
     }
     for (const w of round.waiters) {
-      this.out.send(w.from, Trusted.readIndexReply(w.id, round.index, round.ballot))
+      this.replyIndex(w.from, w.id, round.index, round.ballot)
     }
     if (this.leaseHolds(this.now())) {
       // the questions that came during the round need no round of their own: the lease
       // that just began holds now
       for (const [from, id] of this.readsWaiting) {
-        this.out.send(from, Trusted.readIndexReply(id, this.readIndexNow(), round.ballot))
+        this.replyIndex(from, id, this.readIndexNow(), round.ballot)
       }
       this.readsWaiting = new Map()
     }
@@ -881,10 +891,26 @@ export class LeaderCore {
     return [...new Set(this.governing().flat())]
   }
 
+  /** Sends the `Chosen` owed (before a read index, and on every tick). */
+  private payOwed() {
+    for (const { replica, chosen } of this.owed.splice(0)) this.out.send(Address.replica(replica), chosen)
+  }
+
+  /** Answers a read index question; the `Chosen` owed go first, so that the replica can reach the index. */
+  private replyIndex(to: Address.Address, id: number, index: number, ballot: Ballot.Ballot) {
+    this.payOwed()
+    this.out.send(to, Trusted.readIndexReply(id, index, ballot))
+  }
+
   private propose(from: Address.Address, msg: Message.Propose) {
     if (msg.slot < this.watermark) return // every replica has it durably
     const known = this.decided.get(msg.slot)
     if (known !== undefined) return this.out.send(from, known)
+    if (Address.role(from) === "replica") {
+      const by = this.proposedBy.get(msg.slot)
+      if (by === undefined) this.proposedBy.set(msg.slot, new Set([Address.id(from)]))
+      else by.add(Address.id(from))
+    }
     const value = this.proposals.get(msg.slot)
     if (value === undefined) {
       this.proposals.set(msg.slot, msg.value)
@@ -949,6 +975,8 @@ export class LeaderCore {
 
   private tick() {
     const now = this.now()
+    // a decision waits for the next round at most a heartbeat period
+    this.payOwed()
     if (this.state._tag === "Active") {
       if (this.commanders.size > 0 && !this.hearsMajority(now)) return this.abdicate()
       // removed from the configuration: hand over to a leader of the latest one (rule 7)
@@ -1130,6 +1158,14 @@ export class LeaderCore {
   }
 
   private decidedSlot(event: Extract<Commander.Outcome, { _tag: "Decided" }>) {
+    const proposers = this.proposedBy.get(event.slot)
+    this.proposedBy.delete(event.slot)
+    for (const replica of event.owed ?? []) {
+      const chosen = Trusted.chosen(event.slot, event.ballot)
+      // a replica that proposed the slot has clients waiting for it: it hears now
+      if (proposers?.has(replica)) this.out.send(Address.replica(replica), chosen)
+      else this.owed.push({ replica, chosen })
+    }
     if (!this.decided.has(event.slot) && event.slot >= this.watermark) {
       this.decided.set(event.slot, Trusted.decision(event.slot, event.value, event.ballot))
       this.decidedCount++
@@ -1162,7 +1198,8 @@ export class LeaderCore {
       slot,
       value,
       acceptors: Configuration.at(this.history, slot).acceptors,
-      replicas: [...replicas]
+      replicas: [...replicas],
+      piggyback: this.owed.splice(0)
     })
   }
 
@@ -1253,6 +1290,7 @@ export class LeaderCore {
     this.watermark = w
     for (const slot of this.proposals.keys()) if (slot < w) this.proposals.delete(slot)
     for (const slot of this.decided.keys()) if (slot < w) this.decided.delete(slot)
+    for (const slot of this.proposedBy.keys()) if (slot < w) this.proposedBy.delete(slot)
     for (const slot of this.unresolved.keys()) if (slot < w) this.unresolved.delete(slot)
     for (const slot of this.reported.keys()) if (slot < w) this.reported.delete(slot)
     for (const [key, slot] of this.commanders) {
@@ -1388,6 +1426,8 @@ export const run = Effect.fn("Leader.run")(function* (id: string, config: Cluste
   // off, `proposed` is undefined and no commander looks for a span.
   const spans = (yield* Trace.Enabled) ? yield* Trace.spans : undefined
   const proposed = spans === undefined ? undefined : new Trace.Recent<number, Tracer.AnySpan>(1024)
+  /** Tracing: the spans of recent decisions, which the `Chosen` owed for them continue. */
+  const decisions = spans === undefined ? undefined : new Trace.Recent<number, Tracer.AnySpan>(1024)
   const commander = (spec: CommanderSpec, inbox: Queue.Dequeue<Message.Envelope>, trace: Commander.Options["trace"]) =>
     Commander.run({
       leader: self,
@@ -1397,6 +1437,11 @@ export const run = Effect.fn("Leader.run")(function* (id: string, config: Cluste
       acceptors: spec.acceptors,
       replicas: spec.replicas,
       learners: config.learners,
+      deferChosen: true,
+      piggyback:
+        decisions === undefined
+          ? spec.piggyback
+          : spec.piggyback.map((p) => ({ ...p, span: decisions.get(p.chosen.slot) })),
       inbox,
       retransmitMs,
       probe,
@@ -1423,6 +1468,9 @@ export const run = Effect.fn("Leader.run")(function* (id: string, config: Cluste
     return commander(spec, inbox, { span, spans: spans! }).pipe(
       Effect.onExit((exit) =>
         Effect.sync(() => {
+          if (exit._tag === "Success" && exit.value._tag === "Decided" && exit.value.span !== undefined) {
+            decisions!.set(spec.slot, exit.value.span)
+          }
           span.attribute("synod.outcome", exit._tag === "Success" ? exit.value._tag : "Interrupted")
           spans!.end(span)
         })
@@ -1465,7 +1513,9 @@ export const run = Effect.fn("Leader.run")(function* (id: string, config: Cluste
       received: (envelope, parent) => {
         if (envelope.message._tag === "Propose") proposed!.set(envelope.message.slot, parent)
         return undefined
-      }
+      },
+      // a Chosen it owed continues its decision's span, as the commander's own do
+      sending: (message) => (message._tag === "Chosen" ? decisions!.get(message.slot) : undefined)
     })
   }).pipe(Effect.annotateLogs({ role: "leader", id }))
 

@@ -91,6 +91,39 @@ describe("a commander", () => {
     })
   )
 
+  it.effect("deferring: owes its leader the other voters' Chosen, and sends what it was handed after its P2a", () =>
+    Effect.gen(function* () {
+      const { sent, layer } = recording()
+      const inbox = yield* Queue.unbounded<Message.Envelope>()
+      const fiber = yield* Commander.run({
+        ...commanderOptions(inbox, 4, Command.noop, ["l1", "a2", "a3"]),
+        acceptors: ["l1", "a2", "a3"],
+        deferChosen: true,
+        piggyback: [{ replica: "a3", chosen: new Message.Chosen({ slot: 3, ballot: b2 }) }]
+      }).pipe(Effect.provide(layer), Effect.forkChild)
+      yield* TestClock.adjust(1)
+      assert.deepStrictEqual(
+        sent.map((e) => `${e.to} ${e.message._tag}`),
+        ["acceptor/l1 P2a", "acceptor/a2 P2a", "acceptor/a3 P2a", "replica/a3 Chosen"]
+      )
+      yield* Queue.offerAll(inbox, [
+        new Message.Envelope({
+          from: Address.acceptor("l1"),
+          to: Address.leader("l1"),
+          message: new Message.P2b({ ballot: b2, request: b2, slot: 4 })
+        }),
+        p2b("a2", b2, b2, 4)
+      ])
+      const outcome = yield* Fiber.join(fiber)
+      assert.strictEqual(outcome._tag, "Decided")
+      assert.deepStrictEqual(outcome._tag === "Decided" ? outcome.owed : undefined, ["a2"])
+      assert.deepStrictEqual(
+        sent.slice(4).map((e) => `${e.to} ${e.message._tag}`),
+        ["replica/l1 Chosen", "replica/a3 Decision"]
+      )
+    })
+  )
+
   it.effect("resends P2a to the acceptors that have not answered, on a schedule", () =>
     Effect.gen(function* () {
       const { sent, layer } = recording()

@@ -142,7 +142,12 @@ export const leader = (): Handler => {
     return ready(r, {
       record: (rec) => `round=${rec.round}`,
       start: (key, spec) =>
-        spec._tag === "Scout" ? `${key} from=${spec.from}` : `commander ${key} value=${N.value(spec.value)}`
+        spec._tag === "Scout"
+          ? `${key} from=${spec.from}`
+          : `commander ${key} value=${N.value(spec.value)}` +
+            (spec.piggyback.length === 0
+              ? ""
+              : ` then=${spec.piggyback.map((p) => `${p.replica}:Chosen(${p.chosen.slot})`).join(",")}`)
     })
   }
   return (cmd) => {
@@ -196,7 +201,14 @@ export const leader = (): Handler => {
             const slot = Number(s)
             const outcome: Commander.Outcome =
               how === "decided"
-                ? { _tag: "Decided", ballot, slot, value: N.parseValue(cmd.get("value")) }
+                ? {
+                    _tag: "Decided",
+                    ballot,
+                    slot,
+                    value: N.parseValue(cmd.get("value")),
+                    // the replicas the commander left their Chosen to the leader (`deferChosen`)
+                    ...(cmd.has("owed") ? { owed: cmd.get("owed").split(",") } : {})
+                  }
                 : { _tag: "Preempted", ballot, by: N.parseBallot(cmd.get("by")) }
             return { _tag: "CommanderEnded", slot, outcome }
           })

@@ -94,6 +94,8 @@ const readers: Record<string, (text: string) => unknown> = {
   ballot: parseBallot,
   request: parseBallot,
   slot: Number,
+  id: Number,
+  round: Number,
   from: Number,
   next: Number,
   watermark: Number,
@@ -118,6 +120,8 @@ const constructors = {
   Propose: Message.Propose,
   Decision: Message.Decision,
   Chosen: Message.Chosen,
+  ReadIndex: Message.ReadIndex,
+  Confirmed: Message.Confirmed,
   Request: Message.Request,
   Heartbeat: Message.Heartbeat,
   Progress: Message.Progress,
@@ -152,6 +156,8 @@ const senderRole: Record<string, Address.Role> = {
   History: "replica",
   Decision: "leader",
   Chosen: "leader",
+  ReadIndex: "replica",
+  Confirmed: "acceptor",
   Heartbeat: "leader",
   Request: "client"
 }
