@@ -27,6 +27,7 @@
  *
  * @since 0.3.0
  */
+import { JsonText } from "@synod/core"
 import { Effect, Layer, Scheduler } from "effect"
 
 /** Scheduler batches run on microtasks per turn of the event loop, before one waits for `setImmediate`. */
@@ -69,9 +70,23 @@ export const dispatcher = (maxChained: number = defaultMaxChained): ((f: () => v
 export const make = (maxChained: number = defaultMaxChained): Scheduler.Scheduler =>
   new Scheduler.MixedScheduler("async", dispatcher(maxChained))
 
-/** Runs `effect` (and every fiber it forks) under the hand-off scheduler. */
-export const provide = <A, E, R>(effect: Effect.Effect<A, E, R>, maxChained?: number): Effect.Effect<A, E, R> =>
-  Effect.provideService(effect, Scheduler.Scheduler, make(maxChained))
+/**
+ * A turn of the event loop (`setImmediate`): how background work pauses between slices
+ * under this scheduler (`JsonText.Pause`), so that a snapshot being encoded lets every
+ * socket and timer in between two slices, not only after eight of them.
+ */
+export const nextTurn: Effect.Effect<void> = Effect.callback<void>((resume) => {
+  const timer = setImmediate(() => resume(Effect.void))
+  return Effect.sync(() => clearImmediate(timer))
+})
 
-/** The hand-off scheduler as a layer. */
-export const layer = (maxChained?: number): Layer.Layer<never> => Layer.succeed(Scheduler.Scheduler, make(maxChained))
+/** Runs `effect` (and every fiber it forks) under the hand-off scheduler, background work pausing for `nextTurn`. */
+export const provide = <A, E, R>(effect: Effect.Effect<A, E, R>, maxChained?: number): Effect.Effect<A, E, R> =>
+  effect.pipe(
+    Effect.provideService(Scheduler.Scheduler, make(maxChained)),
+    Effect.provideService(JsonText.Pause, nextTurn)
+  )
+
+/** The hand-off scheduler as a layer, background work pausing for `nextTurn`. */
+export const layer = (maxChained?: number): Layer.Layer<never> =>
+  Layer.merge(Layer.succeed(Scheduler.Scheduler, make(maxChained)), Layer.succeed(JsonText.Pause, nextTurn))

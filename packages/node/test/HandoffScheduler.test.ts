@@ -3,8 +3,9 @@
  * event loop, the rest from `setImmediate`; the count starts again when the loop turns.
  */
 import { assert, describe, it } from "@effect/vitest"
+import { JsonText } from "@synod/core"
 import { HandoffScheduler } from "@synod/node"
-import { Effect, Fiber } from "effect"
+import { Effect, Fiber, Scheduler } from "effect"
 
 /** Resolves at the next check phase: after every microtask of this turn. */
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve))
@@ -51,5 +52,35 @@ describe("HandoffScheduler", () => {
       )
     )
     assert.deepStrictEqual(order.slice(0, 2), ["child", "parent"])
+  })
+
+  it("background work (JsonText.runGradually) lets the event loop in after every slice", async () => {
+    /** Slices run before each of a chain of immediates (the sockets' and timers' turns). */
+    const slicesPerTurn = async (program: (effect: Effect.Effect<void>) => Effect.Effect<void>) => {
+      const seen: Array<number> = []
+      let slices = 0
+      const sample = () => {
+        seen.push(slices)
+        if (slices < 12) setImmediate(sample)
+      }
+      setImmediate(sample)
+      const work = JsonText.runGradually(function* () {
+        for (let i = 0; i < 12; i++) {
+          slices++
+          yield
+        }
+      })
+      // in a fiber forked under the scheduler, as every role runs
+      await Effect.runPromise(program(Effect.flatMap(Effect.forkChild(work), Fiber.join)))
+      return seen
+    }
+    // with the scheduler alone, up to eight slices go by on microtasks before the loop turns
+    const chained = await slicesPerTurn((effect) =>
+      Effect.provideService(effect, Scheduler.Scheduler, HandoffScheduler.make())
+    )
+    assert.isAtLeast(chained[0]!, 8, `slices before the first turn: ${chained}`)
+    // as `synod serve` runs: one slice per turn
+    const paused = await slicesPerTurn((effect) => HandoffScheduler.provide(effect))
+    assert.deepStrictEqual(paused.slice(0, 4), [1, 2, 3, 4])
   })
 })
