@@ -1,3 +1,4 @@
+import { createServer } from "node:net"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Fiber } from "effect"
 import { NatsServer } from "@synod/testing"
@@ -9,6 +10,13 @@ describe("NatsTransport connection loss", () => {
     () =>
       Effect.gen(function* () {
         const port = yield* NatsServer.freePort
+        // the port is held until NATS starts on it: a server that another test started on
+        // it meanwhile once made this client connect at once (CI, 2026-12-02); the holder
+        // closes every connection, which the client takes for a server not there yet
+        const holder = createServer((socket) => socket.destroy())
+        yield* Effect.callback<void>((resume) => {
+          holder.listen(port, "127.0.0.1", () => resume(Effect.void))
+        })
         const starting = yield* Kit.build({
           servers: `nats://127.0.0.1:${port}`,
           name: "early",
@@ -20,6 +28,9 @@ describe("NatsTransport connection loss", () => {
         // still waiting, not failed: there is nothing to connect to yet
         assert.isUndefined(starting.pollUnsafe())
 
+        yield* Effect.callback<void>((resume) => {
+          holder.close(() => resume(Effect.void))
+        })
         yield* NatsServer.start({ port })
         const { transport, stats } = yield* Fiber.join(starting)
         const mailbox = yield* transport.listen("replica/e1")
