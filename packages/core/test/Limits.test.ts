@@ -48,6 +48,11 @@ describe("Limits.jsonBytesOrBound", () => {
       }),
       { numRuns: 1000 }
     )
+    // the longest numbers JSON writes: a decimal just above 1e-6 in size (25 characters, which
+    // a random run found over a bound of 24) and an exponent form
+    for (const n of [-1.0000003791672072e-6, -1.2345678901234567e-7, -1.2345678901234567e-100]) {
+      assert.isAtLeast(Limits.jsonBytesOrBound(n, 400), JSON.stringify(n).length, String(n))
+    }
     // a 100-byte value's command counts as its bound under a 4 KB share, exactly over a tiny one
     const command = Trusted.command("client-1", 1, 1, { _tag: "Put", key: "k".repeat(16), value: "v".repeat(100) })
     assert.isAbove(Limits.jsonBytesOrBound(command, 4096), Limits.jsonBytes(command))
