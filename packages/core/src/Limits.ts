@@ -70,9 +70,9 @@ const encodesOwnProperties = (value: object): boolean =>
  * arrays, and objects), without encoding it: each UTF-16 unit of a string takes at most 6
  * bytes (an escape such as `\u001f`, or 3 bytes of UTF-8 for one unit), a number at most 25
  * characters (`-0.0000012345678901234567`: a sign, `0.`, five zeros and 17 digits; in
- * exponent form, from 1e-7 down, at most 24). An object is bounded by its own enumerable properties, which is what
- * `JSON.stringify` writes of any object without a `toJSON` (a schema class's instance such
- * as a `Command` too); `Infinity` for one with a `toJSON` or a boxed primitive, which
+ * exponent form, from 1e-7 down, at most 24). An object is bounded by its own enumerable
+ * properties, which is what `JSON.stringify` writes of any object without a `toJSON` (a
+ * schema class's instance such as a `Command` too); `Infinity` for one with a `toJSON` or a boxed primitive, which
  * encode as something else, and for anything else (a bigint, which does not encode).
  */
 const jsonBytesBound = (value: unknown): number => {
