@@ -50,7 +50,7 @@ describe("Limits.jsonBytesOrBound", () => {
     )
     // the longest numbers JSON writes: a decimal just above 1e-6 in size (25 characters, which
     // a random run found over a bound of 24) and an exponent form
-    for (const n of [-1.0000003791672072e-6, -1.2345678901234567e-7, -1.2345678901234567e-100]) {
+    for (const n of ["-1.0000003791672072e-6", "-1.2345678901234567e-7", "-1.2345678901234567e-100"].map(Number)) {
       assert.isAtLeast(Limits.jsonBytesOrBound(n, 400), JSON.stringify(n).length, String(n))
     }
     // a 100-byte value's command counts as its bound under a 4 KB share, exactly over a tiny one
