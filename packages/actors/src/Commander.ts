@@ -46,6 +46,13 @@ export const isAcceptance = (reply: Message.P2b, ballot: Ballot.Ballot, slot: nu
   Ballot.equals(reply.request, ballot) &&
   (reply.watermark === undefined || slot >= reply.watermark)
 
+/** A `Chosen` its leader owes a replica (`Options.deferChosen`), and the decision's span it continues. */
+export interface Owed {
+  readonly replica: string
+  readonly chosen: Message.Chosen
+  readonly span?: Tracer.AnySpan | undefined
+}
+
 /** The planted bugs a commander can carry (internal/PlantedBugs.ts), by the same names. */
 export interface Bugs {
   /** B3: count any P2b whose current ballot equals ours, whatever request it answers. */
@@ -125,11 +132,7 @@ export interface Options {
    */
   readonly deferChosen?: boolean
   /** `Chosen` its leader owed from earlier slots, each with its decision's span: sent right after its P2a. */
-  readonly piggyback?: ReadonlyArray<{
-    readonly replica: string
-    readonly chosen: Message.Chosen
-    readonly span?: Tracer.AnySpan | undefined
-  }>
+  readonly piggyback?: ReadonlyArray<Owed>
   readonly inbox: Queue.Dequeue<Message.Envelope>
   readonly retransmitMs: number
   readonly probe: Probe | undefined

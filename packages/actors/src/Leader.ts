@@ -129,7 +129,7 @@ export type Child =
       /** The replicas of the slot's configuration and of every later one the leader knows: the decision goes to them. */
       readonly replicas: ReadonlyArray<string>
       /** `Chosen` owed for earlier slots, sent after its P2a (`Leader.owed`). */
-      readonly piggyback: ReadonlyArray<{ readonly replica: string; readonly chosen: Message.Chosen }>
+      readonly piggyback: ReadonlyArray<Commander.Owed>
     }
 
 /** What observers learn (logs, metrics, the checker). */
@@ -296,7 +296,7 @@ export class LeaderCore {
    * next commander's P2a, before a read index, or on the next tick, whichever is first.
    * At most the replicas times the slots decided in a heartbeat period.
    */
-  readonly owed: Array<{ readonly replica: string; readonly chosen: Message.Chosen }> = []
+  readonly owed: Array<Commander.Owed> = []
   /** The replicas that proposed each slot not yet decided here: they hear of its decision at once. */
   private readonly proposedBy = new Map<number, Set<string>>()
   decidedCount = 0
@@ -1160,11 +1160,13 @@ export class LeaderCore {
   private decidedSlot(event: Extract<Commander.Outcome, { _tag: "Decided" }>) {
     const proposers = this.proposedBy.get(event.slot)
     this.proposedBy.delete(event.slot)
-    for (const replica of event.owed ?? []) {
+    if (event.owed !== undefined) {
       const chosen = Trusted.chosen(event.slot, event.ballot)
-      // a replica that proposed the slot has clients waiting for it: it hears now
-      if (proposers?.has(replica)) this.out.send(Address.replica(replica), chosen)
-      else this.owed.push({ replica, chosen })
+      for (const replica of event.owed) {
+        // a replica that proposed the slot has clients waiting for it: it hears now
+        if (proposers?.has(replica)) this.out.send(Address.replica(replica), chosen)
+        else this.owed.push({ replica, chosen })
+      }
     }
     if (!this.decided.has(event.slot) && event.slot >= this.watermark) {
       this.decided.set(event.slot, Trusted.decision(event.slot, event.value, event.ballot))

@@ -192,8 +192,6 @@ export class ReplicaCore<S, C, R> {
   table: ClientTable
   /** Highest slot known to be decided somewhere. */
   knownMax = 0
-  /** `Chosen` messages its server's acceptor could not resolve (`unresolved`). */
-  unresolvedCount = 0
   /** slotOut of the last durable snapshot: this replica never needs slots below it again. */
   durable: number
   /** The GC watermark, from the active leader's heartbeats: decisions below it are gone. */
@@ -760,7 +758,6 @@ export class ReplicaCore<S, C, R> {
   private unresolved(leader: Address.Address, slot: number): void {
     if (slot > this.knownMax) this.knownMax = slot
     if (slot < this.slotOut || this.decisions.has(slot)) return
-    this.unresolvedCount++
     this.out.send(leader, Trusted.propose(slot, this.proposals.get(slot) ?? Cmd.noop))
   }
 

@@ -72,8 +72,8 @@ const encodesOwnProperties = (value: object): boolean =>
  * characters (`-0.0000012345678901234567`: a sign, `0.`, five zeros and 17 digits; in
  * exponent form, from 1e-7 down, at most 24). An object is bounded by its own enumerable
  * properties, which is what `JSON.stringify` writes of any object without a `toJSON` (a
- * schema class's instance such as a `Command` too); `Infinity` for one with a `toJSON` or a boxed primitive, which
- * encode as something else, and for anything else (a bigint, which does not encode).
+ * schema class's instance such as a `Command` too); `Infinity` for one with a `toJSON` or
+ * a boxed primitive, which encode as something else, and for anything else (a bigint, which does not encode).
  */
 const jsonBytesBound = (value: unknown): number => {
   switch (typeof value) {
