@@ -9,6 +9,7 @@
  *   pnpm bench memory [flags]       resident memory and heap: idle, while writing 1 M keys, after
  *   pnpm bench nats [flags]         throughput over NATS, 1..256 clients
  *   pnpm bench inmemory [flags]     in-memory 3-server cluster
+ *   pnpm bench apply [flags]        the key-value store's apply alone, as three replicas run it
  *   pnpm bench startup [flags]      the built synod command: --version, and a restarted synod serve until it serves
  *   pnpm bench reads [flags]        linearizable reads checked while the leader is paused and killed
  *   pnpm bench floor [flags]        a write's critical path over NATS with no protocol code: the floor under one client
@@ -23,6 +24,7 @@ const benches: Record<string, string> = {
   nats: "apps/cluster/bench/nats.ts",
   reads: "apps/cluster/bench/reads.ts",
   inmemory: "packages/actors/bench/inmemory.ts",
+  apply: "packages/kv/bench/apply.ts",
   startup: "apps/cluster/bench/startup.ts",
   floor: "packages/transport-nats/bench/floor.ts"
 }

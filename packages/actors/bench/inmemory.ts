@@ -8,6 +8,8 @@
  *   pnpm --filter @synod/actors bench [-- --seconds 3]
  *   BENCH_OPS=write,read,logread  what to measure (default write,read; logread: a Get through the log)
  *   BENCH_LEVELS=256 BENCH_BATCHING=on BENCH_ENCODE=off node --cpu-prof packages/actors/bench/inmemory.ts
+ *   pnpm bench inmemory --keys 100000 --value-bytes 100   the yardstick's workload (16-byte keys
+ *                      uniform over 100,000, 100-byte values) instead of 64 keys and counters
  *
  * Every message still goes through the wire codec; storage is in memory (no fsync), so
  * this measures the protocol and runtime overhead, not disks or the network.
@@ -17,12 +19,34 @@ import { Kv } from "@synod/kv"
 import { Clock, Effect, Layer } from "effect"
 import { Client, Server } from "@synod/actors"
 
-const secondsArg = process.argv.indexOf("--seconds")
-const seconds = secondsArg > 0 ? Number(process.argv[secondsArg + 1]) : 3
-if (!Number.isFinite(seconds) || seconds <= 0) {
-  process.stderr.write("--seconds must be a positive number\n")
-  process.exit(2)
+const arg = (name: string, dflt: number | undefined): number | undefined => {
+  const i = process.argv.indexOf(`--${name}`)
+  if (i < 0) return dflt
+  const v = Number(process.argv[i + 1])
+  if (!Number.isFinite(v) || v <= 0) {
+    process.stderr.write(`--${name} must be a positive number\n`)
+    process.exit(2)
+  }
+  return v
 }
+const seconds = arg("seconds", 3)!
+/**
+ * The keys written: by default client `i` writes key `k<i % 64>` (a small store, the
+ * protocol's cost); `--keys N` draws 16-byte keys uniformly from N, as the yardstick does,
+ * so the store grows as it would under it and each write costs what a large tree costs.
+ */
+const keyspace = arg("keys", undefined)
+/** `--value-bytes B`: each write's value is B printable characters (default: a counter). */
+const valueBytes = arg("value-bytes", undefined)
+const keyOf = (k: number) => `k${String(k).padStart(15, "0")}`
+const alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+/** 1,024 values used in turn: drawing one per write would be the benchmark's own CPU. */
+const values =
+  valueBytes === undefined
+    ? undefined
+    : Array.from({ length: 1024 }, () =>
+        Array.from({ length: valueBytes }, () => alphabet[Math.floor(Math.random() * alphabet.length)]).join("")
+      )
 
 const percentile = (sorted: ReadonlyArray<number>, p: number) =>
   sorted.length === 0 ? Number.NaN : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!
@@ -74,9 +98,11 @@ const runOne = (clients: number, batching: boolean, op: Op) => {
           let n = 0
           while (clock.currentTimeMillisUnsafe() < end) {
             const t0 = performance.now()
-            const key = `k${i % 64}`
+            const key = keyspace === undefined ? `k${i % 64}` : keyOf(Math.floor(Math.random() * keyspace))
+            const value = values === undefined ? `${n}` : values[n % values.length]!
+            n++
             yield* op === "write"
-              ? client.submit({ _tag: "Put", key, value: `${n++}` })
+              ? client.submit({ _tag: "Put", key, value })
               : op === "read"
                 ? client.read({ _tag: "Get", key })
                 : client.submit({ _tag: "Get", key })

@@ -1201,33 +1201,14 @@ export class ReplicaCore<S, C, R> {
   private perform(slot: number, value: Command.SlotValue): void {
     const performed: Array<string> = []
     if (value._tag === "Batch") {
-      for (const c of value.commands) {
-        const k = Cmd.commandKey(c)
-        this.pending.delete(k)
-        if (!this.noClientTable && this.table.isPerformed(c.client, c.seq)) {
-          this.local.delete(k)
-          continue
-        }
-        const decoded = this.codecs.decodeCommand(c.op)
-        let outcome:
-          | { slot: number; result: null; error: string }
-          | { slot: number; result: ReturnType<StateMachine.Codecs<S, C, R>["encodeResult"]> }
-        // about its JSON's length, without stringifying it (4 KB values made this a tenth of
-        // a replica's work): the same on every replica, so all find the same digest slots
-        const bytes = Limits.jsonLength(c.op)
-        this.bytesSinceSnapshot += bytes
-        this.bytesSinceDigest += bytes
-        if (Result.isFailure(decoded)) {
-          outcome = { slot, result: null, error: `invalid command: ${decoded.failure}` }
-        } else {
-          const [next, result] = this.machine.apply(this.state, decoded.success)
-          this.state = next
-          outcome = { slot, result: this.codecs.encodeResult(result) }
-        }
-        this.table.record(c.client, c.seq, c.acked, outcome)
-        performed.push(k)
-        // the replica the client asked answers; the others answer its retries from the table
-        if (this.local.delete(k)) this.respond(c.client, c.seq, outcome)
+      // the slot's commands on a draft of the state, when the machine has them: nothing
+      // reads the states between two of them
+      const edit = this.machine.edit
+      if (edit !== undefined) this.state = edit.begin(this.state)
+      try {
+        this.performBatch(slot, value, performed)
+      } finally {
+        if (edit !== undefined) this.state = edit.end(this.state)
       }
     } else if (value._tag === "Reconfigure") {
       // in slot order, on every replica alike: the same history after the same slots
@@ -1259,6 +1240,38 @@ export class ReplicaCore<S, C, R> {
       this.bytesSinceDigest = 0
       this.digestLimit = digestLimitFor(this.config, this.machine.size?.(this.state))
       this.digest()
+    }
+  }
+
+  /** A batch's commands, in order: each performed once, its outcome recorded and answered. */
+  private performBatch(slot: number, value: Command.Batch, performed: Array<string>): void {
+    for (const c of value.commands) {
+      const k = Cmd.commandKey(c)
+      this.pending.delete(k)
+      if (!this.noClientTable && this.table.isPerformed(c.client, c.seq)) {
+        this.local.delete(k)
+        continue
+      }
+      const decoded = this.codecs.decodeCommand(c.op)
+      let outcome:
+        | { slot: number; result: null; error: string }
+        | { slot: number; result: ReturnType<StateMachine.Codecs<S, C, R>["encodeResult"]> }
+      // about its JSON's length, without stringifying it (4 KB values made this a tenth of
+      // a replica's work): the same on every replica, so all find the same digest slots
+      const bytes = Limits.jsonLength(c.op)
+      this.bytesSinceSnapshot += bytes
+      this.bytesSinceDigest += bytes
+      if (Result.isFailure(decoded)) {
+        outcome = { slot, result: null, error: `invalid command: ${decoded.failure}` }
+      } else {
+        const [next, result] = this.machine.apply(this.state, decoded.success)
+        this.state = next
+        outcome = { slot, result: this.codecs.encodeResult(result) }
+      }
+      this.table.record(c.client, c.seq, c.acked, outcome)
+      performed.push(k)
+      // the replica the client asked answers; the others answer its retries from the table
+      if (this.local.delete(k)) this.respond(c.client, c.seq, outcome)
     }
   }
 

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { ClusterConfig, InMemoryBus, Monotonic, Storage } from "@synod/core"
+import { ClusterConfig, InMemoryBus, Monotonic, type StateMachine, Storage } from "@synod/core"
 import { Kv } from "@synod/kv"
 import { Clock, Effect, Exit, Fiber, Layer, Scope } from "effect"
 import { TestClock } from "effect/testing"
@@ -133,6 +133,82 @@ describe("a 3-server cluster on the in-memory bus", () => {
         )
       ),
     30_000
+  )
+})
+
+describe("a state machine's drafts (`edit`)", () => {
+  it.live(
+    "replicas apply each slot's commands to a draft begun before and ended after them, and read and snapshot only ended states",
+    () => {
+      // the store, watched: what was applied to a draft, and anything done out of turn
+      const drafts = new WeakSet<Kv.State>()
+      const wrong: Array<string> = []
+      let begun = 0
+      let ended = 0
+      let snapshots = 0
+      const edit = Kv.machine.edit!
+      const watched: StateMachine.StateMachine<Kv.State, Kv.Command, Kv.Result> = {
+        ...Kv.machine,
+        apply: (state, command) => {
+          if (!drafts.has(state)) wrong.push(`${command._tag} applied outside a draft`)
+          const [next, result] = Kv.machine.apply(state, command)
+          drafts.add(next)
+          return [next, result]
+        },
+        query: (state, command) => {
+          if (drafts.has(state)) wrong.push(`${command._tag} read from a draft`)
+          return Kv.machine.query!(state, command)
+        },
+        encodeSnapshotGradually: (state) => {
+          if (drafts.has(state)) wrong.push("a draft snapshotted")
+          snapshots++
+          return Kv.machine.encodeSnapshotGradually!(state)
+        },
+        edit: {
+          begin: (state) => {
+            if (drafts.has(state)) wrong.push("a draft begun again")
+            begun++
+            const draft = edit.begin(state)
+            drafts.add(draft)
+            return draft
+          },
+          end: (state) => {
+            if (!drafts.has(state)) wrong.push("an end without a draft")
+            ended++
+            return edit.end(state)
+          }
+        }
+      }
+      // snapshots every 8 slots, so some are taken between batches
+      const small = ClusterConfig.servers(3, { snapshotEvery: 8 })
+      return Effect.gen(function* () {
+        const writers = yield* Effect.forEach([1, 2, 3, 4], () => Client.make(watched, small))
+        yield* Effect.forEach(
+          writers,
+          (client, w) =>
+            Effect.gen(function* () {
+              for (let i = 0; i < 15; i++)
+                yield* client.submit({ _tag: "Put", key: `k${(w * 7 + i) % 5}`, value: `${i}` })
+            }),
+          { concurrency: "unbounded", discard: true }
+        )
+        const reader = yield* Client.make(watched, small)
+        const read = yield* reader.read({ _tag: "List", prefix: "k", limit: 10 })
+        assert.strictEqual(read._tag === "Listed" ? read.revision : 0, 60)
+        assert.deepStrictEqual(wrong, [])
+        assert.isAtLeast(begun, 3, "every replica began drafts")
+        assert.strictEqual(ended, begun)
+        assert.isAtLeast(snapshots, 1, "snapshots were taken")
+      }).pipe(
+        Effect.provide(
+          Server.layerCluster(small, watched).pipe(
+            Layer.provideMerge(Storage.layerMemory(new Storage.MemoryDisk())),
+            Layer.provideMerge(InMemoryBus.layer())
+          )
+        )
+      )
+    },
+    20_000
   )
 })
 

@@ -51,6 +51,20 @@ export interface StateMachine<S, C, R> {
    */
   readonly size?: (state: S) => number
   /**
+   * Optional: a batch of commands applied to a draft of the state. A replica calls `begin`
+   * before a slot's commands, `apply` on each state the last one returned, and `end` after
+   * them, and keeps no state in between: so `apply` may change the state `begin` returned
+   * (and any state `apply` returned since) in place. `begin` must leave its argument as it
+   * was, and no `apply` on the draft may change the state `end` returned. The states
+   * `apply` answers, and its results, must be those it answers without `edit`.
+   * A persistent state pays a copy per write (a path of a tree); a draft pays it once per
+   * batch.
+   */
+  readonly edit?: {
+    readonly begin: (state: S) => S
+    readonly end: (state: S) => S
+  }
+  /**
    * Optional: hand-written paths for the commonest commands and results, tried before
    * the schemas. Each answers `undefined` when it is not sure, and the schema decides;
    * when it answers, it must be exactly what the schema's codec gives (test it so). A

@@ -720,6 +720,21 @@ export function* encodeSnapshotGradually(
 }
 
 /**
+ * The store as a draft for a batch of commands (`StateMachine.edit`): its entries change
+ * in place, so a batch copies each node of the tree it writes once, not a path per write.
+ * The history appends in place already, and leases are few.
+ */
+export const edit = {
+  begin: (state: State): State => withEntries(state, state.entries.edit()),
+  end: (state: State): State => withEntries(state, state.entries.freeze())
+}
+
+const withEntries = (state: State, entries: SortedMap<Stored>): State =>
+  entries === state.entries
+    ? state
+    : new State(state.revision, entries, state.bytes, state.history, state.retention, state.restoring, state.leases)
+
+/**
  * About how many bytes the store's snapshot takes, in constant time: its entries' keys and
  * values (`State.bytes`), a restore's staged ones, and the history's events (`StateMachine.size`).
  */
@@ -756,6 +771,7 @@ export const make = (options: Options = {}): StateMachine.StateMachine<State, Co
     encodeSnapshot,
     encodeSnapshotGradually: (state) => encodeSnapshotGradually(state),
     size,
+    edit,
     fast: FastCodecs
   })
 }

@@ -7,6 +7,13 @@
  * last verified one, or one a snapshot is still being encoded from) while it applies
  * commands to a newer one.
  *
+ * A *draft* (`edit`) is the exception, for a batch of writes of which only the last map is
+ * kept: its `swap`, `set` and `remove` change it in place and return it. A persistent
+ * write copies the path from the root to its leaf, about 4 nodes of 32 slots at 100,000
+ * keys; a draft copies a node only the first time the batch changes it (nodes it shares
+ * with the map it was made from are copied before they change, as `sorted-btree` does for
+ * a clone), and `freeze` ends the draft.
+ *
  * It replaced effect's `Trie` (a ternary search tree, one node per character) for memory:
  * a key with a 100-byte value takes about 230 against 1,170 bytes (random 16-character
  * keys). Alone a write also took a third of the time (2.7 against 8.3 µs at 100,000 keys),
@@ -32,8 +39,11 @@ const nodeSize = 32
 
 export class SortedMap<V> implements Iterable<[string, V]> {
   private readonly tree: BTree<V>
-  private constructor(tree: BTree<V>) {
+  /** A draft: its writes change it in place (see the module's header). */
+  private readonly draft: boolean
+  private constructor(tree: BTree<V>, draft = false) {
     this.tree = tree
+    this.draft = draft
   }
 
   static empty<V>(): SortedMap<V> {
@@ -45,6 +55,23 @@ export class SortedMap<V> implements Iterable<[string, V]> {
     const tree = new BTree<string, V>(undefined, compare, nodeSize)
     for (const [key, value] of entries) tree.set(key, value)
     return new SortedMap(tree)
+  }
+
+  /**
+   * A draft of this map: the same entries, and writes that change the draft in place and
+   * return it. This map never changes: the draft shares its nodes and copies each before
+   * changing it. Keep only the draft's last result, and `freeze` it.
+   */
+  edit(): SortedMap<V> {
+    return new SortedMap(this.tree.clone(), true)
+  }
+
+  /**
+   * A map no write changes any more: a draft's entries as they are now (a later write to
+   * the draft copies what it changes first), or this map itself when it is no draft.
+   */
+  freeze(): SortedMap<V> {
+    return this.draft ? new SortedMap(this.tree.clone()) : this
   }
 
   get size(): number {
@@ -61,6 +88,10 @@ export class SortedMap<V> implements Iterable<[string, V]> {
 
   /** This map with `key` set to `value`. */
   set(key: string, value: V): SortedMap<V> {
+    if (this.draft) {
+      this.tree.set(key, value, true)
+      return this
+    }
     return new SortedMap(this.tree.with(key, value, true) as BTree<V>)
   }
 
@@ -70,7 +101,7 @@ export class SortedMap<V> implements Iterable<[string, V]> {
    * each comparing its way down through about log2(size) keys spread over the heap.
    */
   swap(key: string, value: V): readonly [SortedMap<V>, V | undefined] {
-    const tree = this.tree.clone()
+    const tree = this.draft ? this.tree : this.tree.clone()
     let found = false
     let old: V | undefined
     tree.editRange(key, key, true, (_key, was) => {
@@ -79,11 +110,15 @@ export class SortedMap<V> implements Iterable<[string, V]> {
       return { value }
     })
     if (!found) tree.set(key, value)
-    return [new SortedMap(tree), old]
+    return [this.draft ? this : new SortedMap(tree), old]
   }
 
   /** This map without `key` (this map itself when it has no `key`). */
   remove(key: string): SortedMap<V> {
+    if (this.draft) {
+      this.tree.delete(key)
+      return this
+    }
     return this.tree.has(key) ? new SortedMap(this.tree.without(key)) : this
   }
 

@@ -19,6 +19,45 @@ const run = (commands: ReadonlyArray<Kv.Command>, from: Kv.State = Kv.initial) =
   return { state, results }
 }
 
+const anyKey = fc.string({ minLength: 1, maxLength: 3 }).filter((k) => k !== "." && k !== "..")
+/** Any command that changes the store: writes, transactions, leases, a restore. */
+const anyCommand: fc.Arbitrary<Kv.Command> = fc.oneof(
+  fc.record({ _tag: fc.constant("Put" as const), key: anyKey, value: fc.string({ maxLength: 30 }) }),
+  fc.record({ _tag: fc.constant("Del" as const), key: anyKey }),
+  fc.record({
+    _tag: fc.constant("Cas" as const),
+    key: anyKey,
+    version: fc.nat(5),
+    value: fc.string({ maxLength: 30 })
+  }),
+  fc.record({
+    _tag: fc.constant("Txn" as const),
+    compare: fc.constant([]),
+    success: fc.array(
+      fc.oneof(
+        fc.record({ op: fc.constant("put" as const), key: anyKey, value: fc.string({ maxLength: 30 }) }),
+        fc.record({ op: fc.constant("del" as const), key: anyKey })
+      ),
+      { maxLength: 3 }
+    ),
+    failure: fc.constant([])
+  }),
+  fc.record({ _tag: fc.constant("LeaseGrant" as const), ttlMs: fc.constant(1000) }),
+  fc.record({
+    _tag: fc.constant("Put" as const),
+    key: anyKey,
+    value: fc.string({ maxLength: 30 }),
+    lease: fc.integer({ min: 1, max: 3 })
+  }),
+  fc.record({ _tag: fc.constant("LeaseRevoke" as const), id: fc.integer({ min: 1, max: 3 }) }),
+  fc.record({
+    _tag: fc.constant("Restore" as const),
+    id: fc.constant("r"),
+    index: fc.nat(2),
+    entries: fc.array(fc.tuple(anyKey, fc.string({ maxLength: 30 }), fc.integer({ min: 1, max: 3 })), { maxLength: 3 })
+  })
+)
+
 describe("Kv", () => {
   it("versions count the writes: puts, successful swaps and deletes of present keys", () => {
     const { results, state } = run([
@@ -158,38 +197,6 @@ describe("Kv", () => {
 
   it("size is kept as the store changes: what walking the snapshot's entries and history counts, also after a decode", () => {
     const decode = Schema.decodeUnknownSync(Schema.toCodecJson(Kv.Snapshot))
-    const key = fc.string({ minLength: 1, maxLength: 3 }).filter((k) => k !== "." && k !== "..")
-    const op: fc.Arbitrary<Kv.Command> = fc.oneof(
-      fc.record({ _tag: fc.constant("Put" as const), key, value: fc.string({ maxLength: 30 }) }),
-      fc.record({ _tag: fc.constant("Del" as const), key }),
-      fc.record({ _tag: fc.constant("Cas" as const), key, version: fc.nat(5), value: fc.string({ maxLength: 30 }) }),
-      fc.record({
-        _tag: fc.constant("Txn" as const),
-        compare: fc.constant([]),
-        success: fc.array(
-          fc.oneof(
-            fc.record({ op: fc.constant("put" as const), key, value: fc.string({ maxLength: 30 }) }),
-            fc.record({ op: fc.constant("del" as const), key })
-          ),
-          { maxLength: 3 }
-        ),
-        failure: fc.constant([])
-      }),
-      fc.record({ _tag: fc.constant("LeaseGrant" as const), ttlMs: fc.constant(1000) }),
-      fc.record({
-        _tag: fc.constant("Put" as const),
-        key,
-        value: fc.string({ maxLength: 30 }),
-        lease: fc.integer({ min: 1, max: 3 })
-      }),
-      fc.record({ _tag: fc.constant("LeaseRevoke" as const), id: fc.integer({ min: 1, max: 3 }) }),
-      fc.record({
-        _tag: fc.constant("Restore" as const),
-        id: fc.constant("r"),
-        index: fc.nat(2),
-        entries: fc.array(fc.tuple(key, fc.string({ maxLength: 30 }), fc.integer({ min: 1, max: 3 })), { maxLength: 3 })
-      })
-    )
     const walked = (state: Kv.State) => {
       const encoded = Kv.encodeSnapshot(state)
       const entries = (es: ReadonlyArray<readonly [string, string, number]>) =>
@@ -197,7 +204,7 @@ describe("Kv", () => {
       return entries(encoded.entries) + entries(encoded.restoring?.entries ?? []) + state.history.bytes
     }
     fc.assert(
-      fc.property(fc.array(op, { maxLength: 60 }), (ops) => {
+      fc.property(fc.array(anyCommand, { maxLength: 60 }), (ops) => {
         let state = Kv.initial
         for (const o of ops) {
           state = Kv.apply(state, o)[0]
@@ -205,6 +212,36 @@ describe("Kv", () => {
         }
         const restored = decode(JSON.parse(JSON.stringify(Kv.encodeSnapshot(state))))
         assert.strictEqual(Kv.size(restored), Kv.size(state))
+      })
+    )
+  })
+
+  it("a batch applied to a draft (machine.edit) answers and ends as applied one state at a time, and the state it began from stays as it was", () => {
+    const edit = Kv.machine.edit!
+    fc.assert(
+      fc.property(fc.array(fc.array(anyCommand, { maxLength: 12 }), { maxLength: 8 }), (batches) => {
+        let state = Kv.initial
+        for (const batch of batches) {
+          const before = JSON.stringify(Kv.encodeSnapshot(state))
+          let persistent = state
+          const expected = batch.map((c) => {
+            const [next, result] = Kv.apply(persistent, c)
+            persistent = next
+            return result
+          })
+          let draft = edit.begin(state)
+          const results = batch.map((c) => {
+            const [next, result] = Kv.apply(draft, c)
+            draft = next
+            return result
+          })
+          const ended = edit.end(draft)
+          assert.deepStrictEqual(results, expected)
+          assert.strictEqual(JSON.stringify(Kv.encodeSnapshot(ended)), JSON.stringify(Kv.encodeSnapshot(persistent)))
+          assert.strictEqual(Kv.size(ended), Kv.size(persistent))
+          assert.strictEqual(JSON.stringify(Kv.encodeSnapshot(state)), before, "the state the draft began from")
+          state = ended
+        }
       })
     )
   })

@@ -60,6 +60,55 @@ describe("SortedMap", () => {
     )
   })
 
+  it("a draft holds what a Map holds while it changes in place; the map it came from and what it froze stay as they were", () => {
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 200 }), fc.array(op, { maxLength: 300 }), (first, then) => {
+        let map = SortedMap.empty<number>()
+        const model = new Map<string, number>()
+        for (const o of first) {
+          if ("remove" in o) {
+            map = map.remove(o.remove)
+            model.delete(o.remove)
+          } else {
+            map = "set" in o ? map.set(o.set, o.value) : map.swap(o.swap, o.value)[0]
+            model.set("set" in o ? o.set : o.swap, o.value)
+          }
+        }
+        const original = { map, entries: sortedEntries(model) }
+        const draft = map.edit()
+        const frozen: Array<{ map: SortedMap<number>; entries: Array<[string, number]> }> = []
+        then.forEach((o, i) => {
+          let next: SortedMap<number>
+          if ("set" in o) {
+            next = draft.set(o.set, o.value)
+            model.set(o.set, o.value)
+          } else if ("swap" in o) {
+            const [after, old] = draft.swap(o.swap, o.value)
+            assert.strictEqual(old, model.get(o.swap), `swap ${JSON.stringify(o.swap)}: the value it replaced`)
+            next = after
+            model.set(o.swap, o.value)
+          } else {
+            next = draft.remove(o.remove)
+            model.delete(o.remove)
+          }
+          assert.strictEqual(next, draft, "a draft's write changes it in place")
+          if (i % 7 === 0) frozen.push({ map: draft.freeze(), entries: sortedEntries(model) })
+        })
+        assert.deepStrictEqual([...draft], sortedEntries(model))
+        assert.strictEqual(draft.size, model.size)
+        const last = draft.freeze()
+        assert.deepStrictEqual([...last], sortedEntries(model))
+        assert.strictEqual(last.freeze(), last, "a frozen map is no draft")
+        // a frozen map's writes are persistent again
+        assert.notStrictEqual(last.set("a", 1), last)
+        for (const v of [original, ...frozen]) {
+          assert.deepStrictEqual([...v.map], v.entries)
+          assert.strictEqual(v.map.size, v.entries.length)
+        }
+      })
+    )
+  })
+
   it("pages a prefix from after a key as a filter of the whole would", () => {
     fc.assert(
       fc.property(
