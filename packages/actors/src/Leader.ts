@@ -159,6 +159,8 @@ export type Event =
   | { readonly _tag: "Transferred"; readonly ballot: Ballot.Ballot; readonly to: string }
   /** The leader it watched resigned in its favour: it competes at once. */
   | { readonly _tag: "HandedOver"; readonly from: string; readonly ballot: Ballot.Ballot }
+  /** Its ticks stopped for `stalledMs` (its process stalled): it watches `watched` afresh before judging it. */
+  | { readonly _tag: "Stalled"; readonly stalledMs: number; readonly watched: Ballot.Ballot }
   /** An active leader's slots with a proposal but no decision, commander or place in the backlog (should be none). */
   | { readonly _tag: "Orphans"; readonly slots: ReadonlyArray<number> }
 
@@ -343,6 +345,10 @@ export class LeaderCore {
   private confirmRounds = 0
   /** The ballot it last stepped down from: its children's later reports of the same preemption change nothing. */
   private steppedDownFrom: Ballot.Ballot | undefined
+  /** When the last tick came: ticks come every heartbeat period, unless this process stalls. */
+  private lastTick: number | undefined
+  /** The tick before re-armed the watch after a stall: this one judges, whatever its gap. */
+  private rearmed = false
   /** When each acceptor last answered (any P1b or P2b). */
   private readonly heardAt = new Map<string, number>()
   /** Since when commanders have been running without a break. */
@@ -975,6 +981,8 @@ export class LeaderCore {
 
   private tick() {
     const now = this.now()
+    const gap = this.lastTick === undefined ? 0 : now - this.lastTick
+    this.lastTick = now
     // a decision waits for the next round at most a heartbeat period
     this.payOwed()
     if (this.state._tag === "Active") {
@@ -994,6 +1002,19 @@ export class LeaderCore {
       this.reportOrphans()
       this.beat()
     } else if (this.state._tag === "Passive" && !this.resigned && this.leaderIds.includes(this.id)) {
+      // A gap between ticks longer than the timeout: this process itself stalled (paused,
+      // or starved of CPU), and the deadline passed while it could not listen; the watched
+      // leader's heartbeats may be waiting unread in its socket. It watches afresh instead
+      // of deposing a leader it did not hear (a follower paused for 3 s took the
+      // leadership on resuming, every time). Only once in a row: a process whose every
+      // tick comes late still judges every other tick.
+      if (gap > this.liveness.timeout && !this.rearmed) {
+        this.rearmed = true
+        this.liveness.resumed(now)
+        this.out.event({ _tag: "Stalled", stalledMs: Math.round(gap), watched: this.liveness.watched })
+        return
+      }
+      this.rearmed = false
       const because = this.liveness.suspicion(now)
       if (because !== undefined) this.compete(now, because)
     }
@@ -1401,6 +1422,11 @@ export const run = Effect.fn("Leader.run")(function* (id: string, config: Cluste
           case "Orphans":
             probe?.leaderOrphans(id, event.slots)
             return Effect.void
+          case "Stalled":
+            return Effect.logWarning("this process stalled: watching the leader afresh before judging it", {
+              stalledMs: event.stalledMs,
+              watched: `${event.watched}`
+            })
           case "Resigned":
             return Effect.logInfo(
               event.successor === undefined ? "resigned" : "resigned: handing the leadership over",

@@ -189,6 +189,19 @@ export class Liveness {
     this.suspectAfter = this.settings.maxMs
   }
 
+  /**
+   * This leader's own process stalled past a timeout (paused, or starved of CPU): the
+   * deadline passed while it could not listen, and what the watched leader sent meanwhile
+   * may be waiting unread. It watches afresh, as after starting a scout, rather than judge
+   * on time it did not watch.
+   */
+  resumed(now: number): void {
+    this.deadline = now + this.jittered(this.beatGaps)
+    this.pendingSince = undefined
+    this.lastProgress = now
+    this.suspectAfter = this.jittered(this.progressGaps)
+  }
+
   /** Preempted by `by`: back off, and watch its leader. */
   preempted(now: number, by: Ballot.Ballot): void {
     this.timeout = Math.min(this.settings.maxMs, this.timeout * 2)
