@@ -132,6 +132,14 @@ export type Child =
       readonly piggyback: ReadonlyArray<Commander.Owed>
     }
 
+/**
+ * The shortest gap between two ticks taken for a stall of the process rather than load: a
+ * busy event loop delays ticks by tens to hundreds of milliseconds, and a follower that
+ * took each such delay for a stall would replace a dead leader one wait later (a fail-over
+ * under 64 writers took 1.7 s once with the timeout alone as the bound).
+ */
+export const stallMs = 1000
+
 /** What observers learn (logs, metrics, the checker). */
 export type Event =
   | {
@@ -1002,13 +1010,13 @@ export class LeaderCore {
       this.reportOrphans()
       this.beat()
     } else if (this.state._tag === "Passive" && !this.resigned && this.leaderIds.includes(this.id)) {
-      // A gap between ticks longer than the timeout: this process itself stalled (paused,
-      // or starved of CPU), and the deadline passed while it could not listen; the watched
-      // leader's heartbeats may be waiting unread in its socket. It watches afresh instead
-      // of deposing a leader it did not hear (a follower paused for 3 s took the
-      // leadership on resuming, every time). Only once in a row: a process whose every
-      // tick comes late still judges every other tick.
-      if (gap > this.liveness.timeout && !this.rearmed) {
+      // A gap between ticks longer than the timeout and than `stallMs`: this process
+      // itself stalled (paused, or starved of CPU), and the deadline passed while it could
+      // not listen; the watched leader's heartbeats may be waiting unread in its socket.
+      // It watches afresh instead of deposing a leader it did not hear (a follower paused
+      // for 3 s took the leadership on resuming, every time). Only once in a row: a
+      // process whose every tick comes late still judges every other tick.
+      if (gap > Math.max(this.liveness.timeout, stallMs) && !this.rearmed) {
         this.rearmed = true
         this.liveness.resumed(now)
         this.out.event({ _tag: "Stalled", stalledMs: Math.round(gap), watched: this.liveness.watched })
