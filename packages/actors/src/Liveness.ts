@@ -169,10 +169,7 @@ export class Liveness {
 
   /** A scout was started: wait a full period before judging again. */
   competing(now: number): void {
-    this.deadline = now + this.jittered(this.beatGaps)
-    this.pendingSince = undefined
-    this.lastProgress = now
-    this.suspectAfter = this.jittered(this.progressGaps)
+    this.watchAfresh(now)
   }
 
   /**
@@ -196,19 +193,24 @@ export class Liveness {
    * on time it did not watch.
    */
   resumed(now: number): void {
-    this.deadline = now + this.jittered(this.beatGaps)
-    this.pendingSince = undefined
-    this.lastProgress = now
-    this.suspectAfter = this.jittered(this.progressGaps)
+    this.watchAfresh(now)
   }
 
   /** Preempted by `by`: back off, and watch its leader. */
   preempted(now: number, by: Ballot.Ballot): void {
     this.timeout = Math.min(this.settings.maxMs, this.timeout * 2)
     if (Ballot.greaterThan(by, this.watched)) this.watched = by
-    this.lastProgress = now
-    this.pendingSince = undefined
+    this.watchAfresh(now)
+  }
+
+  /**
+   * Judges nothing before a full jittered wait from `now`, neither silence nor a lack of
+   * progress (the two jitters drawn in that order, as the simulator's seeds expect).
+   */
+  private watchAfresh(now: number): void {
     this.deadline = now + this.jittered(this.beatGaps)
+    this.pendingSince = undefined
+    this.lastProgress = now
     this.suspectAfter = this.jittered(this.progressGaps)
   }
 
