@@ -30,6 +30,7 @@ const value = "v".repeat(valueBytes)
 const machine = Kv.machine
 const edit = machine.edit
 
+/** A Put of key `k` as a replica gets it: decoded from JSON, so each key is a string of its own. */
 const put = (k: number): Kv.Command =>
   machine.fast!.decodeCommand!(JSON.parse(JSON.stringify({ _tag: "Put", key: keyOf(k), value })))!
 
@@ -43,14 +44,7 @@ const full = (): Kv.State => {
 /** Applies `n` commands to three full states; answers µs per apply. */
 const run = (n: number): number => {
   const states = [full(), full(), full()]
-  // the commands as a replica gets them: decoded from JSON, so each key is a string of its own
-  const all = Array.from(
-    { length: n },
-    () =>
-      machine.fast!.decodeCommand!(
-        JSON.parse(JSON.stringify({ _tag: "Put", key: keyOf(Math.floor(Math.random() * keyspace)), value }))
-      )!
-  )
+  const all = Array.from({ length: n }, () => put(Math.floor(Math.random() * keyspace)))
   const t0 = performance.now()
   for (let at = 0; at < n; at += batch) {
     for (let r = 0; r < states.length; r++) {
