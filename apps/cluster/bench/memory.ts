@@ -6,14 +6,15 @@
  * `/metrics`) when idle, every `--every` keys while 256 clients write `--keys` distinct keys
  * of `--value-bytes`-byte values, and after the writes stop (when V8 has had `--settle`
  * seconds to collect); then the growth per key and per stored byte (key and value bytes)
- * of the largest server.
+ * of the largest server. When idle it also prints each server's CPU, as a share of a core.
  *
  *   pnpm bench memory                          1,000,000 keys of 100-byte values
  *   pnpm bench memory --keys 100000 --every 20000
  *   pnpm bench memory --keys 0                 idle only
  *
  * Flags: --keys N (1000000), --value-bytes N (100), --clients N (256), --every N
- * (keys / 10), --idle S (10: before the first reading), --settle S (30), --source (run
+ * (keys / 10), --idle S (10: before the first reading), --idle-cpu S (5: the idle servers'
+ * CPU is measured over this long, after the first reading), --settle S (30), --source (run
  * the servers from the sources, `src/cli.ts` with the source condition, instead of the
  * `synod` command's build), --snapshot-every N (the cluster's `snapshotEvery`; default
  * its default, 1000 slots), --keep.
@@ -29,6 +30,7 @@ const valueBytes = flag("value-bytes", 100)
 const clients = flag("clients", 256)
 const every = flag("every", Math.max(1, Math.floor(keys / 10)))
 const idleSeconds = flag("idle", 10)
+const idleCpuSeconds = flag("idle-cpu", 5)
 // long enough for an idle server's collection (`Memory.collectWhenIdle`: a 10 s period)
 const settleSeconds = flag("settle", 30)
 const snapshotEvery = flag("snapshot-every", 0)
@@ -44,6 +46,21 @@ const anonymous = (pid: number | undefined): number => {
   try {
     const kib = readFileSync(`/proc/${pid}/status`, "utf8").match(/^RssAnon:\s+(\d+) kB$/m)?.[1]
     return kib === undefined ? Number.NaN : Number(kib) * 1024
+  } catch {
+    return Number.NaN
+  }
+}
+
+/**
+ * CPU time process `pid` has used, in seconds (NaN when unknown): utime + stime from
+ * `/proc/PID/stat`, counted in USER_HZ, which Linux fixes at 100 for `/proc`.
+ */
+const cpuSeconds = (pid: number | undefined): number => {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
+    // the fields after the command name, which is in parentheses and may hold spaces
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+    return (Number(fields[11]) + Number(fields[12])) / 100
   } catch {
     return Number.NaN
   }
@@ -93,6 +110,18 @@ const main = Effect.gen(function* () {
   yield* Effect.sleep(idleSeconds * 1000)
   const idle = yield* readAll
   row("idle", idle)
+  // what an idle server costs: heartbeats, Progress and History, timers, metrics (after
+  // the start's collections, `Memory.ts`, which end within `--idle` seconds by default)
+  const cpuBefore = cluster.servers.map((server) => cpuSeconds(server.pid()))
+  yield* Effect.sleep(idleCpuSeconds * 1000)
+  print(
+    `${"idle CPU".padStart(12)} ${cluster.servers
+      .map(
+        (server, i) =>
+          `${server.id} ${(((cpuSeconds(server.pid()) - cpuBefore[i]!) / idleCpuSeconds) * 100).toFixed(1)}%`
+      )
+      .join("   ")} of a core, over ${idleCpuSeconds} s`
+  )
   // `--keys 0`: the idle figures only
   if (keys === 0) return
 
