@@ -23,7 +23,7 @@ import { readFileSync } from "node:fs"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Effect, References } from "effect"
 import * as Cluster from "./Cluster.ts"
-import { flag, has, now, print } from "./Cluster.ts"
+import { cpuSeconds, flag, has, now, print } from "./Cluster.ts"
 
 const keys = flag("keys", 1_000_000)
 const valueBytes = flag("value-bytes", 100)
@@ -46,21 +46,6 @@ const anonymous = (pid: number | undefined): number => {
   try {
     const kib = readFileSync(`/proc/${pid}/status`, "utf8").match(/^RssAnon:\s+(\d+) kB$/m)?.[1]
     return kib === undefined ? Number.NaN : Number(kib) * 1024
-  } catch {
-    return Number.NaN
-  }
-}
-
-/**
- * CPU time process `pid` has used, in seconds (NaN when unknown): utime + stime from
- * `/proc/PID/stat`, counted in USER_HZ, which Linux fixes at 100 for `/proc`.
- */
-const cpuSeconds = (pid: number | undefined): number => {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
-    // the fields after the command name, which is in parentheses and may hold spaces
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
-    return (Number(fields[11]) + Number(fields[12])) / 100
   } catch {
     return Number.NaN
   }
@@ -112,13 +97,13 @@ const main = Effect.gen(function* () {
   row("idle", idle)
   // what an idle server costs: heartbeats, Progress and History, timers, metrics (after
   // the start's collections, `Memory.ts`, which end within `--idle` seconds by default)
-  const cpuBefore = cluster.servers.map((server) => cpuSeconds(server.pid()))
+  const cpuBefore = cluster.servers.map((server) => cpuSeconds(server.pid()) ?? Number.NaN)
   yield* Effect.sleep(idleCpuSeconds * 1000)
   print(
     `${"idle CPU".padStart(12)} ${cluster.servers
       .map(
         (server, i) =>
-          `${server.id} ${(((cpuSeconds(server.pid()) - cpuBefore[i]!) / idleCpuSeconds) * 100).toFixed(1)}%`
+          `${server.id} ${((((cpuSeconds(server.pid()) ?? Number.NaN) - cpuBefore[i]!) / idleCpuSeconds) * 100).toFixed(1)}%`
       )
       .join("   ")} of a core, over ${idleCpuSeconds} s`
   )

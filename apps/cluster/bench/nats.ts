@@ -23,7 +23,7 @@
 import { type ChildProcess, spawn } from "node:child_process"
 import { createServer } from "node:http"
 import type { AddressInfo } from "node:net"
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { cpus, tmpdir } from "node:os"
 import { join } from "node:path"
 import { Client } from "@synod/actors"
@@ -35,6 +35,7 @@ import { Effect, Layer } from "effect"
 import * as Tracing from "@synod/cluster/Tracing"
 import * as Hops from "./Hops.ts"
 import { printTop } from "./Profile.ts"
+import { cpuSeconds } from "./Cluster.ts"
 
 const arg = (name: string, dflt: number, min: "positive" | "non-negative" = "positive") => {
   const i = process.argv.indexOf(`--${name}`)
@@ -160,22 +161,6 @@ const startNode = (dir: string, id: string, url: string, tracing: string | undef
         child.kill("SIGTERM")
       })
   )
-
-/**
- * CPU seconds a process has used (user + system), from /proc on Linux (undefined
- * elsewhere): CPU per operation does not depend on what else the machine runs, where
- * throughput and latency do.
- */
-const cpuSeconds = (pid: number | undefined): number | undefined => {
-  if (pid === undefined) return undefined
-  try {
-    // fields after the command name (which may hold spaces): utime is the 14th, stime the 15th
-    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ")
-    return (Number(fields[11]) + Number(fields[12])) / 100
-  } catch {
-    return undefined
-  }
-}
 
 const percentile = (sorted: ReadonlyArray<number>, p: number) =>
   sorted.length === 0 ? Number.NaN : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!
