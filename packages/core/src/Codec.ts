@@ -9,6 +9,7 @@
  * @since 0.1.0
  */
 import { Effect, Result, Schema, SchemaIssue } from "effect"
+import * as Ballot from "./Ballot.ts"
 import * as WireDecode from "./internal/WireDecode.ts"
 import type * as Command from "./Command.ts"
 import { Envelope, type Message } from "./Message.ts"
@@ -279,18 +280,105 @@ const decodeManyWith =
     return Result.succeed(parsed.value.map(decodeItem))
   }
 
+const decodeManyFast = decodeManyWith(decode, decodeValue)
+
 /**
  * Decodes a payload that holds one envelope or a JSON array of them (a transport that
  * coalesces what it sends to one receiver). The payload as a whole fails only when it is
  * not JSON or neither shape; each element of an array succeeds or fails on its own, so
- * one bad envelope does not hide the others.
+ * one bad envelope does not hide the others. The payloads of the P2as among them are
+ * kept for their acceptor's log (`receivedP2a`).
  */
-export const decodeMany: (
+export const decodeMany = (
   input: string | Uint8Array
-) => Result.Result<ReadonlyArray<Result.Result<Envelope, DecodeError>>, DecodeError> = decodeManyWith(
-  decode,
-  decodeValue
-)
+): Result.Result<ReadonlyArray<Result.Result<Envelope, DecodeError>>, DecodeError> => {
+  const decoded = decodeManyFast(input)
+  if (Result.isSuccess(decoded)) keepP2as(input, decoded.success)
+  return decoded
+}
+
+// -----------------------------------------------------------------------------------------
+// Received P2as, logged as they came
+
+/**
+ * A P2a as it was received: the payload it came in, and its place there when the payload
+ * is an array of envelopes (`decodeMany`). Decoding `payload` again (`receivedP2aJson`)
+ * gives back exactly the P2a accepted: the same text through the same decoder, so the
+ * value a duplicate key in a forged message leaves (JSON.parse keeps the last) is the same
+ * both times, which a substring of the text cut around the value could not promise.
+ */
+export interface ReceivedP2a {
+  readonly ballot: Ballot.Ballot
+  readonly slot: number
+  /** The whole payload: UTF-8 without a byte-order mark, or its text. */
+  readonly payload: Uint8Array | string
+  /** The P2a's index when `payload` is an array of envelopes. */
+  readonly index: number | undefined
+}
+
+/** Received P2as by their value: what an acceptor keeps of a P2a it accepts is the value. */
+const receivedP2as = new WeakMap<object, ReceivedP2a>()
+
+/**
+ * Payloads smaller than this are not kept: a small batch's JSON costs little to write
+ * again, and less than the envelope around it to store.
+ */
+export const receivedMinBytes = 1024
+
+const keepP2as = (input: string | Uint8Array, items: ReadonlyArray<Result.Result<Envelope, DecodeError>>): void => {
+  if (input.length < receivedMinBytes) return
+  // a byte-order mark, which the UTF-8 decoder drops, is no JSON: logged, it would not parse
+  if (typeof input !== "string" && input[0] === 0xef) return
+  const array = typeof input === "string" ? input.startsWith("[") : input[0] === openBracket
+  let payload: Uint8Array | string | undefined
+  for (let i = 0; i < items.length; i++) {
+    const item = items[i]!
+    if (Result.isFailure(item) || item.success.message._tag !== "P2a") continue
+    const p2a = item.success.message
+    // a copy: the transport's buffer is reused for what it reads next
+    payload ??= typeof input === "string" ? input : input.slice()
+    receivedP2as.set(p2a.value, { ballot: p2a.ballot, slot: p2a.slot, payload, index: array ? i : undefined })
+  }
+}
+
+/**
+ * The received P2a that carried `pvalue`'s value at its ballot and slot, if this process
+ * decoded one (`decodeMany`) and still holds the value.
+ */
+export const receivedP2a = (pvalue: {
+  readonly ballot: Ballot.Ballot
+  readonly slot: number
+  readonly value: Command.SlotValue
+}): ReceivedP2a | undefined => {
+  const received = receivedP2as.get(pvalue.value)
+  return received !== undefined && received.slot === pvalue.slot && Ballot.equals(received.ballot, pvalue.ballot)
+    ? received
+    : undefined
+}
+
+/**
+ * The pvalue a received P2a carried, as JSON (`{ ballot, slot, value }`, the encoded form
+ * of a `PValue`), from its parsed payload and index (`ReceivedP2a`), or why it holds none.
+ * The envelope is checked by the decoder that accepted it on receipt.
+ */
+export const receivedP2aJson = (payload: unknown, index: number | undefined): unknown | DecodeError => {
+  let element = payload
+  if (index !== undefined) {
+    if (!Array.isArray(payload) || !Number.isSafeInteger(index) || index < 0 || index >= payload.length) {
+      return new DecodeError({ reason: `no envelope at index ${index} of the received payload` })
+    }
+    element = payload[index]
+  }
+  const decoded = WireDecode.decode(element)
+  if (decoded instanceof WireDecode.Invalid) return new DecodeError({ reason: decoded.reason })
+  if (decoded.message._tag !== "P2a") {
+    return new DecodeError({ reason: `the received envelope holds a ${decoded.message._tag}, not a P2a` })
+  }
+  const message = (
+    element as { readonly message: { readonly ballot: unknown; readonly slot: unknown; readonly value: unknown } }
+  ).message
+  return { ballot: message.ballot, slot: message.slot, value: message.value }
+}
 
 /** `decodeMany` through the schemas: the reference `decodeMany` must agree with. */
 export const decodeManyWithSchema: (

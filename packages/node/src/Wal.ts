@@ -3,7 +3,8 @@
  * crash, and compaction into a checkpoint.
  *
  * Format: frames (see `Frame`), each payload the JSON of one `AcceptorRecord` encoded with
- * `Schema.toCodecJson`. The acceptor's state is the fold of the records in order
+ * `Schema.toCodecJson`, except that a pvalue another process's P2a brought may stand as
+ * `{"raw":k}` for the payload it came in, kept in the record's `received` (`recordUtf8`). The acceptor's state is the fold of the records in order
  * (`Storage.applyRecord`, shared with core's in-memory store): the highest promise, the
  * highest GC watermark, and per slot from the watermark on the pvalue with the highest
  * ballot. Compaction therefore drops every slot the acceptor garbage-collected, and keeps
@@ -161,7 +162,6 @@ export const checkpoint = (state: Storage.AcceptorState): Storage.AcceptorRecord
 
 const RecordJson = Schema.fromJsonString(Schema.toCodecJson(Storage.AcceptorRecord))
 const encodeJson = Schema.encodeResult(RecordJson)
-const decodeJson = Schema.decodeUnknownResult(RecordJson)
 const utf8Encoder = new TextEncoder()
 const utf8Decoder = new TextDecoder("utf-8", { fatal: true })
 
@@ -173,11 +173,16 @@ export const encodeWithSchema = (record: Storage.AcceptorRecord) => encodeJson(r
  * its schema encoding is exactly its JSON, and `JSON.stringify` writes it without walking
  * each command of each pvalue through the schemas (the records were validated when built).
  */
-export const encodeFrame = (record: Storage.AcceptorRecord): Result.Result<Uint8Array, Storage.StorageError> => {
-  const payload = recordUtf8(record)
+export const encodeFrame = (
+  record: Storage.AcceptorRecord,
+  received = true
+): Result.Result<Uint8Array, Storage.StorageError> => {
+  const payload = recordUtf8(record, received)
   let length = 0
   for (const part of payload) length += part.length
   if (length > Frame.MaxPayloadBytes) {
+    // whole received payloads may hold more than their P2as' values (other envelopes, spaces)
+    if (received) return encodeFrame(record, false)
     return Result.fail(
       new Storage.StorageError({
         reason: `acceptor record of ${length} bytes exceeds ${Frame.MaxPayloadBytes}`
@@ -196,12 +201,28 @@ const sharedValueChars = 1024
  * and a large value's bytes are the ones its commander encoded for them (`Codec.valueBytes`),
  * not encoded a third time: the leader's own acceptor logs the very batch its commander
  * just sent.
+ *
+ * A pvalue another process's leader sent (`Codec.receivedP2a`) is logged as the payload
+ * it came in instead, `{"raw":k}` (`{"raw":k,"at":i}` in an array of envelopes) with the
+ * payloads in `received`: a follower's acceptor stringified every batch it accepted again
+ * for its log (with 4 KB values, a tenth of its work). `decodePayload` decodes the P2a in
+ * the payload again, as it was decoded when it came.
  */
-const recordUtf8 = (record: Storage.AcceptorRecord): Array<Uint8Array> => {
+const recordUtf8 = (record: Storage.AcceptorRecord, useReceived: boolean): Array<Uint8Array> => {
   const parts: Array<Uint8Array> = []
   let text = `{"promised":${JSON.stringify(record.promised)},"accepted":[`
+  let received: Map<Uint8Array | string, number> | undefined
   for (const [i, pv] of record.accepted.entries()) {
-    const head = `${i > 0 ? "," : ""}{"ballot":${JSON.stringify(pv.ballot)},"slot":${pv.slot},"value":`
+    const comma = i > 0 ? "," : ""
+    const raw = useReceived ? Codec.receivedP2a(pv) : undefined
+    if (raw !== undefined) {
+      received ??= new Map()
+      let k = received.get(raw.payload)
+      if (k === undefined) received.set(raw.payload, (k = received.size))
+      text += `${comma}{"raw":${k}${raw.index === undefined ? "" : `,"at":${raw.index}`}}`
+      continue
+    }
+    const head = `${comma}{"ballot":${JSON.stringify(pv.ballot)},"slot":${pv.slot},"value":`
     const value = Codec.valueJson(pv.value)
     if (value.length < sharedValueChars) {
       text += `${head}${value}}`
@@ -210,9 +231,49 @@ const recordUtf8 = (record: Storage.AcceptorRecord): Array<Uint8Array> => {
     parts.push(utf8Encoder.encode(text + head), Codec.valueBytes(pv.value))
     text = "}"
   }
-  text += `]${record.watermark === undefined ? "" : `,"watermark":${record.watermark}`}}`
-  parts.push(utf8Encoder.encode(text))
+  text += `]${record.watermark === undefined ? "" : `,"watermark":${record.watermark}`}`
+  if (received !== undefined) {
+    text += `,"received":[`
+    let first = true
+    for (const payload of received.keys()) {
+      parts.push(utf8Encoder.encode(first ? text : `${text},`))
+      parts.push(typeof payload === "string" ? utf8Encoder.encode(payload) : payload)
+      text = ""
+      first = false
+    }
+    text += "]"
+  }
+  parts.push(utf8Encoder.encode(`${text}}`))
   return parts
+}
+
+const decodeRecord = Schema.decodeUnknownResult(Schema.toCodecJson(Storage.AcceptorRecord))
+
+/**
+ * A record's JSON with each pvalue logged as its received payload (`{"raw":k}`, see
+ * `recordUtf8`) replaced by the pvalue that payload's P2a carries, or why that fails.
+ */
+const withReceived = (json: unknown): unknown | string => {
+  if (typeof json !== "object" || json === null || !("received" in json)) return json
+  const { received, ...record } = json as { readonly received: unknown; readonly accepted?: unknown }
+  if (!Array.isArray(received)) return "received is not an array"
+  if (!Array.isArray(record.accepted)) return json
+  const accepted: Array<unknown> = []
+  for (const entry of record.accepted as ReadonlyArray<unknown>) {
+    if (typeof entry !== "object" || entry === null || !("raw" in entry)) {
+      accepted.push(entry)
+      continue
+    }
+    const { raw, at } = entry as { readonly raw: unknown; readonly at?: unknown }
+    if (typeof raw !== "number" || !Number.isSafeInteger(raw) || raw < 0 || raw >= received.length) {
+      return `no received payload ${JSON.stringify(raw)}`
+    }
+    if (at !== undefined && typeof at !== "number") return `received index ${JSON.stringify(at)} is not a number`
+    const pvalue = Codec.receivedP2aJson(received[raw], at)
+    if (pvalue instanceof Codec.DecodeError) return `received payload ${raw}: ${pvalue.reason}`
+    accepted.push(pvalue)
+  }
+  return { ...record, accepted }
 }
 
 const decodePayload = (payload: Uint8Array): Result.Result<Storage.AcceptorRecord, string> => {
@@ -222,7 +283,15 @@ const decodePayload = (payload: Uint8Array): Result.Result<Storage.AcceptorRecor
   } catch {
     return Result.fail("record is not valid UTF-8")
   }
-  return Result.mapError(decodeJson(text), (e) => `record does not decode: ${e.message}`)
+  let json: unknown
+  try {
+    json = JSON.parse(text)
+  } catch (e) {
+    return Result.fail(`record is not JSON: ${e instanceof Error ? e.message : String(e)}`)
+  }
+  const resolved = withReceived(json)
+  if (typeof resolved === "string") return Result.fail(`record does not decode: ${resolved}`)
+  return Result.mapError(decodeRecord(resolved), (e) => `record does not decode: ${e.message}`)
 }
 
 // -----------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 import { NodePath } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
-import { Ballot, Codec, Command, type Storage } from "@synod/core"
+import { Address, Ballot, Codec, Command, type Message, type Storage, Trusted } from "@synod/core"
 import * as DurableFileSystem from "@synod/node/DurableFileSystem"
 import * as Frame from "@synod/node/Frame"
 import * as Wal from "@synod/node/Wal"
@@ -617,4 +617,108 @@ describe("Wal.encodeFrame", () => {
       { numRuns: 200 }
     )
   })
+})
+
+describe("Wal: P2as logged as they were received", () => {
+  const utf8 = new TextEncoder()
+  const bigBatch = (seq: number, text: string) =>
+    Trusted.batch([
+      Trusted.command("c1", seq, 0, { put: `k${seq}`, value: text.repeat(Math.ceil(2000 / text.length)) })
+    ])
+  /** The P2a's envelope as a leader of another process sends it: JSON text. */
+  const sent = (ballot: Ballot.Ballot, slot: number, value: Command.SlotValue) =>
+    Codec.encode(Trusted.envelope(Address.leader("s1"), Address.acceptor("s2"), Trusted.p2a(ballot, slot, value)))
+  /** What an acceptor logs of the P2as a payload carried: a promise of the last ballot and each pvalue. */
+  const accepting = (payload: Uint8Array | string): Storage.AcceptorRecord => {
+    const items = Result.getOrThrow(Codec.decodeMany(payload)).map(Result.getOrThrow)
+    const p2as = items.map((e) => e.message).filter((m): m is Message.P2a => m._tag === "P2a")
+    return {
+      promised: p2as[p2as.length - 1]!.ballot,
+      accepted: p2as.map((m) => Trusted.pvalue(m.ballot, m.slot, m.value))
+    }
+  }
+  const frameText = (rec: Storage.AcceptorRecord) =>
+    new TextDecoder().decode(Result.getOrThrow(Wal.encodeFrame(rec)).subarray(Frame.HeaderBytes))
+
+  it.effect("a received P2a is logged as its payload and recovered as the pvalue accepted", () =>
+    Effect.gen(function* () {
+      const file = yield* tempLog
+      const b = Ballot.make(3, "s1")
+      const payload = utf8.encode(sent(b, 7, bigBatch(1, "héllo ")))
+      const rec = accepting(payload)
+      const text = frameText(rec)
+      assert.include(text, `"accepted":[{"raw":0}]`)
+      assert.include(text, new TextDecoder().decode(payload), "the payload's bytes, as they came")
+      yield* withWal(file, (wal) => wal.append(rec))
+      const { state } = yield* stateOf(file)
+      assertState(state, Wal.fold([rec]))
+      assert.strictEqual(state.accepted.get(7)?.value._tag, "Batch", "pvalues come back as schema classes")
+    }).pipe(Effect.provide(NodeLayer))
+  )
+
+  it.effect("a forged P2a with its value twice is recovered with the value it was accepted with", () =>
+    Effect.gen(function* () {
+      const file = yield* tempLog
+      const b = Ballot.make(4, "s1")
+      const honest = sent(b, 2, bigBatch(1, "first "))
+      const second = JSON.stringify(bigBatch(2, "second "))
+      // JSON.parse keeps the last of two equal keys: a text cut around the first value would log another
+      const forged = `${honest.slice(0, -2)},"value":${second}}}`
+      const rec = accepting(utf8.encode(forged))
+      assert.deepStrictEqual(rec.accepted[0]!.value, bigBatch(2, "second "))
+      assert.include(frameText(rec), `{"raw":0}`)
+      yield* withWal(file, (wal) => wal.append(rec))
+      const { state } = yield* stateOf(file)
+      assert.deepStrictEqual(state.accepted.get(2), rec.accepted[0])
+    }).pipe(Effect.provide(NodeLayer))
+  )
+
+  it.effect("P2as coalesced into one payload: each by its index, the payload logged once", () =>
+    Effect.gen(function* () {
+      const file = yield* tempLog
+      const b = Ballot.make(5, "s3")
+      const payload = `[${sent(b, 1, bigBatch(1, "a"))}, ${sent(b, 2, Trusted.batch([Trusted.command("c2", 1, 0, 1)]))},${sent(b, 3, bigBatch(3, "c"))}]`
+      const rec = accepting(payload)
+      const text = frameText(rec)
+      assert.include(text, `"accepted":[{"raw":0,"at":0},{"raw":0,"at":1},{"raw":0,"at":2}]`)
+      assert.strictEqual(text.split(`"_tag":"P2a"`).length - 1, 3, "the payload once")
+      yield* withWal(file, (wal) => wal.append(rec))
+      yield* withWal(file, (wal) => wal.append(record(9, 4)))
+      const { state } = yield* stateOf(file)
+      assertState(state, Wal.fold([rec, record(9, 4)]))
+    }).pipe(Effect.provide(NodeLayer))
+  )
+
+  it("a pvalue at another ballot or slot than its P2a's, a small payload or one with a byte-order mark is stringified", () => {
+    const b = Ballot.make(6, "s1")
+    const value = bigBatch(1, "x")
+    const payload = utf8.encode(sent(b, 1, value))
+    const rec = accepting(payload)
+    const decoded = rec.accepted[0]!.value
+    // the same value object re-proposed by this process's own leader at its own ballot
+    const reproposed = { promised: Ballot.make(7, "s2"), accepted: [Trusted.pvalue(Ballot.make(7, "s2"), 1, decoded)] }
+    const moved = { promised: b, accepted: [Trusted.pvalue(b, 2, decoded)] }
+    for (const r of [reproposed, moved]) {
+      assert.notInclude(frameText(r), `"raw"`)
+      assert.strictEqual(frameText(r), Result.getOrThrow(Wal.encodeWithSchema(r)))
+    }
+    const small = accepting(utf8.encode(sent(b, 1, Trusted.batch([Trusted.command("c1", 1, 0, "tiny")]))))
+    assert.notInclude(frameText(small), `"raw"`)
+    const marked = accepting(new Uint8Array([0xef, 0xbb, 0xbf, ...payload]))
+    assert.notInclude(frameText(marked), `"raw"`)
+  })
+
+  it.effect("a log whose received payload holds no such P2a is corrupt, not a shorter state", () =>
+    Effect.gen(function* () {
+      const file = yield* tempLog
+      const fs = yield* FileSystem.FileSystem
+      const b = Ballot.make(3, "s1")
+      const bad = `{"promised":${JSON.stringify(b)},"accepted":[{"raw":0,"at":5}],"received":[[${sent(b, 1, bigBatch(1, "z"))}]]}`
+      yield* withWal(file, (wal) => wal.append(record(1)))
+      yield* fs.writeFile(file, Frame.encodeParts([utf8.encode(bad)]), { flag: "a" })
+      const error = yield* Effect.flip(stateOf(file))
+      assert.strictEqual(error._tag, "CorruptLog")
+      assert.include((error as Wal.CorruptLog).reason, "no envelope at index 5")
+    }).pipe(Effect.provide(NodeLayer))
+  )
 })
