@@ -4,10 +4,12 @@
  * compare-and-set while the test SIGKILLs servers at random moments (the first leader
  * first) and restarts them from their data directories, once after deleting the victim's
  * replica directory (a lost disk). Afterwards every acknowledged command is in every
- * replica's state exactly once, and the replicas are identical.
+ * replica's state exactly once, and the replicas are identical. Each value is over a
+ * kilobyte, so the followers' acceptors log the P2as as they received them (`Wal`), and
+ * the restarted ones recover from such records.
  */
 import { type ChildProcess, spawn } from "node:child_process"
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { NodeFileSystem, NodePath } from "@effect/platform-node"
@@ -29,6 +31,11 @@ const clusterInput = {
   timeouts: { retransmitMs: 50, heartbeatMs: 50, leaderTimeoutMs: 300, clientTimeoutMs: 15_000 }
 }
 const config = ClusterConfig.make(clusterInput)
+
+/** Counter value `n`, padded past a kilobyte: a P2a of it is logged as received (`Codec.receivedMinBytes`). */
+const counterValue = (n: number) => `${n}|${"x".repeat(1100)}`
+/** The count a counter value holds. */
+const countOf = (value: string) => Number(value.split("|")[0])
 
 /** A server process: the real Node binary (the npm `node` shim does not forward signals). */
 const makeNode = (dir: string, id: string, url: string) => {
@@ -106,7 +113,7 @@ const caughtUp = (node: ReturnType<typeof makeNode>, clients: number, steps: num
         const replica = status.servers?.[0]?.replica
         seen = JSON.stringify({ values, replica })
         if (
-          values.every((v) => (v as { value?: unknown }).value === String(steps)) &&
+          values.every((v) => (v as { value?: unknown }).value === counterValue(steps)) &&
           replica !== undefined &&
           replica.verified === replica.slotOut
         )
@@ -149,7 +156,7 @@ describe("real server processes killed under load", () => {
               let current = 0
               let version = 0
               while (current < steps) {
-                const value = String(current + 1)
+                const value = counterValue(current + 1)
                 const r = yield* Effect.result(client.submit({ _tag: "Cas", key: `counter${i}`, version, value }))
                 if (Result.isSuccess(r)) {
                   // nobody else writes this key: a failed swap means an acknowledged step was lost
@@ -164,7 +171,7 @@ describe("real server processes killed under load", () => {
                 } else {
                   const read = yield* client.submit({ _tag: "Get", key: `counter${i}` })
                   if (read._tag === "Value") {
-                    current = read.value === null ? 0 : Number(read.value)
+                    current = read.value === null ? 0 : countOf(read.value)
                     version = read.version
                   }
                 }
@@ -189,7 +196,7 @@ describe("real server processes killed under load", () => {
         const client = yield* Client.make(Kv.machine, config, { id: "final" }).pipe(Effect.provideContext(ctx))
         for (let i = 0; i < clients; i++) {
           const read = yield* client.submit({ _tag: "Get", key: `counter${i}` })
-          assert.strictEqual(read._tag === "Value" ? read.value : undefined, String(steps), JSON.stringify(read))
+          assert.strictEqual(read._tag === "Value" ? read.value : undefined, counterValue(steps), JSON.stringify(read))
         }
         // let every replica catch up (a server restarted last may still be starting, or
         // copying a peer's state after the lost disk): each serves the final counters from
@@ -210,11 +217,17 @@ describe("real server processes killed under load", () => {
           const state = Result.getOrThrow(codecs.decodeState(snapshot.state))
           for (let i = 0; i < clients; i++) {
             const counter = Option.map(Option.fromUndefinedOr(state.entries.get(`counter${i}`)), (e) => e.value)
-            assert.deepStrictEqual(counter, Option.some(String(steps)), `${n.id} counter${i}`)
+            assert.deepStrictEqual(counter, Option.some(counterValue(steps)), `${n.id} counter${i}`)
           }
           states.push(JSON.stringify(snapshot.state))
         }
         assert.strictEqual(new Set(states).size, 1, "identical replica states")
+        // the path under test was taken: some acceptor logged a P2a as it came
+        const logs = nodes.map((n) => readFileSync(join(dir, n.id, `acceptor-${n.id}`, "wal"), "latin1"))
+        assert.isTrue(
+          logs.some((log) => log.includes(`{"raw":0`)),
+          "no acceptor logged a received P2a as it came"
+        )
         assert.deepStrictEqual(
           acknowledged,
           Array.from({ length: clients }, () => steps)
