@@ -3,8 +3,9 @@
  * (`CommanderTally`): a P2b in, `Continue | Decided | Preempted` out. Its fiber, a child
  * of the leader's host, sends P2a to every acceptor, resends to those that have not
  * answered on a schedule, sends the decision to every replica once a majority accepted
- * (as a `Chosen` without the value to a replica whose server's acceptor voted for it),
- * and returns the outcome (docs/protocol.md#commander).
+ * (as a `Chosen` without the value to a replica whose server's acceptor voted for it;
+ * with `deferChosen` it leaves those and the replicas beside acceptors yet to vote to its
+ * leader), and returns the outcome (docs/protocol.md#commander).
  *
  * - A P2b counts only when the acceptor's ballot and the echoed request both equal its
  *   own ballot, the slot matches and the acceptor has not forgotten the slot (B3).
@@ -30,6 +31,12 @@ export type Outcome =
        * send with its next round or heartbeat (docs/protocol.md#commander).
        */
       readonly owed?: ReadonlyArray<string>
+      /**
+       * With `deferChosen`: the replicas beside acceptors that have not voted yet, sent
+       * nothing: its leader sends each a `Chosen` once that acceptor's vote comes, or else
+       * the `Decision` (docs/protocol.md#commander).
+       */
+      readonly awaiting?: ReadonlyArray<string>
       /** Tracing: the decision's span (`synod.decision`), which the owed `Chosen` continue. */
       readonly span?: Tracer.AnySpan
     }
@@ -209,14 +216,27 @@ export const run = Effect.fnUntraced(function* (options: Options) {
           return transport.send(to, envelope)
         }
         const owed: Array<string> = []
+        const awaiting: Array<string> = []
         for (const id of options.replicas) {
-          if (!commander.tally.has(id)) yield* send(Address.replica(id), decision)
-          else if (options.deferChosen && id !== me) owed.push(id)
-          else yield* send(Address.replica(id), chosen)
+          if (commander.tally.has(id)) {
+            if (options.deferChosen && id !== me) owed.push(id)
+            else yield* send(Address.replica(id), chosen)
+          } else if (options.deferChosen && id !== me && commander.tally.isMember(id)) {
+            // its acceptor has the P2a and will most likely vote in a moment: a Chosen
+            // then, not the whole batch again now (the slower follower decoded every
+            // batch twice, and nats-server carried it three times from the leader)
+            awaiting.push(id)
+          } else yield* send(Address.replica(id), decision)
         }
         for (const id of options.learners ?? []) yield* send(Address.learner(id), decision)
         if (span !== undefined) trace!.spans.end(span)
-        return owed.length === 0 ? step : { ...step, owed, ...(span === undefined ? {} : { span }) }
+        if (owed.length === 0 && awaiting.length === 0) return step
+        return {
+          ...step,
+          ...(owed.length === 0 ? {} : { owed }),
+          ...(awaiting.length === 0 ? {} : { awaiting }),
+          ...(span === undefined ? {} : { span })
+        }
       }
     }
   }

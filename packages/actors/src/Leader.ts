@@ -309,6 +309,25 @@ export class LeaderCore {
   readonly owed: Array<Commander.Owed> = []
   /** The replicas that proposed each slot not yet decided here: they hear of its decision at once. */
   private readonly proposedBy = new Map<number, Set<string>>()
+  /**
+   * Slots decided before the acceptors of some replicas' servers voted (`Decided.awaiting`):
+   * such a replica gets a `Chosen` (owed) when its acceptor's vote comes, or the `Decision`
+   * when the vote is refused, when the replica asks for a read index, or on the second tick
+   * after (its acceptor is down or far behind). At most the slots decided in two heartbeat
+   * periods.
+   */
+  private readonly awaitingVote = new Map<
+    number,
+    { readonly ballot: Ballot.Ballot; readonly replicas: Set<string>; readonly tick: number }
+  >()
+  /** Ticks so far: `awaitingVote` entries wait at least one whole period. */
+  private ticks = 0
+  /**
+   * The acceptors whose acceptance it routed to each running commander (by key): a vote
+   * may reach the commander after it decided, before its leader hears that it did, and
+   * would be lost to `awaitingVote`. At most the acceptors times the window.
+   */
+  private readonly routedVotes = new Map<string, Set<string>>()
   decidedCount = 0
   maxDecided = 0
   /**
@@ -610,8 +629,11 @@ export class LeaderCore {
         return this.preempted(input.outcome.by)
       case "CommanderEnded": {
         const { outcome } = input
-        this.commanders.delete(commanderKey(outcome.ballot, input.slot))
-        if (outcome._tag === "Decided") return this.decidedSlot(outcome)
+        const key = commanderKey(outcome.ballot, input.slot)
+        this.commanders.delete(key)
+        const votes = this.routedVotes.get(key)
+        this.routedVotes.delete(key)
+        if (outcome._tag === "Decided") return this.decidedSlot(outcome, votes)
         return this.preempted(outcome.by)
       }
       case "Resign":
@@ -910,9 +932,49 @@ export class LeaderCore {
     for (const { replica, chosen } of this.owed.splice(0)) this.out.send(Address.replica(replica), chosen)
   }
 
-  /** Answers a read index question; the `Chosen` owed go first, so that the replica can reach the index. */
+  /** Sends `replica` the decision of `slot`, if still kept (below the watermark every replica has it). */
+  private sendDecision(replica: string, slot: number) {
+    const decision = this.decided.get(slot)
+    if (decision !== undefined) this.out.send(Address.replica(replica), decision)
+  }
+
+  /**
+   * Sends the decisions still awaiting a vote (`awaitingVote`): to `replica` only, or to
+   * every replica for the slots that waited since tick `before` or earlier.
+   */
+  private payAwaiting(replica: string | undefined, before = Number.POSITIVE_INFINITY) {
+    for (const [slot, awaiting] of this.awaitingVote) {
+      if (replica !== undefined) {
+        if (!awaiting.replicas.delete(replica)) continue
+        this.sendDecision(replica, slot)
+      } else if (awaiting.tick <= before) {
+        for (const r of awaiting.replicas) this.sendDecision(r, slot)
+        awaiting.replicas.clear()
+      }
+      if (awaiting.replicas.size === 0) this.awaitingVote.delete(slot)
+    }
+  }
+
+  /** A vote for a slot decided before it came (`awaitingVote`): its replica gets the `Chosen` now owed, or the decision. */
+  private lateVote(acceptor: string, msg: Message.P2b) {
+    const awaiting = this.awaitingVote.get(msg.slot)
+    if (awaiting === undefined || !Ballot.equals(msg.request, awaiting.ballot) || !awaiting.replicas.delete(acceptor)) {
+      return
+    }
+    if (awaiting.replicas.size === 0) this.awaitingVote.delete(msg.slot)
+    // it voted at the deciding ballot: its replica takes the value from it, as the others
+    if (Commander.isAcceptance(msg, awaiting.ballot, msg.slot)) {
+      this.owed.push({ replica: acceptor, chosen: Trusted.chosen(msg.slot, awaiting.ballot) })
+    } else this.sendDecision(acceptor, msg.slot)
+  }
+
+  /**
+   * Answers a read index question; the `Chosen` owed and the decisions awaiting a vote go
+   * first, so that the replica can reach the index.
+   */
   private replyIndex(to: Address.Address, id: number, index: number, ballot: Ballot.Ballot) {
     this.payOwed()
+    if (this.awaitingVote.size > 0) this.payAwaiting(Address.id(to))
     this.out.send(to, Trusted.readIndexReply(id, index, ballot))
   }
 
@@ -942,6 +1004,7 @@ export class LeaderCore {
     this.heardAt.set(Address.id(from), this.now())
     if (msg.watermark !== undefined) this.raiseWatermark(msg.watermark)
     if (msg.slot < this.watermark) return
+    if (this.awaitingVote.size > 0) this.lateVote(Address.id(from), msg)
     let key: string | undefined = commanderKey(msg.request, msg.slot)
     if (this.bugs.p2bBySlotOnly) {
       // B3: any commander of the slot gets it, whatever ballot it answers
@@ -949,6 +1012,11 @@ export class LeaderCore {
       for (const [k, slot] of this.commanders) if (slot === msg.slot) key = k
     }
     if (key !== undefined && this.commanders.has(key)) {
+      if (Commander.isAcceptance(msg, msg.request, msg.slot)) {
+        const votes = this.routedVotes.get(key)
+        if (votes === undefined) this.routedVotes.set(key, new Set([Address.id(from)]))
+        else votes.add(Address.id(from))
+      }
       this.out.route(key, Trusted.envelope(from, this.self, msg))
     }
   }
@@ -993,6 +1061,8 @@ export class LeaderCore {
     this.lastTick = now
     // a decision waits for the next round at most a heartbeat period
     this.payOwed()
+    this.ticks++
+    if (this.awaitingVote.size > 0) this.payAwaiting(undefined, this.ticks - 2)
     if (this.state._tag === "Active") {
       if (this.commanders.size > 0 && !this.hearsMajority(now)) return this.abdicate()
       // removed from the configuration: hand over to a leader of the latest one (rule 7)
@@ -1186,7 +1256,8 @@ export class LeaderCore {
     return this.proposals.get(slot)
   }
 
-  private decidedSlot(event: Extract<Commander.Outcome, { _tag: "Decided" }>) {
+  /** `votes`: the acceptances routed to its commander (`routedVotes`), some perhaps after it decided. */
+  private decidedSlot(event: Extract<Commander.Outcome, { _tag: "Decided" }>, votes?: ReadonlySet<string>) {
     const proposers = this.proposedBy.get(event.slot)
     this.proposedBy.delete(event.slot)
     if (event.owed !== undefined) {
@@ -1203,6 +1274,20 @@ export class LeaderCore {
       if (event.slot > this.maxDecided) this.maxDecided = event.slot
       if (event.slot > this.topSlot) this.topSlot = event.slot
       this.liveness.success()
+    }
+    if (event.awaiting !== undefined) {
+      const later = new Set<string>()
+      for (const replica of event.awaiting) {
+        if (votes?.has(replica)) {
+          // its acceptor's vote reached the commander after it decided: as the other voters'
+          const chosen = Trusted.chosen(event.slot, event.ballot)
+          if (proposers?.has(replica)) this.out.send(Address.replica(replica), chosen)
+          else this.owed.push({ replica, chosen })
+        } else if (proposers?.has(replica)) {
+          this.out.send(Address.replica(replica), Trusted.decision(event.slot, event.value, event.ballot))
+        } else later.add(replica)
+      }
+      if (later.size > 0) this.awaitingVote.set(event.slot, { ballot: event.ballot, replicas: later, tick: this.ticks })
     }
     this.advanceKnown()
   }
@@ -1278,6 +1363,7 @@ export class LeaderCore {
     if (this.bugs.staleChildren || this.bugs.p2bBySlotOnly) return
     for (const key of this.commanders.keys()) this.out.stop(key)
     this.commanders.clear()
+    this.routedVotes.clear()
   }
 
   private stepDown(by: Ballot.Ballot) {
@@ -1328,6 +1414,7 @@ export class LeaderCore {
       if (slot >= w) continue
       this.out.stop(key)
       this.commanders.delete(key)
+      this.routedVotes.delete(key)
     }
   }
 
@@ -1551,7 +1638,8 @@ export const run = Effect.fn("Leader.run")(function* (id: string, config: Cluste
         return undefined
       },
       // a Chosen it owed continues its decision's span, as the commander's own do
-      sending: (message) => (message._tag === "Chosen" ? decisions!.get(message.slot) : undefined)
+      sending: (message) =>
+        message._tag === "Chosen" || message._tag === "Decision" ? decisions!.get(message.slot) : undefined
     })
   }).pipe(Effect.annotateLogs({ role: "leader", id }))
 

@@ -96,7 +96,7 @@ describe("a commander", () => {
       const { sent, layer } = recording()
       const inbox = yield* Queue.unbounded<Message.Envelope>()
       const fiber = yield* Commander.run({
-        ...commanderOptions(inbox, 4, Command.noop, ["l1", "a2", "a3"]),
+        ...commanderOptions(inbox, 4, Command.noop, ["l1", "a2", "a3", "r4"]),
         acceptors: ["l1", "a2", "a3"],
         deferChosen: true,
         piggyback: [{ replica: "a3", chosen: new Message.Chosen({ slot: 3, ballot: b2 }) }]
@@ -117,9 +117,11 @@ describe("a commander", () => {
       const outcome = yield* Fiber.join(fiber)
       assert.strictEqual(outcome._tag, "Decided")
       assert.deepStrictEqual(outcome._tag === "Decided" ? outcome.owed : undefined, ["a2"])
+      // a3's acceptor has not voted yet: its leader waits for the vote; r4 has no acceptor
+      assert.deepStrictEqual(outcome._tag === "Decided" ? outcome.awaiting : undefined, ["a3"])
       assert.deepStrictEqual(
         sent.slice(4).map((e) => `${e.to} ${e.message._tag}`),
-        ["replica/l1 Chosen", "replica/a3 Decision"]
+        ["replica/l1 Chosen", "replica/r4 Decision"]
       )
     })
   )

@@ -119,7 +119,7 @@ const timeouts = { retransmitMs: 100, heartbeatMs: 50, leaderTimeoutMs: 200, max
 /**
  * The leader: `init id= round= window= random= orphans=`, `deliver`, `tick`, `time`,
  * `scout-ended adopted ballot= pvalues= watermark= [from=]` | `scout-ended preempted ballot= by=`,
- * `commander-ended slot= decided ballot= value=` | `commander-ended slot= preempted ballot= by=`
+ * `commander-ended slot= decided ballot= value= [owed=] [awaiting=]` | `commander-ended slot= preempted ballot= by=`
  * (slot may be a range), `resign`, `transfer [to=]`, `status`, `crash`, `restart` (from the persisted round).
  * Acceptors a1..a3, leaders l1 (the first: at start it listens, then competes) and l2,
  * replicas r1 and r2; heartbeat 50 ms, leader timeout 200 ms (at most 1000).
@@ -207,7 +207,9 @@ export const leader = (): Handler => {
                     slot,
                     value: N.parseValue(cmd.get("value")),
                     // the replicas the commander left their Chosen to the leader (`deferChosen`)
-                    ...(cmd.has("owed") ? { owed: cmd.get("owed").split(",") } : {})
+                    ...(cmd.has("owed") ? { owed: cmd.get("owed").split(",") } : {}),
+                    // the replicas beside acceptors that had not voted yet (`Decided.awaiting`)
+                    ...(cmd.has("awaiting") ? { awaiting: cmd.get("awaiting").split(",") } : {})
                   }
                 : { _tag: "Preempted", ballot, by: N.parseBallot(cmd.get("by")) }
             return { _tag: "CommanderEnded", slot, outcome }
