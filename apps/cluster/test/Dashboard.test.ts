@@ -130,8 +130,8 @@ describe("dashboard", () => {
           /^s\d at ballot \d+\.s\d/
         )
         assert.match((yield* Effect.promise(() => page.locator("#events").textContent())) ?? "", /became active/)
-        // the messages those writes took
-        for (const tag of ["P2a", "P2b", "Decision"]) {
+        // the messages those writes took (followers hear of decisions by `Chosen`)
+        for (const tag of ["P2a", "P2b", "Chosen"]) {
           const rate = yield* Effect.promise(() => page.locator(`#rates tr[data-tag="${tag}"]`).count())
           assert.strictEqual(rate, 1, `${tag} in the message rates`)
         }
