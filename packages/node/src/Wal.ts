@@ -4,7 +4,8 @@
  *
  * Format: frames (see `Frame`), each payload the JSON of one `AcceptorRecord` encoded with
  * `Schema.toCodecJson`, except that a pvalue another process's P2a brought may stand as
- * `{"raw":k}` for the payload it came in, kept in the record's `received` (`recordUtf8`). The acceptor's state is the fold of the records in order
+ * `{"raw":k}` for the payload it came in, kept in the record's `received` (`recordUtf8`).
+ * The acceptor's state is the fold of the records in order
  * (`Storage.applyRecord`, shared with core's in-memory store): the highest promise, the
  * highest GC watermark, and per slot from the watermark on the pvalue with the highest
  * ballot. Compaction therefore drops every slot the acceptor garbage-collected, and keeps
