@@ -1260,9 +1260,12 @@ export class LeaderCore {
   private decidedSlot(event: Extract<Commander.Outcome, { _tag: "Decided" }>, votes?: ReadonlySet<string>) {
     const proposers = this.proposedBy.get(event.slot)
     this.proposedBy.delete(event.slot)
-    if (event.owed !== undefined) {
+    // a vote that reached the commander after it decided makes its replica owed, as the other voters'
+    const lateVoters = votes === undefined ? [] : (event.awaiting ?? []).filter((r) => votes.has(r))
+    const owed = lateVoters.length === 0 ? event.owed : [...(event.owed ?? []), ...lateVoters]
+    if (owed !== undefined) {
       const chosen = Trusted.chosen(event.slot, event.ballot)
-      for (const replica of event.owed) {
+      for (const replica of owed) {
         // a replica that proposed the slot has clients waiting for it: it hears now
         if (proposers?.has(replica)) this.out.send(Address.replica(replica), chosen)
         else this.owed.push({ replica, chosen })
@@ -1278,12 +1281,8 @@ export class LeaderCore {
     if (event.awaiting !== undefined) {
       const later = new Set<string>()
       for (const replica of event.awaiting) {
-        if (votes?.has(replica)) {
-          // its acceptor's vote reached the commander after it decided: as the other voters'
-          const chosen = Trusted.chosen(event.slot, event.ballot)
-          if (proposers?.has(replica)) this.out.send(Address.replica(replica), chosen)
-          else this.owed.push({ replica, chosen })
-        } else if (proposers?.has(replica)) {
+        if (votes?.has(replica)) continue
+        if (proposers?.has(replica)) {
           this.out.send(Address.replica(replica), Trusted.decision(event.slot, event.value, event.ballot))
         } else later.add(replica)
       }

@@ -234,15 +234,12 @@ const recordUtf8 = (record: Storage.AcceptorRecord, useReceived: boolean): Array
   }
   text += `]${record.watermark === undefined ? "" : `,"watermark":${record.watermark}`}`
   if (received !== undefined) {
-    text += `,"received":[`
-    let first = true
+    let before = `${text},"received":[`
     for (const payload of received.keys()) {
-      parts.push(utf8Encoder.encode(first ? text : `${text},`))
-      parts.push(typeof payload === "string" ? utf8Encoder.encode(payload) : payload)
-      text = ""
-      first = false
+      parts.push(utf8Encoder.encode(before), typeof payload === "string" ? utf8Encoder.encode(payload) : payload)
+      before = ","
     }
-    text += "]"
+    text = "]"
   }
   parts.push(utf8Encoder.encode(`${text}}`))
   return parts
