@@ -10,6 +10,7 @@
  *   BENCH_LEVELS=256 BENCH_BATCHING=on BENCH_ENCODE=off node --cpu-prof packages/actors/bench/inmemory.ts
  *   pnpm bench inmemory --keys 100000 --value-bytes 100   the yardstick's workload (16-byte keys
  *                      uniform over 100,000, 100-byte values) instead of 64 keys and counters
+ *   pnpm bench inmemory --clients separate   one synod client per loop instead of one shared by all
  *
  * Every message still goes through the wire codec; storage is in memory (no fsync), so
  * this measures the protocol and runtime overhead, not disks or the network.
@@ -48,6 +49,19 @@ const values =
         Array.from({ length: valueBytes }, () => alphabet[Math.floor(Math.random() * alphabet.length)]).join("")
       )
 
+/**
+ * `--clients shared` (the default, as `pnpm bench nats` and the yardstick's load generator):
+ * a level's closed loops share one synod client, as an application's concurrent requests
+ * do; its requests to a replica and the answers come in batches. `--clients separate`: one
+ * client per loop, each with its own mailbox, timer and answers (many independent clients).
+ */
+const clientsAt = process.argv.indexOf("--clients")
+const clientsMode = clientsAt > 0 ? process.argv[clientsAt + 1] : "shared"
+if (clientsMode !== "shared" && clientsMode !== "separate") {
+  process.stderr.write(`--clients: "${clientsMode}" is not one of shared, separate\n`)
+  process.exit(2)
+}
+
 const percentile = (sorted: ReadonlyArray<number>, p: number) =>
   sorted.length === 0 ? Number.NaN : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!
 
@@ -75,9 +89,10 @@ const runOne = (clients: number, batching: boolean, op: Op) => {
   )
   return Effect.gen(function* () {
     const clock = yield* Clock.Clock
+    const shared = clientsMode === "shared" ? yield* Client.make(Kv.machine, config, { id: "bench" }) : undefined
     const handles = yield* Effect.forEach(
       Array.from({ length: clients }, (_, i) => i),
-      (i) => Client.make(Kv.machine, config, { id: `bench${i}` })
+      (i) => (shared !== undefined ? Effect.succeed(shared) : Client.make(Kv.machine, config, { id: `bench${i}` }))
     )
     // warm up: elect a leader, JIT the hot paths
     yield* handles[0]!.submit({ _tag: "Put", key: "warm", value: "up" })
@@ -126,7 +141,9 @@ const runOne = (clients: number, batching: boolean, op: Op) => {
 }
 
 const main = Effect.gen(function* () {
-  process.stdout.write(`synod in-memory benchmark: 3 colocated servers, one process, ${seconds} s per run\n`)
+  process.stdout.write(
+    `synod in-memory benchmark: 3 colocated servers, one process, ${seconds} s per run, ${clientsMode === "shared" ? "one client shared by the loops" : "one client per loop"}\n`
+  )
   process.stdout.write("clients  batching  op          ops/s   p50 ms   p99 ms   CPU µs/op   rss MiB\n")
   const ratios: Array<string> = []
   for (const batching of (process.env.BENCH_BATCHING ?? "on,off").split(",").map((b) => b === "on")) {
