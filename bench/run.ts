@@ -12,7 +12,8 @@
  *   pnpm bench apply [flags]        the key-value store's apply alone, as three replicas run it
  *   pnpm bench startup [flags]      the built synod command: --version, and a restarted synod serve until it serves
  *   pnpm bench reads [flags]        linearizable reads checked while the leader is paused and killed
- *   pnpm bench floor [flags]        a write's critical path over NATS with no protocol code: the floor under one client
+ *   pnpm bench floor [flags]        a write's critical path over NATS with no protocol code: the floor under one client;
+ *                                   bare NATS request/reply and node:http at 256 clients: the machine's ceilings
  */
 import { spawn } from "node:child_process"
 

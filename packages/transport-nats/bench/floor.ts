@@ -9,13 +9,23 @@
  * `synod serve` runs. Then the same without the appends, and a bare request/reply
  * between two processes, for scale. What synod takes above these is its own.
  *
- *   npx -y pnpm@10.34.9 bench floor [--writes 3000]
+ * Then the ceilings at 256 clients, for the yardstick's `native`, `http` and `embedded`
+ * runs, with the machine's two cores shared by every process as they are there:
+ * - NATS: 256 requests in flight from one client process to an echo process, each its own
+ *   message (as a JetStream KV put is): no protocol, no disk;
+ * - HTTP: 256 keep-alive connections from a `node:http` client process (what the
+ *   yardstick's `synod-http` target is) to a `node:http` server that parses each PUT's JSON
+ *   body and answers a small JSON object: the fewest a server can do per request.
+ * Each prints ops/s and the CPU per operation of every process.
+ *
+ *   npx -y pnpm@10.34.9 bench floor [--writes 3000] [--seconds 5]
  *
  * It starts its own nats-server (`nats-server` on the PATH) on a free port; a script, not
  * a test.
  */
 import { type ChildProcess, spawn } from "node:child_process"
-import { closeSync, fdatasyncSync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs"
+import { closeSync, fdatasyncSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from "node:fs"
+import { Agent, createServer as createHttpServer, request as httpRequest } from "node:http"
 import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -99,6 +109,70 @@ const echo = async () => {
   process.stdout.write("ready\n")
 }
 
+/** A `PUT /kv/{key}` server doing the least a key-value API can: parse the body, answer a version. */
+const httpServer = async () => {
+  let version = 0
+  const server = createHttpServer((req, res) => {
+    const chunks: Array<Buffer> = []
+    req.on("data", (c: Buffer) => chunks.push(c))
+    req.on("end", () => {
+      const { value } = JSON.parse(Buffer.concat(chunks).toString()) as { value: unknown }
+      const body = JSON.stringify({ key: decodeURIComponent(req.url!.slice(4)), version: ++version })
+      res.writeHead(typeof value === "string" ? 200 : 400, {
+        "content-type": "application/json",
+        "content-length": Buffer.byteLength(body)
+      })
+      res.end(body)
+    })
+  })
+  await new Promise<void>((resolve) => server.listen(Number(url), "127.0.0.1", resolve))
+  process.stdout.write("ready\n")
+}
+
+/** CPU seconds a process has used (`/proc/PID/stat`: utime and stime, in USER_HZ = 100). */
+const cpuOf = (pid: number | undefined): number => {
+  if (pid === undefined) return 0
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ")
+  return (Number(fields[11]) + Number(fields[12])) / 100
+}
+
+/**
+ * `inFlight` closed loops doing `op` for `seconds` after a second of warm-up: ops/s and the
+ * CPU per operation (µs) of this process and of each of `pids`.
+ */
+const closedLoops = async (
+  inFlight: number,
+  seconds: number,
+  op: (i: number) => Promise<unknown>,
+  pids: Record<string, number | undefined>
+): Promise<string> => {
+  let measuring = false
+  let done = 0
+  let stop = false
+  let n = 0
+  const loops = Array.from({ length: inFlight }, async () => {
+    while (!stop) {
+      await op(n++)
+      if (measuring) done++
+    }
+  })
+  await new Promise((r) => setTimeout(r, 1000))
+  measuring = true
+  const self0 = process.cpuUsage()
+  const others0 = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuOf(pid)]))
+  const t0 = performance.now()
+  await new Promise((r) => setTimeout(r, seconds * 1000))
+  const elapsed = (performance.now() - t0) / 1000
+  const ops = done
+  const self = process.cpuUsage(self0)
+  const others = Object.entries(pids).map(([k, pid]) => `${k} ${(((cpuOf(pid) - others0[k]!) * 1e6) / ops) | 0}`)
+  measuring = false
+  stop = true
+  await Promise.all(loops)
+  const client = ((self.user + self.system) / ops) | 0
+  return `${(ops / elapsed).toFixed(0).padStart(7)} ops/s   CPU µs per op: client ${client}, ${others.join(", ")}`
+}
+
 const freePort = (): Promise<number> =>
   new Promise((resolve, reject) => {
     const server = createServer()
@@ -130,6 +204,12 @@ const main = async () => {
   const writes = at > 0 ? Number(process.argv[at + 1]) : 3000
   if (!Number.isSafeInteger(writes) || writes < 100 || writes > 1_000_000) {
     process.stderr.write("--writes must be an integer from 100 to 1000000\n")
+    process.exit(2)
+  }
+  const secondsAt = process.argv.indexOf("--seconds")
+  const seconds = secondsAt > 0 ? Number(process.argv[secondsAt + 1]) : 5
+  if (!Number.isFinite(seconds) || seconds < 1 || seconds > 600) {
+    process.stderr.write("--seconds must be a number from 1 to 600\n")
     process.exit(2)
   }
   const port = await freePort()
@@ -187,7 +267,45 @@ const main = async () => {
       if (i >= 300) latencies.push(performance.now() - t)
     }
     process.stdout.write(`${"  request/reply, 2 hops (for scale):".padEnd(40)}${summary(latencies)}\n`)
+
+    process.stdout.write(
+      `the ceilings at 256 clients: ${seconds} s each after 1 s of warm-up, all processes on this machine\n`
+    )
+    const echo = children[children.length - 1]
+    const natsLine = await closedLoops(256, seconds, () => nc!.request("floor.echo", request, { timeout: 10_000 }), {
+      echo: echo?.pid,
+      "nats-server": server.pid
+    })
+    process.stdout.write(`${"  NATS request/reply, 256 in flight:".padEnd(40)}${natsLine}\n`)
+    for (const child of children.splice(0)) child.kill()
     await nc.close()
+
+    const httpPort = await freePort()
+    await run(["http", String(httpPort), "h", "0"])
+    const agent = new Agent({ keepAlive: true, maxSockets: 1024 })
+    const body = JSON.stringify({ value: "v".repeat(100) })
+    const put = (i: number) =>
+      new Promise<void>((resolve, reject) => {
+        const req = httpRequest(
+          {
+            host: "127.0.0.1",
+            port: httpPort,
+            method: "PUT",
+            path: `/kv/k${String(i % 100_000).padStart(15, "0")}`,
+            agent,
+            headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) }
+          },
+          (res) => {
+            res.on("data", () => {})
+            res.on("end", () => (res.statusCode === 200 ? resolve() : reject(new Error(`HTTP ${res.statusCode}`))))
+          }
+        )
+        req.on("error", reject)
+        req.end(body)
+      })
+    const httpLine = await closedLoops(256, seconds, put, { server: children[children.length - 1]?.pid })
+    process.stdout.write(`${"  HTTP PUT, 256 keep-alive connections:".padEnd(40)}${httpLine}\n`)
+    agent.destroy()
   } finally {
     for (const child of children) child.kill()
     server.kill()
@@ -198,4 +316,5 @@ const main = async () => {
 if (role === "acceptor") await acceptor()
 else if (role === "leader") await leader()
 else if (role === "echo") await echo()
+else if (role === "http") await httpServer()
 else await main()
