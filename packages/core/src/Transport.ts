@@ -33,5 +33,12 @@ export class Transport extends Context.Service<
     listen(address: Address): Effect.Effect<Mailbox, TransportError, Scope.Scope>
     /** The largest encoded message (UTF-8 bytes) it delivers; larger ones are dropped. */
     readonly maxMessageBytes: number
+    /**
+     * Hands what `send` has queued in this process to the network now, instead of at the
+     * end of the current task. A role calls it before it blocks the event loop (an
+     * acceptor's fsync done in place), so that messages ready to leave do not wait for the
+     * disk, and after sending what such a write released. Absent: sends leave on their own.
+     */
+    readonly flush?: () => void
   }
 >()("@synod/core/Transport") {}

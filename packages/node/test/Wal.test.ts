@@ -112,6 +112,51 @@ describe("Wal", () => {
     })
   )
 
+  it.effect(
+    "an append that finds the writer idle is written in its caller's turn; appends meanwhile follow it in order",
+    () =>
+      Effect.gen(function* () {
+        const instrument = new InstrumentedFs.Instrument()
+        yield* Effect.gen(function* () {
+          const file = yield* tempLog
+          const writing = yield* Deferred.make<void>()
+          const release = yield* Deferred.make<void>()
+          const wal = yield* Wal.open(file)
+          let writes = 0
+          instrument.hook = (call) => {
+            if (call.op !== "writeAll" || call.path !== file) return Effect.void
+            // the first write waits to be released; later ones do not
+            return writes++ === 0
+              ? Effect.andThen(Deferred.succeed(writing, undefined), Deferred.await(release))
+              : Effect.void
+          }
+          // the same slot each time: the log keeps the last, so the order of the writes shows
+          const first = yield* Effect.forkChild(wal.append(record(1, 1)), { startImmediately: true })
+          // the writer being idle, its caller writes it, before yielding: handed to the writer
+          // fiber, nothing would be written yet
+          assert.isTrue(yield* Deferred.isDone(writing), "the first append reached its write in the caller's turn")
+          // the next ones must wait for its permit or the writer, and land after it
+          const rest = yield* Effect.forkChild(
+            Effect.forEach(range(2, 5), (seq) => wal.append(record(seq, 1)), {
+              concurrency: "unbounded",
+              discard: true
+            }),
+            { startImmediately: true }
+          )
+          yield* Deferred.succeed(release, undefined)
+          yield* Fiber.join(first)
+          yield* Fiber.join(rest)
+          const stats = yield* wal.stats
+          assert.strictEqual(stats.appends, 5)
+          assert.strictEqual(stats.syncs, 2, "the first alone, then the four that waited for it together")
+          instrument.hook = () => Effect.void
+          const { state } = yield* stateOf(file)
+          assertState(state, Wal.fold(range(1, 5).map((seq) => record(seq, 1))))
+          assert.deepStrictEqual(state.accepted.get(1), record(5, 1).accepted[0])
+        }).pipe(Effect.provide(instrumented(instrument)))
+      })
+  )
+
   it.effect("group commit: 200 concurrent appends share a few fsyncs and all survive a reopen", () =>
     Effect.gen(function* () {
       const instrument = new InstrumentedFs.Instrument()

@@ -515,7 +515,19 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
       return mailbox as Transport.Mailbox
     })
 
-  return Transport.Transport.of({ send, listen, maxMessageBytes: maxBytes })
+  // The connection's own write buffer: `publish` fills it and the client writes it to the
+  // socket on a microtask, behind whatever else is queued then. Its protocol handler's
+  // `flushPending` writes it at once; not in the client's typed API, so looked up and skipped
+  // if a version of the client lacks it (sends then leave on their own, as before).
+  const protocol = (client as unknown as { readonly protocol?: { readonly flushPending?: unknown } }).protocol
+  const writeNow =
+    typeof protocol?.flushPending === "function" ? (protocol.flushPending as () => void).bind(protocol) : undefined
+  const flush = (): void => {
+    if (pending.size > 0) flushPending()
+    writeNow?.()
+  }
+
+  return Transport.Transport.of({ send, listen, maxMessageBytes: maxBytes, flush })
 })
 
 /** The transport, on a `NatsConnection` (and its `NatsStats`) provided from outside. */

@@ -338,6 +338,49 @@ describe("coalescing", () => {
   )
 
   it.live(
+    "flush hands what was sent, coalesced, to the socket at once: before a write that blocks the event loop",
+    () =>
+      Effect.gen(function* () {
+        const server = yield* NatsServer.start()
+        const { transport, stats, connection } = yield* Kit.build({
+          servers: server.url,
+          name: "fl",
+          cluster: "fl",
+          localDelivery: false
+        })
+        const raw = yield* Kit.rawClient(server.url)
+        const sizes: Array<number> = []
+        raw.subscribe("synod.fl.leader.l1", { callback: (_err, msg) => void sizes.push(msg.data.length) })
+        yield* Effect.promise(() => raw.flush())
+        const mailbox = yield* transport.listen("leader/l1")
+        assert.isFunction(transport.flush, "the NATS transport can flush")
+        // the client's own write buffer, which `flush` must empty (see NatsTransport's `writeNow`)
+        const outbound = (connection.client as unknown as { protocol: { outbound: { size(): number } } }).protocol
+          .outbound
+        // three envelopes and the flush in one synchronous run: nothing in between may yield
+        const published = yield* Effect.sync(() => {
+          for (let i = 1; i <= 3; i++)
+            Effect.runSync(transport.send("leader/l1", Kit.ping("replica/r1", "leader/l1", i)))
+          const before = Effect.runSync(stats.snapshot).published
+          transport.flush!()
+          return { before, after: Effect.runSync(stats.snapshot).published, buffered: outbound.size() }
+        })
+        assert.strictEqual(published.before, 0, "sends wait for the end of the task")
+        assert.strictEqual(published.after, 3, "flush publishes them")
+        assert.strictEqual(published.buffered, 0, "and the client's buffer went to the socket")
+        const seqs: Array<number> = []
+        for (let i = 0; i < 3; i++) seqs.push(Kit.seqOf(yield* Kit.takeWithin(mailbox)))
+        assert.deepStrictEqual(seqs, [1, 2, 3])
+        yield* Kit.eventually(
+          "the raw subscriber saw them",
+          Effect.sync(() => sizes.length > 0)
+        )
+        assert.strictEqual(sizes.length, 1, "still one message: flushing does not undo the coalescing")
+      }),
+    20_000
+  )
+
+  it.live(
     "requests sent in one event-loop turn from separate callbacks leave as one message; protocol messages at the end of each microtask",
     () =>
       Effect.gen(function* () {

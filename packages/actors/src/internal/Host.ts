@@ -135,7 +135,11 @@ export interface Options<Inbound extends Message.Message, In, Rec, Spec, Ev, Job
    * records durable in one `persist` (group commit across turns), then observes their
    * events and sends their messages, in order: nothing leaves before the records of its
    * own batch and of every batch before it are durable, as without pipelining. At most
-   * `pipelineDepth` batches wait; the loop waits beyond that.
+   * `pipelineDepth` batches wait; the loop waits beyond that. A batch that finds the writer
+   * idle and none waiting is written by the loop itself, at once: handed over, it would
+   * wait for the scheduler's next round, behind every fiber woken with the loop. Before a
+   * write the transport is flushed (`Transport.flush`), and again after the messages it
+   * released are sent: a write may block the event loop for its fsync.
    */
   readonly persistPipelined?: boolean
   /** The input fed to the core once a batch's records are durable (a storage completion). */
@@ -385,23 +389,48 @@ export const run = <Inbound extends Message.Message, In, Rec, Spec, Ev, Job = ne
       readonly spans: ReadonlyArray<Tracer.Span>
     }
     const jobs = yield* Queue.bounded<Stepped>(pipelineDepth)
+    /** Whether a batch is being made durable, by the writer or by the loop itself (below). */
+    let writing = false
+    /** Makes `batch` durable in one `persist`, then observes its events and sends its messages, in order. */
+    const write = Effect.fnUntraced(function* (batch: ReadonlyArray<Stepped>) {
+      const save = options.persist!
+      const records = batch.length === 1 ? batch[0]!.persist : batch.flatMap((job) => job.persist)
+      const waiting = tracing === undefined ? none : batch.flatMap((job) => job.spans)
+      if (records.length > 0) {
+        // what this process has ready to send leaves before the write, which may block the
+        // event loop for the fsync (a leader's P2a to the other acceptors, sent just before
+        // its own acceptor's write)
+        transport.flush?.()
+        yield* Effect.orDie(persistTraced(save(records), waiting, records.length))
+      }
+      const events = batch.length === 1 ? batch[0]!.events : batch.flatMap((job) => job.events)
+      if (events.length > 0 && options.observe !== undefined) yield* options.observe(events)
+      let sent = false
+      for (const job of batch) {
+        for (const { to, message } of job.send) {
+          yield* transport.send(to, envelope(to, message))
+          sent = true
+        }
+      }
+      // and what the write released (the P2b) leaves now, not after the fibers woken meanwhile
+      if (sent && records.length > 0) transport.flush?.()
+      if (waiting.length > 0) endAll(waiting)
+    })
     if (options.persistPipelined) {
-      const save = options.persist
-      if (save === undefined) return yield* Effect.die(new Error(`${self}: nothing to persist with`))
+      if (options.persist === undefined) return yield* Effect.die(new Error(`${self}: nothing to persist with`))
       if (options.child !== undefined)
         return yield* Effect.die(new Error(`${self}: pipelining is for roles without children`))
       yield* Effect.forkScoped(
         Effect.forever(
           Effect.gen(function* () {
             const batch = yield* Queue.takeAll(jobs)
-            const records = batch.flatMap((job) => job.persist)
-            const waiting = tracing === undefined ? none : batch.flatMap((job) => job.spans)
-            if (records.length > 0) yield* Effect.orDie(persistTraced(save(records), waiting, records.length))
-            const events = batch.flatMap((job) => job.events)
-            if (events.length > 0 && options.observe !== undefined) yield* options.observe(events)
-            for (const job of batch)
-              for (const { to, message } of job.send) yield* transport.send(to, envelope(to, message))
-            if (waiting.length > 0) endAll(waiting)
+            writing = true
+            yield* Effect.ensuring(
+              write(batch),
+              Effect.sync(() => {
+                writing = false
+              })
+            )
           })
         )
       )
@@ -418,7 +447,20 @@ export const run = <Inbound extends Message.Message, In, Rec, Spec, Ev, Job = ne
       if (options.persistPipelined) {
         const handled = takeOpen()
         if (ready.persist.length > 0 || ready.events.length > 0 || ready.send.length > 0 || handled.length > 0) {
-          yield* Queue.offer(jobs, { persist: ready.persist, events: ready.events, send: ready.send, spans: handled })
+          const job = { persist: ready.persist, events: ready.events, send: ready.send, spans: handled }
+          if (!writing && Queue.sizeUnsafe(jobs) === 0) {
+            // the writer is idle and nothing waits for it: write here, now, rather than
+            // hand over to it on the scheduler's next batch, after every fiber woken with
+            // this loop (with one client: the replica beside it, performing the slot
+            // before, ahead of the fsync the write waits for)
+            writing = true
+            yield* Effect.ensuring(
+              write([job]),
+              Effect.sync(() => {
+                writing = false
+              })
+            )
+          } else yield* Queue.offer(jobs, job)
         }
         if (options.afterBatch !== undefined) yield* options.afterBatch
         return
