@@ -11,7 +11,7 @@
  * resource: closing the scope stops the clients, the servers and the nats-server.
  */
 import { type ChildProcess, spawn } from "node:child_process"
-import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { createWriteStream, mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Client } from "@synod/actors"
@@ -56,22 +56,8 @@ export const print = (line: string): void => {
 /** Milliseconds since this process started (monotonic). */
 export const now = (): number => performance.now()
 
-/**
- * CPU seconds a process has used (user + system), from /proc on Linux (undefined
- * elsewhere): CPU per operation does not depend on what else the machine runs, where
- * throughput and latency do.
- */
-export const cpuSeconds = (pid: number | undefined): number | undefined => {
-  if (pid === undefined) return undefined
-  try {
-    // fields after the command name (which may hold spaces): utime is the 14th, stime the
-    // 15th, in USER_HZ, which Linux fixes at 100 for /proc
-    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ")
-    return (Number(fields[11]) + Number(fields[12])) / 100
-  } catch {
-    return undefined
-  }
-}
+/** CPU seconds a process has used (`@synod/testing/ProcessCpu`). */
+export { cpuSeconds } from "@synod/testing/ProcessCpu"
 
 // ---------------------------------------------------------------------------------------
 // status

@@ -505,12 +505,15 @@ export const open = Effect.fn("Wal.open")(function* (file: string, options: Opti
       for (const p of batch) Deferred.doneUnsafe(p.done, Exit.fail(error))
     })
 
+  /** The failure of an append after the log closed. */
+  const closed = () => new Storage.StorageError({ reason: `the log ${file} is closed` })
+
   // Finalizers run in reverse: the writer is interrupted (between batches) first, then
   // whatever is still queued fails, a commit running in its caller's turn finishes, then
   // the file handle closes (registered above).
   yield* Effect.addFinalizer(() =>
     Effect.gen(function* () {
-      failure ??= new Storage.StorageError({ reason: `the log ${file} is closed` })
+      failure ??= closed()
       const error = failure
       for (const p of yield* Queue.clear(queue)) Deferred.doneUnsafe(p.done, Exit.fail(error))
       yield* Queue.shutdown(queue)
@@ -523,16 +526,18 @@ export const open = Effect.fn("Wal.open")(function* (file: string, options: Opti
   yield* Queue.takeBetween(queue, 1, maxBatch).pipe(
     Effect.flatMap((batch) => {
       committing = true
-      return writing.withPermits(1)(Effect.uninterruptible(commit(batch))).pipe(
-        // closed while waiting for an append committed in its caller's turn: what it took
-        // fails, as what is still queued does (a committed batch's callers already know)
-        Effect.onInterrupt(() =>
-          Effect.sync(() => {
-            const error = failure ?? new Storage.StorageError({ reason: `the log ${file} is closed` })
-            for (const p of batch) Deferred.doneUnsafe(p.done, Exit.fail(error))
-          })
+      return writing
+        .withPermits(1)(Effect.uninterruptible(commit(batch)))
+        .pipe(
+          // closed while waiting for an append committed in its caller's turn: what it took
+          // fails, as what is still queued does (a committed batch's callers already know)
+          Effect.onInterrupt(() =>
+            Effect.sync(() => {
+              const error = failure ?? closed()
+              for (const p of batch) Deferred.doneUnsafe(p.done, Exit.fail(error))
+            })
+          )
         )
-      )
     }),
     Effect.ensuring(
       Effect.sync(() => {
@@ -560,7 +565,7 @@ export const open = Effect.fn("Wal.open")(function* (file: string, options: Opti
         const pending = { record, frame: frame.success, done }
         const queued = Effect.suspend(() => {
           if (!Queue.offerUnsafe(queue, pending)) {
-            return Effect.fail(failure ?? new Storage.StorageError({ reason: `the log ${file} is closed` }))
+            return Effect.fail(failure ?? closed())
           }
           return Deferred.await(done)
         })

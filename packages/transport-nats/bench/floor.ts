@@ -24,12 +24,13 @@
  * a test.
  */
 import { type ChildProcess, spawn } from "node:child_process"
-import { closeSync, fdatasyncSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from "node:fs"
+import { closeSync, fdatasyncSync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs"
 import { Agent, createServer as createHttpServer, request as httpRequest } from "node:http"
 import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { connect } from "@nats-io/transport-node"
+import { cpuSeconds } from "@synod/testing/ProcessCpu"
 
 const [role, url, name, sync] = process.argv.slice(2)
 
@@ -129,12 +130,8 @@ const httpServer = async () => {
   process.stdout.write("ready\n")
 }
 
-/** CPU seconds a process has used (`/proc/PID/stat`: utime and stime, in USER_HZ = 100). */
-const cpuOf = (pid: number | undefined): number => {
-  if (pid === undefined) return 0
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ")
-  return (Number(fields[11]) + Number(fields[12])) / 100
-}
+/** CPU seconds a process has used; NaN when that cannot be read (then the figures say so). */
+const cpuOf = (pid: number | undefined): number => cpuSeconds(pid) ?? Number.NaN
 
 /**
  * `inFlight` closed loops doing `op` for `seconds` after a second of warm-up: ops/s and the
@@ -165,7 +162,7 @@ const closedLoops = async (
   const elapsed = (performance.now() - t0) / 1000
   const ops = done
   const self = process.cpuUsage(self0)
-  const others = Object.entries(pids).map(([k, pid]) => `${k} ${(((cpuOf(pid) - others0[k]!) * 1e6) / ops) | 0}`)
+  const others = Object.entries(pids).map(([k, pid]) => `${k} ${Math.trunc(((cpuOf(pid) - others0[k]!) * 1e6) / ops)}`)
   measuring = false
   stop = true
   await Promise.all(loops)

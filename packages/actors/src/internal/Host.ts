@@ -416,6 +416,16 @@ export const run = <Inbound extends Message.Message, In, Rec, Spec, Ev, Job = ne
       if (sent && records.length > 0) transport.flush?.()
       if (waiting.length > 0) endAll(waiting)
     })
+    /** `write`, with `writing` set while it runs. */
+    const writeMarked = (batch: ReadonlyArray<Stepped>) => {
+      writing = true
+      return Effect.ensuring(
+        write(batch),
+        Effect.sync(() => {
+          writing = false
+        })
+      )
+    }
     if (options.persistPipelined) {
       if (options.persist === undefined) return yield* Effect.die(new Error(`${self}: nothing to persist with`))
       if (options.child !== undefined)
@@ -423,14 +433,7 @@ export const run = <Inbound extends Message.Message, In, Rec, Spec, Ev, Job = ne
       yield* Effect.forkScoped(
         Effect.forever(
           Effect.gen(function* () {
-            const batch = yield* Queue.takeAll(jobs)
-            writing = true
-            yield* Effect.ensuring(
-              write(batch),
-              Effect.sync(() => {
-                writing = false
-              })
-            )
+            yield* writeMarked(yield* Queue.takeAll(jobs))
           })
         )
       )
@@ -453,13 +456,7 @@ export const run = <Inbound extends Message.Message, In, Rec, Spec, Ev, Job = ne
             // hand over to it on the scheduler's next batch, after every fiber woken with
             // this loop (with one client: the replica beside it, performing the slot
             // before, ahead of the fsync the write waits for)
-            writing = true
-            yield* Effect.ensuring(
-              write([job]),
-              Effect.sync(() => {
-                writing = false
-              })
-            )
+            yield* writeMarked([job])
           } else yield* Queue.offer(jobs, job)
         }
         if (options.afterBatch !== undefined) yield* options.afterBatch
