@@ -16,20 +16,7 @@
  * @since 0.1.0
  */
 import { Address, type ClusterConfig, Limits, type Message, StateMachine, Trace, Transport, Trusted } from "@synod/core"
-import {
-  Clock,
-  Context,
-  Deferred,
-  Effect,
-  Latch,
-  Metric,
-  Queue,
-  Random,
-  Result,
-  Schema,
-  type Scope,
-  Tracer
-} from "effect"
+import { Clock, Context, Effect, Latch, Metric, Queue, Random, Result, Schema, type Scope, Tracer } from "effect"
 import * as Metrics from "./Metrics.ts"
 
 /** The command may or may not have been applied: no replica answered in time. */
@@ -112,9 +99,16 @@ export interface Options {
 
 type Reply = { readonly result: Schema.Json; readonly error?: string }
 
-/** A command waiting for its answer; `undefined` completes it when it timed out. */
+/**
+ * A command (or read) waiting for its answer, in `waiting` (or `reading`) until `dispatch`
+ * takes it out with its answer or the timer with `undefined` (timed out): whichever takes
+ * it settles it, so it is settled once. A fiber interrupted while waiting takes it out
+ * unsettled.
+ */
 interface Waiting {
-  readonly done: Deferred.Deferred<Reply | undefined>
+  settle: (this: Waiting, reply: Reply | undefined) => void
+  /** The answer, when it came before the command's fiber waited for it (`keepEarly`). */
+  early?: { readonly reply: Reply | undefined }
   /** What is resent: a command's `Request`, or a `Read`. */
   readonly request: Message.Request | Message.Read
   readonly started: number
@@ -125,6 +119,41 @@ interface Waiting {
   /** Tracing: the command's span, which its requests (resends too) carry. */
   readonly span: Tracer.AnySpan | undefined
 }
+
+/** A waiting command's `settle` until its fiber waits: the answer is kept for it. */
+const keepEarly = function (this: Waiting, reply: Reply | undefined): void {
+  this.early = { reply }
+}
+
+/**
+ * Waits for `w`'s answer, then continues with `then`. The fiber waits on one callback that
+ * `w.settle` resumes: no `Deferred` and no finalizer per command. An answer that came
+ * before the fiber got here (its send may yield) was kept, and is taken at once.
+ * Interrupted while waiting, the command leaves `map` (at `key`): nothing will take its
+ * answer any more. Interrupted during its send, it stays until it times out, resent
+ * meanwhile like any command whose outcome is unknown: harmless, replicas perform a
+ * command once.
+ *
+ * Measured against a `Deferred` per command (`pnpm bench inmemory`, the yardstick's
+ * workload, two sets of six interleaved rounds): medians of 32.5 and 39.6 µs of CPU per
+ * write against 33.6 and 40.5, a small gain within this machine's noise round by round.
+ */
+const awaitReply = <A, E>(
+  w: Waiting,
+  map: Map<number, Waiting>,
+  key: number,
+  then: (reply: Reply | undefined) => Effect.Effect<A, E>
+): Effect.Effect<A, E> =>
+  Effect.suspend(() => {
+    if (w.early !== undefined) return then(w.early.reply)
+    return Effect.callback<A, E>((resume) => {
+      // `then` runs on the waiting fiber, not on whichever settles it (the answers' dispatch)
+      w.settle = (reply) => resume(Effect.suspend(() => then(reply)))
+      return Effect.sync(() => {
+        if (map.get(key) === w) map.delete(key)
+      })
+    })
+  })
 
 /** A client of `machine` on `config`'s replicas, until the scope closes. Requires `Transport`. */
 export const make = Effect.fn("Client.make")(function* <S, C, R>(
@@ -208,19 +237,21 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
       if (env.message._tag === "ReadResponse") {
         const w = reading.get(env.message.id)
         if (w === undefined) continue
+        reading.delete(env.message.id)
         answered(w)
         preferred = next(env.from, env.message.leader)
         const { result, error } = env.message
-        Deferred.doneUnsafe(w.done, Effect.succeed(error === undefined ? { result } : { result, error }))
+        w.settle(error === undefined ? { result } : { result, error })
         continue
       }
       if (env.message._tag !== "Response") continue
       const w = waiting.get(env.message.seq)
       if (w === undefined) continue
+      waiting.delete(env.message.seq)
       answered(w)
       preferred = next(env.from, env.message.leader)
       const { result, error } = env.message
-      Deferred.doneUnsafe(w.done, Effect.succeed(error === undefined ? { result } : { result, error }))
+      w.settle(error === undefined ? { result } : { result, error })
     }
   }
   const mailbox = yield* transport.listen(self)
@@ -261,10 +292,11 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
       let next = now + retransmitMs
       let resends = 0
       for (const inFlight of [waiting, reading]) {
-        for (const w of inFlight.values()) {
+        for (const [key, w] of inFlight) {
           const timeoutAt = w.started + clientTimeoutMs
           if (now >= timeoutAt) {
-            Deferred.doneUnsafe(w.done, Effect.succeed(undefined))
+            inFlight.delete(key)
+            w.settle(undefined)
             continue
           }
           if (now >= w.resendAt) {
@@ -316,14 +348,13 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
       }
       const request = Trusted.request(encoded)
       const started = clock.currentTimeMillisUnsafe()
-      const done = Deferred.makeUnsafe<Reply | undefined>()
       const wait = firstWait()
-      waiting.set(seq, { done, request, started, resendAt: started + wait, wait, resent: false, span })
+      const w: Waiting = { settle: keepEarly, request, started, resendAt: started + wait, wait, resent: false, span }
+      waiting.set(seq, w)
       busy.openUnsafe()
-      return sendFirst(request, span).pipe(
-        Effect.andThen(Deferred.await(done)),
-        Effect.flatMap((reply) => outcome(seq, started, reply)),
-        Effect.ensuring(Effect.sync(() => waiting.delete(seq)))
+      return Effect.andThen(
+        sendFirst(request, span),
+        awaitReply(w, waiting, seq, (reply) => outcome(seq, started, reply))
       )
     })
 
@@ -350,21 +381,31 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
       if (!Limits.jsonFits(op, limit)) return Effect.fail(new CommandTooLarge({ bytes: Limits.jsonBytes(op), limit }))
       const request = Trusted.read(id, readId, op)
       const started = clock.currentTimeMillisUnsafe()
-      const done = Deferred.makeUnsafe<Reply | undefined>()
       const wait = firstWait()
-      reading.set(readId, { done, request, started, resendAt: started + wait, wait, resent: false, span: undefined })
+      const w: Waiting = {
+        settle: keepEarly,
+        request,
+        started,
+        resendAt: started + wait,
+        wait,
+        resent: false,
+        span: undefined
+      }
+      reading.set(readId, w)
       busy.openUnsafe()
-      return sendFirst(request, undefined).pipe(
-        Effect.andThen(Deferred.await(done)),
-        Effect.flatMap(
+      return Effect.andThen(
+        sendFirst(request, undefined),
+        awaitReply(
+          w,
+          reading,
+          readId,
           (reply): Effect.Effect<R, ReadError> =>
             reply === undefined
               ? Effect.fail(
                   new ReadTimedOut({ client: id, id: readId, waitedMs: clock.currentTimeMillisUnsafe() - started })
                 )
               : decodeReply(reply)
-        ),
-        Effect.ensuring(Effect.sync(() => reading.delete(readId)))
+        )
       )
     })
 
