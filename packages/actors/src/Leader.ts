@@ -1164,8 +1164,11 @@ export class LeaderCore {
     // its slots below the watermark) is scouted again should a later change bring it back
     const promised = adopted.promised?.map(configKey)
     const scout = this.scouts.get(ended)!
+    /** The configurations a majority of which sent this scout every pvalue from `scout.from` on. */
+    const quorums = new Set<string>()
     for (const k of scout.configs) {
       if (promised !== undefined && !promised.includes(k)) continue
+      quorums.add(k)
       const at = this.adoptedConfigs.get(k)
       if (at === undefined || scout.from < at) this.adoptedConfigs.set(k, scout.from)
     }
@@ -1188,10 +1191,25 @@ export class LeaderCore {
       for (const [acceptor, pvs] of adopted.byAcceptor) for (const pv of pvs) report(acceptor, pv)
     }
     // the slots whose configuration it knows and that adopted it take the reported values
-    // now; below `settled` (phase 1 again for a replica that lost its state) they are all
-    // decided: each waits until a replica asks for it, not re-proposed wholesale
+    // now. Below `known` a replica performed them, so they are decided, and the value
+    // reported with the highest ballot is the one chosen: learnt, not commanded again (a
+    // replica restarted from an older snapshot held `settled` a thousand slots down, and
+    // re-commanding them, a window at a time, held every new write back for a second).
+    // Below `settled` (phase 1 again for a replica that lost its state) every slot is
+    // decided too: one not learnt waits until a replica asks for it.
+    // Only with a majority of the slot's own configuration among this scout's reporters: a
+    // scout for another configuration may have heard from fewer (see `reported`).
     for (const slot of [...this.unresolved.keys()]) {
-      if (slot >= this.settled && this.knows(slot) && this.covered(slot)) this.resolve(slot)
+      if (!this.knows(slot) || !this.covered(slot)) continue
+      if (
+        (slot < this.known || this.bugs.learnUnperformed) &&
+        slot >= scout.from &&
+        quorums.has(configKey(Configuration.at(this.history, slot).acceptors)) &&
+        this.learnChosen(slot)
+      ) {
+        continue
+      }
+      if (slot >= this.settled) this.resolve(slot)
     }
     const proposals = this.proposals
     // an acceptor of the quorum may report slots another one already forgot
@@ -1228,21 +1246,52 @@ export class LeaderCore {
     if (first) this.beat()
   }
 
+  /** The highest-ballot pvalue an acceptor of `slot`'s configuration reported for it at this ballot. */
+  private highestReported(slot: number): Command.PValue | undefined {
+    const reports = this.unresolved.get(slot)
+    if (reports === undefined) return undefined
+    const members = new Set(Configuration.at(this.history, slot).acceptors)
+    let best: Command.PValue | undefined
+    for (const [acceptor, pv] of reports) {
+      if (acceptor !== "*" && !members.has(acceptor)) continue
+      if (best === undefined || Ballot.greaterThan(pv.ballot, best.ballot)) best = pv
+    }
+    return best
+  }
+
+  /**
+   * Learns the decision of `slot`, which a replica performed (below `known`), from phase 1:
+   * a value chosen at ballot b was accepted by a majority of the slot's configuration, and
+   * every proposal at a ballot above b carries it (the invariant phase 1 keeps), so the
+   * pvalue with the highest ballot that a promising majority reports for the slot holds the
+   * value chosen (docs/protocol.md#scout). The replicas that asked for the slot hear it now.
+   * False when none reported it: then it is commanded, or waits, as any other slot.
+   */
+  private learnChosen(slot: number): boolean {
+    const best = this.highestReported(slot)
+    if (best === undefined) return false
+    this.unresolved.delete(slot)
+    const decision = Trusted.decision(slot, best.value, best.ballot)
+    this.decided.set(slot, decision)
+    if (slot > this.maxDecided) this.maxDecided = slot
+    if (slot > this.topSlot) this.topSlot = slot
+    const askers = this.proposedBy.get(slot)
+    if (askers !== undefined) {
+      this.proposedBy.delete(slot)
+      for (const replica of askers) this.out.send(Address.replica(replica), decision)
+    }
+    return true
+  }
+
   /**
    * The value to command in `slot` (rule 4): the highest-ballot pvalue that an acceptor of
    * the slot's configuration reported at this ballot, else its own proposal (B8 planted:
    * its own proposal wins). `undefined`: nothing to propose there.
    */
   private resolve(slot: number): Command.SlotValue | undefined {
-    const reports = this.unresolved.get(slot)
-    if (reports !== undefined) {
+    if (this.unresolved.has(slot)) {
+      const best = this.highestReported(slot)
       this.unresolved.delete(slot)
-      const members = new Set(Configuration.at(this.history, slot).acceptors)
-      let best: Command.PValue | undefined
-      for (const [acceptor, pv] of reports) {
-        if (acceptor !== "*" && !members.has(acceptor)) continue
-        if (best === undefined || Ballot.greaterThan(pv.ballot, best.ballot)) best = pv
-      }
       const before = this.reported.get(slot)
       if (
         best !== undefined &&

@@ -209,7 +209,8 @@ describe("leader: phase 1 in several scouts at one ballot", () => {
         random: () => 0
       }
     )
-    leader.step(history(32, entry(1, 0, old), entry(35, 31, joined)))
+    // r1 performed up to 20 only: slot 30 is not known decided, so it is commanded again
+    leader.step(history(20, entry(1, 0, old), entry(35, 31, joined)))
     now = 10_000
     leader.step({ _tag: "Tick" })
     const ballot = leader.ballot
@@ -255,9 +256,75 @@ describe("leader: phase 1 in several scouts at one ballot", () => {
       }
     })
     assert.deepStrictEqual(leader.proposals.get(30), Command.noop, "slot 30 keeps the no-op chosen at 2.l2")
+    // slot 30 is below `known` (38) now, but the second scout heard only a1 of its
+    // configuration: not a majority, so nothing is learnt from it
+    assert.isUndefined(leader.decided.get(30))
     for (const { spec } of leader.out.drain().start) {
       if (spec._tag === "Commander" && spec.slot === 30) assert.deepStrictEqual(spec.value, Command.noop)
     }
+  })
+
+  it("below known, a slot is learnt from a majority of its own configuration: the highest ballot reported", () => {
+    const members = ["a1", "a2", "a3"]
+    let now = 0
+    const leader = new Leader.LeaderCore(
+      "l1",
+      ClusterConfig.make({ acceptors: members, leaders: ["l1", "l2"], replicas: ["r1", "r2"] }),
+      { round: 2, now: () => now, random: () => 0 }
+    )
+    const history = [
+      { from: 1, decidedAt: 0, members: { acceptors: members, leaders: ["l1", "l2"], replicas: ["r1", "r2"] } }
+    ]
+    // r1 performed every slot below 14; r2, restarted from an older snapshot, below 11
+    leader.step({ _tag: "Message", from: "replica/r1", message: new Message.History({ history, slotOut: 14 }) })
+    leader.step({ _tag: "Message", from: "replica/r2", message: new Message.History({ history, slotOut: 11 }) })
+    // r2 asks for slot 12 while the leader is passive
+    leader.step({
+      _tag: "Message",
+      from: "replica/r2",
+      message: new Message.Propose({ slot: 12, value: Command.noop })
+    })
+    now = 10_000
+    leader.step({ _tag: "Tick" })
+    const ballot = leader.ballot
+    leader.out.drain()
+    const pv = (slot: number, at: Ballot.Ballot, value: Command.SlotValue) =>
+      new Command.PValue({ ballot: at, slot, value })
+    const c = (n: number) => batch(cmd("c", n))
+    leader.step({
+      _tag: "ScoutEnded",
+      outcome: {
+        _tag: "Adopted",
+        ballot,
+        pvalues: new Map(),
+        byAcceptor: new Map([
+          ["a1", [pv(11, b(1, "l1"), c(1)), pv(12, b(1, "l1"), c(9)), pv(14, b(2, "l2"), c(4))]],
+          ["a2", [pv(11, b(1, "l1"), c(1)), pv(12, b(2, "l2"), c(2)), pv(13, b(2, "l2"), c(3))]]
+        ]),
+        configs: [members],
+        watermark: 1,
+        from: 11
+      }
+    })
+    assert.isTrue(leader.active)
+    // below 14 every slot is decided: each takes the value of the highest ballot
+    // reported (12: c2 at 2.l2, not c9 at 1.l1), learnt, not commanded again
+    assert.deepStrictEqual(leader.decided.get(11)?.value, c(1))
+    assert.deepStrictEqual(leader.decided.get(12)?.value, c(2))
+    assert.deepStrictEqual(leader.decided.get(13)?.value, c(3))
+    const ready = leader.out.drain()
+    const commanded = ready.start.flatMap(({ spec }) => (spec._tag === "Commander" ? [spec] : []))
+    assert.deepStrictEqual(
+      commanded.map((spec) => spec.slot),
+      [14]
+    )
+    // slot 14 (no replica performed it) is commanded with the reported value, as before
+    assert.isUndefined(leader.decided.get(14))
+    assert.isTrue(Command.sameValue(commanded[0]!.value, c(4)))
+    // r2, which asked for slot 12, hears its decision at once
+    assert.isTrue(
+      ready.send.some(({ to, message }) => to === "replica/r2" && message._tag === "Decision" && message.slot === 12)
+    )
   })
 })
 

@@ -93,7 +93,9 @@ export const budget: ReadonlyArray<readonly [Name, string, number] | readonly [N
   ], // (4)
   // phase 1 begins where every replica has performed; a replica that restarts from an
   // older snapshot asks below it, and the leader commands there without phase 1
-  ["commandBelowFloor", "B20 a leader commands below where its phase 1 began", 10] // (1)
+  ["commandBelowFloor", "B20 a leader commands below where its phase 1 began", 10], // (1)
+  // R1 at once: a replica learns a value a minority accepted (seeds 1-11: 1, 2, 4, 5, 7, 10, 11)
+  ["learnUnperformed", "B22 a leader takes reported values as decided in slots no replica performed", 10] // (1)
 ]
 
 /**

@@ -40,6 +40,8 @@ export interface PlantedBugs {
   readonly immediateReconfig: boolean
   /** B20: a leader whose phase 1 began at the slot every replica had performed commands a slot below it without running phase 1 for it. */
   readonly commandBelowFloor: boolean
+  /** B22: at adoption the leader takes every reported pvalue of the highest ballot as decided, not only in slots a replica performed: a value a minority accepted becomes a decision. */
+  readonly learnUnperformed: boolean
 }
 
 export const none: PlantedBugs = {
@@ -59,7 +61,8 @@ export const none: PlantedBugs = {
   leaseEarlyExpiry: false,
   ignoreDivergence: false,
   immediateReconfig: false,
-  commandBelowFloor: false
+  commandBelowFloor: false,
+  learnUnperformed: false
 }
 
 export type Name = keyof PlantedBugs
