@@ -297,8 +297,6 @@ export class LeaderCore {
   state: State = passive
   /** The highest ballot this leader has used (or would have used: its stored round). */
   ballot: Ballot.Ballot
-  /** The highest slot an active leader's heartbeat said was decided (`Heartbeat.slot`). */
-  private heardDecided = 0
   /** The highest ballot heard of, from any leader. */
   highestSeen = Ballot.bottom
   readonly proposals = new Map<number, Command.SlotValue>()
@@ -999,11 +997,7 @@ export class LeaderCore {
       // commander proposes the leader's value for the slot, never the replica's)
       this.startCommander(msg.slot)
     }
-    // a proposal waits for progress, unless an active leader's heartbeat already said its
-    // slot was decided: a replica catching up asks every leader for such slots on its
-    // tick, and with those counted, one restarted behind a working leader made a passive
-    // leader judge it stuck at its first slow heartbeat and depose it
-    if (!this.active && msg.slot > this.heardDecided) this.liveness.proposal(this.now())
+    if (!this.active) this.liveness.proposal(this.now(), msg.slot)
   }
 
   private p2b(from: Address.Address, msg: Message.P2b): void {
@@ -1030,7 +1024,6 @@ export class LeaderCore {
   private heartbeat(from: Address.Address, msg: Message.Heartbeat) {
     if (from === this.self) return
     if (Ballot.greaterThan(msg.ballot, this.highestSeen)) this.highestSeen = msg.ballot
-    if (msg.active && msg.slot > this.heardDecided) this.heardDecided = msg.slot
     this.raiseWatermark(msg.watermark)
     const now = this.now()
     if (

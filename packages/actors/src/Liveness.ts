@@ -81,6 +81,8 @@ export class Liveness {
   private deadline: number
   private lastProgress: number
   private lastDecided = -1
+  /** The highest slot an active leader's heartbeat reported decided (`Heartbeat.slot`). */
+  private decidedSlot = 0
   private pendingSince: number | undefined
   /** How long proposals may wait without progress before this leader suspects the watched one (jittered). */
   private suspectAfter: number
@@ -120,6 +122,7 @@ export class Liveness {
 
   /** A heartbeat from another leader. */
   heartbeat(now: number, hb: Message.Heartbeat): void {
+    if (hb.active && hb.slot > this.decidedSlot) this.decidedSlot = hb.slot
     if (Ballot.lessThan(hb.ballot, this.watched)) return
     const same = Ballot.equals(hb.ballot, this.watched)
     const progress = !same || hb.decided !== this.lastDecided
@@ -140,8 +143,15 @@ export class Liveness {
     this.deadline = now + this.jittered(this.beatGaps)
   }
 
-  /** A proposal reached this passive leader: someone is waiting for progress. */
-  proposal(now: number): void {
+  /**
+   * A proposal for `slot` reached this passive leader: someone is waiting for progress,
+   * unless an active leader's heartbeat already reported the slot decided. A replica
+   * catching up asks every leader for such slots on its tick; counted as waiting, the asks
+   * of one restarted behind a working leader made a passive leader judge that leader stuck
+   * at its first slow heartbeat and depose it. (No `slot`: one not known decided.)
+   */
+  proposal(now: number, slot?: number): void {
+    if (slot !== undefined && slot <= this.decidedSlot) return
     this.pendingSince ??= now
   }
 
