@@ -140,6 +140,14 @@ export type Child =
  */
 export const stallMs = 1000
 
+/**
+ * How many windows behind the replica furthest ahead a replica's report may be and still count as caught up:
+ * reports are a tick old, and a replica follows the log a window of slots at a time. One
+ * further behind is lagging: it is not handed the leadership (`successor`), and phase 1
+ * does not begin at its `slotOut` (`settled`).
+ */
+const laggingWindows = 4
+
 /** What observers learn (logs, metrics, the checker). */
 export type Event =
   | {
@@ -556,12 +564,15 @@ export class LeaderCore {
   }
 
   /**
-   * A slot below where phase 1 began is needed (a replica lost decisions there: it
-   * restarted from an older snapshot): phase 1 again at this ballot, from the watermark,
-   * for the configurations adopted only from higher up. Rare, so all of them at once.
+   * Slot `slot`, below where phase 1 began, is needed (a replica lost decisions there: it
+   * restarted from an older snapshot, or it lagged and `settled` left it out): phase 1
+   * again at this ballot, from `slot` (never below the watermark), for the configurations
+   * adopted only from higher up. It reads the tail from `slot` on while new writes go on;
+   * from the watermark it would read every pvalue since the last GC, up to
+   * `snapshotEvery` slots. A slot asked for lower still later scouts again from there.
    */
-  private rescout() {
-    const from = this.watermark
+  private rescout(slot: number) {
+    const from = Math.max(this.watermark, slot)
     this.scoutFrom = Math.min(this.scoutFrom, from)
     const scouting = new Set<string>()
     for (const s of this.scouts.values()) if (s.from <= from) for (const k of s.configs) scouting.add(k)
@@ -576,24 +587,33 @@ export class LeaderCore {
 
   /**
    * The slot below which every replica that may need a slot from the watermark on
-   * reported all slots performed (so decided), but for those not heard from or behind
-   * the watermark: no working replica will ask for one of them unless it lost its state,
-   * and then `rescout` reads them. The watermark until a majority of the latest configuration's replicas reported.
+   * reported all slots performed (so decided), but for those not heard from, behind the
+   * watermark, or lagging more than `laggingWindows` windows behind the replica furthest
+   * ahead: those ask
+   * below it later, and `rescout` reads from there then, in the background. The
+   * watermark until a majority of the latest configuration's replicas reported.
    */
   private settledSlot(): number {
     // too few reports to judge (a leader that just started): from the watermark, as always
     const latest = Configuration.latest(this.history).replicas
     if (!Quorum.isMajority(latest.filter((r) => this.performed.has(r)).length, latest.length)) return this.watermark
+    const governing = Configuration.governing(this.history, this.watermark)
+    // lagging: behind the replica furthest ahead (not `known`, which its own decisions
+    // may have raised above every report), so the one furthest ahead always counts
+    let best = 0
+    for (const m of governing) for (const r of m.replicas) best = Math.max(best, this.performed.get(r) ?? 0)
+    const lagging = best - laggingWindows * this.config.window
     let min = this.known
-    for (const m of Configuration.governing(this.history, this.watermark)) {
+    for (const m of governing) {
       for (const r of m.replicas) {
         const out = this.performed.get(r)
         // not heard from (a server that just joined reports to the leaders it knows of,
-        // maybe not this one) or behind the watermark (it copies a peer's state first):
-        // either asks below later, and phase 1 runs again then. One merely behind counts:
-        // it asks from its slotOut on, and phase 1 again from the watermark while writes
-        // go on cost 3 s of them when GC lagged (a replica restarted after a kill)
-        if (out === undefined || out < this.watermark) continue
+        // maybe not this one), behind the watermark (it copies a peer's state first), or
+        // lagging (restarted from a snapshot thousands of slots old, it catches up a
+        // window per round trip): each asks below later, and phase 1 runs again then,
+        // from where it asks, while writes go on. Counted, a lagging replica made every
+        // new write wait while phase 1 read its whole tail: up to 1.5 s with 5 servers
+        if (out === undefined || out < this.watermark || out < lagging) continue
         if (out < min) min = out
       }
     }
@@ -680,7 +700,7 @@ export class LeaderCore {
     let best = 0
     for (const l of order) best = Math.max(best, this.performed.get(l) ?? 0)
     // reports are a tick old: within a few windows of the best counts as caught up
-    return order.find((l) => (this.performed.get(l) ?? 0) >= best - 4 * this.config.window)
+    return order.find((l) => (this.performed.get(l) ?? 0) >= best - laggingWindows * this.config.window)
   }
 
   /**
@@ -1348,7 +1368,7 @@ export class LeaderCore {
     const key = commanderKey(this.ballot, slot)
     if (this.commanders.has(key)) return // C1: one commander per (ballot, slot)
     // below where phase 1 began: it runs again first, and the adoption queues the slot
-    if (this.active && this.belowFloor(slot)) return this.rescout()
+    if (this.active && this.belowFloor(slot)) return this.rescout(slot)
     if (!this.commandable(slot)) return this.park(slot)
     const value = this.resolve(slot)
     if (value === undefined) return
@@ -1390,7 +1410,7 @@ export class LeaderCore {
       }
       if (this.belowFloor(slot)) {
         this.backlog.shift()
-        this.rescout()
+        this.rescout(slot)
         continue
       }
       if (!this.commandable(slot)) return
