@@ -34,7 +34,7 @@ export interface Settings {
   /**
    * This leader's turn among the candidates once the leader of `watched` fails: 0 for the
    * first one after it in the configured order, 1 for the next, and so on (default: 0 for
-   * everyone). Waits are staggered by turn, half a timeout apart, so with many leaders the
+   * everyone). Waits are staggered by turn, a timeout apart, so with many leaders the
    * next one in line competes alone instead of several at once.
    */
   readonly turn?: (watched: Ballot.Ballot) => number
@@ -110,14 +110,19 @@ export class Liveness {
   }
 
   /**
-   * A wait of one period, plus half a period per turn, plus up to half a period of seeded
+   * A wait of one period, plus a period per turn, plus up to half a period of seeded
    * jitter. The period is the timeout, or twice the longest recent gap of `gaps` if that
-   * is longer, up to the bound.
+   * is longer, up to the bound. Turns are a period apart and the jitter spans half of one,
+   * so the next turn begins at least half a period after the last wait of the one before:
+   * time for that leader's phase 1 and first heartbeat. Half a period apart, turns met,
+   * and under load the second in line competed while the first, adopted a few
+   * milliseconds before, still had its heartbeat on the way: it was preempted at once
+   * and a fail-over took 0.95 s instead of 0.45.
    */
   private jittered(gaps: RecentMax): number {
     const period = Math.max(this.timeout, Math.min(this.settings.maxMs, 2 * gaps.max()))
     const turn = this.settings.turn?.(this.watched) ?? 0
-    return period + Math.floor(((turn + this.random()) * period) / 2)
+    return period + turn * period + Math.floor((this.random() * period) / 2)
   }
 
   /** A heartbeat from another leader. */
