@@ -463,7 +463,11 @@ export class LeaderCore {
         // long enough to hear a working leader's heartbeats before competing with it, also
         // for a process that is still warming up
         listenMs: Math.max(2 * config.timeouts.heartbeatMs, config.timeouts.leaderTimeoutMs),
-        turn: (watched) => turnAfter(this.leaderIds, watched.leader, id)
+        // a server whose replica lags (restarted from an older snapshot, or still copying a
+        // peer's) waits until every caught-up leader had its turn: busy catching up, it took
+        // a working leader for silent, and leading, it would make every write wait for it
+        turn: (watched) =>
+          turnAfter(this.leaderIds, watched.leader, id) + (this.ownReplicaLags() ? this.leaderIds.length : 0)
       },
       options.now(),
       options.random,
@@ -473,6 +477,19 @@ export class LeaderCore {
 
   get active(): boolean {
     return this.state._tag === "Active"
+  }
+
+  /**
+   * Does the replica of this leader's server (the one with its id) lag, by its latest
+   * report, more than `laggingWindows` windows behind the replica furthest ahead? False
+   * when it has not reported (a leader apart from replicas has none).
+   */
+  private ownReplicaLags(): boolean {
+    const own = this.performed.get(this.id)
+    if (own === undefined) return false
+    let best = 0
+    for (const out of this.performed.values()) if (out > best) best = out
+    return own < best - laggingWindows * this.config.window
   }
 
   /** The leaders of the latest configuration it knows: the order hand-overs and elections follow. */
