@@ -81,6 +81,8 @@ export class Liveness {
   private deadline: number
   private lastProgress: number
   private lastDecided = -1
+  /** The ballot whose heartbeat reported `lastDecided` (a preemption names a leader before it is heard). */
+  private decidedOf: Ballot.Ballot | undefined
   /** The highest slot an active leader's heartbeat reported decided (`Heartbeat.slot`). */
   private decidedSlot = 0
   private pendingSince: number | undefined
@@ -139,9 +141,22 @@ export class Liveness {
     if (progress) this.progressAt = now
     // watched first: the waits drawn below take this leader's turn after the new one
     this.watched = hb.ballot
+    // the watched leader decides: the timeout a preemption doubled comes back down as it
+    // would for this leader's own decisions. Kept doubled for as long as it stayed
+    // passive, it made this leader, first in line at the next failure, wait as long as the
+    // second in line: the turns no longer kept the two apart
+    if (
+      hb.active &&
+      this.decidedOf !== undefined &&
+      Ballot.equals(hb.ballot, this.decidedOf) &&
+      hb.decided !== this.lastDecided
+    ) {
+      this.success()
+    }
     if (progress) {
       this.lastProgress = now
       this.lastDecided = hb.decided
+      this.decidedOf = hb.ballot
       this.pendingSince = undefined
       this.suspectAfter = this.jittered(this.progressGaps)
     }

@@ -212,6 +212,25 @@ describe("the failure detector", () => {
     )
   })
 
+  it("a timeout a preemption doubled comes back down while the watched leader decides, not while it stands still", () => {
+    const live = new Liveness.Liveness(settings, 0, () => 0, false)
+    const beat = (t: number, decided: number) =>
+      live.heartbeat(
+        t,
+        new Message.Heartbeat({ ballot: Ballot.make(2, "l2"), active: true, decided, slot: decided, watermark: 1 })
+      )
+    live.preempted(0, Ballot.make(2, "l2"))
+    assert.strictEqual(live.timeout, 200)
+    beat(10, 5)
+    beat(20, 5)
+    beat(30, 5)
+    assert.strictEqual(live.timeout, 200, "a new ballot and heartbeats without decisions leave it")
+    for (let i = 1; i <= 4; i++) beat(30 + 10 * i, 5 + i)
+    assert.strictEqual(live.timeout, 150, "an eighth of the initial timeout per heartbeat whose counter moved")
+    for (let i = 5; i <= 20; i++) beat(30 + 10 * i, 5 + i)
+    assert.strictEqual(live.timeout, 100, "never below the initial timeout")
+  })
+
   it("the preferred leader competes only after its listening period", () => {
     const live = new Liveness.Liveness({ ...settings, listenMs: 20 }, 0, () => 0, true)
     assert.isFalse(live.shouldCompete(19))
