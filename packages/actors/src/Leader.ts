@@ -467,7 +467,8 @@ export class LeaderCore {
         // peer's) waits until every caught-up leader had its turn: busy catching up, it took
         // a working leader for silent, and leading, it would make every write wait for it
         turn: (watched) =>
-          turnAfter(this.leaderIds, watched.leader, id) + (this.ownReplicaLags() ? this.leaderIds.length : 0)
+          turnAfter(this.leaderIds, watched.leader, id) +
+          (this.ownReplicaLags(watched.leader) ? this.leaderIds.length : 0)
       },
       options.now(),
       options.random,
@@ -481,14 +482,21 @@ export class LeaderCore {
 
   /**
    * Does the replica of this leader's server (the one with its id) lag, by its latest
-   * report, more than `laggingWindows` windows behind the replica furthest ahead? False
+   * report, more than `laggingWindows` windows behind the replica of another leader that
+   * may take over from `failed`, furthest ahead? The failed leader's own replica does not
+   * count: it was the most caught up, and measured against it, every candidate lagged and
+   * waited extra turns (a kill with 3 servers, one of them restarted, took 2.6 s). False
    * when it has not reported (a leader apart from replicas has none).
    */
-  private ownReplicaLags(): boolean {
+  private ownReplicaLags(failed: string): boolean {
     const own = this.performed.get(this.id)
     if (own === undefined) return false
     let best = 0
-    for (const out of this.performed.values()) if (out > best) best = out
+    for (const l of this.leaderIds) {
+      if (l === failed) continue
+      const out = this.performed.get(l)
+      if (out !== undefined && out > best) best = out
+    }
     return own < best - laggingWindows * this.config.window
   }
 
