@@ -26,6 +26,7 @@ import {
   Address,
   Ballot,
   type ClusterConfig,
+  Codec,
   type Command,
   Configuration,
   Limits,
@@ -154,10 +155,10 @@ export class AcceptorCore {
   p1a(ballot: Ballot.Ballot, from = 1): Message.P1b {
     const leased = ballot.leader !== this.promised.leader && this.now() - this.lastAccept < this.leaseMs
     if (Ballot.greaterThan(ballot, this.promised) && !leased) this.promised = ballot
-    const { accepted, next } = Ballot.equals(ballot, this.promised)
+    const { accepted, json, next } = Ballot.equals(ballot, this.promised)
       ? this.page(from)
-      : { accepted: [], next: undefined }
-    return Trusted.p1b({
+      : { accepted: [], json: undefined, next: undefined }
+    const reply = Trusted.p1b({
       ballot: this.promised,
       request: ballot,
       accepted,
@@ -165,29 +166,37 @@ export class AcceptorCore {
       ...(from > 1 ? { from } : {}),
       ...(next === undefined ? {} : { next })
     })
+    // the page's pvalues were stringified to size it: its encoding reuses that text
+    return json === undefined ? reply : Codec.p1bWithJson(reply, json)
   }
 
   /** The page of pvalues from slot `from` on (see `p1a`), and where the next one starts. */
   private page(from: number): {
     readonly accepted: ReadonlyArray<Command.PValue>
+    /** Each pvalue's JSON (`Codec.pvalueJson`), when they were measured. */
+    readonly json: ReadonlyArray<string> | undefined
     readonly next: number | undefined
   } {
     const slots: Array<number> = []
     for (const slot of this.accepted.keys()) if (slot >= from) slots.push(slot)
     slots.sort((a, b) => a - b)
     const accepted: Array<Command.PValue> = []
+    const measured = this.pageBytes
+    const json: Array<string> | undefined = measured === undefined ? undefined : []
     let bytes = 0
     for (const slot of slots) {
       const pv = this.accepted.get(slot)!
-      if (this.pageBytes !== undefined) {
-        const size = Limits.jsonBytes(pv) + 1
+      if (json !== undefined && measured !== undefined) {
+        const text = Codec.pvalueJson(pv)
+        const size = Limits.utf8Bytes(text) + 1
         // at least one pvalue per page: a batch always fits a page (Limits)
-        if (accepted.length > 0 && bytes + size > this.pageBytes) return { accepted, next: slot }
+        if (accepted.length > 0 && bytes + size > measured) return { accepted, json, next: slot }
         bytes += size
+        json.push(text)
       }
       accepted.push(pv)
     }
-    return { accepted, next: undefined }
+    return { accepted, json, next: undefined }
   }
 
   /**

@@ -12,7 +12,7 @@ import { Effect, Result, Schema, SchemaIssue } from "effect"
 import * as Ballot from "./Ballot.ts"
 import * as WireDecode from "./internal/WireDecode.ts"
 import type * as Command from "./Command.ts"
-import { Envelope, type Message } from "./Message.ts"
+import { Envelope, type Message, type P1b } from "./Message.ts"
 
 export class DecodeError extends Schema.TaggedError<DecodeError>()("DecodeError", {
   reason: Schema.String
@@ -90,6 +90,38 @@ const batchJson = (batch: Command.Batch): string => {
     measuredCommandJson.delete(c)
   }
   return `{"_tag":"Batch","commands":[${parts.join(",")}]}`
+}
+
+/**
+ * A pvalue's JSON, as `JSON.stringify` writes it (`{ ballot, slot, value }`), reusing its
+ * value's text when this process made it already (`valueJson`: a leader's own proposals)
+ * and keeping none: an acceptor sizes each P1b page by its pvalues' JSON, and holds
+ * thousands of values it would otherwise keep twice.
+ */
+export const pvalueJson = (pv: Command.PValue): string => {
+  const value = slotValueJson.get(pv.value)
+  return value === undefined
+    ? JSON.stringify(pv)
+    : `{"ballot":${JSON.stringify(pv.ballot)},"slot":${pv.slot},"value":${value}}`
+}
+
+/**
+ * `message`, with its JSON made of `accepted`, its pvalues' (`pvalueJson`, in order), and
+ * kept for its encoding: an acceptor stringified every pvalue of a page to measure it,
+ * then the page again to send it (a restarted replica's tail, read again by the leader,
+ * is thousands of slots, pages of up to a megabyte). The text is what `JSON.stringify`
+ * writes: the message's own properties in order, `accepted` spliced in.
+ */
+export const p1bWithJson = (message: P1b, accepted: ReadonlyArray<string>): P1b => {
+  let json = ""
+  for (const key of Object.keys(message)) {
+    const field = (message as unknown as Record<string, unknown>)[key]
+    if (field === undefined) continue
+    const text = key === "accepted" ? `[${accepted.join(",")}]` : JSON.stringify(field)
+    json += `${json === "" ? "{" : ","}${JSON.stringify(key)}:${text}`
+  }
+  messageJson.set(message, `${json}}`)
+  return message
 }
 
 /** Each slot value's UTF-8 bytes, once (`valueBytes`). */

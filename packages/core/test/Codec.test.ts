@@ -59,6 +59,31 @@ describe("Codec", () => {
     )
   })
 
+  it("a P1b page whose text an acceptor built from its pvalues' encodes as any other", () => {
+    fc.assert(
+      fc.property(
+        envelopeArb.filter((env) => env.message._tag === "P1b"),
+        fc.array(fc.boolean(), { maxLength: 8 }),
+        (env, known) => {
+          const p1b = env.message as Message.P1b
+          // some values' text this process made already (a leader's own proposals)
+          p1b.accepted.forEach((pv, i) => {
+            if (known[i] === true) Codec.valueJson(pv.value)
+          })
+          const texts = p1b.accepted.map(Codec.pvalueJson)
+          p1b.accepted.forEach((pv, i) => {
+            assert.strictEqual(texts[i], JSON.stringify(pv))
+          })
+          const page = Codec.p1bWithJson(Trusted.p1b({ ...p1b }), texts)
+          const sent = Trusted.envelope(env.from, env.to, page)
+          assert.strictEqual(Codec.encode(sent), Codec.encodeWithSchema(sent))
+          assert.deepStrictEqual(Codec.encodeBytes(sent), new TextEncoder().encode(Codec.encodeWithSchema(sent)))
+        }
+      ),
+      { numRuns: 300 }
+    )
+  })
+
   it("garbage bytes decode to a DecodeError with a reason", () => {
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 200 }), (bytes) => {
