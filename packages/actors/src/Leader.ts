@@ -118,6 +118,12 @@ export type Child =
        * reports, it need not promise (its acceptors may be retired).
        */
       readonly until: ReadonlyArray<number>
+      /**
+       * Asked first, the others only once one of these lets a retransmit period pass
+       * without a page (absent: every acceptor at once): a majority of each configuration,
+       * for phase 1 again below where it began (`rescout`), which reads while writes go on.
+       */
+      readonly first?: ReadonlyArray<string>
     }
   | {
       readonly _tag: "Commander"
@@ -167,6 +173,14 @@ export type Event =
     }
   /** A slot below where phase 1 began is needed: phase 1 again at the same ballot, from `from`. */
   | { readonly _tag: "Rescouting"; readonly ballot: Ballot.Ballot; readonly from: number }
+  /** That phase 1 ended: `reported` pvalues read from `from` on, `ms` after it began. */
+  | {
+      readonly _tag: "Rescouted"
+      readonly ballot: Ballot.Ballot
+      readonly from: number
+      readonly reported: number
+      readonly ms: number
+    }
   | { readonly _tag: "SteppedDown"; readonly ballot: Ballot.Ballot; readonly by: Ballot.Ballot }
   | { readonly _tag: "Abdicated"; readonly ballot: Ballot.Ballot }
   /** It resigned (its process stops); `successor` is the leader it handed over to, if it led. */
@@ -410,7 +424,10 @@ export class LeaderCore {
    */
   private readonly adoptedConfigs = new Map<string, number>()
   /** At the current ballot: running scouts, by key, with the configurations each covers and the slot it asked from. */
-  private readonly scouts = new Map<string, { readonly configs: ReadonlyArray<string>; readonly from: number }>()
+  private readonly scouts = new Map<
+    string,
+    { readonly configs: ReadonlyArray<string>; readonly from: number; readonly startedAt: number }
+  >()
   private scoutCount = 0
   /**
    * At the current ballot: the slot below which every slot was decided and performed by
@@ -607,7 +624,9 @@ export class LeaderCore {
     })
     if (again.length === 0) return
     this.out.event({ _tag: "Rescouting", ballot: this.ballot, from })
-    this.startScout(this.ballot, again, ++this.scoutCount, from)
+    // a majority of each configuration first: the tail it reads may be thousands of slots,
+    // paged by every acceptor asked and decoded here while writes go on
+    this.startScout(this.ballot, again, ++this.scoutCount, from, this.firstOf(again))
   }
 
   /**
@@ -645,16 +664,23 @@ export class LeaderCore {
     return Math.max(this.watermark, min)
   }
 
-  private startScout(ballot: Ballot.Ballot, configs: ReadonlyArray<ReadonlyArray<string>>, n: number, from: number) {
+  private startScout(
+    ballot: Ballot.Ballot,
+    configs: ReadonlyArray<ReadonlyArray<string>>,
+    n: number,
+    from: number,
+    first?: ReadonlyArray<string>
+  ) {
     const key = scoutKey(ballot, n)
-    this.scouts.set(key, { configs: configs.map(configKey), from })
+    this.scouts.set(key, { configs: configs.map(configKey), from, startedAt: this.now() })
     this.out.start(key, {
       _tag: "Scout",
       ballot,
       from,
       acceptors: [...new Set(configs.flat())],
       configs,
-      until: configs.map((a) => governsBelow(this.history, configKey(a)))
+      until: configs.map((a) => governsBelow(this.history, configKey(a))),
+      ...(first === undefined ? {} : { first })
     })
   }
 
@@ -951,9 +977,17 @@ export class LeaderCore {
    * needs a majority of every governing configuration (`confirmed`).
    */
   private firstConfirmers(): Array<string> {
+    return this.firstOf(this.governing())
+  }
+
+  /**
+   * A majority of each of `configs`: its own server's acceptor first, then those heard
+   * from most recently (`firstConfirmers`).
+   */
+  private firstOf(configs: ReadonlyArray<ReadonlyArray<string>>): Array<string> {
     const chosen = new Set<string>()
     const heard = (a: string): number => (a === this.id ? Number.POSITIVE_INFINITY : (this.heardAt.get(a) ?? -1))
-    for (const members of this.governing()) {
+    for (const members of configs) {
       // stable: ties keep the configuration's order, so a simulation replays exactly
       const ranked = [...members].sort((a, b) => heard(b) - heard(a))
       let asked = members.filter((a) => chosen.has(a)).length
@@ -1282,6 +1316,14 @@ export class LeaderCore {
         slots: this.backlog.length,
         reported: adopted.pvalues.size,
         from: this.settled
+      })
+    } else {
+      this.out.event({
+        _tag: "Rescouted",
+        ballot: adopted.ballot,
+        from: scout.from,
+        reported: adopted.pvalues.size,
+        ms: this.now() - scout.startedAt
       })
     }
     // configurations learnt while scouting: scout them too
@@ -1627,6 +1669,13 @@ export const run = Effect.fn("Leader.run")(function* (id: string, config: Cluste
               ballot: `${event.ballot}`,
               from: event.from
             })
+          case "Rescouted":
+            return Effect.logInfo("phase 1 again: read", {
+              ballot: `${event.ballot}`,
+              from: event.from,
+              reported: event.reported,
+              ms: event.ms
+            })
           case "HandedOver":
             return Effect.logInfo("the leader resigned in this leader's favour: competing at once", {
               from: event.from,
@@ -1703,6 +1752,7 @@ export const run = Effect.fn("Leader.run")(function* (id: string, config: Cluste
           acceptors: spec.acceptors,
           configs: spec.configs,
           until: spec.until,
+          ...(spec.first === undefined ? {} : { first: spec.first }),
           inbox,
           retransmitMs,
           duplicatePreempts: bugs.duplicatePreempts

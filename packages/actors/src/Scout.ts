@@ -1,8 +1,9 @@
 /**
  * The scout: phase 1 for one ballot. Its decisions are a pure tally (`ScoutTally`): a P1b
  * in, `Continue | NextPage | Adopted | Preempted` out. Its fiber, a child of the leader's
- * host, sends P1a to every acceptor, resends to those that have not answered on a
- * schedule, asks for each next page, and returns the outcome (docs/protocol.md#scout).
+ * host, sends P1a to every acceptor (or to a majority first: `Options.first`), resends on
+ * a schedule to those that have neither answered nor sent a page since the last resend,
+ * asks for each next page, and returns the outcome (docs/protocol.md#scout).
  *
  * - Promises for its ballot are merged per slot by highest ballot (pmax).
  * - An acceptor answers in pages by slot range (`P1b.next`); it counts only when its last
@@ -165,6 +166,12 @@ export interface Options {
   readonly configs?: ReadonlyArray<ReadonlyArray<string>>
   /** Per configuration, the slot from which it governs nothing: below a reported watermark it need not promise. */
   readonly until?: ReadonlyArray<number>
+  /**
+   * The acceptors asked first (default: all): the others are asked once one of these lets
+   * a retransmit period pass without a page. A majority of each configuration, so that
+   * the others are asked only when one of those is slow or gone.
+   */
+  readonly first?: ReadonlyArray<string>
   readonly inbox: Queue.Dequeue<Message.Envelope>
   readonly retransmitMs: number
   /** B6 planted bug: a duplicate promise ends the scout as preempted. */
@@ -181,19 +188,38 @@ export const run = Effect.fnUntraced(function* (options: Options) {
     options.configs ?? [options.acceptors],
     options.until
   )
+  // Acceptors that sent a page since the last resend: each is asked for its next page as
+  // that one arrives, so the resend leaves them out. Resent every period, a page in
+  // flight was asked for twice, built, sent and decoded twice: a tail of thousands of
+  // slots (a restarted replica's, read again while writes go on) pages for a second or
+  // more, one wasted page per acceptor per period, more the slower each page comes.
+  const paging = new Set<string>()
+  const asked = new Set(options.first ?? options.acceptors)
   const sendTo = yield* Phase.broadcast({
     leader: options.leader,
-    acceptors: options.acceptors,
+    acceptors: [...asked],
     tally: scout.tally,
     retransmitMs: options.retransmitMs,
-    message: (a) => scout.p1a(a)
+    message: (a) => scout.p1a(a),
+    resendTo: () => {
+      const missing = scout.tally.missing()
+      if (asked.size < options.acceptors.length && missing.some((a) => asked.has(a) && !paging.has(a))) {
+        // one asked first sent nothing for a whole period: every acceptor is asked now
+        for (const a of options.acceptors) asked.add(a)
+      }
+      const due = missing.filter((a) => asked.has(a) && !paging.has(a))
+      paging.clear()
+      return due
+    }
   })
   for (;;) {
     const env = yield* Queue.take(options.inbox)
     if (env.message._tag !== "P1b") continue
     const step = scout.p1b(Address.id(env.from), env.message)
     if (step._tag === "Continue") continue
-    if (step._tag === "NextPage") yield* sendTo([step.acceptor])
-    else return step
+    if (step._tag === "NextPage") {
+      paging.add(step.acceptor)
+      yield* sendTo([step.acceptor])
+    } else return step
   }
 })

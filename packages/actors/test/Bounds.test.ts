@@ -18,6 +18,7 @@ import {
 } from "@synod/core"
 import { Kv } from "@synod/kv"
 import { Effect, Exit, Fiber, Layer, Option, Queue } from "effect"
+import { TestClock } from "effect/testing"
 import * as fc from "fast-check"
 import { Acceptor, Client, Replica, Scout, Server } from "@synod/actors"
 import { recording } from "./Recording.ts"
@@ -107,20 +108,56 @@ describe("the acceptor's lease (B15)", () => {
   })
 })
 
+/** `acceptor`'s P1b page at `ballot` from `start` (one pvalue there), with `next` when another follows. */
+const offerPage = (
+  inbox: Queue.Queue<Message.Envelope>,
+  ballot: Ballot.Ballot,
+  acceptor: string,
+  start: number,
+  next: number | undefined
+) =>
+  Queue.offer(
+    inbox,
+    new Message.Envelope({
+      from: Address.acceptor(acceptor),
+      to: "leader/l1",
+      message: new Message.P1b({
+        ballot,
+        request: ballot,
+        accepted: [new Command.PValue({ ballot: b(1), slot: start, value: Command.noop })],
+        ...(start > 1 ? { from: start } : {}),
+        ...(next === undefined ? {} : { next })
+      })
+    })
+  )
+
+/**
+ * A scout at ballot 2.l1 over `acceptors` (asking `first` first), its P1a recorded; `page`
+ * offers it `acceptor`'s P1b page from `start`, with `next` when another follows.
+ */
+const scoutOver = (acceptors: ReadonlyArray<string>, retransmitMs: number, first?: ReadonlyArray<string>) =>
+  Effect.gen(function* () {
+    const { sent, layer } = recording()
+    const inbox = yield* Queue.unbounded<Message.Envelope>()
+    const ballot = b(2)
+    const fiber = yield* Scout.run({
+      leader: Address.leader("l1"),
+      ballot,
+      acceptors,
+      ...(first === undefined ? {} : { first }),
+      inbox,
+      retransmitMs
+    }).pipe(Effect.provide(layer), Effect.forkChild)
+    yield* Effect.yieldNow
+    const page = (acceptor: string, start: number, next: number | undefined) =>
+      offerPage(inbox, ballot, acceptor, start, next)
+    return { sent, inbox, ballot, fiber, page }
+  })
+
 describe("a scout", () => {
   it.effect("asks for each next page at once and adopts only with every page from a majority", () =>
     Effect.gen(function* () {
-      const { sent, layer } = recording()
-      const inbox = yield* Queue.unbounded<Message.Envelope>()
-      const ballot = b(2)
-      const fiber = yield* Scout.run({
-        leader: Address.leader("l1"),
-        ballot,
-        acceptors: ["a1", "a2", "a3"],
-        inbox,
-        retransmitMs: 1000
-      }).pipe(Effect.provide(layer), Effect.forkChild)
-      yield* Effect.yieldNow
+      const { sent, inbox, ballot, fiber } = yield* scoutOver(["a1", "a2", "a3"], 1000)
       const pv = (slot: number) => new Command.PValue({ ballot: b(1), slot, value: Command.noop })
       const reply = (from: string, fields: Partial<ConstructorParameters<typeof Message.P1b>[0]>) =>
         Queue.offer(
@@ -149,6 +186,70 @@ describe("a scout", () => {
       const outcome = yield* Fiber.join(fiber)
       assert.strictEqual(outcome._tag, "Adopted")
       if (outcome._tag === "Adopted") assert.deepStrictEqual([...outcome.pvalues.keys()].sort(), [1, 2, 7])
+    })
+  )
+
+  it.effect("asked a majority first, asks the others once one of it sends nothing for a period", () =>
+    Effect.gen(function* () {
+      const { sent, fiber, page } = yield* scoutOver(["a1", "a2", "a3", "a4", "a5"], 100, ["a1", "a2", "a3"])
+      const asked = () =>
+        sent
+          .filter((e) => e.message._tag === "P1a")
+          .map((e) => `${Address.id(e.to)}@${(e.message as Message.P1a).from ?? 1}`)
+      assert.deepStrictEqual(asked(), ["a1@1", "a2@1", "a3@1"])
+      // a1 and a2 page along; a3 is silent for a period: now a4 and a5 are asked too
+      yield* page("a1", 1, 5)
+      yield* page("a2", 1, 5)
+      yield* TestClock.adjust(100)
+      assert.deepStrictEqual(asked().slice(3), ["a1@5", "a2@5", "a3@1", "a4@1", "a5@1"])
+      yield* page("a1", 5, undefined)
+      yield* page("a4", 1, undefined)
+      yield* page("a5", 1, undefined)
+      const outcome = yield* Fiber.join(fiber)
+      assert.strictEqual(outcome._tag, "Adopted")
+    })
+  )
+
+  it.effect("asked a majority first, leaves the others alone while it answers", () =>
+    Effect.gen(function* () {
+      const { sent, fiber, page } = yield* scoutOver(["a1", "a2", "a3"], 100, ["a1", "a2"])
+      for (let at = 1; at < 20; at += 4) {
+        yield* page("a1", at, at + 4)
+        yield* page("a2", at, at + 4)
+        yield* TestClock.adjust(60)
+      }
+      yield* page("a1", 21, undefined)
+      yield* page("a2", 21, undefined)
+      const outcome = yield* Fiber.join(fiber)
+      assert.strictEqual(outcome._tag, "Adopted")
+      assert.isFalse(
+        sent.some((e) => e.to === Address.acceptor("a3")),
+        "a3 is never asked"
+      )
+    })
+  )
+
+  it.effect("asks an acceptor again only when no page came from it for a whole period", () =>
+    Effect.gen(function* () {
+      const { sent, fiber, page } = yield* scoutOver(["a1", "a2", "a3"], 100)
+      const askedOf = (acceptor: string) =>
+        sent
+          .filter((e) => e.to === Address.acceptor(acceptor) && e.message._tag === "P1a")
+          .map((e) => (e.message as Message.P1a).from ?? 1)
+      // a1 answers a page every 60 ms; a2 and a3 say nothing
+      yield* page("a1", 1, 5)
+      yield* TestClock.adjust(60)
+      yield* page("a1", 5, 9)
+      yield* TestClock.adjust(40)
+      assert.deepStrictEqual(askedOf("a1"), [1, 5, 9], "a1, paging, is not asked for page 9 twice")
+      assert.deepStrictEqual(askedOf("a2"), [1, 1], "a silent acceptor is asked again each period")
+      // no page from a1 for a whole period: its request may be lost, so it goes again
+      yield* TestClock.adjust(100)
+      assert.deepStrictEqual(askedOf("a1"), [1, 5, 9, 9])
+      yield* page("a1", 9, undefined)
+      yield* page("a2", 1, undefined)
+      const outcome = yield* Fiber.join(fiber)
+      assert.strictEqual(outcome._tag, "Adopted")
     })
   )
 })

@@ -30,6 +30,12 @@ export const broadcast = Effect.fnUntraced(function* (options: {
    */
   readonly backoff?: boolean
   readonly message: (acceptor: string) => Message.Message
+  /**
+   * Whom each resend goes to (default: `tally.missing()`, every acceptor that has not
+   * answered). A scout leaves out an acceptor that sent it a page since the last resend:
+   * that acceptor is answering, and its next page is on the way.
+   */
+  readonly resendTo?: () => ReadonlyArray<string>
   /** Tracing: the span every message continues (the acceptors' spans become its children). */
   readonly span?: Tracer.AnySpan | undefined
 }) {
@@ -61,7 +67,7 @@ export const broadcast = Effect.fnUntraced(function* (options: {
     Effect.andThen(
       Effect.sleep(wait),
       Effect.suspend(() => {
-        const missing = options.tally.missing()
+        const missing = options.resendTo === undefined ? options.tally.missing() : options.resendTo()
         return Effect.andThen(
           missing.length === 0 ? Effect.void : Effect.andThen(Metric.update(resent, 1), sendTo(missing)),
           resend(options.backoff === true ? Math.min(wait * 2, maxBackoff * options.retransmitMs) : wait)
