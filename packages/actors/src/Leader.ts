@@ -514,7 +514,12 @@ export class LeaderCore {
       const out = this.performed.get(l)
       if (out !== undefined && out > best) best = out
     }
-    return own < best - laggingWindows * this.config.window
+    return this.lagsBehind(own, best)
+  }
+
+  /** A replica that reported `out` lags the one furthest ahead, at `best`: more than `laggingWindows` windows behind it. */
+  private lagsBehind(out: number, best: number): boolean {
+    return out < best - laggingWindows * this.config.window
   }
 
   /** The leaders of the latest configuration it knows: the order hand-overs and elections follow. */
@@ -646,7 +651,6 @@ export class LeaderCore {
     // may have raised above every report), so the one furthest ahead always counts
     let best = 0
     for (const m of governing) for (const r of m.replicas) best = Math.max(best, this.performed.get(r) ?? 0)
-    const lagging = best - laggingWindows * this.config.window
     let min = this.known
     for (const m of governing) {
       for (const r of m.replicas) {
@@ -657,7 +661,7 @@ export class LeaderCore {
         // window per round trip): each asks below later, and phase 1 runs again then,
         // from where it asks, while writes go on. Counted, a lagging replica made every
         // new write wait while phase 1 read its whole tail: up to 1.5 s with 5 servers
-        if (out === undefined || out < this.watermark || out < lagging) continue
+        if (out === undefined || out < this.watermark || this.lagsBehind(out, best)) continue
         if (out < min) min = out
       }
     }
@@ -751,7 +755,7 @@ export class LeaderCore {
     let best = 0
     for (const l of order) best = Math.max(best, this.performed.get(l) ?? 0)
     // reports are a tick old: within a few windows of the best counts as caught up
-    return order.find((l) => (this.performed.get(l) ?? 0) >= best - laggingWindows * this.config.window)
+    return order.find((l) => !this.lagsBehind(this.performed.get(l) ?? 0, best))
   }
 
   /**
@@ -1323,7 +1327,7 @@ export class LeaderCore {
         ballot: adopted.ballot,
         from: scout.from,
         reported: adopted.pvalues.size,
-        ms: this.now() - scout.startedAt
+        ms: Math.round(this.now() - scout.startedAt)
       })
     }
     // configurations learnt while scouting: scout them too
