@@ -502,11 +502,16 @@ export class LeaderCore {
    * report, more than `laggingWindows` windows behind the replica of another leader that
    * may take over from `failed`, furthest ahead? The failed leader's own replica does not
    * count: it was the most caught up, and measured against it, every candidate lagged and
-   * waited extra turns (a kill with 3 servers, one of them restarted, took 2.6 s). False
-   * when it has not reported (a leader apart from replicas has none).
+   * waited extra turns (a kill with 3 servers, one of them restarted, took 2.6 s). A
+   * replica of its id in the latest configuration that has not reported yet counts as at
+   * slot 0: a server just restarted, or installing a peer's snapshot, took a working
+   * leader for silent before its replica's first report came, competed at its own turn
+   * and, held off by the acceptors' lease, delayed the next fail-over until the lease
+   * ended. False for a leader with no replica of its id (apart from replicas).
    */
   private ownReplicaLags(failed: string): boolean {
-    const own = this.performed.get(this.id)
+    const own =
+      this.performed.get(this.id) ?? (Configuration.latest(this.history).replicas.includes(this.id) ? 0 : undefined)
     if (own === undefined) return false
     let best = 0
     for (const l of this.leaderIds) {
