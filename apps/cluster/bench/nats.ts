@@ -5,7 +5,8 @@
  * clients and prints committed ops/s and latency p50/p99 for each.
  *
  *   pnpm bench            (root; also runs the in-memory benchmark)
- *   pnpm bench nats --profile DIR   also CPU profiles of the servers, and their top functions
+ *   pnpm bench nats --profile DIR   also CPU profiles of the servers and of this process (the
+ *                                   client), and their top functions
  *   pnpm bench nats --tracing       the levels with tracing off, then on (OTLP to a sink in
  *                                   this process), and what tracing costs per command
  *   node apps/cluster/bench/nats.ts --seconds 5 --warmup 2   (each level: 2 s not counted, then 5 s)
@@ -23,7 +24,8 @@
 import { type ChildProcess, spawn } from "node:child_process"
 import { createServer } from "node:http"
 import type { AddressInfo } from "node:net"
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { Session } from "node:inspector/promises"
 import { cpus, tmpdir } from "node:os"
 import { join } from "node:path"
 import { Client } from "@synod/actors"
@@ -382,8 +384,28 @@ const main = Effect.gen(function* () {
   }
 })
 
+/**
+ * `--profile`: this process's own CPU profile (the synod client, the load loops, its NATS
+ * connection), taken through the inspector as `--cpu-prof` takes the servers', and written
+ * beside theirs as `DIR/client/`; answers the function that stops and writes it.
+ */
+const profileSelf = async (dir: string): Promise<() => Promise<void>> => {
+  const session = new Session()
+  session.connect()
+  await session.post("Profiler.enable")
+  await session.post("Profiler.start")
+  return async () => {
+    const { profile } = await session.post("Profiler.stop")
+    session.disconnect()
+    mkdirSync(join(dir, "client"), { recursive: true })
+    writeFileSync(join(dir, "client", `CPU.client.${process.pid}.cpuprofile`), JSON.stringify(profile))
+  }
+}
+const stopSelfProfile = profileDir === undefined ? undefined : await profileSelf(profileDir)
+
 Effect.runPromise(Effect.scoped(main)).then(
-  () => {
+  async () => {
+    await stopSelfProfile?.()
     // the servers have exited (the scope closed), so their profiles are written
     if (profileDir !== undefined) printTop(profileDir, (line) => process.stdout.write(`${line}\n`))
     if (hopsDir !== undefined) {
