@@ -398,6 +398,10 @@ export class LeaderCore {
   private lastTick: number | undefined
   /** The tick before re-armed the watch after a stall: this one judges, whatever its gap. */
   private rearmed = false
+  /** When this core was made: until its first tick, how long its process was busy starting. */
+  private readonly bornAt: number
+  /** How long it listens at start before competing (as the preferred leader) or judging (`Liveness`). */
+  private readonly listenMs: number
   /** When each acceptor last answered (any P1b or P2b). */
   private readonly heardAt = new Map<string, number>()
   /** Since when commanders have been running without a break. */
@@ -468,6 +472,8 @@ export class LeaderCore {
     })
     this.effectAfter = options.bugs?.immediateReconfig ? 1 : config.window
     this.now = options.now
+    this.bornAt = options.now()
+    this.listenMs = Math.max(2 * config.timeouts.heartbeatMs, config.timeouts.leaderTimeoutMs)
     this.bugs = options.bugs ?? {}
     this.observeOrphans = options.observeOrphans === true
     const drift = config.reads.clockDrift
@@ -479,7 +485,7 @@ export class LeaderCore {
         maxMs: config.timeouts.maxLeaderTimeoutMs,
         // long enough to hear a working leader's heartbeats before competing with it, also
         // for a process that is still warming up
-        listenMs: Math.max(2 * config.timeouts.heartbeatMs, config.timeouts.leaderTimeoutMs),
+        listenMs: this.listenMs,
         // a server whose replica lags (restarted from an older snapshot, or still copying a
         // peer's) waits until every caught-up leader had its turn: busy catching up, it took
         // a working leader for silent, and leading, it would make every write wait for it
@@ -1145,7 +1151,8 @@ export class LeaderCore {
 
   private tick() {
     const now = this.now()
-    const gap = this.lastTick === undefined ? 0 : now - this.lastTick
+    const first = this.lastTick === undefined
+    const gap = first ? 0 : now - this.lastTick!
     this.lastTick = now
     // a decision waits for the next round at most a heartbeat period
     this.payOwed()
@@ -1181,6 +1188,13 @@ export class LeaderCore {
         return
       }
       this.rearmed = false
+      // The first tick came only after a listening period: the process was busy starting
+      // (loading its state, compiling) all through it, and a timer runs before the sockets
+      // are read, so a working leader's heartbeats may be waiting unread. It judges from the
+      // next tick, once they were read: a restarted server competed blind (`watched` none)
+      // a third of the time under load, its first tick 350-500 ms after it was made, and
+      // was preempted at once, which doubled its timeout.
+      if (first && now - this.bornAt > this.listenMs) return
       const because = this.liveness.suspicion(now)
       if (because !== undefined) this.compete(now, because)
     }
