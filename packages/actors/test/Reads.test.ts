@@ -46,7 +46,8 @@ const activeLeader = (
     random: () => 0,
     bugs: { staleRead: options.staleRead === true, readLeaseForever: options.readLeaseForever === true }
   })
-  now = 10_000 // past the listening period: it competes
+  now = 10_000 // past the listening period: it competes at its second tick (the first judges nothing)
+  leader.step({ _tag: "Tick" })
   leader.step({ _tag: "Tick" })
   const ballot = leader.ballot
   const pvalues = new Map<number, Command.PValue>()
@@ -215,7 +216,8 @@ describe("leader: read index", () => {
       now: () => now,
       random: () => 0
     })
-    now = 10_000 // past the listening period: it competes
+    now = 10_000 // past the listening period: it competes at its second tick
+    own.step({ _tag: "Tick" })
     own.step({ _tag: "Tick" })
     own.step({
       _tag: "ScoutEnded",

@@ -212,6 +212,8 @@ describe("leader: phase 1 in several scouts at one ballot", () => {
     // r1 performed up to 20 only: slot 30 is not known decided, so it is commanded again
     leader.step(history(20, entry(1, 0, old), entry(35, 31, joined)))
     now = 10_000
+    // past the listening period: the first tick judges nothing, the second competes
+    leader.step({ _tag: "Tick" })
     leader.step({ _tag: "Tick" })
     const ballot = leader.ballot
     const pv = (slot: number, at: Ballot.Ballot, value: Command.SlotValue) =>
@@ -285,6 +287,8 @@ describe("leader: phase 1 in several scouts at one ballot", () => {
       message: new Message.Propose({ slot: 12, value: Command.noop })
     })
     now = 10_000
+    // past the listening period: the first tick judges nothing, the second competes
+    leader.step({ _tag: "Tick" })
     leader.step({ _tag: "Tick" })
     const ballot = leader.ballot
     leader.out.drain()
