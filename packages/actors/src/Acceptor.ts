@@ -181,22 +181,22 @@ export class AcceptorCore {
     for (const slot of this.accepted.keys()) if (slot >= from) slots.push(slot)
     slots.sort((a, b) => a - b)
     const accepted: Array<Command.PValue> = []
-    const measured = this.pageBytes
-    const json: Array<string> | undefined = measured === undefined ? undefined : []
+    const limit = this.pageBytes
+    const json: Array<string> = []
     let bytes = 0
     for (const slot of slots) {
       const pv = this.accepted.get(slot)!
-      if (json !== undefined && measured !== undefined) {
+      if (limit !== undefined) {
         const text = Codec.pvalueJson(pv)
         const size = Limits.utf8Bytes(text) + 1
         // at least one pvalue per page: a batch always fits a page (Limits)
-        if (accepted.length > 0 && bytes + size > measured) return { accepted, json, next: slot }
+        if (accepted.length > 0 && bytes + size > limit) return { accepted, json, next: slot }
         bytes += size
         json.push(text)
       }
       accepted.push(pv)
     }
-    return { accepted, json, next: undefined }
+    return { accepted, json: limit === undefined ? undefined : json, next: undefined }
   }
 
   /**

@@ -1151,8 +1151,9 @@ export class LeaderCore {
 
   private tick() {
     const now = this.now()
-    const first = this.lastTick === undefined
-    const gap = first ? 0 : now - this.lastTick!
+    const last = this.lastTick
+    const first = last === undefined
+    const gap = last === undefined ? 0 : now - last
     this.lastTick = now
     // a decision waits for the next round at most a heartbeat period
     this.payOwed()
