@@ -1769,7 +1769,11 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
       const last = core.finalSnapshot()
       return last === undefined
         ? Effect.void
-        : store.save(last).pipe(Effect.catchCause((cause) => Effect.logWarning("final snapshot failed", cause)))
+        : store.save(last).pipe(
+            // the process is stopping: its last snapshot is all the work left, not background work to pace
+            Effect.provideService(JsonText.Pause, JsonText.Pause.defaultValue()),
+            Effect.catchCause((cause) => Effect.logWarning("final snapshot failed", cause))
+          )
     })
   }
   // With three replicas or more the state saved is the capture a digest was just computed

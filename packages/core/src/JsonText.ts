@@ -134,26 +134,31 @@ export function* slices(text: string, sliceChars: number): Generator<string, voi
 }
 
 /**
- * How background work pauses between two slices (`runGradually`): by default it yields to
- * the other fibers (`Effect.yieldNow`), which is what the simulator's scheduler orders.
- * A process on real time lets its sockets and timers in first (`HandoffScheduler`
- * provides a turn of the event loop): there a yield to other fibers is a microtask, up to
- * eight in a row, and the three replicas' snapshots of one digest slot, encoded at once,
+ * How background work pauses after a slice that took `sliceMs` milliseconds
+ * (`runGradually`): by default it yields to the other fibers (`Effect.yieldNow`), which is
+ * what the simulator's scheduler orders, and the slice's length is not looked at. A
+ * process on real time lets its sockets and timers in first and rests in proportion to
+ * the slice (`HandoffScheduler.pause`). There a yield to other fibers is a microtask, up
+ * to eight in a row, and the three replicas' snapshots of one digest slot, encoded at once,
  * held every message of a process up to 213 ms (the yardstick at 256 clients: max
  * 184–213 ms, against 62–77 ms when each slice waits for the event loop).
  */
-export const Pause = Context.Reference<Effect.Effect<void>>("@synod/core/JsonText/Pause", {
-  defaultValue: () => Effect.yieldNow
+export const Pause = Context.Reference<(sliceMs: number) => Effect.Effect<void>>("@synod/core/JsonText/Pause", {
+  defaultValue: () => () => Effect.yieldNow
 })
 
-/** Runs a generator to its result, pausing (`Pause`) after each slice. */
+/**
+ * Runs a generator to its result, pausing (`Pause`) after each slice. A slice is timed
+ * by the wall clock, which only a process on real time's pause reads.
+ */
 export const runGradually = <A>(make: () => Generator<void, A, void>): Effect.Effect<A> =>
   Effect.flatMap(Pause, (pause) =>
     Effect.suspend(() => {
       const gen = make()
       const step: Effect.Effect<A> = Effect.suspend(() => {
+        const started = performance.now()
         const r = gen.next()
-        return r.done ? Effect.succeed(r.value) : Effect.andThen(pause, step)
+        return r.done ? Effect.succeed(r.value) : Effect.andThen(pause(performance.now() - started), step)
       })
       return step
     })

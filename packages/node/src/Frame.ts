@@ -99,17 +99,18 @@ export function* encodeTextGradually(
   return parts
 }
 
-const utf8Encoder = new TextEncoder()
-
-/** The UTF-8 bytes of a piece of chunks, in one buffer. */
+/**
+ * The UTF-8 bytes of a piece of chunks, in one buffer of exactly their size. It was sized
+ * at three bytes per character and zeroed: a snapshot of 14 MB allocated and cleared
+ * 42 MB in the turns of its slices.
+ */
 const encodePiece = (piece: ReadonlyArray<string>): Uint8Array => {
-  if (piece.length === 1) return utf8Encoder.encode(piece[0]!)
-  let bound = 0
-  for (const chunk of piece) bound += chunk.length * 3
-  const out = new Uint8Array(bound)
+  let size = 0
+  for (const chunk of piece) size += Buffer.byteLength(chunk, "utf8")
+  const out = Buffer.allocUnsafe(size)
   let at = 0
-  for (const chunk of piece) at += utf8Encoder.encodeInto(chunk, out.subarray(at)).written
-  return out.subarray(0, at)
+  for (const chunk of piece) at += out.write(chunk, at, "utf8")
+  return out
 }
 
 /** A valid frame found by `scan`. */

@@ -70,23 +70,48 @@ export const dispatcher = (maxChained: number = defaultMaxChained): ((f: () => v
 export const make = (maxChained: number = defaultMaxChained): Scheduler.Scheduler =>
   new Scheduler.MixedScheduler("async", dispatcher(maxChained))
 
-/**
- * A turn of the event loop (`setImmediate`): how background work pauses between slices
- * under this scheduler (`JsonText.Pause`), so that a snapshot being encoded lets every
- * socket and timer in between two slices, not only after eight of them.
- */
+/** A turn of the event loop (`setImmediate`): every socket and timer ready is let in. */
 export const nextTurn: Effect.Effect<void> = Effect.callback<void>((resume) => {
   const timer = setImmediate(() => resume(Effect.void))
   return Effect.sync(() => clearImmediate(timer))
 })
 
-/** Runs `effect` (and every fiber it forks) under the hand-off scheduler, background work pausing for `nextTurn`. */
+/**
+ * The share of the process's time background work may take while it runs: a replica's
+ * snapshot encoded, hashed and written, an acceptor's log compacted (`JsonText.runGradually`).
+ * All replicas take a snapshot at the same slot, and each process then had work for about
+ * 200 ms of a core (100,000 keys): run as fast as each turn allowed, it held the rounds of
+ * the cluster at 2–4 times their length for half a second, the slowest of a run
+ * (`pnpm bench nats`, the yardstick: docs/benchmark-log.md).
+ */
+export const backgroundShare = 0.2
+
+/** The longest rest after one slice: a slice is a few milliseconds, a rest a few more. */
+export const maxRestMs = 50
+
+/**
+ * How background work pauses after a slice of `sliceMs` (`JsonText.Pause`) under this
+ * scheduler: it rests long enough to keep to `backgroundShare` (a timer, so every socket and
+ * timer ready gets in first), or, after a slice too short to rest after, for a turn of the
+ * event loop, so that a snapshot being encoded lets every socket and timer in between two
+ * slices, not only after eight of them.
+ */
+export const pause = (sliceMs: number): Effect.Effect<void> => {
+  const restMs = Math.min(maxRestMs, (sliceMs * (1 - backgroundShare)) / backgroundShare)
+  if (!(restMs >= 1)) return nextTurn
+  return Effect.callback<void>((resume) => {
+    const timer = setTimeout(() => resume(Effect.void), restMs)
+    return Effect.sync(() => clearTimeout(timer))
+  })
+}
+
+/** Runs `effect` (and every fiber it forks) under the hand-off scheduler, background work pausing as `pause` does. */
 export const provide = <A, E, R>(effect: Effect.Effect<A, E, R>, maxChained?: number): Effect.Effect<A, E, R> =>
   effect.pipe(
     Effect.provideService(Scheduler.Scheduler, make(maxChained)),
-    Effect.provideService(JsonText.Pause, nextTurn)
+    Effect.provideService(JsonText.Pause, pause)
   )
 
-/** The hand-off scheduler as a layer, background work pausing for `nextTurn`. */
+/** The hand-off scheduler as a layer, background work pausing as `pause` does. */
 export const layer = (maxChained?: number): Layer.Layer<never> =>
-  Layer.merge(Layer.succeed(Scheduler.Scheduler, make(maxChained)), Layer.succeed(JsonText.Pause, nextTurn))
+  Layer.merge(Layer.succeed(Scheduler.Scheduler, make(maxChained)), Layer.succeed(JsonText.Pause, pause))

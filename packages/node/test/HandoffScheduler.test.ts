@@ -3,6 +3,7 @@
  * event loop, the rest from `setImmediate`; the count starts again when the loop turns.
  */
 import { assert, describe, it } from "@effect/vitest"
+import { vi } from "vitest"
 import { JsonText } from "@synod/core"
 import { HandoffScheduler } from "@synod/node"
 import { Effect, Fiber, Scheduler } from "effect"
@@ -82,5 +83,38 @@ describe("HandoffScheduler", () => {
     // as `synod serve` runs: one slice per turn
     const paused = await slicesPerTurn((effect) => HandoffScheduler.provide(effect))
     assert.deepStrictEqual(paused.slice(0, 4), [1, 2, 3, 4])
+  })
+
+  it("background work rests after a slice in proportion to it, to keep to its share, at most maxRestMs", async () => {
+    // only the timers the rests use are faked: the scheduler's microtasks and immediates run as they do
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] })
+    try {
+      /** Milliseconds of (fake) time until the pause after a slice of `sliceMs` resumes. */
+      const restAfter = async (sliceMs: number): Promise<number> => {
+        let resumed = false
+        const done = Effect.runPromise(HandoffScheduler.provide(HandoffScheduler.pause(sliceMs))).then(() => {
+          resumed = true
+        })
+        let waited = 0
+        await nextTurn()
+        await nextTurn()
+        while (!resumed && waited < 1000) {
+          await vi.advanceTimersByTimeAsync(1)
+          await nextTurn()
+          waited++
+        }
+        await done
+        return waited
+      }
+      const share = HandoffScheduler.backgroundShare
+      // a slice of 5 ms, then a rest that makes it `share` of the time both took
+      assert.strictEqual(await restAfter(5), Math.ceil((5 * (1 - share)) / share))
+      // a long slice rests no longer than the cap: the work goes on, only more slowly
+      assert.strictEqual(await restAfter(10_000), HandoffScheduler.maxRestMs)
+      // a slice too short to rest after waits for a turn of the event loop only
+      assert.strictEqual(await restAfter(0.01), 0)
+    } finally {
+      vi.useRealTimers()
+    }
   })
 })
