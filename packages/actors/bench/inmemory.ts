@@ -17,7 +17,7 @@
  */
 import { ClusterConfig, InMemoryBus, Storage } from "@synod/core"
 import { Kv } from "@synod/kv"
-import { Clock, Effect, Layer } from "effect"
+import { Clock, Effect, Layer, References } from "effect"
 import { Client, Server } from "@synod/actors"
 
 const arg = (name: string, dflt: number | undefined): number | undefined => {
@@ -165,7 +165,8 @@ const main = Effect.gen(function* () {
   if (ratios.length > 0) process.stdout.write(`reads (read index) per write, batching on: ${ratios.join(", ")}\n`)
 })
 
-Effect.runPromise(main).catch((e) => {
+// the cluster's own logs (each level elects a leader) would interleave with the table: warnings only
+Effect.runPromise(main.pipe(Effect.provideService(References.MinimumLogLevel, "Warn"))).catch((e) => {
   process.stderr.write(`${e}\n`)
   process.exit(1)
 })
