@@ -1153,7 +1153,7 @@ export class LeaderCore {
     const now = this.now()
     const last = this.lastTick
     const first = last === undefined
-    const gap = last === undefined ? 0 : now - last
+    const gap = first ? 0 : now - last
     this.lastTick = now
     // a decision waits for the next round at most a heartbeat period
     this.payOwed()

@@ -98,11 +98,7 @@ export const maxRestMs = 50
  */
 export const pause = (sliceMs: number): Effect.Effect<void> => {
   const restMs = Math.min(maxRestMs, (sliceMs * (1 - backgroundShare)) / backgroundShare)
-  if (!(restMs >= 1)) return nextTurn
-  return Effect.callback<void>((resume) => {
-    const timer = setTimeout(() => resume(Effect.void), restMs)
-    return Effect.sync(() => clearTimeout(timer))
-  })
+  return restMs >= 1 ? Effect.sleep(restMs) : nextTurn
 }
 
 /** Runs `effect` (and every fiber it forks) under the hand-off scheduler, background work pausing as `pause` does. */
