@@ -59,8 +59,10 @@ export const create = async (opts: Options): Promise<Target> => {
   let next = 0
   return {
     info: { system: "synod", servers: ids.length, transport: "nats" },
-    put: (key, value) =>
-      runtime.runPromise(clients[next++ % count]!.submit({ _tag: "Put", key, value: text.decode(value) })),
+    // the load generator's loops are async functions, not fibers: `submitPromise` sends
+    // without a fiber per write (a fiber each, through `runPromise`, took about a third of
+    // this process's CPU per write: docs/benchmark-log.md)
+    put: (key, value) => clients[next++ % count]!.submitPromise({ _tag: "Put", key, value: text.decode(value) }),
     get: (key) => runtime.runPromise(clients[next++ % count]!.read({ _tag: "Get", key })),
     close: async () => {
       await runtime.runPromise(Scope.close(scope, Exit.void))

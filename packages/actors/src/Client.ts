@@ -75,6 +75,14 @@ export interface Client<C, R> {
    * `CommandRejected`.
    */
   read(query: C): Effect.Effect<R, ReadError>
+  /**
+   * `submit`, for a caller that is not an Effect fiber: the promise resolves with the result
+   * or rejects with the `SubmitError`, as `Effect.runPromise(submit(command))` would, without
+   * a fiber per command where the transport can send from outside one (`Transport.sendUnsafe`:
+   * NATS). It cannot be interrupted: a command with no answer rejects with `OutcomeUnknown`
+   * after `clientTimeoutMs`, as does every command still waiting when the client's scope closes.
+   */
+  submitPromise(command: C): Promise<R>
 }
 
 export interface Options {
@@ -163,6 +171,10 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
 ): Effect.fn.Return<Client<C, R>, Transport.TransportError, Transport.Transport | Scope.Scope> {
   const transport = yield* Transport.Transport
   const clock = yield* Clock.Clock
+  // what runs effects for `submitPromise`'s callers, who are not in a fiber
+  const services = yield* Effect.context<never>()
+  const runPromise = Effect.runPromiseWith(services)
+  const runFork = Effect.runForkWith(services)
   const random = options.id === undefined ? `c${(yield* Random.nextIntBetween(0, 2 ** 48)).toString(36)}` : ""
   const id = options.id ?? (options.scope === undefined ? random : `${options.scope}.${random}`)
   const self = Address.client(id)
@@ -336,39 +348,91 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
         )
       : start(command, undefined)
 
+  /**
+   * A command's seq, its `acked` and its place in `waiting`, taken together, or the reason
+   * it cannot be sent; the caller sends it.
+   */
+  const begin = (seq: number, command: C, span: Tracer.AnySpan | undefined): Waiting | CommandTooLarge => {
+    if (span?._tag === "Span") span.attribute("synod.seq", seq)
+    // every lower seq still waiting keeps `acked` down, and this one is not answered yet
+    const encoded = Trusted.command(id, seq, Math.min(acked(), seq), codecs.encodeCommand(command))
+    // measured exactly only when the bound without encoding it says it may not fit
+    if (!Limits.jsonFits(encoded, limit)) return new CommandTooLarge({ bytes: Limits.jsonBytes(encoded), limit })
+    const request = Trusted.request(encoded)
+    const started = clock.currentTimeMillisUnsafe()
+    const wait = firstWait()
+    const w: Waiting = { settle: keepEarly, request, started, resendAt: started + wait, wait, resent: false, span }
+    waiting.set(seq, w)
+    busy.openUnsafe()
+    return w
+  }
+
   const start = (command: C, span: Tracer.AnySpan | undefined): Effect.Effect<R, SubmitError> =>
     Effect.suspend(() => {
       const seq = nextSeq++
-      if (span?._tag === "Span") span.attribute("synod.seq", seq)
-      // every lower seq still waiting keeps `acked` down, and this one is not answered yet
-      const encoded = Trusted.command(id, seq, Math.min(acked(), seq), codecs.encodeCommand(command))
-      // measured exactly only when the bound without encoding it says it may not fit
-      if (!Limits.jsonFits(encoded, limit)) {
-        return Effect.fail(new CommandTooLarge({ bytes: Limits.jsonBytes(encoded), limit }))
-      }
-      const request = Trusted.request(encoded)
-      const started = clock.currentTimeMillisUnsafe()
-      const wait = firstWait()
-      const w: Waiting = { settle: keepEarly, request, started, resendAt: started + wait, wait, resent: false, span }
-      waiting.set(seq, w)
-      busy.openUnsafe()
+      const w = begin(seq, command, span)
+      if (w instanceof CommandTooLarge) return Effect.fail(w)
       return Effect.andThen(
-        sendFirst(request, span),
-        awaitReply(w, waiting, seq, (reply) => outcome(seq, started, reply))
+        sendFirst(w.request, span),
+        awaitReply(w, waiting, seq, (reply) => outcome(seq, w.started, reply))
       )
     })
+
+  /** `sendFirst` from outside a fiber, through `sendUnsafe`; what it leaves to do runs in a fiber of its own. */
+  const sendFirstUnsafe = (
+    sendUnsafe: NonNullable<Transport.Transport["Service"]["sendUnsafe"]>,
+    request: Message.Request | Message.Read
+  ) => {
+    const sendTo = (to: Address.Address) => {
+      const after = sendUnsafe(to, Trusted.envelope(self, to, request))
+      if (after !== undefined) runFork(after)
+    }
+    const now = replicasNow()
+    if (preferred === undefined) for (const r of now) sendTo(r)
+    else sendTo(current === undefined || now.includes(preferred) ? preferred : now[0]!)
+  }
+
+  const submitPromise = (command: C): Promise<R> => {
+    const sendUnsafe = transport.sendUnsafe
+    if (traced || sendUnsafe === undefined) return runPromise(submit(command))
+    const seq = nextSeq++
+    let w: Waiting | CommandTooLarge
+    try {
+      w = begin(seq, command, undefined)
+    } catch (defect) {
+      // a command the machine cannot encode: a rejection, not a throw, as from `runPromise`
+      return Promise.reject(defect)
+    }
+    if (w instanceof CommandTooLarge) return Promise.reject(w)
+    return new Promise<R>((resolve, reject) => {
+      w.settle = (reply) => {
+        if (reply === undefined) {
+          reject(new OutcomeUnknown({ client: id, seq, waitedMs: clock.currentTimeMillisUnsafe() - w.started }))
+          return
+        }
+        const result = replyResult(reply)
+        if (Result.isSuccess(result)) resolve(result.success)
+        else reject(result.failure)
+      }
+      sendFirstUnsafe(sendUnsafe, w.request)
+    })
+  }
 
   const outcome = (seq: number, started: number, reply: Reply | undefined): Effect.Effect<R, SubmitError> =>
     reply === undefined
       ? Effect.fail(new OutcomeUnknown({ client: id, seq, waitedMs: clock.currentTimeMillisUnsafe() - started }))
       : decodeReply(reply)
 
-  const decodeReply = (reply: Reply): Effect.Effect<R, CommandRejected> => {
-    if (reply.error !== undefined) return Effect.fail(new CommandRejected({ reason: reply.error }))
+  const replyResult = (reply: Reply): Result.Result<R, CommandRejected> => {
+    if (reply.error !== undefined) return Result.fail(new CommandRejected({ reason: reply.error }))
     const decoded = codecs.decodeResult(reply.result)
     return Result.isFailure(decoded)
-      ? Effect.fail(new CommandRejected({ reason: `result does not decode: ${decoded.failure}` }))
-      : Effect.succeed(decoded.success)
+      ? Result.fail(new CommandRejected({ reason: `result does not decode: ${decoded.failure}` }))
+      : Result.succeed(decoded.success)
+  }
+  const decodeReply = (reply: Reply): Effect.Effect<R, CommandRejected> => {
+    const result = replyResult(reply)
+    return Result.isSuccess(result) ? Effect.succeed(result.success) : Effect.fail(result.failure)
   }
 
   // As `submit`, with the read's own id: first to one replica, then to all with doubling
@@ -409,5 +473,17 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
       )
     })
 
-  return { id, submit, read }
+  // every command still waiting when the client closes: its outcome is unknown (a promise's
+  // caller, whom no interruption reaches, would otherwise wait for ever)
+  yield* Effect.addFinalizer(() =>
+    Effect.sync(() => {
+      for (const inFlight of [waiting, reading]) {
+        const left = [...inFlight.values()]
+        inFlight.clear()
+        for (const w of left) w.settle(undefined)
+      }
+    })
+  )
+
+  return { id, submit, read, submitPromise }
 })

@@ -29,6 +29,13 @@ export class Transport extends Context.Service<
   {
     /** Sends `envelope` to `to`; never fails and never waits for the receiver. */
     send(to: Address, envelope: Envelope): Effect.Effect<void>
+    /**
+     * As `send`, from code that is not running in a fiber (`Client`'s `submitPromise`):
+     * the envelope is handed over at once, and what `send` would do after that (count and
+     * log a send it had to drop) comes back as an effect to run, or `undefined` when there
+     * is nothing to do. Absent: such callers run `send` in a fiber of their own.
+     */
+    readonly sendUnsafe?: (to: Address, envelope: Envelope) => Effect.Effect<void> | undefined
     /** Receives what is sent to `address` until the scope closes. */
     listen(address: Address): Effect.Effect<Mailbox, TransportError, Scope.Scope>
     /** The largest encoded message (UTF-8 bytes) it delivers; larger ones are dropped. */

@@ -190,7 +190,7 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
       if (Queue.offerUnsafe(mailbox, envelope)) stats.countUnsafe("local")
       else localOverflow.count++
     }
-    if (localOverflow.count === 0) return Effect.void
+    if (localOverflow.count === 0) return undefined
     const n = localOverflow.count
     localOverflow.count = 0
     return Effect.andThen(
@@ -299,27 +299,33 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
     }
   }
 
+  /**
+   * Hands `envelope` over at once; what is left to do after (counting and logging a
+   * refused send) comes back as an effect, `undefined` when there is nothing.
+   */
+  const sendUnsafe = (to: Address.Address, envelope: Message.Envelope): Effect.Effect<void> | undefined => {
+    // trust split (issue 14): a Request to a replica goes to its request subject
+    const subject = Subjects.sendSubject(cluster, to, envelope.message)
+    if (Option.isNone(subject)) return dropSend("not an address", to)
+    // a listener in this process: in memory, on whichever subject it would have come
+    // (a span attached to the envelope goes with it: it is the same object)
+    const here = local.get(to)
+    if (here !== undefined) return deliverLocally(here, envelope)
+    if (!isConnectedUnsafe()) return dropSend("NATS unreachable", to)
+    if (HopLog.enabled()) HopLog.mark(`send ${to} ${envelope.message._tag}`)
+    const span = withTrace ? Trace.of(envelope) : undefined
+    // only a Request or a Read to a replica goes to a request subject (Subjects.sendSubject)
+    const request = envelope.message._tag === "Request" || envelope.message._tag === "Read"
+    // a message too large to bound by its length is encoded to bytes here, once per
+    // message (`Codec.encodeBytes`), rather than measured here and encoded by the client
+    const json = Codec.encode(envelope)
+    const part = json.length * 3 <= maxBytes ? json : Codec.encodeBytes(envelope)
+    enqueue(subject.value, part, span === undefined ? undefined : Trace.format(span), request)
+    return sendFailures.length > 0 ? reportSends : undefined
+  }
+
   const send = (to: Address.Address, envelope: Message.Envelope): Effect.Effect<void> =>
-    Effect.suspend(() => {
-      // trust split (issue 14): a Request to a replica goes to its request subject
-      const subject = Subjects.sendSubject(cluster, to, envelope.message)
-      if (Option.isNone(subject)) return dropSend("not an address", to)
-      // a listener in this process: in memory, on whichever subject it would have come
-      // (a span attached to the envelope goes with it: it is the same object)
-      const here = local.get(to)
-      if (here !== undefined) return deliverLocally(here, envelope)
-      if (!isConnectedUnsafe()) return dropSend("NATS unreachable", to)
-      if (HopLog.enabled()) HopLog.mark(`send ${to} ${envelope.message._tag}`)
-      const span = withTrace ? Trace.of(envelope) : undefined
-      // only a Request or a Read to a replica goes to a request subject (Subjects.sendSubject)
-      const request = envelope.message._tag === "Request" || envelope.message._tag === "Read"
-      // a message too large to bound by its length is encoded to bytes here, once per
-      // message (`Codec.encodeBytes`), rather than measured here and encoded by the client
-      const json = Codec.encode(envelope)
-      const part = json.length * 3 <= maxBytes ? json : Codec.encodeBytes(envelope)
-      enqueue(subject.value, part, span === undefined ? undefined : Trace.format(span), request)
-      return sendFailures.length > 0 ? reportSends : Effect.void
-    })
+    Effect.suspend(() => sendUnsafe(to, envelope) ?? Effect.void)
 
   const reportSends = Effect.suspend(() => {
     const failures = sendFailures.splice(0)
@@ -527,7 +533,7 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
     writeNow?.()
   }
 
-  return Transport.Transport.of({ send, listen, maxMessageBytes: maxBytes, flush })
+  return Transport.Transport.of({ send, sendUnsafe, listen, maxMessageBytes: maxBytes, flush })
 })
 
 /** The transport, on a `NatsConnection` (and its `NatsStats`) provided from outside. */
