@@ -63,7 +63,7 @@ export const create = async (opts: Options): Promise<Target> => {
     // without a fiber per write (a fiber each, through `runPromise`, took about a third of
     // this process's CPU per write: docs/benchmark-log.md)
     put: (key, value) => clients[next++ % count]!.submitPromise({ _tag: "Put", key, value: text.decode(value) }),
-    get: (key) => runtime.runPromise(clients[next++ % count]!.read({ _tag: "Get", key })),
+    get: (key) => clients[next++ % count]!.readPromise({ _tag: "Get", key }),
     close: async () => {
       await runtime.runPromise(Scope.close(scope, Exit.void))
       await runtime.dispose()

@@ -83,6 +83,8 @@ export interface Client<C, R> {
    * after `clientTimeoutMs`, as does every command still waiting when the client's scope closes.
    */
   submitPromise(command: C): Promise<R>
+  /** `read`, for a caller that is not an Effect fiber, as `submitPromise` is `submit`'s (no answer: `ReadTimedOut`). */
+  readPromise(query: C): Promise<R>
 }
 
 export interface Options {
@@ -392,30 +394,46 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
     else sendTo(current === undefined || now.includes(preferred) ? preferred : now[0]!)
   }
 
-  const submitPromise = (command: C): Promise<R> => {
-    const sendUnsafe = transport.sendUnsafe
-    if (traced || sendUnsafe === undefined) return runPromise(submit(command))
-    const seq = nextSeq++
-    let w: Waiting | CommandTooLarge
+  /**
+   * `begin` for a promise's caller: a command the machine cannot encode (its `encodeCommand`
+   * throws) and one too large are a rejected promise, as from `runPromise`, not a throw.
+   */
+  const beginUnsafe = (start: () => Waiting | CommandTooLarge): Waiting | Promise<never> => {
     try {
-      w = begin(seq, command, undefined)
+      const w = start()
+      return w instanceof CommandTooLarge ? Promise.reject(w) : w
     } catch (defect) {
-      // a command the machine cannot encode: a rejection, not a throw, as from `runPromise`
       return Promise.reject(defect)
     }
-    if (w instanceof CommandTooLarge) return Promise.reject(w)
-    return new Promise<R>((resolve, reject) => {
+  }
+
+  /** `w`'s answer as a promise, its first send through `sendUnsafe`; no answer rejects with `missing()`. */
+  const promised = (
+    w: Waiting,
+    sendUnsafe: NonNullable<Transport.Transport["Service"]["sendUnsafe"]>,
+    missing: () => OutcomeUnknown | ReadTimedOut
+  ): Promise<R> =>
+    new Promise<R>((resolve, reject) => {
       w.settle = (reply) => {
-        if (reply === undefined) {
-          reject(new OutcomeUnknown({ client: id, seq, waitedMs: clock.currentTimeMillisUnsafe() - w.started }))
-          return
-        }
+        if (reply === undefined) return reject(missing())
         const result = replyResult(reply)
         if (Result.isSuccess(result)) resolve(result.success)
         else reject(result.failure)
       }
       sendFirstUnsafe(sendUnsafe, w.request)
     })
+
+  const submitPromise = (command: C): Promise<R> => {
+    const sendUnsafe = transport.sendUnsafe
+    if (traced || sendUnsafe === undefined) return runPromise(submit(command))
+    const seq = nextSeq++
+    const w = beginUnsafe(() => begin(seq, command, undefined))
+    if (w instanceof Promise) return w
+    return promised(
+      w,
+      sendUnsafe,
+      () => new OutcomeUnknown({ client: id, seq, waitedMs: clock.currentTimeMillisUnsafe() - w.started })
+    )
   }
 
   const outcome = (seq: number, started: number, reply: Reply | undefined): Effect.Effect<R, SubmitError> =>
@@ -437,28 +455,35 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
 
   // As `submit`, with the read's own id: first to one replica, then to all with doubling
   // waits (the timer above), failing with `ReadTimedOut` after the client timeout.
+  /** A read's id and its place in `reading`, or the reason it cannot be sent; the caller sends it. */
+  const beginRead = (readId: number, query: C): Waiting | CommandTooLarge => {
+    const op = codecs.encodeCommand(query)
+    // the replica refuses a read whose op is larger than a command may be
+    if (!Limits.jsonFits(op, limit)) return new CommandTooLarge({ bytes: Limits.jsonBytes(op), limit })
+    const request = Trusted.read(id, readId, op)
+    const started = clock.currentTimeMillisUnsafe()
+    const wait = firstWait()
+    const w: Waiting = {
+      settle: keepEarly,
+      request,
+      started,
+      resendAt: started + wait,
+      wait,
+      resent: false,
+      span: undefined
+    }
+    reading.set(readId, w)
+    busy.openUnsafe()
+    return w
+  }
+
   const read = (query: C): Effect.Effect<R, ReadError> =>
     Effect.suspend(() => {
       const readId = nextRead++
-      const op = codecs.encodeCommand(query)
-      // the replica refuses a read whose op is larger than a command may be
-      if (!Limits.jsonFits(op, limit)) return Effect.fail(new CommandTooLarge({ bytes: Limits.jsonBytes(op), limit }))
-      const request = Trusted.read(id, readId, op)
-      const started = clock.currentTimeMillisUnsafe()
-      const wait = firstWait()
-      const w: Waiting = {
-        settle: keepEarly,
-        request,
-        started,
-        resendAt: started + wait,
-        wait,
-        resent: false,
-        span: undefined
-      }
-      reading.set(readId, w)
-      busy.openUnsafe()
+      const w = beginRead(readId, query)
+      if (w instanceof CommandTooLarge) return Effect.fail(w)
       return Effect.andThen(
-        sendFirst(request, undefined),
+        sendFirst(w.request, undefined),
         awaitReply(
           w,
           reading,
@@ -466,12 +491,25 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
           (reply): Effect.Effect<R, ReadError> =>
             reply === undefined
               ? Effect.fail(
-                  new ReadTimedOut({ client: id, id: readId, waitedMs: clock.currentTimeMillisUnsafe() - started })
+                  new ReadTimedOut({ client: id, id: readId, waitedMs: clock.currentTimeMillisUnsafe() - w.started })
                 )
               : decodeReply(reply)
         )
       )
     })
+
+  const readPromise = (query: C): Promise<R> => {
+    const sendUnsafe = transport.sendUnsafe
+    if (sendUnsafe === undefined) return runPromise(read(query))
+    const readId = nextRead++
+    const w = beginUnsafe(() => beginRead(readId, query))
+    if (w instanceof Promise) return w
+    return promised(
+      w,
+      sendUnsafe,
+      () => new ReadTimedOut({ client: id, id: readId, waitedMs: clock.currentTimeMillisUnsafe() - w.started })
+    )
+  }
 
   // every command still waiting when the client closes: its outcome is unknown (a promise's
   // caller, whom no interruption reaches, would otherwise wait for ever)
@@ -485,5 +523,5 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
     })
   )
 
-  return { id, submit, read, submitPromise }
+  return { id, submit, read, submitPromise, readPromise }
 })

@@ -39,6 +39,23 @@ const settled = <A>(promise: Promise<A>) =>
     )
   )
 
+/**
+ * A write and a read sent where no server answers, then the client closed: the write
+ * rejects with `OutcomeUnknown`, the read with `ReadTimedOut` (not a promise that never settles).
+ */
+const closesWaiting = Effect.fn(function* (transport: Context.Context<Transport.Transport>) {
+  const scope = yield* Scope.make()
+  const client = yield* clientIn(scope).pipe(Effect.provide(transport))
+  const waiting = client.submitPromise({ _tag: "Put", key: "k", value: "v" })
+  const reading = client.readPromise({ _tag: "Get", key: "k" })
+  yield* Scope.close(scope, Exit.void)
+  const outcome = yield* settled(waiting)
+  assert.isTrue(Result.isFailure(outcome))
+  assert.instanceOf(Result.isFailure(outcome) ? outcome.failure : undefined, Client.OutcomeUnknown)
+  const read = yield* settled(reading)
+  assert.instanceOf(Result.isFailure(read) ? read.failure : undefined, Client.ReadTimedOut)
+})
+
 describe("Client.submitPromise", () => {
   it.live(
     "over NATS: answers without a fiber per command, and refuses a command too large before sending it",
@@ -80,6 +97,8 @@ describe("Client.submitPromise", () => {
         const got = yield* Effect.promise(() => client.submitPromise({ _tag: "Get", key: "k7" }))
         assert.deepStrictEqual(got, yield* client.submit({ _tag: "Get", key: "k7" }))
         assert.strictEqual((got as { readonly value?: string }).value, "7")
+        // a read without a slot, the same way
+        assert.deepStrictEqual(yield* Effect.promise(() => client.readPromise({ _tag: "Get", key: "k7" })), got)
         const tooLarge = yield* settled(client.submitPromise({ _tag: "Put", key: "big", value: "x".repeat(60_000) }))
         assert.isTrue(Result.isFailure(tooLarge))
         assert.instanceOf(Result.isFailure(tooLarge) ? tooLarge.failure : undefined, Client.CommandTooLarge)
@@ -88,33 +107,23 @@ describe("Client.submitPromise", () => {
     30_000
   )
 
-  it.live("over NATS with no server answering: rejects with OutcomeUnknown when the client closes", () =>
-    Effect.gen(function* () {
-      const nats = yield* NatsServer.start()
-      const transport = yield* Layer.build(
-        NatsTransport.layer({ servers: [nats.url], name: "promise-alone", cluster: "promise" })
-      )
-      const scope = yield* Scope.make()
-      const client = yield* clientIn(scope).pipe(Effect.provide(transport))
-      const waiting = client.submitPromise({ _tag: "Put", key: "k", value: "v" })
-      yield* Scope.close(scope, Exit.void)
-      const outcome = yield* settled(waiting)
-      assert.isTrue(Result.isFailure(outcome))
-      assert.instanceOf(Result.isFailure(outcome) ? outcome.failure : undefined, Client.OutcomeUnknown)
-    })
+  it.live(
+    "over NATS with no server answering: rejects with OutcomeUnknown (a read: ReadTimedOut) when the client closes",
+    () =>
+      Effect.gen(function* () {
+        const nats = yield* NatsServer.start()
+        const transport = yield* Layer.build(
+          NatsTransport.layer({ servers: [nats.url], name: "promise-alone", cluster: "promise" })
+        )
+        yield* closesWaiting(transport)
+      })
   )
 
   it.live("on the in-memory bus (no sendUnsafe): runs submit, and rejects with OutcomeUnknown on close", () =>
     Effect.gen(function* () {
       const bus = yield* Layer.build(InMemoryBus.layer())
       assert.isUndefined(Context.get(bus, Transport.Transport).sendUnsafe)
-      const scope = yield* Scope.make()
-      const client = yield* clientIn(scope).pipe(Effect.provide(bus))
-      const waiting = client.submitPromise({ _tag: "Put", key: "k", value: "v" })
-      yield* Scope.close(scope, Exit.void)
-      const outcome = yield* settled(waiting)
-      assert.isTrue(Result.isFailure(outcome))
-      assert.instanceOf(Result.isFailure(outcome) ? outcome.failure : undefined, Client.OutcomeUnknown)
+      yield* closesWaiting(bus)
     })
   )
 })
