@@ -453,8 +453,6 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
     return Result.isSuccess(result) ? Effect.succeed(result.success) : Effect.fail(result.failure)
   }
 
-  // As `submit`, with the read's own id: first to one replica, then to all with doubling
-  // waits (the timer above), failing with `ReadTimedOut` after the client timeout.
   /** A read's id and its place in `reading`, or the reason it cannot be sent; the caller sends it. */
   const beginRead = (readId: number, query: C): Waiting | CommandTooLarge => {
     const op = codecs.encodeCommand(query)
@@ -477,6 +475,8 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
     return w
   }
 
+  // As `submit`, with the read's own id: first to one replica, then to all with doubling
+  // waits (the timer above), failing with `ReadTimedOut` after the client timeout.
   const read = (query: C): Effect.Effect<R, ReadError> =>
     Effect.suspend(() => {
       const readId = nextRead++
