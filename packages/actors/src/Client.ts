@@ -130,6 +130,9 @@ interface Waiting {
   readonly span: Tracer.AnySpan | undefined
 }
 
+/** A transport's send from outside a fiber (`Transport.sendUnsafe`), where it has one. */
+type SendUnsafe = NonNullable<Transport.Transport["Service"]["sendUnsafe"]>
+
 /** A waiting command's `settle` until its fiber waits: the answer is kept for it. */
 const keepEarly = function (this: Waiting, reply: Reply | undefined): void {
   this.early = { reply }
@@ -278,14 +281,27 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
   }
 
   /**
-   * A command's first send: to the preferred replica (the first of the configuration in
-   * force if the configuration left it out), or to every replica while none is preferred.
+   * Where a command's first send goes, among `now` (the replicas in force): the preferred
+   * replica (the first of the configuration in force if the configuration left it out), or
+   * `undefined` for every replica while none is preferred.
    */
+  const firstTarget = (now: ReadonlyArray<Address.Address>): Address.Address | undefined =>
+    preferred === undefined ? undefined : current === undefined || now.includes(preferred) ? preferred : now[0]!
+
+  /** A command's first send, to `firstTarget`. */
   const sendFirst = (request: Message.Request | Message.Read, span: Tracer.AnySpan | undefined) => {
     const now = replicasNow()
-    if (preferred === undefined) return Effect.forEach(now, (r) => sendTo(r, request, span), { discard: true })
-    const to = current === undefined || now.includes(preferred) ? preferred : now[0]!
+    const to = firstTarget(now)
+    if (to === undefined) return Effect.forEach(now, (r) => sendTo(r, request, span), { discard: true })
     return sendTo(to, request, span)
+  }
+
+  /** A command or read in flight from now, first due for a resend after the current first wait. */
+  const waitingFor = (request: Message.Request | Message.Read, span: Tracer.AnySpan | undefined): Waiting => {
+    const started = clock.currentTimeMillisUnsafe()
+    const wait = firstWait()
+    busy.openUnsafe()
+    return { settle: keepEarly, request, started, resendAt: started + wait, wait, resent: false, span }
   }
 
   // One timer for every command in flight, not one per command: a timeout raced against
@@ -360,12 +376,8 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
     const encoded = Trusted.command(id, seq, Math.min(acked(), seq), codecs.encodeCommand(command))
     // measured exactly only when the bound without encoding it says it may not fit
     if (!Limits.jsonFits(encoded, limit)) return new CommandTooLarge({ bytes: Limits.jsonBytes(encoded), limit })
-    const request = Trusted.request(encoded)
-    const started = clock.currentTimeMillisUnsafe()
-    const wait = firstWait()
-    const w: Waiting = { settle: keepEarly, request, started, resendAt: started + wait, wait, resent: false, span }
+    const w = waitingFor(Trusted.request(encoded), span)
     waiting.set(seq, w)
-    busy.openUnsafe()
     return w
   }
 
@@ -381,17 +393,15 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
     })
 
   /** `sendFirst` from outside a fiber, through `sendUnsafe`; what it leaves to do runs in a fiber of its own. */
-  const sendFirstUnsafe = (
-    sendUnsafe: NonNullable<Transport.Transport["Service"]["sendUnsafe"]>,
-    request: Message.Request | Message.Read
-  ) => {
+  const sendFirstUnsafe = (sendUnsafe: SendUnsafe, request: Message.Request | Message.Read) => {
     const sendTo = (to: Address.Address) => {
       const after = sendUnsafe(to, Trusted.envelope(self, to, request))
       if (after !== undefined) runFork(after)
     }
     const now = replicasNow()
-    if (preferred === undefined) for (const r of now) sendTo(r)
-    else sendTo(current === undefined || now.includes(preferred) ? preferred : now[0]!)
+    const to = firstTarget(now)
+    if (to === undefined) for (const r of now) sendTo(r)
+    else sendTo(to)
   }
 
   /**
@@ -408,11 +418,7 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
   }
 
   /** `w`'s answer as a promise, its first send through `sendUnsafe`; no answer rejects with `missing()`. */
-  const promised = (
-    w: Waiting,
-    sendUnsafe: NonNullable<Transport.Transport["Service"]["sendUnsafe"]>,
-    missing: () => OutcomeUnknown | ReadTimedOut
-  ): Promise<R> =>
+  const promised = (w: Waiting, sendUnsafe: SendUnsafe, missing: () => OutcomeUnknown | ReadTimedOut): Promise<R> =>
     new Promise<R>((resolve, reject) => {
       w.settle = (reply) => {
         if (reply === undefined) return reject(missing())
@@ -458,20 +464,8 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
     const op = codecs.encodeCommand(query)
     // the replica refuses a read whose op is larger than a command may be
     if (!Limits.jsonFits(op, limit)) return new CommandTooLarge({ bytes: Limits.jsonBytes(op), limit })
-    const request = Trusted.read(id, readId, op)
-    const started = clock.currentTimeMillisUnsafe()
-    const wait = firstWait()
-    const w: Waiting = {
-      settle: keepEarly,
-      request,
-      started,
-      resendAt: started + wait,
-      wait,
-      resent: false,
-      span: undefined
-    }
+    const w = waitingFor(Trusted.read(id, readId, op), undefined)
     reading.set(readId, w)
-    busy.openUnsafe()
     return w
   }
 
