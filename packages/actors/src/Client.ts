@@ -79,7 +79,7 @@ export interface Client<C, R> {
    * `submit`, for a caller that is not an Effect fiber: the promise resolves with the result
    * or rejects with the `SubmitError`, as `Effect.runPromise(submit(command))` would, without
    * a fiber per command where the transport can send from outside one (`Transport.sendUnsafe`:
-   * NATS). It cannot be interrupted: a command with no answer rejects with `OutcomeUnknown`
+   * NATS and the in-memory bus). It cannot be interrupted: a command with no answer rejects with `OutcomeUnknown`
    * after `clientTimeoutMs`, as does every command still waiting when the client's scope closes.
    */
   submitPromise(command: C): Promise<R>

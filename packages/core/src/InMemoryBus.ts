@@ -217,52 +217,77 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
     for (const q of queues) Queue.offerUnsafe(q, decoded.success)
   }
 
-  /** `copy`: a duplicate's second copy arrives up to `maxReplayDelay` late. */
+  /**
+   * `copy`: a duplicate's second copy arrives up to `maxReplayDelay` late. Delivered at
+   * once when no delay is drawn (`undefined`: nothing left to do), else the effect that
+   * delivers it later.
+   */
+  const scheduleUnsafe = (
+    from: string,
+    to: Address.Address,
+    payload: Payload,
+    copy?: Copy
+  ): Effect.Effect<void> | undefined => {
+    const max = copy === "duplicate" && faults.maxReplayDelay > 0 ? faults.maxReplayDelay : faults.maxDelay
+    const span = max - faults.minDelay
+    const delay = faults.minDelay + (span > 0 ? Math.floor(rng.nextDoubleUnsafe() * (span + 1)) : 0)
+    const sent = sentAt()
+    if (delay <= 0) {
+      deliver(from, to, payload, sent, copy)
+      return undefined
+    }
+    return FiberSet.run(
+      inFlight,
+      Effect.sleep(delay).pipe(Effect.andThen(Effect.sync(() => deliver(from, to, payload, sent, copy))))
+    ).pipe(Effect.asVoid)
+  }
   const schedule = (from: string, to: Address.Address, payload: Payload, copy?: Copy) =>
-    Effect.suspend(() => {
-      const max = copy === "duplicate" && faults.maxReplayDelay > 0 ? faults.maxReplayDelay : faults.maxDelay
-      const span = max - faults.minDelay
-      const delay = faults.minDelay + (span > 0 ? Math.floor(rng.nextDoubleUnsafe() * (span + 1)) : 0)
-      const sent = sentAt()
-      if (delay <= 0) return Effect.sync(() => deliver(from, to, payload, sent, copy))
-      return FiberSet.run(
-        inFlight,
-        Effect.sleep(delay).pipe(Effect.andThen(Effect.sync(() => deliver(from, to, payload, sent, copy))))
-      ).pipe(Effect.asVoid)
-    })
+    Effect.suspend(() => scheduleUnsafe(from, to, payload, copy) ?? Effect.void)
 
+  /**
+   * A send, as far as it goes without a fiber: what is left (a delayed delivery's timer)
+   * comes back as an effect, `undefined` when nothing is. The order of the random draws
+   * is `send`'s as it always was, so a simulator's seed plays out as before.
+   */
+  const sendRawUnsafe = (from: string, to: Address.Address, payload: Payload): Effect.Effect<void> | undefined => {
+    stats.sent++
+    if (oversized(payload)) {
+      stats.oversized++
+      record("oversized", from, to, tagOf(payload))
+      return undefined
+    }
+    if (replayBuffer > 0) {
+      remember(recent, [from, to, payload])
+      const node = Address.id(from as Address.Address)
+      let mine = recentBy.get(node)
+      if (mine === undefined) recentBy.set(node, (mine = []))
+      remember(mine, [from, to, payload])
+    }
+    if (blocked(from, to) || (faults.lossRate > 0 && rng.nextDoubleUnsafe() < faults.lossRate)) {
+      stats.dropped++
+      record("drop", from, to, tagOf(payload))
+      return undefined
+    }
+    if (faults.duplicateRate > 0 && rng.nextDoubleUnsafe() < faults.duplicateRate) {
+      stats.duplicated++
+      const first = scheduleUnsafe(from, to, payload)
+      // the second copy's delay is drawn after the first's timer is set, as it always was
+      if (first !== undefined) return Effect.andThen(first, schedule(from, to, payload, "duplicate"))
+      return scheduleUnsafe(from, to, payload, "duplicate")
+    }
+    return scheduleUnsafe(from, to, payload)
+  }
   const sendRaw = (from: string, to: Address.Address, payload: Payload) =>
-    Effect.suspend(() => {
-      stats.sent++
-      if (oversized(payload)) {
-        stats.oversized++
-        record("oversized", from, to, tagOf(payload))
-        return Effect.void
-      }
-      if (replayBuffer > 0) {
-        remember(recent, [from, to, payload])
-        const node = Address.id(from as Address.Address)
-        let mine = recentBy.get(node)
-        if (mine === undefined) recentBy.set(node, (mine = []))
-        remember(mine, [from, to, payload])
-      }
-      if (blocked(from, to) || (faults.lossRate > 0 && rng.nextDoubleUnsafe() < faults.lossRate)) {
-        stats.dropped++
-        record("drop", from, to, tagOf(payload))
-        return Effect.void
-      }
-      if (faults.duplicateRate > 0 && rng.nextDoubleUnsafe() < faults.duplicateRate) {
-        stats.duplicated++
-        return Effect.andThen(schedule(from, to, payload), schedule(from, to, payload, "duplicate"))
-      }
-      return schedule(from, to, payload)
-    })
+    Effect.suspend(() => sendRawUnsafe(from, to, payload) ?? Effect.void)
+
+  const sendUnsafe = encode
+    ? (to: Address.Address, envelope: Envelope) => sendRawUnsafe(envelope.from, to, Codec.encode(envelope))
+    : (to: Address.Address, envelope: Envelope) => sendRawUnsafe(envelope.from, to, envelope)
 
   const transport = Transport.of({
     maxMessageBytes,
-    send: encode
-      ? (to, envelope) => sendRaw(envelope.from, to, Codec.encode(envelope))
-      : (to, envelope) => sendRaw(envelope.from, to, envelope),
+    send: (to, envelope) => Effect.suspend(() => sendUnsafe(to, envelope) ?? Effect.void),
+    sendUnsafe,
     listen: (address) =>
       Effect.acquireRelease(
         Effect.gen(function* () {

@@ -1,8 +1,8 @@
 /**
- * `Client.submitPromise`: a command from a caller that is not an Effect fiber. Over NATS it
- * sends without a fiber (`Transport.sendUnsafe`); on a transport without that (the
- * in-memory bus) it runs `submit` in one. Either way it resolves with the result, rejects
- * with the `SubmitError`, and rejects with `OutcomeUnknown` when the client closes with
+ * `Client.submitPromise`: a command from a caller that is not an Effect fiber. Over NATS
+ * and on the in-memory bus it sends without a fiber (`Transport.sendUnsafe`); on a
+ * transport without that it runs `submit` in one. Either way it resolves with the
+ * result, rejects with the `SubmitError`, and rejects with `OutcomeUnknown` when the client closes with
  * the command still waiting.
  */
 import { mkdtempSync, rmSync } from "node:fs"
@@ -119,11 +119,19 @@ describe("Client.submitPromise", () => {
       })
   )
 
-  it.live("on the in-memory bus (no sendUnsafe): runs submit, and rejects with OutcomeUnknown on close", () =>
+  it.live("on the in-memory bus (it has sendUnsafe too): rejects with OutcomeUnknown on close", () =>
     Effect.gen(function* () {
       const bus = yield* Layer.build(InMemoryBus.layer())
-      assert.isUndefined(Context.get(bus, Transport.Transport).sendUnsafe)
+      assert.isDefined(Context.get(bus, Transport.Transport).sendUnsafe)
       yield* closesWaiting(bus)
+    })
+  )
+
+  it.live("on a transport without sendUnsafe: runs submit in a fiber, and rejects with OutcomeUnknown on close", () =>
+    Effect.gen(function* () {
+      const bus = yield* Layer.build(InMemoryBus.layer())
+      const { sendUnsafe: _, ...rest } = Context.get(bus, Transport.Transport)
+      yield* closesWaiting(Context.add(bus, Transport.Transport, Transport.Transport.of(rest)))
     })
   )
 })
