@@ -22,6 +22,13 @@ export class Backend extends Context.Service<
      * Without it, linearizable reads go through the log (`submit`).
      */
     read?(query: Kv.Command): Effect.Effect<Kv.Result, Client.ReadError>
+    /**
+     * `submit` for a caller that is not a fiber (`Client.submitPromise`): the HTTP API's
+     * fast path (`KvFastPath`) answers with it, without a fiber per request.
+     */
+    submitPromise?(command: Kv.Command): Promise<Kv.Result>
+    /** `read`, as `submitPromise` is `submit` (`Client.readPromise`). */
+    readPromise?(query: Kv.Command): Promise<Kv.Result>
     readonly servers: Effect.Effect<ReadonlyArray<Server.Status>>
     /**
      * The applied state of a replica this process hosts, if it hosts one: watches and

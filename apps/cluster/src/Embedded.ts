@@ -57,6 +57,8 @@ export const layerNoDeps = (
         config,
         submit: client.submit,
         read: client.read,
+        submitPromise: client.submitPromise,
+        readPromise: client.readPromise,
         servers: Effect.forEach(handles, (h) => h.status),
         handles,
         ...(applied === undefined ? {} : { applied })

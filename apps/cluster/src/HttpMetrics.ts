@@ -73,11 +73,13 @@ export const start: Effect.Effect<void> = Effect.forEach(
 
 /**
  * Counts and times one answered request (`route` as `routeOf` labels it); a key-value
- * request's latency also feeds the dashboard. The middleware and the fast path
- * (`KvFastPath`) record through this.
+ * request's latency also feeds the dashboard. It updates the metrics at once, in the
+ * context it was made in: the fast path (`KvFastPath`) records through this, from outside
+ * any fiber.
  */
-export const recorder = Effect.gen(function* () {
+export const recorderUnsafe = Effect.gen(function* () {
   const dashboard = yield* Dashboard
+  const context = yield* Effect.context<never>()
   // one tagged metric per series, made once: tagging and keying a metric on every
   // request showed in profiles (series are bounded by routes × methods × statuses)
   const counters = new Map<string, Metric.Metric<number, unknown>>()
@@ -94,16 +96,21 @@ export const recorder = Effect.gen(function* () {
     if (m === undefined) timers.set(key, (m = Metric.withAttributes(duration, { route, method })))
     return m
   }
-  return (route: string, requestMethod: string, status: number, ms: number): Effect.Effect<void> =>
-    Effect.suspend(() => {
-      const method = methods.has(requestMethod) ? requestMethod : "other"
-      if (route.startsWith("/kv") && status < 500) dashboard.recordLatency(ms)
-      return Effect.andThen(
-        Metric.update(counter(route, method, String(status)), 1),
-        Metric.update(timer(route, method), ms)
-      )
-    })
+  return (route: string, requestMethod: string, status: number, ms: number): void => {
+    const method = methods.has(requestMethod) ? requestMethod : "other"
+    if (route.startsWith("/kv") && status < 500) dashboard.recordLatency(ms)
+    counter(route, method, String(status)).updateUnsafe(1, context)
+    timer(route, method).updateUnsafe(ms, context)
+  }
 })
+
+/** `recorderUnsafe` as an effect: the middleware records through this. */
+export const recorder = Effect.map(
+  recorderUnsafe,
+  (record) =>
+    (route: string, requestMethod: string, status: number, ms: number): Effect.Effect<void> =>
+      Effect.sync(() => record(route, requestMethod, status, ms))
+)
 
 /** Global middleware: counts and times every request; a key-value request's latency feeds the dashboard. */
 export const middleware = HttpRouter.middleware(

@@ -17,18 +17,22 @@
  *
  * What it then does is the endpoint's: the body decoded by the endpoint's own payload
  * schema and parse options (a failure is the same `BadRequest`, `RequestErrors`), the
- * command or the linearizable read through `Submit` (as the handlers), the answer encoded
- * by the endpoint's success or error schema with its status, and the request counted and
- * timed by `HttpMetrics.recorder`. `KvFastPath.test.ts` sends the same requests, good and
- * bad, both ways and compares the answers byte for byte.
+ * command or the linearizable read sent as the handlers send it, its result and the
+ * client's failures taken by `Submit`'s steps, the answer encoded by the endpoint's
+ * success or error schema with its status, and the request counted and timed by
+ * `HttpMetrics.recorderUnsafe`. It does so without a fiber per request: the command goes
+ * through the client's `submitPromise` (`readPromise`), where the backend has them.
+ * `KvFastPath.test.ts` sends the same requests, good and bad, both ways and compares the
+ * answers byte for byte.
  *
  * @since 0.5.0
  */
 import type { IncomingMessage, Server, ServerResponse } from "node:http"
-import { Cause, Context, Effect, Exit, Schema, SchemaIssue } from "effect"
+import { Cause, Context, Effect, Exit, Result, Schema, SchemaIssue } from "effect"
 import { FindMyWay } from "effect/http"
 import { HttpApi, type HttpApiEndpoint, HttpApiError } from "effect/http-api"
 import { Trace } from "@synod/core"
+import type { Kv } from "@synod/kv"
 import * as Api from "./Api.ts"
 import { Backend } from "./Backend.ts"
 import * as HttpMetrics from "./HttpMetrics.ts"
@@ -123,10 +127,15 @@ const codecsOf = (group: string, name: string) => {
 export const make = Effect.fnUntraced(function* (options: Options) {
   if (yield* Trace.Enabled) return undefined
   const backend = yield* Backend
-  const record = yield* HttpMetrics.recorder
+  const record = yield* HttpMetrics.recorderUnsafe
   const context = yield* Effect.context<never>()
-  const run = Effect.runCallbackWith(context)
-  const { send, readIndex } = Submit.forApi(backend, false)
+  const runPromise = Effect.runPromiseWith(context)
+  // a command and a read without a fiber each, where the backend can (its client's
+  // `submitPromise`): the fiber per request was a tenth of a serving process's CPU
+  const submit = backend.submitPromise ?? ((command: Kv.Command) => runPromise(backend.submit(command)))
+  const read =
+    backend.readPromise ??
+    (backend.read === undefined ? submit : (query: Kv.Command) => runPromise(backend.read!(query)))
 
   // every route of the API, so a path another route takes (a static one) is not taken here
   const router = FindMyWay.make<string>(options.routerConfig)
@@ -160,59 +169,72 @@ export const make = Effect.fnUntraced(function* (options: Options) {
     return decodePayload(parsed) as Exit.Exit<typeof Api.PutBody.Type, Schema.SchemaError>
   }
 
-  /** `answer`'s success encoded with `encode`, its failure as the endpoint answers it. */
+  /**
+   * The answer to a command or read sent (`sent`) as the endpoint gives it: the result
+   * taken by `outcome` (the handler's own steps) and its success encoded with `encode`;
+   * the endpoint's error (the client's failures as `Submit` maps them) with its status;
+   * anything else the API's 500.
+   */
   const answered = <A, E>(
-    answer: Effect.Effect<A, E>,
+    sent: Promise<Kv.Result>,
+    outcome: (r: Kv.Result) => Result.Result<A, E> | undefined,
     encode: (a: A) => unknown,
     failure: (error: unknown) => Answer
-  ): Effect.Effect<Answer> =>
-    answer.pipe(
-      Effect.map((a): Answer => ({ status: 200, body: JSON.stringify(encode(a)) })),
-      Effect.catchCause((cause) =>
-        Cause.hasInterruptsOnly(cause)
-          ? Effect.failCause(cause as Cause.Cause<never>)
-          : Effect.succeed(Cause.findErrorOption(cause)._tag === "Some" ? failure(Cause.squash(cause)) : internalError)
-      )
+  ): Promise<Answer> =>
+    sent.then(
+      (r) => {
+        try {
+          const o = outcome(r)
+          if (o === undefined) return internalError
+          return Result.isSuccess(o) ? { status: 200, body: JSON.stringify(encode(o.success)) } : failure(o.failure)
+        } catch {
+          return internalError
+        }
+      },
+      (e: unknown) => {
+        const error = Submit.apiError(e)
+        return error === undefined ? internalError : failure(error)
+      }
     )
 
-  const putAnswer = (key: string, body: Buffer): Effect.Effect<Answer> => {
+  const putAnswer = (key: string, body: Buffer): Answer | Promise<Answer> => {
     const payload = payloadOf(textDecoder.decode(body))
     if (Exit.isFailure(payload)) {
       const cause = Cause.findErrorOption(payload.cause)
-      if (cause._tag === "None") return Effect.succeed(internalError)
-      return Effect.succeed(
-        put.failure(badRequest(new HttpApiError.HttpApiSchemaError({ kind: "Payload", cause: cause.value })))
-      )
+      if (cause._tag === "None") return internalError
+      return put.failure(badRequest(new HttpApiError.HttpApiSchemaError({ kind: "Payload", cause: cause.value })))
     }
-    return answered(Submit.put(send, key, payload.value), encodeWritten, put.failure)
+    return answered(
+      submit(Submit.putCommand(key, payload.value)),
+      (r) => Submit.writtenOf(key, r),
+      encodeWritten,
+      put.failure
+    )
   }
 
-  const getAnswer = (key: string): Effect.Effect<Answer> =>
-    answered(
-      Effect.flatMap(readIndex({ _tag: "Get", key }), (r) => Submit.found(key, r)),
-      encodeFound,
-      get.failure
-    )
+  const getAnswer = (key: string): Promise<Answer> =>
+    answered(read({ _tag: "Get", key }), (r) => Submit.foundOf(key, r), encodeFound, get.failure)
 
-  /** Runs `answer` and writes it, counted and timed, unless the client went away first. */
-  const respond = (response: ServerResponse, method: string, started: number, answer: Effect.Effect<Answer>) => {
-    let done = false
-    // the client went away: as the platform does, stop waiting and count nothing
-    // counted in the answer's own fiber, as the middleware counts in the request's
-    const counted = Effect.tap(answer, (a) => record("/kv/{key}", method, a.status, performance.now() - started))
-    const interrupt = run(counted, {
-      onExit: (exit) => {
-        if (Exit.isFailure(exit) || response.destroyed) return
-        done = true
-        const a = exit.value
-        response.writeHead(a.status, {
-          "content-type": "application/json",
-          "content-length": Buffer.byteLength(a.body)
-        })
-        response.end(a.body)
-      }
-    })
-    if (!done) response.once("close", () => done || interrupt())
+  /**
+   * Writes `answer`, counted and timed, unless the client went away first: then, as the
+   * platform, it counts nothing (the command itself goes on, as it would through the API).
+   */
+  const respond = (response: ServerResponse, method: string, started: number, answer: Answer | Promise<Answer>) => {
+    const write = (a: Answer) => {
+      if (response.destroyed) return
+      record("/kv/{key}", method, a.status, performance.now() - started)
+      response.writeHead(a.status, {
+        "content-type": "application/json",
+        "content-length": Buffer.byteLength(a.body)
+      })
+      response.end(a.body)
+    }
+    if (answer instanceof Promise)
+      answer.then(write).catch(() => {
+        // nothing answers a request whose answer could not be written: end its connection
+        response.destroy()
+      })
+    else write(answer)
   }
 
   const take: Take = (request, response) => {

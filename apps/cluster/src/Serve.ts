@@ -279,6 +279,8 @@ export const backend = (config: HostConfig.HostConfig) =>
         transport: "nats",
         submit: client.submit,
         read: client.read,
+        submitPromise: client.submitPromise,
+        readPromise: client.readPromise,
         servers: Effect.map(handle.status, (s) => [s]),
         handles: [handle],
         ...(handle.applied === undefined ? {} : { applied: handle.applied }),

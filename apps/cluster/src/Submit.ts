@@ -5,17 +5,34 @@
  *
  * @since 0.2.0
  */
-import { Effect } from "effect"
+import { Client } from "@synod/actors"
+import { Effect, Result } from "effect"
 import type { Kv, KvLease } from "@synod/kv"
 import * as Api from "./Api.ts"
 import { Backend } from "./Backend.ts"
 
-const rejected = (e: { readonly reason: string }) => Effect.fail(new Api.CommandRejected({ message: e.reason }))
+const rejectedError = (e: { readonly reason: string }) => new Api.CommandRejected({ message: e.reason })
 // too large for one message of the cluster's transport: refused before proposing
-const tooLarge = (e: { readonly message: string; readonly limit: number }) =>
-  Effect.fail(new Api.PayloadTooLarge({ message: e.message, limit: e.limit }))
-const unknown = (e: { readonly message: string }) =>
-  Effect.fail(new Api.OutcomeUnknown({ outcome: "unknown", message: e.message }))
+const tooLargeError = (e: { readonly message: string; readonly limit: number }) =>
+  new Api.PayloadTooLarge({ message: e.message, limit: e.limit })
+const unknownError = (e: { readonly message: string }) =>
+  new Api.OutcomeUnknown({ outcome: "unknown", message: e.message })
+const rejected = (e: { readonly reason: string }) => Effect.fail(rejectedError(e))
+const tooLarge = (e: { readonly message: string; readonly limit: number }) => Effect.fail(tooLargeError(e))
+const unknown = (e: { readonly message: string }) => Effect.fail(unknownError(e))
+
+/**
+ * A failure of `Client.submitPromise` or `readPromise` as the API's error, as `submit`
+ * and `forApi` map them; `undefined` for anything else (a defect: the API's 500).
+ */
+export const apiError = (e: unknown): Api.OutcomeUnknown | Api.CommandRejected | Api.PayloadTooLarge | undefined =>
+  e instanceof Client.OutcomeUnknown || e instanceof Client.ReadTimedOut
+    ? unknownError(e)
+    : e instanceof Client.CommandRejected
+      ? rejectedError(e)
+      : e instanceof Client.CommandTooLarge
+        ? tooLargeError(e)
+        : undefined
 
 /** A command's failures as the API's errors. */
 const commandErrors = { OutcomeUnknown: unknown, CommandRejected: rejected, CommandTooLarge: tooLarge }
@@ -30,10 +47,33 @@ export const unexpected = (command: Kv.Command, result: Kv.Result) =>
   Effect.die(new Error(`unexpected result ${result._tag} for ${command._tag}`))
 
 /** A refused lease command as the API's error: 404 when the lease does not exist, else 409. */
+const refusedError = (r: KvLease.LeaseRefused): Api.LeaseNotFound | Api.LeaseRefused =>
+  r.notFound ? new Api.LeaseNotFound({ message: r.reason, id: r.id }) : new Api.LeaseRefused({ message: r.reason })
+
+/** `refusedError` as a failure. */
 export const refused = (r: KvLease.LeaseRefused): Effect.Effect<never, Api.LeaseNotFound | Api.LeaseRefused> =>
-  r.notFound
-    ? Effect.fail(new Api.LeaseNotFound({ message: r.reason, id: r.id }))
-    : Effect.fail(new Api.LeaseRefused({ message: r.reason }))
+  Effect.fail(refusedError(r))
+
+/** What `PUT /kv/{key}` submits. */
+export const putCommand = (key: string, payload: typeof Api.PutBody.Type): Kv.Command => ({
+  _tag: "Put",
+  key,
+  value: payload.value,
+  ...(payload.lease === undefined ? {} : { lease: payload.lease })
+})
+
+/**
+ * A `Put`'s result as `PUT /kv/{key}` answers it: the key's new version, or the lease's
+ * refusal; `undefined` for a result of another kind (a bug: the API's 500).
+ */
+export const writtenOf = (
+  key: string,
+  r: Kv.Result
+): Result.Result<typeof Api.Written.Type, Api.LeaseNotFound | Api.LeaseRefused> | undefined => {
+  if (r._tag === "LeaseRefused") return Result.fail(refusedError(r))
+  if (r._tag !== "Written") return undefined
+  return Result.succeed({ key, version: r.version })
+}
 
 /**
  * `PUT /kv/{key}`: the command, submitted with `send` (the API's own, traced or not), and
@@ -45,14 +85,10 @@ export const put = <E, R>(
   key: string,
   payload: typeof Api.PutBody.Type
 ): Effect.Effect<typeof Api.Written.Type, E | Api.LeaseNotFound | Api.LeaseRefused, R> =>
-  Effect.flatMap(
-    send({ _tag: "Put", key, value: payload.value, ...(payload.lease === undefined ? {} : { lease: payload.lease }) }),
-    (r) => {
-      if (r._tag === "LeaseRefused") return refused(r)
-      if (r._tag !== "Written") return Effect.die(new Error(`unexpected result ${r._tag} for Put`))
-      return Effect.succeed({ key, version: r.version })
-    }
-  )
+  Effect.flatMap(send(putCommand(key, payload)), (r) => {
+    const written = writtenOf(key, r)
+    return written === undefined ? unexpected(putCommand(key, payload), r) : Effect.fromResult(written)
+  })
 
 /**
  * The backend's `submit` and linearizable `read` with the client's failures as the API's
@@ -76,9 +112,21 @@ export const forApi = (backend: Backend["Service"], traced: boolean) => {
   return { send, readIndex }
 }
 
-/** A `Get`'s result as `GET /kv/{key}` answers it (without the serializable read's fields). */
+/**
+ * A `Get`'s result as `GET /kv/{key}` answers it (without the serializable read's fields);
+ * `undefined` for a result of another kind (a bug: the API's 500).
+ */
+export const foundOf = (
+  key: string,
+  r: Kv.Result
+): Result.Result<typeof Api.Found.Type, Api.KeyNotFound> | undefined => {
+  if (r._tag !== "Value") return undefined
+  if (r.value === null) return Result.fail(new Api.KeyNotFound({ key }))
+  return Result.succeed({ key, value: r.value, version: r.version })
+}
+
+/** `foundOf` as an effect. */
 export const found = (key: string, r: Kv.Result): Effect.Effect<typeof Api.Found.Type, Api.KeyNotFound> => {
-  if (r._tag !== "Value") return unexpected({ _tag: "Get", key }, r)
-  if (r.value === null) return Effect.fail(new Api.KeyNotFound({ key }))
-  return Effect.succeed({ key, value: r.value, version: r.version })
+  const value = foundOf(key, r)
+  return value === undefined ? unexpected({ _tag: "Get", key }, r) : Effect.fromResult(value)
 }
