@@ -136,6 +136,8 @@ export const make = Effect.fnUntraced(function* (options: Options) {
   const read =
     backend.readPromise ??
     (backend.read === undefined ? submit : (query: Kv.Command) => runPromise(backend.read!(query)))
+  /** How a read fails: as a read, or, through the log, as a command (`Submit.forApi`'s `readIndex`). */
+  const readKind = backend.readPromise !== undefined || backend.read !== undefined ? "read" : "command"
 
   // every route of the API, so a path another route takes (a static one) is not taken here
   const router = FindMyWay.make<string>(options.routerConfig)
@@ -179,7 +181,8 @@ export const make = Effect.fnUntraced(function* (options: Options) {
     sent: Promise<Kv.Result>,
     outcome: (r: Kv.Result) => Result.Result<A, E> | undefined,
     encode: (a: A) => unknown,
-    failure: (error: unknown) => Answer
+    failure: (error: unknown) => Answer,
+    kind: "command" | "read"
   ): Promise<Answer> =>
     sent.then(
       (r) => {
@@ -192,7 +195,7 @@ export const make = Effect.fnUntraced(function* (options: Options) {
         }
       },
       (e: unknown) => {
-        const error = Submit.apiError(e)
+        const error = Submit.apiError(e, kind)
         return error === undefined ? internalError : failure(error)
       }
     )
@@ -208,12 +211,13 @@ export const make = Effect.fnUntraced(function* (options: Options) {
       submit(Submit.putCommand(key, payload.value)),
       (r) => Submit.writtenOf(key, r),
       encodeWritten,
-      put.failure
+      put.failure,
+      "command"
     )
   }
 
   const getAnswer = (key: string): Promise<Answer> =>
-    answered(read({ _tag: "Get", key }), (r) => Submit.foundOf(key, r), encodeFound, get.failure)
+    answered(read({ _tag: "Get", key }), (r) => Submit.foundOf(key, r), encodeFound, get.failure, readKind)
 
   /**
    * Writes `answer`, counted and timed, unless the client went away first: then, as the

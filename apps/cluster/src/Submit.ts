@@ -22,17 +22,21 @@ const tooLarge = (e: { readonly message: string; readonly limit: number }) => Ef
 const unknown = (e: { readonly message: string }) => Effect.fail(unknownError(e))
 
 /**
- * A failure of `Client.submitPromise` or `readPromise` as the API's error, as `submit`
- * and `forApi` map them; `undefined` for anything else (a defect: the API's 500).
+ * A failure of `Client.submitPromise` (`kind` "command") or `readPromise` ("read") as the
+ * API's error, as `submit` and `forApi` map them; `undefined` for anything else (a
+ * defect: the API's 500).
  */
-export const apiError = (e: unknown): Api.OutcomeUnknown | Api.CommandRejected | Api.PayloadTooLarge | undefined =>
-  e instanceof Client.OutcomeUnknown || e instanceof Client.ReadTimedOut
-    ? unknownError(e)
-    : e instanceof Client.CommandRejected
-      ? rejectedError(e)
-      : e instanceof Client.CommandTooLarge
-        ? tooLargeError(e)
-        : undefined
+export const apiError = (
+  e: unknown,
+  kind: "command" | "read"
+): Api.OutcomeUnknown | Api.CommandRejected | Api.PayloadTooLarge | undefined => {
+  // a command that got no answer may have happened; a read that got none changed nothing
+  if (kind === "command" && e instanceof Client.OutcomeUnknown) return unknownError(e)
+  if (kind === "read" && e instanceof Client.ReadTimedOut) return unknownError(e)
+  if (e instanceof Client.CommandRejected) return rejectedError(e)
+  if (e instanceof Client.CommandTooLarge) return tooLargeError(e)
+  return undefined
+}
 
 /** A command's failures as the API's errors. */
 const commandErrors = { OutcomeUnknown: unknown, CommandRejected: rejected, CommandTooLarge: tooLarge }

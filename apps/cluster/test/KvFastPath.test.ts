@@ -8,15 +8,23 @@
  * by one); reads of keys present and absent, with and without a query, a body or a token.
  * A property test does the same for arbitrary bodies. A server with only the fast path
  * shows which requests it takes: the well-formed writes and reads, and nothing else.
+ * Over a backend whose commands and reads fail (no answer, refused, too large, a defect),
+ * both answer alike, whether the fast path goes through the client's `submitPromise` and
+ * `readPromise` or, without them, through `submit` and `read`. A client gone before its
+ * answer is neither written to nor counted, and the server answers the next one.
  */
 import { randomBytes } from "node:crypto"
 import { createServer, request as httpRequest } from "node:http"
 import type { AddressInfo } from "node:net"
 import { assert, describe, it } from "@effect/vitest"
+import { Socket } from "node:net"
+import { Client } from "@synod/actors"
 import { ClusterConfig, InMemoryBus, Storage } from "@synod/core"
-import { Effect, Layer } from "effect"
+import type { Kv } from "@synod/kv"
+import { Context, Effect, Layer } from "effect"
 import * as fc from "fast-check"
 import * as ApiServer from "@synod/cluster/ApiServer"
+import { Backend } from "@synod/cluster/Backend"
 import { Dashboard } from "@synod/cluster/Dashboard"
 import * as Embedded from "@synod/cluster/Embedded"
 import * as KvFastPath from "@synod/cluster/KvFastPath"
@@ -107,6 +115,79 @@ const twoApis = (options: Omit<ApiServer.Options, "port"> = {}) =>
         (context) => ApiServer.url.pipe(Effect.provideContext(context))
       )
     return { fast: yield* api(true), platform: yield* api(false) }
+  })
+
+/** A failure as an effect: a client's error as the error, anything else as a defect. */
+const failWith = (e: unknown): Effect.Effect<never, any> =>
+  e instanceof Client.OutcomeUnknown ||
+  e instanceof Client.ReadTimedOut ||
+  e instanceof Client.CommandRejected ||
+  e instanceof Client.CommandTooLarge
+    ? Effect.fail(e)
+    : Effect.die(e)
+
+/**
+ * A backend whose every command fails with `command()` and every read with `read()`, with
+ * (`promises`) or without the client's `submitPromise` and `readPromise`: the fast path
+ * answers through them when they are there, and through `submit` and `read` in a fiber
+ * when not.
+ */
+const failingBackend = (command: () => unknown, read: () => unknown, promises: boolean) =>
+  Backend.of({
+    cluster: "test",
+    transport: "memory",
+    submit: () => failWith(command()),
+    read: () => failWith(read()),
+    ...(promises
+      ? {
+          submitPromise: () => Promise.reject(command()),
+          readPromise: () => Promise.reject(read())
+        }
+      : {}),
+    servers: Effect.succeed([])
+  })
+
+/** Two APIs over `backend`, as `twoApis`. */
+const twoApisOver = (backend: Backend["Service"]) =>
+  Effect.gen(function* () {
+    const api = (fastPath: boolean) =>
+      Effect.flatMap(
+        Layer.build(ApiServer.layer({ port: 0, fastPath }).pipe(Layer.provide(Layer.succeed(Backend, backend)))),
+        (context) => ApiServer.url.pipe(Effect.provideContext(context))
+      )
+    return { fast: yield* api(true), platform: yield* api(false) }
+  })
+
+/**
+ * A server with only the fast path over `backend` (what it leaves is answered 599), each
+ * key-value request's latency handed to `recordLatency`: its port.
+ */
+const fastPathOnly = (backend: Context.Context<Backend>, recordLatency: (ms: number) => void = () => {}) =>
+  Effect.gen(function* () {
+    const take = yield* KvFastPath.make({ maxBodyBytes: 4096, routerConfig: {} }).pipe(
+      Effect.provideContext(backend),
+      Effect.provideService(Dashboard, {
+        recordLatency,
+        history: Effect.succeed({ samples: [], events: [] }),
+        subscribe: Effect.succeed(undefined),
+        close: Effect.void
+      })
+    )
+    assert.isDefined(take)
+    const server = KvFastPath.serve(
+      createServer((_, res) => {
+        res.writeHead(599)
+        res.end()
+      }),
+      take
+    )
+    yield* Effect.acquireRelease(
+      Effect.callback<void>((resume) => {
+        server.listen(0, "127.0.0.1", () => resume(Effect.void))
+      }),
+      () => Effect.sync(() => server.close())
+    )
+    return (server.address() as AddressInfo).port
   })
 
 /** Sends `r` to both and checks they answer alike; answers the fast path's answer. */
@@ -250,31 +331,7 @@ describe("KvFastPath: PUT and GET /kv/{key} past the router", () => {
   it.live("takes the well-formed writes and leaves everything else to the API", () =>
     Effect.gen(function* () {
       const cluster = yield* Layer.build(embedded)
-      const take = yield* KvFastPath.make({ maxBodyBytes: 4096, routerConfig: {} }).pipe(
-        Effect.provideContext(cluster),
-        Effect.provideService(Dashboard, {
-          recordLatency: () => {},
-          history: Effect.succeed({ samples: [], events: [] }),
-          subscribe: Effect.succeed(undefined),
-          close: Effect.void
-        })
-      )
-      assert.isDefined(take)
-      // what the fast path leaves goes here: 599
-      const server = KvFastPath.serve(
-        createServer((_, res) => {
-          res.writeHead(599)
-          res.end()
-        }),
-        take
-      )
-      yield* Effect.acquireRelease(
-        Effect.callback<void>((resume) => {
-          server.listen(0, "127.0.0.1", () => resume(Effect.void))
-        }),
-        () => Effect.sync(() => server.close())
-      )
-      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+      const url = `http://127.0.0.1:${yield* fastPathOnly(cluster)}`
       const status = (r: Request) => Effect.map(send(url, r), (a) => a.status)
       const body = '{"value":"x"}'
       assert.strictEqual(yield* status({ path: "/kv/k", headers: json, body }), 200)
@@ -296,6 +353,89 @@ describe("KvFastPath: PUT and GET /kv/{key} past the router", () => {
       ] satisfies ReadonlyArray<Request>) {
         assert.strictEqual(yield* status(r), 599, `left to the API: ${r.method ?? "PUT"} ${r.path}`)
       }
+    })
+  )
+
+  it.live("answers the client's failures as the API does, through submitPromise or through submit", () =>
+    Effect.gen(function* () {
+      const failures: ReadonlyArray<readonly [string, () => unknown, () => unknown, number]> = [
+        [
+          "no answer",
+          () => new Client.OutcomeUnknown({ client: "c", seq: 1, waitedMs: 10_000 }),
+          () => new Client.ReadTimedOut({ client: "c", id: 1, waitedMs: 10_000 }),
+          504
+        ],
+        [
+          "refused",
+          () => new Client.CommandRejected({ reason: "no" }),
+          () => new Client.CommandRejected({ reason: "no" }),
+          500
+        ],
+        [
+          "too large",
+          () => new Client.CommandTooLarge({ bytes: 50_000, limit: 40_000 }),
+          () => new Client.CommandTooLarge({ bytes: 50_000, limit: 40_000 }),
+          413
+        ],
+        ["a defect", () => new Error("boom"), () => new Error("boom"), 500]
+      ]
+      for (const promises of [true, false]) {
+        for (const [what, command, read, status] of failures) {
+          const apis = yield* twoApisOver(failingBackend(command, read, promises))
+          const label = `${what}, ${promises ? "submitPromise" : "submit"}`
+          const put = yield* both(apis, { path: "/kv/k", headers: json, body: '{"value":"x"}' }, `PUT: ${label}`)
+          assert.strictEqual(put.status, status, `PUT: ${label}`)
+          const get = yield* both(apis, { path: "/kv/k", method: "GET" }, `GET: ${label}`)
+          assert.strictEqual(get.status, status, `GET: ${label}`)
+        }
+      }
+    })
+  )
+
+  it.live("a client gone before its answer: nothing written or counted, and the next request answered", () =>
+    Effect.gen(function* () {
+      let answer: ((r: Kv.Result) => void) | undefined
+      const counted: Array<number> = []
+      const backend = Backend.of({
+        cluster: "test",
+        transport: "memory",
+        submit: () => Effect.never,
+        submitPromise: () =>
+          answer === undefined
+            ? new Promise<Kv.Result>((resolve) => {
+                answer = resolve
+              })
+            : Promise.resolve({ _tag: "Written", version: 2 } as Kv.Result),
+        servers: Effect.succeed([])
+      })
+      const port = yield* fastPathOnly(Context.make(Backend, backend), (ms) => {
+        counted.push(ms)
+      })
+      // a PUT on a raw socket, closed once the server holds it
+      const body = '{"value":"x"}'
+      yield* Effect.callback<void>((resume) => {
+        const socket = new Socket()
+        socket.connect(port, "127.0.0.1", () => {
+          socket.write(
+            `PUT /kv/k HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`
+          )
+        })
+        const poll = setInterval(() => {
+          if (answer === undefined) return
+          clearInterval(poll)
+          socket.destroy()
+          socket.once("close", () => resume(Effect.void))
+        }, 5)
+      })
+      // the answer comes after the client left: the server neither writes nor counts it
+      yield* Effect.sleep("50 millis")
+      answer!({ _tag: "Written", version: 1 } as Kv.Result)
+      yield* Effect.sleep("50 millis")
+      assert.deepStrictEqual(counted, [])
+      const next = yield* send(`http://127.0.0.1:${port}`, { path: "/kv/k", headers: json, body })
+      assert.strictEqual(next.status, 200)
+      assert.strictEqual(next.body, '{"key":"k","version":2}')
+      assert.strictEqual(counted.length, 1)
     })
   )
 })

@@ -17,7 +17,14 @@ import { version } from "@synod/cluster/Version"
 import { Effect } from "effect"
 
 const root = new URL("../../../", import.meta.url).pathname
-const packages = ["packages/core", "packages/actors", "packages/kv", "packages/transport-nats", "packages/node", "apps/cluster"]
+const packages = [
+  "packages/core",
+  "packages/actors",
+  "packages/kv",
+  "packages/transport-nats",
+  "packages/node",
+  "apps/cluster"
+]
 
 /** The environment of a process outside the workspace: no source condition (see vitest.shared.ts). */
 const outside = (): NodeJS.ProcessEnv => {

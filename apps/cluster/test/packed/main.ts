@@ -25,7 +25,10 @@ const tally = StateMachine.make({
     const total = Option.getOrElse(HashMap.get(state, command.counter), () => 0)
     if (command._tag === "Read") return [state, { _tag: "Total", counter: command.counter, total }] as const
     const next = total + command.by
-    return [HashMap.set(state, command.counter, next), { _tag: "Total", counter: command.counter, total: next }] as const
+    return [
+      HashMap.set(state, command.counter, next),
+      { _tag: "Total", counter: command.counter, total: next }
+    ] as const
   }
 })
 
