@@ -206,8 +206,6 @@ export const run = <Inbound extends Message.Message, In, Rec, Spec, Ev, Job = ne
     const clock = yield* Clock.Clock
     const transport = yield* Transport.Transport
     const mailbox = yield* transport.listen(self)
-    /** Inputs that do not come from the mailbox: children's outcomes. */
-    const local = yield* Queue.unbounded<In>()
     const children = new Map<
       string,
       { readonly inbox: Queue.Queue<Message.Envelope>; fiber?: Fiber.Fiber<unknown, unknown> }
@@ -268,6 +266,22 @@ export const run = <Inbound extends Message.Message, In, Rec, Spec, Ev, Job = ne
       return env
     }
 
+    /**
+     * The one queue the loop waits on: the transport's mailbox, into which the host also
+     * puts `wakeUp` (its timer's, and when an input of its own is waiting in `locals`), so
+     * that one fiber hand-off brings anything to the loop.
+     */
+    const inbox = mailbox as unknown as Queue.Queue<Message.Envelope>
+    /**
+     * The host's own inputs: children's outcomes and, with children, control inputs. Not in
+     * the mailbox itself, which drops what comes while it is full (a network message, which
+     * the protocol resends, but an outcome is never sent again).
+     */
+    const locals: Array<In> = []
+    const local = (input: In): void => {
+      locals.push(input)
+      Queue.offerUnsafe(inbox, wakeUp)
+    }
     const fromMailbox = (batch: ReadonlyArray<Message.Envelope>): Array<In> => {
       const mapped: Array<In> = []
       for (const env of batch) {
@@ -277,41 +291,24 @@ export const run = <Inbound extends Message.Message, In, Rec, Spec, Ev, Job = ne
       }
       return mapped
     }
-    // A role without children reads its mailbox directly; one with children (the leader)
-    // merges the mailbox and their outcomes into one queue. Every hand-off between fibers
-    // costs a turn of the event loop on the hot path, so there is only one when needed.
-    let take: Effect.Effect<ReadonlyArray<In>>
+    // The loop waits on the mailbox alone: a message's hand-off to the loop is the only one
+    // on its way (a queue merging the mailbox with the children's outcomes cost each message
+    // to the leader a second fiber hand-off, a P2b two before it reached its commander).
+    const take: Effect.Effect<ReadonlyArray<In>> = Effect.map(Queue.takeAll(inbox), fromMailbox)
     /** What is waiting now, without waiting (empty when nothing is). */
-    let takeNow: Effect.Effect<ReadonlyArray<In>>
+    const takeNow: Effect.Effect<ReadonlyArray<In>> = Effect.map(Queue.clear(inbox), fromMailbox)
     /** Where the loop's timer puts `wakeUp`: the queue the loop waits on. */
-    let wakeUpQueue: Queue.Queue<unknown>
-    if (options.child === undefined) {
-      take = Effect.map(Queue.takeAll(mailbox), fromMailbox)
-      takeNow = Effect.map(Queue.clear(mailbox), fromMailbox)
-      // the transport's mailbox is a queue like any other; only the host's marker is put in it here
-      wakeUpQueue = mailbox as unknown as Queue.Queue<unknown>
-    } else {
-      const inputs = yield* Queue.unbounded<In>()
-      yield* Queue.takeAll(mailbox).pipe(
-        Effect.flatMap((batch) => Queue.offerAll(inputs, fromMailbox(batch))),
+    const wakeUpQueue = inbox as Queue.Queue<unknown>
+    if (options.child !== undefined && options.control !== undefined) {
+      yield* Queue.takeAll(options.control).pipe(
+        Effect.tap((batch) =>
+          Effect.sync(() => {
+            for (const input of batch) local(input)
+          })
+        ),
         Effect.forever,
         Effect.forkScoped
       )
-      yield* Queue.takeAll(local).pipe(
-        Effect.flatMap((batch) => Queue.offerAll(inputs, batch)),
-        Effect.forever,
-        Effect.forkScoped
-      )
-      if (options.control !== undefined) {
-        yield* Queue.takeAll(options.control).pipe(
-          Effect.flatMap((batch) => Queue.offerAll(inputs, batch)),
-          Effect.forever,
-          Effect.forkScoped
-        )
-      }
-      take = Queue.takeAll(inputs)
-      takeNow = Queue.clear(inputs)
-      wakeUpQueue = inputs as Queue.Queue<unknown>
     }
 
     /**
@@ -495,7 +492,7 @@ export const run = <Inbound extends Message.Message, In, Rec, Spec, Ev, Job = ne
         const entry: { inbox: Queue.Queue<Message.Envelope>; fiber?: Fiber.Fiber<unknown, unknown> } = { inbox }
         children.set(key, entry)
         entry.fiber = yield* options.child(spec, inbox).pipe(
-          Effect.flatMap((outcome) => Queue.offer(local, outcome)),
+          Effect.flatMap((outcome) => Effect.sync(() => local(outcome))),
           Effect.ensuring(
             Effect.sync(() => {
               if (children.get(key) === entry) children.delete(key)
@@ -525,7 +522,7 @@ export const run = <Inbound extends Message.Message, In, Rec, Spec, Ev, Job = ne
         // is waited on, with the loop's timer set for the next tick or wake-up; nothing
         // is waited on when that time has come.
         let batch = yield* takeNow
-        if (batch.length === 0) {
+        if (batch.length === 0 && locals.length === 0) {
           if (wake > clock.currentTimeMillisUnsafe()) {
             if (Number.isFinite(wake)) yield* setTimer(wake)
             batch = yield* take
@@ -537,8 +534,13 @@ export const run = <Inbound extends Message.Message, In, Rec, Spec, Ev, Job = ne
         // writes the background writer finished since the last turn
         while (completions.length > 0) core.step(completions.shift()!)
         if (pollControl !== undefined) for (const input of yield* Queue.clear(pollControl)) core.step(input)
+        // children's outcomes and control inputs, in the order they came
+        for (let i = 0; i < locals.length; i++) {
+          if (HopLog.enabled()) HopLog.mark(`step ${self} ${hopTag(locals[i])}`)
+          core.step(locals[i]!)
+        }
+        locals.length = 0
         for (const input of batch) {
-          if ((input as unknown) === wakeUp) continue
           if (HopLog.enabled()) HopLog.mark(`step ${self} ${hopTag(input)}`)
           core.step(input)
         }
