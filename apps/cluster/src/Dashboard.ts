@@ -15,7 +15,7 @@
  *
  * @since 0.2.0
  */
-import { Transport } from "@synod/core"
+import { type Message, Transport } from "@synod/core"
 import { Context, Deferred, Effect, Layer, Metric, PubSub, Schedule, Stream } from "effect"
 import { HttpRouter, HttpServer, HttpServerResponse } from "effect/http"
 import { Backend } from "./Backend.ts"
@@ -37,19 +37,35 @@ export interface Traffic {
 
 export const makeTraffic = (): Traffic => ({ sent: {} })
 
-/** `transport`, counting what it sends by type: one property increment per message. */
+/**
+ * `transport`, counting what it sends by type: one property increment per message, through
+ * `send` and through `sendUnsafe` (a client's first send of a command from a promise).
+ */
 export const countSends = (
   traffic: Traffic,
   transport: Transport.Transport["Service"]
-): Transport.Transport["Service"] =>
-  Transport.Transport.of({
+): Transport.Transport["Service"] => {
+  const count = (envelope: Message.Envelope): void => {
+    const tag = envelope.message._tag
+    traffic.sent[tag] = (traffic.sent[tag] ?? 0) + 1
+  }
+  const sendUnsafe = transport.sendUnsafe
+  return Transport.Transport.of({
     ...transport,
     send: (to, envelope) => {
-      const tag = envelope.message._tag
-      traffic.sent[tag] = (traffic.sent[tag] ?? 0) + 1
+      count(envelope)
       return transport.send(to, envelope)
-    }
+    },
+    ...(sendUnsafe === undefined
+      ? {}
+      : {
+          sendUnsafe: (to, envelope) => {
+            count(envelope)
+            return sendUnsafe(to, envelope)
+          }
+        })
   })
+}
 
 /** The `Transport` layer `layer` builds, counting its sends into `traffic`. */
 export const countingLayer = <E, R>(

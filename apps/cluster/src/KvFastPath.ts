@@ -195,8 +195,12 @@ export const make = Effect.fnUntraced(function* (options: Options) {
         }
       },
       (e: unknown) => {
-        const error = Submit.apiError(e, kind)
-        return error === undefined ? internalError : failure(error)
+        try {
+          const error = Submit.apiError(e, kind)
+          return error === undefined ? internalError : failure(error)
+        } catch {
+          return internalError
+        }
       }
     )
 
@@ -221,7 +225,10 @@ export const make = Effect.fnUntraced(function* (options: Options) {
 
   /**
    * Writes `answer`, counted and timed, unless the client went away first: then, as the
-   * platform, it counts nothing (the command itself goes on, as it would through the API).
+   * platform, it counts nothing. (Through the API the client's wait for the answer is
+   * interrupted then; a promise's is not, so the client keeps resending the command until
+   * its answer comes or `clientTimeoutMs` passes, as for any command: the command was sent
+   * and may be performed either way.)
    */
   const respond = (response: ServerResponse, method: string, started: number, answer: Answer | Promise<Answer>) => {
     const write = (a: Answer) => {

@@ -8,9 +8,10 @@ import { mkdtempSync } from "node:fs"
 import { tmpdir } from "node:os"
 import * as Path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
+import { Address, InMemoryBus, Transport, Trusted } from "@synod/core"
 import * as Dashboard from "@synod/cluster/Dashboard"
 import * as Browser from "@synod/testing/Browser"
-import { Effect } from "effect"
+import { Context, Effect, Layer } from "effect"
 import { daemon, http } from "./Process.ts"
 import * as ServeCluster from "./ServeCluster.ts"
 
@@ -46,6 +47,21 @@ describe("dashboard", () => {
     assert.deepStrictEqual(Dashboard.percentiles(xs), { count: 100, p50: 50, p90: 90, p99: 99, max: 100 })
     assert.deepStrictEqual(Dashboard.percentiles([7]), { count: 1, p50: 7, p90: 7, p99: 7, max: 7 })
   })
+
+  it.effect("message rates: a send counts by type, through send and through sendUnsafe (a promise's first send)", () =>
+    Effect.gen(function* () {
+      const bus = yield* Layer.build(InMemoryBus.layer({ encode: false }))
+      const traffic = Dashboard.makeTraffic()
+      const counted = Dashboard.countSends(traffic, Context.get(bus, Transport.Transport))
+      const from = Address.client("c")
+      const to = Address.replica("s1")
+      const request = Trusted.request(Trusted.command("c", 1, 1, { _tag: "Get", key: "k" }))
+      yield* counted.send(to, Trusted.envelope(from, to, request))
+      assert.isDefined(counted.sendUnsafe)
+      counted.sendUnsafe!(to, Trusted.envelope(from, to, request))
+      assert.deepStrictEqual(traffic.sent, { Request: 2 })
+    })
+  )
 
   it("leadership events from the metrics: a leader elected, moving on or stepping down, a new promise", () => {
     const reading = (

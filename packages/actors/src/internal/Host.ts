@@ -279,8 +279,8 @@ export const run = <Inbound extends Message.Message, In, Rec, Spec, Ev, Job = ne
      */
     const locals: Array<In> = []
     const local = (input: In): void => {
-      locals.push(input)
-      Queue.offerUnsafe(inbox, wakeUp)
+      // one marker for the inputs waiting: each takes room in the mailbox, bounded over NATS
+      if (locals.push(input) === 1) Queue.offerUnsafe(inbox, wakeUp)
     }
     const fromMailbox = (batch: ReadonlyArray<Message.Envelope>): Array<In> => {
       const mapped: Array<In> = []
