@@ -941,6 +941,18 @@ export class LeaderCore {
     if (Ballot.greaterThan(msg.ballot, round.ballot) || !this.confirmers().includes(acceptor)) return
     round.confirmed.add(acceptor)
     if (Ballot.equals(msg.ballot, round.ballot)) round.granted.add(acceptor)
+    this.completeConfirm(round)
+  }
+
+  /**
+   * Ends `round` once its answers are a majority of every configuration that governs now:
+   * answers the questions it carried, takes the lease it earned, starts the next round.
+   * Checked at each answer, and on each tick (`resendConfirm`): the configurations that
+   * govern change as `known` moves on, and one retired may leave the answers already in a
+   * majority of every one left, with no acceptor left to ask (as a duplicate answer
+   * arriving then would find).
+   */
+  private completeConfirm(round: ConfirmRound): void {
     // a majority of every configuration it could command in: any leader that deposed it
     // had the promise of a majority of one of them
     const governing = this.governing()
@@ -971,10 +983,15 @@ export class LeaderCore {
     this.startConfirm()
   }
 
-  /** Resends the round's Confirm to the acceptors that have not confirmed, every `retransmitMs`. */
+  /**
+   * Ends the round in flight if the answers in are enough now (`completeConfirm`), else
+   * resends its Confirm to the acceptors that have not confirmed, every `retransmitMs`.
+   */
   private resendConfirm(now: number) {
     const round = this.confirming
-    if (round === undefined || now - round.sentAt < this.config.timeouts.retransmitMs) return
+    if (round === undefined) return
+    this.completeConfirm(round)
+    if (this.confirming !== round || now - round.sentAt < this.config.timeouts.retransmitMs) return
     round.sentAt = now
     const confirm = Trusted.confirm(round.ballot, round.round)
     for (const a of this.confirmers()) if (!round.confirmed.has(a)) this.out.send(Address.acceptor(a), confirm)
