@@ -11,15 +11,25 @@ import type { Kv, KvLease } from "@synod/kv"
 import * as Api from "./Api.ts"
 import { Backend } from "./Backend.ts"
 
-const rejectedError = (e: { readonly reason: string }) => new Api.CommandRejected({ message: e.reason })
-// too large for one message of the cluster's transport: refused before proposing
-const tooLargeError = (e: { readonly message: string; readonly limit: number }) =>
-  new Api.PayloadTooLarge({ message: e.message, limit: e.limit })
-const unknownError = (e: { readonly message: string }) =>
-  new Api.OutcomeUnknown({ outcome: "unknown", message: e.message })
-const rejected = (e: { readonly reason: string }) => Effect.fail(rejectedError(e))
-const tooLarge = (e: { readonly message: string; readonly limit: number }) => Effect.fail(tooLargeError(e))
-const unknown = (e: { readonly message: string }) => Effect.fail(unknownError(e))
+/**
+ * A failure of the client as the API's error: no answer is a 504 `OutcomeUnknown` (for a
+ * command it may have happened; a read changed nothing either way), a refused command a
+ * 500 `CommandRejected`, one too large for one message of the cluster's transport (refused
+ * before proposing) a 413 `PayloadTooLarge`.
+ */
+const clientError = (
+  e: Client.SubmitError | Client.ReadError
+): Api.OutcomeUnknown | Api.CommandRejected | Api.PayloadTooLarge => {
+  switch (e._tag) {
+    case "OutcomeUnknown":
+    case "ReadTimedOut":
+      return new Api.OutcomeUnknown({ outcome: "unknown", message: e.message })
+    case "CommandRejected":
+      return new Api.CommandRejected({ message: e.reason })
+    case "CommandTooLarge":
+      return new Api.PayloadTooLarge({ message: e.message, limit: e.limit })
+  }
+}
 
 /**
  * A failure of `Client.submitPromise` (`kind` "command") or `readPromise` ("read") as the
@@ -29,22 +39,15 @@ const unknown = (e: { readonly message: string }) => Effect.fail(unknownError(e)
 export const apiError = (
   e: unknown,
   kind: "command" | "read"
-): Api.OutcomeUnknown | Api.CommandRejected | Api.PayloadTooLarge | undefined => {
-  // a command that got no answer may have happened; a read that got none changed nothing
-  if (kind === "command" && e instanceof Client.OutcomeUnknown) return unknownError(e)
-  if (kind === "read" && e instanceof Client.ReadTimedOut) return unknownError(e)
-  if (e instanceof Client.CommandRejected) return rejectedError(e)
-  if (e instanceof Client.CommandTooLarge) return tooLargeError(e)
-  return undefined
-}
-
-/** A command's failures as the API's errors. */
-const commandErrors = { OutcomeUnknown: unknown, CommandRejected: rejected, CommandTooLarge: tooLarge }
-/** A read's: a read changes nothing, so "unknown" only says no answer came in time. */
-const readErrors = { ReadTimedOut: unknown, CommandRejected: rejected, CommandTooLarge: tooLarge }
+): Api.OutcomeUnknown | Api.CommandRejected | Api.PayloadTooLarge | undefined =>
+  (kind === "command" ? e instanceof Client.OutcomeUnknown : e instanceof Client.ReadTimedOut) ||
+  e instanceof Client.CommandRejected ||
+  e instanceof Client.CommandTooLarge
+    ? clientError(e as Client.SubmitError | Client.ReadError)
+    : undefined
 
 export const submit = (command: Kv.Command) =>
-  Effect.flatMap(Backend, (backend) => backend.submit(command).pipe(Effect.catchTags(commandErrors)))
+  Effect.flatMap(Backend, (backend) => backend.submit(command).pipe(Effect.mapError(clientError)))
 
 /** A result of the wrong kind for its command: a bug, not a user error. */
 export const unexpected = (command: Kv.Command, result: Kv.Result) =>
@@ -104,7 +107,7 @@ export const forApi = (backend: Backend["Service"], traced: boolean) => {
     (traced
       ? Effect.withSpan(backend.submit(command), "synod.submit", { attributes: { "synod.command": command._tag } })
       : backend.submit(command)
-    ).pipe(Effect.catchTags(commandErrors))
+    ).pipe(Effect.mapError(clientError))
   /** A linearizable read: a read index (no slot) when the backend offers one, else through the log. */
   const readIndex = (query: Kv.Command) =>
     backend.read === undefined
@@ -112,7 +115,7 @@ export const forApi = (backend: Backend["Service"], traced: boolean) => {
       : (traced
           ? Effect.withSpan(backend.read(query), "synod.read", { attributes: { "synod.command": query._tag } })
           : backend.read(query)
-        ).pipe(Effect.catchTags(readErrors))
+        ).pipe(Effect.mapError(clientError))
   return { send, readIndex }
 }
 
