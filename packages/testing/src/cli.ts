@@ -2,6 +2,7 @@
  * `pnpm sim`: runs simulation seeds.
  *
  *   pnpm sim --first S --count N     seeds S..S+N-1, a progress line, one summary line
+ *   pnpm sim ... --jobs J            on J worker threads (default: one per core; 1: this thread)
  *   pnpm sim --seed S --trace        replays one seed and prints its event trace
  *   pnpm sim --seed S --html FILE    replays one seed and writes its space-time view (SpaceTime.ts)
  *   pnpm sim ... --bug NAME          with a planted bug switched on (see @synod/actors/Hooks)
@@ -11,15 +12,17 @@
  * still fails.
  */
 import { writeFileSync } from "node:fs"
+import { availableParallelism } from "node:os"
 import { PlantedBugs } from "@synod/actors/Hooks"
 import { Effect } from "effect"
 import { reduce } from "./Reduce.ts"
 import * as Scenario from "./Scenario.ts"
+import * as Seeds from "./Seeds.ts"
 import * as Simulation from "./Simulation.ts"
 import * as SpaceTime from "./SpaceTime.ts"
 import { Timeline } from "./Timeline.ts"
 
-const usage = `usage: pnpm sim [--first S] [--count N] | --seed S [--trace] [--html FILE]   [--bug NAME] [--no-reduce]
+const usage = `usage: pnpm sim [--first S] [--count N] [--jobs J] | --seed S [--trace] [--html FILE]   [--bug NAME] [--no-reduce]
   scenario overrides (otherwise derived from the seed):
     --f 1|2  --layout colocated|split  --clients N  --ops N  --keys N  --fault-ms N  --snapshot-every N
     --network on|off  --partitions on|off  --crashes on|off  --large on|off  --lease-holders N  --corrupt on|off  --reconfigure on|off
@@ -44,6 +47,7 @@ for (let i = 0; i < args.length; i++) {
     ![
       "first",
       "count",
+      "jobs",
       "seed",
       "trace",
       "html",
@@ -124,18 +128,7 @@ const replayCommand = (s: Scenario.Scenario): string =>
   `--partitions ${s.partitions ? "on" : "off"} --crashes ${s.crashes ? "on" : "off"} --large ${s.largeValues ? "on" : "off"} --lease-holders ${s.leaseHolders} --corrupt ${s.corruption ? "on" : "off"} --reconfigure ${s.reconfigure ? "on" : "off"}` +
   (bug ? ` --bug ${bug}` : "")
 
-const summary = (r: Simulation.Report): string =>
-  r.violations.length > 0
-    ? `violation: ${r.violations[0]}`
-    : r.stall !== undefined
-      ? `stall: ${r.stall}`
-      : !r.linearizable
-        ? `history is not linearizable:\n    ${(r.nonlinearizable ?? []).join("\n    ")}`
-        : r.oversized > 0
-          ? `${r.oversized} messages exceeded the bus's limit of ${Simulation.messageBytes} bytes`
-          : r.linearizabilityTimedOut
-            ? "ok (linearizability check gave up: too many interleavings)"
-            : "ok"
+const summary = Seeds.summary
 
 const main = Effect.gen(function* () {
   if (flags.has("seed")) {
@@ -173,6 +166,8 @@ const main = Effect.gen(function* () {
   }
   const first = int("first", 1)
   const count = int("count", 100)
+  const jobs = flags.has("jobs") ? int("jobs", 1) : availableParallelism()
+  if (jobs < 1) fail("--jobs must be at least 1")
   let steps = 0
   let violations = 0
   let stalls = 0
@@ -183,42 +178,49 @@ const main = Effect.gen(function* () {
   let leaseExpiries = 0
   let corrupted = 0
   let detections = 0
-  const failures: Array<Simulation.Report> = []
+  let done = 0
+  const failures: Array<Seeds.Outcome> = []
   const started = Date.now()
-  for (let seed = first; seed < first + count; seed++) {
-    const r = yield* Simulation.run(Scenario.fromSeed(seed, overrides))
-    steps += r.steps
-    gcs += r.gcs
-    transfers += r.transfers
-    leaseExpiries += r.leaseExpiries
-    if (r.corrupted !== undefined) corrupted++
-    if (r.detections > 0) detections++
-    if (r.violations.length > 0) violations++
-    else if (r.stall !== undefined) stalls++
-    else if (!r.linearizable) nonlin++
-    else if (r.oversized > 0) oversized++
-    if (Simulation.failed(r)) {
-      failures.push(r)
-      process.stdout.write(
-        `\nFAIL ${Scenario.describe(r.scenario)}\n  ${summary(r)}\n  replay: ${replayCommand(r.scenario)}\n`
-      )
+  yield* Seeds.run({
+    first,
+    count,
+    overrides,
+    jobs,
+    onOutcome: (r) => {
+      steps += r.steps
+      gcs += r.gcs
+      transfers += r.transfers
+      leaseExpiries += r.leaseExpiries
+      if (r.corrupted) corrupted++
+      if (r.detected) detections++
+      if (r.verdict === "violation") violations++
+      else if (r.verdict === "stall") stalls++
+      else if (r.verdict === "nonlinearizable") nonlin++
+      else if (r.verdict === "oversized") oversized++
+      if (r.verdict !== "ok") {
+        failures.push(r)
+        process.stdout.write(
+          `\nFAIL ${Scenario.describe(r.scenario)}\n  ${r.summary}\n  replay: ${replayCommand(r.scenario)}\n`
+        )
+      }
+      done++
+      const rate = done / ((Date.now() - started) / 1000)
+      if (process.stdout.isTTY)
+        process.stdout.write(
+          `\r${done}/${count} seeds, ${steps} steps, ${rate.toFixed(1)} seeds/s, ${failures.length} failed`
+        )
+      else if (done % 25 === 0 || done === count)
+        process.stdout.write(
+          `${done}/${count} seeds, ${steps} steps, ${rate.toFixed(1)} seeds/s, ${failures.length} failed\n`
+        )
     }
-    const done = seed - first + 1
-    const rate = done / ((Date.now() - started) / 1000)
-    if (process.stdout.isTTY)
-      process.stdout.write(
-        `\r${done}/${count} seeds, ${steps} steps, ${rate.toFixed(1)} seeds/s, ${failures.length} failed`
-      )
-    else if (done % 25 === 0 || done === count)
-      process.stdout.write(
-        `${done}/${count} seeds, ${steps} steps, ${rate.toFixed(1)} seeds/s, ${failures.length} failed\n`
-      )
-  }
+  })
   if (process.stdout.isTTY) process.stdout.write("\n")
   if (failures.length > 0 && !flags.has("no-reduce")) {
-    const f = failures[0]!
-    process.stdout.write(`reducing seed ${f.scenario.seed}...\n`)
-    const small = yield* reduce(f)
+    // the lowest failing seed, replayed here for its full report (the same run)
+    const lowest = failures.reduce((a, b) => (b.scenario.seed < a.scenario.seed ? b : a))
+    process.stdout.write(`reducing seed ${lowest.scenario.seed}...\n`)
+    const small = yield* reduce(yield* Simulation.run(lowest.scenario))
     process.stdout.write(
       `smallest failing case: ${Scenario.describe(small.scenario)}\n  ${summary(small)}\n` +
         `  replay: ${replayCommand(small.scenario)}\n`
