@@ -37,7 +37,7 @@ import { Effect, Layer } from "effect"
 import * as Tracing from "@synod/cluster/Tracing"
 import * as Hops from "./Hops.ts"
 import { printTop } from "./Profile.ts"
-import { cpuSeconds } from "./Cluster.ts"
+import { cpuSeconds, runQueueSeconds } from "./Cluster.ts"
 
 const arg = (name: string, dflt: number, min: "positive" | "non-negative" = "positive") => {
   const i = process.argv.indexOf(`--${name}`)
@@ -286,6 +286,8 @@ interface Row {
   readonly client: number
   /** nats-server's CPU per operation. */
   readonly nats: number
+  /** Microseconds per operation the servers' main threads waited for a core (`ProcessCpu.runQueueSeconds`). */
+  readonly waited: number
 }
 
 /** One cluster (tracing to `collector` when given): each level of clients, printed as it goes. */
@@ -302,6 +304,8 @@ const run = (collector: string | undefined) =>
     })
     const serversCpu = () => children.reduce((sum, c) => sum + (cpuSeconds(c.pid) ?? Number.NaN), 0)
     const natsCpu = () => cpuSeconds(nats.pid()) ?? Number.NaN
+    // time the servers' main threads were ready to run and waited for a core
+    const serversWait = () => children.reduce((sum, c) => sum + (runQueueSeconds(c.pid) ?? Number.NaN), 0)
     const clientCpu = () => {
       const u = process.cpuUsage()
       return (u.user + u.system) / 1e6
@@ -322,16 +326,23 @@ const run = (collector: string | undefined) =>
       discard: true
     })
     // CPU per operation: the three servers together, and this (the client) process
-    process.stdout.write("clients  op          ops/s   p50 ms   p99 ms   servers µs/op   client µs/op   nats µs/op\n")
+    // and how long the servers' main threads waited for a core, per operation
+    process.stdout.write(
+      "clients  op          ops/s   p50 ms   p99 ms   servers µs/op   client µs/op   nats µs/op   servers waited µs/op\n"
+    )
     const rows: Array<Row> = []
     const ratios: Array<string> = []
     for (const n of levels) {
       const rates = new Map<Op, number>()
       for (const op of ops) {
-        const r = yield* measure(op, all.slice(0, n), () => [serversCpu(), clientCpu(), natsCpu()] as const)
+        const r = yield* measure(
+          op,
+          all.slice(0, n),
+          () => [serversCpu(), clientCpu(), natsCpu(), serversWait()] as const
+        )
         rates.set(op, r.ops)
         const total = r.ops * r.elapsed
-        const perOp = (k: 0 | 1 | 2) => ((r.cpu.atEnd[k] - r.cpu.atStart[k]) * 1e6) / total
+        const perOp = (k: 0 | 1 | 2 | 3) => ((r.cpu.atEnd[k] - r.cpu.atStart[k]) * 1e6) / total
         const row = {
           clients: n,
           op,
@@ -340,12 +351,13 @@ const run = (collector: string | undefined) =>
           p99: r.p99,
           servers: perOp(0),
           client: perOp(1),
-          nats: perOp(2)
+          nats: perOp(2),
+          waited: perOp(3)
         }
         rows.push(row)
         const us = (v: number) => (Number.isFinite(v) ? v.toFixed(0) : "-")
         process.stdout.write(
-          `${String(n).padStart(7)}  ${op.padEnd(8)} ${r.ops.toFixed(0).padStart(9)} ${r.p50.toFixed(2).padStart(8)} ${r.p99.toFixed(2).padStart(8)} ${us(row.servers).padStart(15)} ${us(row.client).padStart(14)} ${us(row.nats).padStart(12)}\n`
+          `${String(n).padStart(7)}  ${op.padEnd(8)} ${r.ops.toFixed(0).padStart(9)} ${r.p50.toFixed(2).padStart(8)} ${r.p99.toFixed(2).padStart(8)} ${us(row.servers).padStart(15)} ${us(row.client).padStart(14)} ${us(row.nats).padStart(12)} ${us(row.waited).padStart(22)}\n`
         )
       }
       const [w, rd] = [rates.get("write"), rates.get("read")]

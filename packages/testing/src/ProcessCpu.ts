@@ -18,3 +18,21 @@ export const cpuSeconds = (pid: number | undefined): number | undefined => {
     return undefined
   }
 }
+
+/**
+ * Seconds the main thread of process `pid` has spent runnable but waiting for a CPU (the
+ * run queue), from /proc/PID/schedstat on Linux (its second field, in nanoseconds);
+ * undefined elsewhere, when the kernel keeps no such figures, or when the process is gone.
+ * On a machine whose cores the processes of a benchmark share, this is the part of a
+ * latency that is neither work nor I/O.
+ */
+export const runQueueSeconds = (pid: number | undefined): number | undefined => {
+  if (pid === undefined) return undefined
+  try {
+    const fields = readFileSync(`/proc/${pid}/schedstat`, "utf8").trim().split(" ")
+    const waited = Number(fields[1])
+    return fields.length >= 3 && Number.isFinite(waited) ? waited / 1e9 : undefined
+  } catch {
+    return undefined
+  }
+}
