@@ -35,19 +35,33 @@ export interface Outcome {
   readonly summary: string
 }
 
-/** The run's result in one line (more for a history that is not linearizable). */
-export const summary = (r: Simulation.Report): string =>
+/** What `r` found: the first of a violation, a stall, a history that is not linearizable, an oversized message. */
+export const verdictOf = (r: Simulation.Report): Verdict =>
   r.violations.length > 0
-    ? `violation: ${r.violations[0]}`
+    ? "violation"
     : r.stall !== undefined
-      ? `stall: ${r.stall}`
+      ? "stall"
       : !r.linearizable
-        ? `history is not linearizable:\n    ${(r.nonlinearizable ?? []).join("\n    ")}`
+        ? "nonlinearizable"
         : r.oversized > 0
-          ? `${r.oversized} messages exceeded the bus's limit of ${Simulation.messageBytes} bytes`
-          : r.linearizabilityTimedOut
-            ? "ok (linearizability check gave up: too many interleavings)"
-            : "ok"
+          ? "oversized"
+          : "ok"
+
+/** The run's result in one line (more for a history that is not linearizable). */
+export const summary = (r: Simulation.Report): string => {
+  switch (verdictOf(r)) {
+    case "violation":
+      return `violation: ${r.violations[0]}`
+    case "stall":
+      return `stall: ${r.stall}`
+    case "nonlinearizable":
+      return `history is not linearizable:\n    ${(r.nonlinearizable ?? []).join("\n    ")}`
+    case "oversized":
+      return `${r.oversized} messages exceeded the bus's limit of ${Simulation.messageBytes} bytes`
+    case "ok":
+      return r.linearizabilityTimedOut ? "ok (linearizability check gave up: too many interleavings)" : "ok"
+  }
+}
 
 export const outcomeOf = (r: Simulation.Report): Outcome => ({
   scenario: r.scenario,
@@ -57,16 +71,7 @@ export const outcomeOf = (r: Simulation.Report): Outcome => ({
   leaseExpiries: r.leaseExpiries,
   corrupted: r.corrupted !== undefined,
   detected: r.detections > 0,
-  verdict:
-    r.violations.length > 0
-      ? "violation"
-      : r.stall !== undefined
-        ? "stall"
-        : !r.linearizable
-          ? "nonlinearizable"
-          : r.oversized > 0
-            ? "oversized"
-            : "ok",
+  verdict: verdictOf(r),
   summary: summary(r)
 })
 

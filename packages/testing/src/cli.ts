@@ -128,8 +128,6 @@ const replayCommand = (s: Scenario.Scenario): string =>
   `--partitions ${s.partitions ? "on" : "off"} --crashes ${s.crashes ? "on" : "off"} --large ${s.largeValues ? "on" : "off"} --lease-holders ${s.leaseHolders} --corrupt ${s.corruption ? "on" : "off"} --reconfigure ${s.reconfigure ? "on" : "off"}` +
   (bug ? ` --bug ${bug}` : "")
 
-const summary = Seeds.summary
-
 const main = Effect.gen(function* () {
   if (flags.has("seed")) {
     const scenario = Scenario.fromSeed(int("seed", 0), overrides)
@@ -144,7 +142,7 @@ const main = Effect.gen(function* () {
       (r.corrupted === undefined
         ? ""
         : `, replica ${r.corrupted} corrupted (found out ${r.detections} times, ${r.exempt} of its answers exempt)`) +
-      `: ${summary(r)}`
+      `: ${Seeds.summary(r)}`
     process.stdout.write(`${outcome}\n`)
     if (typeof html === "string" && timeline !== undefined) {
       const page = SpaceTime.render(timeline, {
@@ -222,7 +220,7 @@ const main = Effect.gen(function* () {
     process.stdout.write(`reducing seed ${lowest.scenario.seed}...\n`)
     const small = yield* reduce(yield* Simulation.run(lowest.scenario))
     process.stdout.write(
-      `smallest failing case: ${Scenario.describe(small.scenario)}\n  ${summary(small)}\n` +
+      `smallest failing case: ${Scenario.describe(small.scenario)}\n  ${Seeds.summary(small)}\n` +
         `  replay: ${replayCommand(small.scenario)}\n`
     )
   }
