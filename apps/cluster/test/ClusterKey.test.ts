@@ -143,4 +143,100 @@ describe("authenticated envelopes over NATS", () => {
     },
     60_000
   )
+
+  it.live(
+    "a server's own clients: requests in its scope and answers to them need the key; forged ones are refused and change nothing",
+    () =>
+      Effect.gen(function* () {
+        const nats = yield* NatsServer.start()
+        const key = { current: newKey }
+        const servers = yield* Effect.forEach(config.replicas, (id) =>
+          Effect.gen(function* () {
+            const ctx = yield* Layer.build(
+              NatsTransport.layer({
+                servers: [nats.url],
+                name: id,
+                cluster,
+                clusterKey: key,
+                serverIds: config.replicas,
+                reconnectWait: 100
+              })
+            )
+            const handle = yield* Server.run({ id, config, machine: Kv.machine }).pipe(
+              Effect.provideContext(ctx),
+              Effect.provideService(Storage.Storage, Storage.makeMemory(new Storage.MemoryDisk()))
+            )
+            return { ctx, handle, stats: Context.get(ctx, NatsStats.NatsStats) }
+          })
+        )
+        // as `synod serve`'s HTTP API client: in s1's scope, through s1's transport; it asks
+        // s2 only, so its requests cross NATS, sealed
+        const id = "s1.http-test"
+        const api = yield* Client.make(Kv.machine, config, { id, replicas: () => ["s2"] }).pipe(
+          Effect.provideContext(servers[0]!.ctx)
+        )
+        for (let n = 1; n <= 3; n++) yield* api.submit({ _tag: "Put", key: "k", value: `${n}` })
+
+        // anyone on this NATS, without the key: requests of that client for its next
+        // sequence numbers, to every replica, and an answer to its next command
+        const forger = Context.get(
+          yield* Layer.build(NatsTransport.layer({ servers: [nats.url], name: "forger", cluster })),
+          NatsConnection.NatsConnection
+        ).client
+        const ops = StateMachine.codecs(Kv.machine)
+        for (let seq = 4; seq <= 9; seq++) {
+          for (const r of config.replicas) {
+            const request = new Message.Request({
+              command: new Command.Command({
+                client: id,
+                seq,
+                acked: 4,
+                op: ops.encodeCommand({ _tag: "Put", key: "forged", value: `${seq}` })
+              })
+            })
+            forger.publish(
+              `synod.${cluster}.req.${r}.s1`,
+              JSON.stringify(
+                new Message.Envelope({ from: Address.client(id), to: Address.replica(r), message: request })
+              )
+            )
+          }
+        }
+        forger.publish(
+          `synod.${cluster}.client.s1.http-test`,
+          JSON.stringify(
+            new Message.Envelope({
+              from: Address.replica("s2"),
+              to: Address.client(id),
+              message: new Message.Response({
+                seq: 4,
+                slot: 4,
+                result: ops.encodeResult({ _tag: "Written", version: 99 })
+              })
+            })
+          )
+        )
+        yield* eventually(
+          "the forged requests refused at every replica, the forged answer at s1",
+          Effect.map(
+            Effect.forEach(servers, (s) => s.stats.snapshot),
+            (all) => all[0]!.unauthenticated === 7 && all[1]!.unauthenticated === 6 && all[2]!.unauthenticated === 6
+          )
+        )
+        // the client's own commands at those sequence numbers are performed, and answered truly
+        for (let n = 4; n <= 9; n++) {
+          assert.deepStrictEqual(yield* api.submit({ _tag: "Put", key: "k", value: `${n}` }), {
+            _tag: "Written",
+            version: n
+          })
+        }
+        assert.deepStrictEqual(yield* api.submit({ _tag: "Get", key: "forged" }), {
+          _tag: "Value",
+          value: null,
+          version: 0
+        })
+        assert.deepStrictEqual(yield* api.submit({ _tag: "Get", key: "k" }), { _tag: "Value", value: "9", version: 9 })
+      }),
+    60_000
+  )
 })

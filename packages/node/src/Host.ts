@@ -29,9 +29,14 @@ export type NatsConfig = Extract<HostConfig["transport"], { readonly kind: "nats
 /**
  * One NATS connection called `name` to the config's servers, for its cluster (the subject
  * prefix `synod.<name>`), with its credentials and TLS; its `NatsConnection` and
- * `NatsStats` stay visible.
+ * `NatsStats` stay visible. `serverIds`: the cluster's node ids, whose clients' requests
+ * must carry the cluster key's MAC when there is one (`NatsTransport`'s `serverIds`).
  */
-export const natsTransport = (config: { readonly name: string; readonly transport: NatsConfig }, name: string) => {
+export const natsTransport = (
+  config: { readonly name: string; readonly transport: NatsConfig },
+  name: string,
+  serverIds?: ReadonlyArray<string>
+) => {
   const t = config.transport
   return NatsTransport.layer({
     servers: t.servers,
@@ -39,9 +44,15 @@ export const natsTransport = (config: { readonly name: string; readonly transpor
     cluster: config.name,
     ...(t.auth === undefined ? {} : { auth: t.auth }),
     ...(t.tls === undefined ? {} : { tls: t.tls }),
-    ...(t.clusterKey === undefined ? {} : { clusterKey: t.clusterKey })
+    ...(t.clusterKey === undefined ? {} : { clusterKey: t.clusterKey }),
+    ...(serverIds === undefined ? {} : { serverIds })
   })
 }
+
+/** Every node id a cluster config names. */
+const nodeIds = (config: HostConfig): ReadonlyArray<string> => [
+  ...new Set([config.node, ...config.cluster.acceptors, ...config.cluster.leaders, ...config.cluster.replicas])
+]
 
 /**
  * The transport a config names: the in-memory bus (a new one at each build) or a NATS
@@ -71,8 +82,13 @@ const connect = Effect.fnUntraced(function* (
 > {
   const t = config.transport
   if (t.kind === "memory") return yield* Layer.build(transport(config, config.node))
-  const context = yield* Layer.build(natsTransport({ name: config.name, transport: t }, config.node))
-  yield* Presence.claim({ ...presence, cluster: config.name, node: config.node }).pipe(Effect.provideContext(context))
+  const context = yield* Layer.build(natsTransport({ name: config.name, transport: t }, config.node, nodeIds(config)))
+  yield* Presence.claim({
+    ...presence,
+    cluster: config.name,
+    node: config.node,
+    ...(t.clusterKey === undefined ? {} : { clusterKey: t.clusterKey })
+  }).pipe(Effect.provideContext(context))
   return context
 })
 

@@ -9,9 +9,13 @@
  * ```
  *
  * - **Who may speak.** A receiver with keys drops a message on a protocol subject that has
- *   no MAC, a MAC by a key it does not hold, or a wrong one. Requests and responses need
- *   none (clients hold no key: giving them one would let them forge protocol messages); a
- *   MAC on them is checked all the same, and stripped by a receiver without keys.
+ *   no MAC, a MAC by a key it does not hold, or a wrong one. Requests of clients that hold
+ *   no key need none (giving clients the key would let them forge protocol messages); a
+ *   MAC on them is checked all the same, and stripped by a receiver without keys. The
+ *   servers' own clients (the HTTP API's, in the scope of their node id) are another
+ *   matter: their requests and the answers to them are sealed like protocol messages, and
+ *   the transport requires the MAC on them (`NatsTransport`), so no one without the key can
+ *   act as such a client or answer it.
  * - **Replays.** The counter of each sender only grows: the sender's wall clock in
  *   microseconds, or one more than its last, whichever is larger, so it keeps growing
  *   across restarts too. A receiver drops a message whose counter is not above the last it
@@ -87,6 +91,8 @@ export interface Opener {
    * `required`: a message without a MAC is refused (protocol subjects).
    */
   open(subject: string, data: Uint8Array, required: boolean): Uint8Array | Refusal
+  /** Whether a message with a valid MAC by `sender` was opened here (it is a server's). */
+  knows(sender: string): boolean
 }
 
 const decoder = new TextDecoder()
@@ -141,8 +147,22 @@ export const opener = (keys: Keys, maxSenders = 4096): Opener => {
       last.set(sender, counter)
       if (last.size > maxSenders) last.delete(last.keys().next().value!)
       return body
-    }
+    },
+    knows: (sender) => last.has(sender)
   }
+}
+
+/**
+ * When a sealed message was sealed, by its sender's clock in ms (its counter is that clock
+ * in µs, or just above the last one): for a receiver that drops stale messages. `undefined`
+ * when `data` has no well-formed MAC line. Read it only from a message `open` accepted.
+ */
+export const sealedAt = (data: Uint8Array): number | undefined => {
+  if (data[0] !== mark) return undefined
+  const nl = lineEnd(data)
+  const parts = nl === -1 ? [] : decoder.decode(data.subarray(0, nl)).split(" ")
+  const counter = Number(parts[3])
+  return parts.length === 5 && Number.isSafeInteger(counter) && counter > 0 ? counter / 1000 : undefined
 }
 
 /** Whether `sender` can be a sender id: 1-128 of letters, digits, `_`, `.` and `-`. */

@@ -71,6 +71,15 @@ export interface TransportOptions {
   readonly clusterKey?: ClusterKey.Keys
   /** The sender id in MACs (default: the connection's name); one per connection. */
   readonly sender?: string
+  /**
+   * The node ids of the cluster's servers. With a cluster key, the scopes named after them
+   * are the servers' own clients' (the HTTP API's, `<node>.http-…`): a request in such a
+   * scope must carry a valid MAC, as a protocol message does. This transport's own sender
+   * id, and every sender that proved the key to a listener, count as such ids too (a
+   * server added by a membership change), so this only closes the gap before a server
+   * was first heard from.
+   */
+  readonly serverIds?: ReadonlyArray<string>
 }
 
 export interface Options extends NatsConnection.Options, TransportOptions {}
@@ -171,6 +180,7 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
     })
   }
   const sealer = keys === undefined ? undefined : ClusterKey.sealer(keys, sender)
+  const servers = new Set(options.serverIds ?? [])
   const maxBytes =
     Math.min(options.maxMessageBytes ?? serverMax, serverMax) - (keys === undefined ? 0 : ClusterKey.overheadBytes)
   if (maxBytes < Limits.minMaxMessageBytes) {
@@ -421,6 +431,18 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
       // authenticated envelopes (issue 14): each listener its own replay window, so two
       // listeners on one address both get a message
       const opener = keys === undefined ? undefined : ClusterKey.opener(keys)
+      /**
+       * Whether `msg` must carry a valid MAC (with keys): a protocol message; an answer to a
+       * client of this process (only servers hold the key, and they seal all they send);
+       * a request in the scope of a server's own clients (`serverIds`), so that nobody
+       * without the key can take the place of one, use up its sequence numbers and have
+       * the replicas answer its real commands with the outcome of forged ones.
+       */
+      const required = (msg: Msg): boolean => {
+        if (msg.subject === subject) return true
+        const scope = msg.subject.slice(msg.subject.lastIndexOf(".") + 1)
+        return scope === sender || servers.has(scope) || opener!.knows(scope)
+      }
       let refused: Error | undefined
       /**
        * The socket's read path: size check, decode and validate, hand over. Decoding here
@@ -442,8 +464,7 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
         }
         // authenticated envelopes (issue 14): check and strip the MAC line
         if (opener !== undefined || data[0] === ClusterKey.mark) {
-          const protocol = msg.subject === subject && ownChannel === "protocol"
-          const opened = opener === undefined ? ClusterKey.strip(data) : opener.open(msg.subject, data, protocol)
+          const opened = opener === undefined ? ClusterKey.strip(data) : opener.open(msg.subject, data, required(msg))
           if (!(opened instanceof Uint8Array)) {
             Queue.offerUnsafe(problems, { _tag: "Unauthenticated", subject: msg.subject, refusal: opened })
             return

@@ -20,6 +20,14 @@
  * that refuses the subscription does not stop the start: it is logged as an error, and
  * duplicates go undetected.
  *
+ * With a cluster key (`clusterKey`), announcements are sealed (`ClusterKey`, sender
+ * `presence.<nonce>`) and only sealed ones count: anyone else who can publish there could
+ * otherwise keep a node from ever starting again. A replay cannot either: an announcement
+ * sealed more than `maxAgeMs` (10 s) before the receiver's clock is dropped, and a starting
+ * claimant is refused only by a `Here` that answers its own probe (it carries the probe's
+ * nonce; two claimants starting at once answer each other's). Dropped announcements are
+ * counted (`synod_presence_refused_total`) and logged.
+ *
  * @since 0.1.0
  */
 import { randomUUID } from "node:crypto"
@@ -27,6 +35,7 @@ import { hostname } from "node:os"
 import type { Msg } from "@nats-io/transport-node"
 import { Transport } from "@synod/core"
 import { Clock, Data, Deferred, type Duration, Effect, Metric, Option, Queue, Schedule, Schema } from "effect"
+import * as ClusterKey from "./ClusterKey.ts"
 import * as NatsConnection from "./NatsConnection.ts"
 import * as Subjects from "./Subjects.ts"
 
@@ -42,7 +51,12 @@ export interface Options {
   readonly probeTimeout?: Duration.Input
   /** How often a running process announces itself (default 5 seconds). */
   readonly heartbeat?: Duration.Input
+  /** The cluster key, when the cluster has one: announcements are sealed and checked. */
+  readonly clusterKey?: ClusterKey.Keys
 }
+
+/** With a cluster key, how old (by the receiver's clock) a sealed announcement may be. */
+export const maxAgeMs = 10_000
 
 const Instance = {
   nonce: Schema.String,
@@ -54,10 +68,11 @@ const Instance = {
 /** What claimants publish on the presence subject. */
 export const Announcement = Schema.Union([
   Schema.TaggedStruct("Probe", Instance),
-  Schema.TaggedStruct("Here", Instance)
+  // `answers`: the nonce of the probe it answers (absent in a heartbeat)
+  Schema.TaggedStruct("Here", { ...Instance, answers: Schema.optionalKey(Schema.String) })
 ])
 export type Announcement = typeof Announcement.Type
-type Instance = Omit<Announcement, "_tag">
+type Instance = Omit<Extract<Announcement, { _tag: "Probe" }>, "_tag">
 
 const Wire = Schema.fromJsonString(Schema.toCodecJson(Announcement))
 const encode = Schema.encodeSync(Wire)
@@ -73,6 +88,11 @@ export class DuplicateNode extends Data.TaggedError("DuplicateNode")<{
 
 export const duplicates = Metric.counter("synod_duplicate_node_total", {
   description: "Announcements heard from another process running with this node id",
+  incremental: true
+})
+
+export const refused = Metric.counter("synod_presence_refused_total", {
+  description: "Presence announcements dropped: no valid MAC of the cluster key, or too old",
   incremental: true
 })
 
@@ -114,10 +134,18 @@ export const claim = Effect.fn("Presence.claim")(function* (options: Options) {
   let phase: "starting" | "running" | "refused" = "starting"
   let heard = 0
 
-  const announce = (tag: Announcement["_tag"]) =>
+  const keys = options.clusterKey
+  const sealer = keys === undefined ? undefined : ClusterKey.sealer(keys, `presence.${me.nonce}`)
+  const opener = keys === undefined ? undefined : ClusterKey.opener(keys)
+  const refusedCounter = Metric.withAttributes(refused, { id: options.node })
+
+  const announce = (tag: Announcement["_tag"], answers?: string) =>
     Effect.suspend(() => {
       try {
-        client.publish(subject, encode({ _tag: tag, ...me }))
+        const text = encode(
+          tag === "Probe" || answers === undefined ? { _tag: tag, ...me } : { _tag: tag, ...me, answers }
+        )
+        client.publish(subject, sealer === undefined ? text : sealer.seal(subject, text))
         return Effect.void
       } catch (cause) {
         return Effect.logWarning("cannot publish on the presence subject", { subject, error: errorMessage(cause) })
@@ -128,8 +156,14 @@ export const claim = Effect.fn("Presence.claim")(function* (options: Options) {
     const { _tag, ...other } = a
     if (other.nonce === me.nonce || phase === "refused") return
     // answer first: a claimant that gives up must still tell the other one
-    if (_tag === "Probe") yield* announce("Here")
-    if (phase === "starting") return yield* Deferred.succeed(conflict, other)
+    if (_tag === "Probe") yield* announce("Here", other.nonce)
+    if (phase === "starting") {
+      // with the key, only a `Here` answering this claimant's own probe refuses the start:
+      // a replayed announcement cannot (two claimants starting at once still refuse each
+      // other, each answering the other's probe)
+      if (keys !== undefined && (_tag === "Probe" || a.answers !== me.nonce)) return
+      return yield* Deferred.succeed(conflict, other)
+    }
     if (_tag === "Probe") {
       return yield* Effect.logWarning("another process tried to start with this node id; told it to refuse", {
         other: describe(other)
@@ -159,11 +193,32 @@ export const claim = Effect.fn("Presence.claim")(function* (options: Options) {
     }),
     (sub) => Effect.sync(() => sub.unsubscribe())
   )
+  /** The announcement's text, its MAC and age checked when there is a key; else why it is dropped. */
+  const open = (data: Uint8Array, now: number): Uint8Array | string => {
+    if (opener === undefined) {
+      const body = ClusterKey.strip(data)
+      return body instanceof Uint8Array ? body : body.reason
+    }
+    const body = opener.open(subject, data, true)
+    if (!(body instanceof Uint8Array)) return body.reason
+    const sealedAt = ClusterKey.sealedAt(data)
+    if (sealedAt === undefined || now - sealedAt > maxAgeMs) return `sealed more than ${maxAgeMs} ms ago`
+    return body
+  }
   yield* Queue.take(inbox).pipe(
     Effect.flatMap((msg) =>
-      Option.match(decode(utf8.decode(msg.data)), {
-        onNone: () => Effect.logWarning("ignoring an undecodable presence message", { subject }),
-        onSome: onAnnouncement
+      Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        const body = open(msg.data, now)
+        if (typeof body === "string") {
+          return Effect.andThen(
+            Metric.update(refusedCounter, 1),
+            Effect.logWarning("refusing a presence message", { subject, reason: body })
+          )
+        }
+        return Option.match(decode(utf8.decode(body)), {
+          onNone: () => Effect.logWarning("ignoring an undecodable presence message", { subject }),
+          onSome: onAnnouncement
+        })
       })
     ),
     Effect.forever,

@@ -6,8 +6,8 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import type { Msg } from "@nats-io/transport-node"
-import { Effect, Exit, Logger, Metric, Option, Queue, Scope } from "effect"
-import { NatsConnection, Presence, Subjects } from "@synod/transport-nats"
+import { Effect, Exit, Fiber, Logger, Metric, Option, Queue, Scope } from "effect"
+import { ClusterKey, NatsConnection, Presence, Subjects } from "@synod/transport-nats"
 import { NatsServer } from "@synod/testing"
 import * as Kit from "./Kit.ts"
 
@@ -106,9 +106,12 @@ describe("Presence", () => {
   it.live("two claimants starting at once do not both get the id", () =>
     Effect.gen(function* () {
       const server = yield* NatsServer.start()
-      for (let round = 0; round < 3; round++) {
+      // with a cluster key too: then only answers to a claimant's own probe refuse it
+      const keyed = { clusterKey: { current: "the-presence-cluster-key-of-this-test" } }
+      for (let round = 0; round < 6; round++) {
         const node = `race${round}`
-        const claims = yield* Effect.all([claimIn(server.url, node), claimIn(server.url, node)], {
+        const options = round % 2 === 0 ? {} : keyed
+        const claims = yield* Effect.all([claimIn(server.url, node, options), claimIn(server.url, node, options)], {
           concurrency: "unbounded"
         })
         assert.isAtMost(claims.filter((c) => Exit.isSuccess(c.exit)).length, 1, node)
@@ -153,5 +156,64 @@ describe("Presence", () => {
       )
       assert.strictEqual((yield* Metric.value(counter)).count - before, 1)
     })
+  )
+
+  it.live(
+    "with a cluster key: claimants with the key still refuse each other; unsealed, stale and replayed announcements refuse no one",
+    () =>
+      Effect.gen(function* () {
+        const server = yield* NatsServer.start()
+        const keys = { current: "the-presence-cluster-key-of-this-test" }
+        const node = "keyed"
+        const subject = Option.getOrThrow(Subjects.presence(cluster, node))
+        const raw = yield* Kit.rawClient(server.url)
+        const captured: Array<Uint8Array> = []
+        raw.subscribe(subject, {
+          callback: (_, msg) => {
+            captured.push(msg.data)
+          }
+        })
+        yield* Effect.promise(() => raw.flush())
+        const refusedCount = Effect.map(
+          Metric.value(Metric.withAttributes(Presence.refused, { id: node })),
+          (s) => s.count
+        )
+        const refusedBefore = yield* refusedCount
+
+        const first = yield* claimIn(server.url, node, { clusterKey: keys })
+        assert.isTrue(Exit.isSuccess(first.exit))
+        // the holder's announcements are sealed
+        yield* Kit.eventually(
+          "an announcement captured",
+          Effect.sync(() => captured.length > 0)
+        )
+        assert.strictEqual(captured[0]![0], ClusterKey.mark)
+        const second = yield* claimIn(server.url, node, { clusterKey: keys })
+        assert.strictEqual(Option.getOrUndefined(Exit.findErrorOption(second.exit))?._tag, "DuplicateNode")
+
+        // the holder is gone: nothing anyone without the key publishes, and no replay of
+        // what the holder said, keeps the id from being claimed again
+        yield* Scope.close(first.scope, Exit.void)
+        const replays = [...captured]
+        const stale = ClusterKey.sealer(keys, "presence.stale", () => Date.now() - 2 * Presence.maxAgeMs)
+        const stop = yield* Effect.forkChild(
+          Effect.forever(
+            Effect.andThen(
+              Effect.sync(() => {
+                raw.publish(subject, foreign("Here"))
+                raw.publish(subject, foreign("Probe"))
+                raw.publish(subject, stale.seal(subject, foreign("Probe")))
+                for (const r of replays) raw.publish(subject, r)
+              }),
+              Effect.sleep("20 millis")
+            )
+          )
+        )
+        const again = yield* claimIn(server.url, node, { clusterKey: keys })
+        yield* Fiber.interrupt(stop)
+        assert.isTrue(Exit.isSuccess(again.exit), String(again.exit))
+        assert.isAbove((yield* refusedCount) - refusedBefore, 3)
+      }),
+    30_000
   )
 })
