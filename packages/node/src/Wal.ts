@@ -353,6 +353,13 @@ export const open = Effect.fn("Wal.open")(function* (file: string, options: Opti
     // Cut only once the whole valid prefix decoded, and make the cut durable before any
     // append lands after it: else a crash could resurrect the torn bytes in the middle.
     yield* Effect.andThen(handle.truncate(scan.end), handle.sync).pipe(Effect.mapError(ioError("cannot truncate")))
+    // a torn write is expected after a crash, but an operator must be able to see it
+    yield* Effect.logWarning("cut a torn tail off the log", {
+      file,
+      offset: scan.end,
+      bytes: bytes.length - scan.end,
+      reason: scan.damage.reason
+    })
   }
   const recovery: Recovery = {
     records: scan.frames.length,

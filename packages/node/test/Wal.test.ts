@@ -6,7 +6,7 @@ import * as Frame from "@synod/node/Frame"
 import * as Wal from "@synod/node/Wal"
 import { ballotArb, pvalueArb } from "@synod/testing/Arbitraries"
 import * as fc from "fast-check"
-import { Deferred, Effect, Exit, Fiber, FileSystem, Layer, Path, Result, Scope } from "effect"
+import { Deferred, Effect, Exit, Fiber, FileSystem, Layer, Logger, Path, Result, Scope } from "effect"
 import * as InstrumentedFs from "./fixtures/InstrumentedFs.ts"
 import { promise, record } from "./fixtures/records.ts"
 
@@ -258,10 +258,21 @@ describe("Wal", () => {
         const damaged = new Uint8Array(bytes)
         damaged[at] = damaged[at]! ^ 0x40
         yield* fs.writeFile(source, damaged)
-        const { state, wal } = yield* stateOf(source)
+        const warnings: Array<unknown> = []
+        const { state, wal } = yield* stateOf(source).pipe(
+          Effect.provide(
+            Logger.layer([
+              Logger.make(({ message, logLevel }) => {
+                if (logLevel === "Warn") warnings.push(message)
+              })
+            ])
+          )
+        )
         assertState(state, Wal.fold(records.slice(0, 4)), `byte ${at}`)
         assert.strictEqual(wal.recovery.truncatedBytes, bytes.length - last)
         assert.strictEqual((yield* fs.stat(source)).size, BigInt(last))
+        // the cut is logged, with where and how much
+        assert.deepInclude(JSON.stringify(warnings), `"offset":${last},"bytes":${bytes.length - last}`)
       }
     }).pipe(Effect.provide(NodeLayer))
   )
