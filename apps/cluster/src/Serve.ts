@@ -92,13 +92,19 @@ export class ServeConfigError extends Schema.TaggedError<ServeConfigError>()("Se
 }) {}
 
 const formatter = SchemaIssue.makeFormatterDefault()
-const decodeExtras = Schema.decodeUnknownResult(Extras)
+const decodeExtras = Schema.decodeUnknownResult(Extras, { onExcessProperty: "error" })
 
 /** Decodes a config file's contents with overrides (flags over environment over file). */
 export const decode = (raw: unknown, overrides: Overrides = {}): Result.Result<ServeConfig, ServeConfigError> => {
   const host = HostConfig.decode(raw, overrides)
   if (Result.isFailure(host)) return Result.fail(new ServeConfigError({ message: host.failure.message }))
-  const extras = decodeExtras(raw)
+  // the host's keys are the host config's to check (it refuses unknown ones)
+  const rawExtras = Object.fromEntries(
+    HostConfig.otherKeys.flatMap((key) =>
+      key in (raw as object) ? [[key, (raw as Record<string, unknown>)[key]]] : []
+    )
+  )
+  const extras = decodeExtras(rawExtras)
   if (Result.isFailure(extras)) {
     return Result.fail(new ServeConfigError({ message: `invalid config: ${formatter(extras.failure.issue)}` }))
   }

@@ -254,6 +254,11 @@ describe("HTTP API security", () => {
           "scope"
         )
         assert.include(message({ ...base, http: { port: 1, tls: { certFile: "c.pem" } } }), "keyFile")
+        // a misspelt `tokens` would have left the API open: refused, named
+        const misspelt = message({ ...base, http: { port: 1, token: [{ token: newToken(), scope: "write" }] } })
+        assert.include(misspelt, "token")
+        assert.notStrictEqual(misspelt, "accepted")
+        assert.notStrictEqual(message({ ...base, htpp: { port: 1 } }), "accepted")
 
         const env = Serve.httpSecurityFromEnv({ SYNOD_HTTP_READ_TOKEN: "too short" })
         assert.isTrue(Result.isFailure(env) && env.failure.message.includes("SYNOD_HTTP_READ_TOKEN"))

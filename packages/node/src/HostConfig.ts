@@ -64,7 +64,7 @@ export const HostConfig = Schema.Struct({
    * for a node hosting an acceptor or a leader; without it state is kept in memory (lost
    * on exit).
    */
-  dataDir: Schema.optionalKey(Schema.String),
+  dataDir: Schema.optionalKey(Schema.String.check(Schema.isMinLength(1, { message: "dataDir may not be empty" }))),
   transport: Transport,
   /** Port of the Prometheus metrics endpoint (0 or absent: none). */
   metricsPort: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 65535 }))),
@@ -93,7 +93,14 @@ export class HostConfigError extends Schema.TaggedError<HostConfigError>()("Host
 }) {}
 
 const formatter = SchemaIssue.makeFormatterDefault()
-const decodeConfig = Schema.decodeUnknownResult(HostConfig)
+// a misspelt key is an error, not a default: `"token"` for `"tokens"` would leave an API open
+const decodeConfig = Schema.decodeUnknownResult(HostConfig, { onExcessProperty: "error" })
+
+/**
+ * The top-level keys of a config file that other parts of the program read (`synod serve`'s
+ * `http` and `tracing`): not the host's, but no mistake either.
+ */
+export const otherKeys: ReadonlyArray<string> = ["http", "tracing"]
 
 /** Flags and environment variables that override the file (flags win over environment). */
 export interface Overrides {
@@ -124,6 +131,7 @@ export const decode = (raw: unknown, overrides: Overrides = {}): Result.Result<H
     return Result.fail(new HostConfigError({ message: "invalid config: expected a JSON object" }))
   }
   const merged: Record<string, unknown> = { ...raw }
+  for (const key of otherKeys) delete merged[key]
   if (overrides.node !== undefined) merged.node = overrides.node
   if (overrides.dataDir !== undefined) merged.dataDir = overrides.dataDir
   if (overrides.nats !== undefined)

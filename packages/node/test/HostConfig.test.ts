@@ -51,6 +51,18 @@ describe("host config", () => {
     assert.include(error([1, 2]), "expected a JSON object")
   })
 
+  it("refuses keys it does not know, at any depth, naming them; an empty dataDir too", () => {
+    assert.include(error({ ...base, dataDirectory: "/x" }), "dataDirectory")
+    assert.include(
+      error({ ...base, transport: { ...base.transport, clusterkey: { current: "x".repeat(40) } } }),
+      "clusterkey"
+    )
+    assert.include(error({ ...base, cluster: { ...base.cluster, timeouts: { leaderTimeout: 5 } } }), "leaderTimeout")
+    assert.include(error({ ...base, dataDir: "" }), "dataDir may not be empty")
+    // `synod serve`'s own keys are its to check (Serve.decode)
+    assert.isTrue(Result.isSuccess(HostConfig.decode({ ...base, http: { port: 8081 }, tracing: {} })))
+  })
+
   it("requires dataDir over NATS for a node hosting an acceptor or a leader", () => {
     const { dataDir: _, ...noDir } = base
     assert.include(error(noDir), "dataDir is required")
