@@ -10,6 +10,7 @@ import { Client, Server } from "@synod/actors"
 import { ClusterConfig, type StateMachine, Storage, type Transport } from "@synod/core"
 import { Kv } from "@synod/kv"
 import { Host } from "@synod/node"
+import { Presence } from "@synod/transport-nats"
 import { Effect, Layer, Random } from "effect"
 import { Backend } from "./Backend.ts"
 import * as Dashboard from "./Dashboard.ts"
@@ -23,14 +24,24 @@ export interface Options {
   readonly config?: ClusterConfig.ClusterConfig
 }
 
-const transportLayer = (options: Options): Layer.Layer<Transport.Transport, Transport.TransportError> =>
-  Host.transport(
-    {
-      name: options.name ?? "synod",
-      transport: options.nats === undefined ? { kind: "memory" } : { kind: "nats", servers: options.nats }
-    },
-    "synod-up"
+/**
+ * The servers' transport: the in-memory bus, or a NATS connection once this process has
+ * claimed every node id it hosts on the cluster (`Presence`), as `synod serve` does: a
+ * cluster of `synod serve` processes already using those ids refuses it, instead of its
+ * empty acceptors voting in that cluster's ballots.
+ */
+const transportLayer = (
+  options: Options,
+  ids: ReadonlyArray<string>
+): Layer.Layer<Transport.Transport, Transport.TransportError | Presence.DuplicateNode> => {
+  const name = options.name ?? "synod"
+  if (options.nats === undefined) return Host.transport({ name, transport: { kind: "memory" } }, "synod-up")
+  const nats = Host.natsTransport({ name, transport: { kind: "nats", servers: options.nats } }, "synod-up", ids)
+  const claimed = Layer.effectDiscard(
+    Effect.forEach(ids, (node) => Presence.claim({ cluster: name, node }), { concurrency: "unbounded", discard: true })
   )
+  return Layer.provideMerge(claimed, nats)
+}
 
 /** The servers and the client, as a `Backend`, on the `Transport` and `Storage` in context. */
 export const layerNoDeps = (
@@ -70,10 +81,14 @@ export const layerNoDeps = (
 export const layer = (options: Options = {}) => {
   // what the servers send, by type, for the dashboard
   const traffic = Dashboard.makeTraffic()
+  const config = options.config ?? ClusterConfig.servers(3)
+  const ids = [...new Set([...config.acceptors, ...config.leaders, ...config.replicas])]
   return layerNoDeps(
-    options.config ?? ClusterConfig.servers(3),
+    config,
     options.nats === undefined
       ? { cluster: "embedded", transport: "memory", traffic }
       : { cluster: options.name ?? "synod", transport: "nats", traffic }
-  ).pipe(Layer.provide(Layer.merge(Storage.layerMemory(), Dashboard.countingLayer(traffic, transportLayer(options)))))
+  ).pipe(
+    Layer.provide(Layer.merge(Storage.layerMemory(), Dashboard.countingLayer(traffic, transportLayer(options, ids))))
+  )
 }

@@ -165,6 +165,12 @@ describe("synod up", () => {
         assert.deepStrictEqual((yield* http("GET", `${url}/kv/k`)).body, { key: "k", value: "v", version: 1 })
         const status = (yield* http("GET", `${url}/status`)).body
         assert.deepStrictEqual([status.cluster, status.transport, status.servers.length], ["uptest", "nats", 3])
+        // a second one on the same cluster would put empty acceptors under the same ids:
+        // it claims them first, as `synod serve` does, and is refused
+        const second = yield* run(["up", "--port", "0", "--nats", nats.url, "--name", "uptest"])
+        assert.strictEqual(second.code, 4, second.stderr)
+        assert.match(second.stderr, /another process claims node id "s[123]"/)
+        assert.strictEqual((yield* http("PUT", `${url}/kv/k`, { value: "w" })).status, 200)
         assert.strictEqual(yield* proc.signal("SIGTERM"), 0, proc.stderr())
       }),
     60_000
