@@ -797,7 +797,9 @@ const nameArg = (what: string) =>
     Argument.withSchema(
       Schema.String.check(
         Schema.isMinLength(1, { message: "a name must not be empty" }),
-        Schema.isMaxLength(256, { message: "a name is at most 256 characters" })
+        Schema.isMaxLength(256, { message: "a name is at most 256 characters" }),
+        // the queue of `a` is the keys under `lock/a/`: `a/b`'s would be among them
+        Schema.isPattern(/^[^/]*$/, { message: "a name may not contain '/' (one name's queue would hold another's)" })
       )
     )
   )

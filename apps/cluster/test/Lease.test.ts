@@ -276,6 +276,15 @@ describe("leases, locks and elections from TypeScript", () => {
         const away = yield* run(["elect", "--url", "http://127.0.0.1:1", "e", "v"])
         assert.strictEqual(away.code, 4, away.stderr)
         assert.include(away.stderr, "cannot reach the cluster")
+        // a name with '/': its queue would share keys with another name's (lock/x/ holds lock/x/y/…)
+        for (const args of [
+          ["lock", "--url", url, "x/y", "--", "true"],
+          ["elect", "--url", url, "e/sub", "v"]
+        ]) {
+          const slash = yield* run(args)
+          assert.strictEqual(slash.code, 2, slash.stderr)
+          assert.include(slash.stderr, "may not contain '/'")
+        }
       }).pipe(Effect.scoped),
     60_000
   )
