@@ -82,6 +82,10 @@ export const parse = (text: string): Result.Result<Backup, DamagedBackup> => {
     )
   }
   if (b.keys !== b.entries.length) return damaged(`it says ${b.keys} keys but holds ${b.entries.length} entries`)
+  if (b.revision > Kv.maxRestoreRevision) {
+    return damaged(`its revision ${b.revision} is above ${Kv.maxRestoreRevision}, the most a restore may set`)
+  }
+  const versions = new Set<number>()
   for (let i = 0; i < b.entries.length; i++) {
     const [key, , version] = b.entries[i]!
     if (i > 0 && !(b.entries[i - 1]![0] < key)) {
@@ -94,6 +98,10 @@ export const parse = (text: string): Result.Result<Backup, DamagedBackup> => {
         `entry ${i} (${JSON.stringify(key)}) has version ${version}, outside 1..${b.revision} (the revision)`
       )
     }
+    if (versions.has(version)) {
+      return damaged(`entry ${i} (${JSON.stringify(key)}) has version ${version}, as an entry before it has`)
+    }
+    versions.add(version)
   }
   return Result.succeed(b)
 }

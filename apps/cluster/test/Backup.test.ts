@@ -90,7 +90,25 @@ describe("backup and restore", () => {
             ),
             "outside 1..2"
           ],
-          ["a wrong count", JSON.stringify({ ...b, keys: 5 }), "says 5 keys but holds 2"]
+          ["a wrong count", JSON.stringify({ ...b, keys: 5 }), "says 5 keys but holds 2"],
+          [
+            "two keys with one version",
+            JSON.stringify(
+              resum({
+                ...b,
+                entries: [
+                  ["a", "1", 2],
+                  ["b", "2", 2]
+                ]
+              })
+            ),
+            "as an entry before it has"
+          ],
+          [
+            "a revision with no room left",
+            JSON.stringify(resum({ ...b, revision: Number.MAX_SAFE_INTEGER - 1 })),
+            "the most a restore may set"
+          ]
         ]
         for (const [what, content, message] of cases) {
           const file = join(dir, `${what.replace(/ /g, "-")}.json`)

@@ -138,6 +138,13 @@ export type Txn = typeof Txn.Type
 export const maxRestoreEntries = 10_000
 
 /**
+ * The highest revision a restore may set: 2^50, leaving the store room for about 8 × 10^15
+ * writes before a version would pass `Number.MAX_SAFE_INTEGER` (a restore at 2^53 − 2
+ * took one write, then every answer failed to encode and the store took no more).
+ */
+export const maxRestoreRevision = 2 ** 50
+
+/**
  * One chunk of a restore, which seeds a new store with a backup (`apps/cluster`'s
  * `synod snapshot restore`). Chunks are staged out of sight, in order from index 0; the
  * one with `done` makes them the store at once, at `done.revision`, with an empty history
@@ -650,6 +657,10 @@ const restore = (state: State, command: Restore): readonly [State, Result] => {
   for (const [key, value, version] of command.entries)
     [entries, bytes] = insert(entries, bytes, key, { value, version })
   const staged = entries.size
+  // a backup lists each key once: a key again would silently replace the first
+  if (staged !== (staging?.entries.size ?? 0) + command.entries.length) {
+    return refuse(`restore ${command.id}: chunk ${command.index} lists a key that was listed before`)
+  }
   if (command.done === undefined) {
     return [
       new State(
@@ -665,12 +676,23 @@ const restore = (state: State, command: Restore): readonly [State, Result] => {
     ]
   }
   const revision = command.done.revision
+  if (revision > maxRestoreRevision) {
+    return refuse(
+      `restore ${command.id}: revision ${revision} is above ${maxRestoreRevision}, the most a restore may set`
+    )
+  }
+  // each write has its own version: two keys with one are not a backup of any store
+  const versions = new Set<number>()
   for (const [key, e] of entries.entries()) {
     if (e.version < 1 || e.version > revision) {
       return refuse(
         `restore ${command.id}: key ${JSON.stringify(key)} has version ${e.version}, outside 1..${revision} (the backup's revision)`
       )
     }
+    if (versions.has(e.version)) {
+      return refuse(`restore ${command.id}: key ${JSON.stringify(key)} has version ${e.version}, as another key has`)
+    }
+    versions.add(e.version)
   }
   return [
     new State(revision, entries, bytes, History.History.empty(revision), state.retention, undefined, state.leases),

@@ -283,6 +283,60 @@ describe("Kv", () => {
     assert.isTrue(Result.isFailure(codecs.decodeState({ revision: -1, entries: [] })))
   })
 
+  it("a restore is refused, leaving the store new, for a key listed twice, two keys with one version, or a revision with no room left", () => {
+    const refused = (chunks: ReadonlyArray<Kv.Command>, reason: string) => {
+      const { state, results } = run(chunks)
+      const last = results.at(-1)!
+      assert.strictEqual(last._tag, "Restored")
+      if (last._tag === "Restored") {
+        assert.isFalse(last.ok, reason)
+        assert.include(last.reason, reason)
+      }
+      assert.strictEqual(state.revision, 0)
+      assert.strictEqual(Kv.size(state), 0)
+    }
+    refused(
+      [
+        { _tag: "Restore", id: "r", index: 0, entries: [["m", "1", 1]] },
+        { _tag: "Restore", id: "r", index: 1, entries: [["m", "2", 2]], done: { revision: 2 } }
+      ],
+      "listed before"
+    )
+    refused(
+      [
+        {
+          _tag: "Restore",
+          id: "r",
+          index: 0,
+          entries: [
+            ["a", "1", 1],
+            ["b", "1", 1]
+          ],
+          done: { revision: 2 }
+        }
+      ],
+      "as another key has"
+    )
+    refused(
+      [
+        {
+          _tag: "Restore",
+          id: "r",
+          index: 0,
+          entries: [["a", "1", 1]],
+          done: { revision: Number.MAX_SAFE_INTEGER - 1 }
+        }
+      ],
+      "the most a restore may set"
+    )
+    // at the bound itself: taken, and writes go on above it
+    const { state } = run([
+      { _tag: "Restore", id: "r", index: 0, entries: [["a", "1", 1]], done: { revision: Kv.maxRestoreRevision } },
+      { _tag: "Put", key: "b", value: "2" }
+    ])
+    assert.strictEqual(state.revision, Kv.maxRestoreRevision + 1)
+  })
+
   it("commands are validated: empty or oversized keys, oversized values, bad limits and versions", () => {
     const decode = Schema.decodeUnknownResult(Kv.Command)
     assert.isTrue(Result.isSuccess(decode({ _tag: "Put", key: "k", value: "" })))
