@@ -808,7 +808,7 @@ export class SystemGroup extends HttpApiGroup.make("system", { topLevel: true })
       OpenApi.annotations({
         summary: "Change the configuration",
         description:
-          "Proposes the members as the new configuration (docs/reconfiguration.md): this process's replica proposes it in a slot of its own; it governs from that slot + window on. Answers once the replica performed it, with both slots. When this process hosts the active leader and the change removes it from the leaders, it first hands the leadership over to the most caught-up leader of the new members. 409 NoReplica when this process hosts no replica, 409 ChangeRefused when the history is full, 504 ChangeTimedOut when not performed in time (it may still be), 400 on members that do not decode (none of a kind, a duplicate, more than 64)."
+          "Proposes the members as the new configuration (docs/reconfiguration.md): this process's replica proposes it in a slot of its own; it governs from that slot + window on. Answers once the replica performed it, with both slots. When this process hosts the active leader and the change removes it from the leaders, it first hands the leadership over to the most caught-up leader of the new members. 409 NoReplica when this process hosts no replica, 409 ChangeRefused when the history is full or when the change adds a node no running server holds (slot 0: nothing was proposed), 504 ChangeTimedOut when not performed in time (it may still be), 400 on members that do not decode (none of a kind, a duplicate, more than 64)."
       })
     ),
     HttpApiEndpoint.get("healthz", "/healthz", { success: Health }).annotateMerge(

@@ -195,6 +195,25 @@ const SystemHandlers = HttpApiBuilder.group(Api.Api, "system", (handlers) =>
       if (proposer === undefined) {
         return yield* new Api.NoReplica({ message: "this process hosts no replica: ask a server that does" })
       }
+      // a node the change adds must be running already: a configuration naming acceptors
+      // (or leaders, or replicas) that do not exist can never commit again, this change
+      // included (a majority of its acceptors would be needed to undo it)
+      if (backend.running !== undefined && proposer.history !== undefined) {
+        const history = yield* proposer.history
+        const current = history[history.length - 1]!.members
+        const before = new Set([...current.acceptors, ...current.leaders, ...current.replicas])
+        const added = [...new Set([...payload.acceptors, ...payload.leaders, ...payload.replicas])].filter(
+          (id) => !before.has(id)
+        )
+        const answers = yield* Effect.forEach(added, (id) => backend.running!(id), { concurrency: "unbounded" })
+        const missing = added.filter((_, i) => !answers[i])
+        if (missing.length > 0) {
+          return yield* new Api.ChangeRefused({
+            slot: 0,
+            message: `no server is running as ${missing.join(", ")}: start ${missing.length === 1 ? "it" : "them"} (synod serve) before adding ${missing.length === 1 ? "it" : "them"}; nothing was proposed`
+          })
+        }
+      }
       // the active leader of this process, if the change removes it: hand over first, to
       // a leader of the new configuration, so no write waits for a failure-detection timeout
       let transferredTo: string | undefined

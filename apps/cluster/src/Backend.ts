@@ -41,6 +41,11 @@ export class Backend extends Context.Service<
     readonly config?: ClusterConfig.ClusterConfig
     /** Messages the roles of this process sent, by type (the dashboard's message rates). */
     readonly traffic?: { readonly sent: Readonly<Record<string, number>> }
+    /**
+     * Whether a server with node id `id` is running (hosted here, or holding its claim on
+     * the cluster: `Presence.running`): a membership change adds only such nodes.
+     */
+    readonly running?: (id: string) => Effect.Effect<boolean>
   }
 >()("@synod/cluster/Backend") {}
 

@@ -10,8 +10,8 @@ import { Client, Server } from "@synod/actors"
 import { ClusterConfig, type StateMachine, Storage, type Transport } from "@synod/core"
 import { Kv } from "@synod/kv"
 import { Host } from "@synod/node"
-import { Presence } from "@synod/transport-nats"
-import { Effect, Layer, Random } from "effect"
+import { NatsConnection, Presence } from "@synod/transport-nats"
+import { Effect, Layer, Option, Random } from "effect"
 import { Backend } from "./Backend.ts"
 import * as Dashboard from "./Dashboard.ts"
 import * as LeaseKeeping from "./LeaseKeeping.ts"
@@ -57,6 +57,16 @@ export const layerNoDeps = (
     Backend,
     Effect.gen(function* () {
       const ids = [...new Set([...config.acceptors, ...config.leaders, ...config.replicas])]
+      // over NATS, a node of another process may join (`Presence.running`); on the bus, none
+      const nats = yield* Effect.serviceOption(NatsConnection.NatsConnection)
+      const running = (node: string): Effect.Effect<boolean> =>
+        ids.includes(node)
+          ? Effect.succeed(true)
+          : Option.isNone(nats)
+            ? Effect.succeed(false)
+            : Presence.running({ cluster: about.cluster, node }).pipe(
+                Effect.provideService(NatsConnection.NatsConnection, nats.value)
+              )
       const handles = yield* Effect.forEach(ids, (id) => Server.run({ id, config, machine }))
       const id = `up-${(yield* Random.nextIntBetween(0, 2 ** 48)).toString(36)}`
       const client = yield* Client.make(machine, config, { id })
@@ -66,6 +76,7 @@ export const layerNoDeps = (
       return Backend.of({
         ...about,
         config,
+        running,
         submit: client.submit,
         read: client.read,
         submitPromise: client.submitPromise,
@@ -83,12 +94,15 @@ export const layer = (options: Options = {}) => {
   const traffic = Dashboard.makeTraffic()
   const config = options.config ?? ClusterConfig.servers(3)
   const ids = [...new Set([...config.acceptors, ...config.leaders, ...config.replicas])]
+  const transport = transportLayer(options, ids)
   return layerNoDeps(
     config,
     options.nats === undefined
       ? { cluster: "embedded", transport: "memory", traffic }
       : { cluster: options.name ?? "synod", transport: "nats", traffic }
   ).pipe(
-    Layer.provide(Layer.merge(Storage.layerMemory(), Dashboard.countingLayer(traffic, transportLayer(options, ids))))
+    Layer.provide(Layer.merge(Storage.layerMemory(), Dashboard.countingLayer(traffic, transport))),
+    // the connection itself too, over NATS, to ask whether another process hosts a node
+    Layer.provide(transport)
   )
 }

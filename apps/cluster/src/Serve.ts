@@ -29,7 +29,8 @@ import { createSecureContext } from "node:tls"
 import { Client } from "@synod/actors"
 import { Kv } from "@synod/kv"
 import { Host, HostConfig } from "@synod/node"
-import { Effect, Layer, Random, Result, Schema, SchemaIssue } from "effect"
+import { NatsConnection, Presence } from "@synod/transport-nats"
+import { Context, Effect, Layer, Option, Random, Result, Schema, SchemaIssue } from "effect"
 import type * as ApiServer from "./ApiServer.ts"
 import { Backend } from "./Backend.ts"
 import * as HttpSecurity from "./HttpSecurity.ts"
@@ -291,7 +292,19 @@ export const backend = (config: HostConfig.HostConfig) =>
         handles: [handle],
         ...(handle.applied === undefined ? {} : { applied: handle.applied }),
         config: config.cluster,
-        traffic
+        traffic,
+        running: (node) =>
+          node === config.node
+            ? Effect.succeed(true)
+            : Option.match(Context.getOption(context, NatsConnection.NatsConnection), {
+                onNone: () => Effect.succeed(false),
+                onSome: (connection) =>
+                  Presence.running({
+                    cluster: config.name,
+                    node,
+                    ...(t.clusterKey === undefined ? {} : { clusterKey: t.clusterKey })
+                  }).pipe(Effect.provideService(NatsConnection.NatsConnection, connection))
+              })
       })
     })
   )

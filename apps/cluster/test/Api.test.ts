@@ -124,6 +124,40 @@ describe("the HTTP API", () => {
   )
 })
 
+describe("membership changes", () => {
+  it.live(
+    "a change that adds a node no server runs as is refused before anything is proposed; writes go on",
+    () =>
+      Effect.gen(function* () {
+        const { url } = yield* start(10_000)
+        assert.strictEqual((yield* http("PUT", `${url}/kv/a`, { value: "1" })).status, 200)
+        for (const members of [
+          { acceptors: ["s9"], leaders: ["s1"], replicas: ["s1"] },
+          { acceptors: ["s1", "s2", "s3"], leaders: ["s1", "s7"], replicas: ["s1", "s2", "s3"] },
+          { acceptors: ["s1", "s2", "s3", "s4", "s5"], leaders: ["s1"], replicas: ["s1", "s8"] }
+        ]) {
+          const r = yield* http("POST", `${url}/members`, members)
+          assert.strictEqual(r.status, 409, JSON.stringify(r.body))
+          assert.strictEqual(r.body._tag, "ChangeRefused")
+          assert.strictEqual(r.body.slot, 0)
+          assert.match(r.body.message, /no server is running as s[4-9]/)
+        }
+        const history = (yield* http("GET", `${url}/members`)).body.history
+        assert.strictEqual(history.length, 1)
+        for (let n = 0; n < 20; n++)
+          assert.strictEqual((yield* http("PUT", `${url}/kv/a`, { value: `${n}` })).status, 200)
+        // removing a running node is no addition: taken
+        const removed = yield* http("POST", `${url}/members`, {
+          acceptors: ["s1", "s2"],
+          leaders: ["s1", "s2"],
+          replicas: ["s1", "s2"]
+        })
+        assert.strictEqual(removed.status, 200, JSON.stringify(removed.body))
+      }),
+    60_000
+  )
+})
+
 describe("serializable reads", () => {
   it.live(
     "read this server's replica without the log: labelled, possibly stale, and caught up once it hears the decisions",

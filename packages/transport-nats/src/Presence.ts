@@ -34,7 +34,7 @@ import { randomUUID } from "node:crypto"
 import { hostname } from "node:os"
 import type { Msg } from "@nats-io/transport-node"
 import { Transport } from "@synod/core"
-import { Clock, Data, Deferred, type Duration, Effect, Metric, Option, Queue, Schedule, Schema } from "effect"
+import { Clock, Data, Deferred, type Duration, Effect, Exit, Metric, Option, Queue, Schedule, Schema } from "effect"
 import * as ClusterKey from "./ClusterKey.ts"
 import * as NatsConnection from "./NatsConnection.ts"
 import * as Subjects from "./Subjects.ts"
@@ -68,8 +68,10 @@ const Instance = {
 /** What claimants publish on the presence subject. */
 export const Announcement = Schema.Union([
   Schema.TaggedStruct("Probe", Instance),
-  // `answers`: the nonce of the probe it answers (absent in a heartbeat)
-  Schema.TaggedStruct("Here", { ...Instance, answers: Schema.optionalKey(Schema.String) })
+  // `answers`: the nonce of the probe (or ask) it answers (absent in a heartbeat)
+  Schema.TaggedStruct("Here", { ...Instance, answers: Schema.optionalKey(Schema.String) }),
+  // is a process running with this node id? (`running`): no claim, and no warning
+  Schema.TaggedStruct("Ask", { nonce: Schema.String })
 ])
 export type Announcement = typeof Announcement.Type
 type Instance = Omit<Extract<Announcement, { _tag: "Probe" }>, "_tag">
@@ -139,7 +141,7 @@ export const claim = Effect.fn("Presence.claim")(function* (options: Options) {
   const opener = keys === undefined ? undefined : ClusterKey.opener(keys)
   const refusedCounter = Metric.withAttributes(refused, { id: options.node })
 
-  const announce = (tag: Announcement["_tag"], answers?: string) =>
+  const announce = (tag: "Probe" | "Here", answers?: string) =>
     Effect.suspend(() => {
       try {
         const text = encode(
@@ -153,6 +155,10 @@ export const claim = Effect.fn("Presence.claim")(function* (options: Options) {
     })
 
   const onAnnouncement = Effect.fnUntraced(function* (a: Announcement) {
+    if (a._tag === "Ask") {
+      if (phase === "running") yield* announce("Here", a.nonce)
+      return
+    }
     const { _tag, ...other } = a
     if (other.nonce === me.nonce || phase === "refused") return
     // answer first: a claimant that gives up must still tell the other one
@@ -253,4 +259,51 @@ export const claim = Effect.fn("Presence.claim")(function* (options: Options) {
   yield* announce("Here").pipe(Effect.repeat(Schedule.spaced(options.heartbeat ?? "5 seconds")), Effect.forkScoped)
   yield* Effect.logDebug("node id claimed", { subject, nonce: me.nonce })
   return { nonce: me.nonce, duplicatesHeard: Effect.sync(() => heard) } satisfies Claim
+})
+
+/**
+ * Whether a process is running with node id `options.node` (it holds the claim and answers
+ * within `timeout`, default 1 s): a membership change asks before it adds a node, so that
+ * a configuration never names acceptors that do not exist. With `clusterKey`, only a
+ * sealed answer counts.
+ */
+export const running = Effect.fn("Presence.running")(function* (
+  options: Pick<Options, "cluster" | "node" | "clusterKey"> & { readonly timeout?: Duration.Input }
+) {
+  const found = Subjects.isClusterName(options.cluster)
+    ? Subjects.presence(options.cluster, options.node)
+    : Option.none()
+  if (Option.isNone(found)) return false
+  const subject = found.value
+  const { client } = yield* NatsConnection.NatsConnection
+  const nonce = randomUUID()
+  const keys = options.clusterKey
+  const opener = keys === undefined ? undefined : ClusterKey.opener(keys)
+  const answered = yield* Deferred.make<void>()
+  return yield* Effect.acquireUseRelease(
+    Effect.try({
+      try: () =>
+        client.subscribe(subject, {
+          callback: (err, msg) => {
+            if (err !== null) return
+            const body = opener === undefined ? ClusterKey.strip(msg.data) : opener.open(subject, msg.data, true)
+            if (!(body instanceof Uint8Array)) return
+            const a = Option.getOrUndefined(decode(utf8.decode(body)))
+            if (a?._tag === "Here" && a.answers === nonce) Deferred.doneUnsafe(answered, Exit.void)
+          }
+        }),
+      catch: () => undefined
+    }),
+    () =>
+      Effect.gen(function* () {
+        yield* Effect.tryPromise(() => client.flush()).pipe(Effect.timeoutOption("5 seconds"), Effect.ignore)
+        const text = encode({ _tag: "Ask", nonce })
+        const sealer = keys === undefined ? undefined : ClusterKey.sealer(keys, `presence.${nonce}`)
+        yield* Effect.try(() => client.publish(subject, sealer === undefined ? text : sealer.seal(subject, text))).pipe(
+          Effect.ignore
+        )
+        return Option.isSome(yield* Deferred.await(answered).pipe(Effect.timeoutOption(options.timeout ?? "1 second")))
+      }),
+    (sub) => Effect.sync(() => sub.unsubscribe())
+  ).pipe(Effect.catch(() => Effect.succeed(false)))
 })
