@@ -29,7 +29,7 @@ import {
 } from "effect/http"
 import { HttpApi, HttpApiBuilder } from "effect/http-api"
 import { PrometheusMetrics } from "effect/observability"
-import { Configuration, Trace } from "@synod/core"
+import { ClusterConfig, Configuration, Trace } from "@synod/core"
 import { Kv } from "@synod/kv"
 import * as Api from "./Api.ts"
 import { Backend, readiness, ready, status } from "./Backend.ts"
@@ -200,11 +200,8 @@ const SystemHandlers = HttpApiBuilder.group(Api.Api, "system", (handlers) =>
       // included (a majority of its acceptors would be needed to undo it)
       if (backend.running !== undefined && proposer.history !== undefined) {
         const history = yield* proposer.history
-        const current = history[history.length - 1]!.members
-        const before = new Set([...current.acceptors, ...current.leaders, ...current.replicas])
-        const added = [...new Set([...payload.acceptors, ...payload.leaders, ...payload.replicas])].filter(
-          (id) => !before.has(id)
-        )
+        const before = new Set(ClusterConfig.serverIds(Configuration.latest(history)))
+        const added = ClusterConfig.serverIds(payload).filter((id) => !before.has(id))
         const answers = yield* Effect.forEach(added, (id) => backend.running!(id), { concurrency: "unbounded" })
         const missing = added.filter((_, i) => !answers[i])
         if (missing.length > 0) {

@@ -56,7 +56,7 @@ export const layerNoDeps = (
   Layer.effect(
     Backend,
     Effect.gen(function* () {
-      const ids = [...new Set([...config.acceptors, ...config.leaders, ...config.replicas])]
+      const ids = ClusterConfig.serverIds(config)
       // over NATS, a node of another process may join (`Presence.running`); on the bus, none
       const nats = yield* Effect.serviceOption(NatsConnection.NatsConnection)
       const running = (node: string): Effect.Effect<boolean> =>
@@ -93,7 +93,7 @@ export const layer = (options: Options = {}) => {
   // what the servers send, by type, for the dashboard
   const traffic = Dashboard.makeTraffic()
   const config = options.config ?? ClusterConfig.servers(3)
-  const ids = [...new Set([...config.acceptors, ...config.leaders, ...config.replicas])]
+  const ids = ClusterConfig.serverIds(config)
   const transport = transportLayer(options, ids)
   return layerNoDeps(
     config,

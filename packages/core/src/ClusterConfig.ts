@@ -151,6 +151,11 @@ export const make = (input: ClusterConfigInput): ClusterConfig => {
   return r.success
 }
 
+/** Every node id that hosts an acceptor, a leader or a replica of `config`, each once. */
+export const serverIds = (config: Pick<ClusterConfig, "acceptors" | "leaders" | "replicas">): Array<string> => [
+  ...new Set([...config.acceptors, ...config.leaders, ...config.replicas])
+]
+
 /** `n` servers `s1..sn`, each hosting an acceptor, a leader and a replica. */
 export const servers = (n: number, overrides: Partial<ClusterConfigInput> = {}): ClusterConfig => {
   const ids = Array.from({ length: n }, (_, i) => `s${i + 1}`)

@@ -11,7 +11,7 @@
  * @since 0.1.0
  */
 import { Server } from "@synod/actors"
-import { InMemoryBus, type StateMachine, Storage, Transport } from "@synod/core"
+import { ClusterConfig, InMemoryBus, type StateMachine, Storage, Transport } from "@synod/core"
 import { NatsTransport, Presence } from "@synod/transport-nats"
 import { createServer } from "node:http"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
@@ -49,11 +49,6 @@ export const natsTransport = (
   })
 }
 
-/** Every node id a cluster config names. */
-const nodeIds = (config: HostConfig): ReadonlyArray<string> => [
-  ...new Set([config.node, ...config.cluster.acceptors, ...config.cluster.leaders, ...config.cluster.replicas])
-]
-
 /**
  * The transport a config names: the in-memory bus (a new one at each build) or a NATS
  * connection called `name` (`natsTransport`). The one place a transport is built from a
@@ -82,7 +77,11 @@ const connect = Effect.fnUntraced(function* (
 > {
   const t = config.transport
   if (t.kind === "memory") return yield* Layer.build(transport(config, config.node))
-  const context = yield* Layer.build(natsTransport({ name: config.name, transport: t }, config.node, nodeIds(config)))
+  const context = yield* Layer.build(
+    natsTransport({ name: config.name, transport: t }, config.node, [
+      ...new Set([config.node, ...ClusterConfig.serverIds(config.cluster)])
+    ])
+  )
   yield* Presence.claim({
     ...presence,
     cluster: config.name,

@@ -77,6 +77,14 @@ export type Announcement = typeof Announcement.Type
 type Instance = Omit<Extract<Announcement, { _tag: "Probe" }>, "_tag">
 
 const Wire = Schema.fromJsonString(Schema.toCodecJson(Announcement))
+
+/** `text` as published on `subject`: sealed when there is a sealer (a cluster key). */
+const sealed = (sealer: ClusterKey.Sealer | undefined, subject: string, text: string): string =>
+  sealer === undefined ? text : sealer.seal(subject, text)
+
+/** The announcement in `data`: its MAC checked (and required) when there is an opener, else stripped. */
+const opened = (opener: ClusterKey.Opener | undefined, subject: string, data: Uint8Array) =>
+  opener === undefined ? ClusterKey.strip(data) : opener.open(subject, data, true)
 const encode = Schema.encodeSync(Wire)
 const decode = Schema.decodeUnknownOption(Wire)
 const utf8 = new TextDecoder()
@@ -147,7 +155,7 @@ export const claim = Effect.fn("Presence.claim")(function* (options: Options) {
         const text = encode(
           tag === "Probe" || answers === undefined ? { _tag: tag, ...me } : { _tag: tag, ...me, answers }
         )
-        client.publish(subject, sealer === undefined ? text : sealer.seal(subject, text))
+        client.publish(subject, sealed(sealer, subject, text))
         return Effect.void
       } catch (cause) {
         return Effect.logWarning("cannot publish on the presence subject", { subject, error: errorMessage(cause) })
@@ -201,12 +209,9 @@ export const claim = Effect.fn("Presence.claim")(function* (options: Options) {
   )
   /** The announcement's text, its MAC and age checked when there is a key; else why it is dropped. */
   const open = (data: Uint8Array, now: number): Uint8Array | string => {
-    if (opener === undefined) {
-      const body = ClusterKey.strip(data)
-      return body instanceof Uint8Array ? body : body.reason
-    }
-    const body = opener.open(subject, data, true)
+    const body = opened(opener, subject, data)
     if (!(body instanceof Uint8Array)) return body.reason
+    if (opener === undefined) return body
     const sealedAt = ClusterKey.sealedAt(data)
     if (sealedAt === undefined || now - sealedAt > maxAgeMs) return `sealed more than ${maxAgeMs} ms ago`
     return body
@@ -286,7 +291,7 @@ export const running = Effect.fn("Presence.running")(function* (
         client.subscribe(subject, {
           callback: (err, msg) => {
             if (err !== null) return
-            const body = opener === undefined ? ClusterKey.strip(msg.data) : opener.open(subject, msg.data, true)
+            const body = opened(opener, subject, msg.data)
             if (!(body instanceof Uint8Array)) return
             const a = Option.getOrUndefined(decode(utf8.decode(body)))
             if (a?._tag === "Here" && a.answers === nonce) Deferred.doneUnsafe(answered, Exit.void)
@@ -299,9 +304,7 @@ export const running = Effect.fn("Presence.running")(function* (
         yield* Effect.tryPromise(() => client.flush()).pipe(Effect.timeoutOption("5 seconds"), Effect.ignore)
         const text = encode({ _tag: "Ask", nonce })
         const sealer = keys === undefined ? undefined : ClusterKey.sealer(keys, `presence.${nonce}`)
-        yield* Effect.try(() => client.publish(subject, sealer === undefined ? text : sealer.seal(subject, text))).pipe(
-          Effect.ignore
-        )
+        yield* Effect.try(() => client.publish(subject, sealed(sealer, subject, text))).pipe(Effect.ignore)
         return Option.isSome(yield* Deferred.await(answered).pipe(Effect.timeoutOption(options.timeout ?? "1 second")))
       }),
     (sub) => Effect.sync(() => sub.unsubscribe())
