@@ -11,6 +11,11 @@
  * - its pid is alive and not ours: `DataDirLocked`, naming the directory and the pid;
  * - its pid is dead (a SIGKILLed or crashed process), or ours (a pid reused by a new
  *   process, as pid 1 in containers): the lock is stale; it is logged and replaced;
+ * - its pid is alive but is another process than the one that wrote the file (the owner
+ *   died and the kernel gave its pid to a new process, or the machine rebooted): stale
+ *   too. Where the kernel says (Linux's `/proc`), the file records the owner's boot id and
+ *   start time (`/proc/<pid>/stat`'s `starttime`), and a live pid whose own differ is not
+ *   the owner. Without `/proc` a live pid counts as the owner;
  * - it does not decode (an owner between creating and writing it): asked again for a
  *   second, then taken as stale (an owner that crashed right after creating it).
  *
@@ -35,7 +40,13 @@ export class DataDirLocked extends Data.TaggedError("DataDirLocked")<{
   readonly message: string
 }> {}
 
-const Owner = Schema.Struct({ pid: Schema.Int, host: Schema.String, startedAt: Schema.String })
+const Owner = Schema.Struct({
+  pid: Schema.Int,
+  host: Schema.String,
+  startedAt: Schema.String,
+  /** `<boot id>/<starttime>` of the owner, where `/proc` tells them (a lock file of an older synod has none). */
+  process: Schema.optionalKey(Schema.String)
+})
 const OwnerJson = Schema.fromJsonString(Owner)
 const decodeOwner = Schema.decodeUnknownOption(OwnerJson)
 const encodeOwner = Schema.encodeSync(OwnerJson)
@@ -54,6 +65,32 @@ const isAlive = (pid: number): boolean => {
     // EPERM: it exists, under another user
     return errno(e) === "EPERM"
   }
+}
+
+/**
+ * Who `pid` is, as the kernel tells it: the boot's id and the process's start time in
+ * clock ticks since boot, which together no other process shares. Undefined where there
+ * is no `/proc` (not Linux) or the process is gone.
+ */
+const processIdentity = (pid: number | "self"): string | undefined => {
+  try {
+    const boot = readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim()
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
+    // the command's name (field 2) may hold spaces and parentheses: count from after the last ')'
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+    // field 22, starttime; fields[0] is field 3
+    const start = fields[19]
+    return boot !== "" && start !== undefined && /^\d+$/.test(start) ? `${boot}/${start}` : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** Whether the live process `pid` is the one a lock file's owner names. */
+const isOwner = (owner: typeof Owner.Type): boolean => {
+  if (owner.process === undefined) return true
+  const now = processIdentity(owner.pid)
+  return now === undefined || now === owner.process
 }
 
 /** Creates `file` with `contents` unless it exists (then `false`). */
@@ -123,7 +160,13 @@ export const acquire = Effect.fn("DataDirLock.acquire")(function* (dataDir: stri
   if (held.has(file)) return yield* refuse(dir, process.pid, `this process (pid ${process.pid})`)
   yield* io("create", dir, () => mkdirSync(dir, { recursive: true }))
   const startedAt = new Date(yield* Clock.currentTimeMillis).toISOString()
-  const contents = `${encodeOwner({ pid: process.pid, host: hostname(), startedAt })}\n`
+  const identity = processIdentity("self")
+  const contents = `${encodeOwner({
+    pid: process.pid,
+    host: hostname(),
+    startedAt,
+    ...(identity === undefined ? {} : { process: identity })
+  })}\n`
   for (let attempt = 1; attempt <= 20; attempt++) {
     if (yield* io("create", file, () => create(file, contents))) {
       held.add(file)
@@ -142,13 +185,17 @@ export const acquire = Effect.fn("DataDirLock.acquire")(function* (dataDir: stri
       yield* Effect.sleep("100 millis")
       continue
     }
-    if (Option.isSome(owner) && owner.value.pid !== process.pid && isAlive(owner.value.pid)) {
+    if (Option.isSome(owner) && owner.value.pid !== process.pid && isAlive(owner.value.pid) && isOwner(owner.value)) {
       const o = owner.value
       return yield* refuse(dir, o.pid, `pid ${o.pid} on host ${o.host} (started ${o.startedAt})`)
     }
     yield* Effect.logWarning("taking over a stale data directory lock", {
       file,
-      owner: Option.match(owner, { onNone: () => "unreadable", onSome: (o) => `pid ${o.pid}, not running` })
+      owner: Option.match(owner, {
+        onNone: () => "unreadable",
+        onSome: (o) =>
+          o.pid !== process.pid && isAlive(o.pid) ? `pid ${o.pid}, now another process` : `pid ${o.pid}, not running`
+      })
     })
     yield* io("remove", file, () => removeIf(file, text))
   }

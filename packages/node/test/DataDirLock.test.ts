@@ -112,4 +112,34 @@ describe("data directory lock", () => {
       yield* Scope.close(taken.scope, Exit.void)
     })
   )
+
+  it.live(
+    "takes over a lock whose pid now belongs to another process (the owner died, its pid was reused)",
+    () =>
+      Effect.gen(function* () {
+        const dir = yield* tempDir
+        const file = join(dir, DataDirLock.fileName)
+        // a live process that is not a synod: what a dead owner's pid may now be
+        const other = yield* Effect.acquireRelease(
+          Effect.sync(() => spawn("sleep", ["30"], { stdio: "ignore" })),
+          (child) => Effect.sync(() => child.kill("SIGKILL"))
+        )
+        const lock = (process?: string) =>
+          `${JSON.stringify({ pid: other.pid, host: "h", startedAt: "2026-01-01T00:00:00.000Z", ...(process === undefined ? {} : { process }) })}\n`
+
+        // a lock file of an older synod names no process: a live pid is taken as its owner
+        writeFileSync(file, lock())
+        assert.strictEqual((yield* refusal(dir)).pid, other.pid)
+
+        // the same pid, but the owner recorded another start: not the owner
+        writeFileSync(file, lock("00000000-0000-0000-0000-000000000000/1"))
+        const taken = yield* lockIn(dir)
+        assert.isTrue(Exit.isSuccess(taken.exit))
+        assert.strictEqual(ownerPid(dir), process.pid)
+        const mine = JSON.parse(readFileSync(file, "utf8")).process
+        assert.match(mine, /^[0-9a-f-]+\/\d+$/)
+        yield* Scope.close(taken.scope, Exit.void)
+      }),
+    30_000
+  )
 })
