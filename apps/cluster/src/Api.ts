@@ -505,7 +505,7 @@ export class SnapshotGroup extends HttpApiGroup.make("snapshot")
       OpenApi.annotations({
         summary: "A backup of the store, with its revision and a SHA-256",
         description:
-          "The state of this process's replica once it has applied a read decided in the log when the request came: consistent (one revision, every write up to it) and no older than the request. `synod snapshot save FILE` writes it to a file. 503 NoReplica when this process hosts no replica."
+          "The state of this process's replica once it has applied a read decided in the log when the request came: consistent (one revision, every write up to it) and no older than the request. `synod snapshot save FILE` writes it to a file. Streamed as the reader takes it. 503 NoReplica when this process hosts no replica; 503 NotReady when it is sending 4 backups already."
       })
     ),
     HttpApiEndpoint.post("restore", "/snapshot/restore", {

@@ -5,11 +5,14 @@
  * cluster that is not new refuses a restore.
  */
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs"
+import { type ClientRequest, type IncomingMessage, request } from "node:http"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Result } from "effect"
+import { Kv } from "@synod/kv"
+import { Effect, Result, Stream } from "effect"
 import * as Backup from "@synod/cluster/Backup"
+import * as BackupHandlers from "@synod/cluster/BackupHandlers"
 import { startApi } from "./InProcess.ts"
 import { http, run } from "./Process.ts"
 
@@ -142,4 +145,64 @@ describe("backup and restore", () => {
       [["a"], ["b", "c"]]
     )
   })
+
+  it.effect("a streamed backup is the document fromState builds, and a file parse accepts", () =>
+    Effect.gen(function* () {
+      const text = (state: Kv.State) =>
+        Effect.gen(function* () {
+          const s = yield* Backup.stream(state)
+          const parts = yield* Stream.runCollect(s.body)
+          const body = Buffer.concat(parts).toString("utf8")
+          assert.strictEqual(s.sha256, JSON.parse(body).sha256)
+          return body
+        })
+      let state = Kv.initial
+      // more entries than one turn encodes, keys and values JSON must escape
+      for (let i = 0; i < 5000; i++) {
+        ;[state] = Kv.apply(state, { _tag: "Put", key: `k"${i}\u00e9/\n`, value: `v\\${i}\u2028` })
+      }
+      ;[state] = Kv.apply(state, { _tag: "Del", key: 'k"7\u00e9/\n' })
+      for (const s of [Kv.initial, state]) {
+        const body = yield* text(s)
+        assert.deepStrictEqual(JSON.parse(body), Backup.fromState(s))
+        const parsed = Backup.parse(body)
+        assert.isTrue(Result.isSuccess(parsed), Result.isFailure(parsed) ? parsed.failure.message : "")
+      }
+    })
+  )
+
+  it.live(
+    `GET /snapshot sends at most ${BackupHandlers.maxConcurrentBackups} backups at once; a reader that leaves frees its place`,
+    () =>
+      Effect.gen(function* () {
+        const url = yield* startApi
+        // 15 MB: more than a loopback connection holds for a reader that reads nothing (the
+        // sender's buffer grows to 4 MB here, the receiver's stays small), so it keeps its place
+        for (let i = 0; i < 250; i++) yield* http("PUT", `${url}/kv/k${i}`, { value: "x".repeat(60_000) })
+        const open = (): Effect.Effect<{ readonly req: ClientRequest; readonly res: IncomingMessage }> =>
+          Effect.callback((resume) => {
+            const req = request(`${url}/snapshot`, (res) => {
+              res.pause()
+              resume(Effect.succeed({ req, res }))
+            })
+            req.end()
+          })
+        const readers = []
+        for (let i = 0; i < BackupHandlers.maxConcurrentBackups; i++) {
+          const r = yield* open()
+          assert.strictEqual(r.res.statusCode, 200)
+          readers.push(r)
+        }
+        const refused = yield* http("GET", `${url}/snapshot`)
+        assert.strictEqual(refused.status, 503)
+        assert.include((refused.body as { message: string }).message, "backups are being sent already")
+        // readers that leave free their places
+        for (const r of readers) r.req.destroy()
+        yield* Effect.sleep("200 millis")
+        const saved = yield* http("GET", `${url}/snapshot`)
+        assert.strictEqual(saved.status, 200)
+        assert.strictEqual((saved.body as { keys: number }).keys, 250)
+      }),
+    60_000
+  )
 })
