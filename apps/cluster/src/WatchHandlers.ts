@@ -24,8 +24,14 @@ import { noReplica } from "./BackupHandlers.ts"
 
 /** Most watches one process serves at once. */
 export const maxWatches = 1000
-/** Most events selected per step (a step ends with a send). */
+/** Most events selected per step (a step ends with a send)... */
 export const maxBatch = 1000
+/**
+ * ...and about this many characters of their keys and values: a step's events are written
+ * at once, so a reader slower than the history (one resuming from far back) costs the
+ * server one step's worth, not the history's.
+ */
+export const maxBatchChars = 64 * 1024
 /** A `progress` event is sent when nothing matched for this long while the store moved on... */
 export const progressMs = 1000
 /** ...and at least this often when nothing happens at all (a heartbeat). */
@@ -43,10 +49,15 @@ const eventOf = (e: { readonly revision: number; readonly key: string; readonly 
   )
 })
 
-const progress = (revision: number): SseEvent => ({
-  id: String(revision),
+/**
+ * A progress report: the watch has looked at every revision through `through` (its `id`,
+ * where a reconnect resumes after). `data.revision` says how far the store has got, which
+ * is less for a watch from a revision not reached yet: it reports no progress it has not made.
+ */
+const progress = (through: number, stored: number): SseEvent => ({
+  id: String(through),
   event: "progress",
-  data: JSON.stringify({ revision })
+  data: JSON.stringify({ revision: Math.min(through, stored) })
 })
 
 export const compacted = (requested: number, oldest: number) =>
@@ -65,14 +76,18 @@ interface Cursor {
   readonly sentAt: number
 }
 
-/** The SSE events of a watch of `filter` from revision `from` on; ends after a `compacted` event. */
+/**
+ * The SSE events of a watch of `filter` from revision `from` on, the store being at
+ * `stored` when it starts; ends after a `compacted` event.
+ */
 export const events = (
   applied: Replica.Applied<Kv.State>,
   filter: KvWatch.Filter,
-  from: number
+  from: number,
+  stored: number
 ): Stream.Stream<SseEvent> =>
   Stream.concat(
-    Stream.make(progress(from - 1)),
+    Stream.make(progress(from - 1, stored)),
     Stream.paginate(
       { seen: undefined, from, sentAt: 0 } as Cursor,
       Effect.fnUntraced(function* (cursor: Cursor) {
@@ -82,7 +97,7 @@ export const events = (
             : yield* applied.next(cursor.seen).pipe(Effect.timeoutOption(idleMs))
         const now = yield* Clock.currentTimeMillis
         const state = Option.isSome(next) ? next.value : cursor.seen!
-        const selection = KvWatch.select(state, filter, cursor.from, maxBatch)
+        const selection = KvWatch.select(state, filter, cursor.from, maxBatch, maxBatchChars)
         if (selection._tag === "Compacted") {
           const error = compacted(cursor.from, selection.oldest)
           const body = { _tag: error._tag, message: error.message, requested: error.requested, oldest: error.oldest }
@@ -93,7 +108,7 @@ export const events = (
         const after: Cursor = { seen, from: through + 1, sentAt: cursor.sentAt }
         if (events.length > 0) return [events.map(eventOf), Option.some({ ...after, sentAt: now })] as const
         if (Option.isNone(next) || now - cursor.sentAt >= progressMs) {
-          return [[progress(through)], Option.some({ ...after, sentAt: now })] as const
+          return [[progress(through, state.revision)], Option.some({ ...after, sentAt: now })] as const
         }
         return [[], Option.some(after)] as const
       })
@@ -159,7 +174,7 @@ export const layer = HttpApiBuilder.group(
         // counted while the stream runs (a response never sent never counts)
         return Stream.suspend(() => {
           active++
-          return events(applied, filter, from).pipe(
+          return events(applied, filter, from, state.revision).pipe(
             Stream.interruptWhen(Deferred.await(stopping)),
             Stream.ensuring(Effect.sync(() => active--))
           )

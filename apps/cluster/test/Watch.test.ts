@@ -213,4 +213,51 @@ describe("watches", () => {
       }),
     60_000
   )
+
+  it.live(
+    "a watch from a revision not reached yet reports no progress past the store's, then the writes from there",
+    () =>
+      Effect.gen(function* () {
+        const { client, apis } = yield* cluster()
+        for (let i = 0; i < 2; i++) yield* client.submit({ _tag: "Put", key: "k", value: String(i) })
+        const url = apis[0]!.url
+        for (let i = 0; i < 200; i++) {
+          const s = yield* http("GET", `${url}/status`)
+          if (s.body.servers[0].replica.revision >= 2) break
+          yield* Effect.sleep(10)
+        }
+        const response = yield* Effect.promise(() => fetch(`${url}/watch?prefix=&fromRevision=6`))
+        assert.strictEqual(response.status, 200)
+        const reader = response.body!.getReader()
+        let buffered = ""
+        /** The next SSE event of the stream: its fields. */
+        const next = Effect.promise(async () => {
+          for (;;) {
+            const end = buffered.indexOf("\n\n")
+            if (end >= 0) {
+              const text = buffered.slice(0, end)
+              buffered = buffered.slice(end + 2)
+              return Object.fromEntries(
+                text.split("\n").map((l) => [l.slice(0, l.indexOf(":")), l.slice(l.indexOf(":") + 1).trim()])
+              )
+            }
+            const { value, done } = await reader.read()
+            if (done) throw new Error("the stream ended")
+            buffered += new TextDecoder().decode(value)
+          }
+        })
+        // the stream is up: it resumes after 5, but the store is at 2
+        const first = yield* next
+        assert.deepStrictEqual([first.id, first.event, JSON.parse(first.data)], ["5", "progress", { revision: 2 }])
+        for (let i = 2; i < 7; i++) yield* client.submit({ _tag: "Put", key: "k", value: String(i) })
+        let event = yield* next
+        while (event.event === "progress") {
+          assert.isAtMost(JSON.parse(event.data).revision, 7)
+          event = yield* next
+        }
+        assert.deepStrictEqual(JSON.parse(event.data), { revision: 6, type: "put", key: "k", value: "5" })
+        yield* Effect.promise(() => reader.cancel())
+      }),
+    60_000
+  )
 })

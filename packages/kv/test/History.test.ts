@@ -132,6 +132,20 @@ describe("Kv history", () => {
       ],
       through: 6
     })
+    // about `maxBytes` of keys and values (each event here: 3 + 2), at least one event
+    assert.deepStrictEqual(KvWatch.select(state, { prefix: "" }, 5, 100, 8), {
+      _tag: "Events",
+      events: [
+        { revision: 5, key: "a/4", value: "v4" },
+        { revision: 6, key: "b/5", value: "v5" }
+      ],
+      through: 6
+    })
+    assert.deepStrictEqual(KvWatch.select(state, { prefix: "b/" }, 5, 100, 1), {
+      _tag: "Events",
+      events: [{ revision: 6, key: "b/5", value: "v5" }],
+      through: 7
+    })
     assert.deepStrictEqual(KvWatch.select(state, { prefix: "" }, 4, 100), { _tag: "Compacted", oldest: 5 })
     assert.deepStrictEqual(KvWatch.select(state, { prefix: "" }, 11, 100), { _tag: "Events", events: [], through: 10 })
     assert.deepStrictEqual(KvWatch.select(state, { prefix: "" }, 50, 100), { _tag: "Events", events: [], through: 49 })
