@@ -27,7 +27,7 @@
  *                               "replicas": [...]}`: proposed by this process's replica; answers
  *                               the slot that decided it and the slot it governs from
  * - `GET    /healthz`           200 while the process serves
- * - `GET    /readyz`            200 once this process's replicas are caught up and a leader
+ * - `GET    /readyz`            200 once this process's replicas are caught up, a read is answered and a leader
  *                               is known; 503 saying why not
  *
  * Keys go in the path percent-encoded (`a/b` is `a%2Fb`). Every answer is JSON, errors
@@ -818,7 +818,7 @@ export class SystemGroup extends HttpApiGroup.make("system", { topLevel: true })
       OpenApi.annotations({
         summary: "Readiness",
         description:
-          "Readiness: 200 once every replica of this process is caught up (not below the GC watermark) and an active leader is known; 503 saying why not."
+          "Readiness: 200 once every replica of this process is caught up (not below the GC watermark), an active leader is known and the cluster answers a linearizable read within 1 s (with a majority of acceptors gone a leader may still be known, but nothing commits); 503 saying why not. A probe's outcome answers the requests of the next 0.5 s."
       })
     )
   ) {}

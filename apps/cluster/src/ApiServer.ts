@@ -32,7 +32,7 @@ import { PrometheusMetrics } from "effect/observability"
 import { ClusterConfig, Configuration, Trace } from "@synod/core"
 import { Kv } from "@synod/kv"
 import * as Api from "./Api.ts"
-import { Backend, readiness, ready, status } from "./Backend.ts"
+import { Backend, probe, readiness, ready, status } from "./Backend.ts"
 import * as HttpSecurity from "./HttpSecurity.ts"
 import { internalErrorBody, RequestErrorsLive } from "./RequestErrors.ts"
 import * as BackupHandlers from "./BackupHandlers.ts"
@@ -247,8 +247,14 @@ const SystemHandlers = HttpApiBuilder.group(Api.Api, "system", (handlers) =>
     healthz: () => Effect.succeed({ status: "ok" as const }),
     readyz: Effect.fn(function* () {
       const r = yield* ready
-      if (!r.ready) {
-        return yield* new Api.NotReady({ message: `not ready: ${r.reasons.join("; ")}`, reasons: r.reasons })
+      const reasons = r.ready ? [] : [...r.reasons]
+      // only when the status says ready: a probe of a process that knows it is not would only wait
+      if (r.ready) {
+        const failed = yield* probe
+        if (failed !== undefined) reasons.push(failed)
+      }
+      if (!r.ready || reasons.length > 0) {
+        return yield* new Api.NotReady({ message: `not ready: ${reasons.join("; ")}`, reasons })
       }
       return { status: "ready" as const, leader: r.leader }
     })

@@ -7,7 +7,7 @@
  */
 import type { Client, Replica, Server } from "@synod/actors"
 import type { ClusterConfig } from "@synod/core"
-import { Context, Effect } from "effect"
+import { Clock, Context, Effect } from "effect"
 import { Kv } from "@synod/kv"
 import type * as Api from "./Api.ts"
 
@@ -137,8 +137,45 @@ export const readiness = (servers: ReadonlyArray<Server.Status>): Readiness => {
   return leader !== undefined && reasons.length === 0 ? { ready: true, leader } : { ready: false, reasons }
 }
 
-/** The readiness of this process. */
+/** The readiness of this process, from its servers' status alone (`/status`, the dashboard). */
 export const ready: Effect.Effect<Readiness, never, Backend> = Effect.gen(function* () {
   const backend = yield* Backend
   return readiness(yield* backend.servers)
+})
+
+/** How long `/readyz` waits for its probe: a linearizable read through the cluster. */
+export const probeMs = 1_000
+/** A probe's outcome answers the `/readyz` requests of this long after it, so that probes cannot load the cluster. */
+export const probeReuseMs = 500
+
+/** The latest probe of each backend: when it started and its outcome (shared by those who wait for it). */
+const probes = new WeakMap<object, { readonly at: number; readonly outcome: Effect.Effect<string | undefined> }>()
+
+/**
+ * Whether the cluster answers a linearizable read (a `Get`, by read index where the
+ * backend has it) within `probeMs`: undefined if it does, else why not. A leader known
+ * and replicas caught up are not enough: with a majority of acceptors gone, a leader
+ * still heartbeats but nothing commits, and no read is answered once its lease runs out.
+ */
+export const probe: Effect.Effect<string | undefined, never, Backend> = Effect.gen(function* () {
+  const backend = yield* Backend
+  const now = yield* Clock.currentTimeMillis
+  const last = probes.get(backend)
+  if (last !== undefined && now - last.at < probeReuseMs) return yield* last.outcome
+  const query: Kv.Command = { _tag: "Get", key: "synod/readyz" }
+  const read: Effect.Effect<Kv.Result, { readonly _tag: string; readonly message?: string }> =
+    backend.read !== undefined ? backend.read(query) : backend.submit(query)
+  const outcome = yield* Effect.cached(
+    read.pipe(
+      Effect.timeoutOption(probeMs),
+      Effect.map((r) =>
+        r._tag === "Some"
+          ? undefined
+          : `no linearizable read answered within ${probeMs} ms: a majority of the acceptors may be unreachable`
+      ),
+      Effect.catch((e) => Effect.succeed(`a linearizable read failed: ${e.message ?? e._tag}`))
+    )
+  )
+  probes.set(backend, { at: now, outcome })
+  return yield* outcome
 })

@@ -289,6 +289,32 @@ describe("the HTTP layer", () => {
   )
 
   it.live(
+    "/readyz is 503 while no majority can be reached, though a leader is still known, and 200 again once it can",
+    () =>
+      Effect.gen(function* () {
+        const { url, bus } = yield* start()
+        assert.strictEqual((yield* until(`${url}/readyz`, (r) => r.status === 200)).status, 200)
+        // the process's own server keeps its leader (or its memory of one), but nothing can commit
+        yield* bus.isolate("s2")
+        yield* bus.isolate("s3")
+        const cut = yield* until(`${url}/readyz`, (r) => r.status === 503, 50)
+        assert.strictEqual(cut.status, 503, JSON.stringify(cut.body))
+        assert.strictEqual(cut.body._tag, "NotReady")
+        assert.isTrue(
+          cut.body.reasons.some((r: string) => r.includes("linearizable read") || r.includes("no active leader")),
+          JSON.stringify(cut.body)
+        )
+        // it stays so while cut off
+        yield* Effect.sleep("1500 millis")
+        assert.strictEqual((yield* http("GET", `${url}/readyz`)).status, 503)
+        yield* bus.heal
+        const back = yield* until(`${url}/readyz`, (r) => r.status === 200)
+        assert.strictEqual(back.status, 200, JSON.stringify(back.body))
+      }),
+    30_000
+  )
+
+  it.live(
     "the OpenAPI document has the probes and the body errors",
     () =>
       Effect.gen(function* () {
