@@ -14,7 +14,8 @@
  *
  * @since 0.1.0
  */
-import { createServer, type Server } from "node:http"
+import { createServer, STATUS_CODES, type Server } from "node:http"
+import type { Duplex } from "node:stream"
 import { createServer as createHttpsServer } from "node:https"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { ByteSize, Cause, Effect, Layer } from "effect"
@@ -387,6 +388,42 @@ const guard = (limit: number) => {
   )
 }
 
+/**
+ * What Node's parser refuses before any handler runs (a malformed request line or header,
+ * headers over Node's 16 KiB, a request that took too long) gets the same JSON error body
+ * as every other answer, where Node would send a bare status line. Status as Node's own.
+ */
+const jsonClientErrors = <S extends Server>(server: S): S =>
+  server.on("clientError", (error: Error & { readonly code?: string }, socket: Duplex) => {
+    const answering = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent === true
+    if (error.code === "ECONNRESET" || !socket.writable || answering) {
+      socket.destroy()
+      return
+    }
+    const [status, body]: [
+      number,
+      ErrorBody | { readonly _tag: "HeadersTooLarge" | "RequestTimeout"; readonly message: string }
+    ] =
+      error.code === "HPE_HEADER_OVERFLOW"
+        ? [431, { _tag: "HeadersTooLarge", message: "the request's headers are over the server's limit (16 KiB)" }]
+        : error.code === "ERR_HTTP_REQUEST_TIMEOUT"
+          ? [408, { _tag: "RequestTimeout", message: "the request was not received in time" }]
+          : error.code === "HPE_CHUNK_EXTENSIONS_OVERFLOW"
+            ? [413, { _tag: "HttpError", message: "the request's chunk extensions are too large" }]
+            : [
+                400,
+                {
+                  _tag: "BadRequest",
+                  message: `the request could not be parsed as HTTP/1.1 (${error.code ?? "invalid"})`,
+                  issues: []
+                }
+              ]
+    const text = JSON.stringify(body)
+    socket.end(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`
+    )
+  })
+
 export interface Options extends HttpSecurity.Options {
   readonly port: number
   /** Default 127.0.0.1: the API is not exposed unless asked. */
@@ -442,9 +479,11 @@ export const layer = (options: Options) =>
                       () => {
                         const tls = options.tls
                         return KvFastPath.serve(
-                          tls === undefined
-                            ? createServer()
-                            : (createHttpsServer({ cert: tls.cert, key: tls.key }) as Server),
+                          jsonClientErrors(
+                            tls === undefined
+                              ? createServer()
+                              : (createHttpsServer({ cert: tls.cert, key: tls.key }) as Server)
+                          ),
                           take
                         )
                       },

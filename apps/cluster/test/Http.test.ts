@@ -6,6 +6,7 @@
  */
 import { Kv } from "@synod/kv"
 import { request } from "node:http"
+import { connect } from "node:net"
 import { assert, describe, it } from "@effect/vitest"
 import type { Leader, Replica, Server } from "@synod/actors"
 import { Tamper } from "@synod/actors/Hooks"
@@ -312,6 +313,38 @@ describe("the HTTP layer", () => {
         assert.strictEqual(back.status, 200, JSON.stringify(back.body))
       }),
     30_000
+  )
+
+  it.live("what Node's parser refuses (a malformed request, headers over 16 KiB) gets a JSON error body too", () =>
+    Effect.gen(function* () {
+      const { url } = yield* start()
+      const { hostname, port } = new URL(url)
+      /** Sends `bytes` on a new connection; the whole answer, once the server closes it. */
+      const send = (bytes: string) =>
+        Effect.callback<string>((resume) => {
+          const socket = connect(Number(port), hostname, () => socket.write(bytes))
+          let answer = ""
+          socket.on("data", (d: Buffer) => {
+            answer += d.toString("utf8")
+          })
+          socket.on("close", () => resume(Effect.succeed(answer)))
+          socket.on("error", () => {})
+        })
+      const parsed = (answer: string) => {
+        const [head, body] = answer.split("\r\n\r\n")
+        return { status: head!.split(" ")[1], type: /content-type: (.*)/i.exec(head!)?.[1], body: JSON.parse(body!) }
+      }
+      const garbled = parsed(yield* send("NOT HTTP AT ALL\r\n\r\n"))
+      assert.deepStrictEqual(
+        [garbled.status, garbled.type, garbled.body._tag],
+        ["400", "application/json", "BadRequest"]
+      )
+      assert.include(garbled.body.message, "could not be parsed")
+      const huge = parsed(yield* send(`GET /kv/a HTTP/1.1\r\nhost: x\r\nx-big: ${"a".repeat(20_000)}\r\n\r\n`))
+      assert.deepStrictEqual([huge.status, huge.body._tag], ["431", "HeadersTooLarge"])
+      // and the server goes on
+      assert.strictEqual((yield* http("GET", `${url}/healthz`)).status, 200)
+    })
   )
 
   it.live(
