@@ -597,11 +597,11 @@ export class WatchGroup extends HttpApiGroup.make("watch", { topLevel: true })
   ) {}
 
 /** A lease's TTL in seconds, as the API takes it (fractions allowed; kept to the millisecond). */
-export const LeaseTtl = Schema.Number.check(
-  Schema.isBetween(
-    { minimum: KvLease.minTtlMs / 1000, maximum: KvLease.maxTtlMs / 1000 },
-    { message: `ttl is in seconds, between ${KvLease.minTtlMs / 1000} and ${KvLease.maxTtlMs / 1000} (a day)` }
-  )
+const ttlMessage = `ttl is in seconds, between ${KvLease.minTtlMs / 1000} and ${KvLease.maxTtlMs / 1000} (a day)`
+
+// `Finite`: a JSON body carries a number; `Number` would also take "NaN" and "Infinity", and name them when refusing "10"
+export const LeaseTtl = Schema.Finite.check(
+  Schema.isBetween({ minimum: KvLease.minTtlMs / 1000, maximum: KvLease.maxTtlMs / 1000 }, { message: ttlMessage })
 )
 
 export const LeaseGrantBody = Schema.Struct({

@@ -15,6 +15,34 @@ const formatIssues = SchemaIssue.makeFormatterStandardSchemaV1({
   leafHook: (issue) => (issue._tag === "UnexpectedKey" ? unknownField : SchemaIssue.defaultLeafHook(issue))
 })
 
+/**
+ * The issue with every failed union that carries a `message` of its own (`Kv.Compare`) as
+ * that message alone. The formatter would list each member's complaint instead, and drop
+ * the unknown-field ones (see `badRequest`): `{key, version, value}` was told only that
+ * `exists` is missing.
+ */
+const collapseUnions = (issue: SchemaIssue.Issue): SchemaIssue.Issue => {
+  switch (issue._tag) {
+    case "AnyOf":
+      return typeof issue.ast.annotations?.message === "string"
+        ? new SchemaIssue.AnyOf(issue.ast, [])
+        : new SchemaIssue.AnyOf(issue.ast, issue.issues.map(collapseUnions))
+    case "Pointer":
+      return new SchemaIssue.Pointer(issue.path, collapseUnions(issue.issue))
+    case "Composite":
+      return new SchemaIssue.Composite(issue.ast, [
+        collapseUnions(issue.issues[0]),
+        ...issue.issues.slice(1).map(collapseUnions)
+      ])
+    case "Filter":
+      return new SchemaIssue.Filter(issue.filter, collapseUnions(issue.issue))
+    case "Encoding":
+      return new SchemaIssue.Encoding(issue.ast, collapseUnions(issue.issue))
+    default:
+      return issue
+  }
+}
+
 const where: Record<HttpApiError.HttpApiSchemaError["kind"], string> = {
   Params: "path",
   Headers: "headers",
@@ -29,7 +57,7 @@ const where: Record<HttpApiError.HttpApiSchemaError["kind"], string> = {
  * know are named once the known ones are right: `{"valeu": "x"}` is told `value` is missing.
  */
 export const badRequest = (error: HttpApiError.HttpApiSchemaError): Api.BadRequest => {
-  const all = formatIssues(error.cause.issue).issues.map((i) => ({
+  const all = formatIssues(collapseUnions(error.cause.issue)).issues.map((i) => ({
     path: (i.path ?? []).map((p) => String(typeof p === "object" && p !== null && "key" in p ? p.key : p)),
     message: i.message
   }))

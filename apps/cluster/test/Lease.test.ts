@@ -131,6 +131,7 @@ describe("leases over HTTP", () => {
           ["POST", "/lease", { ttl: 0.01 }, "ttl is in seconds, between 0.1 and 86400"],
           ["POST", "/lease", { ttl: 90_000 }, "ttl is in seconds, between 0.1 and 86400"],
           ["POST", "/lease", {}, "ttl"],
+          ["POST", "/lease", { ttl: "10" }, "ttl: Expected number"],
           ["POST", "/lease/0/keepalive", undefined, "a lease id is 1 or more"],
           ["POST", "/lease/x/keepalive", undefined, "id"],
           ["PUT", "/kv/k", { value: "v", ttl: 5 }, "ttl: unknown field"],

@@ -57,6 +57,8 @@ describe("transactions over HTTP and the CLI", () => {
           [{ success: [{ op: "put", key: "k" }] }, "success.0"],
           [{ compare: [{ key: "k", version: -1 }] }, "compare.0"],
           [{ compare: [{ key: "k", version: 1, op: "~" }] }, "compare.0"],
+          // one message for a comparison no shape takes, not the last shape's complaint ("exists: Missing key")
+          [{ compare: [{ key: "k", version: 1, value: "x" }] }, "compare.0: a comparison is {key, version"],
           [{ success: Array.from({ length: 65 }, () => ({ op: "get", key: "k" })) }, "success"],
           [{ sucess: [] }, "sucess"]
         ]

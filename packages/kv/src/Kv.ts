@@ -102,7 +102,11 @@ export const Compare = Schema.Union([
   Schema.Struct({ key: Key, version: Version, op: Schema.optionalKey(CompareOp) }),
   Schema.Struct({ key: Key, value: Value, op: Schema.optionalKey(CompareOp) }),
   Schema.Struct({ key: Key, exists: Schema.Boolean })
-])
+]).annotate({
+  // refused by every member, the union would name only the last one's complaint ("exists: Missing key")
+  message:
+    "a comparison is {key, version: an integer >= 0, op?}, {key, value: a string, op?} or {key, exists: a boolean}, with op one of = != < >"
+})
 export type Compare = typeof Compare.Type
 
 /** One operation of a transaction's branch. */
