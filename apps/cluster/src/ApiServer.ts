@@ -14,6 +14,7 @@
  *
  * @since 0.1.0
  */
+import { isUtf8 } from "node:buffer"
 import { createServer, STATUS_CODES, type Server } from "node:http"
 import type { Duplex } from "node:stream"
 import { createServer as createHttpsServer } from "node:https"
@@ -35,7 +36,7 @@ import { Kv } from "@synod/kv"
 import * as Api from "./Api.ts"
 import { Backend, probe, readiness, ready, status } from "./Backend.ts"
 import * as HttpSecurity from "./HttpSecurity.ts"
-import { internalErrorBody, RequestErrorsLive } from "./RequestErrors.ts"
+import { internalErrorBody, notUtf8, RequestErrorsLive } from "./RequestErrors.ts"
 import * as BackupHandlers from "./BackupHandlers.ts"
 import * as TxnHandlers from "./TxnHandlers.ts"
 import * as LeaseHandlers from "./LeaseHandlers.ts"
@@ -361,6 +362,36 @@ const tooLarge = (limit: number) =>
     { connection: "close" }
   )
 
+/** Methods whose body a route may read. */
+const withBody = new Set(["POST", "PUT", "PATCH", "DELETE"])
+
+/**
+ * Whether a JSON body is not UTF-8: read here (the request keeps the bytes for the
+ * handler), since the platform decodes it with U+FFFD for each byte that is not.
+ */
+const utf8Body = (request: HttpServerRequest.HttpServerRequest): Effect.Effect<boolean, unknown> =>
+  withBody.has(request.method) && (request.headers["content-type"] ?? "").includes("json")
+    ? Effect.map(request.arrayBuffer, (bytes) => !isUtf8(bytes))
+    : Effect.succeed(false)
+
+const notUtf8Response = HttpServerResponse.jsonUnsafe(
+  { _tag: notUtf8._tag, message: notUtf8.message, issues: notUtf8.issues },
+  { status: 400 }
+)
+
+/**
+ * Global middleware, inside `guard` (its body limit applies) and `HttpSecurity` (a
+ * request without a valid token gets its 401 first): refuses a JSON body that is not UTF-8.
+ */
+const utf8Guard = HttpRouter.middleware<{ handles: unknown }>()(
+  (app) =>
+    Effect.gen(function* () {
+      const request = yield* HttpServerRequest.HttpServerRequest
+      return (yield* utf8Body(request)) ? notUtf8Response : yield* app
+    }),
+  { global: true }
+)
+
 /**
  * Global middleware: refuses a body over `limit` (by its `Content-Length`, else while
  * reading it: effect's `MaxBodySize`), and gives every error answer a JSON body.
@@ -460,7 +491,8 @@ export const layer = (options: Options) =>
               ProcessMetrics.layer,
               HttpMetrics.middleware,
               guard(options.maxBodyBytes ?? defaultMaxBodyBytes),
-              HttpSecurity.middleware(options)
+              HttpSecurity.middleware(options),
+              utf8Guard
             ),
             { disableLogger: true, disableListenLog: true, routerConfig }
           ).pipe(

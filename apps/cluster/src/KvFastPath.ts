@@ -27,6 +27,7 @@
  *
  * @since 0.5.0
  */
+import { isUtf8 } from "node:buffer"
 import type { IncomingMessage, Server, ServerResponse } from "node:http"
 import { Cause, Context, Effect, Exit, Result, Schema, SchemaIssue } from "effect"
 import { FindMyWay } from "effect/http"
@@ -37,7 +38,7 @@ import * as Api from "./Api.ts"
 import { Backend } from "./Backend.ts"
 import * as HttpMetrics from "./HttpMetrics.ts"
 import * as HttpSecurity from "./HttpSecurity.ts"
-import { badRequest, internalErrorBody } from "./RequestErrors.ts"
+import { badRequest, internalErrorBody, notUtf8 } from "./RequestErrors.ts"
 import * as Submit from "./Submit.ts"
 
 export interface Options extends HttpSecurity.Options {
@@ -205,6 +206,7 @@ export const make = Effect.fnUntraced(function* (options: Options) {
     )
 
   const putAnswer = (key: string, body: Buffer): Answer | Promise<Answer> => {
+    if (!isUtf8(body)) return put.failure(notUtf8)
     const payload = payloadOf(textDecoder.decode(body))
     if (Exit.isFailure(payload)) {
       const cause = Cause.findErrorOption(payload.cause)

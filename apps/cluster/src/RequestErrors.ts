@@ -5,8 +5,8 @@
  *
  * @since 0.1.0
  */
-import { Effect, SchemaIssue } from "effect"
-import { type HttpApiError, HttpApiMiddleware } from "effect/http-api"
+import { Effect, Schema, SchemaIssue } from "effect"
+import { HttpApiError, HttpApiMiddleware } from "effect/http-api"
 import * as Api from "./Api.ts"
 
 const unknownField = "unknown field"
@@ -56,7 +56,9 @@ const where: Record<HttpApiError.HttpApiSchemaError["kind"], string> = {
  * A decoding failure as a 400 that names each field at fault. Fields the endpoint does not
  * know are named once the known ones are right: `{"valeu": "x"}` is told `value` is missing.
  */
-export const badRequest = (error: HttpApiError.HttpApiSchemaError): Api.BadRequest => {
+export const badRequest = (error: HttpApiError.HttpApiSchemaError): Api.BadRequest => badRequestOf(error)
+
+function badRequestOf(error: HttpApiError.HttpApiSchemaError): Api.BadRequest {
   const all = formatIssues(collapseUnions(error.cause.issue)).issues.map((i) => ({
     path: (i.path ?? []).map((p) => String(typeof p === "object" && p !== null && "key" in p ? p.key : p)),
     message: i.message
@@ -66,6 +68,19 @@ export const badRequest = (error: HttpApiError.HttpApiSchemaError): Api.BadReque
   const parts = issues.map((i) => (i.path.length === 0 ? i.message : `${i.path.join(".")}: ${i.message}`))
   return new Api.BadRequest({ message: `invalid ${where[error.kind]}: ${parts.join("; ")}`, issues })
 }
+
+/**
+ * A body whose bytes are not UTF-8: refused, where decoding would put U+FFFD in their
+ * place and the store would keep a value the client never sent.
+ */
+export const notUtf8 = badRequestOf(
+  new HttpApiError.HttpApiSchemaError({
+    kind: "Payload",
+    cause: new Schema.SchemaError(
+      new SchemaIssue.InvalidValue({ message: "Expected a UTF-8 body: it holds bytes that are not UTF-8" })
+    )
+  })
+)
 
 export const RequestErrorsLive = HttpApiMiddleware.layerSchemaErrorTransform(Api.RequestErrors, (error) =>
   Effect.fail(badRequest(error))

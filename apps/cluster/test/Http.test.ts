@@ -347,6 +347,35 @@ describe("the HTTP layer", () => {
     })
   )
 
+  it.live("a body that is not UTF-8 is refused with a 400 saying so, and nothing is stored", () =>
+    Effect.gen(function* () {
+      const { url } = yield* start()
+      const bytes = Buffer.concat([Buffer.from('{"value":"a'), Buffer.from([0xff, 0xfe]), Buffer.from('b"}')])
+      const txn = Buffer.concat([
+        Buffer.from('{"success":[{"op":"put","key":"t","value":"'),
+        Buffer.from([0xc3]),
+        Buffer.from('"}]}')
+      ])
+      for (const [method, path, body] of [
+        ["PUT", "/kv/k", bytes],
+        ["POST", "/txn", txn]
+      ] as const) {
+        const r = yield* Effect.promise(() =>
+          fetch(`${url}${path}`, { method, headers: { "content-type": "application/json" }, body })
+        )
+        const answer = (yield* Effect.promise(() => r.json())) as { _tag: string; message: string }
+        assert.strictEqual(r.status, 400, `${method} ${path}: ${JSON.stringify(answer)}`)
+        assert.strictEqual(answer._tag, "BadRequest")
+        assert.include(answer.message, "not UTF-8")
+      }
+      assert.strictEqual((yield* http("GET", `${url}/kv/k`)).status, 404)
+      assert.strictEqual((yield* http("GET", `${url}/kv/t`)).status, 404)
+      // UTF-8 beyond ASCII is stored as sent
+      assert.strictEqual((yield* http("PUT", `${url}/kv/k`, { value: "é€😀" })).status, 200)
+      assert.strictEqual((yield* http("GET", `${url}/kv/k`)).body.value, "é€😀")
+    })
+  )
+
   it.live(
     "the OpenAPI document has the probes and the body errors",
     () =>
