@@ -28,7 +28,7 @@
 import { spawn } from "node:child_process"
 import { randomBytes } from "node:crypto"
 import { Address, Configuration } from "@synod/core"
-import { Host, HostConfig } from "@synod/node"
+import { AtomicFile, Host, HostConfig } from "@synod/node"
 import { NatsConfig } from "@synod/transport-nats"
 import { Kv, KvLease } from "@synod/kv"
 import { Config, Console, Effect, FileSystem, Layer, Logger, Option, References, Result, Schema, Stream } from "effect"
@@ -344,9 +344,9 @@ const init = Command.make(
           return yield* fail(ExitCode.usage, `synod init: ${path(f)} exists (--force overwrites it)`)
       }
     }
-    yield* fs
-      .makeDirectory(flags.dir, { recursive: true })
-      .pipe(Effect.catch((e) => fail(ExitCode.usage, `synod init: cannot create ${flags.dir}: ${describe(e)}`)))
+    yield* AtomicFile.makeDirectory(flags.dir).pipe(
+      Effect.catch((e) => fail(ExitCode.usage, `synod init: cannot create ${flags.dir}: ${describe(e)}`))
+    )
     for (const f of files) {
       yield* fs
         .writeFileString(path(f), `${JSON.stringify(f.config, null, 2)}\n`)

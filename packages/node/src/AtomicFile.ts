@@ -51,7 +51,16 @@ export const makeDirectory = Effect.fnUntraced(function* (dir: string) {
     if (path.dirname(current) === current) break
   }
   if (created.length === 0) return
-  yield* fs.makeDirectory(dir, { recursive: true })
+  // one level at a time, not `recursive`: Node's recursive creation never returns where the
+  // kernel answers ENOENT for a parent that exists (under /proc), and this fails instead
+  for (const made of created.toReversed()) {
+    yield* fs.makeDirectory(made).pipe(
+      Effect.catchIf(
+        (e) => e._tag === "PlatformError" && e.reason._tag === "AlreadyExists",
+        () => Effect.void
+      )
+    )
+  }
   for (const made of created) yield* syncDirectory(path.dirname(made))
 })
 

@@ -24,9 +24,9 @@
  *
  * @since 0.1.0
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from "node:fs"
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from "node:fs"
 import { hostname } from "node:os"
-import { join, resolve } from "node:path"
+import { dirname, join, resolve } from "node:path"
 import { Storage } from "@synod/core"
 import { Clock, Data, Effect, Option, Schema } from "effect"
 
@@ -91,6 +91,22 @@ const isOwner = (owner: typeof Owner.Type): boolean => {
   if (owner.process === undefined) return true
   const now = processIdentity(owner.pid)
   return now === undefined || now === owner.process
+}
+
+/**
+ * Creates `dir` and its missing parents one level at a time: Node's `recursive` creation
+ * never returns where the kernel answers ENOENT for a parent that exists (under /proc).
+ */
+const makeDirectories = (dir: string): void => {
+  const missing: Array<string> = []
+  for (let d = dir; !existsSync(d) && dirname(d) !== d; d = dirname(d)) missing.push(d)
+  for (const d of missing.toReversed()) {
+    try {
+      mkdirSync(d)
+    } catch (e) {
+      if (errno(e) !== "EEXIST") throw e
+    }
+  }
 }
 
 /** Creates `file` with `contents` unless it exists (then `false`). */
@@ -158,7 +174,7 @@ export const acquire = Effect.fn("DataDirLock.acquire")(function* (dataDir: stri
   const dir = resolve(dataDir)
   const file = join(dir, fileName)
   if (held.has(file)) return yield* refuse(dir, process.pid, `this process (pid ${process.pid})`)
-  yield* io("create", dir, () => mkdirSync(dir, { recursive: true }))
+  yield* io("create", dir, () => makeDirectories(dir))
   const startedAt = new Date(yield* Clock.currentTimeMillis).toISOString()
   const identity = processIdentity("self")
   const contents = `${encodeOwner({

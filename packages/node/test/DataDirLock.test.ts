@@ -8,8 +8,9 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { assert, describe, it } from "@effect/vitest"
-import { DataDirLock } from "@synod/node"
-import { Effect, Exit, Scope } from "effect"
+import { NodeFileSystem, NodePath } from "@effect/platform-node"
+import { AtomicFile, DataDirLock } from "@synod/node"
+import { Effect, Exit, Layer, Scope } from "effect"
 
 const fixture = new URL("./fixtures/hold-lock.ts", import.meta.url).pathname
 
@@ -141,5 +142,21 @@ describe("data directory lock", () => {
         yield* Scope.close(taken.scope, Exit.void)
       }),
     30_000
+  )
+
+  it.live(
+    "a data directory the kernel will not create (under /proc) fails the start with the reason, where Node's recursive mkdir never returned",
+    () =>
+      Effect.gen(function* () {
+        const error = yield* DataDirLock.acquire("/proc/synod-no-such-dir/data").pipe(Effect.scoped, Effect.flip)
+        assert.strictEqual(error._tag, "StorageError")
+        assert.include(error._tag === "StorageError" ? error.reason : "", "ENOENT")
+        const made = yield* AtomicFile.makeDirectory("/proc/synod-no-such-dir/data").pipe(
+          Effect.provide(Layer.mergeAll(NodeFileSystem.layer, NodePath.layer)),
+          Effect.flip
+        )
+        assert.include(String(made), "NotFound: FileSystem.makeDirectory (/proc/synod-no-such-dir)")
+      }),
+    10_000
   )
 })
