@@ -15,6 +15,8 @@
  * @since 0.1.0
  */
 import { isUtf8 } from "node:buffer"
+import { readFileSync } from "node:fs"
+import type { Socket } from "node:net"
 import { createServer, STATUS_CODES, type Server } from "node:http"
 import type { Duplex } from "node:stream"
 import { createServer as createHttpsServer } from "node:https"
@@ -420,6 +422,56 @@ const guard = (limit: number) => {
 }
 
 /**
+ * Most connections the API holds open at once: the process's file descriptor limit (the
+ * soft one, from `/proc/self/limits`) less 256 for its own files and NATS, between 64 and
+ * 16,384; 1,024 where the limit cannot be read. Past it Node closes a new connection at
+ * once. Without it a flood of idle connections took every descriptor, and the process
+ * failed the next file it opened.
+ */
+export const connectionLimit = (): number => {
+  let soft = 1024 + 256
+  try {
+    const line = /^Max open files\s+(\d+|unlimited)/m.exec(readFileSync("/proc/self/limits", "utf8"))
+    if (line !== null) soft = line[1] === "unlimited" ? Number.POSITIVE_INFINITY : Number(line[1])
+  } catch {
+    // not Linux: the default above
+  }
+  return Math.max(64, Math.min(16_384, soft - 256))
+}
+
+/**
+ * A connection with no traffic either way for this long is closed (Node's `server.timeout`):
+ * a client that connects and sends nothing, or stops reading. Watches send a progress
+ * event at least every 10 s, and no request waits longer than 30 s for its answer.
+ */
+export const idleTimeoutMs = 60_000
+
+/**
+ * A request's headers must arrive within this long of its first byte (Node's
+ * `headersTimeout`, checked every second), and a connection must send its first byte
+ * within this long of opening, or it is closed: held silent, it would keep one of
+ * `connectionLimit` places from clients that have something to ask.
+ */
+export const headersTimeoutMs = 10_000
+
+/** Options for `createServer`: Node checks `headersTimeout` only this often (default 30 s). */
+const serverOptions = { connectionsCheckingInterval: 1_000, headersTimeout: headersTimeoutMs } as const
+
+/** The limits above, on `server`. */
+const bounded = <S extends Server>(server: S): S => {
+  server.maxConnections = connectionLimit()
+  server.timeout = idleTimeoutMs
+  // Node times out headers only once the first byte came: a connection that sends nothing is closed here
+  server.on("connection", (socket: Socket) => {
+    const silent = setTimeout(() => {
+      if (socket.bytesRead === 0) socket.destroy()
+    }, headersTimeoutMs)
+    socket.once("close", () => clearTimeout(silent))
+  })
+  return server
+}
+
+/**
  * What Node's parser refuses before any handler runs (a malformed request line or header,
  * headers over Node's 16 KiB, a request that took too long) gets the same JSON error body
  * as every other answer, where Node would send a bare status line. Status as Node's own.
@@ -511,10 +563,12 @@ export const layer = (options: Options) =>
                       () => {
                         const tls = options.tls
                         return KvFastPath.serve(
-                          jsonClientErrors(
-                            tls === undefined
-                              ? createServer()
-                              : (createHttpsServer({ cert: tls.cert, key: tls.key }) as Server)
+                          bounded(
+                            jsonClientErrors(
+                              tls === undefined
+                                ? createServer(serverOptions)
+                                : (createHttpsServer({ ...serverOptions, cert: tls.cert, key: tls.key }) as Server)
+                            )
                           ),
                           take
                         )

@@ -125,6 +125,19 @@ export const shouldSettle = (policy: Policy, sample: Sample): boolean =>
  * when idle (what only the start ran), then whenever `policy` says so; runs until
  * interrupted.
  */
+/**
+ * The resident set size, or undefined when the kernel cannot be asked: Node reads it from
+ * a file, and with every file descriptor taken (a flood of connections) that throws EMFILE,
+ * which must not stop the process.
+ */
+export const residentBytes = (): number | undefined => {
+  try {
+    return process.memoryUsage.rss()
+  } catch {
+    return undefined
+  }
+}
+
 export const collectWhenIdle = (policy: Policy = defaultPolicy): Effect.Effect<never> =>
   Effect.suspend(() => {
     const periodMicros = Duration.toMillis(policy.period) * 1000
@@ -132,13 +145,13 @@ export const collectWhenIdle = (policy: Policy = defaultPolicy): Effect.Effect<n
     let liveAfterLast = 0
     let cpu = process.cpuUsage()
     const collect = Effect.suspend(() => {
-      const before = process.memoryUsage.rss()
+      const before = residentBytes() ?? 0
       const started = performance.now()
       return Effect.andThen(
         collectAll,
         Effect.suspend(() => {
           const ms = Math.round(performance.now() - started)
-          rssAfterLast = process.memoryUsage.rss()
+          rssAfterLast = residentBytes() ?? rssAfterLast
           liveAfterLast = process.memoryUsage().heapUsed
           cpu = process.cpuUsage()
           const mib = (bytes: number) => Math.round(bytes / 2 ** 20)
@@ -150,7 +163,9 @@ export const collectWhenIdle = (policy: Policy = defaultPolicy): Effect.Effect<n
       Effect.suspend(() => {
         const used = process.cpuUsage(cpu)
         cpu = process.cpuUsage()
-        const rss = process.memoryUsage.rss()
+        const rss = residentBytes()
+        // no reading this time (see `residentBytes`): look again next period
+        if (rss === undefined) return Effect.void
         // memory given back by itself (V8's own reducer, a shrinking workload) lowers the bar
         if (rss < rssAfterLast) rssAfterLast = rss
         return decide(policy, { cpuMicros: used.user + used.system, periodMicros, rss, rssAfterLast, liveAfterLast })

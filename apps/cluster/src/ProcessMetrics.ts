@@ -31,7 +31,13 @@ export const cpuSeconds = Metric.counter("process_cpu_seconds_total", {
 let counted = 0
 
 const sample = Effect.suspend(() => {
-  const memory = process.memoryUsage()
+  let memory: NodeJS.MemoryUsage
+  try {
+    memory = process.memoryUsage()
+  } catch {
+    // it reads a file: with every file descriptor taken (EMFILE) skip this sample, not the process
+    return Effect.void
+  }
   const cpu = process.cpuUsage()
   const before = counted
   counted = cpu.user + cpu.system

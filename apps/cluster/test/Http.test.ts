@@ -377,6 +377,28 @@ describe("the HTTP layer", () => {
   )
 
   it.live(
+    "a connection that sends nothing is closed after the headers timeout, and the connections are capped below the descriptor limit",
+    () =>
+      Effect.gen(function* () {
+        const { url } = yield* start()
+        const { hostname, port } = new URL(url)
+        const opened = Date.now()
+        const closedAfter = yield* Effect.callback<number>((resume) => {
+          const socket = connect(Number(port), hostname)
+          socket.on("error", () => {})
+          socket.on("close", () => resume(Effect.succeed(Date.now() - opened)))
+        })
+        assert.isAtLeast(closedAfter, ApiServer.headersTimeoutMs - 500)
+        assert.isAtMost(closedAfter, ApiServer.headersTimeoutMs + 5_000)
+        const limit = ApiServer.connectionLimit()
+        assert.isAtLeast(limit, 64)
+        assert.isAtMost(limit, 16_384)
+        assert.strictEqual((yield* http("GET", `${url}/healthz`)).status, 200)
+      }),
+    30_000
+  )
+
+  it.live(
     "the OpenAPI document has the probes and the body errors",
     () =>
       Effect.gen(function* () {
