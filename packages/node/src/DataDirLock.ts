@@ -57,14 +57,30 @@ const held = new Set<string>()
 const errno = (e: unknown): string | undefined =>
   typeof e === "object" && e !== null && "code" in e ? String(e.code) : undefined
 
+/** Whether `pid` is a zombie: dead, waiting for its parent to collect it (Linux's `/proc`; false elsewhere). */
+const isZombie = (pid: number): boolean => {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
+    // field 3, the state, follows the command's name, which may hold ')'
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) === "Z"
+  } catch {
+    return false
+  }
+}
+
+/**
+ * Whether `pid` runs. A zombie does not: a SIGKILLed owner stays one until its parent
+ * collects it (up to a second under a supervisor, for ever under a container's pid 1 that
+ * collects nothing), and a restart meanwhile must take its lock.
+ */
 const isAlive = (pid: number): boolean => {
   try {
     process.kill(pid, 0)
-    return true
   } catch (e) {
     // EPERM: it exists, under another user
-    return errno(e) === "EPERM"
+    if (errno(e) !== "EPERM") return false
   }
+  return !isZombie(pid)
 }
 
 /**

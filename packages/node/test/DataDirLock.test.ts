@@ -159,4 +159,39 @@ describe("data directory lock", () => {
       }),
     10_000
   )
+
+  it.live(
+    "takes over a lock whose owner was killed and is a zombie its parent has not collected",
+    () =>
+      Effect.gen(function* () {
+        const dir = yield* tempDir
+        // the holder's parent is a shell that sleeps without collecting it: it stays a zombie
+        const held = yield* Effect.acquireRelease(
+          Effect.callback<{ readonly shell: ChildProcess; readonly pid: number }>((resume) => {
+            const shell = spawn("sh", ["-c", `"${process.execPath}" "${fixture}" "${dir}" & echo $!; exec sleep 30`], {
+              stdio: ["ignore", "pipe", "inherit"]
+            })
+            let out = ""
+            shell.stdout.on("data", (d: Buffer) => {
+              out += d.toString()
+              const [pid, rest] = out.split("\n")
+              if (rest?.includes("locked")) resume(Effect.succeed({ shell, pid: Number(pid) }))
+            })
+          }),
+          ({ shell }) => Effect.sync(() => shell.kill("SIGKILL"))
+        )
+        process.kill(held.pid, "SIGKILL")
+        // wait until it is a zombie
+        for (let i = 0; i < 100 && !readFileSync(`/proc/${held.pid}/stat`, "utf8").includes(") Z"); i++) {
+          yield* Effect.sleep("20 millis")
+        }
+        assert.include(readFileSync(`/proc/${held.pid}/stat`, "utf8"), ") Z")
+        assert.strictEqual(ownerPid(dir), held.pid)
+        const taken = yield* lockIn(dir)
+        assert.isTrue(Exit.isSuccess(taken.exit))
+        assert.strictEqual(ownerPid(dir), process.pid)
+        yield* Scope.close(taken.scope, Exit.void)
+      }),
+    30_000
+  )
 })
