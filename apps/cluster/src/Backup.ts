@@ -15,6 +15,7 @@
  * @since 0.2.0
  */
 import { createHash } from "node:crypto"
+import { JsonText } from "@synod/core"
 import { Kv } from "@synod/kv"
 import { Effect, Result, Schema, SchemaIssue, Stream } from "effect"
 
@@ -81,13 +82,16 @@ const encodeSome = (
  * both passes read the same entries while the store goes on.
  */
 export const stream = Effect.fnUntraced(function* (state: Kv.State) {
+  const pause = yield* JsonText.Pause
   const hash = createHash("sha256").update(`{"revision":${state.revision},"entries":[`, "utf8")
   const entries = state.entries.entries()
   for (let first = true; ; first = false) {
+    const started = performance.now()
     const text = encodeSome(entries, first)
     if (text === undefined) break
     hash.update(text, "utf8")
-    yield* Effect.yieldNow
+    // background work: a slice, then a rest (`HandoffScheduler.pause` in a server)
+    yield* pause(performance.now() - started)
   }
   const sha256 = hash.update("]}", "utf8").digest("hex")
   const header = JSON.stringify({

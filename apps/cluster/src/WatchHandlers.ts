@@ -14,8 +14,9 @@
  * @since 0.2.0
  */
 import type { Replica } from "@synod/actors"
+import { JsonText } from "@synod/core"
 import { type Kv, KvWatch } from "@synod/kv"
-import { Clock, Context, Deferred, Effect, Layer, Option, Stream } from "effect"
+import { Clock, Context, Deferred, Effect, Layer, Option, Semaphore, Stream } from "effect"
 import { HttpServer } from "effect/http"
 import { HttpApiBuilder } from "effect/http-api"
 import * as Api from "./Api.ts"
@@ -67,6 +68,26 @@ export const compacted = (requested: number, oldest: number) =>
     oldest
   })
 
+/**
+ * The process's watches encode their events one step at a time, each step followed by its
+ * rest (`JsonText.Pause`: `HandoffScheduler.pause` in a server), as a snapshot's encoding
+ * is: background work. A hundred watches resumed from far back at once, each encoding its
+ * steps as fast as its reader took them, held every request of the process for 4.7 s
+ * (values of 64 Ki control characters, each escaped to 6 bytes), and resting each on its own
+ * still for 1.3 s.
+ */
+const encoding = Semaphore.makeUnsafe(1)
+
+const encodeInTurn = (events: ReadonlyArray<Parameters<typeof eventOf>[0]>): Effect.Effect<Array<SseEvent>> =>
+  encoding.withPermit(
+    Effect.gen(function* () {
+      const started = performance.now()
+      const sent = events.map(eventOf)
+      yield* (yield* JsonText.Pause)(performance.now() - started)
+      return sent
+    })
+  )
+
 interface Cursor {
   /** The state the last step looked at all of (wait for a newer one); none: look again now. */
   readonly seen: Kv.State | undefined
@@ -106,7 +127,10 @@ export const events = (
         const { events, through } = selection
         const seen = through >= state.revision ? state : undefined
         const after: Cursor = { seen, from: through + 1, sentAt: cursor.sentAt }
-        if (events.length > 0) return [events.map(eventOf), Option.some({ ...after, sentAt: now })] as const
+        if (events.length > 0) {
+          const sent = yield* encodeInTurn(events)
+          return [sent, Option.some({ ...after, sentAt: now })] as const
+        }
         if (Option.isNone(next) || now - cursor.sentAt >= progressMs) {
           return [[progress(through, state.revision)], Option.some({ ...after, sentAt: now })] as const
         }
