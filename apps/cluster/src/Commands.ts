@@ -26,6 +26,7 @@
  * @since 0.1.0
  */
 import { spawn } from "node:child_process"
+import { createReadStream, lstatSync, realpathSync, statSync } from "node:fs"
 import { randomBytes } from "node:crypto"
 import { Address, Configuration } from "@synod/core"
 import { AtomicFile, Host, HostConfig } from "@synod/node"
@@ -61,6 +62,50 @@ export class CliFailure extends Schema.TaggedError<CliFailure>()("CliFailure", {
 export const ExitCode = { no: 1, usage: 2, unknown: 3, unreachable: 4, denied: 5 } as const
 
 const fail = (exitCode: number, message: string) => Effect.fail(new CliFailure({ message, exitCode }))
+
+/** Most bytes of a config, token or transaction file the CLI reads (`readBounded`). */
+export const maxInputBytes = 1024 * 1024
+/** Most bytes of a backup file `snapshot restore` reads: about the longest string Node can hold. */
+export const maxBackupBytes = 512 * 1024 * 1024
+
+/**
+ * `file`'s text (`-`: standard input), read up to `maxBytes` and refused past them with
+ * the usage exit code, naming `what`: `/dev/zero` or an endless pipe given as a file took
+ * gigabytes before. `regular`: only a regular file is read.
+ */
+const readBounded = (file: string, maxBytes: number, what: string, regular = false) =>
+  Effect.gen(function* () {
+    const name = file === "-" ? "stdin" : file
+    const path = file === "-" ? "/dev/stdin" : file
+    if (regular) {
+      const isFile = yield* Effect.try({
+        try: () => statSync(path).isFile(),
+        catch: (e) =>
+          new CliFailure({ message: `cannot read ${what} ${name}: ${describe(e)}`, exitCode: ExitCode.usage })
+      })
+      if (!isFile) return yield* fail(ExitCode.usage, `cannot read ${what} ${name}: not a regular file`)
+    }
+    const read = yield* Effect.callback<Buffer | "over", Error>((resume) => {
+      const chunks: Array<Buffer> = []
+      let bytes = 0
+      const stream = createReadStream(path)
+      stream.on("data", (chunk) => {
+        const b = chunk as Buffer
+        bytes += b.length
+        if (bytes > maxBytes) {
+          stream.destroy()
+          resume(Effect.succeed("over"))
+          return
+        }
+        chunks.push(b)
+      })
+      stream.on("error", (e) => resume(Effect.fail(e)))
+      stream.on("end", () => resume(Effect.succeed(Buffer.concat(chunks))))
+      return Effect.sync(() => stream.destroy())
+    }).pipe(Effect.catch((e) => fail(ExitCode.usage, `cannot read ${what} ${name}: ${describe(e)}`)))
+    if (read === "over") return yield* fail(ExitCode.usage, `${what} ${name} is over ${maxBytes} bytes`)
+    return read.toString("utf8")
+  })
 
 /** Log lines go to stderr, so stdout carries only what a command prints. */
 const logging = (level: HostConfig.LogLevel) =>
@@ -223,10 +268,7 @@ const serve = Command.make(
     logLevel: logLevelFlag
   },
   Effect.fn(function* (flags) {
-    const fs = yield* FileSystem.FileSystem
-    const text = yield* fs
-      .readFileString(flags.config)
-      .pipe(Effect.catch((e) => fail(ExitCode.usage, `cannot read config ${flags.config}: ${describe(e)}`)))
+    const text = yield* readBounded(flags.config, maxInputBytes, "config")
     const raw = yield* Effect.try({
       try: () => JSON.parse(text) as unknown,
       catch: (e) => new CliFailure({ message: `${flags.config} is not JSON: ${describe(e)}`, exitCode: ExitCode.usage })
@@ -392,10 +434,7 @@ const readToken = Effect.fnUntraced(function* (file: Option.Option<string>) {
     const env = process.env.SYNOD_TOKEN?.trim()
     return env === undefined || env === "" ? Option.none<string>() : Option.some(env)
   }
-  const fs = yield* FileSystem.FileSystem
-  const text = yield* fs
-    .readFileString(file.value)
-    .pipe(Effect.catch((e) => fail(ExitCode.usage, `cannot read the token file ${file.value}: ${describe(e)}`)))
+  const text = yield* readBounded(file.value, maxInputBytes, "the token file")
   const token = text.trim()
   if (token === "" || /\s/.test(token) || token.length > 4096) {
     return yield* fail(ExitCode.usage, `the token file ${file.value} must hold one token on one line`)
@@ -595,11 +634,8 @@ const list = Command.make(
 /** Reads a JSON file, or stdin for `-`; a CLI failure (exit 2) naming the file and what is wrong. */
 const readJson = (file: string) =>
   Effect.gen(function* () {
-    const fs = yield* FileSystem.FileSystem
     const name = file === "-" ? "stdin" : file
-    const text = yield* fs
-      .readFileString(file === "-" ? "/dev/stdin" : file)
-      .pipe(Effect.catch((e) => fail(ExitCode.usage, `cannot read ${name}: ${describe(e)}`)))
+    const text = yield* readBounded(file, maxInputBytes, "the file")
     return yield* Effect.try({
       try: () => JSON.parse(text) as unknown,
       catch: (e) => new CliFailure({ message: `${name} is not JSON: ${describe(e)}`, exitCode: ExitCode.usage })
@@ -946,12 +982,25 @@ const fileArg = Argument.String("file").pipe(Argument.withDescription("The backu
 const save = Command.make("save", { file: fileArg }, ({ file }) =>
   Effect.gen(function* () {
     const { url, tokenFile } = yield* snapshot
+    // written whole, then renamed over the file: through a symbolic link to the file it
+    // names; a device, a pipe or a directory is not a file to replace (renamed over, /dev/full was)
+    const target = yield* Effect.try({
+      try: () => {
+        const stat = lstatSync(file, { throwIfNoEntry: false })
+        if (stat === undefined) return file
+        const real = stat.isSymbolicLink() ? realpathSync(file) : file
+        return statSync(real).isFile() ? real : undefined
+      },
+      catch: (e) => new CliFailure({ message: `cannot write ${file}: ${describe(e)}`, exitCode: ExitCode.no })
+    })
+    if (target === undefined)
+      return yield* fail(ExitCode.usage, `cannot write ${file}: it exists and is not a regular file`)
     const backup = yield* withCluster(url, tokenFile, (c) => c.snapshot.save())
     const fs = yield* FileSystem.FileSystem
-    // written whole, then renamed: a crash leaves the old file or none, never half of one
-    const temp = `${file}.partial`
+    // a crash leaves the old file or none, never half of one
+    const temp = `${target}.partial`
     yield* fs.writeFileString(temp, `${JSON.stringify(backup)}\n`).pipe(
-      Effect.andThen(fs.rename(temp, file)),
+      Effect.andThen(fs.rename(temp, target)),
       Effect.catch((e) => fail(ExitCode.no, `cannot write ${file}: ${describe(e)}`))
     )
     yield* print({ file, revision: backup.revision, keys: backup.keys, sha256: backup.sha256 })
@@ -965,10 +1014,7 @@ const save = Command.make("save", { file: fileArg }, ({ file }) =>
 const restore = Command.make("restore", { file: fileArg }, ({ file }) =>
   Effect.gen(function* () {
     const { url, tokenFile } = yield* snapshot
-    const fs = yield* FileSystem.FileSystem
-    const text = yield* fs
-      .readFileString(file)
-      .pipe(Effect.catch((e) => fail(ExitCode.usage, `cannot read ${file}: ${describe(e)}`)))
+    const text = yield* readBounded(file, maxBackupBytes, "the backup", true)
     const parsed = Backup.parse(text)
     if (Result.isFailure(parsed))
       return yield* fail(ExitCode.usage, `${file}: damaged backup: ${parsed.failure.message}`)
@@ -1354,10 +1400,7 @@ const natsConfig = Command.make(
     let nodes: Array<string>
     if (Option.isSome(flags.config)) {
       const file = flags.config.value
-      const text = yield* FileSystem.FileSystem.pipe(
-        Effect.flatMap((fs) => fs.readFileString(file)),
-        Effect.catch((e) => fail(ExitCode.usage, `cannot read config ${file}: ${describe(e)}`))
-      )
+      const text = yield* readBounded(file, maxInputBytes, "config")
       const raw = yield* Effect.try({
         try: () => JSON.parse(text) as unknown,
         catch: (e) => new CliFailure({ message: `${file} is not JSON: ${describe(e)}`, exitCode: ExitCode.usage })

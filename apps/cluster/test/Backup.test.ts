@@ -4,7 +4,8 @@
  * revision; a damaged file is refused naming what is wrong, and changes nothing; a
  * cluster that is not new refuses a restore.
  */
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs"
+import { execFileSync } from "node:child_process"
+import { lstatSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from "node:fs"
 import { type ClientRequest, type IncomingMessage, request } from "node:http"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -202,6 +203,41 @@ describe("backup and restore", () => {
         const saved = yield* http("GET", `${url}/snapshot`)
         assert.strictEqual(saved.status, 200)
         assert.strictEqual((saved.body as { keys: number }).keys, 250)
+      }),
+    60_000
+  )
+
+  it.live(
+    "save writes through a symbolic link and refuses a device or a pipe; the CLI refuses input files past their bound",
+    () =>
+      Effect.gen(function* () {
+        const url = yield* startApi
+        yield* http("PUT", `${url}/kv/a`, { value: "1" })
+        const dir = mkdtempSync(join(tmpdir(), "synod-backup-"))
+        const real = join(dir, "real.json")
+        writeFileSync(real, "old")
+        symlinkSync(real, join(dir, "link.json"))
+        const viaLink = yield* run(["snapshot", "save", join(dir, "link.json"), "--url", url])
+        assert.strictEqual(viaLink.code, 0, viaLink.stderr)
+        assert.isTrue(lstatSync(join(dir, "link.json")).isSymbolicLink())
+        assert.strictEqual(JSON.parse(readFileSync(real, "utf8")).keys, 1)
+        execFileSync("mkfifo", [join(dir, "pipe")])
+        for (const target of [join(dir, "pipe"), "/dev/null"]) {
+          const refused = yield* run(["snapshot", "save", target, "--url", url])
+          assert.strictEqual(refused.code, 2, refused.stderr)
+          assert.include(refused.stderr, "not a regular file")
+        }
+        assert.isTrue(lstatSync(join(dir, "pipe")).isFIFO())
+        // endless or huge inputs: refused with the usage code, naming the bound
+        const restore = yield* run(["snapshot", "restore", "/dev/zero", "--url", url])
+        assert.strictEqual(restore.code, 2)
+        assert.include(restore.stderr, "not a regular file")
+        const token = yield* run(["kv", "get", "a", "--token-file", "/dev/zero", "--url", url])
+        assert.strictEqual(token.code, 2)
+        assert.include(token.stderr, "is over 1048576 bytes")
+        const txn = yield* run(["kv", "txn", "/dev/zero", "--url", url])
+        assert.strictEqual(txn.code, 2)
+        assert.include(txn.stderr, "is over 1048576 bytes")
       }),
     60_000
   )
