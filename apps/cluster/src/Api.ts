@@ -62,11 +62,12 @@ export class BadRequest extends Schema.TaggedError<BadRequest>()(
 
 export class KeyNotFound extends Schema.TaggedError<KeyNotFound>()(
   "KeyNotFound",
-  { key: Schema.String },
+  { key: Schema.String, message: Schema.String },
   { httpApiStatus: 404 }
 ) {
-  override get message(): string {
-    return `key not found: ${JSON.stringify(this.key)}`
+  /** The error for `key`, its message naming it (sent in the body, as every error's). */
+  static of(key: string): KeyNotFound {
+    return new KeyNotFound({ key, message: `key not found: ${JSON.stringify(key)}` })
   }
 }
 
@@ -78,12 +79,22 @@ export class VersionConflict extends Schema.TaggedError<VersionConflict>()(
     expected: Kv.Version,
     /** The key's current version (0: absent) and value. */
     version: Kv.Version,
-    value: Schema.NullOr(Schema.String)
+    value: Schema.NullOr(Schema.String),
+    message: Schema.String
   },
   { httpApiStatus: 409 }
 ) {
-  override get message(): string {
-    return `version conflict on ${JSON.stringify(this.key)}: expected version ${this.expected}, it is ${this.version}`
+  /** The error, its message saying what was expected and what is (sent in the body, as every error's). */
+  static of(fields: {
+    readonly key: string
+    readonly expected: number
+    readonly version: number
+    readonly value: string | null
+  }): VersionConflict {
+    return new VersionConflict({
+      ...fields,
+      message: `version conflict on ${JSON.stringify(fields.key)}: expected version ${fields.expected}, it is ${fields.version}`
+    })
   }
 }
 

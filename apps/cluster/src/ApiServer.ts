@@ -107,7 +107,7 @@ const KvHandlers = HttpApiBuilder.group(
         const r = yield* submit(command)
         if (r._tag !== "Swapped") return yield* unexpected(command, r)
         if (!r.ok) {
-          return yield* new Api.VersionConflict({ key, expected: payload.version, version: r.version, value: r.value })
+          return yield* Api.VersionConflict.of({ key, expected: payload.version, version: r.version, value: r.value })
         }
         return { key, version: r.version }
       }),

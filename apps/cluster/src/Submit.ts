@@ -128,7 +128,7 @@ export const foundOf = (
   r: Kv.Result
 ): Result.Result<typeof Api.Found.Type, Api.KeyNotFound> | undefined => {
   if (r._tag !== "Value") return undefined
-  if (r.value === null) return Result.fail(new Api.KeyNotFound({ key }))
+  if (r.value === null) return Result.fail(Api.KeyNotFound.of(key))
   return Result.succeed({ key, value: r.value, version: r.version })
 }
 

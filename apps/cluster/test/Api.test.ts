@@ -192,7 +192,15 @@ describe("serializable reads", () => {
         const bad = yield* http("GET", `${url}/kv/k?consistency=eventual`)
         assert.strictEqual(bad.status, 400)
         assert.include(JSON.stringify(bad.body), "consistency")
-        assert.strictEqual((yield* http("GET", `${url}/kv/nobody?consistency=serializable`)).status, 404)
+        assert.deepStrictEqual(yield* http("GET", `${url}/kv/nobody?consistency=serializable`), {
+          status: 404,
+          body: { _tag: "KeyNotFound", key: "nobody", message: 'key not found: "nobody"' }
+        })
+        // every error body has a message, a compare-and-set's conflict too
+        const conflict = yield* http("POST", `${url}/kv/k/cas`, { version: 99, value: "x" })
+        assert.strictEqual(conflict.status, 409)
+        assert.strictEqual(conflict.body._tag, "VersionConflict")
+        assert.include(conflict.body.message, 'version conflict on "k": expected version 99')
       }).pipe(Effect.scoped),
     30_000
   )

@@ -48,7 +48,14 @@ describe("synod up", () => {
           yield* http("POST", `${url}/kv/config%2Fdb/cas`, { version: 1, value: "postgres://c" }),
           {
             status: 409,
-            body: { _tag: "VersionConflict", key: "config/db", expected: 1, version: 2, value: "postgres://b" }
+            body: {
+              _tag: "VersionConflict",
+              key: "config/db",
+              expected: 1,
+              version: 2,
+              value: "postgres://b",
+              message: 'version conflict on "config/db": expected version 1, it is 2'
+            }
           }
         )
         // version 0: create only if absent (a lock)
@@ -72,7 +79,7 @@ describe("synod up", () => {
         })
         assert.deepStrictEqual(yield* http("GET", `${url}/kv/lock`), {
           status: 404,
-          body: { _tag: "KeyNotFound", key: "lock" }
+          body: { _tag: "KeyNotFound", key: "lock", message: 'key not found: "lock"' }
         })
         // a malformed request: 400 naming the field, nothing written
         const bad = yield* http("PUT", `${url}/kv/config%2Fdb`, { value: ["not", "a", "string"] })
