@@ -192,8 +192,16 @@ export const layer = HttpApiBuilder.group(
         const state = yield* applied.current
         // an EventSource reconnecting says where it was
         const header = request.headers["last-event-id"]
-        const last = header === undefined || header.trim() === "" ? Number.NaN : Number(header)
-        const from = Number.isSafeInteger(last) && last >= 0 ? last + 1 : (query.fromRevision ?? state.revision + 1)
+        const given = header?.trim() ?? ""
+        const last = given === "" ? undefined : /^\d{1,15}$/.test(given) ? Number(given) : Number.NaN
+        if (Number.isNaN(last)) {
+          const message = "Last-Event-ID is the last revision seen: an integer, 0 or more"
+          return yield* new Api.BadRequest({
+            message: `invalid headers: ${message}`,
+            issues: [{ path: ["last-event-id"], message }]
+          })
+        }
+        const from = last !== undefined ? last + 1 : (query.fromRevision ?? state.revision + 1)
         if (from <= state.history.compacted) return yield* compacted(from, state.history.oldest)
         // counted while the stream runs (a response never sent never counts)
         return Stream.suspend(() => {

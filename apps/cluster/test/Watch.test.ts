@@ -195,6 +195,12 @@ describe("watches", () => {
         const resumed = yield* Effect.promise(() => fetch(`${url}/watch`, { headers: { "last-event-id": "6" } }))
         assert.strictEqual(resumed.status, 410)
         assert.strictEqual(((yield* Effect.promise(() => resumed.json())) as { requested: number }).requested, 7)
+        // one that is not a revision is refused, as a bad fromRevision is, not taken as "now"
+        for (const bad of ["abc", "-5", "1e3", "99999999999999999999"]) {
+          const refused = yield* Effect.promise(() => fetch(`${url}/watch`, { headers: { "last-event-id": bad } }))
+          assert.strictEqual(refused.status, 400, bad)
+          assert.include(((yield* Effect.promise(() => refused.json())) as { message: string }).message, "Last-Event-ID")
+        }
         const exit = yield* Effect.exit(Stream.runCollect(WatchClient.watch({ urls: [url], fromRevision: 1 })))
         assert.isTrue(Exit.isFailure(exit) && JSON.stringify(exit.cause).includes("Compacted"))
         const cli = yield* run(["kv", "watch", "--from-revision", "2", "--url", url])
