@@ -8,11 +8,11 @@
  *   compared in constant time: each candidate and each configured token are hashed with
  *   SHA-256 and the digests compared with `timingSafeEqual`, every configured token every
  *   time, so neither the length nor the first differing byte shows in the timing.
- * - **Host.** With `hosts` configured, a request whose `Host` is neither a loopback name
- *   nor one of `hosts` gets 421 `HostNotAllowed`: a browser tricked by DNS rebinding sends
- *   the attacker's name, so a page elsewhere cannot drive the API through a victim's
- *   browser. An API listening on a non-loopback address must name its `hosts`
- *   (`Serve.decode` insists); on loopback the check is on once `hosts` is set.
+ * - **Host.** A request whose `Host` is neither a loopback name nor one of `hosts` gets
+ *   421 `HostNotAllowed`: a browser tricked by DNS rebinding sends the attacker's name, so
+ *   a page elsewhere cannot drive the API through a victim's browser. An API listening on a
+ *   non-loopback address must name its `hosts` (`Serve.decode` insists); one on loopback
+ *   with none answers loopback names only (and a request with no `Host`, HTTP/1.0's).
  *
  * Both run as global router middleware, before routing, so no path (the OpenAPI document,
  * a 404) answers anything else to a request they refuse. The bodies are the `Api` errors'
@@ -47,8 +47,13 @@ export const HostName = Schema.String.check(
 export interface Options {
   /** Accepted tokens; none: no authentication (the default). */
   readonly tokens?: ReadonlyArray<TokenEntry>
-  /** Names the `Host` header may carry besides the loopback ones; absent: `Host` is not checked. */
+  /**
+   * Names the `Host` header may carry besides the loopback ones. Absent, an API on a
+   * loopback address answers loopback names only, and one elsewhere does not check `Host`.
+   */
   readonly hosts?: ReadonlyArray<string>
+  /** The address the API listens on (default 127.0.0.1). */
+  readonly host?: string
 }
 
 const loopbackNames = ["localhost", "127.0.0.1", "[::1]"]
@@ -107,9 +112,16 @@ export const gate = (
 ) => Refusal | undefined) => {
   const tokens = (options.tokens ?? []).map((t) => ({ digest: digest(t.token), scope: t.scope }))
   const allowed = new Set([...loopbackNames, ...(options.hosts ?? []).map((h) => h.toLowerCase())])
+  const isAllowed = (name: string) => allowed.has(name) || /^127\.\d+\.\d+\.\d+$/.test(name)
+  // without `hosts`, loopback only: a rebound name reaches a loopback API as easily as any
+  const loopbackOnly = options.hosts === undefined && isLoopback(options.host ?? "127.0.0.1")
   return (method, url, headers) => {
     const host = headers.host
-    if (options.hosts !== undefined && (typeof host !== "string" || !allowed.has(hostOf(host)))) {
+    const refused =
+      options.hosts !== undefined
+        ? typeof host !== "string" || !isAllowed(hostOf(host))
+        : loopbackOnly && typeof host === "string" && !isAllowed(hostOf(host))
+    if (refused) {
       return {
         status: 421,
         _tag: "HostNotAllowed",
@@ -135,7 +147,7 @@ export const gate = (
   }
 }
 
-/** The global middleware enforcing `options`; it lets everything through when they set neither tokens nor hosts. */
+/** The global middleware enforcing `options`. */
 export const middleware = (options: Options) => {
   const decide = gate(options)
   return HttpRouter.middleware<{ handles: unknown }>()(

@@ -145,7 +145,7 @@ describe("HTTP API security", () => {
   )
 
   it.live(
-    "with hosts: a Host header that is neither a loopback name nor a configured one gets 421",
+    "a Host header that is neither a loopback name nor a configured one gets 421, with hosts or on loopback without",
     () =>
       Effect.gen(function* () {
         const url = yield* start({ hosts: ["synod.example.com"] })
@@ -162,9 +162,15 @@ describe("HTTP API security", () => {
         ]) {
           assert.strictEqual((yield* call("GET", `${url}/healthz`, { headers: { host } })).status, 200, host)
         }
-        // without hosts on loopback, Host is not checked
+        // without hosts on loopback, loopback names only: a rebound name is refused there too
         const open = yield* start({})
-        assert.strictEqual((yield* call("GET", `${open}/healthz`, { headers: { host: "evil.example" } })).status, 200)
+        const openPort = new URL(open).port
+        const rebound = yield* call("GET", `${open}/kv/a`, { headers: { host: `evil.example:${openPort}` } })
+        assert.strictEqual(rebound.status, 421)
+        assert.strictEqual(rebound.body._tag, "HostNotAllowed")
+        for (const host of [`127.0.0.1:${openPort}`, `localhost:${openPort}`, "127.0.0.2", `[::1]:${openPort}`]) {
+          assert.strictEqual((yield* call("GET", `${open}/healthz`, { headers: { host } })).status, 200, host)
+        }
       }),
     30_000
   )

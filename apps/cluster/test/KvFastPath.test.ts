@@ -417,7 +417,7 @@ describe("KvFastPath: PUT and GET /kv/{key} past the router", () => {
         const socket = new Socket()
         socket.connect(port, "127.0.0.1", () => {
           socket.write(
-            `PUT /kv/k HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`
+            `PUT /kv/k HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`
           )
         })
         const poll = setInterval(() => {

@@ -199,7 +199,10 @@ describe("watches", () => {
         for (const bad of ["abc", "-5", "1e3", "99999999999999999999"]) {
           const refused = yield* Effect.promise(() => fetch(`${url}/watch`, { headers: { "last-event-id": bad } }))
           assert.strictEqual(refused.status, 400, bad)
-          assert.include(((yield* Effect.promise(() => refused.json())) as { message: string }).message, "Last-Event-ID")
+          assert.include(
+            ((yield* Effect.promise(() => refused.json())) as { message: string }).message,
+            "Last-Event-ID"
+          )
         }
         const exit = yield* Effect.exit(Stream.runCollect(WatchClient.watch({ urls: [url], fromRevision: 1 })))
         assert.isTrue(Exit.isFailure(exit) && JSON.stringify(exit.cause).includes("Compacted"))
