@@ -47,7 +47,12 @@ export const Http = Schema.Struct({
   host: Schema.optionalKey(Schema.String),
   /** The longest request body accepted, in bytes; longer ones get a 413. Default 512 KiB. */
   maxBodyBytes: Schema.optionalKey(
-    Schema.Int.check(Schema.isGreaterThanOrEqualTo(1024, { message: "maxBodyBytes is at least 1024" }))
+    Schema.Int.check(
+      Schema.isBetween(
+        { minimum: 1024, maximum: 64 * 1024 * 1024 },
+        { message: "maxBodyBytes is between 1024 and 64 MiB (67108864)" }
+      )
+    )
   ),
   // security (issue 14): see HttpSecurity
   /** Bearer tokens and their scopes; absent or empty: no authentication. */

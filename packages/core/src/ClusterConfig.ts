@@ -24,6 +24,17 @@ const Ids = (what: string) =>
 
 const Positive = Schema.Int.check(Schema.isGreaterThanOrEqualTo(1))
 const NonNegative = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))
+/** Most milliseconds any timeout may be: an hour (a larger one is a typo, or a cluster that never recovers). */
+export const maxTimeoutMs = 60 * 60 * 1000
+const Millis = (name: string) =>
+  Schema.Int.check(
+    Schema.isBetween({ minimum: 1, maximum: maxTimeoutMs }, { message: `${name} is between 1 and ${maxTimeoutMs} ms` })
+  )
+/**
+ * The widest window: a membership change takes effect `window` slots after its own, so a
+ * window of 10^9 (accepted before) made every change wait for ever.
+ */
+export const maxWindow = 4096
 const withDefault = <S extends Schema.Codec<number, number>>(schema: S, value: number) =>
   schema.pipe(Schema.withDecodingDefaultKey(Effect.succeed(value)))
 
@@ -45,15 +56,15 @@ export const Batching = Schema.Struct({
 
 export const Timeouts = Schema.Struct({
   /** Resend interval for P1a, P2a, proposals and client requests. */
-  retransmitMs: withDefault(Positive, 100),
+  retransmitMs: withDefault(Millis("timeouts.retransmitMs"), 100),
   /** Interval between heartbeats of a leader. */
-  heartbeatMs: withDefault(Positive, 50),
+  heartbeatMs: withDefault(Millis("timeouts.heartbeatMs"), 50),
   /** Initial wait before a passive leader suspects the active one (adapts at run time). */
-  leaderTimeoutMs: withDefault(Positive, 300),
+  leaderTimeoutMs: withDefault(Millis("timeouts.leaderTimeoutMs"), 300),
   /** Bound for the adaptive leader timeout. */
-  maxLeaderTimeoutMs: withDefault(Positive, 5000),
+  maxLeaderTimeoutMs: withDefault(Millis("timeouts.maxLeaderTimeoutMs"), 5000),
   /** How long a client waits for a command before reporting an unknown outcome. */
-  clientTimeoutMs: withDefault(Positive, 10000)
+  clientTimeoutMs: withDefault(Millis("timeouts.clientTimeoutMs"), 10000)
 })
 
 export const Reads = Schema.Struct({
@@ -80,9 +91,10 @@ export const ClusterConfig = Schema.Struct({
   /** Learners follow the decisions without voting or applying them (docs/adding-a-role.md). */
   learners: Schema.Array(Id).pipe(Schema.withDecodingDefaultKey(Effect.succeed([]))),
   /** Replicas propose at most `window` slots beyond the first undecided one. */
-  window: Schema.Int.check(Schema.isGreaterThanOrEqualTo(1, { message: "window must be at least 1" })).pipe(
-    Schema.withDecodingDefaultKey(Effect.succeed(16))
-  ),
+  window: Schema.Int.check(
+    Schema.isGreaterThanOrEqualTo(1, { message: "window must be at least 1" }),
+    Schema.isLessThanOrEqualTo(maxWindow, { message: `window must be at most ${maxWindow}` })
+  ).pipe(Schema.withDecodingDefaultKey(Effect.succeed(16))),
   /**
    * A replica saves a snapshot after performing this many slots... (A snapshot costs in
    * proportion to the state, all replicas take it at the same slot, and under load a slot

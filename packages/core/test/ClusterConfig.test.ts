@@ -27,6 +27,12 @@ describe("ClusterConfig", () => {
     assert.include(failure({ ...ok, leaders: ["l1", "l1"] }), "leaders")
     assert.include(failure({ ...ok, leaders: ["l1", "l1"] }), 'duplicate leader id "l1"')
     assert.include(failure({ ...ok, window: 0 }), "window")
+    // bounded above too: a window of 10^9 made every membership change wait for ever
+    assert.include(failure({ ...ok, window: 1e9 }), "window must be at most 4096")
+    assert.include(
+      failure({ ...ok, timeouts: { leaderTimeoutMs: 1e12 } }),
+      "timeouts.leaderTimeoutMs is between 1 and 3600000 ms"
+    )
     assert.include(failure({ ...ok, replicas: ["bad.id"] }), "replicas")
     assert.include(failure({ ...ok, timeouts: { retransmitMs: -5 } }), "retransmitMs")
     assert.include(failure({ ...ok, batch: { maxSize: 1.5 } }), "maxSize")
