@@ -382,17 +382,46 @@ const notUtf8Response = HttpServerResponse.jsonUnsafe(
 )
 
 /**
- * Global middleware, inside `guard` (its body limit applies) and `HttpSecurity` (a
- * request without a valid token gets its 401 first): refuses a JSON body that is not UTF-8.
+ * Whether a request's route takes no query: the `Api` endpoints without a query schema.
+ * Their router ignored a query, so `PUT /kv/k?ttl=5` wrote a key that never expires and
+ * `DELETE /kv/p?prefix=true` deleted one key, where reads refuse a field they do not know.
  */
-const utf8Guard = HttpRouter.middleware<{ handles: unknown }>()(
-  (app) =>
-    Effect.gen(function* () {
-      const request = yield* HttpServerRequest.HttpServerRequest
-      return (yield* utf8Body(request)) ? notUtf8Response : yield* app
-    }),
-  { global: true }
-)
+const takesNoQuery = (): ((method: string, url: string) => boolean) => {
+  const router = FindMyWay.make<boolean>(routerConfig)
+  HttpApi.reflect(Api.Api, {
+    onGroup: () => {},
+    onEndpoint: ({ endpoint }) =>
+      router.on(endpoint.method, endpoint.path as FindMyWay.PathInput, endpoint.query === undefined)
+  })
+  return (method, url) => router.find(method === "HEAD" ? "GET" : method, url)?.handler === true
+}
+
+/**
+ * Global middleware, inside `guard` (its body limit applies) and `HttpSecurity` (a
+ * request without a valid token gets its 401 first): refuses a query on a route that takes
+ * none, and a JSON body that is not UTF-8.
+ */
+const requestGuard = () => {
+  const noQuery = takesNoQuery()
+  return HttpRouter.middleware<{ handles: unknown }>()(
+    (app) =>
+      Effect.gen(function* () {
+        const request = yield* HttpServerRequest.HttpServerRequest
+        const [path, query] = request.url.split("?", 2)
+        if (query !== undefined && query !== "" && noQuery(request.method, path!)) {
+          const names = [...new URLSearchParams(query).keys()].slice(0, 8)
+          const message = `${request.method} ${path} takes no query parameters (got ${names.join(", ")})`
+          return errorResponse(400, {
+            _tag: "BadRequest",
+            message: `invalid query: ${message}`,
+            issues: names.map((n) => ({ path: [n], message: "unknown field" }))
+          })
+        }
+        return (yield* utf8Body(request)) ? notUtf8Response : yield* app
+      }),
+    { global: true }
+  )
+}
 
 /**
  * Global middleware: refuses a body over `limit` (by its `Content-Length`, else while
@@ -544,7 +573,7 @@ export const layer = (options: Options) =>
               HttpMetrics.middleware,
               guard(options.maxBodyBytes ?? defaultMaxBodyBytes),
               HttpSecurity.middleware(options),
-              utf8Guard
+              requestGuard()
             ),
             { disableLogger: true, disableListenLog: true, routerConfig }
           ).pipe(

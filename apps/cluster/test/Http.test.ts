@@ -398,6 +398,24 @@ describe("the HTTP layer", () => {
     30_000
   )
 
+  it.live("a query on a route that takes none is refused, naming it, and nothing is written", () =>
+    Effect.gen(function* () {
+      const { url } = yield* start()
+      for (const [method, path, body] of [
+        ["PUT", "/kv/tmp?ttl=5", { value: "1" }],
+        ["DELETE", "/kv/tmp?prefix=true", undefined],
+        ["POST", "/txn?dryRun=true", { success: [{ op: "put", key: "tmp", value: "1" }] }]
+      ] as const) {
+        const r = yield* http(method, `${url}${path}`, body)
+        assert.strictEqual(r.status, 400, `${method} ${path}`)
+        assert.include(r.body.message, "takes no query parameters")
+      }
+      assert.strictEqual((yield* http("GET", `${url}/kv/tmp`)).status, 404)
+      // routes with a query still take theirs
+      assert.strictEqual((yield* http("GET", `${url}/kv?prefix=t`)).status, 200)
+    })
+  )
+
   it.live(
     "the OpenAPI document has the probes and the body errors",
     () =>
