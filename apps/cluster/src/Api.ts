@@ -40,7 +40,7 @@
  *
  * @since 0.1.0
  */
-import { Schema } from "effect"
+import { Schema, SchemaTransformation } from "effect"
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiMiddleware, HttpApiSchema, OpenApi } from "effect/http-api"
 import { Address, Configuration } from "@synod/core"
 import { Kv, KvLease } from "@synod/kv"
@@ -577,6 +577,12 @@ export const SseEvent = Schema.Struct({
   data: Schema.String
 })
 
+/** A whole number written in decimal digits: `NumberFromString` alone reads `0x10` as 16 and `1e3` as 1000. */
+const DecimalFromString = (message: string) =>
+  Schema.String.check(Schema.isPattern(/^[0-9]{1,16}$/, { message })).pipe(
+    Schema.decodeTo(Schema.Number, SchemaTransformation.numberFromString)
+  )
+
 export const WatchQuery = {
   /** Watch this key only. */
   key: Schema.optional(Kv.Key),
@@ -584,7 +590,7 @@ export const WatchQuery = {
   prefix: Schema.optional(Schema.String.check(Schema.isMaxLength(Kv.maxKeyLength))),
   /** The first revision to report (default: the next write this server applies). */
   fromRevision: Schema.optional(
-    Schema.NumberFromString.check(
+    DecimalFromString("fromRevision is a revision, in decimal digits").check(
       Schema.isInt(),
       Schema.isGreaterThanOrEqualTo(1, { message: "fromRevision is 1 or more" })
     )
@@ -627,7 +633,7 @@ export const LeaseGranted = Schema.Struct({
 })
 
 export const LeaseIdParams = {
-  id: Schema.NumberFromString.check(
+  id: DecimalFromString("a lease id is a whole number, in decimal digits").check(
     Schema.isInt({ message: "a lease id is a whole number" }),
     Schema.isGreaterThanOrEqualTo(1, { message: "a lease id is 1 or more" })
   )

@@ -399,7 +399,7 @@ const takesNoQuery = (): ((method: string, url: string) => boolean) => {
 /**
  * Global middleware, inside `guard` (its body limit applies) and `HttpSecurity` (a
  * request without a valid token gets its 401 first): refuses a query on a route that takes
- * none, and a JSON body that is not UTF-8.
+ * none, a compressed body (415), and a JSON body that is not UTF-8.
  */
 const requestGuard = () => {
   const noQuery = takesNoQuery()
@@ -415,6 +415,13 @@ const requestGuard = () => {
             _tag: "BadRequest",
             message: `invalid query: ${message}`,
             issues: names.map((n) => ({ path: [n], message: "unknown field" }))
+          })
+        }
+        const encoding = request.headers["content-encoding"]?.trim().toLowerCase()
+        if (withBody.has(request.method) && encoding !== undefined && encoding !== "" && encoding !== "identity") {
+          return errorResponse(415, {
+            _tag: "UnsupportedMediaType",
+            message: `unsupported content-encoding: ${encoding.slice(0, 64)}; send the body uncompressed`
           })
         }
         return (yield* utf8Body(request)) ? notUtf8Response : yield* app

@@ -503,14 +503,27 @@ const explain = (url: string, error: unknown): CliFailure => {
  * Runs `f` against the first URL that can be reached. Only a request that never got
  * through is tried on the next URL: one that timed out may have been applied.
  */
+/** `--url`'s comma-separated list, each an http:// or https:// URL, or a usage failure naming the one that is not. */
+const httpUrls = (urls: string) =>
+  Effect.gen(function* () {
+    const list = splitUrls(urls)
+    if (list.length === 0) return yield* fail(ExitCode.usage, "--url: no URL given")
+    for (const url of list) {
+      const protocol = URL.canParse(url) ? new URL(url).protocol : undefined
+      if (protocol !== "http:" && protocol !== "https:") {
+        return yield* fail(ExitCode.usage, `--url: ${url.slice(0, 200)} is not an http:// or https:// URL`)
+      }
+    }
+    return list
+  })
+
 const withCluster = <A, E>(
   urls: string,
   tokenFile: Option.Option<string>,
   f: (client: ApiClient) => Effect.Effect<A, E>
 ) =>
   Effect.gen(function* () {
-    const list = splitUrls(urls)
-    if (list.length === 0) return yield* fail(ExitCode.usage, "--url: no URL given")
+    const list = yield* httpUrls(urls)
     const token = yield* readToken(tokenFile)
     let last: CliFailure | undefined
     for (const url of list) {
@@ -711,8 +724,7 @@ const watchCommand = Command.make(
     const { url, tokenFile } = yield* kv
     if (Option.isSome(prefix) && Option.isSome(key))
       return yield* fail(ExitCode.usage, "give a prefix or --key, not both")
-    const urls = splitUrls(url)
-    if (urls.length === 0) return yield* fail(ExitCode.usage, "--url: no URL given")
+    const urls = yield* httpUrls(url)
     const token = yield* readToken(tokenFile)
     const stream = WatchClient.messages({
       urls,

@@ -256,7 +256,8 @@ export const make = Effect.fnUntraced(function* (options: Options) {
     if ((method !== "PUT" && method !== "GET") || url === undefined || url.includes("?")) return false
     const route = router.find(method, url)
     if (route === undefined || route.handler !== (method === "PUT" ? "kv.put" : "kv.get")) return false
-    if (request.headers["transfer-encoding"] !== undefined) return false
+    if (request.headers["transfer-encoding"] !== undefined || request.headers["content-encoding"] !== undefined)
+      return false
     const declared = request.headers["content-length"]
     if (gate(method, url, request.headers) !== undefined) return false
     const started = performance.now()

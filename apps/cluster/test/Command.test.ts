@@ -74,6 +74,24 @@ describe("the synod command", () => {
   )
 
   it.live(
+    "a --url that is not an http(s) URL is a usage error, exit 2, not an unreachable cluster",
+    () =>
+      Effect.gen(function* () {
+        const cases = [
+          ["kv", "get", "a", "--url", "ftp://x"],
+          ["kv", "get", "a", "--url", "notaurl"],
+          ["kv", "watch", "--url", "http://127.0.0.1:1,mailto:x"]
+        ]
+        const outs = yield* Effect.forEach(cases, (args) => run(args), { concurrency: "unbounded" })
+        outs.forEach((out, i) => {
+          assert.strictEqual(out.code, 2, `${cases[i]!.join(" ")}: ${out.stderr}`)
+          assert.include(out.stderr, "is not an http:// or https:// URL")
+        })
+      }),
+    30_000
+  )
+
+  it.live(
     "wrong arguments: the error and a pointer to --help on stderr, nothing on stdout, exit 2",
     () =>
       Effect.gen(function* () {

@@ -7,6 +7,7 @@
 import { Kv } from "@synod/kv"
 import { request } from "node:http"
 import { connect } from "node:net"
+import { gzipSync } from "node:zlib"
 import { assert, describe, it } from "@effect/vitest"
 import type { Leader, Replica, Server } from "@synod/actors"
 import { Tamper } from "@synod/actors/Hooks"
@@ -411,6 +412,18 @@ describe("the HTTP layer", () => {
         assert.include(r.body.message, "takes no query parameters")
       }
       assert.strictEqual((yield* http("GET", `${url}/kv/tmp`)).status, 404)
+      // a compressed body is not one the API reads: 415, not a 400 on its bytes
+      for (const path of ["/kv/tmp", "/txn"]) {
+        const compressed = yield* Effect.promise(() =>
+          fetch(`${url}${path}`, {
+            method: path === "/txn" ? "POST" : "PUT",
+            headers: { "content-type": "application/json", "content-encoding": "gzip" },
+            body: gzipSync('{"value":"1"}')
+          })
+        )
+        assert.strictEqual(compressed.status, 415, path)
+        assert.include(((yield* Effect.promise(() => compressed.json())) as { message: string }).message, "gzip")
+      }
       // routes with a query still take theirs
       assert.strictEqual((yield* http("GET", `${url}/kv?prefix=t`)).status, 200)
     })

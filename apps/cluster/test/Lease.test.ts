@@ -134,6 +134,8 @@ describe("leases over HTTP", () => {
           ["POST", "/lease", { ttl: "10" }, "ttl: Expected number"],
           ["POST", "/lease/0/keepalive", undefined, "a lease id is 1 or more"],
           ["POST", "/lease/x/keepalive", undefined, "id"],
+          ["POST", "/lease/0x10/keepalive", undefined, "a lease id is a whole number, in decimal digits"],
+          ["POST", "/lease/1e3/keepalive", undefined, "a lease id is a whole number, in decimal digits"],
           ["PUT", "/kv/k", { value: "v", ttl: 5 }, "ttl: unknown field"],
           ["PUT", "/kv/k", { value: "v", lease: 0 }, "a lease id is 1 or more"]
         ]
