@@ -60,7 +60,9 @@ describe("transactions over HTTP and the CLI", () => {
           // one message for a comparison no shape takes, not the last shape's complaint ("exists: Missing key")
           [{ compare: [{ key: "k", version: 1, value: "x" }] }, "compare.0: a comparison is {key, version"],
           [{ success: Array.from({ length: 65 }, () => ({ op: "get", key: "k" })) }, "success"],
-          [{ sucess: [] }, "sucess"]
+          [{ sucess: [] }, "sucess"],
+          // a lone surrogate: no URL could name the key afterwards
+          [{ success: [{ op: "put", key: "a\ud800", value: "v" }] }, "success.0.key: a key is well-formed Unicode"]
         ]
         for (const [body, field] of bad) {
           const r = yield* http("POST", `${url}/txn`, body)
