@@ -266,9 +266,12 @@ export const claim = Effect.fn("Presence.claim")(function* (options: Options) {
   return { nonce: me.nonce, duplicatesHeard: Effect.sync(() => heard) } satisfies Claim
 })
 
+/** How many times `running` asks before it concludes no process holds the id. */
+export const askTimes = 3
+
 /**
  * Whether a process is running with node id `options.node` (it holds the claim and answers
- * within `timeout`, default 1 s): a membership change asks before it adds a node, so that
+ * one of `askTimes` asks, each within `timeout`, default 1 s): a membership change asks before it adds a node, so that
  * a configuration never names acceptors that do not exist. With `clusterKey`, only a
  * sealed answer counts.
  */
@@ -304,8 +307,14 @@ export const running = Effect.fn("Presence.running")(function* (
         yield* Effect.tryPromise(() => client.flush()).pipe(Effect.timeoutOption("5 seconds"), Effect.ignore)
         const text = encode({ _tag: "Ask", nonce })
         const sealer = keys === undefined ? undefined : ClusterKey.sealer(keys, `presence.${nonce}`)
-        yield* Effect.try(() => client.publish(subject, sealed(sealer, subject, text))).pipe(Effect.ignore)
-        return Option.isSome(yield* Deferred.await(answered).pipe(Effect.timeoutOption(options.timeout ?? "1 second")))
+        // asked again each `timeout` up to `askTimes`: a holder busy for a second (a loaded
+        // machine) answered too late once, and a membership change was refused wrongly
+        for (let i = 0; i < askTimes; i++) {
+          yield* Effect.try(() => client.publish(subject, sealed(sealer, subject, text))).pipe(Effect.ignore)
+          const got = yield* Deferred.await(answered).pipe(Effect.timeoutOption(options.timeout ?? "1 second"))
+          if (Option.isSome(got)) return true
+        }
+        return false
       }),
     (sub) => Effect.sync(() => sub.unsubscribe())
   ).pipe(Effect.catch(() => Effect.succeed(false)))

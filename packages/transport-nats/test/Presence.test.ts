@@ -217,37 +217,41 @@ describe("Presence", () => {
     30_000
   )
 
-  it.live("running: true for a node a process holds (with or without a key), false for one nobody holds", () => {
-    const lines: Array<string> = []
-    const logger = Logger.make(({ message }) => {
-      lines.push(JSON.stringify(message))
-    })
-    return Effect.gen(function* () {
-      const server = yield* NatsServer.start()
-      const keys = { current: "the-presence-cluster-key-of-this-test" }
-      const plain = yield* claimIn(server.url, "held")
-      const keyed = yield* claimIn(server.url, "sealed", { clusterKey: keys })
-      assert.isTrue(Exit.isSuccess(plain.exit) && Exit.isSuccess(keyed.exit))
-      const { connection } = yield* Kit.build({ servers: server.url, name: "asker", cluster })
-      const running = (node: string, clusterKey?: typeof keys) =>
-        Presence.running({
-          cluster,
-          node,
-          timeout: "500 millis",
-          ...(clusterKey === undefined ? {} : { clusterKey })
-        }).pipe(Effect.provideService(NatsConnection.NatsConnection, connection))
-      assert.isTrue(yield* running("held"))
-      assert.isTrue(yield* running("sealed", keys))
-      assert.isFalse(yield* running("nobody"))
-      // a keyed asker counts only sealed answers
-      assert.isFalse(yield* running("held", keys))
-      // asking is no claim: the holder warns of no other process
-      assert.isFalse(
-        lines.some((l) => l.includes("another process")),
-        lines.join("\n")
-      )
-      yield* Scope.close(plain.scope, Exit.void)
-      assert.isFalse(yield* running("held"))
-    }).pipe(Effect.provide(Logger.layer([logger])))
-  })
+  it.live(
+    "running: true for a node a process holds (with or without a key), false for one nobody holds",
+    () => {
+      const lines: Array<string> = []
+      const logger = Logger.make(({ message }) => {
+        lines.push(JSON.stringify(message))
+      })
+      return Effect.gen(function* () {
+        const server = yield* NatsServer.start()
+        const keys = { current: "the-presence-cluster-key-of-this-test" }
+        const plain = yield* claimIn(server.url, "held")
+        const keyed = yield* claimIn(server.url, "sealed", { clusterKey: keys })
+        assert.isTrue(Exit.isSuccess(plain.exit) && Exit.isSuccess(keyed.exit))
+        const { connection } = yield* Kit.build({ servers: server.url, name: "asker", cluster })
+        const running = (node: string, clusterKey?: typeof keys) =>
+          Presence.running({
+            cluster,
+            node,
+            timeout: "300 millis",
+            ...(clusterKey === undefined ? {} : { clusterKey })
+          }).pipe(Effect.provideService(NatsConnection.NatsConnection, connection))
+        assert.isTrue(yield* running("held"))
+        assert.isTrue(yield* running("sealed", keys))
+        assert.isFalse(yield* running("nobody"))
+        // a keyed asker counts only sealed answers
+        assert.isFalse(yield* running("held", keys))
+        // asking is no claim: the holder warns of no other process
+        assert.isFalse(
+          lines.some((l) => l.includes("another process")),
+          lines.join("\n")
+        )
+        yield* Scope.close(plain.scope, Exit.void)
+        assert.isFalse(yield* running("held"))
+      }).pipe(Effect.provide(Logger.layer([logger])))
+    },
+    30_000
+  )
 })
