@@ -303,6 +303,12 @@ export const ServerStatus = Schema.Struct({
       /** Keys in its store, and its revision (writes applied). */
       keys: Schema.Int,
       revision: Schema.Int,
+      /**
+       * A restore under way (`POST /snapshot/restore` chunks without `done` yet): its id, the
+       * keys staged and their bytes, held out of sight until its last chunk, or until a
+       * restore with another id starts from chunk 0.
+       */
+      restoring: Schema.optionalKey(Schema.Struct({ id: Schema.String, keys: Schema.Int, bytes: Schema.Int })),
       clients: Schema.Int,
       pending: Schema.Int,
       /**

@@ -50,7 +50,7 @@ export class Backend extends Context.Service<
 >()("@synod/cluster/Backend") {}
 
 /** The size of a replica's store, read off its live state (encoding it would walk every key). */
-const storeSize = (state: unknown): { readonly keys: number; readonly revision: number } =>
+const storeSize = (state: unknown): ReturnType<typeof Kv.summary> =>
   state instanceof Kv.State ? Kv.summary(state) : { keys: 0, revision: 0 }
 
 /** A server's status in the API's shape. */

@@ -241,4 +241,41 @@ describe("backup and restore", () => {
       }),
     60_000
   )
+
+  it.live("a restore under way shows in /status, and a restore with another id from chunk 0 replaces it", () =>
+    Effect.gen(function* () {
+      const url = yield* startApi
+      const staged = () =>
+        Effect.gen(function* () {
+          // the replica behind this API may still be applying the chunk
+          for (let i = 0; i < 100; i++) {
+            const s = (yield* http("GET", `${url}/status`)).body.servers[0].replica
+            if (s.restoring !== undefined) return s.restoring
+            yield* Effect.sleep(20)
+          }
+          return undefined
+        })
+      const chunk = (id: string, entries: ReadonlyArray<Backup.Entry>) =>
+        http("POST", `${url}/snapshot/restore`, { id, index: 0, entries })
+      assert.strictEqual(
+        (yield* chunk("first", [
+          ["a", "1", 1],
+          ["b", "2", 2]
+        ])).status,
+        200
+      )
+      const first = yield* staged()
+      assert.deepStrictEqual({ id: first?.id, keys: first?.keys }, { id: "first", keys: 2 })
+      assert.isAbove(first?.bytes ?? 0, 0)
+      // out of sight meanwhile
+      assert.strictEqual((yield* http("GET", `${url}/status`)).body.servers[0].replica.keys, 0)
+      assert.strictEqual((yield* chunk("second", [["c", "3", 1]])).status, 200)
+      let second = yield* staged()
+      for (let i = 0; i < 100 && second?.id !== "second"; i++) {
+        yield* Effect.sleep(20)
+        second = yield* staged()
+      }
+      assert.deepStrictEqual({ id: second?.id, keys: second?.keys }, { id: "second", keys: 1 })
+    })
+  )
 })

@@ -767,9 +767,19 @@ const withEntries = (state: State, entries: SortedMap<Stored>): State =>
 export const size = (state: State): number => state.bytes + (state.restoring?.bytes ?? 0) + state.history.bytes
 
 /** How many keys the store holds and its revision, without walking it. */
-export const summary = (state: State): { readonly keys: number; readonly revision: number } => ({
+export const summary = (
+  state: State
+): {
+  readonly keys: number
+  readonly revision: number
+  /** A restore under way: its id, the keys staged and their bytes (out of sight until its last chunk). */
+  readonly restoring?: { readonly id: string; readonly keys: number; readonly bytes: number }
+} => ({
   keys: state.entries.size,
-  revision: state.revision
+  revision: state.revision,
+  ...(state.restoring === undefined
+    ? {}
+    : { restoring: { id: state.restoring.id, keys: state.restoring.entries.size, bytes: state.restoring.bytes } })
 })
 
 export interface Options {
