@@ -320,6 +320,16 @@ const errorResponse = (status: number, body: ErrorBody, headers: Record<string, 
 const isJson = (response: HttpServerResponse.HttpServerResponse): boolean =>
   response.body._tag === "Uint8Array" && (response.body.contentType ?? "").startsWith("application/json")
 
+/** Whether `path` decodes: its `%` escapes are each two hex digits and spell UTF-8. */
+const isPercentEncoded = (path: string): boolean => {
+  try {
+    // the result is used: a bundler drops a call whose result is not, as free of effects
+    return typeof decodeURIComponent(path) === "string"
+  } catch {
+    return false
+  }
+}
+
 /** A JSON body for an error answer that has none (or a text one): the router's and the server's. */
 const asJson = (
   request: HttpServerRequest.HttpServerRequest,
@@ -332,6 +342,14 @@ const asJson = (
     case 400:
       return errorResponse(400, { _tag: "BadRequest", message: "the request could not be read", issues: [] })
     case 404: {
+      const path = request.url.split("?")[0]!
+      if (!isPercentEncoded(path)) {
+        return errorResponse(400, {
+          _tag: "BadRequest",
+          message: `invalid path: ${path.slice(0, 200)} is not valid percent-encoding (a key's UTF-8 bytes, each as %XX)`,
+          issues: [{ path: ["path"], message: "not valid percent-encoding" }]
+        })
+      }
       const allow = allowed(request.url)
       if (allow.length === 0) return errorResponse(404, { _tag: "RouteNotFound", message: `no such path: ${what}` })
       return errorResponse(

@@ -424,6 +424,13 @@ describe("the HTTP layer", () => {
         assert.strictEqual(compressed.status, 415, path)
         assert.include(((yield* Effect.promise(() => compressed.json())) as { message: string }).message, "gzip")
       }
+      // a path that is not valid percent-encoding is a bad request, not a missing route
+      for (const path of ["/kv/%ZZ", "/kv/%ED%A0%80"]) {
+        const r = yield* http("GET", `${url}${path}`)
+        assert.strictEqual(r.status, 400, path)
+        assert.include(r.body.message, "not valid percent-encoding")
+      }
+      assert.strictEqual((yield* http("GET", `${url}/nothing`)).status, 404)
       // routes with a query still take theirs
       assert.strictEqual((yield* http("GET", `${url}/kv?prefix=t`)).status, 200)
     })
