@@ -11,6 +11,13 @@ import { CliOutput } from "effect/cli"
 import { HandoffScheduler } from "@synod/node"
 import { CliFailure, ExitCode, run } from "./Commands.ts"
 
+/** Quoted values longer than this are cut in error messages: a 70 KB argument was printed whole. */
+const maxQuoted = 120
+
+/** `message` with every quoted value over `maxQuoted` characters cut, saying how long it was. */
+const shortened = (message: string): string =>
+  message.replace(/"([^"]{121,})"/g, (_, v: string) => `"${v.slice(0, maxQuoted)}…" (${v.length} characters)`)
+
 /**
  * Wrong arguments print what is wrong and where the help is, on stderr; the help itself
  * only when asked for (`--help`), so that the error is not lost below it.
@@ -19,7 +26,7 @@ const presenter = CliOutput.layerPresenter({
   present: (event) =>
     event._tag === "InvalidInvocation"
       ? Effect.gen(function* () {
-          for (const error of event.errors) yield* Console.error(`error: ${error.message}`)
+          for (const error of event.errors) yield* Console.error(`error: ${shortened(error.message)}`)
           yield* Console.error(`Run "${event.commandPath.join(" ")} --help" for usage.`)
         })
       : CliOutput.defaultPresenter.present(event)

@@ -87,6 +87,11 @@ describe("the synod command", () => {
           assert.strictEqual(out.code, 2, `${cases[i]!.join(" ")}: ${out.stderr}`)
           assert.include(out.stderr, "is not an http:// or https:// URL")
         })
+        // a long rejected argument is cut in the message, not printed whole
+        const long = yield* run(["kv", "get", "a".repeat(70_000)])
+        assert.strictEqual(long.code, 2)
+        assert.include(long.stderr, "(70000 characters)")
+        assert.isBelow(long.stderr.length, 1_000)
       }),
     30_000
   )
