@@ -294,14 +294,25 @@ const routerConfig: Partial<FindMyWay.RouterConfig> = { maxParamLength: 9 * Kv.m
 
 const methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"] as const
 
-/** The methods a URL's path takes, from the `Api` definition; GET brings HEAD, as in the router. */
-const allowedMethods = (): ((url: string) => ReadonlyArray<string>) => {
-  const router = FindMyWay.make<true>(routerConfig)
-  router.on("GET", Api.openApiPath, true)
+/**
+ * The `Api`'s routes (and the OpenAPI document's), each with whether it takes a query: what
+ * `allowedMethods` and `takesNoQuery` look up.
+ */
+const apiRoutes = (): FindMyWay.Router<{ readonly query: boolean }> => {
+  const router = FindMyWay.make<{ readonly query: boolean }>(routerConfig)
+  // served by the platform, which ignores a query: counted as taking one, so none is refused
+  router.on("GET", Api.openApiPath, { query: true })
   HttpApi.reflect(Api.Api, {
     onGroup: () => {},
-    onEndpoint: ({ endpoint }) => router.on(endpoint.method, endpoint.path as FindMyWay.PathInput, true)
+    onEndpoint: ({ endpoint }) =>
+      router.on(endpoint.method, endpoint.path as FindMyWay.PathInput, { query: endpoint.query !== undefined })
   })
+  return router
+}
+
+/** The methods a URL's path takes, from the `Api` definition; GET brings HEAD, as in the router. */
+const allowedMethods = (): ((url: string) => ReadonlyArray<string>) => {
+  const router = apiRoutes()
   return (url) => methods.filter((m) => router.find(m === "HEAD" ? "GET" : m, url) !== undefined)
 }
 
@@ -394,10 +405,7 @@ const utf8Body = (request: HttpServerRequest.HttpServerRequest): Effect.Effect<b
     ? Effect.map(request.arrayBuffer, (bytes) => !isUtf8(bytes))
     : Effect.succeed(false)
 
-const notUtf8Response = HttpServerResponse.jsonUnsafe(
-  { _tag: notUtf8._tag, message: notUtf8.message, issues: notUtf8.issues },
-  { status: 400 }
-)
+const notUtf8Response = errorResponse(400, { _tag: notUtf8._tag, message: notUtf8.message, issues: notUtf8.issues })
 
 /**
  * Whether a request's route takes no query: the `Api` endpoints without a query schema.
@@ -405,13 +413,8 @@ const notUtf8Response = HttpServerResponse.jsonUnsafe(
  * `DELETE /kv/p?prefix=true` deleted one key, where reads refuse a field they do not know.
  */
 const takesNoQuery = (): ((method: string, url: string) => boolean) => {
-  const router = FindMyWay.make<boolean>(routerConfig)
-  HttpApi.reflect(Api.Api, {
-    onGroup: () => {},
-    onEndpoint: ({ endpoint }) =>
-      router.on(endpoint.method, endpoint.path as FindMyWay.PathInput, endpoint.query === undefined)
-  })
-  return (method, url) => router.find(method === "HEAD" ? "GET" : method, url)?.handler === true
+  const router = apiRoutes()
+  return (method, url) => router.find(method === "HEAD" ? "GET" : method, url)?.handler.query === false
 }
 
 /**

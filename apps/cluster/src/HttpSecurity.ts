@@ -56,8 +56,6 @@ export interface Options {
   readonly host?: string
 }
 
-const loopbackNames = ["localhost", "127.0.0.1", "[::1]"]
-
 /** Whether `address` (a listen address) reaches this machine only. */
 export const isLoopback = (address: string): boolean =>
   address === "localhost" || address === "::1" || address === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(address)
@@ -111,8 +109,8 @@ export const gate = (
   headers: Readonly<Record<string, string | ReadonlyArray<string> | undefined>>
 ) => Refusal | undefined) => {
   const tokens = (options.tokens ?? []).map((t) => ({ digest: digest(t.token), scope: t.scope }))
-  const allowed = new Set([...loopbackNames, ...(options.hosts ?? []).map((h) => h.toLowerCase())])
-  const isAllowed = (name: string) => allowed.has(name) || /^127\.\d+\.\d+\.\d+$/.test(name)
+  const allowed = new Set((options.hosts ?? []).map((h) => h.toLowerCase()))
+  const isAllowed = (name: string) => isLoopback(name) || allowed.has(name)
   // without `hosts`, loopback only: a rebound name reaches a loopback API as easily as any
   const loopbackOnly = options.hosts === undefined && isLoopback(options.host ?? "127.0.0.1")
   return (method, url, headers) => {

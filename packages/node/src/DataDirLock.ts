@@ -57,16 +57,22 @@ const held = new Set<string>()
 const errno = (e: unknown): string | undefined =>
   typeof e === "object" && e !== null && "code" in e ? String(e.code) : undefined
 
-/** Whether `pid` is a zombie: dead, waiting for its parent to collect it (Linux's `/proc`; false elsewhere). */
-const isZombie = (pid: number): boolean => {
+/**
+ * The fields of `/proc/<pid>/stat` from the third on (`[0]` is the state, `[19]` the start
+ * time); undefined where there is no `/proc` (not Linux) or the process is gone.
+ */
+const statFields = (pid: number | "self"): ReadonlyArray<string> | undefined => {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
-    // field 3, the state, follows the command's name, which may hold ')'
-    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) === "Z"
+    // the command's name (field 2) may hold spaces and parentheses: count from after the last ')'
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")
   } catch {
-    return false
+    return undefined
   }
 }
+
+/** Whether `pid` is a zombie: dead, waiting for its parent to collect it (false where `/proc` does not tell). */
+const isZombie = (pid: number): boolean => statFields(pid)?.[0] === "Z"
 
 /**
  * Whether `pid` runs. A zombie does not: a SIGKILLed owner stays one until its parent
@@ -89,17 +95,15 @@ const isAlive = (pid: number): boolean => {
  * is no `/proc` (not Linux) or the process is gone.
  */
 const processIdentity = (pid: number | "self"): string | undefined => {
+  let boot: string
   try {
-    const boot = readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim()
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
-    // the command's name (field 2) may hold spaces and parentheses: count from after the last ')'
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
-    // field 22, starttime; fields[0] is field 3
-    const start = fields[19]
-    return boot !== "" && start !== undefined && /^\d+$/.test(start) ? `${boot}/${start}` : undefined
+    boot = readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim()
   } catch {
     return undefined
   }
+  // field 22, starttime
+  const start = statFields(pid)?.[19]
+  return boot !== "" && start !== undefined && /^\d+$/.test(start) ? `${boot}/${start}` : undefined
 }
 
 /** Whether the live process `pid` is the one a lock file's owner names. */
