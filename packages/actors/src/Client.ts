@@ -124,6 +124,10 @@ interface Waiting {
   readonly started: number
   resendAt: number
   wait: number
+  /** Where its last send went: one replica, or `undefined` for every replica. */
+  to: Address.Address | undefined
+  /** When it was last sent. */
+  sentAt: number
   /** Resent at least once: its answer time says nothing about the cluster's (Karn's rule). */
   resent: boolean
   /** Tracing: the command's span, which its requests (resends too) carry. */
@@ -249,7 +253,14 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
     }
   }
 
+  /** When each replica last answered this client (anything): is the one a command went to working? */
+  const answeredAt = new Map<Address.Address, number>()
+
   const dispatch = (batch: ReadonlyArray<Message.Envelope>): void => {
+    if (batch.length > 0) {
+      const now = clock.currentTimeMillisUnsafe()
+      for (const env of batch) answeredAt.set(env.from, now)
+    }
     for (const env of batch) {
       if (env.message._tag === "ReadResponse") {
         const w = reading.get(env.message.id)
@@ -289,11 +300,12 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
     preferred === undefined ? undefined : current === undefined || now.includes(preferred) ? preferred : now[0]!
 
   /** A command's first send, to `firstTarget`. */
-  const sendFirst = (request: Message.Request | Message.Read, span: Tracer.AnySpan | undefined) => {
+  const sendFirst = (w: Waiting) => {
     const now = replicasNow()
     const to = firstTarget(now)
-    if (to === undefined) return Effect.forEach(now, (r) => sendTo(r, request, span), { discard: true })
-    return sendTo(to, request, span)
+    w.to = to
+    if (to === undefined) return Effect.forEach(now, (r) => sendTo(r, w.request, w.span), { discard: true })
+    return sendTo(to, w.request, w.span)
   }
 
   /** A command or read in flight from now, first due for a resend after the current first wait. */
@@ -301,7 +313,17 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
     const started = clock.currentTimeMillisUnsafe()
     const wait = firstWait()
     busy.openUnsafe()
-    return { settle: keepEarly, request, started, resendAt: started + wait, wait, resent: false, span }
+    return {
+      settle: keepEarly,
+      request,
+      started,
+      resendAt: started + wait,
+      wait,
+      to: undefined,
+      sentAt: started,
+      resent: false,
+      span
+    }
   }
 
   // One timer for every command in flight, not one per command: a timeout raced against
@@ -330,11 +352,26 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
             continue
           }
           if (now >= w.resendAt) {
-            // no answer yet: ask every replica, waiting twice as long each time
+            // no answer yet: ask again, waiting twice as long each time. The replica it went
+            // to, if that one answered anything since: it is working, and holds the command
+            // (a duplicate costs it a lookup) unless the message was lost. Else every
+            // replica: that one may be gone. Every replica each time, under load with 64 KiB
+            // values (answers slower than the longest wait), made each command proposed by
+            // every replica, tripling the bytes to order; leadership churned and nothing
+            // committed. A command sent after its replica failed still goes to every replica
+            // at its first resend, so a fail-over costs the same.
             resends++
             w.resent = true
-            preferred = undefined
-            for (const r of replicasNow()) yield* sendTo(r, w.request, w.span)
+            const to = w.to
+            const working = to !== undefined && (answeredAt.get(to) ?? Number.NEGATIVE_INFINITY) >= w.sentAt
+            if (working && replicasNow().includes(to)) {
+              yield* sendTo(to, w.request, w.span)
+            } else {
+              preferred = undefined
+              w.to = undefined
+              for (const r of replicasNow()) yield* sendTo(r, w.request, w.span)
+            }
+            w.sentAt = now
             w.wait = Math.min(w.wait * 2, 8 * retransmitMs)
             backedOff = Math.max(backedOff, w.wait)
             w.resendAt = now + w.wait
@@ -387,19 +424,20 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
       const w = begin(seq, command, span)
       if (w instanceof CommandTooLarge) return Effect.fail(w)
       return Effect.andThen(
-        sendFirst(w.request, span),
+        sendFirst(w),
         awaitReply(w, waiting, seq, (reply) => outcome(seq, w.started, reply))
       )
     })
 
   /** `sendFirst` from outside a fiber, through `sendUnsafe`; what it leaves to do runs in a fiber of its own. */
-  const sendFirstUnsafe = (sendUnsafe: SendUnsafe, request: Message.Request | Message.Read) => {
+  const sendFirstUnsafe = (sendUnsafe: SendUnsafe, w: Waiting) => {
     const sendTo = (to: Address.Address) => {
-      const after = sendUnsafe(to, Trusted.envelope(self, to, request))
+      const after = sendUnsafe(to, Trusted.envelope(self, to, w.request))
       if (after !== undefined) runFork(after)
     }
     const now = replicasNow()
     const to = firstTarget(now)
+    w.to = to
     if (to === undefined) for (const r of now) sendTo(r)
     else sendTo(to)
   }
@@ -426,7 +464,7 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
         if (Result.isSuccess(result)) resolve(result.success)
         else reject(result.failure)
       }
-      sendFirstUnsafe(sendUnsafe, w.request)
+      sendFirstUnsafe(sendUnsafe, w)
     })
 
   const submitPromise = (command: C): Promise<R> => {
@@ -477,7 +515,7 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
       const w = beginRead(readId, query)
       if (w instanceof CommandTooLarge) return Effect.fail(w)
       return Effect.andThen(
-        sendFirst(w.request, undefined),
+        sendFirst(w),
         awaitReply(
           w,
           reading,
