@@ -1228,6 +1228,16 @@ export class LeaderCore {
     return Math.max(this.maxDecided, this.known - 1)
   }
 
+  /**
+   * The highest slot up to which it holds a value for every slot from `known` on (heartbeats'
+   * `held`): a replica's proposal there needs no resend, the leader has one for the slot.
+   */
+  private held(): number {
+    let slot = Math.max(this.known, this.watermark)
+    while (this.proposals.has(slot) || this.decided.has(slot)) slot++
+    return slot - 1
+  }
+
   /** Tells the other leaders, the replicas and the learners that this leader leads, and how far. */
   private beat() {
     const hb = Trusted.heartbeat({
@@ -1235,7 +1245,8 @@ export class LeaderCore {
       active: true,
       decided: this.decidedCount,
       slot: this.highestDecided(),
-      watermark: this.watermark
+      watermark: this.watermark,
+      held: this.held()
     })
     for (const l of this.everyone("leaders")) if (l !== this.id) this.out.send(Address.leader(l), hb)
     for (const r of this.everyone("replicas")) this.out.send(Address.replica(r), hb)

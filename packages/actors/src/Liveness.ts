@@ -160,6 +160,9 @@ export class Liveness {
       this.pendingSince = undefined
       this.suspectAfter = this.jittered(this.progressGaps)
     }
+    // it holds a value for a slot above the highest it knows decided: work waits there, as
+    // if a replica had proposed it here (replicas do not resend what it holds)
+    if (hb.active && hb.held !== undefined && hb.held > hb.slot) this.pendingSince ??= now
     this.deadline = now + this.jittered(this.beatGaps)
   }
 

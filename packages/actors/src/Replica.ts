@@ -298,7 +298,17 @@ export class ReplicaCore<S, C, R> {
    * The leader of the highest ballot whose heartbeats say it is active, and when it last
    * said so: where proposals go first, until it falls silent for a leader timeout.
    */
-  private active: { readonly leader: Address.Address; readonly ballot: Ballot.Ballot; heardAt: number } | undefined
+  /** The ballot whose leader it last sent every outstanding proposal at once, on following it. */
+  private joined: Ballot.Ballot | undefined
+  /** The leader it follows, when it last heard it, and up to where it holds a value for every slot (`Heartbeat.held`). */
+  private active:
+    | {
+        readonly leader: Address.Address
+        readonly ballot: Ballot.Ballot
+        readonly heardAt: number
+        readonly held: number
+      }
+    | undefined
   readonly out = new Host.Outbox<Captured<S>, never, Event, Job<S>>()
   /** slotOut of the last snapshot it asked to persist. */
   private lastSnapshot: number
@@ -793,7 +803,7 @@ export class ReplicaCore<S, C, R> {
       // follow the highest active ballot: a deposed leader that has not noticed yet may still beat
       const current = before === undefined ? undefined : this.active
       if (current === undefined || !Ballot.lessThan(hb.ballot, current.ballot)) {
-        this.active = { leader: from, ballot: hb.ballot, heardAt: this.now() }
+        this.active = { leader: from, ballot: hb.ballot, heardAt: this.now(), held: hb.held ?? 0 }
       }
     } else if (this.active?.leader === from) {
       this.active = undefined
@@ -803,10 +813,17 @@ export class ReplicaCore<S, C, R> {
       // a new leader: it needs what waits now, not after a back-off, and first the history,
       // without which it commands none of the slots past the ones it decided itself
       if (this.proposals.size > 0) this.out.send(after, Trusted.history(this.history, this.slotOut))
-      const at = this.now() + this.config.timeouts.retransmitMs
-      for (const [slot, value] of this.proposals) {
-        this.out.send(after, Trusted.propose(slot, value))
-        this.resendAt.set(slot, { at, attempts: 0 })
+      // but not the leader it followed before a silence, at the same ballot: that one got
+      // them already (under load its heartbeats came more than a leader timeout apart, and
+      // each time every outstanding megabyte went to it again)
+      const ballot = this.active!.ballot
+      if (this.joined === undefined || !Ballot.equals(this.joined, ballot)) {
+        this.joined = ballot
+        const at = this.now() + this.config.timeouts.retransmitMs
+        for (const [slot, value] of this.proposals) {
+          this.out.send(after, Trusted.propose(slot, value))
+          this.resendAt.set(slot, { at, attempts: 0 })
+        }
       }
     }
     if (further) this.askAhead()
@@ -1026,18 +1043,28 @@ export class ReplicaCore<S, C, R> {
       return
     }
     this.sink.stop()
-    // Resend what waits, backing off per proposal (a batch may be a megabyte). While slots
-    // get decided only the active leader needs it, in case it lost it; once none was for a
-    // leader timeout, every leader hears it, so a stuck leader's rivals learn what waits (B14).
+    // Resend what waits, backing off per proposal (a batch may be a megabyte), unless the
+    // leader it follows holds a value for the undecided slot (its heartbeats' `held`): it lost
+    // nothing there, and hearing that it holds work, its rivals judge whether it is stuck.
+    // While slots get decided only the active leader needs the rest, in case it lost it;
+    // once none was for a leader timeout, every leader hears it, so a stuck leader's rivals
+    // learn what waits (B14). Resent to every leader while held, under load with 64 KiB
+    // values (slots decided less often than the leader timeout) a replica's outstanding
+    // megabytes went to every leader every 1.6 s, twice what the cluster could order, and
+    // leadership churned until nothing committed.
     const now = this.now()
     const { retransmitMs, leaderTimeoutMs } = this.config.timeouts
     const leader = this.leader
+    // (also while the leader it follows is silent: a successor gets every proposal at once)
+    const held = this.active?.held ?? 0
     const stuck = leader === undefined || now - this.lastProgress >= leaderTimeoutMs
     for (const [slot, value] of this.proposals) {
       const due = this.resendAt.get(slot)
       if (due !== undefined && now < due.at) continue
       const attempts = (due?.attempts ?? 0) + 1
       this.resendAt.set(slot, { at: now + retransmitMs * 2 ** Math.min(attempts, 4), attempts })
+      // (a slot it knows decided is asked for again: its decision may be what was lost)
+      if (slot <= held && slot > this.knownMax) continue
       this.resent++
       const propose = Trusted.propose(slot, value)
       if (stuck) this.toLeaders(propose)

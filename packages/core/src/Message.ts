@@ -187,6 +187,11 @@ export class Confirmed extends Schema.TaggedClass<Confirmed>()("Confirmed", {
  * watermark it learned from the acceptors, so a replica below it knows it must fetch a
  * snapshot from a peer (state transfer) and a passive leader forgets what lies below.
  *
+ * `held`, on an active heartbeat: the highest slot up to which this leader holds a value
+ * (a proposal or a decision) for every slot from the first one no replica has performed,
+ * so a replica need not resend its proposals up to it (docs/protocol.md#replica-resend-back-off),
+ * and a passive leader learns that work waits when it is above `slot`.
+ *
  * `to`, on the inactive heartbeat of a leader that hands its leadership over (resignation,
  * `synod leader transfer [TO]`): the leader that should compete at once. Absent, the next
  * leader in the configured order is meant.
@@ -197,6 +202,7 @@ export class Heartbeat extends Schema.TaggedClass<Heartbeat>()("Heartbeat", {
   decided: Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)),
   slot: Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)),
   watermark: Slot,
+  held: Schema.optionalKey(Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))),
   to: Schema.optionalKey(Id)
 }) {}
 

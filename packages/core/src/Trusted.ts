@@ -125,6 +125,7 @@ export const heartbeat = (fields: Omit<Heartbeat, "_tag">): Heartbeat =>
     decided: fields.decided,
     slot: fields.slot,
     watermark: fields.watermark,
+    ...(fields.held === undefined ? {} : { held: fields.held }),
     ...(fields.to === undefined ? {} : { to: fields.to })
   })
 

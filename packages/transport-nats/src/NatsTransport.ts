@@ -253,7 +253,7 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
     traces: ReadonlyArray<Traced> | undefined
   ): void => {
     const data = parts.length === 1 ? parts[0]! : joinParts(parts)
-    if (HopLog.enabled()) HopLog.mark(`publish ${subject} ${parts.length}`)
+    if (HopLog.enabled()) HopLog.mark(`publish ${subject} ${parts.length} ${data.length}`)
     try {
       const body = sealer === undefined ? data : sealer.seal(subject, data)
       if (traces === undefined) client.publish(subject, body)
@@ -322,7 +322,6 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
     const here = local.get(to)
     if (here !== undefined) return deliverLocally(here, envelope)
     if (!isConnectedUnsafe()) return dropSend("NATS unreachable", to)
-    if (HopLog.enabled()) HopLog.mark(`send ${to} ${envelope.message._tag}`)
     const span = withTrace ? Trace.of(envelope) : undefined
     // only a Request or a Read to a replica goes to a request subject (Subjects.sendSubject)
     const request = envelope.message._tag === "Request" || envelope.message._tag === "Read"
@@ -330,6 +329,7 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
     // message (`Codec.encodeBytes`), rather than measured here and encoded by the client
     const json = Codec.encode(envelope)
     const part = json.length * 3 <= maxBytes ? json : Codec.encodeBytes(envelope)
+    if (HopLog.enabled()) HopLog.mark(`send ${to} ${envelope.message._tag} ${part.length}`)
     enqueue(subject.value, part, span === undefined ? undefined : Trace.format(span), request)
     return sendFailures.length > 0 ? reportSends : undefined
   }

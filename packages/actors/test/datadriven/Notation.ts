@@ -100,6 +100,7 @@ const readers: Record<string, (text: string) => unknown> = {
   next: Number,
   watermark: Number,
   decided: Number,
+  held: Number,
   slotOut: Number,
   to: String,
   active: (t) => {
