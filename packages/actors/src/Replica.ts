@@ -184,6 +184,15 @@ interface PendingRead {
 /** Most reads a replica holds waiting at once; more are dropped (their clients retry). */
 export const maxWaitingReads = 65_536
 
+/**
+ * How many windows' worth of commands (by count and by bytes: `window × batch.maxSize`,
+ * `window × batchBytes`) a replica holds waiting to be proposed; new commands past it are
+ * shed (their clients resend, or time out). With no bound, clients that time out and send
+ * new commands while the cluster is slow (a fail-over under load with 64 KiB values) grew
+ * what waits without end: memory, and a backlog that outlived the outage.
+ */
+export const pendingWindows = 4
+
 /** The replica's decisions, without I/O: feed it inputs, then `drain` what to send. */
 export class ReplicaCore<S, C, R> {
   state: S
@@ -223,6 +232,8 @@ export class ReplicaCore<S, C, R> {
   resent = 0
   /** Client commands refused at intake for being too large to decide. */
   refused = 0
+  /** New client commands shed at intake: `pendingWindows` windows of them already waited. */
+  shed = 0
   /** Times its digest was found to disagree with its peers' (a metric). */
   divergences = 0
   /** Set while its state disagrees with its peers': it answers no client. */
@@ -576,6 +587,11 @@ export class ReplicaCore<S, C, R> {
     }
   }
 
+  /** Client commands waiting to be proposed. */
+  get waiting(): number {
+    return this.pending.size
+  }
+
   /** Client commands it took and has not answered yet. */
   get answering(): number {
     return this.local.size
@@ -607,11 +623,25 @@ export class ReplicaCore<S, C, R> {
       // quarantined it still proposes (answering nothing: `respond`): the log must move on
       // for digests to be compared again, and its peers answer
     }
+    const known = this.pending.has(k) || this.inFlight.has(k)
+    if (!known && this.full(size)) {
+      this.shed++
+      return
+    }
     this.local.add(k)
-    if (this.pending.has(k) || this.inFlight.has(k)) return
+    if (known) return
     if (this.pending.size === 0) this.pendingSince = this.now()
     this.pending.add(k, command, size)
     this.propose()
+  }
+
+  /** Would a new command of `size` bytes take what waits past `pendingWindows` windows? */
+  private full(size: number): boolean {
+    const { window, batch } = this.config
+    return (
+      this.pending.size >= pendingWindows * window * batch.maxSize ||
+      this.pending.bytes + size > pendingWindows * window * this.limits.batchBytes
+    )
   }
 
   /**
@@ -1665,13 +1695,23 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
   const performedLog = (yield* LogLevel.isEnabled("Debug"))
     ? SampledLog.make(20, () => clock.currentTimeMillisUnsafe())
     : undefined
-  let reported = { commands: 0, slots: 0, resent: 0, refused: 0, dropped: 0, divergences: 0, slotOut: core.slotOut }
+  let reported = {
+    commands: 0,
+    slots: 0,
+    resent: 0,
+    refused: 0,
+    shed: 0,
+    dropped: 0,
+    divergences: 0,
+    slotOut: core.slotOut
+  }
   const report = Effect.suspend(() => {
     const now = {
       commands: core.performedCommands,
       slots: core.performedSlots,
       resent: core.resent,
       refused: core.refused,
+      shed: core.shed,
       divergences: core.divergences,
       dropped: core.readsDropped,
       slotOut: core.slotOut
@@ -1680,6 +1720,7 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
     reported = now
     if (
       now.refused === before.refused &&
+      now.shed === before.shed &&
       now.dropped === before.dropped &&
       (performedLog === undefined || now.slotOut <= before.slotOut)
     ) {
@@ -1692,6 +1733,12 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
           : Effect.logWarning("refused client commands too large for one message", {
               refused: now.refused - before.refused,
               limit: Limits.fromMessageBytes(transport.maxMessageBytes).commandBytes
+            }),
+        now.shed === before.shed
+          ? Effect.void
+          : Effect.logWarning("shed new client commands: too many waiting to be proposed", {
+              shed: now.shed - before.shed,
+              waiting: core.waiting
             }),
         now.dropped === before.dropped
           ? Effect.void

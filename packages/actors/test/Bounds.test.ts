@@ -290,6 +290,28 @@ describe("replica batches", () => {
     }
   })
 
+  it("wait at most pendingWindows windows of bytes: new commands past it are shed, a resent one is not", () => {
+    const r = replica()
+    const bound = Replica.pendingWindows * config.window * limits.batchBytes
+    // about 1,900 UTF-8 bytes each, with no decision: the window fills, then what waits
+    for (let i = 1; i <= 200; i++) r.request(put("c", i, "漢".repeat(600)))
+    assert.isAtMost(r.pending.bytes, bound)
+    assert.isAbove(r.pending.bytes + 1900, bound, "it took commands up to the bound")
+    const shed = r.shed
+    assert.isAbove(shed, 100)
+    // a resend of a command that waits is not a new one
+    r.request(put("c", 20, "漢".repeat(600)))
+    assert.strictEqual(r.shed, shed)
+    // the shed ones were not taken: nothing answers them, nothing proposes them
+    r.request(put("c", 200, "漢".repeat(600)))
+    assert.strictEqual(r.shed, shed + 1)
+    // a decision frees a slot: what waits moves up, and a new command is taken again
+    const first = r.drain().find((o) => o.message._tag === "Propose")!.message as Message.Propose
+    r.decision(first.slot, first.value)
+    r.request(put("d", 1, "x"))
+    assert.strictEqual(r.shed, shed + 1)
+  })
+
   it("refuse a command too large for a batch of its own at intake", () => {
     const r = replica()
     r.request(put("c", 1, "x".repeat(limits.commandBytes)))
