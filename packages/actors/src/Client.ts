@@ -134,6 +134,9 @@ interface Waiting {
   readonly span: Tracer.AnySpan | undefined
 }
 
+/** The most repliers a client remembers the last answer of (a configuration has far fewer replicas). */
+const maxAnswering = 256
+
 /** A transport's send from outside a fiber (`Transport.sendUnsafe`), where it has one. */
 type SendUnsafe = NonNullable<Transport.Transport["Service"]["sendUnsafe"]>
 
@@ -253,13 +256,19 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
     }
   }
 
-  /** When each replica last answered this client (anything): is the one a command went to working? */
+  /**
+   * When each replica last answered this client (anything): is the one a command went to
+   * working? At most `maxAnswering` senders are remembered (answers name their sender, and
+   * one that forged many names must not grow it).
+   */
   const answeredAt = new Map<Address.Address, number>()
 
   const dispatch = (batch: ReadonlyArray<Message.Envelope>): void => {
     if (batch.length > 0) {
       const now = clock.currentTimeMillisUnsafe()
-      for (const env of batch) answeredAt.set(env.from, now)
+      for (const env of batch) {
+        if (answeredAt.size < maxAnswering || answeredAt.has(env.from)) answeredAt.set(env.from, now)
+      }
     }
     for (const env of batch) {
       if (env.message._tag === "ReadResponse") {
