@@ -121,11 +121,6 @@ export const shouldSettle = (policy: Policy, sample: Sample): boolean =>
   sample.cpuMicros <= policy.idleCpu * sample.periodMicros && sample.liveAfterLast <= policy.maxLive
 
 /**
- * Collects now (what the start left behind), `policy.settle` more times a second apart
- * when idle (what only the start ran), then whenever `policy` says so; runs until
- * interrupted.
- */
-/**
  * The resident set size, or undefined when the kernel cannot be asked: Node reads it from
  * a file, and with every file descriptor taken (a flood of connections) that throws EMFILE,
  * which must not stop the process.
@@ -138,6 +133,11 @@ export const residentBytes = (): number | undefined => {
   }
 }
 
+/**
+ * Collects now (what the start left behind), `policy.settle` more times a second apart
+ * when idle (what only the start ran), then whenever `policy` says so; runs until
+ * interrupted.
+ */
 export const collectWhenIdle = (policy: Policy = defaultPolicy): Effect.Effect<never> =>
   Effect.suspend(() => {
     const periodMicros = Duration.toMillis(policy.period) * 1000

@@ -124,10 +124,8 @@ interface Waiting {
   readonly started: number
   resendAt: number
   wait: number
-  /** Where its last send went: one replica, or `undefined` for every replica. */
+  /** Where its last send went (at `resendAt − wait`): one replica, or `undefined` for every replica. */
   to: Address.Address | undefined
-  /** When it was last sent. */
-  sentAt: number
   /** Resent at least once: its answer time says nothing about the cluster's (Karn's rule). */
   resent: boolean
   /** Tracing: the command's span, which its requests (resends too) carry. */
@@ -264,13 +262,9 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
   const answeredAt = new Map<Address.Address, number>()
 
   const dispatch = (batch: ReadonlyArray<Message.Envelope>): void => {
-    if (batch.length > 0) {
-      const now = clock.currentTimeMillisUnsafe()
-      for (const env of batch) {
-        if (answeredAt.size < maxAnswering || answeredAt.has(env.from)) answeredAt.set(env.from, now)
-      }
-    }
+    const now = clock.currentTimeMillisUnsafe()
     for (const env of batch) {
+      if (answeredAt.size < maxAnswering || answeredAt.has(env.from)) answeredAt.set(env.from, now)
       if (env.message._tag === "ReadResponse") {
         const w = reading.get(env.message.id)
         if (w === undefined) continue
@@ -329,7 +323,6 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
       resendAt: started + wait,
       wait,
       to: undefined,
-      sentAt: started,
       resent: false,
       span
     }
@@ -372,15 +365,15 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
             resends++
             w.resent = true
             const to = w.to
-            const working = to !== undefined && (answeredAt.get(to) ?? Number.NEGATIVE_INFINITY) >= w.sentAt
-            if (working && replicasNow().includes(to)) {
+            const sentAt = w.resendAt - w.wait
+            const replicas = replicasNow()
+            if (to !== undefined && (answeredAt.get(to) ?? -1) >= sentAt && replicas.includes(to)) {
               yield* sendTo(to, w.request, w.span)
             } else {
               preferred = undefined
               w.to = undefined
-              for (const r of replicasNow()) yield* sendTo(r, w.request, w.span)
+              for (const r of replicas) yield* sendTo(r, w.request, w.span)
             }
-            w.sentAt = now
             w.wait = Math.min(w.wait * 2, 8 * retransmitMs)
             backedOff = Math.max(backedOff, w.wait)
             w.resendAt = now + w.wait

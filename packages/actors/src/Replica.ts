@@ -587,11 +587,6 @@ export class ReplicaCore<S, C, R> {
     }
   }
 
-  /** Client commands waiting to be proposed. */
-  get waiting(): number {
-    return this.pending.size
-  }
-
   /** Client commands it took and has not answered yet. */
   get answering(): number {
     return this.local.size
@@ -1738,7 +1733,7 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
           ? Effect.void
           : Effect.logWarning("shed new client commands: too many waiting to be proposed", {
               shed: now.shed - before.shed,
-              waiting: core.waiting
+              waiting: core.pending.size
             }),
         now.dropped === before.dropped
           ? Effect.void
