@@ -187,4 +187,19 @@ export class Digests {
     for (const [digest, n] of counts) if (n >= this.majority) return digest
     return undefined
   }
+
+  /**
+   * The highest slot above `slot` at which a majority of the configuration's replicas
+   * other than this one hold the same digest: a state a peer serves, and this replica
+   * can check, ahead of `slot`.
+   */
+  agreedByPeersAbove(slot: number): number | undefined {
+    let best: number | undefined
+    for (const heard of this.heard.values()) {
+      for (const s of heard.keys()) {
+        if (s > slot && (best === undefined || s > best) && this.majorityOfPeers(s) !== undefined) best = s
+      }
+    }
+    return best
+  }
 }

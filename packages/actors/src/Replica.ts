@@ -157,6 +157,8 @@ export type Event =
   | { readonly _tag: "Saved"; readonly slotOut: number }
   | { readonly _tag: "Installed"; readonly slotOut: number }
   | { readonly _tag: "CatchingUp"; readonly slotOut: number; readonly watermark: number }
+  /** Far behind its peers, with more commands to learn than its state holds: it copies a peer's state (`Copy`). */
+  | { readonly _tag: "Copying"; readonly slotOut: number; readonly knownMax: number; readonly agreed: number }
   | { readonly _tag: "TransferFailed"; readonly reason: string }
   /** Its digest disagrees with its peers' at a digest slot: it stops answering clients. */
   | Quarantine
@@ -192,6 +194,31 @@ export const maxWaitingReads = 65_536
  * what waits without end: memory, and a backlog that outlived the outage.
  */
 export const pendingWindows = 4
+
+/**
+ * How many windows behind the highest slot it knows decided a replica must be before it
+ * copies a peer's state instead of learning the log (the leaders' `laggingWindows`: a
+ * replica that far behind is left out of a new leader's phase 1, which reads its slots
+ * again only when it asks for them).
+ */
+export const copyWindows = 4
+
+/**
+ * Ticks a copy for being far behind may go without a new chunk before the replica gives
+ * it up and learns the log instead (the peer with the newest verified state may be the
+ * leader's server, busy: under load with 64 KiB values its first chunk took over a
+ * second), and ticks before it tries a copy again.
+ */
+const copyPatienceTicks = 30
+const copyRetryTicks = 50
+
+/**
+ * Ticks after its start before a replica asks the leaders for slots it missed: its peers
+ * send their latest digests every tick, and only with those can it tell whether copying a
+ * peer's state is cheaper than learning the log (`copyWorth`). Asked at once, the leader
+ * read every missed slot back from the acceptors even when the copy came.
+ */
+const listenTicks = 2
 
 /** The replica's decisions, without I/O: feed it inputs, then `drain` what to send. */
 export class ReplicaCore<S, C, R> {
@@ -325,6 +352,16 @@ export class ReplicaCore<S, C, R> {
   private lastSnapshot: number
   /** Below the watermark at the last step (to report the change once). */
   private behind = false
+  /**
+   * A copy of a peer's state it is fetching because it is far behind (not below the
+   * watermark): the ticks since its last chunk. Meanwhile it asks the leaders for no
+   * old slots, which would make them read those slots' values back from the acceptors.
+   */
+  private copy: { idle: number } | undefined
+  /** Ticks until it may try such a copy again, after one that no peer served. */
+  private copyBackoff = 0
+  /** Ticks since it started, up to `listenTicks`. */
+  private ticks = 0
   private readonly codecs: StateMachine.Codecs<S, C, R>
   /** Every leader and acceptor the history names (proposals and Progress go to them), and the leaders of its latest configuration. */
   private leaders: ReadonlyArray<Address.Address> = []
@@ -806,7 +843,8 @@ export class ReplicaCore<S, C, R> {
    * The tick still asks again for whatever stays missing.
    */
   private askAhead(): void {
-    if (this.noRecovery || this.catchingUp || this.knownMax - this.slotOut < this.config.window) return
+    if (this.noRecovery || this.catchingUp || this.copy !== undefined || this.ticks < listenTicks) return
+    if (this.knownMax - this.slotOut < this.config.window) return
     const top = this.slotOut + this.config.window - 1
     const leader = this.leader
     for (let s = Math.max(this.slotOut, this.askedAhead + 1); s <= top; s++) {
@@ -936,6 +974,7 @@ export class ReplicaCore<S, C, R> {
    */
   stateChunk(from: Address.Address, chunk: Message.StateChunk): string | undefined {
     const repair = this.repair
+    if (repair === undefined && this.copy !== undefined) this.copy.idle = 0
     const r = (repair ?? this.sink).chunk(from, chunk, this.asking)
     for (const o of r.send) this.out.send(o.to, o.message)
     if (r.received === undefined) return undefined
@@ -1018,6 +1057,7 @@ export class ReplicaCore<S, C, R> {
     for (const k of this.local) if (!this.pending.has(k) && !this.inFlight.has(k)) this.local.delete(k)
     if (this.slotIn < this.slotOut) this.slotIn = this.slotOut
     if (!this.catchingUp) this.sink.stop()
+    this.copy = undefined
     this.serveReads()
     // decisions that arrived while catching up
     const next = this.decisions.get(this.slotOut)
@@ -1032,6 +1072,7 @@ export class ReplicaCore<S, C, R> {
 
   /** Timer: resend outstanding proposals, ask for decisions this replica is missing. */
   tick(): void {
+    if (this.ticks < listenTicks) this.ticks++
     // tell the acceptors how far this replica's durable and verified state reaches (their
     // GC watermark): the decisions after the last verified state are kept, so a replica
     // copying that state can always perform the rest
@@ -1067,7 +1108,8 @@ export class ReplicaCore<S, C, R> {
       for (const o of this.sink.tick(this.slotOut)) this.out.send(o.to, o.message)
       return
     }
-    this.sink.stop()
+    const copying = this.copyTick()
+    if (!copying) this.sink.stop()
     // Resend what waits, backing off per proposal (a batch may be a megabyte), unless the
     // leader it follows holds a value for the undecided slot (its heartbeats' `held`): it lost
     // nothing there, and hearing that it holds work, its rivals judge whether it is stuck.
@@ -1105,7 +1147,8 @@ export class ReplicaCore<S, C, R> {
     ) {
       this.digest()
     }
-    if (this.noRecovery) return
+    // (a copy under way brings the slots it would ask for)
+    if (this.noRecovery || copying || this.ticks < listenTicks) return
     // slots below a read index will be decided: ask for them as for slots known decided
     let wanted = this.knownMax
     for (const waiting of this.readsIndexed) if (waiting.index - 1 > wanted) wanted = waiting.index - 1
@@ -1113,6 +1156,61 @@ export class ReplicaCore<S, C, R> {
     for (let s = this.slotOut; s <= top; s++) {
       if (!this.decisions.has(s) && !this.proposals.has(s)) this.toLeaders(Trusted.propose(s, Cmd.noop))
     }
+  }
+
+  /**
+   * The digest slot of a peer's state worth copying instead of learning the log, if any.
+   * Far behind: a slot known decided lies `copyWindows` windows or more past `slotOut`, a
+   * majority of its peers hold the same digest at a slot ahead (a state a peer serves and
+   * this replica can check), and more bytes of commands lie before that slot than its state
+   * holds. Digest slots come every `digestLimit` bytes of commands (`snapshotRatio` times
+   * the state, at least `snapshotBytes`), the same on every replica, so at least
+   * `digestLimit − bytesSinceDigest` bytes lie between `slotOut` and any digest slot ahead
+   * (a slot an idle peer rested at is the exception: a copy then costs more than it saves,
+   * once). Learnt from the log, each of those bytes is read back from two acceptors by a
+   * new leader's phase 1 (which leaves out the slots of a replica this far behind until it
+   * asks for them) and sent on once more; copied, the state crosses once. A replica
+   * restarted under load with 64 KiB values, 160 one-megabyte slots behind, made the
+   * leader read 160 MB from each of two acceptors four times over, for an 8 MB state.
+   */
+  private copyWorth(): number | undefined {
+    if (this.noRecovery || this.catchingUp || this.repair !== undefined || this.quarantine !== undefined)
+      return undefined
+    if (this.knownMax - this.slotOut < copyWindows * this.config.window) return undefined
+    const agreed = this.digests.agreedByPeersAbove(this.slotOut)
+    if (agreed === undefined) return undefined
+    const size = this.machine.size?.(this.state) ?? 0
+    return this.digestLimit - this.bytesSinceDigest >= size ? agreed : undefined
+  }
+
+  /**
+   * Tick: starts, goes on with or gives up a copy for being far behind (`copyWorth`). True
+   * while one is under way. One that brings no chunk for `copyPatienceTicks` ticks (no peer
+   * serves a state ahead: theirs are not verified that far, or they are busy) is given up
+   * for `copyRetryTicks`, and the replica learns the log meanwhile.
+   */
+  private copyTick(): boolean {
+    if (this.copyBackoff > 0) this.copyBackoff--
+    const agreed = this.copyWorth()
+    if (agreed === undefined) {
+      this.copy = undefined
+      return false
+    }
+    if (this.copy === undefined) {
+      if (this.copyBackoff > 0) return false
+      this.copy = { idle: 0 }
+      this.out.event({ _tag: "Copying", slotOut: this.slotOut, knownMax: this.knownMax, agreed })
+    } else if (++this.copy.idle > copyPatienceTicks) {
+      this.copy = undefined
+      this.copyBackoff = copyRetryTicks
+      this.out.event({
+        _tag: "TransferFailed",
+        reason: `no peer served a copy of the state at slot ${agreed}: learning the log instead`
+      })
+      return false
+    }
+    for (const o of this.sink.tick(this.slotOut)) this.out.send(o.to, o.message)
+    return true
   }
 
   /** A snapshot of everything below `slotOut`. */
@@ -1770,6 +1868,12 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
             return Effect.logInfo("behind the GC watermark: copying a peer's snapshot", {
               slot: event.slotOut,
               watermark: event.watermark
+            })
+          case "Copying":
+            return Effect.logInfo("far behind its peers: copying a peer's state instead of learning the log", {
+              slot: event.slotOut,
+              knownDecided: event.knownMax,
+              agreedAt: event.agreed
             })
           case "TransferFailed":
             return Effect.logWarning(event.reason)
