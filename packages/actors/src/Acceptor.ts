@@ -145,18 +145,19 @@ export class AcceptorCore {
    * refusal answers with the current promise, which the scout ignores as lower and retries
    * later. Refusing a promise is always safe; it only delays a scout by at most the lease.
    *
-   * The page holds the pvalues from slot `from` on, in slot order, until the next one
-   * would take it past `pageBytes`; `next` then says where the following page starts.
+   * The page holds the pvalues from slot `from` on (below `before`, when given), in slot
+   * order, until the next one would take it past `pageBytes`; `next` then says where the
+   * following page starts.
    * A P1a not promised (lower, or held off by the lease) gets a reply without pvalues: the
    * scout reads none from a reply whose ballot is not its own, and a refused scout resends
    * every retransmit period, so a page built each time (sorting every accepted slot, up
    * to a megabyte of JSON) loaded the acceptor of the working leader for nothing.
    */
-  p1a(ballot: Ballot.Ballot, from = 1): Message.P1b {
+  p1a(ballot: Ballot.Ballot, from = 1, before = Infinity): Message.P1b {
     const leased = ballot.leader !== this.promised.leader && this.now() - this.lastAccept < this.leaseMs
     if (Ballot.greaterThan(ballot, this.promised) && !leased) this.promised = ballot
     const { accepted, json, next } = Ballot.equals(ballot, this.promised)
-      ? this.page(from)
+      ? this.page(from, before)
       : { accepted: [], json: undefined, next: undefined }
     const reply = Trusted.p1b({
       ballot: this.promised,
@@ -170,15 +171,18 @@ export class AcceptorCore {
     return json === undefined ? reply : Codec.p1bWithJson(reply, json)
   }
 
-  /** The page of pvalues from slot `from` on (see `p1a`), and where the next one starts. */
-  private page(from: number): {
+  /** The page of pvalues of slots in [`from`, `before`) (see `p1a`), and where the next one starts. */
+  private page(
+    from: number,
+    before: number
+  ): {
     readonly accepted: ReadonlyArray<Command.PValue>
     /** Each pvalue's JSON (`Codec.pvalueJson`), when they were measured. */
     readonly json: ReadonlyArray<string> | undefined
     readonly next: number | undefined
   } {
     const slots: Array<number> = []
-    for (const slot of this.accepted.keys()) if (slot >= from) slots.push(slot)
+    for (const slot of this.accepted.keys()) if (slot >= from && slot < before) slots.push(slot)
     slots.sort((a, b) => a - b)
     const accepted: Array<Command.PValue> = []
     const limit = this.pageBytes
@@ -258,7 +262,7 @@ export class AcceptorCore {
     const before = this.promised
     switch (message._tag) {
       case "P1a": {
-        const reply = this.p1a(message.ballot, message.from)
+        const reply = this.p1a(message.ballot, message.from, message.before)
         if (!Ballot.equals(before, this.promised)) this.out.persist({ promised: this.promised, accepted: [] })
         this.out.event({ _tag: "Promised", ballot: reply.ballot })
         return this.out.send(from, reply)

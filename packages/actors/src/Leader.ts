@@ -108,6 +108,8 @@ export type Child =
       readonly _tag: "Scout"
       readonly ballot: Ballot.Ballot
       readonly from: number
+      /** Only slots below this one (absent: every slot from `from` on): see `rescout`. */
+      readonly before?: number
       /** Every acceptor of `configs`: where its P1a go. */
       readonly acceptors: ReadonlyArray<string>
       /** The configurations (acceptor sets) a majority of each of which must promise. */
@@ -430,7 +432,13 @@ export class LeaderCore {
   /** At the current ballot: running scouts, by key, with the configurations each covers and the slot it asked from. */
   private readonly scouts = new Map<
     string,
-    { readonly configs: ReadonlyArray<string>; readonly from: number; readonly startedAt: number }
+    {
+      readonly configs: ReadonlyArray<string>
+      readonly from: number
+      /** It reads only slots below this one (`rescout`). */
+      readonly before: number
+      readonly startedAt: number
+    }
   >()
   private scoutCount = 0
   /**
@@ -625,24 +633,34 @@ export class LeaderCore {
    * Slot `slot`, below where phase 1 began, is needed (a replica lost decisions there: it
    * restarted from an older snapshot, or it lagged and `settled` left it out): phase 1
    * again at this ballot, from `slot` (never below the watermark), for the configurations
-   * adopted only from higher up. It reads the tail from `slot` on while new writes go on;
-   * from the watermark it would read every pvalue since the last GC, up to
-   * `snapshotEvery` slots. A slot asked for lower still later scouts again from there.
+   * adopted only from higher up, and only below the slot they were adopted from: the slots
+   * above were read at this ballot already, and what was adopted from `before` and is now
+   * adopted from `from` leaves no slot out. From the watermark it would read every pvalue
+   * since the last GC, up to `snapshotEvery` slots.
+   *
+   * One at a time per configuration: a slot asked for lower while one runs is read once
+   * that one ended (the replica asks again on its tick), from there up to where that one
+   * began. Run side by side, each read everything above its own `from` again: a replica
+   * restarted under load with 64 KiB values asked for four slots below `settled` in turn,
+   * and the leader read the same 160 MB four times over from each of two acceptors.
    */
   private rescout(slot: number) {
     const from = Math.max(this.watermark, slot)
     this.scoutFrom = Math.min(this.scoutFrom, from)
     const scouting = new Set<string>()
-    for (const s of this.scouts.values()) if (s.from <= from) for (const k of s.configs) scouting.add(k)
+    for (const s of this.scouts.values()) for (const k of s.configs) scouting.add(k)
+    let before = 0
     const again = this.governing().filter((a) => {
       const at = this.adoptedConfigs.get(configKey(a))
-      return at !== undefined && at > from && !scouting.has(configKey(a))
+      if (at === undefined || at <= from || scouting.has(configKey(a))) return false
+      if (at > before) before = at
+      return true
     })
     if (again.length === 0) return
     this.out.event({ _tag: "Rescouting", ballot: this.ballot, from })
     // a majority of each configuration first: the tail it reads may be thousands of slots,
     // paged by every acceptor asked and decoded here while writes go on
-    this.startScout(this.ballot, again, ++this.scoutCount, from, this.firstOf(again))
+    this.startScout(this.ballot, again, ++this.scoutCount, from, this.firstOf(again), before)
   }
 
   /**
@@ -684,14 +702,21 @@ export class LeaderCore {
     configs: ReadonlyArray<ReadonlyArray<string>>,
     n: number,
     from: number,
-    first?: ReadonlyArray<string>
+    first?: ReadonlyArray<string>,
+    before?: number
   ) {
     const key = scoutKey(ballot, n)
-    this.scouts.set(key, { configs: configs.map(configKey), from, startedAt: this.now() })
+    this.scouts.set(key, {
+      configs: configs.map(configKey),
+      from,
+      before: before ?? Number.MAX_SAFE_INTEGER,
+      startedAt: this.now()
+    })
     this.out.start(key, {
       _tag: "Scout",
       ballot,
       from,
+      ...(before === undefined ? {} : { before }),
       acceptors: [...new Set(configs.flat())],
       configs,
       until: configs.map((a) => governsBelow(this.history, configKey(a))),
@@ -1335,6 +1360,7 @@ export class LeaderCore {
       if (
         (slot < this.known || this.bugs.learnUnperformed) &&
         slot >= scout.from &&
+        slot < scout.before &&
         quorums.has(configKey(Configuration.at(this.history, slot).acceptors)) &&
         this.learnChosen(slot)
       ) {
@@ -1801,6 +1827,7 @@ export const run = Effect.fn("Leader.run")(function* (id: string, config: Cluste
           leader: self,
           ballot: spec.ballot,
           from: spec.from,
+          ...(spec.before === undefined ? {} : { before: spec.before }),
           acceptors: spec.acceptors,
           configs: spec.configs,
           until: spec.until,

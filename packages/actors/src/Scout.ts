@@ -76,6 +76,8 @@ export class ScoutTally {
   private readonly until: ReadonlyArray<number> | undefined
   private watermark = 1
   private readonly first: number
+  /** The slot below which it asks for pvalues (undefined: every one from `first` on). */
+  private readonly before: number | undefined
   /** Per acceptor, the slot its next P1b page starts at. */
   private readonly cursor: Map<string, number>
   /** B6 planted bug: a duplicate promise ends the scout as preempted. */
@@ -87,9 +89,11 @@ export class ScoutTally {
     from = 1,
     duplicatePreempts = false,
     configs: ReadonlyArray<ReadonlyArray<string>> = [acceptors],
-    until?: ReadonlyArray<number>
+    until?: ReadonlyArray<number>,
+    before?: number
   ) {
     this.ballot = ballot
+    this.before = before
     this.configs = configs
     this.until = until
     this.tally = Quorum.make(acceptors)
@@ -101,7 +105,7 @@ export class ScoutTally {
   /** The P1a to send `acceptor` now: it asks for the page this scout is waiting for. */
   p1a(acceptor: string): Message.P1a {
     const from = this.cursor.get(acceptor) ?? this.first
-    return Trusted.p1a(this.ballot, from <= 1 ? undefined : from)
+    return Trusted.p1a(this.ballot, from <= 1 ? undefined : from, this.before)
   }
 
   /** A P1b from `acceptor`. */
@@ -161,6 +165,8 @@ export interface Options {
   readonly ballot: Ballot.Ballot
   /** The leader's watermark: acceptors report only pvalues for slots from here on. */
   readonly from?: number
+  /** And below this slot (absent: every one from `from` on): phase 1 again below the slots adopted already. */
+  readonly before?: number
   readonly acceptors: ReadonlyArray<string>
   /** The configurations (acceptor sets) a majority of each of which must promise (default: `acceptors` alone). */
   readonly configs?: ReadonlyArray<ReadonlyArray<string>>
@@ -186,7 +192,8 @@ export const run = Effect.fnUntraced(function* (options: Options) {
     options.from,
     options.duplicatePreempts,
     options.configs ?? [options.acceptors],
-    options.until
+    options.until,
+    options.before
   )
   // Acceptors that sent a page since the last resend: each is asked for its next page as
   // that one arrives, so the resend leaves them out. Resent every period, a page in

@@ -18,11 +18,14 @@ import * as Configuration from "./Configuration.ts"
 /**
  * Phase 1a: scout → acceptors. `from`: report pvalues from this slot on — the leader's
  * watermark at first (every replica has durably applied the slots below it), then the
- * `next` of the previous P1b page.
+ * `next` of the previous P1b page. `before`: and only below this slot (absent: every one
+ * from `from` on) — phase 1 again at the same ballot for slots below the ones it already
+ * adopted, which it need not read again.
  */
 export class P1a extends Schema.TaggedClass<P1a>()("P1a", {
   ballot: Ballot,
-  from: Schema.optionalKey(Slot)
+  from: Schema.optionalKey(Slot),
+  before: Schema.optionalKey(Slot)
 }) {}
 
 /**

@@ -89,8 +89,13 @@ export const response = (seq: number, result: Schema.Json, slot: number, error?:
 
 export const propose = (slot: number, value: SlotValue): Propose => build(Propose, { _tag: "Propose", slot, value })
 
-export const p1a = (ballot: Ballot, from?: number): P1a =>
-  build(P1a, from === undefined ? { _tag: "P1a", ballot } : { _tag: "P1a", ballot, from })
+export const p1a = (ballot: Ballot, from?: number, before?: number): P1a =>
+  build(P1a, {
+    _tag: "P1a",
+    ballot,
+    ...(from === undefined ? {} : { from }),
+    ...(before === undefined ? {} : { before })
+  })
 
 export const p1b = (fields: Omit<P1b, "_tag">): P1b =>
   build(P1b, {

@@ -143,7 +143,8 @@ export const leader = (): Handler => {
       record: (rec) => `round=${rec.round}`,
       start: (key, spec) =>
         spec._tag === "Scout"
-          ? `${key} from=${spec.from}${spec.first === undefined ? "" : ` first=${spec.first.join(",")}`}`
+          ? `${key} from=${spec.from}${spec.before === undefined ? "" : ` before=${spec.before}`}` +
+            (spec.first === undefined ? "" : ` first=${spec.first.join(",")}`)
           : `commander ${key} value=${N.value(spec.value)}` +
             (spec.piggyback.length === 0
               ? ""

@@ -97,6 +97,7 @@ const readers: Record<string, (text: string) => unknown> = {
   id: Number,
   round: Number,
   from: Number,
+  before: Number,
   next: Number,
   watermark: Number,
   decided: Number,
