@@ -165,6 +165,7 @@ export class AcceptorCore {
       accepted,
       ...(this.watermark > 1 && !this.silentGc ? { watermark: this.watermark } : {}),
       ...(from > 1 ? { from } : {}),
+      ...(before === Infinity ? {} : { before }),
       ...(next === undefined ? {} : { next })
     })
     // the page's pvalues were stringified to size it: its encoding reuses that text

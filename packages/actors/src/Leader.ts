@@ -1320,7 +1320,7 @@ export class LeaderCore {
     // its slots below the watermark) is scouted again should a later change bring it back
     const promised = adopted.promised?.map(configKey)
     const scout = this.scouts.get(ended)!
-    /** The configurations a majority of which sent this scout every pvalue from `scout.from` on. */
+    /** The configurations a majority of which sent this scout every pvalue it asked for: from `scout.from` on, below `scout.before`. */
     const quorums = new Set<string>()
     for (const k of scout.configs) {
       if (promised !== undefined && !promised.includes(k)) continue

@@ -115,7 +115,9 @@ export class ScoutTally {
     if (!Ballot.equals(msg.ballot, ballot)) return continue_
     if (this.tally.has(acceptor)) return this.duplicatePreempts ? { _tag: "Preempted", ballot, by: ballot } : continue_
     const at = this.cursor.get(acceptor)
-    if (at === undefined || (msg.from ?? 1) !== at) return continue_
+    // only the page asked for: of this range (another scout of the leader, for other
+    // slots, may have asked the same acceptor from the same slot) and at this cursor
+    if (at === undefined || (msg.from ?? 1) !== at || msg.before !== this.before) return continue_
     mergePmax(this.pvalues, msg.accepted)
     if (msg.accepted.length > 0) {
       const own = this.byAcceptor.get(acceptor)

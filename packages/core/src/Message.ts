@@ -36,8 +36,11 @@ export class P1a extends Schema.TaggedClass<P1a>()("P1a", {
  *
  * Paging: the page holds the accepted pvalues of slots from `from` (the P1a's, echoed;
  * absent: 1) up to, not including, `next`; absent `next`, it holds every one from `from`
- * on and is the last page. The scout asks for the next page with a P1a `from: next`, so a
- * long accepted tail never makes one message larger than the transport carries.
+ * on (below `before`, the P1a's, echoed) and is the last page. The scout asks for the next
+ * page with a P1a `from: next`, so a long accepted tail never makes one message larger
+ * than the transport carries. A scout counts only a page of the range it asked for: every
+ * scout of its leader hears every P1b, and a last page below `before` says nothing of the
+ * slots above.
  */
 export class P1b extends Schema.TaggedClass<P1b>()("P1b", {
   ballot: Ballot,
@@ -45,6 +48,7 @@ export class P1b extends Schema.TaggedClass<P1b>()("P1b", {
   accepted: Schema.Array(PValue),
   watermark: Schema.optionalKey(Slot),
   from: Schema.optionalKey(Slot),
+  before: Schema.optionalKey(Slot),
   next: Schema.optionalKey(Slot)
 }) {}
 

@@ -105,6 +105,7 @@ export const p1b = (fields: Omit<P1b, "_tag">): P1b =>
     accepted: fields.accepted,
     ...(fields.watermark === undefined ? {} : { watermark: fields.watermark }),
     ...(fields.from === undefined ? {} : { from: fields.from }),
+    ...(fields.before === undefined ? {} : { before: fields.before }),
     ...(fields.next === undefined ? {} : { next: fields.next })
   })
 

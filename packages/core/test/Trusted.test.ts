@@ -22,7 +22,7 @@ const rebuild = (m: Message.Message): Message.Message => {
   const b = (x: { readonly round: number; readonly leader: string }) => Trusted.ballot(x.round, x.leader)
   switch (m._tag) {
     case "P1a":
-      return Trusted.p1a(b(m.ballot), m.from)
+      return Trusted.p1a(b(m.ballot), m.from, m.before)
     case "P1b":
       return Trusted.p1b({
         ballot: b(m.ballot),
@@ -30,6 +30,7 @@ const rebuild = (m: Message.Message): Message.Message => {
         accepted: m.accepted.map((p) => Trusted.pvalue(b(p.ballot), p.slot, value(p.value))),
         ...(m.watermark === undefined ? {} : { watermark: m.watermark }),
         ...(m.from === undefined ? {} : { from: m.from }),
+        ...(m.before === undefined ? {} : { before: m.before }),
         ...(m.next === undefined ? {} : { next: m.next })
       })
     case "P2a":

@@ -17,7 +17,7 @@ const runs = Number(process.env["CODEC_RUNS"] ?? 300)
 
 const slotArb = fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER })
 
-/** What `envelopeArb` leaves out: P1b pages (`from`, `next`), bounds at the edges, big batches. */
+/** What `envelopeArb` leaves out: P1b pages (`from`, `before`, `next`), bounds at the edges, big batches. */
 const moreMessagesArb: fc.Arbitrary<Message.Message> = fc.oneof(
   fc
     .record(
@@ -30,6 +30,7 @@ const moreMessagesArb: fc.Arbitrary<Message.Message> = fc.oneof(
         ),
         watermark: slotArb,
         from: slotArb,
+        before: slotArb,
         next: slotArb
       },
       { requiredKeys: ["ballot", "request", "accepted"] }

@@ -62,12 +62,21 @@ const transferIdArb = fc.record({ slotOut: slotArb, checksum: fc.integer({ min: 
 export const messageArb: fc.Arbitrary<M.Message> = fc.oneof(
   ballotArb.map((ballot) => new M.P1a({ ballot })),
   fc.tuple(ballotArb, slotArb).map(([ballot, from]) => new M.P1a({ ballot, from })),
+  fc.tuple(ballotArb, slotArb, slotArb).map(([ballot, from, before]) => new M.P1a({ ballot, from, before })),
   slotArb.map((slotOut) => new M.Progress({ slotOut })),
   fc.tuple(slotArb, historyArb).map(([slotOut, history]) => new M.Progress({ slotOut, history })),
   fc.tuple(slotArb, historyArb).map(([slotOut, history]) => new M.History({ slotOut, history })),
   fc
     .record(
-      { ballot: ballotArb, request: ballotArb, accepted: fc.array(pvalueArb, { maxLength: 3 }), watermark: slotArb },
+      {
+        ballot: ballotArb,
+        request: ballotArb,
+        accepted: fc.array(pvalueArb, { maxLength: 3 }),
+        watermark: slotArb,
+        from: slotArb,
+        before: slotArb,
+        next: slotArb
+      },
       { requiredKeys: ["ballot", "request", "accepted"] }
     )
     .map((m) => new M.P1b(m)),

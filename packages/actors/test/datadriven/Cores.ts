@@ -454,12 +454,23 @@ const tally =
     }
   }
 
-/** The scout's tally: `init ballot= from= acceptors=`, `p1a <acceptor>` (the P1a it would send now). */
+/** The scout's tally: `init ballot= from= before= acceptors=`, `p1a <acceptor>` (the P1a it would send now). */
 export const scout = tally(
   "scout",
   "P1b",
-  (cmd) =>
-    new Scout.ScoutTally(N.parseBallot(cmd.get("ballot")), ids(cmd.get("acceptors", "a1,a2,a3")), cmd.int("from", 1)),
+  (cmd) => {
+    const acceptors = ids(cmd.get("acceptors", "a1,a2,a3"))
+    const before = cmd.has("before") ? cmd.int("before", 1) : undefined
+    return new Scout.ScoutTally(
+      N.parseBallot(cmd.get("ballot")),
+      acceptors,
+      cmd.int("from", 1),
+      false,
+      [acceptors],
+      undefined,
+      before
+    )
+  },
   (t, acceptor, message) => t.p1b(acceptor, message),
   (t, cmd) => (cmd.name === "p1a" ? [N.message(t.p1a(cmd.arg(0, "acceptor")))] : undefined)
 )

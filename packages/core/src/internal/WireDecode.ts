@@ -395,10 +395,13 @@ const message = (m: Obj): Message => {
     case "P1a": {
       const ballot_ = ballot(m, "ballot")
       const from = optionalPositive(m, "from")
-      return trusted(
-        P1a,
-        from === undefined ? { _tag: "P1a", ballot: ballot_ } : { _tag: "P1a", ballot: ballot_, from }
-      )
+      const before = optionalPositive(m, "before")
+      return trusted(P1a, {
+        _tag: "P1a",
+        ballot: ballot_,
+        ...(from === undefined ? undefined : { from }),
+        ...(before === undefined ? undefined : { before })
+      })
     }
     case "P1b": {
       const ballot_ = ballot(m, "ballot")
@@ -406,6 +409,7 @@ const message = (m: Obj): Message => {
       const accepted = pvalues(m, "accepted")
       const watermark = optionalPositive(m, "watermark")
       const from = optionalPositive(m, "from")
+      const before = optionalPositive(m, "before")
       const next = optionalPositive(m, "next")
       return trusted(P1b, {
         _tag: "P1b",
@@ -414,6 +418,7 @@ const message = (m: Obj): Message => {
         accepted,
         ...(watermark === undefined ? undefined : { watermark }),
         ...(from === undefined ? undefined : { from }),
+        ...(before === undefined ? undefined : { before }),
         ...(next === undefined ? undefined : { next })
       })
     }
