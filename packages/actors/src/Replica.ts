@@ -20,7 +20,9 @@
  *   (their GC watermark, see Acceptor.ts), and on start it resumes from the last snapshot.
  * - Below the GC watermark (the active leader's heartbeats say where it is) the decisions
  *   it misses are gone: it copies a snapshot from a peer replica (`StateTransfer`), and
- *   until then it ignores clients, who retry elsewhere.
+ *   until then it ignores clients, who retry elsewhere. Far behind its peers, with more
+ *   log to learn than its state holds, it copies one too (`copyWorth`), still taking
+ *   commands, which it proposes once the copy is in.
  * - At every digest slot (slotOut 1 + k·`snapshotEvery`, where the commands since the last
  *   one reach `snapshotBytes`, and the slot it rests at once idle)
  *   it hashes its state, slotOut and client table off the loop and compares the digest
@@ -197,9 +199,9 @@ export const pendingWindows = 4
 
 /**
  * How many windows behind the highest slot it knows decided a replica must be before it
- * copies a peer's state instead of learning the log (the leaders' `laggingWindows`: a
- * replica that far behind is left out of a new leader's phase 1, which reads its slots
- * again only when it asks for them).
+ * copies a peer's state instead of learning the log (as many as the leaders'
+ * `laggingWindows`, counted from the replica furthest ahead: a replica that far behind is
+ * left out of a new leader's phase 1, which reads its slots again only when it asks).
  */
 export const copyWindows = 4
 
@@ -354,10 +356,11 @@ export class ReplicaCore<S, C, R> {
   private behind = false
   /**
    * A copy of a peer's state it is fetching because it is far behind (not below the
-   * watermark): the ticks since its last chunk. Meanwhile it asks the leaders for no
-   * old slots, which would make them read those slots' values back from the acceptors.
+   * watermark): the ticks since the transfer last took a chunk, and how many it had
+   * taken then. Meanwhile it asks the leaders for no old slot and proposes nothing
+   * (its slots would be decided ones): a leader would read them back from the acceptors.
    */
-  private copy: { idle: number } | undefined
+  private copy: { idle: number; taken: number } | undefined
   /** Ticks until it may try such a copy again, after one that no peer served. */
   private copyBackoff = 0
   /** Ticks since it started, up to `listenTicks`. */
@@ -843,7 +846,7 @@ export class ReplicaCore<S, C, R> {
    * The tick still asks again for whatever stays missing.
    */
   private askAhead(): void {
-    if (this.noRecovery || this.catchingUp || this.copy !== undefined || this.ticks < listenTicks) return
+    if (this.noRecovery || this.catchingUp || this.copy !== undefined || this.listening) return
     if (this.knownMax - this.slotOut < this.config.window) return
     const top = this.slotOut + this.config.window - 1
     const leader = this.leader
@@ -974,7 +977,6 @@ export class ReplicaCore<S, C, R> {
    */
   stateChunk(from: Address.Address, chunk: Message.StateChunk): string | undefined {
     const repair = this.repair
-    if (repair === undefined && this.copy !== undefined) this.copy.idle = 0
     const r = (repair ?? this.sink).chunk(from, chunk, this.asking)
     for (const o of r.send) this.out.send(o.to, o.message)
     if (r.received === undefined) return undefined
@@ -1148,7 +1150,7 @@ export class ReplicaCore<S, C, R> {
       this.digest()
     }
     // (a copy under way brings the slots it would ask for)
-    if (this.noRecovery || copying || this.ticks < listenTicks) return
+    if (this.noRecovery || copying || this.listening) return
     // slots below a read index will be decided: ask for them as for slots known decided
     let wanted = this.knownMax
     for (const waiting of this.readsIndexed) if (waiting.index - 1 > wanted) wanted = waiting.index - 1
@@ -1158,16 +1160,22 @@ export class ReplicaCore<S, C, R> {
     }
   }
 
+  /** Just started, with peers whose digests may make a copy worth more than the log (`listenTicks`). */
+  private get listening(): boolean {
+    return this.ticks < listenTicks && this.vouched
+  }
+
   /**
    * The digest slot of a peer's state worth copying instead of learning the log, if any.
-   * Far behind: a slot known decided lies `copyWindows` windows or more past `slotOut`, a
-   * majority of its peers hold the same digest at a slot ahead (a state a peer serves and
-   * this replica can check), and more bytes of commands lie before that slot than its state
-   * holds. Digest slots come every `digestLimit` bytes of commands (`snapshotRatio` times
-   * the state, at least `snapshotBytes`), the same on every replica, so at least
-   * `digestLimit − bytesSinceDigest` bytes lie between `slotOut` and any digest slot ahead
-   * (a slot an idle peer rested at is the exception: a copy then costs more than it saves,
-   * once). Learnt from the log, each of those bytes is read back from two acceptors by a
+   * Far behind: a slot known decided lies `copyWindows` windows or more past `slotOut`,
+   * peers that are a majority of the configuration's replicas hold the same digest at a
+   * slot ahead (a state they serve), and more bytes of commands lie before that slot than
+   * its state holds. Digest slots come every `digestLimit` bytes of commands
+   * (`snapshotRatio` times the state, at least `snapshotBytes`), the same on every replica,
+   * so at least `digestLimit − bytesSinceDigest` bytes lie between `slotOut` and any digest
+   * slot ahead — except a slot an idle peer rested at, or one of every `snapshotEvery`
+   * slots, and with a machine that does not tell its state's size (counted as 0): a copy
+   * may then cost more than it saves, once. Learnt from the log, each of those bytes is read back from two acceptors by a
    * new leader's phase 1 (which leaves out the slots of a replica this far behind until it
    * asks for them) and sent on once more; copied, the state crosses once. A replica
    * restarted under load with 64 KiB values, 160 one-megabyte slots behind, made the
@@ -1193,16 +1201,21 @@ export class ReplicaCore<S, C, R> {
     if (this.copyBackoff > 0) this.copyBackoff--
     const agreed = this.copyWorth()
     if (agreed === undefined) {
-      this.copy = undefined
+      if (this.copy !== undefined) this.endCopy()
       return false
     }
-    if (this.copy === undefined) {
+    const copy = this.copy
+    if (copy === undefined) {
       if (this.copyBackoff > 0) return false
-      this.copy = { idle: 0 }
+      this.copy = { idle: 0, taken: this.sink.taken }
       this.out.event({ _tag: "Copying", slotOut: this.slotOut, knownMax: this.knownMax, agreed })
-    } else if (++this.copy.idle > copyPatienceTicks) {
-      this.copy = undefined
+    } else if (this.sink.taken > copy.taken) {
+      // only chunks the transfer took count: not late ones of a peer it moved on from
+      copy.taken = this.sink.taken
+      copy.idle = 0
+    } else if (++copy.idle > copyPatienceTicks) {
       this.copyBackoff = copyRetryTicks
+      this.endCopy()
       this.out.event({
         _tag: "TransferFailed",
         reason: `no peer served a copy of the state at slot ${agreed}: learning the log instead`
@@ -1211,6 +1224,13 @@ export class ReplicaCore<S, C, R> {
     }
     for (const o of this.sink.tick(this.slotOut)) this.out.send(o.to, o.message)
     return true
+  }
+
+  /** A copy for being far behind ends without an install: the commands it held back go now. */
+  private endCopy(): void {
+    this.copy = undefined
+    this.sink.stop()
+    this.propose()
   }
 
   /** A snapshot of everything below `slotOut`. */
@@ -1296,6 +1316,9 @@ export class ReplicaCore<S, C, R> {
   propose(): void {
     const { window, batch } = this.config
     this.lingerUntil = undefined
+    // far behind, copying: the slots it would take are decided already, and a leader would
+    // read them back from the acceptors to answer; the commands go once the copy is in
+    if (this.copy !== undefined) return
     // a change takes a slot of its own, before the commands waiting
     while (this.slotIn < this.slotOut + window && this.changes.length > 0) {
       const slot = this.slotIn++

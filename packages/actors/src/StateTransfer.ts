@@ -110,6 +110,7 @@ export type Received =
 export class Sink {
   private readonly peers: Array<Address.Address>
   private next = 0
+  private chunksTaken = 0
   private transfer:
     | {
         readonly peer: Address.Address
@@ -139,6 +140,11 @@ export class Sink {
 
   get active(): boolean {
     return this.transfer !== undefined
+  }
+
+  /** Chunks taken so far, over every transfer: it moves only when a transfer makes progress. */
+  get taken(): number {
+    return this.chunksTaken
   }
 
   /** Stops fetching (caught up by other means). */
@@ -189,6 +195,7 @@ export class Sink {
     if (t.chunks[chunk.index] !== undefined) return { send: [] }
     t.chunks[chunk.index] = chunk.data
     t.received++
+    this.chunksTaken++
     t.idle = 0
     if (t.received === t.chunks.length) {
       this.transfer = undefined

@@ -78,6 +78,9 @@ describe("a replica far behind its peers", () => {
     assert.deepStrictEqual(first.events, ["Copying"])
     assert.strictEqual(first.asks.length, 1, "a state request to one peer")
     assert.deepStrictEqual(first.proposes, [], "no slot asked of the leaders")
+    // a client's command waits for the copy: the slots it would take now are decided
+    r3.request(put("d", 1, "kd", "new"))
+    assert.deepStrictEqual(sent(r3).proposes, [])
     // the request reaches the peer; the chunks come back until the copy is installed
     const peer = net.core(first.asks[0]!.slice("replica/".length))
     peer.stateRequest("replica/r3", new Message.StateRequest({ slotOut: 1, chunks: [] }))
@@ -85,11 +88,16 @@ describe("a replica far behind its peers", () => {
     assert.strictEqual(r3.slotOut, verified, "at the peers' verified state")
     assert.deepStrictEqual(codecs.encodeState(r3.state), codecs.encodeState(r1.verified!.state))
     assert.isTrue(net.events.some(([id, e]) => id === "r3" && e._tag === "Installed"))
+    assert.deepStrictEqual(
+      [...r3.proposals].map(([slot, v]) => [slot, v._tag === "Batch" ? v.commands.map((c) => c.client) : []]),
+      [[verified, ["d"]]],
+      "proposed once the copy is in, from its slot on"
+    )
     // from there it learns the log: the slots after the copy, from the leader
     r3.tick()
     const after = sent(r3)
     assert.deepStrictEqual(after.asks, [])
-    assert.deepStrictEqual(after.proposes, [verified, verified + 1])
+    assert.deepStrictEqual(after.proposes, [verified + 1], "the window after the copy, but the slot its command took")
   })
 
   it("learns the log when fewer commands lie before the peers' state than the state holds", () => {
@@ -147,8 +155,10 @@ describe("a replica far behind its peers", () => {
     r3.heartbeat(heartbeat(40))
     gossip(net)
     const ticks: Array<ReturnType<typeof sent>> = []
-    // its state requests are lost
+    // its state requests are lost; chunks of no transfer it runs keep coming, and count for nothing
+    const stray = new Message.StateChunk({ transfer: { slotOut: 99, checksum: 1 }, index: 0, count: 2, data: "{" })
     for (let i = 0; i < 100; i++) {
+      r3.step({ _tag: "Message", from: "replica/r9", message: stray })
       r3.tick()
       ticks.push(sent(r3))
     }
