@@ -179,8 +179,16 @@ export class Sink {
     readonly received?: Received
     readonly send: Array<{ readonly to: Address.Address; readonly message: Message.StateRequest }>
   } {
-    const t = this.transfer
-    if (t === undefined || t.peer !== from) return { send: [] }
+    let t = this.transfer
+    if (t === undefined) return { send: [] }
+    if (t.peer !== from) {
+      // a peer asked before answers late: while the current one sent nothing, follow it. A
+      // busy peer's first chunk came after the switch to the next peer (five ticks), and a
+      // dead next peer sent nothing, so under load a copy never completed
+      if (t.received > 0 || !this.peers.includes(from)) return { send: [] }
+      t = { peer: from, id: undefined, chunks: [], received: 0, asked: new Set(), idle: 0 }
+      this.transfer = t
+    }
     if (t.id === undefined || t.id.slotOut !== chunk.transfer.slotOut || t.id.checksum !== chunk.transfer.checksum) {
       // the peer serves another encoding than the one begun: a newer one replaces it
       if (t.id !== undefined && chunk.transfer.slotOut <= t.id.slotOut) return { send: [] }

@@ -552,6 +552,44 @@ describe("state transfer", () => {
     assert.deepStrictEqual(peer.drain(), [])
   })
 
+  it("a late peer's chunks are taken while the peer asked since sent none; never once it did", () => {
+    const source = new StateTransfer.Source(30)
+    const state = snapshotOf(3).snapshot()
+    const own = { slotOut: state.slotOut, floor: 1, snapshot: () => state, now: 0 }
+    const sink = new StateTransfer.Sink(["replica/r2", "replica/r3"])
+    const [ask] = sink.tick(1)
+    assert.strictEqual(ask!.to, "replica/r2")
+    // r2 is slow: after five ticks without a chunk the sink asks r3, which is down
+    let asked: Array<string> = []
+    for (let i = 0; i < 6; i++) asked = sink.tick(1).map((o) => o.to)
+    assert.deepStrictEqual(asked, ["replica/r3"])
+    // then r2's answer comes: taken, and the transfer goes on with r2 to the end
+    let result: StateTransfer.Received | undefined
+    let pending = source.serve(ask!.message, own)
+    for (let round = 0; round < 100 && result === undefined; round++) {
+      const next: Array<Message.StateChunk> = []
+      for (const c of pending) {
+        const r = sink.chunk("replica/r2", c, 1)
+        if (r.received !== undefined) result = r.received
+        for (const o of r.send) {
+          assert.strictEqual(o.to, "replica/r2")
+          next.push(...source.serve(o.message, own))
+        }
+      }
+      pending = next
+    }
+    assert.strictEqual(result?._tag, "Snapshot")
+    // once a peer sent a chunk, another's are not mixed in
+    const other = new StateTransfer.Sink(["replica/r2", "replica/r3"])
+    const [first] = other.tick(1)
+    const chunks = source.serve(first!.message, own)
+    other.chunk("replica/r2", chunks[0]!, 1)
+    assert.strictEqual(other.taken, 1)
+    other.chunk("replica/r3", chunks[1]!, 1)
+    other.chunk("replica/r9", chunks[1]!, 1)
+    assert.strictEqual(other.taken, 1, "chunks of r3 (not the peer sending) and r9 (no peer) are not taken")
+  })
+
   it("a damaged transfer is rejected, never installed", () => {
     const source = new StateTransfer.Source(30)
     const state = snapshotOf(3).snapshot()
