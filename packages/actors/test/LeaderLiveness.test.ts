@@ -3,17 +3,7 @@
  * it backs off, when it yields, and when it steps down. Real time with short timeouts.
  */
 import { assert, describe, it } from "@effect/vitest"
-import {
-  Address,
-  Ballot,
-  ClusterConfig,
-  Command,
-  EventLoop,
-  InMemoryBus,
-  Message,
-  Storage,
-  Transport
-} from "@synod/core"
+import { Address, Ballot, ClusterConfig, Command, InMemoryBus, Message, Storage, Transport } from "@synod/core"
 import { Kv } from "@synod/kv"
 import { Effect, Layer, Option, Queue } from "effect"
 import { Leader, Liveness, Replica } from "@synod/actors"
@@ -161,40 +151,6 @@ describe("a leader's liveness", () => {
         "no scout while l2 beats"
       )
     }).pipe(Effect.scoped, Effect.provide(env))
-  )
-})
-
-describe("a role's tick", () => {
-  it.live(
-    "comes after what the event loop reads from the sockets at its time: a passive leader hears the heartbeats that waited there",
-    () =>
-      Effect.gen(function* () {
-        const transport = yield* Transport.Transport
-        const a1 = yield* transport.listen("acceptor/a1")
-        // l2 leads; its heartbeats reach l1 only as the event loop is let in before a tick
-        // (EventLoop.Poll), as beats that waited unread in a busy process's socket would
-        const hb = new Message.Heartbeat({
-          ballot: Ballot.make(3, "l2"),
-          active: true,
-          decided: 0,
-          slot: 0,
-          watermark: 1
-        })
-        const poll = transport.send(
-          "leader/l1",
-          new Message.Envelope({ from: "leader/l2", to: "leader/l1", message: hb })
-        )
-        yield* poll
-        yield* Leader.run("l1", config).pipe(Effect.provideService(EventLoop.Poll, poll))
-        // twenty leader timeouts
-        yield* Effect.sleep(20 * config.timeouts.leaderTimeoutMs)
-        const sent = yield* Queue.clear(a1)
-        assert.deepStrictEqual(
-          sent.filter((e) => e.message._tag === "P1a"),
-          [],
-          "no scout: every tick heard a beat first"
-        )
-      }).pipe(Effect.scoped, Effect.provide(env))
   )
 })
 

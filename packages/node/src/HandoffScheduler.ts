@@ -27,7 +27,7 @@
  *
  * @since 0.3.0
  */
-import { EventLoop, JsonText } from "@synod/core"
+import { JsonText } from "@synod/core"
 import { Effect, Layer, Scheduler } from "effect"
 
 /** Scheduler batches run on microtasks per turn of the event loop, before one waits for `setImmediate`. */
@@ -101,22 +101,13 @@ export const pause = (sliceMs: number): Effect.Effect<void> => {
   return restMs >= 1 ? Effect.sleep(restMs) : nextTurn
 }
 
-/**
- * Runs `effect` (and every fiber it forks) under the hand-off scheduler, background work
- * pausing as `pause` does, and each role's tick coming after a turn of the event loop
- * (`EventLoop.Poll`): what waits in the sockets is read before the tick judges.
- */
+/** Runs `effect` (and every fiber it forks) under the hand-off scheduler, background work pausing as `pause` does. */
 export const provide = <A, E, R>(effect: Effect.Effect<A, E, R>, maxChained?: number): Effect.Effect<A, E, R> =>
   effect.pipe(
     Effect.provideService(Scheduler.Scheduler, make(maxChained)),
-    Effect.provideService(JsonText.Pause, pause),
-    Effect.provideService(EventLoop.Poll, nextTurn)
+    Effect.provideService(JsonText.Pause, pause)
   )
 
-/** The hand-off scheduler as a layer, background work pausing and ticks polling as with `provide`. */
+/** The hand-off scheduler as a layer, background work pausing as `pause` does. */
 export const layer = (maxChained?: number): Layer.Layer<never> =>
-  Layer.mergeAll(
-    Layer.succeed(Scheduler.Scheduler, make(maxChained)),
-    Layer.succeed(JsonText.Pause, pause),
-    Layer.succeed(EventLoop.Poll, nextTurn)
-  )
+  Layer.merge(Layer.succeed(Scheduler.Scheduler, make(maxChained)), Layer.succeed(JsonText.Pause, pause))

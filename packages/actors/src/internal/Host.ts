@@ -21,7 +21,7 @@
  *
  * Internal: not exported from the package.
  */
-import { type Address, EventLoop, HopLog, type Message, Trace, Transport, Trusted } from "@synod/core"
+import { type Address, HopLog, type Message, Trace, Transport, Trusted } from "@synod/core"
 import { Clock, Effect, Fiber, Queue, type Scope, type Tracer } from "effect"
 
 /** An input's name in the hop log: a message's tag, or a local input's. */
@@ -204,7 +204,6 @@ export const run = <Inbound extends Message.Message, In, Rec, Spec, Ev, Job = ne
   Effect.gen(function* () {
     const { core, self } = options
     const clock = yield* Clock.Clock
-    const poll = yield* EventLoop.Poll
     const transport = yield* Transport.Transport
     const mailbox = yield* transport.listen(self)
     const children = new Map<
@@ -548,13 +547,6 @@ export const run = <Inbound extends Message.Message, In, Rec, Spec, Ev, Job = ne
         const now = clock.currentTimeMillisUnsafe()
         if (tick !== undefined && now >= nextTick) {
           nextTick = now + tick.everyMs
-          // what came while the process was busy may wait unread in its sockets (a timer
-          // runs before they are polled): read it, and step it before the tick judges
-          yield* poll
-          for (const input of yield* takeNow) {
-            if (HopLog.enabled()) HopLog.mark(`step ${self} ${hopTag(input)}`)
-            core.step(input)
-          }
           core.step(tick.input)
         } else if (options.wake !== undefined) {
           const wakeAt = core.wakeAt?.()
