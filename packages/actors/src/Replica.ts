@@ -159,7 +159,7 @@ export type Event =
   | { readonly _tag: "Saved"; readonly slotOut: number }
   | { readonly _tag: "Installed"; readonly slotOut: number }
   | { readonly _tag: "CatchingUp"; readonly slotOut: number; readonly watermark: number }
-  /** Far behind its peers, with more commands to learn than its state holds: it copies a peer's state (`Copy`). */
+  /** Far behind its peers, with more commands to learn than its state holds: it copies a peer's state (`copyWorth`). */
   | { readonly _tag: "Copying"; readonly slotOut: number; readonly knownMax: number; readonly agreed: number }
   | { readonly _tag: "TransferFailed"; readonly reason: string }
   /** Its digest disagrees with its peers' at a digest slot: it stops answering clients. */

@@ -163,7 +163,7 @@ export class Sink {
     }
     const peer = this.peers[this.next]!
     this.next = (this.next + 1) % this.peers.length
-    this.transfer = { peer, id: undefined, chunks: [], received: 0, asked: new Set(), idle: 0 }
+    this.transfer = begun(peer)
     return [{ to: peer, message: new Message.StateRequest({ slotOut, chunks: [] }) }]
   }
 
@@ -186,7 +186,7 @@ export class Sink {
       // busy peer's first chunk came after the switch to the next peer (five ticks), and a
       // dead next peer sent nothing, so under load a copy never completed
       if (t.received > 0 || !this.peers.includes(from)) return { send: [] }
-      t = { peer: from, id: undefined, chunks: [], received: 0, asked: new Set(), idle: 0 }
+      t = begun(from)
       this.transfer = t
     }
     if (t.id === undefined || t.id.slotOut !== chunk.transfer.slotOut || t.id.checksum !== chunk.transfer.checksum) {
@@ -221,6 +221,16 @@ export class Sink {
     return new Message.StateRequest({ slotOut, transfer: t.id, chunks: [...t.asked] })
   }
 }
+
+/** A transfer from `peer` that has received nothing yet. */
+const begun = (peer: Address.Address) => ({
+  peer,
+  id: undefined as Message.TransferId | undefined,
+  chunks: [] as Array<string | undefined>,
+  received: 0,
+  asked: new Set<number>(),
+  idle: 0
+})
 
 /** The snapshot the chunks spell, if its checksum matches and it decodes. */
 const verify = (chunks: ReadonlyArray<string>, id: Message.TransferId): Received => {
