@@ -8,14 +8,21 @@
  * order, so not the default successor) N times, then (`--removals N`, 0 by default) replaced
  * N times: a new server with an empty data directory is started and one configuration
  * change swaps it for a follower's server (odd events) or the leader's (even events: the
- * leadership moves first), the old one stopped once retired. Before each fault the cluster must be whole,
- * have an active leader and commit writes, and keep that leader through 2 s of settling.
+ * leadership moves first), the old one stopped once retired. Before each fault the cluster must be whole
+ * (every server running and answering, and every replica caught up: its `slotOut` within
+ * `--lag` slots of the furthest replica's), have an active leader and commit writes, and keep
+ * that leader through 2 s of settling. So each fault is one fault: a server still catching
+ * up from the last one is not yet a replica a majority can count on (`--overlap` injects
+ * the next fault anyway, as before).
  *
  * For each fault it prints the time from the fault to the commit of the first write
  * submitted after it (a write decided before the fault does not count), and at the end
  * p50/p99/max over the events and the longest interval without any commit (a majority is
  * up throughout), against the targets: p99 ≤ 1 s with 3 servers, ≤ 1.5 s with 5, no
- * interval over 2 s. An event without a commit within the cap (30 s) is a failure. After
+ * interval over 2 s. An event without a commit within the cap (30 s) is a failure. It also
+ * prints how long every replica took to catch up after the fault (the restarted server's
+ * replica, mostly), with p50 and max in the summary; replicas not caught up within the cap
+ * end the scenario as failed. After
  * an event slower than 2 s the last lines of every server's log are printed, and the temp
  * directory (data and full logs) is kept.
  *
@@ -25,11 +32,12 @@
  *   pnpm bench failover --servers 3 --kills 0 --stops 0 --pauses 0 --removals 4
  *
  * Flags: --servers N, --kills N, --stops N (3), --pauses N, --transfers N (0), --removals N (0), --clients N (64), --value-bytes N (100),
- * --client-timeout MS (2500), --cap S (30), --settle S (2), --pause-seconds S (3), --keep
- * (keep data and logs).
+ * --client-timeout MS (2500), --cap S (30), --settle S (2), --pause-seconds S (3), --lag N (16,
+ * a window), --overlap, --keep (keep data and logs).
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Effect, Fiber, Option, References } from "effect"
+import type { ServerStatus } from "@synod/cluster/Api"
 import * as Cluster from "./Cluster.ts"
 import { flag, has, now, percentile, print } from "./Cluster.ts"
 
@@ -45,6 +53,8 @@ const clientTimeoutMs = flag("client-timeout", 2500)
 const capMs = flag("cap", 30) * 1000
 const settleMs = flag("settle", 2) * 1000
 const pauseMs = flag("pause-seconds", 3) * 1000
+const lagSlots = flag("lag", 16)
+const overlap = has("overlap")
 const targetMs = (servers: number) => (servers <= 3 ? 1000 : 1500)
 const gapTargetMs = 2000
 
@@ -60,6 +70,8 @@ interface Event {
   /** Longest interval without a commit that ended (or was still open) during the event. */
   readonly gapMs: number
   readonly unknown: number
+  /** Fault to every replica caught up (`caughtUp`); Infinity: not within the cap. */
+  readonly catchUpMs: number
 }
 
 interface Scenario {
@@ -79,7 +91,19 @@ const leaderText = (l: { readonly id: string; readonly ballot: Cluster.Ballot } 
   l === undefined ? "none" : `${l.id} ${Cluster.ballotText(l.ballot)}`
 
 /**
- * Waits until the cluster is ready for a fault: every server runs and answers, a leader
+ * Every server answers and its replica has performed up to `lagSlots` of the furthest one:
+ * no replica is still catching up (learning the log, or copying a peer's state).
+ */
+const caughtUp = (rows: ReadonlyArray<ServerStatus | undefined>): boolean => {
+  const outs = rows.map((r) => r?.replica?.slotOut)
+  if (outs.some((o) => o === undefined)) return false
+  const ahead = Math.max(...(outs as Array<number>))
+  return (outs as Array<number>).every((o) => o >= ahead - lagSlots)
+}
+
+/**
+ * Waits until the cluster is ready for a fault: every server runs and answers (and,
+ * without `--overlap`, its replica caught up), a leader
  * is active and writes commit (one in the last 500 ms), and after `settleMs` the same
  * leader is still active and writes still commit. Answers that leader, or undefined
  * after `capMs`. A leader change while settling is printed (no fault caused it).
@@ -91,7 +115,9 @@ const settled = (cluster: Cluster.Cluster, load: Cluster.Load, onReady: () => vo
     while (now() < deadline) {
       const rows = yield* cluster.statuses()
       const before = Cluster.activeLeader(rows)
-      const whole = cluster.servers.every((s, i) => s.running() && !s.paused() && rows[i] !== undefined)
+      const whole =
+        cluster.servers.every((s, i) => s.running() && !s.paused() && rows[i] !== undefined) &&
+        (overlap || caughtUp(rows))
       if (!whole || before === undefined || !flowing()) {
         yield* Effect.sleep("200 millis")
         continue
@@ -215,21 +241,34 @@ const scenario = (servers: number) =>
         const r = yield* Effect.result(server.restart)
         if (r._tag === "Failure") restartError = r.failure.reason
       }
-      const after = Cluster.activeLeader(yield* cluster.statuses())
+      // every replica caught up again (the restarted one, mostly): polled until the cap
+      let catchUpMs = Number.POSITIVE_INFINITY
+      let rows = yield* cluster.statuses()
+      while (restartError === undefined) {
+        if (cluster.servers.every((s) => s.running() && !s.paused()) && caughtUp(rows)) {
+          catchUpMs = now() - t0
+          break
+        }
+        if (now() - t0 > capMs) break
+        yield* Effect.sleep("100 millis")
+        rows = yield* cluster.statuses()
+      }
+      const after = Cluster.activeLeader(rows)
       const event: Event = {
         kind,
         n: k + 1,
         server: server.id,
         ms,
         gapMs: eventGapMs,
-        unknown: load.unknown() - unknownBefore
+        unknown: load.unknown() - unknownBefore,
+        catchUpMs
       }
       events.push(event)
       print(
         `${kind.padEnd(8)} #${String(event.n).padEnd(2)} leader ${server.id.padEnd(3)} ` +
           `→ next commit ${Number.isFinite(ms) ? `${secs(ms)} s` : `none within ${capMs / 1000} s`}` +
           `   (longest gap ${secs(event.gapMs)} s, ${event.unknown} unknown, ` +
-          `leader now ${leaderText(after)})`
+          `leader now ${leaderText(after)}, replicas caught up ${Number.isFinite(catchUpMs) ? `${secs(catchUpMs)} s` : `not within ${capMs / 1000} s`})`
       )
       // slow or no recovery: what the servers were saying (and keep their full logs)
       if (!(ms <= gapTargetMs)) {
@@ -238,6 +277,11 @@ const scenario = (servers: number) =>
       }
       if (restartError !== undefined) {
         aborted = kind === "transfer" || removing ? restartError : `restart of ${server.id} failed: ${restartError}`
+        break
+      }
+      if (!Number.isFinite(catchUpMs)) {
+        const outs = rows.map((r, i) => `${cluster.servers[i]?.id} ${r?.replica?.slotOut ?? "?"}`).join(", ")
+        aborted = `replicas not caught up within ${capMs / 1000} s of event ${k + 1} (slotOut: ${outs})`
         break
       }
     }
@@ -343,11 +387,17 @@ const row = (label: string, events: ReadonlyArray<Event>, extra: string) => {
   )
 }
 
+/** p50 / max of the events' catch-up times. */
+const catchUp = (events: ReadonlyArray<Event>): string => {
+  const ms = events.map((e) => e.catchUpMs).sort((a, b) => a - b)
+  return `${secs(percentile(ms, 50))} / ${secs(ms.at(-1) ?? Number.NaN)}`
+}
+
 const summary = (scenarios: ReadonlyArray<Scenario>) => {
   print(`\nsummary (seconds from the fault to the next committed write)`)
   print(
     `${"scenario".padEnd(17)} ${"events".padStart(6)} ${"recovered".padStart(9)} ${"p50".padStart(6)} ${"p99".padStart(6)} ${"max".padStart(6)}` +
-      `  ${"max gap".padStart(7)} ${"unknown".padStart(7)}  result`
+      `  ${"max gap".padStart(7)} ${"unknown".padStart(7)}  ${"caught up p50/max".padStart(17)}  result`
   )
   let pass = true
   for (const s of scenarios) {
@@ -356,7 +406,13 @@ const summary = (scenarios: ReadonlyArray<Scenario>) => {
       if (evs.length > 0) {
         const gap = Math.max(...evs.map((e) => e.gapMs))
         const unknown = evs.reduce((n, e) => n + e.unknown, 0)
-        print(row(`${s.servers} servers ${kind}`, evs, `  ${secs(gap).padStart(7)} ${String(unknown).padStart(7)}`))
+        print(
+          row(
+            `${s.servers} servers ${kind}`,
+            evs,
+            `  ${secs(gap).padStart(7)} ${String(unknown).padStart(7)}  ${catchUp(evs).padStart(17)}`
+          )
+        )
       }
     }
     const ms = s.events.map((e) => e.ms).sort((a, b) => a - b)
@@ -365,6 +421,7 @@ const summary = (scenarios: ReadonlyArray<Scenario>) => {
     const reasons: Array<string> = []
     if (s.aborted !== undefined || s.events.length < planned) reasons.push(`${s.events.length}/${planned} events run`)
     if (ms.some((m) => !Number.isFinite(m))) reasons.push("no recovery")
+    if (s.events.some((e) => !Number.isFinite(e.catchUpMs))) reasons.push("replicas not caught up")
     if (!(p99 <= targetMs(s.servers))) reasons.push(`p99 > ${targetMs(s.servers) / 1000} s`)
     if (s.gapMs > gapTargetMs) reasons.push(`gap > ${gapTargetMs / 1000} s`)
     pass &&= reasons.length === 0
@@ -376,7 +433,7 @@ const summary = (scenarios: ReadonlyArray<Scenario>) => {
       row(
         `${s.servers} servers all`,
         s.events,
-        `  ${secs(s.gapMs).padStart(7)} ${String(s.unknown).padStart(7)}  ${verdict}`
+        `  ${secs(s.gapMs).padStart(7)} ${String(s.unknown).padStart(7)}  ${catchUp(s.events).padStart(17)}  ${verdict}`
       )
     )
   }
