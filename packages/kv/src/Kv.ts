@@ -26,8 +26,9 @@
  * that completed before the read arrived (docs/protocol.md#reads); sent as commands they
  * go through the log like writes, at the cost of one slot each.
  *
- * The state is a persistent `SortedMap` (a B+ tree sorted by key: a page of a prefix found
- * in O(log keys + results)), so `apply` returns a new state without copying the old one.
+ * The state is a persistent `SortedMap` (the values in a hash map with the older versions
+ * kept as differences, the keys in a B+ tree: a page of a prefix found in O(log keys +
+ * results)), so `apply` returns a new state without copying the old one.
  *
  * @since 0.1.0
  */

@@ -1,27 +1,37 @@
 /**
  * A persistent map of string keys in key order: the store's entries and the leases' keys.
  *
- * A B+ tree (`sorted-btree`) used only through its copy-on-write operations: `set` and
- * `remove` return a new map that shares every node off the changed path with the old
- * one, and never change a map already made. So a replica can keep an older state (the
- * last verified one, or one a snapshot is still being encoded from) while it applies
- * commands to a newer one.
+ * Persistent: `set` and `remove` return a new map and never change a map already made, so
+ * a replica can keep an older state (the last verified one, or one a snapshot is still
+ * being encoded from) while it applies commands to a newer one. A *draft* (`edit`) is the
+ * exception, for a batch of writes of which only the last map is kept: its `swap`, `set`
+ * and `remove` change it in place and return it, and `freeze` ends the draft.
  *
- * A *draft* (`edit`) is the exception, for a batch of writes of which only the last map is
- * kept: its `swap`, `set` and `remove` change it in place and return it. A persistent
- * write copies the path from the root to its leaf, about 4 nodes of 32 slots at 100,000
- * keys; a draft copies a node only the first time the batch changes it (nodes it shares
- * with the map it was made from are copied before they change, as `sorted-btree` does for
- * a clone), and `freeze` ends the draft.
+ * Two parts, so that a write to a key already there, most writes, costs a few hash-map
+ * operations and no walk down a tree:
  *
- * It replaced effect's `Trie` (a ternary search tree, one node per character) for memory:
- * a key with a 100-byte value takes about 230 against 1,170 bytes (random 16-character
- * keys). Alone a write also took a third of the time (2.7 against 8.3 µs at 100,000 keys),
- * but in a cluster the two were even: a lookup compares about log2(size) whole keys spread
- * over the heap, where the `Trie` walked a path of characters most keys share.
+ * - **The values** of every version of one map's history live in one JavaScript `Map`, the
+ *   newest version's (the *head*), and each other version holds how it differs from the
+ *   next one towards the head: the old value of each key written after it (persistent
+ *   arrays by rerooting, Baker; Conchon and Filliâtre). Reading a version walks to the
+ *   head, and the first time it is read after the head moved on, its differences are
+ *   merged into one, so it walks one step. Writing to a version that is not the head
+ *   first makes it the head, by undoing the differences on the way into the `Map` and
+ *   reversing them, when it is a few versions away (a branch given up); farther (another
+ *   branch of the history moved on: three replicas in one process start from the same
+ *   empty state), its entries are copied into a `Map` of their own.
+ * - **The keys**, in order, in a B+ tree (`sorted-btree`) used through its copy-on-write
+ *   operations, only written when a key comes or goes: an ordered page (a prefix, a
+ *   snapshot) walks it and reads each value.
+ *
+ * (With the values in the B+ tree too, every write walked down it comparing about
+ * log2(size) whole keys spread over the heap: at 100,000 keys, 16% of a follower's CPU
+ * under the yardstick's 256 writers, and a quarter of a process's running the three
+ * servers in memory. The tree itself had replaced effect's `Trie`, for memory.)
  *
  * Keys are ordered as `<` orders strings (by UTF-16 code units), as the `Trie` iterated
- * them: snapshots and backups list entries in the same order as before.
+ * them: snapshots and backups list entries in the same order as before. Values are never
+ * `undefined`.
  *
  * @since 0.2.0
  */
@@ -37,98 +47,275 @@ const compare = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0)
 /** Children (or entries) per node: copying a path costs about this many slots per level. */
 const nodeSize = 32
 
+/** A version's mark for a key it does not hold. */
+const absent: unique symbol = Symbol("SortedMap.absent")
+type Old<V> = V | typeof absent
+
+/** The values of one map's versions: `map` holds the head's. */
+interface Store<V> {
+  readonly map: Map<string, V>
+  head: Version<V>
+}
+
+/**
+ * One version's values: the store's `map` when it is the head, else those of `next` but
+ * where `diff` holds an old one (or `absent`).
+ */
+class Version<V> {
+  next: Version<V> | undefined = undefined
+  diff: Map<string, Old<V>> | undefined = undefined
+  /**
+   * An open draft's version, written in place: the one version whose `next` it is, which
+   * keeps the old values of what the draft writes. Unset once frozen.
+   */
+  pred: Version<V> | undefined = undefined
+  readonly store: Store<V>
+  constructor(store: Store<V>) {
+    this.store = store
+  }
+}
+
+const newStore = <V>(map: Map<string, V>): Version<V> => {
+  const store = { map } as { map: Map<string, V>; head: Version<V> }
+  store.head = new Version(store)
+  return store.head
+}
+
+/**
+ * Makes `v` the head: walks from it to the head, then from there back undoes each
+ * version's differences in the `Map` and gives the version it left the inverse ones.
+ */
+const reroot = <V>(v: Version<V>): void => {
+  const store = v.store
+  if (store.head === v) return
+  const path: Array<Version<V>> = []
+  for (let u = v; u !== store.head; u = u.next!) path.push(u)
+  const map = store.map
+  for (let i = path.length - 1; i >= 0; i--) {
+    const u = path[i]!
+    const inverse = new Map<string, Old<V>>()
+    for (const [key, old] of u.diff!) {
+      const now = map.get(key)
+      inverse.set(key, now === undefined ? absent : now)
+      if (old === absent) map.delete(key)
+      else map.set(key, old)
+    }
+    const head = store.head
+    head.next = u
+    head.diff = inverse
+    u.next = undefined
+    u.diff = undefined
+    store.head = u
+  }
+}
+
+/**
+ * Merges the differences between `v` and the head into `v`'s own, so that it reads in one
+ * step; up to an open draft's predecessor only, which alone may point at the draft (the
+ * draft's writes in place keep their old values there, and nowhere else).
+ */
+const compress = <V>(v: Version<V>): void => {
+  const head = v.store.head
+  const to = head.pred ?? head
+  if (v === to || v.next === to) return
+  const diff = v.diff!
+  let u = v.next!
+  while (u !== to) {
+    for (const [key, old] of u.diff!) if (!diff.has(key)) diff.set(key, old)
+    u = u.next!
+  }
+  v.next = to
+}
+
+const lookup = <V>(v: Version<V>, key: string): V | undefined => {
+  const store = v.store
+  let u = v
+  if (u !== store.head) {
+    if (u.pred === undefined) compress(u)
+    while (u !== store.head) {
+      const old = u.diff!.get(key)
+      if (old !== undefined) return old === absent ? undefined : old
+      u = u.next!
+    }
+  }
+  return store.map.get(key)
+}
+
+/**
+ * Most versions between one written to and its store's head for the write to reroot the
+ * store there; farther, the version's entries are copied into a store of their own. Two
+ * branches of one history (three replicas in one process, each applying its own commands
+ * from the same initial state) would otherwise reroot back and forth along everything
+ * either wrote since they parted.
+ */
+const maxRerootSteps = 16
+
+/** Is the head at most `maxRerootSteps` versions from `v`? */
+const near = <V>(v: Version<V>): boolean => {
+  let u = v
+  for (let steps = 0; steps <= maxRerootSteps; steps++) {
+    if (u === u.store.head) return true
+    u = u.next!
+  }
+  return false
+}
+
+/** A store of its own holding `v`'s entries (the keys `keys` lists): its head. */
+const copied = <V>(v: Version<V>, keys: Iterable<string>): Version<V> => {
+  const map = new Map<string, V>()
+  for (const key of keys) map.set(key, lookup(v, key)!)
+  return newStore(map)
+}
+
+/** A new head after `v` (made the head first), with `key` set to `value` (`absent`: removed). */
+const written = <V>(v: Version<V>, key: string, value: Old<V>): Version<V> => {
+  reroot(v)
+  const map = v.store.map
+  const now = map.get(key)
+  const next = new Version(v.store)
+  v.next = next
+  v.diff = new Map([[key, now === undefined ? absent : now]])
+  if (value === absent) map.delete(key)
+  else map.set(key, value)
+  v.store.head = next
+  return next
+}
+
+/** An open draft's version after `v` (made the head first): its writes change it in place. */
+const opened = <V>(v: Version<V>): Version<V> => {
+  reroot(v)
+  const draft = new Version(v.store)
+  draft.pred = v
+  v.next = draft
+  v.diff = new Map()
+  v.store.head = draft
+  return draft
+}
+
+/** Writes `key` in the open draft `d`: its old value kept for the version before it. */
+const writeInPlace = <V>(d: Version<V>, key: string, value: Old<V>, now: V | undefined): void => {
+  reroot(d)
+  const diff = d.pred!.diff!
+  if (!diff.has(key)) diff.set(key, now === undefined ? absent : now)
+  if (value === absent) d.store.map.delete(key)
+  else d.store.map.set(key, value)
+}
+
 export class SortedMap<V> implements Iterable<[string, V]> {
-  private readonly tree: BTree<V>
+  /** The keys in order; a draft's changes in place. */
+  private keyTree: BTree<undefined>
+  private version: Version<V>
   /** A draft: its writes change it in place (see the module's header). */
   private readonly draft: boolean
-  private constructor(tree: BTree<V>, draft = false) {
-    this.tree = tree
+  private constructor(keyTree: BTree<undefined>, version: Version<V>, draft = false) {
+    this.keyTree = keyTree
+    this.version = version
     this.draft = draft
   }
 
   static empty<V>(): SortedMap<V> {
-    return new SortedMap(new BTree<string, V>(undefined, compare, nodeSize))
+    return new SortedMap(new BTree<string, undefined>(undefined, compare, nodeSize), newStore(new Map()))
   }
 
   /** The map of `entries` (in any order; a later duplicate key wins). */
   static from<V>(entries: Iterable<readonly [string, V]>): SortedMap<V> {
-    const tree = new BTree<string, V>(undefined, compare, nodeSize)
-    for (const [key, value] of entries) tree.set(key, value)
-    return new SortedMap(tree)
+    const map = new Map<string, V>()
+    for (const [key, value] of entries) map.set(key, value)
+    const keyTree = new BTree<string, undefined>(undefined, compare, nodeSize)
+    for (const key of map.keys()) keyTree.set(key, undefined)
+    return new SortedMap(keyTree, newStore(map))
   }
 
   /**
    * A draft of this map: the same entries, and writes that change the draft in place and
-   * return it. This map never changes: the draft shares its nodes and copies each before
-   * changing it. Keep only the draft's last result, and `freeze` it.
+   * return it. This map never changes. Keep only the draft's last result, and `freeze` it.
    */
   edit(): SortedMap<V> {
-    return new SortedMap(this.tree.clone(), true)
+    const from = this.draft ? this.freeze() : this
+    // its first write opens a version of its own (`writable`)
+    return new SortedMap(from.keyTree.clone(), from.version, true)
   }
 
   /**
    * A map no write changes any more: a draft's entries as they are now (a later write to
-   * the draft copies what it changes first), or this map itself when it is no draft.
+   * the draft goes to a version of its own first), or this map itself when it is no draft.
    */
   freeze(): SortedMap<V> {
-    return this.draft ? new SortedMap(this.tree.clone()) : this
+    if (!this.draft) return this
+    // closed: the draft's next write opens a version after this one
+    this.version.pred = undefined
+    return new SortedMap(this.keyTree.clone(), this.version)
+  }
+
+  /** This map's version to write after: its own, or a copy in a store of its own when far from its head. */
+  private base(): Version<V> {
+    const v = this.version
+    return near(v) ? v : copied(v, this.keyTree.keys())
+  }
+
+  /** A draft's version, open for writes in place: its own, once it wrote since it was made or frozen. */
+  private writable(): Version<V> {
+    const v = this.version
+    if (v.pred === undefined) this.version = opened(this.base())
+    // another branch of its store moved far on: the draft goes on in a copy
+    else if (!near(v)) this.version = opened(copied(v, this.keyTree.keys()))
+    return this.version
   }
 
   get size(): number {
-    return this.tree.size
+    return this.keyTree.size
   }
 
   get(key: string): V | undefined {
-    return this.tree.get(key)
+    return lookup(this.version, key)
   }
 
   has(key: string): boolean {
-    return this.tree.has(key)
+    return lookup(this.version, key) !== undefined
   }
 
   /** This map with `key` set to `value`. */
   set(key: string, value: V): SortedMap<V> {
-    if (this.draft) {
-      this.tree.set(key, value, true)
-      return this
-    }
-    return new SortedMap(this.tree.with(key, value, true) as BTree<V>)
+    return this.swap(key, value)[0]
   }
 
   /**
    * This map with `key` set to `value`, and the value that was there (`undefined`: none).
-   * One descent when `key` is there, as for most writes, where `get` then `set` take two,
-   * each comparing its way down through about log2(size) keys spread over the heap.
+   * A key already there changes the values' `Map` only, not the tree of keys.
    */
   swap(key: string, value: V): readonly [SortedMap<V>, V | undefined] {
-    const tree = this.draft ? this.tree : this.tree.clone()
-    let found = false
-    let old: V | undefined
-    tree.editRange(key, key, true, (_key, was) => {
-      found = true
-      old = was
-      return { value }
-    })
-    if (!found) tree.set(key, value)
-    return [this.draft ? this : new SortedMap(tree), old]
+    if (this.draft) {
+      const d = this.writable()
+      const old = d === d.store.head ? d.store.map.get(key) : lookup(d, key)
+      writeInPlace(d, key, value, old)
+      if (old === undefined) this.keyTree.set(key, undefined)
+      return [this, old]
+    }
+    const old = lookup(this.version, key)
+    const keyTree = old === undefined ? (this.keyTree.with(key) as BTree<undefined>) : this.keyTree
+    return [new SortedMap(keyTree, written(this.base(), key, value)), old]
   }
 
   /** This map without `key` (this map itself when it has no `key`). */
   remove(key: string): SortedMap<V> {
+    const old = lookup(this.version, key)
+    if (old === undefined) return this
     if (this.draft) {
-      this.tree.delete(key)
+      writeInPlace(this.writable(), key, absent, old)
+      this.keyTree.delete(key)
       return this
     }
-    return this.tree.has(key) ? new SortedMap(this.tree.without(key)) : this
+    return new SortedMap(this.keyTree.without(key), written<V>(this.base(), key, absent))
   }
 
   /** The entries in key order, from the first key at or above `from` when given. */
-  entries(from?: string): IterableIterator<[string, V]> {
-    return this.tree.entries(from)
+  *entries(from?: string): IterableIterator<[string, V]> {
+    const version = this.version
+    for (const key of this.keyTree.keys(from)) yield [key, lookup(version, key)!]
   }
 
   keys(): IterableIterator<string> {
-    return this.tree.keys()
+    return this.keyTree.keys()
   }
 
   /**
@@ -137,7 +324,7 @@ export class SortedMap<V> implements Iterable<[string, V]> {
    */
   *entriesWithPrefix(prefix: string, after?: string): Generator<[string, V], void, void> {
     const from = after !== undefined && after >= prefix ? after : prefix
-    for (const entry of this.tree.entries(from)) {
+    for (const entry of this.entries(from)) {
       if (!entry[0].startsWith(prefix)) return
       if (after !== undefined && entry[0] <= after) continue
       yield entry
@@ -145,6 +332,6 @@ export class SortedMap<V> implements Iterable<[string, V]> {
   }
 
   [Symbol.iterator](): IterableIterator<[string, V]> {
-    return this.tree.entries()
+    return this.entries()
   }
 }

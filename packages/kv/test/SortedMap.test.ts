@@ -109,6 +109,90 @@ describe("SortedMap", () => {
     )
   })
 
+  it("every version holds what its model holds, whatever version each write or draft starts from", () => {
+    // versions branch (a write to an older version, a draft of one) and drafts interleave:
+    // the values' versions are rerooted back and forth, and read while others move on
+    type Step =
+      | { readonly write: number; readonly op: Op }
+      | { readonly edit: number }
+      | { readonly draftWrite: number; readonly op: Op }
+      | { readonly freeze: number }
+      | { readonly read: number; readonly key: string }
+      | { readonly readAll: true }
+    const step: fc.Arbitrary<Step> = fc.oneof(
+      { arbitrary: fc.constant({ readAll: true as const }), weight: 1 },
+      { arbitrary: fc.record({ write: fc.nat(), op }), weight: 4 },
+      { arbitrary: fc.record({ edit: fc.nat() }), weight: 1 },
+      { arbitrary: fc.record({ draftWrite: fc.nat(), op }), weight: 6 },
+      { arbitrary: fc.record({ freeze: fc.nat() }), weight: 2 },
+      { arbitrary: fc.record({ read: fc.nat(), key }), weight: 3 }
+    )
+    const applyOp = (map: SortedMap<number>, model: Map<string, number>, o: Op): SortedMap<number> => {
+      if ("set" in o) {
+        model.set(o.set, o.value)
+        return map.set(o.set, o.value)
+      }
+      if ("swap" in o) {
+        const [next, old] = map.swap(o.swap, o.value)
+        assert.strictEqual(old, model.get(o.swap), `swap ${JSON.stringify(o.swap)}: the value it replaced`)
+        model.set(o.swap, o.value)
+        return next
+      }
+      model.delete(o.remove)
+      return map.remove(o.remove)
+    }
+    fc.assert(
+      fc.property(fc.array(step, { maxLength: 300 }), (steps) => {
+        const versions: Array<{ map: SortedMap<number>; model: Map<string, number> }> = [
+          { map: SortedMap.empty(), model: new Map() }
+        ]
+        const drafts: Array<{ map: SortedMap<number>; model: Map<string, number> }> = []
+        // every key the steps name, present or not: a version must not see another's
+        const keys = new Set<string>()
+        for (const st of steps) {
+          if ("key" in st) keys.add(st.key)
+          if ("op" in st) keys.add("set" in st.op ? st.op.set : "swap" in st.op ? st.op.swap : st.op.remove)
+        }
+        const check = (v: { map: SortedMap<number>; model: Map<string, number> }, what: string) => {
+          assert.deepStrictEqual([...v.map], sortedEntries(v.model), what)
+          assert.strictEqual(v.map.size, v.model.size, what)
+          for (const k of keys) assert.strictEqual(v.map.get(k), v.model.get(k), `${what}: get ${JSON.stringify(k)}`)
+        }
+        for (const st of steps) {
+          if ("write" in st) {
+            const v = versions[st.write % versions.length]!
+            const model = new Map(v.model)
+            versions.push({ map: applyOp(v.map, model, st.op), model })
+          } else if ("edit" in st) {
+            const v = versions[st.edit % versions.length]!
+            drafts.push({ map: v.map.edit(), model: new Map(v.model) })
+          } else if ("draftWrite" in st) {
+            const d = drafts[st.draftWrite % Math.max(1, drafts.length)]
+            if (d === undefined) continue
+            assert.strictEqual(applyOp(d.map, d.model, st.op), d.map, "a draft's write changes it in place")
+          } else if ("freeze" in st) {
+            const d = drafts[st.freeze % Math.max(1, drafts.length)]
+            if (d === undefined) continue
+            versions.push({ map: d.map.freeze(), model: new Map(d.model) })
+          } else if ("readAll" in st) {
+            for (const [i, v] of versions.entries()) check(v, `version ${i}`)
+          } else {
+            const all = [...versions, ...drafts]
+            const v = all[st.read % all.length]!
+            assert.strictEqual(v.map.get(st.key), v.model.get(st.key), `get ${JSON.stringify(st.key)}`)
+            assert.strictEqual(v.map.has(st.key), v.model.has(st.key), `has ${JSON.stringify(st.key)}`)
+          }
+        }
+        for (const [i, v] of versions.entries()) check(v, `version ${i}`)
+        for (const [i, d] of drafts.entries()) check(d, `draft ${i}`)
+        // and again, in the other order: reading moves nothing a version holds
+        for (let i = drafts.length - 1; i >= 0; i--) check(drafts[i]!, `draft ${i}, again`)
+        for (let i = versions.length - 1; i >= 0; i--) check(versions[i]!, `version ${i}, again`)
+      }),
+      { numRuns: 300 }
+    )
+  })
+
   it("pages a prefix from after a key as a filter of the whole would", () => {
     fc.assert(
       fc.property(
