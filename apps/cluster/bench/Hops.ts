@@ -32,46 +32,46 @@ interface Milestone {
 
 /** A write's critical path (`Put`). */
 const write: ReadonlyArray<Milestone> = [
-  { step: "client: submit → request sent", match: /^send replica\/\S+ Request$/, client: true },
+  { step: "client: submit → request sent", match: /^send replica\/\S+ Request( \d+)?$/, client: true },
   { step: "NATS: request → replica's process", match: /^recv replica\/\S+ Request$/ },
   { step: "replica → leader (in process)", match: /^step leader\/\S+ Propose$/ },
-  { step: "leader: P2a sent", match: /^send acceptor\/\S+ P2a$/ },
+  { step: "leader: P2a sent", match: /^send acceptor\/\S+ P2a( \d+)?$/ },
   { step: "NATS: P2a → an acceptor's process", match: /^recv acceptor\/\S+ P2a$/ },
   { step: "acceptor: write + fsync", match: /^persist- acceptor\// },
-  { step: "acceptor: P2b sent", match: /^send leader\/\S+ P2b$/ },
+  { step: "acceptor: P2b sent", match: /^send leader\/\S+ P2b( \d+)?$/ },
   { step: "NATS: P2b → leader's process", match: /^recv leader\/\S+ P2b$/ },
   { step: "a majority of P2bs, decision → replica", match: /^step replica\/\S+ (Decision|Chosen)$/ },
-  { step: "replica: perform, answer sent", match: /^send client\/\S+ Response$/ },
+  { step: "replica: perform, answer sent", match: /^send client\/\S+ Response( \d+)?$/ },
   { step: "NATS: answer → client's process", match: /^recv client\/\S+ Response$/, client: true },
   { step: "client: answer → caller", match: /^C done$/, client: true }
 ]
 
 /** A linearizable read's critical path under the leader's read lease (`Get`, no round trip to the acceptors). */
 const leasedRead: ReadonlyArray<Milestone> = [
-  { step: "client: read → request sent", match: /^send replica\/\S+ Read$/, client: true },
+  { step: "client: read → request sent", match: /^send replica\/\S+ Read( \d+)?$/, client: true },
   { step: "NATS: request → replica's process", match: /^recv replica\/\S+ Read$/ },
   { step: "replica → leader (in process)", match: /^step leader\/\S+ ReadIndex$/ },
   {
     step: "leader: read index → replica",
     match: /^step replica\/\S+ ReadIndexReply$/,
-    unless: /^send acceptor\/\S+ Confirm$/
+    unless: /^send acceptor\/\S+ Confirm( \d+)?$/
   },
-  { step: "replica: query, answer sent", match: /^send client\/\S+ ReadResponse$/ },
+  { step: "replica: query, answer sent", match: /^send client\/\S+ ReadResponse( \d+)?$/ },
   { step: "NATS: answer → client's process", match: /^recv client\/\S+ ReadResponse$/, client: true },
   { step: "client: answer → caller", match: /^C done$/, client: true }
 ]
 
 /** A linearizable read's critical path with a confirmation round (`Get` by read index, no lease held). */
 const read: ReadonlyArray<Milestone> = [
-  { step: "client: read → request sent", match: /^send replica\/\S+ Read$/, client: true },
+  { step: "client: read → request sent", match: /^send replica\/\S+ Read( \d+)?$/, client: true },
   { step: "NATS: request → replica's process", match: /^recv replica\/\S+ Read$/ },
   { step: "replica → leader (in process)", match: /^step leader\/\S+ ReadIndex$/ },
-  { step: "leader: Confirm sent", match: /^send acceptor\/\S+ Confirm$/ },
+  { step: "leader: Confirm sent", match: /^send acceptor\/\S+ Confirm( \d+)?$/ },
   { step: "NATS: Confirm → an acceptor's process", match: /^recv acceptor\/\S+ Confirm$/ },
-  { step: "acceptor: Confirmed sent", match: /^send leader\/\S+ Confirmed$/ },
+  { step: "acceptor: Confirmed sent", match: /^send leader\/\S+ Confirmed( \d+)?$/ },
   { step: "NATS: Confirmed → leader's process", match: /^recv leader\/\S+ Confirmed$/ },
   { step: "read index → replica (in process)", match: /^step replica\/\S+ ReadIndexReply$/ },
-  { step: "replica: query, answer sent", match: /^send client\/\S+ ReadResponse$/ },
+  { step: "replica: query, answer sent", match: /^send client\/\S+ ReadResponse( \d+)?$/ },
   { step: "NATS: answer → client's process", match: /^recv client\/\S+ ReadResponse$/, client: true },
   { step: "client: answer → caller", match: /^C done$/, client: true }
 ]
@@ -129,9 +129,9 @@ const steps = (events: ReadonlyArray<Event>, client: string, path: ReadonlyArray
 export const print = (dir: string, client: string, out: (line: string) => void): void => {
   const events = load(dir)
   for (const [name, path, request] of [
-    ["write", write, /Request$/],
-    ["read under the lease", leasedRead, /Read$/],
-    ["read with a confirmation round", read, /Read$/]
+    ["write", write, /Request( \d+)?$/],
+    ["read under the lease", leasedRead, /Read( \d+)?$/],
+    ["read with a confirmation round", read, /Read( \d+)?$/]
   ] as const) {
     const rows = steps(events, client, path, request)
     if (rows.length === 0) {
