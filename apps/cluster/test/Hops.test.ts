@@ -42,12 +42,13 @@ describe("the hop log", () => {
 
   it("follows each command through the processes and prints each step's median", () => {
     const dir = fresh()
-    // two writes through a client (pid 1), the leader's server (2) and another acceptor (3);
+    // two writes through a client (pid 1), the leader's server (2) and another acceptor (3),
+    // each `send` line ending with its bytes as HopLog writes it;
     // noise from other commands and roles in between must not be matched
     const write = (t: number, fsync: number) => ({
       client: [
         at(t, "C start"),
-        at(t + 0.1, "send replica/s2 Request"),
+        at(t + 0.1, "send replica/s2 Request 100"),
         at(t + 3 + fsync, "recv client/b.0 Response"),
         at(t + 3.1 + fsync, "C done")
       ],
@@ -55,16 +56,16 @@ describe("the hop log", () => {
         at(t + 0.3, "recv replica/s2 Request"),
         at(t + 0.35, "step replica/s2 Heartbeat"),
         at(t + 0.4, "step leader/s2 Propose"),
-        at(t + 0.5, "send acceptor/s3 P2a"),
+        at(t + 0.5, "send acceptor/s3 P2a 100"),
         at(t + 1.4 + fsync, "recv leader/s2 P2b"),
         at(t + 1.6 + fsync, "step replica/s2 Decision"),
-        at(t + 2.0 + fsync, "send client/b.0 Response")
+        at(t + 2.0 + fsync, "send client/b.0 Response 100")
       ],
       acceptor: [
         at(t + 0.7, "recv acceptor/s3 P2a"),
         at(t + 0.8, "persist+ acceptor/s3 1"),
         at(t + 0.8 + fsync, "persist- acceptor/s3"),
-        at(t + 0.9 + fsync, "send leader/s2 P2b")
+        at(t + 0.9 + fsync, "send leader/s2 P2b 100")
       ]
     })
     // then two reads: one the leader answers under its read lease, one after a
@@ -72,18 +73,18 @@ describe("the hop log", () => {
     const read = (t: number, round: boolean) => ({
       client: [
         at(t, "C start"),
-        at(t + 0.1, "send replica/s2 Read"),
+        at(t + 0.1, "send replica/s2 Read 100"),
         at(t + 1.2, "recv client/b.0 ReadResponse"),
         at(t + 1.3, "C done")
       ],
       leader: [
         at(t + 0.3, "recv replica/s2 Read"),
         at(t + 0.35, "step leader/s2 ReadIndex"),
-        ...(round ? [at(t + 0.4, "send acceptor/s3 Confirm"), at(t + 0.8, "recv leader/s2 Confirmed")] : []),
+        ...(round ? [at(t + 0.4, "send acceptor/s3 Confirm 100"), at(t + 0.8, "recv leader/s2 Confirmed")] : []),
         at(t + 0.9, "step replica/s2 ReadIndexReply"),
-        at(t + 0.95, "send client/b.0 ReadResponse")
+        at(t + 0.95, "send client/b.0 ReadResponse 100")
       ],
-      acceptor: round ? [at(t + 0.6, "recv acceptor/s3 Confirm"), at(t + 0.65, "send leader/s2 Confirmed")] : []
+      acceptor: round ? [at(t + 0.6, "recv acceptor/s3 Confirm"), at(t + 0.65, "send leader/s2 Confirmed 100")] : []
     })
     const a = write(1000, 1)
     const b = write(1010, 3)
