@@ -193,6 +193,37 @@ describe("SortedMap", () => {
     )
   })
 
+  it("a version held while thousands of writes go on keeps what it held, as do those written meanwhile", () => {
+    // past as many writes as it holds keys (at least 1,024), a store's next version goes
+    // to a copy: the versions held must read the same across the copies
+    let map = SortedMap.from([["a", -1]])
+    const held: Array<{ map: SortedMap<number>; model: Map<string, number> }> = []
+    const model = new Map<string, number>([["a", -1]])
+    for (let batch = 0; batch < 120; batch++) {
+      const draft = map.edit()
+      for (let i = 0; i < 40; i++) {
+        const key = `k${(batch * 7 + i * 13) % 97}`
+        if (i % 11 === 10) {
+          draft.remove(key)
+          model.delete(key)
+        } else {
+          draft.set(key, batch * 100 + i)
+          model.set(key, batch * 100 + i)
+        }
+      }
+      map = draft.freeze()
+      if (batch % 9 === 0) held.push({ map, model: new Map(model) })
+      // and persistent writes, from the head and from a version held
+      if (batch % 13 === 0)
+        held.push({ map: held[0]!.map.set("b", batch), model: new Map(held[0]!.model).set("b", batch) })
+    }
+    assert.deepStrictEqual([...map], sortedEntries(model))
+    for (const [i, h] of held.entries()) {
+      assert.deepStrictEqual([...h.map], sortedEntries(h.model), `held ${i}`)
+      assert.strictEqual(h.map.get("a"), h.model.get("a"), `held ${i}: get`)
+    }
+  })
+
   it("pages a prefix from after a key as a filter of the whole would", () => {
     fc.assert(
       fc.property(
