@@ -556,8 +556,8 @@ export class LeaderCore {
 
   /**
    * Did `busyLateTicks` ticks of this leader come late (`lateTick`) within the last
-   * `busyMs`? Its process is
-   * busy (a restarted server decoding megabytes of catch-up, or installing a copied state),
+   * `busyMs`? Its process is busy (a restarted server decoding megabytes of catch-up, or
+   * installing a copied state),
    * so it reads the watched leader's heartbeats late and would lead slowly: it takes its
    * turn after every other leader, as a lagging one does. (With 64 KiB values a server
    * installing a copy took the leader that had just taken over for silent 1.8 s after its
@@ -1229,7 +1229,9 @@ export class LeaderCore {
     const first = last === undefined
     const gap = first ? 0 : now - last
     this.lastTick = now
-    if (gap > lateTick * this.heartbeatMs) {
+    // its process was busy: see below, and `busy`
+    const late = gap > lateTick * this.heartbeatMs
+    if (late) {
       this.lateTicks.push(now)
       if (this.lateTicks.length > busyLateTicks) this.lateTicks.shift()
     }
@@ -1274,7 +1276,7 @@ export class LeaderCore {
       // values a restarted server, busy catching up, took a working leader for silent and
       // deposed it; judged after a turn of the event loop before every tick, the same
       // failure went away but one client's write took 0.7 ms longer.)
-      if (gap > lateTick * this.heartbeatMs && !this.rearmed) {
+      if (late && !this.rearmed) {
         this.rearmed = true
         return
       }

@@ -51,6 +51,9 @@ const nodeSize = 32
 const absent: unique symbol = Symbol("SortedMap.absent")
 type Old<V> = V | typeof absent
 
+/** What a version records of a key's value `now`: the value, or `absent`. */
+const oldOf = <V>(now: V | undefined): Old<V> => (now === undefined ? absent : now)
+
 /** The values of one map's versions: `map` holds the head's. */
 interface Store<V> {
   readonly map: Map<string, V>
@@ -97,8 +100,7 @@ const reroot = <V>(v: Version<V>): void => {
     const u = path[i]!
     const inverse = new Map<string, Old<V>>()
     for (const [key, old] of u.diff!) {
-      const now = map.get(key)
-      inverse.set(key, now === undefined ? absent : now)
+      inverse.set(key, oldOf(map.get(key)))
       if (old === absent) map.delete(key)
       else map.set(key, old)
     }
@@ -189,10 +191,9 @@ const copied = <V>(v: Version<V>, keys: Iterable<string>): Version<V> => {
 const written = <V>(v: Version<V>, key: string, value: Old<V>): Version<V> => {
   reroot(v)
   const map = v.store.map
-  const now = map.get(key)
   const next = new Version(v.store)
   v.next = next
-  v.diff = new Map([[key, now === undefined ? absent : now]])
+  v.diff = new Map([[key, oldOf(map.get(key))]])
   v.store.writes++
   if (value === absent) map.delete(key)
   else map.set(key, value)
@@ -215,7 +216,7 @@ const opened = <V>(v: Version<V>): Version<V> => {
 const writeInPlace = <V>(d: Version<V>, key: string, value: Old<V>, now: V | undefined): void => {
   reroot(d)
   const diff = d.pred!.diff!
-  if (!diff.has(key)) diff.set(key, now === undefined ? absent : now)
+  if (!diff.has(key)) diff.set(key, oldOf(now))
   d.store.writes++
   if (value === absent) d.store.map.delete(key)
   else d.store.map.set(key, value)
@@ -309,7 +310,7 @@ export class SortedMap<V> implements Iterable<[string, V]> {
   swap(key: string, value: V): readonly [SortedMap<V>, V | undefined] {
     if (this.draft) {
       const d = this.writable()
-      const old = d === d.store.head ? d.store.map.get(key) : lookup(d, key)
+      const old = lookup(d, key)
       writeInPlace(d, key, value, old)
       if (old === undefined) this.keyTree.set(key, undefined)
       return [this, old]
