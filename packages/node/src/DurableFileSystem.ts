@@ -10,12 +10,14 @@
  * Done in place, the event loop waits for the disk instead, and what arrives meanwhile
  * waits in the socket for the next batch, which group commit then writes at once.
  *
- * Only files opened for appending (`a`, `ax`, `a+`, `ax+`) are changed, and only while
- * what is written between two fsyncs stays under `maxSyncBytes`: writes then go where the
- * OS puts appends whatever the position, so synchronous and asynchronous writes mix, and
- * a large write (a checkpoint, a snapshot) still goes through the thread pool instead of
- * stalling the event loop for the time it takes to reach the disk. The fsync is
- * `fdatasync`: an append's data and the file's size are what must survive, not its times.
+ * Only files opened for appending (`a`, `ax`, `a+`, `ax+`) or for reading and writing at
+ * a cursor (`r+`, `w+`, `wx+`: the acceptor's log, which writes into space it zeroed
+ * beforehand) are changed, and only while what is written between two fsyncs stays under
+ * `maxSyncBytes`: writes then go where the OS puts appends, or at the cursor the file
+ * keeps, so synchronous and asynchronous writes mix, and a large write (a checkpoint, a
+ * snapshot) still goes through the thread pool instead of stalling the event loop for the
+ * time it takes to reach the disk. The fsync is `fdatasync`: an append's data and the
+ * file's size are what must survive, not its times.
  *
  * @since 0.2.0
  */
@@ -63,16 +65,36 @@ const descriptorOf = (file: FileSystem.File): number | undefined => {
   return typeof fd === "number" ? fd : undefined
 }
 
-/** `file`, an append-only file, with its small writes and fsyncs done in place. */
-const inPlace = (file: FileSystem.File, fd: number): FileSystem.File => {
+/**
+ * `file` with its small writes and fsyncs done in place: appended (`cursor` false: the OS
+ * puts them at the end), or at the cursor `file` keeps (`cursor` true), mirrored here so
+ * that a write done in place lands where `file`'s own would and moves its cursor alike.
+ */
+const inPlace = (file: FileSystem.File, fd: number, cursor: boolean): FileSystem.File => {
   // bytes written since the last fsync, through either path
   let unsynced = 0
+  // `file`'s cursor (cursor files only)
+  let position = 0n
+  /** `effect`, then the cursor read back from `file`: its reads and writes move it. */
+  const tracked = <A>(effect: Effect.Effect<A, PlatformError>): Effect.Effect<A, PlatformError> =>
+    cursor
+      ? Effect.flatMap(effect, (a) =>
+          Effect.map(file.seek(0n, "current"), (at) => {
+            position = at
+            return a
+          })
+        )
+      : effect
   return {
     [FileSystem.FileTypeId]: FileSystem.FileTypeId,
     get stat() {
       return file.stat
     },
-    seek: (offset, from) => file.seek(offset, from),
+    seek: (offset, from) =>
+      Effect.map(file.seek(offset, from), (at) => {
+        position = at
+        return at
+      }),
     get sync() {
       return Effect.suspend(() => {
         if (unsynced > maxSyncBytes) {
@@ -89,33 +111,47 @@ const inPlace = (file: FileSystem.File, fd: number): FileSystem.File => {
         })
       })
     },
-    read: (buffer, options) => file.read(buffer, options),
-    readAlloc: (size, options) => file.readAlloc(size, options),
-    truncate: (length) => file.truncate(length),
+    read: (buffer, options) => tracked(file.read(buffer, options)),
+    readAlloc: (size, options) => tracked(file.readAlloc(size, options)),
+    truncate: (length) => tracked(file.truncate(length)),
     write: (buffer) =>
-      Effect.map(file.write(buffer), (n) => {
-        unsynced += n
-        return n
-      }),
+      tracked(
+        Effect.map(file.write(buffer), (n) => {
+          unsynced += n
+          return n
+        })
+      ),
     writeAll: (buffer) =>
       Effect.suspend(() => {
         unsynced += buffer.length
-        if (unsynced > maxSyncBytes) return file.writeAll(buffer)
-        return Effect.try({
+        if (unsynced > maxSyncBytes) return tracked(file.writeAll(buffer))
+        const written = Effect.try({
           try: () => {
+            const start = Number(position)
             for (let at = 0; at < buffer.length; ) {
-              const n = NodeFs.writeSync(fd, buffer, at)
+              const n = cursor
+                ? NodeFs.writeSync(fd, buffer, at, buffer.length - at, start + at)
+                : NodeFs.writeSync(fd, buffer, at)
               if (n === 0) throw Object.assign(new Error("write returned 0 bytes written"), { syscall: "write" })
               at += n
             }
           },
           catch: (cause) => failure("writeAll", fd, cause)
         })
+        if (!cursor) return written
+        return Effect.andThen(written, Effect.asVoid(tracked(file.seek(position + BigInt(buffer.length), "start"))))
       })
   }
 }
 
-/** Node's `FileSystem`, with files opened for appending written and synced in place while small. */
+/** How `open`'s `flag` writes: appending, at a cursor, or neither (left to Node's `File`). */
+const writesOf = (flag: string | undefined): "append" | "cursor" | undefined => {
+  if (flag?.startsWith("a") === true) return "append"
+  if (flag === "r+" || flag === "w+" || flag === "wx+") return "cursor"
+  return undefined
+}
+
+/** Node's `FileSystem`, with files opened for appending or at a cursor written and synced in place while small. */
 export const layer: Layer.Layer<FileSystem.FileSystem> = Layer.effect(
   FileSystem.FileSystem,
   Effect.gen(function* () {
@@ -125,7 +161,8 @@ export const layer: Layer.Layer<FileSystem.FileSystem> = Layer.effect(
       open: (path, options) =>
         Effect.map(node.open(path, options), (file) => {
           const fd = descriptorOf(file)
-          return fd !== undefined && options?.flag?.startsWith("a") === true ? inPlace(file, fd) : file
+          const writes = writesOf(options?.flag)
+          return fd !== undefined && writes !== undefined ? inPlace(file, fd, writes === "cursor") : file
         })
     })
   })

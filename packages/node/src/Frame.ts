@@ -10,7 +10,9 @@
  * *valid*: at least 8 header bytes, a length in `1..MaxPayloadBytes`, the whole payload
  * inside the file, and a matching checksum. Call its offset `o`. Then:
  *
- * - if no valid frame starts at any byte offset after `o`, the bytes from `o` to the end
+ * - if the bytes from `o` to the end of the file are all zero, they are space a log zeroed
+ *   ahead of its appends (`Wal`): no damage, and the log ends at `o`;
+ * - else, if no valid frame starts at any byte offset after `o`, the bytes from `o` to the end
  *   of the file are a **torn tail**: the remains of a write that a crash interrupted before
  *   its fsync completed, so no caller was ever told it was durable. They are cut off.
  * - otherwise a valid frame *follows* the damage, so the damage is in the **middle** of the
@@ -131,7 +133,7 @@ export interface Damage {
 export interface Scan {
   /** The valid frames before the first invalid one, in file order. */
   readonly frames: ReadonlyArray<Frame>
-  /** Where the valid prefix ends: the file's length when there is no damage. */
+  /** Where the valid prefix ends: the file's length when there is no damage and no zeros after it. */
   readonly end: number
   readonly damage: Damage | undefined
 }
@@ -164,6 +166,12 @@ const nextValid = (bytes: Uint8Array, view: DataView, from: number): number | un
   return undefined
 }
 
+/** Are all of `bytes` from `from` on zero? */
+const allZero = (bytes: Uint8Array, from: number): boolean => {
+  for (let i = from; i < bytes.length; i++) if (bytes[i] !== 0) return false
+  return true
+}
+
 /** Splits `bytes` into valid frames and classifies the damage after them (see the module header). */
 export const scan = (bytes: Uint8Array): Scan => {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
@@ -172,6 +180,7 @@ export const scan = (bytes: Uint8Array): Scan => {
   while (offset < bytes.length) {
     const reason = invalidity(bytes, view, offset)
     if (reason !== undefined) {
+      if (allZero(bytes, offset)) return { frames, end: offset, damage: undefined }
       const follower = nextValid(bytes, view, offset + 1)
       const damage: Damage =
         follower === undefined
@@ -204,6 +213,8 @@ export const single = (bytes: Uint8Array): { readonly payload: Uint8Array } | { 
   }
   const result = scan(bytes)
   if (result.damage !== undefined) return { reason: `${result.damage.reason} at offset ${result.damage.offset}` }
+  // written whole and renamed into place: nothing may follow its frame
+  if (result.end < bytes.length) return { reason: `zeros after the frame, from offset ${result.end}` }
   if (result.frames.length !== 1) return { reason: `expected exactly one frame, found ${result.frames.length}` }
   return { payload: result.frames[0]!.payload }
 }

@@ -16,7 +16,13 @@
  * to the in-memory state and only then completes each caller. So an `append` that
  * succeeded is covered by an fsync, and `load` never shows an undurable record.
  *
- * Recovery (`open`): the file is scanned with `Frame.scan`. A torn tail is cut off and the
+ * Appends are written at a cursor into space the log zeroed beforehand (`zeroBytes` at a
+ * time, synced with the batch that passes the last zeroed space), not appended to the file:
+ * an fsync that changes no size commits no journal (see `zeroBytes`). The file is
+ * therefore longer than the log, by zeros.
+ *
+ * Recovery (`open`): the file is scanned with `Frame.scan`. Zeros after the last valid
+ * frame are that space, kept for the appends. Any other torn tail is cut off and the
  * cut is fsynced before the log is used; damage followed by a valid frame fails with
  * `CorruptLog`, as does a checksum-valid frame that does not decode (that is a bug or a
  * foreign file, not a torn write). The log never starts empty because of damage it could
@@ -307,6 +313,21 @@ const concat = Codec.concatBytes
  * Opens (creating it if needed) the log at `file`, recovers it and starts its writer. The
  * log is closed with the scope: the writer finishes its current batch, queued appends fail.
  */
+/**
+ * The space the log zeroes ahead of its appends, at a time. An append that stays inside
+ * space already written changes no size and no block map, so its `fdatasync` writes the
+ * data and nothing else; one that grows the file also commits the file system's journal
+ * for the new size (measured on this project's VM, ext4, three processes each appending
+ * 200 bytes and syncing: p50 304-392 µs and p99 0.56-0.82 ms into zeroed space, against
+ * 451-474 µs and 0.96-3.4 ms growing the file). PostgreSQL zero-fills its log segments for
+ * the same reason. The zeros are fsynced with the batch that passes the zeroed space.
+ */
+export const zeroBytes = 1024 * 1024
+
+let zeros: Uint8Array | undefined
+/** `zeroBytes` of zeros, shared (never written to). */
+const zeroChunk = (): Uint8Array => (zeros ??= new Uint8Array(zeroBytes))
+
 export const open = Effect.fn("Wal.open")(function* (file: string, options: Options = {}) {
   const fs = yield* FileSystem.FileSystem
   const path = yield* Path.Path
@@ -333,8 +354,9 @@ export const open = Effect.fn("Wal.open")(function* (file: string, options: Opti
   // below closes whichever is current.
   let handleScope = yield* Scope.make()
   yield* Effect.addFinalizer(() => Scope.close(handleScope, Exit.void))
+  // written at a cursor, not appended: appends go into space zeroed beforehand (`commit`)
   let handle = yield* fs
-    .open(file, { flag: "a+" })
+    .open(file, { flag: existed ? "r+" : "wx+" })
     .pipe(Scope.provide(handleScope), Effect.mapError(ioError("cannot open")))
   if (!existed) yield* AtomicFile.syncDirectory(dir).pipe(Effect.mapError(ioError("cannot sync the directory of")))
 
@@ -349,7 +371,10 @@ export const open = Effect.fn("Wal.open")(function* (file: string, options: Opti
     if (Result.isFailure(record)) return yield* new CorruptLog({ file, offset: frame.offset, reason: record.failure })
     Storage.applyRecord(state, record.success)
   }
-  if (scan.damage !== undefined) {
+  // zeros after the frames (no damage, `Frame.scan`) are the space the log zeroed for its
+  // appends: kept for the appends to come
+  const torn = scan.damage !== undefined
+  if (torn) {
     // Cut only once the whole valid prefix decoded, and make the cut durable before any
     // append lands after it: else a crash could resurrect the torn bytes in the middle.
     yield* Effect.andThen(handle.truncate(scan.end), handle.sync).pipe(Effect.mapError(ioError("cannot truncate")))
@@ -361,14 +386,17 @@ export const open = Effect.fn("Wal.open")(function* (file: string, options: Opti
       reason: scan.damage.reason
     })
   }
+  yield* handle.seek(BigInt(scan.end), "start").pipe(Effect.mapError(ioError("cannot seek")))
   const recovery: Recovery = {
     records: scan.frames.length,
     validBytes: scan.end,
-    truncatedBytes: bytes.length - scan.end,
+    truncatedBytes: torn ? bytes.length - scan.end : 0,
     tornReason: scan.damage?.reason
   }
 
   let size = scan.end
+  /** Where the zeroed space after the frames ends: the file's length. */
+  let zeroedTo = torn ? scan.end : bytes.length
   /**
    * About the bytes a checkpoint would take now (`checkpointBytes`): the log compacts once
    * it is twice that. Acceptors forget a snapshot's worth of slots at once, so right after
@@ -420,10 +448,11 @@ export const open = Effect.fn("Wal.open")(function* (file: string, options: Opti
               reason: `a checkpoint of ${length} bytes exceeds ${Frame.MaxPayloadBytes}`
             })
           }
-          // opened for appending (after removing a failed attempt's file): appends are what
-          // the durable file system writes and syncs in place (`DurableFileSystem`)
+          // opened to write at a cursor, as the log is (after removing a failed attempt's
+          // file): small writes are what the durable file system writes and syncs in place
+          // (`DurableFileSystem`)
           yield* fs.remove(temp, { force: true })
-          const next = yield* fs.open(temp, { flag: "ax" }).pipe(Scope.provide(tempScope))
+          const next = yield* fs.open(temp, { flag: "wx+" }).pipe(Scope.provide(tempScope))
           for (const part of parts) yield* next.writeAll(part)
           yield* next.sync
           return { next, length }
@@ -461,6 +490,7 @@ export const open = Effect.fn("Wal.open")(function* (file: string, options: Opti
           handleScope = tempScope
           swapped = true
           size = staged.success.length
+          zeroedTo = size
           retryAt = 0
           compactions++
         }).pipe(Effect.uninterruptible)
@@ -483,13 +513,25 @@ export const open = Effect.fn("Wal.open")(function* (file: string, options: Opti
     Effect.gen(function* () {
       if (failure === undefined) {
         const bytes = concat(batch.map((p) => p.frame))
+        const end = size + bytes.length
+        // past the zeroed space: the next `zeroBytes` zeroed in the same write, synced with
+        // the batch, and the cursor back at the batch's end
+        const zeroing = end > zeroedTo
         const started = performance.now()
-        const written = yield* Effect.result(Effect.andThen(handle.writeAll(bytes), handle.sync))
+        const written = yield* Effect.result(
+          zeroing
+            ? Effect.andThen(
+                Effect.andThen(handle.writeAll(concat([bytes, zeroChunk()])), handle.seek(BigInt(end), "start")),
+                handle.sync
+              )
+            : Effect.andThen(handle.writeAll(bytes), handle.sync)
+        )
         yield* Metric.update(fsyncMs, performance.now() - started)
         if (Result.isFailure(written)) {
           poison("write or fsync failed on", written.failure)
         } else {
-          size += bytes.length
+          size = end
+          if (zeroing) zeroedTo = end + zeroBytes
           syncs++
           appends += batch.length
           let recount = false

@@ -34,16 +34,27 @@ describe("Frame.scan", () => {
     })
   )
 
-  it.effect("a zero-filled tail (size persisted, data not) is torn, not a run of empty frames", () =>
-    Effect.sync(() => {
-      const good = frames('{"a":1}')
-      const bytes = new Uint8Array(good.length + 4096)
-      bytes.set(good)
-      const scan = Frame.scan(bytes)
-      assert.strictEqual(scan.damage?._tag, "TornTail")
-      assert.strictEqual(scan.end, good.length)
-      assert.strictEqual(scan.frames.length, 1)
-    })
+  it.effect(
+    "a zero-filled tail (a log's zeroed space, or size persisted and data not) ends the log: no damage, not a run of empty frames",
+    () =>
+      Effect.sync(() => {
+        const good = frames('{"a":1}')
+        const bytes = new Uint8Array(good.length + 4096)
+        bytes.set(good)
+        const scan = Frame.scan(bytes)
+        assert.strictEqual(scan.damage, undefined)
+        assert.strictEqual(scan.end, good.length)
+        assert.strictEqual(scan.frames.length, 1)
+        // one byte that is not zero makes it a torn tail again
+        bytes[bytes.length - 1] = 1
+        assert.strictEqual(Frame.scan(bytes).damage?._tag, "TornTail")
+        assert.strictEqual(Frame.scan(bytes).end, good.length)
+        // a single-value file is written whole: zeros after its frame are damage
+        const single = new Uint8Array(good.length + 16)
+        single.set(good)
+        const refused = Frame.single(single)
+        assert.isTrue("reason" in refused && refused.reason.includes("zeros after the frame"))
+      })
   )
 
   it.effect("a damaged length in the middle is corruption even when it points past the end", () =>

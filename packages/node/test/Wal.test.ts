@@ -50,13 +50,107 @@ const range = (from: number, to: number) => Array.from({ length: to - from + 1 }
 /** A log of `records`, appended one by one, and the offsets where its frames start and end. */
 const writeLog = Effect.fnUntraced(function* (file: string, records: ReadonlyArray<Storage.AcceptorRecord>) {
   yield* withWal(file, (wal) => Effect.forEach(records, (r) => wal.append(r), { discard: true }))
-  const bytes = yield* (yield* FileSystem.FileSystem).readFile(file)
-  const boundaries = [...Frame.scan(bytes).frames.map((f) => f.offset), bytes.length]
+  const file_ = yield* (yield* FileSystem.FileSystem).readFile(file)
+  // the frames, without the zeroed space after them
+  const scan = Frame.scan(file_)
+  const bytes = file_.subarray(0, scan.end)
+  const boundaries = [...scan.frames.map((f) => f.offset), scan.end]
   assert.strictEqual(boundaries.length, records.length + 1)
   return { bytes, boundaries }
 })
 
+/**
+ * The length of the log at `file`: its frames, without the zeroed space after them, which
+ * is never more than `Wal.zeroBytes`.
+ */
+const logLength = Effect.fnUntraced(function* (file: string) {
+  const bytes = yield* (yield* FileSystem.FileSystem).readFile(file)
+  const end = Frame.scan(bytes).end
+  assert.isAtMost(bytes.length - end, Wal.zeroBytes, "the zeroed space after the log")
+  return end
+})
+
+/** Writes `frame` after the last frame of the log at `file`, as if the log had appended it. */
+const appendRaw = Effect.fnUntraced(function* (file: string, frame: Uint8Array) {
+  const fs = yield* FileSystem.FileSystem
+  const bytes = yield* fs.readFile(file)
+  const end = Frame.scan(bytes).end
+  const next = new Uint8Array(end + frame.length)
+  next.set(bytes.subarray(0, end))
+  next.set(frame, end)
+  yield* fs.writeFile(file, next)
+})
+
 describe("Wal", () => {
+  it.effect(
+    "appends go into zeroed space: the file's size holds while they fit, and a reopen keeps the space and every record",
+    () =>
+      Effect.gen(function* () {
+        const fs = yield* FileSystem.FileSystem
+        const file = yield* tempLog
+        const sizeOf = Effect.map(fs.stat(file), (s) => Number(s.size))
+        const first = yield* withWal(file, (wal) =>
+          Effect.gen(function* () {
+            yield* wal.append(record(1))
+            const zeroed = yield* sizeOf
+            // the rest fit: no append changes the file's size (so its fsync commits no journal)
+            for (let seq = 2; seq <= 50; seq++) {
+              yield* wal.append(record(seq))
+              assert.strictEqual(yield* sizeOf, zeroed, `append ${seq}`)
+            }
+            return { zeroed, bytes: (yield* wal.stats).bytes }
+          })
+        )
+        assert.strictEqual(first.zeroed, Result.getOrThrow(Wal.encodeFrame(record(1))).length + Wal.zeroBytes)
+        assert.strictEqual(yield* logLength(file), first.bytes)
+        const { state, wal } = yield* stateOf(file)
+        assertState(state, Wal.fold(range(1, 50).map((seq) => record(seq))))
+        assert.strictEqual(wal.recovery.truncatedBytes, 0)
+        assert.strictEqual(wal.recovery.validBytes, first.bytes)
+        assert.strictEqual(yield* sizeOf, first.zeroed, "the zeroed space is kept")
+        // a log longer than the space: zeroed again as it goes, every record kept
+        const big = range(51, 51 + Math.ceil((2.5 * Wal.zeroBytes) / 2000)).map(
+          (seq): Storage.AcceptorRecord => ({
+            promised: Ballot.make(seq, "s1"),
+            accepted: [
+              new Command.PValue({
+                ballot: Ballot.make(seq, "s1"),
+                slot: seq,
+                value: new Command.Batch({
+                  commands: [
+                    new Command.Command({
+                      client: "c1",
+                      seq,
+                      acked: 0,
+                      op: { put: `k${seq}`, value: "x".repeat(2000) }
+                    })
+                  ]
+                })
+              })
+            ]
+          })
+        )
+        yield* withWal(file, (w) => Effect.forEach(big, (r) => w.append(r), { discard: true }))
+        const after = yield* stateOf(file)
+        assertState(after.state, Wal.fold([...range(1, 50).map((seq) => record(seq)), ...big]))
+        assert.strictEqual(after.wal.recovery.truncatedBytes, 0)
+        assert.isAbove(yield* logLength(file), 2 * Wal.zeroBytes)
+        // a torn write into the zeroed space is cut with the space after it, and the log goes on
+        const bytes = yield* fs.readFile(file)
+        const end = Frame.scan(bytes).end
+        const torn = new Uint8Array(bytes)
+        torn.set(Result.getOrThrow(Wal.encodeFrame(record(9_000))).subarray(0, 20), end)
+        yield* fs.writeFile(file, torn)
+        const cut = yield* stateOf(file)
+        assert.strictEqual(cut.wal.recovery.validBytes, end)
+        assert.strictEqual(cut.wal.recovery.truncatedBytes, bytes.length - end)
+        assert.strictEqual(yield* sizeOf, end, "the cut is persisted")
+        yield* withWal(file, (w) => w.append(record(9_001)))
+        assert.isTrue((yield* stateOf(file)).state.accepted.has(9_001))
+      }).pipe(Effect.provide(NodeLayer)),
+    30_000
+  )
+
   it.effect("appends survive a reopen, folded like the in-memory store", () =>
     Effect.gen(function* () {
       const file = yield* tempLog
@@ -313,7 +407,7 @@ describe("Wal", () => {
       )
       const written = records.reduce((n, r) => n + Result.getOrThrow(Wal.encodeFrame(r)).length, 0)
       assert.isAtLeast(stats.compactions, 2)
-      const size = Number((yield* fs.stat(file)).size)
+      const size = yield* logLength(file)
       assert.strictEqual(size, stats.bytes)
       assert.isBelow(size, written / 4, `log of ${size} bytes for ${written} bytes appended`)
       assert.isAtMost(size, 16 * 1024 + 2 * 1024)
@@ -328,7 +422,6 @@ describe("Wal", () => {
     "a GC watermark drops the slots below it, survives a reopen, and compaction keeps the log small",
     () =>
       Effect.gen(function* () {
-        const fs = yield* FileSystem.FileSystem
         const file = yield* tempLog
         // a long run whose acceptor forgets everything 20 slots behind: the log must level off
         const records = range(1, 800).map((seq) =>
@@ -351,7 +444,7 @@ describe("Wal", () => {
           range(780, 800)
         )
         assertState(state, Wal.fold(records))
-        assert.isAtMost(Number((yield* fs.stat(file)).size), 8 * 1024 + 4 * 1024)
+        assert.isAtMost(yield* logLength(file), 8 * 1024 + 4 * 1024)
         // a late pvalue below the watermark (a stale P2a's record) is not brought back
         yield* withWal(file, (wal) => wal.append(record(801, 5)))
         assert.isFalse((yield* stateOf(file)).state.accepted.has(5))
@@ -394,7 +487,6 @@ describe("Wal", () => {
     "right after the acceptor forgets most of its slots the log compacts, however large the last checkpoint",
     () =>
       Effect.gen(function* () {
-        const fs = yield* FileSystem.FileSystem
         const file = yield* tempLog
         const stats = yield* withWal(
           file,
@@ -413,7 +505,7 @@ describe("Wal", () => {
           { compactBytes: 8 * 1024 }
         )
         assert.strictEqual(stats.after.compactions, stats.before.compactions + 1)
-        assert.isBelow(Number((yield* fs.stat(file)).size), 8 * 1024)
+        assert.isBelow(yield* logLength(file), 8 * 1024)
         assert.isAbove(stats.before.bytes, 4 * stats.after.checkpointBytes)
       }).pipe(Effect.provide(NodeLayer))
   )
@@ -767,11 +859,10 @@ describe("Wal: P2as logged as they were received", () => {
   it.effect("a log whose received payload holds no such P2a is corrupt, not a shorter state", () =>
     Effect.gen(function* () {
       const file = yield* tempLog
-      const fs = yield* FileSystem.FileSystem
       const b = Ballot.make(3, "s1")
       const bad = `{"promised":${JSON.stringify(b)},"accepted":[{"raw":0,"at":5}],"received":[[${sent(b, 1, bigBatch(1, "z"))}]]}`
       yield* withWal(file, (wal) => wal.append(record(1)))
-      yield* fs.writeFile(file, Frame.encodeParts([utf8.encode(bad)]), { flag: "a" })
+      yield* appendRaw(file, Frame.encodeParts([utf8.encode(bad)]))
       const error = yield* Effect.flip(stateOf(file))
       assert.strictEqual(error._tag, "CorruptLog")
       assert.include((error as Wal.CorruptLog).reason, "no envelope at index 5")
