@@ -324,9 +324,16 @@ const concat = Codec.concatBytes
  */
 export const zeroBytes = 1024 * 1024
 
-let zeros: Uint8Array | undefined
-/** `zeroBytes` of zeros, shared (never written to). */
-const zeroChunk = (): Uint8Array => (zeros ??= new Uint8Array(zeroBytes))
+/**
+ * `bytes` followed by `zeroBytes` of zeros. A new array's zeros are pages the process has
+ * not touched (written out, they are read from the kernel's zero page), so the padding
+ * costs no resident memory: copying a shared array of zeros in cost a megabyte of it.
+ */
+const zeroPadded = (bytes: Uint8Array): Uint8Array => {
+  const padded = new Uint8Array(bytes.length + zeroBytes)
+  padded.set(bytes)
+  return padded
+}
 
 export const open = Effect.fn("Wal.open")(function* (file: string, options: Options = {}) {
   const fs = yield* FileSystem.FileSystem
@@ -521,7 +528,7 @@ export const open = Effect.fn("Wal.open")(function* (file: string, options: Opti
         const written = yield* Effect.result(
           zeroing
             ? Effect.andThen(
-                Effect.andThen(handle.writeAll(concat([bytes, zeroChunk()])), handle.seek(BigInt(end), "start")),
+                Effect.andThen(handle.writeAll(zeroPadded(bytes)), handle.seek(BigInt(end), "start")),
                 handle.sync
               )
             : Effect.andThen(handle.writeAll(bytes), handle.sync)
