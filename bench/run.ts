@@ -14,6 +14,8 @@
  *   pnpm bench reads [flags]        linearizable reads checked while the leader is paused and killed
  *   pnpm bench floor [flags]        a write's critical path over NATS with no protocol code: the floor under one client;
  *                                   bare NATS request/reply and node:http at 256 clients: the machine's ceilings
+ *   pnpm bench log [flags]          an append and its fdatasync on this disk, 3 processes at once: growing the
+ *                                   file, into zeroed space, and through the acceptor's log
  */
 import { spawn } from "node:child_process"
 
@@ -27,7 +29,8 @@ const benches: Record<string, string> = {
   inmemory: "packages/actors/bench/inmemory.ts",
   apply: "packages/kv/bench/apply.ts",
   startup: "apps/cluster/bench/startup.ts",
-  floor: "packages/transport-nats/bench/floor.ts"
+  floor: "packages/transport-nats/bench/floor.ts",
+  log: "packages/node/bench/log.ts"
 }
 
 const runOne = (file: string, args: ReadonlyArray<string>): Promise<number> =>
