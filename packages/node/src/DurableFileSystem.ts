@@ -75,6 +75,11 @@ const inPlace = (file: FileSystem.File, fd: number, cursor: boolean): FileSystem
   let unsynced = 0
   // `file`'s cursor (cursor files only)
   let position = 0n
+  const seek = (offset: bigint, from: FileSystem.SeekMode) =>
+    Effect.map(file.seek(offset, from), (at) => {
+      position = at
+      return at
+    })
   /** `effect`, then the cursor read back from `file`: its reads and writes move it. */
   const tracked = <A>(effect: Effect.Effect<A, PlatformError>): Effect.Effect<A, PlatformError> =>
     cursor
@@ -90,11 +95,7 @@ const inPlace = (file: FileSystem.File, fd: number, cursor: boolean): FileSystem
     get stat() {
       return file.stat
     },
-    seek: (offset, from) =>
-      Effect.map(file.seek(offset, from), (at) => {
-        position = at
-        return at
-      }),
+    seek,
     get sync() {
       return Effect.suspend(() => {
         if (unsynced > maxSyncBytes) {
@@ -139,7 +140,8 @@ const inPlace = (file: FileSystem.File, fd: number, cursor: boolean): FileSystem
           catch: (cause) => failure("writeAll", fd, cause)
         })
         if (!cursor) return written
-        return Effect.andThen(written, Effect.asVoid(tracked(file.seek(position + BigInt(buffer.length), "start"))))
+        // `file`'s cursor moved as its own write would have moved it
+        return Effect.andThen(written, Effect.asVoid(seek(position + BigInt(buffer.length), "start")))
       })
   }
 }

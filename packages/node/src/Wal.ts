@@ -310,10 +310,6 @@ interface Pending {
 const concat = Codec.concatBytes
 
 /**
- * Opens (creating it if needed) the log at `file`, recovers it and starts its writer. The
- * log is closed with the scope: the writer finishes its current batch, queued appends fail.
- */
-/**
  * The space the log zeroes ahead of its appends, at a time. An append that stays inside
  * space already written changes no size and no block map, so its `fdatasync` writes the
  * data and nothing else; one that grows the file also commits the file system's journal
@@ -335,6 +331,10 @@ const zeroPadded = (bytes: Uint8Array): Uint8Array => {
   return padded
 }
 
+/**
+ * Opens (creating it if needed) the log at `file`, recovers it and starts its writer. The
+ * log is closed with the scope: the writer finishes its current batch, queued appends fail.
+ */
 export const open = Effect.fn("Wal.open")(function* (file: string, options: Options = {}) {
   const fs = yield* FileSystem.FileSystem
   const path = yield* Path.Path
