@@ -80,9 +80,13 @@ describe("HandoffScheduler", () => {
       Effect.provideService(effect, Scheduler.Scheduler, HandoffScheduler.make())
     )
     assert.isAtLeast(chained[0]!, 8, `slices before the first turn: ${chained}`)
-    // as `synod serve` runs: one slice per turn
+    // as `synod serve` runs: one slice per turn. A slice that the machine's load made
+    // slow rests on a timer instead of a turn (`pause`), and the next slice may then come
+    // in the same turn as the one after the rest (CI saw 1, 3, 4, 5): never a chain
     const paused = await slicesPerTurn((effect) => HandoffScheduler.provide(effect))
-    assert.deepStrictEqual(paused.slice(0, 4), [1, 2, 3, 4])
+    assert.strictEqual(paused[0], 1, `slices per turn: ${paused}`)
+    const steps = paused.slice(1, 6).map((n, i) => n - paused[i]!)
+    assert.isAtMost(Math.max(...steps), 2, `slices per turn: ${paused}`)
   })
 
   it("background work rests after a slice in proportion to it, to keep to its share, at most maxRestMs", async () => {
