@@ -16,6 +16,7 @@
  *                                   bare NATS request/reply and node:http at 256 clients: the machine's ceilings
  *   pnpm bench log [flags]          an append and its fdatasync on this disk, 3 processes at once: growing the
  *                                   file, into zeroed space, and through the acceptor's log
+ *   pnpm bench transfer [flags]     serving a peer's copy of the state: what it holds the replica's loop for
  */
 import { spawn } from "node:child_process"
 
@@ -30,7 +31,8 @@ const benches: Record<string, string> = {
   apply: "packages/kv/bench/apply.ts",
   startup: "apps/cluster/bench/startup.ts",
   floor: "packages/transport-nats/bench/floor.ts",
-  log: "packages/node/bench/log.ts"
+  log: "packages/node/bench/log.ts",
+  transfer: "packages/actors/bench/transfer.ts"
 }
 
 const runOne = (file: string, args: ReadonlyArray<string>): Promise<number> =>

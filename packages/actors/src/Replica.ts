@@ -142,14 +142,23 @@ export type Input =
   | { readonly _tag: "Saved"; readonly slotOut: number }
   /** The digest of a state it captured (`Job`), computed off the loop. */
   | { readonly _tag: "Digested"; readonly slot: number; readonly epoch: number; readonly digest: string }
+  /** The text of a state it captured for a peer's copy (`Job`), encoded off the loop (`StateTransfer.encodeForTransfer`). */
+  | {
+      readonly _tag: "Encoded"
+      readonly slotOut: number
+      readonly chunks: ReadonlyArray<string>
+      readonly checksum: number
+    }
   /** Its server's API asks for a configuration change (never a client: `Request` carries commands only). */
   | { readonly _tag: "Change"; readonly members: Configuration.Members }
 
-/** Work for the host's worker: the digest of a captured state (`epoch`: see `ReplicaCore.epoch`). */
-export interface Job<S> {
-  readonly epoch: number
-  readonly captured: Captured<S>
-}
+/**
+ * Work for the host's worker, on a captured state: its digest (`epoch`: see
+ * `ReplicaCore.epoch`), or its text in chunks of `chunkChars` for a peer's copy.
+ */
+export type Job<S> =
+  | { readonly _tag: "Digest"; readonly epoch: number; readonly captured: Captured<S> }
+  | { readonly _tag: "Encode"; readonly captured: Captured<S>; readonly chunkChars: number }
 
 /** Why a replica does not answer clients: its state disagrees with its peers' (`Divergence.Verdict`). */
 export type Quarantine = Exclude<Divergence.Verdict, { readonly _tag: "Agreed" }>
@@ -582,6 +591,13 @@ export class ReplicaCore<S, C, R> {
         for (const o of this.digests.recordOwn(input.slot, input.digest)) this.out.send(o.to, o.message)
         this.judge(input.slot)
         break
+      case "Encoded":
+        // as `stateRequest`: nothing served while catching up, or diverged with nothing vouched
+        // for (the state encoded may be the one its peers contradict). Else a state at a slot
+        // is the same whatever was installed since: still worth serving
+        if (this.catchingUp || (this.quarantine?._tag === "Diverged" && !this.vouched)) this.source.abandon()
+        else for (const o of this.source.prepared(input.slotOut, input, this.now())) this.out.send(o.to, o.message)
+        break
       case "Tick":
         this.tick()
         break
@@ -911,25 +927,25 @@ export class ReplicaCore<S, C, R> {
     if (this.catchingUp || (this.quarantine?._tag === "Diverged" && !this.vouched)) return
     if (!this.vouched) {
       // with fewer than three replicas no majority can vouch for a state without both: the current one
-      const chunks = this.source.serve(request, {
-        slotOut: this.slotOut,
-        floor: this.watermark,
-        snapshot: () => this.snapshot(),
-        now: this.now()
-      })
-      for (const message of chunks) this.out.send(from, message)
+      this.serveState(from, request, this.slotOut, () => this.capture())
       return
     }
     const verified = this.verified
     // below the watermark it would not help: the decisions after it are gone
     if (verified === undefined || verified.slotOut < this.watermark) return
-    const chunks = this.source.serve(request, {
-      slotOut: verified.slotOut,
-      floor: this.watermark,
-      snapshot: () => this.encode(verified),
-      now: this.now()
-    })
-    for (const message of chunks) this.out.send(from, message)
+    this.serveState(from, request, verified.slotOut, () => verified)
+  }
+
+  /** Serves `request` the state at `slotOut` (`state`), or asks the host to encode it first. */
+  private serveState(
+    from: Address.Address,
+    request: Message.StateRequest,
+    slotOut: number,
+    state: () => Captured<S>
+  ): void {
+    const served = this.source.serve(from, request, { slotOut, floor: this.watermark, now: this.now() })
+    for (const message of served.chunks) this.out.send(from, message)
+    if (served.encode) this.out.work({ _tag: "Encode", captured: state(), chunkChars: this.source.chunkChars })
   }
 
   /**
@@ -961,14 +977,7 @@ export class ReplicaCore<S, C, R> {
   }
 
   private encode(captured: Captured<S>): Storage.ReplicaSnapshot {
-    return {
-      slotOut: captured.slotOut,
-      state: this.codecs.encodeState(captured.state),
-      clients: captured.clients,
-      digestBytes: captured.digestBytes,
-      ...limitField(captured.digestLimit),
-      ...historyField(captured.history)
-    }
+    return encodeCapturedNow(this.codecs, captured)
   }
 
   /**
@@ -1277,7 +1286,7 @@ export class ReplicaCore<S, C, R> {
     const captured = this.capture()
     this.captures.set(this.slotOut, captured)
     if (this.captures.size > Divergence.RECENT) this.captures.delete(Math.min(...this.captures.keys()))
-    this.out.work({ epoch: this.epoch, captured })
+    this.out.work({ _tag: "Digest", epoch: this.epoch, captured })
   }
 
   /** Acts on the verdict at `slot`, if there is one and no later verdict superseded it. */
@@ -1592,6 +1601,19 @@ export const digestSnapshot = (snapshot: Storage.ReplicaSnapshot): Effect.Effect
   Effect.flatMap(JsonText.textOf(snapshot as unknown as Schema.Json & object), (text) =>
     JsonText.runGradually(() => digestTextGradually(text))
   )
+
+/** Encodes a captured snapshot at once (`encodeCaptured` does it a slice per turn). */
+export const encodeCapturedNow = <S>(
+  codecs: StateMachine.Codecs<S, unknown, unknown>,
+  captured: Captured<S>
+): Storage.ReplicaSnapshot => ({
+  slotOut: captured.slotOut,
+  state: codecs.encodeState(captured.state),
+  clients: captured.clients,
+  digestBytes: captured.digestBytes,
+  ...limitField(captured.digestLimit),
+  ...historyField(captured.history)
+})
 
 /** Encodes a captured snapshot, a slice per turn (the machine's `encodeSnapshotGradually`). */
 export const encodeCaptured = <S>(
@@ -2007,10 +2029,22 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
     persistInBackground: true,
     persisted: (snapshots): Input => ({ _tag: "Saved", slotOut: snapshots[snapshots.length - 1]!.slotOut }),
     work: (job: Job<S>) =>
-      Effect.map(
-        Effect.flatMap(encode(job.captured), digestSnapshot),
-        (digest): Input => ({ _tag: "Digested", slot: job.captured.slotOut, epoch: job.epoch, digest })
-      ),
+      job._tag === "Digest"
+        ? Effect.map(
+            Effect.flatMap(encode(job.captured), digestSnapshot),
+            (digest): Input => ({ _tag: "Digested", slot: job.captured.slotOut, epoch: job.epoch, digest })
+          )
+        : Effect.map(
+            // the latest digest's encoding when it is this state's (the verified one, mostly);
+            // never kept as the latest: the next save wants the next digest's
+            Effect.flatMap(
+              lastEncoded?.captured === job.captured
+                ? Effect.succeed(lastEncoded.snapshot)
+                : encodeCaptured(codecs, job.captured),
+              (snapshot) => JsonText.runGradually(() => StateTransfer.encodeForTransfer(snapshot, job.chunkChars))
+            ),
+            ({ chunks, checksum }): Input => ({ _tag: "Encoded", slotOut: job.captured.slotOut, chunks, checksum })
+          ),
     observe,
     afterBatch: Effect.andThen(report, publish),
     trace: (spans) => tracing(spans, id, () => core.slotOut)

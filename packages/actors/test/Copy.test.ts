@@ -8,7 +8,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { ClusterConfig, Command, Message } from "@synod/core"
 import { Kv } from "@synod/kv"
 import type { Replica } from "@synod/actors"
-import { b, codecs, Net, put } from "./ReplicaNet.ts"
+import { b, codecs, Net, put, stateRequest } from "./ReplicaNet.ts"
 
 const config = ClusterConfig.make({
   acceptors: ["a1", "a2", "a3"],
@@ -83,7 +83,7 @@ describe("a replica far behind its peers", () => {
     assert.deepStrictEqual(sent(r3).proposes, [])
     // the request reaches the peer; the chunks come back until the copy is installed
     const peer = net.core(first.asks[0]!.slice("replica/".length))
-    peer.stateRequest("replica/r3", new Message.StateRequest({ slotOut: 1, chunks: [] }))
+    stateRequest(peer, "replica/r3", new Message.StateRequest({ slotOut: 1, chunks: [] }))
     net.settle()
     assert.strictEqual(r3.slotOut, verified, "at the peers' verified state")
     assert.deepStrictEqual(codecs.encodeState(r3.state), codecs.encodeState(r1.verified!.state))

@@ -4,7 +4,7 @@ import { ClusterConfig, Command, Message, Trusted } from "@synod/core"
 import { Kv } from "@synod/kv"
 import { Effect, Option } from "effect"
 import { ClientTable, Divergence, Replica } from "@synod/actors"
-import { b, codecs, Net, put } from "./ReplicaNet.ts"
+import { b, codecs, Net, put, stateRequest } from "./ReplicaNet.ts"
 
 const hex = (c: string) => c.repeat(64)
 const digest = (slot: number, d: string, heard = false) => new Message.Digest({ slot, digest: d, heard })
@@ -221,7 +221,7 @@ describe("replicas compare digests", () => {
     assert.strictEqual(r2.quarantine?._tag, "Diverged")
     assert.strictEqual(r2.verified?.slotOut, 5, "agreed at slot 5, before the change")
     r2.out.drain()
-    r2.stateRequest("replica/r1", new Message.StateRequest({ slotOut: 1, chunks: [] }))
+    stateRequest(r2, "replica/r1", new Message.StateRequest({ slotOut: 1, chunks: [] }))
     const chunks = r2.out.drain().send.filter((o) => o.message._tag === "StateChunk")
     assert.isAbove(chunks.length, 0)
   })
@@ -271,7 +271,7 @@ describe("replicas compare digests", () => {
       ["ReadIndex"]
     )
     // nor a snapshot of it for others
-    r2.stateRequest("replica/r3", new Message.StateRequest({ slotOut: 1, chunks: [] }))
+    stateRequest(r2, "replica/r3", new Message.StateRequest({ slotOut: 1, chunks: [] }))
     assert.deepStrictEqual(r2.out.drain().send, [])
     // nor performing further: a decision waits for the repair
     net.decide(5, Command.noop)
@@ -312,7 +312,7 @@ describe("replicas compare digests", () => {
     for (let round = 0; round < 100 && pending.length > 0 && failure === undefined; round++) {
       const next: typeof pending = []
       for (const o of pending) {
-        impostor.stateRequest("replica/r2", o.message as Message.StateRequest)
+        stateRequest(impostor, "replica/r2", o.message as Message.StateRequest)
         for (const chunk of impostor.out.drain().send) {
           failure = r2.stateChunk(o.to, chunk.message as Message.StateChunk) ?? failure
           next.push(...r2.out.drain().send.filter((s) => s.message._tag === "StateRequest"))
@@ -350,7 +350,7 @@ describe("replicas compare digests", () => {
       for (let round = 0; round < 100 && asks.length > 0; round++) {
         const next: Array<Message.StateRequest> = []
         for (const ask of asks) {
-          from.stateRequest("replica/r3", ask)
+          stateRequest(from, "replica/r3", ask)
           for (const o of from.out.drain().send) {
             assert.isUndefined(wiped.stateChunk("replica/r1", o.message as Message.StateChunk))
             for (const m of wiped.out.drain().send) if (m.message._tag === "StateRequest") next.push(m.message)
@@ -371,7 +371,7 @@ describe("replicas compare digests", () => {
     r1.heartbeat(new Message.Heartbeat({ ballot: b, active: true, decided: 5, slot: 5, watermark: 6 }))
     for (let i = 0; i < 3; i++) {
       now += 10 * three.timeouts.leaderTimeoutMs
-      r1.stateRequest("replica/r3", new Message.StateRequest({ slotOut: 1, chunks: [] }))
+      stateRequest(r1, "replica/r3", new Message.StateRequest({ slotOut: 1, chunks: [] }))
       assert.deepStrictEqual(r1.out.drain().send, [], "slot 5 is below the watermark 6 the asker needs")
     }
     // and it tells the acceptors to keep the decisions from its verified state on
@@ -417,7 +417,7 @@ describe("replicas compare digests", () => {
     assert.isUndefined(net.core("r2").finalSnapshot(), "nothing newer than what it saved")
     const restarted = new Replica.ReplicaCore("r2", three, Kv.machine, Option.some(net.core("r2").snapshot()))
     assert.strictEqual(restarted.verified?.slotOut, 9)
-    restarted.stateRequest("replica/r3", new Message.StateRequest({ slotOut: 1, chunks: [] }))
+    stateRequest(restarted, "replica/r3", new Message.StateRequest({ slotOut: 1, chunks: [] }))
     assert.isAbove(restarted.out.drain().send.filter((o) => o.message._tag === "StateChunk").length, 0)
   })
 

@@ -6,7 +6,7 @@
 import { Ballot, type ClusterConfig, Command, Message, StateMachine } from "@synod/core"
 import { Kv } from "@synod/kv"
 import { Option } from "effect"
-import { Replica } from "@synod/actors"
+import { Replica, StateTransfer } from "@synod/actors"
 
 export const b = Ballot.make(1, "l1")
 export const put = (client: string, seq: number, key: string, value: string) =>
@@ -14,7 +14,7 @@ export const put = (client: string, seq: number, key: string, value: string) =>
 export const codecs = StateMachine.codecs(Kv.machine) as StateMachine.Codecs<Kv.State, unknown, unknown>
 
 /** The digest the host would compute of a job (`Replica.digestCaptured`, run here directly). */
-export const digestOf = (job: Replica.Job<Kv.State>): string =>
+export const digestOf = (job: Extract<Replica.Job<Kv.State>, { readonly _tag: "Digest" }>): string =>
   Replica.digestText(
     JSON.stringify({
       slotOut: job.captured.slotOut,
@@ -24,6 +24,34 @@ export const digestOf = (job: Replica.Job<Kv.State>): string =>
       ...(job.captured.digestLimit === undefined ? {} : { digestLimit: job.captured.digestLimit })
     })
   )
+
+/** What the host hands back for a job: its digest, or its text for a peer's copy (run here at once). */
+export const doneOf = (job: Replica.Job<Kv.State>): Replica.Input => {
+  if (job._tag === "Digest")
+    return { _tag: "Digested", slot: job.captured.slotOut, epoch: job.epoch, digest: digestOf(job) }
+  const gen = StateTransfer.encodeForTransfer(Replica.encodeCapturedNow(codecs, job.captured), job.chunkChars)
+  let r = gen.next()
+  while (r.done !== true) r = gen.next()
+  return { _tag: "Encoded", slotOut: job.captured.slotOut, ...r.value }
+}
+
+type Core = Replica.ReplicaCore<Kv.State, Kv.Command, Kv.Result>
+
+/**
+ * `core.stateRequest`, with the host's part played: an encoding it asks for is made at
+ * once and handed back, so its chunks are in `core.out` with whatever else it had there.
+ */
+export const stateRequest = (core: Core, from: string, request: Message.StateRequest): void => {
+  core.stateRequest(from as never, request)
+  const ready = core.out.drain()
+  for (const r of ready.persist) core.out.persist(r)
+  for (const e of ready.events) core.out.event(e)
+  for (const { to, message } of ready.send) core.out.send(to, message)
+  for (const job of ready.work) {
+    if (job._tag === "Encode") core.step(doneOf(job))
+    else core.out.work(job)
+  }
+}
 
 export class Net {
   readonly cores = new Map<string, Replica.ReplicaCore<Kv.State, Kv.Command, Kv.Result>>()
@@ -52,7 +80,7 @@ export class Net {
         for (const r of ready.persist) this.saved.set(id, [...(this.saved.get(id) ?? []), r.slotOut])
         for (const job of ready.work) {
           moved = true
-          core.step({ _tag: "Digested", slot: job.captured.slotOut, epoch: job.epoch, digest: digestOf(job) })
+          core.step(doneOf(job))
         }
         for (const { to, message } of ready.send) {
           if (to.startsWith("client/")) this.answers.push([id, message])

@@ -15,6 +15,8 @@ import {
   StateTransfer
 } from "@synod/actors"
 import { ballotArb, pvalueArb } from "@synod/testing/Arbitraries"
+import * as zlib from "node:zlib"
+import { doneOf, stateRequest } from "./ReplicaNet.ts"
 
 const b = (round: number, leader = "l1") => Ballot.make(round, leader)
 const cmd = (client: string, seq: number, op: unknown = { _tag: "Get", key: "k" }) =>
@@ -496,6 +498,21 @@ describe("replica slot logic", () => {
   })
 })
 
+/** `source.serve`, with the host's part played: an encoding it asks for is made at once. */
+const serveNow = (
+  source: StateTransfer.Source,
+  from: string,
+  request: Message.StateRequest,
+  state: Storage.ReplicaSnapshot
+): Array<Message.StateChunk> => {
+  const served = source.serve(from as never, request, { slotOut: state.slotOut, floor: 1, now: 0 })
+  if (!served.encode) return [...served.chunks]
+  const gen = StateTransfer.encodeForTransfer(state, source.chunkChars)
+  let r = gen.next()
+  while (r.done !== true) r = gen.next()
+  return source.prepared(state.slotOut, r.value, 0).map((o) => o.message)
+}
+
 describe("state transfer", () => {
   const snapshotOf = (n: number) => {
     const r = new Replica.ReplicaCore("r2", config, Kv.machine, Option.none())
@@ -521,7 +538,7 @@ describe("state transfer", () => {
       const next: Array<Replica.Outbound> = []
       for (const o of messages) {
         if (o.message._tag === "StateRequest") {
-          peer.stateRequest("replica/r1", o.message)
+          stateRequest(peer, "replica/r1", o.message)
           next.push(...peer.drain())
         } else if (o.message._tag === "StateChunk") {
           // lose every fifth chunk: the asker must ask again for it
@@ -548,14 +565,13 @@ describe("state transfer", () => {
 
   it("the peer serves nothing when it is not ahead", () => {
     const peer = new Replica.ReplicaCore("r2", config, Kv.machine, Option.some(snapshotOf(5).snapshot()))
-    peer.stateRequest("replica/r1", new Message.StateRequest({ slotOut: 6, chunks: [] }))
+    stateRequest(peer, "replica/r1", new Message.StateRequest({ slotOut: 6, chunks: [] }))
     assert.deepStrictEqual(peer.drain(), [])
   })
 
   it("a late peer's chunks are taken while the peer asked since sent none; never once it did", () => {
     const source = new StateTransfer.Source(30)
     const state = snapshotOf(3).snapshot()
-    const own = { slotOut: state.slotOut, floor: 1, snapshot: () => state, now: 0 }
     const sink = new StateTransfer.Sink(["replica/r2", "replica/r3"])
     const [ask] = sink.tick(1)
     assert.strictEqual(ask!.to, "replica/r2")
@@ -565,7 +581,7 @@ describe("state transfer", () => {
     assert.deepStrictEqual(asked, ["replica/r3"])
     // then r2's answer comes: taken, and the transfer goes on with r2 to the end
     let result: StateTransfer.Received | undefined
-    let pending = source.serve(ask!.message, own)
+    let pending = serveNow(source, "replica/r1", ask!.message, state)
     for (let round = 0; round < 100 && result === undefined; round++) {
       const next: Array<Message.StateChunk> = []
       for (const c of pending) {
@@ -573,7 +589,7 @@ describe("state transfer", () => {
         if (r.received !== undefined) result = r.received
         for (const o of r.send) {
           assert.strictEqual(o.to, "replica/r2")
-          next.push(...source.serve(o.message, own))
+          next.push(...serveNow(source, "replica/r1", o.message, state))
         }
       }
       pending = next
@@ -582,7 +598,7 @@ describe("state transfer", () => {
     // once a peer sent a chunk, another's are not mixed in
     const other = new StateTransfer.Sink(["replica/r2", "replica/r3"])
     const [first] = other.tick(1)
-    const chunks = source.serve(first!.message, own)
+    const chunks = serveNow(source, "replica/r1", first!.message, state)
     other.chunk("replica/r2", chunks[0]!, 1)
     assert.strictEqual(other.taken, 1)
     other.chunk("replica/r3", chunks[1]!, 1)
@@ -595,8 +611,7 @@ describe("state transfer", () => {
     const state = snapshotOf(3).snapshot()
     const sink = new StateTransfer.Sink(["replica/r2"])
     const [ask] = sink.tick(1)
-    const own = { slotOut: state.slotOut, floor: 1, snapshot: () => state, now: 0 }
-    const chunks = source.serve(ask!.message, own)
+    const chunks = serveNow(source, "replica/r1", ask!.message, state)
     let result: StateTransfer.Received | undefined
     let pending = chunks.map((c, i) => (i === 1 ? new Message.StateChunk({ ...c, data: c.data.replace(/x/, "y") }) : c))
     for (let round = 0; round < 100 && result === undefined; round++) {
@@ -604,11 +619,90 @@ describe("state transfer", () => {
       for (const c of pending) {
         const r = sink.chunk("replica/r2", c, 1)
         if (r.received !== undefined) result = r.received
-        for (const o of r.send) next.push(...source.serve(o.message, own))
+        for (const o of r.send) next.push(...serveNow(source, "replica/r1", o.message, state))
       }
       pending = next
     }
     assert.deepStrictEqual(result, { _tag: "Rejected", reason: "checksum mismatch" })
+  })
+
+  it("a peer encodes its state off its loop: it answers a request with a job, every asker waiting meanwhile with the first chunks", () => {
+    const peer = new Replica.ReplicaCore("r2", chunked, Kv.machine, Option.some(snapshotOf(20).snapshot()))
+    const ask = new Message.StateRequest({ slotOut: 1, chunks: [] })
+    peer.stateRequest("replica/r1", ask)
+    let ready = peer.out.drain()
+    assert.deepStrictEqual(ready.send, [], "no chunk from the loop")
+    assert.deepStrictEqual(
+      ready.work.map((j) => [j._tag, j.captured.slotOut]),
+      [["Encode", 21]]
+    )
+    const [job] = ready.work
+    // a second asker while the encoding is being made waits for it: no second job
+    peer.stateRequest("replica/r3", ask)
+    peer.stateRequest("replica/r1", ask)
+    ready = peer.out.drain()
+    assert.deepStrictEqual([ready.send, ready.work], [[], []])
+    peer.step(doneOf(job!))
+    const sent = peer.out.drain().send
+    const text = JSON.stringify(peer.snapshot())
+    const count = Math.ceil(text.length / 40)
+    assert.deepStrictEqual(
+      sent.map((o) => [o.to, (o.message as Message.StateChunk).index]),
+      ["replica/r1", "replica/r3"].flatMap((to) =>
+        Array.from({ length: Math.min(StateTransfer.PULL, count) }, (_, i) => [to, i])
+      ),
+      "each asker gets the first chunks once"
+    )
+    const first = sent[0]!.message as Message.StateChunk
+    assert.deepStrictEqual(first.transfer, { slotOut: 21, checksum: zlib.crc32(text) })
+    assert.strictEqual(first.count, count)
+    // the next asker is served at once from the same encoding
+    peer.stateRequest("replica/r4", ask)
+    ready = peer.out.drain()
+    assert.deepStrictEqual(ready.work, [])
+    assert.strictEqual(ready.send.length, Math.min(StateTransfer.PULL, count))
+  })
+
+  it("an encoding asked of the host and never handed back is asked again once it is overdue", () => {
+    let now = 0
+    const source = new StateTransfer.Source(40)
+    const ask = new Message.StateRequest({ slotOut: 1, chunks: [] })
+    const own = () => ({ slotOut: 9, floor: 1, now })
+    assert.isTrue(source.serve("replica/r1", ask, own()).encode)
+    now += 5_000
+    assert.isFalse(source.serve("replica/r1", ask, own()).encode, "still being made")
+    now += 6_000
+    assert.isTrue(source.serve("replica/r1", ask, own()).encode, "dropped by the host's worker, or lost: asked again")
+    // an encoding older than the one served is not taken
+    assert.lengthOf(source.prepared(9, { chunks: ["{}"], checksum: zlib.crc32("{}") }, now), 1)
+    assert.deepStrictEqual(source.prepared(8, { chunks: ["[]"], checksum: 0 }, now), [])
+    const [chunk] = source.serve("replica/r5", ask, own()).chunks
+    assert.deepStrictEqual(chunk?.transfer, { slotOut: 9, checksum: zlib.crc32("{}") })
+  })
+
+  it("a transfer's chunks spell the snapshot's JSON, whatever the chunk size, and its CRC-32 is the whole text's", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.string({ unit: "binary", maxLength: 40 }), fc.string({ unit: "binary", maxLength: 90 })), {
+          maxLength: 30
+        }),
+        fc.integer({ min: 1, max: 70 }),
+        (entries, chunkChars) => {
+          const r = new Replica.ReplicaCore("r2", config, Kv.machine, Option.none())
+          for (const [i, [key, value]] of entries.entries()) r.decision(i + 1, batch(cmd("c", i + 1, kv(key, value))))
+          r.drain()
+          const snapshot = r.snapshot()
+          const gen = StateTransfer.encodeForTransfer(snapshot, chunkChars)
+          let step = gen.next()
+          while (step.done !== true) step = gen.next()
+          const text = JSON.stringify(snapshot)
+          assert.strictEqual(step.value.chunks.join(""), text)
+          assert.isTrue(step.value.chunks.every((c, i, all) => c.length === chunkChars || i === all.length - 1))
+          assert.strictEqual(step.value.checksum, zlib.crc32(text))
+        }
+      ),
+      { numRuns: 60 }
+    )
   })
 })
 
