@@ -1112,11 +1112,11 @@ export class ReplicaCore<S, C, R> {
     }
     for (const o of this.digests.tick()) this.out.send(o.to, o.message)
     if (this.repair !== undefined) {
-      for (const o of this.repair.tick(this.asking)) this.out.send(o.to, o.message)
+      for (const o of this.repair.tick(this.asking, this.leaderReplica())) this.out.send(o.to, o.message)
       return
     }
     if (this.catchingUp) {
-      for (const o of this.sink.tick(this.slotOut)) this.out.send(o.to, o.message)
+      for (const o of this.sink.tick(this.slotOut, this.leaderReplica())) this.out.send(o.to, o.message)
       return
     }
     const copying = this.copyTick()
@@ -1231,8 +1231,14 @@ export class ReplicaCore<S, C, R> {
       })
       return false
     }
-    for (const o of this.sink.tick(this.slotOut)) this.out.send(o.to, o.message)
+    for (const o of this.sink.tick(this.slotOut, this.leaderReplica())) this.out.send(o.to, o.message)
     return true
+  }
+
+  /** The replica beside the leader it follows, if that server hosts one: the peer to copy from last. */
+  private leaderReplica(): Address.Address | undefined {
+    const leader = this.leader
+    return leader === undefined ? undefined : Address.replica(Address.id(leader))
   }
 
   /** A copy for being far behind ends without an install: the commands it held back go now. */

@@ -257,8 +257,16 @@ export class Sink {
     this.transfer = undefined
   }
 
-  /** Timer, while behind: start, re-ask or move to another peer. What to send. */
-  tick(slotOut: number): Array<{ readonly to: Address.Address; readonly message: Message.StateRequest }> {
+  /**
+   * Timer, while behind: start, re-ask or move to another peer. What to send. A transfer
+   * begins with another peer than `busy` when there is one (the replica beside the active
+   * leader, whose process serving megabytes of chunks would slow every write), and moves on
+   * to it in turn.
+   */
+  tick(
+    slotOut: number,
+    busy?: Address.Address
+  ): Array<{ readonly to: Address.Address; readonly message: Message.StateRequest }> {
     if (this.peers.length === 0) return []
     const t = this.transfer
     if (t !== undefined && t.idle < SWITCH_TICKS) {
@@ -266,6 +274,9 @@ export class Sink {
       if (t.idle <= RETRY_TICKS) return []
       return [{ to: t.peer, message: this.ask(slotOut) }]
     }
+    // a first ask only: moving on from a peer that sent nothing, the busy one is next in turn
+    if (t === undefined && this.peers[this.next] === busy && this.peers.length > 1)
+      this.next = (this.next + 1) % this.peers.length
     const peer = this.peers[this.next]!
     this.next = (this.next + 1) % this.peers.length
     this.transfer = begun(peer)

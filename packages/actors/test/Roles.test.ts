@@ -663,6 +663,21 @@ describe("state transfer", () => {
     assert.strictEqual(ready.send.length, Math.min(StateTransfer.PULL, count))
   })
 
+  it("a copy begins with a peer other than the one beside the active leader, and falls back to it", () => {
+    const sink = new StateTransfer.Sink(["replica/r2", "replica/r3"])
+    const [first] = sink.tick(1, "replica/r2")
+    assert.strictEqual(first?.to, "replica/r3", "r2's process serves the writes")
+    let asked: Array<string> = []
+    for (let i = 0; i < 6; i++) asked = sink.tick(1, "replica/r2").map((o) => o.to)
+    assert.deepStrictEqual(asked, ["replica/r2"], "r3 sent nothing: r2 after all")
+    const alone = new StateTransfer.Sink(["replica/r2"])
+    assert.deepStrictEqual(
+      alone.tick(1, "replica/r2").map((o) => o.to),
+      ["replica/r2"],
+      "the only peer is asked, busy or not"
+    )
+  })
+
   it("an encoding asked of the host and never handed back is asked again once it is overdue", () => {
     let now = 0
     const source = new StateTransfer.Source(40)
