@@ -57,7 +57,7 @@ export const print = (line: string): void => {
 export const now = (): number => performance.now()
 
 /** CPU seconds a process has used (`@synod/testing/ProcessCpu`). */
-export { cpuSeconds, runQueueSeconds } from "@synod/testing/ProcessCpu"
+export { cpuSeconds, runQueueSeconds, wakeups } from "@synod/testing/ProcessCpu"
 
 // ---------------------------------------------------------------------------------------
 // status

@@ -37,7 +37,7 @@ import { Effect, Layer } from "effect"
 import * as Tracing from "@synod/cluster/Tracing"
 import * as Hops from "./Hops.ts"
 import { printTop } from "./Profile.ts"
-import { cpuSeconds, runQueueSeconds } from "./Cluster.ts"
+import { cpuSeconds, runQueueSeconds, wakeups } from "./Cluster.ts"
 
 const arg = (name: string, dflt: number, min: "positive" | "non-negative" = "positive") => {
   const i = process.argv.indexOf(`--${name}`)
@@ -288,6 +288,8 @@ interface Row {
   readonly nats: number
   /** Microseconds per operation the servers' main threads waited for a core (`ProcessCpu.runQueueSeconds`). */
   readonly waited: number
+  /** Times per operation the servers' main threads slept and were woken, together (`ProcessCpu.wakeups`). */
+  readonly wakeups: number
 }
 
 /** One cluster (tracing to `collector` when given): each level of clients, printed as it goes. */
@@ -306,6 +308,7 @@ const run = (collector: string | undefined) =>
     const natsCpu = () => cpuSeconds(nats.pid()) ?? Number.NaN
     // time the servers' main threads were ready to run and waited for a core
     const serversWait = () => children.reduce((sum, c) => sum + (runQueueSeconds(c.pid) ?? Number.NaN), 0)
+    const serversWakeups = () => children.reduce((sum, c) => sum + (wakeups(c.pid) ?? Number.NaN), 0)
     const clientCpu = () => {
       const u = process.cpuUsage()
       return (u.user + u.system) / 1e6
@@ -326,9 +329,9 @@ const run = (collector: string | undefined) =>
       discard: true
     })
     // CPU per operation: the three servers together, and this (the client) process
-    // and how long the servers' main threads waited for a core, per operation
+    // and how long the servers' main threads waited for a core, and how often they woke, per operation
     process.stdout.write(
-      "clients  op          ops/s   p50 ms   p99 ms   servers µs/op   client µs/op   nats µs/op   servers waited µs/op\n"
+      "clients  op          ops/s   p50 ms   p99 ms   servers µs/op   client µs/op   nats µs/op   servers waited µs/op   servers wake-ups/op\n"
     )
     const rows: Array<Row> = []
     const ratios: Array<string> = []
@@ -338,11 +341,12 @@ const run = (collector: string | undefined) =>
         const r = yield* measure(
           op,
           all.slice(0, n),
-          () => [serversCpu(), clientCpu(), natsCpu(), serversWait()] as const
+          () => [serversCpu(), clientCpu(), natsCpu(), serversWait(), serversWakeups()] as const
         )
         rates.set(op, r.ops)
         const total = r.ops * r.elapsed
-        const perOp = (k: 0 | 1 | 2 | 3) => ((r.cpu.atEnd[k] - r.cpu.atStart[k]) * 1e6) / total
+        const delta = (k: 0 | 1 | 2 | 3 | 4) => (r.cpu.atEnd[k] - r.cpu.atStart[k]) / total
+        const perOp = (k: 0 | 1 | 2 | 3) => delta(k) * 1e6
         const row = {
           clients: n,
           op,
@@ -352,12 +356,13 @@ const run = (collector: string | undefined) =>
           servers: perOp(0),
           client: perOp(1),
           nats: perOp(2),
-          waited: perOp(3)
+          waited: perOp(3),
+          wakeups: delta(4)
         }
         rows.push(row)
         const us = (v: number) => (Number.isFinite(v) ? v.toFixed(0) : "-")
         process.stdout.write(
-          `${String(n).padStart(7)}  ${op.padEnd(8)} ${r.ops.toFixed(0).padStart(9)} ${r.p50.toFixed(2).padStart(8)} ${r.p99.toFixed(2).padStart(8)} ${us(row.servers).padStart(15)} ${us(row.client).padStart(14)} ${us(row.nats).padStart(12)} ${us(row.waited).padStart(22)}\n`
+          `${String(n).padStart(7)}  ${op.padEnd(8)} ${r.ops.toFixed(0).padStart(9)} ${r.p50.toFixed(2).padStart(8)} ${r.p99.toFixed(2).padStart(8)} ${us(row.servers).padStart(15)} ${us(row.client).padStart(14)} ${us(row.nats).padStart(12)} ${us(row.waited).padStart(22)} ${(Number.isFinite(row.wakeups) ? row.wakeups.toFixed(2) : "-").padStart(21)}\n`
         )
       }
       const [w, rd] = [rates.get("write"), rates.get("read")]

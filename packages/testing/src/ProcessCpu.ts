@@ -36,3 +36,22 @@ export const runQueueSeconds = (pid: number | undefined): number | undefined => 
     return undefined
   }
 }
+
+/**
+ * Times the main thread of process `pid` went to sleep and was woken (its voluntary
+ * context switches: waiting for a socket, a timer or the disk), from /proc/PID/status on
+ * Linux; undefined elsewhere or when the process is gone. With one client, most of what a
+ * write costs a server is paid per wake-up (docs/benchmark-log.md, 2026-12-05).
+ */
+export const wakeups = (pid: number | undefined): number | undefined => {
+  if (pid === undefined) return undefined
+  try {
+    const line = readFileSync(`/proc/${pid}/status`, "utf8")
+      .split("\n")
+      .find((l) => l.startsWith("voluntary_ctxt_switches:"))
+    const n = Number(line?.split(":")[1])
+    return line !== undefined && Number.isFinite(n) ? n : undefined
+  } catch {
+    return undefined
+  }
+}
