@@ -6,12 +6,14 @@
  * hands the chunks back. Prints how long the request held the loop, how long the encoding
  * took in all and its longest slice (what any other role of the process waits for at
  * most), against the encoding done at once, as the replica did before (`JSON.stringify`
- * of the encoded state, its CRC-32 and its chunks, in one step).
+ * of the encoded state, its CRC-32 and its chunks, in one step). Then the asker's side,
+ * still one step: its last chunk's (the text joined, checked, parsed, decoded and
+ * installed), and the SHA-256 it checks against its peers' digests when it knows them.
  *
  *   pnpm bench transfer [--keys 100000] [--value-bytes 100] [--rounds 3]
  */
 import { crc32 } from "node:zlib"
-import { ClusterConfig, Message, StateMachine, type Storage } from "@synod/core"
+import { Ballot, ClusterConfig, Message, StateMachine, type Storage } from "@synod/core"
 import { Kv } from "@synod/kv"
 import { Option } from "effect"
 import { Replica, StateTransfer } from "@synod/actors"
@@ -87,9 +89,35 @@ for (let round = 1; round <= rounds; round++) {
   crc32(whole)
   for (let i = 0; i < whole.length; i += job.chunkChars) whole.slice(i, i + job.chunkChars)
   const atOnce = performance.now() - t2
+  // the asker's side: each chunk a step of its loop, the last one verifying and installing
+  const asker = new Replica.ReplicaCore("s1", config, machine, Option.none())
+  asker.heartbeat(
+    new Message.Heartbeat({ ballot: Ballot.make(1, "s3"), active: true, decided: 2, slot: 2, watermark: 2 })
+  )
+  asker.tick()
+  let asks = asker.drain().filter((o) => o.message._tag === "StateRequest")
+  let last = 0
+  for (let guard = 0; asks.length > 0 && guard < 100_000; guard++) {
+    const next: typeof asks = []
+    for (const ask of asks) {
+      replica.stateRequest("replica/s1", ask.message as Message.StateRequest)
+      for (const { message } of replica.out.drain().send) {
+        const t = performance.now()
+        asker.stateChunk("replica/s2", message as Message.StateChunk)
+        last = performance.now() - t
+        next.push(...asker.drain().filter((o) => o.message._tag === "StateRequest"))
+      }
+    }
+    asks = next
+  }
+  if (asker.slotOut !== snapshot.slotOut)
+    throw new Error(`the asker did not install the copy (at slot ${asker.slotOut})`)
+  const t3 = performance.now()
+  Replica.digestText(whole)
+  const hash = performance.now() - t3
   process.stdout.write(
     `  round ${round}: ${(whole.length / 1e6).toFixed(1)} MB; the request held the loop ${ms(onLoop)}, the answer (${chunks} chunks) ${ms(answer)}; ` +
       `encoded in ${state.steps + text.steps} slices, ${ms(state.total + text.total)} in all, the longest ${ms(Math.max(state.longest, text.longest))}; ` +
-      `at once: ${ms(atOnce)}\n`
+      `at once: ${ms(atOnce)}; the asker's last chunk (checked, decoded, installed) ${ms(last)}, and checking its digest ${ms(hash)} more\n`
   )
 }

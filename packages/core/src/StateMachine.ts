@@ -77,6 +77,13 @@ export interface StateMachine<S, C, R> {
     readonly decodeCommand?: (json: unknown) => C | undefined
     readonly encodeResult?: (result: R) => Schema.Json | undefined
     readonly decodeResult?: (json: unknown) => R | undefined
+    /**
+     * A snapshot's state, decoded without the schema's parser when it is of the shape the
+     * machine writes (a replica installing a peer's copy, a server loading its own); else
+     * undefined, and `snapshot` decodes it (and names what is wrong). Must never accept
+     * what `snapshot` refuses, and must decode the same state.
+     */
+    readonly decodeSnapshot?: (json: unknown) => S | undefined
   }
 }
 
@@ -141,6 +148,6 @@ export const codecs = <S, C, R>(machine: StateMachine<S, C, R>): Codecs<S, C, R>
       function* (s: S) {
         return (machine.encodeSnapshot ?? state.encode)(s)
       },
-    decodeState: state.decode
+    decodeState: firstDecode(fast?.decodeSnapshot, state.decode)
   }
 }
