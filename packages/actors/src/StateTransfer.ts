@@ -29,7 +29,7 @@ const SWITCH_TICKS = 5
 /** A served encoding is dropped after this long unused. */
 const IDLE_MS = 10_000
 
-const decodeSnapshot = Schema.decodeUnknownResult(Storage.ReplicaSnapshot)
+const decodeSnapshot = Schema.decodeUnknownResult(Storage.ParsedReplicaSnapshot)
 
 /** What the serving replica knows of itself. */
 export interface Own {

@@ -663,6 +663,33 @@ describe("state transfer", () => {
     assert.strictEqual(ready.send.length, Math.min(StateTransfer.PULL, count))
   })
 
+  it("a complete transfer whose text is JSON but no snapshot is rejected, whatever field is missing or wrong", () => {
+    const receive = (text: string) => {
+      const sink = new StateTransfer.Sink(["replica/r2"])
+      sink.tick(1)
+      const chunk = new Message.StateChunk({
+        transfer: { slotOut: 3, checksum: zlib.crc32(text) },
+        index: 0,
+        count: 1,
+        data: text
+      })
+      return sink.chunk("replica/r2", chunk, 1).received
+    }
+    const good = { slotOut: 3, state: { revision: 0, entries: [] }, clients: [] }
+    assert.strictEqual(receive(JSON.stringify(good))?._tag, "Snapshot")
+    for (const bad of [
+      { slotOut: 3, clients: [] },
+      { ...good, slotOut: 0 },
+      { ...good, clients: {} },
+      { ...good, digestBytes: -1 },
+      [good]
+    ]) {
+      const r = receive(JSON.stringify(bad))
+      assert.strictEqual(r?._tag, "Rejected", JSON.stringify(bad))
+      if (r?._tag === "Rejected") assert.include(r.reason, "not a snapshot")
+    }
+  })
+
   it("a copy begins with a peer other than the one beside the active leader, and falls back to it", () => {
     const sink = new StateTransfer.Sink(["replica/r2", "replica/r3"])
     const [first] = sink.tick(1, "replica/r2")
