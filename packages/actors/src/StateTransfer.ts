@@ -132,7 +132,7 @@ export class Source {
     this.preparing = undefined
   }
 
-  /** Drops an encoding nobody asked for in a while. */
+  /** Drops an encoding nobody asked for in a while, and forgets one asked of the host that is overdue. */
   tick(now: number): void {
     if (this.served !== undefined && now - this.served.usedAt > IDLE_MS) this.served = undefined
     if (this.preparing !== undefined && now - this.preparing.since > PREPARE_MS) this.preparing = undefined
