@@ -965,7 +965,9 @@ export class ReplicaCore<S, C, R> {
   finalSnapshot(): Storage.ReplicaSnapshot | undefined {
     if (!this.vouched) return this.snapshot()
     const verified = this.verified
-    return verified !== undefined && verified.slotOut > this.durable ? this.encode(verified) : undefined
+    return verified !== undefined && verified.slotOut > this.durable
+      ? encodeCapturedNow(this.codecs, verified)
+      : undefined
   }
 
   /**
@@ -974,10 +976,6 @@ export class ReplicaCore<S, C, R> {
    */
   get verifiedSlot(): number {
     return this.vouched ? Math.max(this.durable, this.verified?.slotOut ?? 1) : this.slotOut
-  }
-
-  private encode(captured: Captured<S>): Storage.ReplicaSnapshot {
-    return encodeCapturedNow(this.codecs, captured)
   }
 
   /**

@@ -25,14 +25,21 @@ export const digestOf = (job: Extract<Replica.Job<Kv.State>, { readonly _tag: "D
     })
   )
 
+/** A generator of gradual work (`JsonText.runGradually`'s kind) run to its result at once. */
+export const runToEnd = <A>(gen: Generator<void, A, void>): A => {
+  let r = gen.next()
+  while (r.done !== true) r = gen.next()
+  return r.value
+}
+
 /** What the host hands back for a job: its digest, or its text for a peer's copy (run here at once). */
 export const doneOf = (job: Replica.Job<Kv.State>): Replica.Input => {
   if (job._tag === "Digest")
     return { _tag: "Digested", slot: job.captured.slotOut, epoch: job.epoch, digest: digestOf(job) }
-  const gen = StateTransfer.encodeForTransfer(Replica.encodeCapturedNow(codecs, job.captured), job.chunkChars)
-  let r = gen.next()
-  while (r.done !== true) r = gen.next()
-  return { _tag: "Encoded", slotOut: job.captured.slotOut, ...r.value }
+  const encoding = runToEnd(
+    StateTransfer.encodeForTransfer(Replica.encodeCapturedNow(codecs, job.captured), job.chunkChars)
+  )
+  return { _tag: "Encoded", slotOut: job.captured.slotOut, ...encoding }
 }
 
 type Core = Replica.ReplicaCore<Kv.State, Kv.Command, Kv.Result>

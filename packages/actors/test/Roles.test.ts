@@ -16,7 +16,7 @@ import {
 } from "@synod/actors"
 import { ballotArb, pvalueArb } from "@synod/testing/Arbitraries"
 import * as zlib from "node:zlib"
-import { doneOf, stateRequest } from "./ReplicaNet.ts"
+import { doneOf, runToEnd, stateRequest } from "./ReplicaNet.ts"
 
 const b = (round: number, leader = "l1") => Ballot.make(round, leader)
 const cmd = (client: string, seq: number, op: unknown = { _tag: "Get", key: "k" }) =>
@@ -507,10 +507,9 @@ const serveNow = (
 ): Array<Message.StateChunk> => {
   const served = source.serve(from as never, request, { slotOut: state.slotOut, floor: 1, now: 0 })
   if (!served.encode) return [...served.chunks]
-  const gen = StateTransfer.encodeForTransfer(state, source.chunkChars)
-  let r = gen.next()
-  while (r.done !== true) r = gen.next()
-  return source.prepared(state.slotOut, r.value, 0).map((o) => o.message)
+  return source
+    .prepared(state.slotOut, runToEnd(StateTransfer.encodeForTransfer(state, source.chunkChars)), 0)
+    .map((o) => o.message)
 }
 
 describe("state transfer", () => {
@@ -734,13 +733,11 @@ describe("state transfer", () => {
           for (const [i, [key, value]] of entries.entries()) r.decision(i + 1, batch(cmd("c", i + 1, kv(key, value))))
           r.drain()
           const snapshot = r.snapshot()
-          const gen = StateTransfer.encodeForTransfer(snapshot, chunkChars)
-          let step = gen.next()
-          while (step.done !== true) step = gen.next()
+          const encoding = runToEnd(StateTransfer.encodeForTransfer(snapshot, chunkChars))
           const text = JSON.stringify(snapshot)
-          assert.strictEqual(step.value.chunks.join(""), text)
-          assert.isTrue(step.value.chunks.every((c, i, all) => c.length === chunkChars || i === all.length - 1))
-          assert.strictEqual(step.value.checksum, zlib.crc32(text))
+          assert.strictEqual(encoding.chunks.join(""), text)
+          assert.isTrue(encoding.chunks.every((c, i, all) => c.length === chunkChars || i === all.length - 1))
+          assert.strictEqual(encoding.checksum, zlib.crc32(text))
         }
       ),
       { numRuns: 60 }
