@@ -32,8 +32,9 @@
  */
 import { headers, type Msg, type MsgHdrs } from "@nats-io/transport-node"
 import { type Address, Codec, HopLog, Limits, type Message, Trace, Transport } from "@synod/core"
-import { Cause, type Duration, Effect, Layer, Option, Queue, Result, type Tracer } from "effect"
+import { Cause, Clock, Duration, Effect, Layer, Option, Queue, Result, type Tracer } from "effect"
 import * as ClusterKey from "./ClusterKey.ts"
+import * as LogBudget from "./LogBudget.ts"
 import * as NatsConnection from "./NatsConnection.ts"
 import { NatsStats } from "./NatsStats.ts"
 import * as Subjects from "./Subjects.ts"
@@ -80,6 +81,13 @@ export interface TransportOptions {
    * was first heard from.
    */
   readonly serverIds?: ReadonlyArray<string>
+  /**
+   * Each listener logs each kind of message it drops (undecodable, oversized, refused,
+   * unauthenticated, replayed, inbox overflow) at most 5 times in this long, and then one
+   * line with how many more it dropped (default 10 seconds; `LogBudget`). The
+   * metrics count every one.
+   */
+  readonly dropLogWindow?: Duration.Input
 }
 
 export interface Options extends NatsConnection.Options, TransportOptions {}
@@ -161,6 +169,7 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
   const cluster = options.cluster
   const capacity = options.inboxCapacity ?? 4096
   const subscribeTimeout = options.subscribeTimeout ?? "5 seconds"
+  const dropLogWindowMs = Duration.toMillis(Duration.fromInputUnsafe(options.dropLogWindow ?? "10 seconds"))
   const withTrace = options.traceHeader ?? (yield* Trace.Enabled)
   const localDelivery = options.localDelivery ?? true
   const { client, isConnectedUnsafe } = yield* NatsConnection.NatsConnection
@@ -354,48 +363,98 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
     /** The mailbox was full: `overflow.count` says how many were dropped since the last report. */
     | { readonly _tag: "Overflow" }
 
-  /** Counts and logs what could not be delivered; runs off the hot path, in a fiber of its own. */
+  /** A dropped message's log line, counted by `kind`. */
+  const dropped = (kind: string, message: string, subject: string, reason: string): LogBudget.Line => ({
+    kind,
+    message,
+    fields: { subject, reason },
+    count: 1
+  })
+  /** The log line of a problem; `undefined`: logged apart (an ended subscription) or summed up (overflow). */
+  const lineOf = (p: Problem): LogBudget.Line | undefined => {
+    switch (p._tag) {
+      case "Oversized":
+        return dropped(
+          p._tag,
+          "dropping an oversized message",
+          p.subject,
+          `${p.size} bytes exceeds the limit of ${maxBytes}`
+        )
+      case "Undecodable":
+        return dropped(p._tag, "dropping an undecodable message", p.subject, p.reason)
+      case "Refused":
+        return dropped(p._tag, "refusing a message", p.subject, p.reason)
+      case "Unauthenticated":
+        return dropped(
+          p.refusal.kind,
+          p.refusal.kind === "replayed" ? "refusing a replayed message" : "refusing an unauthenticated message",
+          p.subject,
+          p.refusal.reason
+        )
+      default:
+        return undefined
+    }
+  }
+
+  /**
+   * Counts and logs what could not be delivered; runs off the hot path, in a fiber of its
+   * own. Each kind of line within `LogBudget`'s bounds: a publisher of garbage gets a few
+   * lines and a count, not a line per message.
+   */
   const report = (subject: string, problems: Queue.Dequeue<Problem>, overflow: { count: number }) =>
     Effect.gen(function* () {
+      const budget = new LogBudget.LogBudget(5, dropLogWindowMs)
+      const write = (line: LogBudget.Line) => Effect.logWarning(line.message, line.fields)
       while (true) {
-        const batch = yield* Queue.takeAll(problems)
+        const due = budget.nextDue(yield* Clock.currentTimeMillis)
+        const batch =
+          due === undefined
+            ? yield* Queue.takeAll(problems)
+            : Option.getOrElse(
+                yield* Queue.takeAll(problems).pipe(
+                  Effect.timeoutOption(Math.max(0, due - (yield* Clock.currentTimeMillis)))
+                ),
+                () => []
+              )
+        const now = yield* Clock.currentTimeMillis
+        for (const { line, more, windowMs } of budget.due(now)) {
+          yield* Effect.logWarning(`${line.message} (and ${more} more in ${windowMs / 1000} s)`, line.fields)
+        }
         for (const p of batch) {
           switch (p._tag) {
             case "Ended":
               yield* stats.count("subscriptionErrors")
               yield* Effect.logError("NATS ended a subscription", { subject, error: p.error.message })
-              break
+              continue
             case "Oversized":
               yield* stats.count("oversized")
-              yield* Effect.logWarning("dropping an oversized message", {
-                subject: p.subject,
-                reason: `${p.size} bytes exceeds the limit of ${maxBytes}`
-              })
               break
             case "Undecodable":
               yield* stats.count("decodeErrors")
-              yield* Effect.logWarning("dropping an undecodable message", { subject: p.subject, reason: p.reason })
               break
             case "Refused":
               yield* stats.count("refused")
-              yield* Effect.logWarning("refusing a message", { subject: p.subject, reason: p.reason })
               break
             case "Unauthenticated":
               yield* stats.count(p.refusal.kind)
-              yield* Effect.logWarning(
-                p.refusal.kind === "replayed" ? "refusing a replayed message" : "refusing an unauthenticated message",
-                { subject: p.subject, reason: p.refusal.reason }
-              )
               break
             case "Overflow":
-              break
+              continue
           }
+          const line = lineOf(p)
+          if (line !== undefined && budget.admit(line, now)) yield* write(line)
         }
         if (overflow.count > 0) {
           const n = overflow.count
           overflow.count = 0
           yield* stats.count("inboxOverflow", n)
-          yield* Effect.logWarning("listener inbox full; dropped messages", { subject, dropped: n })
+          const line = {
+            kind: "Overflow",
+            message: "listener inbox full; dropped messages",
+            fields: { subject, dropped: n },
+            count: n
+          }
+          if (budget.admit(line, now)) yield* write(line)
         }
       }
     })

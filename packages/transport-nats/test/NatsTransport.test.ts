@@ -105,6 +105,44 @@ describe("NatsTransport", () => {
   )
 
   it.live(
+    "a flood of garbage gets a few log lines and one line with how many more, while every message is counted",
+    () =>
+      capturingLogs((lines) =>
+        Effect.gen(function* () {
+          const server = yield* NatsServer.start()
+          const { transport, stats } = yield* Kit.build({
+            servers: server.url,
+            name: "flood",
+            cluster: "flood",
+            localDelivery: false,
+            dropLogWindow: "1500 millis"
+          })
+          const mailbox = yield* transport.listen("leader/l1")
+          const raw = yield* Kit.rawClient(server.url)
+          for (let i = 0; i < 200; i++) raw.publish("synod.flood.leader.l1", `{ junk ${i}`)
+          yield* Effect.promise(() => raw.flush())
+          yield* transport.send("leader/l1", Kit.ping("replica/x", "leader/l1", 7))
+          assert.strictEqual(Kit.seqOf(yield* Kit.takeWithin(mailbox)), 7)
+
+          const dropping = (kind: string) => lines.filter((l) => l[0] === kind)
+          const summaries = () => lines.filter((l) => typeof l[0] === "string" && l[0].includes(" more in "))
+          assert.strictEqual((yield* stats.snapshot).decodeErrors, 200)
+          assert.strictEqual(dropping("dropping an undecodable message").length, 5)
+          assert.strictEqual(summaries().length, 0)
+          // the window ends with nothing more coming: its summary is written all the same
+          yield* Effect.sleep("2 seconds")
+          const summary = summaries().find((l) => (l[0] as string).startsWith("dropping an undecodable message"))
+          assert.isDefined(summary)
+          assert.strictEqual(summary![0], "dropping an undecodable message (and 195 more in 1.5 s)")
+          assert.include((summary![1] as { reason: string }).reason, "not JSON")
+          assert.strictEqual((summary![1] as { subject: string }).subject, "synod.flood.leader.l1")
+          assert.strictEqual(dropping("dropping an undecodable message").length, 5)
+        })
+      ),
+    20_000
+  )
+
+  it.live(
     "a send the client refuses is counted and dropped, never failed",
     () =>
       Effect.gen(function* () {
