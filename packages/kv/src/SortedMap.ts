@@ -60,7 +60,29 @@ interface Store<V> {
   head: Version<V>
   /** Writes to it so far: the chain of versions a store keeps growing (`due`). */
   writes: number
+  /** Its head's values being copied into a store of their own, a few per write (`track`). */
+  migration: Migration<V> | undefined
 }
+
+/**
+ * A copy of a store's `map` made a few entries per write (`migrateStep`), as a hash table
+ * is rehashed incrementally: the writes after it began go to both, so once `keys` ran out
+ * `fresh` holds the head's values, and the next version written after the head starts a
+ * store of its own with them (`SortedMap.base`). Copied in one go, 100,000 entries held
+ * every replica's loop for 100-200 ms at the same command, the longest stall of the
+ * yardstick's 256 writers.
+ */
+interface Migration<V> {
+  readonly fresh: Map<string, V>
+  readonly keys: Iterator<string>
+  done: boolean
+}
+
+/** Entries a write copies of a migration: it ends within a quarter as many writes as the store holds keys. */
+const migrateStep = 4
+
+/** What the tests and benchmarks read of the copies: migrations ended, and entries copied at once. */
+export const copies = { migrated: 0, copiedAtOnce: 0 }
 
 /**
  * One version's values: the store's `map` when it is the head, else those of `next` but
@@ -81,7 +103,7 @@ class Version<V> {
 }
 
 const newStore = <V>(map: Map<string, V>): Version<V> => {
-  const store = { map, writes: 0 } as Store<V>
+  const store = { map, writes: 0, migration: undefined } as Store<V>
   store.head = new Version(store)
   return store.head
 }
@@ -95,6 +117,8 @@ const reroot = <V>(v: Version<V>): void => {
   if (store.head === v) return
   const path: Array<Version<V>> = []
   for (let u = v; u !== store.head; u = u.next!) path.push(u)
+  // the head moves back: what a migration copied is no longer the head's
+  store.migration = undefined
   const map = store.map
   for (let i = path.length - 1; i >= 0; i--) {
     const u = path[i]!
@@ -161,14 +185,41 @@ const maxRerootSteps = 16
 const minWritesPerStore = 1024
 
 /**
- * Is `store` due for a copy? Every version older than the head reaches the head through
+ * Is `store` due for a migration? Every version older than the head reaches the head through
  * the versions after it, so one still held (the machine's initial state, held for ever; a
  * replica's last verified state) keeps every later version and its differences alive: a
- * soak of a million writes on 1,024 keys grew by 250 MiB and went on growing. Copied once
- * a store took as many writes as it holds keys, the chain an old version keeps is at most
- * that long, and the copies cost a write's worth each.
+ * soak of a million writes on 1,024 keys grew by 250 MiB and went on growing. Copied
+ * (`Migration`) once a store took as many writes as it holds keys, the chain an old
+ * version keeps is at most about that long, and the copies cost a write's worth each.
  */
 const due = <V>(store: Store<V>): boolean => store.writes >= Math.max(minWritesPerStore, store.map.size)
+
+/**
+ * Is `store` past due, its migration undone (given up by a reroot, each time it began)?
+ * Then the next version written after its head goes to a copy made at once.
+ */
+const overdue = <V>(store: Store<V>): boolean => store.writes >= 2 * Math.max(minWritesPerStore, store.map.size)
+
+/**
+ * Counts a write of `key` to `store`'s map (`absent`: removed) and moves its migration on:
+ * begun once the store is `due`, given the write, and `migrateStep` more entries of the map.
+ */
+const track = <V>(store: Store<V>, key: string, value: Old<V>): void => {
+  store.writes++
+  let m = store.migration
+  if (m === undefined) {
+    if (!due(store)) return
+    m = store.migration = { fresh: new Map(), keys: store.map.keys(), done: false }
+  }
+  if (value === absent) m.fresh.delete(key)
+  else m.fresh.set(key, value)
+  // a Map's iterator sees keys added after it began and skips those removed before it came to them
+  for (let i = 0; i < migrateStep && !m.done; i++) {
+    const next = m.keys.next()
+    if (next.done === true) m.done = true
+    else m.fresh.set(next.value, store.map.get(next.value)!)
+  }
+}
 
 /** Is the head at most `maxRerootSteps` versions from `v`? */
 const near = <V>(v: Version<V>): boolean => {
@@ -184,7 +235,17 @@ const near = <V>(v: Version<V>): boolean => {
 const copied = <V>(v: Version<V>, keys: Iterable<string>): Version<V> => {
   const map = new Map<string, V>()
   for (const key of keys) map.set(key, lookup(v, key)!)
+  copies.copiedAtOnce += map.size
   return newStore(map)
+}
+
+/** A store of its own holding the values its migration copied, when it is over and `v` is the head. */
+const migrated = <V>(v: Version<V>): Version<V> | undefined => {
+  const m = v.store.migration
+  if (m === undefined || !m.done || v !== v.store.head) return undefined
+  v.store.migration = undefined
+  copies.migrated++
+  return newStore(m.fresh)
 }
 
 /** A new head after `v` (made the head first), with `key` set to `value` (`absent`: removed). */
@@ -194,9 +255,9 @@ const written = <V>(v: Version<V>, key: string, value: Old<V>): Version<V> => {
   const next = new Version(v.store)
   v.next = next
   v.diff = new Map([[key, oldOf(map.get(key))]])
-  v.store.writes++
   if (value === absent) map.delete(key)
   else map.set(key, value)
+  track(v.store, key, value)
   v.store.head = next
   return next
 }
@@ -217,9 +278,9 @@ const writeInPlace = <V>(d: Version<V>, key: string, value: Old<V>, now: V | und
   reroot(d)
   const diff = d.pred!.diff!
   if (!diff.has(key)) diff.set(key, oldOf(now))
-  d.store.writes++
   if (value === absent) d.store.map.delete(key)
   else d.store.map.set(key, value)
+  track(d.store, key, value)
 }
 
 export class SortedMap<V> implements Iterable<[string, V]> {
@@ -269,12 +330,13 @@ export class SortedMap<V> implements Iterable<[string, V]> {
   }
 
   /**
-   * This map's version to write after: its own, or a copy in a store of its own when far
-   * from its head or when its store is `due`.
+   * This map's version to write after: its own; the head of a store of its own when its
+   * store's migration is over; or a copy made at once when far from its head (another
+   * branch of the history moved on) or when its store is `overdue`.
    */
   private base(): Version<V> {
     const v = this.version
-    return near(v) && !due(v.store) ? v : copied(v, this.keyTree.keys())
+    return migrated(v) ?? (near(v) && !overdue(v.store) ? v : copied(v, this.keyTree.keys()))
   }
 
   /** A draft's version, open for writes in place: its own, once it wrote since it was made or frozen. */

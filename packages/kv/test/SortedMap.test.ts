@@ -6,6 +6,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as fc from "fast-check"
 import { SortedMap } from "@synod/kv"
+import { copies } from "@synod/kv/SortedMap"
 
 type Op =
   | { readonly set: string; readonly value: number }
@@ -222,6 +223,51 @@ describe("SortedMap", () => {
       assert.deepStrictEqual([...h.map], sortedEntries(h.model), `held ${i}`)
       assert.strictEqual(h.map.get("a"), h.model.get("a"), `held ${i}: get`)
     }
+  })
+
+  it("a store written at its head moves to stores of its own a few entries per write, never all at once", () => {
+    // the yardstick's shape: one writer, drafts of a batch each, a version held throughout
+    const size = 5000
+    let map = SortedMap.from(Array.from({ length: size }, (_, i) => [`k${i}`, -i] as const))
+    const initial = map
+    const model = new Map<string, number>([...map])
+    const before = { ...copies }
+    for (let batch = 0; batch < 500; batch++) {
+      const draft = map.edit()
+      for (let i = 0; i < 40; i++) {
+        const n = (batch * 40 + i) * 7919
+        const key = `k${n % (size + 500)}`
+        if (n % 17 === 0) {
+          draft.remove(key)
+          model.delete(key)
+        } else {
+          draft.set(key, batch)
+          model.set(key, batch)
+        }
+      }
+      map = draft.freeze()
+    }
+    // 20,000 writes on about 5,000 keys: a migration for each 5,000 or so
+    assert.isAtLeast(copies.migrated - before.migrated, 2)
+    assert.strictEqual(copies.copiedAtOnce, before.copiedAtOnce, "no store copied in one go")
+    assert.deepStrictEqual([...map], sortedEntries(model))
+    assert.strictEqual(initial.size, size)
+    assert.strictEqual(initial.get("k4999"), -4999)
+  })
+
+  it("a store whose migrations a reroot keeps undoing is copied at once when overdue, and reads right", () => {
+    let head = SortedMap.from<number>(Array.from({ length: 100 }, (_, i) => [`k${i}`, 0] as const))
+    const model = new Map([...head])
+    const before = { ...copies }
+    for (let i = 0; i < 3000; i++) {
+      const previous = head
+      head = head.set(`k${i % 100}`, i)
+      model.set(`k${i % 100}`, i)
+      // a write to the version before the head: the store's head moves back to it
+      if (i % 3 === 0) assert.strictEqual(previous.set("other", i).get("other"), i)
+    }
+    assert.isAbove(copies.copiedAtOnce, before.copiedAtOnce)
+    assert.deepStrictEqual([...head], sortedEntries(model))
   })
 
   it("pages a prefix from after a key as a filter of the whole would", () => {
