@@ -17,6 +17,8 @@
  *   BENCH_LEVELS=256 BENCH_OPS=read pnpm bench nats --hops   the same logs under load (the
  *                                   per-command summary then means little; read the logs)
  *   pnpm bench nats --keys 256 --value-bytes 8   another workload than the yardstick's
+ *   pnpm bench nats --stalls        also each level's event-loop stalls in each server: how
+ *                                   many of 50 ms or more, and the longest (LoopStalls.ts)
  *
  * The workload is the yardstick's (keys uniform over 100,000, 100-byte values), so the
  * table compares with its figures.
@@ -24,7 +26,7 @@
 import { type ChildProcess, spawn } from "node:child_process"
 import { createServer } from "node:http"
 import type { AddressInfo } from "node:net"
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { Session } from "node:inspector/promises"
 import { cpus, tmpdir } from "node:os"
 import { join } from "node:path"
@@ -36,6 +38,7 @@ import { NatsTransport } from "@synod/transport-nats"
 import { Effect, Layer } from "effect"
 import * as Tracing from "@synod/cluster/Tracing"
 import * as Hops from "./Hops.ts"
+import * as LoopStalls from "./LoopStalls.ts"
 import { printTop } from "./Profile.ts"
 import { cpuSeconds, runQueueSeconds, wakeups } from "./Cluster.ts"
 
@@ -108,6 +111,9 @@ if (clientsMode !== "shared" && clientsMode !== "separate") {
 /** `--tracing`: run the levels with tracing off, then on, and compare. */
 const tracingToo = process.argv.includes("--tracing")
 const cli = new URL("../src/cli.ts", import.meta.url).pathname
+/** `--stalls`: each server notes its event loop's stalls (`LoopStalls.ts`), printed per level. */
+const stallsToo = process.argv.includes("--stalls")
+const stallsOf = (dir: string, id: string) => join(dir, `${id}.stalls`)
 
 const clusterInput = {
   acceptors: ["s1", "s2", "s3"],
@@ -138,12 +144,14 @@ const startNode = (dir: string, id: string, url: string, tracing: string | undef
       // the real Node binary, not the npm `node` shim, so that signals reach it
       // --profile DIR: a CPU profile of each server process, written when it exits
       const profile = profileDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${join(profileDir, id)}`]
-      const child = spawn(process.execPath, [...profile, cli, "serve", "--config", file], {
+      const monitor = stallsToo ? ["--import", new URL("./LoopStalls.ts", import.meta.url).pathname] : []
+      const child = spawn(process.execPath, [...profile, ...monitor, cli, "serve", "--config", file], {
         stdio: ["ignore", "pipe", "pipe"],
         // only the config file turns tracing on
         env: {
           ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("OTEL_"))),
-          ...(hopsDir === undefined ? {} : { SYNOD_HOP_LOG: hopsDir })
+          ...(hopsDir === undefined ? {} : { SYNOD_HOP_LOG: hopsDir }),
+          ...(stallsToo ? { SYNOD_LOOP_STALLS: stallsOf(dir, id) } : {})
         }
       })
       let output = ""
@@ -341,7 +349,7 @@ const run = (collector: string | undefined) =>
         const r = yield* measure(
           op,
           all.slice(0, n),
-          () => [serversCpu(), clientCpu(), natsCpu(), serversWait(), serversWakeups()] as const
+          () => [serversCpu(), clientCpu(), natsCpu(), serversWait(), serversWakeups(), Date.now()] as const
         )
         rates.set(op, r.ops)
         const total = r.ops * r.elapsed
@@ -364,6 +372,17 @@ const run = (collector: string | undefined) =>
         process.stdout.write(
           `${String(n).padStart(7)}  ${op.padEnd(8)} ${r.ops.toFixed(0).padStart(9)} ${r.p50.toFixed(2).padStart(8)} ${r.p99.toFixed(2).padStart(8)} ${us(row.servers).padStart(15)} ${us(row.client).padStart(14)} ${us(row.nats).padStart(12)} ${us(row.waited).padStart(22)} ${(Number.isFinite(row.wakeups) ? row.wakeups.toFixed(2) : "-").padStart(21)}\n`
         )
+        if (stallsToo) {
+          const each = ["s1", "s2", "s3"].map((id) => {
+            const file = stallsOf(dir, id)
+            const ms = existsSync(file)
+              ? LoopStalls.read(readFileSync(file, "utf8"), r.cpu.atStart[5], r.cpu.atEnd[5])
+              : []
+            const over = ms.filter((m) => m >= 50)
+            return `${id} ${over.length}${over.length > 0 ? ` (longest ${Math.max(...over).toFixed(0)} ms)` : ""}`
+          })
+          process.stdout.write(`${" ".repeat(17)}event-loop stalls of 50 ms or more: ${each.join(", ")}\n`)
+        }
       }
       const [w, rd] = [rates.get("write"), rates.get("read")]
       if (w !== undefined && rd !== undefined) ratios.push(`${n} clients ${(rd / w).toFixed(1)}x`)
