@@ -36,7 +36,7 @@ import { Cause, Clock, Duration, Effect, Layer, Option, Queue, Result, type Trac
 import * as ClusterKey from "./ClusterKey.ts"
 import * as LogBudget from "./LogBudget.ts"
 import * as NatsConnection from "./NatsConnection.ts"
-import { NatsStats } from "./NatsStats.ts"
+import { type Event as StatsEvent, NatsStats } from "./NatsStats.ts"
 import * as Subjects from "./Subjects.ts"
 
 export interface TransportOptions {
@@ -396,12 +396,36 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
     }
   }
 
+  /** The counter of a problem (an overflow is counted apart, `Listener.overflow`). */
+  const eventOf = (p: Problem): StatsEvent | undefined => {
+    switch (p._tag) {
+      case "Ended":
+        return "subscriptionErrors"
+      case "Oversized":
+        return "oversized"
+      case "Undecodable":
+        return "decodeErrors"
+      case "Refused":
+        return "refused"
+      case "Unauthenticated":
+        return p.refusal.kind
+      case "Overflow":
+        return undefined
+    }
+  }
+
   /**
    * Counts and logs what could not be delivered; runs off the hot path, in a fiber of its
    * own. Each kind of line within `LogBudget`'s bounds: a publisher of garbage gets a few
-   * lines and a count, not a line per message.
+   * lines and a count, not a line per message. Problems the full queue refused
+   * (`unqueued`, a burst of garbage read in one go) are counted all the same, and summed up.
    */
-  const report = (subject: string, problems: Queue.Dequeue<Problem>, overflow: { count: number }) =>
+  const report = (
+    subject: string,
+    problems: Queue.Dequeue<Problem>,
+    overflow: { count: number },
+    unqueued: Map<StatsEvent, number>
+  ) =>
     Effect.gen(function* () {
       const budget = new LogBudget.LogBudget(5, dropLogWindowMs)
       const write = (line: LogBudget.Line) => Effect.logWarning(line.message, line.fields)
@@ -421,29 +445,24 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
           yield* Effect.logWarning(`${line.message} (and ${more} more in ${windowMs / 1000} s)`, line.fields)
         }
         for (const p of batch) {
-          switch (p._tag) {
-            case "Ended":
-              yield* stats.count("subscriptionErrors")
-              yield* Effect.logError("NATS ended a subscription", { subject, error: p.error.message })
-              continue
-            case "Oversized":
-              yield* stats.count("oversized")
-              break
-            case "Undecodable":
-              yield* stats.count("decodeErrors")
-              break
-            case "Refused":
-              yield* stats.count("refused")
-              break
-            case "Unauthenticated":
-              yield* stats.count(p.refusal.kind)
-              break
-            case "Overflow":
-              continue
-          }
+          const event = eventOf(p)
+          if (event !== undefined) yield* stats.count(event)
+          if (p._tag === "Ended")
+            yield* Effect.logError("NATS ended a subscription", { subject, error: p.error.message })
           const line = lineOf(p)
           if (line !== undefined && budget.admit(line, now)) yield* write(line)
         }
+        for (const [event, n] of unqueued) {
+          yield* stats.count(event, n)
+          const line = {
+            kind: "Unqueued",
+            message: "dropping messages faster than they are reported",
+            fields: { subject, [event]: n },
+            count: n
+          }
+          if (budget.admit(line, now)) yield* write(line)
+        }
+        unqueued.clear()
         if (overflow.count > 0) {
           const n = overflow.count
           overflow.count = 0
@@ -475,6 +494,13 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
       const problems = yield* Queue.dropping<Problem>(capacity)
       yield* Effect.addFinalizer(() => Effect.andThen(Queue.shutdown(problems), Queue.shutdown(mailbox)))
       const overflow = { count: 0 }
+      const unqueued = new Map<StatsEvent, number>()
+      /** Hands a problem to `report`; one the full queue refuses is counted there all the same. */
+      const problem = (p: Problem): void => {
+        if (Queue.offerUnsafe(problems, p)) return
+        const event = eventOf(p)
+        if (event !== undefined) unqueued.set(event, (unqueued.get(event) ?? 0) + 1)
+      }
       if (localDelivery) {
         let listeners = local.get(address)
         if (listeners === undefined) local.set(address, (listeners = new Set()))
@@ -511,28 +537,28 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
       const deliver = (err: Error | null, msg: Msg): void => {
         if (err !== null) {
           refused = err
-          Queue.offerUnsafe(problems, { _tag: "Ended", error: err })
+          problem({ _tag: "Ended", error: err })
           return
         }
         stats.countUnsafe("received")
         let data = msg.data
         const size = data.length
         if (size > (data[0] === ClusterKey.mark ? maxBytes + ClusterKey.overheadBytes : maxBytes)) {
-          Queue.offerUnsafe(problems, { _tag: "Oversized", subject: msg.subject, size })
+          problem({ _tag: "Oversized", subject: msg.subject, size })
           return
         }
         // authenticated envelopes (issue 14): check and strip the MAC line
         if (opener !== undefined || data[0] === ClusterKey.mark) {
           const opened = opener === undefined ? ClusterKey.strip(data) : opener.open(msg.subject, data, required(msg))
           if (!(opened instanceof Uint8Array)) {
-            Queue.offerUnsafe(problems, { _tag: "Unauthenticated", subject: msg.subject, refusal: opened })
+            problem({ _tag: "Unauthenticated", subject: msg.subject, refusal: opened })
             return
           }
           data = opened
         }
         const decoded = Codec.decodeMany(data)
         if (Result.isFailure(decoded)) {
-          Queue.offerUnsafe(problems, { _tag: "Undecodable", subject: msg.subject, reason: decoded.failure.reason })
+          problem({ _tag: "Undecodable", subject: msg.subject, reason: decoded.failure.reason })
           return
         }
         if (HopLog.enabled()) {
@@ -548,12 +574,12 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
         for (let index = 0; index < decoded.success.length; index++) {
           const item = decoded.success[index]!
           if (Result.isFailure(item)) {
-            Queue.offerUnsafe(problems, { _tag: "Undecodable", subject: msg.subject, reason: item.failure.reason })
+            problem({ _tag: "Undecodable", subject: msg.subject, reason: item.failure.reason })
             continue
           }
           const refusal = Subjects.refusal(channel, msg.subject, item.success.message)
           if (refusal !== undefined) {
-            Queue.offerUnsafe(problems, { _tag: "Refused", subject: msg.subject, reason: refusal })
+            problem({ _tag: "Refused", subject: msg.subject, reason: refusal })
             continue
           }
           const trace = traces?.get(index)
@@ -592,7 +618,7 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
           cause: refused
         })
       }
-      yield* report(subject, problems, overflow).pipe(
+      yield* report(subject, problems, overflow, unqueued).pipe(
         Effect.catchCause((cause) =>
           Cause.hasInterruptsOnly(cause) ? Effect.void : Effect.logError("listener stopped", { subject }, cause)
         ),

@@ -53,6 +53,14 @@ const capturingLogs = <A, E, R>(eff: (lines: Array<ReadonlyArray<unknown>>) => E
   return eff(lines).pipe(Effect.provide(Logger.layer([logger])))
 }
 
+/** A transport of cluster `cluster` on a fresh server, delivery through it, and a raw client beside it. */
+const throughServer = (cluster: string, options: Partial<NatsTransport.Options> = {}) =>
+  Effect.gen(function* () {
+    const server = yield* NatsServer.start()
+    const built = yield* Kit.build({ servers: server.url, name: cluster, cluster, localDelivery: false, ...options })
+    return { ...built, raw: yield* Kit.rawClient(server.url) }
+  })
+
 describe("NatsTransport", () => {
   it.live(
     "drops garbage, wrong shapes and oversized messages, counts and logs each, and keeps delivering",
@@ -109,16 +117,8 @@ describe("NatsTransport", () => {
     () =>
       capturingLogs((lines) =>
         Effect.gen(function* () {
-          const server = yield* NatsServer.start()
-          const { transport, stats } = yield* Kit.build({
-            servers: server.url,
-            name: "flood",
-            cluster: "flood",
-            localDelivery: false,
-            dropLogWindow: "1500 millis"
-          })
+          const { transport, stats, raw } = yield* throughServer("flood", { dropLogWindow: "1500 millis" })
           const mailbox = yield* transport.listen("leader/l1")
-          const raw = yield* Kit.rawClient(server.url)
           for (let i = 0; i < 200; i++) raw.publish("synod.flood.leader.l1", `{ junk ${i}`)
           yield* Effect.promise(() => raw.flush())
           yield* transport.send("leader/l1", Kit.ping("replica/x", "leader/l1", 7))
@@ -137,6 +137,28 @@ describe("NatsTransport", () => {
           assert.include((summary![1] as { reason: string }).reason, "not JSON")
           assert.strictEqual((summary![1] as { subject: string }).subject, "synod.flood.leader.l1")
           assert.strictEqual(dropping("dropping an undecodable message").length, 5)
+        })
+      ),
+    20_000
+  )
+
+  it.live(
+    "a burst of garbage larger than a listener's queue is counted whole",
+    () =>
+      capturingLogs((lines) =>
+        Effect.gen(function* () {
+          const { transport, stats, raw } = yield* throughServer("burst", { inboxCapacity: 16 })
+          const mailbox = yield* transport.listen("acceptor/a1")
+          // one write from the raw client, read by the transport's connection in a few reads:
+          // the callbacks run back to back, far past the 16 the problems' queue holds
+          for (let i = 0; i < 2000; i++) raw.publish("synod.burst.acceptor.a1", `{ junk ${i}`)
+          yield* Effect.promise(() => raw.flush())
+          yield* transport.send("acceptor/a1", Kit.ping("replica/x", "acceptor/a1", 9))
+          assert.strictEqual(Kit.seqOf(yield* Kit.takeWithin(mailbox)), 9)
+          yield* Effect.sleep("300 millis")
+          assert.strictEqual((yield* stats.snapshot).decodeErrors, 2000)
+          const written = lines.filter((l) => typeof l[0] === "string" && l[0].startsWith("dropping"))
+          assert.isAtMost(written.length, 10)
         })
       ),
     20_000
