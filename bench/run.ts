@@ -5,6 +5,7 @@
  *
  *   pnpm bench                      nats, then inmemory
  *   pnpm bench failover [flags]     leader kills and pauses: time to the next commit
+ *   pnpm bench hostile [flags]      garbage on every server subject under load: writes kept, drops counted, logs short
  *   pnpm bench load [flags]         many clients, large values: ops/s per interval, leader changes
  *   pnpm bench memory [flags]       resident memory and heap: idle, while writing 1 M keys, after
  *   pnpm bench nats [flags]         throughput over NATS, 1..256 clients
@@ -23,6 +24,7 @@ import { spawn } from "node:child_process"
 const root = new URL("..", import.meta.url).pathname
 const benches: Record<string, string> = {
   failover: "apps/cluster/bench/failover.ts",
+  hostile: "apps/cluster/bench/hostile.ts",
   load: "apps/cluster/bench/load.ts",
   memory: "apps/cluster/bench/memory.ts",
   nats: "apps/cluster/bench/nats.ts",

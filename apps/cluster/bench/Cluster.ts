@@ -394,8 +394,8 @@ export interface LoadOptions {
   readonly valueBytes: number
   /** The key of client `i`'s `n`-th write (default `bench/<i>`: one key per client). */
   readonly key?: (i: number, n: number) => string
-  /** Called on every commit with the submit's start and completion times. */
-  readonly onCommit?: (start: number, end: number) => void
+  /** Called on every commit with the submit's start and completion times, and what it wrote. */
+  readonly onCommit?: (start: number, end: number, write: { readonly key: string; readonly value: string }) => void
   readonly onUnknown?: (start: number, end: number) => void
 }
 
@@ -440,7 +440,7 @@ export const load = Effect.fnUntraced(function* (cluster: Cluster, options: Load
         }
         committed++
         lastCommit = end
-        options.onCommit?.(start, end)
+        options.onCommit?.(start, end, { key, value })
         if (waiters.length > 0) {
           const ready = waiters.filter((w) => start > w.after)
           if (ready.length > 0) {
