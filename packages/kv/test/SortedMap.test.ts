@@ -255,6 +255,52 @@ describe("SortedMap", () => {
     assert.strictEqual(initial.get("k4999"), -4999)
   })
 
+  it("long histories through migrations: mostly at the head, now and then from a version held, every version reads right", () => {
+    // past 1,024 writes a store migrates (the other properties stay below): writes at the
+    // head move it on, a write from a held version gives it up or branches to a copy
+    const before = copies.migrated
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.record({
+            from: fc.oneof({ arbitrary: fc.constant(-1), weight: 30 }, { arbitrary: fc.nat(), weight: 1 }),
+            draft: fc.boolean(),
+            ops: fc.array(op, { minLength: 1, maxLength: 12 }),
+            hold: fc.boolean()
+          }),
+          { minLength: 200, maxLength: 500 }
+        ),
+        (steps) => {
+          let head = { map: SortedMap.empty<number>(), model: new Map<string, number>() }
+          const held = [head]
+          for (const st of steps) {
+            const base = st.from === -1 ? head : held[st.from % held.length]!
+            const model = new Map(base.model)
+            let map = st.draft ? base.map.edit() : base.map
+            for (const o of st.ops) {
+              const k = "set" in o ? o.set : "swap" in o ? o.swap : o.remove
+              if ("remove" in o) {
+                model.delete(k)
+                map = map.remove(k)
+              } else {
+                model.set(k, o.value)
+                map = map.set(k, o.value)
+              }
+            }
+            const next = { map: map.freeze(), model }
+            if (st.from === -1) head = next
+            if (st.hold) held.push(next)
+          }
+          for (const [i, v] of [...held, head].entries()) {
+            assert.deepStrictEqual([...v.map], sortedEntries(v.model), `version ${i}`)
+          }
+        }
+      ),
+      { numRuns: 40, endOnFailure: true }
+    )
+    assert.isAbove(copies.migrated, before, "some migration ended")
+  })
+
   it("a store whose migrations a reroot keeps undoing is copied at once when overdue, and reads right", () => {
     let head = SortedMap.from<number>(Array.from({ length: 100 }, (_, i) => [`k${i}`, 0] as const))
     const model = new Map([...head])
