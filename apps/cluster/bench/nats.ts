@@ -17,8 +17,11 @@
  *   BENCH_LEVELS=256 BENCH_OPS=read pnpm bench nats --hops   the same logs under load (the
  *                                   per-command summary then means little; read the logs)
  *   pnpm bench nats --keys 256 --value-bytes 8   another workload than the yardstick's
+ *   BENCH_SERVER_FLAGS="--max-semi-space-size=4"   Node flags for the server processes only
  *   pnpm bench nats --stalls        also each level's event-loop stalls in each server: how
- *                                   many of 50 ms or more, and the longest (LoopStalls.ts)
+ *                                   many of 50 ms or more, the longest, how many a collection
+ *                                   of 10 ms or more fell in, and the collections of 5 ms or
+ *                                   more (LoopStalls.ts)
  *
  * The workload is the yardstick's (keys uniform over 100,000, 100-byte values), so the
  * table compares with its figures.
@@ -111,6 +114,8 @@ if (clientsMode !== "shared" && clientsMode !== "separate") {
 /** `--tracing`: run the levels with tracing off, then on, and compare. */
 const tracingToo = process.argv.includes("--tracing")
 const cli = new URL("../src/cli.ts", import.meta.url).pathname
+/** `BENCH_SERVER_FLAGS`: Node flags for the server processes only (`--max-semi-space-size=4`, say). */
+const serverFlags = (process.env.BENCH_SERVER_FLAGS ?? "").split(" ").filter((flag) => flag !== "")
 /** `--stalls`: each server notes its event loop's stalls (`LoopStalls.ts`), printed per level. */
 const stallsToo = process.argv.includes("--stalls")
 const stallsOf = (dir: string, id: string) => join(dir, `${id}.stalls`)
@@ -145,7 +150,7 @@ const startNode = (dir: string, id: string, url: string, tracing: string | undef
       // --profile DIR: a CPU profile of each server process, written when it exits
       const profile = profileDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${join(profileDir, id)}`]
       const monitor = stallsToo ? ["--import", new URL("./LoopStalls.ts", import.meta.url).pathname] : []
-      const child = spawn(process.execPath, [...profile, ...monitor, cli, "serve", "--config", file], {
+      const child = spawn(process.execPath, [...serverFlags, ...profile, ...monitor, cli, "serve", "--config", file], {
         stdio: ["ignore", "pipe", "pipe"],
         // only the config file turns tracing on
         env: {
@@ -375,13 +380,28 @@ const run = (collector: string | undefined) =>
         if (stallsToo) {
           const each = ["s1", "s2", "s3"].map((id) => {
             const file = stallsOf(dir, id)
-            const ms = existsSync(file)
-              ? LoopStalls.read(readFileSync(file, "utf8"), r.cpu.atStart[5], r.cpu.atEnd[5])
-              : []
-            const over = ms.filter((m) => m >= 50)
-            return `${id} ${over.length}${over.length > 0 ? ` (longest ${Math.max(...over).toFixed(0)} ms)` : ""}`
+            const { stalls, collections } = existsSync(file)
+              ? LoopStalls.readAll(readFileSync(file, "utf8"), r.cpu.atStart[5], r.cpu.atEnd[5])
+              : { stalls: [], collections: [] }
+            const over = stalls.filter((s) => s.ms >= 50)
+            const inGc = over.filter((s) => LoopStalls.collectionsIn(s, collections, 10).length > 0).length
+            const gcMs = collections.reduce((sum, c) => sum + c.ms, 0)
+            const longestGc = collections.reduce<LoopStalls.Collection | undefined>(
+              (a, c) => (a === undefined || c.ms > a.ms ? c : a),
+              undefined
+            )
+            const stallText =
+              over.length > 0
+                ? ` (longest ${Math.max(...over.map((s) => s.ms)).toFixed(0)} ms, ${inGc} with a collection of 10 ms or more)`
+                : ""
+            const gcText =
+              longestGc === undefined
+                ? "no collection of 5 ms or more"
+                : `collections of 5 ms or more: ${collections.length}, ${gcMs.toFixed(0)} ms in all, longest ${longestGc.ms.toFixed(0)} ms ${longestGc.kind}`
+            return `${id} ${over.length}${stallText}; ${gcText}`
           })
-          process.stdout.write(`${" ".repeat(17)}event-loop stalls of 50 ms or more: ${each.join(", ")}\n`)
+          process.stdout.write(`${" ".repeat(17)}event-loop stalls of 50 ms or more:\n`)
+          for (const line of each) process.stdout.write(`${" ".repeat(19)}${line}\n`)
         }
       }
       const [w, rd] = [rates.get("write"), rates.get("read")]
