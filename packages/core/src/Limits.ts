@@ -93,7 +93,10 @@ const jsonBytesBound = (value: unknown): number => {
       const proto = Object.getPrototypeOf(value)
       if (proto !== Object.prototype && proto !== null && !encodesOwnProperties(value)) return Number.POSITIVE_INFINITY
       let n = 2
-      for (const key of Object.keys(value)) {
+      // `for in` with `hasOwn` walks what `Object.keys` lists without building its array:
+      // a client bounds every command it sends, a replica every result it answers
+      for (const key in value) {
+        if (!Object.hasOwn(value, key)) continue
         const v = (value as Record<string, unknown>)[key]
         if (v === undefined) continue
         n += 6 * key.length + 4 + jsonBytesBound(v)

@@ -318,13 +318,15 @@ export const make = Effect.fnUntraced(function* (options: TransportOptions) {
     }
   }
 
+  const subjectOf = Subjects.sendSubjects(cluster)
+
   /**
    * Hands `envelope` over at once; what is left to do after (counting and logging a
    * refused send) comes back as an effect, `undefined` when there is nothing.
    */
   const sendUnsafe = (to: Address.Address, envelope: Message.Envelope): Effect.Effect<void> | undefined => {
     // trust split (issue 14): a Request to a replica goes to its request subject
-    const subject = Subjects.sendSubject(cluster, to, envelope.message)
+    const subject = subjectOf(to, envelope.message)
     if (Option.isNone(subject)) return dropSend("not an address", to)
     // a listener in this process: in memory, on whichever subject it would have come
     // (a span attached to the envelope goes with it: it is the same object)

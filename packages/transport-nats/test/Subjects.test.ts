@@ -1,4 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
+import * as fc from "fast-check"
 import { Command, Message } from "@synod/core"
 import { Effect, Option } from "effect"
 import { Subjects } from "@synod/transport-nats"
@@ -115,6 +116,37 @@ describe("Subjects", () => {
         )
       })
   )
+
+  it("sendSubjects remembers subjects and answers what sendSubject answers, past its limit too", () => {
+    const addresses = [
+      "replica/s1",
+      "replica/s2",
+      "acceptor/s1",
+      "leader/s3",
+      "client/alice.c7",
+      "replica/a.b",
+      "nobody/x",
+      "replica/*"
+    ]
+    const clients = ["alice.c7", "bob.c7", "c7", "a>", "a.b.c", "", "x"]
+    const message = fc.oneof(
+      fc
+        .constantFrom(...clients)
+        .map((client) => new Message.Request({ command: new Command.Command({ client, seq: 1, acked: 0, op: null }) })),
+      fc.constantFrom(...clients).map((client) => new Message.Read({ client, id: 1, op: null })),
+      fc.constant(new Message.Progress({ slotOut: 1 }))
+    )
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 6 }),
+        fc.array(fc.tuple(fc.constantFrom(...addresses), message), { maxLength: 60 }),
+        (limit, sends) => {
+          const subjectOf = Subjects.sendSubjects("prod", limit)
+          for (const [to, m] of sends) assert.deepStrictEqual(subjectOf(to, m), Subjects.sendSubject("prod", to, m))
+        }
+      )
+    )
+  })
 
   it.effect(
     "permissions: a server subscribes to its own subjects only, a client user publishes requests of its scope only",
