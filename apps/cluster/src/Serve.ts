@@ -27,6 +27,7 @@
 import { readFileSync } from "node:fs"
 import { createSecureContext } from "node:tls"
 import { Client } from "@synod/actors"
+import { Configuration } from "@synod/core"
 import { Kv } from "@synod/kv"
 import { Host, HostConfig } from "@synod/node"
 import { NatsConnection, Presence } from "@synod/transport-nats"
@@ -264,24 +265,13 @@ export const backend = (config: HostConfig.HostConfig) =>
       const context = handle.transport
       const id = `${config.node}.http-${(yield* Random.nextIntBetween(0, 2 ** 48)).toString(36)}`
       // it sends to the replicas of the latest configuration this server's replica performed
-      // (docs/reconfiguration.md), the cluster config's until the configuration changes
-      let latest: ReadonlyArray<string> = config.cluster.replicas
-      const history = handle.history
-      if (history !== undefined) {
-        yield* Effect.forkScoped(
-          Effect.forever(
-            Effect.andThen(
-              Effect.flatMap(history, (h) =>
-                Effect.sync(() => {
-                  latest = h[h.length - 1]!.members.replicas
-                })
-              ),
-              Effect.sleep(config.cluster.timeouts.retransmitMs)
-            )
-          )
-        )
-      }
-      const client = yield* Client.make(Kv.machine, config.cluster, { id, replicas: () => latest }).pipe(
+      // (docs/reconfiguration.md), the cluster config's until the configuration changes:
+      // read as it is at each send (it was polled every retransmission period, a wake-up
+      // of an idle server ten times a second)
+      const historyNow = handle.historyNow
+      const latest = (): ReadonlyArray<string> =>
+        historyNow === undefined ? config.cluster.replicas : Configuration.latest(historyNow()).replicas
+      const client = yield* Client.make(Kv.machine, config.cluster, { id, replicas: latest }).pipe(
         Effect.provideContext(context)
       )
       // the lease keeper next to this server's leader, expiring leases while it leads

@@ -102,7 +102,9 @@ export interface Options {
   /**
    * The replicas to send to, asked at every send (default: `config.replicas`): a server's
    * own API client follows its replica's configuration history (docs/reconfiguration.md),
-   * so its requests reach the replicas of the latest configuration.
+   * so its requests reach the replicas of the latest configuration. Answer the same array
+   * while they stay the same (an array is never changed in place): the client turns a new
+   * one into addresses again.
    */
   readonly replicas?: () => ReadonlyArray<string>
 }
@@ -192,9 +194,18 @@ export const make = Effect.fn("Client.make")(function* <S, C, R>(
   const limit = Limits.fromMessageBytes(transport.maxMessageBytes).commandBytes
   const configured = config.replicas.map(Address.replica)
   const current = options.replicas
+  // the addresses of the ids `current` last answered, made again only when it answers
+  // another list (it is read on every send)
+  let lastIds: ReadonlyArray<string> | undefined
+  let lastAddresses: ReadonlyArray<Address.Address> = configured
   const replicasNow = (): ReadonlyArray<Address.Address> => {
     const ids = current?.()
-    return ids === undefined || ids.length === 0 ? configured : ids.map(Address.replica)
+    if (ids === undefined || ids.length === 0) return configured
+    if (ids !== lastIds) {
+      lastIds = ids
+      lastAddresses = ids.map(Address.replica)
+    }
+    return lastAddresses
   }
   const { retransmitMs, clientTimeoutMs } = config.timeouts
   const waiting = new Map<number, Waiting>()

@@ -2094,6 +2094,8 @@ export const run = Effect.fn("Replica.run")(function* <S, C, R>(
     reconfigure,
     /** The configuration history as this replica performed it. */
     history: Effect.sync(() => core.history),
+    /** `history` as it is now, without an effect: for what reads it on every send (a client's replicas). */
+    historyNow: (): Configuration.History => core.history,
     status: Effect.sync(
       (): Status => ({
         id,

@@ -65,6 +65,8 @@ export interface Handle<S = unknown> {
    * Only this server's API may call it; clients cannot (`Request` carries commands only).
    */
   readonly history?: Effect.Effect<Configuration.History>
+  /** `history` as it is now, read without an effect (a client's list of replicas, on every send). */
+  readonly historyNow?: () => Configuration.History
   readonly reconfigure?: (members: Configuration.Members) => Effect.Effect<Replica.Reconfigured>
 }
 
@@ -130,7 +132,14 @@ export const run = <S, C, R>(
     const waitMs = Math.min(5_000, 4 * options.config.timeouts.leaderTimeoutMs)
     return {
       status,
-      ...(replica ? { applied: replica.applied, history: replica.history, reconfigure: replica.reconfigure } : {}),
+      ...(replica
+        ? {
+            applied: replica.applied,
+            history: replica.history,
+            historyNow: replica.historyNow,
+            reconfigure: replica.reconfigure
+          }
+        : {}),
       ...(leader ? { transferLeadership: (to?: string) => leader.transfer(waitMs, to) } : {})
     } satisfies Handle<S>
   }).pipe(Effect.annotateLogs({ server: options.id }))
