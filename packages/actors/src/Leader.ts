@@ -291,6 +291,22 @@ interface ConfirmRound {
 }
 
 /**
+ * A confirmation round for decisions learnt from phase 1 (`Core.learnChosen`): released
+ * once a majority of each configuration in `configs` (`confirmed`) said their promise is
+ * not above `ballot`.
+ */
+interface LearnRound {
+  readonly round: number
+  readonly ballot: Ballot.Ballot
+  /** The slots learnt when it began: the ones it releases. */
+  readonly slots: ReadonlyArray<number>
+  readonly configs: ReadonlyArray<ReadonlyArray<string>>
+  readonly confirmed: Set<string>
+  /** When its Confirm was last sent (the resend timer). */
+  sentAt: number
+}
+
+/**
  * A read lease (docs/protocol.md#read-leases): at `ballot`, until `until` on this leader's
  * clock, no other leader can be adopted by the configurations `configs` (by `configKey`),
  * a majority of each of which granted it.
@@ -407,6 +423,15 @@ export class LeaderCore {
   private readonly leaseMs: number
   /** Numbers its confirmation rounds; with the ballot, names one. */
   private confirmRounds = 0
+  /**
+   * Decisions learnt from phase 1 (`learnChosen`) that no confirmation has vouched for
+   * yet, with the acceptors of each slot's configuration: in `decided`, so nothing
+   * commands those slots, but sent to no replica until a majority of those acceptors said
+   * their promise is not above this leader's ballot (`learning`).
+   */
+  private readonly unconfirmed = new Map<number, ReadonlyArray<string>>()
+  /** The confirmation round in flight for the `unconfirmed` decisions it began with. */
+  private learning: LearnRound | undefined
   /** The ballot it last stepped down from: its children's later reports of the same preemption change nothing. */
   private steppedDownFrom: Ballot.Ballot | undefined
   /** When the last tick came: ticks come every heartbeat period, unless this process stalls. */
@@ -993,6 +1018,14 @@ export class LeaderCore {
     const acceptor = Address.id(from)
     this.heardAt.set(acceptor, this.now())
     if (Ballot.greaterThan(msg.ballot, this.ballot)) return this.preempted(msg.ballot)
+    const learning = this.learning
+    if (learning !== undefined && msg.round === learning.round && Ballot.equals(msg.request, learning.ballot)) {
+      if (!Ballot.greaterThan(msg.ballot, learning.ballot)) {
+        learning.confirmed.add(acceptor)
+        this.completeLearning(learning)
+      }
+      return
+    }
     const round = this.confirming
     if (round === undefined || msg.round !== round.round || !Ballot.equals(msg.request, round.ballot)) return
     if (Ballot.greaterThan(msg.ballot, round.ballot) || !this.confirmers().includes(acceptor)) return
@@ -1102,6 +1135,7 @@ export class LeaderCore {
 
   /** Sends `replica` the decision of `slot`, if still kept (below the watermark every replica has it). */
   private sendDecision(replica: string, slot: number) {
+    if (this.unconfirmed.has(slot)) return
     const decision = this.decided.get(slot)
     if (decision !== undefined) this.out.send(Address.replica(replica), decision)
   }
@@ -1149,6 +1183,15 @@ export class LeaderCore {
   private propose(from: Address.Address, msg: Message.Propose) {
     if (msg.slot < this.watermark) return // every replica has it durably
     const known = this.decided.get(msg.slot)
+    if (known !== undefined && this.unconfirmed.has(msg.slot)) {
+      // learnt, not vouched for yet: the replica hears it when a confirmation does (`completeLearning`)
+      if (Address.role(from) === "replica") {
+        const by = this.proposedBy.get(msg.slot)
+        if (by === undefined) this.proposedBy.set(msg.slot, new Set([Address.id(from)]))
+        else by.add(Address.id(from))
+      }
+      return
+    }
     if (known !== undefined) return this.out.send(from, known)
     if (Address.role(from) === "replica") {
       const by = this.proposedBy.get(msg.slot)
@@ -1253,6 +1296,8 @@ export class LeaderCore {
       this.drainBacklog()
       if (this.confirming === undefined) this.startConfirm()
       this.resendConfirm(now)
+      if (this.learning === undefined) this.startLearning()
+      else if (now - this.learning.sentAt >= this.config.timeouts.retransmitMs) this.sendLearning(this.learning)
       this.reportOrphans()
       this.beat()
     } else if (this.state._tag === "Passive" && !this.resigned && this.leaderIds.includes(this.id)) {
@@ -1418,6 +1463,7 @@ export class LeaderCore {
       }
       if (slot >= this.settled) this.resolve(slot)
     }
+    this.startLearning()
     const proposals = this.proposals
     // an acceptor of the quorum may report slots another one already forgot
     for (const slot of proposals.keys()) if (slot < this.watermark) proposals.delete(slot)
@@ -1486,16 +1532,76 @@ export class LeaderCore {
     const best = this.highestReported(slot)
     if (best === undefined) return false
     this.unresolved.delete(slot)
-    const decision = Trusted.decision(slot, best.value, best.ballot)
-    this.decided.set(slot, decision)
+    this.decided.set(slot, Trusted.decision(slot, best.value, best.ballot))
     if (slot > this.maxDecided) this.maxDecided = slot
     if (slot > this.topSlot) this.topSlot = slot
-    const askers = this.proposedBy.get(slot)
-    if (askers !== undefined) {
-      this.proposedBy.delete(slot)
-      for (const replica of askers) this.out.send(Address.replica(replica), decision)
-    }
+    // the replicas that asked hear it once a confirmation vouches for it (`startLearning`)
+    this.unconfirmed.set(slot, Configuration.at(this.history, slot).acceptors)
     return true
+  }
+
+  /**
+   * Asks the acceptors of the `unconfirmed` decisions' configurations whether their
+   * promise is still not above this leader's ballot. Learning a decision from phase 1
+   * alone is right only for a value chosen at a ballot below this leader's: the promises
+   * it was adopted with may be stale, a majority having since promised a higher ballot
+   * whose leader chose the slot, which the reports cannot show (seed 1841919: adopted at
+   * 3.s3 with one promise given 360 ms before, it learnt the no-op a partitioned acceptor
+   * held at 2.s2 for a slot decided at 3.s4 meanwhile, and a replica performed it). A
+   * majority of the slot's configuration that still promises no more than this ballot,
+   * after the slot was decided (it was, since a replica performed it), means no ballot
+   * above this one chose it; and one below was reported (docs/protocol.md#scout).
+   */
+  private startLearning() {
+    if (this.state._tag !== "Active" || this.learning !== undefined || this.unconfirmed.size === 0) return
+    const configs = new Map<string, ReadonlyArray<string>>()
+    for (const members of this.unconfirmed.values()) configs.set(configKey(members), members)
+    this.learning = {
+      round: ++this.confirmRounds,
+      ballot: this.state.ballot,
+      slots: [...this.unconfirmed.keys()],
+      configs: [...configs.values()],
+      confirmed: new Set(),
+      sentAt: this.now()
+    }
+    this.sendLearning(this.learning)
+  }
+
+  /** Sends the round's Confirm to each acceptor of its configurations that has not answered. */
+  private sendLearning(round: LearnRound) {
+    round.sentAt = this.now()
+    const confirm = Trusted.confirm(round.ballot, round.round)
+    const asked = new Set<string>()
+    for (const members of round.configs) {
+      for (const a of members) {
+        if (round.confirmed.has(a) || asked.has(a)) continue
+        asked.add(a)
+        this.out.send(Address.acceptor(a), confirm)
+      }
+    }
+  }
+
+  /** With a majority of each configuration confirmed, the round's decisions go to the replicas that asked. */
+  private completeLearning(round: LearnRound) {
+    const majority = (members: ReadonlyArray<string>) =>
+      Quorum.isMajority(members.filter((a) => round.confirmed.has(a)).length, members.length)
+    if (!round.configs.every(majority)) return
+    this.learning = undefined
+    for (const slot of round.slots) {
+      if (!this.unconfirmed.delete(slot)) continue
+      const askers = this.proposedBy.get(slot)
+      if (askers === undefined) continue
+      this.proposedBy.delete(slot)
+      for (const replica of askers) this.sendDecision(replica, slot)
+    }
+    this.startLearning()
+  }
+
+  /** Forgets the decisions no confirmation vouched for: the next adoption learns them again. */
+  private dropUnconfirmed() {
+    for (const slot of this.unconfirmed.keys()) this.decided.delete(slot)
+    this.unconfirmed.clear()
+    this.learning = undefined
   }
 
   /**
@@ -1623,6 +1729,7 @@ export class LeaderCore {
     this.readsWaiting = new Map()
     this.confirming = undefined
     this.lease = undefined
+    this.dropUnconfirmed()
     if (this.bugs.staleChildren || this.bugs.p2bBySlotOnly) return
     for (const key of this.commanders.keys()) this.out.stop(key)
     this.commanders.clear()
@@ -1670,6 +1777,7 @@ export class LeaderCore {
     this.watermark = w
     for (const slot of this.proposals.keys()) if (slot < w) this.proposals.delete(slot)
     for (const slot of this.decided.keys()) if (slot < w) this.decided.delete(slot)
+    for (const slot of this.unconfirmed.keys()) if (slot < w) this.unconfirmed.delete(slot)
     for (const slot of this.proposedBy.keys()) if (slot < w) this.proposedBy.delete(slot)
     for (const slot of this.unresolved.keys()) if (slot < w) this.unresolved.delete(slot)
     for (const slot of this.reported.keys()) if (slot < w) this.reported.delete(slot)
