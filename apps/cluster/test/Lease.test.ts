@@ -160,10 +160,12 @@ describe("leases, locks and elections from TypeScript", () => {
       Effect.gen(function* () {
         const url = yield* startApi
         const scope = yield* Scope.make()
-        const lease = yield* LeaseClient.grant({ urls: [url], ttlMs: 3000 }).pipe(Scope.provide(scope))
+        // a TTL long enough that a keep-alive delayed by a loaded machine (the whole suite
+        // runs at once on two cores) does not lose it: it flaked at 3 s in a CI run
+        const lease = yield* LeaseClient.grant({ urls: [url], ttlMs: 5000 }).pipe(Scope.provide(scope))
         yield* lease.put("me", "here")
         // kept alive over more than two TTLs
-        yield* Effect.sleep(6500)
+        yield* Effect.sleep(10_500)
         assert.isTrue(yield* lease.valid)
         assert.strictEqual((yield* json(url, "GET", "/kv/me")).status, 200)
         yield* Scope.close(scope, Exit.void)

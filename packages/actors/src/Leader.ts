@@ -298,8 +298,8 @@ interface ConfirmRound {
 interface LearnRound {
   readonly round: number
   readonly ballot: Ballot.Ballot
-  /** The slots learnt when it began: the ones it releases. */
-  readonly slots: ReadonlyArray<number>
+  /** The slots learnt when it began: the ones it may release (an answer to an earlier Confirm vouches for nothing decided after it). */
+  readonly slots: ReadonlySet<number>
   readonly configs: ReadonlyArray<ReadonlyArray<string>>
   readonly confirmed: Set<string>
   /** When its Confirm was last sent (the resend timer). */
@@ -1296,8 +1296,7 @@ export class LeaderCore {
       this.drainBacklog()
       if (this.confirming === undefined) this.startConfirm()
       this.resendConfirm(now)
-      if (this.learning === undefined) this.startLearning()
-      else if (now - this.learning.sentAt >= this.config.timeouts.retransmitMs) this.sendLearning(this.learning)
+      this.resendLearning(now)
       this.reportOrphans()
       this.beat()
     } else if (this.state._tag === "Passive" && !this.resigned && this.leaderIds.includes(this.id)) {
@@ -1559,7 +1558,7 @@ export class LeaderCore {
     this.learning = {
       round: ++this.confirmRounds,
       ballot: this.state.ballot,
-      slots: [...this.unconfirmed.keys()],
+      slots: new Set(this.unconfirmed.keys()),
       configs: [...configs.values()],
       confirmed: new Set(),
       sentAt: this.now()
@@ -1581,20 +1580,46 @@ export class LeaderCore {
     }
   }
 
-  /** With a majority of each configuration confirmed, the round's decisions go to the replicas that asked. */
+  /**
+   * Each of the round's decisions whose configuration a majority of confirmed goes to the
+   * replicas that asked for it (one configuration whose acceptors went silent holds back
+   * its own slots only); with none left, the next round starts.
+   */
   private completeLearning(round: LearnRound) {
-    const majority = (members: ReadonlyArray<string>) =>
-      Quorum.isMajority(members.filter((a) => round.confirmed.has(a)).length, members.length)
-    if (!round.configs.every(majority)) return
-    this.learning = undefined
+    let left = 0
     for (const slot of round.slots) {
-      if (!this.unconfirmed.delete(slot)) continue
+      const members = this.unconfirmed.get(slot)
+      if (members === undefined) continue
+      if (!Quorum.isMajority(members.filter((a) => round.confirmed.has(a)).length, members.length)) {
+        left++
+        continue
+      }
+      this.unconfirmed.delete(slot)
       const askers = this.proposedBy.get(slot)
       if (askers === undefined) continue
       this.proposedBy.delete(slot)
       for (const replica of askers) this.sendDecision(replica, slot)
     }
+    if (left > 0) return
+    this.learning = undefined
     this.startLearning()
+  }
+
+  /**
+   * On the tick: a round in flight for a resend period asks again those that have not
+   * answered, or, when slots were learnt since it began, gives way to a round for all of
+   * them.
+   */
+  private resendLearning(now: number) {
+    const round = this.learning
+    if (round === undefined) return this.startLearning()
+    if (now - round.sentAt < this.config.timeouts.retransmitMs) return
+    for (const slot of this.unconfirmed.keys()) {
+      if (round.slots.has(slot)) continue
+      this.learning = undefined
+      return this.startLearning()
+    }
+    this.sendLearning(round)
   }
 
   /** Forgets the decisions no confirmation vouched for: the next adoption learns them again. */

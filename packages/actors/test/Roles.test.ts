@@ -347,6 +347,79 @@ describe("leader: phase 1 in several scouts at one ballot", () => {
   })
 })
 
+describe("learning from phase 1", () => {
+  it("each learnt decision goes out once a majority of its own configuration confirmed", () => {
+    const first = ["a1", "a2", "a3"]
+    const second = ["a4", "a5", "a6"]
+    let now = 0
+    const leader = new Leader.LeaderCore(
+      "l1",
+      ClusterConfig.make({ acceptors: first, leaders: ["l1", "l2"], replicas: ["r1", "r2"] }),
+      { round: 2, now: () => now, random: () => 0 }
+    )
+    const group = (acceptors: Array<string>) => ({ acceptors, leaders: ["l1", "l2"], replicas: ["r1", "r2"] })
+    // slots from 11 on belong to the second configuration; r1 performed every slot below 20
+    const history = [
+      { from: 1, decidedAt: 0, members: group(first) },
+      { from: 11, decidedAt: 3, members: group(second) }
+    ]
+    leader.step({ _tag: "Message", from: "replica/r1", message: new Message.History({ history, slotOut: 20 }) })
+    for (const slot of [5, 15]) {
+      leader.step({ _tag: "Message", from: "replica/r2", message: new Message.Propose({ slot, value: Command.noop }) })
+    }
+    now = 10_000
+    leader.step({ _tag: "Tick" })
+    leader.step({ _tag: "Tick" })
+    const ballot = leader.ballot
+    leader.out.drain()
+    const pv = (slot: number, value: Command.SlotValue) => new Command.PValue({ ballot: b(1, "l2"), slot, value })
+    leader.step({
+      _tag: "ScoutEnded",
+      outcome: {
+        _tag: "Adopted",
+        ballot,
+        pvalues: new Map(),
+        byAcceptor: new Map([
+          ["a1", [pv(5, batch(cmd("c", 5)))]],
+          ["a2", []],
+          ["a4", [pv(15, batch(cmd("c", 15)))]],
+          ["a5", []]
+        ]),
+        configs: [first, second],
+        watermark: 1,
+        from: 1
+      }
+    })
+    assert.isTrue(leader.active)
+    const decided = (send: ReadonlyArray<{ to: string; message: Message.Message }>) =>
+      send.flatMap(({ to, message }) => (to === "replica/r2" && message._tag === "Decision" ? [message.slot] : []))
+    const ready = leader.out.drain()
+    assert.deepStrictEqual(decided(ready.send), [])
+    const confirm = ready.send.find(({ message }) => message._tag === "Confirm")!.message as Message.Confirm
+    // every acceptor of both configurations is asked
+    assert.deepStrictEqual(
+      ready.send.filter(({ message }) => message._tag === "Confirm").map(({ to }) => to),
+      [...first, ...second].map((a) => `acceptor/${a}`)
+    )
+    const confirmed = (acceptor: string, round = confirm.round) =>
+      leader.step({
+        _tag: "Message",
+        from: `acceptor/${acceptor}`,
+        message: new Message.Confirmed({ ballot, request: ballot, round })
+      })
+    // a majority of the first configuration: slot 5 goes out, slot 15 (the second's) waits
+    confirmed("a1")
+    confirmed("a3")
+    assert.deepStrictEqual(decided(leader.out.drain().send), [5])
+    // an acceptor of the first configuration counts nothing for the second
+    confirmed("a2")
+    assert.deepStrictEqual(decided(leader.out.drain().send), [])
+    confirmed("a4")
+    confirmed("a6")
+    assert.deepStrictEqual(decided(leader.out.drain().send), [15])
+  })
+})
+
 describe("commander counting", () => {
   it("counts only replies that echo its own ballot and slot (B3)", () => {
     const mine = b(4)
