@@ -181,6 +181,44 @@ describe("pmax and the update operator", () => {
   })
 })
 
+/**
+ * Past the listening period `leader` competes (its first tick judges nothing, the second
+ * competes; the caller set its clock past it), and its scout is adopted with these
+ * acceptors' reports: its ballot.
+ */
+const adoptWith = (
+  leader: Leader.LeaderCore,
+  byAcceptor: ReadonlyArray<readonly [string, ReadonlyArray<Command.PValue>]>,
+  configs: ReadonlyArray<ReadonlyArray<string>>,
+  from: number
+): Ballot.Ballot => {
+  leader.step({ _tag: "Tick" })
+  leader.step({ _tag: "Tick" })
+  const ballot = leader.ballot
+  leader.out.drain()
+  leader.step({
+    _tag: "ScoutEnded",
+    outcome: {
+      _tag: "Adopted",
+      ballot,
+      pvalues: new Map(),
+      byAcceptor: new Map(byAcceptor),
+      configs,
+      watermark: 1,
+      from
+    }
+  })
+  return ballot
+}
+
+/** `acceptor` confirms round `round` at `ballot`, its promise. */
+const confirmTo = (leader: Leader.LeaderCore, acceptor: string, ballot: Ballot.Ballot, round: number) =>
+  leader.step({
+    _tag: "Message",
+    from: `acceptor/${acceptor}`,
+    message: new Message.Confirmed({ ballot, request: ballot, round })
+  })
+
 describe("leader: phase 1 in several scouts at one ballot", () => {
   it("a later scout's reports never replace a slot's higher pvalue with a lower one (C2)", () => {
     // The simulator's seed 58 with staggered digests: a configuration change was decided
@@ -289,29 +327,18 @@ describe("leader: phase 1 in several scouts at one ballot", () => {
       message: new Message.Propose({ slot: 12, value: Command.noop })
     })
     now = 10_000
-    // past the listening period: the first tick judges nothing, the second competes
-    leader.step({ _tag: "Tick" })
-    leader.step({ _tag: "Tick" })
-    const ballot = leader.ballot
-    leader.out.drain()
     const pv = (slot: number, at: Ballot.Ballot, value: Command.SlotValue) =>
       new Command.PValue({ ballot: at, slot, value })
     const c = (n: number) => batch(cmd("c", n))
-    leader.step({
-      _tag: "ScoutEnded",
-      outcome: {
-        _tag: "Adopted",
-        ballot,
-        pvalues: new Map(),
-        byAcceptor: new Map([
-          ["a1", [pv(11, b(1, "l1"), c(1)), pv(12, b(1, "l1"), c(9)), pv(14, b(2, "l2"), c(4))]],
-          ["a2", [pv(11, b(1, "l1"), c(1)), pv(12, b(2, "l2"), c(2)), pv(13, b(2, "l2"), c(3))]]
-        ]),
-        configs: [members],
-        watermark: 1,
-        from: 11
-      }
-    })
+    const ballot = adoptWith(
+      leader,
+      [
+        ["a1", [pv(11, b(1, "l1"), c(1)), pv(12, b(1, "l1"), c(9)), pv(14, b(2, "l2"), c(4))]],
+        ["a2", [pv(11, b(1, "l1"), c(1)), pv(12, b(2, "l2"), c(2)), pv(13, b(2, "l2"), c(3))]]
+      ],
+      [members],
+      11
+    )
     assert.isTrue(leader.active)
     // below 14 every slot is decided: each takes the value of the highest ballot
     // reported (12: c2 at 2.l2, not c9 at 1.l1), learnt, not commanded again
@@ -334,12 +361,7 @@ describe("leader: phase 1 in several scouts at one ballot", () => {
     assert.isFalse(decisionTo(ready.send))
     const confirm = ready.send.find(({ message }) => message._tag === "Confirm")?.message as Message.Confirm
     assert.isDefined(confirm)
-    const confirmed = (acceptor: string) =>
-      leader.step({
-        _tag: "Message",
-        from: `acceptor/${acceptor}`,
-        message: new Message.Confirmed({ ballot, request: ballot, round: confirm.round })
-      })
+    const confirmed = (acceptor: string) => confirmTo(leader, acceptor, ballot, confirm.round)
     confirmed("a1")
     assert.isFalse(decisionTo(leader.out.drain().send))
     confirmed("a3")
@@ -368,28 +390,18 @@ describe("learning from phase 1", () => {
       leader.step({ _tag: "Message", from: "replica/r2", message: new Message.Propose({ slot, value: Command.noop }) })
     }
     now = 10_000
-    leader.step({ _tag: "Tick" })
-    leader.step({ _tag: "Tick" })
-    const ballot = leader.ballot
-    leader.out.drain()
     const pv = (slot: number, value: Command.SlotValue) => new Command.PValue({ ballot: b(1, "l2"), slot, value })
-    leader.step({
-      _tag: "ScoutEnded",
-      outcome: {
-        _tag: "Adopted",
-        ballot,
-        pvalues: new Map(),
-        byAcceptor: new Map([
-          ["a1", [pv(5, batch(cmd("c", 5)))]],
-          ["a2", []],
-          ["a4", [pv(15, batch(cmd("c", 15)))]],
-          ["a5", []]
-        ]),
-        configs: [first, second],
-        watermark: 1,
-        from: 1
-      }
-    })
+    const ballot = adoptWith(
+      leader,
+      [
+        ["a1", [pv(5, batch(cmd("c", 5)))]],
+        ["a2", []],
+        ["a4", [pv(15, batch(cmd("c", 15)))]],
+        ["a5", []]
+      ],
+      [first, second],
+      1
+    )
     assert.isTrue(leader.active)
     const decided = (send: ReadonlyArray<{ to: string; message: Message.Message }>) =>
       send.flatMap(({ to, message }) => (to === "replica/r2" && message._tag === "Decision" ? [message.slot] : []))
@@ -401,12 +413,7 @@ describe("learning from phase 1", () => {
       ready.send.filter(({ message }) => message._tag === "Confirm").map(({ to }) => to),
       [...first, ...second].map((a) => `acceptor/${a}`)
     )
-    const confirmed = (acceptor: string, round = confirm.round) =>
-      leader.step({
-        _tag: "Message",
-        from: `acceptor/${acceptor}`,
-        message: new Message.Confirmed({ ballot, request: ballot, round })
-      })
+    const confirmed = (acceptor: string) => confirmTo(leader, acceptor, ballot, confirm.round)
     // a majority of the first configuration: slot 5 goes out, slot 15 (the second's) waits
     confirmed("a1")
     confirmed("a3")
