@@ -1183,21 +1183,14 @@ export class LeaderCore {
   private propose(from: Address.Address, msg: Message.Propose) {
     if (msg.slot < this.watermark) return // every replica has it durably
     const known = this.decided.get(msg.slot)
-    if (known !== undefined && this.unconfirmed.has(msg.slot)) {
-      // learnt, not vouched for yet: the replica hears it when a confirmation does (`completeLearning`)
-      if (Address.role(from) === "replica") {
-        const by = this.proposedBy.get(msg.slot)
-        if (by === undefined) this.proposedBy.set(msg.slot, new Set([Address.id(from)]))
-        else by.add(Address.id(from))
-      }
-      return
-    }
-    if (known !== undefined) return this.out.send(from, known)
+    if (known !== undefined && !this.unconfirmed.has(msg.slot)) return this.out.send(from, known)
     if (Address.role(from) === "replica") {
       const by = this.proposedBy.get(msg.slot)
       if (by === undefined) this.proposedBy.set(msg.slot, new Set([Address.id(from)]))
       else by.add(Address.id(from))
     }
+    // learnt, not vouched for yet: the replica hears it when a confirmation does (`completeLearning`)
+    if (known !== undefined) return
     const value = this.proposals.get(msg.slot)
     if (value === undefined) {
       this.proposals.set(msg.slot, msg.value)
