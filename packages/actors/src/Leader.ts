@@ -291,9 +291,9 @@ interface ConfirmRound {
 }
 
 /**
- * A confirmation round for decisions learnt from phase 1 (`Core.learnChosen`): released
- * once a majority of each configuration in `configs` (`confirmed`) said their promise is
- * not above `ballot`.
+ * A confirmation round for decisions learnt from phase 1 (`Core.learnChosen`): each of its
+ * `slots` is released once a majority of that slot's configuration (`confirmed`; asked:
+ * every acceptor of `configs`) said their promise is not above `ballot`.
  */
 interface LearnRound {
   readonly round: number
@@ -1517,8 +1517,8 @@ export class LeaderCore {
    * a value chosen at ballot b was accepted by a majority of the slot's configuration, and
    * every proposal at a ballot above b carries it (the invariant phase 1 keeps), so the
    * pvalue with the highest ballot that a promising majority reports for the slot holds the
-   * value chosen (docs/protocol.md#scout). The replicas that asked for the slot hear it now.
-   * False when none reported it: then it is commanded, or waits, as any other slot.
+   * value chosen (docs/protocol.md#scout). The replicas that asked for the slot hear it
+   * once a learning round confirms it (`startLearning`). False when none reported it: then it is commanded, or waits, as any other slot.
    */
   private learnChosen(slot: number): boolean {
     const best = this.highestReported(slot)
@@ -1601,12 +1601,15 @@ export class LeaderCore {
   /**
    * On the tick: a round in flight for a resend period asks again those that have not
    * answered, or, when slots were learnt since it began, gives way to a round for all of
-   * them.
+   * them; one whose slots all fell below the watermark meanwhile ends (its acceptors may
+   * be a configuration gone silent, asked for nothing any more).
    */
   private resendLearning(now: number) {
     const round = this.learning
     if (round === undefined) return this.startLearning()
     if (now - round.sentAt < this.config.timeouts.retransmitMs) return
+    this.completeLearning(round)
+    if (this.learning !== round) return
     for (const slot of this.unconfirmed.keys()) {
       if (round.slots.has(slot)) continue
       this.learning = undefined

@@ -427,6 +427,122 @@ describe("learning from phase 1", () => {
   })
 })
 
+describe("learning from phase 1: which answers count", () => {
+  const members = ["a1", "a2", "a3"]
+  const history = [
+    { from: 1, decidedAt: 0, members: { acceptors: members, leaders: ["l1", "l2"], replicas: ["r1", "r2"] } }
+  ]
+  const noopAt = (slot: number) => new Command.PValue({ ballot: b(1, "l2"), slot, value: Command.noop })
+  /** A leader adopted from slot 11, r1 having performed every slot below 14 and r2 asking for 12: slot 12 learnt. */
+  const learnt12 = () => {
+    const clock = { now: 0 }
+    const leader = new Leader.LeaderCore(
+      "l1",
+      ClusterConfig.make({ acceptors: members, leaders: ["l1", "l2"], replicas: ["r1", "r2"] }),
+      { round: 2, now: () => clock.now, random: () => 0 }
+    )
+    leader.step({ _tag: "Message", from: "replica/r1", message: new Message.History({ history, slotOut: 14 }) })
+    leader.step({ _tag: "Message", from: "replica/r2", message: new Message.History({ history, slotOut: 11 }) })
+    leader.step({
+      _tag: "Message",
+      from: "replica/r2",
+      message: new Message.Propose({ slot: 12, value: Command.noop })
+    })
+    clock.now = 10_000
+    const ballot = adoptWith(
+      leader,
+      [
+        ["a1", [noopAt(12)]],
+        ["a2", []]
+      ],
+      [members],
+      11
+    )
+    assert.isTrue(leader.active)
+    assert.isDefined(leader.decided.get(12))
+    const ready = leader.out.drain()
+    const confirm = ready.send.find(({ message }) => message._tag === "Confirm")!.message as Message.Confirm
+    return { leader, clock, ballot, round: confirm.round }
+  }
+  const decisionsTo = (leader: Leader.LeaderCore, replica: string) =>
+    leader.out
+      .drain()
+      .send.flatMap(({ to, message }) => (to === replica && message._tag === "Decision" ? [message.slot] : []))
+
+  it("a round releases only the slots learnt before it began", () => {
+    const { leader, clock, ballot, round } = learnt12()
+    // r2 asks for slot 5, below where phase 1 began: phase 1 again at the same ballot
+    leader.step({ _tag: "Message", from: "replica/r2", message: new Message.Propose({ slot: 5, value: Command.noop }) })
+    const scouts = leader.out.drain().start.flatMap(({ spec }) => (spec._tag === "Scout" ? [spec] : []))
+    assert.strictEqual(scouts.length, 1)
+    leader.step({
+      _tag: "ScoutEnded",
+      outcome: {
+        _tag: "Adopted",
+        ballot,
+        pvalues: new Map(),
+        byAcceptor: new Map([
+          ["a1", [noopAt(5)]],
+          ["a2", []]
+        ]),
+        configs: [members],
+        watermark: 1,
+        from: scouts[0]!.from ?? 1
+      }
+    })
+    assert.isDefined(leader.decided.get(5), "slot 5 learnt")
+    leader.out.drain()
+    // answers to the round that began before slot 5 was learnt may have been sent before
+    // slot 5 was decided: they vouch for slot 12 only
+    confirmTo(leader, "a1", ballot, round)
+    confirmTo(leader, "a2", ballot, round)
+    assert.deepStrictEqual(decisionsTo(leader, "replica/r2"), [12])
+    // the next round (the one in flight is done) vouches for slot 5
+    leader.out.drain()
+    clock.now += 1_000
+    leader.step({ _tag: "Tick" })
+    const confirms = leader.out.drain().send.flatMap(({ message }) => (message._tag === "Confirm" ? [message] : []))
+    assert.isAbove(confirms.length, 0)
+    const later = confirms[0]!.round
+    assert.isAbove(later, round)
+    confirmTo(leader, "a1", ballot, later)
+    confirmTo(leader, "a3", ballot, later)
+    assert.deepStrictEqual(decisionsTo(leader, "replica/r2"), [5])
+  })
+
+  it("answers that echo another round number release nothing", () => {
+    const { leader, ballot, round } = learnt12()
+    // answers to another round (a read round's, a later learning round's) may predate the slot's choice
+    confirmTo(leader, "a1", ballot, round + 2)
+    confirmTo(leader, "a3", ballot, round + 1)
+    confirmTo(leader, "a2", ballot, round + 7)
+    assert.deepStrictEqual(decisionsTo(leader, "replica/r2"), [])
+    confirmTo(leader, "a1", ballot, round)
+    confirmTo(leader, "a3", ballot, round)
+    assert.deepStrictEqual(decisionsTo(leader, "replica/r2"), [12])
+  })
+
+  it("a round whose slots all fell below the watermark stops asking", () => {
+    const { leader, clock, round } = learnt12()
+    // a2 and a3 are silent; the GC watermark passes slot 12
+    leader.step({
+      _tag: "Message",
+      from: "leader/l2",
+      message: new Message.Heartbeat({ ballot: b(1, "l2"), active: false, decided: 0, slot: 0, watermark: 13 })
+    })
+    assert.strictEqual(leader.watermark, 13)
+    const asked: Array<number> = []
+    for (let i = 0; i < 4; i++) {
+      clock.now += 1_000
+      leader.step({ _tag: "Tick" })
+      asked.push(
+        leader.out.drain().send.filter(({ message }) => message._tag === "Confirm" && message.round === round).length
+      )
+    }
+    assert.deepStrictEqual(asked, [0, 0, 0, 0])
+  })
+})
+
 describe("commander counting", () => {
   it("counts only replies that echo its own ballot and slot (B3)", () => {
     const mine = b(4)
