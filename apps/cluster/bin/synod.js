@@ -1,7 +1,18 @@
 #!/usr/bin/env node
 // The `synod` command: the bundled command line (dist/bin/cli.js, written by `pnpm build`),
 // with Node's compile cache on so that a second start skips compiling what it loads.
-import { enableCompileCache } from "node:module"
+
+// An older Node fails on what the bundle uses with errors that do not say why: say it here
+// (before anything is imported: `enableCompileCache` alone is missing from Node 20's module).
+const major = Number(process.versions.node.split(".")[0])
+if (!(major >= 24)) {
+  process.stderr.write(
+    `synod needs Node 24 or later, and this is Node ${process.versions.node}. ` +
+      "In synod's workspace `npx -y pnpm@10.34.9 exec synod …` runs it with the Node the workspace installs.\n"
+  )
+  process.exit(1)
+}
+const { enableCompileCache } = await import("node:module")
 
 // A server (`serve`, `up`) starts with two settings only a process's start can make,
 // unless the user made them (in MALLOC_ARENA_MAX, or on Node's command line or in

@@ -4,7 +4,7 @@
  * (it replaces itself, so a supervisor's signals still reach it), unless the user set
  * `MALLOC_ARENA_MAX` or `--max-semi-space-size` (in `NODE_OPTIONS` here).
  */
-import { type ChildProcess, spawn } from "node:child_process"
+import { type ChildProcess, spawn, spawnSync } from "node:child_process"
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -92,4 +92,13 @@ describe.runIf(process.platform === "linux")("the synod command", () => {
       }).pipe(Effect.scoped),
     60_000
   )
+
+  it("on a Node older than 24 says which it needs and which it found, and exits 1", () => {
+    // Node 20, which the machines ship, fails on the bundle's imports with errors that do not say why
+    const older = 'data:text/javascript,Object.defineProperty(process.versions,"node",{value:"20.20.2"})'
+    const run = spawnSync(process.execPath, ["--import", older, bin, "--help"], { encoding: "utf8", timeout: 20_000 })
+    assert.strictEqual(run.status, 1)
+    assert.strictEqual(run.stdout, "")
+    assert.include(run.stderr, "synod needs Node 24 or later, and this is Node 20.20.2")
+  })
 })
