@@ -522,6 +522,67 @@ describe("learning from phase 1: which answers count", () => {
     assert.deepStrictEqual(decisionsTo(leader, "replica/r2"), [12])
   })
 
+  it("on the tick a round asks again only those that have not answered", () => {
+    const { leader, clock, ballot, round } = learnt12()
+    confirmTo(leader, "a1", ballot, round)
+    leader.out.drain()
+    clock.now += 50 // within the resend period: nothing yet
+    leader.step({ _tag: "Tick" })
+    const asked = () =>
+      leader.out
+        .drain()
+        .send.flatMap(({ to, message }) => (message._tag === "Confirm" && message.round === round ? [to] : []))
+    assert.deepStrictEqual(asked(), [])
+    clock.now += 1_000
+    leader.step({ _tag: "Tick" })
+    assert.deepStrictEqual(asked(), ["acceptor/a2", "acceptor/a3"])
+    confirmTo(leader, "a3", ballot, round)
+    assert.deepStrictEqual(decisionsTo(leader, "replica/r2"), [12])
+  })
+
+  it("a round that no answer completed gives way on the tick to one for every slot learnt since", () => {
+    const { leader, clock, ballot, round } = learnt12()
+    leader.step({ _tag: "Message", from: "replica/r2", message: new Message.Propose({ slot: 5, value: Command.noop }) })
+    const scout = leader.out.drain().start.flatMap(({ spec }) => (spec._tag === "Scout" ? [spec] : []))[0]!
+    leader.step({
+      _tag: "ScoutEnded",
+      outcome: {
+        _tag: "Adopted",
+        ballot,
+        pvalues: new Map(),
+        byAcceptor: new Map([
+          ["a1", [noopAt(5)]],
+          ["a2", []]
+        ]),
+        configs: [members],
+        watermark: 1,
+        from: scout.from ?? 1
+      }
+    })
+    leader.out.drain()
+    clock.now += 1_000
+    leader.step({ _tag: "Tick" })
+    const confirms = leader.out
+      .drain()
+      .send.flatMap(({ to, message }) => (message._tag === "Confirm" ? [[to, message.round] as const] : []))
+    const next = confirms[0]![1]
+    assert.isAbove(next, round)
+    assert.deepStrictEqual(
+      confirms.map(([to]) => to),
+      ["acceptor/a1", "acceptor/a2", "acceptor/a3"]
+    )
+    // the old round's answers count no more; the new one's release both slots
+    confirmTo(leader, "a1", ballot, round)
+    confirmTo(leader, "a2", ballot, round)
+    assert.deepStrictEqual(decisionsTo(leader, "replica/r2"), [])
+    confirmTo(leader, "a1", ballot, next)
+    confirmTo(leader, "a3", ballot, next)
+    assert.deepStrictEqual(
+      decisionsTo(leader, "replica/r2").sort((a, b) => a - b),
+      [5, 12]
+    )
+  })
+
   it("a round whose slots all fell below the watermark stops asking", () => {
     const { leader, clock, round } = learnt12()
     // a2 and a3 are silent; the GC watermark passes slot 12
