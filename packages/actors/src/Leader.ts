@@ -1517,8 +1517,9 @@ export class LeaderCore {
    * a value chosen at ballot b was accepted by a majority of the slot's configuration, and
    * every proposal at a ballot above b carries it (the invariant phase 1 keeps), so the
    * pvalue with the highest ballot that a promising majority reports for the slot holds the
-   * value chosen (docs/protocol.md#scout). The replicas that asked for the slot hear it
-   * once a learning round confirms it (`startLearning`). False when none reported it: then it is commanded, or waits, as any other slot.
+   * value chosen (docs/protocol.md#scout) — if the promises were not stale, which a
+   * learning round confirms (`startLearning`) before the replicas that asked hear it.
+   * False when none reported it: then it is commanded, or waits, as any other slot.
    */
   private learnChosen(slot: number): boolean {
     const best = this.highestReported(slot)
