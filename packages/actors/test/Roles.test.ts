@@ -182,6 +182,28 @@ describe("pmax and the update operator", () => {
 })
 
 /**
+ * A passive leader l1 of acceptors a1-a3 whose replicas r1 performed every slot below 14
+ * and r2 (restarted from an older snapshot) below 11, r2 asking for slot 12; its clock
+ * `clock.now`, at 0 (past the listening period once the caller moves it on).
+ */
+const laggingReplica = () => {
+  const members = ["a1", "a2", "a3"]
+  const clock = { now: 0 }
+  const leader = new Leader.LeaderCore(
+    "l1",
+    ClusterConfig.make({ acceptors: members, leaders: ["l1", "l2"], replicas: ["r1", "r2"] }),
+    { round: 2, now: () => clock.now, random: () => 0 }
+  )
+  const history = [
+    { from: 1, decidedAt: 0, members: { acceptors: members, leaders: ["l1", "l2"], replicas: ["r1", "r2"] } }
+  ]
+  leader.step({ _tag: "Message", from: "replica/r1", message: new Message.History({ history, slotOut: 14 }) })
+  leader.step({ _tag: "Message", from: "replica/r2", message: new Message.History({ history, slotOut: 11 }) })
+  leader.step({ _tag: "Message", from: "replica/r2", message: new Message.Propose({ slot: 12, value: Command.noop }) })
+  return { leader, clock, members }
+}
+
+/**
  * Past the listening period `leader` competes (its first tick judges nothing, the second
  * competes; the caller set its clock past it), and its scout is adopted with these
  * acceptors' reports: its ballot.
@@ -307,26 +329,10 @@ describe("leader: phase 1 in several scouts at one ballot", () => {
   })
 
   it("below known, a slot is learnt from a majority of its own configuration: the highest ballot reported", () => {
-    const members = ["a1", "a2", "a3"]
-    let now = 0
-    const leader = new Leader.LeaderCore(
-      "l1",
-      ClusterConfig.make({ acceptors: members, leaders: ["l1", "l2"], replicas: ["r1", "r2"] }),
-      { round: 2, now: () => now, random: () => 0 }
-    )
-    const history = [
-      { from: 1, decidedAt: 0, members: { acceptors: members, leaders: ["l1", "l2"], replicas: ["r1", "r2"] } }
-    ]
-    // r1 performed every slot below 14; r2, restarted from an older snapshot, below 11
-    leader.step({ _tag: "Message", from: "replica/r1", message: new Message.History({ history, slotOut: 14 }) })
-    leader.step({ _tag: "Message", from: "replica/r2", message: new Message.History({ history, slotOut: 11 }) })
-    // r2 asks for slot 12 while the leader is passive
-    leader.step({
-      _tag: "Message",
-      from: "replica/r2",
-      message: new Message.Propose({ slot: 12, value: Command.noop })
-    })
-    now = 10_000
+    // r1 performed every slot below 14; r2, restarted from an older snapshot, below 11,
+    // asks for slot 12 while the leader is passive
+    const { leader, clock, members } = laggingReplica()
+    clock.now = 10_000
     const pv = (slot: number, at: Ballot.Ballot, value: Command.SlotValue) =>
       new Command.PValue({ ballot: at, slot, value })
     const c = (n: number) => batch(cmd("c", n))
@@ -429,25 +435,10 @@ describe("learning from phase 1", () => {
 
 describe("learning from phase 1: which answers count", () => {
   const members = ["a1", "a2", "a3"]
-  const history = [
-    { from: 1, decidedAt: 0, members: { acceptors: members, leaders: ["l1", "l2"], replicas: ["r1", "r2"] } }
-  ]
   const noopAt = (slot: number) => new Command.PValue({ ballot: b(1, "l2"), slot, value: Command.noop })
   /** A leader adopted from slot 11, r1 having performed every slot below 14 and r2 asking for 12: slot 12 learnt. */
   const learnt12 = () => {
-    const clock = { now: 0 }
-    const leader = new Leader.LeaderCore(
-      "l1",
-      ClusterConfig.make({ acceptors: members, leaders: ["l1", "l2"], replicas: ["r1", "r2"] }),
-      { round: 2, now: () => clock.now, random: () => 0 }
-    )
-    leader.step({ _tag: "Message", from: "replica/r1", message: new Message.History({ history, slotOut: 14 }) })
-    leader.step({ _tag: "Message", from: "replica/r2", message: new Message.History({ history, slotOut: 11 }) })
-    leader.step({
-      _tag: "Message",
-      from: "replica/r2",
-      message: new Message.Propose({ slot: 12, value: Command.noop })
-    })
+    const { leader, clock } = laggingReplica()
     clock.now = 10_000
     const ballot = adoptWith(
       leader,
