@@ -517,7 +517,7 @@ describe("learning from phase 1: which answers count", () => {
     const { leader, clock, ballot, round } = learnt12()
     confirmTo(leader, "a1", ballot, round)
     leader.out.drain()
-    clock.now += 50 // within the resend period: nothing yet
+    clock.now += 50 // within the resend period (the default retransmitMs, 100): nothing yet
     leader.step({ _tag: "Tick" })
     const asked = () =>
       leader.out
@@ -592,6 +592,7 @@ describe("learning from phase 1: which answers count", () => {
       )
     }
     assert.deepStrictEqual(asked, [0, 0, 0, 0])
+    assert.isTrue(leader.active, "still leading: the round ended, not the leadership")
   })
 })
 
