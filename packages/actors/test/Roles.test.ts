@@ -455,14 +455,8 @@ describe("learning from phase 1: which answers count", () => {
     const confirm = ready.send.find(({ message }) => message._tag === "Confirm")!.message as Message.Confirm
     return { leader, clock, ballot, round: confirm.round }
   }
-  const decisionsTo = (leader: Leader.LeaderCore, replica: string) =>
-    leader.out
-      .drain()
-      .send.flatMap(({ to, message }) => (to === replica && message._tag === "Decision" ? [message.slot] : []))
-
-  it("a round releases only the slots learnt before it began", () => {
-    const { leader, clock, ballot, round } = learnt12()
-    // r2 asks for slot 5, below where phase 1 began: phase 1 again at the same ballot
+  /** r2 asks for slot 5, below where phase 1 began: phase 1 again at the same ballot, which learns it. */
+  const learn5 = (leader: Leader.LeaderCore, ballot: Ballot.Ballot) => {
     leader.step({ _tag: "Message", from: "replica/r2", message: new Message.Propose({ slot: 5, value: Command.noop }) })
     const scouts = leader.out.drain().start.flatMap(({ spec }) => (spec._tag === "Scout" ? [spec] : []))
     assert.strictEqual(scouts.length, 1)
@@ -481,6 +475,15 @@ describe("learning from phase 1: which answers count", () => {
         from: scouts[0]!.from ?? 1
       }
     })
+  }
+  const decisionsTo = (leader: Leader.LeaderCore, replica: string) =>
+    leader.out
+      .drain()
+      .send.flatMap(({ to, message }) => (to === replica && message._tag === "Decision" ? [message.slot] : []))
+
+  it("a round releases only the slots learnt before it began", () => {
+    const { leader, clock, ballot, round } = learnt12()
+    learn5(leader, ballot)
     assert.isDefined(leader.decided.get(5), "slot 5 learnt")
     leader.out.drain()
     // answers to the round that began before slot 5 was learnt may have been sent before
@@ -533,23 +536,7 @@ describe("learning from phase 1: which answers count", () => {
 
   it("a round that no answer completed gives way on the tick to one for every slot learnt since", () => {
     const { leader, clock, ballot, round } = learnt12()
-    leader.step({ _tag: "Message", from: "replica/r2", message: new Message.Propose({ slot: 5, value: Command.noop }) })
-    const scout = leader.out.drain().start.flatMap(({ spec }) => (spec._tag === "Scout" ? [spec] : []))[0]!
-    leader.step({
-      _tag: "ScoutEnded",
-      outcome: {
-        _tag: "Adopted",
-        ballot,
-        pvalues: new Map(),
-        byAcceptor: new Map([
-          ["a1", [noopAt(5)]],
-          ["a2", []]
-        ]),
-        configs: [members],
-        watermark: 1,
-        from: scout.from ?? 1
-      }
-    })
+    learn5(leader, ballot)
     leader.out.drain()
     clock.now += 1_000
     leader.step({ _tag: "Tick" })
