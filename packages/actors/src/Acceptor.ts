@@ -91,6 +91,8 @@ export class AcceptorCore {
   private readonly silentGc: boolean
   /** Does confirming its promise's ballot grant a read lease (see the constructor's options)? */
   private readonly readLeases: boolean
+  /** Does a `Confirm` at the promised ballot grant the read lease (false only with planted bug B23)? */
+  private readonly confirmGrants: boolean
 
   constructor(
     state: Storage.AcceptorState,
@@ -110,6 +112,10 @@ export class AcceptorCore {
       readonly silentGc?: boolean
       /** Does confirming the ballot it promised grant a read lease (`reads.lease`; default false)? */
       readonly readLeases?: boolean
+      /** Planted bug B23: a `Confirm` at the promised ballot grants no read lease. */
+      readonly confirmGrantsNothing?: boolean
+      /** Planted bug B24: a restart with a promise on disk holds no other leader off. */
+      readonly restartHoldsNothing?: boolean
       /** Most bytes of pvalues in one P1b page (default: no paging). */
       readonly pageBytes?: number
     } = {}
@@ -132,10 +138,13 @@ export class AcceptorCore {
     this.leaseMs = options.leaseMs ?? 0
     this.now = options.now ?? (() => 0)
     this.readLeases = options.readLeases === true
+    this.confirmGrants = options.confirmGrantsNothing !== true
     // It may have granted a read lease just before it stopped, and that is not on disk:
     // it holds every leader but the one of its promise off for a lease from its start.
     // An acceptor that never promised anything never confirmed anything either.
-    if (this.readLeases && !Ballot.equals(this.promised, Ballot.bottom)) this.lastAccept = this.now()
+    if (this.readLeases && !Ballot.equals(this.promised, Ballot.bottom) && options.restartHoldsNothing !== true) {
+      this.lastAccept = this.now()
+    }
   }
 
   /**
@@ -249,7 +258,7 @@ export class AcceptorCore {
    * leaders of that promise.
    */
   confirm(ballot: Ballot.Ballot, round: number): Message.Confirmed {
-    if (Ballot.equals(ballot, this.promised) && this.renews(ballot) && this.readLeases) {
+    if (Ballot.equals(ballot, this.promised) && this.renews(ballot) && this.readLeases && this.confirmGrants) {
       this.lastAccept = this.now()
     }
     return Trusted.confirmed(this.promised, ballot, round)
@@ -373,6 +382,8 @@ export const run = Effect.fn("Acceptor.run")(function* (id: string, config: Clus
     cluster: config,
     silentGc: bugs.gcWithoutWatermark,
     readLeases: config.reads.lease,
+    confirmGrantsNothing: bugs.confirmGrantsNothing,
+    restartHoldsNothing: bugs.restartHoldsNothing,
     ...(bugs.unpagedP1b ? {} : { pageBytes: Limits.fromMessageBytes(transport.maxMessageBytes).pageBytes })
   })
   yield* Metrics.gaugeFrom(Metrics.of(Metrics.promisedRound, id), () => core.promised.round)

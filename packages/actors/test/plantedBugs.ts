@@ -65,6 +65,26 @@ export const budget: ReadonlyArray<readonly [Name, string, number] | readonly [N
   // reader at once long after the acceptors stopped holding the new leader off (catches
   // in seeds 1-100: 53, 73; 3, 53, 84 before a snapshot's digest text was kept for its save)
   ["readLeaseForever", "B21 a read lease that never runs out", 250], // (53)
+  // needs the "rival" fault: a leader that stops hearing the active one competes while no new
+  // work reaches the active one but the reader's questions keep its lease going; with the
+  // confirmations granting nothing the rival is adopted and commits writes the active one's
+  // lease reads miss (catches in seeds 1-300: 1, 56, 75, 118, 133, 134, 182, 204, 287, 288, 291)
+  [
+    "confirmGrantsNothing",
+    "B23 a confirmation grants no read lease at the acceptors",
+    250,
+    { as: "any", scenario: { rivals: true, partitions: true, reconfigure: false } }
+  ], // (1)
+  // the same fault, with the acceptors restarted one after the other during it: each forgets
+  // the lease it granted and promises the rival at once. Split roles: a colocated server's
+  // restart restarts its leader too, which listens before it competes (catches in seeds 1-300:
+  // 5, 76, 166, 176, 261, 275)
+  [
+    "restartHoldsNothing",
+    "B24 a restarted acceptor holds no leader off",
+    300,
+    { as: "any", scenario: { rivals: true, partitions: true, crashes: true, layout: "split", reconfigure: false } }
+  ], // (5)
   // above the protocol: a lease keeper that keeps the deadlines it noted before its leader
   // became active; caught by the lease check when a leader change meets a lease older than
   // its TTL (every seed runs two lease holders)

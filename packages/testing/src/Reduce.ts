@@ -15,6 +15,7 @@ const candidates = (s: Scenario): Array<Scenario> => {
   if (s.opsPerClient > 2) out.push({ ...s, opsPerClient: Math.ceil(s.opsPerClient / 2) })
   if (s.crashes) out.push({ ...s, crashes: false })
   if (s.partitions) out.push({ ...s, partitions: false })
+  if (s.partitions && s.rivals) out.push({ ...s, rivals: false })
   if (s.network) out.push({ ...s, network: false })
   if (s.f === 2) out.push({ ...s, f: 1 })
   if (s.keys > 1) out.push({ ...s, keys: 1 })

@@ -50,6 +50,14 @@ export interface Scenario {
    * divergence check counts the cluster config's replicas.
    */
   readonly reconfigure: boolean
+  /**
+   * The nemesis may also bring a rival (with `partitions`): a leader that stops hearing the
+   * active one and competes while it still leads, reaches every acceptor and answers the
+   * reader under its read lease, with no new work coming in. Only the acceptors' hold,
+   * renewed by the leader's confirmations, keeps the rival off then
+   * (docs/protocol.md#read-leases).
+   */
+  readonly rivals: boolean
   readonly bugs: Partial<PlantedBugs.PlantedBugs>
 }
 
@@ -84,6 +92,7 @@ export const fromSeed = (seed: number, overrides: Partial<Omit<Scenario, "seed">
     // drawn last: the fields above stay what they were for every seed
     corruption: r() < 0.5,
     reconfigure: false,
+    rivals: false,
     bugs: {}
   }
   // from a generator of its own, so that every other field stays what it was for every seed
@@ -91,10 +100,12 @@ export const fromSeed = (seed: number, overrides: Partial<Omit<Scenario, "seed">
   // the divergence nemesis and this one exclude each other: an explicit choice of one wins
   const reconfigure = overrides.reconfigure ?? (overrides.corruption === true ? false : drawn)
   const corruption = overrides.corruption ?? (reconfigure ? false : base.corruption)
-  return { ...base, ...overrides, reconfigure, corruption }
+  // also from its own generator: seeds without rivals run as they did before the fault existed
+  const rivals = overrides.rivals ?? prng(seed ^ 0x41a1)() < 0.3
+  return { ...base, ...overrides, reconfigure, corruption, rivals }
 }
 
 export const describe = (s: Scenario): string =>
   `seed ${s.seed}: f=${s.f} ${s.layout}, ${s.clients} clients x ${s.opsPerClient} ops on ${s.keys} keys, ` +
-  `snapshots every ${s.snapshotEvery} slots${s.largeValues ? ", large values" : ""}${s.leaseHolders > 0 ? `, ${s.leaseHolders} lease holders` : ""}${s.corruption ? ", a replica corrupted" : ""}${s.reconfigure ? ", reconfigurations" : ""}, faults for ${s.faultMs} ms: ${[s.network && "network", s.partitions && "partitions", s.crashes && "crashes"].filter(Boolean).join(", ") || "none"}` +
+  `snapshots every ${s.snapshotEvery} slots${s.largeValues ? ", large values" : ""}${s.leaseHolders > 0 ? `, ${s.leaseHolders} lease holders` : ""}${s.corruption ? ", a replica corrupted" : ""}${s.reconfigure ? ", reconfigurations" : ""}${s.rivals && s.partitions ? ", rivals" : ""}, faults for ${s.faultMs} ms: ${[s.network && "network", s.partitions && "partitions", s.crashes && "crashes"].filter(Boolean).join(", ") || "none"}` +
   (Object.keys(s.bugs).length > 0 ? `, planted: ${Object.keys(s.bugs).join(", ")}` : "")

@@ -25,7 +25,17 @@
  */
 import { Acceptor, Client, Leader, Replica } from "@synod/actors"
 import { PlantedBugs, Probe, Tamper } from "@synod/actors/Hooks"
-import { ClusterConfig, type Command, Configuration, InMemoryBus, Monotonic, Storage, Transport } from "@synod/core"
+import {
+  Address,
+  Ballot,
+  ClusterConfig,
+  type Command,
+  Configuration,
+  InMemoryBus,
+  Monotonic,
+  Storage,
+  Transport
+} from "@synod/core"
 import { Kv, LeaseKeeper } from "@synod/kv"
 import { Effect, Exit, Fiber, Layer, Random, References, Scope } from "effect"
 import { Checker } from "./Checker.ts"
@@ -365,6 +375,8 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
       const keeperRates = new Map(config.leaders.map((id) => [id, skew()] as const))
       const leaseCheck = new LeaseCheck(checker.violations)
       let keepers = 0
+      /** The lease keepers' clients, by name (the "rival" fault keeps them from the leader's side). */
+      const keeperClients: Array<string> = []
 
       // ---- roles, each in its own scope so it can crash and restart
       const running = new Map<string, Scope.Closeable>()
@@ -411,6 +423,7 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
           const replicaId = config.replicas[config.leaders.indexOf(id)] ?? config.replicas[0]!
           const rate = keeperRates.get(id) ?? 1
           const name = `keeper-${id}-${++keepers}`
+          keeperClients.push(name)
           const client = yield* Client.make(Kv.machine, config, { id: name })
           let seq = 0
           yield* LeaseKeeper.run({
@@ -513,6 +526,107 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
 
       // ---- the nemesis: random faults until faultMs, then heal
       const pick = <A>(xs: ReadonlyArray<A>): A => xs[Math.floor(r() * xs.length)]!
+      /**
+       * Faults the nemesis left acting in the background (a partition that heals later, a
+       * deposed leader reconnected after a while): the "rival" fault waits for none, else
+       * their heal or partition would end its own early.
+       */
+      let background = 0
+      /** Until when a "rival" fault holds: the reader reads on until then. */
+      let rivalUntil = 0
+      const inBackground = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+        Effect.suspend(() => {
+          background++
+          return Effect.forkScoped(
+            Effect.ensuring(
+              effect,
+              Effect.sync(() => background--)
+            )
+          )
+        })
+      // a rival competing while the leader still leads (the acceptors' side of a read
+      // lease): the leader's role, a replica and the reader on one side, every other
+      // leader and replica and every writing client on the other, the acceptors
+      // reachable from both. The other leaders stop hearing the leader and compete;
+      // no command reaches the leader any more, so nothing it accepts holds them off
+      // after a lease, while the reader's questions keep its read lease going. Only
+      // the acceptors' hold, renewed by its confirmations, keeps a rival from being
+      // adopted and committing writes that the leader's lease reads would miss (B23).
+      // Alone, and in place (the nemesis waits): a heal or a partition of another
+      // fault would end it early.
+      const rival = Effect.gen(function* () {
+        for (let i = 0; i < 100 && background > 0; i++) yield* Effect.sleep(10)
+        if (background > 0) return
+        yield* bus.heal
+        yield* bus.setFaults(mild)
+        yield* restartAll
+        // a leader settled in (every role back, a few heartbeats), with nothing in flight
+        yield* Effect.sleep(2 * config.timeouts.leaderTimeoutMs)
+        for (let i = 0; i < 150 && checker.undecided.size > 0; i++) yield* Effect.sleep(2)
+        // the leader that is active, not the one of the highest ballot a scout started
+        // (`currentLeader`): a rival refused is not the leader
+        let leader: string | undefined
+        let ballot: Ballot.Ballot | undefined
+        for (const [id, handle] of leaders) {
+          if (!running.has(roleKey("leader", id))) continue
+          const status = yield* handle.status
+          if (status.active && (ballot === undefined || Ballot.greaterThan(status.ballot, ballot))) {
+            leader = id
+            ballot = status.ballot
+          }
+        }
+        if (leader === undefined || ballot === undefined || checker.undecided.size > 0) return
+        const replica = scenario.layout === "colocated" ? leader : pick(config.replicas)
+        const ms = 300 + Math.floor(r() * 900)
+        const clients = [
+          ...Array.from({ length: scenario.clients }, (_, c) => `k${c}`),
+          ...Array.from({ length: scenario.leaseHolders }, (_, h) => `h${h}`),
+          ...keeperClients,
+          "kd"
+        ]
+        const side = [Address.leader(leader), Address.replica(replica), Address.client(readerId)]
+        const rest = [
+          ...config.leaders.filter((l) => l !== leader).map(Address.leader),
+          ...config.replicas.filter((x) => x !== replica).map(Address.replica),
+          ...clients.map(Address.client)
+        ]
+        note(`rival: partition [${side}] | [other leaders and replicas, writers] for ${ms} ms`)
+        yield* bus.partition([side, rest])
+        rivalUntil = now() + ms
+        // in half of them (with crashes), acceptors restart meanwhile: each may have
+        // granted the lease, which it keeps in memory only, so each must hold the rival
+        // off from its start (B24). Split: every acceptor, one after the other (a rolling
+        // restart); colocated: one server other than the leader's, whose leader then
+        // listens before it competes, so that another server's leader is the rival
+        const restartAfter = scenario.crashes && r() < 0.5 ? Math.floor((r() * ms) / 2) : undefined
+        const others = config.acceptors.filter((a) => a !== leader)
+        const restarting = scenario.layout === "colocated" ? [pick(others)] : others
+        if (restartAfter !== undefined && down("acceptor") === 0) {
+          yield* Effect.sleep(restartAfter)
+          let spent = restartAfter
+          const roles =
+            scenario.layout === "colocated" ? (["leader", "replica", "acceptor"] as const) : (["acceptor"] as const)
+          for (const id of restarting) {
+            for (const role of roles) yield* crash(role, id)
+            for (const role of roles) yield* start(role, id)
+            note(`rival: restarted ${roles.map((role) => `${role}/${id}`).join(", ")}`)
+            const gap = 1 + Math.floor(r() * 10)
+            yield* Effect.sleep(gap)
+            spent += gap
+          }
+          yield* Effect.sleep(Math.max(0, ms - spent))
+        } else yield* Effect.sleep(ms)
+        const after = running.has(roleKey("leader", leader)) ? yield* leaders.get(leader)!.status : undefined
+        const at = (b: Ballot.Ballot) => `${b.round}.${b.leader}`
+        const outcome =
+          after === undefined
+            ? "is down"
+            : after.active && Ballot.equals(after.ballot, ballot)
+              ? "held on"
+              : `is ${after.active ? "active" : "passive"} at ${at(after.ballot)}, was at ${at(ballot)}`
+        note(`rival: partition over; leader/${leader} ${outcome}`)
+        yield* bus.partition([])
+      })
       const nemesis = Effect.gen(function* () {
         const kinds = [
           ...(scenario.network ? ["network", "network", "calm", "replay"] : []),
@@ -530,7 +644,8 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
                 "echo",
                 "tail",
                 "stale",
-                "stale"
+                "stale",
+                ...(scenario.rivals ? ["rival", "rival"] : [])
               ]
             : []),
           ...(scenario.crashes ? ["crash", "crash", "restart", "wipe", "resign"] : [])
@@ -593,7 +708,7 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
               const ms = 100 + Math.floor(r() * 400)
               note(`depose ${leader} for ${ms} ms`)
               yield* bus.isolate(leader)
-              yield* Effect.forkScoped(Effect.andThen(Effect.sleep(ms), bus.reconnect(leader)))
+              yield* inBackground(Effect.andThen(Effect.sleep(ms), bus.reconnect(leader)))
               break
             }
             case "flap": {
@@ -604,7 +719,7 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
               const ms = 150 + Math.floor(r() * 250)
               note(`flap: depose ${first} for ${ms} ms`)
               yield* bus.isolate(first)
-              yield* Effect.forkScoped(
+              yield* inBackground(
                 Effect.gen(function* () {
                   yield* Effect.sleep(ms)
                   yield* bus.reconnect(first)
@@ -625,7 +740,7 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
               const ms = 400 + Math.floor(r() * 1200)
               note(`strand replica ${id} for ${ms} ms`)
               yield* bus.isolate(id)
-              yield* Effect.forkScoped(Effect.andThen(Effect.sleep(ms), bus.reconnect(id)))
+              yield* inBackground(Effect.andThen(Effect.sleep(ms), bus.reconnect(id)))
               break
             }
             case "echo": {
@@ -633,7 +748,7 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
               // messages come back as it takes over (a reconnect flushing a send buffer):
               // rejections of its old P2as must not count for its new commanders (B3)
               const seen = checker.reelections.length
-              yield* Effect.forkScoped(
+              yield* inBackground(
                 Effect.gen(function* () {
                   for (let i = 0; i < 500 && checker.reelections.length === seen; i++) yield* Effect.sleep(2)
                   const leader = checker.reelections[seen]
@@ -650,7 +765,7 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
               // the watermark from its quorum and skip the forgotten slots (B11)
               const seen = checker.gcs
               const ms = 100 + Math.floor(r() * 300)
-              yield* Effect.forkScoped(
+              yield* inBackground(
                 Effect.gen(function* () {
                   for (let i = 0; i < 100 && checker.gcs === seen; i++) yield* Effect.sleep(5)
                   const leader = checker.currentLeader()
@@ -684,7 +799,7 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
               note(`tail: acceptors hear no progress for ${ms} ms, then the leader is deposed`)
               for (const rep of config.replicas)
                 for (const acc of config.acceptors) yield* bus.cut(`replica/${rep}`, `acceptor/${acc}`)
-              yield* Effect.forkScoped(
+              yield* inBackground(
                 Effect.gen(function* () {
                   yield* Effect.sleep(ms)
                   const leader = checker.currentLeader()
@@ -707,7 +822,7 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
               // so it believes it leads: the reads its side serves must still be linearizable
               const ms = 500 + Math.floor(r() * 700)
               const replica = pick(config.replicas)
-              yield* Effect.forkScoped(
+              yield* inBackground(
                 Effect.gen(function* () {
                   for (let i = 0; i < 150 && checker.undecided.size > 0; i++) yield* Effect.sleep(2)
                   const leader = checker.currentLeader()
@@ -727,6 +842,9 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
               )
               break
             }
+            case "rival":
+              yield* rival
+              break
             case "heal":
               note("heal links")
               yield* bus.heal
@@ -910,7 +1028,8 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
       const reader = Effect.gen(function* () {
         const rr = prng(scenario.seed ^ 0x7ead)
         const client = yield* provideAll(Client.make(Kv.machine, config, { id: readerId }))
-        for (let i = 0; i < 2 * scenario.opsPerClient; i++) {
+        // and on while a rival competes: its questions are what keep the leader's lease going
+        for (let i = 0; i < 2 * scenario.opsPerClient || now() < rivalUntil; i++) {
           yield* Effect.sleep(Math.floor(rr() * 40))
           const input: Input =
             rr() < 0.9

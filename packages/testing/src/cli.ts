@@ -26,6 +26,7 @@ const usage = `usage: pnpm sim [--first S] [--count N] [--jobs J] | --seed S [--
   scenario overrides (otherwise derived from the seed):
     --f 1|2  --layout colocated|split  --clients N  --ops N  --keys N  --fault-ms N  --snapshot-every N
     --network on|off  --partitions on|off  --crashes on|off  --large on|off  --lease-holders N  --corrupt on|off  --reconfigure on|off
+    --rivals on|off
   planted bugs: ${PlantedBugs.names.join(", ")}`
 
 const fail = (message: string): never => {
@@ -66,7 +67,8 @@ for (let i = 0; i < args.length; i++) {
       "large",
       "lease-holders",
       "corrupt",
-      "reconfigure"
+      "reconfigure",
+      "rivals"
     ].includes(name)
   ) {
     fail(`unknown option --${name}`)
@@ -117,6 +119,7 @@ const overrides: Partial<Omit<Scenario.Scenario, "seed">> = Object.fromEntries(
     leaseHolders: flags.has("lease-holders") ? int("lease-holders", 0) : undefined,
     corruption: onOff("corrupt"),
     reconfigure: onOff("reconfigure"),
+    rivals: onOff("rivals"),
     bugs
   }).filter(([, v]) => v !== undefined)
 )
@@ -125,7 +128,7 @@ const overrides: Partial<Omit<Scenario.Scenario, "seed">> = Object.fromEntries(
 const replayCommand = (s: Scenario.Scenario): string =>
   `pnpm sim --seed ${s.seed} --trace --f ${s.f} --layout ${s.layout} --clients ${s.clients} --ops ${s.opsPerClient} ` +
   `--keys ${s.keys} --fault-ms ${s.faultMs} --snapshot-every ${s.snapshotEvery} --network ${s.network ? "on" : "off"} ` +
-  `--partitions ${s.partitions ? "on" : "off"} --crashes ${s.crashes ? "on" : "off"} --large ${s.largeValues ? "on" : "off"} --lease-holders ${s.leaseHolders} --corrupt ${s.corruption ? "on" : "off"} --reconfigure ${s.reconfigure ? "on" : "off"}` +
+  `--partitions ${s.partitions ? "on" : "off"} --crashes ${s.crashes ? "on" : "off"} --large ${s.largeValues ? "on" : "off"} --lease-holders ${s.leaseHolders} --corrupt ${s.corruption ? "on" : "off"} --reconfigure ${s.reconfigure ? "on" : "off"} --rivals ${s.rivals ? "on" : "off"}` +
   (bug ? ` --bug ${bug}` : "")
 
 const main = Effect.gen(function* () {

@@ -32,6 +32,10 @@ export interface PlantedBugs {
   readonly staleRead: boolean
   /** B21: the leader's read lease never runs out: a deposed leader that has not noticed serves stale reads at once. */
   readonly readLeaseForever: boolean
+  /** B23: an acceptor's answer to a `Confirm` grants no read lease: only new work holds other leaders off, and a leader serving reads with none coming in is deposed under its lease. */
+  readonly confirmGrantsNothing: boolean
+  /** B24: an acceptor that restarts with a promise on disk holds no leader off: a read lease it granted before, kept in memory only, is forgotten. */
+  readonly restartHoldsNothing: boolean
   /** L1: the lease keeper keeps the deadlines it noted before its leader became active (from each lease's grant) instead of starting every lease afresh: leases expire early across a leader change. */
   readonly leaseEarlyExpiry: boolean
   /** B19: replicas exchange state digests but never compare them: a corrupted replica goes on answering from its state. */
@@ -58,6 +62,8 @@ export const none: PlantedBugs = {
   unpagedP1b: false,
   staleRead: false,
   readLeaseForever: false,
+  confirmGrantsNothing: false,
+  restartHoldsNothing: false,
   leaseEarlyExpiry: false,
   ignoreDivergence: false,
   immediateReconfig: false,
