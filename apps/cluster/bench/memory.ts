@@ -17,7 +17,7 @@
  * CPU is measured over this long, after the first reading), --settle S (30), --source (run
  * the servers from the sources, `src/cli.ts` with the source condition, instead of the
  * `synod` command's build), --snapshot-every N (the cluster's `snapshotEvery`; default
- * its default, 1000 slots), --keep.
+ * its default, 10,000 slots, or `snapshotBytes` of commands), --keep.
  */
 import { readFileSync } from "node:fs"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
