@@ -577,7 +577,10 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
         }
         if (leader === undefined || ballot === undefined || checker.undecided.size > 0) return
         const replica = scenario.layout === "colocated" ? leader : pick(config.replicas)
-        const ms = 300 + Math.floor(r() * 900)
+        // over by the heal, as every other fault is: commands invoked after it must not wait
+        const left = scenario.faultMs - now()
+        if (left < 300) return
+        const ms = Math.min(300 + Math.floor(r() * 900), left)
         const clients = [
           ...Array.from({ length: scenario.clients }, (_, c) => `k${c}`),
           ...Array.from({ length: scenario.leaseHolders }, (_, h) => `h${h}`),
