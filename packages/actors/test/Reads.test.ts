@@ -368,9 +368,13 @@ describe("read leases", () => {
   describe("acceptor", () => {
     const b1 = Ballot.make(1, "l1")
     const b2 = Ballot.make(2, "l2")
-    const acceptor = (state: Storage.AcceptorState, readLeases = true) => {
+    const acceptor = (
+      state: Storage.AcceptorState,
+      readLeases = true,
+      planted: { readonly confirmGrantsNothing?: boolean; readonly restartHoldsNothing?: boolean } = {}
+    ) => {
       let now = 1000
-      const a = new Acceptor.AcceptorCore(state, { leaseMs: L, readLeases, now: () => now })
+      const a = new Acceptor.AcceptorCore(state, { leaseMs: L, readLeases, now: () => now, ...planted })
       return { a, advance: (ms: number) => (now += ms) }
     }
     const confirmAt = (a: Acceptor.AcceptorCore, ballot: Ballot.Ballot) => {
@@ -413,6 +417,21 @@ describe("read leases", () => {
       assert.deepStrictEqual(a.p1a(b2).ballot, b2)
       const fresh = acceptor(empty)
       assert.deepStrictEqual(fresh.a.p1a(b2).ballot, b2)
+    })
+
+    // the switches the simulator's "rival" fault is shown to catch (plantedBugs.ts): each
+    // undoes exactly one of the two holds above
+    it("the confirmGrantsNothing planted bug: a Confirm at its promise holds no one off", () => {
+      const { a, advance } = acceptor(empty, true, { confirmGrantsNothing: true })
+      a.p1a(b1)
+      advance(10 * L)
+      confirmAt(a, b1)
+      assert.deepStrictEqual(a.p1a(b2).ballot, b2)
+    })
+
+    it("the restartHoldsNothing planted bug: restarted with a promise, it promises another leader at once", () => {
+      const { a } = acceptor({ promised: b1, watermark: 1, accepted: new Map() }, true, { restartHoldsNothing: true })
+      assert.deepStrictEqual(a.p1a(b2).ballot, b2)
     })
   })
 })
