@@ -421,17 +421,26 @@ describe("read leases", () => {
 
     // the switches the simulator's "rival" fault is shown to catch (plantedBugs.ts): each
     // undoes exactly one of the two holds above
-    it("the confirmGrantsNothing planted bug: a Confirm at its promise holds no one off", () => {
+    it("the confirmGrantsNothing planted bug: a Confirm at its promise holds no one off; a restart still does", () => {
       const { a, advance } = acceptor(empty, true, { confirmGrantsNothing: true })
       a.p1a(b1)
       advance(10 * L)
       confirmAt(a, b1)
       assert.deepStrictEqual(a.p1a(b2).ballot, b2)
+      const restarted = acceptor({ promised: b1, watermark: 1, accepted: new Map() }, true, {
+        confirmGrantsNothing: true
+      })
+      assert.deepStrictEqual(restarted.a.p1a(b2).ballot, b1)
     })
 
-    it("the restartHoldsNothing planted bug: restarted with a promise, it promises another leader at once", () => {
-      const { a } = acceptor({ promised: b1, watermark: 1, accepted: new Map() }, true, { restartHoldsNothing: true })
+    it("the restartHoldsNothing planted bug: restarted with a promise, it promises another leader at once; a Confirm still holds", () => {
+      const { a, advance } = acceptor({ promised: b1, watermark: 1, accepted: new Map() }, true, {
+        restartHoldsNothing: true
+      })
       assert.deepStrictEqual(a.p1a(b2).ballot, b2)
+      advance(10 * L)
+      confirmAt(a, b2)
+      assert.deepStrictEqual(a.p1a(Ballot.make(3, "l1")).ballot, b2, "the Confirm's hold is untouched")
     })
   })
 })

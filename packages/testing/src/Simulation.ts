@@ -555,14 +555,23 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
       // Alone, and in place (the nemesis waits): a heal or a partition of another
       // fault would end it early.
       const rival = Effect.gen(function* () {
-        for (let i = 0; i < 100 && background > 0; i++) yield* Effect.sleep(10)
-        if (background > 0) return
+        // over by the heal, as every other fault is, waits included: commands invoked after
+        // it must not wait for it, and the checks count from `faultMs`
+        const settle = 2 * config.timeouts.leaderTimeoutMs
+        const enough = (more: number) => scenario.faultMs - now() >= settle + 300 + more
+        const skip = (why: string) => Effect.sync(() => note(`rival: skipped (${why})`))
+        if (readerDone) return yield* skip("the reader is done: no lease to hold")
+        for (let i = 0; i < 100 && background > 0 && enough(10); i++) yield* Effect.sleep(10)
+        if (background > 0) return yield* skip("another fault is still acting")
+        if (!enough(0)) return yield* skip("too little of the fault phase left")
         yield* bus.heal
         yield* bus.setFaults(mild)
         yield* restartAll
         // a leader settled in (every role back, a few heartbeats), with nothing in flight
-        yield* Effect.sleep(2 * config.timeouts.leaderTimeoutMs)
-        for (let i = 0; i < 150 && checker.undecided.size > 0; i++) yield* Effect.sleep(2)
+        yield* Effect.sleep(settle)
+        for (let i = 0; i < 150 && checker.undecided.size > 0 && scenario.faultMs - now() > 300; i++) {
+          yield* Effect.sleep(2)
+        }
         // the leader that is active, not the one of the highest ballot a scout started
         // (`currentLeader`): a rival refused is not the leader
         let leader: string | undefined
@@ -575,36 +584,43 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
             ballot = status.ballot
           }
         }
-        if (leader === undefined || ballot === undefined || checker.undecided.size > 0) return
-        const replica = scenario.layout === "colocated" ? leader : pick(config.replicas)
-        // over by the heal, as every other fault is: commands invoked after it must not wait
+        if (leader === undefined || ballot === undefined) return yield* skip("no active leader")
+        if (checker.undecided.size > 0) return yield* skip("commands still in flight")
         const left = scenario.faultMs - now()
-        if (left < 300) return
+        if (left < 300) return yield* skip("too little of the fault phase left")
         const ms = Math.min(300 + Math.floor(r() * 900), left)
-        const clients = [
-          ...Array.from({ length: scenario.clients }, (_, c) => `k${c}`),
-          ...Array.from({ length: scenario.leaseHolders }, (_, h) => `h${h}`),
-          ...keeperClients,
-          "kd"
-        ]
+        // every leader and replica but the two on the leader's side, spares included (a
+        // reconfiguration may have made them members), and every client that writes: the
+        // lists are made again after a restart, which starts lease keepers with new names
+        const replica = scenario.layout === "colocated" ? leader : pick(config.replicas)
         const side = [Address.leader(leader), Address.replica(replica), Address.client(readerId)]
-        const rest = [
-          ...config.leaders.filter((l) => l !== leader).map(Address.leader),
-          ...config.replicas.filter((x) => x !== replica).map(Address.replica),
-          ...clients.map(Address.client)
+        const groups = () => [
+          side,
+          [
+            ...[...config.leaders, ...spares.leaders].filter((l) => l !== leader).map(Address.leader),
+            ...[...config.replicas, ...spares.replicas].filter((x) => x !== replica).map(Address.replica),
+            ...[
+              ...Array.from({ length: scenario.clients }, (_, c) => `k${c}`),
+              ...Array.from({ length: scenario.leaseHolders }, (_, h) => `h${h}`),
+              ...keeperClients,
+              "kd"
+            ].map(Address.client)
+          ]
         ]
         note(`rival: partition [${side}] | [other leaders and replicas, writers] for ${ms} ms`)
-        yield* bus.partition([side, rest])
+        yield* bus.partition(groups())
         rivalUntil = now() + ms
         // in half of them (with crashes), acceptors restart meanwhile: each may have
         // granted the lease, which it keeps in memory only, so each must hold the rival
-        // off from its start (B24). Split: every acceptor, one after the other (a rolling
-        // restart); colocated: one server other than the leader's, whose leader then
-        // listens before it competes, so that another server's leader is the rival
+        // off from its start (B24). Split: every running acceptor, one after the other (a
+        // rolling restart); colocated: one server other than the leader's, whose leader
+        // then listens before it competes, so that another server's leader is the rival
         const restartAfter = scenario.crashes && r() < 0.5 ? Math.floor((r() * ms) / 2) : undefined
-        const others = config.acceptors.filter((a) => a !== leader)
-        const restarting = scenario.layout === "colocated" ? [pick(others)] : others
-        if (restartAfter !== undefined && down("acceptor") === 0) {
+        const others = [...config.acceptors, ...spares.acceptors].filter(
+          (a) => a !== leader && running.has(roleKey("acceptor", a))
+        )
+        const restarting = scenario.layout !== "colocated" ? others : others.length > 0 ? [pick(others)] : []
+        if (restartAfter !== undefined && restarting.length > 0) {
           yield* Effect.sleep(restartAfter)
           let spent = restartAfter
           const roles =
@@ -617,6 +633,7 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
             yield* Effect.sleep(gap)
             spent += gap
           }
+          yield* bus.partition(groups())
           yield* Effect.sleep(Math.max(0, ms - spent))
         } else yield* Effect.sleep(ms)
         const after = running.has(roleKey("leader", leader)) ? yield* leaders.get(leader)!.status : undefined
