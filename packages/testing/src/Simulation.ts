@@ -544,16 +544,18 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
             )
           )
         })
-      // a rival competing while the leader still leads (the acceptors' side of a read
-      // lease): the leader's role, a replica and the reader on one side, every other
-      // leader and replica and every writing client on the other, the acceptors
-      // reachable from both. The other leaders stop hearing the leader and compete;
-      // no command reaches the leader any more, so nothing it accepts holds them off
-      // after a lease, while the reader's questions keep its read lease going. Only
-      // the acceptors' hold, renewed by its confirmations, keeps a rival from being
-      // adopted and committing writes that the leader's lease reads would miss (B23).
-      // Alone, and in place (the nemesis waits): a heal or a partition of another
-      // fault would end it early.
+      /**
+       * The "rival" fault: a rival competing while the leader still leads (the acceptors'
+       * side of a read lease, docs/protocol.md#read-leases). The leader's role, a replica
+       * and the reader on one side, every other leader and replica and every writing client
+       * on the other, the acceptors reachable from both. The other leaders stop hearing the
+       * leader and compete; no command reaches the leader any more, so nothing it accepts
+       * holds them off after a lease, while the reader's questions keep its read lease
+       * going. Only the acceptors' holds — renewed by its confirmations (B23), kept from a
+       * restart (B24) — keep a rival from being adopted and committing writes that the
+       * leader's lease reads would miss. Alone, and in place (the nemesis waits): a heal or
+       * a partition of another fault would end it early.
+       */
       const rival = Effect.gen(function* () {
         // over by the heal, as every other fault is, waits included: commands invoked after
         // it must not wait for it, and the checks count from `faultMs`
