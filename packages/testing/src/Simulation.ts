@@ -560,7 +560,9 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
         // over by the heal, as every other fault is, waits included: commands invoked after
         // it must not wait for it, and the checks count from `faultMs`
         const settle = 2 * config.timeouts.leaderTimeoutMs
-        const enough = (more: number) => scenario.faultMs - now() >= settle + 300 + more
+        // its partition's shortest length: the rival needs a failure detector's timeout to compete
+        const shortest = 300
+        const enough = (more: number) => scenario.faultMs - now() >= settle + shortest + more
         const skip = (why: string) => Effect.sync(() => note(`rival: skipped (${why})`))
         if (readerDone) return yield* skip("the reader is done: no lease to hold")
         for (let i = 0; i < 100 && background > 0 && enough(10); i++) yield* Effect.sleep(10)
@@ -571,7 +573,7 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
         yield* restartAll
         // a leader settled in (every role back, a few heartbeats), with nothing in flight
         yield* Effect.sleep(settle)
-        for (let i = 0; i < 150 && checker.undecided.size > 0 && scenario.faultMs - now() > 300; i++) {
+        for (let i = 0; i < 150 && checker.undecided.size > 0 && scenario.faultMs - now() > shortest; i++) {
           yield* Effect.sleep(2)
         }
         // the leader that is active, not the one of the highest ballot a scout started
@@ -589,8 +591,8 @@ const body = (scenario: Scenario, options: RunOptions, clock: SimClock.SimClock)
         if (leader === undefined || ballot === undefined) return yield* skip("no active leader")
         if (checker.undecided.size > 0) return yield* skip("commands still in flight")
         const left = scenario.faultMs - now()
-        if (left < 300) return yield* skip("too little of the fault phase left")
-        const ms = Math.min(300 + Math.floor(r() * 900), left)
+        if (left < shortest) return yield* skip("too little of the fault phase left")
+        const ms = Math.min(shortest + Math.floor(r() * 900), left)
         // every leader and replica but the two on the leader's side, spares included (a
         // reconfiguration may have made them members), and every client that writes: the
         // lists are made again after a restart, which starts lease keepers with new names
